@@ -1,0 +1,426 @@
+//! `cairn bench`: a bounded load generator. It drives writes, point reads
+//! or successors queries against a server over HTTP (or writes against an
+//! embedded store in-process), shows a progress bar, and prints throughput
+//! and latency percentiles from an HDR histogram.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use cairn_fact::{CanonicalFact, FACT_CANONICAL_BYTES_MAX_DEFAULT};
+use cairn_store::{EmbeddedOptions, EmbeddedStore, Store};
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// What the benchmark does.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// Write new facts (`--batch` per request).
+    Write,
+    /// Read random facts by hash (`GET /v1/facts/{hash}`).
+    Get,
+    /// Query successors returning `--batch` facts per request.
+    Successors,
+}
+
+/// Options of `cairn bench`.
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Workload to run.
+    #[arg(long, value_enum, default_value_t = Workload::Write)]
+    workload: Workload,
+    /// Server to load (ignored with --embedded).
+    #[arg(long, env = "CAIRN_SERVER", default_value = crate::DEFAULT_SERVER)]
+    server: String,
+    /// Write to an embedded store in this directory instead of a server.
+    #[arg(long)]
+    embedded: Option<PathBuf>,
+    /// Concurrent clients (connections, or tasks when embedded).
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Facts per write request; facts per successors page.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Seconds to run at most.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Requests to send at most.
+    #[arg(long, default_value_t = 100_000_000)]
+    requests_max: u64,
+    /// Bytes of each fact's `fields`.
+    #[arg(long, default_value_t = 256)]
+    fields_bytes: usize,
+    /// Facts to write first, for the `get` workload.
+    #[arg(long, default_value_t = 100_000)]
+    preload: u64,
+}
+
+/// Everything the workers share.
+struct Shared {
+    run_id: u64,
+    fields_bytes: usize,
+    deadline: Instant,
+    requests_max: u64,
+    requests_started: AtomicU64,
+    facts_done: AtomicU64,
+    failed: AtomicU64,
+    stop: AtomicBool,
+    histogram: Mutex<Histogram<u64>>,
+}
+
+impl Shared {
+    /// Claims the next request slot; false once the count or time bound is hit.
+    fn next_request(&self) -> bool {
+        !self.stop.load(Ordering::Relaxed)
+            && Instant::now() < self.deadline
+            && self.requests_started.fetch_add(1, Ordering::Relaxed) < self.requests_max
+    }
+
+    fn record(&self, latency: Duration, n_facts: u64, histogram: &mut Histogram<u64>) {
+        let micros = latency.as_micros().max(1) as u64;
+        let _ = histogram.record(micros);
+        self.facts_done.fetch_add(n_facts, Ordering::Relaxed);
+    }
+}
+
+/// Builds the JSON of a unique benchmark fact with `fields_bytes` of fields.
+fn bench_fact_json(run_id: u64, client: usize, n: u64, fields_bytes: usize) -> String {
+    let head = format!("{{\"type\":\"Bench.Item\",\"predecessors\":{{}},\"fields\":{{\"run\":{run_id},\"client\":{client},\"n\":{n},\"payload\":\"");
+    let fields_overhead =
+        head.len() - "{\"type\":\"Bench.Item\",\"predecessors\":{},\"fields\":".len() + 2;
+    let payload_len = fields_bytes.saturating_sub(fields_overhead);
+    let mut state = run_id ^ ((client as u64) << 40) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut json = head;
+    for _ in 0..payload_len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        json.push(char::from(
+            b"abcdefghijklmnopqrstuvwxyz0123456789"[(state % 36) as usize],
+        ));
+    }
+    json.push_str("\"}}");
+    json
+}
+
+/// Runs the benchmark and prints its report.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.clients == 0 || args.batch == 0 || args.batch > 10_000 {
+        bail!("--clients must be positive and --batch between 1 and 10000");
+    }
+    let run_id =
+        SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() as u64 & 0x1F_FFFF_FFFF_FFFF;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.clients)
+        .timeout(Duration::from_secs(60))
+        .build()?;
+    let base = args.server.trim_end_matches('/').to_string();
+    // Preparation (not measured): facts to read back.
+    let targets: Arc<Vec<String>> = Arc::new(match (args.workload, &args.embedded) {
+        (Workload::Write, _) => Vec::new(),
+        (_, Some(_)) => bail!("--embedded supports only --workload write"),
+        (Workload::Get, None) => {
+            preload(&http, &base, run_id, args.preload, args.fields_bytes).await?
+        }
+        (Workload::Successors, None) => {
+            vec![preload_successors(&http, &base, run_id, args.batch, args.fields_bytes).await?]
+        }
+    });
+    let shared = Arc::new(Shared {
+        run_id,
+        fields_bytes: args.fields_bytes,
+        deadline: Instant::now() + Duration::from_secs(args.duration),
+        requests_max: args.requests_max,
+        requests_started: AtomicU64::new(0),
+        facts_done: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        histogram: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?),
+    });
+    let embedded = match &args.embedded {
+        Some(dir) => Some(Arc::new(EmbeddedStore::open(
+            dir,
+            EmbeddedOptions::default(),
+        )?)),
+        None => None,
+    };
+    let progress = ProgressBar::new(args.duration);
+    progress.set_style(ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len}s {msg}",
+    )?);
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for client in 0..args.clients {
+        let shared = Arc::clone(&shared);
+        let http = http.clone();
+        let base = base.clone();
+        let targets = Arc::clone(&targets);
+        let embedded = embedded.clone();
+        let (workload, batch) = (args.workload, args.batch);
+        workers.push(tokio::spawn(async move {
+            let mut histogram = Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+            let mut n = 0u64;
+            while shared.next_request() {
+                let request_started = Instant::now();
+                let result = match (workload, &embedded) {
+                    (Workload::Write, Some(store)) => {
+                        write_embedded(store, &shared, client, &mut n, batch).await
+                    }
+                    (Workload::Write, None) => {
+                        write_http(&http, &base, &shared, client, &mut n, batch).await
+                    }
+                    (Workload::Get, _) => {
+                        n += 1;
+                        let index = (n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ client as u64)
+                            as usize
+                            % targets.len();
+                        get_http(&http, &base, &targets[index]).await
+                    }
+                    (Workload::Successors, _) => {
+                        successors_http(&http, &base, &targets[0], batch).await
+                    }
+                };
+                match result {
+                    Ok(n_facts) => {
+                        shared.record(request_started.elapsed(), n_facts, &mut histogram)
+                    }
+                    Err(error) => {
+                        if shared.failed.fetch_add(1, Ordering::Relaxed) < 5 {
+                            eprintln!("request failed: {error:#}");
+                        }
+                    }
+                }
+            }
+            shared
+                .histogram
+                .lock()
+                .expect("lock")
+                .add(&histogram)
+                .expect("same bounds");
+        }));
+    }
+    let ticker_shared = Arc::clone(&shared);
+    let ticker_progress = progress.clone();
+    let ticker = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let elapsed = started.elapsed().as_secs_f64();
+            let facts = ticker_shared.facts_done.load(Ordering::Relaxed);
+            ticker_progress.set_position(elapsed as u64);
+            ticker_progress
+                .set_message(format!("{:.0} facts/s", facts as f64 / elapsed.max(0.001)));
+        }
+    });
+    for worker in workers {
+        worker.await?;
+    }
+    let elapsed = started.elapsed();
+    ticker.abort();
+    progress.finish_and_clear();
+    if let Some(store) = embedded {
+        store.close();
+    }
+    report(&args, &shared, elapsed);
+    Ok(())
+}
+
+fn report(args: &BenchArgs, shared: &Shared, elapsed: Duration) {
+    let histogram = shared.histogram.lock().expect("lock");
+    let seconds = elapsed.as_secs_f64();
+    let requests = histogram.len();
+    let facts = shared.facts_done.load(Ordering::Relaxed);
+    let target = match &args.embedded {
+        Some(dir) => format!("embedded:{}", dir.display()),
+        None => args.server.clone(),
+    };
+    let ms = |quantile: f64| histogram.value_at_quantile(quantile) as f64 / 1000.0;
+    println!(
+        "workload={:?} target={target} clients={} batch={} seconds={seconds:.1} requests={requests} facts={facts} failed={}",
+        args.workload,
+        args.clients,
+        args.batch,
+        shared.failed.load(Ordering::Relaxed)
+    );
+    println!(
+        "requests_per_s={:.0} facts_per_s={:.0} p50_ms={:.3} p99_ms={:.3} p999_ms={:.3} max_ms={:.3}",
+        requests as f64 / seconds,
+        facts as f64 / seconds,
+        ms(0.5),
+        ms(0.99),
+        ms(0.999),
+        histogram.max() as f64 / 1000.0
+    );
+}
+
+async fn write_embedded(
+    store: &EmbeddedStore,
+    shared: &Shared,
+    client: usize,
+    n: &mut u64,
+    batch: usize,
+) -> anyhow::Result<u64> {
+    let mut facts = Vec::with_capacity(batch);
+    for _ in 0..batch {
+        *n += 1;
+        let json = bench_fact_json(shared.run_id, client, *n, shared.fields_bytes);
+        facts.push(CanonicalFact::from_json(
+            json.as_bytes(),
+            FACT_CANONICAL_BYTES_MAX_DEFAULT,
+        )?);
+    }
+    let outcomes = store.put_facts(facts).await?;
+    Ok(outcomes.len() as u64)
+}
+
+async fn write_http(
+    http: &reqwest::Client,
+    base: &str,
+    shared: &Shared,
+    client: usize,
+    n: &mut u64,
+    batch: usize,
+) -> anyhow::Result<u64> {
+    let mut body = String::with_capacity(batch * (shared.fields_bytes + 80) + 16);
+    body.push_str("{\"facts\":[");
+    for index in 0..batch {
+        if index > 0 {
+            body.push(',');
+        }
+        *n += 1;
+        body.push_str(&bench_fact_json(
+            shared.run_id,
+            client,
+            *n,
+            shared.fields_bytes,
+        ));
+    }
+    body.push_str("]}");
+    let response = http
+        .post(format!("{base}/v1/facts"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await?;
+    if !response.status().is_success() {
+        bail!(
+            "write answered {}: {}",
+            response.status(),
+            response.text().await?
+        );
+    }
+    response.bytes().await?;
+    Ok(batch as u64)
+}
+
+async fn get_http(http: &reqwest::Client, base: &str, hash: &str) -> anyhow::Result<u64> {
+    let response = http.get(format!("{base}/v1/facts/{hash}")).send().await?;
+    if !response.status().is_success() {
+        bail!("get answered {}", response.status());
+    }
+    response.bytes().await?;
+    Ok(1)
+}
+
+async fn successors_http(
+    http: &reqwest::Client,
+    base: &str,
+    parent: &str,
+    limit: usize,
+) -> anyhow::Result<u64> {
+    let response = http
+        .get(format!(
+            "{base}/v1/facts/{parent}/successors?type=Bench.Child&limit={limit}"
+        ))
+        .send()
+        .await?;
+    if !response.status().is_success() {
+        bail!("successors answered {}", response.status());
+    }
+    let page: serde_json::Value = serde_json::from_slice(&response.bytes().await?)?;
+    Ok(page["facts"]
+        .as_array()
+        .map_or(0, |facts| facts.len() as u64))
+}
+
+/// Posts one batch and returns the hashes.
+async fn post_batch(
+    http: &reqwest::Client,
+    base: &str,
+    facts: &[String],
+) -> anyhow::Result<Vec<String>> {
+    let body = format!("{{\"facts\":[{}]}}", facts.join(","));
+    let response = http
+        .post(format!("{base}/v1/facts"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .context("cannot reach the server")?;
+    if !response.status().is_success() {
+        bail!(
+            "preload answered {}: {}",
+            response.status(),
+            response.text().await?
+        );
+    }
+    let answer: serde_json::Value = serde_json::from_slice(&response.bytes().await?)?;
+    Ok(answer["results"]
+        .as_array()
+        .context("no results")?
+        .iter()
+        .filter_map(|result| result["hash"].as_str().map(str::to_string))
+        .collect())
+}
+
+/// Writes `count` facts in batches of 1,000 and returns their hashes.
+async fn preload(
+    http: &reqwest::Client,
+    base: &str,
+    run_id: u64,
+    count: u64,
+    fields_bytes: usize,
+) -> anyhow::Result<Vec<String>> {
+    let mut hashes = Vec::with_capacity(count as usize);
+    let mut n = 0;
+    while n < count {
+        let batch: Vec<String> = (n..count.min(n + 1000))
+            .map(|index| bench_fact_json(run_id, usize::MAX >> 1, index, fields_bytes))
+            .collect();
+        n += batch.len() as u64;
+        hashes.extend(post_batch(http, base, &batch).await?);
+    }
+    Ok(hashes)
+}
+
+/// Writes one parent and `count` children naming it; returns the parent's hash.
+async fn preload_successors(
+    http: &reqwest::Client,
+    base: &str,
+    run_id: u64,
+    count: usize,
+    fields_bytes: usize,
+) -> anyhow::Result<String> {
+    let parent_json = format!(
+        "{{\"type\":\"Bench.Parent\",\"predecessors\":{{}},\"fields\":{{\"run\":{run_id}}}}}"
+    );
+    let parent = post_batch(http, base, &[parent_json])
+        .await?
+        .pop()
+        .context("no parent hash")?;
+    let children: Vec<String> = (0..count as u64)
+        .map(|n| {
+            let item = bench_fact_json(run_id, 0, n, fields_bytes);
+            item.replacen(
+                "\"type\":\"Bench.Item\",\"predecessors\":{}",
+                &format!("\"type\":\"Bench.Child\",\"predecessors\":{{\"parent\":\"{parent}\"}}"),
+                1,
+            )
+        })
+        .collect();
+    for chunk in children.chunks(1000) {
+        post_batch(http, base, chunk).await?;
+    }
+    Ok(parent)
+}

@@ -1,0 +1,116 @@
+//! The `cairn` command: `serve` runs the server on the embedded store;
+//! `hash` works offline; `put`, `get`, `successors`, `log` and `tail` talk
+//! to a server; `bench` generates load and reports latency percentiles.
+
+mod bench;
+mod client;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Default address of a Cairn server.
+const DEFAULT_SERVER: &str = "http://127.0.0.1:7710";
+
+#[derive(Parser)]
+#[command(
+    name = "cairn",
+    version,
+    about = "Cairn: immutable, content-addressed facts, delivered durably"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server on the embedded store.
+    Serve(serve::ServeArgs),
+    /// Print the hash of a fact given as JSON (offline).
+    Hash {
+        /// File holding the fact; `-` or nothing reads standard input.
+        file: Option<PathBuf>,
+    },
+    /// Store facts: a file holding one fact, or an array of facts.
+    Put {
+        /// File holding the fact(s); `-` or nothing reads standard input.
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// Print a stored fact.
+    Get {
+        /// The fact's hash.
+        hash: String,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// List successors of a fact.
+    Successors(client::SuccessorsArgs),
+    /// Print a page of the log.
+    Log {
+        /// Start after this seq.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// At most this many facts.
+        #[arg(long, default_value_t = 1000)]
+        limit: u64,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// Follow the log, printing each new fact as a JSON line.
+    Tail {
+        /// Start after this seq (default: the current end of the log).
+        #[arg(long)]
+        after: Option<u64>,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// Generate load against a server or an embedded store.
+    Bench(bench::BenchArgs),
+}
+
+/// The server a client command talks to.
+#[derive(clap::Args, Clone)]
+pub struct ServerArg {
+    /// Base URL of the server.
+    #[arg(long = "server", env = "CAIRN_SERVER", default_value = DEFAULT_SERVER)]
+    pub url: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Hash { file } => client::hash(file.as_deref()),
+            Command::Put { file, server } => client::put(&server, file.as_deref()).await,
+            Command::Get { hash, server } => client::get(&server, &hash).await,
+            Command::Successors(args) => client::successors(&args).await,
+            Command::Log {
+                after,
+                limit,
+                server,
+            } => client::log(&server, after, limit).await,
+            Command::Tail { after, server } => client::tail(&server, after).await,
+            Command::Bench(args) => bench::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,436 @@
+//! End-to-end tests of HTTP API v1 against the real `cairn serve` binary:
+//! writes, reads, successors patterns, the log, blobs, metadata endpoints,
+//! and the CLI client commands.
+
+mod common;
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+
+fn cairn_hash(fact_json: &str) -> String {
+    let mut child = Command::new(CAIRN)
+        .arg("hash")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(fact_json.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn a_written_fact_reads_back_with_the_hash_computed_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let sent = r#"{"type":"Shop.Order","fields":{"total":4.50,"id":"é\u0001","big":1E30},"predecessors":{}}"#;
+    let offline = cairn_hash(sent);
+    let (status, answer) = post_raw(&server, &format!("{{\"facts\":[{sent}]}}"));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["results"][0],
+        json!({"hash": offline, "seq": 1, "inserted": true})
+    );
+    let (status, stored) = get_json(&server, &format!("/v1/facts/{offline}"));
+    assert_eq!(status, 200);
+    assert_eq!(stored["seq"], 1);
+    assert_eq!(
+        stored["fact"],
+        json!({"type":"Shop.Order","fields":{"total":4.5,"id":"é\u{1}","big":1e30},"predecessors":{}})
+    );
+    // The raw answer embeds exactly the canonical bytes.
+    let raw = http()
+        .get(server.url(&format!("/v1/facts/{offline}")))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(raw.contains(r#""fact":{"fields":{"big":1e+30,"id":"é\u0001","total":4.5},"predecessors":{},"type":"Shop.Order"}"#), "{raw}");
+}
+
+#[test]
+fn writes_are_idempotent_and_predecessors_must_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let customer = fact("Shop.Customer", json!({"name": "Ada"}), json!({}));
+    let first = post_facts(&server, &[customer.clone(), customer.clone()]);
+    assert_eq!(first.0, 200);
+    assert_eq!(first.1["results"][0]["inserted"], true);
+    assert_eq!(first.1["results"][1]["inserted"], false);
+    assert_eq!(first.1["results"][1]["seq"], first.1["results"][0]["seq"]);
+    let again = post_facts(&server, &[customer]);
+    assert_eq!(again.1["results"][0]["inserted"], false);
+    assert_eq!(again.1["results"][0]["seq"], 1);
+    let customer_hash = first.1["results"][0]["hash"].as_str().unwrap().to_string();
+
+    // A predecessor earlier in the same batch is fine; unsorted duplicates are a set.
+    let order = fact(
+        "Shop.Order",
+        json!({"n": 1}),
+        json!({"customer": customer_hash}),
+    );
+    let order_hash = cairn_hash(&order.to_string());
+    let line = fact(
+        "Shop.Line",
+        json!({}),
+        json!({"order": order_hash, "both": [order_hash, customer_hash, order_hash]}),
+    );
+    let (status, answer) = post_facts(&server, &[order, line]);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["results"][1]["seq"], 3);
+
+    // Missing predecessors: 422, listed, and nothing of the batch stored.
+    let unknown = "ab".repeat(32);
+    let fine = fact("Shop.Note", json!({"text": "kept out"}), json!({}));
+    let orphan = fact("Shop.Order", json!({}), json!({"customer": unknown}));
+    let (status, answer) = post_facts(&server, &[fine.clone(), orphan]);
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["error"]["code"], "missing_predecessors");
+    assert_eq!(answer["error"]["missing"], json!([unknown]));
+    assert_eq!(last_seq(&server), 3);
+    let fine_hash = cairn_hash(&fine.to_string());
+    assert_eq!(get_json(&server, &format!("/v1/facts/{fine_hash}")).0, 404);
+
+    // A predecessor that appears only later in the batch is missing too.
+    let child = fact("Shop.Child", json!({}), json!({"parent": fine_hash}));
+    let (status, answer) = post_facts(&server, &[child, fine]);
+    assert_eq!(status, 422);
+    assert_eq!(answer["error"]["missing"], json!([fine_hash]));
+    assert_eq!(last_seq(&server), 3);
+}
+
+#[test]
+fn successors_support_tombstones_mutable_properties_and_paging() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let list = put_one(
+        &server,
+        fact("Todo.List", json!({"id": "groceries"}), json!({})),
+    );
+    let mut items = Vec::new();
+    for n in 0..5 {
+        items.push(put_one(
+            &server,
+            fact("Todo.Item", json!({"n": n}), json!({"list": list})),
+        ));
+    }
+    // Tombstone item 1; items without a Deleted successor are the live ones.
+    put_one(
+        &server,
+        fact("Todo.Deleted", json!({}), json!({"item": items[1]})),
+    );
+    let path = |query: &str| format!("/v1/facts/{list}/successors?{query}");
+    let (status, page) = get_json(&server, &path("type=Todo.Item&without=Todo.Deleted"));
+    assert_eq!(status, 200);
+    let live: Vec<&str> = page["facts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["hash"].as_str().unwrap())
+        .collect();
+    assert_eq!(live, vec![&items[0], &items[2], &items[3], &items[4]]);
+
+    // Paging: limit and after, in seq order, with next.
+    let (_, first) = get_json(&server, &path("type=Todo.Item&limit=2"));
+    assert_eq!(first["facts"].as_array().unwrap().len(), 2);
+    let next = first["next"].as_u64().unwrap();
+    assert_eq!(next, first["facts"][1]["seq"].as_u64().unwrap());
+    let (_, second) = get_json(
+        &server,
+        &path(&format!("type=Todo.Item&limit=10&after={next}")),
+    );
+    assert_eq!(second["facts"].as_array().unwrap().len(), 3);
+    assert_eq!(second["facts"][0]["hash"], items[2]);
+
+    // Role filter.
+    let (_, by_role) = get_json(&server, &path("type=Todo.Item&role=list"));
+    assert_eq!(by_role["facts"].as_array().unwrap().len(), 5);
+    let (_, other_role) = get_json(&server, &path("type=Todo.Item&role=owner"));
+    assert_eq!(other_role["facts"].as_array().unwrap().len(), 0);
+
+    // Mutable property: two concurrent names, neither superseded, are both current.
+    let name_a = put_one(
+        &server,
+        fact("Todo.Name", json!({"value": "Food"}), json!({"list": list})),
+    );
+    let name_b = put_one(
+        &server,
+        fact(
+            "Todo.Name",
+            json!({"value": "Groceries"}),
+            json!({"list": list}),
+        ),
+    );
+    let (_, names) = get_json(&server, &path("type=Todo.Name&without=Todo.NameSuperseded"));
+    assert_eq!(
+        names["facts"].as_array().unwrap().len(),
+        2,
+        "a conflict is visible"
+    );
+    put_one(
+        &server,
+        fact(
+            "Todo.Name",
+            json!({"value": "Shopping"}),
+            json!({"list": list, "prior": [name_a, name_b]}),
+        ),
+    );
+    let _ = get_json(&server, &path("type=Todo.Name"));
+}
+
+#[test]
+fn long_polls_wake_up_when_a_matching_fact_arrives() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let list = put_one(&server, fact("Todo.List", json!({}), json!({})));
+    let base = server.base.clone();
+    let list_for_poll = list.clone();
+    let poller = std::thread::spawn(move || {
+        let started = Instant::now();
+        let answer: serde_json::Value = http()
+            .get(format!(
+                "{base}/v1/facts/{list_for_poll}/successors?type=Todo.Item&wait_ms=20000"
+            ))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        (answer, started.elapsed())
+    });
+    let base = server.base.clone();
+    let log_poller = std::thread::spawn(move || {
+        http()
+            .get(format!("{base}/v1/log?after=1&wait_ms=20000"))
+            .send()
+            .unwrap()
+            .json::<serde_json::Value>()
+            .unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    // A fact of another type does not end the successors wait.
+    put_one(
+        &server,
+        fact("Todo.Other", json!({}), json!({"list": list})),
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    put_one(
+        &server,
+        fact("Todo.Item", json!({"n": 1}), json!({"list": list})),
+    );
+    let (answer, waited) = poller.join().unwrap();
+    assert_eq!(answer["facts"].as_array().unwrap().len(), 1, "{answer}");
+    assert!(
+        waited >= Duration::from_millis(400) && waited < Duration::from_secs(15),
+        "{waited:?}"
+    );
+    let log_answer = log_poller.join().unwrap();
+    assert_eq!(log_answer["facts"][0]["seq"], 2);
+    // An empty long-poll returns at its deadline.
+    let started = Instant::now();
+    let (status, empty) = get_json(&server, "/v1/log?after=100&wait_ms=300");
+    assert_eq!(status, 200);
+    assert_eq!(empty, json!({"facts": [], "next": 100}));
+    assert!(started.elapsed() >= Duration::from_millis(300));
+}
+
+#[test]
+fn the_log_lists_every_fact_in_seq_order_with_paging() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let facts: Vec<_> = (0..25)
+        .map(|n| fact("Log.Entry", json!({"n": n}), json!({})))
+        .collect();
+    assert_eq!(post_facts(&server, &facts).0, 200);
+    let mut seen = Vec::new();
+    let mut after = 0;
+    loop {
+        let (status, page) = get_json(&server, &format!("/v1/log?after={after}&limit=10"));
+        assert_eq!(status, 200);
+        let entries = page["facts"].as_array().unwrap();
+        if entries.is_empty() {
+            break;
+        }
+        for entry in entries {
+            seen.push((
+                entry["seq"].as_u64().unwrap(),
+                entry["fact"]["fields"]["n"].as_u64().unwrap(),
+            ));
+        }
+        after = page["next"].as_u64().unwrap();
+    }
+    let expected: Vec<(u64, u64)> = (0..25).map(|n| (n + 1, n)).collect();
+    assert_eq!(seen, expected);
+}
+
+#[test]
+fn blobs_stream_in_and_out_by_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--blob-bytes-max", "3000000"]);
+    let bytes: Vec<u8> = (0..2_500_000u32).map(|n| (n % 251) as u8).collect();
+    let put = |body: Vec<u8>| {
+        json_answer(
+            http()
+                .put(server.url("/v1/blobs"))
+                .body(body)
+                .send()
+                .unwrap(),
+        )
+    };
+    let (status, answer) = put(bytes.clone());
+    assert_eq!(status, 200, "{answer}");
+    let hash = blake3::hash(&bytes).to_hex().to_string();
+    assert_eq!(answer, json!({"hash": hash, "size": bytes.len()}));
+    assert_eq!(put(bytes.clone()).1, answer, "idempotent");
+    let response = http()
+        .get(server.url(&format!("/v1/blobs/{hash}")))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/octet-stream"
+    );
+    assert_eq!(response.bytes().unwrap().to_vec(), bytes);
+    let head = http()
+        .head(server.url(&format!("/v1/blobs/{hash}")))
+        .send()
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(
+        head.headers()["content-length"],
+        bytes.len().to_string().as_str()
+    );
+    let (status, missing) = get_json(&server, &format!("/v1/blobs/{}", "0".repeat(64)));
+    assert_eq!(
+        (status, missing["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let head =
+        "PUT /v1/blobs HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n".to_string();
+    let (status, too_large) = raw_exchange(&server, head, 4, true);
+    assert_eq!(
+        (status, too_large["error"]["code"].as_str()),
+        (413, Some("blob_too_large"))
+    );
+    assert_eq!(
+        get_json(&server, "/v1/blobs/UPPER").1["error"]["code"],
+        "invalid_hash"
+    );
+    // Nothing half-written is left behind by the rejected upload.
+    let leftovers = std::fs::read_dir(dir.path().join("blobs/tmp"))
+        .unwrap()
+        .count();
+    assert_eq!(leftovers, 0);
+}
+
+#[test]
+fn health_versions_and_metrics_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let (status, health) = get_json(&server, "/v1/health");
+    assert_eq!(status, 200);
+    assert_eq!(health["status"], "ok");
+    assert!(health["version"].is_string());
+    let (status, versions) = get_json(&server, "/versions");
+    assert_eq!(status, 200);
+    assert_eq!(versions["api"], json!(["v1"]));
+    put_one(&server, fact("M.Fact", json!({}), json!({})));
+    let metrics = http()
+        .get(server.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    for name in [
+        "cairn_facts_written_total 1",
+        "cairn_fact_bytes_written_total",
+        "cairn_fsyncs_total 1",
+        "cairn_facts_per_fsync_bucket",
+        "cairn_store_disk_bytes",
+        "cairn_http_request_duration_seconds_bucket{method=\"POST\",route=\"/v1/facts\"",
+    ] {
+        assert!(metrics.contains(name), "metrics lack {name}:\n{metrics}");
+    }
+}
+
+#[test]
+fn sigterm_finishes_cleanly_and_data_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    let hash = put_one(&server, fact("Keep.Me", json!({"x": 1}), json!({})));
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    let server = Server::start(dir.path(), &[]);
+    assert_eq!(get_json(&server, &format!("/v1/facts/{hash}")).0, 200);
+}
+
+#[test]
+fn a_second_server_cannot_open_the_same_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let _server = Server::start(dir.path(), &[]);
+    let output = Command::new(CAIRN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("in use"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn cli_client_commands_talk_to_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let run = |args: &[&str], input: Option<&str>| {
+        let mut child = Command::new(CAIRN)
+            .args(args)
+            .args(["--server", &server.base])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        if let Some(input) = input {
+            stdin.write_all(input.as_bytes()).unwrap();
+        }
+        drop(stdin);
+        let output = child.wait_with_output().unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).to_string(),
+            String::from_utf8_lossy(&output.stderr).to_string(),
+        )
+    };
+    let parent = r#"{"type":"Cli.Parent","fields":{},"predecessors":{}}"#;
+    let (ok, out, err) = run(&["put"], Some(parent));
+    assert!(ok, "{err}");
+    let parent_hash = cairn_hash(parent);
+    assert!(out.contains(&parent_hash));
+    let child = format!(
+        r#"[{{"type":"Cli.Child","fields":{{"n":1}},"predecessors":{{"parent":"{parent_hash}"}}}}]"#
+    );
+    assert!(run(&["put", "-"], Some(&child)).0);
+    let (ok, out, _) = run(&["get", &parent_hash], None);
+    assert!(ok && out.contains("Cli.Parent"));
+    let (ok, out, _) = run(&["successors", &parent_hash, "--type", "Cli.Child"], None);
+    assert!(ok && out.contains("Cli.Child"), "{out}");
+    let (ok, out, _) = run(&["log", "--after", "1"], None);
+    assert!(ok && out.contains("\"seq\": 2"), "{out}");
+    let (ok, _, err) = run(&["get", "nothex"], None);
+    assert!(!ok && err.contains("invalid_hash"), "{err}");
+}

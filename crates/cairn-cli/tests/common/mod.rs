@@ -1,0 +1,238 @@
+//! Test support: starts the real `cairn` binary on a free loopback port in
+//! its own data directory, and stops only that process, by PID.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Path of the binary under test.
+pub const CAIRN: &str = env!("CARGO_BIN_EXE_cairn");
+
+/// A running `cairn serve`.
+pub struct Server {
+    child: Option<Child>,
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub base: String,
+    /// Data directory.
+    pub data: PathBuf,
+}
+
+impl Server {
+    /// Starts `cairn serve --data DATA --listen 127.0.0.1:0 EXTRA...` and
+    /// waits until it listens.
+    pub fn start(data: &Path, extra_args: &[&str]) -> Server {
+        let mut child = Command::new(CAIRN)
+            .arg("serve")
+            .arg("--data")
+            .arg(data)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra_args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cairn binary starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (address_sender, address_receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut address_sender = Some(address_sender);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if std::env::var_os("CAIRN_TEST_VERBOSE").is_some() {
+                    eprintln!("[server] {line}");
+                }
+                if let Some(position) = line.find("listening on http://") {
+                    let address = line[position + "listening on ".len()..].trim().to_string();
+                    if let Some(sender) = address_sender.take() {
+                        let _ = sender.send(address);
+                    }
+                }
+            }
+        });
+        let base = address_receiver
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server reports its address within 30 s");
+        Server {
+            child: Some(child),
+            base,
+            data: data.to_path_buf(),
+        }
+    }
+
+    /// The PID of the server process.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// `kill -9` and reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status (bounded).
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        for _ in 0..600 {
+            if let Some(status) = child.try_wait().expect("wait works") {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        panic!("the server did not exit within 30 s of SIGTERM");
+    }
+
+    /// URL of a path on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A blocking HTTP client with a timeout.
+pub fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client builds")
+}
+
+/// Posts `{"facts": facts}` and returns status and JSON answer.
+pub fn post_facts(server: &Server, facts: &[serde_json::Value]) -> (u16, serde_json::Value) {
+    post_raw(server, &serde_json::json!({ "facts": facts }).to_string())
+}
+
+/// Posts a raw body as JSON and returns status and JSON answer.
+pub fn post_raw(server: &Server, body: &str) -> (u16, serde_json::Value) {
+    let response = http()
+        .post(server.url("/v1/facts"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .expect("server answers");
+    json_answer(response)
+}
+
+/// GETs a path and returns status and JSON answer.
+pub fn get_json(server: &Server, path: &str) -> (u16, serde_json::Value) {
+    json_answer(http().get(server.url(path)).send().expect("server answers"))
+}
+
+/// Status and parsed JSON body of a response.
+pub fn json_answer(response: reqwest::blocking::Response) -> (u16, serde_json::Value) {
+    let status = response.status().as_u16();
+    let text = response.text().expect("body reads");
+    let value = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("answer with status {status} is not JSON: {text:?}"));
+    (status, value)
+}
+
+/// A fact value.
+pub fn fact(
+    type_name: &str,
+    fields: serde_json::Value,
+    predecessors: serde_json::Value,
+) -> serde_json::Value {
+    serde_json::json!({ "type": type_name, "fields": fields, "predecessors": predecessors })
+}
+
+/// The hash of the first result of a successful write.
+pub fn put_one(server: &Server, value: serde_json::Value) -> String {
+    let (status, answer) = post_facts(server, &[value]);
+    assert_eq!(status, 200, "write failed: {answer}");
+    answer["results"][0]["hash"]
+        .as_str()
+        .expect("hash")
+        .to_string()
+}
+
+/// The highest seq in the store, read from the log.
+pub fn last_seq(server: &Server) -> u64 {
+    let mut after = 0;
+    loop {
+        let (status, page) = get_json(server, &format!("/v1/log?after={after}&limit=10000"));
+        assert_eq!(status, 200);
+        let next = page["next"].as_u64().expect("next");
+        if next == after {
+            return after;
+        }
+        after = next;
+    }
+}
+
+/// Sends a request over a raw socket, writing the body from another thread
+/// (ignoring write errors, since the server may answer and close before the
+/// body is complete), and returns the status and body of the answer.
+pub fn raw_exchange(
+    server: &Server,
+    head: String,
+    body_chunks: usize,
+    chunked: bool,
+) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let address = server.base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let chunk = vec![b' '; 1024 * 1024];
+        for _ in 0..body_chunks {
+            let result = if chunked {
+                writer
+                    .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                    .and_then(|()| writer.write_all(&chunk))
+                    .and_then(|()| writer.write_all(b"\r\n"))
+            } else {
+                writer.write_all(&chunk)
+            };
+            if result.is_err() {
+                return;
+            }
+        }
+    });
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buffer[..n]),
+        }
+        if let Some(end) = answer.windows(4).position(|window| window == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&answer[..end]).to_string();
+            let length: usize = head
+                .lines()
+                .find_map(|line| {
+                    line.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if answer.len() >= end + 4 + length {
+                let status = head[9..12].parse().unwrap();
+                let body = serde_json::from_slice(&answer[end + 4..end + 4 + length]).unwrap();
+                drop(stream);
+                let _ = sender.join();
+                return (status, body);
+            }
+        }
+    }
+    panic!("no complete answer: {:?}", String::from_utf8_lossy(&answer));
+}

@@ -1,0 +1,185 @@
+//! The RFC 8785 (JSON Canonicalization Scheme) serialization of a [`Value`]:
+//! no whitespace, object members sorted by the UTF-16 code units of their
+//! keys, strings escaped as ECMAScript's `JSON.stringify` escapes them, and
+//! numbers written as ECMAScript writes them. A fact's hash is taken over
+//! these bytes, so every client must produce them byte for byte.
+
+use std::cmp::Ordering;
+
+use crate::canonical_number::write_canonical_number;
+use crate::Value;
+
+const HEX_DIGITS_LOWERCASE: &[u8; 16] = b"0123456789abcdef";
+
+/// Appends the RFC 8785 canonical form of `value` to `out`.
+///
+/// Recursion follows the nesting of `value`, which the parser bounds (see
+/// [`crate::JSON_DEPTH_MAX`]). Object keys are assumed unique, as the parser
+/// guarantees; non-finite numbers, which no parsed value holds, are written
+/// as `null`.
+pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(number) => write_canonical_number(*number, out),
+        Value::String(text) => write_canonical_string(text, out),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (item_idx, item) in items.iter().enumerate() {
+                if item_idx > 0 {
+                    out.push(b',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(b']');
+        }
+        Value::Object(members) => write_canonical_object(members, out),
+    }
+}
+
+/// Returns the RFC 8785 canonical form of `value`.
+pub fn to_canonical(value: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+/// Appends the canonical form of an object with these members, sorting
+/// them by key without moving them.
+pub(crate) fn write_canonical_object(members: &[(String, Value)], out: &mut Vec<u8>) {
+    let mut sorted_members: Vec<&(String, Value)> = members.iter().collect();
+    sorted_members.sort_by(|left, right| compare_utf16_code_units(&left.0, &right.0));
+    out.push(b'{');
+    for (member_idx, (key, member_value)) in sorted_members.into_iter().enumerate() {
+        if member_idx > 0 {
+            out.push(b',');
+        }
+        write_canonical_string(key, out);
+        out.push(b':');
+        write_canonical(member_value, out);
+    }
+    out.push(b'}');
+}
+
+/// Orders strings by their UTF-16 code units, as RFC 8785 requires. This
+/// differs from UTF-8 byte order (which is code point order) only between
+/// characters above U+FFFF, whose surrogates start at 0xD800, and characters
+/// U+E000 to U+FFFF.
+pub(crate) fn compare_utf16_code_units(left: &str, right: &str) -> Ordering {
+    if left.is_ascii() && right.is_ascii() {
+        return left.as_bytes().cmp(right.as_bytes());
+    }
+    left.encode_utf16().cmp(right.encode_utf16())
+}
+
+/// Appends `text` as a canonical JSON string: `"` and `\` escaped with a
+/// backslash, the control characters with a short escape where JSON has one
+/// and `\u00xx` (lowercase hex) otherwise, and every other character as its
+/// UTF-8 bytes.
+pub(crate) fn write_canonical_string(text: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    let bytes = text.as_bytes();
+    let mut run_start = 0;
+    for (byte_idx, &byte) in bytes.iter().enumerate() {
+        let short_escape: &[u8] = match byte {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x00..=0x1f => &[],
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[run_start..byte_idx]);
+        run_start = byte_idx + 1;
+        if short_escape.is_empty() {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX_DIGITS_LOWERCASE[usize::from(byte >> 4)]);
+            out.push(HEX_DIGITS_LOWERCASE[usize::from(byte & 0x0f)]);
+        } else {
+            out.extend_from_slice(short_escape);
+        }
+    }
+    out.extend_from_slice(&bytes[run_start..]);
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{parse_json, JSON_DEPTH_MAX};
+
+    fn canonical_text(json: &str) -> String {
+        let value = parse_json(json.as_bytes(), JSON_DEPTH_MAX).unwrap();
+        String::from_utf8(to_canonical(&value)).unwrap()
+    }
+
+    #[test]
+    fn removes_whitespace_and_sorts_members() {
+        assert_eq!(
+            canonical_text(" { \"b\" : [ 1 , 2 ] , \"a\" : { \"d\" : null , \"c\" : true } } "),
+            r#"{"a":{"c":true,"d":null},"b":[1,2]}"#
+        );
+        assert_eq!(canonical_text("[]"), "[]");
+        assert_eq!(canonical_text("{}"), "{}");
+        assert_eq!(canonical_text("false"), "false");
+    }
+
+    #[test]
+    fn sorts_keys_by_utf16_code_units_not_utf8_bytes() {
+        // U+E000 is one code unit 0xE000; U+1F600 is the surrogates
+        // 0xD83D 0xDE00, which sort first in UTF-16 but last in UTF-8.
+        assert_eq!(
+            canonical_text(r#"{"\ue000":1,"\ud83d\ude00":2,"a":3,"\u00e9":4}"#),
+            "{\"a\":3,\"\u{e9}\":4,\"\u{1f600}\":2,\"\u{e000}\":1}"
+        );
+        assert_eq!(
+            compare_utf16_code_units("\u{1f600}", "\u{e000}"),
+            Ordering::Less
+        );
+        assert_eq!(
+            compare_utf16_code_units("\u{1f600}", "\u{d7ff}"),
+            Ordering::Greater
+        );
+        assert_eq!(compare_utf16_code_units("a", "ab"), Ordering::Less);
+        assert_eq!(compare_utf16_code_units("B", "a"), Ordering::Less);
+        assert_eq!(compare_utf16_code_units("", ""), Ordering::Equal);
+    }
+
+    #[test]
+    fn escapes_strings_like_json_stringify() {
+        let all_controls: String = (0u8..0x20).map(char::from).collect();
+        let mut out = Vec::new();
+        write_canonical_string(&all_controls, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\"\\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r\
+             \\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\
+             \\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\""
+        );
+        assert_eq!(
+            canonical_text(r#""q\" b\\ s\/ del\u007f é\u00e9 €\u20ac 😂\ud83d\ude02 \u2028""#),
+            "\"q\\\" b\\\\ s/ del\u{7f} éé €€ 😂😂 \u{2028}\""
+        );
+    }
+
+    #[test]
+    fn keeps_input_members_in_place() {
+        let value = parse_json(br#"{"z":1,"a":2}"#, JSON_DEPTH_MAX).unwrap();
+        assert_eq!(to_canonical(&value), br#"{"a":2,"z":1}"#);
+        assert_eq!(value.as_object().unwrap()[0].0, "z");
+    }
+
+    #[test]
+    fn appends_to_existing_output() {
+        let mut out = b"prefix:".to_vec();
+        write_canonical(
+            &Value::Array(vec![Value::Number(-0.0), Value::Number(1e21)]),
+            &mut out,
+        );
+        assert_eq!(out, b"prefix:[0,1e+21]");
+    }
+}

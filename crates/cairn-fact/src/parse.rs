@@ -1,0 +1,807 @@
+//! The strict JSON parser. It is written by hand, not taken from a general
+//! JSON library, because a fact's identity depends on every detail of how
+//! its text is read: which numbers are accepted, how escapes and surrogates
+//! decode, that duplicate keys are refused rather than silently merged, and
+//! that nesting is bounded without recursion (a megabyte of `[` must be an
+//! error, not a stack overflow).
+//!
+//! It works on bytes with an index, validates UTF-8 once up front, and keeps
+//! the open arrays and objects on an explicit heap stack.
+
+use crate::canonical_number::is_beyond_safe_integer_notation;
+use crate::excerpt::excerpt;
+use crate::limits::INTEGER_LITERAL_MAGNITUDE_MAX;
+use crate::{JsonError, Value};
+
+/// Longest excerpt of a rejected integer literal quoted back in an error.
+const LITERAL_EXCERPT_CHARS_MAX: usize = 40;
+
+/// Number of decimal digits of the largest accepted integer literal,
+/// 9007199254740991; any longer literal (leading zeros being forbidden) is
+/// out of range.
+const INTEGER_LITERAL_DIGITS_MAX: usize = 16;
+
+const _: () = assert!(INTEGER_LITERAL_MAGNITUDE_MAX == 9_007_199_254_740_991);
+
+/// Parses one JSON document (RFC 8259, strictly) from `bytes`.
+///
+/// Rejects invalid UTF-8, any deviation from the grammar (trailing commas,
+/// comments, leading zeros, `NaN`, text after the value, whitespace other
+/// than space, tab, line feed and carriage return), raw control characters
+/// in strings, unpaired surrogate escapes, duplicate object keys, nesting of
+/// arrays and objects deeper than `depth_max`, numbers too large to be
+/// finite doubles, integer literals beyond ±(2^53−1), and numbers written
+/// any other way whose canonical form would be such an integer (magnitudes
+/// from 2^53 to below 1e21, such as `1e20` or `9007199254740993.0`), so that
+/// every canonical form this crate writes parses again.
+pub fn parse_json(bytes: &[u8], depth_max: usize) -> Result<Value, JsonError> {
+    let text = std::str::from_utf8(bytes).map_err(|error| JsonError::InvalidUtf8 {
+        offset: error.valid_up_to(),
+    })?;
+    let mut parser = Parser {
+        text,
+        bytes,
+        position: 0,
+        depth_max,
+    };
+    parser.parse_document()
+}
+
+/// An array or object whose closing bracket has not been reached yet.
+enum OpenContainer {
+    Array(Vec<Value>),
+    Object {
+        members: Vec<(String, Value)>,
+        /// Key of the member whose value is being parsed.
+        pending_key: String,
+    },
+}
+
+/// The parser's cursor over the input. `position` always lies on a
+/// character boundary of `text`, because it only ever steps over ASCII
+/// bytes or over whole string contents.
+struct Parser<'input> {
+    text: &'input str,
+    bytes: &'input [u8],
+    position: usize,
+    depth_max: usize,
+}
+
+impl Parser<'_> {
+    /// Parses the whole input as one value followed only by whitespace.
+    fn parse_document(&mut self) -> Result<Value, JsonError> {
+        let mut open_containers: Vec<OpenContainer> = Vec::new();
+        'next_value: loop {
+            self.skip_whitespace();
+            let mut value = match self.peek() {
+                Some(b'[') => {
+                    self.enter_container(open_containers.len())?;
+                    if self.peek() == Some(b']') {
+                        self.position += 1;
+                        Value::Array(Vec::new())
+                    } else {
+                        open_containers.push(OpenContainer::Array(Vec::new()));
+                        continue 'next_value;
+                    }
+                }
+                Some(b'{') => {
+                    self.enter_container(open_containers.len())?;
+                    if self.peek() == Some(b'}') {
+                        self.position += 1;
+                        Value::Object(Vec::new())
+                    } else {
+                        let pending_key = self.parse_member_key()?;
+                        open_containers.push(OpenContainer::Object {
+                            members: Vec::new(),
+                            pending_key,
+                        });
+                        continue 'next_value;
+                    }
+                }
+                _ => self.parse_scalar()?,
+            };
+            // A value is complete: hand it to its container, closing every
+            // container that ends right after it.
+            loop {
+                self.skip_whitespace();
+                let Some(container) = open_containers.pop() else {
+                    if self.position != self.bytes.len() {
+                        return Err(self.syntax_error("unexpected text after the JSON value"));
+                    }
+                    return Ok(value);
+                };
+                match container {
+                    OpenContainer::Array(mut items) => {
+                        items.push(value);
+                        match self.peek() {
+                            Some(b',') => {
+                                self.position += 1;
+                                open_containers.push(OpenContainer::Array(items));
+                                continue 'next_value;
+                            }
+                            Some(b']') => {
+                                self.position += 1;
+                                value = Value::Array(items);
+                            }
+                            _ => {
+                                return Err(
+                                    self.syntax_error("expected ',' or ']' after an array item")
+                                )
+                            }
+                        }
+                    }
+                    OpenContainer::Object {
+                        mut members,
+                        pending_key,
+                    } => {
+                        members.push((pending_key, value));
+                        match self.peek() {
+                            Some(b',') => {
+                                self.position += 1;
+                                self.skip_whitespace();
+                                let pending_key = self.parse_member_key()?;
+                                open_containers.push(OpenContainer::Object {
+                                    members,
+                                    pending_key,
+                                });
+                                continue 'next_value;
+                            }
+                            Some(b'}') => {
+                                self.position += 1;
+                                reject_duplicate_keys(&members)?;
+                                value = Value::Object(members);
+                            }
+                            _ => {
+                                return Err(
+                                    self.syntax_error("expected ',' or '}' after an object member")
+                                )
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Steps over the opening bracket of a container nested inside
+    /// `depth_open` others, refusing it when it would be too deep, and over
+    /// the whitespace after it.
+    fn enter_container(&mut self, depth_open: usize) -> Result<(), JsonError> {
+        if depth_open >= self.depth_max {
+            return Err(JsonError::TooDeep {
+                depth_max: self.depth_max,
+            });
+        }
+        self.position += 1;
+        self.skip_whitespace();
+        Ok(())
+    }
+
+    /// Parses an object member's key and the colon after it.
+    fn parse_member_key(&mut self) -> Result<String, JsonError> {
+        if self.peek() != Some(b'"') {
+            return Err(self.syntax_error("expected a string as an object key"));
+        }
+        let key = self.parse_string()?;
+        self.skip_whitespace();
+        if self.peek() != Some(b':') {
+            return Err(self.syntax_error("expected ':' after an object key"));
+        }
+        self.position += 1;
+        Ok(key)
+    }
+
+    /// Parses a string, number or literal starting at the cursor.
+    fn parse_scalar(&mut self) -> Result<Value, JsonError> {
+        match self.peek() {
+            Some(b'"') => Ok(Value::String(self.parse_string()?)),
+            Some(b't') => self.parse_literal("true", Value::Bool(true)),
+            Some(b'f') => self.parse_literal("false", Value::Bool(false)),
+            Some(b'n') => self.parse_literal("null", Value::Null),
+            Some(b'-' | b'0'..=b'9') => self.parse_number(),
+            Some(_) => Err(self.syntax_error("expected a JSON value")),
+            None => Err(self.syntax_error("unexpected end of input, expected a JSON value")),
+        }
+    }
+
+    fn parse_literal(&mut self, literal: &str, value: Value) -> Result<Value, JsonError> {
+        if self.bytes[self.position..].starts_with(literal.as_bytes()) {
+            self.position += literal.len();
+            Ok(value)
+        } else {
+            Err(self.syntax_error(&format!("expected the literal {literal}")))
+        }
+    }
+
+    /// Parses a string whose opening quote is at the cursor.
+    fn parse_string(&mut self) -> Result<String, JsonError> {
+        self.position += 1;
+        // Text is copied in runs between escapes; `decoded` stays empty (and
+        // unallocated) for the common string without escapes, since every
+        // escape adds at least one character to it.
+        let mut decoded = String::new();
+        let mut run_start = self.position;
+        loop {
+            let run_length = self.bytes[self.position..]
+                .iter()
+                .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20);
+            let Some(run_length) = run_length else {
+                self.position = self.bytes.len();
+                return Err(self.syntax_error("unterminated string"));
+            };
+            // The byte found is ASCII, so it sits on a character boundary.
+            self.position += run_length;
+            match self.bytes[self.position] {
+                b'"' => {
+                    let run = &self.text[run_start..self.position];
+                    self.position += 1;
+                    if decoded.is_empty() {
+                        return Ok(run.to_owned());
+                    }
+                    decoded.push_str(run);
+                    return Ok(decoded);
+                }
+                b'\\' => {
+                    decoded.push_str(&self.text[run_start..self.position]);
+                    self.parse_escape(&mut decoded)?;
+                    run_start = self.position;
+                }
+                control => {
+                    return Err(self.syntax_error(&format!(
+                        "the control character U+{control:04X} must be escaped inside a string"
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Decodes the escape whose backslash is at the cursor into `decoded`.
+    fn parse_escape(&mut self, decoded: &mut String) -> Result<(), JsonError> {
+        let escape_offset = self.position;
+        let short_escape = match self.bytes.get(escape_offset + 1) {
+            Some(b'"') => '"',
+            Some(b'\\') => '\\',
+            Some(b'/') => '/',
+            Some(b'b') => '\u{8}',
+            Some(b'f') => '\u{c}',
+            Some(b'n') => '\n',
+            Some(b'r') => '\r',
+            Some(b't') => '\t',
+            Some(b'u') => {
+                let character = self.parse_unicode_escape()?;
+                decoded.push(character);
+                return Ok(());
+            }
+            Some(_) => {
+                self.position += 1;
+                return Err(self.syntax_error("invalid escape sequence in a string"));
+            }
+            None => {
+                self.position = self.bytes.len();
+                return Err(self.syntax_error("unterminated string"));
+            }
+        };
+        decoded.push(short_escape);
+        self.position += 2;
+        Ok(())
+    }
+
+    /// Decodes a `\uXXXX` escape at the cursor, combined with the low
+    /// surrogate escape that must follow a high surrogate one.
+    fn parse_unicode_escape(&mut self) -> Result<char, JsonError> {
+        let escape_offset = self.position;
+        let code_unit = self.parse_hex4(escape_offset + 2)?;
+        self.position = escape_offset + 6;
+        let code_point = match code_unit {
+            0xD800..=0xDBFF => {
+                if !self.bytes[self.position..].starts_with(b"\\u") {
+                    return Err(JsonError::LoneSurrogate {
+                        offset: escape_offset,
+                    });
+                }
+                let low_code_unit = self.parse_hex4(self.position + 2)?;
+                if !(0xDC00..=0xDFFF).contains(&low_code_unit) {
+                    return Err(JsonError::LoneSurrogate {
+                        offset: escape_offset,
+                    });
+                }
+                self.position += 6;
+                0x10000 + ((code_unit - 0xD800) << 10) + (low_code_unit - 0xDC00)
+            }
+            0xDC00..=0xDFFF => {
+                return Err(JsonError::LoneSurrogate {
+                    offset: escape_offset,
+                })
+            }
+            _ => code_unit,
+        };
+        // Every value outside the surrogate range is a Unicode scalar value.
+        char::from_u32(code_point).ok_or(JsonError::LoneSurrogate {
+            offset: escape_offset,
+        })
+    }
+
+    /// Reads four hexadecimal digits (either case) starting at `offset`.
+    fn parse_hex4(&self, offset: usize) -> Result<u32, JsonError> {
+        let digits = self.bytes.get(offset..offset + 4).unwrap_or(&[]);
+        let mut code_unit = 0u32;
+        for &digit in digits {
+            let digit_value = char::from(digit)
+                .to_digit(16)
+                .ok_or_else(|| JsonError::Syntax {
+                    offset,
+                    message: "expected four hexadecimal digits after \\u".to_string(),
+                })?;
+            code_unit = code_unit * 16 + digit_value;
+        }
+        if digits.len() != 4 {
+            return Err(JsonError::Syntax {
+                offset,
+                message: "expected four hexadecimal digits after \\u".to_string(),
+            });
+        }
+        Ok(code_unit)
+    }
+
+    /// Parses a number at the cursor: checks the RFC 8259 grammar, then
+    /// converts with the standard library's correctly rounded parser.
+    fn parse_number(&mut self) -> Result<Value, JsonError> {
+        let start = self.position;
+        let mut is_integer_literal = true;
+        if self.peek() == Some(b'-') {
+            self.position += 1;
+        }
+        match self.peek() {
+            Some(b'0') => {
+                self.position += 1;
+                if matches!(self.peek(), Some(b'0'..=b'9')) {
+                    return Err(self.syntax_error("a number may not have leading zeros"));
+                }
+            }
+            Some(b'1'..=b'9') => {
+                self.skip_digits();
+            }
+            _ => return Err(self.syntax_error("expected a digit")),
+        }
+        if self.peek() == Some(b'.') {
+            is_integer_literal = false;
+            self.position += 1;
+            if self.skip_digits() == 0 {
+                return Err(self.syntax_error("expected a digit after the decimal point"));
+            }
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            is_integer_literal = false;
+            self.position += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.position += 1;
+            }
+            if self.skip_digits() == 0 {
+                return Err(self.syntax_error("expected a digit in the exponent"));
+            }
+        }
+        let literal = &self.text[start..self.position];
+        if is_integer_literal && integer_literal_is_out_of_range(literal) {
+            return Err(JsonError::IntegerOutOfRange {
+                offset: start,
+                literal: excerpt(literal, LITERAL_EXCERPT_CHARS_MAX),
+            });
+        }
+        let number: f64 = literal.parse().map_err(|_| JsonError::Syntax {
+            offset: start,
+            message: "invalid number".to_string(),
+        })?;
+        if !number.is_finite() {
+            return Err(JsonError::NonFinite { offset: start });
+        }
+        if is_beyond_safe_integer_notation(number) {
+            return Err(JsonError::IntegerOutOfRange {
+                offset: start,
+                literal: excerpt(literal, LITERAL_EXCERPT_CHARS_MAX),
+            });
+        }
+        Ok(Value::Number(number))
+    }
+
+    /// Steps over decimal digits and returns how many there were.
+    fn skip_digits(&mut self) -> usize {
+        let digits_n = self.bytes[self.position..]
+            .iter()
+            .take_while(|byte| byte.is_ascii_digit())
+            .count();
+        self.position += digits_n;
+        digits_n
+    }
+
+    fn skip_whitespace(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.position += 1;
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.position).copied()
+    }
+
+    /// Builds a syntax error at the cursor, naming the character found there.
+    fn syntax_error(&self, expectation: &str) -> JsonError {
+        let found = self
+            .text
+            .get(self.position..)
+            .and_then(|rest| rest.chars().next());
+        let message = match found {
+            Some(character) => format!("{expectation}, found {character:?}"),
+            None if self.position >= self.bytes.len() => {
+                format!("{expectation}, found the end of the input")
+            }
+            None => expectation.to_string(),
+        };
+        JsonError::Syntax {
+            offset: self.position,
+            message,
+        }
+    }
+}
+
+/// Tells whether an integer literal (optional `-`, then digits without
+/// leading zeros) lies beyond ±(2^53−1).
+fn integer_literal_is_out_of_range(literal: &str) -> bool {
+    let digits = literal.strip_prefix('-').unwrap_or(literal);
+    if digits.len() > INTEGER_LITERAL_DIGITS_MAX {
+        return true;
+    }
+    digits
+        .parse::<u64>()
+        .map_or(true, |magnitude| magnitude > INTEGER_LITERAL_MAGNITUDE_MAX)
+}
+
+/// Refuses an object in which two members share a key.
+fn reject_duplicate_keys(members: &[(String, Value)]) -> Result<(), JsonError> {
+    if members.len() < 2 {
+        return Ok(());
+    }
+    let mut keys: Vec<&str> = members.iter().map(|(key, _)| key.as_str()).collect();
+    keys.sort_unstable();
+    match keys.windows(2).find(|pair| pair[0] == pair[1]) {
+        Some(pair) => Err(JsonError::DuplicateKey {
+            key: pair[0].to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::JSON_DEPTH_MAX;
+
+    fn parse(text: &str) -> Result<Value, JsonError> {
+        parse_json(text.as_bytes(), JSON_DEPTH_MAX)
+    }
+
+    fn error_code(text: &str) -> &'static str {
+        match parse(text) {
+            Ok(value) => panic!("{text:?} parsed as {value:?}, expected an error"),
+            Err(error) => error.code(),
+        }
+    }
+
+    fn string(text: &str) -> Value {
+        Value::String(text.to_string())
+    }
+
+    #[test]
+    fn parses_every_kind_of_value() {
+        let value =
+            parse(" {\"a\" : [1, -2.5e3, true, false, null, \"x\"],\r\n\t\"b\":{}} ").unwrap();
+        assert_eq!(
+            value,
+            Value::Object(vec![
+                (
+                    "a".to_string(),
+                    Value::Array(vec![
+                        Value::Number(1.0),
+                        Value::Number(-2500.0),
+                        Value::Bool(true),
+                        Value::Bool(false),
+                        Value::Null,
+                        string("x"),
+                    ])
+                ),
+                ("b".to_string(), Value::Object(Vec::new())),
+            ])
+        );
+        assert_eq!(parse("[]").unwrap(), Value::Array(Vec::new()));
+        assert_eq!(parse("[ ]").unwrap(), Value::Array(Vec::new()));
+        assert_eq!(parse("{ }").unwrap(), Value::Object(Vec::new()));
+        assert_eq!(parse("[[],[[]]]").unwrap().as_array().unwrap().len(), 2);
+        assert_eq!(parse("0").unwrap(), Value::Number(0.0));
+        assert_eq!(parse("\"\"").unwrap(), string(""));
+    }
+
+    #[test]
+    fn keeps_object_members_in_input_order() {
+        let value = parse(r#"{"b":1,"a":2,"c":3}"#).unwrap();
+        let keys: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(key, _)| key.as_str())
+            .collect();
+        assert_eq!(keys, ["b", "a", "c"]);
+    }
+
+    #[test]
+    fn decodes_escapes_and_surrogate_pairs() {
+        assert_eq!(
+            parse(r#""a\"b\\c\/d\be\ff\ng\rh\ti""#).unwrap(),
+            string("a\"b\\c/d\u{8}e\u{c}f\ng\rh\ti")
+        );
+        assert_eq!(parse(r#""\u20ac\u00E9\u0000""#).unwrap(), string("€é\u{0}"));
+        assert_eq!(parse(r#""\ud83d\ude02""#).unwrap(), string("😂"));
+        assert_eq!(parse(r#""x\uD83D\uDE02y""#).unwrap(), string("x😂y"));
+        assert_eq!(
+            parse("\"raw é 😂 \u{7f}\"").unwrap(),
+            string("raw é 😂 \u{7f}")
+        );
+    }
+
+    #[test]
+    fn rejects_lone_surrogates() {
+        for text in [
+            r#""\ud83d""#,
+            r#""\ud83dx""#,
+            r#""\ude02""#,
+            r#""\ud83d\u0041""#,
+            r#""\ud83d\ud83d""#,
+            r#""\ude02\ud83d""#,
+        ] {
+            assert_eq!(error_code(text), "invalid_unicode", "{text}");
+        }
+        assert_eq!(
+            parse(r#"["\ud800"]"#),
+            Err(JsonError::LoneSurrogate { offset: 2 })
+        );
+    }
+
+    #[test]
+    fn rejects_invalid_utf8() {
+        for bytes in [
+            &b"\"\xff\""[..],
+            b"\"\xc3\"",
+            b"[\"\xed\xa0\x80\"]",
+            b"\xef\xbb\xbf{}",
+        ] {
+            let error = parse_json(bytes, JSON_DEPTH_MAX).unwrap_err();
+            assert_eq!(
+                error.code(),
+                if bytes[0] == 0xef {
+                    "malformed_json"
+                } else {
+                    "invalid_utf8"
+                }
+            );
+        }
+        assert_eq!(
+            parse_json(b"[\"ok\", \"\xff\"]", JSON_DEPTH_MAX),
+            Err(JsonError::InvalidUtf8 { offset: 8 })
+        );
+    }
+
+    #[test]
+    fn rejects_grammar_violations() {
+        for text in [
+            "",
+            " ",
+            "[1,]",
+            "{\"a\":1,}",
+            "[,1]",
+            "{,}",
+            "[1 2]",
+            "{\"a\" 1}",
+            "{\"a\":}",
+            "{a:1}",
+            "{'a':1}",
+            "{1:1}",
+            "[1",
+            "{\"a\":1",
+            "\"abc",
+            "\"abc\\",
+            "// comment\n1",
+            "/* comment */ 1",
+            "[1] // comment",
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "nul",
+            "True",
+            "01",
+            "-01",
+            "00",
+            "1.",
+            ".5",
+            "-",
+            "+1",
+            "1e",
+            "1e+",
+            "1.e5",
+            "0x10",
+            "\u{a0}1",
+            "\u{c}1",
+            "\"\\x\"",
+            "\"\\u12\"",
+            "\"\\u12g4\"",
+            "\"\\U0041\"",
+            "[]]",
+            "{}x",
+            "1 2",
+            "truefalse",
+            "\"a\"\"b\"",
+        ] {
+            assert_eq!(error_code(text), "malformed_json", "{text:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_raw_control_characters_in_strings() {
+        for control in (0u8..0x20).map(char::from) {
+            let text = format!("\"a{control}b\"");
+            assert_eq!(error_code(&text), "malformed_json", "{text:?}");
+        }
+    }
+
+    #[test]
+    fn reports_where_trailing_text_begins() {
+        assert_eq!(
+            parse("[1] x"),
+            Err(JsonError::Syntax {
+                offset: 4,
+                message: "unexpected text after the JSON value, found 'x'".to_string(),
+            })
+        );
+    }
+
+    #[test]
+    fn rejects_duplicate_keys_at_any_depth() {
+        assert_eq!(
+            parse(r#"{"a":1,"b":2,"a":3}"#),
+            Err(JsonError::DuplicateKey {
+                key: "a".to_string()
+            })
+        );
+        assert_eq!(error_code(r#"[{"x":{"k":1,"k":1}}]"#), "duplicate_key");
+        // The same text written with an escape is the same key.
+        assert_eq!(error_code(r#"{"é":1,"\u00e9":2}"#), "duplicate_key");
+        // Keys that differ only in Unicode normalization are different keys.
+        assert!(parse("{\"\u{e9}\":1,\"e\u{301}\":2}").is_ok());
+        // Equal keys in different objects are fine.
+        assert!(parse(r#"{"a":{"a":1},"b":{"a":2}}"#).is_ok());
+    }
+
+    #[test]
+    fn bounds_nesting_depth() {
+        let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        assert!(parse(&nested(JSON_DEPTH_MAX)).is_ok());
+        assert_eq!(
+            parse(&nested(JSON_DEPTH_MAX + 1)),
+            Err(JsonError::TooDeep {
+                depth_max: JSON_DEPTH_MAX
+            })
+        );
+        assert_eq!(
+            parse_json(b"{\"a\":{}}", 1).unwrap_err().code(),
+            "nesting_too_deep"
+        );
+        assert!(parse_json(b"{\"a\":{}}", 2).is_ok());
+        assert!(parse_json(b"1", 0).is_ok());
+        assert_eq!(parse_json(b"[]", 0).unwrap_err().code(), "nesting_too_deep");
+    }
+
+    #[test]
+    fn a_million_open_brackets_is_an_error_not_a_stack_overflow() {
+        let open_brackets = vec![b'['; 1_000_000];
+        assert_eq!(
+            parse_json(&open_brackets, JSON_DEPTH_MAX),
+            Err(JsonError::TooDeep {
+                depth_max: JSON_DEPTH_MAX
+            })
+        );
+        assert_eq!(
+            parse_json(&open_brackets, usize::MAX).unwrap_err().code(),
+            "malformed_json"
+        );
+        let open_objects = "{\"a\":".repeat(200_000);
+        assert_eq!(parse(&open_objects).unwrap_err().code(), "nesting_too_deep");
+    }
+
+    #[test]
+    fn parses_numbers_as_correctly_rounded_doubles() {
+        let number = |text: &str| parse(text).unwrap().as_f64().unwrap();
+        assert_eq!(number("1E30"), 1e30);
+        assert_eq!(number("4.50"), 4.5);
+        assert_eq!(number("-0").to_bits(), (-0.0f64).to_bits());
+        assert_eq!(number("-0.0").to_bits(), (-0.0f64).to_bits());
+        assert_eq!(number("333333333.33333329"), 333_333_333.333_333_3);
+        assert_eq!(number("5e-324"), 5e-324);
+        assert_eq!(number("1e-400"), 0.0);
+        assert_eq!(number("1.7976931348623157e308"), f64::MAX);
+        assert_eq!(number("9007199254740990.5"), 9_007_199_254_740_990.0);
+        assert_eq!(number("12345678901234567890e3"), 1.2345678901234567e22);
+    }
+
+    #[test]
+    fn rejects_non_finite_numbers() {
+        assert_eq!(parse("1e400"), Err(JsonError::NonFinite { offset: 0 }));
+        assert_eq!(parse("[-1e400]"), Err(JsonError::NonFinite { offset: 1 }));
+        assert_eq!(error_code("1.8e308"), "non_finite_number");
+    }
+
+    #[test]
+    fn bounds_integer_literals_by_two_to_the_53() {
+        let number = |text: &str| parse(text).unwrap().as_f64().unwrap();
+        assert_eq!(number("9007199254740991"), 9_007_199_254_740_991.0);
+        assert_eq!(number("-9007199254740991"), -9_007_199_254_740_991.0);
+        assert_eq!(
+            parse("9007199254740992"),
+            Err(JsonError::IntegerOutOfRange {
+                offset: 0,
+                literal: "9007199254740992".to_string(),
+            })
+        );
+        assert_eq!(error_code("-9007199254740992"), "integer_out_of_range");
+        assert_eq!(error_code("[18446744073709551616]"), "integer_out_of_range");
+        assert_eq!(
+            error_code("100000000000000000000000000000"),
+            "integer_out_of_range"
+        );
+        let error = parse(&"9".repeat(1000)).unwrap_err();
+        assert!(error.to_string().contains("send it as a string"), "{error}");
+        assert!(error.to_string().len() < 300, "{error}");
+        // Written as doubles, magnitudes whose canonical form would be such
+        // an integer are refused too, so that canonical forms parse again.
+        for text in [
+            "9007199254740992.0",
+            "9007199254740993.0",
+            "9007199254740992e0",
+            "1e20",
+            "-1.5e16",
+        ] {
+            assert_eq!(error_code(text), "integer_out_of_range", "{text}");
+        }
+        assert!(parse("9007199254740991.0").is_ok());
+        assert!(parse("1e21").is_ok());
+        assert!(parse("-1e21").is_ok());
+        assert!(parse("1E30").is_ok());
+    }
+
+    #[test]
+    fn error_codes_are_stable() {
+        let errors = [
+            (JsonError::InvalidUtf8 { offset: 0 }, "invalid_utf8"),
+            (
+                JsonError::Syntax {
+                    offset: 0,
+                    message: String::new(),
+                },
+                "malformed_json",
+            ),
+            (JsonError::TooDeep { depth_max: 1 }, "nesting_too_deep"),
+            (
+                JsonError::IntegerOutOfRange {
+                    offset: 0,
+                    literal: String::new(),
+                },
+                "integer_out_of_range",
+            ),
+            (JsonError::NonFinite { offset: 0 }, "non_finite_number"),
+            (JsonError::LoneSurrogate { offset: 0 }, "invalid_unicode"),
+            (
+                JsonError::DuplicateKey { key: String::new() },
+                "duplicate_key",
+            ),
+        ];
+        for (error, code) in errors {
+            assert_eq!(error.code(), code);
+        }
+    }
+}

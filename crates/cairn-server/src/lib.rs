@@ -1,0 +1,125 @@
+//! Cairn's HTTP API v1 (see `docs/api-v1.md`), over any [`Store`].
+//!
+//! *Boundary:* this crate is the only one that opens listening sockets.
+//! Handlers parse and validate input, call the store, and shape answers;
+//! they hold no state of their own beyond metrics.
+
+pub mod error;
+pub mod limits;
+mod metrics;
+mod query;
+mod routes;
+mod state;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::error_handling::HandleErrorLayer;
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use axum::{middleware, BoxError, Router};
+use cairn_store::{BlobStore, Store};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
+
+pub use error::ApiError;
+pub use metrics::HttpMetrics;
+pub use routes::meta::SERVER_VERSION;
+pub use state::{AppState, ServerConfig};
+
+/// Builds the router of API v1 with its limits, timeouts and metrics.
+pub fn router<S: Store>(state: AppState<S>) -> Router {
+    let api = Router::new()
+        .route("/v1/facts", post(routes::facts::post_facts::<S>))
+        .route("/v1/facts/{hash}", get(routes::facts::get_fact::<S>))
+        .route(
+            "/v1/facts/{hash}/successors",
+            get(routes::facts::get_successors::<S>),
+        )
+        .route("/v1/log", get(routes::facts::get_log::<S>))
+        .route("/v1/health", get(routes::meta::health::<S>))
+        .route("/versions", get(routes::meta::versions))
+        .route("/metrics", get(routes::meta::metrics::<S>));
+    let blobs = Router::new()
+        .route("/v1/blobs", put(routes::blobs::put_blob::<S>))
+        .route("/v1/blobs/{hash}", get(routes::blobs::get_blob::<S>));
+    with_overload_limits(api, limits::REQUEST_TIMEOUT)
+        .merge(with_overload_limits(blobs, limits::BLOB_TIMEOUT))
+        .method_not_allowed_fallback(routes::meta::method_not_allowed)
+        .fallback(routes::meta::unknown_route)
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&state.metrics),
+            metrics::track_requests,
+        ))
+        .with_state(state)
+}
+
+/// Adds load shedding (429 beyond the concurrency limit) and a timeout
+/// (503) to `router`, both answered as JSON errors.
+fn with_overload_limits<S: Store>(
+    router: Router<AppState<S>>,
+    timeout: std::time::Duration,
+) -> Router<AppState<S>> {
+    router.layer(
+        ServiceBuilder::new()
+            .layer(HandleErrorLayer::new(|error: BoxError| async move {
+                if error.is::<tower::timeout::error::Elapsed>() {
+                    ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "timeout",
+                        "the request took too long",
+                    )
+                } else {
+                    ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "overloaded",
+                        "the server is handling too many requests; retry with backoff",
+                    )
+                }
+            }))
+            .load_shed()
+            .concurrency_limit(limits::CONCURRENT_REQUESTS_MAX)
+            .timeout(timeout),
+    )
+}
+
+/// Serves API v1 on `listener` until `shutdown` completes, then lets
+/// in-flight requests finish (up to [`limits::SHUTDOWN_GRACE`]) and closes
+/// the store so every acknowledged write is durable.
+pub async fn serve<S: Store>(
+    listener: TcpListener,
+    store: Arc<S>,
+    blobs: Arc<BlobStore>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let cancel = CancellationToken::new();
+    let state = AppState {
+        store: Arc::clone(&store),
+        blobs,
+        metrics: Arc::new(HttpMetrics::new()),
+        config,
+        shutdown: cancel.clone(),
+    };
+    let app = router(state);
+    let signal_cancel = cancel.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        signal_cancel.cancel();
+    });
+    let server = tokio::spawn(std::future::IntoFuture::into_future(server));
+    tokio::select! {
+        result = server => result.map_err(std::io::Error::other)??,
+        () = async {
+            cancel.cancelled().await;
+            tokio::time::sleep(limits::SHUTDOWN_GRACE).await;
+        } => tracing::warn!("in-flight requests did not finish within the grace period"),
+    }
+    tokio::task::spawn_blocking(move || store.close())
+        .await
+        .map_err(std::io::Error::other)?;
+    tracing::info!("store closed; bye");
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! Prometheus metrics: request counts and latencies by route, plus the
+//! store's own counters (facts, bytes, syncs, facts per sync, size).
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use cairn_store::StoreStats;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
+
+/// The HTTP-level metrics of one server.
+pub struct HttpMetrics {
+    registry: Registry,
+    request_seconds: HistogramVec,
+    requests: IntCounterVec,
+}
+
+impl HttpMetrics {
+    /// Creates and registers the metrics.
+    pub fn new() -> HttpMetrics {
+        let registry = Registry::new();
+        let request_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "cairn_http_request_duration_seconds",
+                "HTTP request latency by route",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                1.0, 2.5, 10.0, 60.0,
+            ]),
+            &["method", "route"],
+        )
+        .expect("valid histogram definition");
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "cairn_http_requests_total",
+                "HTTP requests by route and status",
+            ),
+            &["method", "route", "status"],
+        )
+        .expect("valid counter definition");
+        registry
+            .register(Box::new(request_seconds.clone()))
+            .expect("metric registered once");
+        registry
+            .register(Box::new(requests.clone()))
+            .expect("metric registered once");
+        HttpMetrics {
+            registry,
+            request_seconds,
+            requests,
+        }
+    }
+
+    /// Renders all metrics in the Prometheus text format.
+    pub fn render(&self, store: &StoreStats) -> String {
+        let mut buffer = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buffer)
+            .expect("text encoding cannot fail");
+        let mut text = String::from_utf8(buffer).expect("prometheus text is UTF-8");
+        render_store(&mut text, store);
+        text
+    }
+}
+
+impl Default for HttpMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn render_store(text: &mut String, stats: &StoreStats) {
+    let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+        let _ = writeln!(
+            text,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    };
+    metric(
+        "cairn_store_last_seq",
+        "gauge",
+        "Highest durable sequence number",
+        stats.last_seq.to_string(),
+    );
+    metric(
+        "cairn_facts_written_total",
+        "counter",
+        "New facts written since start",
+        stats.facts_inserted.to_string(),
+    );
+    metric(
+        "cairn_fact_bytes_written_total",
+        "counter",
+        "Canonical bytes of new facts written since start",
+        stats.bytes_inserted.to_string(),
+    );
+    metric(
+        "cairn_fsyncs_total",
+        "counter",
+        "Durable commits (one fsync each) since start",
+        stats.syncs.to_string(),
+    );
+    metric(
+        "cairn_fsync_seconds_total",
+        "counter",
+        "Time spent committing and syncing",
+        format!("{}", stats.sync_seconds),
+    );
+    metric(
+        "cairn_store_disk_bytes",
+        "gauge",
+        "Bytes the store occupies on disk",
+        stats.disk_bytes.to_string(),
+    );
+    metric(
+        "cairn_store_poisoned",
+        "gauge",
+        "1 when the store refuses writes after a storage failure",
+        u8::from(stats.poisoned).to_string(),
+    );
+    let name = "cairn_facts_per_fsync";
+    let _ = writeln!(
+        text,
+        "# HELP {name} New facts made durable by one fsync\n# TYPE {name} histogram"
+    );
+    let mut count = 0;
+    for &(upper, cumulative) in &stats.facts_per_sync_buckets {
+        let bound = if upper == u64::MAX {
+            "+Inf".to_string()
+        } else {
+            upper.to_string()
+        };
+        let _ = writeln!(text, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        count = cumulative;
+    }
+    let _ = writeln!(
+        text,
+        "{name}_sum {}\n{name}_count {count}",
+        stats.facts_inserted
+    );
+}
+
+/// Middleware recording each matched request's latency and status.
+pub async fn track_requests(
+    State(metrics): State<std::sync::Arc<HttpMetrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.run(request).await;
+    metrics
+        .request_seconds
+        .with_label_values(&[&method, &route])
+        .observe(started.elapsed().as_secs_f64());
+    metrics
+        .requests
+        .with_label_values(&[&method, &route, response.status().as_str()])
+        .inc();
+    response
+}

@@ -1,0 +1,52 @@
+//! `/v1/health`, `/versions`, `/metrics`, and the JSON fallbacks for
+//! unknown routes and methods.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use cairn_store::Store;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The server's version, reported by `/v1/health` and `/versions`.
+pub const SERVER_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// `GET /v1/health`: 200 while the store accepts writes, 503 once poisoned.
+pub async fn health<S: Store>(State(state): State<AppState<S>>) -> Response {
+    if state.store.stats().poisoned {
+        let error = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_poisoned",
+            "the store refuses writes after a storage failure; restart the server",
+        );
+        return error.into_response();
+    }
+    axum::Json(json!({ "status": "ok", "version": SERVER_VERSION })).into_response()
+}
+
+/// `GET /versions`.
+pub async fn versions() -> Response {
+    axum::Json(json!({ "api": ["v1"], "server": SERVER_VERSION })).into_response()
+}
+
+/// `GET /metrics` in the Prometheus text format.
+pub async fn metrics<S: Store>(State(state): State<AppState<S>>) -> Response {
+    let text = state.metrics.render(&state.store.stats());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// Any path that is not a route.
+pub async fn unknown_route() -> ApiError {
+    ApiError::not_found("no such endpoint; see /versions and the API documentation")
+}
+
+/// A known path with a method it does not support.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not support that method",
+    )
+}

@@ -1,0 +1,49 @@
+//! The state every handler shares: the store, the blobs, metrics, settings.
+
+use std::sync::Arc;
+
+use cairn_store::BlobStore;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::HttpMetrics;
+
+/// Settings of the HTTP layer that are not compile-time limits.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Canonical bytes of one fact at most.
+    pub fact_canonical_bytes_max: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            fact_canonical_bytes_max: crate::limits::FACT_CANONICAL_BYTES_MAX_DEFAULT,
+        }
+    }
+}
+
+/// Shared handler state, cheap to clone.
+pub struct AppState<S> {
+    /// The fact store.
+    pub store: Arc<S>,
+    /// The blob directory.
+    pub blobs: Arc<BlobStore>,
+    /// HTTP metrics.
+    pub metrics: Arc<HttpMetrics>,
+    /// Settings.
+    pub config: ServerConfig,
+    /// Cancelled when the server shuts down, so long-polls end early.
+    pub shutdown: CancellationToken,
+}
+
+impl<S> Clone for AppState<S> {
+    fn clone(&self) -> Self {
+        AppState {
+            store: Arc::clone(&self.store),
+            blobs: Arc::clone(&self.blobs),
+            metrics: Arc::clone(&self.metrics),
+            config: self.config.clone(),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+}

@@ -1,0 +1,468 @@
+//! The embedded store: one data directory, no other process.
+//!
+//! Facts and their indexes live in one fjall keyspace (an LSM tree with a
+//! write-ahead journal), in five partitions:
+//!
+//! | partition    | key                                   | value               |
+//! |--------------|---------------------------------------|---------------------|
+//! | `facts`      | seq (u64 BE)                          | hash ‖ canonical    |
+//! | `by_hash`    | hash                                  | seq (u64 BE)        |
+//! | `successors` | predecessor ‖ type ‖ 0 ‖ seq ‖ role   | empty               |
+//! | `by_type`    | type ‖ 0 ‖ seq                        | empty               |
+//! | `meta`       | `format`                              | format version      |
+//!
+//! All partitions of one group commit go into one atomic batch, so they are
+//! always consistent with each other. See `docs/design.md` for the commit
+//! and fsync sequence and what a crash leaves behind.
+
+mod keys;
+mod writer;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use cairn_fact::{CanonicalFact, Hash};
+use fjall::{Config, Keyspace, PartitionCreateOptions, PartitionHandle};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::error::{ReadError, WriteError};
+use crate::store::{Page, PutOutcome, Store, StoreStats, StoredFact, SuccessorsQuery};
+use writer::WriteRequest;
+
+/// The on-disk format version this code reads and writes.
+const FORMAT_VERSION: &[u8] = b"1";
+/// Upper bounds of the facts-per-sync histogram buckets.
+const FACTS_PER_SYNC_BUCKETS: [u64; 12] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, 16384];
+/// Successor index entries examined per query at most, so that a query whose
+/// candidates are mostly excluded by `without` stays bounded; the page then
+/// ends early and `next_seq` lets the caller continue.
+const SUCCESSOR_ENTRIES_SCANNED_MAX: usize = 100_000;
+
+/// How long the unsafe negative-control mode holds acknowledged writes in
+/// memory before writing them.
+pub const UNSAFE_ACK_AHEAD: Duration = Duration::from_millis(50);
+
+/// How the store makes a commit durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncMode {
+    /// `fdatasync` the journal before acknowledging (the default).
+    Data,
+    /// **Unsafe, for negative-control tests only**: acknowledge each group
+    /// as soon as it is validated, then wait [`UNSAFE_ACK_AHEAD`] before
+    /// writing it, without a sync. A crash in that window loses
+    /// acknowledged writes, which the durability tests must detect.
+    UnsafeAckBeforeWrite,
+}
+
+/// Settings of an embedded store.
+#[derive(Clone, Debug)]
+pub struct EmbeddedOptions {
+    /// How commits are made durable.
+    pub sync_mode: SyncMode,
+    /// Block cache size of the storage engine.
+    pub cache_bytes: u64,
+    /// Memory for memtables before they are flushed to disk.
+    pub write_buffer_bytes: u64,
+    /// Journal size before memtables are flushed; bounds recovery time at start.
+    pub journal_bytes_max: u64,
+    /// Facts gathered into one group commit at most.
+    pub group_facts_max: usize,
+    /// Write requests waiting for the writer at most (backpressure).
+    pub queued_requests_max: usize,
+    /// Test-only fault injection: every sync after this many fails.
+    pub fail_sync_after: Option<u64>,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        EmbeddedOptions {
+            sync_mode: SyncMode::Data,
+            cache_bytes: 32 * 1024 * 1024,
+            write_buffer_bytes: 64 * 1024 * 1024,
+            journal_bytes_max: 128 * 1024 * 1024,
+            group_facts_max: 20_000,
+            queued_requests_max: 4096,
+            fail_sync_after: None,
+        }
+    }
+}
+
+/// State shared between the store handle (readers) and the writer thread.
+struct Shared {
+    options: EmbeddedOptions,
+    keyspace: Keyspace,
+    facts: PartitionHandle,
+    by_hash: PartitionHandle,
+    successors: PartitionHandle,
+    by_type: PartitionHandle,
+    /// Highest seq that is durable; readers never look past it.
+    durable_seq: AtomicU64,
+    durable_seq_watch: watch::Sender<u64>,
+    poisoned: AtomicBool,
+    facts_inserted: AtomicU64,
+    bytes_inserted: AtomicU64,
+    syncs: AtomicU64,
+    sync_nanos: AtomicU64,
+    facts_per_sync: [AtomicU64; FACTS_PER_SYNC_BUCKETS.len() + 1],
+}
+
+impl Shared {
+    fn record_commit(&self, n_facts: u64, n_bytes: u64, sync_time: Duration) {
+        self.facts_inserted.fetch_add(n_facts, Ordering::Relaxed);
+        self.bytes_inserted.fetch_add(n_bytes, Ordering::Relaxed);
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        self.sync_nanos
+            .fetch_add(sync_time.as_nanos() as u64, Ordering::Relaxed);
+        let bucket = FACTS_PER_SYNC_BUCKETS
+            .iter()
+            .position(|&upper| n_facts <= upper)
+            .unwrap_or(FACTS_PER_SYNC_BUCKETS.len());
+        self.facts_per_sync[bucket].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn publish_durable_seq(&self, seq: u64) {
+        self.durable_seq.store(seq, Ordering::Release);
+        self.durable_seq_watch.send_replace(seq);
+    }
+
+    /// Reads and verifies the fact at `seq`.
+    fn fact_at(&self, seq: u64) -> Result<StoredFact, ReadError> {
+        let value = self
+            .facts
+            .get(keys::seq_key(seq))?
+            .ok_or_else(|| self.corrupt(format!("fact with seq {seq} is indexed but missing")))?;
+        let (hash, canonical) = keys::split_fact_value(&value)
+            .ok_or_else(|| self.corrupt(format!("fact with seq {seq} has a truncated record")))?;
+        if Hash::of_bytes(canonical) != hash {
+            return Err(self.corrupt(format!(
+                "fact with seq {seq} does not match its hash {hash}"
+            )));
+        }
+        Ok(StoredFact {
+            hash,
+            seq,
+            canonical: canonical.to_vec(),
+        })
+    }
+
+    /// Records corruption: the store stops accepting writes on top of it.
+    fn corrupt(&self, message: String) -> ReadError {
+        tracing::error!(%message, "stored data is corrupt; refusing further writes");
+        self.poisoned.store(true, Ordering::Release);
+        ReadError::Corrupt(message)
+    }
+
+    fn durable_seq(&self) -> u64 {
+        self.durable_seq.load(Ordering::Acquire)
+    }
+
+    /// True when `candidate` has a durable successor of `type_name` in any role.
+    fn has_successor_of_type(&self, candidate: &Hash, type_name: &str) -> Result<bool, ReadError> {
+        let durable = self.durable_seq();
+        let prefix = keys::successor_prefix(candidate, type_name);
+        let end = keys::successor_prefix_end(candidate, type_name);
+        for entry in self.successors.range(prefix.clone()..end) {
+            let (key, _) = entry?;
+            let (seq, _) = keys::split_successor_suffix(&key[prefix.len()..])
+                .ok_or_else(|| self.corrupt("malformed successor index key".into()))?;
+            if seq <= durable {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// The default, embedded store. Cheap to share behind an `Arc`.
+pub struct EmbeddedStore {
+    shared: Arc<Shared>,
+    requests: Mutex<Option<mpsc::Sender<WriteRequest>>>,
+    writer_thread: Mutex<Option<JoinHandle<()>>>,
+    /// Held for the store's lifetime: one process per data directory.
+    _lock_file: File,
+    path: PathBuf,
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store in `dir`. Only recovery of the journal
+    /// tail runs at open, so start-up time does not grow with the store.
+    pub fn open(dir: &Path, options: EmbeddedOptions) -> Result<EmbeddedStore, ReadError> {
+        std::fs::create_dir_all(dir).map_err(|error| {
+            ReadError::Storage(format!("cannot create {}: {error}", dir.display()))
+        })?;
+        let lock_path = dir.join("LOCK");
+        let lock_file = File::create(&lock_path).map_err(|error| {
+            ReadError::Storage(format!("cannot create {}: {error}", lock_path.display()))
+        })?;
+        lock_file.try_lock().map_err(|_| {
+            ReadError::Storage(format!(
+                "{} is in use by another Cairn process",
+                dir.display()
+            ))
+        })?;
+        let keyspace = Config::new(dir.join("store"))
+            .cache_size(options.cache_bytes)
+            .max_write_buffer_size(options.write_buffer_bytes)
+            .max_journaling_size(options.journal_bytes_max)
+            .open()?;
+        let partition =
+            |name: &str| keyspace.open_partition(name, PartitionCreateOptions::default());
+        let facts = partition("facts")?;
+        let by_hash = partition("by_hash")?;
+        let successors = partition("successors")?;
+        let by_type = partition("by_type")?;
+        let meta = partition("meta")?;
+        match meta.get("format")? {
+            None => {
+                meta.insert("format", FORMAT_VERSION)?;
+                keyspace.persist(fjall::PersistMode::SyncAll)?;
+            }
+            Some(version) if &*version == FORMAT_VERSION => {}
+            Some(version) => {
+                return Err(ReadError::Storage(format!(
+                    "unsupported store format {:?} (this build reads {:?})",
+                    String::from_utf8_lossy(&version),
+                    String::from_utf8_lossy(FORMAT_VERSION)
+                )))
+            }
+        }
+        let last_seq = match facts.last_key_value()? {
+            None => 0,
+            Some((key, _)) => keys::decode_seq(&key)
+                .ok_or_else(|| ReadError::Corrupt("malformed key in the facts partition".into()))?,
+        };
+        let (durable_seq_watch, _) = watch::channel(last_seq);
+        let shared = Arc::new(Shared {
+            options: options.clone(),
+            keyspace,
+            facts,
+            by_hash,
+            successors,
+            by_type,
+            durable_seq: AtomicU64::new(last_seq),
+            durable_seq_watch,
+            poisoned: AtomicBool::new(false),
+            facts_inserted: AtomicU64::new(0),
+            bytes_inserted: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
+            sync_nanos: AtomicU64::new(0),
+            facts_per_sync: Default::default(),
+        });
+        if last_seq > 0 {
+            // Verify the newest fact so that a damaged tail is found at start.
+            shared.fact_at(last_seq)?;
+        }
+        let (sender, receiver) = mpsc::channel(options.queued_requests_max);
+        let writer_shared = Arc::clone(&shared);
+        let writer_thread = std::thread::Builder::new()
+            .name("cairn-writer".into())
+            .spawn(move || writer::run(writer_shared, receiver))
+            .map_err(|error| ReadError::Storage(format!("cannot start writer: {error}")))?;
+        tracing::info!(dir = %dir.display(), last_seq, "embedded store open");
+        Ok(EmbeddedStore {
+            shared,
+            requests: Mutex::new(Some(sender)),
+            writer_thread: Mutex::new(Some(writer_thread)),
+            _lock_file: lock_file,
+            path: dir.to_path_buf(),
+        })
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn close_writer(&self) {
+        let sender = self.requests.lock().expect("lock poisoned").take();
+        drop(sender);
+        let thread = self.writer_thread.lock().expect("lock poisoned").take();
+        if let Some(thread) = thread {
+            if thread.join().is_err() {
+                tracing::error!("the writer thread panicked");
+            }
+        }
+        if let Err(error) = self.shared.keyspace.persist(fjall::PersistMode::SyncAll) {
+            tracing::error!(%error, "final sync at close failed");
+        }
+    }
+}
+
+impl Drop for EmbeddedStore {
+    fn drop(&mut self) {
+        self.close_writer();
+    }
+}
+
+impl Store for EmbeddedStore {
+    async fn put_facts(&self, facts: Vec<CanonicalFact>) -> Result<Vec<PutOutcome>, WriteError> {
+        if facts.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.shared.poisoned.load(Ordering::Acquire) {
+            return Err(WriteError::Poisoned);
+        }
+        let sender = self.requests.lock().expect("lock poisoned").clone();
+        let sender = sender.ok_or(WriteError::Closed)?;
+        let (reply, answer) = oneshot::channel();
+        sender
+            .send(WriteRequest { facts, reply })
+            .await
+            .map_err(|_| WriteError::Closed)?;
+        answer.await.map_err(|_| WriteError::Closed)?
+    }
+
+    fn get_fact(&self, hash: &Hash) -> Result<Option<StoredFact>, ReadError> {
+        let shared = &self.shared;
+        let Some(seq_bytes) = shared.by_hash.get(hash.as_bytes())? else {
+            return Ok(None);
+        };
+        let seq = keys::decode_seq(&seq_bytes)
+            .ok_or_else(|| shared.corrupt(format!("malformed hash index entry for {hash}")))?;
+        if seq > shared.durable_seq() {
+            return Ok(None);
+        }
+        let fact = shared.fact_at(seq)?;
+        if fact.hash != *hash {
+            return Err(shared.corrupt(format!("hash index for {hash} points at {}", fact.hash)));
+        }
+        Ok(Some(fact))
+    }
+
+    fn successors(&self, query: &SuccessorsQuery) -> Result<Page, ReadError> {
+        let shared = &self.shared;
+        let durable = shared.durable_seq();
+        let prefix = keys::successor_prefix(&query.predecessor, &query.type_name);
+        let mut start = prefix.clone();
+        start.extend_from_slice(&keys::seq_key(query.after_seq.saturating_add(1)));
+        let end = keys::successor_prefix_end(&query.predecessor, &query.type_name);
+        let mut page = Page {
+            facts: Vec::new(),
+            next_seq: query.after_seq,
+        };
+        let mut last_seq_seen = 0;
+        for (n_scanned, entry) in shared.successors.range(start..end).enumerate() {
+            if page.facts.len() >= query.limit || n_scanned >= SUCCESSOR_ENTRIES_SCANNED_MAX {
+                break;
+            }
+            let (key, _) = entry?;
+            let (seq, role) = keys::split_successor_suffix(&key[prefix.len()..])
+                .ok_or_else(|| shared.corrupt("malformed successor index key".into()))?;
+            if seq > durable {
+                break;
+            }
+            if query
+                .role
+                .as_ref()
+                .is_some_and(|wanted| wanted.as_bytes() != role)
+            {
+                continue;
+            }
+            // A successor naming the predecessor in several roles has one
+            // entry per role, adjacent because seq sorts before role.
+            if seq == last_seq_seen {
+                continue;
+            }
+            last_seq_seen = seq;
+            page.next_seq = seq;
+            let fact = shared.fact_at(seq)?;
+            let mut excluded = false;
+            for without_type in &query.without_types {
+                if shared.has_successor_of_type(&fact.hash, without_type)? {
+                    excluded = true;
+                    break;
+                }
+            }
+            if !excluded {
+                page.facts.push(fact);
+            }
+        }
+        Ok(page)
+    }
+
+    fn log(&self, after_seq: u64, limit: usize) -> Result<Page, ReadError> {
+        let shared = &self.shared;
+        let durable = shared.durable_seq();
+        let mut page = Page {
+            facts: Vec::new(),
+            next_seq: after_seq,
+        };
+        let first = after_seq.saturating_add(1);
+        if first > durable || limit == 0 {
+            return Ok(page);
+        }
+        let last = durable.min(after_seq.saturating_add(limit as u64));
+        for entry in shared
+            .facts
+            .range(keys::seq_key(first)..=keys::seq_key(last))
+        {
+            let (key, value) = entry?;
+            let seq = keys::decode_seq(&key)
+                .ok_or_else(|| shared.corrupt("malformed key in the facts partition".into()))?;
+            let expected = page.next_seq + 1;
+            if seq != expected {
+                return Err(shared.corrupt(format!(
+                    "the log has a gap: expected seq {expected}, found {seq}"
+                )));
+            }
+            let (hash, canonical) = keys::split_fact_value(&value).ok_or_else(|| {
+                shared.corrupt(format!("fact with seq {seq} has a truncated record"))
+            })?;
+            if Hash::of_bytes(canonical) != hash {
+                return Err(shared.corrupt(format!(
+                    "fact with seq {seq} does not match its hash {hash}"
+                )));
+            }
+            page.facts.push(StoredFact {
+                hash,
+                seq,
+                canonical: canonical.to_vec(),
+            });
+            page.next_seq = seq;
+        }
+        if page.next_seq != last {
+            return Err(shared.corrupt(format!(
+                "the log ends at seq {} before the durable seq {last}",
+                page.next_seq
+            )));
+        }
+        Ok(page)
+    }
+
+    fn close(&self) {
+        self.close_writer();
+    }
+
+    fn watch_last_seq(&self) -> watch::Receiver<u64> {
+        self.shared.durable_seq_watch.subscribe()
+    }
+
+    fn stats(&self) -> StoreStats {
+        let shared = &self.shared;
+        let mut cumulative = 0;
+        let facts_per_sync_buckets = FACTS_PER_SYNC_BUCKETS
+            .iter()
+            .copied()
+            .chain(std::iter::once(u64::MAX))
+            .zip(&shared.facts_per_sync)
+            .map(|(upper, count)| {
+                cumulative += count.load(Ordering::Relaxed);
+                (upper, cumulative)
+            })
+            .collect();
+        StoreStats {
+            last_seq: shared.durable_seq(),
+            facts_inserted: shared.facts_inserted.load(Ordering::Relaxed),
+            bytes_inserted: shared.bytes_inserted.load(Ordering::Relaxed),
+            syncs: shared.syncs.load(Ordering::Relaxed),
+            sync_seconds: shared.sync_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+            facts_per_sync_buckets,
+            disk_bytes: shared.keyspace.disk_space(),
+            poisoned: shared.poisoned.load(Ordering::Acquire),
+        }
+    }
+}

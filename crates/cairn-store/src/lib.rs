@@ -1,0 +1,16 @@
+//! Cairn's storage layer.
+//!
+//! The [`Store`] trait is the contract every backend keeps (its doc comment
+//! states it); [`EmbeddedStore`] is the default backend, a single data
+//! directory on top of the fjall LSM engine with group commit. Blobs are
+//! content-addressed files managed by [`BlobStore`].
+
+mod blobs;
+mod embedded;
+mod error;
+mod store;
+
+pub use blobs::{BlobError, BlobStore, BlobWriter};
+pub use embedded::{EmbeddedOptions, EmbeddedStore, SyncMode};
+pub use error::{ReadError, WriteError};
+pub use store::{Page, PutOutcome, Store, StoreStats, StoredFact, SuccessorsQuery};

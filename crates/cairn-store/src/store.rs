@@ -1,0 +1,128 @@
+//! The `Store` trait: the contract between Cairn's HTTP layer and any
+//! storage backend, and the plain data types that cross it.
+
+use std::future::Future;
+
+use cairn_fact::{CanonicalFact, Hash};
+use tokio::sync::watch;
+
+use crate::error::{ReadError, WriteError};
+
+/// A fact as stored: its identity, its position in this store's log and its
+/// canonical bytes (which are also its JSON representation).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredFact {
+    /// BLAKE3 of `canonical`.
+    pub hash: Hash,
+    /// Position in this store's local log (1-based, gap-free).
+    pub seq: u64,
+    /// RFC 8785 canonical JSON of the fact.
+    pub canonical: Vec<u8>,
+}
+
+/// The result of writing one fact of a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PutOutcome {
+    /// The fact's hash.
+    pub hash: Hash,
+    /// Its sequence number (the existing one if it was already stored).
+    pub seq: u64,
+    /// False when the fact was already stored (or earlier in the same batch).
+    pub inserted: bool,
+}
+
+/// A page of facts in `seq` order; `next_seq` is the `after` value for the
+/// following page.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Page {
+    /// The facts, ascending by `seq`.
+    pub facts: Vec<StoredFact>,
+    /// The highest `seq` covered by this page (the request's `after` if empty).
+    pub next_seq: u64,
+}
+
+/// Successors of one fact: facts of type `type_name` naming `predecessor`
+/// (in `role`, or in any role), optionally excluding those that have a
+/// successor of one of the `without_types`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SuccessorsQuery {
+    /// The fact whose successors are listed.
+    pub predecessor: Hash,
+    /// Only successors of this type.
+    pub type_name: String,
+    /// Only successors naming the predecessor in this role.
+    pub role: Option<String>,
+    /// Exclude successors that themselves have a successor of any of these types.
+    pub without_types: Vec<String>,
+    /// Only successors with `seq` greater than this.
+    pub after_seq: u64,
+    /// At most this many facts.
+    pub limit: usize,
+}
+
+/// Counters describing a store, for `/metrics`.
+#[derive(Clone, Debug, Default)]
+pub struct StoreStats {
+    /// Highest durable sequence number (= number of facts stored).
+    pub last_seq: u64,
+    /// New facts written since the process started.
+    pub facts_inserted: u64,
+    /// Canonical bytes of new facts written since the process started.
+    pub bytes_inserted: u64,
+    /// Number of durable commits (each one fsync shared by a group of writers).
+    pub syncs: u64,
+    /// Total seconds spent in those syncs.
+    pub sync_seconds: f64,
+    /// Histogram of facts per sync: `(upper_bound, cumulative_count)`.
+    pub facts_per_sync_buckets: Vec<(u64, u64)>,
+    /// Bytes the store occupies on disk.
+    pub disk_bytes: u64,
+    /// True once a storage failure made the store refuse writes.
+    pub poisoned: bool,
+}
+
+/// The storage contract every backend keeps.
+///
+/// * **Durable on return.** If `put_facts` returns `Ok`, every fact of the
+///   batch is on stable storage and survives a crash of the process or the
+///   machine. Nothing is reported as written before that.
+/// * **All or nothing.** A batch is written atomically: on `Err` nothing of
+///   it is stored and no sequence number is used.
+/// * **Predecessors first.** A fact is stored only if each of its
+///   predecessors is already stored or appears earlier in the same batch;
+///   otherwise the whole batch fails with `MissingPredecessors`.
+/// * **Idempotent.** Writing a stored fact again changes nothing and reports
+///   its existing `seq` with `inserted: false`.
+/// * **Immutable, append-only.** A committed fact is never rewritten; `seq`
+///   values are assigned in commit order, start at 1 and have no gaps.
+/// * **Reads see only durable facts**, and every fact read is verified
+///   against its hash; a mismatch is `ReadError::Corrupt`, never wrong data.
+/// * **Poisoning.** After a failed write or sync the store refuses further
+///   writes (`WriteError::Poisoned`) until it is reopened.
+pub trait Store: Send + Sync + 'static {
+    /// Writes a batch of validated facts; see the trait contract.
+    fn put_facts(
+        &self,
+        facts: Vec<CanonicalFact>,
+    ) -> impl Future<Output = Result<Vec<PutOutcome>, WriteError>> + Send;
+
+    /// Returns the fact with this hash, if it is stored.
+    fn get_fact(&self, hash: &Hash) -> Result<Option<StoredFact>, ReadError>;
+
+    /// Lists successors per `query`, ascending by `seq`.
+    fn successors(&self, query: &SuccessorsQuery) -> Result<Page, ReadError>;
+
+    /// Lists the log: facts with `seq > after_seq`, ascending, at most `limit`.
+    fn log(&self, after_seq: u64, limit: usize) -> Result<Page, ReadError>;
+
+    /// Watches the highest durable `seq`; it changes whenever facts become
+    /// durable, which is what long-polling readers wait for.
+    fn watch_last_seq(&self) -> watch::Receiver<u64>;
+
+    /// Current counters.
+    fn stats(&self) -> StoreStats;
+
+    /// Stops accepting writes, finishes the queued ones durably and releases
+    /// the storage. Blocks until done; idempotent.
+    fn close(&self);
+}
