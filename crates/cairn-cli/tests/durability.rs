@@ -149,13 +149,34 @@ fn check(server: &Server, acknowledged: &Acknowledged) -> Vec<String> {
     violations
 }
 
+/// Restarts the server after a kill. A server that refuses to open because
+/// it finds acknowledged facts missing has detected a loss: that is a
+/// violation too, reported with its message.
+fn restart(
+    dir: &std::path::Path,
+    extra_args: &[&str],
+    violations: &mut Vec<String>,
+) -> Option<Server> {
+    match Server::try_start(dir, extra_args) {
+        Ok(server) => Some(server),
+        Err(stderr) => {
+            violations.push(format!(
+                "acknowledged facts are missing: the server refused to start: {stderr}"
+            ));
+            None
+        }
+    }
+}
+
 /// Runs the kill -9 cycles with the given server flags; returns the violations.
 fn kill_cycles(extra_args: &[&str], cycles: usize) -> (Vec<String>, usize) {
     let dir = tempfile::tempdir().unwrap();
     let acknowledged: Acknowledged = Arc::default();
     let mut violations = Vec::new();
     for cycle in 0..cycles {
-        let mut server = Server::start(dir.path(), extra_args);
+        let Some(mut server) = restart(dir.path(), extra_args, &mut violations) else {
+            break;
+        };
         violations.extend(check(&server, &acknowledged));
         let stop = Arc::new(AtomicBool::new(false));
         let writers = write_until_stopped(&server, cycle, &acknowledged, &stop);
@@ -169,8 +190,9 @@ fn kill_cycles(extra_args: &[&str], cycles: usize) -> (Vec<String>, usize) {
             writer.join().unwrap();
         }
     }
-    let server = Server::start(dir.path(), extra_args);
-    violations.extend(check(&server, &acknowledged));
+    if let Some(server) = restart(dir.path(), extra_args, &mut violations) {
+        violations.extend(check(&server, &acknowledged));
+    }
     let n_acknowledged = acknowledged.lock().unwrap().len();
     (violations, n_acknowledged)
 }

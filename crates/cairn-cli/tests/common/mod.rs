@@ -25,6 +25,13 @@ impl Server {
     /// Starts `cairn serve --data DATA --listen 127.0.0.1:0 EXTRA...` and
     /// waits until it listens.
     pub fn start(data: &Path, extra_args: &[&str]) -> Server {
+        Server::try_start(data, extra_args)
+            .unwrap_or_else(|stderr| panic!("the server did not start:\n{stderr}"))
+    }
+
+    /// Like [`Server::start`], but a server that exits before listening
+    /// yields its standard error.
+    pub fn try_start(data: &Path, extra_args: &[&str]) -> Result<Server, String> {
         let mut child = Command::new(CAIRN)
             .arg("serve")
             .arg("--data")
@@ -38,10 +45,13 @@ impl Server {
             .expect("cairn binary starts");
         let stderr = child.stderr.take().expect("stderr is piped");
         let (address_sender, address_receiver) = mpsc::channel();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let lines_for_reader = std::sync::Arc::clone(&lines);
         std::thread::spawn(move || {
             let mut address_sender = Some(address_sender);
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
+                lines_for_reader.lock().unwrap().push(line.clone());
                 if std::env::var_os("CAIRN_TEST_VERBOSE").is_some() {
                     eprintln!("[server] {line}");
                 }
@@ -53,13 +63,17 @@ impl Server {
                 }
             }
         });
-        let base = address_receiver
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the server reports its address within 30 s");
-        Server {
-            child: Some(child),
-            base,
-            data: data.to_path_buf(),
+        match address_receiver.recv_timeout(Duration::from_secs(30)) {
+            Ok(base) => Ok(Server {
+                child: Some(child),
+                base,
+                data: data.to_path_buf(),
+            }),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(lines.lock().unwrap().join("\n"))
+            }
         }
     }
 

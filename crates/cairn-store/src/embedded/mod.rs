@@ -16,6 +16,7 @@
 //! and fsync sequence and what a crash leaves behind.
 
 mod keys;
+mod watermark;
 mod writer;
 
 use std::fs::File;
@@ -83,7 +84,7 @@ impl Default for EmbeddedOptions {
             sync_mode: SyncMode::Data,
             cache_bytes: 32 * 1024 * 1024,
             write_buffer_bytes: 64 * 1024 * 1024,
-            journal_bytes_max: 128 * 1024 * 1024,
+            journal_bytes_max: 256 * 1024 * 1024,
             group_facts_max: 20_000,
             queued_requests_max: 4096,
             fail_sync_after: None,
@@ -205,6 +206,7 @@ impl EmbeddedStore {
             ))
         })?;
         let keyspace = Config::new(dir.join("store"))
+            .manual_journal_persist(true)
             .cache_size(options.cache_bytes)
             .max_write_buffer_size(options.write_buffer_bytes)
             .max_journaling_size(options.journal_bytes_max)
@@ -235,6 +237,14 @@ impl EmbeddedStore {
             Some((key, _)) => keys::decode_seq(&key)
                 .ok_or_else(|| ReadError::Corrupt("malformed key in the facts partition".into()))?,
         };
+        let (watermark, watermark_seq) =
+            watermark::Watermark::open(dir).map_err(ReadError::Corrupt)?;
+        if last_seq < watermark_seq {
+            return Err(ReadError::Corrupt(format!(
+                "the store holds facts up to seq {last_seq}, but facts up to seq {watermark_seq} \
+                 were durable: data files are damaged; restore from a replica or backup"
+            )));
+        }
         let (durable_seq_watch, _) = watch::channel(last_seq);
         let shared = Arc::new(Shared {
             options: options.clone(),
@@ -260,7 +270,7 @@ impl EmbeddedStore {
         let writer_shared = Arc::clone(&shared);
         let writer_thread = std::thread::Builder::new()
             .name("cairn-writer".into())
-            .spawn(move || writer::run(writer_shared, receiver))
+            .spawn(move || writer::run(writer_shared, receiver, watermark))
             .map_err(|error| ReadError::Storage(format!("cannot start writer: {error}")))?;
         tracing::info!(dir = %dir.display(), last_seq, "embedded store open");
         Ok(EmbeddedStore {

@@ -18,6 +18,7 @@ use fjall::PersistMode;
 use tokio::sync::{mpsc, oneshot};
 
 use super::keys;
+use super::watermark::Watermark;
 use super::{Shared, SyncMode, UNSAFE_ACK_AHEAD};
 use crate::error::WriteError;
 use crate::store::PutOutcome;
@@ -35,10 +36,11 @@ struct Accepted {
 }
 
 /// Runs until every sender is dropped, then returns after the last group.
-pub fn run(shared: Arc<Shared>, mut requests: mpsc::Receiver<WriteRequest>) {
+pub fn run(shared: Arc<Shared>, mut requests: mpsc::Receiver<WriteRequest>, watermark: Watermark) {
     let mut writer = Writer {
         last_seq: shared.durable_seq.load(Ordering::Acquire),
         syncs_done: 0,
+        watermark,
         shared,
     };
     while let Some(first) = requests.blocking_recv() {
@@ -55,6 +57,11 @@ pub fn run(shared: Arc<Shared>, mut requests: mpsc::Receiver<WriteRequest>) {
         }
         writer.commit_group(group);
     }
+    if !writer.shared.poisoned.load(Ordering::Acquire) {
+        if let Err(error) = writer.watermark.record(writer.last_seq, true) {
+            tracing::error!(%error, "cannot record the durable watermark at close");
+        }
+    }
 }
 
 struct Writer {
@@ -62,6 +69,7 @@ struct Writer {
     /// Highest seq assigned and durable.
     last_seq: u64,
     syncs_done: u64,
+    watermark: Watermark,
 }
 
 impl Writer {
@@ -132,6 +140,10 @@ impl Writer {
         match durable {
             Ok(()) => {
                 self.last_seq = next_seq - 1;
+                if let Err(error) = self.watermark.record(self.last_seq, false) {
+                    // The facts are durable; only the damage check at open is weaker.
+                    tracing::error!(%error, "cannot record the durable watermark");
+                }
                 self.shared
                     .record_commit(n_new_facts, n_new_bytes, started.elapsed());
                 self.shared.publish_durable_seq(self.last_seq);
