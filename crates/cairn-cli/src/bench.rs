@@ -52,7 +52,8 @@ pub struct BenchArgs {
     /// Bytes of each fact's `fields`.
     #[arg(long, default_value_t = 256)]
     fields_bytes: usize,
-    /// Facts to write first, for the `get` workload.
+    /// Facts to read at random in the `get` workload: sampled across the
+    /// whole log if the store already holds that many, else written first.
     #[arg(long, default_value_t = 100_000)]
     preload: u64,
 }
@@ -122,7 +123,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         (Workload::Write, _) => Vec::new(),
         (_, Some(_)) => bail!("--embedded supports only --workload write"),
         (Workload::Get, None) => {
-            preload(&http, &base, run_id, args.preload, args.fields_bytes).await?
+            get_targets(&http, &base, run_id, args.preload, args.fields_bytes).await?
         }
         (Workload::Successors, None) => {
             vec![preload_successors(&http, &base, run_id, args.batch, args.fields_bytes).await?]
@@ -372,6 +373,45 @@ async fn post_batch(
         .iter()
         .filter_map(|result| result["hash"].as_str().map(str::to_string))
         .collect())
+}
+
+/// Hashes for the `get` workload: `count` hashes sampled in runs of 100 at
+/// random positions of the whole log when the store is large enough (so
+/// reads hit old and new facts alike), else `count` freshly written facts.
+async fn get_targets(
+    http: &reqwest::Client,
+    base: &str,
+    run_id: u64,
+    count: u64,
+    fields_bytes: usize,
+) -> anyhow::Result<Vec<String>> {
+    let metrics = http.get(format!("{base}/metrics")).send().await?.text().await?;
+    let last_seq: u64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("cairn_store_last_seq "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0);
+    if last_seq < count.max(100) {
+        return preload(http, base, run_id, count, fields_bytes).await;
+    }
+    let mut hashes = Vec::with_capacity(count as usize);
+    let mut state = run_id | 1;
+    while (hashes.len() as u64) < count {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let after = state % (last_seq - 100);
+        let page: serde_json::Value = http
+            .get(format!("{base}/v1/log?after={after}&limit=100"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        for entry in page["facts"].as_array().context("no facts")? {
+            hashes.push(entry["hash"].as_str().context("no hash")?.to_string());
+        }
+    }
+    Ok(hashes)
 }
 
 /// Writes `count` facts in batches of 1,000 and returns their hashes.
