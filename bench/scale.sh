@@ -63,7 +63,7 @@ kill "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""
 DISK_BYTES=$(du -sb "$TMP/data" | cut -f1)
 echo "scale peak_rss_mib_after_reads=$((PEAK_RSS_KB / 1024)) disk_mib=$((DISK_BYTES / 1048576)) disk_over_canonical=$(awk -v d="$DISK_BYTES" -v c="$CANONICAL_BYTES" 'BEGIN{printf "%.2f", d/c}')"
 start_server
-echo "scale restart_after_sigterm_ms=$READY_MS"
+echo "scale restart_after_sigterm_ms=$READY_MS rss_mib_after_restart=$(( $(awk '/VmRSS/ {print $2}' /proc/$SERVER_PID/status) / 1024 ))"
 # Write more so the journal holds unflushed data, then crash and restart.
 "$BIN" bench --server "$URL" --clients 4 --batch 1000 --requests-max 200 --duration 60 >/dev/null 2>&1
 kill -9 "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""

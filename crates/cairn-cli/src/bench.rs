@@ -86,6 +86,15 @@ impl Shared {
     }
 }
 
+/// A xorshift step: cheap, deterministic pseudo-random numbers for payloads
+/// and sampling (no cryptographic use).
+fn next_random(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
 /// Builds the JSON of a unique benchmark fact with `fields_bytes` of fields.
 fn bench_fact_json(run_id: u64, client: usize, n: u64, fields_bytes: usize) -> String {
     let head = format!("{{\"type\":\"Bench.Item\",\"predecessors\":{{}},\"fields\":{{\"run\":{run_id},\"client\":{client},\"n\":{n},\"payload\":\"");
@@ -95,12 +104,8 @@ fn bench_fact_json(run_id: u64, client: usize, n: u64, fields_bytes: usize) -> S
     let mut state = run_id ^ ((client as u64) << 40) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     let mut json = head;
     for _ in 0..payload_len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        json.push(char::from(
-            b"abcdefghijklmnopqrstuvwxyz0123456789"[(state % 36) as usize],
-        ));
+        let index = (next_random(&mut state) % 36) as usize;
+        json.push(char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[index]));
     }
     json.push_str("\"}}");
     json
@@ -385,22 +390,14 @@ async fn get_targets(
     count: u64,
     fields_bytes: usize,
 ) -> anyhow::Result<Vec<String>> {
-    let metrics = http.get(format!("{base}/metrics")).send().await?.text().await?;
-    let last_seq: u64 = metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("cairn_store_last_seq "))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or(0);
+    let last_seq = crate::client::last_seq(http, base).await?;
     if last_seq < count.max(100) {
         return preload(http, base, run_id, count, fields_bytes).await;
     }
     let mut hashes = Vec::with_capacity(count as usize);
     let mut state = run_id | 1;
     while (hashes.len() as u64) < count {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        let after = state % (last_seq - 100);
+        let after = next_random(&mut state) % (last_seq - 100);
         let page: serde_json::Value = http
             .get(format!("{base}/v1/log?after={after}&limit=100"))
             .send()

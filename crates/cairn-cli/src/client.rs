@@ -168,7 +168,7 @@ pub async fn tail(server: &ServerArg, after: Option<u64>) -> anyhow::Result<()> 
     let client = http()?;
     let mut after = match after {
         Some(after) => after,
-        None => current_end(&client, server).await?,
+        None => last_seq(&client, &server.url).await?,
     };
     loop {
         let response = client
@@ -190,9 +190,9 @@ pub async fn tail(server: &ServerArg, after: Option<u64>) -> anyhow::Result<()> 
 /// The seq of the newest durable fact, read from the server's metrics
 /// (`cairn_store_last_seq`), so following starts at the end without paging
 /// through the whole log.
-async fn current_end(client: &reqwest::Client, server: &ServerArg) -> anyhow::Result<u64> {
+pub async fn last_seq(client: &reqwest::Client, base_url: &str) -> anyhow::Result<u64> {
     let text = client
-        .get(url(server, "/metrics"))
+        .get(format!("{}/metrics", base_url.trim_end_matches('/')))
         .send()
         .await
         .context("cannot reach the server")?

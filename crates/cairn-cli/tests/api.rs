@@ -345,12 +345,7 @@ fn health_versions_and_metrics_answer() {
     assert_eq!(status, 200);
     assert_eq!(versions["api"], json!(["v1"]));
     put_one(&server, fact("M.Fact", json!({}), json!({})));
-    let metrics = http()
-        .get(server.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = metrics_text(&server);
     for name in [
         "cairn_facts_written_total 1",
         "cairn_fact_bytes_written_total",

@@ -382,12 +382,7 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
         failures.join("\n")
     );
     assert_eq!(last_seq(&server), before, "bad input changed the store");
-    let metrics = client
-        .get(server.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = metrics_text(&server);
     assert!(
         metrics.contains("cairn_facts_written_total 1\n"),
         "only the parent was ever written"

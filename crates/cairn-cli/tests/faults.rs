@@ -34,12 +34,7 @@ fn a_failed_sync_poisons_the_store_until_restart() {
     assert_eq!(get_json(&server, &format!("/v1/facts/{first}")).0, 200);
     let (_, log) = get_json(&server, "/v1/log");
     assert_eq!(log["facts"].as_array().unwrap().len(), 2);
-    let metrics = http()
-        .get(server.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = metrics_text(&server);
     assert!(metrics.contains("cairn_store_poisoned 1"));
     server.kill9();
 

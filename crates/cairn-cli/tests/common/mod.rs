@@ -175,6 +175,16 @@ pub fn put_one(server: &Server, value: serde_json::Value) -> String {
         .to_string()
 }
 
+/// The server's `/metrics` text.
+pub fn metrics_text(server: &Server) -> String {
+    http()
+        .get(server.url("/metrics"))
+        .send()
+        .expect("server answers")
+        .text()
+        .expect("body reads")
+}
+
 /// The highest seq in the store, read from the log.
 pub fn last_seq(server: &Server) -> u64 {
     let mut after = 0;

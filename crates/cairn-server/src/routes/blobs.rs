@@ -23,11 +23,7 @@ pub async fn put_blob<S: Store>(
 ) -> Result<Response, ApiError> {
     QueryParams::parse(raw_query.as_deref(), &[])?;
     let bytes_max = state.blobs.bytes_max();
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > bytes_max) {
+    if super::declared_content_length(&headers).is_some_and(|length| length > bytes_max) {
         return Err(cairn_store::BlobError::TooLarge { bytes_max }.into());
     }
     let mut writer = state.blobs.writer().await?;

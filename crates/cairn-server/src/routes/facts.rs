@@ -89,11 +89,9 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, ApiE
             ),
         )
     };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limits::REQUEST_BODY_BYTES_MAX as u64) {
+    if super::declared_content_length(headers)
+        .is_some_and(|length| length > limits::REQUEST_BODY_BYTES_MAX as u64)
+    {
         return Err(too_large());
     }
     axum::body::to_bytes(body, limits::REQUEST_BODY_BYTES_MAX)

@@ -4,3 +4,12 @@ pub mod blobs;
 pub mod facts;
 pub mod meta;
 mod wait;
+
+/// The `Content-Length` a request declares, if any, so that an oversized
+/// body is refused before it is read.
+fn declared_content_length(headers: &axum::http::HeaderMap) -> Option<u64> {
+    headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok())
+}

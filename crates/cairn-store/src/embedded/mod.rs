@@ -66,8 +66,10 @@ pub struct EmbeddedOptions {
     pub sync_mode: SyncMode,
     /// Block cache size of the storage engine.
     pub cache_bytes: u64,
-    /// Memory for memtables before they are flushed to disk.
+    /// Memory for memtables (all partitions) before writes stall for flushes.
     pub write_buffer_bytes: u64,
+    /// Size at which one partition's memtable is sealed and flushed.
+    pub memtable_bytes: u32,
     /// Journal size before memtables are flushed; bounds recovery time at start.
     pub journal_bytes_max: u64,
     /// Facts gathered into one group commit at most.
@@ -82,8 +84,9 @@ impl Default for EmbeddedOptions {
     fn default() -> Self {
         EmbeddedOptions {
             sync_mode: SyncMode::Data,
-            cache_bytes: 32 * 1024 * 1024,
-            write_buffer_bytes: 64 * 1024 * 1024,
+            cache_bytes: 16 * 1024 * 1024,
+            write_buffer_bytes: 32 * 1024 * 1024,
+            memtable_bytes: 8 * 1024 * 1024,
             journal_bytes_max: 256 * 1024 * 1024,
             group_facts_max: 20_000,
             queued_requests_max: 4096,
@@ -211,13 +214,23 @@ impl EmbeddedStore {
             .max_write_buffer_size(options.write_buffer_bytes)
             .max_journaling_size(options.journal_bytes_max)
             .open()?;
-        let partition =
-            |name: &str| keyspace.open_partition(name, PartitionCreateOptions::default());
-        let facts = partition("facts")?;
-        let by_hash = partition("by_hash")?;
-        let successors = partition("successors")?;
-        let by_type = partition("by_type")?;
-        let meta = partition("meta")?;
+        // Fact records are JSON and compress well; index keys are mostly
+        // hashes, which do not, so compressing them would only cost CPU.
+        // Bloom filters pay only for point lookups of keys that may be
+        // absent: `by_hash` (every write checks whether a fact is new).
+        // `facts` is looked up only by seqs known to exist, and the other
+        // indexes are only scanned, so their filters would be memory for
+        // nothing (about 12 MiB per partition at 10 million facts).
+        let compressed = PartitionCreateOptions::default()
+            .manual_journal_persist(true)
+            .max_memtable_size(options.memtable_bytes);
+        let uncompressed = compressed.clone().compression(fjall::CompressionType::None);
+        let unfiltered = uncompressed.clone().bloom_filter_bits(None);
+        let facts = keyspace.open_partition("facts", compressed.bloom_filter_bits(None))?;
+        let by_hash = keyspace.open_partition("by_hash", uncompressed)?;
+        let successors = keyspace.open_partition("successors", unfiltered.clone())?;
+        let by_type = keyspace.open_partition("by_type", unfiltered.clone())?;
+        let meta = keyspace.open_partition("meta", unfiltered)?;
         match meta.get("format")? {
             None => {
                 meta.insert("format", FORMAT_VERSION)?;
