@@ -65,7 +65,7 @@ echo "scale peak_rss_mib_after_reads=$((PEAK_RSS_KB / 1024)) disk_mib=$((DISK_BY
 start_server
 echo "scale restart_after_sigterm_ms=$READY_MS rss_mib_after_restart=$(( $(awk '/VmRSS/ {print $2}' /proc/$SERVER_PID/status) / 1024 ))"
 # Write more so the journal holds unflushed data, then crash and restart.
-"$BIN" bench --server "$URL" --clients 4 --batch 1000 --requests-max 200 --duration 60 >/dev/null 2>&1
+"$BIN" bench --server "$URL" --clients 4 --batch 1000 --requests-max 200 --duration 60 2>/dev/null | tr '\n' ' ' | sed 's/^/scale before_kill9 /'; echo
 kill -9 "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
 start_server
 echo "scale restart_after_kill9_ms=$READY_MS last_seq=$(metric cairn_store_last_seq)"

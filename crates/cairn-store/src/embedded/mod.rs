@@ -36,6 +36,17 @@ use writer::WriteRequest;
 
 /// The on-disk format version this code reads and writes.
 const FORMAT_VERSION: &[u8] = b"1";
+/// Memtables fjall flushes per wake-up of its flush worker (its
+/// `flush_workers` setting is this task limit; there is one flush thread).
+/// At open, fjall queues the memtables recovered from the journals without
+/// waking the worker, and later wakes it once per new memtable; with the
+/// default (the number of cores, 2 here) the recovered backlog could stay
+/// queued behind newer work, the oldest journal was never deleted, and fjall
+/// halted all writes for good ("too many journals"). We saw that in several
+/// restarts after heavy writes (`bench/scale.sh`, 1 million facts). The
+/// backlog is at most 8 journals (`journal_bytes_max` / 32 MiB) times 5
+/// partitions, so with 64 one wake-up flushes all of it.
+const FLUSH_TASKS_PER_WAKEUP: usize = 64;
 /// Upper bounds of the facts-per-sync histogram buckets.
 const FACTS_PER_SYNC_BUCKETS: [u64; 12] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, 16384];
 /// Successor index entries examined per query at most, so that a query whose
@@ -210,6 +221,7 @@ impl EmbeddedStore {
         })?;
         let keyspace = Config::new(dir.join("store"))
             .manual_journal_persist(true)
+            .flush_workers(FLUSH_TASKS_PER_WAKEUP)
             .cache_size(options.cache_bytes)
             .max_write_buffer_size(options.write_buffer_bytes)
             .max_journaling_size(options.journal_bytes_max)
