@@ -429,3 +429,25 @@ fn cli_client_commands_talk_to_the_server() {
     let (ok, _, err) = run(&["get", "nothex"], None);
     assert!(!ok && err.contains("invalid_hash"), "{err}");
 }
+
+#[test]
+fn cli_tail_follows_the_log() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let first = put_one(&server, fact("Tail.Entry", json!({"n": 1}), json!({})));
+    let mut tail = Command::new(CAIRN)
+        .args(["tail", "--after", "0", "--server", &server.base])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(tail.stdout.take().unwrap()).lines();
+    let line = lines.next().unwrap().unwrap();
+    assert!(line.contains(&first), "{line}");
+    // A fact written while tail waits arrives through its long-poll.
+    let second = put_one(&server, fact("Tail.Entry", json!({"n": 2}), json!({})));
+    let line = lines.next().unwrap().unwrap();
+    assert!(line.contains(&second), "{line}");
+    tail.kill().unwrap();
+    tail.wait().unwrap();
+}
