@@ -1,0 +1,222 @@
+//! The `Store` contract, checked through the trait alone so that every
+//! backend can run the same suite: durable writes with dense sequence
+//! numbers, idempotence, all-or-nothing batches with predecessors first,
+//! successors with role, `without` and paging, the log, the durable-seq
+//! watch, and poisoning after a failed sync. Today it runs against the
+//! embedded store; a new backend adds one `#[tokio::test]` per check.
+
+use cairn_fact::{CanonicalFact, Hash};
+use cairn_store::{EmbeddedOptions, EmbeddedStore, Store, SuccessorsQuery, WriteError};
+
+fn fact(type_name: &str, fields: &str, predecessors: &[(&str, &Hash)]) -> CanonicalFact {
+    let predecessors: Vec<String> = predecessors
+        .iter()
+        .map(|(role, hash)| format!("\"{role}\":\"{hash}\""))
+        .collect();
+    let json = format!(
+        r#"{{"type":"{type_name}","fields":{fields},"predecessors":{{{}}}}}"#,
+        predecessors.join(",")
+    );
+    CanonicalFact::from_json(json.as_bytes(), 65536).unwrap()
+}
+
+fn query(predecessor: &Hash, type_name: &str) -> SuccessorsQuery {
+    SuccessorsQuery {
+        predecessor: *predecessor,
+        type_name: type_name.to_string(),
+        role: None,
+        without_types: Vec::new(),
+        after_seq: 0,
+        limit: 100,
+    }
+}
+
+fn hashes(page: &cairn_store::Page) -> Vec<Hash> {
+    page.facts.iter().map(|fact| fact.hash).collect()
+}
+
+async fn writes_are_dense_idempotent_and_read_back<S: Store>(store: &S) {
+    let a = fact("T.A", r#"{"n":1}"#, &[]);
+    let b = fact("T.A", r#"{"n":2}"#, &[]);
+    let outcomes = store
+        .put_facts(vec![a.clone(), b.clone(), a.clone()])
+        .await
+        .unwrap();
+    let seqs: Vec<(u64, bool)> = outcomes.iter().map(|o| (o.seq, o.inserted)).collect();
+    assert_eq!(seqs, vec![(1, true), (2, true), (1, false)]);
+    let again = store.put_facts(vec![b.clone()]).await.unwrap();
+    assert_eq!((again[0].seq, again[0].inserted), (2, false));
+    let stored = store.get_fact(&a.hash).unwrap().unwrap();
+    assert_eq!(
+        (stored.seq, stored.canonical.as_slice()),
+        (1, a.canonical.as_slice())
+    );
+    assert!(store.get_fact(&Hash([9; 32])).unwrap().is_none());
+    assert_eq!(*store.watch_last_seq().borrow(), 2);
+    let log = store.log(0, 10).unwrap();
+    assert_eq!(hashes(&log), vec![a.hash, b.hash]);
+    assert_eq!(log.next_seq, 2);
+    assert_eq!(store.log(2, 10).unwrap().facts.len(), 0);
+    assert_eq!(store.log(2, 10).unwrap().next_seq, 2);
+    assert_eq!(store.log(0, 1).unwrap().next_seq, 1);
+}
+
+async fn a_batch_with_a_missing_predecessor_stores_nothing<S: Store>(store: &S) {
+    let before = *store.watch_last_seq().borrow();
+    let parent = fact("T.Parent", "{}", &[]);
+    let unknown = Hash([7; 32]);
+    let child = fact("T.Child", "{}", &[("parent", &parent.hash)]);
+    let orphan = fact("T.Child", r#"{"orphan":true}"#, &[("parent", &unknown)]);
+    match store
+        .put_facts(vec![parent.clone(), child.clone(), orphan])
+        .await
+    {
+        Err(WriteError::MissingPredecessors { missing }) => assert_eq!(missing, vec![unknown]),
+        other => panic!("expected missing predecessors, got {other:?}"),
+    }
+    assert_eq!(*store.watch_last_seq().borrow(), before);
+    assert!(store.get_fact(&parent.hash).unwrap().is_none());
+    // A predecessor later in the batch does not count.
+    let result = store.put_facts(vec![child.clone(), parent.clone()]).await;
+    assert!(matches!(
+        result,
+        Err(WriteError::MissingPredecessors { .. })
+    ));
+    // In order, the same facts are accepted.
+    store.put_facts(vec![parent, child]).await.unwrap();
+    assert_eq!(*store.watch_last_seq().borrow(), before + 2);
+}
+
+async fn successors_filter_by_type_role_and_without_and_page<S: Store>(store: &S) {
+    let list = fact("Todo.List", r#"{"list":1}"#, &[]);
+    store.put_facts(vec![list.clone()]).await.unwrap();
+    let items: Vec<CanonicalFact> = (0..5)
+        .map(|n| {
+            fact(
+                "Todo.Item",
+                &format!(r#"{{"n":{n}}}"#),
+                &[("list", &list.hash)],
+            )
+        })
+        .collect();
+    store.put_facts(items.clone()).await.unwrap();
+    let other_role = fact("Todo.Item", r#"{"owner":true}"#, &[("owner", &list.hash)]);
+    let both_roles = fact(
+        "Todo.Item",
+        r#"{"both":true}"#,
+        &[("list", &list.hash), ("owner", &list.hash)],
+    );
+    let deleted = fact("Todo.Deleted", "{}", &[("item", &items[1].hash)]);
+    store
+        .put_facts(vec![other_role.clone(), both_roles.clone(), deleted])
+        .await
+        .unwrap();
+
+    let all = store.successors(&query(&list.hash, "Todo.Item")).unwrap();
+    assert_eq!(
+        all.facts.len(),
+        7,
+        "a fact naming the list in two roles is listed once"
+    );
+    assert!(all.facts.windows(2).all(|pair| pair[0].seq < pair[1].seq));
+
+    let by_role = store
+        .successors(&SuccessorsQuery {
+            role: Some("owner".into()),
+            ..query(&list.hash, "Todo.Item")
+        })
+        .unwrap();
+    assert_eq!(hashes(&by_role), vec![other_role.hash, both_roles.hash]);
+
+    let live = store
+        .successors(&SuccessorsQuery {
+            without_types: vec!["Todo.Deleted".into()],
+            ..query(&list.hash, "Todo.Item")
+        })
+        .unwrap();
+    assert!(!hashes(&live).contains(&items[1].hash));
+    assert_eq!(live.facts.len(), 6);
+
+    let first = store
+        .successors(&SuccessorsQuery {
+            limit: 2,
+            ..query(&list.hash, "Todo.Item")
+        })
+        .unwrap();
+    assert_eq!(hashes(&first), vec![items[0].hash, items[1].hash]);
+    let second = store
+        .successors(&SuccessorsQuery {
+            after_seq: first.next_seq,
+            limit: 2,
+            ..query(&list.hash, "Todo.Item")
+        })
+        .unwrap();
+    assert_eq!(hashes(&second), vec![items[2].hash, items[3].hash]);
+    assert!(store
+        .successors(&query(&list.hash, "Todo.Other"))
+        .unwrap()
+        .facts
+        .is_empty());
+}
+
+fn open_embedded(dir: &std::path::Path, options: EmbeddedOptions) -> EmbeddedStore {
+    EmbeddedStore::open(dir, options).unwrap()
+}
+
+#[tokio::test]
+async fn embedded_writes_are_dense_idempotent_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    writes_are_dense_idempotent_and_read_back(&open_embedded(
+        dir.path(),
+        EmbeddedOptions::default(),
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn embedded_batch_with_a_missing_predecessor_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    a_batch_with_a_missing_predecessor_stores_nothing(&open_embedded(
+        dir.path(),
+        EmbeddedOptions::default(),
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn embedded_successors_filter_by_type_role_and_without_and_page() {
+    let dir = tempfile::tempdir().unwrap();
+    successors_filter_by_type_role_and_without_and_page(&open_embedded(
+        dir.path(),
+        EmbeddedOptions::default(),
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn embedded_store_is_poisoned_by_a_failed_sync_and_reopens_with_what_was_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = EmbeddedOptions {
+        fail_sync_after: Some(1),
+        ..EmbeddedOptions::default()
+    };
+    let store = open_embedded(dir.path(), options);
+    let kept = fact("T.Kept", "{}", &[]);
+    store.put_facts(vec![kept.clone()]).await.unwrap();
+    let failed = store.put_facts(vec![fact("T.Lost", "{}", &[])]).await;
+    assert!(matches!(failed, Err(WriteError::Storage(_))), "{failed:?}");
+    let refused = store.put_facts(vec![fact("T.Refused", "{}", &[])]).await;
+    assert!(matches!(refused, Err(WriteError::Poisoned)), "{refused:?}");
+    assert!(store.stats().poisoned);
+    assert_eq!(
+        store.log(0, 10).unwrap().facts.len(),
+        1,
+        "readers see only acknowledged facts"
+    );
+    tokio::task::spawn_blocking(move || store.close())
+        .await
+        .unwrap();
+    let reopened = open_embedded(dir.path(), EmbeddedOptions::default());
+    assert!(reopened.get_fact(&kept.hash).unwrap().is_some());
+    assert!(!reopened.stats().poisoned);
+}
