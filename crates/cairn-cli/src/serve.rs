@@ -25,6 +25,9 @@ pub struct ServeArgs {
     /// Bytes of one blob at most.
     #[arg(long, default_value_t = limits::BLOB_BYTES_MAX_DEFAULT)]
     blob_bytes_max: u64,
+    /// Requests handled at once; beyond this the server answers 429.
+    #[arg(long, default_value_t = limits::CONCURRENT_REQUESTS_MAX)]
+    concurrent_requests_max: usize,
     /// UNSAFE, for negative-control tests only: acknowledge writes before
     /// they are written or synced, so a crash loses acknowledged writes.
     #[arg(long, hide = true)]
@@ -68,6 +71,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!("listening on http://{address}");
     let config = ServerConfig {
         fact_canonical_bytes_max: args.fact_bytes_max,
+        concurrent_requests_max: args.concurrent_requests_max,
     };
     cairn_server::serve(
         listener,

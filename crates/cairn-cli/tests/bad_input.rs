@@ -412,3 +412,26 @@ fn bodies_over_the_request_limit_are_refused_with_413() {
     );
     assert_eq!(last_seq(&server), 0);
 }
+
+#[test]
+fn requests_beyond_the_concurrency_limit_get_429() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--concurrent-requests-max", "2"]);
+    let waiters: Vec<_> = (0..2)
+        .map(|_| {
+            let url = server.url("/v1/log?after=1000&wait_ms=3000");
+            std::thread::spawn(move || http().get(url).send().unwrap().status().as_u16())
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let (status, answer) = get_json(&server, "/v1/log");
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (429, Some("overloaded")),
+        "{answer}"
+    );
+    for waiter in waiters {
+        assert_eq!(waiter.join().unwrap(), 200);
+    }
+    assert_eq!(get_json(&server, "/v1/log").0, 200, "capacity returns");
+}

@@ -21,6 +21,7 @@ use axum::{middleware, BoxError, Router};
 use cairn_store::{BlobStore, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::ServiceBuilder;
 
 pub use error::ApiError;
@@ -44,8 +45,15 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
     let blobs = Router::new()
         .route("/v1/blobs", put(routes::blobs::put_blob::<S>))
         .route("/v1/blobs/{hash}", get(routes::blobs::get_blob::<S>));
-    with_overload_limits(api, limits::REQUEST_TIMEOUT)
-        .merge(with_overload_limits(blobs, limits::BLOB_TIMEOUT))
+    // One semaphore for the whole server: axum applies a layer to each
+    // route separately, so a plain concurrency limit would count per route.
+    let in_progress = GlobalConcurrencyLimitLayer::new(state.config.concurrent_requests_max);
+    with_overload_limits(api, limits::REQUEST_TIMEOUT, in_progress.clone())
+        .merge(with_overload_limits(
+            blobs,
+            limits::BLOB_TIMEOUT,
+            in_progress,
+        ))
         .method_not_allowed_fallback(routes::meta::method_not_allowed)
         .fallback(routes::meta::unknown_route)
         .route_layer(middleware::from_fn_with_state(
@@ -55,11 +63,12 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .with_state(state)
 }
 
-/// Adds load shedding (429 beyond the concurrency limit) and a timeout
+/// Adds load shedding (429 once `in_progress` is exhausted) and a timeout
 /// (503) to `router`, both answered as JSON errors.
 fn with_overload_limits<S: Store>(
     router: Router<AppState<S>>,
     timeout: std::time::Duration,
+    in_progress: GlobalConcurrencyLimitLayer,
 ) -> Router<AppState<S>> {
     router.layer(
         ServiceBuilder::new()
@@ -79,7 +88,7 @@ fn with_overload_limits<S: Store>(
                 }
             }))
             .load_shed()
-            .concurrency_limit(limits::CONCURRENT_REQUESTS_MAX)
+            .layer(in_progress)
             .timeout(timeout),
     )
 }

@@ -26,7 +26,8 @@ pub const SUCCESSORS_LIMIT_MAX: usize = 10_000;
 pub const WITHOUT_TYPES_MAX: usize = 16;
 /// Longest long-poll a client may ask for.
 pub const WAIT_MS_MAX: u64 = 60_000;
-/// Requests handled at once; beyond this the server answers 429.
+/// Requests handled at once (the default; configurable); beyond this the
+/// server answers 429.
 pub const CONCURRENT_REQUESTS_MAX: usize = 4_096;
 /// Time a request (other than a long-poll's wait or a blob transfer) may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(90);

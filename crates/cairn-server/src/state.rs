@@ -12,12 +12,15 @@ use crate::metrics::HttpMetrics;
 pub struct ServerConfig {
     /// Canonical bytes of one fact at most.
     pub fact_canonical_bytes_max: usize,
+    /// Requests handled at once; beyond this the server answers 429.
+    pub concurrent_requests_max: usize,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             fact_canonical_bytes_max: crate::limits::FACT_CANONICAL_BYTES_MAX_DEFAULT,
+            concurrent_requests_max: crate::limits::CONCURRENT_REQUESTS_MAX,
         }
     }
 }
