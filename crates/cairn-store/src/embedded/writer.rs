@@ -29,6 +29,18 @@ pub struct WriteRequest {
     pub reply: oneshot::Sender<Result<Vec<PutOutcome>, WriteError>>,
 }
 
+/// The facts of one group commit being assembled.
+struct Group {
+    /// Every entry of the group's new facts, written atomically.
+    batch: fjall::Batch,
+    /// New facts of this group and their sequence numbers.
+    new_facts: HashMap<Hash, u64>,
+    /// The sequence number the next new fact gets.
+    next_seq: u64,
+    /// Canonical bytes of the new facts.
+    n_new_bytes: u64,
+}
+
 /// A request that passed validation, with the outcomes to send once durable.
 struct Accepted {
     reply: oneshot::Sender<Result<Vec<PutOutcome>, WriteError>>,
@@ -73,48 +85,27 @@ struct Writer {
 }
 
 impl Writer {
-    fn commit_group(&mut self, group: Vec<WriteRequest>) {
+    fn commit_group(&mut self, requests: Vec<WriteRequest>) {
         if self.shared.poisoned.load(Ordering::Acquire) {
-            for request in group {
+            for request in requests {
                 let _ = request.reply.send(Err(WriteError::Poisoned));
             }
             return;
         }
-        let mut batch = self.shared.keyspace.batch();
-        let mut group_new: HashMap<Hash, u64> = HashMap::new();
-        let mut accepted = Vec::with_capacity(group.len());
-        let mut next_seq = self.last_seq + 1;
-        let mut n_new_facts = 0u64;
-        let mut n_new_bytes = 0u64;
-        for request in group {
-            match self.validate(&request.facts, &group_new) {
+        let mut group = Group {
+            batch: self.shared.keyspace.batch(),
+            new_facts: HashMap::new(),
+            next_seq: self.last_seq + 1,
+            n_new_bytes: 0,
+        };
+        let mut accepted = Vec::with_capacity(requests.len());
+        for request in requests {
+            match self.validate(&request.facts, &group.new_facts) {
                 Err(error) => {
                     let _ = request.reply.send(Err(error));
                 }
                 Ok(existing) => {
-                    let mut outcomes = Vec::with_capacity(request.facts.len());
-                    for (fact, existing_seq) in request.facts.iter().zip(existing) {
-                        let known = existing_seq.or_else(|| group_new.get(&fact.hash).copied());
-                        if let Some(seq) = known {
-                            outcomes.push(PutOutcome {
-                                hash: fact.hash,
-                                seq,
-                                inserted: false,
-                            });
-                            continue;
-                        }
-                        let seq = next_seq;
-                        next_seq += 1;
-                        self.add_to_batch(&mut batch, fact, seq);
-                        group_new.insert(fact.hash, seq);
-                        n_new_facts += 1;
-                        n_new_bytes += fact.canonical.len() as u64;
-                        outcomes.push(PutOutcome {
-                            hash: fact.hash,
-                            seq,
-                            inserted: true,
-                        });
-                    }
+                    let outcomes = self.stage(&mut group, &request.facts, existing);
                     accepted.push(Accepted {
                         reply: request.reply,
                         outcomes,
@@ -132,20 +123,21 @@ impl Writer {
             std::thread::sleep(UNSAFE_ACK_AHEAD);
         }
         let started = Instant::now();
+        let n_new_facts = group.new_facts.len() as u64;
         let durable = if n_new_facts == 0 {
             Ok(())
         } else {
-            batch.commit().and_then(|()| self.sync())
+            group.batch.commit().and_then(|()| self.sync())
         };
         match durable {
             Ok(()) => {
-                self.last_seq = next_seq - 1;
+                self.last_seq = group.next_seq - 1;
                 if let Err(error) = self.watermark.record(self.last_seq, false) {
                     // The facts are durable; only the damage check at open is weaker.
                     tracing::error!(%error, "cannot record the durable watermark");
                 }
                 self.shared
-                    .record_commit(n_new_facts, n_new_bytes, started.elapsed());
+                    .record_commit(n_new_facts, group.n_new_bytes, started.elapsed());
                 self.shared.publish_durable_seq(self.last_seq);
                 for request in accepted {
                     let _ = request.reply.send(Ok(request.outcomes));
@@ -163,12 +155,43 @@ impl Writer {
         }
     }
 
+    /// Adds the new facts of a validated request to the group, assigning
+    /// their sequence numbers, and returns the request's outcomes.
+    fn stage(
+        &self,
+        group: &mut Group,
+        facts: &[CanonicalFact],
+        existing: Vec<Option<u64>>,
+    ) -> Vec<PutOutcome> {
+        let mut outcomes = Vec::with_capacity(facts.len());
+        for (fact, existing_seq) in facts.iter().zip(existing) {
+            let known = existing_seq.or_else(|| group.new_facts.get(&fact.hash).copied());
+            let (seq, inserted) = match known {
+                Some(seq) => (seq, false),
+                None => {
+                    let seq = group.next_seq;
+                    group.next_seq += 1;
+                    self.add_to_batch(&mut group.batch, fact, seq);
+                    group.new_facts.insert(fact.hash, seq);
+                    group.n_new_bytes += fact.canonical.len() as u64;
+                    (seq, true)
+                }
+            };
+            outcomes.push(PutOutcome {
+                hash: fact.hash,
+                seq,
+                inserted,
+            });
+        }
+        outcomes
+    }
+
     /// Checks one request against the store and the current group. Returns,
     /// for each fact, its seq if it is already durable, or `None`.
     fn validate(
         &self,
         facts: &[CanonicalFact],
-        group_new: &HashMap<Hash, u64>,
+        group_new_facts: &HashMap<Hash, u64>,
     ) -> Result<Vec<Option<u64>>, WriteError> {
         let mut existing = Vec::with_capacity(facts.len());
         let mut earlier_in_request: HashSet<Hash> = HashSet::with_capacity(facts.len());
@@ -177,7 +200,7 @@ impl Writer {
         for fact in facts {
             let stored_seq = self.stored_seq(&fact.hash)?;
             existing.push(stored_seq);
-            if stored_seq.is_some() || group_new.contains_key(&fact.hash) {
+            if stored_seq.is_some() || group_new_facts.contains_key(&fact.hash) {
                 continue;
             }
             if earlier_in_request.contains(&fact.hash) {
@@ -185,7 +208,7 @@ impl Writer {
             }
             for (_, predecessor) in fact.fact.all_predecessors() {
                 let known = earlier_in_request.contains(predecessor)
-                    || group_new.contains_key(predecessor)
+                    || group_new_facts.contains_key(predecessor)
                     || self.stored_seq(predecessor)?.is_some();
                 if !known && missing_seen.insert(*predecessor) {
                     missing.push(*predecessor);
