@@ -15,48 +15,28 @@ while [[ $# -gt 0 ]]; do
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
-cargo build --release --quiet
-BIN="$PWD/target/release/cairn"
-TMP="$(mktemp -d /tmp/cairn-bench.XXXXXX)"
 PORT=17790
-SERVER_PID=""
-cleanup() {
-  if [[ -n "$SERVER_PID" ]]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
+TMP_PREFIX=cairn-bench
+source bench/lib.sh
 
-start_server() {
-  rm -rf "$TMP/data"
-  "$BIN" serve --data "$TMP/data" --listen "127.0.0.1:$PORT" 2>"$TMP/server.log" &
-  SERVER_PID=$!
-  for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$PORT/v1/health" >/dev/null && return 0
-    sleep 0.1
-  done
-  echo "server did not start" >&2; cat "$TMP/server.log" >&2; exit 1
-}
-
-stop_server() {
-  kill "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""
-}
+# Starts a server on an empty data directory.
+start_fresh_server() { rm -rf "$TMP/data"; start_server; }
 
 # Prints the bench result as one line, prefixed, with the sync statistics.
 run_bench() {
   local label="$1"; shift
   local result
-  result="$("$BIN" bench --server "http://127.0.0.1:$PORT" --duration "$DURATION" "$@" 2>/dev/null | tr '\n' ' ')"
-  local metrics syncs facts
-  metrics="$(curl -s "http://127.0.0.1:$PORT/metrics")"
-  syncs="$(awk '/^cairn_fsyncs_total /{print $2}' <<<"$metrics")"
-  facts="$(awk '/^cairn_facts_written_total /{print $2}' <<<"$metrics")"
+  result="$("$BIN" bench --server "$URL" --duration "$DURATION" "$@" 2>/dev/null | tr '\n' ' ')"
+  local syncs facts
+  syncs="$(metric cairn_fsyncs_total)"
+  facts="$(metric cairn_facts_written_total)"
   echo "cairn scenario=$label $result fsyncs=$syncs facts_per_fsync=$(awk -v f="$facts" -v s="$syncs" 'BEGIN{ if (s>0) printf "%.1f", f/s; else print 0 }')"
 }
 
 echo "bench=cairn duration_s=$DURATION date=$(date -u +%FT%TZ) loadavg_1m=$(cut -d' ' -f1 /proc/loadavg)"
-start_server; run_bench http_1x1 --clients 1 --batch 1; stop_server
-start_server; run_bench http_64x1 --clients 64 --batch 1; stop_server
-start_server; run_bench http_4x1000 --clients 4 --batch 1000
+start_fresh_server; run_bench http_1x1 --clients 1 --batch 1; stop_server
+start_fresh_server; run_bench http_64x1 --clients 64 --batch 1; stop_server
+start_fresh_server; run_bench http_4x1000 --clients 4 --batch 1000
 run_bench http_get_32 --workload get --clients 32
 run_bench http_successors_1000 --workload successors --clients 1 --batch 1000
 stop_server

@@ -18,33 +18,9 @@ while [[ $# -gt 0 ]]; do
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
-cargo build --release --quiet
-BIN="$PWD/target/release/cairn"
-TMP="$(mktemp -d /tmp/cairn-scale.XXXXXX)"
 PORT=17791
-URL="http://127.0.0.1:$PORT"
-SERVER_PID=""
-cleanup() {
-  if [[ -n "$SERVER_PID" ]]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-# Starts the server; sets READY_MS to the milliseconds until /v1/health answers 200.
-start_server() {
-  local started; started=$(date +%s%N)
-  "$BIN" serve --data "$TMP/data" --listen "127.0.0.1:$PORT" >/dev/null 2>>"$TMP/server.log" &
-  SERVER_PID=$!
-  for _ in $(seq 1 3000); do
-    if curl -sf "$URL/v1/health" >/dev/null; then
-      READY_MS=$(( ($(date +%s%N) - started) / 1000000 )); return 0
-    fi
-    sleep 0.01
-  done
-  echo "server did not start" >&2; tail "$TMP/server.log" >&2; exit 1
-}
-
-metric() { curl -s "$URL/metrics" | awk -v name="$1" '$1==name {print $2}'; }
+TMP_PREFIX=cairn-scale
+source bench/lib.sh
 
 echo "bench=scale facts=$FACTS date=$(date -u +%FT%TZ) loadavg_1m=$(cut -d' ' -f1 /proc/loadavg)"
 start_server

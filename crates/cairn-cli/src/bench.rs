@@ -411,6 +411,9 @@ async fn get_targets(
     Ok(hashes)
 }
 
+/// The `client` field of preloaded facts: unlike any load client's.
+const PRELOAD_CLIENT_ID: usize = 1_000_000;
+
 /// Writes `count` facts in batches of 1,000 and returns their hashes.
 async fn preload(
     http: &reqwest::Client,
@@ -423,7 +426,7 @@ async fn preload(
     let mut n = 0;
     while n < count {
         let batch: Vec<String> = (n..count.min(n + 1000))
-            .map(|index| bench_fact_json(run_id, usize::MAX >> 1, index, fields_bytes))
+            .map(|index| bench_fact_json(run_id, PRELOAD_CLIENT_ID, index, fields_bytes))
             .collect();
         n += batch.len() as u64;
         hashes.extend(post_batch(http, base, &batch).await?);
