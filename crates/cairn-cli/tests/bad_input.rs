@@ -435,3 +435,113 @@ fn requests_beyond_the_concurrency_limit_get_429() {
     }
     assert_eq!(get_json(&server, "/v1/log").0, 200, "capacity returns");
 }
+
+#[test]
+fn cli_commands_refuse_bad_input_with_a_clear_message() {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let run = |args: &[&str], input: &str| {
+        let mut child = Command::new(CAIRN)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stderr).to_string(),
+        )
+    };
+    let cases: [(&[&str], &str, &str); 6] = [
+        (&["hash"], "{not json", "malformed_json"),
+        (
+            &["hash"],
+            r#"{"type":"A","fields":{"n":9007199254740993},"predecessors":{}}"#,
+            "integer_out_of_range",
+        ),
+        (&["hash"], r#"{"type":"A","fields":{}}"#, "invalid_fact"),
+        (&["put", "--server", &server.base], "{not json", "not JSON"),
+        (
+            &["put", "--server", &server.base],
+            r#"{"type":"bad type","fields":{},"predecessors":{}}"#,
+            "invalid_type",
+        ),
+        (
+            &[
+                "successors",
+                &"a".repeat(64),
+                "--type",
+                "9x",
+                "--server",
+                &server.base,
+            ],
+            "",
+            "invalid_type",
+        ),
+    ];
+    for (args, input, expected) in cases {
+        let (ok, stderr) = run(args, input);
+        assert!(
+            !ok && stderr.contains(expected),
+            "{args:?} with {input:?}: {stderr}"
+        );
+    }
+    let (ok, stderr) = run(
+        &["get", &"a".repeat(64), "--server", "http://127.0.0.1:9"],
+        "",
+    );
+    assert!(
+        !ok && stderr.contains("cannot reach the server"),
+        "{stderr}"
+    );
+    assert_eq!(last_seq(&server), 0);
+}
+
+#[test]
+fn blob_endpoints_refuse_bad_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let client = http();
+    let (status, answer) = json_answer(
+        client
+            .put(server.url("/v1/blobs?name=x"))
+            .body("abc")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("unknown_parameter"))
+    );
+    let head = client
+        .head(server.url(&format!("/v1/blobs/{}", "0".repeat(64))))
+        .send()
+        .unwrap();
+    assert_eq!(head.status(), 404);
+    let (status, answer) = get_json(&server, &format!("/v1/blobs/{}", "g".repeat(64)));
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("invalid_hash"))
+    );
+    let (status, answer) = json_answer(
+        client
+            .post(server.url("/v1/blobs"))
+            .body("abc")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
+}
