@@ -40,5 +40,21 @@ start_fresh_server; run_bench http_4x1000 --clients 4 --batch 1000
 run_bench http_get_32 --workload get --clients 32
 run_bench http_successors_1000 --workload successors --clients 1 --batch 1000
 stop_server
+# The same single-fact writes driven by wrk (a lighter client than
+# `cairn bench`, so less of the two cores goes to the load generator).
+run_wrk() {
+  local label="$1" connections="$2" threads="$3"
+  start_fresh_server
+  local out
+  out="$(wrk -t"$threads" -c"$connections" -d"${DURATION}s" --latency -s bench/wrk-write.lua "$URL" 2>&1)"
+  echo "cairn scenario=$label client=wrk connections=$connections requests_per_s=$(awk '/Requests\/sec/ {print $2}' <<<"$out") p50=$(awk '$1=="50%" {print $2}' <<<"$out") p99=$(awk '$1=="99%" {print $2}' <<<"$out") facts_written=$(metric cairn_facts_written_total) fsyncs=$(metric cairn_fsyncs_total)"
+  stop_server
+}
+if command -v wrk >/dev/null; then
+  run_wrk wrk_1x1 1 1
+  run_wrk wrk_64x1 64 2
+else
+  echo "cairn scenario=wrk skipped=1 reason=no-wrk (apt-get install wrk)"
+fi
 echo "cairn scenario=embedded_4x1000 $("$BIN" bench --embedded "$TMP/embedded" --clients 4 --batch 1000 --duration "$DURATION" 2>/dev/null | tr '\n' ' ')"
 echo "bench=cairn done=1 loadavg_1m=$(cut -d' ' -f1 /proc/loadavg)"
