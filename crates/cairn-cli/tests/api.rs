@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,21 +11,9 @@ use common::*;
 use serde_json::json;
 
 fn cairn_hash(fact_json: &str) -> String {
-    let mut child = Command::new(CAIRN)
-        .arg("hash")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(fact_json.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success());
-    String::from_utf8(output.stdout).unwrap().trim().to_string()
+    let output = run_cli(&["hash"], fact_json);
+    assert!(output.success, "{}", output.stderr);
+    output.stdout.trim().to_string()
 }
 
 #[test]
@@ -391,25 +378,11 @@ fn cli_client_commands_talk_to_the_server() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let run = |args: &[&str], input: Option<&str>| {
-        let mut child = Command::new(CAIRN)
-            .args(args)
-            .args(["--server", &server.base])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        if let Some(input) = input {
-            stdin.write_all(input.as_bytes()).unwrap();
-        }
-        drop(stdin);
-        let output = child.wait_with_output().unwrap();
-        (
-            output.status.success(),
-            String::from_utf8_lossy(&output.stdout).to_string(),
-            String::from_utf8_lossy(&output.stderr).to_string(),
-        )
+        let output = run_cli(
+            &[args, &["--server", &server.base]].concat(),
+            input.unwrap_or(""),
+        );
+        (output.success, output.stdout, output.stderr)
     };
     let parent = r#"{"type":"Cli.Parent","fields":{},"predecessors":{}}"#;
     let (ok, out, err) = run(&["put"], Some(parent));

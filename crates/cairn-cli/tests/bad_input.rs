@@ -438,29 +438,11 @@ fn requests_beyond_the_concurrency_limit_get_429() {
 
 #[test]
 fn cli_commands_refuse_bad_input_with_a_clear_message() {
-    use std::io::Write as _;
-    use std::process::{Command, Stdio};
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let run = |args: &[&str], input: &str| {
-        let mut child = Command::new(CAIRN)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        let output = child.wait_with_output().unwrap();
-        (
-            output.status.success(),
-            String::from_utf8_lossy(&output.stderr).to_string(),
-        )
+        let output = run_cli(args, input);
+        (output.success, output.stderr)
     };
     let cases: [(&[&str], &str, &str); 6] = [
         (&["hash"], "{not json", "malformed_json"),

@@ -175,6 +175,40 @@ pub fn put_one(server: &Server, value: serde_json::Value) -> String {
         .to_string()
 }
 
+/// What a `cairn` command printed and whether it succeeded.
+pub struct CliOutput {
+    /// Exit status 0.
+    pub success: bool,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs `cairn ARGS...` with `input` on standard input.
+pub fn run_cli(args: &[&str], input: &str) -> CliOutput {
+    use std::io::Write as _;
+    let mut child = Command::new(CAIRN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cairn binary starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(input.as_bytes())
+        .expect("stdin takes the input");
+    let output = child.wait_with_output().expect("cairn exits");
+    CliOutput {
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).to_string(),
+        stderr: String::from_utf8_lossy(&output.stderr).to_string(),
+    }
+}
+
 /// The server's `/metrics` text.
 pub fn metrics_text(server: &Server) -> String {
     http()
