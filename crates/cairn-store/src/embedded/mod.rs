@@ -20,7 +20,7 @@ mod watermark;
 mod writer;
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -150,7 +150,12 @@ impl Shared {
             .facts
             .get(keys::seq_key(seq))?
             .ok_or_else(|| self.corrupt(format!("fact with seq {seq} is indexed but missing")))?;
-        let (hash, canonical) = keys::split_fact_value(&value)
+        self.verified_record(seq, &value)
+    }
+
+    /// Decodes a `facts` record and checks its bytes against its hash.
+    fn verified_record(&self, seq: u64, value: &[u8]) -> Result<StoredFact, ReadError> {
+        let (hash, canonical) = keys::split_fact_value(value)
             .ok_or_else(|| self.corrupt(format!("fact with seq {seq} has a truncated record")))?;
         if Hash::of_bytes(canonical) != hash {
             return Err(self.corrupt(format!(
@@ -199,7 +204,6 @@ pub struct EmbeddedStore {
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     /// Held for the store's lifetime: one process per data directory.
     _lock_file: File,
-    path: PathBuf,
 }
 
 impl EmbeddedStore {
@@ -303,13 +307,7 @@ impl EmbeddedStore {
             requests: Mutex::new(Some(sender)),
             writer_thread: Mutex::new(Some(writer_thread)),
             _lock_file: lock_file,
-            path: dir.to_path_buf(),
         })
-    }
-
-    /// The data directory.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     fn close_writer(&self) {
@@ -444,19 +442,7 @@ impl Store for EmbeddedStore {
                     "the log has a gap: expected seq {expected}, found {seq}"
                 )));
             }
-            let (hash, canonical) = keys::split_fact_value(&value).ok_or_else(|| {
-                shared.corrupt(format!("fact with seq {seq} has a truncated record"))
-            })?;
-            if Hash::of_bytes(canonical) != hash {
-                return Err(shared.corrupt(format!(
-                    "fact with seq {seq} does not match its hash {hash}"
-                )));
-            }
-            page.facts.push(StoredFact {
-                hash,
-                seq,
-                canonical: canonical.to_vec(),
-            });
+            page.facts.push(shared.verified_record(seq, &value)?);
             page.next_seq = seq;
         }
         if page.next_seq != last {
