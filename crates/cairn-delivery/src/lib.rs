@@ -1,0 +1,1 @@
+//! Cairn delivery state machine (pure: no I/O, no clock of its own).

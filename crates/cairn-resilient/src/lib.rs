@@ -1,0 +1,1 @@
+//! Resilient service-to-service HTTP calls.

@@ -1,0 +1,1 @@
+//! Transactional outbox and idempotent inbox for a service's own SQL database.
