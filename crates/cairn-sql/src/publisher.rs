@@ -1,0 +1,71 @@
+//! The narrow interface through which the relay hands facts to Cairn, so
+//! that the relay depends on no particular client: [`crate::HttpPublisher`]
+//! implements it here, and the SDK's client can implement it too.
+
+use cairn_fact::{CanonicalFact, Hash};
+use futures_util::future::BoxFuture;
+
+/// Publishes facts to Cairn.
+///
+/// Contract:
+/// - `Ok(())` means every fact given is durably stored in Cairn.
+/// - Facts come in the order in which they must be stored: a fact's
+///   predecessors are either already in Cairn or earlier in `facts`.
+/// - The same facts may be published again (after a crash or a lost
+///   answer); Cairn's content addressing makes that harmless, and an
+///   implementation must not treat it as an error.
+/// - An error means nothing can be assumed about which facts were stored;
+///   the relay publishes them all again later.
+pub trait FactPublisher: Send + Sync + 'static {
+    /// Stores `facts` in Cairn, in order; see the trait's contract.
+    fn publish(&self, facts: Vec<CanonicalFact>) -> BoxFuture<'_, Result<(), PublishError>>;
+}
+
+/// Why publishing failed. The relay retries every kind with backoff, since
+/// rows cannot be dropped without losing facts; the kind tells the operator
+/// whether waiting will help.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// Cairn could not be reached, timed out, was overloaded (429) or
+    /// failed (5xx): waiting should help.
+    #[error("Cairn is unavailable: {message}")]
+    Unavailable {
+        /// What went wrong.
+        message: String,
+    },
+    /// Cairn refused the facts (4xx other than 429), for example
+    /// `missing_predecessors` when a fact names a predecessor that was
+    /// neither published nor enqueued before it: this needs an operator
+    /// (or the commit of the transaction that enqueues the predecessor).
+    #[error("Cairn refused the facts with status {status}, code {code}: {message}")]
+    Rejected {
+        /// HTTP status of the answer.
+        status: u16,
+        /// The stable error code of the answer (empty if it had none).
+        code: String,
+        /// The human message of the answer.
+        message: String,
+    },
+    /// Cairn stored a fact under another hash than the one computed
+    /// locally: the two disagree on the canonical form, a bug on one side.
+    #[error("Cairn answered hash {answered} for the fact hashed {expected} locally")]
+    HashMismatch {
+        /// The hash computed locally.
+        expected: Hash,
+        /// The hash in Cairn's answer.
+        answered: String,
+    },
+    /// Cairn's answer could not be understood.
+    #[error("Cairn's answer is malformed: {message}")]
+    MalformedAnswer {
+        /// What was wrong with it.
+        message: String,
+    },
+}
+
+impl PublishError {
+    /// Whether waiting and publishing again is expected to succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, PublishError::Unavailable { .. })
+    }
+}
