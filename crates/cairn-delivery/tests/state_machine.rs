@@ -1,0 +1,298 @@
+//! Behaviour of the delivery state machine, with simulated time: leases,
+//! acks, retries with backoff, dead letters, replay, per-key ordering,
+//! delays, rate limits, pause, and restoring from persisted changes.
+
+use std::collections::BTreeMap;
+
+use cairn_delivery::{
+    AdmittedMessage, Change, MessageAttributes, MessageRecord, MessageStatus,
+    SubscriptionDefinition, SubscriptionRecord, SubscriptionState, TokenStatus,
+};
+use cairn_fact::Hash;
+
+fn definition(json: &str) -> SubscriptionDefinition {
+    SubscriptionDefinition::from_json(json.as_bytes()).unwrap()
+}
+
+fn message(seq: u64, key: Option<u8>, not_before_ms: Option<u64>) -> AdmittedMessage {
+    AdmittedMessage {
+        seq,
+        hash: Hash::of_bytes(&seq.to_be_bytes()),
+        attributes: MessageAttributes {
+            key: key.map(|key| Hash::of_bytes(&[key])),
+            not_before_ms,
+        },
+    }
+}
+
+fn state(json: &str, n_messages: u64) -> SubscriptionState {
+    let mut state = SubscriptionState::new(1, "s".into(), definition(json), 0, 0, 42);
+    let messages: Vec<_> = (1..=n_messages)
+        .map(|seq| message(seq, None, None))
+        .collect();
+    state.admit(&messages, n_messages, 0);
+    state
+}
+
+fn tokens(leases: &[cairn_delivery::Lease]) -> Vec<String> {
+    leases.iter().map(|lease| lease.token.to_string()).collect()
+}
+
+#[test]
+fn pull_leases_in_seq_order_and_ack_removes_for_good() {
+    let mut state = state(r#"{"type":"T"}"#, 3);
+    let (leases, _) = state.pull(2, None, 0);
+    assert_eq!(leases.iter().map(|l| l.seq).collect::<Vec<_>>(), [1, 2]);
+    assert!(leases.iter().all(|lease| lease.attempt == 1));
+    let (outcomes, changes) = state.ack(&tokens(&leases));
+    assert!(outcomes.iter().all(|o| o.status == TokenStatus::Acked));
+    assert_eq!(changes.len(), 2);
+    // Acking again: the messages are gone.
+    let (outcomes, changes) = state.ack(&tokens(&leases));
+    assert!(outcomes.iter().all(|o| o.status == TokenStatus::Unknown));
+    assert!(changes.is_empty());
+    let (leases, _) = state.pull(10, None, 0);
+    assert_eq!(leases.iter().map(|l| l.seq).collect::<Vec<_>>(), [3]);
+    let (outcomes, _) = state.ack(&["nonsense".into(), "1-2".into()]);
+    assert!(outcomes.iter().all(|o| o.status == TokenStatus::Unknown));
+    // After the lease of 3 expires (30 s), it is delivered again.
+    assert!(state.pull(10, None, 29_999).0.is_empty());
+    let (again, _) = state.pull(10, None, 30_000 + 400);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempt, 2);
+    assert_eq!(state.counters(30_400).redelivered, 1);
+    // The old token now reports expired; the new one acks.
+    assert_eq!(
+        state.ack(&tokens(&leases)).0[0].status,
+        TokenStatus::Expired
+    );
+    assert_eq!(state.ack(&tokens(&again)).0[0].status, TokenStatus::Acked);
+}
+
+#[test]
+fn nacked_message_comes_back_after_growing_backoff_then_dies_and_replays() {
+    let json = r#"{"type":"T","max_attempts":4,"backoff":{"initial_ms":100,"max_ms":10000}}"#;
+    let mut state = state(json, 1);
+    let mut now = 0;
+    let mut delays = Vec::new();
+    for attempt in 1..=4 {
+        let (leases, _) = state.pull(1, None, now);
+        assert_eq!(leases.len(), 1, "attempt {attempt}");
+        assert_eq!(leases[0].attempt, attempt);
+        let (outcomes, changes) = state.nack(&tokens(&leases), None, Some("boom"), now);
+        assert_eq!(outcomes[0].status, TokenStatus::Nacked);
+        if attempt == 4 {
+            let Change::Message { record, .. } = &changes[0] else {
+                panic!()
+            };
+            assert_eq!(record.status, MessageStatus::Dead);
+            assert_eq!(record.attempts, 4);
+            assert_eq!(record.last_error.as_deref(), Some("boom"));
+            break;
+        }
+        // Find when it becomes deliverable again.
+        let due = state.next_event_at_ms().unwrap();
+        assert!(state.pull(1, None, due - 1).0.is_empty());
+        delays.push(due - now);
+        now = due;
+    }
+    assert!(
+        delays.windows(2).all(|pair| pair[1] >= pair[0]),
+        "{delays:?}"
+    );
+    assert!(
+        delays[0] >= 50 && delays[0] <= 100 && delays[2] >= 200,
+        "{delays:?}"
+    );
+    assert_eq!(state.counters(now).dead, 1);
+    assert!(state.pull(1, None, now + 100_000).0.is_empty());
+    let dead = MessageRecord {
+        hash: Hash::of_bytes(&1u64.to_be_bytes()),
+        status: MessageStatus::Dead,
+        attempts: 4,
+        available_at_ms: now,
+        first_delivered_at_ms: Some(0),
+        last_error: Some("boom".into()),
+        dead_at_ms: Some(now),
+        key: None,
+        lease: None,
+    };
+    let (replayed, _) = state.replay(vec![(1, dead)], now);
+    assert_eq!(replayed, 1);
+    let (leases, _) = state.pull(1, None, now);
+    assert_eq!(leases[0].attempt, 1);
+}
+
+#[test]
+fn lease_expiry_counts_as_a_failed_attempt() {
+    let mut state = state(r#"{"type":"T","max_attempts":2,"lease_ms":1000}"#, 1);
+    assert_eq!(state.pull(1, None, 0).0.len(), 1);
+    let changes = state.advance(1_000);
+    assert_eq!(changes.len(), 1);
+    let due = state.next_event_at_ms().unwrap();
+    assert_eq!(state.pull(1, None, due).0[0].attempt, 2);
+    let changes = state.advance(due + 1_000);
+    let Change::Message { record, .. } = &changes[0] else {
+        panic!()
+    };
+    assert_eq!(record.status, MessageStatus::Dead);
+    assert_eq!(record.last_error.as_deref(), Some("lease expired"));
+}
+
+#[test]
+fn extend_keeps_a_lease_alive() {
+    let mut state = state(r#"{"type":"T","lease_ms":1000}"#, 1);
+    let (leases, _) = state.pull(1, None, 0);
+    let (outcomes, _) = state.extend(&tokens(&leases), None, 900);
+    assert_eq!(outcomes[0].status, TokenStatus::Extended);
+    assert!(state.advance(1_500).is_empty());
+    assert_eq!(state.tracked_message(1), Some((1, true)));
+    assert_eq!(state.ack(&tokens(&leases)).0[0].status, TokenStatus::Acked);
+}
+
+#[test]
+fn ordering_key_delivers_one_at_a_time_per_key_in_seq_order() {
+    let mut state = SubscriptionState::new(
+        1,
+        "s".into(),
+        definition(r#"{"type":"T","ordering_key":"k"}"#),
+        0,
+        0,
+        1,
+    );
+    let messages = [
+        message(1, Some(1), None),
+        message(2, Some(1), None),
+        message(3, Some(2), None),
+        message(4, None, None),
+        message(5, Some(1), None),
+    ];
+    state.admit(&messages, 5, 0);
+    let (leases, _) = state.pull(10, None, 0);
+    assert_eq!(leases.iter().map(|l| l.seq).collect::<Vec<_>>(), [1, 3, 4]);
+    // A nack of key 1's head keeps 2 and 5 behind it.
+    state.nack(&tokens(&leases[..1]), Some(50), None, 0);
+    assert!(state.pull(10, None, 10).0.is_empty());
+    let (retry, _) = state.pull(10, None, 50);
+    assert_eq!(retry.iter().map(|l| l.seq).collect::<Vec<_>>(), [1]);
+    state.ack(&tokens(&retry));
+    let (next, _) = state.pull(10, None, 50);
+    assert_eq!(next.iter().map(|l| l.seq).collect::<Vec<_>>(), [2]);
+    state.ack(&tokens(&next));
+    let (last, _) = state.pull(10, None, 50);
+    assert_eq!(last.iter().map(|l| l.seq).collect::<Vec<_>>(), [5]);
+}
+
+#[test]
+fn max_in_flight_per_key_allows_that_many() {
+    let json = r#"{"type":"T","ordering_key":"k","max_in_flight_per_key":2}"#;
+    let mut state = SubscriptionState::new(1, "s".into(), definition(json), 0, 0, 1);
+    let messages: Vec<_> = (1..=4).map(|seq| message(seq, Some(9), None)).collect();
+    state.admit(&messages, 4, 0);
+    let (leases, _) = state.pull(10, None, 0);
+    assert_eq!(leases.iter().map(|l| l.seq).collect::<Vec<_>>(), [1, 2]);
+    state.ack(&tokens(&leases[1..]));
+    let (more, _) = state.pull(10, None, 0);
+    assert_eq!(more.iter().map(|l| l.seq).collect::<Vec<_>>(), [3]);
+}
+
+#[test]
+fn not_before_delays_delivery() {
+    let mut state = SubscriptionState::new(1, "s".into(), definition(r#"{"type":"T"}"#), 0, 0, 1);
+    state.admit(
+        &[message(1, None, Some(5_000)), message(2, None, None)],
+        2,
+        0,
+    );
+    let (leases, _) = state.pull(10, None, 0);
+    assert_eq!(leases.iter().map(|l| l.seq).collect::<Vec<_>>(), [2]);
+    assert_eq!(state.next_event_at_ms(), Some(5_000));
+    assert!(state.pull(10, None, 4_999).0.is_empty());
+    assert_eq!(state.pull(10, None, 5_000).0[0].seq, 1);
+}
+
+#[test]
+fn rate_limit_and_pause() {
+    let mut state = state(r#"{"type":"T","rate_limit_per_s":10}"#, 100);
+    assert_eq!(state.pull(100, None, 0).0.len(), 10);
+    assert!(state.pull(100, None, 50).0.is_empty());
+    assert_eq!(state.pull(100, None, 100).0.len(), 1);
+    assert_eq!(state.pull(100, None, 1_100).0.len(), 10);
+    state.set_paused(true);
+    assert!(state.pull(100, None, 60_000).0.is_empty());
+    assert!(!state.has_deliverable(60_000));
+    state.set_paused(false);
+    assert_eq!(state.pull(100, None, 60_000).0.len(), 10);
+}
+
+/// A model of a backend: applies changes to maps, as a store would.
+#[derive(Default)]
+struct ModelDisk {
+    subscription: Option<SubscriptionRecord>,
+    messages: BTreeMap<u64, MessageRecord>,
+}
+
+impl ModelDisk {
+    fn apply(&mut self, changes: Vec<Change>) {
+        for change in changes {
+            match change {
+                Change::Subscription(record) => self.subscription = Some(record),
+                Change::Message { seq, record, .. } => {
+                    self.messages.insert(seq, record);
+                }
+                Change::MessageRemoved { seq, .. } => {
+                    self.messages.remove(&seq);
+                }
+            }
+        }
+    }
+
+    fn restore(&self, now_ms: u64) -> SubscriptionState {
+        let pending = self
+            .messages
+            .iter()
+            .filter(|(_, record)| record.status == MessageStatus::Pending)
+            .map(|(seq, record)| (*seq, record.clone()))
+            .collect();
+        let dead = self
+            .messages
+            .values()
+            .filter(|r| r.status == MessageStatus::Dead)
+            .count();
+        SubscriptionState::restore(
+            self.subscription.clone().unwrap(),
+            pending,
+            dead as u64,
+            0,
+            now_ms,
+            7,
+        )
+    }
+}
+
+#[test]
+fn restored_state_keeps_acks_leases_and_attempts() {
+    let mut disk = ModelDisk::default();
+    let mut state = SubscriptionState::new(1, "s".into(), definition(r#"{"type":"T"}"#), 0, 0, 1);
+    disk.apply(vec![Change::Subscription(state.record())]);
+    let messages: Vec<_> = (1..=5).map(|seq| message(seq, None, None)).collect();
+    disk.apply(state.admit(&messages, 5, 0));
+    let (leases, changes) = state.pull(3, None, 0);
+    disk.apply(changes);
+    let (_, changes) = state.ack(&tokens(&leases[..1]));
+    disk.apply(changes);
+    let mut restored = disk.restore(10);
+    // Message 1 is acked; 2 and 3 are still leased with valid tokens; 4, 5 ready.
+    let (fresh, _) = restored.pull(10, None, 10);
+    assert_eq!(fresh.iter().map(|l| l.seq).collect::<Vec<_>>(), [4, 5]);
+    restored.ack(&tokens(&fresh));
+    let (outcomes, _) = restored.ack(&tokens(&leases[1..2]));
+    assert_eq!(outcomes[0].status, TokenStatus::Acked);
+    // Message 3's lease runs out and it comes back as attempt 2.
+    let (again, _) = restored.pull(10, None, 40_000);
+    assert_eq!(
+        again.iter().map(|l| (l.seq, l.attempt)).collect::<Vec<_>>(),
+        [(3, 2)]
+    );
+    assert_eq!(restored.cursor_seq(), 5);
+}
