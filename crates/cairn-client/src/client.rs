@@ -1,0 +1,275 @@
+//! [`Client`]: the SDK's handle. Cheap to clone, it holds an
+//! `Arc<dyn Transport>` and adds what the wire does not: typed facts with
+//! client-side hashes (checked against the server's), paging, request and
+//! reply.
+
+use std::sync::Arc;
+
+use cairn_fact::{CanonicalFact, Hash};
+
+use crate::error::{ClientError, Result};
+use crate::limits;
+use crate::options::ClientOptions;
+use crate::remote::RemoteTransport;
+use crate::request::PendingRequest;
+use crate::transport::Transport;
+use crate::typed::{to_canonical_fact, Typed, TypedFact};
+use crate::wire::{
+    CreatedSubscription, DeadLetter, DeadLetterPage, DeadLetterQuery, FactPage, LogQuery,
+    PutResult, ReplaySelection, StoredFact, SubscriptionDefinition, SubscriptionView,
+    SuccessorsQuery,
+};
+
+/// A handle to a Cairn store, remote or embedded. Clones share the
+/// transport (and its connections).
+#[derive(Clone)]
+pub struct Client {
+    transport: Arc<dyn Transport>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("Client").finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client of remote servers (see [`RemoteTransport`]).
+    pub fn remote(options: ClientOptions) -> Result<Client> {
+        Ok(Client::with_transport(Arc::new(RemoteTransport::new(
+            options,
+        )?)))
+    }
+
+    /// A client over any transport (for example a store embedded in the
+    /// process).
+    pub fn with_transport(transport: Arc<dyn Transport>) -> Client {
+        Client { transport }
+    }
+
+    /// The transport, for calls at the level of wire types (pull, ack,
+    /// nack, extend, ...).
+    pub fn transport(&self) -> &Arc<dyn Transport> {
+        &self.transport
+    }
+
+    /// Stores a typed fact and returns the server's result, after checking
+    /// that the server computed the same hash as the client. Safe to retry:
+    /// storing a fact again changes nothing.
+    pub async fn put<T: TypedFact>(&self, value: &T) -> Result<PutResult> {
+        let fact = to_canonical_fact(value)?;
+        let mut results = self.put_facts(vec![fact]).await?;
+        results
+            .pop()
+            .ok_or_else(|| ClientError::Protocol("a put answered no result".to_string()))
+    }
+
+    /// Stores facts (each one's predecessors stored earlier or earlier in
+    /// the list), checking every hash against the server's. Lists beyond
+    /// one request's limits are sent as several requests in order, so a
+    /// failure may leave an earlier part stored; sending the whole list
+    /// again is safe.
+    pub async fn put_facts(&self, facts: Vec<CanonicalFact>) -> Result<Vec<PutResult>> {
+        let mut results = Vec::with_capacity(facts.len());
+        for batch in split_batches(facts) {
+            let local_hashes: Vec<Hash> = batch.iter().map(|fact| fact.hash).collect();
+            let batch_results = self.transport.put_facts(batch).await?;
+            if batch_results.len() != local_hashes.len() {
+                return Err(ClientError::Protocol(format!(
+                    "a batch of {} fact(s) answered {} result(s)",
+                    local_hashes.len(),
+                    batch_results.len()
+                )));
+            }
+            for (local, result) in local_hashes.iter().zip(&batch_results) {
+                if *local != result.hash {
+                    return Err(ClientError::HashMismatch {
+                        local: *local,
+                        server: result.hash,
+                    });
+                }
+            }
+            results.extend(batch_results);
+        }
+        Ok(results)
+    }
+
+    /// Reads a typed fact; `None` if it is not stored, an error if it has
+    /// another type.
+    pub async fn get<T: TypedFact>(&self, hash: &Hash) -> Result<Option<Typed<T>>> {
+        match self.transport.get_fact(*hash).await? {
+            Some(stored) => Typed::from_stored(stored).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads a fact as JSON; `None` if it is not stored.
+    pub async fn get_fact(&self, hash: &Hash) -> Result<Option<StoredFact>> {
+        self.transport.get_fact(*hash).await
+    }
+
+    /// Every successor of type `T` of the fact `of` (in `role`, or in any
+    /// role), in `seq` order, reading page after page.
+    pub async fn successors<T: TypedFact>(
+        &self,
+        of: &Hash,
+        role: Option<&str>,
+    ) -> Result<Vec<Typed<T>>> {
+        let mut query = SuccessorsQuery::new(*of, T::TYPE_NAME);
+        query.role = role.map(str::to_string);
+        query.limit = Some(limits::SUCCESSORS_PAGE_FACTS_MAX);
+        let mut successors = Vec::new();
+        loop {
+            let after = query.after.unwrap_or(0);
+            let page = self.transport.successors(&query).await?;
+            // A page covers at least one more `seq` unless nothing is left;
+            // the loop ends because `after` grows with every round.
+            if page.next <= after {
+                if page.facts.is_empty() {
+                    return Ok(successors);
+                }
+                return Err(ClientError::Protocol(format!(
+                    "a successors page after {after} ended at {}",
+                    page.next
+                )));
+            }
+            for stored in page.facts {
+                successors.push(Typed::from_stored(stored)?);
+            }
+            query.after = Some(page.next);
+        }
+    }
+
+    /// One page of successors, as the query asks.
+    pub async fn successors_page(&self, query: &SuccessorsQuery) -> Result<FactPage> {
+        self.transport.successors(query).await
+    }
+
+    /// One page of the log.
+    pub async fn log(&self, query: LogQuery) -> Result<FactPage> {
+        self.transport.log(query).await
+    }
+
+    /// Stores a command fact and returns a handle to await its reply with
+    /// [`PendingRequest::reply`].
+    pub async fn request<C: TypedFact>(&self, command: &C) -> Result<PendingRequest> {
+        let put = self.put(command).await?;
+        Ok(PendingRequest::new(self.clone(), put))
+    }
+
+    /// Stores `reply` as the answer to the request `request`. This is a
+    /// [`Client::put`]; the reply type must name the request as a
+    /// predecessor (by convention in the role `request`), or the requester
+    /// will never see it, so that is checked first.
+    pub async fn reply_to<R: TypedFact>(&self, request: &Hash, reply: &R) -> Result<PutResult> {
+        if !reply.predecessors().contains(request) {
+            return Err(ClientError::ReplyNotLinked { request: *request });
+        }
+        self.put(reply).await
+    }
+
+    /// Creates a subscription, or confirms that the same definition exists.
+    pub async fn create_subscription(
+        &self,
+        name: &str,
+        definition: &SubscriptionDefinition,
+    ) -> Result<CreatedSubscription> {
+        self.transport.create_subscription(name, definition).await
+    }
+
+    /// Reads a subscription; `None` if there is none by that name.
+    pub async fn subscription(&self, name: &str) -> Result<Option<SubscriptionView>> {
+        self.transport.get_subscription(name).await
+    }
+
+    /// Lists every subscription, by name.
+    pub async fn subscriptions(&self) -> Result<Vec<SubscriptionView>> {
+        self.transport.list_subscriptions().await
+    }
+
+    /// Deletes a subscription.
+    pub async fn delete_subscription(&self, name: &str) -> Result<()> {
+        self.transport.delete_subscription(name).await
+    }
+
+    /// Pauses delivery of a subscription.
+    pub async fn pause(&self, name: &str) -> Result<SubscriptionView> {
+        self.transport.pause(name).await
+    }
+
+    /// Resumes delivery of a subscription.
+    pub async fn resume(&self, name: &str) -> Result<SubscriptionView> {
+        self.transport.resume(name).await
+    }
+
+    /// One page of a subscription's dead letters.
+    pub async fn dead_letters(&self, name: &str, query: DeadLetterQuery) -> Result<DeadLetterPage> {
+        self.transport.dead_letters(name, query).await
+    }
+
+    /// One dead letter; `None` if the message is not one.
+    pub async fn dead_letter(&self, name: &str, hash: &Hash) -> Result<Option<DeadLetter>> {
+        self.transport.dead_letter(name, *hash).await
+    }
+
+    /// Delivers dead letters again with fresh attempts; answers how many.
+    pub async fn replay_dead_letters(
+        &self,
+        name: &str,
+        selection: &ReplaySelection,
+    ) -> Result<u64> {
+        self.transport.replay_dead_letters(name, selection).await
+    }
+
+    /// Discards a dead letter (it stays recorded as discarded).
+    pub async fn discard_dead_letter(&self, name: &str, hash: &Hash) -> Result<()> {
+        self.transport.discard_dead_letter(name, *hash).await
+    }
+}
+
+/// Splits facts into batches within the request limits, keeping order.
+fn split_batches(facts: Vec<CanonicalFact>) -> Vec<Vec<CanonicalFact>> {
+    let mut batches = Vec::new();
+    let mut batch = Vec::new();
+    let mut batch_bytes = 0;
+    for fact in facts {
+        let fact_bytes = fact.canonical.len() + 1;
+        if !batch.is_empty()
+            && (batch.len() >= limits::BATCH_FACTS_MAX
+                || batch_bytes + fact_bytes > limits::BATCH_BODY_BYTES_MAX)
+        {
+            batches.push(std::mem::take(&mut batch));
+            batch_bytes = 0;
+        }
+        batch_bytes += fact_bytes;
+        batch.push(fact);
+    }
+    if !batch.is_empty() {
+        batches.push(batch);
+    }
+    batches
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fact(index: usize) -> CanonicalFact {
+        let json = format!(r#"{{"type":"T","fields":{{"i":{index}}},"predecessors":{{}}}}"#);
+        CanonicalFact::from_json(json.as_bytes(), 1024).unwrap()
+    }
+
+    #[test]
+    fn batches_keep_order_and_respect_the_count_limit() {
+        let facts: Vec<CanonicalFact> = (0..limits::BATCH_FACTS_MAX + 3).map(fact).collect();
+        let hashes: Vec<Hash> = facts.iter().map(|fact| fact.hash).collect();
+        let batches = split_batches(facts);
+        assert_eq!(
+            batches.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![limits::BATCH_FACTS_MAX, 3]
+        );
+        let rejoined: Vec<Hash> = batches.iter().flatten().map(|fact| fact.hash).collect();
+        assert_eq!(rejoined, hashes);
+        assert!(split_batches(Vec::new()).is_empty());
+    }
+}

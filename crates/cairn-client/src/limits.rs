@@ -1,0 +1,78 @@
+//! Every limit and default of the SDK in one place, units last in the names.
+//!
+//! Server-side ranges (pull sizes, token batches, long-poll lengths) come
+//! from `docs/api-v1.md`; the client keeps its requests inside them so that
+//! it never provokes a `400` by its own choice of sizes.
+
+use std::time::Duration;
+
+/// Longest long-poll the server accepts (`wait_ms` of successors, log, pull).
+pub const WAIT_MS_MAX: u64 = 60_000;
+/// Extra time a long-poll request gets beyond its `wait_ms` before the client
+/// gives up on it, so that a slow answer after a full wait is not mistaken
+/// for a dead server.
+pub const LONG_POLL_MARGIN: Duration = Duration::from_secs(10);
+/// Messages one pull may ask for at most.
+pub const PULL_MESSAGES_MAX: usize = 1_000;
+/// Tokens one ack, nack or extend call may carry at most.
+pub const TOKENS_PER_CALL_MAX: usize = 10_000;
+/// Bytes of a nack's `error` text the server keeps; longer texts are cut.
+pub const NACK_ERROR_BYTES_MAX: usize = 4 * 1024;
+/// Canonical bytes of one fact the client builds at most: the server's
+/// request body limit. The server applies its own (configurable, usually
+/// smaller) per-fact limit and answers `413` beyond it.
+pub const FACT_CANONICAL_BYTES_MAX: usize = 32 * 1024 * 1024;
+/// Largest `limit` of one successors page.
+pub const SUCCESSORS_PAGE_FACTS_MAX: u32 = 10_000;
+
+/// Default time one request may take (long-polls get their wait on top).
+pub const REQUEST_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
+/// Default time to establish a connection to one endpoint.
+pub const CONNECT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
+/// Default number of tries of one request across all endpoints.
+pub const ATTEMPTS_MAX_DEFAULT: u32 = 6;
+/// Default first backoff before a retry.
+pub const BACKOFF_INITIAL_DEFAULT: Duration = Duration::from_millis(100);
+/// Default longest backoff before a retry.
+pub const BACKOFF_MAX_DEFAULT: Duration = Duration::from_secs(5);
+
+/// Default number of handlers a subscriber runs at once.
+pub const SUBSCRIBER_CONCURRENCY_DEFAULT: usize = 8;
+/// Handlers one subscriber may run at once at most.
+pub const SUBSCRIBER_CONCURRENCY_MAX: usize = 10_000;
+/// Default long-poll of a subscriber's pulls.
+pub const SUBSCRIBER_WAIT_MS_DEFAULT: u64 = 10_000;
+/// Default number of finished messages that triggers an ack/nack flush.
+pub const ACK_BATCH_TOKENS_DEFAULT: usize = 256;
+/// Default time a finished message waits before its ack/nack is flushed.
+pub const ACK_FLUSH_INTERVAL_DEFAULT: Duration = Duration::from_millis(20);
+/// Rounds of retries of one ack/nack batch before the subscriber gives up on
+/// it (the messages are then redelivered after their lease: at least once).
+pub const ACK_FLUSH_ROUNDS_MAX: u32 = 8;
+/// Default time in-flight handlers get to finish at shutdown.
+pub const DRAIN_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
+/// Shortest interval between two scans for leases to extend.
+pub const LEASE_SCAN_INTERVAL_MIN: Duration = Duration::from_millis(10);
+/// Longest interval between two scans for leases to extend.
+pub const LEASE_SCAN_INTERVAL_MAX: Duration = Duration::from_secs(5);
+
+const _: () = assert!(SUBSCRIBER_WAIT_MS_DEFAULT <= WAIT_MS_MAX);
+const _: () = assert!(ACK_BATCH_TOKENS_DEFAULT <= TOKENS_PER_CALL_MAX);
+const _: () = assert!(SUBSCRIBER_CONCURRENCY_DEFAULT <= SUBSCRIBER_CONCURRENCY_MAX);
+const _: () = assert!(LEASE_SCAN_INTERVAL_MIN.as_millis() < LEASE_SCAN_INTERVAL_MAX.as_millis());
+
+/// Facts in one `POST /v1/facts` at most; larger batches are split.
+pub const BATCH_FACTS_MAX: usize = 10_000;
+/// Bytes of one `POST /v1/facts` body the client aims to stay under (the
+/// server's request limit is 32 MiB); larger batches are split.
+pub const BATCH_BODY_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Shortest time between two polls for a reply, so that a server answering
+/// a long-poll at once cannot make the client spin.
+pub const REPLY_POLL_INTERVAL_MIN: Duration = Duration::from_millis(50);
+
+const _: () = assert!(BATCH_BODY_BYTES_MAX >= 2 * cairn_fact::FACT_CANONICAL_BYTES_MAX_DEFAULT);
+/// Shortest time between two pulls that found nothing, so that a pull with
+/// no wait (or a server answering at once) cannot make a subscriber spin.
+pub const PULL_EMPTY_INTERVAL_MIN: Duration = Duration::from_millis(50);
+/// The server's default lease (`lease_ms` of a subscription definition).
+pub const SUBSCRIPTION_LEASE_MS_DEFAULT: u64 = 30_000;

@@ -1,0 +1,49 @@
+//! [`ClientOptions`]: where the remote server is and how patiently to talk
+//! to it.
+
+use std::time::Duration;
+
+use crate::limits;
+
+/// Options of a client for remote servers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// Base URLs of equivalent servers (for example
+    /// `http://127.0.0.1:7710`), tried in turn: a call that cannot reach one
+    /// fails over to the next, and the client keeps using the last one that
+    /// answered. At least one.
+    pub endpoints: Vec<String>,
+    /// Time one request may take; a long-poll gets its `wait_ms` plus
+    /// [`limits::LONG_POLL_MARGIN`] on top.
+    pub request_timeout: Duration,
+    /// Tries of one call across all endpoints before it fails with
+    /// [`crate::ClientError::Unavailable`]. At least one.
+    pub attempts_max: u32,
+    /// Upper bound of the first wait between tries.
+    pub backoff_initial: Duration,
+    /// Upper bound of every wait between tries.
+    pub backoff_max: Duration,
+}
+
+impl ClientOptions {
+    /// Default options for the given endpoints.
+    pub fn new<S: Into<String>>(endpoints: impl IntoIterator<Item = S>) -> ClientOptions {
+        ClientOptions {
+            endpoints: endpoints.into_iter().map(Into::into).collect(),
+            ..ClientOptions::default()
+        }
+    }
+}
+
+impl Default for ClientOptions {
+    /// One server at the default address `http://127.0.0.1:7710`.
+    fn default() -> Self {
+        ClientOptions {
+            endpoints: vec!["http://127.0.0.1:7710".to_string()],
+            request_timeout: limits::REQUEST_TIMEOUT_DEFAULT,
+            attempts_max: limits::ATTEMPTS_MAX_DEFAULT,
+            backoff_initial: limits::BACKOFF_INITIAL_DEFAULT,
+            backoff_max: limits::BACKOFF_MAX_DEFAULT,
+        }
+    }
+}

@@ -1,0 +1,671 @@
+//! [`RemoteTransport`]: API v1 over HTTP with failover between equivalent
+//! endpoints.
+//!
+//! Retrying is safe because every call of the API is idempotent or
+//! harmless to repeat: `POST /v1/facts` stores a fact once however often it
+//! is sent, `PUT` of a subscription accepts the same definition again, and a
+//! repeated ack, nack or extend only reports the token as `expired`.
+//! Connection failures, timeouts and 502/503/504 move the call to the next
+//! endpoint; 429 is retried too; every other error answer is returned at
+//! once, with the server's code.
+
+use std::error::Error as StdError;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use cairn_fact::{CanonicalFact, Hash};
+use futures_util::future::BoxFuture;
+use reqwest::header::CONTENT_TYPE;
+use reqwest::{Method, Url};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::backoff::Backoff;
+use crate::error::{is_retryable_status, ClientError, Result};
+use crate::limits;
+use crate::options::ClientOptions;
+use crate::transport::Transport;
+use crate::wire::{
+    hash_text_list, CreatedSubscription, DeadLetter, DeadLetterPage, DeadLetterQuery, ErrorBody,
+    FactPage, LogQuery, Message, NackOptions, PullAnswer, PullOptions, PutAnswer, PutResult,
+    ReplayAnswer, ReplaySelection, StoredFact, SubscriptionDefinition, SubscriptionList,
+    SubscriptionView, SuccessorsQuery, TokenResult, TokenResults,
+};
+
+/// Error code of the server for a subscription that does not exist.
+const CODE_UNKNOWN_SUBSCRIPTION: &str = "unknown_subscription";
+/// HTTP status of "not found".
+const STATUS_NOT_FOUND: u16 = 404;
+/// HTTP status of "created".
+const STATUS_CREATED: u16 = 201;
+
+/// A [`Transport`] to remote Cairn servers over HTTP.
+pub struct RemoteTransport {
+    http: reqwest::Client,
+    endpoints: Vec<Url>,
+    /// Index of the endpoint that answered last; calls start there.
+    preferred_endpoint: AtomicUsize,
+    request_timeout: Duration,
+    attempts_max: u32,
+    backoff: Backoff,
+}
+
+/// One HTTP request, described so that it can be sent again.
+struct Call<'a> {
+    method: Method,
+    path: &'a [&'a str],
+    query: Vec<(&'static str, String)>,
+    body: Option<Bytes>,
+    timeout: Duration,
+}
+
+/// A successful (2xx) answer.
+struct Answer {
+    status: u16,
+    body: Bytes,
+}
+
+impl RemoteTransport {
+    /// Checks the options and prepares the HTTP client; connects lazily.
+    pub fn new(options: ClientOptions) -> Result<RemoteTransport> {
+        if options.endpoints.is_empty() {
+            return Err(ClientError::InvalidOptions(
+                "at least one endpoint is needed".to_string(),
+            ));
+        }
+        if options.attempts_max == 0 {
+            return Err(ClientError::InvalidOptions(
+                "attempts_max must be at least 1".to_string(),
+            ));
+        }
+        if options.request_timeout.is_zero() {
+            return Err(ClientError::InvalidOptions(
+                "request_timeout must be positive".to_string(),
+            ));
+        }
+        let endpoints = options
+            .endpoints
+            .iter()
+            .map(|text| parse_endpoint(text))
+            .collect::<Result<Vec<Url>>>()?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(limits::CONNECT_TIMEOUT_DEFAULT.min(options.request_timeout))
+            .build()
+            .map_err(|error| ClientError::InvalidOptions(error_chain(&error)))?;
+        Ok(RemoteTransport {
+            http,
+            endpoints,
+            preferred_endpoint: AtomicUsize::new(0),
+            request_timeout: options.request_timeout,
+            attempts_max: options.attempts_max,
+            backoff: Backoff {
+                initial: options.backoff_initial,
+                max: options.backoff_max.max(options.backoff_initial),
+            },
+        })
+    }
+
+    /// The endpoints, in the order given.
+    pub fn endpoints(&self) -> &[Url] {
+        &self.endpoints
+    }
+
+    /// The timeout of a request that long-polls for `wait_ms`.
+    fn long_poll_timeout(&self, wait_ms: u64) -> Duration {
+        self.request_timeout + Duration::from_millis(wait_ms) + limits::LONG_POLL_MARGIN
+    }
+
+    fn call<'a>(&self, method: Method, path: &'a [&'a str]) -> Call<'a> {
+        Call {
+            method,
+            path,
+            query: Vec::new(),
+            body: None,
+            timeout: self.request_timeout,
+        }
+    }
+
+    /// Sends `call`, failing over and retrying as the module doc says.
+    async fn execute(&self, call: Call<'_>) -> Result<Answer> {
+        let endpoints_n = self.endpoints.len();
+        let first_endpoint = self.preferred_endpoint.load(Ordering::Relaxed) % endpoints_n;
+        let mut last_error = String::new();
+        let mut backoffs_n = 0;
+        for attempt_index in 0..self.attempts_max {
+            // The first pass over the endpoints is immediate (another server
+            // may well be fine); after that every retry backs off.
+            if attempt_index as usize >= endpoints_n {
+                backoffs_n += 1;
+                tokio::time::sleep(self.backoff.delay(backoffs_n)).await;
+            }
+            let endpoint_index = (first_endpoint + attempt_index as usize) % endpoints_n;
+            let endpoint = &self.endpoints[endpoint_index];
+            match self.send_once(endpoint, &call).await {
+                Ok(answer) => {
+                    self.preferred_endpoint
+                        .store(endpoint_index, Ordering::Relaxed);
+                    return Ok(answer);
+                }
+                Err(Failure::Final(error)) => {
+                    self.preferred_endpoint
+                        .store(endpoint_index, Ordering::Relaxed);
+                    return Err(error);
+                }
+                Err(Failure::Retryable(description)) => {
+                    tracing::debug!(
+                        endpoint = %endpoint,
+                        attempt = attempt_index + 1,
+                        "request failed, retrying: {description}"
+                    );
+                    last_error = format!("{endpoint}: {description}");
+                }
+            }
+        }
+        Err(ClientError::Unavailable {
+            attempts: self.attempts_max,
+            last_error,
+        })
+    }
+
+    async fn send_once(&self, endpoint: &Url, call: &Call<'_>) -> Result<Answer, Failure> {
+        let url = endpoint_url(endpoint, call.path).map_err(Failure::Final)?;
+        let mut request = self
+            .http
+            .request(call.method.clone(), url)
+            .timeout(call.timeout);
+        if !call.query.is_empty() {
+            request = request.query(&call.query);
+        }
+        if let Some(body) = &call.body {
+            request = request
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.clone());
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|error| Failure::Retryable(error_chain(&error)))?;
+        let status = response.status().as_u16();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|error| Failure::Retryable(error_chain(&error)))?;
+        if (200..300).contains(&status) {
+            return Ok(Answer { status, body });
+        }
+        let error = api_error(status, &body);
+        if is_retryable_status(status) {
+            Err(Failure::Retryable(error.to_string()))
+        } else {
+            Err(Failure::Final(error))
+        }
+    }
+
+    async fn call_json<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T> {
+        let answer = self.execute(call).await?;
+        decode(&answer.body)
+    }
+
+    /// Sends `call` and answers `None` for a 404 that `is_absent` accepts.
+    async fn call_optional<T: DeserializeOwned>(
+        &self,
+        call: Call<'_>,
+        is_absent: impl Fn(&str) -> bool,
+    ) -> Result<Option<T>> {
+        match self.execute(call).await {
+            Ok(answer) => decode(&answer.body).map(Some),
+            Err(ClientError::Api { status, code, .. })
+                if status == STATUS_NOT_FOUND && is_absent(&code) =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn token_call(
+        &self,
+        name: &str,
+        action: &str,
+        body: serde_json::Value,
+        tokens_n: usize,
+    ) -> Result<Vec<TokenResult>> {
+        let path = ["v1", "subscriptions", name, action];
+        let mut call = self.call(Method::POST, &path);
+        call.body = Some(json_body(&body)?);
+        let answer: TokenResults = self.call_json(call).await?;
+        if answer.results.len() != tokens_n {
+            return Err(ClientError::Protocol(format!(
+                "{action} of {tokens_n} token(s) answered {} result(s)",
+                answer.results.len()
+            )));
+        }
+        Ok(answer.results)
+    }
+}
+
+/// Why one attempt failed.
+enum Failure {
+    /// Try again, on the next endpoint.
+    Retryable(String),
+    /// Give up and report this.
+    Final(ClientError),
+}
+
+fn parse_endpoint(text: &str) -> Result<Url> {
+    let url = Url::parse(text)
+        .map_err(|error| ClientError::InvalidOptions(format!("endpoint {text:?}: {error}")))?;
+    if url.scheme() != "http" {
+        return Err(ClientError::InvalidOptions(format!(
+            "endpoint {text:?}: only http:// endpoints are supported"
+        )));
+    }
+    if url.host().is_none() || url.cannot_be_a_base() {
+        return Err(ClientError::InvalidOptions(format!(
+            "endpoint {text:?} has no host"
+        )));
+    }
+    Ok(url)
+}
+
+/// Appends the path segments to the endpoint (percent-encoding each).
+fn endpoint_url(endpoint: &Url, path: &[&str]) -> Result<Url> {
+    let mut url = endpoint.clone();
+    url.path_segments_mut()
+        .map_err(|()| ClientError::InvalidOptions(format!("endpoint {endpoint} has no path")))?
+        .pop_if_empty()
+        .extend(path);
+    Ok(url)
+}
+
+/// Builds the typed error of an error answer, whatever its body.
+fn api_error(status: u16, body: &[u8]) -> ClientError {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(parsed) => ClientError::Api {
+            status,
+            code: parsed.error.code,
+            message: parsed.error.message,
+            details: parsed.error.details,
+        },
+        // A proxy or a server that is not Cairn may answer without the JSON
+        // error body; keep what it said.
+        Err(_) => ClientError::Api {
+            status,
+            code: format!("http_{status}"),
+            message: String::from_utf8_lossy(body).chars().take(200).collect(),
+            details: serde_json::Map::new(),
+        },
+    }
+}
+
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body).map_err(|error| {
+        ClientError::Protocol(format!(
+            "cannot decode the answer ({error}): {}",
+            String::from_utf8_lossy(body)
+                .chars()
+                .take(200)
+                .collect::<String>()
+        ))
+    })
+}
+
+fn json_body(value: &impl Serialize) -> Result<Bytes> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|error| ClientError::Protocol(format!("cannot encode the request: {error}")))
+}
+
+/// `{"facts": [...]}` from canonical bytes as they are, so the server sees
+/// exactly the bytes the client hashed.
+fn facts_body(facts: &[CanonicalFact]) -> Bytes {
+    let bytes_n: usize = facts.iter().map(|fact| fact.canonical.len() + 1).sum();
+    let mut body = Vec::with_capacity(bytes_n + 16);
+    body.extend_from_slice(b"{\"facts\":[");
+    for (index, fact) in facts.iter().enumerate() {
+        if index > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(&fact.canonical);
+    }
+    body.extend_from_slice(b"]}");
+    Bytes::from(body)
+}
+
+/// An error and its sources in one line ("error sending request: connection
+/// refused"), since reqwest's top-level message alone hides the cause.
+fn error_chain(error: &dyn StdError) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl Transport for RemoteTransport {
+    fn put_facts(&self, facts: Vec<CanonicalFact>) -> BoxFuture<'_, Result<Vec<PutResult>>> {
+        Box::pin(async move {
+            let mut call = self.call(Method::POST, &["v1", "facts"]);
+            call.body = Some(facts_body(&facts));
+            let answer: PutAnswer = self.call_json(call).await?;
+            if answer.results.len() != facts.len() {
+                return Err(ClientError::Protocol(format!(
+                    "a batch of {} fact(s) answered {} result(s)",
+                    facts.len(),
+                    answer.results.len()
+                )));
+            }
+            Ok(answer.results)
+        })
+    }
+
+    fn get_fact(&self, hash: Hash) -> BoxFuture<'_, Result<Option<StoredFact>>> {
+        Box::pin(async move {
+            let hash_text = hash.to_hex();
+            let path = ["v1", "facts", hash_text.as_str()];
+            self.call_optional(self.call(Method::GET, &path), |_| true)
+                .await
+        })
+    }
+
+    fn successors<'a>(&'a self, query: &'a SuccessorsQuery) -> BoxFuture<'a, Result<FactPage>> {
+        Box::pin(async move {
+            let hash_text = query.of.to_hex();
+            let path = ["v1", "facts", hash_text.as_str(), "successors"];
+            let mut call = self.call(Method::GET, &path);
+            call.query.push(("type", query.type_name.clone()));
+            if let Some(role) = &query.role {
+                call.query.push(("role", role.clone()));
+            }
+            for without in &query.without {
+                call.query.push(("without", without.clone()));
+            }
+            if let Some(limit) = query.limit {
+                call.query.push(("limit", limit.to_string()));
+            }
+            if let Some(after) = query.after {
+                call.query.push(("after", after.to_string()));
+            }
+            if let Some(wait_ms) = query.wait_ms {
+                call.query.push(("wait_ms", wait_ms.to_string()));
+                call.timeout = self.long_poll_timeout(wait_ms);
+            }
+            self.call_json(call).await
+        })
+    }
+
+    fn log(&self, query: LogQuery) -> BoxFuture<'_, Result<FactPage>> {
+        Box::pin(async move {
+            let mut call = self.call(Method::GET, &["v1", "log"]);
+            if let Some(after) = query.after {
+                call.query.push(("after", after.to_string()));
+            }
+            if let Some(limit) = query.limit {
+                call.query.push(("limit", limit.to_string()));
+            }
+            if let Some(wait_ms) = query.wait_ms {
+                call.query.push(("wait_ms", wait_ms.to_string()));
+                call.timeout = self.long_poll_timeout(wait_ms);
+            }
+            self.call_json(call).await
+        })
+    }
+
+    fn create_subscription<'a>(
+        &'a self,
+        name: &'a str,
+        definition: &'a SubscriptionDefinition,
+    ) -> BoxFuture<'a, Result<CreatedSubscription>> {
+        Box::pin(async move {
+            let path = ["v1", "subscriptions", name];
+            let mut call = self.call(Method::PUT, &path);
+            call.body = Some(json_body(definition)?);
+            let answer = self.execute(call).await?;
+            Ok(CreatedSubscription {
+                created: answer.status == STATUS_CREATED,
+                view: decode(&answer.body)?,
+            })
+        })
+    }
+
+    fn get_subscription<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<SubscriptionView>>> {
+        Box::pin(async move {
+            let path = ["v1", "subscriptions", name];
+            self.call_optional(self.call(Method::GET, &path), |code| {
+                code == CODE_UNKNOWN_SUBSCRIPTION
+            })
+            .await
+        })
+    }
+
+    fn list_subscriptions(&self) -> BoxFuture<'_, Result<Vec<SubscriptionView>>> {
+        Box::pin(async move {
+            let list: SubscriptionList = self
+                .call_json(self.call(Method::GET, &["v1", "subscriptions"]))
+                .await?;
+            Ok(list.subscriptions)
+        })
+    }
+
+    fn delete_subscription<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let path = ["v1", "subscriptions", name];
+            self.execute(self.call(Method::DELETE, &path)).await?;
+            Ok(())
+        })
+    }
+
+    fn pull<'a>(
+        &'a self,
+        name: &'a str,
+        options: PullOptions,
+    ) -> BoxFuture<'a, Result<Vec<Message>>> {
+        Box::pin(async move {
+            let path = ["v1", "subscriptions", name, "pull"];
+            let mut call = self.call(Method::POST, &path);
+            call.body = Some(json_body(&options)?);
+            call.timeout = self.long_poll_timeout(options.wait_ms);
+            let answer: PullAnswer = self.call_json(call).await?;
+            Ok(answer.messages)
+        })
+    }
+
+    fn ack<'a>(
+        &'a self,
+        name: &'a str,
+        tokens: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<TokenResult>>> {
+        Box::pin(async move {
+            let body = serde_json::json!({ "tokens": tokens });
+            self.token_call(name, "ack", body, tokens.len()).await
+        })
+    }
+
+    fn nack<'a>(
+        &'a self,
+        name: &'a str,
+        tokens: &'a [String],
+        options: &'a NackOptions,
+    ) -> BoxFuture<'a, Result<Vec<TokenResult>>> {
+        Box::pin(async move {
+            let mut body = serde_json::json!({ "tokens": tokens });
+            if let Some(delay_ms) = options.delay_ms {
+                body["delay_ms"] = delay_ms.into();
+            }
+            if let Some(error) = &options.error {
+                body["error"] = truncate_to_char_boundary(error, limits::NACK_ERROR_BYTES_MAX)
+                    .to_string()
+                    .into();
+            }
+            self.token_call(name, "nack", body, tokens.len()).await
+        })
+    }
+
+    fn extend<'a>(
+        &'a self,
+        name: &'a str,
+        tokens: &'a [String],
+        lease_ms: Option<u64>,
+    ) -> BoxFuture<'a, Result<Vec<TokenResult>>> {
+        Box::pin(async move {
+            let mut body = serde_json::json!({ "tokens": tokens });
+            if let Some(lease_ms) = lease_ms {
+                body["lease_ms"] = lease_ms.into();
+            }
+            self.token_call(name, "extend", body, tokens.len()).await
+        })
+    }
+
+    fn pause<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<SubscriptionView>> {
+        Box::pin(async move {
+            let path = ["v1", "subscriptions", name, "pause"];
+            let mut call = self.call(Method::POST, &path);
+            call.body = Some(Bytes::from_static(b"{}"));
+            self.call_json(call).await
+        })
+    }
+
+    fn resume<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<SubscriptionView>> {
+        Box::pin(async move {
+            let path = ["v1", "subscriptions", name, "resume"];
+            let mut call = self.call(Method::POST, &path);
+            call.body = Some(Bytes::from_static(b"{}"));
+            self.call_json(call).await
+        })
+    }
+
+    fn dead_letters<'a>(
+        &'a self,
+        name: &'a str,
+        query: DeadLetterQuery,
+    ) -> BoxFuture<'a, Result<DeadLetterPage>> {
+        Box::pin(async move {
+            let path = ["v1", "subscriptions", name, "dead"];
+            let mut call = self.call(Method::GET, &path);
+            if let Some(limit) = query.limit {
+                call.query.push(("limit", limit.to_string()));
+            }
+            if let Some(after) = query.after {
+                call.query.push(("after", after.to_string()));
+            }
+            if query.discarded {
+                call.query.push(("discarded", "true".to_string()));
+            }
+            self.call_json(call).await
+        })
+    }
+
+    fn dead_letter<'a>(
+        &'a self,
+        name: &'a str,
+        hash: Hash,
+    ) -> BoxFuture<'a, Result<Option<DeadLetter>>> {
+        Box::pin(async move {
+            let hash_text = hash.to_hex();
+            let path = ["v1", "subscriptions", name, "dead", hash_text.as_str()];
+            self.call_optional(self.call(Method::GET, &path), |code| {
+                code != CODE_UNKNOWN_SUBSCRIPTION
+            })
+            .await
+        })
+    }
+
+    fn replay_dead_letters<'a>(
+        &'a self,
+        name: &'a str,
+        selection: &'a ReplaySelection,
+    ) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(async move {
+            #[derive(Serialize)]
+            struct ReplayBody<'h> {
+                #[serde(with = "hash_text_list")]
+                hashes: &'h [Hash],
+            }
+            let path = ["v1", "subscriptions", name, "dead", "replay"];
+            let mut call = self.call(Method::POST, &path);
+            call.body = Some(match selection {
+                ReplaySelection::All => Bytes::from_static(b"{}"),
+                ReplaySelection::Hashes(hashes) => json_body(&ReplayBody { hashes })?,
+            });
+            let answer: ReplayAnswer = self.call_json(call).await?;
+            Ok(answer.replayed)
+        })
+    }
+
+    fn discard_dead_letter<'a>(&'a self, name: &'a str, hash: Hash) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let hash_text = hash.to_hex();
+            let path = ["v1", "subscriptions", name, "dead", hash_text.as_str()];
+            self.execute(self.call(Method::DELETE, &path)).await?;
+            Ok(())
+        })
+    }
+}
+
+/// The longest prefix of `text` of at most `bytes_max` bytes that ends on a
+/// character boundary.
+pub(crate) fn truncate_to_char_boundary(text: &str, bytes_max: usize) -> &str {
+    if text.len() <= bytes_max {
+        return text;
+    }
+    let mut end = bytes_max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_must_be_plain_http_urls() {
+        assert!(parse_endpoint("http://127.0.0.1:7710").is_ok());
+        assert!(parse_endpoint("https://127.0.0.1:7710").is_err());
+        assert!(parse_endpoint("127.0.0.1:7710").is_err());
+        assert!(parse_endpoint("not a url").is_err());
+    }
+
+    #[test]
+    fn paths_are_appended_and_encoded() {
+        let base = parse_endpoint("http://127.0.0.1:7710/").unwrap();
+        let url = endpoint_url(&base, &["v1", "subscriptions", "a/b"]).unwrap();
+        assert_eq!(url.as_str(), "http://127.0.0.1:7710/v1/subscriptions/a%2Fb");
+        let prefixed = parse_endpoint("http://127.0.0.1:7710/cairn").unwrap();
+        let url = endpoint_url(&prefixed, &["v1", "log"]).unwrap();
+        assert_eq!(url.as_str(), "http://127.0.0.1:7710/cairn/v1/log");
+    }
+
+    #[test]
+    fn error_bodies_keep_code_and_details() {
+        let body = br#"{"error":{"code":"missing_predecessors","message":"m","missing":["x"]}}"#;
+        match api_error(422, body) {
+            ClientError::Api {
+                status,
+                code,
+                details,
+                ..
+            } => {
+                assert_eq!((status, code.as_str()), (422, "missing_predecessors"));
+                assert_eq!(details["missing"], serde_json::json!(["x"]));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(api_error(502, b"Bad Gateway").code(), Some("http_502"));
+    }
+
+    #[test]
+    fn truncation_keeps_whole_characters() {
+        assert_eq!(truncate_to_char_boundary("héllo", 2), "h");
+        assert_eq!(truncate_to_char_boundary("héllo", 3), "hé");
+        assert_eq!(truncate_to_char_boundary("abc", 10), "abc");
+    }
+}

@@ -1,0 +1,125 @@
+//! The [`Transport`] trait: API v1 at the level of wire types, so that a
+//! [`crate::Client`] runs the same way against a remote server
+//! ([`crate::RemoteTransport`]) or a store embedded in the process.
+//!
+//! The trait is object safe (methods return boxed futures) so that a
+//! `Client` holds an `Arc<dyn Transport>` and services do not become generic
+//! over where their data lives.
+
+use cairn_fact::{CanonicalFact, Hash};
+use futures_util::future::BoxFuture;
+
+use crate::error::Result;
+use crate::wire::{
+    CreatedSubscription, DeadLetter, DeadLetterPage, DeadLetterQuery, FactPage, LogQuery, Message,
+    NackOptions, PullOptions, PutResult, ReplaySelection, StoredFact, SubscriptionDefinition,
+    SubscriptionView, SuccessorsQuery, TokenResult,
+};
+
+/// API v1 as a set of async calls over wire types.
+///
+/// Contract for every implementation (the integration tests check it for
+/// the remote one):
+/// - `put_facts` is idempotent and durable on return: it answers one
+///   [`PutResult`] per fact, in order, only after every fact is stored;
+///   calling it again with the same facts stores nothing new.
+/// - Reads answer what is durable; `wait_ms` long-polls until at least one
+///   result exists or the wait ends, and then answers (possibly empty).
+/// - Errors that the server reports keep its status and stable code in
+///   [`crate::ClientError::Api`]; `get_fact`, `get_subscription` and
+///   `dead_letter` answer `None` instead of an error for what does not exist.
+/// - Subscription calls have the semantics of `docs/api-v1.md`
+///   ("Subscription details"): at-least-once delivery under leases, per-token
+///   results for ack, nack and extend.
+pub trait Transport: Send + Sync + 'static {
+    /// Stores a batch of facts (predecessors first or already stored).
+    fn put_facts(&self, facts: Vec<CanonicalFact>) -> BoxFuture<'_, Result<Vec<PutResult>>>;
+
+    /// Reads one fact, `None` if it is not stored.
+    fn get_fact(&self, hash: Hash) -> BoxFuture<'_, Result<Option<StoredFact>>>;
+
+    /// Reads one page of successors of a fact.
+    fn successors<'a>(&'a self, query: &'a SuccessorsQuery) -> BoxFuture<'a, Result<FactPage>>;
+
+    /// Reads one page of the log.
+    fn log(&self, query: LogQuery) -> BoxFuture<'_, Result<FactPage>>;
+
+    /// Creates a subscription, or confirms that the same definition exists.
+    fn create_subscription<'a>(
+        &'a self,
+        name: &'a str,
+        definition: &'a SubscriptionDefinition,
+    ) -> BoxFuture<'a, Result<CreatedSubscription>>;
+
+    /// Reads a subscription, `None` if there is none by that name.
+    fn get_subscription<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<SubscriptionView>>>;
+
+    /// Lists every subscription, by name.
+    fn list_subscriptions(&self) -> BoxFuture<'_, Result<Vec<SubscriptionView>>>;
+
+    /// Deletes a subscription.
+    fn delete_subscription<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>>;
+
+    /// Leases up to `options.max` messages, long-polling up to `wait_ms`.
+    fn pull<'a>(
+        &'a self,
+        name: &'a str,
+        options: PullOptions,
+    ) -> BoxFuture<'a, Result<Vec<Message>>>;
+
+    /// Acknowledges messages; the answer reports each token.
+    fn ack<'a>(
+        &'a self,
+        name: &'a str,
+        tokens: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<TokenResult>>>;
+
+    /// Gives messages back for redelivery (or the dead letters).
+    fn nack<'a>(
+        &'a self,
+        name: &'a str,
+        tokens: &'a [String],
+        options: &'a NackOptions,
+    ) -> BoxFuture<'a, Result<Vec<TokenResult>>>;
+
+    /// Renews leases from now, for `lease_ms` or the subscription's lease.
+    fn extend<'a>(
+        &'a self,
+        name: &'a str,
+        tokens: &'a [String],
+        lease_ms: Option<u64>,
+    ) -> BoxFuture<'a, Result<Vec<TokenResult>>>;
+
+    /// Stops delivery (pulls answer empty lists).
+    fn pause<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<SubscriptionView>>;
+
+    /// Resumes delivery.
+    fn resume<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<SubscriptionView>>;
+
+    /// Lists dead letters.
+    fn dead_letters<'a>(
+        &'a self,
+        name: &'a str,
+        query: DeadLetterQuery,
+    ) -> BoxFuture<'a, Result<DeadLetterPage>>;
+
+    /// Reads one dead letter, `None` if that message is not one.
+    fn dead_letter<'a>(
+        &'a self,
+        name: &'a str,
+        hash: Hash,
+    ) -> BoxFuture<'a, Result<Option<DeadLetter>>>;
+
+    /// Delivers dead letters again with fresh attempts; answers how many.
+    fn replay_dead_letters<'a>(
+        &'a self,
+        name: &'a str,
+        selection: &'a ReplaySelection,
+    ) -> BoxFuture<'a, Result<u64>>;
+
+    /// Discards a dead letter (it stays recorded as discarded).
+    fn discard_dead_letter<'a>(&'a self, name: &'a str, hash: Hash) -> BoxFuture<'a, Result<()>>;
+}
