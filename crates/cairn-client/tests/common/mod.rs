@@ -1,0 +1,111 @@
+//! Test helpers: a real Cairn server in-process on a free loopback port,
+//! client options with short waits, and a few fact types.
+
+#![allow(dead_code)] // Each test binary uses a different part of this module.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_client::{Client, ClientOptions, Hash, Predecessors, TypedFact};
+use cairn_server::ServerConfig;
+use cairn_store::{BlobStore, EmbeddedOptions, EmbeddedStore};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+/// A Cairn server serving a fresh data directory.
+pub struct TestServer {
+    pub address: SocketAddr,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    _data: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn start() -> anyhow::Result<TestServer> {
+        let data = tempfile::tempdir()?;
+        let store_dir = data.path().join("store");
+        let store = tokio::task::spawn_blocking(move || {
+            EmbeddedStore::open(&store_dir, EmbeddedOptions::default())
+        })
+        .await??;
+        let blobs = BlobStore::open(&data.path().join("blobs"), 1024 * 1024)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(cairn_server::serve(
+            listener,
+            Arc::new(store),
+            Arc::new(blobs),
+            ServerConfig::default(),
+            shutdown.clone().cancelled_owned(),
+        ));
+        Ok(TestServer {
+            address,
+            shutdown,
+            task,
+            _data: data,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    pub fn client(&self) -> anyhow::Result<Client> {
+        Ok(Client::remote(fast_options(vec![self.url()]))?)
+    }
+
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.task.await??;
+        Ok(())
+    }
+}
+
+/// Options with short backoffs so failure tests stay quick.
+pub fn fast_options(endpoints: Vec<String>) -> ClientOptions {
+    ClientOptions {
+        endpoints,
+        request_timeout: Duration::from_secs(10),
+        attempts_max: 4,
+        backoff_initial: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(50),
+    }
+}
+
+/// A loopback address where nothing listens: bound, then released.
+pub async fn closed_endpoint() -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    drop(listener);
+    Ok(format!("http://{address}"))
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Customer {
+    pub name: String,
+}
+
+impl TypedFact for Customer {
+    const TYPE_NAME: &'static str = "Shop.Customer";
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    pub id: String,
+    pub total: f64,
+    #[serde(skip)]
+    pub customer: Option<Hash>,
+}
+
+impl TypedFact for Order {
+    const TYPE_NAME: &'static str = "Shop.Order";
+
+    fn predecessors(&self) -> Predecessors {
+        match self.customer {
+            Some(customer) => Predecessors::new().with_one("customer", customer),
+            None => Predecessors::new(),
+        }
+    }
+}
