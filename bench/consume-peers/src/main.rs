@@ -9,7 +9,8 @@
 //!
 //! It also has two small phases used by the driver's strace check: `ackcheck-preload` fills the
 //! queue, `ackcheck-consume` consumes one message at a time, each with its own acknowledgement,
-//! so the script can count fsync-family calls per acknowledgement on the server.
+//! so the script can count fsync-family calls per acknowledgement on the server; `remove` only
+//! deletes the bench queue (clean-up after a failed run on a shared server).
 //!
 //! Output: `key=value` lines on stdout (keys prefixed by the peer name); progress on stderr.
 //! Every phase is bounded in count (the backlog or the publish count) and in time.
@@ -53,6 +54,8 @@ enum Phase {
     AckcheckPreload,
     /// One-at-a-time consume of the ack-check backlog, then the queue is removed.
     AckcheckConsume,
+    /// Only removes the bench queue (clean-up after a failed run).
+    Remove,
 }
 
 /// Command-line settings.
@@ -79,7 +82,7 @@ const USAGE: &str = "usage: consume-peers --peer rabbitmq|nats|postgres --url UR
 [--messages 200000] [--consumers 1,4] [--latency-rate 1000] [--latency-secs 10] [--batch 100] \
 [--prefetch 1000] [--phase-timeout-secs 120] [--nats-ack double|single] \
 [--nats-retention limits|workqueue] [--postgres-two-step] \
-[--phase all|ackcheck-preload|ackcheck-consume] [--ackcheck-count 5000] [--ackcheck-secs 3]";
+[--phase all|ackcheck-preload|ackcheck-consume|remove] [--ackcheck-count 5000] [--ackcheck-secs 3]";
 
 fn parse_secs(text: &str) -> Result<Duration> {
     let secs: f64 = text.parse().context("seconds must be a number")?;
@@ -153,6 +156,7 @@ fn parse_args() -> Result<Args> {
                     "all" => Phase::All,
                     "ackcheck-preload" => Phase::AckcheckPreload,
                     "ackcheck-consume" => Phase::AckcheckConsume,
+                    "remove" => Phase::Remove,
                     _ => bail!("unknown --phase {value}"),
                 }
             }
@@ -312,6 +316,7 @@ async fn run<P: Peer>(peer: &P, args: &Args) -> Result<()> {
             emit(format!("{key}_ackcheck_acks={acked}"));
             peer.remove().await?;
         }
+        Phase::Remove => peer.remove().await?,
     }
     Ok(())
 }
