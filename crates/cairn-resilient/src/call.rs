@@ -33,13 +33,6 @@ impl CallRequest {
                 Method::GET | Method::HEAD | Method::PUT | Method::DELETE
             )
     }
-
-    /// The `Idempotency-Key` the request carries, if any.
-    pub fn idempotency_key(&self) -> Option<&str> {
-        self.headers
-            .get(IDEMPOTENCY_KEY_HEADER)
-            .and_then(|value| value.to_str().ok())
-    }
 }
 
 /// A complete 2xx answer.

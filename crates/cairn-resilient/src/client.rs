@@ -26,7 +26,7 @@ use crate::transport::HttpTransport;
 
 /// An HTTP client for service-to-service calls; clones share the connection
 /// pool, the retry budget and the circuit breaker.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ResilientClient {
     /// Circuit breaker → attempt timeout → transport; the retry layer is added per call.
     attempt_service: BoxCloneSyncService<CallRequest, CallResponse, CallError>,
@@ -224,16 +224,5 @@ impl RequestBuilder {
     fn fail(&mut self, reason: String) {
         self.build_error
             .get_or_insert(CallError::InvalidRequest { reason });
-    }
-}
-
-/// A client's settings are shown, its internals are not.
-impl std::fmt::Debug for ResilientClient {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter
-            .debug_struct("ResilientClient")
-            .field("options", &self.options)
-            .field("circuit_state", &self.circuit_state())
-            .finish()
     }
 }

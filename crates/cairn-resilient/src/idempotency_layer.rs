@@ -144,20 +144,12 @@ where
         return run(inner, request).await;
     };
     if !is_valid_idempotency_key(key.as_bytes()) {
-        return error_answer(
-            StatusCode::BAD_REQUEST,
-            "invalid_idempotency_key",
-            "Idempotency-Key must be 1 to 255 visible ASCII characters",
-        );
+        return Refusal::InvalidKey.into_response();
     }
     let idempotency_key = String::from_utf8_lossy(key.as_bytes()).into_owned();
     let (parts, body) = request.into_parts();
     let Ok(body) = axum::body::to_bytes(body, options.request_body_bytes_max).await else {
-        return error_answer(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "the request body is too large (or broke off) for an idempotent request",
-        );
+        return Refusal::RequestTooLarge.into_response();
     };
     let path_and_query = parts
         .uri
@@ -169,30 +161,15 @@ where
         path: parts.uri.path().to_owned(),
         idempotency_key,
     };
-    match store.begin(&store_key, fingerprint).await {
-        Err(_) => {
-            return error_answer(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "idempotency_store_unavailable",
-                "the idempotency store failed; retry later",
-            )
-        }
-        Ok(BeginOutcome::FingerprintMismatch) => {
-            return error_answer(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency_key_reused",
-                "this Idempotency-Key was used with a different request",
-            )
-        }
-        Ok(BeginOutcome::InProgress) => {
-            return error_answer(
-                StatusCode::CONFLICT,
-                "idempotency_key_in_use",
-                "a request with this Idempotency-Key is still being processed",
-            )
-        }
+    let refusal = match store.begin(&store_key, fingerprint).await {
+        Ok(BeginOutcome::Started) => None,
         Ok(BeginOutcome::Completed(answer)) => return replay(answer),
-        Ok(BeginOutcome::Started) => {}
+        Ok(BeginOutcome::InProgress) => Some(Refusal::KeyInUse),
+        Ok(BeginOutcome::FingerprintMismatch) => Some(Refusal::KeyReused),
+        Err(_) => Some(Refusal::StoreUnavailable),
+    };
+    if let Some(refusal) = refusal {
+        return refusal.into_response();
     }
     let mut claim = Claim {
         store: Some(Arc::clone(&store)),
@@ -213,11 +190,7 @@ where
     let (parts, body) = response.into_parts();
     let Ok(body) = axum::body::to_bytes(body, options.answer_body_bytes_max).await else {
         claim.release().await;
-        return error_answer(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "answer_unreadable",
-            "the handler's answer body could not be read",
-        );
+        return Refusal::AnswerUnreadable.into_response();
     };
     let answer = StoredAnswer {
         status,
@@ -292,8 +265,53 @@ fn replay(answer: StoredAnswer) -> Response {
     response
 }
 
-/// An answer in the API's error shape: `{"error": {"code", "message"}}`.
-fn error_answer(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = serde_json::json!({ "error": { "code": code, "message": message } });
-    (status, Json(body)).into_response()
+/// Answers the layer gives itself, each with a stable code.
+#[derive(Clone, Copy, Debug)]
+enum Refusal {
+    InvalidKey,
+    RequestTooLarge,
+    StoreUnavailable,
+    KeyReused,
+    KeyInUse,
+    AnswerUnreadable,
+}
+
+impl IntoResponse for Refusal {
+    /// The API's error shape: `{"error": {"code", "message"}}`.
+    fn into_response(self) -> Response {
+        let (status, code, message) = match self {
+            Refusal::InvalidKey => (
+                StatusCode::BAD_REQUEST,
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters",
+            ),
+            Refusal::RequestTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is too large (or broke off) for an idempotent request",
+            ),
+            Refusal::StoreUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "idempotency_store_unavailable",
+                "the idempotency store failed; retry later",
+            ),
+            Refusal::KeyReused => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used with a different request",
+            ),
+            Refusal::KeyInUse => (
+                StatusCode::CONFLICT,
+                "idempotency_key_in_use",
+                "a request with this Idempotency-Key is still being processed",
+            ),
+            Refusal::AnswerUnreadable => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "answer_unreadable",
+                "the handler's answer body could not be read",
+            ),
+        };
+        let body = serde_json::json!({ "error": { "code": code, "message": message } });
+        (status, Json(body)).into_response()
+    }
 }

@@ -8,8 +8,9 @@
 //!   ([`CircuitBreakerLayer`], closed → open → half-open → closed). Every
 //!   logical call carries one `Idempotency-Key` (a random UUID v4 unless
 //!   given) that all its retries repeat. Only timeouts, transport failures,
-//!   429 (honouring `Retry-After`, capped), 502, 503 and 504 are retried, and
-//!   only for requests that carry a key or whose method is idempotent.
+//!   429, 502, 503 and 504 are retried (a `Retry-After` in seconds replaces
+//!   the backoff, capped by `retry_after_max`), and only for requests that
+//!   carry a key or whose method is GET, HEAD, PUT or DELETE.
 //! - **Server**: [`IdempotencyLayer`], a `tower` layer for axum routers that
 //!   runs a handler once per key and replays its answer (2xx and 4xx only,
 //!   marked `Idempotent-Replayed: true`) to repeated requests. A key still in
