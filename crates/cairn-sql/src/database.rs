@@ -131,10 +131,10 @@ pub(crate) mod sealed {
             sent_at_ms: i64,
         ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
 
-        /// Deletes the rows sent before `sent_before_ms`; returns how many.
-        fn delete_sent_before(
+        /// Deletes the rows sent at or before `sent_up_to_ms`; returns how many.
+        fn delete_sent_up_to(
             pool: &Pool<Self>,
-            sent_before_ms: i64,
+            sent_up_to_ms: i64,
         ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
 
         /// Number of rows not yet sent.
@@ -231,14 +231,14 @@ macro_rules! implement_operations {
                 Ok(query.execute(pool).await?.rows_affected())
             }
 
-            async fn delete_sent_before(
+            async fn delete_sent_up_to(
                 pool: &Pool<Self>,
-                sent_before_ms: i64,
+                sent_up_to_ms: i64,
             ) -> Result<u64, sqlx::Error> {
                 let result = sqlx::query(
-                    "DELETE FROM cairn_outbox WHERE sent_at_ms IS NOT NULL AND sent_at_ms < $1",
+                    "DELETE FROM cairn_outbox WHERE sent_at_ms IS NOT NULL AND sent_at_ms <= $1",
                 )
-                .bind(sent_before_ms)
+                .bind(sent_up_to_ms)
                 .execute(pool)
                 .await?;
                 Ok(result.rows_affected())

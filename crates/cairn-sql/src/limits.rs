@@ -16,6 +16,9 @@ pub const RELAY_BATCH_FACTS_MAX: usize = 1_000;
 pub const RELAY_BATCH_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// How often the relay looks for unsent rows when nobody wakes it.
 pub const RELAY_POLL_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
+/// How often an idle relay purges sent rows (when a retention is set);
+/// a relay that publishes purges after every batch.
+pub const RELAY_PURGE_INTERVAL: Duration = Duration::from_secs(60);
 /// First wait of the relay after a failed pass (before jitter).
 pub const RELAY_BACKOFF_INITIAL_DEFAULT: Duration = Duration::from_millis(100);
 /// Longest wait of the relay after failed passes (before jitter).

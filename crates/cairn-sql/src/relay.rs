@@ -8,7 +8,7 @@
 //! transaction is ever visible to the relay.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cairn_fact::{CanonicalFact, FactError, Hash, HashParseError};
 use sqlx::Pool;
@@ -21,6 +21,7 @@ use crate::fault::{reach, FaultInjector, InjectedFault, Step};
 use crate::limits::{
     RELAY_BACKOFF_INITIAL_DEFAULT, RELAY_BACKOFF_MAX_DEFAULT, RELAY_BATCH_BYTES_MAX,
     RELAY_BATCH_FACTS_DEFAULT, RELAY_BATCH_FACTS_MAX, RELAY_POLL_INTERVAL_DEFAULT,
+    RELAY_PURGE_INTERVAL,
 };
 use crate::publisher::{FactPublisher, PublishError};
 
@@ -51,6 +52,8 @@ pub struct OutboxRelay<DB: CairnDatabase> {
     sent_retention: Option<Duration>,
     fault_injector: Option<FaultInjector>,
     wake: Arc<Notify>,
+    /// When sent rows were last purged.
+    last_purge_at: Instant,
 }
 
 /// A cheap-to-clone handle that wakes the relay, for the service to call
@@ -143,6 +146,7 @@ impl<DB: CairnDatabase> OutboxRelay<DB> {
             sent_retention: None,
             fault_injector: None,
             wake: Arc::new(Notify::new()),
+            last_purge_at: Instant::now(),
         }
     }
 
@@ -172,9 +176,10 @@ impl<DB: CairnDatabase> OutboxRelay<DB> {
         self
     }
 
-    /// Deletes rows that were sent longer ago than `retention`, after each
-    /// pass that published something. By default sent rows are kept (and
-    /// keep enqueuing an already-published fact a no-op).
+    /// Deletes rows that were sent `retention` ago or longer, after each
+    /// pass that published something and, when idle, every
+    /// [`RELAY_PURGE_INTERVAL`]. By default sent rows are kept (which keeps
+    /// enqueuing an already-published fact a no-op).
     pub fn sent_retention(mut self, retention: Duration) -> OutboxRelay<DB> {
         self.sent_retention = Some(retention);
         self
@@ -200,7 +205,7 @@ impl<DB: CairnDatabase> OutboxRelay<DB> {
     /// Publishes until `shutdown` is cancelled, then returns `Ok(())`.
     /// Shutdown is checked between passes and interrupts any wait; a pass
     /// in progress finishes first (the publisher's timeout bounds it).
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), RelayError> {
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), RelayError> {
         let mut consecutive_failures: u32 = 0;
         while !shutdown.is_cancelled() {
             let wait = match self.pass().await {
@@ -240,9 +245,12 @@ impl<DB: CairnDatabase> OutboxRelay<DB> {
     }
 
     /// Publishes one batch; returns how many facts it published.
-    async fn pass(&self) -> Result<usize, PassError> {
+    async fn pass(&mut self) -> Result<usize, PassError> {
         let rows = DB::select_unsent(&self.pool, self.batch_facts_max).await?;
         if rows.is_empty() {
+            if self.last_purge_at.elapsed() >= RELAY_PURGE_INTERVAL {
+                self.purge_sent(unix_time_ms()).await?;
+            }
             return Ok(0);
         }
         let (ids, facts) = batch_of(rows).map_err(PassError::Stop)?;
@@ -258,11 +266,21 @@ impl<DB: CairnDatabase> OutboxRelay<DB> {
         DB::mark_sent(&self.pool, &ids, sent_at_ms).await?;
         reach(injector, Step::RelayAfterMarkSent)?;
         tracing::debug!(n_facts, "published outbox facts");
+        self.purge_sent(sent_at_ms).await?;
+        Ok(n_facts)
+    }
+
+    /// Deletes the rows sent at least the retention before `now_ms`, if a
+    /// retention is set.
+    async fn purge_sent(&mut self, now_ms: i64) -> Result<(), sqlx::Error> {
         if let Some(retention) = self.sent_retention {
             let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-            DB::delete_sent_before(&self.pool, sent_at_ms.saturating_sub(retention_ms)).await?;
+            let n_deleted =
+                DB::delete_sent_up_to(&self.pool, now_ms.saturating_sub(retention_ms)).await?;
+            tracing::debug!(n_deleted, "purged sent outbox rows");
         }
-        Ok(n_facts)
+        self.last_purge_at = Instant::now();
+        Ok(())
     }
 }
 
