@@ -129,3 +129,26 @@ impl From<cairn_fact::FactError> for ApiError {
         ApiError::new(status, error.code(), error.to_string())
     }
 }
+
+impl From<crate::delivery::DeliveryError> for ApiError {
+    fn from(error: crate::delivery::DeliveryError) -> Self {
+        use crate::delivery::DeliveryError;
+        let message = error.to_string();
+        match error {
+            DeliveryError::UnknownSubscription(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "unknown_subscription", message)
+            }
+            DeliveryError::InvalidDefinition(_) => {
+                ApiError::bad_request("invalid_definition", message)
+            }
+            DeliveryError::Conflict(_) => {
+                ApiError::new(StatusCode::CONFLICT, "subscription_conflict", message)
+            }
+            DeliveryError::TooManySubscriptions => {
+                ApiError::new(StatusCode::CONFLICT, "too_many_subscriptions", message)
+            }
+            DeliveryError::Write(error) => error.into(),
+            DeliveryError::Read(error) => error.into(),
+        }
+    }
+}

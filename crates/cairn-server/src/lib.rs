@@ -4,6 +4,7 @@
 //! Handlers parse and validate input, call the store, and shape answers;
 //! they hold no state of their own beyond metrics.
 
+pub mod delivery;
 pub mod error;
 pub mod limits;
 mod metrics;
@@ -19,6 +20,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{middleware, BoxError, Router};
 use cairn_store::{BlobStore, Store};
+use delivery::Deliveries;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::limit::GlobalConcurrencyLimitLayer;
@@ -41,7 +43,53 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route("/v1/log", get(routes::facts::get_log::<S>))
         .route("/v1/health", get(routes::meta::health::<S>))
         .route("/versions", get(routes::meta::versions))
-        .route("/metrics", get(routes::meta::metrics::<S>));
+        .route("/metrics", get(routes::meta::metrics::<S>))
+        .route(
+            "/v1/subscriptions",
+            get(routes::subscriptions::list_subscriptions::<S>),
+        )
+        .route(
+            "/v1/subscriptions/{name}",
+            put(routes::subscriptions::put_subscription::<S>)
+                .get(routes::subscriptions::get_subscription::<S>)
+                .delete(routes::subscriptions::delete_subscription::<S>),
+        )
+        .route(
+            "/v1/subscriptions/{name}/pull",
+            post(routes::subscriptions::pull::<S>),
+        )
+        .route(
+            "/v1/subscriptions/{name}/ack",
+            post(routes::subscriptions::ack::<S>),
+        )
+        .route(
+            "/v1/subscriptions/{name}/nack",
+            post(routes::subscriptions::nack::<S>),
+        )
+        .route(
+            "/v1/subscriptions/{name}/extend",
+            post(routes::subscriptions::extend::<S>),
+        )
+        .route(
+            "/v1/subscriptions/{name}/pause",
+            post(routes::subscriptions::pause::<S>),
+        )
+        .route(
+            "/v1/subscriptions/{name}/resume",
+            post(routes::subscriptions::resume::<S>),
+        )
+        .route(
+            "/v1/subscriptions/{name}/dead",
+            get(routes::subscriptions::list_dead::<S>),
+        )
+        .route(
+            "/v1/subscriptions/{name}/dead/replay",
+            post(routes::subscriptions::replay::<S>),
+        )
+        .route(
+            "/v1/subscriptions/{name}/dead/{hash}",
+            get(routes::subscriptions::get_dead::<S>).delete(routes::subscriptions::discard::<S>),
+        );
     let blobs = Router::new()
         .route("/v1/blobs", put(routes::blobs::put_blob::<S>))
         .route("/v1/blobs/{hash}", get(routes::blobs::get_blob::<S>));
@@ -104,9 +152,11 @@ pub async fn serve<S: Store>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let cancel = CancellationToken::new();
+    let deliveries = Deliveries::load(Arc::clone(&store)).map_err(std::io::Error::other)?;
     let state = AppState {
         store: Arc::clone(&store),
         blobs,
+        deliveries: Arc::new(deliveries),
         metrics: Arc::new(HttpMetrics::new()),
         config,
         shutdown: cancel.clone(),

@@ -24,6 +24,14 @@ pub const SUCCESSORS_LIMIT_DEFAULT: usize = 1_000;
 pub const SUCCESSORS_LIMIT_MAX: usize = 10_000;
 /// `without` parameters of one successors query at most.
 pub const WITHOUT_TYPES_MAX: usize = 16;
+/// Messages one pull leases at most.
+pub const PULL_MESSAGES_MAX: usize = 1_000;
+/// Tokens in one ack, nack or extend (and hashes in one replay) at most.
+pub const ACK_TOKENS_MAX: usize = 10_000;
+/// Default `limit` of a dead-letter listing.
+pub const DEAD_LETTERS_LIMIT_DEFAULT: usize = 100;
+/// Largest `limit` of a dead-letter listing.
+pub const DEAD_LETTERS_LIMIT_MAX: usize = 1_000;
 /// Longest long-poll a client may ask for.
 pub const WAIT_MS_MAX: u64 = 60_000;
 /// Requests handled at once (the default; configurable); beyond this the
@@ -37,6 +45,8 @@ pub const BLOB_TIMEOUT: Duration = Duration::from_secs(3_600);
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 const _: () = assert!(LOG_LIMIT_DEFAULT <= LOG_LIMIT_MAX);
+const _: () = assert!(DEAD_LETTERS_LIMIT_DEFAULT <= DEAD_LETTERS_LIMIT_MAX);
+const _: () = assert!(PULL_MESSAGES_MAX <= cairn_delivery::limits::TRACKED_MESSAGES_MAX);
 const _: () = assert!(SUCCESSORS_LIMIT_DEFAULT <= SUCCESSORS_LIMIT_MAX);
 const _: () = assert!(WAIT_MS_MAX < REQUEST_TIMEOUT.as_millis() as u64);
 const _: () = assert!(FACT_CANONICAL_BYTES_MAX_DEFAULT < REQUEST_BODY_BYTES_MAX);

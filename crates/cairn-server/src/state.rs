@@ -1,10 +1,12 @@
-//! The state every handler shares: the store, the blobs, metrics, settings.
+//! The state every handler shares: the store, the blobs, the subscriptions,
+//! metrics, settings.
 
 use std::sync::Arc;
 
 use cairn_store::BlobStore;
 use tokio_util::sync::CancellationToken;
 
+use crate::delivery::Deliveries;
 use crate::metrics::HttpMetrics;
 
 /// Settings of the HTTP layer that are not compile-time limits.
@@ -31,6 +33,8 @@ pub struct AppState<S> {
     pub store: Arc<S>,
     /// The blob directory.
     pub blobs: Arc<BlobStore>,
+    /// The subscriptions.
+    pub deliveries: Arc<Deliveries<S>>,
     /// HTTP metrics.
     pub metrics: Arc<HttpMetrics>,
     /// Settings.
@@ -44,6 +48,7 @@ impl<S> Clone for AppState<S> {
         AppState {
             store: Arc::clone(&self.store),
             blobs: Arc::clone(&self.blobs),
+            deliveries: Arc::clone(&self.deliveries),
             metrics: Arc::clone(&self.metrics),
             config: self.config.clone(),
             shutdown: self.shutdown.clone(),

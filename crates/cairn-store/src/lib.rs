@@ -2,15 +2,19 @@
 //!
 //! The [`Store`] trait is the contract every backend keeps (its doc comment
 //! states it); [`EmbeddedStore`] is the default backend, a single data
-//! directory on top of the fjall LSM engine with group commit. Blobs are
+//! directory on top of the fjall LSM engine with group commit. Delivery state
+//! (subscriptions, leases, acks, dead letters) is kept through the
+//! [`DeliveryStore`] trait, in the same journal and commits as facts. Blobs are
 //! content-addressed files managed by [`BlobStore`].
 
 mod blobs;
+mod delivery;
 mod embedded;
 mod error;
 mod store;
 
 pub use blobs::{BlobError, BlobStore, BlobWriter};
+pub use delivery::{DeliveryStore, MessageSelection, StoredSubscription};
 pub use embedded::{EmbeddedOptions, EmbeddedStore, SyncMode};
 pub use error::{ReadError, WriteError};
 pub use store::{Page, PutOutcome, Store, StoreStats, StoredFact, SuccessorsQuery};

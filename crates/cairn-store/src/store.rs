@@ -6,6 +6,7 @@ use std::future::Future;
 use cairn_fact::{CanonicalFact, Hash};
 use tokio::sync::watch;
 
+use crate::delivery::DeliveryStore;
 use crate::error::{ReadError, WriteError};
 
 /// A fact as stored: its identity, its position in this store's log and its
@@ -99,7 +100,9 @@ pub struct StoreStats {
 ///   against its hash; a mismatch is `ReadError::Corrupt`, never wrong data.
 /// * **Poisoning.** After a failed write or sync the store refuses further
 ///   writes (`WriteError::Poisoned`) until it is reopened.
-pub trait Store: Send + Sync + 'static {
+/// * **Delivery state** lives in the same store ([`DeliveryStore`]), so a
+///   backend carries facts and subscriptions with one discipline.
+pub trait Store: DeliveryStore {
     /// Writes a batch of validated facts; see the trait contract.
     fn put_facts(
         &self,

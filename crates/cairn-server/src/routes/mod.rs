@@ -3,6 +3,7 @@
 pub mod blobs;
 pub mod facts;
 pub mod meta;
+pub mod subscriptions;
 mod wait;
 
 /// The `Content-Length` a request declares, if any, so that an oversized

@@ -1,7 +1,7 @@
 //! The embedded store: one data directory, no other process.
 //!
 //! Facts and their indexes live in one fjall keyspace (an LSM tree with a
-//! write-ahead journal), in five partitions:
+//! write-ahead journal), in six partitions:
 //!
 //! | partition    | key                                   | value               |
 //! |--------------|---------------------------------------|---------------------|
@@ -9,12 +9,14 @@
 //! | `by_hash`    | hash                                  | seq (u64 BE)        |
 //! | `successors` | predecessor ‖ type ‖ 0 ‖ seq ‖ role   | empty               |
 //! | `by_type`    | type ‖ 0 ‖ seq                        | empty               |
+//! | `delivery`   | see `delivery.rs`                     | delivery records    |
 //! | `meta`       | `format`                              | format version      |
 //!
 //! All partitions of one group commit go into one atomic batch, so they are
 //! always consistent with each other. See `docs/design.md` for the commit
 //! and fsync sequence and what a crash leaves behind.
 
+mod delivery;
 mod keys;
 mod watermark;
 mod writer;
@@ -114,6 +116,8 @@ struct Shared {
     by_hash: PartitionHandle,
     successors: PartitionHandle,
     by_type: PartitionHandle,
+    /// Subscriptions' delivery state (see `delivery.rs`).
+    delivery: PartitionHandle,
     /// Highest seq that is durable; readers never look past it.
     durable_seq: AtomicU64,
     durable_seq_watch: watch::Sender<u64>,
@@ -246,6 +250,7 @@ impl EmbeddedStore {
         let by_hash = keyspace.open_partition("by_hash", uncompressed)?;
         let successors = keyspace.open_partition("successors", unfiltered.clone())?;
         let by_type = keyspace.open_partition("by_type", unfiltered.clone())?;
+        let delivery = keyspace.open_partition("delivery", unfiltered.clone())?;
         let meta = keyspace.open_partition("meta", unfiltered)?;
         match meta.get("format")? {
             None => {
@@ -282,6 +287,7 @@ impl EmbeddedStore {
             by_hash,
             successors,
             by_type,
+            delivery,
             durable_seq: AtomicU64::new(last_seq),
             durable_seq_watch,
             poisoned: AtomicBool::new(false),
@@ -343,7 +349,7 @@ impl Store for EmbeddedStore {
         let sender = sender.ok_or(WriteError::Closed)?;
         let (reply, answer) = oneshot::channel();
         sender
-            .send(WriteRequest { facts, reply })
+            .send(WriteRequest::Facts { facts, reply })
             .await
             .map_err(|_| WriteError::Closed)?;
         answer.await.map_err(|_| WriteError::Closed)?

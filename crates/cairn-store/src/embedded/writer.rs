@@ -7,6 +7,11 @@
 //! writes all accepted requests as one atomic fjall batch, makes the journal
 //! durable with one `fdatasync`, publishes the new durable `seq`, and only
 //! then answers. Many concurrent writers therefore share one sync.
+//!
+//! Delivery state changes (see `delivery.rs`) travel the same queue and go
+//! into the same batches, so they are ordered with the facts and share
+//! their syncs. A group that holds only changes nobody waits for (leases)
+//! is committed to the journal without a sync of its own.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -17,16 +22,48 @@ use cairn_fact::{CanonicalFact, Hash};
 use fjall::PersistMode;
 use tokio::sync::{mpsc, oneshot};
 
+use super::delivery::{self, DeliveryWrite};
 use super::keys;
 use super::watermark::Watermark;
 use super::{Shared, SyncMode, UNSAFE_ACK_AHEAD};
 use crate::error::WriteError;
 use crate::store::PutOutcome;
 
-/// One caller's batch and the channel its answer goes back on.
-pub struct WriteRequest {
-    pub facts: Vec<CanonicalFact>,
-    pub reply: oneshot::Sender<Result<Vec<PutOutcome>, WriteError>>,
+/// One caller's write and the channel its answer goes back on.
+pub enum WriteRequest {
+    /// A batch of facts.
+    Facts {
+        facts: Vec<CanonicalFact>,
+        reply: oneshot::Sender<Result<Vec<PutOutcome>, WriteError>>,
+    },
+    /// Delivery state changes; `reply` is `None` when nobody waits for
+    /// them to be durable.
+    Delivery {
+        write: DeliveryWrite,
+        reply: Option<oneshot::Sender<Result<(), WriteError>>>,
+    },
+}
+
+impl WriteRequest {
+    fn n_facts(&self) -> usize {
+        match self {
+            WriteRequest::Facts { facts, .. } => facts.len(),
+            WriteRequest::Delivery { .. } => 1,
+        }
+    }
+
+    fn fail(self, error: WriteError) {
+        match self {
+            WriteRequest::Facts { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            WriteRequest::Delivery { reply, .. } => {
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(error));
+                }
+            }
+        }
+    }
 }
 
 /// The facts of one group commit being assembled.
@@ -41,10 +78,39 @@ struct Group {
     n_new_bytes: u64,
 }
 
-/// A request that passed validation, with the outcomes to send once durable.
-struct Accepted {
-    reply: oneshot::Sender<Result<Vec<PutOutcome>, WriteError>>,
-    outcomes: Vec<PutOutcome>,
+/// A request that passed validation, with the answer to send once durable.
+enum Accepted {
+    Facts {
+        reply: oneshot::Sender<Result<Vec<PutOutcome>, WriteError>>,
+        outcomes: Vec<PutOutcome>,
+    },
+    Delivery {
+        reply: oneshot::Sender<Result<(), WriteError>>,
+    },
+}
+
+impl Accepted {
+    fn succeed(self) {
+        match self {
+            Accepted::Facts { reply, outcomes } => {
+                let _ = reply.send(Ok(outcomes));
+            }
+            Accepted::Delivery { reply } => {
+                let _ = reply.send(Ok(()));
+            }
+        }
+    }
+
+    fn fail(self, error: WriteError) {
+        match self {
+            Accepted::Facts { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            Accepted::Delivery { reply } => {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
 }
 
 /// Runs until every sender is dropped, then returns after the last group.
@@ -56,12 +122,12 @@ pub fn run(shared: Arc<Shared>, mut requests: mpsc::Receiver<WriteRequest>, wate
         shared,
     };
     while let Some(first) = requests.blocking_recv() {
-        let mut n_facts = first.facts.len();
+        let mut n_facts = first.n_facts();
         let mut group = vec![first];
         while n_facts < writer.shared.options.group_facts_max {
             match requests.try_recv() {
                 Ok(request) => {
-                    n_facts += request.facts.len();
+                    n_facts += request.n_facts();
                     group.push(request);
                 }
                 Err(_) => break,
@@ -88,7 +154,7 @@ impl Writer {
     fn commit_group(&mut self, requests: Vec<WriteRequest>) {
         if self.shared.poisoned.load(Ordering::Acquire) {
             for request in requests {
-                let _ = request.reply.send(Err(WriteError::Poisoned));
+                request.fail(WriteError::Poisoned);
             }
             return;
         }
@@ -99,57 +165,80 @@ impl Writer {
             n_new_bytes: 0,
         };
         let mut accepted = Vec::with_capacity(requests.len());
+        let mut n_delivery_writes = 0;
         for request in requests {
-            match self.validate(&request.facts, &group.new_facts) {
-                Err(error) => {
-                    let _ = request.reply.send(Err(error));
+            match request {
+                WriteRequest::Facts { facts, reply } => {
+                    match self.validate(&facts, &group.new_facts) {
+                        Err(error) => {
+                            let _ = reply.send(Err(error));
+                        }
+                        Ok(existing) => {
+                            let outcomes = self.stage(&mut group, &facts, existing);
+                            accepted.push(Accepted::Facts { reply, outcomes });
+                        }
+                    }
                 }
-                Ok(existing) => {
-                    let outcomes = self.stage(&mut group, &request.facts, existing);
-                    accepted.push(Accepted {
-                        reply: request.reply,
-                        outcomes,
-                    });
+                WriteRequest::Delivery { write, reply } => {
+                    match delivery::stage(&self.shared, &mut group.batch, write) {
+                        Err(error) => {
+                            if let Some(reply) = reply {
+                                let _ = reply.send(Err(error));
+                            }
+                        }
+                        Ok(()) => {
+                            n_delivery_writes += 1;
+                            if let Some(reply) = reply {
+                                accepted.push(Accepted::Delivery { reply });
+                            }
+                        }
+                    }
                 }
             }
         }
-        if accepted.is_empty() {
+        let n_new_facts = group.new_facts.len() as u64;
+        if accepted.is_empty() && n_new_facts == 0 && n_delivery_writes == 0 {
             return;
         }
         if self.shared.options.sync_mode == SyncMode::UnsafeAckBeforeWrite {
             for request in accepted.drain(..) {
-                let _ = request.reply.send(Ok(request.outcomes));
+                request.succeed();
             }
             std::thread::sleep(UNSAFE_ACK_AHEAD);
         }
         let started = Instant::now();
-        let n_new_facts = group.new_facts.len() as u64;
-        let durable = if n_new_facts == 0 {
+        // A sync is needed when someone waits for one; a group of facts that
+        // were all stored already needs neither a commit nor a sync, since
+        // the facts are durable.
+        let needs_sync = n_new_facts > 0 || !accepted.is_empty();
+        let durable = if n_new_facts == 0 && n_delivery_writes == 0 {
             Ok(())
-        } else {
+        } else if needs_sync {
             group.batch.commit().and_then(|()| self.sync())
+        } else {
+            group.batch.commit()
         };
         match durable {
             Ok(()) => {
-                self.last_seq = group.next_seq - 1;
-                if let Err(error) = self.watermark.record(self.last_seq, false) {
-                    // The facts are durable; only the damage check at open is weaker.
-                    tracing::error!(%error, "cannot record the durable watermark");
+                if n_new_facts > 0 {
+                    self.last_seq = group.next_seq - 1;
+                    if let Err(error) = self.watermark.record(self.last_seq, false) {
+                        // The facts are durable; only the damage check at open is weaker.
+                        tracing::error!(%error, "cannot record the durable watermark");
+                    }
+                    self.shared
+                        .record_commit(n_new_facts, group.n_new_bytes, started.elapsed());
+                    self.shared.publish_durable_seq(self.last_seq);
                 }
-                self.shared
-                    .record_commit(n_new_facts, group.n_new_bytes, started.elapsed());
-                self.shared.publish_durable_seq(self.last_seq);
                 for request in accepted {
-                    let _ = request.reply.send(Ok(request.outcomes));
+                    request.succeed();
                 }
             }
             Err(error) => {
                 tracing::error!(%error, "commit failed; the store is poisoned and refuses writes");
                 self.shared.poisoned.store(true, Ordering::Release);
                 for request in accepted {
-                    let _ = request
-                        .reply
-                        .send(Err(WriteError::Storage(error.to_string())));
+                    request.fail(WriteError::Storage(error.to_string()));
                 }
             }
         }

@@ -1,0 +1,479 @@
+//! One subscription at run time: its state machine behind a lock, the
+//! admission of new matching facts, long-polling pulls, and the durable
+//! operations of the API.
+
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_delivery::{
+    message_attributes, AdmittedMessage, Change, MessageAttributes, MessageRecord, MessageStatus,
+    SubscriptionDefinition, SubscriptionState, TokenOutcome, NOT_BEFORE_FIELD,
+};
+use cairn_fact::{parse_json, Fact, Hash};
+use cairn_store::{MessageSelection, Store, StoredFact};
+use serde::Serialize;
+use tokio::sync::{watch, Mutex, Notify};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{now_ms, DeliveryError};
+
+/// Matching facts admitted into a subscription's window per step.
+const ADMISSION_BATCH_MAX: usize = 1_000;
+
+/// A leased message as answered by a pull.
+#[derive(Clone, Debug)]
+pub struct PulledMessage {
+    /// The lease token.
+    pub token: String,
+    /// The fact's hash.
+    pub hash: Hash,
+    /// The fact's seq.
+    pub seq: u64,
+    /// 1 on the first delivery.
+    pub attempt: u32,
+    /// The fact's canonical JSON.
+    pub canonical: Vec<u8>,
+}
+
+/// A dead (or discarded) letter with its fact.
+#[derive(Clone, Debug)]
+pub struct DeadLetter {
+    /// The fact's seq.
+    pub seq: u64,
+    /// Its delivery record.
+    pub record: MessageRecord,
+    /// The fact's canonical JSON.
+    pub canonical: Vec<u8>,
+}
+
+/// The subscription view of the API: definition and counters, flat.
+#[derive(Clone, Debug, Serialize)]
+pub struct SubscriptionView {
+    /// The name.
+    pub name: String,
+    /// The definition, defaults filled in.
+    #[serde(flatten)]
+    pub definition: SubscriptionDefinition,
+    /// Whether delivery is paused.
+    pub paused: bool,
+    /// Matching facts neither acknowledged, dead nor in flight.
+    pub backlog: u64,
+    /// Leased now.
+    pub in_flight: u64,
+    /// Deliveries since the server started.
+    pub delivered: u64,
+    /// Redeliveries since the server started.
+    pub redelivered: u64,
+    /// Acknowledgements since the server started.
+    pub acked: u64,
+    /// Dead letters now.
+    pub dead: u64,
+    /// Discarded dead letters.
+    pub discarded: u64,
+    /// Age of the oldest delivered, unacknowledged message.
+    pub oldest_unacked_age_ms: u64,
+    /// Log end minus the fully acknowledged prefix.
+    pub consumer_lag: u64,
+}
+
+/// Counts matching facts beyond the cursor incrementally, so viewing a
+/// subscription with a large backlog does not rescan it every time.
+#[derive(Debug, Default)]
+struct BacklogCount {
+    counted_through_seq: u64,
+    n_untracked: u64,
+}
+
+struct Inner {
+    state: SubscriptionState,
+    backlog: BacklogCount,
+}
+
+/// One subscription at run time; see the module documentation.
+pub struct Subscription<S> {
+    store: Arc<S>,
+    id: u64,
+    name: String,
+    definition: SubscriptionDefinition,
+    selection: MessageSelection,
+    inner: Mutex<Inner>,
+    /// Woken when messages may have become deliverable.
+    changed: Notify,
+    last_seq: watch::Receiver<u64>,
+    closed: AtomicBool,
+}
+
+impl<S: Store> Subscription<S> {
+    pub(super) fn new(store: Arc<S>, state: SubscriptionState) -> Subscription<S> {
+        let definition = state.definition().clone();
+        let selection = match definition.predecessor_hash() {
+            Some((role, predecessor)) => MessageSelection::Successors {
+                type_name: definition.type_name.clone(),
+                role,
+                predecessor,
+            },
+            None => MessageSelection::Type(definition.type_name.clone()),
+        };
+        Subscription {
+            last_seq: store.watch_last_seq(),
+            store,
+            id: state.id(),
+            name: state.name().to_string(),
+            definition,
+            selection,
+            inner: Mutex::new(Inner {
+                state,
+                backlog: BacklogCount::default(),
+            }),
+            changed: Notify::new(),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// The internal id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The definition.
+    pub fn definition(&self) -> &SubscriptionDefinition {
+        &self.definition
+    }
+
+    /// Ends waiting pulls: the subscription was deleted.
+    pub(super) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.changed.notify_waiters();
+    }
+
+    fn check_open(&self) -> Result<(), DeliveryError> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(DeliveryError::UnknownSubscription(self.name.clone()))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Queues changes in order (call with the lock held).
+    async fn queue(&self, changes: Vec<Change>) -> Result<(), DeliveryError> {
+        if !changes.is_empty() {
+            self.store.write_delivery(self.id, changes, false).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until everything queued so far is durable (call without the lock).
+    async fn barrier(&self) -> Result<(), DeliveryError> {
+        self.store.write_delivery(self.id, Vec::new(), true).await?;
+        Ok(())
+    }
+
+    /// Processes due events and admits new matching facts while there is
+    /// room (call with the lock held).
+    async fn catch_up(&self, inner: &mut Inner, now: u64) -> Result<(), DeliveryError> {
+        let changes = inner.state.advance(now);
+        self.queue(changes).await?;
+        let durable_seq = *self.last_seq.borrow();
+        while inner.state.cursor_seq() < durable_seq {
+            let room = inner.state.admission_room().min(ADMISSION_BATCH_MAX);
+            if room == 0 {
+                break;
+            }
+            let cursor = inner.state.cursor_seq();
+            let page = self.store.matching_facts(&self.selection, cursor, room)?;
+            let messages: Vec<AdmittedMessage> = page
+                .facts
+                .iter()
+                .map(|fact| AdmittedMessage {
+                    seq: fact.seq,
+                    hash: fact.hash,
+                    attributes: self.attributes(fact),
+                })
+                .collect();
+            let n_admitted = messages.len() as u64;
+            let changes = inner.state.admit(&messages, page.next_seq, now);
+            self.queue(changes).await?;
+            let backlog = &mut inner.backlog;
+            if page.next_seq <= backlog.counted_through_seq {
+                backlog.n_untracked = backlog.n_untracked.saturating_sub(n_admitted);
+            }
+            if page.next_seq == cursor {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The ordering key and not-before time of a fact. The fact is parsed
+    /// only when one of them can be present.
+    fn attributes(&self, fact: &StoredFact) -> MessageAttributes {
+        let ordering_key = self.definition.ordering_key.as_deref();
+        let may_have_not_before = fact
+            .canonical
+            .windows(NOT_BEFORE_FIELD.len())
+            .any(|window| window == NOT_BEFORE_FIELD.as_bytes());
+        if ordering_key.is_none() && !may_have_not_before {
+            return MessageAttributes::default();
+        }
+        // Stored facts were validated when written and verified when read.
+        let parsed = parse_json(&fact.canonical, cairn_fact::JSON_DEPTH_MAX + 1)
+            .ok()
+            .and_then(|value| Fact::from_value(&value).ok());
+        match parsed {
+            Some(parsed) => message_attributes(&parsed, ordering_key),
+            None => MessageAttributes::default(),
+        }
+    }
+
+    /// Leases up to `max` messages, waiting up to `wait_ms` for at least one.
+    pub async fn pull(
+        &self,
+        max: usize,
+        wait_ms: u64,
+        lease_ms: Option<u64>,
+        shutdown: &CancellationToken,
+    ) -> Result<Vec<PulledMessage>, DeliveryError> {
+        let deadline = Instant::now() + Duration::from_millis(wait_ms);
+        let mut last_seq = self.last_seq.clone();
+        loop {
+            self.check_open()?;
+            let mut notified = pin!(self.changed.notified());
+            notified.as_mut().enable();
+            last_seq.borrow_and_update();
+            let (leases, next_event_at_ms) = {
+                let mut inner = self.inner.lock().await;
+                let now = now_ms();
+                self.catch_up(&mut inner, now).await?;
+                let (leases, changes) = inner.state.pull(max, lease_ms, now);
+                self.queue(changes).await?;
+                (leases, inner.state.next_event_at_ms())
+            };
+            if !leases.is_empty() {
+                let mut messages = Vec::with_capacity(leases.len());
+                for lease in leases {
+                    let fact = self.store.fact_at_seq(lease.seq)?.ok_or_else(|| {
+                        cairn_store::ReadError::Corrupt(format!(
+                            "leased message {} is not in the store",
+                            lease.seq
+                        ))
+                    })?;
+                    messages.push(PulledMessage {
+                        token: lease.token.to_string(),
+                        hash: lease.hash,
+                        seq: lease.seq,
+                        attempt: lease.attempt,
+                        canonical: fact.canonical,
+                    });
+                }
+                return Ok(messages);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(Vec::new());
+            }
+            let wake_at = next_event_at_ms
+                .map(|at| now + Duration::from_millis(at.saturating_sub(now_ms())))
+                .map_or(deadline, |at| at.min(deadline));
+            tokio::select! {
+                () = notified => {}
+                _ = last_seq.changed() => {}
+                () = tokio::time::sleep_until(wake_at) => {}
+                () = shutdown.cancelled() => return Ok(Vec::new()),
+            }
+        }
+    }
+
+    /// Acknowledges; durable before it returns.
+    pub async fn ack(&self, tokens: &[String]) -> Result<Vec<TokenOutcome>, DeliveryError> {
+        self.check_open()?;
+        let outcomes = {
+            let mut inner = self.inner.lock().await;
+            let (outcomes, changes) = inner.state.ack(tokens);
+            self.queue(changes).await?;
+            outcomes
+        };
+        self.barrier().await?;
+        // An ack can let the next message of an ordering key go.
+        self.changed.notify_waiters();
+        Ok(outcomes)
+    }
+
+    /// Negative acknowledgement; durable before it returns.
+    pub async fn nack(
+        &self,
+        tokens: &[String],
+        delay_ms: Option<u64>,
+        error: Option<&str>,
+    ) -> Result<Vec<TokenOutcome>, DeliveryError> {
+        self.check_open()?;
+        let outcomes = {
+            let mut inner = self.inner.lock().await;
+            let (outcomes, changes) = inner.state.nack(tokens, delay_ms, error, now_ms());
+            self.queue(changes).await?;
+            outcomes
+        };
+        self.barrier().await?;
+        self.changed.notify_waiters();
+        Ok(outcomes)
+    }
+
+    /// Renews leases.
+    pub async fn extend(
+        &self,
+        tokens: &[String],
+        lease_ms: Option<u64>,
+    ) -> Result<Vec<TokenOutcome>, DeliveryError> {
+        self.check_open()?;
+        let mut inner = self.inner.lock().await;
+        let (outcomes, changes) = inner.state.extend(tokens, lease_ms, now_ms());
+        self.queue(changes).await?;
+        Ok(outcomes)
+    }
+
+    /// Pauses or resumes delivery; durable before it returns.
+    pub async fn set_paused(&self, paused: bool) -> Result<SubscriptionView, DeliveryError> {
+        self.check_open()?;
+        {
+            let mut inner = self.inner.lock().await;
+            let changes = inner.state.set_paused(paused);
+            self.queue(changes).await?;
+        }
+        self.barrier().await?;
+        self.changed.notify_waiters();
+        self.view().await
+    }
+
+    /// The definition and counters.
+    pub async fn view(&self) -> Result<SubscriptionView, DeliveryError> {
+        let mut inner = self.inner.lock().await;
+        let now = now_ms();
+        self.catch_up(&mut inner, now).await?;
+        let durable_seq = *self.last_seq.borrow();
+        let cursor = inner.state.cursor_seq();
+        let backlog = &mut inner.backlog;
+        if backlog.counted_through_seq < cursor {
+            backlog.counted_through_seq = cursor;
+            backlog.n_untracked = 0;
+        }
+        backlog.n_untracked +=
+            self.store
+                .count_matching(&self.selection, backlog.counted_through_seq, durable_seq)?;
+        backlog.counted_through_seq = backlog.counted_through_seq.max(durable_seq);
+        let n_untracked = backlog.n_untracked;
+        let counters = inner.state.counters(now);
+        Ok(SubscriptionView {
+            name: self.name.clone(),
+            definition: self.definition.clone(),
+            paused: inner.state.paused(),
+            backlog: counters.tracked_not_leased + n_untracked,
+            in_flight: counters.in_flight,
+            delivered: counters.delivered,
+            redelivered: counters.redelivered,
+            acked: counters.acked,
+            dead: counters.dead,
+            discarded: counters.discarded,
+            oldest_unacked_age_ms: counters.oldest_unacked_age_ms,
+            consumer_lag: durable_seq.saturating_sub(inner.state.acked_floor_seq()),
+        })
+    }
+
+    /// Dead letters (or discarded ones) with `seq > after_seq`.
+    pub async fn dead_letters(
+        &self,
+        discarded: bool,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, DeliveryError> {
+        self.check_open()?;
+        // Dead-lettering by lease expiry is queued without waiting; make it
+        // readable first.
+        self.barrier().await?;
+        let status = if discarded {
+            MessageStatus::Discarded
+        } else {
+            MessageStatus::Dead
+        };
+        self.store
+            .message_records(self.id, status, after_seq, limit)?
+            .into_iter()
+            .map(|(seq, record)| self.with_fact(seq, record))
+            .collect()
+    }
+
+    /// The dead letter of this fact, if it is one.
+    pub async fn dead_letter(&self, hash: &Hash) -> Result<Option<DeadLetter>, DeliveryError> {
+        self.check_open()?;
+        self.barrier().await?;
+        self.store
+            .dead_letter(self.id, hash)?
+            .map(|(seq, record)| self.with_fact(seq, record))
+            .transpose()
+    }
+
+    fn with_fact(&self, seq: u64, record: MessageRecord) -> Result<DeadLetter, DeliveryError> {
+        let fact = self.store.fact_at_seq(seq)?.ok_or_else(|| {
+            cairn_store::ReadError::Corrupt(format!("dead letter {seq} is not in the store"))
+        })?;
+        Ok(DeadLetter {
+            seq,
+            record,
+            canonical: fact.canonical,
+        })
+    }
+
+    /// Replays dead letters (these hashes, or all that fit in the window);
+    /// durable before it returns. Returns how many were replayed.
+    pub async fn replay(&self, hashes: Option<&[Hash]>) -> Result<usize, DeliveryError> {
+        self.check_open()?;
+        let n_replayed = {
+            let mut inner = self.inner.lock().await;
+            self.barrier().await?;
+            let room = inner.state.admission_room();
+            let records = match hashes {
+                Some(hashes) => {
+                    let mut records = Vec::new();
+                    for hash in hashes {
+                        if let Some(found) = self.store.dead_letter(self.id, hash)? {
+                            records.push(found);
+                        }
+                    }
+                    records
+                }
+                None => self
+                    .store
+                    .message_records(self.id, MessageStatus::Dead, 0, room)?,
+            };
+            let (n_replayed, changes) = inner.state.replay(records, now_ms());
+            self.queue(changes).await?;
+            n_replayed
+        };
+        self.barrier().await?;
+        self.changed.notify_waiters();
+        Ok(n_replayed)
+    }
+
+    /// Discards one dead letter, keeping its record; durable before it
+    /// returns. False if the fact is not a dead letter of this subscription.
+    pub async fn discard(&self, hash: &Hash) -> Result<bool, DeliveryError> {
+        self.check_open()?;
+        {
+            let mut inner = self.inner.lock().await;
+            self.barrier().await?;
+            let Some((seq, record)) = self.store.dead_letter(self.id, hash)? else {
+                return Ok(false);
+            };
+            let changes = inner.state.discard(seq, record);
+            self.queue(changes).await?;
+        }
+        self.barrier().await?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,490 @@
+//! `/v1/subscriptions/...`: durable consumer groups with pull, leases,
+//! acks, nacks, dead letters, pause and resume (see `docs/api-v1.md`).
+
+use std::fmt::Write as _;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use cairn_delivery::{
+    limits as delivery_limits, SubscriptionDefinition, TokenOutcome, TokenStatus,
+};
+use cairn_fact::Hash;
+use cairn_store::Store;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::facts::{json_response, read_body};
+use crate::delivery::{DeadLetter, Subscription, SubscriptionView};
+use crate::error::ApiError;
+use crate::limits;
+use crate::query::QueryParams;
+use crate::state::AppState;
+
+type Found<S> = std::sync::Arc<Subscription<S>>;
+
+/// Parses a JSON body into `T`; an empty body counts as `{}`.
+fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
+    serde_json::from_slice(bytes)
+        .map_err(|error| ApiError::bad_request("invalid_request", format!("invalid body: {error}")))
+}
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request("invalid_request", message)
+}
+
+async fn find<S: Store>(state: &AppState<S>, name: &str) -> Result<Found<S>, ApiError> {
+    Ok(state.deliveries.get(name).await?)
+}
+
+fn view_response(status: StatusCode, view: &SubscriptionView) -> Response {
+    (status, axum::Json(view)).into_response()
+}
+
+/// `PUT /v1/subscriptions/{name}`: creates, or confirms the same definition.
+pub async fn put_subscription<S: Store>(
+    State(state): State<AppState<S>>,
+    Path(name): Path<String>,
+    RawQuery(raw_query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    QueryParams::parse(raw_query.as_deref(), &[])?;
+    let bytes = read_body(&headers, body).await?;
+    let definition = SubscriptionDefinition::from_json(&bytes)
+        .map_err(|error| ApiError::bad_request("invalid_definition", error.to_string()))?;
+    let (subscription, created) = state.deliveries.create(&name, definition).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(view_response(status, &subscription.view().await?))
+}
+
+/// `GET /v1/subscriptions`: every subscription's view, by name.
+pub async fn list_subscriptions<S: Store>(
+    State(state): State<AppState<S>>,
+    RawQuery(raw_query): RawQuery,
+) -> Result<Response, ApiError> {
+    QueryParams::parse(raw_query.as_deref(), &[])?;
+    let mut views = Vec::new();
+    for subscription in state.deliveries.list().await {
+        views.push(subscription.view().await?);
+    }
+    Ok(axum::Json(json!({ "subscriptions": views })).into_response())
+}
+
+/// `GET /v1/subscriptions/{name}`: definition and counters.
+pub async fn get_subscription<S: Store>(
+    State(state): State<AppState<S>>,
+    Path(name): Path<String>,
+    RawQuery(raw_query): RawQuery,
+) -> Result<Response, ApiError> {
+    QueryParams::parse(raw_query.as_deref(), &[])?;
+    let subscription = find(&state, &name).await?;
+    Ok(view_response(StatusCode::OK, &subscription.view().await?))
+}
+
+/// `DELETE /v1/subscriptions/{name}`.
+pub async fn delete_subscription<S: Store>(
+    State(state): State<AppState<S>>,
+    Path(name): Path<String>,
+    RawQuery(raw_query): RawQuery,
+) -> Result<Response, ApiError> {
+    QueryParams::parse(raw_query.as_deref(), &[])?;
+    state.deliveries.delete(&name).await?;
+    Ok(axum::Json(json!({ "deleted": true })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PullBody {
+    max: Option<u64>,
+    wait_ms: Option<u64>,
+    lease_ms: Option<u64>,
+}
+
+/// `POST /v1/subscriptions/{name}/pull`: leases messages.
+pub async fn pull<S: Store>(
+    State(state): State<AppState<S>>,
+    Path(name): Path<String>,
+    RawQuery(raw_query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    QueryParams::parse(raw_query.as_deref(), &[])?;
+    let subscription = find(&state, &name).await?;
+    let body: PullBody = parse_body(&read_body(&headers, body).await?)?;
+    let max = body.max.unwrap_or(1);
+    if !(1..=limits::PULL_MESSAGES_MAX as u64).contains(&max) {
+        return Err(invalid(format!(
+            "max must be from 1 to {}",
+            limits::PULL_MESSAGES_MAX
+        )));
+    }
+    let wait_ms = body.wait_ms.unwrap_or(0);
+    if wait_ms > limits::WAIT_MS_MAX {
+        return Err(invalid(format!(
+            "wait_ms must be at most {}",
+            limits::WAIT_MS_MAX
+        )));
+    }
+    if let Some(lease_ms) = body.lease_ms {
+        if !(delivery_limits::LEASE_MS_MIN..=delivery_limits::LEASE_MS_MAX).contains(&lease_ms) {
+            return Err(invalid(format!(
+                "lease_ms must be from {} to {}",
+                delivery_limits::LEASE_MS_MIN,
+                delivery_limits::LEASE_MS_MAX
+            )));
+        }
+    }
+    let messages = subscription
+        .pull(max as usize, wait_ms, body.lease_ms, &state.shutdown)
+        .await?;
+    let mut json = String::with_capacity(
+        32 + messages
+            .iter()
+            .map(|m| m.canonical.len() + 200)
+            .sum::<usize>(),
+    );
+    json.push_str("{\"messages\":[");
+    for (index, message) in messages.iter().enumerate() {
+        if index > 0 {
+            json.push(',');
+        }
+        let _ = write!(
+            json,
+            "{{\"token\":\"{}\",\"hash\":\"{}\",\"seq\":{},\"attempt\":{},\"fact\":",
+            message.token, message.hash, message.seq, message.attempt
+        );
+        // Canonical JSON is valid UTF-8 JSON by construction.
+        json.push_str(&String::from_utf8_lossy(&message.canonical));
+        json.push('}');
+    }
+    json.push_str("]}");
+    Ok(json_response(json.into_bytes()))
+}
+
+/// Checks a token list: 1 to `ACK_TOKENS_MAX` tokens.
+fn check_tokens(tokens: &[String]) -> Result<(), ApiError> {
+    if tokens.is_empty() || tokens.len() > limits::ACK_TOKENS_MAX {
+        return Err(invalid(format!(
+            "tokens must hold 1 to {} tokens",
+            limits::ACK_TOKENS_MAX
+        )));
+    }
+    Ok(())
+}
+
+fn results_response(outcomes: &[TokenOutcome]) -> Response {
+    let results: Vec<_> = outcomes
+        .iter()
+        .map(|outcome| {
+            let status = match outcome.status {
+                TokenStatus::Acked => "acked",
+                TokenStatus::Nacked => "nacked",
+                TokenStatus::Extended => "extended",
+                TokenStatus::Expired => "expired",
+                TokenStatus::Unknown => "unknown",
+            };
+            json!({ "token": outcome.token, "status": status })
+        })
+        .collect();
+    axum::Json(json!({ "results": results })).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckBody {
+    tokens: Vec<String>,
+}
+
+/// `POST /v1/subscriptions/{name}/ack`: durable before the answer.
+pub async fn ack<S: Store>(
+    State(state): State<AppState<S>>,
+    Path(name): Path<String>,
+    RawQuery(raw_query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    QueryParams::parse(raw_query.as_deref(), &[])?;
+    let subscription = find(&state, &name).await?;
+    let body: AckBody = parse_body(&read_body(&headers, body).await?)?;
+    check_tokens(&body.tokens)?;
+    Ok(results_response(&subscription.ack(&body.tokens).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NackBody {
+    tokens: Vec<String>,
+    delay_ms: Option<u64>,
+    error: Option<String>,
+}
+
+/// `POST /v1/subscriptions/{name}/nack`: durable before the answer.
+pub async fn nack<S: Store>(
+    State(state): State<AppState<S>>,
+    Path(name): Path<String>,
+    RawQuery(raw_query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    QueryParams::parse(raw_query.as_deref(), &[])?;
+    let subscription = find(&state, &name).await?;
+    let body: NackBody = parse_body(&read_body(&headers, body).await?)?;
+    check_tokens(&body.tokens)?;
+    if body
+        .delay_ms
+        .is_some_and(|delay| delay > delivery_limits::DELAY_MS_MAX)
+    {
+        return Err(invalid(format!(
+            "delay_ms must be from 0 to {}",
+            delivery_limits::DELAY_MS_MAX
+        )));
+    }
+    if body
+        .error
+        .as_ref()
+        .is_some_and(|error| error.len() > delivery_limits::LAST_ERROR_BYTES_MAX)
+    {
+        return Err(invalid(format!(
+            "error must be at most {} bytes",
+            delivery_limits::LAST_ERROR_BYTES_MAX
+        )));
+    }
+    let outcomes = subscription
+        .nack(&body.tokens, body.delay_ms, body.error.as_deref())
+        .await?;
+    Ok(results_response(&outcomes))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExtendBody {
+    tokens: Vec<String>,
+    lease_ms: Option<u64>,
+}
+
+/// `POST /v1/subscriptions/{name}/extend`: renews leases.
+pub async fn extend<S: Store>(
+    State(state): State<AppState<S>>,
+    Path(name): Path<String>,
+    RawQuery(raw_query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    QueryParams::parse(raw_query.as_deref(), &[])?;
+    let subscription = find(&state, &name).await?;
+    let body: ExtendBody = parse_body(&read_body(&headers, body).await?)?;
+    check_tokens(&body.tokens)?;
+    if let Some(lease_ms) = body.lease_ms {
+        if !(delivery_limits::LEASE_MS_MIN..=delivery_limits::LEASE_MS_MAX).contains(&lease_ms) {
+            return Err(invalid(format!(
+                "lease_ms must be from {} to {}",
+                delivery_limits::LEASE_MS_MIN,
+                delivery_limits::LEASE_MS_MAX
+            )));
+        }
+    }
+    Ok(results_response(
+        &subscription.extend(&body.tokens, body.lease_ms).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmptyBody {}
+
+async fn set_paused<S: Store>(
+    state: AppState<S>,
+    name: String,
+    raw_query: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+    paused: bool,
+) -> Result<Response, ApiError> {
+    QueryParams::parse(raw_query.as_deref(), &[])?;
+    let subscription = find(&state, &name).await?;
+    let _: EmptyBody = parse_body(&read_body(&headers, body).await?)?;
+    Ok(view_response(
+        StatusCode::OK,
+        &subscription.set_paused(paused).await?,
+    ))
+}
+
+/// `POST /v1/subscriptions/{name}/pause`.
+pub async fn pause<S: Store>(
+    State(state): State<AppState<S>>,
+    Path(name): Path<String>,
+    RawQuery(raw_query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    set_paused(state, name, raw_query, headers, body, true).await
+}
+
+/// `POST /v1/subscriptions/{name}/resume`.
+pub async fn resume<S: Store>(
+    State(state): State<AppState<S>>,
+    Path(name): Path<String>,
+    RawQuery(raw_query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    set_paused(state, name, raw_query, headers, body, false).await
+}
+
+fn dead_letter_json(letter: &DeadLetter, out: &mut String) {
+    let record = &letter.record;
+    let _ = write!(
+        out,
+        "{{\"hash\":\"{}\",\"seq\":{},\"attempts\":{},",
+        record.hash, letter.seq, record.attempts
+    );
+    if let Some(error) = &record.last_error {
+        let _ = write!(out, "\"last_error\":{},", json!(error));
+    }
+    let _ = write!(
+        out,
+        "\"dead_at_ms\":{},\"fact\":",
+        record.dead_at_ms.unwrap_or(0)
+    );
+    out.push_str(&String::from_utf8_lossy(&letter.canonical));
+    out.push('}');
+}
+
+fn parse_hash(text: &str) -> Result<Hash, ApiError> {
+    Hash::from_hex(text).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_hash",
+            format!("{text:?} is not a hash (64 lowercase hex characters)"),
+        )
+    })
+}
+
+/// `GET /v1/subscriptions/{name}/dead`: dead letters in `seq` order.
+pub async fn list_dead<S: Store>(
+    State(state): State<AppState<S>>,
+    Path(name): Path<String>,
+    RawQuery(raw_query): RawQuery,
+) -> Result<Response, ApiError> {
+    let query = QueryParams::parse(raw_query.as_deref(), &["limit", "after", "discarded"])?;
+    let limit = query.integer(
+        "limit",
+        limits::DEAD_LETTERS_LIMIT_DEFAULT as u64,
+        1,
+        limits::DEAD_LETTERS_LIMIT_MAX as u64,
+    )? as usize;
+    let after = query.integer("after", 0, 0, u64::MAX)?;
+    let discarded = match query.single("discarded")? {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("discarded must be true or false, not {other:?}"),
+            ))
+        }
+    };
+    let subscription = find(&state, &name).await?;
+    let letters = subscription.dead_letters(discarded, after, limit).await?;
+    let mut json = String::from("{\"messages\":[");
+    for (index, letter) in letters.iter().enumerate() {
+        if index > 0 {
+            json.push(',');
+        }
+        dead_letter_json(letter, &mut json);
+    }
+    let next = letters.last().map_or(after, |letter| letter.seq);
+    let _ = write!(json, "],\"next\":{next}}}");
+    Ok(json_response(json.into_bytes()))
+}
+
+/// `GET /v1/subscriptions/{name}/dead/{hash}`: one dead letter.
+pub async fn get_dead<S: Store>(
+    State(state): State<AppState<S>>,
+    Path((name, hash)): Path<(String, String)>,
+    RawQuery(raw_query): RawQuery,
+) -> Result<Response, ApiError> {
+    QueryParams::parse(raw_query.as_deref(), &[])?;
+    let hash = parse_hash(&hash)?;
+    let subscription = find(&state, &name).await?;
+    let letter = subscription
+        .dead_letter(&hash)
+        .await?
+        .ok_or_else(|| not_dead(&hash))?;
+    let mut json = String::new();
+    dead_letter_json(&letter, &mut json);
+    Ok(json_response(json.into_bytes()))
+}
+
+fn not_dead(hash: &Hash) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_a_dead_letter",
+        format!("{hash} is not a dead letter of this subscription"),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayBody {
+    hashes: Option<Vec<String>>,
+}
+
+/// `POST /v1/subscriptions/{name}/dead/replay`.
+pub async fn replay<S: Store>(
+    State(state): State<AppState<S>>,
+    Path(name): Path<String>,
+    RawQuery(raw_query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    QueryParams::parse(raw_query.as_deref(), &[])?;
+    let subscription = find(&state, &name).await?;
+    let body: ReplayBody = parse_body(&read_body(&headers, body).await?)?;
+    let hashes = match &body.hashes {
+        None => None,
+        Some(texts) => {
+            if texts.is_empty() || texts.len() > limits::ACK_TOKENS_MAX {
+                return Err(invalid(format!(
+                    "hashes must hold 1 to {} hashes",
+                    limits::ACK_TOKENS_MAX
+                )));
+            }
+            Some(
+                texts
+                    .iter()
+                    .map(|text| parse_hash(text))
+                    .collect::<Result<Vec<_>, _>>()?,
+            )
+        }
+    };
+    let replayed = subscription.replay(hashes.as_deref()).await?;
+    Ok(axum::Json(json!({ "replayed": replayed })).into_response())
+}
+
+/// `DELETE /v1/subscriptions/{name}/dead/{hash}`: discards (keeps the record).
+pub async fn discard<S: Store>(
+    State(state): State<AppState<S>>,
+    Path((name, hash)): Path<(String, String)>,
+    RawQuery(raw_query): RawQuery,
+) -> Result<Response, ApiError> {
+    QueryParams::parse(raw_query.as_deref(), &[])?;
+    let hash = parse_hash(&hash)?;
+    let subscription = find(&state, &name).await?;
+    if subscription.discard(&hash).await? {
+        Ok(axum::Json(json!({ "discarded": true })).into_response())
+    } else {
+        Err(not_dead(&hash))
+    }
+}
