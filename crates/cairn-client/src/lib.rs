@@ -73,7 +73,8 @@ pub use subscriber::{Delivery, HandlerError, Subscriber, SubscriberOptions, Subs
 pub use transport::Transport;
 pub use typed::{to_canonical_fact, Typed, TypedFact};
 pub use wire::{
-    CreatedSubscription, DeadLetter, DeadLetterPage, DeadLetterQuery, FactPage, LogQuery, Message,
-    NackOptions, PullOptions, PutResult, ReplaySelection, StoredFact, SubscriptionDefinition,
-    SubscriptionView, SuccessorsQuery, TokenResult, TokenStatus,
+    BackoffDefinition, CreatedSubscription, DeadLetter, DeadLetterPage, DeadLetterQuery, FactPage,
+    LogQuery, Message, NackOptions, PredecessorSelector, PullOptions, PutResult, ReplaySelection,
+    Start, StoredFact, SubscriptionDefinition, SubscriptionView, SuccessorsQuery, TokenResult,
+    TokenStatus,
 };
