@@ -171,11 +171,27 @@ where
     if let Some(refusal) = refusal {
         return refusal.into_response();
     }
-    let mut claim = Claim {
-        store: Some(Arc::clone(&store)),
+    let claim = Claim {
+        store: Some(store),
         key: store_key,
     };
-    let response = run(inner, Request::from_parts(parts, Body::from(body))).await;
+    let request = Request::from_parts(parts, Body::from(body));
+    run_and_store(inner, claim, options, request).await
+}
+
+/// Runs the handler for a claimed key and stores its answer if storable.
+async fn run_and_store<S, Store>(
+    inner: S,
+    mut claim: Claim<Store>,
+    options: IdempotencyOptions,
+    request: Request<Body>,
+) -> Response
+where
+    S: Service<Request<Body>, Error = Infallible>,
+    S::Response: IntoResponse,
+    Store: IdempotencyStore,
+{
+    let response = run(inner, request).await;
     let status = response.status();
     let fits = response
         .body()
@@ -197,9 +213,7 @@ where
         headers: replayable_headers(&parts.headers),
         body: body.clone(),
     };
-    if store.complete(&claim.key, answer).await.is_ok() {
-        claim.store = None;
-    }
+    claim.complete(answer).await;
     Response::from_parts(parts, Body::from(body))
 }
 
@@ -223,6 +237,15 @@ struct Claim<Store: IdempotencyStore> {
 }
 
 impl<Store: IdempotencyStore> Claim<Store> {
+    /// Stores the answer; if the store fails, dropping the claim releases the key.
+    async fn complete(mut self, answer: StoredAnswer) {
+        if let Some(store) = &self.store {
+            if store.complete(&self.key, answer).await.is_ok() {
+                self.store = None;
+            }
+        }
+    }
+
     async fn release(&mut self) {
         if let Some(store) = self.store.take() {
             // A failed release only delays the key until the store expires it.
