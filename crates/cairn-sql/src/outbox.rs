@@ -12,8 +12,11 @@ use crate::fault::{reach, FaultInjector, InjectedFault, Step};
 /// Enqueues facts for publication in the service's transaction.
 ///
 /// ```no_run
-/// # async fn example(pool: sqlx::SqlitePool, order: cairn_fact::CanonicalFact)
-/// # -> Result<(), Box<dyn std::error::Error>> {
+/// # async fn example(
+/// #     pool: sqlx::SqlitePool,
+/// #     relay: cairn_sql::RelayHandle,
+/// #     order: cairn_fact::CanonicalFact,
+/// # ) -> Result<(), Box<dyn std::error::Error>> {
 /// let outbox = cairn_sql::Outbox::new();
 /// let mut transaction = pool.begin().await?;
 /// sqlx::query("INSERT INTO orders (id) VALUES ($1)")
@@ -23,6 +26,7 @@ use crate::fault::{reach, FaultInjector, InjectedFault, Step};
 /// outbox.enqueue(&mut transaction, &[order]).await?;
 /// transaction.commit().await?;
 /// // Optional: wake the relay now rather than at its next poll.
+/// relay.notify();
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Default)]

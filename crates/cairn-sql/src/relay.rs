@@ -34,6 +34,26 @@ use crate::publisher::{FactPublisher, PublishError};
 /// (exponential backoff with jitter) and tries again; when the outbox is
 /// empty it sleeps until [`RelayHandle::notify`] or the poll interval.
 ///
+/// ```no_run
+/// # async fn example(pool: sqlx::SqlitePool) -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use cairn_sql::{HttpPublisher, OutboxRelay};
+/// use tokio_util::sync::CancellationToken;
+///
+/// let publisher = Arc::new(HttpPublisher::new("http://127.0.0.1:7710")?);
+/// let relay = OutboxRelay::new(pool, publisher)
+///     .batch_facts_max(200)
+///     .poll_interval(Duration::from_millis(500));
+/// let handle = relay.handle(); // call handle.notify() after each commit
+/// let shutdown = CancellationToken::new();
+/// let task = tokio::spawn(relay.run(shutdown.clone()));
+/// // … serve; at the end:
+/// shutdown.cancel();
+/// task.await??;
+/// # Ok(()) }
+/// ```
+///
 /// Several relays on the same outbox (one per service instance) are safe:
 /// at worst they publish the same facts twice, which Cairn absorbs.
 ///

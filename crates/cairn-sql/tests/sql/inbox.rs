@@ -9,11 +9,16 @@ use std::sync::Arc;
 use anyhow::Context;
 use cairn_fact::{CanonicalFact, Hash};
 use cairn_sql::fault::Step;
-use cairn_sql::{migrate, FactPublisher, HttpPublisher, Inbox, InboxError, Processed};
+use cairn_sql::{
+    migrate, FactPublisher, HttpPublisher, Inbox, InboxError, Outbox, OutboxError, OutboxRelay,
+    Processed,
+};
 use sqlx::Pool;
+use tokio_util::sync::CancellationToken;
 
 use crate::common::{
-    crash_at, fact, CairnServer, Fixture, PostgresFixture, SqliteFixture, TestDatabase,
+    crash_at, fact, wait_until, CairnServer, Fixture, PostgresFixture, SqliteFixture, TestDatabase,
+    WAIT_MAX,
 };
 
 /// The inbox steps at which a crash is injected.
@@ -222,6 +227,92 @@ async fn sqlite_concurrent_deliveries_have_one_effect() -> anyhow::Result<()> {
 async fn postgres_concurrent_deliveries_have_one_effect() -> anyhow::Result<()> {
     match PostgresFixture::new().await {
         Some(fixture) => concurrent_deliveries_have_one_effect(&fixture).await,
+        None => Ok(()),
+    }
+}
+
+/// Consume, transform, produce: the handler enqueues a derived fact in the
+/// inbox's transaction. A crash before the commit leaves neither the record
+/// nor the derived fact; redelivery produces the derived fact once, and the
+/// relay puts it in Cairn once.
+async fn consume_and_produce_exactly_once<F: Fixture>(fixture: &F) -> anyhow::Result<()> {
+    let cairn = CairnServer::start().await?;
+    let messages = messages_from_cairn(&cairn, "consume-and-produce").await?;
+    let pool = start_service(fixture).await?;
+    let outbox = Outbox::new();
+    let receipt_of = |message: &Hash| {
+        fact(
+            "Test.Receipt",
+            "{}",
+            &format!(r#"{{"payment":"{message}"}}"#),
+        )
+    };
+    let handle = |inbox: Inbox, pool: Pool<F::Database>, message: Hash| {
+        let outbox = outbox.clone();
+        let receipt = receipt_of(&message);
+        async move {
+            inbox
+                .process(&pool, &message, |transaction| {
+                    Box::pin(async move {
+                        F::Database::insert_effect(transaction, &message.to_hex()).await?;
+                        outbox.enqueue(transaction, &[receipt]).await
+                    })
+                })
+                .await
+        }
+    };
+    let crashing = Inbox::new("receipts")
+        .with_fault_injector(crash_at(Step::InboxAfterHandlerBeforeCommit, 1));
+    let outcome: Result<_, InboxError<OutboxError>> =
+        handle(crashing, pool.clone(), messages[0]).await;
+    assert!(
+        matches!(outcome, Err(InboxError::Injected(_))),
+        "{outcome:?}"
+    );
+    pool.close().await;
+    drop(pool);
+
+    let pool = start_service(fixture).await?;
+    assert_eq!(Outbox::unsent_count(&pool).await?, 0);
+    for _ in 0..2 {
+        for message in &messages {
+            handle(Inbox::new("receipts"), pool.clone(), *message).await?;
+        }
+    }
+    assert_eq!(Outbox::unsent_count(&pool).await?, N_MESSAGES as u64);
+    let shutdown = CancellationToken::new();
+    let relay = OutboxRelay::new(pool.clone(), cairn.publisher());
+    let task = tokio::spawn(relay.run(shutdown.clone()));
+    wait_until("the receipts are published", || async {
+        Ok(Outbox::unsent_count(&pool).await? == 0)
+    })
+    .await?;
+    shutdown.cancel();
+    tokio::time::timeout(WAIT_MAX, task).await???;
+    let mut expected: Vec<String> = messages.iter().map(Hash::to_hex).collect();
+    expected.extend(
+        messages
+            .iter()
+            .map(|message| receipt_of(message).hash.to_hex()),
+    );
+    expected.sort();
+    let mut log = cairn.log_hashes().await?;
+    log.sort();
+    assert_eq!(log, expected);
+    assert_eq!(F::Database::effects(&pool).await?.len(), N_MESSAGES);
+    pool.close().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn sqlite_consume_and_produce_exactly_once() -> anyhow::Result<()> {
+    consume_and_produce_exactly_once(&SqliteFixture::new()).await
+}
+
+#[tokio::test]
+async fn postgres_consume_and_produce_exactly_once() -> anyhow::Result<()> {
+    match PostgresFixture::new().await {
+        Some(fixture) => consume_and_produce_exactly_once(&fixture).await,
         None => Ok(()),
     }
 }
