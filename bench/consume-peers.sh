@@ -60,7 +60,7 @@ RABBIT_BIN=/usr/lib/rabbitmq/bin
 TOOL_MANIFEST=$HERE/consume-peers/Cargo.toml
 TOOL=$HERE/consume-peers/target/release/consume-peers
 STRACE_SECS=3          # length of the separate, straced one-at-a-time consume
-ACKCHECK_COUNT=20000   # backlog of that run (more than 3 s can consume even unstraced)
+ACKCHECK_COUNT=10000   # backlog of that run (more than 3 s of one-at-a-time acks consume)
 # Upper bound on one tool run: preload + consume per consumer count, latency, drain, slack.
 TOOL_TIMEOUT_S=$((900 + MESSAGES / 50))
 

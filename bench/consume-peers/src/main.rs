@@ -186,6 +186,11 @@ trait Peer {
     fn key(&self) -> &str;
     /// Comma-separated settings the peer runs with.
     fn settings(&self) -> String;
+    /// Whether consuming leaves the messages in place, so that the next consume phase (with a
+    /// fresh consumer reading from the start) can reuse the backlog instead of preloading again.
+    fn backlog_survives_consume(&self) -> bool {
+        false
+    }
     /// Removes any old bench queue and creates an empty one.
     async fn reset(&self) -> Result<()>;
     /// Appends `count` durable messages to the queue.
@@ -217,19 +222,23 @@ fn emit(line: String) {
 
 async fn run_consume_phases<P: Peer>(peer: &P, args: &Args) -> Result<()> {
     let key = peer.key();
-    for &consumers in &args.consumer_counts {
-        peer.reset().await?;
-        eprintln!(
-            "consume-peers: {key}: preloading {} messages",
-            args.messages
-        );
-        let preload_start = Instant::now();
-        peer.preload(args.messages).await?;
-        let preload_secs = preload_start.elapsed().as_secs_f64();
-        emit(format!(
-            "{key}_preload_{consumers}={:.0}",
-            args.messages as f64 / preload_secs
-        ));
+    for (phase_index, &consumers) in args.consumer_counts.iter().enumerate() {
+        if phase_index == 0 || !peer.backlog_survives_consume() {
+            peer.reset().await?;
+            eprintln!(
+                "consume-peers: {key}: preloading {} messages",
+                args.messages
+            );
+            let preload_start = Instant::now();
+            peer.preload(args.messages).await?;
+            let preload_secs = preload_start.elapsed().as_secs_f64();
+            emit(format!(
+                "{key}_preload_{consumers}={:.0}",
+                args.messages as f64 / preload_secs
+            ));
+        } else {
+            eprintln!("consume-peers: {key}: reusing the backlog with a fresh consumer");
+        }
         eprintln!("consume-peers: {key}: consuming with {consumers} consumer(s)");
         let report = peer
             .consume(consumers, args.messages, args.phase_timeout)

@@ -11,6 +11,8 @@
 //!
 //! For the latency phase a statement trigger sends `NOTIFY` on insert and the consumer, which
 //! `LISTEN`s, drains the table after each wake-up (with a short timeout as a safety net).
+//! The latency publisher spreads its fixed-rate inserts over a few connections, since one
+//! connection can commit only one insert per WAL flush.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,6 +30,8 @@ const PRELOAD_ROWS_PER_STATEMENT: u64 = 10_000;
 const EMPTY_QUEUE_PAUSE: Duration = Duration::from_millis(1);
 /// Longest wait for a NOTIFY before the latency consumer looks at the table anyway.
 const NOTIFY_WAIT_MAX: Duration = Duration::from_millis(100);
+/// Publisher connections of the latency phase.
+const LATENCY_PUBLISHERS: u64 = 4;
 /// Channel name of the insert notifications.
 const NOTIFY_CHANNEL: &str = "cairn_bench_q";
 
@@ -261,18 +265,34 @@ impl crate::Peer for Postgres {
             anyhow::Ok(histogram)
         });
 
-        let publisher = connect(&self.url, None).await?;
-        let insert = publisher
-            .prepare("INSERT INTO q (payload) VALUES ($1)")
-            .await?;
+        // A commit per insert takes one flush; several publisher connections, each sending
+        // every LATENCY_PUBLISHERS-th message, keep the fixed rate when a flush is slow.
+        let mut publishers = Vec::with_capacity(LATENCY_PUBLISHERS as usize);
+        for _ in 0..LATENCY_PUBLISHERS {
+            let client = connect(&self.url, None).await?;
+            let insert = client
+                .prepare("INSERT INTO q (payload) VALUES ($1)")
+                .await?;
+            publishers.push((client, insert));
+        }
         let start = Instant::now();
+        let mut publisher_tasks = Vec::with_capacity(publishers.len());
+        for (first_index, (client, insert)) in (0u64..).zip(publishers) {
+            publisher_tasks.push(tokio::spawn(async move {
+                let mut published = 0u64;
+                for index in (first_index..total).step_by(LATENCY_PUBLISHERS as usize) {
+                    tokio::time::sleep_until(common::due_at(start, index, rate_per_s).into()).await;
+                    let payload = clock.stamped_payload();
+                    // Autocommit: the insert is acknowledged after its commit is flushed.
+                    client.execute(&insert, &[&payload]).await?;
+                    published += 1;
+                }
+                anyhow::Ok(published)
+            }));
+        }
         let mut published = 0u64;
-        for index in 0..total {
-            tokio::time::sleep_until(common::due_at(start, index, rate_per_s).into()).await;
-            let payload = clock.stamped_payload();
-            // Autocommit: the insert is acknowledged after its commit is flushed.
-            publisher.execute(&insert, &[&payload]).await?;
-            published += 1;
+        for task in publisher_tasks {
+            published += task.await??;
         }
         let publish_elapsed = start.elapsed();
         let histogram = consumer_task.await??;
