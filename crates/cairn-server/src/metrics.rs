@@ -8,6 +8,8 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use cairn_store::StoreStats;
+
+use crate::delivery::SubscriptionView;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
@@ -57,13 +59,14 @@ impl HttpMetrics {
     }
 
     /// Renders all metrics in the Prometheus text format.
-    pub fn render(&self, store: &StoreStats) -> String {
+    pub fn render(&self, store: &StoreStats, subscriptions: &[SubscriptionView]) -> String {
         let mut buffer = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut buffer)
             .expect("text encoding cannot fail");
         let mut text = String::from_utf8(buffer).expect("prometheus text is UTF-8");
         render_store(&mut text, store);
+        render_subscriptions(&mut text, subscriptions);
         text
     }
 }
@@ -143,6 +146,73 @@ fn render_store(text: &mut String, stats: &StoreStats) {
         "{name}_sum {}\n{name}_count {count}",
         stats.facts_inserted
     );
+}
+
+/// Per-subscription gauges and counters, labelled by subscription name
+/// (names are `[A-Za-z0-9_.-]`, so they need no escaping).
+fn render_subscriptions(text: &mut String, views: &[SubscriptionView]) {
+    type Field = fn(&SubscriptionView) -> u64;
+    let families: [(&str, &str, &str, Field); 10] = [
+        (
+            "backlog",
+            "gauge",
+            "Matching messages not yet delivered",
+            |v| v.backlog,
+        ),
+        ("in_flight", "gauge", "Messages leased now", |v| v.in_flight),
+        (
+            "delivered_total",
+            "counter",
+            "Deliveries since start",
+            |v| v.delivered,
+        ),
+        (
+            "redelivered_total",
+            "counter",
+            "Redeliveries since start",
+            |v| v.redelivered,
+        ),
+        (
+            "acked_total",
+            "counter",
+            "Acknowledgements since start",
+            |v| v.acked,
+        ),
+        ("dead", "gauge", "Dead letters", |v| v.dead),
+        ("discarded", "gauge", "Discarded dead letters", |v| {
+            v.discarded
+        }),
+        (
+            "oldest_unacked_age_ms",
+            "gauge",
+            "Age of the oldest delivered, unacknowledged message",
+            |v| v.oldest_unacked_age_ms,
+        ),
+        (
+            "consumer_lag",
+            "gauge",
+            "Log end minus the fully acknowledged prefix",
+            |v| v.consumer_lag,
+        ),
+        ("paused", "gauge", "1 while delivery is paused", |v| {
+            u64::from(v.paused)
+        }),
+    ];
+    if views.is_empty() {
+        return;
+    }
+    for (suffix, kind, help, field) in families {
+        let name = format!("cairn_subscription_{suffix}");
+        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for view in views {
+            let _ = writeln!(
+                text,
+                "{name}{{subscription=\"{}\"}} {}",
+                view.name,
+                field(view)
+            );
+        }
+    }
 }
 
 /// Middleware recording each matched request's latency and status.

@@ -294,3 +294,63 @@ pub fn raw_exchange(
     }
     panic!("no complete answer: {:?}", String::from_utf8_lossy(&answer));
 }
+
+/// Posts a JSON body to a path and returns status and JSON answer.
+pub fn post_json(server: &Server, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    json_answer(
+        http()
+            .post(server.url(path))
+            .json(&body)
+            .send()
+            .expect("server answers"),
+    )
+}
+
+/// Creates (or confirms) a subscription; returns status and view.
+pub fn put_subscription(
+    server: &Server,
+    name: &str,
+    definition: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    json_answer(
+        http()
+            .put(server.url(&format!("/v1/subscriptions/{name}")))
+            .json(&definition)
+            .send()
+            .expect("server answers"),
+    )
+}
+
+/// Pulls up to `max` messages, waiting up to `wait_ms`; panics on errors.
+pub fn pull(server: &Server, name: &str, max: u64, wait_ms: u64) -> Vec<serde_json::Value> {
+    let (status, answer) = post_json(
+        server,
+        &format!("/v1/subscriptions/{name}/pull"),
+        serde_json::json!({ "max": max, "wait_ms": wait_ms }),
+    );
+    assert_eq!(status, 200, "pull failed: {answer}");
+    answer["messages"].as_array().expect("messages").clone()
+}
+
+/// Acks or nacks (`verb`) the tokens of `messages`; returns each status.
+pub fn settle(
+    server: &Server,
+    name: &str,
+    verb: &str,
+    messages: &[serde_json::Value],
+    extra: serde_json::Value,
+) -> Vec<String> {
+    let tokens: Vec<_> = messages.iter().map(|m| m["token"].clone()).collect();
+    let mut body = serde_json::json!({ "tokens": tokens });
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        body.extend(extra.clone());
+    }
+    let (status, answer) = post_json(server, &format!("/v1/subscriptions/{name}/{verb}"), body);
+    assert_eq!(status, 200, "{verb} failed: {answer}");
+    answer["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|result| result["status"].as_str().expect("status").to_string())
+        .collect()
+}

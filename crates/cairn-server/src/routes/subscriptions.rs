@@ -390,7 +390,7 @@ pub async fn list_dead<S: Store>(
         Some("true") => true,
         Some(other) => {
             return Err(ApiError::bad_request(
-                "invalid_query",
+                "invalid_parameter",
                 format!("discarded must be true or false, not {other:?}"),
             ))
         }

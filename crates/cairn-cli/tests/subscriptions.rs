@@ -1,0 +1,783 @@
+//! Subscriptions end to end against the real binary: the contract's
+//! endpoints, retries with growing delays, dead letters and replay, per-key
+//! ordering under concurrency, delays that survive restarts, pause, rate
+//! limits, metrics, and bad input that changes nothing.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use serde_json::{json, Value};
+
+fn view(server: &Server, name: &str) -> Value {
+    let (status, view) = get_json(server, &format!("/v1/subscriptions/{name}"));
+    assert_eq!(status, 200, "{view}");
+    view
+}
+
+fn publish(server: &Server, type_name: &str, n: usize) -> Vec<String> {
+    let facts: Vec<Value> = (0..n)
+        .map(|index| fact(type_name, json!({ "n": index }), json!({})))
+        .collect();
+    let (status, answer) = post_facts(server, &facts);
+    assert_eq!(status, 200, "{answer}");
+    answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|result| result["hash"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn contract_tour_create_pull_ack_nack_dead_replay_discard_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let definition = json!({"type": "Shop.Order", "max_attempts": 2,
+                            "backoff": {"initial_ms": 50, "max_ms": 100}});
+    let (status, created) = put_subscription(&server, "billing", definition.clone());
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["lease_ms"], 30000);
+    assert_eq!(created["start"], "beginning");
+    assert_eq!(put_subscription(&server, "billing", definition).0, 200);
+    let (status, conflict) = put_subscription(&server, "billing", json!({"type": "Shop.Order"}));
+    assert_eq!(
+        (status, conflict["error"]["code"].as_str()),
+        (409, Some("subscription_conflict"))
+    );
+
+    let hashes = publish(&server, "Shop.Order", 3);
+    publish(&server, "Other.Type", 2);
+    assert_eq!(view(&server, "billing")["backlog"], 3);
+    let messages = pull(&server, "billing", 10, 0);
+    assert_eq!(messages.len(), 3);
+    for (message, hash) in messages.iter().zip(&hashes) {
+        assert_eq!(message["hash"], hash.as_str());
+        assert_eq!(message["attempt"], 1);
+        assert_eq!(message["fact"]["type"], "Shop.Order");
+    }
+    let in_flight = view(&server, "billing");
+    assert_eq!(
+        (
+            in_flight["in_flight"].as_u64(),
+            in_flight["backlog"].as_u64()
+        ),
+        (Some(3), Some(0))
+    );
+    let statuses = settle(&server, "billing", "ack", &messages[..1], json!({}));
+    assert_eq!(statuses, ["acked"]);
+    assert_eq!(
+        settle(&server, "billing", "ack", &messages[..1], json!({})),
+        ["unknown"]
+    );
+
+    // Two failures with an error text make message 2 a dead letter.
+    settle(
+        &server,
+        "billing",
+        "nack",
+        &messages[1..2],
+        json!({"error": "card declined"}),
+    );
+    let again = pull(&server, "billing", 10, 5_000);
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        (again[0]["hash"].as_str(), again[0]["attempt"].as_u64()),
+        (Some(hashes[1].as_str()), Some(2))
+    );
+    settle(
+        &server,
+        "billing",
+        "nack",
+        &again,
+        json!({"error": "card declined again"}),
+    );
+    let after_dead = view(&server, "billing");
+    assert_eq!(after_dead["dead"], 1);
+    assert_eq!(after_dead["redelivered"], 1);
+    let (status, dead) = get_json(&server, "/v1/subscriptions/billing/dead");
+    assert_eq!(status, 200);
+    let letter = &dead["messages"][0];
+    assert_eq!(letter["hash"], hashes[1].as_str());
+    assert_eq!(letter["attempts"], 2);
+    assert_eq!(letter["last_error"], "card declined again");
+    assert_eq!(letter["fact"]["fields"]["n"], 1);
+    let (status, one) = get_json(
+        &server,
+        &format!("/v1/subscriptions/billing/dead/{}", hashes[1]),
+    );
+    assert_eq!((status, &one["hash"]), (200, &letter["hash"]));
+
+    // Replay brings it back with fresh attempts.
+    let (status, replayed) = post_json(
+        &server,
+        "/v1/subscriptions/billing/dead/replay",
+        json!({"hashes": [hashes[1]]}),
+    );
+    assert_eq!((status, replayed["replayed"].as_u64()), (200, Some(1)));
+    let back = pull(&server, "billing", 10, 2_000);
+    assert_eq!((back.len(), back[0]["attempt"].as_u64()), (1, Some(1)));
+    // Fail it for good, then discard it: recorded, not forgotten.
+    settle(&server, "billing", "nack", &back, json!({"delay_ms": 0}));
+    let last = pull(&server, "billing", 10, 2_000);
+    settle(&server, "billing", "nack", &last, json!({}));
+    let discard = http()
+        .delete(server.url(&format!("/v1/subscriptions/billing/dead/{}", hashes[1])))
+        .send()
+        .unwrap();
+    assert_eq!(discard.status().as_u16(), 200);
+    let (_, dead) = get_json(&server, "/v1/subscriptions/billing/dead");
+    assert_eq!(dead["messages"].as_array().unwrap().len(), 0);
+    let (_, discarded) = get_json(&server, "/v1/subscriptions/billing/dead?discarded=true");
+    assert_eq!(discarded["messages"][0]["hash"], hashes[1].as_str());
+    let counters = view(&server, "billing");
+    assert_eq!(
+        (counters["dead"].as_u64(), counters["discarded"].as_u64()),
+        (Some(0), Some(1))
+    );
+
+    // start=now sees only later facts; list shows both.
+    let (status, _) = put_subscription(
+        &server,
+        "late",
+        json!({"type": "Shop.Order", "start": "now"}),
+    );
+    assert_eq!(status, 201);
+    assert!(pull(&server, "late", 10, 0).is_empty());
+    let newer = vec![put_one(
+        &server,
+        fact("Shop.Order", json!({"late": true}), json!({})),
+    )];
+    assert_eq!(
+        pull(&server, "late", 10, 2_000)[0]["hash"],
+        newer[0].as_str()
+    );
+    let (_, list) = get_json(&server, "/v1/subscriptions");
+    let names: Vec<_> = list["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("billing"), json!("late")]);
+
+    // Delete removes it for good.
+    assert_eq!(
+        http()
+            .delete(server.url("/v1/subscriptions/late"))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(get_json(&server, "/v1/subscriptions/late").0, 404);
+    assert_eq!(
+        put_subscription(&server, "late", json!({"type": "Other.Type"})).0,
+        201
+    );
+}
+
+#[test]
+fn failing_handler_is_retried_with_growing_delays_then_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    put_subscription(
+        &server,
+        "retry",
+        json!({"type": "Job", "max_attempts": 10,
+        "backoff": {"initial_ms": 100, "max_ms": 5000}}),
+    );
+    publish(&server, "Job", 1);
+    const FAILURES: u64 = 4;
+    let mut delivered_at = Vec::new();
+    loop {
+        let messages = pull(&server, "retry", 1, 10_000);
+        assert_eq!(messages.len(), 1, "the message comes back");
+        delivered_at.push(Instant::now());
+        let attempt = messages[0]["attempt"].as_u64().unwrap();
+        assert_eq!(attempt, delivered_at.len() as u64);
+        if attempt <= FAILURES {
+            settle(
+                &server,
+                "retry",
+                "nack",
+                &messages,
+                json!({"error": format!("failure {attempt}")}),
+            );
+        } else {
+            assert_eq!(
+                settle(&server, "retry", "ack", &messages, json!({})),
+                ["acked"]
+            );
+            break;
+        }
+    }
+    assert_eq!(delivered_at.len() as u64, FAILURES + 1);
+    let gaps: Vec<Duration> = delivered_at
+        .windows(2)
+        .map(|pair| pair[1] - pair[0])
+        .collect();
+    // Backoff ceilings 100, 200, 400, 800 ms, jittered into [d/2, d].
+    for (index, gap) in gaps.iter().enumerate() {
+        let floor = Duration::from_millis(50 << index);
+        assert!(
+            *gap >= floor,
+            "gap {index} is {gap:?}, below {floor:?}: {gaps:?}"
+        );
+    }
+    assert!(gaps[3] > gaps[0], "delays grow: {gaps:?}");
+    assert!(pull(&server, "retry", 1, 300).is_empty());
+}
+
+#[test]
+fn ordering_key_holds_under_concurrent_consumers() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    put_subscription(
+        &server,
+        "ordered",
+        json!({"type": "Account.Entry", "ordering_key": "account",
+        "backoff": {"initial_ms": 10, "max_ms": 20}}),
+    );
+    const ACCOUNTS: usize = 5;
+    const ENTRIES: usize = 40;
+    let accounts: Vec<String> = (0..ACCOUNTS)
+        .map(|index| {
+            put_one(
+                &server,
+                fact("Account", json!({ "index": index }), json!({})),
+            )
+        })
+        .collect();
+    // Interleave entries of all accounts in the log.
+    let mut expected: HashMap<String, Vec<u64>> = HashMap::new();
+    for entry in 0..ENTRIES {
+        let facts: Vec<Value> = accounts
+            .iter()
+            .map(|account| {
+                fact(
+                    "Account.Entry",
+                    json!({ "entry": entry }),
+                    json!({ "account": account }),
+                )
+            })
+            .collect();
+        let (_, answer) = post_facts(&server, &facts);
+        for (result, account) in answer["results"].as_array().unwrap().iter().zip(&accounts) {
+            expected
+                .entry(account.clone())
+                .or_default()
+                .push(result["seq"].as_u64().unwrap());
+        }
+    }
+    // Four consumers; each handling records (account, seq, start, end) and
+    // sometimes fails, which must not let later entries overtake.
+    let handled: Arc<Mutex<Vec<(String, u64, Instant, Instant)>>> = Arc::default();
+    let consumers: Vec<_> = (0..4)
+        .map(|consumer| {
+            let base = server.base.clone();
+            let handled = Arc::clone(&handled);
+            std::thread::spawn(move || {
+                let client = http();
+                let deadline = Instant::now() + Duration::from_secs(60);
+                let mut n_pulls = 0u64;
+                while Instant::now() < deadline {
+                    let answer: Value = client
+                        .post(format!("{base}/v1/subscriptions/ordered/pull"))
+                        .json(&json!({"max": 3, "wait_ms": 300}))
+                        .send()
+                        .unwrap()
+                        .json()
+                        .unwrap();
+                    let messages = answer["messages"].as_array().unwrap().clone();
+                    if messages.is_empty() {
+                        let (_, view) = json_answer(
+                            client
+                                .get(format!("{base}/v1/subscriptions/ordered"))
+                                .send()
+                                .unwrap(),
+                        );
+                        if view["backlog"] == 0 && view["in_flight"] == 0 {
+                            return;
+                        }
+                        continue;
+                    }
+                    for message in messages {
+                        n_pulls += 1;
+                        let start = Instant::now();
+                        std::thread::sleep(Duration::from_millis(2));
+                        let verb = if (n_pulls + consumer) % 7 == 0 {
+                            "nack"
+                        } else {
+                            "ack"
+                        };
+                        let end = Instant::now();
+                        if verb == "ack" {
+                            let account = message["fact"]["predecessors"]["account"]
+                                .as_str()
+                                .unwrap()
+                                .to_string();
+                            handled.lock().unwrap().push((
+                                account,
+                                message["seq"].as_u64().unwrap(),
+                                start,
+                                end,
+                            ));
+                        }
+                        client
+                            .post(format!("{base}/v1/subscriptions/ordered/{verb}"))
+                            .json(&json!({"tokens": [message["token"]]}))
+                            .send()
+                            .unwrap();
+                    }
+                }
+                panic!("consumer {consumer} did not finish in time");
+            })
+        })
+        .collect();
+    for consumer in consumers {
+        consumer.join().unwrap();
+    }
+    let handled = handled.lock().unwrap();
+    let mut per_account: BTreeMap<String, Vec<(u64, Instant, Instant)>> = BTreeMap::new();
+    for (account, seq, start, end) in handled.iter() {
+        per_account
+            .entry(account.clone())
+            .or_default()
+            .push((*seq, *start, *end));
+    }
+    for (account, mut entries) in per_account {
+        entries.sort_by_key(|(_, start, _)| *start);
+        let seqs: Vec<u64> = entries.iter().map(|(seq, _, _)| *seq).collect();
+        assert_eq!(
+            seqs, expected[&account],
+            "entries of {account} handled out of order"
+        );
+        for pair in entries.windows(2) {
+            assert!(
+                pair[0].2 <= pair[1].1,
+                "two entries of {account} handled at once"
+            );
+        }
+    }
+}
+
+#[test]
+fn not_before_and_nack_delays_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    put_subscription(&server, "timers", json!({"type": "Reminder"}));
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let due = time_text(now_ms + 2_500);
+    put_one(
+        &server,
+        fact(
+            "Reminder",
+            json!({"cairn_not_before": due, "n": 1}),
+            json!({}),
+        ),
+    );
+    put_one(&server, fact("Reminder", json!({"n": 2}), json!({})));
+    let first = pull(&server, "timers", 10, 0);
+    assert_eq!(first.len(), 1, "only the undelayed reminder: {first:?}");
+    assert_eq!(first[0]["fact"]["fields"]["n"], 2);
+    settle(
+        &server,
+        "timers",
+        "nack",
+        &first,
+        json!({"delay_ms": 2_500}),
+    );
+    server.kill9();
+    let server = Server::start(dir.path(), &[]);
+    assert!(
+        pull(&server, "timers", 10, 0).is_empty(),
+        "nothing is due yet"
+    );
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    while seen.len() < 2 && started.elapsed() < Duration::from_secs(10) {
+        for message in pull(&server, "timers", 10, 5_000) {
+            seen.push(message["fact"]["fields"]["n"].as_u64().unwrap());
+            settle(&server, "timers", "ack", &[message], json!({}));
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, [1, 2]);
+    let waited_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        - now_ms;
+    assert!(
+        waited_ms >= 2_500,
+        "delivered after {waited_ms} ms, before its time"
+    );
+}
+
+/// RFC 3339 in UTC for a time in ms since the epoch (civil-from-days).
+fn time_text(ms: u64) -> String {
+    let seconds = ms / 1000;
+    let days = (seconds / 86_400) as i64;
+    let (hour, minute, second) = (seconds % 86_400 / 3600, seconds % 3600 / 60, seconds % 60);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{:03}Z",
+        ms % 1000
+    )
+}
+
+#[test]
+fn pause_stops_delivery_and_rate_limit_is_respected() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    put_subscription(
+        &server,
+        "paced",
+        json!({"type": "Tick", "rate_limit_per_s": 20}),
+    );
+    publish(&server, "Tick", 200);
+    let (status, paused) = post_json(&server, "/v1/subscriptions/paced/pause", json!({}));
+    assert_eq!((status, &paused["paused"]), (200, &json!(true)));
+    assert!(
+        pull(&server, "paced", 100, 300).is_empty(),
+        "paused delivers nothing"
+    );
+    assert_eq!(view(&server, "paced")["paused"], true);
+    let (status, _) = post_json(&server, "/v1/subscriptions/paced/resume", json!({}));
+    assert_eq!(status, 200);
+    // A burst of at most one second's worth, then about 20 per second.
+    let started = Instant::now();
+    let mut delivered = 0;
+    while started.elapsed() < Duration::from_millis(1_500) {
+        let messages = pull(&server, "paced", 100, 100);
+        delivered += messages.len();
+        if !messages.is_empty() {
+            settle(&server, "paced", "ack", &messages, json!({}));
+        }
+    }
+    let elapsed_s = started.elapsed().as_secs_f64();
+    let allowed = 20.0 + 20.0 * elapsed_s + 1.0;
+    assert!(delivered >= 20, "the burst is delivered: {delivered}");
+    assert!(
+        (delivered as f64) <= allowed,
+        "{delivered} delivered in {elapsed_s:.2} s, above {allowed}"
+    );
+}
+
+#[test]
+fn metrics_report_each_subscription() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    put_subscription(&server, "observed", json!({"type": "Thing"}));
+    publish(&server, "Thing", 5);
+    let messages = pull(&server, "observed", 2, 0);
+    settle(&server, "observed", "ack", &messages[..1], json!({}));
+    let text = metrics_text(&server);
+    for line in [
+        "cairn_subscription_backlog{subscription=\"observed\"} 3",
+        "cairn_subscription_in_flight{subscription=\"observed\"} 1",
+        "cairn_subscription_acked_total{subscription=\"observed\"} 1",
+        "cairn_subscription_delivered_total{subscription=\"observed\"} 2",
+        "cairn_subscription_dead{subscription=\"observed\"} 0",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn bad_input_gets_clear_errors_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    put_subscription(&server, "s", json!({"type": "T", "max_attempts": 3}));
+    publish(&server, "T", 2);
+    let before = view(&server, "s");
+    let long_name = "n".repeat(129);
+    let definitions: &[(&str, &str, &str)] = &[
+        ("x", "not json", "invalid_definition"),
+        ("x", "[]", "invalid_definition"),
+        ("x", "{}", "invalid_definition"),
+        ("x", r#"{"type":"1bad"}"#, "invalid_definition"),
+        ("x", r#"{"type":"T","lease_ms":-1}"#, "invalid_definition"),
+        ("x", r#"{"type":"T","lease_ms":0}"#, "invalid_definition"),
+        (
+            "x",
+            r#"{"type":"T","max_attempts":0}"#,
+            "invalid_definition",
+        ),
+        (
+            "x",
+            r#"{"type":"T","backoff":{"initial_ms":10,"max_ms":5}}"#,
+            "invalid_definition",
+        ),
+        (
+            "x",
+            r#"{"type":"T","start":"tomorrow"}"#,
+            "invalid_definition",
+        ),
+        ("x", r#"{"type":"T","extra":true}"#, "invalid_definition"),
+        (
+            "x",
+            r#"{"type":"T","max_in_flight_per_key":2}"#,
+            "invalid_definition",
+        ),
+        (
+            "x",
+            r#"{"type":"T","predecessor":{"role":"r","hash":"nothex"}}"#,
+            "invalid_definition",
+        ),
+        ("bad name", r#"{"type":"T"}"#, "invalid_definition"),
+        ("-dash", r#"{"type":"T"}"#, "invalid_definition"),
+        (long_name.as_str(), r#"{"type":"T"}"#, "invalid_definition"),
+        ("s", r#"{"type":"T"}"#, "subscription_conflict"),
+    ];
+    for (name, body, code) in definitions {
+        let response = http()
+            .put(server.url(&format!("/v1/subscriptions/{}", name.replace(' ', "%20"))))
+            .body(body.to_string())
+            .send()
+            .unwrap();
+        let (status, answer) = json_answer(response);
+        assert!(status == 400 || status == 409, "{name} {body}: {status}");
+        assert_eq!(answer["error"]["code"], *code, "{name} {body}: {answer}");
+        assert!(answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
+    let posts: &[(&str, Value, u16, &str)] = &[
+        (
+            "/v1/subscriptions/nope/pull",
+            json!({}),
+            404,
+            "unknown_subscription",
+        ),
+        (
+            "/v1/subscriptions/nope/ack",
+            json!({"tokens": ["1-1"]}),
+            404,
+            "unknown_subscription",
+        ),
+        (
+            "/v1/subscriptions/nope/nack",
+            json!({"tokens": ["1-1"]}),
+            404,
+            "unknown_subscription",
+        ),
+        (
+            "/v1/subscriptions/nope/pause",
+            json!({}),
+            404,
+            "unknown_subscription",
+        ),
+        (
+            "/v1/subscriptions/nope/dead/replay",
+            json!({}),
+            404,
+            "unknown_subscription",
+        ),
+        (
+            "/v1/subscriptions/s/pull",
+            json!({"max": 1001}),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/subscriptions/s/pull",
+            json!({"max": 0}),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/subscriptions/s/pull",
+            json!({"max": -1}),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/subscriptions/s/pull",
+            json!({"wait_ms": 60001}),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/subscriptions/s/pull",
+            json!({"lease_ms": 1}),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/subscriptions/s/pull",
+            json!({"surprise": 1}),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/subscriptions/s/pull",
+            json!([1]),
+            400,
+            "invalid_request",
+        ),
+        ("/v1/subscriptions/s/ack", json!({}), 400, "invalid_request"),
+        (
+            "/v1/subscriptions/s/ack",
+            json!({"tokens": []}),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/subscriptions/s/ack",
+            json!({"tokens": [1, 2]}),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/subscriptions/s/ack",
+            json!({"tokens": "1-1"}),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/subscriptions/s/nack",
+            json!({"tokens": ["1-1"], "delay_ms": -5}),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/subscriptions/s/nack",
+            json!({"tokens": ["1-1"], "delay_ms": 86400001u64}),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/subscriptions/s/nack",
+            json!({"tokens": ["1-1"], "error": "e".repeat(5000)}),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/subscriptions/s/extend",
+            json!({"tokens": ["1-1"], "lease_ms": 0}),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/subscriptions/s/pause",
+            json!({"now": true}),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/subscriptions/s/dead/replay",
+            json!({"hashes": ["zz"]}),
+            400,
+            "invalid_hash",
+        ),
+        (
+            "/v1/subscriptions/s/dead/replay",
+            json!({"hashes": []}),
+            400,
+            "invalid_request",
+        ),
+    ];
+    for (path, body, expected_status, code) in posts {
+        let (status, answer) = post_json(&server, path, body.clone());
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (*expected_status, Some(*code)),
+            "{path} {body}"
+        );
+    }
+    let too_many: Vec<String> = (0..10_001).map(|i| format!("{i}-1")).collect();
+    let (status, _) = post_json(
+        &server,
+        "/v1/subscriptions/s/ack",
+        json!({"tokens": too_many}),
+    );
+    assert_eq!(status, 400);
+    let gets: &[(&str, u16, &str)] = &[
+        ("/v1/subscriptions/nope", 404, "unknown_subscription"),
+        ("/v1/subscriptions/nope/dead", 404, "unknown_subscription"),
+        ("/v1/subscriptions/s/dead?limit=0", 400, "parameter_out_of_range"),
+        ("/v1/subscriptions/s/dead?limit=1001", 400, "parameter_out_of_range"),
+        (
+            "/v1/subscriptions/s/dead?discarded=maybe",
+            400,
+            "invalid_parameter",
+        ),
+        ("/v1/subscriptions/s/dead?surprise=1", 400, "unknown_parameter"),
+        ("/v1/subscriptions/s/dead/nothex", 400, "invalid_hash"),
+    ];
+    for (path, expected_status, code) in gets {
+        let (status, answer) = get_json(&server, path);
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (*expected_status, Some(*code)),
+            "{path}"
+        );
+    }
+    let absent = "0".repeat(64);
+    let (status, answer) = get_json(&server, &format!("/v1/subscriptions/s/dead/{absent}"));
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (404, Some("not_a_dead_letter"))
+    );
+    let response = http()
+        .delete(server.url(&format!("/v1/subscriptions/s/dead/{absent}")))
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    assert_eq!(
+        http()
+            .delete(server.url("/v1/subscriptions/nope"))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16(),
+        404
+    );
+
+    // Bogus tokens are reported per token, never an error for the batch.
+    let (status, answer) = post_json(
+        &server,
+        "/v1/subscriptions/s/ack",
+        json!({"tokens": ["garbage", "1-0000000000000001", "ffffffffffffffff-1", ""]}),
+    );
+    assert_eq!(status, 200);
+    assert!(
+        answer["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "unknown"),
+        "{answer}"
+    );
+
+    // Nothing changed.
+    let after = view(&server, "s");
+    assert_eq!(before, after);
+    let messages = pull(&server, "s", 10, 0);
+    assert_eq!(messages.len(), 2);
+    assert!(messages.iter().all(|m| m["attempt"] == 1));
+    let (_, list) = get_json(&server, "/v1/subscriptions");
+    assert_eq!(list["subscriptions"].as_array().unwrap().len(), 1);
+}
