@@ -147,7 +147,7 @@ fn contract_tour_create_pull_ack_nack_dead_replay_discard_delete() {
     );
     assert_eq!(status, 201);
     assert!(pull(&server, "late", 10, 0).is_empty());
-    let newer = vec![put_one(
+    let newer = [put_one(
         &server,
         fact("Shop.Order", json!({"late": true}), json!({})),
     )];
@@ -233,6 +233,9 @@ fn failing_handler_is_retried_with_growing_delays_then_succeeds() {
     assert!(pull(&server, "retry", 1, 300).is_empty());
 }
 
+/// One handled message: account, seq, handling start and end.
+type Handled = (String, u64, Instant, Instant);
+
 #[test]
 fn ordering_key_holds_under_concurrent_consumers() {
     let dir = tempfile::tempdir().unwrap();
@@ -276,7 +279,7 @@ fn ordering_key_holds_under_concurrent_consumers() {
     }
     // Four consumers; each handling records (account, seq, start, end) and
     // sometimes fails, which must not let later entries overtake.
-    let handled: Arc<Mutex<Vec<(String, u64, Instant, Instant)>>> = Arc::default();
+    let handled: Arc<Mutex<Vec<Handled>>> = Arc::default();
     let consumers: Vec<_> = (0..4)
         .map(|consumer| {
             let base = server.base.clone();
@@ -310,7 +313,7 @@ fn ordering_key_holds_under_concurrent_consumers() {
                         n_pulls += 1;
                         let start = Instant::now();
                         std::thread::sleep(Duration::from_millis(2));
-                        let verb = if (n_pulls + consumer) % 7 == 0 {
+                        let verb = if (n_pulls + consumer).is_multiple_of(7) {
                             "nack"
                         } else {
                             "ack"
@@ -717,14 +720,26 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
     let gets: &[(&str, u16, &str)] = &[
         ("/v1/subscriptions/nope", 404, "unknown_subscription"),
         ("/v1/subscriptions/nope/dead", 404, "unknown_subscription"),
-        ("/v1/subscriptions/s/dead?limit=0", 400, "parameter_out_of_range"),
-        ("/v1/subscriptions/s/dead?limit=1001", 400, "parameter_out_of_range"),
+        (
+            "/v1/subscriptions/s/dead?limit=0",
+            400,
+            "parameter_out_of_range",
+        ),
+        (
+            "/v1/subscriptions/s/dead?limit=1001",
+            400,
+            "parameter_out_of_range",
+        ),
         (
             "/v1/subscriptions/s/dead?discarded=maybe",
             400,
             "invalid_parameter",
         ),
-        ("/v1/subscriptions/s/dead?surprise=1", 400, "unknown_parameter"),
+        (
+            "/v1/subscriptions/s/dead?surprise=1",
+            400,
+            "unknown_parameter",
+        ),
         ("/v1/subscriptions/s/dead/nothex", 400, "invalid_hash"),
     ];
     for (path, expected_status, code) in gets {
