@@ -5,6 +5,7 @@
 mod bench;
 mod client;
 mod serve;
+mod subs;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -76,6 +77,9 @@ enum Command {
     },
     /// Generate load against a server or an embedded store.
     Bench(bench::BenchArgs),
+    /// Manage subscriptions: list, show, create, delete, pause, resume,
+    /// dead letters, replay, discard, pull.
+    Subs(subs::SubsArgs),
 }
 
 /// The server a client command talks to.
@@ -109,6 +113,7 @@ fn main() -> ExitCode {
             } => client::log(&server, after, limit).await,
             Command::Tail { after, server } => client::tail(&server, after).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Subs(args) => subs::run(args).await,
         }
     });
     match result {
