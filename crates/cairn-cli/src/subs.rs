@@ -52,39 +52,15 @@ enum SubsCommand {
         server: ServerArg,
     },
     /// Print a subscription's definition and counters.
-    Show {
-        /// The subscription's name.
-        #[arg(value_parser = parse_name)]
-        name: String,
-        #[command(flatten)]
-        server: ServerArg,
-    },
+    Show(NameArgs),
     /// Create a subscription, or confirm that it exists with the same definition.
     Create(CreateArgs),
     /// Delete a subscription.
-    Delete {
-        /// The subscription's name.
-        #[arg(value_parser = parse_name)]
-        name: String,
-        #[command(flatten)]
-        server: ServerArg,
-    },
+    Delete(NameArgs),
     /// Stop delivering messages (pulls answer empty lists).
-    Pause {
-        /// The subscription's name.
-        #[arg(value_parser = parse_name)]
-        name: String,
-        #[command(flatten)]
-        server: ServerArg,
-    },
+    Pause(NameArgs),
     /// Deliver messages again after a pause.
-    Resume {
-        /// The subscription's name.
-        #[arg(value_parser = parse_name)]
-        name: String,
-        #[command(flatten)]
-        server: ServerArg,
-    },
+    Resume(NameArgs),
     /// List dead letters in seq order.
     Dead(DeadArgs),
     /// Deliver dead letters again with fresh attempts: the given ones, or all.
@@ -129,6 +105,16 @@ impl StartArg {
             StartArg::Now => "now",
         }
     }
+}
+
+/// A command that takes only a subscription's name.
+#[derive(clap::Args)]
+struct NameArgs {
+    /// The subscription's name.
+    #[arg(value_parser = parse_name)]
+    name: String,
+    #[command(flatten)]
+    server: ServerArg,
 }
 
 /// `--predecessor ROLE=HASH`.
@@ -248,30 +234,11 @@ fn parse_predecessor(text: &str) -> Result<PredecessorArg, String> {
 pub async fn run(args: SubsArgs) -> anyhow::Result<()> {
     match args.command {
         SubsCommand::List { json, server } => list(&Api::new(&server)?, json).await,
-        SubsCommand::Show { name, server } => {
-            let api = Api::new(&server)?;
-            print_pretty(&api.json(Method::GET, &path(&name, ""), None).await?);
-            Ok(())
-        }
+        SubsCommand::Show(args) => print_answer(&args, Method::GET, "").await,
         SubsCommand::Create(args) => create(&args).await,
-        SubsCommand::Delete { name, server } => {
-            let api = Api::new(&server)?;
-            print_pretty(&api.json(Method::DELETE, &path(&name, ""), None).await?);
-            Ok(())
-        }
-        SubsCommand::Pause { name, server } => {
-            let api = Api::new(&server)?;
-            print_pretty(&api.json(Method::POST, &path(&name, "/pause"), None).await?);
-            Ok(())
-        }
-        SubsCommand::Resume { name, server } => {
-            let api = Api::new(&server)?;
-            print_pretty(
-                &api.json(Method::POST, &path(&name, "/resume"), None)
-                    .await?,
-            );
-            Ok(())
-        }
+        SubsCommand::Delete(args) => print_answer(&args, Method::DELETE, "").await,
+        SubsCommand::Pause(args) => print_answer(&args, Method::POST, "/pause").await,
+        SubsCommand::Resume(args) => print_answer(&args, Method::POST, "/resume").await,
         SubsCommand::Dead(args) => dead(&args).await,
         SubsCommand::Replay {
             name,
@@ -288,6 +255,13 @@ pub async fn run(args: SubsArgs) -> anyhow::Result<()> {
         }
         SubsCommand::Pull(args) => pull(&args).await,
     }
+}
+
+/// `show`, `delete`, `pause`, `resume`: one request, its answer printed.
+async fn print_answer(args: &NameArgs, method: Method, rest: &str) -> anyhow::Result<()> {
+    let api = Api::new(&args.server)?;
+    print_pretty(&api.json(method, &path(&args.name, rest), None).await?);
+    Ok(())
 }
 
 /// The path of a subscription resource. Names are checked by `parse_name`,
