@@ -79,6 +79,10 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
             post(routes::subscriptions::resume::<S>),
         )
         .route(
+            "/v1/subscriptions/{name}/stream",
+            get(routes::stream::subscription_stream::<S>),
+        )
+        .route(
             "/v1/subscriptions/{name}/dead",
             get(routes::subscriptions::list_dead::<S>),
         )

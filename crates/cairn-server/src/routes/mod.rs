@@ -3,6 +3,7 @@
 pub mod blobs;
 pub mod facts;
 pub mod meta;
+pub mod stream;
 pub mod subscriptions;
 mod wait;
 
