@@ -131,7 +131,7 @@ struct CreateArgs {
     #[arg(value_parser = parse_name)]
     name: String,
     /// The fact type selected.
-    #[arg(long = "type")]
+    #[arg(long = "type", value_name = "TYPE")]
     type_name: String,
     /// Only successors of this fact in this role.
     #[arg(long, value_name = "ROLE=HASH", value_parser = parse_predecessor)]
