@@ -4,12 +4,13 @@
 //! Publisher and consumers run in the same process, so the send stamp is a monotonic clock
 //! reading (nanoseconds since a base `Instant` taken at start) and no clock sync is involved.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
+use tokio::task::JoinHandle;
 
 /// Size of every message body, the same for every peer (see /work/shared/PEERS.md).
 pub const PAYLOAD_BYTES: usize = 256;
@@ -147,4 +148,40 @@ pub fn record_latency(histogram: &mut Histogram<u64>, latency_us: u64) {
 /// The instant at which message `index` of a fixed-rate publisher is due.
 pub fn due_at(start: Instant, index: u64, rate_per_s: u64) -> Instant {
     start + Duration::from_nanos(index.saturating_mul(1_000_000_000) / rate_per_s.max(1))
+}
+
+/// A latency publisher that cannot keep its rate gives up after this multiple of the planned
+/// publish duration (the peer is then reported with a lower publish rate).
+const LATENCY_SLOWDOWN_MAX: u32 = 10;
+
+/// When a fixed-rate publisher that started at `start` gives up.
+pub fn publish_deadline(start: Instant, duration: Duration) -> Instant {
+    start + duration * LATENCY_SLOWDOWN_MAX
+}
+
+/// The latest a latency consumer started now keeps running, whatever happens.
+pub fn consumer_hard_deadline(duration: Duration, drain_grace: Duration) -> Instant {
+    Instant::now() + duration * LATENCY_SLOWDOWN_MAX + drain_grace
+}
+
+/// Set when the latency consumer should stop (publisher done and drain grace over).
+pub type StopFlag = Arc<AtomicBool>;
+
+/// Whether the latency consumer was told to stop.
+pub fn stop_requested(stop: &AtomicBool) -> bool {
+    stop.load(Ordering::SeqCst)
+}
+
+/// After the publisher is done: gives the consumer `drain_grace` to receive the rest, then
+/// tells it to stop, and returns its histogram.
+pub async fn finish_latency_consumer(
+    mut consumer_task: JoinHandle<Result<Histogram<u64>>>,
+    stop: &AtomicBool,
+    drain_grace: Duration,
+) -> Result<Histogram<u64>> {
+    if let Ok(joined) = tokio::time::timeout(drain_grace, &mut consumer_task).await {
+        return joined?;
+    }
+    stop.store(true, Ordering::SeqCst);
+    consumer_task.await?
 }

@@ -300,11 +300,16 @@ impl crate::Peer for Nats {
         let consumer_context = self.connect().await?;
         let mut messages = self.pull(&consumer_context, self.prefetch).await?;
         let (ack_batch_max, double_ack) = (self.ack_batch, self.double_ack);
+        let stop = common::StopFlag::default();
+        let consumer_stop = stop.clone();
         let consumer_task = tokio::spawn(async move {
             let mut histogram = common::latency_histogram()?;
-            let deadline = Instant::now() + duration + drain_grace;
+            let deadline = common::consumer_hard_deadline(duration, drain_grace);
             let mut received = 0u64;
-            while received < total && Instant::now() < deadline {
+            while received < total
+                && !common::stop_requested(&consumer_stop)
+                && Instant::now() < deadline
+            {
                 let batch = next_batch(&mut messages, ack_batch_max).await?;
                 for message in &batch {
                     common::record_latency(&mut histogram, clock.age_us(&message.payload)?);
@@ -331,6 +336,9 @@ impl crate::Peer for Nats {
         });
         let start = Instant::now();
         for index in 0..total {
+            if Instant::now() > common::publish_deadline(start, duration) {
+                break;
+            }
             tokio::time::sleep_until(common::due_at(start, index, rate_per_s).into()).await;
             let payload = Bytes::from(clock.stamped_payload());
             ack_sender
@@ -341,7 +349,7 @@ impl crate::Peer for Nats {
         drop(ack_sender);
         let publish_elapsed = start.elapsed();
         let published = ack_task.await?;
-        let histogram = consumer_task.await??;
+        let histogram = common::finish_latency_consumer(consumer_task, &stop, drain_grace).await?;
         Ok(LatencyReport {
             published,
             histogram,

@@ -247,11 +247,16 @@ impl crate::Peer for Postgres {
             .client
             .batch_execute(&format!("LISTEN {NOTIFY_CHANNEL}"))
             .await?;
+        let stop = common::StopFlag::default();
+        let consumer_stop = stop.clone();
         let consumer_task = tokio::spawn(async move {
             let mut histogram = common::latency_histogram()?;
-            let deadline = Instant::now() + duration + drain_grace;
+            let deadline = common::consumer_hard_deadline(duration, drain_grace);
             let mut received = 0u64;
-            while received < total && Instant::now() < deadline {
+            while received < total
+                && !common::stop_requested(&consumer_stop)
+                && Instant::now() < deadline
+            {
                 let payloads = queue_consumer.take().await?;
                 for payload in &payloads {
                     common::record_latency(&mut histogram, clock.age_us(payload.as_bytes())?);
@@ -281,6 +286,9 @@ impl crate::Peer for Postgres {
             publisher_tasks.push(tokio::spawn(async move {
                 let mut published = 0u64;
                 for index in (first_index..total).step_by(LATENCY_PUBLISHERS as usize) {
+                    if Instant::now() > common::publish_deadline(start, duration) {
+                        break;
+                    }
                     tokio::time::sleep_until(common::due_at(start, index, rate_per_s).into()).await;
                     let payload = clock.stamped_payload();
                     // Autocommit: the insert is acknowledged after its commit is flushed.
@@ -295,7 +303,7 @@ impl crate::Peer for Postgres {
             published += task.await??;
         }
         let publish_elapsed = start.elapsed();
-        let histogram = consumer_task.await??;
+        let histogram = common::finish_latency_consumer(consumer_task, &stop, drain_grace).await?;
         Ok(LatencyReport {
             published,
             histogram,

@@ -284,11 +284,16 @@ impl crate::Peer for RabbitMq {
             .start_consuming(&consumer_channel, "bench-latency")
             .await?;
         let ack_batch = self.ack_batch;
+        let stop = common::StopFlag::default();
+        let consumer_stop = stop.clone();
         let consumer_task = tokio::spawn(async move {
             let mut histogram = common::latency_histogram()?;
-            let deadline = Instant::now() + duration + drain_grace;
+            let deadline = common::consumer_hard_deadline(duration, drain_grace);
             let mut received = 0u64;
-            while received < total && Instant::now() < deadline {
+            while received < total
+                && !common::stop_requested(&consumer_stop)
+                && Instant::now() < deadline
+            {
                 if let Some((payloads, last_tag)) = next_batch(&mut consumer, ack_batch).await? {
                     for payload in &payloads {
                         common::record_latency(&mut histogram, clock.age_us(payload)?);
@@ -325,6 +330,9 @@ impl crate::Peer for RabbitMq {
         });
         let start = Instant::now();
         for index in 0..total {
+            if Instant::now() > common::publish_deadline(start, duration) {
+                break;
+            }
             tokio::time::sleep_until(common::due_at(start, index, rate_per_s).into()).await;
             let payload = clock.stamped_payload();
             let confirm = publish_channel
@@ -347,7 +355,7 @@ impl crate::Peer for RabbitMq {
         publish_connection
             .close(REPLY_SUCCESS, "latency done")
             .await?;
-        let histogram = consumer_task.await??;
+        let histogram = common::finish_latency_consumer(consumer_task, &stop, drain_grace).await?;
         Ok(LatencyReport {
             published,
             histogram,
