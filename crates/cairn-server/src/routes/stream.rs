@@ -268,7 +268,7 @@ async fn run_connection<S: Store>(
     if let Err(error) = puller.await {
         tracing::warn!(%error, "stream pull task failed");
     }
-    let (error, close) = match ending {
+    let (error, code, reason): (Option<Message>, u16, String) = match ending {
         Ending::ClientGone => {
             // Sends the reply to the client's close frame, which the
             // WebSocket layer queued, if the client is still there.
@@ -280,22 +280,23 @@ async fn run_connection<S: Store>(
                 "shutting_down",
                 "the server is shutting down; reconnect to another server or later",
             )),
-            (close_code::AWAY, "shutting down".into()),
+            close_code::AWAY,
+            "shutting down".into(),
         ),
-        Ending::TooManyBadFrames => (None, (close_code::POLICY, "too many bad frames".into())),
-        Ending::BrokenFrame(problem) => (None, (close_code::POLICY, close_reason(&problem))),
+        Ending::TooManyBadFrames => (None, close_code::POLICY, "too many bad frames".into()),
+        Ending::BrokenFrame(problem) => (None, close_code::POLICY, close_reason(&problem)),
         Ending::Failed(failure) => {
             let deleted = matches!(failure, DeliveryError::UnknownSubscription(_));
             let api_error = ApiError::from(failure);
-            let close = if deleted {
-                (close_code::NORMAL, "subscription deleted".into())
+            let (code, reason) = if deleted {
+                (close_code::NORMAL, "subscription deleted")
             } else {
-                (close_code::ERROR, "server error".into())
+                (close_code::ERROR, "server error")
             };
-            (Some(error_frame(api_error.code, &api_error.message)), close)
+            let error = error_frame(api_error.code, &api_error.message);
+            (Some(error), code, reason.into())
         }
     };
-    let (code, reason) = close;
     let mut frames = Vec::new();
     frames.extend(error);
     frames.push(Message::Close(Some(CloseFrame {
