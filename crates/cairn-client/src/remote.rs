@@ -35,6 +35,8 @@ use crate::wire::{
 
 /// Error code of the server for a subscription that does not exist.
 const CODE_UNKNOWN_SUBSCRIPTION: &str = "unknown_subscription";
+/// Error code of the server for a message that is not a dead letter.
+const CODE_NOT_A_DEAD_LETTER: &str = "not_a_dead_letter";
 /// HTTP status of "not found".
 const STATUS_NOT_FOUND: u16 = 404;
 /// HTTP status of "created".
@@ -571,7 +573,7 @@ impl Transport for RemoteTransport {
             let hash_text = hash.to_hex();
             let path = ["v1", "subscriptions", name, "dead", hash_text.as_str()];
             self.call_optional(self.call(Method::GET, &path), |code| {
-                code != CODE_UNKNOWN_SUBSCRIPTION
+                code == CODE_NOT_A_DEAD_LETTER
             })
             .await
         })

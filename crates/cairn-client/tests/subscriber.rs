@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cairn_client::{
-    BackoffDefinition, Client, ClientError, DeadLetterQuery, Delivery, HandlerError, Hash,
+    Backoff, BackoffDefinition, Client, ClientError, DeadLetterQuery, Delivery, HandlerError, Hash,
     PullOptions, ReplaySelection, Subscriber, SubscriptionDefinition, SubscriptionView, TypedFact,
 };
 use common::{Order, TestServer};
@@ -430,5 +430,50 @@ async fn handlers_past_the_drain_timeout_are_abandoned() -> anyhow::Result<()> {
     assert_eq!(report.messages_abandoned, 1);
     assert_eq!(report.messages_succeeded, 0);
     assert_eq!(view(&client, "billing").await?.acked, 0);
+    server.stop().await
+}
+
+#[tokio::test]
+async fn failing_pulls_are_retried_without_stopping_the_subscriber() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let client = server.client()?;
+    client
+        .create_subscription("billing", &definition(5_000, 5))
+        .await?;
+    put_orders(&client, 1).await?;
+
+    let shutdown = CancellationToken::new();
+    let subscriber = Subscriber::new(client.clone(), "billing", |_: Delivery| async { Ok(()) })
+        .wait_ms(100)
+        .retry_backoff(Backoff {
+            initial: Duration::from_millis(10),
+            max: Duration::from_millis(50),
+        });
+    let running = tokio::spawn(subscriber.run(shutdown.clone()));
+    eventually("the first order acknowledged", || async {
+        Ok((view(&client, "billing").await?.acked == 1).then_some(()))
+    })
+    .await?;
+
+    // Without the subscription every pull fails with 404; the subscriber
+    // keeps trying and picks up the subscription once it exists again.
+    client.delete_subscription("billing").await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!running.is_finished(), "the subscriber stopped");
+    client
+        .create_subscription("billing", &definition(5_000, 5))
+        .await?;
+    // `o-0` is stored already (puts are idempotent), `o-1` is new; the new
+    // subscription starts at the beginning, so both are its messages.
+    put_orders(&client, 2).await?;
+    eventually("the recreated subscription drained", || async {
+        let view = view(&client, "billing").await?;
+        Ok((view.backlog == 0 && view.in_flight == 0 && view.acked >= 2).then_some(()))
+    })
+    .await?;
+    shutdown.cancel();
+    let report = running.await??;
+    assert_eq!(report.messages_succeeded, 3);
+    assert_eq!(report.messages_failed, 0);
     server.stop().await
 }

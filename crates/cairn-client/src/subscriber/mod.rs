@@ -186,6 +186,12 @@ where
         self
     }
 
+    /// Waits between retries of failed pulls, acks and nacks.
+    pub fn retry_backoff(mut self, backoff: Backoff) -> Self {
+        self.options.retry_backoff = backoff;
+        self
+    }
+
     /// Runs until `shutdown` is cancelled, then stops pulling, lets running
     /// handlers finish (up to the drain timeout), sends the last acks and
     /// nacks, and returns what it did.
