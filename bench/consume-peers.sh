@@ -7,7 +7,7 @@
 #
 # usage: bench/consume-peers.sh [--messages N] [--consumers 1,4] [--latency-rate R]
 #                               [--latency-secs S] [--batch B] [--prefetch P]
-#                               [--only rabbitmq|nats|postgres]
+#                               [--postgres-wakeup notify|poll] [--only rabbitmq|nats|postgres]
 #
 # stdout: machine-readable key=value lines only. stderr: progress and diagnostics.
 #
@@ -21,9 +21,10 @@ LATENCY_RATE=1000
 LATENCY_SECS=10
 BATCH=100
 PREFETCH=1000
+PG_WAKEUP=notify
 ONLY=all
 usage() {
-    echo "usage: $0 [--messages N] [--consumers 1,4] [--latency-rate R] [--latency-secs S] [--batch B] [--prefetch P] [--only rabbitmq|nats|postgres]" >&2
+    echo "usage: $0 [--messages N] [--consumers 1,4] [--latency-rate R] [--latency-secs S] [--batch B] [--prefetch P] [--postgres-wakeup notify|poll] [--only rabbitmq|nats|postgres]" >&2
     exit 2
 }
 while [[ $# -gt 0 ]]; do
@@ -36,6 +37,7 @@ while [[ $# -gt 0 ]]; do
         --latency-secs) LATENCY_SECS=$2 ;;
         --batch) BATCH=$2 ;;
         --prefetch) PREFETCH=$2 ;;
+        --postgres-wakeup) PG_WAKEUP=$2 ;;
         --only) ONLY=$2 ;;
         *) usage ;;
     esac
@@ -48,6 +50,7 @@ done
 [[ $BATCH =~ ^[0-9]+$ && $BATCH -ge 1 && $BATCH -le 10000 ]] || { echo "batch must be 1..10000" >&2; exit 2; }
 [[ $PREFETCH =~ ^[0-9]+$ && $PREFETCH -ge 1 && $PREFETCH -le 65535 ]] || { echo "prefetch must be 1..65535" >&2; exit 2; }
 case "$ONLY" in all|rabbitmq|nats|postgres) ;; *) usage ;; esac
+case "$PG_WAKEUP" in notify|poll) ;; *) usage ;; esac
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PG_PORT=${PG_PORT:-55433}
@@ -337,7 +340,7 @@ run_postgres() {
          'synchronous_commit=' || current_setting('synchronous_commit'), 'wal_sync_method=' || current_setting('wal_sync_method')")
     emit "postgres_server_settings=$settings"
     local url="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
-    run_tool postgres "$url" --postgres-two-step
+    run_tool postgres "$url" --postgres-two-step --postgres-wakeup "$PG_WAKEUP"
     ack_check postgres "$url" "$PEER_PID"
     log "postgres: stopping pid $PEER_PID"
     stop_pid "$PEER_PID" INT

@@ -73,6 +73,7 @@ struct Args {
     nats_double_ack: bool,
     nats_workqueue: bool,
     postgres_two_step: bool,
+    postgres_notify_wakeup: bool,
     phase: Phase,
     ackcheck_count: u64,
     ackcheck_duration: Duration,
@@ -81,7 +82,7 @@ struct Args {
 const USAGE: &str = "usage: consume-peers --peer rabbitmq|nats|postgres --url URL [--queue NAME] \
 [--messages 200000] [--consumers 1,4] [--latency-rate 1000] [--latency-secs 10] [--batch 100] \
 [--prefetch 1000] [--phase-timeout-secs 120] [--nats-ack double|single] \
-[--nats-retention limits|workqueue] [--postgres-two-step] \
+[--nats-retention limits|workqueue] [--postgres-two-step] [--postgres-wakeup notify|poll] \
 [--phase all|ackcheck-preload|ackcheck-consume|remove] [--ackcheck-count 5000] [--ackcheck-secs 3]";
 
 fn parse_secs(text: &str) -> Result<Duration> {
@@ -107,6 +108,7 @@ fn parse_args() -> Result<Args> {
         nats_double_ack: true,
         nats_workqueue: false,
         postgres_two_step: false,
+        postgres_notify_wakeup: true,
         phase: Phase::All,
         ackcheck_count: ACKCHECK_COUNT_DEFAULT,
         ackcheck_duration: Duration::from_secs_f64(ACKCHECK_SECS_DEFAULT),
@@ -149,6 +151,13 @@ fn parse_args() -> Result<Args> {
                     "workqueue" => true,
                     "limits" => false,
                     _ => bail!("--nats-retention must be limits or workqueue"),
+                }
+            }
+            "--postgres-wakeup" => {
+                args.postgres_notify_wakeup = match value.as_str() {
+                    "notify" => true,
+                    "poll" => false,
+                    _ => bail!("--postgres-wakeup must be notify or poll"),
                 }
             }
             "--phase" => {
@@ -350,10 +359,20 @@ async fn main() -> Result<()> {
             run(&peer, &args).await
         }
         "postgres" => {
-            let peer = postgres::Postgres::new(&args.url, args.ack_batch, false);
+            let peer = postgres::Postgres::new(
+                &args.url,
+                args.ack_batch,
+                false,
+                args.postgres_notify_wakeup,
+            );
             run(&peer, &args).await?;
             if args.postgres_two_step && args.phase == Phase::All {
-                let two_step = postgres::Postgres::new(&args.url, args.ack_batch, true);
+                let two_step = postgres::Postgres::new(
+                    &args.url,
+                    args.ack_batch,
+                    true,
+                    args.postgres_notify_wakeup,
+                );
                 emit(format!(
                     "{}_settings={}",
                     two_step.key(),

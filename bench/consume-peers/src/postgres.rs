@@ -10,7 +10,10 @@
 //!     COMMIT`, as a handler that looks at the rows before it acknowledges them would do.
 //!
 //! For the latency phase a statement trigger sends `NOTIFY` on insert and the consumer, which
-//! `LISTEN`s, drains the table after each wake-up (with a short timeout as a safety net).
+//! `LISTEN`s, drains the table after each wake-up (with a short timeout as a safety net). The
+//! commits of notifying transactions are serialized by PostgreSQL (a global lock held through
+//! the commit), so `--postgres-wakeup poll` offers a consumer that polls every millisecond
+//! instead, without trigger.
 //! The latency publisher spreads its fixed-rate inserts over a few connections, since one
 //! connection can commit only one insert per WAL flush.
 
@@ -28,6 +31,8 @@ use crate::common::{self, backlog_payload, ConsumeProgress, ConsumeReport, Laten
 const PRELOAD_ROWS_PER_STATEMENT: u64 = 10_000;
 /// Pause of a consumer that found no unlocked row while others still hold the last ones.
 const EMPTY_QUEUE_PAUSE: Duration = Duration::from_millis(1);
+/// Pause of the polling latency consumer after it found the table drained.
+const POLL_WAKEUP_INTERVAL: Duration = Duration::from_millis(1);
 /// Longest wait for a NOTIFY before the latency consumer looks at the table anyway.
 const NOTIFY_WAIT_MAX: Duration = Duration::from_millis(100);
 /// Publisher connections of the latency phase.
@@ -38,6 +43,9 @@ const NOTIFY_CHANNEL: &str = "cairn_bench_q";
 const SCHEMA_SQL: &str = "
 DROP TABLE IF EXISTS q;
 CREATE TABLE q (id bigserial PRIMARY KEY, payload text, not_before timestamptz DEFAULT now());
+";
+/// Created only for the latency phase with NOTIFY wake-ups (dropped with the table).
+const NOTIFY_TRIGGER_SQL: &str = "
 CREATE OR REPLACE FUNCTION q_notify() RETURNS trigger LANGUAGE plpgsql AS
   $$ BEGIN PERFORM pg_notify('cairn_bench_q', ''); RETURN NULL; END $$;
 CREATE TRIGGER q_notify AFTER INSERT ON q FOR EACH STATEMENT EXECUTE FUNCTION q_notify();
@@ -53,6 +61,7 @@ pub struct Postgres {
     url: String,
     batch: i64,
     two_step: bool,
+    notify_wakeup: bool,
 }
 
 /// Opens a connection; its driver task wakes `notify` on every notification.
@@ -127,12 +136,14 @@ impl QueueConsumer {
 }
 
 impl Postgres {
-    /// A peer on `url` (postgres://…); `two_step` selects the select-then-delete variant.
-    pub fn new(url: &str, batch: usize, two_step: bool) -> Self {
+    /// A peer on `url` (postgres://…); `two_step` selects the select-then-delete variant;
+    /// `notify_wakeup` wakes the latency consumer by NOTIFY instead of polling.
+    pub fn new(url: &str, batch: usize, two_step: bool, notify_wakeup: bool) -> Self {
         Self {
             url: url.into(),
             batch: i64::try_from(batch).unwrap_or(i64::MAX),
             two_step,
+            notify_wakeup,
         }
     }
 }
@@ -148,13 +159,18 @@ impl crate::Peer for Postgres {
 
     fn settings(&self) -> String {
         format!(
-            "table_queue,skip_locked,{},synchronous_commit=on,batch={},latency_wakeup=notify",
+            "table_queue,skip_locked,{},synchronous_commit=on,batch={},latency_wakeup={}",
             if self.two_step {
                 "select_then_delete_in_one_transaction"
             } else {
                 "delete_returning_one_statement"
             },
-            self.batch
+            self.batch,
+            if self.notify_wakeup {
+                "notify".to_string()
+            } else {
+                format!("poll_{}ms", POLL_WAKEUP_INTERVAL.as_millis())
+            }
         )
     }
 
@@ -243,10 +259,13 @@ impl crate::Peer for Postgres {
         let wakeup = Arc::new(Notify::new());
         let mut queue_consumer =
             QueueConsumer::open(&self.url, self.batch, self.two_step, Some(wakeup.clone())).await?;
-        queue_consumer
-            .client
-            .batch_execute(&format!("LISTEN {NOTIFY_CHANNEL}"))
-            .await?;
+        let notify_wakeup = self.notify_wakeup;
+        if notify_wakeup {
+            queue_consumer
+                .client
+                .batch_execute(&format!("{NOTIFY_TRIGGER_SQL} LISTEN {NOTIFY_CHANNEL};"))
+                .await?;
+        }
         let stop = common::StopFlag::default();
         let consumer_stop = stop.clone();
         let consumer_task = tokio::spawn(async move {
@@ -264,7 +283,11 @@ impl crate::Peer for Postgres {
                 received += payloads.len() as u64;
                 if (payloads.len() as i64) < queue_consumer.batch {
                     // Drained: sleep until the next insert is committed (or the safety timeout).
-                    let _ = tokio::time::timeout(NOTIFY_WAIT_MAX, wakeup.notified()).await;
+                    if notify_wakeup {
+                        let _ = tokio::time::timeout(NOTIFY_WAIT_MAX, wakeup.notified()).await;
+                    } else {
+                        tokio::time::sleep(POLL_WAKEUP_INTERVAL).await;
+                    }
                 }
             }
             anyhow::Ok(histogram)
