@@ -1,0 +1,152 @@
+//! `Client::with_transport` over a transport defined outside the crate: a
+//! wrapper that counts calls and passes them to the remote transport. It
+//! shows that the trait can be implemented elsewhere (as the embedded
+//! transport will be) and that the client's typed layer only uses it.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use cairn_client::{
+    CanonicalFact, Client, CreatedSubscription, DeadLetter, DeadLetterPage, DeadLetterQuery,
+    FactPage, Hash, LogQuery, Message, NackOptions, PullOptions, PutResult, RemoteTransport,
+    ReplaySelection, Result, StoredFact, SubscriptionDefinition, SubscriptionView, SuccessorsQuery,
+    TokenResult, Transport,
+};
+use common::{fast_options, Customer, Order, TestServer};
+use futures_util::future::BoxFuture;
+
+struct CountingTransport {
+    inner: RemoteTransport,
+    calls: AtomicUsize,
+}
+
+impl CountingTransport {
+    fn count(&self) -> &RemoteTransport {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        &self.inner
+    }
+}
+
+impl Transport for CountingTransport {
+    fn put_facts(&self, facts: Vec<CanonicalFact>) -> BoxFuture<'_, Result<Vec<PutResult>>> {
+        self.count().put_facts(facts)
+    }
+    fn get_fact(&self, hash: Hash) -> BoxFuture<'_, Result<Option<StoredFact>>> {
+        self.count().get_fact(hash)
+    }
+    fn successors<'a>(&'a self, query: &'a SuccessorsQuery) -> BoxFuture<'a, Result<FactPage>> {
+        self.count().successors(query)
+    }
+    fn log(&self, query: LogQuery) -> BoxFuture<'_, Result<FactPage>> {
+        self.count().log(query)
+    }
+    fn create_subscription<'a>(
+        &'a self,
+        name: &'a str,
+        definition: &'a SubscriptionDefinition,
+    ) -> BoxFuture<'a, Result<CreatedSubscription>> {
+        self.count().create_subscription(name, definition)
+    }
+    fn get_subscription<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<SubscriptionView>>> {
+        self.count().get_subscription(name)
+    }
+    fn list_subscriptions(&self) -> BoxFuture<'_, Result<Vec<SubscriptionView>>> {
+        self.count().list_subscriptions()
+    }
+    fn delete_subscription<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
+        self.count().delete_subscription(name)
+    }
+    fn pull<'a>(
+        &'a self,
+        name: &'a str,
+        options: PullOptions,
+    ) -> BoxFuture<'a, Result<Vec<Message>>> {
+        self.count().pull(name, options)
+    }
+    fn ack<'a>(
+        &'a self,
+        name: &'a str,
+        tokens: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<TokenResult>>> {
+        self.count().ack(name, tokens)
+    }
+    fn nack<'a>(
+        &'a self,
+        name: &'a str,
+        tokens: &'a [String],
+        options: &'a NackOptions,
+    ) -> BoxFuture<'a, Result<Vec<TokenResult>>> {
+        self.count().nack(name, tokens, options)
+    }
+    fn extend<'a>(
+        &'a self,
+        name: &'a str,
+        tokens: &'a [String],
+        lease_ms: Option<u64>,
+    ) -> BoxFuture<'a, Result<Vec<TokenResult>>> {
+        self.count().extend(name, tokens, lease_ms)
+    }
+    fn pause<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<SubscriptionView>> {
+        self.count().pause(name)
+    }
+    fn resume<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<SubscriptionView>> {
+        self.count().resume(name)
+    }
+    fn dead_letters<'a>(
+        &'a self,
+        name: &'a str,
+        query: DeadLetterQuery,
+    ) -> BoxFuture<'a, Result<DeadLetterPage>> {
+        self.count().dead_letters(name, query)
+    }
+    fn dead_letter<'a>(
+        &'a self,
+        name: &'a str,
+        hash: Hash,
+    ) -> BoxFuture<'a, Result<Option<DeadLetter>>> {
+        self.count().dead_letter(name, hash)
+    }
+    fn replay_dead_letters<'a>(
+        &'a self,
+        name: &'a str,
+        selection: &'a ReplaySelection,
+    ) -> BoxFuture<'a, Result<u64>> {
+        self.count().replay_dead_letters(name, selection)
+    }
+    fn discard_dead_letter<'a>(&'a self, name: &'a str, hash: Hash) -> BoxFuture<'a, Result<()>> {
+        self.count().discard_dead_letter(name, hash)
+    }
+}
+
+#[tokio::test]
+async fn a_client_runs_over_any_transport() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let transport = Arc::new(CountingTransport {
+        inner: RemoteTransport::new(fast_options(vec![server.url()]))?,
+        calls: AtomicUsize::new(0),
+    });
+    let client = Client::with_transport(Arc::clone(&transport) as Arc<dyn Transport>);
+    let customer = client.put(&Customer { name: "Ada".into() }).await?;
+    client
+        .put(&Order {
+            id: "o-1".into(),
+            total: 3.0,
+            customer: Some(customer.hash),
+        })
+        .await?;
+    let orders = client.successors::<Order>(&customer.hash, None).await?;
+    assert_eq!(orders.len(), 1);
+    assert!(client
+        .clone()
+        .get::<Customer>(&customer.hash)
+        .await?
+        .is_some());
+    // Two puts, two successors pages (the second one empty), one get.
+    assert_eq!(transport.calls.load(Ordering::SeqCst), 5);
+    server.stop().await
+}
