@@ -11,8 +11,10 @@
 #
 # stdout: machine-readable key=value lines only. stderr: progress and diagnostics.
 #
-# Environment overrides: PG_PORT (55433) NATS_PORT (54223) RABBIT_PORT (55672)
-#   RABBIT_DIST_PORT (55673; the CLI uses the 10 ports above it) NO_STRACE=1 KEEP_WORK=1
+# Environment overrides: PG_PORT (31543) NATS_PORT (31422) RABBIT_PORT (31672)
+#   RABBIT_DIST_PORT (31673; the CLI uses the 10 ports above it) NO_STRACE=1 KEEP_WORK=1
+# The default ports lie below Linux's ephemeral range (32768-60999), so that no outgoing
+# connection of another process can hold them by chance.
 set -euo pipefail
 
 MESSAGES=200000
@@ -53,10 +55,11 @@ case "$ONLY" in all|rabbitmq|nats|postgres) ;; *) usage ;; esac
 case "$PG_WAKEUP" in notify|poll) ;; *) usage ;; esac
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-PG_PORT=${PG_PORT:-55433}
-NATS_PORT=${NATS_PORT:-54223}
-RABBIT_PORT=${RABBIT_PORT:-55672}
-RABBIT_DIST_PORT=${RABBIT_DIST_PORT:-55673}
+PG_PORT=${PG_PORT:-31543}
+NATS_PORT=${NATS_PORT:-31422}
+RABBIT_PORT=${RABBIT_PORT:-31672}
+RABBIT_DIST_PORT=${RABBIT_DIST_PORT:-31673}
+RABBIT_START_ATTEMPTS=2
 RABBIT_NODE=cairnbench@localhost
 PG_BIN=/usr/lib/postgresql/15/bin
 RABBIT_BIN=/usr/lib/rabbitmq/bin
@@ -234,13 +237,20 @@ rabbit_start_own_node() {
 
 run_rabbitmq() {
     trap 'rabbit_stop' EXIT
-    local url ver mode=own_node
-    if rabbit_start_own_node; then
+    local url ver mode=own_node attempt started=no
+    for ((attempt = 1; attempt <= RABBIT_START_ATTEMPTS; attempt++)); do
+        if rabbit_start_own_node; then started=yes; break; fi
+        log "rabbitmq: own node did not start (attempt $attempt of $RABBIT_START_ATTEMPTS)"
+        rm -rf "$WORK/rabbit"
+        sleep 2
+    done
+    if [[ $started == yes ]]; then
         url="amqp://guest:guest@127.0.0.1:$RABBIT_PORT/%2f"
         ver=$(rabbit_env timeout 60 "$RABBIT_BIN/rabbitmqctl" -n "$RABBIT_NODE" version 2>/dev/null | tail -1 || true)
     else
         # Fallback: the shared instance, with a uniquely named queue that the tool deletes.
         mode=shared_fallback
+        emit "rabbitmq_own_node_error=did_not_start_in_${RABBIT_START_ATTEMPTS}_attempts"
         RABBIT_QUEUE="cairn_consume_bench_$$_$RANDOM"
         url="amqp://guest:guest@127.0.0.1:5672/%2f"
         ver=unknown
