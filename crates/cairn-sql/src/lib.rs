@@ -4,7 +4,8 @@
 //! - [`Outbox::enqueue`] writes outgoing facts into `cairn_outbox` in the
 //!   same transaction as the service's business data; [`OutboxRelay`]
 //!   publishes committed rows to Cairn through a [`FactPublisher`] (such as
-//!   [`HttpPublisher`]) and marks them sent. A crash at any point leaves
+//!   [`HttpPublisher`], or the SDK's `cairn_client::Client`, which
+//!   implements it too) and marks them sent. A crash at any point leaves
 //!   each committed fact in Cairn exactly once, since a row is marked sent
 //!   only after Cairn has it and publishing it again changes nothing.
 //! - [`Inbox::process`] records a message's hash in `cairn_inbox` in the
@@ -17,6 +18,7 @@
 //! tests; services never use them.
 
 mod backoff;
+mod client_publisher;
 mod database;
 pub mod fault;
 mod http_publisher;

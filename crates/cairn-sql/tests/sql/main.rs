@@ -3,6 +3,7 @@
 //! `test`, user postgres; `CAIRN_TEST_POSTGRES=skip` skips those tests when
 //! it is unreachable). One test binary, so that the harness compiles once.
 
+mod client_publisher;
 mod common;
 mod inbox;
 mod outbox;
