@@ -2,8 +2,9 @@
 //!
 //! - [`Client`]: a cheap-to-clone handle over a [`Transport`]: a remote
 //!   server with failover between endpoints ([`Client::remote`]) or any
-//!   other implementation, such as a store embedded in the process
-//!   ([`Client::with_transport`]).
+//!   other implementation ([`Client::with_transport`]); with the default
+//!   `embedded` feature, a Cairn server inside the process
+//!   (`Client::embedded`), so a service runs against either unchanged.
 //! - Typed facts: [`TypedFact`] maps a serde type to a fact type;
 //!   [`Client::put`] computes the hash on the client and checks the
 //!   server's, [`Client::get`] and [`Client::successors`] read typed values
@@ -50,6 +51,8 @@
 
 mod backoff;
 mod client;
+#[cfg(feature = "embedded")]
+mod embedded;
 mod error;
 pub mod limits;
 mod options;
@@ -64,6 +67,8 @@ pub mod wire;
 pub use backoff::Backoff;
 pub use cairn_fact::{CanonicalFact, Hash};
 pub use client::Client;
+#[cfg(feature = "embedded")]
+pub use embedded::EmbeddedNode;
 pub use error::{ClientError, Result};
 pub use options::ClientOptions;
 pub use predecessors::{PredecessorHashes, Predecessors};

@@ -1,5 +1,6 @@
 //! [`RemoteTransport`]: API v1 over HTTP with failover between equivalent
-//! endpoints.
+//! endpoints — or, with the `embedded` feature, to a server embedded in this
+//! process, whose router answers the same requests without a socket.
 //!
 //! Retrying is safe because every call of the API is idempotent or
 //! harmless to repeat: `POST /v1/facts` stores a fact once however often it
@@ -42,15 +43,25 @@ const STATUS_NOT_FOUND: u16 = 404;
 /// HTTP status of "created".
 const STATUS_CREATED: u16 = 201;
 
-/// A [`Transport`] to remote Cairn servers over HTTP.
+/// A [`Transport`] that speaks API v1: to remote Cairn servers over HTTP,
+/// or to a server embedded in this process.
 pub struct RemoteTransport {
-    http: reqwest::Client,
+    wire: Wire,
     endpoints: Vec<Url>,
     /// Index of the endpoint that answered last; calls start there.
     preferred_endpoint: AtomicUsize,
     request_timeout: Duration,
     attempts_max: u32,
     backoff: Backoff,
+}
+
+/// Where requests go.
+enum Wire {
+    /// Over the network.
+    Network(reqwest::Client),
+    /// Into the router of a server in this process.
+    #[cfg(feature = "embedded")]
+    InProcess(axum::Router),
 }
 
 /// One HTTP request, described so that it can be sent again.
@@ -96,7 +107,7 @@ impl RemoteTransport {
             .build()
             .map_err(|error| ClientError::InvalidOptions(error_chain(&error)))?;
         Ok(RemoteTransport {
-            http,
+            wire: Wire::Network(http),
             endpoints,
             preferred_endpoint: AtomicUsize::new(0),
             request_timeout: options.request_timeout,
@@ -106,6 +117,23 @@ impl RemoteTransport {
                 max: options.backoff_max.max(options.backoff_initial),
             },
         })
+    }
+
+    /// A transport into `router`, the application of a Cairn server running
+    /// in this process (see `cairn_server::app`).
+    #[cfg(feature = "embedded")]
+    pub fn in_process(router: axum::Router) -> RemoteTransport {
+        RemoteTransport {
+            wire: Wire::InProcess(router),
+            endpoints: vec![Url::parse(EMBEDDED_ENDPOINT).expect("a valid URL")],
+            preferred_endpoint: AtomicUsize::new(0),
+            request_timeout: limits::REQUEST_TIMEOUT_DEFAULT,
+            attempts_max: 1,
+            backoff: Backoff {
+                initial: Duration::ZERO,
+                max: Duration::ZERO,
+            },
+        }
     }
 
     /// The endpoints, in the order given.
@@ -172,10 +200,12 @@ impl RemoteTransport {
 
     async fn send_once(&self, endpoint: &Url, call: &Call<'_>) -> Result<Answer, Failure> {
         let url = endpoint_url(endpoint, call.path).map_err(Failure::Final)?;
-        let mut request = self
-            .http
-            .request(call.method.clone(), url)
-            .timeout(call.timeout);
+        let http = match &self.wire {
+            Wire::Network(http) => http,
+            #[cfg(feature = "embedded")]
+            Wire::InProcess(router) => return send_in_process(router, url, call).await,
+        };
+        let mut request = http.request(call.method.clone(), url).timeout(call.timeout);
         if !call.query.is_empty() {
             request = request.query(&call.query);
         }
@@ -193,15 +223,7 @@ impl RemoteTransport {
             .bytes()
             .await
             .map_err(|error| Failure::Retryable(error_chain(&error)))?;
-        if (200..300).contains(&status) {
-            return Ok(Answer { status, body });
-        }
-        let error = api_error(status, &body);
-        if is_retryable_status(status) {
-            Err(Failure::Retryable(error.to_string()))
-        } else {
-            Err(Failure::Final(error))
-        }
+        answer(status, body)
     }
 
     async fn call_json<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T> {
@@ -245,6 +267,64 @@ impl RemoteTransport {
         }
         Ok(answer.results)
     }
+}
+
+/// A 2xx answer, or the failure an error answer means.
+fn answer(status: u16, body: Bytes) -> Result<Answer, Failure> {
+    if (200..300).contains(&status) {
+        return Ok(Answer { status, body });
+    }
+    let error = api_error(status, &body);
+    if is_retryable_status(status) {
+        Err(Failure::Retryable(error.to_string()))
+    } else {
+        Err(Failure::Final(error))
+    }
+}
+
+/// The placeholder endpoint of an in-process server (never connected to).
+#[cfg(feature = "embedded")]
+const EMBEDDED_ENDPOINT: &str = "http://embedded.invalid/";
+
+/// Dispatches one request into an in-process router.
+#[cfg(feature = "embedded")]
+async fn send_in_process(
+    router: &axum::Router,
+    url: Url,
+    call: &Call<'_>,
+) -> Result<Answer, Failure> {
+    use tower::ServiceExt as _;
+    let mut url = url;
+    if !call.query.is_empty() {
+        url.query_pairs_mut()
+            .extend_pairs(call.query.iter().map(|(key, value)| (*key, value.as_str())));
+    }
+    let path_and_query = match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_string(),
+    };
+    let mut request = axum::http::Request::builder()
+        .method(call.method.clone())
+        .uri(path_and_query);
+    let body = match &call.body {
+        Some(body) => {
+            request = request.header(CONTENT_TYPE, "application/json");
+            axum::body::Body::from(body.clone())
+        }
+        None => axum::body::Body::empty(),
+    };
+    let request = request
+        .body(body)
+        .map_err(|error| Failure::Final(ClientError::Protocol(error.to_string())))?;
+    let response = tokio::time::timeout(call.timeout, router.clone().oneshot(request))
+        .await
+        .map_err(|_| Failure::Retryable("timed out".to_string()))?
+        .map_err(|error| Failure::Retryable(error.to_string()))?;
+    let status = response.status().as_u16();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .map_err(|error| Failure::Retryable(error.to_string()))?;
+    answer(status, body)
 }
 
 /// Why one attempt failed.

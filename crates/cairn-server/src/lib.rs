@@ -145,6 +145,28 @@ fn with_overload_limits<S: Store>(
     )
 }
 
+/// Builds the complete application over `store`: loads the subscriptions
+/// and returns the router of API v1. `shutdown` ends long-polls and
+/// streams. [`serve`] puts it behind a socket; an embedded client can
+/// dispatch requests into it in-process, with every validation, answer and
+/// error exactly as over the network.
+pub fn app<S: Store>(
+    store: Arc<S>,
+    blobs: Arc<BlobStore>,
+    config: ServerConfig,
+    shutdown: CancellationToken,
+) -> std::io::Result<Router> {
+    let deliveries = Deliveries::load(Arc::clone(&store)).map_err(std::io::Error::other)?;
+    Ok(router(AppState {
+        store,
+        blobs,
+        deliveries: Arc::new(deliveries),
+        metrics: Arc::new(HttpMetrics::new()),
+        config,
+        shutdown,
+    }))
+}
+
 /// Serves API v1 on `listener` until `shutdown` completes, then lets
 /// in-flight requests finish (up to [`limits::SHUTDOWN_GRACE`]) and closes
 /// the store so every acknowledged write is durable.
@@ -156,16 +178,7 @@ pub async fn serve<S: Store>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let cancel = CancellationToken::new();
-    let deliveries = Deliveries::load(Arc::clone(&store)).map_err(std::io::Error::other)?;
-    let state = AppState {
-        store: Arc::clone(&store),
-        blobs,
-        deliveries: Arc::new(deliveries),
-        metrics: Arc::new(HttpMetrics::new()),
-        config,
-        shutdown: cancel.clone(),
-    };
-    let app = router(state);
+    let app = app(Arc::clone(&store), blobs, config, cancel.clone())?;
     let signal_cancel = cancel.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
