@@ -1,0 +1,42 @@
+//! The `orders` binary: parses the command line and runs
+//! [`cairn_example_shop::orders`] until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use cairn_example_shop::limits::{CAIRN_URL_DEFAULT, ORDERS_LISTEN_DEFAULT};
+use cairn_example_shop::orders::{self, OrdersOptions};
+use cairn_example_shop::process::{init_logging, stop_on_signals};
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+/// The shop's orders service: takes orders over HTTP and publishes them to
+/// Cairn through a transactional outbox.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Arguments {
+    /// Address of the HTTP API (keep it on loopback).
+    #[arg(long, default_value = ORDERS_LISTEN_DEFAULT)]
+    listen: SocketAddr,
+    /// Cairn's base URL.
+    #[arg(long, default_value = CAIRN_URL_DEFAULT)]
+    cairn: String,
+    /// Directory of the service's SQLite database.
+    #[arg(long, default_value = "./orders-data")]
+    data: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    init_logging();
+    let arguments = Arguments::parse();
+    let shutdown = CancellationToken::new();
+    stop_on_signals(shutdown.clone())?;
+    let options = OrdersOptions {
+        listen: arguments.listen,
+        cairn_url: arguments.cairn,
+        data_dir: arguments.data,
+    };
+    orders::run(options, shutdown).await?;
+    Ok(())
+}
