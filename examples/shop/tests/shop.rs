@@ -1,0 +1,465 @@
+//! End to end: a real Cairn server in-process, and the real `orders` and
+//! `billing` binaries as separate processes, each with its own SQLite file.
+//!
+//! Orders are placed for a normal customer, for `flaky` (the gateway fails
+//! twice) and for `broke` (always declined); `billing` is killed with
+//! SIGKILL in the middle and started again. Checked: each payable order is
+//! paid exactly once (one `Shop.PaymentSucceeded` per order in Cairn's log,
+//! applied once by `orders`, one payment notice), the flaky order went
+//! through on its third delivery, the broke order is a dead letter of the
+//! `billing` subscription with the decline text and is marked failed, a
+//! repeated `POST /orders` with the same `Idempotency-Key` places one
+//! order, and both services stop cleanly on SIGTERM.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use cairn_example_shop::limits::{BILLING_ATTEMPTS_MAX, SUBSCRIBER_WAIT_MS};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+/// Longest time the test waits for any one thing to happen.
+const WAIT_MAX: Duration = Duration::from_secs(60);
+/// Pause between two looks while waiting.
+const WAIT_STEP: Duration = Duration::from_millis(100);
+/// Longest time a service may take to exit after SIGTERM or SIGKILL.
+const EXIT_WAIT_MAX: Duration = Duration::from_secs(30);
+/// Pages of Cairn's log read at most.
+const LOG_PAGES_MAX: usize = 100;
+
+/// A Cairn server in this process on a free loopback port; stopped when
+/// dropped.
+struct Cairn {
+    url: String,
+    shutdown: CancellationToken,
+    _data: tempfile::TempDir,
+}
+
+impl Cairn {
+    async fn start() -> anyhow::Result<Cairn> {
+        let data = tempfile::tempdir()?;
+        let store_dir = data.path().join("store");
+        let store = tokio::task::spawn_blocking(move || {
+            cairn_store::EmbeddedStore::open(&store_dir, cairn_store::EmbeddedOptions::default())
+        })
+        .await??;
+        let blobs = cairn_store::BlobStore::open(&data.path().join("blobs"), 1024 * 1024)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let shutdown = CancellationToken::new();
+        tokio::spawn(cairn_server::serve(
+            listener,
+            Arc::new(store),
+            Arc::new(blobs),
+            cairn_server::ServerConfig::default(),
+            shutdown.clone().cancelled_owned(),
+        ));
+        Ok(Cairn {
+            url,
+            shutdown,
+            _data: data,
+        })
+    }
+}
+
+impl Drop for Cairn {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// One of the example's binaries running as a child process, its stderr
+/// going to a log file; killed if still running when dropped.
+struct Service {
+    binary: &'static str,
+    arguments: Vec<String>,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Service {
+    fn new(binary: &'static str, arguments: Vec<String>, log: PathBuf) -> Service {
+        Service {
+            binary,
+            arguments,
+            log,
+            child: None,
+        }
+    }
+
+    fn start(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.child.is_none(), "{} is running already", self.binary);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let child = Command::new(self.binary)
+            .args(&self.arguments)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {}", self.binary))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Kills the process with SIGKILL, as a crash would.
+    async fn kill_hard(&mut self) -> anyhow::Result<()> {
+        let mut child = self.child.take().context("not running")?;
+        child.kill()?;
+        wait_for_exit(&mut child).await?;
+        Ok(())
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    async fn stop(&mut self) -> anyhow::Result<ExitStatus> {
+        let mut child = self.child.take().context("not running")?;
+        let pid = libc::pid_t::try_from(child.id())?;
+        // SAFETY: `kill` only sends a signal to our own child, still
+        // unreaped (so its pid cannot have been reused).
+        let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
+        anyhow::ensure!(sent == 0, "cannot send SIGTERM");
+        wait_for_exit(&mut child).await
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn wait_for_exit(child: &mut Child) -> anyhow::Result<ExitStatus> {
+    let deadline = tokio::time::Instant::now() + EXIT_WAIT_MAX;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            child.kill()?;
+            child.wait()?;
+            anyhow::bail!("the process did not exit in time");
+        }
+        tokio::time::sleep(WAIT_STEP).await;
+    }
+}
+
+/// A loopback address that was free a moment ago.
+fn free_address() -> anyhow::Result<String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.to_string())
+}
+
+/// Waits until `check` answers `Some`, at most [`WAIT_MAX`].
+async fn eventually<T, C, Fut>(what: &str, mut check: C) -> anyhow::Result<T>
+where
+    C: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT_MAX;
+    loop {
+        if let Some(value) = check().await? {
+            return Ok(value);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("timed out waiting until {what}");
+        }
+        tokio::time::sleep(WAIT_STEP).await;
+    }
+}
+
+/// Talks HTTP to the services and to Cairn.
+struct Shop {
+    http: reqwest::Client,
+    orders_url: String,
+    cairn_url: String,
+}
+
+impl Shop {
+    /// `POST /orders`; answers the status, the `Idempotent-Replayed`
+    /// header and the body.
+    async fn place(
+        &self,
+        order: &Value,
+        idempotency_key: Option<&str>,
+    ) -> anyhow::Result<(u16, bool, Value)> {
+        let mut request = self
+            .http
+            .post(format!("{}/orders", self.orders_url))
+            .json(order);
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        let replayed = response.headers().contains_key("idempotent-replayed");
+        Ok((status, replayed, response.json().await?))
+    }
+
+    async fn get_json(&self, url: &str) -> anyhow::Result<Option<Value>> {
+        let response = self.http.get(url).send().await?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        Ok(Some(response.error_for_status()?.json().await?))
+    }
+
+    async fn order(&self, id: &str) -> anyhow::Result<Value> {
+        self.get_json(&format!("{}/orders/{id}", self.orders_url))
+            .await?
+            .with_context(|| format!("order {id} is unknown"))
+    }
+
+    /// Waits until the order has `status`, its payment applied and, for a
+    /// paid order, billing's notice recorded.
+    async fn settled(&self, id: &str, status: &str) -> anyhow::Result<Value> {
+        eventually(&format!("order {id} is {status}"), || async {
+            let order = self.order(id).await?;
+            let notified = status != "paid" || order["payment_notices"] == 1;
+            Ok((order["status"] == status && notified).then_some(order))
+        })
+        .await
+    }
+
+    /// Every fact in Cairn's log.
+    async fn log(&self) -> anyhow::Result<Vec<Value>> {
+        let mut facts = Vec::new();
+        let mut after_seq = 0;
+        for _ in 0..LOG_PAGES_MAX {
+            let page = self
+                .get_json(&format!(
+                    "{}/v1/log?after={after_seq}&limit=10000",
+                    self.cairn_url
+                ))
+                .await?
+                .context("no log")?;
+            let page_facts = page["facts"].as_array().context("no facts")?;
+            if page_facts.is_empty() {
+                return Ok(facts);
+            }
+            facts.extend(page_facts.iter().cloned());
+            after_seq = page["next"].as_u64().context("no next")?;
+        }
+        anyhow::bail!("the log has more than {LOG_PAGES_MAX} pages")
+    }
+
+    async fn dead_letters(&self) -> anyhow::Result<Vec<Value>> {
+        let page = self
+            .get_json(&format!("{}/v1/subscriptions/billing/dead", self.cairn_url))
+            .await?
+            .context("no billing subscription")?;
+        Ok(page["messages"].as_array().context("no messages")?.clone())
+    }
+}
+
+fn order_body(customer: &str, total_cents: i64) -> Value {
+    json!({"customer": customer, "items": [{"sku": "tea", "quantity": 2}], "total_cents": total_cents})
+}
+
+fn id_of(order: &Value) -> anyhow::Result<String> {
+    Ok(order["id"].as_str().context("order without id")?.to_owned())
+}
+
+/// The whole story; the services' logs are printed by the caller if it
+/// fails.
+async fn scenario(shop: &Shop, billing: &mut Service) -> anyhow::Result<()> {
+    eventually("orders answers", || async {
+        Ok(shop
+            .get_json(&format!("{}/orders", shop.orders_url))
+            .await
+            .ok()
+            .flatten())
+    })
+    .await?;
+    eventually("billing created its subscription", || async {
+        shop.get_json(&format!("{}/v1/subscriptions/billing", shop.cairn_url))
+            .await
+    })
+    .await?;
+
+    // One order, sent three times with one Idempotency-Key: one order.
+    let ada = order_body("ada", 900);
+    let (status, replayed, first) = shop.place(&ada, Some("ada-order-1")).await?;
+    assert_eq!((status, replayed), (201, false), "{first}");
+    let (status, replayed, again) = shop.place(&ada, Some("ada-order-1")).await?;
+    assert_eq!((status, replayed), (201, true), "{again}");
+    assert_eq!(again["id"], first["id"]);
+    let (status, _, other) = shop
+        .place(&order_body("ada", 1), Some("ada-order-1"))
+        .await?;
+    assert_eq!(status, 422, "a reused key with another body: {other}");
+    let ada_id = id_of(&first)?;
+    shop.settled(&ada_id, "paid").await?;
+
+    // Billing crashes; orders keeps taking orders, which wait in Cairn.
+    billing.kill_hard().await?;
+    // A pull the dead billing left open ends within its long-poll; past
+    // that, no delivery can go to the dead process.
+    tokio::time::sleep(Duration::from_millis(SUBSCRIBER_WAIT_MS + 1_000)).await;
+    let (status, _, flaky) = shop.place(&order_body("flaky", 1_250), None).await?;
+    assert_eq!(status, 201, "{flaky}");
+    let (status, _, broke) = shop.place(&order_body("broke", 99_900), None).await?;
+    assert_eq!(status, 201, "{broke}");
+    eventually("the orders are in Cairn", || async {
+        let placed = shop
+            .log()
+            .await?
+            .iter()
+            .filter(|fact| fact["fact"]["type"] == "Shop.OrderPlaced")
+            .count();
+        Ok((placed == 3).then_some(()))
+    })
+    .await?;
+    let (flaky_id, broke_id) = (id_of(&flaky)?, id_of(&broke)?);
+    assert_eq!(shop.order(&flaky_id).await?["status"], "placed");
+    billing.start()?;
+
+    let flaky = shop.settled(&flaky_id, "paid").await?;
+    let broke = shop.settled(&broke_id, "payment_failed").await?;
+    let ada = shop.order(&ada_id).await?;
+    let broke_fact = broke["order_fact"].as_str().context("no order fact")?;
+    let dead = eventually("the broke order is a dead letter", || async {
+        let dead = shop.dead_letters().await?;
+        Ok((!dead.is_empty()).then_some(dead))
+    })
+    .await?;
+    assert_eq!(dead.len(), 1, "only the broke order is dead: {dead:?}");
+    assert_eq!(dead[0]["hash"], broke_fact);
+    assert_eq!(dead[0]["attempts"], BILLING_ATTEMPTS_MAX);
+    let last_error = dead[0]["last_error"].as_str().unwrap_or_default();
+    assert!(
+        last_error.contains("card declined: insufficient funds"),
+        "{last_error}"
+    );
+    assert!(
+        broke["failure_reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("insufficient funds"),
+        "{broke}"
+    );
+
+    // Cairn's log: one order fact per order, one payment fact per payable
+    // order (naming it), none for the broke one but one failure.
+    let log = shop.log().await?;
+    let mut successes: HashMap<String, Vec<&Value>> = HashMap::new();
+    let mut failures: HashMap<String, usize> = HashMap::new();
+    for entry in &log {
+        let fact = &entry["fact"];
+        let order = fact["predecessors"]["order"].as_str().unwrap_or_default();
+        match fact["type"].as_str() {
+            Some("Shop.PaymentSucceeded") => {
+                successes.entry(order.to_owned()).or_default().push(entry)
+            }
+            Some("Shop.PaymentFailed") => *failures.entry(order.to_owned()).or_default() += 1,
+            _ => {}
+        }
+    }
+    for (order, attempt) in [(&ada, 1), (&flaky, 3)] {
+        let order_fact = order["order_fact"].as_str().context("no order fact")?;
+        let payments = successes.get(order_fact).map(Vec::as_slice).unwrap_or(&[]);
+        assert_eq!(payments.len(), 1, "one payment for {order}");
+        assert_eq!(
+            payments[0]["fact"]["fields"]["attempt"], attempt,
+            "charged on delivery {attempt}"
+        );
+        assert_eq!(order["payment_facts_applied"], 1, "{order}");
+        assert_eq!(order["payment_notices"], 1, "{order}");
+        assert_eq!(order["payment_fact"], payments[0]["hash"], "{order}");
+    }
+    assert!(
+        !successes.contains_key(broke_fact),
+        "the broke order was charged"
+    );
+    assert_eq!(failures.get(broke_fact), Some(&1));
+    assert_eq!(broke["payment_facts_applied"], 1, "{broke}");
+    assert_eq!(successes.len(), 2);
+
+    let ada_orders = shop
+        .get_json(&format!("{}/orders?customer=ada", shop.orders_url))
+        .await?
+        .context("no list")?;
+    assert_eq!(ada_orders["orders"].as_array().map(Vec::len), Some(1));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_and_billing_settle_every_order_once() -> anyhow::Result<()> {
+    let cairn = Cairn::start().await?;
+    let work = tempfile::tempdir()?;
+    let orders_address = free_address()?;
+    let orders_url = format!("http://{orders_address}");
+    let path = |name: &str| -> String { work.path().join(name).display().to_string() };
+    let mut orders = Service::new(
+        env!("CARGO_BIN_EXE_orders"),
+        vec![
+            "--listen".into(),
+            orders_address.clone(),
+            "--cairn".into(),
+            cairn.url.clone(),
+            "--data".into(),
+            path("orders-data"),
+        ],
+        work.path().join("orders.log"),
+    );
+    let mut billing = Service::new(
+        env!("CARGO_BIN_EXE_billing"),
+        vec![
+            "--cairn".into(),
+            cairn.url.clone(),
+            "--orders".into(),
+            orders_url.clone(),
+            "--data".into(),
+            path("billing-data"),
+        ],
+        work.path().join("billing.log"),
+    );
+    orders.start()?;
+    billing.start()?;
+    let shop = Shop {
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()?,
+        orders_url,
+        cairn_url: cairn.url.clone(),
+    };
+    let mut outcome = scenario(&shop, &mut billing).await;
+    if outcome.is_ok() {
+        outcome = stop_cleanly(&mut orders, &mut billing).await;
+    }
+    if outcome.is_err() {
+        eprintln!("--- orders log ---\n{}", orders.log_text());
+        eprintln!("--- billing log ---\n{}", billing.log_text());
+    }
+    outcome
+}
+
+async fn stop_cleanly(orders: &mut Service, billing: &mut Service) -> anyhow::Result<()> {
+    let billing_status = billing.stop().await?;
+    let orders_status = orders.stop().await?;
+    assert!(
+        billing_status.success(),
+        "billing exited with {billing_status}"
+    );
+    assert!(
+        orders_status.success(),
+        "orders exited with {orders_status}"
+    );
+    assert!(billing.log_text().contains("billing stopped cleanly"));
+    assert!(orders.log_text().contains("orders stopped cleanly"));
+    Ok(())
+}
