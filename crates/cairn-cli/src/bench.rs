@@ -1,7 +1,8 @@
 //! `cairn bench`: a bounded load generator. It drives writes, point reads
 //! or successors queries against a server over HTTP (or writes against an
 //! embedded store in-process), shows a progress bar, and prints throughput
-//! and latency percentiles from an HDR histogram.
+//! and latency percentiles from an HDR histogram. The delivery workloads
+//! (`consume`, `latency`) live in `bench_delivery.rs`.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,6 +24,12 @@ pub enum Workload {
     Get,
     /// Query successors returning `--batch` facts per request.
     Successors,
+    /// Consume a preloaded backlog of `--preload` messages: pull `--batch`
+    /// at a time and ack durably.
+    Consume,
+    /// Publish single facts at `--rate` per second; one consumer reports
+    /// publish-to-handler latency.
+    Latency,
 }
 
 /// Options of `cairn bench`.
@@ -56,6 +63,9 @@ pub struct BenchArgs {
     /// whole log if the store already holds that many, else written first.
     #[arg(long, default_value_t = 100_000)]
     preload: u64,
+    /// Messages published per second in the `latency` workload.
+    #[arg(long, default_value_t = 1_000)]
+    rate: u64,
 }
 
 /// Everything the workers share.
@@ -123,9 +133,28 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .timeout(Duration::from_secs(60))
         .build()?;
     let base = args.server.trim_end_matches('/').to_string();
+    if matches!(args.workload, Workload::Consume | Workload::Latency) {
+        if args.embedded.is_some() {
+            bail!("--embedded supports only --workload write");
+        }
+        let bench = crate::bench_delivery::DeliveryBench {
+            base,
+            run_id,
+            clients: args.clients,
+            batch: args.batch,
+            duration: Duration::from_secs(args.duration),
+            preload: args.preload,
+            rate_per_s: args.rate,
+            fields_bytes: args.fields_bytes,
+        };
+        return match args.workload {
+            Workload::Consume => crate::bench_delivery::consume(bench).await,
+            _ => crate::bench_delivery::latency(bench).await,
+        };
+    }
     // Preparation (not measured): facts to read back.
     let targets: Arc<Vec<String>> = Arc::new(match (args.workload, &args.embedded) {
-        (Workload::Write, _) => Vec::new(),
+        (Workload::Write | Workload::Consume | Workload::Latency, _) => Vec::new(),
         (_, Some(_)) => bail!("--embedded supports only --workload write"),
         (Workload::Get, None) => {
             get_targets(&http, &base, run_id, args.preload, args.fields_bytes).await?
@@ -186,6 +215,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                     }
                     (Workload::Successors, _) => {
                         successors_http(&http, &base, &targets[0], batch).await
+                    }
+                    (Workload::Consume | Workload::Latency, _) => {
+                        unreachable!("delivery workloads return before the request loop")
                     }
                 };
                 match result {

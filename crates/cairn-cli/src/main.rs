@@ -3,6 +3,7 @@
 //! to a server; `bench` generates load and reports latency percentiles.
 
 mod bench;
+mod bench_delivery;
 mod client;
 mod serve;
 mod subs;

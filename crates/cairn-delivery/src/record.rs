@@ -66,9 +66,6 @@ pub struct MessageRecord {
     /// The ordering key, if the subscription has one and the fact names it.
     #[serde(with = "optional_hash_hex")]
     pub key: Option<Hash>,
-    /// The lease it was under when recorded: `(lease_id, expires_at_ms)`.
-    /// Restored at open, so a consumer's token stays valid across a restart.
-    pub lease: Option<(u64, u64)>,
 }
 
 /// Hashes as hex strings inside records.
@@ -184,7 +181,6 @@ mod tests {
             last_error: Some("boom".into()),
             dead_at_ms: Some(11),
             key: Some(Hash::of_bytes(b"k")),
-            lease: Some((7, 8)),
         };
         assert_eq!(MessageRecord::decode(&record.encode()).unwrap(), record);
         let mut damaged = record.encode();

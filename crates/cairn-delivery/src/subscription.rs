@@ -203,8 +203,10 @@ impl SubscriptionState {
         }
     }
 
-    /// Rebuilds the state from its records (after a restart). Leases that
-    /// were recorded stay valid until they expire.
+    /// Rebuilds the state from its records (after a restart). Leases are
+    /// not recorded (a lease is worth less than the write it would cost on
+    /// every delivery), so messages leased before the restart are delivered
+    /// again, with the attempts of their last recorded failure.
     pub fn restore(
         record: SubscriptionRecord,
         pending: Vec<(u64, MessageRecord)>,
@@ -235,16 +237,11 @@ impl SubscriptionState {
                     available_at_ms: message.available_at_ms,
                     first_delivered_at_ms: message.first_delivered_at_ms,
                     last_error: message.last_error,
-                    last_lease_id: message.lease.map(|(lease_id, _)| lease_id),
+                    last_lease_id: None,
                     slot: Slot::Waiting,
                 },
             );
-            match message.lease {
-                Some((lease_id, expires_at_ms)) => {
-                    state.set_leased(seq, lease_id, expires_at_ms);
-                }
-                None => state.schedule(seq, message.available_at_ms, now_ms),
-            }
+            state.schedule(seq, message.available_at_ms, now_ms);
         }
         state
     }
@@ -346,7 +343,7 @@ impl SubscriptionState {
         lease_ms: Option<u64>,
         now_ms: u64,
     ) -> (Vec<Lease>, Vec<Change>) {
-        let mut changes = self.advance(now_ms);
+        let changes = self.advance(now_ms);
         if self.paused {
             return (Vec::new(), changes);
         }
@@ -375,7 +372,6 @@ impl SubscriptionState {
             if attempt > 1 {
                 self.counters.redelivered += 1;
             }
-            changes.push(self.message_change(seq, Some(MessageStatus::Pending)));
             leases.push(Lease {
                 token: LeaseToken { seq, lease_id },
                 seq,
@@ -456,15 +452,15 @@ impl SubscriptionState {
     }
 
     /// Renews leases for `lease_ms` (or the definition's lease) from now.
+    /// Leases are not persisted, so there is nothing to write.
     pub fn extend(
         &mut self,
         tokens: &[String],
         lease_ms: Option<u64>,
         now_ms: u64,
-    ) -> (Vec<TokenOutcome>, Vec<Change>) {
+    ) -> Vec<TokenOutcome> {
         let lease_ms = lease_ms.unwrap_or(self.definition.lease_ms);
-        let mut changes = Vec::new();
-        let outcomes = tokens
+        tokens
             .iter()
             .map(|text| {
                 let status = match LeaseToken::parse(text) {
@@ -473,8 +469,6 @@ impl SubscriptionState {
                         None => TokenStatus::Unknown,
                         Some(Slot::Leased { lease_id, .. }) if lease_id == token.lease_id => {
                             self.set_leased(token.seq, lease_id, now_ms.saturating_add(lease_ms));
-                            changes
-                                .push(self.message_change(token.seq, Some(MessageStatus::Pending)));
                             TokenStatus::Extended
                         }
                         Some(_) => TokenStatus::Expired,
@@ -485,8 +479,7 @@ impl SubscriptionState {
                     status,
                 }
             })
-            .collect();
-        (outcomes, changes)
+            .collect()
     }
 
     /// Pauses or resumes delivery.
@@ -738,7 +731,6 @@ impl SubscriptionState {
                     last_error: tracked.last_error,
                     dead_at_ms: Some(now_ms),
                     key: tracked.key,
-                    lease: None,
                 },
                 previous: Some(MessageStatus::Pending),
             });
@@ -834,13 +826,6 @@ impl SubscriptionState {
 
     fn message_change(&self, seq: u64, previous: Option<MessageStatus>) -> Change {
         let tracked = &self.tracked[&seq];
-        let lease = match tracked.slot {
-            Slot::Leased {
-                lease_id,
-                expires_at_ms,
-            } => Some((lease_id, expires_at_ms)),
-            _ => None,
-        };
         Change::Message {
             seq,
             record: MessageRecord {
@@ -852,7 +837,6 @@ impl SubscriptionState {
                 last_error: tracked.last_error.clone(),
                 dead_at_ms: None,
                 key: tracked.key,
-                lease,
             },
             previous,
         }

@@ -115,7 +115,6 @@ fn nacked_message_comes_back_after_growing_backoff_then_dies_and_replays() {
         last_error: Some("boom".into()),
         dead_at_ms: Some(now),
         key: None,
-        lease: None,
     };
     let (replayed, _) = state.replay(vec![(1, dead)], now);
     assert_eq!(replayed, 1);
@@ -143,7 +142,7 @@ fn lease_expiry_counts_as_a_failed_attempt() {
 fn extend_keeps_a_lease_alive() {
     let mut state = state(r#"{"type":"T","lease_ms":1000}"#, 1);
     let (leases, _) = state.pull(1, None, 0);
-    let (outcomes, _) = state.extend(&tokens(&leases), None, 900);
+    let outcomes = state.extend(&tokens(&leases), None, 900);
     assert_eq!(outcomes[0].status, TokenStatus::Extended);
     assert!(state.advance(1_500).is_empty());
     assert_eq!(state.tracked_message(1), Some((1, true)));
@@ -271,28 +270,34 @@ impl ModelDisk {
 }
 
 #[test]
-fn restored_state_keeps_acks_leases_and_attempts() {
+fn restored_state_keeps_acks_and_failed_attempts_and_redelivers_leased() {
     let mut disk = ModelDisk::default();
-    let mut state = SubscriptionState::new(1, "s".into(), definition(r#"{"type":"T"}"#), 0, 0, 1);
+    let json = r#"{"type":"T","backoff":{"initial_ms":10,"max_ms":10}}"#;
+    let mut state = SubscriptionState::new(1, "s".into(), definition(json), 0, 0, 1);
     disk.apply(vec![Change::Subscription(state.record())]);
     let messages: Vec<_> = (1..=5).map(|seq| message(seq, None, None)).collect();
     disk.apply(state.admit(&messages, 5, 0));
     let (leases, changes) = state.pull(3, None, 0);
+    assert!(changes.is_empty(), "leases are not persisted");
     disk.apply(changes);
     let (_, changes) = state.ack(&tokens(&leases[..1]));
     disk.apply(changes);
+    let (_, changes) = state.nack(&tokens(&leases[1..2]), Some(0), Some("boom"), 0);
+    disk.apply(changes);
     let mut restored = disk.restore(10);
-    // Message 1 is acked; 2 and 3 are still leased with valid tokens; 4, 5 ready.
-    let (fresh, _) = restored.pull(10, None, 10);
-    assert_eq!(fresh.iter().map(|l| l.seq).collect::<Vec<_>>(), [4, 5]);
-    restored.ack(&tokens(&fresh));
-    let (outcomes, _) = restored.ack(&tokens(&leases[1..2]));
-    assert_eq!(outcomes[0].status, TokenStatus::Acked);
-    // Message 3's lease runs out and it comes back as attempt 2.
-    let (again, _) = restored.pull(10, None, 40_000);
+    // Message 1 is acked; 2 failed once; 3 was leased and comes back; 4, 5 are new.
+    let (again, _) = restored.pull(10, None, 10);
+    let seen: Vec<(u64, u32)> = again.iter().map(|l| (l.seq, l.attempt)).collect();
+    assert_eq!(seen, [(2, 2), (3, 1), (4, 1), (5, 1)]);
+    // A token from before the restart no longer acks: its message was
+    // leased again.
     assert_eq!(
-        again.iter().map(|l| (l.seq, l.attempt)).collect::<Vec<_>>(),
-        [(3, 2)]
+        restored.ack(&tokens(&leases[2..3])).0[0].status,
+        TokenStatus::Expired
+    );
+    assert_eq!(
+        restored.ack(&tokens(&leases[..1])).0[0].status,
+        TokenStatus::Unknown
     );
     assert_eq!(restored.cursor_seq(), 5);
 }

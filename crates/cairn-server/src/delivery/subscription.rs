@@ -2,6 +2,7 @@
 //! admission of new matching facts, long-polling pulls, and the durable
 //! operations of the API.
 
+use std::collections::HashMap;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,6 +23,9 @@ use super::{now_ms, DeliveryError};
 
 /// Matching facts admitted into a subscription's window per step.
 const ADMISSION_BATCH_MAX: usize = 1_000;
+/// Canonical bytes of admitted facts kept in memory for their first
+/// delivery, so a pull need not read them from the store again.
+const PREFETCHED_BYTES_MAX: usize = 8 * 1024 * 1024;
 
 /// A leased message as answered by a pull.
 #[derive(Clone, Debug)]
@@ -90,6 +94,10 @@ struct BacklogCount {
 struct Inner {
     state: SubscriptionState,
     backlog: BacklogCount,
+    /// Canonical bytes of admitted, not yet delivered facts, by seq, within
+    /// `PREFETCHED_BYTES_MAX`.
+    prefetched: HashMap<u64, Vec<u8>>,
+    prefetched_bytes: usize,
 }
 
 /// One subscription at run time; see the module documentation.
@@ -127,6 +135,8 @@ impl<S: Store> Subscription<S> {
             inner: Mutex::new(Inner {
                 state,
                 backlog: BacklogCount::default(),
+                prefetched: HashMap::new(),
+                prefetched_bytes: 0,
             }),
             changed: Notify::new(),
             closed: AtomicBool::new(false),
@@ -201,6 +211,13 @@ impl<S: Store> Subscription<S> {
             let n_admitted = messages.len() as u64;
             let changes = inner.state.admit(&messages, page.next_seq, now);
             self.queue(changes).await?;
+            for fact in page.facts {
+                if inner.prefetched_bytes + fact.canonical.len() > PREFETCHED_BYTES_MAX {
+                    break;
+                }
+                inner.prefetched_bytes += fact.canonical.len();
+                inner.prefetched.insert(fact.seq, fact.canonical);
+            }
             let backlog = &mut inner.backlog;
             if page.next_seq <= backlog.counted_through_seq {
                 backlog.n_untracked = backlog.n_untracked.saturating_sub(n_admitted);
@@ -248,29 +265,33 @@ impl<S: Store> Subscription<S> {
             let mut notified = pin!(self.changed.notified());
             notified.as_mut().enable();
             last_seq.borrow_and_update();
-            let (leases, next_event_at_ms) = {
+            let (leases, prefetched, next_event_at_ms) = {
                 let mut inner = self.inner.lock().await;
                 let now = now_ms();
                 self.catch_up(&mut inner, now).await?;
                 let (leases, changes) = inner.state.pull(max, lease_ms, now);
                 self.queue(changes).await?;
-                (leases, inner.state.next_event_at_ms())
+                let prefetched: Vec<Option<Vec<u8>>> = leases
+                    .iter()
+                    .map(|lease| inner.prefetched.remove(&lease.seq))
+                    .collect();
+                let n_bytes: usize = prefetched.iter().flatten().map(Vec::len).sum();
+                inner.prefetched_bytes -= n_bytes;
+                (leases, prefetched, inner.state.next_event_at_ms())
             };
             if !leases.is_empty() {
                 let mut messages = Vec::with_capacity(leases.len());
-                for lease in leases {
-                    let fact = self.store.fact_at_seq(lease.seq)?.ok_or_else(|| {
-                        cairn_store::ReadError::Corrupt(format!(
-                            "leased message {} is not in the store",
-                            lease.seq
-                        ))
-                    })?;
+                for (lease, prefetched) in leases.into_iter().zip(prefetched) {
+                    let canonical = match prefetched {
+                        Some(canonical) => canonical,
+                        None => self.leased_fact(lease.seq)?,
+                    };
                     messages.push(PulledMessage {
                         token: lease.token.to_string(),
                         hash: lease.hash,
                         seq: lease.seq,
                         attempt: lease.attempt,
-                        canonical: fact.canonical,
+                        canonical,
                     });
                 }
                 return Ok(messages);
@@ -289,6 +310,14 @@ impl<S: Store> Subscription<S> {
                 () = shutdown.cancelled() => return Ok(Vec::new()),
             }
         }
+    }
+
+    /// The canonical bytes of a leased message, from the store.
+    fn leased_fact(&self, seq: u64) -> Result<Vec<u8>, DeliveryError> {
+        let fact = self.store.fact_at_seq(seq)?.ok_or_else(|| {
+            cairn_store::ReadError::Corrupt(format!("leased message {seq} is not in the store"))
+        })?;
+        Ok(fact.canonical)
     }
 
     /// Acknowledges; durable before it returns.
@@ -333,9 +362,7 @@ impl<S: Store> Subscription<S> {
     ) -> Result<Vec<TokenOutcome>, DeliveryError> {
         self.check_open()?;
         let mut inner = self.inner.lock().await;
-        let (outcomes, changes) = inner.state.extend(tokens, lease_ms, now_ms());
-        self.queue(changes).await?;
-        Ok(outcomes)
+        Ok(inner.state.extend(tokens, lease_ms, now_ms()))
     }
 
     /// Pauses or resumes delivery; durable before it returns.

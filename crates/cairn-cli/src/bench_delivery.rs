@@ -1,0 +1,308 @@
+//! `cairn bench --workload consume|latency`: delivery benchmarks over HTTP.
+//!
+//! * `consume`: preloads a backlog of messages, then `--clients` consumers
+//!   pull `--batch` at a time and ack each batch durably, until the backlog
+//!   is gone or the time is up; reports messages per second of the consume
+//!   phase.
+//! * `latency`: one publisher writes single facts at `--rate` per second,
+//!   one consumer long-polls and acks; reports publish-to-handler latency
+//!   percentiles (the publisher stamps each fact with its send time).
+//!
+//! Each run uses its own fact type and subscription, deleted at the end.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+
+/// What a delivery benchmark needs from the command line.
+pub struct DeliveryBench {
+    /// Base URL of the server.
+    pub base: String,
+    /// Unique id of this run.
+    pub run_id: u64,
+    /// Consumers (`consume`).
+    pub clients: usize,
+    /// Messages per pull and per ack.
+    pub batch: usize,
+    /// Seconds to run at most.
+    pub duration: Duration,
+    /// Backlog to preload (`consume`).
+    pub preload: u64,
+    /// Messages published per second (`latency`).
+    pub rate_per_s: u64,
+    /// Bytes of each message's payload.
+    pub fields_bytes: usize,
+}
+
+impl DeliveryBench {
+    fn type_name(&self) -> String {
+        format!("Bench.Msg_{}", self.run_id)
+    }
+
+    fn subscription(&self) -> String {
+        format!("bench-{}", self.run_id)
+    }
+
+    fn message_json(&self, n: u64, sent_us: u64) -> String {
+        let padding = "x".repeat(self.fields_bytes.saturating_sub(48));
+        format!(
+            "{{\"type\":\"{}\",\"predecessors\":{{}},\"fields\":{{\"n\":{n},\"sent_us\":{sent_us},\"payload\":\"{padding}\"}}}}",
+            self.type_name()
+        )
+    }
+
+    async fn post(
+        &self,
+        http: &reqwest::Client,
+        path: &str,
+        body: String,
+    ) -> anyhow::Result<Value> {
+        let response = http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the server for {path}"))?;
+        let status = response.status();
+        let bytes = response.bytes().await?;
+        if !status.is_success() {
+            bail!(
+                "{path} answered {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            );
+        }
+        Ok(serde_json::from_slice(&bytes)?)
+    }
+
+    async fn create_subscription(&self, http: &reqwest::Client, start: &str) -> anyhow::Result<()> {
+        let response = http
+            .put(format!(
+                "{}/v1/subscriptions/{}",
+                self.base,
+                self.subscription()
+            ))
+            .json(&json!({"type": self.type_name(), "start": start, "lease_ms": 60_000}))
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!("creating the subscription answered {}", response.status());
+        }
+        Ok(())
+    }
+
+    async fn delete_subscription(&self, http: &reqwest::Client) {
+        let url = format!("{}/v1/subscriptions/{}", self.base, self.subscription());
+        if let Err(error) = http.delete(url).send().await {
+            eprintln!("could not delete the benchmark subscription: {error}");
+        }
+    }
+
+    /// Pulls up to `batch` messages (long-polling `wait_ms`) and acks them;
+    /// returns the messages.
+    async fn pull_and_ack(
+        &self,
+        http: &reqwest::Client,
+        wait_ms: u64,
+    ) -> anyhow::Result<Vec<Value>> {
+        let name = self.subscription();
+        let answer = self
+            .post(
+                http,
+                &format!("/v1/subscriptions/{name}/pull"),
+                json!({"max": self.batch, "wait_ms": wait_ms}).to_string(),
+            )
+            .await?;
+        let messages = answer["messages"].as_array().cloned().unwrap_or_default();
+        if !messages.is_empty() {
+            let tokens: Vec<&Value> = messages.iter().map(|m| &m["token"]).collect();
+            let answer = self
+                .post(
+                    http,
+                    &format!("/v1/subscriptions/{name}/ack"),
+                    json!({ "tokens": tokens }).to_string(),
+                )
+                .await?;
+            let acked = answer["results"].as_array().map_or(0, |results| {
+                results.iter().filter(|r| r["status"] == "acked").count()
+            });
+            if acked != messages.len() {
+                bail!("only {acked} of {} acks were accepted", messages.len());
+            }
+        }
+        Ok(messages)
+    }
+}
+
+fn http_client(connections: usize) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .pool_max_idle_per_host(connections)
+        .timeout(Duration::from_secs(120))
+        .build()?)
+}
+
+/// The `consume` workload.
+pub async fn consume(bench: DeliveryBench) -> anyhow::Result<()> {
+    let bench = Arc::new(bench);
+    let http = http_client(bench.clients + 4)?;
+    bench.create_subscription(&http, "beginning").await?;
+    let preload_started = Instant::now();
+    let mut n = 0;
+    while n < bench.preload {
+        let facts: Vec<String> = (n..bench.preload.min(n + 1_000))
+            .map(|index| bench.message_json(index, 0))
+            .collect();
+        n += facts.len() as u64;
+        bench
+            .post(
+                &http,
+                "/v1/facts",
+                format!("{{\"facts\":[{}]}}", facts.join(",")),
+            )
+            .await?;
+    }
+    let preload_seconds = preload_started.elapsed().as_secs_f64();
+    let consumed = Arc::new(AtomicU64::new(0));
+    let histogram = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+        1, 60_000_000, 3,
+    )?));
+    let started = Instant::now();
+    let deadline = started + bench.duration;
+    let mut consumers = Vec::new();
+    for _ in 0..bench.clients {
+        let (bench, http, consumed, histogram) = (
+            Arc::clone(&bench),
+            http.clone(),
+            Arc::clone(&consumed),
+            Arc::clone(&histogram),
+        );
+        consumers.push(tokio::spawn(async move {
+            let mut local =
+                Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+            while Instant::now() < deadline && consumed.load(Ordering::Relaxed) < bench.preload {
+                let cycle_started = Instant::now();
+                match bench.pull_and_ack(&http, 200).await {
+                    Ok(messages) if !messages.is_empty() => {
+                        let _ = local.record(cycle_started.elapsed().as_micros().max(1) as u64);
+                        consumed.fetch_add(messages.len() as u64, Ordering::Relaxed);
+                    }
+                    Ok(_) => {}
+                    Err(error) => eprintln!("consumer: {error:#}"),
+                }
+            }
+            histogram
+                .lock()
+                .expect("lock")
+                .add(&local)
+                .expect("same bounds");
+        }));
+    }
+    for consumer in consumers {
+        consumer.await?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    bench.delete_subscription(&http).await;
+    let histogram = histogram.lock().expect("lock");
+    let ms = |quantile: f64| histogram.value_at_quantile(quantile) as f64 / 1000.0;
+    let consumed = consumed.load(Ordering::Relaxed);
+    println!(
+        "workload=consume target={} clients={} batch={} preload={} preload_per_s={:.0} seconds={seconds:.1} consumed={consumed}",
+        bench.base,
+        bench.clients,
+        bench.batch,
+        bench.preload,
+        bench.preload as f64 / preload_seconds
+    );
+    println!(
+        "messages_per_s={:.0} cycle_p50_ms={:.3} cycle_p99_ms={:.3} cycle_max_ms={:.3}",
+        consumed as f64 / seconds,
+        ms(0.5),
+        ms(0.99),
+        histogram.max() as f64 / 1000.0
+    );
+    Ok(())
+}
+
+/// The `latency` workload.
+pub async fn latency(bench: DeliveryBench) -> anyhow::Result<()> {
+    if bench.rate_per_s == 0 {
+        bail!("--rate must be positive");
+    }
+    let bench = Arc::new(bench);
+    let http = http_client(64)?;
+    bench.create_subscription(&http, "now").await?;
+    let clock = Instant::now();
+    let n_messages = bench.rate_per_s * bench.duration.as_secs();
+    let histogram = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+        1, 60_000_000, 3,
+    )?));
+    let received = Arc::new(AtomicU64::new(0));
+    let consumer = {
+        let (bench, http, histogram, received) = (
+            Arc::clone(&bench),
+            http.clone(),
+            Arc::clone(&histogram),
+            Arc::clone(&received),
+        );
+        tokio::spawn(async move {
+            // Bounded: the publishing time plus a grace period.
+            let deadline = Instant::now() + bench.duration + Duration::from_secs(10);
+            while received.load(Ordering::Relaxed) < n_messages && Instant::now() < deadline {
+                match bench.pull_and_ack(&http, 1_000).await {
+                    Ok(messages) => {
+                        let now_us = clock.elapsed().as_micros() as u64;
+                        let mut histogram = histogram.lock().expect("lock");
+                        for message in &messages {
+                            let sent_us =
+                                message["fact"]["fields"]["sent_us"].as_u64().unwrap_or(0);
+                            let _ = histogram.record(now_us.saturating_sub(sent_us).max(1));
+                        }
+                        received.fetch_add(messages.len() as u64, Ordering::Relaxed);
+                    }
+                    Err(error) => eprintln!("consumer: {error:#}"),
+                }
+            }
+        })
+    };
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(64));
+    let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / bench.rate_per_s));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let published_started = Instant::now();
+    for n in 0..n_messages {
+        ticker.tick().await;
+        let permit = Arc::clone(&in_flight).acquire_owned().await?;
+        let (bench, http) = (Arc::clone(&bench), http.clone());
+        tokio::spawn(async move {
+            let sent_us = clock.elapsed().as_micros() as u64;
+            let body = format!("{{\"facts\":[{}]}}", bench.message_json(n, sent_us));
+            if let Err(error) = bench.post(&http, "/v1/facts", body).await {
+                eprintln!("publisher: {error:#}");
+            }
+            drop(permit);
+        });
+    }
+    let publish_seconds = published_started.elapsed().as_secs_f64();
+    consumer.await?;
+    bench.delete_subscription(&http).await;
+    let histogram = histogram.lock().expect("lock");
+    let ms = |quantile: f64| histogram.value_at_quantile(quantile) as f64 / 1000.0;
+    println!(
+        "workload=latency target={} rate_per_s={} published={n_messages} publish_rate={:.0} received={}",
+        bench.base,
+        bench.rate_per_s,
+        n_messages as f64 / publish_seconds,
+        received.load(Ordering::Relaxed)
+    );
+    println!(
+        "latency_p50_ms={:.3} latency_p99_ms={:.3} latency_p999_ms={:.3} latency_max_ms={:.3}",
+        ms(0.5),
+        ms(0.99),
+        ms(0.999),
+        histogram.max() as f64 / 1000.0
+    );
+    Ok(())
+}
