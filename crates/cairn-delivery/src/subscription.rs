@@ -94,6 +94,19 @@ pub enum TokenStatus {
     Unknown,
 }
 
+impl TokenStatus {
+    /// The status as the API writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenStatus::Acked => "acked",
+            TokenStatus::Nacked => "nacked",
+            TokenStatus::Extended => "extended",
+            TokenStatus::Expired => "expired",
+            TokenStatus::Unknown => "unknown",
+        }
+    }
+}
+
 /// The outcome for one token, in request order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenOutcome {

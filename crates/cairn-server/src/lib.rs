@@ -161,6 +161,7 @@ pub fn app<S: Store>(
         store,
         blobs,
         deliveries: Arc::new(deliveries),
+        stream_connections: Arc::new(tokio::sync::Semaphore::new(limits::STREAM_CONNECTIONS_MAX)),
         metrics: Arc::new(HttpMetrics::new()),
         config,
         shutdown,

@@ -50,3 +50,33 @@ const _: () = assert!(PULL_MESSAGES_MAX <= cairn_delivery::limits::TRACKED_MESSA
 const _: () = assert!(SUCCESSORS_LIMIT_DEFAULT <= SUCCESSORS_LIMIT_MAX);
 const _: () = assert!(WAIT_MS_MAX < REQUEST_TIMEOUT.as_millis() as u64);
 const _: () = assert!(FACT_CANONICAL_BYTES_MAX_DEFAULT < REQUEST_BODY_BYTES_MAX);
+
+// Streaming push (`routes/stream.rs`).
+
+/// Bytes of one client frame (and of one client message) at most; larger
+/// frames end the connection, since no valid client frame comes near it.
+pub const STREAM_CLIENT_FRAME_BYTES_MAX: usize = 64 * 1024;
+/// Credit one `{"credit": N}` frame may grant at most.
+pub const STREAM_CREDIT_PER_FRAME_MAX: u64 = 1_000;
+/// Credit granted but not yet used, at most, per connection: it bounds the
+/// messages one stream leases ahead of its client's acknowledgements.
+pub const STREAM_CREDIT_OUTSTANDING_MAX: u64 = 10_000;
+/// Messages one pull of a stream leases at most.
+pub const STREAM_PULL_MESSAGES_MAX: usize = 100;
+/// How long one pull of a stream long-polls before it pulls again.
+pub const STREAM_PULL_WAIT_MS: u64 = 1_000;
+/// Leased messages waiting to be written to the client, at most.
+pub const STREAM_SEND_BUFFER_MESSAGES: usize = 100;
+/// Time one frame may take to be written before the client counts as
+/// stalled and the connection is dropped.
+pub const STREAM_SEND_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bad client frames a connection survives; the last one closes it (1008).
+pub const STREAM_BAD_FRAMES_MAX: u32 = 10;
+/// Stream connections open at once per server process; beyond this the
+/// upgrade is refused with `503 overloaded`.
+pub const STREAM_CONNECTIONS_MAX: usize = 1_024;
+
+const _: () = assert!(STREAM_CREDIT_PER_FRAME_MAX <= STREAM_CREDIT_OUTSTANDING_MAX);
+const _: () = assert!(STREAM_PULL_MESSAGES_MAX <= PULL_MESSAGES_MAX);
+const _: () = assert!(STREAM_PULL_WAIT_MS <= WAIT_MS_MAX);
+const _: () = assert!(STREAM_BAD_FRAMES_MAX >= 1);

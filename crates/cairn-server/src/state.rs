@@ -35,6 +35,10 @@ pub struct AppState<S> {
     pub blobs: Arc<BlobStore>,
     /// The subscriptions.
     pub deliveries: Arc<Deliveries<S>>,
+    /// Permits for open subscription streams (`STREAM_CONNECTIONS_MAX`):
+    /// a stream outlives the request that upgraded it, so the router's
+    /// per-request limit does not count it.
+    pub stream_connections: Arc<tokio::sync::Semaphore>,
     /// HTTP metrics.
     pub metrics: Arc<HttpMetrics>,
     /// Settings.
@@ -49,6 +53,7 @@ impl<S> Clone for AppState<S> {
             store: Arc::clone(&self.store),
             blobs: Arc::clone(&self.blobs),
             deliveries: Arc::clone(&self.deliveries),
+            stream_connections: Arc::clone(&self.stream_connections),
             metrics: Arc::clone(&self.metrics),
             config: self.config.clone(),
             shutdown: self.shutdown.clone(),

@@ -37,59 +37,30 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use cairn_delivery::{limits as delivery_limits, TokenOutcome, TokenStatus};
+use cairn_delivery::{limits as delivery_limits, TokenOutcome};
 use cairn_store::Store;
 use futures_util::SinkExt as _;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::delivery::{DeliveryError, PulledMessage, Subscription};
 use crate::error::ApiError;
 use crate::limits;
+use crate::limits::{
+    STREAM_BAD_FRAMES_MAX, STREAM_CLIENT_FRAME_BYTES_MAX, STREAM_CONNECTIONS_MAX,
+    STREAM_CREDIT_OUTSTANDING_MAX, STREAM_CREDIT_PER_FRAME_MAX, STREAM_PULL_MESSAGES_MAX,
+    STREAM_PULL_WAIT_MS, STREAM_SEND_BUFFER_MESSAGES, STREAM_SEND_TIMEOUT,
+};
 use crate::query::QueryParams;
 use crate::state::AppState;
-
-/// Bytes of one client frame (and of one client message) at most; larger
-/// frames end the connection, since no valid client frame comes near it.
-pub const STREAM_CLIENT_FRAME_BYTES_MAX: usize = 64 * 1024;
-/// Credit one `{"credit": N}` frame may grant at most.
-pub const STREAM_CREDIT_PER_FRAME_MAX: u64 = 1_000;
-/// Credit granted but not yet used, at most, per connection: it bounds the
-/// messages one stream leases ahead of its client's acknowledgements.
-pub const STREAM_CREDIT_OUTSTANDING_MAX: u64 = 10_000;
-/// Messages one pull of a stream leases at most.
-pub const STREAM_PULL_MESSAGES_MAX: usize = 100;
-/// How long one pull of a stream long-polls before it pulls again.
-pub const STREAM_PULL_WAIT_MS: u64 = 1_000;
-/// Leased messages waiting to be written to the client, at most.
-pub const STREAM_SEND_BUFFER_MESSAGES: usize = 100;
-/// Time one frame may take to be written before the client counts as
-/// stalled and the connection is dropped.
-pub const STREAM_SEND_TIMEOUT: Duration = Duration::from_secs(60);
-/// Bad client frames a connection survives; the last one closes it (1008).
-pub const STREAM_BAD_FRAMES_MAX: u32 = 10;
-/// Stream connections open at once per server process; beyond this the
-/// upgrade is refused with `503 overloaded`.
-pub const STREAM_CONNECTIONS_MAX: usize = 1_024;
-
-const _: () = assert!(STREAM_CREDIT_PER_FRAME_MAX <= STREAM_CREDIT_OUTSTANDING_MAX);
-const _: () = assert!(STREAM_PULL_MESSAGES_MAX <= limits::PULL_MESSAGES_MAX);
-const _: () = assert!(STREAM_PULL_WAIT_MS <= limits::WAIT_MS_MAX);
-const _: () = assert!(STREAM_BAD_FRAMES_MAX >= 1);
-
-/// Open stream connections. Process-wide because a stream outlives the
-/// request that upgraded it, so the per-request concurrency limit of the
-/// router does not count it.
-static STREAM_CONNECTIONS: Semaphore = Semaphore::const_new(STREAM_CONNECTIONS_MAX);
 
 /// `GET /v1/subscriptions/{name}/stream`: upgrades to a WebSocket that
 /// pushes the subscription's messages (see the module documentation).
@@ -113,7 +84,7 @@ pub async fn subscription_stream<S: Store>(
             ),
         )
     })?;
-    let permit = STREAM_CONNECTIONS.try_acquire().map_err(|_| {
+    let permit = Arc::clone(&state.stream_connections).try_acquire_owned().map_err(|_| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "overloaded",
@@ -539,20 +510,7 @@ fn message_frame(message: &PulledMessage) -> String {
 
 /// `{"results": [...]}`, shaped like the ack and nack answers over HTTP.
 fn results_frame(outcomes: &[TokenOutcome]) -> String {
-    let results: Vec<_> = outcomes
-        .iter()
-        .map(|outcome| {
-            let status = match outcome.status {
-                TokenStatus::Acked => "acked",
-                TokenStatus::Nacked => "nacked",
-                TokenStatus::Extended => "extended",
-                TokenStatus::Expired => "expired",
-                TokenStatus::Unknown => "unknown",
-            };
-            json!({ "token": outcome.token, "status": status })
-        })
-        .collect();
-    json!({ "results": results }).to_string()
+    super::subscriptions::results_json(outcomes).to_string()
 }
 
 /// `{"error": {"code", "message"}}`, the shape of the API's errors.

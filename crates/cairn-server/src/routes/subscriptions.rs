@@ -7,9 +7,7 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use cairn_delivery::{
-    limits as delivery_limits, SubscriptionDefinition, TokenOutcome, TokenStatus,
-};
+use cairn_delivery::{limits as delivery_limits, SubscriptionDefinition, TokenOutcome};
 use cairn_fact::Hash;
 use cairn_store::Store;
 use serde::de::DeserializeOwned;
@@ -184,21 +182,18 @@ fn check_tokens(tokens: &[String]) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn results_response(outcomes: &[TokenOutcome]) -> Response {
+/// `{"results": [{"token", "status"}, ...]}`: the answer to an ack, nack
+/// or extend, over HTTP and over the stream.
+pub(super) fn results_json(outcomes: &[TokenOutcome]) -> serde_json::Value {
     let results: Vec<_> = outcomes
         .iter()
-        .map(|outcome| {
-            let status = match outcome.status {
-                TokenStatus::Acked => "acked",
-                TokenStatus::Nacked => "nacked",
-                TokenStatus::Extended => "extended",
-                TokenStatus::Expired => "expired",
-                TokenStatus::Unknown => "unknown",
-            };
-            json!({ "token": outcome.token, "status": status })
-        })
+        .map(|outcome| json!({ "token": outcome.token, "status": outcome.status.as_str() }))
         .collect();
-    axum::Json(json!({ "results": results })).into_response()
+    json!({ "results": results })
+}
+
+fn results_response(outcomes: &[TokenOutcome]) -> Response {
+    axum::Json(results_json(outcomes)).into_response()
 }
 
 #[derive(Deserialize)]
