@@ -796,3 +796,43 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
     let (_, list) = get_json(&server, "/v1/subscriptions");
     assert_eq!(list["subscriptions"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn predecessor_selection_delivers_only_successors_of_that_fact_in_that_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let order = put_one(&server, fact("Order", json!({"n": 1}), json!({})));
+    let other = put_one(&server, fact("Order", json!({"n": 2}), json!({})));
+    let (status, _) = put_subscription(
+        &server,
+        "lines-of-1",
+        json!({"type": "Line", "predecessor": {"role": "order", "hash": order}}),
+    );
+    assert_eq!(status, 201);
+    let wanted = put_one(
+        &server,
+        fact("Line", json!({"a": 1}), json!({"order": order})),
+    );
+    put_one(
+        &server,
+        fact("Line", json!({"a": 2}), json!({"order": other})),
+    );
+    put_one(
+        &server,
+        fact("Line", json!({"a": 3}), json!({"copy_of": order})),
+    );
+    put_one(
+        &server,
+        fact("Note", json!({"a": 4}), json!({"order": order})),
+    );
+    let also_wanted = put_one(
+        &server,
+        fact("Line", json!({"a": 5}), json!({"order": [order, other]})),
+    );
+    let hashes: Vec<String> = pull(&server, "lines-of-1", 10, 0)
+        .iter()
+        .map(|message| message["hash"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(hashes, [wanted, also_wanted]);
+    assert_eq!(view(&server, "lines-of-1")["backlog"], 0);
+}

@@ -6,39 +6,20 @@
 //! attempts never exceed `max_attempts`; acked messages never come back.
 //! A failing seed is printed so it can be replayed.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
+
+mod common;
 
 use cairn_delivery::{
-    AdmittedMessage, Change, MessageAttributes, MessageRecord, MessageStatus, SplitMix64,
-    SubscriptionDefinition, SubscriptionRecord, SubscriptionState, TokenStatus,
+    AdmittedMessage, Change, MessageAttributes, MessageStatus, SplitMix64, SubscriptionDefinition,
+    SubscriptionState, TokenStatus,
 };
 use cairn_fact::Hash;
+use common::ModelDisk;
 
 const SEEDS: u64 = 100;
 const MESSAGES: u64 = 300;
 const STEPS_MAX: usize = 200_000;
-
-#[derive(Default)]
-struct Disk {
-    subscription: Option<SubscriptionRecord>,
-    messages: BTreeMap<u64, MessageRecord>,
-}
-
-impl Disk {
-    fn apply(&mut self, changes: Vec<Change>) {
-        for change in changes {
-            match change {
-                Change::Subscription(record) => self.subscription = Some(record),
-                Change::Message { seq, record, .. } => {
-                    self.messages.insert(seq, record);
-                }
-                Change::MessageRemoved { seq, .. } => {
-                    self.messages.remove(&seq);
-                }
-            }
-        }
-    }
-}
 
 fn run(seed: u64) {
     let mut random = SplitMix64::new(seed);
@@ -50,7 +31,7 @@ fn run(seed: u64) {
     let definition = SubscriptionDefinition::from_json(json.as_bytes()).unwrap();
     let mut now_ms = 1_000u64;
     let mut state = SubscriptionState::new(1, "sim".into(), definition, 0, now_ms, seed);
-    let mut disk = Disk::default();
+    let mut disk = ModelDisk::default();
     disk.apply(vec![Change::Subscription(state.record())]);
     let messages: Vec<AdmittedMessage> = (1..=MESSAGES)
         .map(|seq| AdmittedMessage {
@@ -137,20 +118,7 @@ fn run(seed: u64) {
                 // not persisted: the consumers' tokens become void and their
                 // messages are delivered again (at least once, not exactly).
                 held.clear();
-                let pending: Vec<_> = disk
-                    .messages
-                    .iter()
-                    .filter(|(_, record)| record.status == MessageStatus::Pending)
-                    .map(|(seq, record)| (*seq, record.clone()))
-                    .collect();
-                state = SubscriptionState::restore(
-                    disk.subscription.clone().unwrap(),
-                    pending,
-                    0,
-                    0,
-                    now_ms,
-                    random.next_u64(),
-                );
+                state = disk.restore(now_ms, random.next_u64());
             }
             _ => {
                 now_ms += random.in_range(1, 700);

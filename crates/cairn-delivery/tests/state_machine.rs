@@ -2,13 +2,14 @@
 //! acks, retries with backoff, dead letters, replay, per-key ordering,
 //! delays, rate limits, pause, and restoring from persisted changes.
 
-use std::collections::BTreeMap;
+mod common;
 
 use cairn_delivery::{
     AdmittedMessage, Change, MessageAttributes, MessageRecord, MessageStatus,
-    SubscriptionDefinition, SubscriptionRecord, SubscriptionState, TokenStatus,
+    SubscriptionDefinition, SubscriptionState, TokenStatus,
 };
 use cairn_fact::Hash;
+use common::ModelDisk;
 
 fn definition(json: &str) -> SubscriptionDefinition {
     SubscriptionDefinition::from_json(json.as_bytes()).unwrap()
@@ -224,51 +225,6 @@ fn rate_limit_and_pause() {
     assert_eq!(state.pull(100, None, 60_000).0.len(), 10);
 }
 
-/// A model of a backend: applies changes to maps, as a store would.
-#[derive(Default)]
-struct ModelDisk {
-    subscription: Option<SubscriptionRecord>,
-    messages: BTreeMap<u64, MessageRecord>,
-}
-
-impl ModelDisk {
-    fn apply(&mut self, changes: Vec<Change>) {
-        for change in changes {
-            match change {
-                Change::Subscription(record) => self.subscription = Some(record),
-                Change::Message { seq, record, .. } => {
-                    self.messages.insert(seq, record);
-                }
-                Change::MessageRemoved { seq, .. } => {
-                    self.messages.remove(&seq);
-                }
-            }
-        }
-    }
-
-    fn restore(&self, now_ms: u64) -> SubscriptionState {
-        let pending = self
-            .messages
-            .iter()
-            .filter(|(_, record)| record.status == MessageStatus::Pending)
-            .map(|(seq, record)| (*seq, record.clone()))
-            .collect();
-        let dead = self
-            .messages
-            .values()
-            .filter(|r| r.status == MessageStatus::Dead)
-            .count();
-        SubscriptionState::restore(
-            self.subscription.clone().unwrap(),
-            pending,
-            dead as u64,
-            0,
-            now_ms,
-            7,
-        )
-    }
-}
-
 #[test]
 fn restored_state_keeps_acks_and_failed_attempts_and_redelivers_leased() {
     let mut disk = ModelDisk::default();
@@ -284,7 +240,7 @@ fn restored_state_keeps_acks_and_failed_attempts_and_redelivers_leased() {
     disk.apply(changes);
     let (_, changes) = state.nack(&tokens(&leases[1..2]), Some(0), Some("boom"), 0);
     disk.apply(changes);
-    let mut restored = disk.restore(10);
+    let mut restored = disk.restore(10, 7);
     // Message 1 is acked; 2 failed once; 3 was leased and comes back; 4, 5 are new.
     let (again, _) = restored.pull(10, None, 10);
     let seen: Vec<(u64, u32)> = again.iter().map(|l| (l.seq, l.attempt)).collect();

@@ -42,6 +42,34 @@ async fn find<S: Store>(state: &AppState<S>, name: &str) -> Result<Found<S>, Api
     Ok(state.deliveries.get(name).await?)
 }
 
+/// The start every POST on a subscription shares: no query parameters, a
+/// known subscription, and a JSON body of shape `B` (empty counts as `{}`).
+async fn subscription_and_body<S: Store, B: DeserializeOwned>(
+    state: &AppState<S>,
+    name: &str,
+    raw_query: Option<String>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Found<S>, B), ApiError> {
+    QueryParams::parse(raw_query.as_deref(), &[])?;
+    let subscription = find(state, name).await?;
+    let body = parse_body(&read_body(headers, body).await?)?;
+    Ok((subscription, body))
+}
+
+/// Checks an optional lease length against the definition's range.
+fn check_lease_ms(lease_ms: Option<u64>) -> Result<(), ApiError> {
+    let range = delivery_limits::LEASE_MS_MIN..=delivery_limits::LEASE_MS_MAX;
+    match lease_ms {
+        Some(lease_ms) if !range.contains(&lease_ms) => Err(invalid(format!(
+            "lease_ms must be from {} to {}",
+            delivery_limits::LEASE_MS_MIN,
+            delivery_limits::LEASE_MS_MAX
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn view_response(status: StatusCode, view: &SubscriptionView) -> Response {
     (status, axum::Json(view)).into_response()
 }
@@ -118,9 +146,8 @@ pub async fn pull<S: Store>(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    QueryParams::parse(raw_query.as_deref(), &[])?;
-    let subscription = find(&state, &name).await?;
-    let body: PullBody = parse_body(&read_body(&headers, body).await?)?;
+    let (subscription, body): (_, PullBody) =
+        subscription_and_body(&state, &name, raw_query, &headers, body).await?;
     let max = body.max.unwrap_or(1);
     if !(1..=limits::PULL_MESSAGES_MAX as u64).contains(&max) {
         return Err(invalid(format!(
@@ -135,15 +162,7 @@ pub async fn pull<S: Store>(
             limits::WAIT_MS_MAX
         )));
     }
-    if let Some(lease_ms) = body.lease_ms {
-        if !(delivery_limits::LEASE_MS_MIN..=delivery_limits::LEASE_MS_MAX).contains(&lease_ms) {
-            return Err(invalid(format!(
-                "lease_ms must be from {} to {}",
-                delivery_limits::LEASE_MS_MIN,
-                delivery_limits::LEASE_MS_MAX
-            )));
-        }
-    }
+    check_lease_ms(body.lease_ms)?;
     let messages = subscription
         .pull(max as usize, wait_ms, body.lease_ms, &state.shutdown)
         .await?;
@@ -210,9 +229,8 @@ pub async fn ack<S: Store>(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    QueryParams::parse(raw_query.as_deref(), &[])?;
-    let subscription = find(&state, &name).await?;
-    let body: AckBody = parse_body(&read_body(&headers, body).await?)?;
+    let (subscription, body): (_, AckBody) =
+        subscription_and_body(&state, &name, raw_query, &headers, body).await?;
     check_tokens(&body.tokens)?;
     Ok(results_response(&subscription.ack(&body.tokens).await?))
 }
@@ -233,9 +251,8 @@ pub async fn nack<S: Store>(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    QueryParams::parse(raw_query.as_deref(), &[])?;
-    let subscription = find(&state, &name).await?;
-    let body: NackBody = parse_body(&read_body(&headers, body).await?)?;
+    let (subscription, body): (_, NackBody) =
+        subscription_and_body(&state, &name, raw_query, &headers, body).await?;
     check_tokens(&body.tokens)?;
     if body
         .delay_ms
@@ -277,19 +294,10 @@ pub async fn extend<S: Store>(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    QueryParams::parse(raw_query.as_deref(), &[])?;
-    let subscription = find(&state, &name).await?;
-    let body: ExtendBody = parse_body(&read_body(&headers, body).await?)?;
+    let (subscription, body): (_, ExtendBody) =
+        subscription_and_body(&state, &name, raw_query, &headers, body).await?;
     check_tokens(&body.tokens)?;
-    if let Some(lease_ms) = body.lease_ms {
-        if !(delivery_limits::LEASE_MS_MIN..=delivery_limits::LEASE_MS_MAX).contains(&lease_ms) {
-            return Err(invalid(format!(
-                "lease_ms must be from {} to {}",
-                delivery_limits::LEASE_MS_MIN,
-                delivery_limits::LEASE_MS_MAX
-            )));
-        }
-    }
+    check_lease_ms(body.lease_ms)?;
     Ok(results_response(
         &subscription.extend(&body.tokens, body.lease_ms).await?,
     ))
@@ -307,9 +315,8 @@ async fn set_paused<S: Store>(
     body: Body,
     paused: bool,
 ) -> Result<Response, ApiError> {
-    QueryParams::parse(raw_query.as_deref(), &[])?;
-    let subscription = find(&state, &name).await?;
-    let _: EmptyBody = parse_body(&read_body(&headers, body).await?)?;
+    let (subscription, _): (_, EmptyBody) =
+        subscription_and_body(&state, &name, raw_query, &headers, body).await?;
     Ok(view_response(
         StatusCode::OK,
         &subscription.set_paused(paused).await?,
@@ -444,9 +451,8 @@ pub async fn replay<S: Store>(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    QueryParams::parse(raw_query.as_deref(), &[])?;
-    let subscription = find(&state, &name).await?;
-    let body: ReplayBody = parse_body(&read_body(&headers, body).await?)?;
+    let (subscription, body): (_, ReplayBody) =
+        subscription_and_body(&state, &name, raw_query, &headers, body).await?;
     let hashes = match &body.hashes {
         None => None,
         Some(texts) => {

@@ -7,4 +7,3 @@ mod client_publisher;
 mod common;
 mod inbox;
 mod outbox;
-mod source_files;
