@@ -1,9 +1,10 @@
 //! `cairn bench --workload consume|latency`: delivery benchmarks over HTTP.
 //!
 //! * `consume`: preloads a backlog of messages, then `--clients` consumers
-//!   pull `--batch` at a time and ack each batch durably, until the backlog
-//!   is gone or the time is up; reports messages per second of the consume
-//!   phase.
+//!   pull `--batch` at a time and ack each batch durably (the ack of one
+//!   batch beside the pull of the next), until the backlog is gone or the
+//!   time is up; reports messages per second of the consume phase, counting
+//!   a message once its ack is answered.
 //! * `latency`: one publisher writes single facts at `--rate` per second,
 //!   one consumer long-polls and acks; reports publish-to-handler latency
 //!   percentiles (the publisher stamps each fact with its send time).
@@ -102,13 +103,8 @@ impl DeliveryBench {
         }
     }
 
-    /// Pulls up to `batch` messages (long-polling `wait_ms`) and acks them;
-    /// returns the messages.
-    async fn pull_and_ack(
-        &self,
-        http: &reqwest::Client,
-        wait_ms: u64,
-    ) -> anyhow::Result<Vec<Value>> {
+    /// Pulls up to `batch` messages, long-polling up to `wait_ms`.
+    async fn pull(&self, http: &reqwest::Client, wait_ms: u64) -> anyhow::Result<Vec<Value>> {
         let name = self.subscription();
         let answer = self
             .post(
@@ -117,24 +113,30 @@ impl DeliveryBench {
                 json!({"max": self.batch, "wait_ms": wait_ms}).to_string(),
             )
             .await?;
-        let messages = answer["messages"].as_array().cloned().unwrap_or_default();
-        if !messages.is_empty() {
-            let tokens: Vec<&Value> = messages.iter().map(|m| &m["token"]).collect();
-            let answer = self
-                .post(
-                    http,
-                    &format!("/v1/subscriptions/{name}/ack"),
-                    json!({ "tokens": tokens }).to_string(),
-                )
-                .await?;
-            let acked = answer["results"].as_array().map_or(0, |results| {
-                results.iter().filter(|r| r["status"] == "acked").count()
-            });
-            if acked != messages.len() {
-                bail!("only {acked} of {} acks were accepted", messages.len());
-            }
+        Ok(answer["messages"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Acks `messages` durably; fails unless every ack is accepted.
+    async fn ack(&self, http: &reqwest::Client, messages: &[Value]) -> anyhow::Result<()> {
+        if messages.is_empty() {
+            return Ok(());
         }
-        Ok(messages)
+        let name = self.subscription();
+        let tokens: Vec<&Value> = messages.iter().map(|m| &m["token"]).collect();
+        let answer = self
+            .post(
+                http,
+                &format!("/v1/subscriptions/{name}/ack"),
+                json!({ "tokens": tokens }).to_string(),
+            )
+            .await?;
+        let acked = answer["results"].as_array().map_or(0, |results| {
+            results.iter().filter(|r| r["status"] == "acked").count()
+        });
+        if acked != messages.len() {
+            bail!("only {acked} of {} acks were accepted", messages.len());
+        }
+        Ok(())
     }
 }
 
@@ -183,16 +185,43 @@ pub async fn consume(bench: DeliveryBench) -> anyhow::Result<()> {
         consumers.push(tokio::spawn(async move {
             let mut local =
                 Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+            // One ack in flight per consumer, beside the next pull, as the
+            // SDK's subscriber does; a message counts once its ack is durable.
+            let mut pending_ack: Option<tokio::task::JoinHandle<anyhow::Result<(u64, Instant)>>> =
+                None;
+            let settle =
+                |result: Result<anyhow::Result<(u64, Instant)>, tokio::task::JoinError>,
+                 local: &mut Histogram<u64>| match result {
+                    Ok(Ok((n_messages, cycle_started))) => {
+                        let _ = local.record(cycle_started.elapsed().as_micros().max(1) as u64);
+                        consumed.fetch_add(n_messages, Ordering::Relaxed);
+                    }
+                    Ok(Err(error)) => eprintln!("consumer ack: {error:#}"),
+                    Err(error) => eprintln!("consumer ack task: {error}"),
+                };
             while Instant::now() < deadline && consumed.load(Ordering::Relaxed) < bench.preload {
                 let cycle_started = Instant::now();
-                match bench.pull_and_ack(&http, 200).await {
-                    Ok(messages) if !messages.is_empty() => {
-                        let _ = local.record(cycle_started.elapsed().as_micros().max(1) as u64);
-                        consumed.fetch_add(messages.len() as u64, Ordering::Relaxed);
+                let messages = match bench.pull(&http, 200).await {
+                    Ok(messages) => messages,
+                    Err(error) => {
+                        eprintln!("consumer: {error:#}");
+                        continue;
                     }
-                    Ok(_) => {}
-                    Err(error) => eprintln!("consumer: {error:#}"),
+                };
+                if let Some(previous) = pending_ack.take() {
+                    settle(previous.await, &mut local);
                 }
+                if messages.is_empty() {
+                    continue;
+                }
+                let (bench, http) = (Arc::clone(&bench), http.clone());
+                pending_ack = Some(tokio::spawn(async move {
+                    bench.ack(&http, &messages).await?;
+                    Ok((messages.len() as u64, cycle_started))
+                }));
+            }
+            if let Some(previous) = pending_ack.take() {
+                settle(previous.await, &mut local);
             }
             histogram
                 .lock()
@@ -251,21 +280,33 @@ pub async fn latency(bench: DeliveryBench) -> anyhow::Result<()> {
         tokio::spawn(async move {
             // Bounded: the publishing time plus a grace period.
             let deadline = Instant::now() + bench.duration + Duration::from_secs(10);
+            let mut acks = tokio::task::JoinSet::new();
             while received.load(Ordering::Relaxed) < n_messages && Instant::now() < deadline {
-                match bench.pull_and_ack(&http, 1_000).await {
+                // The handler runs on receipt; acks go out beside the next
+                // pull, as the SDK's subscriber sends them.
+                match bench.pull(&http, 1_000).await {
                     Ok(messages) => {
                         let now_us = clock.elapsed().as_micros() as u64;
-                        let mut histogram = histogram.lock().expect("lock");
-                        for message in &messages {
-                            let sent_us =
-                                message["fact"]["fields"]["sent_us"].as_u64().unwrap_or(0);
-                            let _ = histogram.record(now_us.saturating_sub(sent_us).max(1));
+                        {
+                            let mut histogram = histogram.lock().expect("lock");
+                            for message in &messages {
+                                let sent_us =
+                                    message["fact"]["fields"]["sent_us"].as_u64().unwrap_or(0);
+                                let _ = histogram.record(now_us.saturating_sub(sent_us).max(1));
+                            }
                         }
                         received.fetch_add(messages.len() as u64, Ordering::Relaxed);
+                        let (bench, http) = (Arc::clone(&bench), http.clone());
+                        acks.spawn(async move {
+                            if let Err(error) = bench.ack(&http, &messages).await {
+                                eprintln!("consumer ack: {error:#}");
+                            }
+                        });
                     }
                     Err(error) => eprintln!("consumer: {error:#}"),
                 }
             }
+            while acks.join_next().await.is_some() {}
         })
     };
     let in_flight = Arc::new(tokio::sync::Semaphore::new(64));

@@ -233,10 +233,8 @@ impl<S: Store> Subscription<S> {
     /// only when one of them can be present.
     fn attributes(&self, fact: &StoredFact) -> MessageAttributes {
         let ordering_key = self.definition.ordering_key.as_deref();
-        let may_have_not_before = fact
-            .canonical
-            .windows(NOT_BEFORE_FIELD.len())
-            .any(|window| window == NOT_BEFORE_FIELD.as_bytes());
+        let may_have_not_before =
+            memchr::memmem::find(&fact.canonical, NOT_BEFORE_FIELD.as_bytes()).is_some();
         if ordering_key.is_none() && !may_have_not_before {
             return MessageAttributes::default();
         }

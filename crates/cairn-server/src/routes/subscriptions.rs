@@ -166,28 +166,26 @@ pub async fn pull<S: Store>(
     let messages = subscription
         .pull(max as usize, wait_ms, body.lease_ms, &state.shutdown)
         .await?;
-    let mut json = String::with_capacity(
-        32 + messages
-            .iter()
-            .map(|m| m.canonical.len() + 200)
-            .sum::<usize>(),
-    );
-    json.push_str("{\"messages\":[");
+    let capacity: usize = messages.iter().map(|m| m.canonical.len() + 200).sum();
+    let mut json: Vec<u8> = Vec::with_capacity(32 + capacity);
+    json.extend_from_slice(b"{\"messages\":[");
     for (index, message) in messages.iter().enumerate() {
         if index > 0 {
-            json.push(',');
+            json.push(b',');
         }
-        let _ = write!(
-            json,
-            "{{\"token\":\"{}\",\"hash\":\"{}\",\"seq\":{},\"attempt\":{},\"fact\":",
-            message.token, message.hash, message.seq, message.attempt
+        let _ = std::io::Write::write_fmt(
+            &mut json,
+            format_args!(
+                "{{\"token\":\"{}\",\"hash\":\"{}\",\"seq\":{},\"attempt\":{},\"fact\":",
+                message.token, message.hash, message.seq, message.attempt
+            ),
         );
         // Canonical JSON is valid UTF-8 JSON by construction.
-        json.push_str(&String::from_utf8_lossy(&message.canonical));
-        json.push('}');
+        json.extend_from_slice(&message.canonical);
+        json.push(b'}');
     }
-    json.push_str("]}");
-    Ok(json_response(json.into_bytes()))
+    json.extend_from_slice(b"]}");
+    Ok(json_response(json))
 }
 
 /// Checks a token list: 1 to `ACK_TOKENS_MAX` tokens.
