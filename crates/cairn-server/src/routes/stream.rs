@@ -43,7 +43,7 @@ use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpg
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use cairn_delivery::{limits as delivery_limits, TokenOutcome};
+use cairn_delivery::TokenOutcome;
 use cairn_store::Store;
 use futures_util::SinkExt as _;
 use serde::Deserialize;
@@ -51,9 +51,9 @@ use serde_json::json;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
+use super::subscriptions::{check_nack, check_tokens};
 use crate::delivery::{DeliveryError, PulledMessage, Subscription};
 use crate::error::ApiError;
-use crate::limits;
 use crate::limits::{
     STREAM_BAD_FRAMES_MAX, STREAM_CLIENT_FRAME_BYTES_MAX, STREAM_CONNECTIONS_MAX,
     STREAM_CREDIT_OUTSTANDING_MAX, STREAM_CREDIT_PER_FRAME_MAX, STREAM_PULL_MESSAGES_MAX,
@@ -440,41 +440,12 @@ fn parse_request(text: &str) -> Result<Request, String> {
     }
     let tokens = frame.nack.unwrap_or_default();
     check_tokens(&tokens)?;
-    if frame
-        .delay_ms
-        .is_some_and(|delay_ms| delay_ms > delivery_limits::DELAY_MS_MAX)
-    {
-        return Err(format!(
-            "delay_ms must be from 0 to {}",
-            delivery_limits::DELAY_MS_MAX
-        ));
-    }
-    if frame
-        .error
-        .as_ref()
-        .is_some_and(|error| error.len() > delivery_limits::LAST_ERROR_BYTES_MAX)
-    {
-        return Err(format!(
-            "error must be at most {} bytes",
-            delivery_limits::LAST_ERROR_BYTES_MAX
-        ));
-    }
+    check_nack(frame.delay_ms, frame.error.as_deref())?;
     Ok(Request::Nack {
         tokens,
         delay_ms: frame.delay_ms,
         error: frame.error,
     })
-}
-
-/// Checks a token list: 1 to `ACK_TOKENS_MAX` tokens, as over HTTP.
-fn check_tokens(tokens: &[String]) -> Result<(), String> {
-    if tokens.is_empty() || tokens.len() > limits::ACK_TOKENS_MAX {
-        return Err(format!(
-            "tokens must hold 1 to {} tokens",
-            limits::ACK_TOKENS_MAX
-        ));
-    }
-    Ok(())
 }
 
 /// Bytes of a close frame's reason at most (RFC 6455: a control frame's
@@ -525,6 +496,7 @@ fn error_frame(code: &str, message: &str) -> Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cairn_delivery::limits as delivery_limits;
 
     #[test]
     fn credit_frames_are_checked() {

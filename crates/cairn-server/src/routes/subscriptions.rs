@@ -188,13 +188,30 @@ pub async fn pull<S: Store>(
     Ok(json_response(json))
 }
 
-/// Checks a token list: 1 to `ACK_TOKENS_MAX` tokens.
-fn check_tokens(tokens: &[String]) -> Result<(), ApiError> {
+/// Checks a token list: 1 to `ACK_TOKENS_MAX` tokens (HTTP and stream).
+pub(super) fn check_tokens(tokens: &[String]) -> Result<(), String> {
     if tokens.is_empty() || tokens.len() > limits::ACK_TOKENS_MAX {
-        return Err(invalid(format!(
+        return Err(format!(
             "tokens must hold 1 to {} tokens",
             limits::ACK_TOKENS_MAX
-        )));
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a nack's delay and error text (HTTP and stream).
+pub(super) fn check_nack(delay_ms: Option<u64>, error: Option<&str>) -> Result<(), String> {
+    if delay_ms.is_some_and(|delay| delay > delivery_limits::DELAY_MS_MAX) {
+        return Err(format!(
+            "delay_ms must be from 0 to {}",
+            delivery_limits::DELAY_MS_MAX
+        ));
+    }
+    if error.is_some_and(|error| error.len() > delivery_limits::LAST_ERROR_BYTES_MAX) {
+        return Err(format!(
+            "error must be at most {} bytes",
+            delivery_limits::LAST_ERROR_BYTES_MAX
+        ));
     }
     Ok(())
 }
@@ -229,7 +246,7 @@ pub async fn ack<S: Store>(
 ) -> Result<Response, ApiError> {
     let (subscription, body): (_, AckBody) =
         subscription_and_body(&state, &name, raw_query, &headers, body).await?;
-    check_tokens(&body.tokens)?;
+    check_tokens(&body.tokens).map_err(invalid)?;
     Ok(results_response(&subscription.ack(&body.tokens).await?))
 }
 
@@ -251,26 +268,8 @@ pub async fn nack<S: Store>(
 ) -> Result<Response, ApiError> {
     let (subscription, body): (_, NackBody) =
         subscription_and_body(&state, &name, raw_query, &headers, body).await?;
-    check_tokens(&body.tokens)?;
-    if body
-        .delay_ms
-        .is_some_and(|delay| delay > delivery_limits::DELAY_MS_MAX)
-    {
-        return Err(invalid(format!(
-            "delay_ms must be from 0 to {}",
-            delivery_limits::DELAY_MS_MAX
-        )));
-    }
-    if body
-        .error
-        .as_ref()
-        .is_some_and(|error| error.len() > delivery_limits::LAST_ERROR_BYTES_MAX)
-    {
-        return Err(invalid(format!(
-            "error must be at most {} bytes",
-            delivery_limits::LAST_ERROR_BYTES_MAX
-        )));
-    }
+    check_tokens(&body.tokens).map_err(invalid)?;
+    check_nack(body.delay_ms, body.error.as_deref()).map_err(invalid)?;
     let outcomes = subscription
         .nack(&body.tokens, body.delay_ms, body.error.as_deref())
         .await?;
@@ -294,7 +293,7 @@ pub async fn extend<S: Store>(
 ) -> Result<Response, ApiError> {
     let (subscription, body): (_, ExtendBody) =
         subscription_and_body(&state, &name, raw_query, &headers, body).await?;
-    check_tokens(&body.tokens)?;
+    check_tokens(&body.tokens).map_err(invalid)?;
     check_lease_ms(body.lease_ms)?;
     Ok(results_response(
         &subscription.extend(&body.tokens, body.lease_ms).await?,
