@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use cairn_server::delivery::memory::MemoryDeliveries;
 use cairn_server::{limits, ServerConfig};
 use cairn_store::{BlobStore, EmbeddedOptions, EmbeddedStore, SyncMode};
 use tokio::signal::unix::{signal, SignalKind};
@@ -73,10 +74,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         fact_canonical_bytes_max: args.fact_bytes_max,
         concurrent_requests_max: args.concurrent_requests_max,
     };
+    let store = Arc::new(store);
+    let deliveries =
+        MemoryDeliveries::load(Arc::clone(&store)).context("cannot load the subscriptions")?;
     cairn_server::serve(
         listener,
-        Arc::new(store),
+        store,
         Arc::new(blobs),
+        Arc::new(deliveries),
         config,
         shutdown_signal()?,
     )

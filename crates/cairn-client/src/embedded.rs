@@ -9,6 +9,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use cairn_server::delivery::memory::MemoryDeliveries;
 use cairn_server::ServerConfig;
 use cairn_store::{BlobStore, EmbeddedOptions, EmbeddedStore, Store};
 use tokio_util::sync::CancellationToken;
@@ -63,14 +64,16 @@ impl Client {
         )
         .map_err(|error| unavailable(error.to_string()))?;
         let store = Arc::new(store);
+        let deliveries = MemoryDeliveries::load(Arc::clone(&store))
+            .map_err(|error| unavailable(error.to_string()))?;
         let shutdown = CancellationToken::new();
         let router = cairn_server::app(
             Arc::clone(&store),
             Arc::new(blobs),
+            Arc::new(deliveries),
             ServerConfig::default(),
             shutdown.clone(),
-        )
-        .map_err(|error| unavailable(error.to_string()))?;
+        );
         let client = Client::with_transport(Arc::new(RemoteTransport::in_process(router)));
         Ok((client, EmbeddedNode { store, shutdown }))
     }

@@ -145,27 +145,27 @@ fn with_overload_limits<S: Store>(
     )
 }
 
-/// Builds the complete application over `store`: loads the subscriptions
-/// and returns the router of API v1. `shutdown` ends long-polls and
+/// Builds the complete application over `store` and its delivery engine
+/// (see [`delivery`]): the router of API v1. `shutdown` ends long-polls and
 /// streams. [`serve`] puts it behind a socket; an embedded client can
 /// dispatch requests into it in-process, with every validation, answer and
 /// error exactly as over the network.
 pub fn app<S: Store>(
     store: Arc<S>,
     blobs: Arc<BlobStore>,
+    deliveries: Arc<dyn Deliveries>,
     config: ServerConfig,
     shutdown: CancellationToken,
-) -> std::io::Result<Router> {
-    let deliveries = Deliveries::load(Arc::clone(&store)).map_err(std::io::Error::other)?;
-    Ok(router(AppState {
+) -> Router {
+    router(AppState {
         store,
         blobs,
-        deliveries: Arc::new(deliveries),
+        deliveries,
         stream_connections: Arc::new(tokio::sync::Semaphore::new(limits::STREAM_CONNECTIONS_MAX)),
         metrics: Arc::new(HttpMetrics::new()),
         config,
         shutdown,
-    }))
+    })
 }
 
 /// Serves API v1 on `listener` until `shutdown` completes, then lets
@@ -175,11 +175,18 @@ pub async fn serve<S: Store>(
     listener: TcpListener,
     store: Arc<S>,
     blobs: Arc<BlobStore>,
+    deliveries: Arc<dyn Deliveries>,
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let cancel = CancellationToken::new();
-    let app = app(Arc::clone(&store), blobs, config, cancel.clone())?;
+    let app = app(
+        Arc::clone(&store),
+        blobs,
+        deliveries,
+        config,
+        cancel.clone(),
+    );
     let signal_cancel = cancel.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;

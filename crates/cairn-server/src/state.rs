@@ -34,7 +34,7 @@ pub struct AppState<S> {
     /// The blob directory.
     pub blobs: Arc<BlobStore>,
     /// The subscriptions.
-    pub deliveries: Arc<Deliveries<S>>,
+    pub deliveries: Arc<dyn Deliveries>,
     /// Permits for open subscription streams (`STREAM_CONNECTIONS_MAX`):
     /// a stream outlives the request that upgraded it, so the router's
     /// per-request limit does not count it.

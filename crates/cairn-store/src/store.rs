@@ -6,7 +6,6 @@ use std::future::Future;
 use cairn_fact::{CanonicalFact, Hash};
 use tokio::sync::watch;
 
-use crate::delivery::DeliveryStore;
 use crate::error::{ReadError, WriteError};
 
 /// A fact as stored: its identity, its position in this store's log and its
@@ -100,9 +99,13 @@ pub struct StoreStats {
 ///   against its hash; a mismatch is `ReadError::Corrupt`, never wrong data.
 /// * **Poisoning.** After a failed write or sync the store refuses further
 ///   writes (`WriteError::Poisoned`) until it is reopened.
-/// * **Delivery state** lives in the same store ([`DeliveryStore`]), so a
-///   backend carries facts and subscriptions with one discipline.
-pub trait Store: DeliveryStore {
+/// * **Availability.** [`Store::ping`] answers whether the storage can be
+///   reached now (a database server may go away and come back).
+///
+/// Delivery state is kept beside the facts: a store whose subscriptions run
+/// in the server's memory implements [`DeliveryStore`](crate::DeliveryStore)
+/// (the embedded store); the PostgreSQL store keeps it in shared tables.
+pub trait Store: Send + Sync + 'static {
     /// Writes a batch of validated facts; see the trait contract.
     fn put_facts(
         &self,
@@ -110,13 +113,26 @@ pub trait Store: DeliveryStore {
     ) -> impl Future<Output = Result<Vec<PutOutcome>, WriteError>> + Send;
 
     /// Returns the fact with this hash, if it is stored.
-    fn get_fact(&self, hash: &Hash) -> Result<Option<StoredFact>, ReadError>;
+    fn get_fact(
+        &self,
+        hash: &Hash,
+    ) -> impl Future<Output = Result<Option<StoredFact>, ReadError>> + Send;
 
     /// Lists successors per `query`, ascending by `seq`.
-    fn successors(&self, query: &SuccessorsQuery) -> Result<Page, ReadError>;
+    fn successors(
+        &self,
+        query: &SuccessorsQuery,
+    ) -> impl Future<Output = Result<Page, ReadError>> + Send;
 
     /// Lists the log: facts with `seq > after_seq`, ascending, at most `limit`.
-    fn log(&self, after_seq: u64, limit: usize) -> Result<Page, ReadError>;
+    fn log(
+        &self,
+        after_seq: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Page, ReadError>> + Send;
+
+    /// Checks that the storage can be reached now.
+    fn ping(&self) -> impl Future<Output = Result<(), ReadError>> + Send;
 
     /// Watches the highest durable `seq`; it changes whenever facts become
     /// durable, which is what long-polling readers wait for.

@@ -46,19 +46,19 @@ async fn writes_are_dense_idempotent_and_read_back<S: Store>(store: &S) {
     assert_eq!(seqs, vec![(1, true), (2, true), (1, false)]);
     let again = store.put_facts(vec![b.clone()]).await.unwrap();
     assert_eq!((again[0].seq, again[0].inserted), (2, false));
-    let stored = store.get_fact(&a.hash).unwrap().unwrap();
+    let stored = store.get_fact(&a.hash).await.unwrap().unwrap();
     assert_eq!(
         (stored.seq, stored.canonical.as_slice()),
         (1, a.canonical.as_slice())
     );
-    assert!(store.get_fact(&Hash([9; 32])).unwrap().is_none());
+    assert!(store.get_fact(&Hash([9; 32])).await.unwrap().is_none());
     assert_eq!(*store.watch_last_seq().borrow(), 2);
-    let log = store.log(0, 10).unwrap();
+    let log = store.log(0, 10).await.unwrap();
     assert_eq!(hashes(&log), vec![a.hash, b.hash]);
     assert_eq!(log.next_seq, 2);
-    assert_eq!(store.log(2, 10).unwrap().facts.len(), 0);
-    assert_eq!(store.log(2, 10).unwrap().next_seq, 2);
-    assert_eq!(store.log(0, 1).unwrap().next_seq, 1);
+    assert_eq!(store.log(2, 10).await.unwrap().facts.len(), 0);
+    assert_eq!(store.log(2, 10).await.unwrap().next_seq, 2);
+    assert_eq!(store.log(0, 1).await.unwrap().next_seq, 1);
 }
 
 async fn a_batch_with_a_missing_predecessor_stores_nothing<S: Store>(store: &S) {
@@ -75,7 +75,7 @@ async fn a_batch_with_a_missing_predecessor_stores_nothing<S: Store>(store: &S) 
         other => panic!("expected missing predecessors, got {other:?}"),
     }
     assert_eq!(*store.watch_last_seq().borrow(), before);
-    assert!(store.get_fact(&parent.hash).unwrap().is_none());
+    assert!(store.get_fact(&parent.hash).await.unwrap().is_none());
     // A predecessor later in the batch does not count.
     let result = store.put_facts(vec![child.clone(), parent.clone()]).await;
     assert!(matches!(
@@ -112,7 +112,10 @@ async fn successors_filter_by_type_role_and_without_and_page<S: Store>(store: &S
         .await
         .unwrap();
 
-    let all = store.successors(&query(&list.hash, "Todo.Item")).unwrap();
+    let all = store
+        .successors(&query(&list.hash, "Todo.Item"))
+        .await
+        .unwrap();
     assert_eq!(
         all.facts.len(),
         7,
@@ -125,6 +128,7 @@ async fn successors_filter_by_type_role_and_without_and_page<S: Store>(store: &S
             role: Some("owner".into()),
             ..query(&list.hash, "Todo.Item")
         })
+        .await
         .unwrap();
     assert_eq!(hashes(&by_role), vec![other_role.hash, both_roles.hash]);
 
@@ -133,6 +137,7 @@ async fn successors_filter_by_type_role_and_without_and_page<S: Store>(store: &S
             without_types: vec!["Todo.Deleted".into()],
             ..query(&list.hash, "Todo.Item")
         })
+        .await
         .unwrap();
     assert!(!hashes(&live).contains(&items[1].hash));
     assert_eq!(live.facts.len(), 6);
@@ -142,6 +147,7 @@ async fn successors_filter_by_type_role_and_without_and_page<S: Store>(store: &S
             limit: 2,
             ..query(&list.hash, "Todo.Item")
         })
+        .await
         .unwrap();
     assert_eq!(hashes(&first), vec![items[0].hash, items[1].hash]);
     let second = store
@@ -150,10 +156,12 @@ async fn successors_filter_by_type_role_and_without_and_page<S: Store>(store: &S
             limit: 2,
             ..query(&list.hash, "Todo.Item")
         })
+        .await
         .unwrap();
     assert_eq!(hashes(&second), vec![items[2].hash, items[3].hash]);
     assert!(store
         .successors(&query(&list.hash, "Todo.Other"))
+        .await
         .unwrap()
         .facts
         .is_empty());
@@ -209,7 +217,7 @@ async fn embedded_store_is_poisoned_by_a_failed_sync_and_reopens_with_what_was_a
     assert!(matches!(refused, Err(WriteError::Poisoned)), "{refused:?}");
     assert!(store.stats().poisoned);
     assert_eq!(
-        store.log(0, 10).unwrap().facts.len(),
+        store.log(0, 10).await.unwrap().facts.len(),
         1,
         "readers see only acknowledged facts"
     );
@@ -217,6 +225,6 @@ async fn embedded_store_is_poisoned_by_a_failed_sync_and_reopens_with_what_was_a
         .await
         .unwrap();
     let reopened = open_embedded(dir.path(), EmbeddedOptions::default());
-    assert!(reopened.get_fact(&kept.hash).unwrap().is_some());
+    assert!(reopened.get_fact(&kept.hash).await.unwrap().is_some());
     assert!(!reopened.stats().poisoned);
 }

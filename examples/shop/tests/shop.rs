@@ -52,10 +52,15 @@ impl Cairn {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let shutdown = CancellationToken::new();
+        let store = Arc::new(store);
+        let deliveries = Arc::new(cairn_server::delivery::memory::MemoryDeliveries::load(
+            Arc::clone(&store),
+        )?);
         tokio::spawn(cairn_server::serve(
             listener,
-            Arc::new(store),
+            store,
             Arc::new(blobs),
+            deliveries,
             cairn_server::ServerConfig::default(),
             shutdown.clone().cancelled_owned(),
         ));

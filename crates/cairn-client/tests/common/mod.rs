@@ -33,10 +33,15 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
         let shutdown = CancellationToken::new();
+        let store = Arc::new(store);
+        let deliveries = Arc::new(cairn_server::delivery::memory::MemoryDeliveries::load(
+            Arc::clone(&store),
+        )?);
         let task = tokio::spawn(cairn_server::serve(
             listener,
-            Arc::new(store),
+            store,
             Arc::new(blobs),
+            deliveries,
             ServerConfig::default(),
             shutdown.clone().cancelled_owned(),
         ));

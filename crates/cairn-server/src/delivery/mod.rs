@@ -1,32 +1,25 @@
-//! The delivery runtime: runs each subscription's pure state machine
-//! (`cairn-delivery`) against the store, with the real clock.
+//! Delivery: the subscriptions API as two object-safe traits,
+//! [`Deliveries`] (the registry) and [`Subscription`] (one subscription's
+//! operations), with one engine per kind of store:
 //!
-//! [`Deliveries`] is the registry of subscriptions; each one is a
-//! [`Subscription`] whose state sits behind an async mutex. Every operation
-//! takes the lock, asks the state machine, and queues the resulting changes
-//! to the store *while still holding the lock*, so one subscription's
-//! changes reach the store in the order they were made. Operations that
-//! promise durability (ack, nack, pause, replay, ...) then wait, outside the
-//! lock, for a durability barrier, so concurrent acks share one fsync.
+//! * [`memory`]: each subscription's pure state machine runs in this
+//!   server's memory and persists its changes through a `DeliveryStore`
+//!   (the embedded store, one server).
 //!
-//! Nothing runs in the background: lease expiries, due retries and the
-//! admission of new facts are processed when a subscription is next used
-//! (pulled, acked, viewed, scraped), which is exactly when they matter.
+//! Handlers see only the traits, so both engines answer every endpoint the
+//! same way.
 
-mod subscription;
+pub mod memory;
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use cairn_delivery::{
-    validate_subscription_name, Change, SubscriptionDefinition, SubscriptionState,
-};
-use cairn_store::{ReadError, Store, WriteError};
-use tokio::sync::RwLock;
-
-pub use subscription::{DeadLetter, PulledMessage, Subscription, SubscriptionView};
+use cairn_delivery::{MessageRecord, SubscriptionDefinition, TokenOutcome};
+use cairn_fact::Hash;
+use cairn_store::{ReadError, WriteError};
+use futures_util::future::BoxFuture;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 /// Subscriptions one server keeps at most.
 pub const SUBSCRIPTIONS_MAX: usize = 1_000;
@@ -37,15 +30,6 @@ pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis() as u64)
-}
-
-/// A seed for a state machine's random numbers (backoff jitter, lease ids):
-/// different in every run, so that lease tokens never repeat across runs.
-fn fresh_seed(id: u64) -> u64 {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_nanos() as u64);
-    nanos ^ id.rotate_left(32) ^ u64::from(std::process::id()).rotate_left(16)
 }
 
 /// Why a delivery operation failed.
@@ -71,111 +55,145 @@ pub enum DeliveryError {
     Read(#[from] ReadError),
 }
 
-/// The registry of subscriptions.
-pub struct Deliveries<S> {
-    store: Arc<S>,
-    subscriptions: RwLock<BTreeMap<String, Arc<Subscription<S>>>>,
-    next_id: AtomicU64,
+/// A leased message as answered by a pull.
+#[derive(Clone, Debug)]
+pub struct PulledMessage {
+    /// The lease token.
+    pub token: String,
+    /// The fact's hash.
+    pub hash: Hash,
+    /// The fact's seq.
+    pub seq: u64,
+    /// 1 on the first delivery.
+    pub attempt: u32,
+    /// The fact's canonical JSON.
+    pub canonical: Vec<u8>,
 }
 
-impl<S: Store> Deliveries<S> {
-    /// Loads every subscription from the store.
-    pub fn load(store: Arc<S>) -> Result<Deliveries<S>, ReadError> {
-        let now = now_ms();
-        let mut subscriptions = BTreeMap::new();
-        let mut next_id = 1;
-        for stored in store.load_subscriptions()? {
-            let id = stored.record.id;
-            next_id = next_id.max(id + 1);
-            let name = stored.record.name.clone();
-            let state = SubscriptionState::restore(
-                stored.record,
-                stored.pending,
-                stored.dead,
-                stored.discarded,
-                now,
-                fresh_seed(id),
-            );
-            subscriptions.insert(name, Arc::new(Subscription::new(Arc::clone(&store), state)));
-        }
-        tracing::info!(
-            n_subscriptions = subscriptions.len(),
-            "subscriptions loaded"
-        );
-        Ok(Deliveries {
-            store,
-            subscriptions: RwLock::new(subscriptions),
-            next_id: AtomicU64::new(next_id),
-        })
-    }
+/// A dead (or discarded) letter with its fact.
+#[derive(Clone, Debug)]
+pub struct DeadLetter {
+    /// The fact's seq.
+    pub seq: u64,
+    /// Its delivery record.
+    pub record: MessageRecord,
+    /// The fact's canonical JSON.
+    pub canonical: Vec<u8>,
+}
 
-    /// The subscription with this name.
-    pub async fn get(&self, name: &str) -> Result<Arc<Subscription<S>>, DeliveryError> {
-        self.subscriptions
-            .read()
-            .await
-            .get(name)
-            .cloned()
-            .ok_or_else(|| DeliveryError::UnknownSubscription(name.to_string()))
-    }
+/// The subscription view of the API: definition and counters, flat.
+#[derive(Clone, Debug, Serialize)]
+pub struct SubscriptionView {
+    /// The name.
+    pub name: String,
+    /// The definition, defaults filled in.
+    #[serde(flatten)]
+    pub definition: SubscriptionDefinition,
+    /// Whether delivery is paused.
+    pub paused: bool,
+    /// Matching facts neither acknowledged, dead nor in flight.
+    pub backlog: u64,
+    /// Leased now.
+    pub in_flight: u64,
+    /// Deliveries since the server started.
+    pub delivered: u64,
+    /// Redeliveries since the server started.
+    pub redelivered: u64,
+    /// Acknowledgements since the server started.
+    pub acked: u64,
+    /// Dead letters now.
+    pub dead: u64,
+    /// Discarded dead letters.
+    pub discarded: u64,
+    /// Age of the oldest delivered, unacknowledged message.
+    pub oldest_unacked_age_ms: u64,
+    /// Log end minus the fully acknowledged prefix.
+    pub consumer_lag: u64,
+}
 
-    /// Every subscription, by name.
-    pub async fn list(&self) -> Vec<Arc<Subscription<S>>> {
-        self.subscriptions.read().await.values().cloned().collect()
-    }
+/// What the delivery traits answer: a boxed future (the traits are used as
+/// trait objects) of a result.
+pub type Answer<'a, T> = BoxFuture<'a, Result<T, DeliveryError>>;
 
+/// The registry of subscriptions.
+pub trait Deliveries: Send + Sync + 'static {
     /// Creates a subscription, or finds the same one. Returns it and whether
     /// it was created. Durable before it returns.
-    pub async fn create(
-        &self,
-        name: &str,
+    fn create<'a>(
+        &'a self,
+        name: &'a str,
         definition: SubscriptionDefinition,
-    ) -> Result<(Arc<Subscription<S>>, bool), DeliveryError> {
-        validate_subscription_name(name).map_err(DeliveryError::InvalidDefinition)?;
-        let mut subscriptions = self.subscriptions.write().await;
-        if let Some(existing) = subscriptions.get(name) {
-            return if existing.definition() == &definition {
-                Ok((Arc::clone(existing), false))
-            } else {
-                Err(DeliveryError::Conflict(name.to_string()))
-            };
-        }
-        if subscriptions.len() >= SUBSCRIPTIONS_MAX {
-            return Err(DeliveryError::TooManySubscriptions);
-        }
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let cursor_seq = match definition.start {
-            cairn_delivery::Start::Beginning => 0,
-            cairn_delivery::Start::Now => self.store.stats().last_seq,
-        };
-        let state = SubscriptionState::new(
-            id,
-            name.to_string(),
-            definition,
-            cursor_seq,
-            now_ms(),
-            fresh_seed(id),
-        );
-        self.store
-            .write_delivery(id, vec![Change::Subscription(state.record())], true)
-            .await?;
-        let subscription = Arc::new(Subscription::new(Arc::clone(&self.store), state));
-        subscriptions.insert(name.to_string(), Arc::clone(&subscription));
-        tracing::info!(name, id, "subscription created");
-        Ok((subscription, true))
-    }
+    ) -> Answer<'a, (Arc<dyn Subscription>, bool)>;
+
+    /// The subscription with this name.
+    fn get<'a>(&'a self, name: &'a str) -> Answer<'a, Arc<dyn Subscription>>;
+
+    /// Every subscription, by name.
+    fn list(&self) -> Answer<'_, Vec<Arc<dyn Subscription>>>;
 
     /// Deletes a subscription and all its delivery state, durably.
-    pub async fn delete(&self, name: &str) -> Result<(), DeliveryError> {
-        let mut subscriptions = self.subscriptions.write().await;
-        let subscription = subscriptions
-            .get(name)
-            .cloned()
-            .ok_or_else(|| DeliveryError::UnknownSubscription(name.to_string()))?;
-        self.store.delete_subscription(subscription.id()).await?;
-        subscriptions.remove(name);
-        subscription.close();
-        tracing::info!(name, "subscription deleted");
-        Ok(())
-    }
+    fn delete<'a>(&'a self, name: &'a str) -> Answer<'a, ()>;
+}
+
+/// One subscription's operations. Tokens are answered one outcome each,
+/// in request order; operations that change state are durable before they
+/// return.
+pub trait Subscription: Send + Sync + 'static {
+    /// The name.
+    fn name(&self) -> &str;
+
+    /// The definition.
+    fn definition(&self) -> &SubscriptionDefinition;
+
+    /// Leases up to `max` messages, waiting up to `wait_ms` for at least one.
+    fn pull<'a>(
+        &'a self,
+        max: usize,
+        wait_ms: u64,
+        lease_ms: Option<u64>,
+        shutdown: &'a CancellationToken,
+    ) -> Answer<'a, Vec<PulledMessage>>;
+
+    /// Acknowledges.
+    fn ack<'a>(&'a self, tokens: &'a [String]) -> Answer<'a, Vec<TokenOutcome>>;
+
+    /// Negative acknowledgement, with an optional delay and error text.
+    fn nack<'a>(
+        &'a self,
+        tokens: &'a [String],
+        delay_ms: Option<u64>,
+        error: Option<&'a str>,
+    ) -> Answer<'a, Vec<TokenOutcome>>;
+
+    /// Renews leases.
+    fn extend<'a>(
+        &'a self,
+        tokens: &'a [String],
+        lease_ms: Option<u64>,
+    ) -> Answer<'a, Vec<TokenOutcome>>;
+
+    /// Pauses or resumes delivery.
+    fn set_paused(&self, paused: bool) -> Answer<'_, SubscriptionView>;
+
+    /// The definition and counters.
+    fn view(&self) -> Answer<'_, SubscriptionView>;
+
+    /// Dead letters (or discarded ones) with `seq > after_seq`.
+    fn dead_letters(
+        &self,
+        discarded: bool,
+        after_seq: u64,
+        limit: usize,
+    ) -> Answer<'_, Vec<DeadLetter>>;
+
+    /// The dead letter of this fact, if it is one.
+    fn dead_letter<'a>(&'a self, hash: &'a Hash) -> Answer<'a, Option<DeadLetter>>;
+
+    /// Replays dead letters (these hashes, or as many as fit); returns how
+    /// many were replayed.
+    fn replay<'a>(&'a self, hashes: Option<&'a [Hash]>) -> Answer<'a, usize>;
+
+    /// Discards one dead letter, keeping its record. False if the fact is
+    /// not a dead letter of this subscription.
+    fn discard<'a>(&'a self, hash: &'a Hash) -> Answer<'a, bool>;
 }

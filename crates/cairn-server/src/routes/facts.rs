@@ -158,7 +158,8 @@ pub async fn get_fact<S: Store>(
     let hash = parse_hash(&hash_text)?;
     let fact = state
         .store
-        .get_fact(&hash)?
+        .get_fact(&hash)
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("no fact with hash {hash}")))?;
     let mut json = Vec::with_capacity(fact.canonical.len() + 100);
     write_fact_entry(&mut json, &fact);
@@ -214,7 +215,7 @@ pub async fn get_successors<S: Store>(
     let mut long_poll = LongPoll::new(&state, wait_ms);
     loop {
         let seen = long_poll.durable_seq();
-        let page = state.store.successors(&query)?;
+        let page = state.store.successors(&query).await?;
         if !page.facts.is_empty() || !long_poll.wait_past(&state, seen).await {
             return Ok(page_response(&page));
         }
@@ -240,7 +241,7 @@ pub async fn get_log<S: Store>(
     let mut long_poll = LongPoll::new(&state, wait_ms);
     loop {
         let seen = long_poll.durable_seq();
-        let page = state.store.log(after_seq, limit)?;
+        let page = state.store.log(after_seq, limit).await?;
         if !page.facts.is_empty() || !long_poll.wait_past(&state, seen).await {
             return Ok(page_response(&page));
         }

@@ -34,11 +34,16 @@ pub async fn versions() -> Response {
 /// `GET /metrics` in the Prometheus text format.
 pub async fn metrics<S: Store>(State(state): State<AppState<S>>) -> Response {
     let mut views = Vec::new();
-    for subscription in state.deliveries.list().await {
-        match subscription.view().await {
-            Ok(view) => views.push(view),
-            Err(error) => tracing::warn!(%error, "subscription left out of the metrics"),
+    match state.deliveries.list().await {
+        Ok(subscriptions) => {
+            for subscription in subscriptions {
+                match subscription.view().await {
+                    Ok(view) => views.push(view),
+                    Err(error) => tracing::warn!(%error, "subscription left out of the metrics"),
+                }
+            }
         }
+        Err(error) => tracing::warn!(%error, "subscriptions left out of the metrics"),
     }
     let text = state.metrics.render(&state.store.stats(), &views);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()

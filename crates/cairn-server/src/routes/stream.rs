@@ -159,8 +159,8 @@ enum Pulled {
 }
 
 /// Leases messages while there is credit, until `stop` or a failure.
-async fn pull_messages<S: Store>(
-    subscription: Arc<Subscription<S>>,
+async fn pull_messages(
+    subscription: Arc<dyn Subscription>,
     credit: Arc<Credit>,
     sender: mpsc::Sender<Pulled>,
     stop: CancellationToken,
@@ -210,9 +210,9 @@ enum Ending {
 }
 
 /// Serves one connection until it ends, then stops its pull task.
-async fn run_connection<S: Store>(
+async fn run_connection(
     mut socket: WebSocket,
-    subscription: Arc<Subscription<S>>,
+    subscription: Arc<dyn Subscription>,
     stop: CancellationToken,
 ) {
     let credit = Arc::new(Credit::default());
@@ -226,7 +226,7 @@ async fn run_connection<S: Store>(
     let ending = {
         let mut connection = Connection {
             socket: &mut socket,
-            subscription: &subscription,
+            subscription: subscription.as_ref(),
             credit: &credit,
             stop: &stop,
             n_bad_frames: 0,
@@ -283,15 +283,15 @@ async fn run_connection<S: Store>(
 }
 
 /// The connection task's side of one connection.
-struct Connection<'a, S> {
+struct Connection<'a> {
     socket: &'a mut WebSocket,
-    subscription: &'a Subscription<S>,
+    subscription: &'a dyn Subscription,
     credit: &'a Credit,
     stop: &'a CancellationToken,
     n_bad_frames: u32,
 }
 
-impl<S: Store> Connection<'_, S> {
+impl Connection<'_> {
     /// Reads client frames and forwards pulled messages until the
     /// connection ends.
     async fn serve(&mut self, receiver: &mut mpsc::Receiver<Pulled>) -> Ending {

@@ -21,7 +21,7 @@ use crate::limits;
 use crate::query::QueryParams;
 use crate::state::AppState;
 
-type Found<S> = std::sync::Arc<Subscription<S>>;
+type Found = std::sync::Arc<dyn Subscription>;
 
 /// Parses a JSON body into `T`; an empty body counts as `{}`.
 fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
@@ -38,7 +38,7 @@ fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::bad_request("invalid_request", message)
 }
 
-async fn find<S: Store>(state: &AppState<S>, name: &str) -> Result<Found<S>, ApiError> {
+async fn find<S: Store>(state: &AppState<S>, name: &str) -> Result<Found, ApiError> {
     Ok(state.deliveries.get(name).await?)
 }
 
@@ -50,7 +50,7 @@ async fn subscription_and_body<S: Store, B: DeserializeOwned>(
     raw_query: Option<String>,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(Found<S>, B), ApiError> {
+) -> Result<(Found, B), ApiError> {
     QueryParams::parse(raw_query.as_deref(), &[])?;
     let subscription = find(state, name).await?;
     let body = parse_body(&read_body(headers, body).await?)?;
@@ -102,7 +102,7 @@ pub async fn list_subscriptions<S: Store>(
 ) -> Result<Response, ApiError> {
     QueryParams::parse(raw_query.as_deref(), &[])?;
     let mut views = Vec::new();
-    for subscription in state.deliveries.list().await {
+    for subscription in state.deliveries.list().await? {
         views.push(subscription.view().await?);
     }
     Ok(axum::Json(json!({ "subscriptions": views })).into_response())

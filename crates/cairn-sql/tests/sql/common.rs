@@ -52,10 +52,15 @@ impl CairnServer {
         let base_url = format!("http://{}", listener.local_addr()?);
         let shutdown = CancellationToken::new();
         let stopped = shutdown.clone();
+        let store = Arc::new(store);
+        let deliveries = Arc::new(cairn_server::delivery::memory::MemoryDeliveries::load(
+            Arc::clone(&store),
+        )?);
         tokio::spawn(cairn_server::serve(
             listener,
-            Arc::new(store),
+            store,
             Arc::new(blobs),
+            deliveries,
             cairn_server::ServerConfig::default(),
             async move { stopped.cancelled().await },
         ));

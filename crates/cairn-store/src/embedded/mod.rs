@@ -22,6 +22,7 @@ mod watermark;
 mod writer;
 
 use std::fs::File;
+use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -337,25 +338,10 @@ impl Drop for EmbeddedStore {
     }
 }
 
-impl Store for EmbeddedStore {
-    async fn put_facts(&self, facts: Vec<CanonicalFact>) -> Result<Vec<PutOutcome>, WriteError> {
-        if facts.is_empty() {
-            return Ok(Vec::new());
-        }
-        if self.shared.poisoned.load(Ordering::Acquire) {
-            return Err(WriteError::Poisoned);
-        }
-        let sender = self.requests.lock().expect("lock poisoned").clone();
-        let sender = sender.ok_or(WriteError::Closed)?;
-        let (reply, answer) = oneshot::channel();
-        sender
-            .send(WriteRequest::Facts { facts, reply })
-            .await
-            .map_err(|_| WriteError::Closed)?;
-        answer.await.map_err(|_| WriteError::Closed)?
-    }
-
-    fn get_fact(&self, hash: &Hash) -> Result<Option<StoredFact>, ReadError> {
+/// Reads, answered synchronously from the keyspace (the `Store` methods
+/// wrap them in ready futures).
+impl EmbeddedStore {
+    fn read_fact(&self, hash: &Hash) -> Result<Option<StoredFact>, ReadError> {
         let shared = &self.shared;
         let Some(seq_bytes) = shared.by_hash.get(hash.as_bytes())? else {
             return Ok(None);
@@ -372,7 +358,7 @@ impl Store for EmbeddedStore {
         Ok(Some(fact))
     }
 
-    fn successors(&self, query: &SuccessorsQuery) -> Result<Page, ReadError> {
+    fn read_successors(&self, query: &SuccessorsQuery) -> Result<Page, ReadError> {
         let shared = &self.shared;
         let durable = shared.durable_seq();
         let prefix = keys::successor_prefix(&query.predecessor, &query.type_name);
@@ -423,7 +409,7 @@ impl Store for EmbeddedStore {
         Ok(page)
     }
 
-    fn log(&self, after_seq: u64, limit: usize) -> Result<Page, ReadError> {
+    fn read_log(&self, after_seq: u64, limit: usize) -> Result<Page, ReadError> {
         let shared = &self.shared;
         let durable = shared.durable_seq();
         let mut page = Page {
@@ -458,6 +444,51 @@ impl Store for EmbeddedStore {
             )));
         }
         Ok(page)
+    }
+}
+
+impl Store for EmbeddedStore {
+    async fn put_facts(&self, facts: Vec<CanonicalFact>) -> Result<Vec<PutOutcome>, WriteError> {
+        if facts.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.shared.poisoned.load(Ordering::Acquire) {
+            return Err(WriteError::Poisoned);
+        }
+        let sender = self.requests.lock().expect("lock poisoned").clone();
+        let sender = sender.ok_or(WriteError::Closed)?;
+        let (reply, answer) = oneshot::channel();
+        sender
+            .send(WriteRequest::Facts { facts, reply })
+            .await
+            .map_err(|_| WriteError::Closed)?;
+        answer.await.map_err(|_| WriteError::Closed)?
+    }
+
+    fn get_fact(
+        &self,
+        hash: &Hash,
+    ) -> impl Future<Output = Result<Option<StoredFact>, ReadError>> + Send {
+        std::future::ready(self.read_fact(hash))
+    }
+
+    fn successors(
+        &self,
+        query: &SuccessorsQuery,
+    ) -> impl Future<Output = Result<Page, ReadError>> + Send {
+        std::future::ready(self.read_successors(query))
+    }
+
+    fn log(
+        &self,
+        after_seq: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Page, ReadError>> + Send {
+        std::future::ready(self.read_log(after_seq, limit))
+    }
+
+    async fn ping(&self) -> Result<(), ReadError> {
+        Ok(())
     }
 
     fn close(&self) {

@@ -1,4 +1,4 @@
-//! One subscription at run time: its state machine behind a lock, the
+//! One subscription of the in-memory engine: its state machine behind a lock, the
 //! admission of new matching facts, long-polling pulls, and the durable
 //! operations of the API.
 
@@ -13,75 +13,20 @@ use cairn_delivery::{
     SubscriptionDefinition, SubscriptionState, TokenOutcome, NOT_BEFORE_FIELD,
 };
 use cairn_fact::{parse_json, Fact, Hash};
-use cairn_store::{MessageSelection, Store, StoredFact};
-use serde::Serialize;
+use cairn_store::{DeliveryStore, MessageSelection, Store, StoredFact};
 use tokio::sync::{watch, Mutex, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{now_ms, DeliveryError};
+use crate::delivery::{
+    now_ms, Answer, DeadLetter, DeliveryError, PulledMessage, Subscription, SubscriptionView,
+};
 
 /// Matching facts admitted into a subscription's window per step.
 const ADMISSION_BATCH_MAX: usize = 1_000;
 /// Canonical bytes of admitted facts kept in memory for their first
 /// delivery, so a pull need not read them from the store again.
 const PREFETCHED_BYTES_MAX: usize = 8 * 1024 * 1024;
-
-/// A leased message as answered by a pull.
-#[derive(Clone, Debug)]
-pub struct PulledMessage {
-    /// The lease token.
-    pub token: String,
-    /// The fact's hash.
-    pub hash: Hash,
-    /// The fact's seq.
-    pub seq: u64,
-    /// 1 on the first delivery.
-    pub attempt: u32,
-    /// The fact's canonical JSON.
-    pub canonical: Vec<u8>,
-}
-
-/// A dead (or discarded) letter with its fact.
-#[derive(Clone, Debug)]
-pub struct DeadLetter {
-    /// The fact's seq.
-    pub seq: u64,
-    /// Its delivery record.
-    pub record: MessageRecord,
-    /// The fact's canonical JSON.
-    pub canonical: Vec<u8>,
-}
-
-/// The subscription view of the API: definition and counters, flat.
-#[derive(Clone, Debug, Serialize)]
-pub struct SubscriptionView {
-    /// The name.
-    pub name: String,
-    /// The definition, defaults filled in.
-    #[serde(flatten)]
-    pub definition: SubscriptionDefinition,
-    /// Whether delivery is paused.
-    pub paused: bool,
-    /// Matching facts neither acknowledged, dead nor in flight.
-    pub backlog: u64,
-    /// Leased now.
-    pub in_flight: u64,
-    /// Deliveries since the server started.
-    pub delivered: u64,
-    /// Redeliveries since the server started.
-    pub redelivered: u64,
-    /// Acknowledgements since the server started.
-    pub acked: u64,
-    /// Dead letters now.
-    pub dead: u64,
-    /// Discarded dead letters.
-    pub discarded: u64,
-    /// Age of the oldest delivered, unacknowledged message.
-    pub oldest_unacked_age_ms: u64,
-    /// Log end minus the fully acknowledged prefix.
-    pub consumer_lag: u64,
-}
 
 /// Counts matching facts beyond the cursor incrementally, so viewing a
 /// subscription with a large backlog does not rescan it every time.
@@ -101,7 +46,7 @@ struct Inner {
 }
 
 /// One subscription at run time; see the module documentation.
-pub struct Subscription<S> {
+pub struct MemorySubscription<S> {
     store: Arc<S>,
     id: u64,
     name: String,
@@ -114,8 +59,8 @@ pub struct Subscription<S> {
     closed: AtomicBool,
 }
 
-impl<S: Store> Subscription<S> {
-    pub(super) fn new(store: Arc<S>, state: SubscriptionState) -> Subscription<S> {
+impl<S: Store + DeliveryStore> MemorySubscription<S> {
+    pub(super) fn new(store: Arc<S>, state: SubscriptionState) -> MemorySubscription<S> {
         let definition = state.definition().clone();
         let selection = match definition.predecessor_hash() {
             Some((role, predecessor)) => MessageSelection::Successors {
@@ -125,7 +70,7 @@ impl<S: Store> Subscription<S> {
             },
             None => MessageSelection::Type(definition.type_name.clone()),
         };
-        Subscription {
+        MemorySubscription {
             last_seq: store.watch_last_seq(),
             store,
             id: state.id(),
@@ -146,16 +91,6 @@ impl<S: Store> Subscription<S> {
     /// The internal id.
     pub fn id(&self) -> u64 {
         self.id
-    }
-
-    /// The name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The definition.
-    pub fn definition(&self) -> &SubscriptionDefinition {
-        &self.definition
     }
 
     /// Ends waiting pulls: the subscription was deleted.
@@ -500,5 +435,79 @@ impl<S: Store> Subscription<S> {
         }
         self.barrier().await?;
         Ok(true)
+    }
+}
+
+impl<S: Store + DeliveryStore> Subscription for MemorySubscription<S> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn definition(&self) -> &SubscriptionDefinition {
+        &self.definition
+    }
+
+    fn pull<'a>(
+        &'a self,
+        max: usize,
+        wait_ms: u64,
+        lease_ms: Option<u64>,
+        shutdown: &'a CancellationToken,
+    ) -> Answer<'a, Vec<PulledMessage>> {
+        Box::pin(MemorySubscription::pull(
+            self, max, wait_ms, lease_ms, shutdown,
+        ))
+    }
+
+    fn ack<'a>(&'a self, tokens: &'a [String]) -> Answer<'a, Vec<TokenOutcome>> {
+        Box::pin(MemorySubscription::ack(self, tokens))
+    }
+
+    fn nack<'a>(
+        &'a self,
+        tokens: &'a [String],
+        delay_ms: Option<u64>,
+        error: Option<&'a str>,
+    ) -> Answer<'a, Vec<TokenOutcome>> {
+        Box::pin(MemorySubscription::nack(self, tokens, delay_ms, error))
+    }
+
+    fn extend<'a>(
+        &'a self,
+        tokens: &'a [String],
+        lease_ms: Option<u64>,
+    ) -> Answer<'a, Vec<TokenOutcome>> {
+        Box::pin(MemorySubscription::extend(self, tokens, lease_ms))
+    }
+
+    fn set_paused(&self, paused: bool) -> Answer<'_, SubscriptionView> {
+        Box::pin(MemorySubscription::set_paused(self, paused))
+    }
+
+    fn view(&self) -> Answer<'_, SubscriptionView> {
+        Box::pin(MemorySubscription::view(self))
+    }
+
+    fn dead_letters(
+        &self,
+        discarded: bool,
+        after_seq: u64,
+        limit: usize,
+    ) -> Answer<'_, Vec<DeadLetter>> {
+        Box::pin(MemorySubscription::dead_letters(
+            self, discarded, after_seq, limit,
+        ))
+    }
+
+    fn dead_letter<'a>(&'a self, hash: &'a Hash) -> Answer<'a, Option<DeadLetter>> {
+        Box::pin(MemorySubscription::dead_letter(self, hash))
+    }
+
+    fn replay<'a>(&'a self, hashes: Option<&'a [Hash]>) -> Answer<'a, usize> {
+        Box::pin(MemorySubscription::replay(self, hashes))
+    }
+
+    fn discard<'a>(&'a self, hash: &'a Hash) -> Answer<'a, bool> {
+        Box::pin(MemorySubscription::discard(self, hash))
     }
 }

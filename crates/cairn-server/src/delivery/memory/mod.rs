@@ -1,0 +1,189 @@
+//! The in-memory delivery engine, for stores that keep one server's
+//! subscriptions (the embedded store): each subscription's pure state
+//! machine (`cairn-delivery`) runs in the server's memory, against the
+//! store, with the real clock.
+//!
+//! [`MemoryDeliveries`] is the registry of subscriptions; each one is a
+//! [`MemorySubscription`] whose state sits behind an async mutex. Every
+//! operation takes the lock, asks the state machine, and queues the
+//! resulting changes to the store *while still holding the lock*, so one
+//! subscription's changes reach the store in the order they were made.
+//! Operations that promise durability (ack, nack, pause, replay, ...) then
+//! wait, outside the lock, for a durability barrier, so concurrent acks
+//! share one fsync.
+//!
+//! Nothing runs in the background: lease expiries, due retries and the
+//! admission of new facts are processed when a subscription is next used
+//! (pulled, acked, viewed, scraped), which is exactly when they matter.
+
+mod subscription;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use cairn_delivery::{
+    validate_subscription_name, Change, SubscriptionDefinition, SubscriptionState,
+};
+use cairn_store::{DeliveryStore, ReadError, Store};
+
+use tokio::sync::RwLock;
+
+use crate::delivery::{now_ms, Answer, Deliveries, DeliveryError, Subscription, SUBSCRIPTIONS_MAX};
+
+pub use subscription::MemorySubscription;
+
+/// A seed for a state machine's random numbers (backoff jitter, lease ids):
+/// different in every run, so that lease tokens never repeat across runs.
+fn fresh_seed(id: u64) -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos() as u64);
+    nanos ^ id.rotate_left(32) ^ u64::from(std::process::id()).rotate_left(16)
+}
+
+/// The registry of subscriptions.
+pub struct MemoryDeliveries<S> {
+    store: Arc<S>,
+    subscriptions: RwLock<BTreeMap<String, Arc<MemorySubscription<S>>>>,
+    next_id: AtomicU64,
+}
+
+impl<S: Store + DeliveryStore> MemoryDeliveries<S> {
+    /// Loads every subscription from the store.
+    pub fn load(store: Arc<S>) -> Result<MemoryDeliveries<S>, ReadError> {
+        let now = now_ms();
+        let mut subscriptions = BTreeMap::new();
+        let mut next_id = 1;
+        for stored in store.load_subscriptions()? {
+            let id = stored.record.id;
+            next_id = next_id.max(id + 1);
+            let name = stored.record.name.clone();
+            let state = SubscriptionState::restore(
+                stored.record,
+                stored.pending,
+                stored.dead,
+                stored.discarded,
+                now,
+                fresh_seed(id),
+            );
+            subscriptions.insert(
+                name,
+                Arc::new(MemorySubscription::new(Arc::clone(&store), state)),
+            );
+        }
+        tracing::info!(
+            n_subscriptions = subscriptions.len(),
+            "subscriptions loaded"
+        );
+        Ok(MemoryDeliveries {
+            store,
+            subscriptions: RwLock::new(subscriptions),
+            next_id: AtomicU64::new(next_id),
+        })
+    }
+
+    /// The subscription with this name.
+    pub async fn get(&self, name: &str) -> Result<Arc<MemorySubscription<S>>, DeliveryError> {
+        self.subscriptions
+            .read()
+            .await
+            .get(name)
+            .cloned()
+            .ok_or_else(|| DeliveryError::UnknownSubscription(name.to_string()))
+    }
+
+    /// Every subscription, by name.
+    pub async fn list(&self) -> Vec<Arc<MemorySubscription<S>>> {
+        self.subscriptions.read().await.values().cloned().collect()
+    }
+
+    /// Creates a subscription, or finds the same one. Returns it and whether
+    /// it was created. Durable before it returns.
+    pub async fn create(
+        &self,
+        name: &str,
+        definition: SubscriptionDefinition,
+    ) -> Result<(Arc<MemorySubscription<S>>, bool), DeliveryError> {
+        validate_subscription_name(name).map_err(DeliveryError::InvalidDefinition)?;
+        let mut subscriptions = self.subscriptions.write().await;
+        if let Some(existing) = subscriptions.get(name) {
+            return if existing.definition() == &definition {
+                Ok((Arc::clone(existing), false))
+            } else {
+                Err(DeliveryError::Conflict(name.to_string()))
+            };
+        }
+        if subscriptions.len() >= SUBSCRIPTIONS_MAX {
+            return Err(DeliveryError::TooManySubscriptions);
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let cursor_seq = match definition.start {
+            cairn_delivery::Start::Beginning => 0,
+            cairn_delivery::Start::Now => self.store.stats().last_seq,
+        };
+        let state = SubscriptionState::new(
+            id,
+            name.to_string(),
+            definition,
+            cursor_seq,
+            now_ms(),
+            fresh_seed(id),
+        );
+        self.store
+            .write_delivery(id, vec![Change::Subscription(state.record())], true)
+            .await?;
+        let subscription = Arc::new(MemorySubscription::new(Arc::clone(&self.store), state));
+        subscriptions.insert(name.to_string(), Arc::clone(&subscription));
+        tracing::info!(name, id, "subscription created");
+        Ok((subscription, true))
+    }
+
+    /// Deletes a subscription and all its delivery state, durably.
+    pub async fn delete(&self, name: &str) -> Result<(), DeliveryError> {
+        let mut subscriptions = self.subscriptions.write().await;
+        let subscription = subscriptions
+            .get(name)
+            .cloned()
+            .ok_or_else(|| DeliveryError::UnknownSubscription(name.to_string()))?;
+        self.store.delete_subscription(subscription.id()).await?;
+        subscriptions.remove(name);
+        subscription.close();
+        tracing::info!(name, "subscription deleted");
+        Ok(())
+    }
+}
+
+impl<S: Store + DeliveryStore> Deliveries for MemoryDeliveries<S> {
+    fn create<'a>(
+        &'a self,
+        name: &'a str,
+        definition: SubscriptionDefinition,
+    ) -> Answer<'a, (Arc<dyn Subscription>, bool)> {
+        Box::pin(async move {
+            let (subscription, created) = MemoryDeliveries::create(self, name, definition).await?;
+            Ok((subscription as Arc<dyn Subscription>, created))
+        })
+    }
+
+    fn get<'a>(&'a self, name: &'a str) -> Answer<'a, Arc<dyn Subscription>> {
+        Box::pin(
+            async move { Ok(MemoryDeliveries::get(self, name).await? as Arc<dyn Subscription>) },
+        )
+    }
+
+    fn list(&self) -> Answer<'_, Vec<Arc<dyn Subscription>>> {
+        Box::pin(async move {
+            Ok(MemoryDeliveries::list(self)
+                .await
+                .into_iter()
+                .map(|subscription| subscription as Arc<dyn Subscription>)
+                .collect())
+        })
+    }
+
+    fn delete<'a>(&'a self, name: &'a str) -> Answer<'a, ()> {
+        Box::pin(MemoryDeliveries::delete(self, name))
+    }
+}
