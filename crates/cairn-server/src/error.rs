@@ -89,6 +89,11 @@ impl From<WriteError> for ApiError {
                 "storage_failure",
                 format!("{error}; nothing of the batch was acknowledged"),
             ),
+            WriteError::Unavailable(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                format!("{error}; the write was not acknowledged (retrying is safe)"),
+            ),
         }
     }
 }
@@ -98,6 +103,13 @@ impl From<ReadError> for ApiError {
         let code = match error {
             ReadError::Corrupt(_) => "corrupt_data",
             ReadError::Storage(_) => "storage_failure",
+            ReadError::Unavailable(_) => {
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    error.to_string(),
+                )
+            }
         };
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, code, error.to_string())
     }

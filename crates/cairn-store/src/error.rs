@@ -23,6 +23,12 @@ pub enum WriteError {
     /// The storage engine failed; the store is now poisoned.
     #[error("storage failure: {0}")]
     Storage(String),
+    /// The database cannot be reached (or did not answer in time). The batch
+    /// was not acknowledged: it is either not stored at all or, if the
+    /// connection broke during the commit, stored whole. Writes are
+    /// idempotent, so retrying is safe.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Why a read failed.
@@ -34,6 +40,9 @@ pub enum ReadError {
     /// The storage engine failed to read.
     #[error("storage failure: {0}")]
     Storage(String),
+    /// The database cannot be reached (or did not answer in time).
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl From<fjall::Error> for ReadError {

@@ -4,17 +4,20 @@
 //! states it); [`EmbeddedStore`] is the default backend, a single data
 //! directory on top of the fjall LSM engine with group commit. Delivery state
 //! (subscriptions, leases, acks, dead letters) is kept through the
-//! [`DeliveryStore`] trait, in the same journal and commits as facts. Blobs are
-//! content-addressed files managed by [`BlobStore`].
+//! [`DeliveryStore`] trait, in the same journal and commits as facts.
+//! [`PostgresStore`] keeps facts and delivery state in PostgreSQL, shared by
+//! many servers. Blobs are content-addressed files managed by [`BlobStore`].
 
 mod blobs;
 mod delivery;
 mod embedded;
 mod error;
+pub mod postgres;
 mod store;
 
 pub use blobs::{BlobError, BlobStore, BlobWriter};
 pub use delivery::{DeliveryStore, MessageSelection, StoredSubscription};
 pub use embedded::{EmbeddedOptions, EmbeddedStore, SyncMode};
 pub use error::{ReadError, WriteError};
-pub use store::{Page, PutOutcome, Store, StoreStats, StoredFact, SuccessorsQuery};
+pub use postgres::{PostgresError, PostgresOptions, PostgresStore, SCHEMA_VERSION};
+pub use store::{DatabaseStats, Page, PutOutcome, Store, StoreStats, StoredFact, SuccessorsQuery};

@@ -79,6 +79,23 @@ pub struct StoreStats {
     pub disk_bytes: u64,
     /// True once a storage failure made the store refuse writes.
     pub poisoned: bool,
+    /// Connection pool and query latency, for a store over a database.
+    pub database: Option<DatabaseStats>,
+}
+
+/// Connection pool use and query latency of a store over a database.
+#[derive(Clone, Debug, Default)]
+pub struct DatabaseStats {
+    /// Connections open.
+    pub pool_open: u32,
+    /// Connections open and idle.
+    pub pool_idle: u32,
+    /// Connections allowed at most.
+    pub pool_max: u32,
+    /// Histogram of query durations: `(upper_bound_seconds, cumulative_count)`.
+    pub query_seconds_buckets: Vec<(f64, u64)>,
+    /// Total seconds spent in queries.
+    pub query_seconds_sum: f64,
 }
 
 /// The storage contract every backend keeps.

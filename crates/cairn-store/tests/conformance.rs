@@ -2,11 +2,17 @@
 //! backend can run the same suite: durable writes with dense sequence
 //! numbers, idempotence, all-or-nothing batches with predecessors first,
 //! successors with role, `without` and paging, the log, the durable-seq
-//! watch, and poisoning after a failed sync. Today it runs against the
-//! embedded store; a new backend adds one `#[tokio::test]` per check.
+//! watch, concurrent writers with a following reader, and (embedded only)
+//! poisoning after a failed sync. The `conformance!` macro runs every check
+//! against the embedded store and against PostgreSQL (a fresh database per
+//! test, dropped afterwards).
 
 use cairn_fact::{CanonicalFact, Hash};
-use cairn_store::{EmbeddedOptions, EmbeddedStore, Store, SuccessorsQuery, WriteError};
+use cairn_store::postgres::testing::TestDatabase;
+use cairn_store::{
+    EmbeddedOptions, EmbeddedStore, PostgresOptions, PostgresStore, Store, SuccessorsQuery,
+    WriteError,
+};
 
 fn fact(type_name: &str, fields: &str, predecessors: &[(&str, &Hash)]) -> CanonicalFact {
     let predecessors: Vec<String> = predecessors
@@ -167,38 +173,85 @@ async fn successors_filter_by_type_role_and_without_and_page<S: Store>(store: &S
         .is_empty());
 }
 
+async fn concurrent_writers_leave_a_gap_free_log_that_readers_follow<S: Store>(store: &S) {
+    let before = *store.watch_last_seq().borrow();
+    let writers = (0..4).map(|writer| async move {
+        for batch in 0..10 {
+            let facts = (0..3)
+                .map(|n| {
+                    fact(
+                        "T.Load",
+                        &format!(r#"{{"w":{writer},"b":{batch},"n":{n}}}"#),
+                        &[],
+                    )
+                })
+                .collect();
+            store.put_facts(facts).await.unwrap();
+        }
+    });
+    let reader = async {
+        // Follows the log while the writers run: every page continues
+        // exactly where the previous one ended.
+        let mut after = before;
+        while after < before + 120 {
+            let page = store.log(after, 7).await.unwrap();
+            for (offset, fact) in page.facts.iter().enumerate() {
+                assert_eq!(
+                    fact.seq,
+                    after + 1 + offset as u64,
+                    "the log skipped a fact"
+                );
+            }
+            after = page.next_seq;
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::join!(futures_util::future::join_all(writers), reader);
+    assert_eq!(*store.watch_last_seq().borrow(), before + 120);
+}
+
+/// One test per check and backend: the same checks, not two copies.
+macro_rules! conformance {
+    ($($check:ident),* $(,)?) => {
+        mod embedded {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
+                    super::$check(&store).await;
+                }
+            )*
+        }
+        mod postgres {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let Some(database) = TestDatabase::create().await else {
+                        return;
+                    };
+                    let store = PostgresStore::connect(&database.url(), PostgresOptions::default())
+                        .await
+                        .unwrap();
+                    super::$check(&store).await;
+                    store.close();
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    writes_are_dense_idempotent_and_read_back,
+    a_batch_with_a_missing_predecessor_stores_nothing,
+    successors_filter_by_type_role_and_without_and_page,
+    concurrent_writers_leave_a_gap_free_log_that_readers_follow,
+);
+
 fn open_embedded(dir: &std::path::Path, options: EmbeddedOptions) -> EmbeddedStore {
     EmbeddedStore::open(dir, options).unwrap()
-}
-
-#[tokio::test]
-async fn embedded_writes_are_dense_idempotent_and_read_back() {
-    let dir = tempfile::tempdir().unwrap();
-    writes_are_dense_idempotent_and_read_back(&open_embedded(
-        dir.path(),
-        EmbeddedOptions::default(),
-    ))
-    .await;
-}
-
-#[tokio::test]
-async fn embedded_batch_with_a_missing_predecessor_stores_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    a_batch_with_a_missing_predecessor_stores_nothing(&open_embedded(
-        dir.path(),
-        EmbeddedOptions::default(),
-    ))
-    .await;
-}
-
-#[tokio::test]
-async fn embedded_successors_filter_by_type_role_and_without_and_page() {
-    let dir = tempfile::tempdir().unwrap();
-    successors_filter_by_type_role_and_without_and_page(&open_embedded(
-        dir.path(),
-        EmbeddedOptions::default(),
-    ))
-    .await;
 }
 
 #[tokio::test]

@@ -521,6 +521,7 @@ impl Store for EmbeddedStore {
             facts_per_sync_buckets,
             disk_bytes: shared.keyspace.disk_space(),
             poisoned: shared.poisoned.load(Ordering::Acquire),
+            database: None,
         }
     }
 }

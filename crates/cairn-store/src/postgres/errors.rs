@@ -1,0 +1,66 @@
+//! How PostgreSQL errors map onto the store's errors: an unreachable or
+//! overloaded database is `Unavailable` (the server answers 503 and
+//! recovers when it returns); anything else is a storage failure.
+
+use crate::error::{ReadError, WriteError};
+
+/// Why the PostgreSQL store could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum PostgresError {
+    /// The URL is not a PostgreSQL connection string.
+    #[error("invalid PostgreSQL URL: {0}")]
+    Url(sqlx::Error),
+    /// The database could not be reached.
+    #[error("cannot connect to PostgreSQL: {0}")]
+    Connect(sqlx::Error),
+    /// A schema migration failed.
+    #[error("schema migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database acknowledges commits before they are durable.
+    #[error("refusing a database that may lose acknowledged commits ({0}); set synchronous_commit and fsync to on")]
+    NotDurable(String),
+}
+
+/// Whether the error means the database is unreachable, shutting down,
+/// overloaded or too slow, rather than a problem with the statement.
+fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(database) => database.code().is_some_and(|code| {
+            // 08: connection exception; 57P0x: shutdown or recovery;
+            // 53: insufficient resources; 57014: statement timeout;
+            // 40001/40P01: serialization failure, deadlock (retry).
+            code.starts_with("08")
+                || code.starts_with("57P")
+                || code.starts_with("53")
+                || code == "57014"
+                || code == "40001"
+                || code == "40P01"
+                || code == "25006" // read-only transaction: a replica after failover
+        }),
+        _ => false,
+    }
+}
+
+/// A read failure as the store reports it.
+pub(crate) fn read_error(error: sqlx::Error) -> ReadError {
+    if is_unavailable(&error) {
+        ReadError::Unavailable(error.to_string())
+    } else {
+        ReadError::Storage(error.to_string())
+    }
+}
+
+/// A write failure as the store reports it.
+pub(crate) fn write_error(error: sqlx::Error) -> WriteError {
+    if is_unavailable(&error) {
+        WriteError::Unavailable(error.to_string())
+    } else {
+        WriteError::Storage(error.to_string())
+    }
+}

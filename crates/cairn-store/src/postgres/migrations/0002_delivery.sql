@@ -1,0 +1,1 @@
+-- Delivery state (filled in by the shared delivery engine).

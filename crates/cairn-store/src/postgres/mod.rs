@@ -1,0 +1,632 @@
+//! The PostgreSQL backend: many stateless Cairn servers over one database.
+//!
+//! Facts live in `cairn_facts`, their predecessor edges in
+//! `cairn_predecessors`; a batch is written by one call of the
+//! `cairn_put_facts` function (one round trip, one transaction), which
+//! assigns sequence numbers under the lock of the `cairn_log_head` row, so
+//! sequence numbers are dense and become visible in order on every server
+//! (see `migrations/0001_facts.sql`). Durability is PostgreSQL's: a batch is
+//! acknowledged after its commit returns, with `synchronous_commit` at least
+//! `on` (the store refuses to run with it `off`).
+//!
+//! Every server LISTENs on the `cairn_facts` channel, which the writing
+//! transaction notifies on commit, so long-polling readers on any server
+//! wake up when any server writes; a periodic read of the head covers
+//! notifications lost while the listening connection was down.
+//!
+//! Delivery state lives in shared tables too (`delivery.rs`), coordinated
+//! by row locks (`FOR UPDATE SKIP LOCKED`), never by the servers.
+
+mod delivery;
+mod errors;
+mod schema;
+#[cfg(feature = "test-support")]
+pub mod testing;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cairn_fact::{CanonicalFact, Hash};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::{ConnectOptions, Executor, PgPool, Row};
+use tokio::sync::watch;
+
+use crate::error::{ReadError, WriteError};
+use crate::store::{Page, PutOutcome, Store, StoreStats, StoredFact, SuccessorsQuery};
+
+pub use errors::PostgresError;
+pub use schema::SCHEMA_VERSION;
+
+use errors::{read_error, write_error};
+
+/// The channel `cairn_put_facts` notifies with the new head of the log.
+const FACTS_CHANNEL: &str = "cairn_facts";
+/// How often the head of the log is read even without notifications.
+const HEAD_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Upper bounds of the query latency histogram, in seconds.
+const QUERY_SECONDS_BUCKETS: [f64; 12] = [
+    0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
+];
+
+/// Settings of the connection pool.
+#[derive(Clone, Debug)]
+pub struct PostgresOptions {
+    /// Connections this server opens at most.
+    pub pool_max: u32,
+    /// How long a request waits for a free connection before it fails.
+    pub acquire_timeout: Duration,
+    /// Statements running longer are cancelled by PostgreSQL.
+    pub statement_timeout: Duration,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        PostgresOptions {
+            pool_max: 16,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Counters shared with the background listener.
+#[derive(Default)]
+struct Counters {
+    facts_inserted: AtomicU64,
+    bytes_inserted: AtomicU64,
+    commits: AtomicU64,
+    commit_nanos: AtomicU64,
+    facts_per_commit: [AtomicU64; 7],
+    query_nanos: AtomicU64,
+    query_buckets: [AtomicU64; QUERY_SECONDS_BUCKETS.len() + 1],
+    disk_bytes: AtomicU64,
+}
+
+/// Upper bounds of the facts-per-commit histogram (the last bucket is +Inf).
+const FACTS_PER_COMMIT_BUCKETS: [u64; 6] = [1, 10, 100, 1_000, 10_000, 100_000];
+
+impl Counters {
+    fn observe_query(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        let bucket = QUERY_SECONDS_BUCKETS
+            .iter()
+            .position(|&upper| seconds <= upper)
+            .unwrap_or(QUERY_SECONDS_BUCKETS.len());
+        self.query_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.query_nanos
+            .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+    }
+}
+
+/// The PostgreSQL store; see the module documentation.
+pub struct PostgresStore {
+    pool: PgPool,
+    last_seq: watch::Sender<u64>,
+    counters: Arc<Counters>,
+    listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl PostgresStore {
+    /// Connects, applies missing migrations and starts listening for other
+    /// servers' writes. Must run inside a tokio runtime.
+    pub async fn connect(url: &str, options: PostgresOptions) -> Result<Self, PostgresError> {
+        let pool = connect_pool(url, &options).await?;
+        check_durability(&pool).await?;
+        let applied = schema::migrate(&pool).await?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "database schema migrated");
+        }
+        let head = read_head(&pool).await.map_err(PostgresError::Connect)?;
+        let (last_seq, _) = watch::channel(head);
+        let counters = Arc::new(Counters::default());
+        let store = PostgresStore {
+            pool,
+            last_seq,
+            counters,
+            listener: Mutex::new(None),
+        };
+        let task = tokio::spawn(follow_head(
+            store.pool.clone(),
+            store.last_seq.clone(),
+            Arc::clone(&store.counters),
+        ));
+        *store.listener.lock().expect("lock poisoned") = Some(task);
+        tracing::info!(last_seq = head, "connected to PostgreSQL");
+        Ok(store)
+    }
+
+    /// Applies missing migrations (for `cairn migrate`) and returns the
+    /// versions applied.
+    pub async fn migrate(url: &str) -> Result<Vec<i64>, PostgresError> {
+        let pool = connect_pool(url, &PostgresOptions::default()).await?;
+        let applied = schema::migrate(&pool).await?;
+        pool.close().await;
+        Ok(applied)
+    }
+
+    /// The connection pool (for the delivery engine's transactions).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Times one query for the latency histogram.
+    async fn timed<T>(&self, query: impl std::future::Future<Output = T>) -> T {
+        let started = Instant::now();
+        let result = query.await;
+        self.counters.observe_query(started.elapsed());
+        result
+    }
+
+    /// Moves the local view of the head forward (never back).
+    fn advance_head(&self, seq: u64) {
+        self.last_seq.send_if_modified(|current| {
+            let moved = seq > *current;
+            *current = (*current).max(seq);
+            moved
+        });
+    }
+
+    fn fact_from_row(row: &sqlx::postgres::PgRow) -> Result<StoredFact, ReadError> {
+        let seq: i64 = row.try_get("seq").map_err(read_error)?;
+        let hash: Vec<u8> = row.try_get("hash").map_err(read_error)?;
+        let canonical: Vec<u8> = row.try_get("canonical").map_err(read_error)?;
+        let hash = Hash(hash.try_into().map_err(|_| {
+            ReadError::Corrupt(format!("fact with seq {seq} has a malformed hash"))
+        })?);
+        if Hash::of_bytes(&canonical) != hash {
+            return Err(ReadError::Corrupt(format!(
+                "fact with seq {seq} does not match its hash {hash}"
+            )));
+        }
+        Ok(StoredFact {
+            hash,
+            seq: seq as u64,
+            canonical,
+        })
+    }
+
+    /// The durable fact at `seq`, if any.
+    pub async fn fact_at_seq(&self, seq: u64) -> Result<Option<StoredFact>, ReadError> {
+        let row = self
+            .timed(
+                sqlx::query("SELECT seq, hash, canonical FROM cairn_facts WHERE seq = $1")
+                    .bind(seq as i64)
+                    .fetch_optional(&self.pool),
+            )
+            .await
+            .map_err(read_error)?;
+        row.as_ref().map(Self::fact_from_row).transpose()
+    }
+
+    /// The facts at these seqs that exist, in the order asked.
+    pub async fn facts_at_seqs(&self, seqs: &[u64]) -> Result<Vec<StoredFact>, ReadError> {
+        let seqs: Vec<i64> = seqs.iter().map(|&seq| seq as i64).collect();
+        let rows = self
+            .timed(
+                sqlx::query(
+                    "SELECT f.seq, f.hash, f.canonical
+                     FROM unnest($1::bigint[]) WITH ORDINALITY AS s(seq, o)
+                     JOIN cairn_facts f ON f.seq = s.seq ORDER BY s.o",
+                )
+                .bind(seqs)
+                .fetch_all(&self.pool),
+            )
+            .await
+            .map_err(read_error)?;
+        rows.iter().map(Self::fact_from_row).collect()
+    }
+
+    /// Pool use: (connections open, of which idle, most allowed).
+    fn pool_use(&self) -> (u32, u32, u32) {
+        (
+            self.pool.size(),
+            self.pool.num_idle() as u32,
+            self.pool.options().get_max_connections(),
+        )
+    }
+}
+
+async fn connect_pool(url: &str, options: &PostgresOptions) -> Result<PgPool, PostgresError> {
+    let connect: PgConnectOptions = url.parse().map_err(PostgresError::Url)?;
+    let connect = connect
+        .options([(
+            "statement_timeout",
+            format!("{}", options.statement_timeout.as_millis()),
+        )])
+        .application_name("cairn")
+        .log_statements(tracing::log::LevelFilter::Trace);
+    PgPoolOptions::new()
+        .max_connections(options.pool_max)
+        .acquire_timeout(options.acquire_timeout)
+        .connect_with(connect)
+        .await
+        .map_err(PostgresError::Connect)
+}
+
+/// Refuses a database that acknowledges commits before they are durable.
+async fn check_durability(pool: &PgPool) -> Result<(), PostgresError> {
+    let setting: String = sqlx::query_scalar("SELECT current_setting('synchronous_commit')")
+        .fetch_one(pool)
+        .await
+        .map_err(PostgresError::Connect)?;
+    let fsync: String = sqlx::query_scalar("SELECT current_setting('fsync')")
+        .fetch_one(pool)
+        .await
+        .map_err(PostgresError::Connect)?;
+    if setting == "off" || fsync == "off" {
+        return Err(PostgresError::NotDurable(format!(
+            "synchronous_commit = {setting}, fsync = {fsync}"
+        )));
+    }
+    Ok(())
+}
+
+async fn read_head(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    let head: i64 = sqlx::query_scalar("SELECT last_seq FROM cairn_log_head")
+        .fetch_one(pool)
+        .await?;
+    Ok(head as u64)
+}
+
+/// Follows the head of the log: notifications from every server's writes,
+/// and a read of the head every [`HEAD_POLL_INTERVAL`] in case some were
+/// lost (the listening connection is re-established on failure).
+async fn follow_head(pool: PgPool, last_seq: watch::Sender<u64>, counters: Arc<Counters>) {
+    let advance = |seq: u64| {
+        last_seq.send_if_modified(|current| {
+            let moved = seq > *current;
+            *current = (*current).max(seq);
+            moved
+        });
+    };
+    let mut listener: Option<PgListener> = None;
+    let mut ticks_since_size = 0u32;
+    loop {
+        if listener.is_none() {
+            match PgListener::connect_with(&pool).await {
+                Ok(mut connected) => match connected.listen(FACTS_CHANNEL).await {
+                    Ok(()) => listener = Some(connected),
+                    Err(error) => tracing::warn!(%error, "cannot LISTEN for new facts"),
+                },
+                Err(error) => tracing::debug!(%error, "cannot connect to LISTEN for new facts"),
+            }
+        }
+        let notified = match listener.as_mut() {
+            Some(connected) => {
+                match tokio::time::timeout(HEAD_POLL_INTERVAL, connected.try_recv()).await {
+                    Ok(Ok(Some(notification))) => notification.payload().parse::<u64>().ok(),
+                    Ok(Ok(None)) => None, // reconnected: notifications may be lost
+                    Ok(Err(error)) => {
+                        tracing::debug!(%error, "LISTEN connection failed");
+                        listener = None;
+                        tokio::time::sleep(HEAD_POLL_INTERVAL).await;
+                        None
+                    }
+                    Err(_) => None, // quiet for a while: poll
+                }
+            }
+            None => {
+                tokio::time::sleep(HEAD_POLL_INTERVAL).await;
+                None
+            }
+        };
+        match notified {
+            Some(seq) => advance(seq),
+            None => {
+                if let Ok(head) = read_head(&pool).await {
+                    advance(head);
+                }
+                ticks_since_size += 1;
+                if ticks_since_size >= 10 {
+                    ticks_since_size = 0;
+                    let size: Result<i64, _> =
+                        sqlx::query_scalar("SELECT pg_database_size(current_database())")
+                            .fetch_one(&pool)
+                            .await;
+                    if let Ok(size) = size {
+                        counters.disk_bytes.store(size as u64, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The arrays `cairn_put_facts` takes for a batch.
+struct BatchArrays {
+    hashes: Vec<Vec<u8>>,
+    type_names: Vec<String>,
+    canonicals: Vec<Vec<u8>>,
+    external: Vec<Vec<u8>>,
+    edge_facts: Vec<i32>,
+    edge_roles: Vec<String>,
+    edge_predecessors: Vec<Vec<u8>>,
+    /// For each fact of the request, its 0-based position among the
+    /// distinct facts and whether it is that fact's first occurrence.
+    positions: Vec<(usize, bool)>,
+}
+
+impl BatchArrays {
+    fn new(facts: &[CanonicalFact]) -> BatchArrays {
+        let mut arrays = BatchArrays {
+            hashes: Vec::new(),
+            type_names: Vec::new(),
+            canonicals: Vec::new(),
+            external: Vec::new(),
+            edge_facts: Vec::new(),
+            edge_roles: Vec::new(),
+            edge_predecessors: Vec::new(),
+            positions: Vec::with_capacity(facts.len()),
+        };
+        let mut seen: HashMap<Hash, usize> = HashMap::new();
+        let mut external_seen: std::collections::HashSet<Hash> = Default::default();
+        for fact in facts {
+            if let Some(&position) = seen.get(&fact.hash) {
+                arrays.positions.push((position, false));
+                continue;
+            }
+            let position = arrays.hashes.len();
+            for (role, predecessor) in fact.fact.all_predecessors() {
+                // Only predecessors earlier in the batch count as present.
+                if !seen.contains_key(predecessor) && external_seen.insert(*predecessor) {
+                    arrays.external.push(predecessor.as_bytes().to_vec());
+                }
+                arrays.edge_facts.push(position as i32 + 1);
+                arrays.edge_roles.push(role.to_string());
+                arrays
+                    .edge_predecessors
+                    .push(predecessor.as_bytes().to_vec());
+            }
+            seen.insert(fact.hash, position);
+            arrays.positions.push((position, true));
+            arrays.hashes.push(fact.hash.as_bytes().to_vec());
+            arrays.type_names.push(fact.fact.type_name.clone());
+            arrays.canonicals.push(fact.canonical.clone());
+        }
+        arrays
+    }
+}
+
+impl Store for PostgresStore {
+    async fn put_facts(&self, facts: Vec<CanonicalFact>) -> Result<Vec<PutOutcome>, WriteError> {
+        if facts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let arrays = BatchArrays::new(&facts);
+        let started = Instant::now();
+        let rows = self
+            .timed(
+                sqlx::query(
+                    "SELECT ord, fact_seq, inserted, missing
+                     FROM cairn_put_facts($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&arrays.hashes)
+                .bind(&arrays.type_names)
+                .bind(&arrays.canonicals)
+                .bind(&arrays.external)
+                .bind(&arrays.edge_facts)
+                .bind(&arrays.edge_roles)
+                .bind(&arrays.edge_predecessors)
+                .fetch_all(&self.pool),
+            )
+            .await
+            .map_err(write_error)?;
+        let mut missing = Vec::new();
+        let mut distinct: Vec<(u64, bool)> = vec![(0, false); arrays.hashes.len()];
+        for row in &rows {
+            if let Some(hash) = row
+                .try_get::<Option<Vec<u8>>, _>("missing")
+                .map_err(write_error)?
+            {
+                let hash: [u8; 32] = hash
+                    .try_into()
+                    .map_err(|_| WriteError::Storage("malformed missing hash".into()))?;
+                missing.push(Hash(hash));
+                continue;
+            }
+            let ord: i32 = row.try_get("ord").map_err(write_error)?;
+            let seq: i64 = row.try_get("fact_seq").map_err(write_error)?;
+            let inserted: bool = row.try_get("inserted").map_err(write_error)?;
+            let slot = distinct
+                .get_mut((ord - 1) as usize)
+                .ok_or_else(|| WriteError::Storage(format!("unexpected position {ord}")))?;
+            *slot = (seq as u64, inserted);
+        }
+        if !missing.is_empty() {
+            return Err(WriteError::MissingPredecessors { missing });
+        }
+        let counters = &self.counters;
+        let mut n_inserted = 0u64;
+        let mut head = 0;
+        let outcomes = facts
+            .iter()
+            .zip(&arrays.positions)
+            .map(|(fact, &(position, first))| {
+                let (seq, inserted) = distinct[position];
+                let inserted = inserted && first;
+                if inserted {
+                    n_inserted += 1;
+                    counters
+                        .bytes_inserted
+                        .fetch_add(fact.canonical.len() as u64, Ordering::Relaxed);
+                }
+                head = head.max(seq);
+                PutOutcome {
+                    hash: fact.hash,
+                    seq,
+                    inserted,
+                }
+            })
+            .collect();
+        counters
+            .facts_inserted
+            .fetch_add(n_inserted, Ordering::Relaxed);
+        counters.commits.fetch_add(1, Ordering::Relaxed);
+        counters
+            .commit_nanos
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        let bucket = FACTS_PER_COMMIT_BUCKETS
+            .iter()
+            .position(|&upper| n_inserted <= upper)
+            .unwrap_or(FACTS_PER_COMMIT_BUCKETS.len());
+        counters.facts_per_commit[bucket].fetch_add(1, Ordering::Relaxed);
+        self.advance_head(head);
+        Ok(outcomes)
+    }
+
+    async fn get_fact(&self, hash: &Hash) -> Result<Option<StoredFact>, ReadError> {
+        let row = self
+            .timed(
+                sqlx::query("SELECT seq, hash, canonical FROM cairn_facts WHERE hash = $1")
+                    .bind(hash.as_bytes().as_slice())
+                    .fetch_optional(&self.pool),
+            )
+            .await
+            .map_err(read_error)?;
+        row.as_ref().map(Self::fact_from_row).transpose()
+    }
+
+    async fn successors(&self, query: &SuccessorsQuery) -> Result<Page, ReadError> {
+        let rows = self
+            .timed(
+                sqlx::query(
+                    "SELECT f.seq, f.hash, f.canonical,
+                            EXISTS (SELECT 1 FROM cairn_predecessors w
+                                    WHERE w.predecessor = f.hash
+                                      AND w.successor_type = ANY($5)) AS excluded
+                     FROM cairn_facts f
+                     WHERE f.seq IN (SELECT p.successor_seq FROM cairn_predecessors p
+                                     WHERE p.predecessor = $1 AND p.successor_type = $2
+                                       AND ($3::text IS NULL OR p.role = $3)
+                                       AND p.successor_seq > $4)
+                     ORDER BY f.seq
+                     LIMIT $6",
+                )
+                .bind(query.predecessor.as_bytes().as_slice())
+                .bind(&query.type_name)
+                .bind(query.role.as_deref())
+                .bind(query.after_seq as i64)
+                .bind(&query.without_types)
+                .bind(query.limit as i64)
+                .fetch_all(&self.pool),
+            )
+            .await
+            .map_err(read_error)?;
+        let mut page = Page {
+            facts: Vec::with_capacity(rows.len()),
+            next_seq: query.after_seq,
+        };
+        for row in &rows {
+            let fact = Self::fact_from_row(row)?;
+            page.next_seq = fact.seq;
+            let excluded: bool = row.try_get("excluded").map_err(read_error)?;
+            if !excluded {
+                page.facts.push(fact);
+            }
+        }
+        Ok(page)
+    }
+
+    async fn log(&self, after_seq: u64, limit: usize) -> Result<Page, ReadError> {
+        let rows = self
+            .timed(
+                sqlx::query(
+                    "SELECT seq, hash, canonical FROM cairn_facts
+                     WHERE seq > $1 ORDER BY seq LIMIT $2",
+                )
+                .bind(after_seq as i64)
+                .bind(limit as i64)
+                .fetch_all(&self.pool),
+            )
+            .await
+            .map_err(read_error)?;
+        let mut page = Page {
+            facts: Vec::with_capacity(rows.len()),
+            next_seq: after_seq,
+        };
+        for row in &rows {
+            let fact = Self::fact_from_row(row)?;
+            if fact.seq != page.next_seq + 1 {
+                return Err(ReadError::Corrupt(format!(
+                    "the log has a gap: expected seq {}, found {}",
+                    page.next_seq + 1,
+                    fact.seq
+                )));
+            }
+            page.next_seq = fact.seq;
+            page.facts.push(fact);
+        }
+        if let Some(last) = page.facts.last() {
+            self.advance_head(last.seq);
+        }
+        Ok(page)
+    }
+
+    async fn ping(&self) -> Result<(), ReadError> {
+        self.pool
+            .execute("SELECT 1")
+            .await
+            .map(|_| ())
+            .map_err(read_error)
+    }
+
+    fn watch_last_seq(&self) -> watch::Receiver<u64> {
+        self.last_seq.subscribe()
+    }
+
+    fn stats(&self) -> StoreStats {
+        let counters = &self.counters;
+        let mut cumulative = 0;
+        let facts_per_sync_buckets = FACTS_PER_COMMIT_BUCKETS
+            .iter()
+            .copied()
+            .chain(std::iter::once(u64::MAX))
+            .zip(&counters.facts_per_commit)
+            .map(|(upper, count)| {
+                cumulative += count.load(Ordering::Relaxed);
+                (upper, cumulative)
+            })
+            .collect();
+        let mut cumulative = 0;
+        let query_seconds_buckets = QUERY_SECONDS_BUCKETS
+            .iter()
+            .copied()
+            .chain(std::iter::once(f64::INFINITY))
+            .zip(&counters.query_buckets)
+            .map(|(upper, count)| {
+                cumulative += count.load(Ordering::Relaxed);
+                (upper, cumulative)
+            })
+            .collect();
+        let (open, idle, max) = self.pool_use();
+        StoreStats {
+            last_seq: *self.last_seq.borrow(),
+            facts_inserted: counters.facts_inserted.load(Ordering::Relaxed),
+            bytes_inserted: counters.bytes_inserted.load(Ordering::Relaxed),
+            syncs: counters.commits.load(Ordering::Relaxed),
+            sync_seconds: counters.commit_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+            facts_per_sync_buckets,
+            disk_bytes: counters.disk_bytes.load(Ordering::Relaxed),
+            poisoned: false,
+            database: Some(crate::store::DatabaseStats {
+                pool_open: open,
+                pool_idle: idle,
+                pool_max: max,
+                query_seconds_buckets,
+                query_seconds_sum: counters.query_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+            }),
+        }
+    }
+
+    fn close(&self) {
+        if let Some(task) = self.listener.lock().expect("lock poisoned").take() {
+            task.abort();
+        }
+        // Closing waits for connections in use; the pool is dropped with
+        // the store, and PostgreSQL keeps everything committed.
+        let pool = self.pool.clone();
+        drop(tokio::spawn(async move { pool.close().await }));
+    }
+}
