@@ -185,7 +185,8 @@ start_server() {
     if [[ -n $(ss -Hltn "sport = :$port" 2>/dev/null) ]]; then
         log "port $port is in use"; return 1
     fi
-    "$BIN" serve --store "$DB_URL" --listen "127.0.0.1:$port" \
+    # --data only places the blob directory (in the temp dir, not ./cairn-data).
+    "$BIN" serve --store "$DB_URL" --listen "127.0.0.1:$port" --data "$WORK/data-$index" \
         >/dev/null 2>>"$WORK/server-$index.log" &
     pid=$!
     SERVER_PIDS+=("$pid")
