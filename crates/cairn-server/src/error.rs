@@ -123,10 +123,20 @@ impl From<BlobError> for ApiError {
                 "blob_too_large",
                 error.to_string(),
             ),
-            BlobError::Io(_) => ApiError::new(
+            BlobError::Io(_) | BlobError::Storage(_) => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "storage_failure",
                 error.to_string(),
+            ),
+            BlobError::Corrupt(_) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "corrupt_data",
+                error.to_string(),
+            ),
+            BlobError::Unavailable(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                format!("{error}; retrying is safe"),
             ),
         }
     }

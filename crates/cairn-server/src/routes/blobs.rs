@@ -1,5 +1,6 @@
 //! `PUT /v1/blobs` and `GET`/`HEAD /v1/blobs/{hash}`: streamed both ways,
-//! never the whole body in memory.
+//! never the whole body in memory, to whichever backend the `BlobStore`
+//! has (files or PostgreSQL).
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
@@ -8,13 +9,12 @@ use axum::response::{IntoResponse, Response};
 use cairn_fact::Hash;
 use cairn_store::Store;
 use futures_util::StreamExt;
-use tokio_util::io::ReaderStream;
 
 use crate::error::ApiError;
 use crate::query::QueryParams;
 use crate::state::AppState;
 
-/// `PUT /v1/blobs`: streams the body to disk while hashing it.
+/// `PUT /v1/blobs`: streams the body into the blob store while hashing it.
 pub async fn put_blob<S: Store>(
     State(state): State<AppState<S>>,
     RawQuery(raw_query): RawQuery,
@@ -51,7 +51,7 @@ pub async fn get_blob<S: Store>(
     QueryParams::parse(raw_query.as_deref(), &[])?;
     let hash = Hash::from_hex(&hash_text)
         .map_err(|error| ApiError::bad_request("invalid_hash", error.to_string()))?;
-    let (file, size) = state
+    let (reader, size) = state
         .blobs
         .open_blob(&hash)
         .await?
@@ -64,5 +64,8 @@ pub async fn get_blob<S: Store>(
     if method == Method::HEAD {
         return Ok((headers, Body::empty()).into_response());
     }
-    Ok((headers, Body::from_stream(ReaderStream::new(file))).into_response())
+    // The reader checks the bytes against the hash as they stream; on a
+    // mismatch the body ends early with an error (the connection is cut
+    // short of `Content-Length`), so a corrupt blob is never served whole.
+    Ok((headers, Body::from_stream(reader)).into_response())
 }

@@ -17,6 +17,7 @@
 //! Delivery state lives in shared tables too (`delivery.rs`), coordinated
 //! by row locks (`FOR UPDATE SKIP LOCKED`), never by the servers.
 
+pub(crate) mod blobs;
 mod delivery;
 mod errors;
 mod schema;
