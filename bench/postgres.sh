@@ -210,8 +210,9 @@ stop_servers() {
 cairn_bench() {
     local out=$1 port=$((CAIRN_PORT + $2))
     shift 2
-    timeout -s INT $((TIME_LIMIT_S + 120)) "$BIN" bench --server "http://127.0.0.1:$port" \
-        --duration "$TIME_LIMIT_S" "$@" >"$out" 2>>"$WORK/bench.log" || log "cairn bench failed: $*"
+    timeout --foreground -s INT $((TIME_LIMIT_S + 120)) "$BIN" bench \
+        --server "http://127.0.0.1:$port" --duration "$TIME_LIMIT_S" "$@" \
+        >"$out" 2>>"$WORK/bench.log" || log "cairn bench failed: $*"
 }
 # Same, in the background, without a subshell in between: BENCH_PIDS gets the PID of
 # `timeout`, which passes a TERM on to `cairn bench`.
