@@ -185,7 +185,7 @@ start_server() {
     if [[ -n $(ss -Hltn "sport = :$port" 2>/dev/null) ]]; then
         log "port $port is in use"; return 1
     fi
-    # --data only places the blob directory (in the temp dir, not ./cairn-data).
+    # --data points into the temp dir, so that nothing lands in ./cairn-data if the server uses it.
     "$BIN" serve --store "$DB_URL" --listen "127.0.0.1:$port" --data "$WORK/data-$index" \
         >/dev/null 2>>"$WORK/server-$index.log" &
     pid=$!
