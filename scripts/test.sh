@@ -1,8 +1,30 @@
 #!/usr/bin/env bash
 # Runs every check without changing files: formatting, clippy (warnings are
-# errors), and all tests of the workspace. This is the README's test command.
+# errors), all tests of the workspace, and then the end-to-end tests of the
+# server again on the PostgreSQL backend (the same tests, each server on a
+# fresh database) plus the multi-server tests. This is the README's test
+# command.
+#
+# PostgreSQL is expected at 127.0.0.1:5432 (user postgres, trust auth,
+# database `test`); CAIRN_TEST_POSTGRES=<url> names another server, and
+# CAIRN_TEST_POSTGRES=skip skips everything that needs PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+if [ "${CAIRN_TEST_POSTGRES:-}" = "skip" ]; then
+    echo "CAIRN_TEST_POSTGRES=skip: the PostgreSQL backend's end-to-end tests were skipped" >&2
+    exit 0
+fi
+CAIRN_TEST_BACKEND=postgres cargo test --locked -p cairn-cli \
+    --test api --test bad_input --test subscriptions --test stream --test cli_subs \
+    --test delivery_faults --test multi_server
+# Test databases still there belong to test processes that have ended.
+psql "${CAIRN_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/test}" -qtAc \
+    "SELECT datname FROM pg_database WHERE datname LIKE 'cairn\_test\_%'" |
+    while read -r name; do
+        [ -d "/proc/$(echo "$name" | cut -d_ -f3)" ] && continue
+        psql "${CAIRN_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/test}" -qc \
+            "DROP DATABASE IF EXISTS $name WITH (FORCE)"
+    done

@@ -34,8 +34,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server on the embedded store.
+    /// Run the server (embedded store by default, or PostgreSQL).
     Serve(serve::ServeArgs),
+    /// Apply the PostgreSQL schema migrations (servers also do at start).
+    Migrate {
+        /// The database: `postgres://user@host:5432/db`.
+        #[arg(long, env = "CAIRN_STORE")]
+        store: String,
+    },
     /// Print the hash of a fact given as JSON (offline).
     Hash {
         /// File holding the fact; `-` or nothing reads standard input.
@@ -103,6 +109,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
+            Command::Migrate { store } => serve::migrate(&store).await,
             Command::Hash { file } => client::hash(file.as_deref()),
             Command::Put { file, server } => client::put(&server, file.as_deref()).await,
             Command::Get { hash, server } => client::get(&server, &hash).await,

@@ -1,22 +1,36 @@
-//! `cairn serve`: opens the embedded store and blob directory, serves the
-//! HTTP API, and shuts down cleanly on SIGINT or SIGTERM.
+//! `cairn serve`: opens the store (embedded in a data directory, or
+//! PostgreSQL with `--store postgres://…`), serves the HTTP API, and shuts
+//! down cleanly on SIGINT or SIGTERM. `cairn migrate` applies the
+//! PostgreSQL schema without serving.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use cairn_server::delivery::memory::MemoryDeliveries;
+use cairn_server::delivery::shared::SharedDeliveries;
+use cairn_server::delivery::Deliveries;
 use cairn_server::{limits, ServerConfig};
-use cairn_store::{BlobStore, EmbeddedOptions, EmbeddedStore, SyncMode};
+use cairn_store::{
+    BlobStore, EmbeddedOptions, EmbeddedStore, PostgresOptions, PostgresStore, Store, SyncMode,
+    SCHEMA_VERSION,
+};
 use tokio::signal::unix::{signal, SignalKind};
 
 /// Options of `cairn serve`.
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// Data directory (created if missing).
+    /// Data directory of the embedded store (created if missing).
     #[arg(long, env = "CAIRN_DATA", default_value = "./cairn-data")]
     data: PathBuf,
+    /// Keep everything in PostgreSQL instead: a URL such as
+    /// `postgres://user@host:5432/db`. Many servers can share one database.
+    #[arg(long, env = "CAIRN_STORE")]
+    store: Option<String>,
+    #[command(flatten)]
+    postgres: PostgresArgs,
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "CAIRN_LISTEN", default_value = "127.0.0.1:7710")]
     listen: SocketAddr,
@@ -38,8 +52,31 @@ pub struct ServeArgs {
     fail_sync_after: Option<u64>,
 }
 
-/// Runs the server until a shutdown signal.
-pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+/// Connection settings of the PostgreSQL store.
+#[derive(clap::Args)]
+pub struct PostgresArgs {
+    /// Database connections this server opens at most.
+    #[arg(long, env = "CAIRN_PG_POOL_MAX", default_value_t = 16)]
+    pg_pool_max: u32,
+    /// Milliseconds a request waits for a free connection (then 503).
+    #[arg(long, env = "CAIRN_PG_ACQUIRE_TIMEOUT_MS", default_value_t = 5_000)]
+    pg_acquire_timeout_ms: u64,
+    /// Milliseconds a statement may run before PostgreSQL cancels it.
+    #[arg(long, env = "CAIRN_PG_STATEMENT_TIMEOUT_MS", default_value_t = 10_000)]
+    pg_statement_timeout_ms: u64,
+}
+
+impl PostgresArgs {
+    fn options(&self) -> PostgresOptions {
+        PostgresOptions {
+            pool_max: self.pg_pool_max,
+            acquire_timeout: Duration::from_millis(self.pg_acquire_timeout_ms),
+            statement_timeout: Duration::from_millis(self.pg_statement_timeout_ms),
+        }
+    }
+}
+
+fn init_logging() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -47,6 +84,42 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+}
+
+/// `cairn migrate`: applies missing schema migrations to a PostgreSQL
+/// database (servers also apply them when they start).
+pub async fn migrate(url: &str) -> anyhow::Result<()> {
+    init_logging();
+    let applied = PostgresStore::migrate(url).await?;
+    if applied.is_empty() {
+        println!("schema is up to date (version {SCHEMA_VERSION})");
+    } else {
+        println!("applied migrations {applied:?}; schema is at version {SCHEMA_VERSION}");
+    }
+    Ok(())
+}
+
+/// Runs the server until a shutdown signal.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging();
+    let config = ServerConfig {
+        fact_canonical_bytes_max: args.fact_bytes_max,
+        concurrent_requests_max: args.concurrent_requests_max,
+    };
+    if let Some(url) = &args.store {
+        if args.unsafe_ack_before_write || args.fail_sync_after.is_some() {
+            anyhow::bail!("the test-only fault options apply to the embedded store only");
+        }
+        let store = PostgresStore::connect(url, args.postgres.options())
+            .await
+            .context("cannot open the PostgreSQL store")?;
+        let store = Arc::new(store);
+        let blobs = BlobStore::postgres(store.pool().clone(), args.blob_bytes_max)
+            .await
+            .context("cannot open the blob tables")?;
+        let deliveries = SharedDeliveries::new(Arc::clone(&store));
+        return serve(args.listen, store, blobs, Arc::new(deliveries), config).await;
+    }
     let options = EmbeddedOptions {
         sync_mode: if args.unsafe_ack_before_write {
             SyncMode::UnsafeAckBeforeWrite
@@ -65,23 +138,29 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open the store in {}", args.data.display()))?;
     let blobs = BlobStore::open(&args.data.join("blobs"), args.blob_bytes_max)
         .context("cannot open the blob directory")?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let address = listener.local_addr()?;
-    tracing::info!("listening on http://{address}");
-    let config = ServerConfig {
-        fact_canonical_bytes_max: args.fact_bytes_max,
-        concurrent_requests_max: args.concurrent_requests_max,
-    };
     let store = Arc::new(store);
     let deliveries =
         MemoryDeliveries::load(Arc::clone(&store)).context("cannot load the subscriptions")?;
+    serve(args.listen, store, blobs, Arc::new(deliveries), config).await
+}
+
+async fn serve<S: Store>(
+    listen: SocketAddr,
+    store: Arc<S>,
+    blobs: BlobStore,
+    deliveries: Arc<dyn Deliveries>,
+    config: ServerConfig,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let address = listener.local_addr()?;
+    tracing::info!("listening on http://{address}");
     cairn_server::serve(
         listener,
         store,
         Arc::new(blobs),
-        Arc::new(deliveries),
+        deliveries,
         config,
         shutdown_signal()?,
     )

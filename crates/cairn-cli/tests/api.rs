@@ -313,7 +313,11 @@ fn blobs_stream_in_and_out_by_hash() {
         get_json(&server, "/v1/blobs/UPPER").1["error"]["code"],
         "invalid_hash"
     );
-    // Nothing half-written is left behind by the rejected upload.
+    // Nothing half-written is left behind by the rejected upload (on
+    // PostgreSQL, cairn-store's blob tests check the chunk tables).
+    if on_postgres() {
+        return;
+    }
     let leftovers = std::fs::read_dir(dir.path().join("blobs/tmp"))
         .unwrap()
         .count();
@@ -358,6 +362,9 @@ fn sigterm_finishes_cleanly_and_data_survives_restart() {
 
 #[test]
 fn a_second_server_cannot_open_the_same_data_directory() {
+    if on_postgres() {
+        return; // many servers share one database by design
+    }
     let dir = tempfile::tempdir().unwrap();
     let _server = Server::start(dir.path(), &[]);
     let output = Command::new(CAIRN)

@@ -28,6 +28,7 @@ pub use record::{
     validate_subscription_name, MessageRecord, MessageStatus, RecordError, SubscriptionRecord,
 };
 pub use subscription::{
-    AdmittedMessage, Change, Counters, Lease, SubscriptionState, TokenOutcome, TokenStatus,
+    truncate_error, AdmittedMessage, Change, Counters, Lease, SubscriptionState, TokenOutcome,
+    TokenStatus, LEASE_EXPIRED_ERROR,
 };
 pub use token::LeaseToken;

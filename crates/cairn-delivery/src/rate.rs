@@ -21,6 +21,22 @@ impl TokenBucket {
         }
     }
 
+    /// A bucket as stored: `milli_tokens` thousandths of a message, last
+    /// refilled at `refilled_at_ms` (for a backend that keeps the bucket in
+    /// a database row shared by several servers).
+    pub fn from_parts(rate_per_s: u32, milli_tokens: u64, refilled_at_ms: u64) -> TokenBucket {
+        TokenBucket {
+            rate_per_s,
+            milli_tokens: milli_tokens.min(u64::from(rate_per_s) * 1_000),
+            refilled_at_ms,
+        }
+    }
+
+    /// The stored form: `(milli_tokens, refilled_at_ms)`.
+    pub fn parts(&self) -> (u64, u64) {
+        (self.milli_tokens, self.refilled_at_ms)
+    }
+
     fn refill(&mut self, now_ms: u64) {
         let elapsed_ms = now_ms.saturating_sub(self.refilled_at_ms);
         let capacity = u64::from(self.rate_per_s) * 1_000;

@@ -26,7 +26,8 @@ use crate::record::{MessageRecord, MessageStatus, SubscriptionRecord};
 use crate::token::LeaseToken;
 
 /// The error text recorded when a lease runs out.
-const LEASE_EXPIRED_ERROR: &str = "lease expired";
+/// The error recorded when a lease runs out.
+pub const LEASE_EXPIRED_ERROR: &str = "lease expired";
 
 /// A matching fact entering the subscription's window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -857,7 +858,7 @@ impl SubscriptionState {
 }
 
 /// Cuts an error text to the kept length, at a character boundary.
-fn truncate_error(error: &str) -> String {
+pub fn truncate_error(error: &str) -> String {
     let mut end = error.len().min(limits::LAST_ERROR_BYTES_MAX);
     while !error.is_char_boundary(end) {
         end -= 1;

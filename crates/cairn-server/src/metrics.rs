@@ -7,7 +7,7 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use cairn_store::StoreStats;
+use cairn_store::{DatabaseStats, StoreStats};
 
 use crate::delivery::SubscriptionView;
 use prometheus::{
@@ -126,26 +126,78 @@ fn render_store(text: &mut String, stats: &StoreStats) {
         "1 when the store refuses writes after a storage failure",
         u8::from(stats.poisoned).to_string(),
     );
-    let name = "cairn_facts_per_fsync";
+    histogram(
+        text,
+        "cairn_facts_per_fsync",
+        "New facts made durable by one fsync",
+        stats
+            .facts_per_sync_buckets
+            .iter()
+            .map(|&(upper, cumulative)| {
+                let bound = if upper == u64::MAX {
+                    "+Inf".to_string()
+                } else {
+                    upper.to_string()
+                };
+                (bound, cumulative)
+            }),
+        stats.facts_inserted.to_string(),
+    );
+    if let Some(database) = &stats.database {
+        render_database(text, database);
+    }
+}
+
+/// Connection pool and query latency of a store over PostgreSQL.
+fn render_database(text: &mut String, database: &DatabaseStats) {
+    let name = "cairn_db_pool_connections";
     let _ = writeln!(
         text,
-        "# HELP {name} New facts made durable by one fsync\n# TYPE {name} histogram"
+        "# HELP {name} Database connections of this server, by state\n# TYPE {name} gauge"
     );
+    let in_use = database.pool_open.saturating_sub(database.pool_idle);
+    let _ = writeln!(text, "{name}{{state=\"in_use\"}} {in_use}");
+    let _ = writeln!(text, "{name}{{state=\"idle\"}} {}", database.pool_idle);
+    let name = "cairn_db_pool_max_connections";
+    let _ = writeln!(
+        text,
+        "# HELP {name} Database connections this server opens at most\n# TYPE {name} gauge\n{name} {}",
+        database.pool_max
+    );
+    histogram(
+        text,
+        "cairn_db_query_seconds",
+        "Duration of database queries and transactions",
+        database
+            .query_seconds_buckets
+            .iter()
+            .map(|&(upper, cumulative)| {
+                let bound = if upper.is_infinite() {
+                    "+Inf".to_string()
+                } else {
+                    upper.to_string()
+                };
+                (bound, cumulative)
+            }),
+        database.query_seconds_sum.to_string(),
+    );
+}
+
+/// One histogram from cumulative `(bound, count)` buckets, the last +Inf.
+fn histogram(
+    text: &mut String,
+    name: &str,
+    help: &str,
+    buckets: impl Iterator<Item = (String, u64)>,
+    sum: String,
+) {
+    let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} histogram");
     let mut count = 0;
-    for &(upper, cumulative) in &stats.facts_per_sync_buckets {
-        let bound = if upper == u64::MAX {
-            "+Inf".to_string()
-        } else {
-            upper.to_string()
-        };
+    for (bound, cumulative) in buckets {
         let _ = writeln!(text, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
         count = cumulative;
     }
-    let _ = writeln!(
-        text,
-        "{name}_sum {}\n{name}_count {count}",
-        stats.facts_inserted
-    );
+    let _ = writeln!(text, "{name}_sum {sum}\n{name}_count {count}");
 }
 
 /// Per-subscription gauges and counters, labelled by subscription name

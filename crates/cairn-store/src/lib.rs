@@ -6,7 +6,8 @@
 //! (subscriptions, leases, acks, dead letters) is kept through the
 //! [`DeliveryStore`] trait, in the same journal and commits as facts.
 //! [`PostgresStore`] keeps facts and delivery state in PostgreSQL, shared by
-//! many servers. Blobs are content-addressed files managed by [`BlobStore`].
+//! many servers. Blobs are content-addressed, as files or in PostgreSQL,
+//! managed by [`BlobStore`].
 
 mod blobs;
 mod delivery;
@@ -15,7 +16,7 @@ mod error;
 pub mod postgres;
 mod store;
 
-pub use blobs::{BlobError, BlobStore, BlobWriter};
+pub use blobs::{BlobError, BlobReader, BlobStore, BlobWriter};
 pub use delivery::{DeliveryStore, MessageSelection, StoredSubscription};
 pub use embedded::{EmbeddedOptions, EmbeddedStore, SyncMode};
 pub use error::{ReadError, WriteError};

@@ -1,12 +1,24 @@
 //! Test support: starts the real `cairn` binary on a free loopback port in
 //! its own data directory, and stops only that process, by PID.
+//!
+//! With `CAIRN_TEST_BACKEND=postgres` every server keeps its data in
+//! PostgreSQL instead (`--store`): a fresh database per data directory, so
+//! a server restarted on the same directory finds its data, and several
+//! servers started on one directory share one database. A database is
+//! dropped once its data directory is gone (checked whenever a server
+//! starts); the few left when the test process ends are dropped by the next
+//! run's sweep (`TestDatabase::create`) and at the end of
+//! `scripts/test.sh`. The same tests thus run against both backends.
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
+
+use cairn_store::postgres::testing::TestDatabase;
 use std::time::Duration;
 
 /// Path of the binary under test.
@@ -19,6 +31,43 @@ pub struct Server {
     pub base: String,
     /// Data directory.
     pub data: PathBuf,
+    /// The database, on the PostgreSQL backend.
+    database: Option<Arc<TestDatabase>>,
+}
+
+/// True when the tests run against the PostgreSQL backend.
+pub fn on_postgres() -> bool {
+    std::env::var("CAIRN_TEST_BACKEND").as_deref() == Ok("postgres")
+}
+
+/// Databases by data directory, while the directory exists.
+fn databases() -> &'static Mutex<HashMap<PathBuf, Arc<TestDatabase>>> {
+    static DATABASES: OnceLock<Mutex<HashMap<PathBuf, Arc<TestDatabase>>>> = OnceLock::new();
+    DATABASES.get_or_init(Default::default)
+}
+
+/// The database of a data directory (created on first use), on the
+/// PostgreSQL backend.
+fn database_for(data: &Path) -> Option<Arc<TestDatabase>> {
+    if !on_postgres() {
+        return None;
+    }
+    let mut databases = databases().lock().unwrap();
+    databases.retain(|dir, _| dir.exists());
+    if let Some(database) = databases.get(data) {
+        return Some(Arc::clone(database));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let database = Arc::new(
+        runtime
+            .block_on(TestDatabase::create())
+            .expect("CAIRN_TEST_BACKEND=postgres needs PostgreSQL (CAIRN_TEST_POSTGRES)"),
+    );
+    databases.insert(data.to_path_buf(), Arc::clone(&database));
+    Some(database)
 }
 
 impl Server {
@@ -32,11 +81,17 @@ impl Server {
     /// Like [`Server::start`], but a server that exits before listening
     /// yields its standard error.
     pub fn try_start(data: &Path, extra_args: &[&str]) -> Result<Server, String> {
+        let database = database_for(data);
+        let store_args = match &database {
+            Some(database) => vec!["--store".to_string(), database.url()],
+            None => Vec::new(),
+        };
         let mut child = Command::new(CAIRN)
             .arg("serve")
             .arg("--data")
             .arg(data)
             .args(["--listen", "127.0.0.1:0"])
+            .args(store_args)
             .args(extra_args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -68,6 +123,7 @@ impl Server {
                 child: Some(child),
                 base,
                 data: data.to_path_buf(),
+                database,
             }),
             Err(_) => {
                 let _ = child.kill();

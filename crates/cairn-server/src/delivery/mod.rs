@@ -4,19 +4,26 @@
 //!
 //! * [`memory`]: each subscription's pure state machine runs in this
 //!   server's memory and persists its changes through a `DeliveryStore`
-//!   (the embedded store, one server).
+//!   (the embedded store, one server);
+//! * [`shared`]: the state lives in PostgreSQL rows that every server
+//!   reads and locks (`FOR UPDATE SKIP LOCKED`), so many servers serve one
+//!   subscription without coordinating among themselves.
 //!
 //! Handlers see only the traits, so both engines answer every endpoint the
 //! same way.
 
 pub mod memory;
+pub mod shared;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use cairn_delivery::{MessageRecord, SubscriptionDefinition, TokenOutcome};
-use cairn_fact::Hash;
-use cairn_store::{ReadError, WriteError};
+use cairn_delivery::{
+    message_attributes, MessageAttributes, MessageRecord, SubscriptionDefinition, TokenOutcome,
+    NOT_BEFORE_FIELD,
+};
+use cairn_fact::{parse_json, Fact, Hash};
+use cairn_store::{MessageSelection, ReadError, WriteError};
 use futures_util::future::BoxFuture;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -109,6 +116,37 @@ pub struct SubscriptionView {
     pub oldest_unacked_age_ms: u64,
     /// Log end minus the fully acknowledged prefix.
     pub consumer_lag: u64,
+}
+
+/// Which facts are messages of a subscription with this definition.
+pub fn selection_of(definition: &SubscriptionDefinition) -> MessageSelection {
+    match definition.predecessor_hash() {
+        Some((role, predecessor)) => MessageSelection::Successors {
+            type_name: definition.type_name.clone(),
+            role,
+            predecessor,
+        },
+        None => MessageSelection::Type(definition.type_name.clone()),
+    }
+}
+
+/// The ordering key and not-before time of a stored fact, as `definition`
+/// reads them. The fact is parsed only when one of them can be present.
+pub fn fact_attributes(definition: &SubscriptionDefinition, canonical: &[u8]) -> MessageAttributes {
+    let ordering_key = definition.ordering_key.as_deref();
+    let may_have_not_before =
+        memchr::memmem::find(canonical, NOT_BEFORE_FIELD.as_bytes()).is_some();
+    if ordering_key.is_none() && !may_have_not_before {
+        return MessageAttributes::default();
+    }
+    // Stored facts were validated when written and verified when read.
+    let parsed = parse_json(canonical, cairn_fact::JSON_DEPTH_MAX + 1)
+        .ok()
+        .and_then(|value| Fact::from_value(&value).ok());
+    match parsed {
+        Some(parsed) => message_attributes(&parsed, ordering_key),
+        None => MessageAttributes::default(),
+    }
 }
 
 /// What the delivery traits answer: a boxed future (the traits are used as

@@ -13,7 +13,9 @@ use crate::state::AppState;
 /// The server's version, reported by `/v1/health` and `/versions`.
 pub const SERVER_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// `GET /v1/health`: 200 while the store accepts writes, 503 once poisoned.
+/// `GET /v1/health`: 200 while the store accepts writes; 503 once it is
+/// poisoned, or while its database cannot be reached (it recovers by
+/// itself when the database returns).
 pub async fn health<S: Store>(State(state): State<AppState<S>>) -> Response {
     if state.store.stats().poisoned {
         let error = ApiError::new(
@@ -22,6 +24,14 @@ pub async fn health<S: Store>(State(state): State<AppState<S>>) -> Response {
             "the store refuses writes after a storage failure; restart the server",
         );
         return error.into_response();
+    }
+    if let Err(error) = state.store.ping().await {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            error.to_string(),
+        )
+        .into_response();
     }
     axum::Json(json!({ "status": "ok", "version": SERVER_VERSION })).into_response()
 }

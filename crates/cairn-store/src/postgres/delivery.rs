@@ -1,1 +1,941 @@
-//! placeholder
+//! Delivery state in PostgreSQL (schema in `migrations/0002_delivery.sql`):
+//! the statements of the shared delivery engine, each one round trip (a
+//! short transaction where a row lock must be held across statements).
+//!
+//! Time is the database's clock (`cairn_now_ms()`), so servers with skewed
+//! clocks agree on leases and delays. A lease is a row update under
+//! `FOR UPDATE SKIP LOCKED`: concurrent pulls on any servers take disjoint
+//! rows, and a message is never leased to two consumers at once. Tokens are
+//! checked against the row's `lease_id`, so an ack is accepted exactly when
+//! the in-memory engine would accept it.
+
+use cairn_delivery::{Backoff, MessageRecord, MessageStatus, TokenBucket};
+use cairn_fact::Hash;
+use sqlx::postgres::PgRow;
+use sqlx::Row;
+
+use super::errors::{read_error, write_error};
+use super::PostgresStore;
+use crate::delivery::MessageSelection;
+use crate::error::{ReadError, WriteError};
+use crate::store::StoredFact;
+
+/// Matching facts admitted per admission transaction.
+const ADMISSION_BATCH_MAX: i64 = 1_000;
+
+/// A subscription's row.
+#[derive(Clone, Debug)]
+pub struct SubscriptionRow {
+    /// Internal id (never reused).
+    pub id: u64,
+    /// The name.
+    pub name: String,
+    /// The definition as JSON.
+    pub definition: String,
+    /// Whether delivery is paused.
+    pub paused: bool,
+    /// The admission cursor.
+    pub cursor_seq: u64,
+}
+
+/// What creating a subscription found.
+#[derive(Clone, Debug)]
+pub enum CreateOutcome {
+    /// It was created.
+    Created(SubscriptionRow),
+    /// One with that name exists (with this or another definition).
+    Existing(SubscriptionRow),
+    /// The database holds the most subscriptions allowed.
+    TooMany,
+}
+
+/// What a lease asks for.
+#[derive(Clone, Copy, Debug)]
+pub struct LeaseRequest {
+    /// Messages at most.
+    pub max: usize,
+    /// Lease length.
+    pub lease_ms: u64,
+    /// Messages of one ordering key leased (or waiting before it) at most.
+    pub max_in_flight_per_key: u32,
+    /// Delivery rate limit, if any.
+    pub rate_limit_per_s: Option<u32>,
+    /// Random bits the lease ids are drawn from (`lease_id = base XOR seq`).
+    pub lease_base: u64,
+}
+
+/// A message leased by a pull, with its fact.
+#[derive(Clone, Debug)]
+pub struct LeasedMessage {
+    /// The fact's seq.
+    pub seq: u64,
+    /// The fact's hash.
+    pub hash: Hash,
+    /// 1 on the first delivery.
+    pub attempt: u32,
+    /// The lease's id (with `seq`, the token).
+    pub lease_id: u64,
+    /// The fact's canonical JSON.
+    pub canonical: Vec<u8>,
+}
+
+/// What admission did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Another server holds the subscription's row: it is admitting.
+    Busy,
+    /// Admitted this many messages; the cursor is now `cursor_seq`.
+    Admitted {
+        /// Messages admitted.
+        n_admitted: u64,
+        /// The cursor after admission.
+        cursor_seq: u64,
+        /// True when the window is full (the cursor stopped before the head).
+        window_full: bool,
+    },
+}
+
+/// Counts for a subscription's view.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DeliveryCounts {
+    /// Tracked (pending) messages.
+    pub pending: u64,
+    /// Pending and leased now.
+    pub in_flight: u64,
+    /// Dead letters.
+    pub dead: u64,
+    /// Discarded dead letters.
+    pub discarded: u64,
+    /// Matching facts beyond the cursor.
+    pub untracked: u64,
+    /// First delivery of the oldest unacknowledged delivered message.
+    pub oldest_first_delivered_at_ms: Option<u64>,
+    /// Lowest pending seq.
+    pub lowest_pending_seq: Option<u64>,
+    /// The cursor.
+    pub cursor_seq: u64,
+    /// Whether delivery is paused.
+    pub paused: bool,
+    /// The database's clock.
+    pub now_ms: u64,
+}
+
+/// A token's current state, for outcomes of tokens that matched nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingLease {
+    /// The message.
+    pub seq: u64,
+    /// Its last lease's id, if it was leased.
+    pub lease_id: Option<u64>,
+}
+
+fn subscription_row(row: &PgRow) -> Result<SubscriptionRow, sqlx::Error> {
+    Ok(SubscriptionRow {
+        id: row.try_get::<i64, _>("id")? as u64,
+        name: row.try_get("name")?,
+        definition: row.try_get("definition")?,
+        paused: row.try_get("paused")?,
+        cursor_seq: row.try_get::<i64, _>("cursor_seq")? as u64,
+    })
+}
+
+fn hash_of(bytes: Vec<u8>) -> Result<Hash, ReadError> {
+    let bytes: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| ReadError::Corrupt("a message row has a malformed hash".into()))?;
+    Ok(Hash(bytes))
+}
+
+fn message_record(row: &PgRow) -> Result<(u64, MessageRecord, Vec<u8>), ReadError> {
+    let get = |error: sqlx::Error| read_error(error);
+    let seq = row.try_get::<i64, _>("seq").map_err(get)? as u64;
+    let status = match row.try_get::<i16, _>("status").map_err(get)? {
+        0 => MessageStatus::Pending,
+        1 => MessageStatus::Dead,
+        _ => MessageStatus::Discarded,
+    };
+    let key: Option<Vec<u8>> = row.try_get("ordering_key").map_err(get)?;
+    let optional = |name: &str| -> Result<Option<u64>, ReadError> {
+        Ok(row
+            .try_get::<Option<i64>, _>(name)
+            .map_err(read_error)?
+            .map(|value| value as u64))
+    };
+    let record = MessageRecord {
+        hash: hash_of(row.try_get("hash").map_err(get)?)?,
+        status,
+        attempts: row.try_get::<i32, _>("attempts").map_err(get)? as u32,
+        available_at_ms: row.try_get::<i64, _>("available_at_ms").map_err(get)? as u64,
+        first_delivered_at_ms: optional("first_delivered_at_ms")?,
+        last_error: row.try_get("last_error").map_err(get)?,
+        dead_at_ms: optional("dead_at_ms")?,
+        key: key.map(hash_of).transpose()?,
+    };
+    let canonical: Vec<u8> = row.try_get("canonical").map_err(get)?;
+    if Hash::of_bytes(&canonical) != record.hash {
+        return Err(ReadError::Corrupt(format!(
+            "fact with seq {seq} does not match its hash {}",
+            record.hash
+        )));
+    }
+    Ok((seq, record, canonical))
+}
+
+fn split_tokens(tokens: &[(u64, u64)]) -> (Vec<i64>, Vec<i64>) {
+    tokens
+        .iter()
+        .map(|&(seq, lease_id)| (seq as i64, lease_id as i64))
+        .unzip()
+}
+
+fn seqs_of(rows: &[PgRow]) -> Result<Vec<u64>, WriteError> {
+    rows.iter()
+        .map(|row| {
+            row.try_get::<i64, _>("seq")
+                .map(|seq| seq as u64)
+                .map_err(write_error)
+        })
+        .collect()
+}
+
+/// Bytes of the field name that makes a fact carry a not-before time.
+const NOT_BEFORE_NEEDLE: &[u8] = cairn_delivery::NOT_BEFORE_FIELD.as_bytes();
+
+impl PostgresStore {
+    /// The subscription with this name.
+    pub async fn subscription(&self, name: &str) -> Result<Option<SubscriptionRow>, ReadError> {
+        let row = self
+            .timed(
+                sqlx::query("SELECT * FROM cairn_subscriptions WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(self.pool()),
+            )
+            .await
+            .map_err(read_error)?;
+        row.as_ref()
+            .map(subscription_row)
+            .transpose()
+            .map_err(read_error)
+    }
+
+    /// Every subscription, by name.
+    pub async fn subscriptions(&self) -> Result<Vec<SubscriptionRow>, ReadError> {
+        let rows = self
+            .timed(
+                sqlx::query("SELECT * FROM cairn_subscriptions ORDER BY name")
+                    .fetch_all(self.pool()),
+            )
+            .await
+            .map_err(read_error)?;
+        rows.iter()
+            .map(subscription_row)
+            .collect::<Result<_, _>>()
+            .map_err(read_error)
+    }
+
+    /// Creates a subscription unless one has that name or `max` exist.
+    /// `start_now` starts it at the current head of the log.
+    pub async fn create_subscription(
+        &self,
+        name: &str,
+        definition: &str,
+        start_now: bool,
+        max: usize,
+    ) -> Result<CreateOutcome, WriteError> {
+        let row = self
+            .timed(
+                sqlx::query(
+                    "INSERT INTO cairn_subscriptions (name, definition, cursor_seq, created_at_ms)
+                     SELECT $1, $2,
+                            CASE WHEN $3 THEN (SELECT last_seq FROM cairn_log_head) ELSE 0 END,
+                            cairn_now_ms()
+                     WHERE (SELECT count(*) FROM cairn_subscriptions) < $4
+                     ON CONFLICT (name) DO NOTHING
+                     RETURNING *",
+                )
+                .bind(name)
+                .bind(definition)
+                .bind(start_now)
+                .bind(max as i64)
+                .fetch_optional(self.pool()),
+            )
+            .await
+            .map_err(write_error)?;
+        if let Some(row) = row {
+            return Ok(CreateOutcome::Created(
+                subscription_row(&row).map_err(write_error)?,
+            ));
+        }
+        match self.subscription(name).await {
+            Ok(Some(existing)) => Ok(CreateOutcome::Existing(existing)),
+            Ok(None) => Ok(CreateOutcome::TooMany),
+            Err(ReadError::Unavailable(error)) => Err(WriteError::Unavailable(error)),
+            Err(error) => Err(WriteError::Storage(error.to_string())),
+        }
+    }
+
+    /// Deletes a subscription with all its messages. False if there was none.
+    pub async fn delete_subscription(&self, name: &str) -> Result<bool, WriteError> {
+        let result = self
+            .timed(
+                sqlx::query("DELETE FROM cairn_subscriptions WHERE name = $1")
+                    .bind(name)
+                    .execute(self.pool()),
+            )
+            .await
+            .map_err(write_error)?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    /// Pauses or resumes. False if the subscription is gone.
+    pub async fn set_subscription_paused(&self, id: u64, paused: bool) -> Result<bool, WriteError> {
+        let result = self
+            .timed(
+                sqlx::query("UPDATE cairn_subscriptions SET paused = $2 WHERE id = $1")
+                    .bind(id as i64)
+                    .bind(paused)
+                    .execute(self.pool()),
+            )
+            .await
+            .map_err(write_error)?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    /// Ends expired leases as failed attempts: each message waits for its
+    /// backoff from the moment its lease ran out, or becomes a dead letter
+    /// if that was its last attempt. Returns how many leases ended.
+    pub async fn expire_leases(
+        &self,
+        id: u64,
+        max_attempts: u32,
+        backoff: Backoff,
+    ) -> Result<u64, WriteError> {
+        let result = self
+            .timed(
+                sqlx::query(
+                    "UPDATE cairn_messages m SET
+                        status = CASE WHEN m.attempts >= $2 THEN 1 ELSE 0 END,
+                        dead_at_ms = CASE WHEN m.attempts >= $2 THEN m.leased_until_ms END,
+                        available_at_ms = CASE WHEN m.attempts >= $2 THEN m.leased_until_ms
+                            ELSE m.leased_until_ms + cairn_backoff_ms($3, $4, m.attempts) END,
+                        leased_until_ms = NULL,
+                        last_error = $5
+                     WHERE m.subscription_id = $1 AND m.status = 0
+                       AND m.leased_until_ms IS NOT NULL AND m.leased_until_ms <= cairn_now_ms()",
+                )
+                .bind(id as i64)
+                .bind(max_attempts as i32)
+                .bind(backoff.initial_ms as i64)
+                .bind(backoff.max_ms as i64)
+                .bind(cairn_delivery::LEASE_EXPIRED_ERROR)
+                .execute(self.pool()),
+            )
+            .await
+            .map_err(write_error)?;
+        Ok(result.rows_affected())
+    }
+
+    /// Admits matching facts beyond the cursor while the window of pending
+    /// messages (`window_max`) has room, at most a batch per call, taking
+    /// the subscription row's lock (or answering `Busy` if another server
+    /// holds it). `attributes` gives a fact's ordering key and not-before
+    /// time; it sees the canonical bytes only of facts that may carry a
+    /// not-before time, or of every fact when `needs_bytes`.
+    pub async fn admit(
+        &self,
+        id: u64,
+        selection: &MessageSelection,
+        window_max: usize,
+        needs_bytes: bool,
+        attributes: impl Fn(&StoredFact) -> (Option<Hash>, Option<u64>),
+    ) -> Result<Admission, WriteError> {
+        let started = std::time::Instant::now();
+        let mut transaction = self.pool().begin().await.map_err(write_error)?;
+        let cursor: Option<i64> = sqlx::query_scalar(
+            "SELECT cursor_seq FROM cairn_subscriptions WHERE id = $1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(id as i64)
+        .fetch_optional(&mut *transaction)
+        .await
+        .map_err(write_error)?;
+        let Some(cursor) = cursor else {
+            return Ok(Admission::Busy);
+        };
+        let head: i64 = sqlx::query_scalar("SELECT last_seq FROM cairn_log_head")
+            .fetch_one(&mut *transaction)
+            .await
+            .map_err(write_error)?;
+        if cursor >= head {
+            return Ok(Admission::Admitted {
+                n_admitted: 0,
+                cursor_seq: cursor as u64,
+                window_full: false,
+            });
+        }
+        let pending: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT 1 FROM cairn_messages
+                                   WHERE subscription_id = $1 AND status = 0 LIMIT $2) p",
+        )
+        .bind(id as i64)
+        .bind(window_max as i64)
+        .fetch_one(&mut *transaction)
+        .await
+        .map_err(write_error)?;
+        let room = (window_max as i64 - pending).min(ADMISSION_BATCH_MAX);
+        if room <= 0 {
+            return Ok(Admission::Admitted {
+                n_admitted: 0,
+                cursor_seq: cursor as u64,
+                window_full: true,
+            });
+        }
+        let (type_name, filter) = match selection {
+            MessageSelection::Type(type_name) => (type_name, "f.type_name = $3 AND f.seq > $4"),
+            MessageSelection::Successors { type_name, .. } => (
+                type_name,
+                "f.seq IN (SELECT p.successor_seq FROM cairn_predecessors p
+                           WHERE p.predecessor = $6 AND p.successor_type = $3
+                             AND p.role = $7 AND p.successor_seq > $4)",
+            ),
+        };
+        let sql = format!(
+            "SELECT f.seq, f.hash,
+                    CASE WHEN $1 OR position($2::bytea IN f.canonical) > 0 THEN f.canonical END
+                    AS canonical
+             FROM cairn_facts f WHERE {filter} ORDER BY f.seq LIMIT $5"
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(needs_bytes)
+            .bind(NOT_BEFORE_NEEDLE)
+            .bind(type_name)
+            .bind(cursor)
+            .bind(room);
+        if let MessageSelection::Successors {
+            role, predecessor, ..
+        } = selection
+        {
+            query = query.bind(predecessor.as_bytes().to_vec()).bind(role);
+        }
+        let rows = query
+            .fetch_all(&mut *transaction)
+            .await
+            .map_err(write_error)?;
+        let mut seqs = Vec::with_capacity(rows.len());
+        let mut hashes = Vec::with_capacity(rows.len());
+        let mut keys: Vec<Option<Vec<u8>>> = Vec::with_capacity(rows.len());
+        let mut available: Vec<i64> = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let seq = row.try_get::<i64, _>("seq").map_err(write_error)? as u64;
+            let hash: Vec<u8> = row.try_get("hash").map_err(write_error)?;
+            let canonical: Option<Vec<u8>> = row.try_get("canonical").map_err(write_error)?;
+            let hash =
+                hash_of(hash.clone()).map_err(|error| WriteError::Storage(error.to_string()))?;
+            let (key, not_before) = match canonical {
+                Some(canonical) => attributes(&StoredFact {
+                    hash,
+                    seq,
+                    canonical,
+                }),
+                None => (None, None),
+            };
+            seqs.push(seq as i64);
+            hashes.push(hash.as_bytes().to_vec());
+            keys.push(key.map(|key| key.as_bytes().to_vec()));
+            available.push(not_before.unwrap_or(0) as i64);
+        }
+        sqlx::query(
+            "INSERT INTO cairn_messages
+                 (subscription_id, seq, hash, status, ordering_key, attempts, available_at_ms)
+             SELECT $1, t.seq, t.hash, 0, t.ordering_key, 0, t.available_at_ms
+             FROM unnest($2::bigint[], $3::bytea[], $4::bytea[], $5::bigint[])
+                  AS t(seq, hash, ordering_key, available_at_ms)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(id as i64)
+        .bind(&seqs)
+        .bind(&hashes)
+        .bind(&keys)
+        .bind(&available)
+        .execute(&mut *transaction)
+        .await
+        .map_err(write_error)?;
+        let last = seqs.last().copied().unwrap_or(cursor);
+        // Fewer than asked: every match up to the head read above is in.
+        let new_cursor = if (rows.len() as i64) < room {
+            last.max(head)
+        } else {
+            last
+        };
+        sqlx::query("UPDATE cairn_subscriptions SET cursor_seq = $2 WHERE id = $1")
+            .bind(id as i64)
+            .bind(new_cursor)
+            .execute(&mut *transaction)
+            .await
+            .map_err(write_error)?;
+        transaction.commit().await.map_err(write_error)?;
+        self.counters.observe_query(started.elapsed());
+        Ok(Admission::Admitted {
+            n_admitted: seqs.len() as u64,
+            cursor_seq: new_cursor as u64,
+            window_full: false,
+        })
+    }
+
+    /// Leases up to `request.max` deliverable messages, in seq order, with
+    /// their facts: pending, not leased, due, not paused, and allowed by
+    /// their ordering key (fewer than `max_in_flight_per_key` messages of
+    /// the key before it or leased). Rows other servers are leasing are
+    /// skipped, never waited for. With a rate limit, the subscription row's
+    /// token bucket is taken and updated in the same transaction.
+    pub async fn lease(
+        &self,
+        id: u64,
+        request: LeaseRequest,
+    ) -> Result<Vec<LeasedMessage>, WriteError> {
+        let started = std::time::Instant::now();
+        let mut transaction = self.pool().begin().await.map_err(write_error)?;
+        let mut budget = request.max as i64;
+        let mut bucket = None;
+        if let Some(rate) = request.rate_limit_per_s {
+            let row = sqlx::query(
+                "SELECT rate_milli_tokens, rate_refilled_at_ms, cairn_now_ms() AS now_ms
+                 FROM cairn_subscriptions WHERE id = $1 FOR UPDATE",
+            )
+            .bind(id as i64)
+            .fetch_optional(&mut *transaction)
+            .await
+            .map_err(write_error)?;
+            let Some(row) = row else {
+                return Ok(Vec::new());
+            };
+            let now_ms = row.try_get::<i64, _>("now_ms").map_err(write_error)? as u64;
+            let stored: Option<i64> = row.try_get("rate_milli_tokens").map_err(write_error)?;
+            let refilled: Option<i64> = row.try_get("rate_refilled_at_ms").map_err(write_error)?;
+            let mut tokens = match (stored, refilled) {
+                (Some(milli), Some(at)) => TokenBucket::from_parts(rate, milli as u64, at as u64),
+                _ => TokenBucket::new(rate, now_ms),
+            };
+            budget = budget.min(tokens.available(now_ms) as i64);
+            bucket = Some((tokens, now_ms));
+        }
+        let rows = if budget > 0 {
+            sqlx::query(
+                "WITH now AS (SELECT cairn_now_ms() AS ms),
+                 candidates AS (
+                     SELECT m.seq FROM cairn_messages m
+                     WHERE m.subscription_id = $1 AND m.status = 0
+                       AND m.leased_until_ms IS NULL
+                       AND m.available_at_ms <= (SELECT ms FROM now)
+                       AND NOT (SELECT s.paused FROM cairn_subscriptions s WHERE s.id = $1)
+                       AND (m.ordering_key IS NULL OR (
+                           SELECT count(*) FROM (
+                               SELECT 1 FROM cairn_messages e
+                               WHERE e.subscription_id = $1 AND e.status = 0
+                                 AND e.ordering_key = m.ordering_key
+                                 AND (e.seq < m.seq OR e.leased_until_ms IS NOT NULL)
+                               LIMIT $5) k) < $5)
+                     ORDER BY m.seq
+                     LIMIT $2
+                     FOR UPDATE OF m SKIP LOCKED
+                 ),
+                 leased AS (
+                     UPDATE cairn_messages m SET
+                         attempts = m.attempts + 1,
+                         lease_id = $4 # m.seq,
+                         leased_until_ms = (SELECT ms FROM now) + $3,
+                         first_delivered_at_ms = coalesce(m.first_delivered_at_ms, (SELECT ms FROM now))
+                     FROM candidates c
+                     WHERE m.subscription_id = $1 AND m.seq = c.seq
+                     RETURNING m.seq, m.hash, m.attempts, m.lease_id
+                 )
+                 SELECT l.seq, l.hash, l.attempts, l.lease_id, f.canonical
+                 FROM leased l JOIN cairn_facts f ON f.seq = l.seq
+                 ORDER BY l.seq",
+            )
+            .bind(id as i64)
+            .bind(budget)
+            .bind(request.lease_ms as i64)
+            .bind(request.lease_base as i64)
+            .bind(i64::from(request.max_in_flight_per_key.max(1)))
+            .fetch_all(&mut *transaction)
+            .await
+            .map_err(write_error)?
+        } else {
+            Vec::new()
+        };
+        if let Some((mut tokens, now_ms)) = bucket {
+            tokens.take(rows.len() as u64, now_ms);
+            let (milli, at) = tokens.parts();
+            sqlx::query(
+                "UPDATE cairn_subscriptions SET rate_milli_tokens = $2, rate_refilled_at_ms = $3
+                 WHERE id = $1",
+            )
+            .bind(id as i64)
+            .bind(milli as i64)
+            .bind(at as i64)
+            .execute(&mut *transaction)
+            .await
+            .map_err(write_error)?;
+        }
+        transaction.commit().await.map_err(write_error)?;
+        self.counters.observe_query(started.elapsed());
+        rows.iter()
+            .map(|row| {
+                let seq = row.try_get::<i64, _>("seq").map_err(write_error)? as u64;
+                let hash = hash_of(row.try_get("hash").map_err(write_error)?)
+                    .map_err(|error| WriteError::Storage(error.to_string()))?;
+                let canonical: Vec<u8> = row.try_get("canonical").map_err(write_error)?;
+                if Hash::of_bytes(&canonical) != hash {
+                    return Err(WriteError::Storage(format!(
+                        "fact with seq {seq} does not match its hash {hash}"
+                    )));
+                }
+                Ok(LeasedMessage {
+                    seq,
+                    hash,
+                    attempt: row.try_get::<i32, _>("attempts").map_err(write_error)? as u32,
+                    lease_id: row.try_get::<i64, _>("lease_id").map_err(write_error)? as u64,
+                    canonical,
+                })
+            })
+            .collect()
+    }
+
+    /// Acknowledges the messages whose last lease is `(seq, lease_id)`:
+    /// their rows are deleted. Returns the seqs acknowledged.
+    pub async fn ack_leases(&self, id: u64, tokens: &[(u64, u64)]) -> Result<Vec<u64>, WriteError> {
+        let (seqs, lease_ids) = split_tokens(tokens);
+        let rows = self
+            .timed(
+                sqlx::query(
+                    "DELETE FROM cairn_messages m
+                     USING unnest($2::bigint[], $3::bigint[]) AS t(seq, lease_id)
+                     WHERE m.subscription_id = $1 AND m.seq = t.seq
+                       AND m.lease_id = t.lease_id AND m.status = 0
+                     RETURNING m.seq",
+                )
+                .bind(id as i64)
+                .bind(&seqs)
+                .bind(&lease_ids)
+                .fetch_all(self.pool()),
+            )
+            .await
+            .map_err(write_error)?;
+        seqs_of(&rows)
+    }
+
+    /// Gives back the messages whose last lease is `(seq, lease_id)`: a
+    /// leased one has failed an attempt (dead if it was its last), one whose
+    /// lease already ran out takes the delay and error given. Each waits
+    /// `delay_ms`, or its backoff. Returns the seqs given back.
+    pub async fn nack_leases(
+        &self,
+        id: u64,
+        tokens: &[(u64, u64)],
+        delay_ms: Option<u64>,
+        error: Option<&str>,
+        max_attempts: u32,
+        backoff: Backoff,
+    ) -> Result<Vec<u64>, WriteError> {
+        let (seqs, lease_ids) = split_tokens(tokens);
+        let rows = self
+            .timed(
+                sqlx::query(
+                    "WITH now AS (SELECT cairn_now_ms() AS ms)
+                     UPDATE cairn_messages m SET
+                         status = CASE WHEN m.leased_until_ms IS NOT NULL AND m.attempts >= $4
+                                       THEN 1 ELSE 0 END,
+                         dead_at_ms = CASE WHEN m.leased_until_ms IS NOT NULL AND m.attempts >= $4
+                                           THEN now.ms END,
+                         available_at_ms = CASE
+                             WHEN m.leased_until_ms IS NOT NULL AND m.attempts >= $4 THEN now.ms
+                             ELSE now.ms + coalesce($5, cairn_backoff_ms($6, $7, m.attempts)) END,
+                         leased_until_ms = NULL,
+                         last_error = coalesce($8, m.last_error)
+                     FROM unnest($2::bigint[], $3::bigint[]) AS t(seq, lease_id), now
+                     WHERE m.subscription_id = $1 AND m.seq = t.seq
+                       AND m.lease_id = t.lease_id AND m.status = 0
+                     RETURNING m.seq",
+                )
+                .bind(id as i64)
+                .bind(&seqs)
+                .bind(&lease_ids)
+                .bind(max_attempts as i32)
+                .bind(delay_ms.map(|delay| delay as i64))
+                .bind(backoff.initial_ms as i64)
+                .bind(backoff.max_ms as i64)
+                .bind(error)
+                .fetch_all(self.pool()),
+            )
+            .await
+            .map_err(write_error)?;
+        seqs_of(&rows)
+    }
+
+    /// Renews the leases `(seq, lease_id)` that are current, for `lease_ms`
+    /// from now. Returns the seqs renewed.
+    pub async fn extend_leases(
+        &self,
+        id: u64,
+        tokens: &[(u64, u64)],
+        lease_ms: u64,
+    ) -> Result<Vec<u64>, WriteError> {
+        let (seqs, lease_ids) = split_tokens(tokens);
+        let rows = self
+            .timed(
+                sqlx::query(
+                    "WITH now AS (SELECT cairn_now_ms() AS ms)
+                     UPDATE cairn_messages m SET leased_until_ms = now.ms + $4
+                     FROM unnest($2::bigint[], $3::bigint[]) AS t(seq, lease_id), now
+                     WHERE m.subscription_id = $1 AND m.seq = t.seq
+                       AND m.lease_id = t.lease_id AND m.status = 0
+                       AND m.leased_until_ms > now.ms
+                     RETURNING m.seq",
+                )
+                .bind(id as i64)
+                .bind(&seqs)
+                .bind(&lease_ids)
+                .bind(lease_ms as i64)
+                .fetch_all(self.pool()),
+            )
+            .await
+            .map_err(write_error)?;
+        seqs_of(&rows)
+    }
+
+    /// The pending messages among `seqs`, with their last lease ids (to tell
+    /// an expired token from an unknown one).
+    pub async fn pending_leases(
+        &self,
+        id: u64,
+        seqs: &[u64],
+    ) -> Result<Vec<PendingLease>, ReadError> {
+        let seqs: Vec<i64> = seqs.iter().map(|&seq| seq as i64).collect();
+        let rows = self
+            .timed(
+                sqlx::query(
+                    "SELECT seq, lease_id FROM cairn_messages
+                     WHERE subscription_id = $1 AND seq = ANY($2) AND status = 0",
+                )
+                .bind(id as i64)
+                .bind(&seqs)
+                .fetch_all(self.pool()),
+            )
+            .await
+            .map_err(read_error)?;
+        rows.iter()
+            .map(|row| {
+                Ok(PendingLease {
+                    seq: row.try_get::<i64, _>("seq")? as u64,
+                    lease_id: row
+                        .try_get::<Option<i64>, _>("lease_id")?
+                        .map(|id| id as u64),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(read_error)
+    }
+
+    /// Counts for the subscription's view.
+    pub async fn delivery_counts(
+        &self,
+        id: u64,
+        selection: &MessageSelection,
+    ) -> Result<Option<DeliveryCounts>, ReadError> {
+        let Some(row) = self
+            .timed(
+                sqlx::query(
+                    "SELECT s.paused, s.cursor_seq, cairn_now_ms() AS now_ms,
+                            count(m.seq) FILTER (WHERE m.status = 0) AS pending,
+                            count(m.seq) FILTER (WHERE m.status = 0
+                                                 AND m.leased_until_ms > cairn_now_ms()) AS in_flight,
+                            count(m.seq) FILTER (WHERE m.status = 1) AS dead,
+                            count(m.seq) FILTER (WHERE m.status = 2) AS discarded,
+                            min(m.first_delivered_at_ms) FILTER (WHERE m.status = 0) AS oldest,
+                            min(m.seq) FILTER (WHERE m.status = 0) AS lowest
+                     FROM cairn_subscriptions s
+                     LEFT JOIN cairn_messages m ON m.subscription_id = s.id
+                     WHERE s.id = $1
+                     GROUP BY s.id",
+                )
+                .bind(id as i64)
+                .fetch_optional(self.pool()),
+            )
+            .await
+            .map_err(read_error)?
+        else {
+            return Ok(None);
+        };
+        let count = |name: &str| -> Result<u64, ReadError> {
+            Ok(row.try_get::<i64, _>(name).map_err(read_error)? as u64)
+        };
+        let optional = |name: &str| -> Result<Option<u64>, ReadError> {
+            Ok(row
+                .try_get::<Option<i64>, _>(name)
+                .map_err(read_error)?
+                .map(|value| value as u64))
+        };
+        let cursor_seq = count("cursor_seq")?;
+        let untracked = self.count_matching_after(selection, cursor_seq).await?;
+        Ok(Some(DeliveryCounts {
+            pending: count("pending")?,
+            in_flight: count("in_flight")?,
+            dead: count("dead")?,
+            discarded: count("discarded")?,
+            untracked,
+            oldest_first_delivered_at_ms: optional("oldest")?,
+            lowest_pending_seq: optional("lowest")?,
+            cursor_seq,
+            paused: row.try_get("paused").map_err(read_error)?,
+            now_ms: count("now_ms")?,
+        }))
+    }
+
+    /// How many facts matching `selection` have `seq > after_seq`.
+    async fn count_matching_after(
+        &self,
+        selection: &MessageSelection,
+        after_seq: u64,
+    ) -> Result<u64, ReadError> {
+        let query = match selection {
+            MessageSelection::Type(type_name) => sqlx::query_scalar(
+                "SELECT count(*) FROM cairn_facts WHERE type_name = $1 AND seq > $2",
+            )
+            .bind(type_name.clone())
+            .bind(after_seq as i64),
+            MessageSelection::Successors {
+                type_name,
+                role,
+                predecessor,
+            } => sqlx::query_scalar(
+                "SELECT count(DISTINCT successor_seq) FROM cairn_predecessors
+                 WHERE successor_type = $1 AND successor_seq > $2
+                   AND predecessor = $3 AND role = $4",
+            )
+            .bind(type_name.clone())
+            .bind(after_seq as i64)
+            .bind(predecessor.as_bytes().to_vec())
+            .bind(role.clone()),
+        };
+        let count: i64 = self
+            .timed(query.fetch_one(self.pool()))
+            .await
+            .map_err(read_error)?;
+        Ok(count as u64)
+    }
+
+    /// Dead letters (status `Dead` or `Discarded`) with `seq > after_seq`,
+    /// with their facts.
+    pub async fn message_rows(
+        &self,
+        id: u64,
+        status: MessageStatus,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, MessageRecord, Vec<u8>)>, ReadError> {
+        let status: i16 = match status {
+            MessageStatus::Pending => 0,
+            MessageStatus::Dead => 1,
+            MessageStatus::Discarded => 2,
+        };
+        let rows = self
+            .timed(
+                sqlx::query(
+                    "SELECT m.*, f.canonical FROM cairn_messages m
+                     JOIN cairn_facts f ON f.seq = m.seq
+                     WHERE m.subscription_id = $1 AND m.status = $2 AND m.seq > $3
+                     ORDER BY m.seq LIMIT $4",
+                )
+                .bind(id as i64)
+                .bind(status)
+                .bind(after_seq as i64)
+                .bind(limit as i64)
+                .fetch_all(self.pool()),
+            )
+            .await
+            .map_err(read_error)?;
+        rows.iter().map(message_record).collect()
+    }
+
+    /// The dead letter of this fact, with the fact.
+    pub async fn dead_message(
+        &self,
+        id: u64,
+        hash: &Hash,
+    ) -> Result<Option<(u64, MessageRecord, Vec<u8>)>, ReadError> {
+        let row = self
+            .timed(
+                sqlx::query(
+                    "SELECT m.*, f.canonical FROM cairn_messages m
+                     JOIN cairn_facts f ON f.seq = m.seq
+                     WHERE m.subscription_id = $1 AND m.hash = $2 AND m.status = 1",
+                )
+                .bind(id as i64)
+                .bind(hash.as_bytes().as_slice())
+                .fetch_optional(self.pool()),
+            )
+            .await
+            .map_err(read_error)?;
+        row.as_ref().map(message_record).transpose()
+    }
+
+    /// Brings dead letters back as new messages (these hashes, or the
+    /// lowest ones), as many as the window of `window_max` pending messages
+    /// has room for. Returns how many.
+    pub async fn replay_dead(
+        &self,
+        id: u64,
+        hashes: Option<&[Hash]>,
+        window_max: usize,
+    ) -> Result<u64, WriteError> {
+        let hashes: Option<Vec<Vec<u8>>> =
+            hashes.map(|hashes| hashes.iter().map(|hash| hash.as_bytes().to_vec()).collect());
+        let result = self
+            .timed(
+                sqlx::query(
+                    "WITH room AS (
+                         SELECT greatest($3 - count(*), 0) AS n FROM (
+                             SELECT 1 FROM cairn_messages
+                             WHERE subscription_id = $1 AND status = 0 LIMIT $3) p
+                     ),
+                     chosen AS (
+                         SELECT seq FROM cairn_messages
+                         WHERE subscription_id = $1 AND status = 1
+                           AND ($2::bytea[] IS NULL OR hash = ANY($2))
+                         ORDER BY seq LIMIT (SELECT n FROM room)
+                         FOR UPDATE SKIP LOCKED
+                     )
+                     UPDATE cairn_messages m SET
+                         status = 0, attempts = 0, available_at_ms = cairn_now_ms(),
+                         lease_id = NULL, leased_until_ms = NULL,
+                         first_delivered_at_ms = NULL, dead_at_ms = NULL
+                     FROM chosen c
+                     WHERE m.subscription_id = $1 AND m.seq = c.seq",
+                )
+                .bind(id as i64)
+                .bind(hashes)
+                .bind(window_max as i64)
+                .execute(self.pool()),
+            )
+            .await
+            .map_err(write_error)?;
+        Ok(result.rows_affected())
+    }
+
+    /// Discards one dead letter, keeping its row. False if it is not one.
+    pub async fn discard_dead(&self, id: u64, hash: &Hash) -> Result<bool, WriteError> {
+        let result = self
+            .timed(
+                sqlx::query(
+                    "UPDATE cairn_messages SET status = 2
+                     WHERE subscription_id = $1 AND hash = $2 AND status = 1",
+                )
+                .bind(id as i64)
+                .bind(hash.as_bytes().as_slice())
+                .execute(self.pool()),
+            )
+            .await
+            .map_err(write_error)?;
+        Ok(result.rows_affected() > 0)
+    }
+}

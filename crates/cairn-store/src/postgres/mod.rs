@@ -18,7 +18,7 @@
 //! by row locks (`FOR UPDATE SKIP LOCKED`), never by the servers.
 
 pub(crate) mod blobs;
-mod delivery;
+pub mod delivery;
 mod errors;
 mod schema;
 #[cfg(feature = "test-support")]

@@ -42,6 +42,7 @@ impl TestDatabase {
                  CAIRN_TEST_POSTGRES=skip to skip the PostgreSQL tests."
             )
         });
+        drop_databases_of_finished_runs(&mut connection).await;
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.subsec_nanos());
@@ -69,6 +70,35 @@ impl TestDatabase {
     /// The database's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+}
+
+/// Drops test databases left behind by test processes that are no longer
+/// running (a crashed run, or databases a run kept to its end), once per
+/// process. A database is named after the process that created it.
+async fn drop_databases_of_finished_runs(connection: &mut PgConnection) {
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    let mut first = false;
+    SWEPT.call_once(|| first = true);
+    if !first {
+        return;
+    }
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'cairn\\_test\\_%'")
+            .fetch_all(&mut *connection)
+            .await
+            .unwrap_or_default();
+    for name in names {
+        let pid = name
+            .split('_')
+            .nth(2)
+            .and_then(|pid| pid.parse::<u32>().ok());
+        let running = pid.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+        if !running {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut *connection)
+                .await;
+        }
     }
 }
 

@@ -9,17 +9,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_delivery::{
-    message_attributes, AdmittedMessage, Change, MessageAttributes, MessageRecord, MessageStatus,
-    SubscriptionDefinition, SubscriptionState, TokenOutcome, NOT_BEFORE_FIELD,
+    AdmittedMessage, Change, MessageRecord, MessageStatus, SubscriptionDefinition,
+    SubscriptionState, TokenOutcome,
 };
-use cairn_fact::{parse_json, Fact, Hash};
-use cairn_store::{DeliveryStore, MessageSelection, Store, StoredFact};
+use cairn_fact::Hash;
+use cairn_store::{DeliveryStore, MessageSelection, Store};
 use tokio::sync::{watch, Mutex, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::delivery::{
-    now_ms, Answer, DeadLetter, DeliveryError, PulledMessage, Subscription, SubscriptionView,
+    fact_attributes, now_ms, selection_of, Answer, DeadLetter, DeliveryError, PulledMessage,
+    Subscription, SubscriptionView,
 };
 
 /// Matching facts admitted into a subscription's window per step.
@@ -62,14 +63,7 @@ pub struct MemorySubscription<S> {
 impl<S: Store + DeliveryStore> MemorySubscription<S> {
     pub(super) fn new(store: Arc<S>, state: SubscriptionState) -> MemorySubscription<S> {
         let definition = state.definition().clone();
-        let selection = match definition.predecessor_hash() {
-            Some((role, predecessor)) => MessageSelection::Successors {
-                type_name: definition.type_name.clone(),
-                role,
-                predecessor,
-            },
-            None => MessageSelection::Type(definition.type_name.clone()),
-        };
+        let selection = selection_of(&definition);
         MemorySubscription {
             last_seq: store.watch_last_seq(),
             store,
@@ -140,7 +134,7 @@ impl<S: Store + DeliveryStore> MemorySubscription<S> {
                 .map(|fact| AdmittedMessage {
                     seq: fact.seq,
                     hash: fact.hash,
-                    attributes: self.attributes(fact),
+                    attributes: fact_attributes(&self.definition, &fact.canonical),
                 })
                 .collect();
             let n_admitted = messages.len() as u64;
@@ -162,25 +156,6 @@ impl<S: Store + DeliveryStore> MemorySubscription<S> {
             }
         }
         Ok(())
-    }
-
-    /// The ordering key and not-before time of a fact. The fact is parsed
-    /// only when one of them can be present.
-    fn attributes(&self, fact: &StoredFact) -> MessageAttributes {
-        let ordering_key = self.definition.ordering_key.as_deref();
-        let may_have_not_before =
-            memchr::memmem::find(&fact.canonical, NOT_BEFORE_FIELD.as_bytes()).is_some();
-        if ordering_key.is_none() && !may_have_not_before {
-            return MessageAttributes::default();
-        }
-        // Stored facts were validated when written and verified when read.
-        let parsed = parse_json(&fact.canonical, cairn_fact::JSON_DEPTH_MAX + 1)
-            .ok()
-            .and_then(|value| Fact::from_value(&value).ok());
-        match parsed {
-            Some(parsed) => message_attributes(&parsed, ordering_key),
-            None => MessageAttributes::default(),
-        }
     }
 
     /// Leases up to `max` messages, waiting up to `wait_ms` for at least one.

@@ -1,0 +1,656 @@
+//! The shared delivery engine, for the PostgreSQL store: every
+//! subscription's state is rows in the database (see
+//! `cairn_store::postgres::delivery`), read and locked by whichever server
+//! a consumer talks to. Servers never talk to each other: a lease is a row
+//! lock taken with `SKIP LOCKED`, an ack deletes the row whose lease id the
+//! token names, admission of new facts takes the subscription row's lock.
+//!
+//! Every operation is one statement (or one short transaction) and is
+//! durable when it returns (PostgreSQL commits it). A waiting pull wakes on
+//! new facts (the store follows the log's head through LISTEN/NOTIFY), on
+//! acks and nacks through this server, and otherwise polls every
+//! [`POLL_INTERVAL`] for retries falling due, leases running out and acks
+//! through other servers.
+
+use std::collections::HashMap;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cairn_delivery::limits::TRACKED_MESSAGES_MAX;
+use cairn_delivery::{
+    validate_subscription_name, LeaseToken, MessageStatus, Start, SubscriptionDefinition,
+    TokenOutcome, TokenStatus,
+};
+use cairn_fact::Hash;
+use cairn_store::postgres::delivery::{Admission, CreateOutcome, LeaseRequest, SubscriptionRow};
+use cairn_store::{MessageSelection, PostgresStore, Store};
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    fact_attributes, selection_of, Answer, DeadLetter, Deliveries, DeliveryError, PulledMessage,
+    Subscription, SubscriptionView, SUBSCRIPTIONS_MAX,
+};
+
+/// How often a waiting pull looks again without a wake-up.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// How often one server ends expired leases of one subscription at most.
+const EXPIRY_INTERVAL: Duration = Duration::from_millis(50);
+
+/// The registry: subscriptions are looked up in the database on every
+/// request (another server may have created, changed or deleted them); the
+/// handles, which carry this server's counters, are kept by id.
+pub struct SharedDeliveries {
+    store: Arc<PostgresStore>,
+    handles: Mutex<HashMap<u64, Arc<SharedSubscription>>>,
+}
+
+impl SharedDeliveries {
+    /// The registry over `store`.
+    pub fn new(store: Arc<PostgresStore>) -> SharedDeliveries {
+        SharedDeliveries {
+            store,
+            handles: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn handle(&self, row: SubscriptionRow) -> Result<Arc<SharedSubscription>, DeliveryError> {
+        let mut handles = self.handles.lock().expect("lock poisoned");
+        if let Some(handle) = handles.get(&row.id) {
+            return Ok(Arc::clone(handle));
+        }
+        let definition = parse_definition(&row)?;
+        let handle = Arc::new(SharedSubscription {
+            store: Arc::clone(&self.store),
+            id: row.id,
+            selection: selection_of(&definition),
+            name: row.name,
+            definition,
+            delivered: AtomicU64::new(0),
+            redelivered: AtomicU64::new(0),
+            acked: AtomicU64::new(0),
+            changed: Notify::new(),
+            last_seq: self.store.watch_last_seq(),
+            cursor_seq: AtomicU64::new(row.cursor_seq),
+            expired_at: Mutex::new(None),
+            closed: AtomicBool::new(false),
+        });
+        handles.insert(row.id, Arc::clone(&handle));
+        Ok(handle)
+    }
+}
+
+fn parse_definition(row: &SubscriptionRow) -> Result<SubscriptionDefinition, DeliveryError> {
+    SubscriptionDefinition::from_json(row.definition.as_bytes()).map_err(|error| {
+        DeliveryError::Read(cairn_store::ReadError::Corrupt(format!(
+            "subscription {:?} has an unreadable definition: {error}",
+            row.name
+        )))
+    })
+}
+
+impl Deliveries for SharedDeliveries {
+    fn create<'a>(
+        &'a self,
+        name: &'a str,
+        definition: SubscriptionDefinition,
+    ) -> Answer<'a, (Arc<dyn Subscription>, bool)> {
+        Box::pin(async move {
+            validate_subscription_name(name).map_err(DeliveryError::InvalidDefinition)?;
+            let json = serde_json::to_string(&definition)
+                .map_err(|error| DeliveryError::InvalidDefinition(error.to_string()))?;
+            let start_now = definition.start == Start::Now;
+            let outcome = self
+                .store
+                .create_subscription(name, &json, start_now, SUBSCRIPTIONS_MAX)
+                .await?;
+            match outcome {
+                CreateOutcome::Created(row) => {
+                    tracing::info!(name, id = row.id, "subscription created");
+                    Ok((self.handle(row)? as Arc<dyn Subscription>, true))
+                }
+                CreateOutcome::Existing(row) if parse_definition(&row)? == definition => {
+                    Ok((self.handle(row)? as Arc<dyn Subscription>, false))
+                }
+                CreateOutcome::Existing(_) => Err(DeliveryError::Conflict(name.to_string())),
+                CreateOutcome::TooMany => Err(DeliveryError::TooManySubscriptions),
+            }
+        })
+    }
+
+    fn get<'a>(&'a self, name: &'a str) -> Answer<'a, Arc<dyn Subscription>> {
+        Box::pin(async move {
+            match self.store.subscription(name).await? {
+                Some(row) => Ok(self.handle(row)? as Arc<dyn Subscription>),
+                None => Err(DeliveryError::UnknownSubscription(name.to_string())),
+            }
+        })
+    }
+
+    fn list(&self) -> Answer<'_, Vec<Arc<dyn Subscription>>> {
+        Box::pin(async move {
+            self.store
+                .subscriptions()
+                .await?
+                .into_iter()
+                .map(|row| Ok(self.handle(row)? as Arc<dyn Subscription>))
+                .collect()
+        })
+    }
+
+    fn delete<'a>(&'a self, name: &'a str) -> Answer<'a, ()> {
+        Box::pin(async move {
+            if !self.store.delete_subscription(name).await? {
+                return Err(DeliveryError::UnknownSubscription(name.to_string()));
+            }
+            let mut handles = self.handles.lock().expect("lock poisoned");
+            handles.retain(|_, handle| {
+                let deleted = handle.name == name;
+                if deleted {
+                    handle.close();
+                }
+                !deleted
+            });
+            tracing::info!(name, "subscription deleted");
+            Ok(())
+        })
+    }
+}
+
+/// One subscription as this server sees it; see the module documentation.
+pub struct SharedSubscription {
+    store: Arc<PostgresStore>,
+    id: u64,
+    name: String,
+    definition: SubscriptionDefinition,
+    selection: MessageSelection,
+    /// Deliveries, redeliveries and acks through this server since it started.
+    delivered: AtomicU64,
+    redelivered: AtomicU64,
+    acked: AtomicU64,
+    /// Woken when an ack, nack, resume or replay through this server may
+    /// have made messages deliverable.
+    changed: Notify,
+    last_seq: watch::Receiver<u64>,
+    /// The admission cursor as last seen: admission is tried while the log
+    /// is ahead of it.
+    cursor_seq: AtomicU64,
+    /// When this server last ended expired leases of this subscription.
+    expired_at: Mutex<Option<Instant>>,
+    closed: AtomicBool,
+}
+
+/// How each token of a request fared: `Some(status)` once known.
+struct TokenOutcomes<'a> {
+    tokens: &'a [String],
+    parsed: Vec<Option<(u64, u64)>>,
+    statuses: Vec<Option<TokenStatus>>,
+}
+
+impl<'a> TokenOutcomes<'a> {
+    fn parse(tokens: &'a [String]) -> TokenOutcomes<'a> {
+        let parsed: Vec<Option<(u64, u64)>> = tokens
+            .iter()
+            .map(|text| LeaseToken::parse(text).map(|token| (token.seq, token.lease_id)))
+            .collect();
+        let statuses = parsed
+            .iter()
+            .map(|token| token.is_none().then_some(TokenStatus::Unknown))
+            .collect();
+        TokenOutcomes {
+            tokens,
+            parsed,
+            statuses,
+        }
+    }
+
+    /// The well-formed tokens, each once.
+    fn valid(&self) -> Vec<(u64, u64)> {
+        let mut valid: Vec<(u64, u64)> = self.parsed.iter().flatten().copied().collect();
+        valid.sort_unstable();
+        valid.dedup();
+        valid
+    }
+
+    /// Marks `status` for the first token naming each of `seqs`.
+    fn settle(&mut self, seqs: &[u64], status: TokenStatus) {
+        for &seq in seqs {
+            let first = self
+                .parsed
+                .iter()
+                .zip(&self.statuses)
+                .position(|(token, status)| status.is_none() && token.map(|t| t.0) == Some(seq));
+            if let Some(position) = first {
+                self.statuses[position] = Some(status);
+            }
+        }
+    }
+
+    /// The seqs of tokens not settled yet.
+    fn unsettled(&self) -> Vec<u64> {
+        self.parsed
+            .iter()
+            .zip(&self.statuses)
+            .filter(|(_, status)| status.is_none())
+            .filter_map(|(token, _)| token.map(|t| t.0))
+            .collect()
+    }
+
+    /// Settles the rest: `tracked` for tokens of messages still pending
+    /// (per `is_tracked`), `Unknown` for the others.
+    fn finish(self, tracked: TokenStatus, is_tracked: impl Fn(u64) -> bool) -> Vec<TokenOutcome> {
+        self.tokens
+            .iter()
+            .zip(self.parsed)
+            .zip(self.statuses)
+            .map(|((text, token), status)| TokenOutcome {
+                token: text.clone(),
+                status: status.unwrap_or_else(|| match token {
+                    Some((seq, _)) if is_tracked(seq) => tracked,
+                    _ => TokenStatus::Unknown,
+                }),
+            })
+            .collect()
+    }
+}
+
+impl SharedSubscription {
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.changed.notify_waiters();
+    }
+
+    fn check_open(&self) -> Result<(), DeliveryError> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(DeliveryError::UnknownSubscription(self.name.clone()))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Ends expired leases, at most every [`EXPIRY_INTERVAL`] per server.
+    async fn expire_leases(&self) -> Result<(), DeliveryError> {
+        {
+            let mut expired_at = self.expired_at.lock().expect("lock poisoned");
+            let now = Instant::now();
+            if expired_at.is_some_and(|at| now.duration_since(at) < EXPIRY_INTERVAL) {
+                return Ok(());
+            }
+            *expired_at = Some(now);
+        }
+        self.store
+            .expire_leases(
+                self.id,
+                self.definition.max_attempts,
+                self.definition.backoff,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Admits new matching facts if the log is ahead of the cursor. True if
+    /// some were admitted.
+    async fn admit(&self) -> Result<bool, DeliveryError> {
+        if *self.last_seq.borrow() <= self.cursor_seq.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let definition = &self.definition;
+        let admission = self
+            .store
+            .admit(
+                self.id,
+                &self.selection,
+                TRACKED_MESSAGES_MAX,
+                definition.ordering_key.is_some(),
+                |fact| {
+                    let attributes = fact_attributes(definition, &fact.canonical);
+                    (attributes.key, attributes.not_before_ms)
+                },
+            )
+            .await?;
+        Ok(match admission {
+            Admission::Busy => false,
+            Admission::Admitted {
+                n_admitted,
+                cursor_seq,
+                window_full,
+            } => {
+                if !window_full {
+                    self.cursor_seq.fetch_max(cursor_seq, Ordering::AcqRel);
+                }
+                n_admitted > 0
+            }
+        })
+    }
+
+    /// One attempt to lease up to `max` messages, admitting new facts if
+    /// too few are ready.
+    async fn lease_now(
+        &self,
+        max: usize,
+        lease_ms: Option<u64>,
+    ) -> Result<Vec<PulledMessage>, DeliveryError> {
+        self.expire_leases().await?;
+        let request = |max: usize| LeaseRequest {
+            max,
+            lease_ms: lease_ms.unwrap_or(self.definition.lease_ms),
+            max_in_flight_per_key: self.definition.max_in_flight_per_key.unwrap_or(1),
+            rate_limit_per_s: self.definition.rate_limit_per_s,
+            lease_base: lease_base(),
+        };
+        let mut leased = self.store.lease(self.id, request(max)).await?;
+        if leased.len() < max && self.admit().await? {
+            let more = self
+                .store
+                .lease(self.id, request(max - leased.len()))
+                .await?;
+            leased.extend(more);
+        }
+        let n_redelivered = leased.iter().filter(|message| message.attempt > 1).count();
+        self.delivered
+            .fetch_add(leased.len() as u64, Ordering::Relaxed);
+        self.redelivered
+            .fetch_add(n_redelivered as u64, Ordering::Relaxed);
+        Ok(leased
+            .into_iter()
+            .map(|message| PulledMessage {
+                token: LeaseToken {
+                    seq: message.seq,
+                    lease_id: message.lease_id,
+                }
+                .to_string(),
+                hash: message.hash,
+                seq: message.seq,
+                attempt: message.attempt,
+                canonical: message.canonical,
+            })
+            .collect())
+    }
+
+    async fn pull(
+        &self,
+        max: usize,
+        wait_ms: u64,
+        lease_ms: Option<u64>,
+        shutdown: &CancellationToken,
+    ) -> Result<Vec<PulledMessage>, DeliveryError> {
+        let deadline = Instant::now() + Duration::from_millis(wait_ms);
+        let mut last_seq = self.last_seq.clone();
+        loop {
+            self.check_open()?;
+            let mut notified = pin!(self.changed.notified());
+            notified.as_mut().enable();
+            last_seq.borrow_and_update();
+            let messages = self.lease_now(max, lease_ms).await?;
+            if !messages.is_empty() {
+                return Ok(messages);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(Vec::new());
+            }
+            tokio::select! {
+                () = notified => {}
+                _ = last_seq.changed() => {}
+                () = tokio::time::sleep_until((now + POLL_INTERVAL).min(deadline)) => {}
+                () = shutdown.cancelled() => return Ok(Vec::new()),
+            }
+        }
+    }
+
+    async fn ack(&self, tokens: &[String]) -> Result<Vec<TokenOutcome>, DeliveryError> {
+        self.check_open()?;
+        let mut outcomes = TokenOutcomes::parse(tokens);
+        let acked = self.store.ack_leases(self.id, &outcomes.valid()).await?;
+        self.acked.fetch_add(acked.len() as u64, Ordering::Relaxed);
+        outcomes.settle(&acked, TokenStatus::Acked);
+        // An ack can let the next message of an ordering key go.
+        self.changed.notify_waiters();
+        self.finish_unmatched(outcomes, true).await
+    }
+
+    /// Settles the tokens that matched no lease: expired if their message
+    /// is still pending (and, when `needs_lease`, was leased at all), as the
+    /// in-memory engine answers; unknown otherwise.
+    async fn finish_unmatched(
+        &self,
+        outcomes: TokenOutcomes<'_>,
+        needs_lease: bool,
+    ) -> Result<Vec<TokenOutcome>, DeliveryError> {
+        let unsettled = outcomes.unsettled();
+        let pending = if unsettled.is_empty() {
+            Vec::new()
+        } else {
+            self.store.pending_leases(self.id, &unsettled).await?
+        };
+        Ok(outcomes.finish(TokenStatus::Expired, |seq| {
+            pending
+                .iter()
+                .any(|lease| lease.seq == seq && (lease.lease_id.is_some() || !needs_lease))
+        }))
+    }
+
+    async fn nack(
+        &self,
+        tokens: &[String],
+        delay_ms: Option<u64>,
+        error: Option<&str>,
+    ) -> Result<Vec<TokenOutcome>, DeliveryError> {
+        self.check_open()?;
+        let mut outcomes = TokenOutcomes::parse(tokens);
+        let error = error.map(cairn_delivery::truncate_error);
+        let nacked = self
+            .store
+            .nack_leases(
+                self.id,
+                &outcomes.valid(),
+                delay_ms,
+                error.as_deref(),
+                self.definition.max_attempts,
+                self.definition.backoff,
+            )
+            .await?;
+        outcomes.settle(&nacked, TokenStatus::Nacked);
+        self.changed.notify_waiters();
+        self.finish_unmatched(outcomes, true).await
+    }
+
+    async fn extend(
+        &self,
+        tokens: &[String],
+        lease_ms: Option<u64>,
+    ) -> Result<Vec<TokenOutcome>, DeliveryError> {
+        self.check_open()?;
+        let mut outcomes = TokenOutcomes::parse(tokens);
+        let lease_ms = lease_ms.unwrap_or(self.definition.lease_ms);
+        let extended = self
+            .store
+            .extend_leases(self.id, &outcomes.valid(), lease_ms)
+            .await?;
+        outcomes.settle(&extended, TokenStatus::Extended);
+        self.finish_unmatched(outcomes, false).await
+    }
+
+    async fn set_paused(&self, paused: bool) -> Result<SubscriptionView, DeliveryError> {
+        self.check_open()?;
+        if !self.store.set_subscription_paused(self.id, paused).await? {
+            return Err(DeliveryError::UnknownSubscription(self.name.clone()));
+        }
+        self.changed.notify_waiters();
+        self.view().await
+    }
+
+    async fn view(&self) -> Result<SubscriptionView, DeliveryError> {
+        self.check_open()?;
+        let counts = self
+            .store
+            .delivery_counts(self.id, &self.selection)
+            .await?
+            .ok_or_else(|| DeliveryError::UnknownSubscription(self.name.clone()))?;
+        let durable_seq = (*self.last_seq.borrow()).max(counts.cursor_seq);
+        let acked_floor = counts
+            .lowest_pending_seq
+            .map_or(counts.cursor_seq, |seq| seq - 1);
+        Ok(SubscriptionView {
+            name: self.name.clone(),
+            definition: self.definition.clone(),
+            paused: counts.paused,
+            backlog: counts.pending - counts.in_flight + counts.untracked,
+            in_flight: counts.in_flight,
+            delivered: self.delivered.load(Ordering::Relaxed),
+            redelivered: self.redelivered.load(Ordering::Relaxed),
+            acked: self.acked.load(Ordering::Relaxed),
+            dead: counts.dead,
+            discarded: counts.discarded,
+            oldest_unacked_age_ms: counts
+                .oldest_first_delivered_at_ms
+                .map_or(0, |first| counts.now_ms.saturating_sub(first)),
+            consumer_lag: durable_seq.saturating_sub(acked_floor),
+        })
+    }
+
+    async fn dead_letters(
+        &self,
+        discarded: bool,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, DeliveryError> {
+        self.check_open()?;
+        let status = if discarded {
+            MessageStatus::Discarded
+        } else {
+            MessageStatus::Dead
+        };
+        self.expire_leases().await?;
+        Ok(self
+            .store
+            .message_rows(self.id, status, after_seq, limit)
+            .await?
+            .into_iter()
+            .map(|(seq, record, canonical)| DeadLetter {
+                seq,
+                record,
+                canonical,
+            })
+            .collect())
+    }
+
+    async fn dead_letter(&self, hash: &Hash) -> Result<Option<DeadLetter>, DeliveryError> {
+        self.check_open()?;
+        self.expire_leases().await?;
+        Ok(self
+            .store
+            .dead_message(self.id, hash)
+            .await?
+            .map(|(seq, record, canonical)| DeadLetter {
+                seq,
+                record,
+                canonical,
+            }))
+    }
+
+    async fn replay(&self, hashes: Option<&[Hash]>) -> Result<usize, DeliveryError> {
+        self.check_open()?;
+        let n_replayed = self
+            .store
+            .replay_dead(self.id, hashes, TRACKED_MESSAGES_MAX)
+            .await?;
+        self.changed.notify_waiters();
+        Ok(n_replayed as usize)
+    }
+
+    async fn discard(&self, hash: &Hash) -> Result<bool, DeliveryError> {
+        self.check_open()?;
+        Ok(self.store.discard_dead(self.id, hash).await?)
+    }
+}
+
+/// Fresh random bits for the lease ids of one pull.
+fn lease_base() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from the OS; each instance hashes differently.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos() as u64),
+    );
+    hasher.finish()
+}
+
+impl Subscription for SharedSubscription {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn definition(&self) -> &SubscriptionDefinition {
+        &self.definition
+    }
+
+    fn pull<'a>(
+        &'a self,
+        max: usize,
+        wait_ms: u64,
+        lease_ms: Option<u64>,
+        shutdown: &'a CancellationToken,
+    ) -> Answer<'a, Vec<PulledMessage>> {
+        Box::pin(SharedSubscription::pull(
+            self, max, wait_ms, lease_ms, shutdown,
+        ))
+    }
+
+    fn ack<'a>(&'a self, tokens: &'a [String]) -> Answer<'a, Vec<TokenOutcome>> {
+        Box::pin(SharedSubscription::ack(self, tokens))
+    }
+
+    fn nack<'a>(
+        &'a self,
+        tokens: &'a [String],
+        delay_ms: Option<u64>,
+        error: Option<&'a str>,
+    ) -> Answer<'a, Vec<TokenOutcome>> {
+        Box::pin(SharedSubscription::nack(self, tokens, delay_ms, error))
+    }
+
+    fn extend<'a>(
+        &'a self,
+        tokens: &'a [String],
+        lease_ms: Option<u64>,
+    ) -> Answer<'a, Vec<TokenOutcome>> {
+        Box::pin(SharedSubscription::extend(self, tokens, lease_ms))
+    }
+
+    fn set_paused(&self, paused: bool) -> Answer<'_, SubscriptionView> {
+        Box::pin(SharedSubscription::set_paused(self, paused))
+    }
+
+    fn view(&self) -> Answer<'_, SubscriptionView> {
+        Box::pin(SharedSubscription::view(self))
+    }
+
+    fn dead_letters(
+        &self,
+        discarded: bool,
+        after_seq: u64,
+        limit: usize,
+    ) -> Answer<'_, Vec<DeadLetter>> {
+        Box::pin(SharedSubscription::dead_letters(
+            self, discarded, after_seq, limit,
+        ))
+    }
+
+    fn dead_letter<'a>(&'a self, hash: &'a Hash) -> Answer<'a, Option<DeadLetter>> {
+        Box::pin(SharedSubscription::dead_letter(self, hash))
+    }
+
+    fn replay<'a>(&'a self, hashes: Option<&'a [Hash]>) -> Answer<'a, usize> {
+        Box::pin(SharedSubscription::replay(self, hashes))
+    }
+
+    fn discard<'a>(&'a self, hash: &'a Hash) -> Answer<'a, bool> {
+        Box::pin(SharedSubscription::discard(self, hash))
+    }
+}
