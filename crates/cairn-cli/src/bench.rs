@@ -66,6 +66,11 @@ pub struct BenchArgs {
     /// Messages published per second in the `latency` workload.
     #[arg(long, default_value_t = 1_000)]
     rate: u64,
+    /// `consume`: servers the consumers pull from and ack to, spread
+    /// round-robin (servers sharing one PostgreSQL database); the
+    /// subscription and the backlog go through `--server`.
+    #[arg(long, value_delimiter = ',')]
+    consume_servers: Vec<String>,
 }
 
 /// Everything the workers share.
@@ -137,8 +142,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         if args.embedded.is_some() {
             bail!("--embedded supports only --workload write");
         }
+        let consume_bases = if args.consume_servers.is_empty() {
+            vec![base.clone()]
+        } else {
+            args.consume_servers
+                .iter()
+                .map(|url| url.trim_end_matches('/').to_string())
+                .collect()
+        };
         let bench = crate::bench_delivery::DeliveryBench {
             base,
+            consume_bases,
             run_id,
             clients: args.clients,
             batch: args.batch,

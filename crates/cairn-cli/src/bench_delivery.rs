@@ -26,6 +26,10 @@ use serde_json::{json, Value};
 pub struct DeliveryBench {
     /// Base URL of the server.
     pub base: String,
+    /// Servers the consumers pull from and ack to, consumer `i` using
+    /// `consume_bases[i % len]` (one subscription consumed through several
+    /// servers sharing a database); `[base]` by default.
+    pub consume_bases: Vec<String>,
     /// Unique id of this run.
     pub run_id: u64,
     /// Consumers (`consume`).
@@ -62,11 +66,12 @@ impl DeliveryBench {
     async fn post<T: DeserializeOwned>(
         &self,
         http: &reqwest::Client,
+        base: &str,
         path: &str,
         body: String,
     ) -> anyhow::Result<T> {
         let response = http
-            .post(format!("{}{path}", self.base))
+            .post(format!("{base}{path}"))
             .header("content-type", "application/json")
             .body(body)
             .send()
@@ -107,11 +112,17 @@ impl DeliveryBench {
     }
 
     /// Pulls up to `batch` messages, long-polling up to `wait_ms`.
-    async fn pull(&self, http: &reqwest::Client, wait_ms: u64) -> anyhow::Result<Vec<Pulled>> {
+    async fn pull(
+        &self,
+        http: &reqwest::Client,
+        base: &str,
+        wait_ms: u64,
+    ) -> anyhow::Result<Vec<Pulled>> {
         let name = self.subscription();
         let answer: PullAnswer = self
             .post(
                 http,
+                base,
                 &format!("/v1/subscriptions/{name}/pull"),
                 json!({"max": self.batch, "wait_ms": wait_ms}).to_string(),
             )
@@ -120,7 +131,12 @@ impl DeliveryBench {
     }
 
     /// Acks `messages` durably; fails unless every ack is accepted.
-    async fn ack(&self, http: &reqwest::Client, messages: &[Pulled]) -> anyhow::Result<()> {
+    async fn ack(
+        &self,
+        http: &reqwest::Client,
+        base: &str,
+        messages: &[Pulled],
+    ) -> anyhow::Result<()> {
         if messages.is_empty() {
             return Ok(());
         }
@@ -129,6 +145,7 @@ impl DeliveryBench {
         let answer: Value = self
             .post(
                 http,
+                base,
                 &format!("/v1/subscriptions/{name}/ack"),
                 json!({ "tokens": tokens }).to_string(),
             )
@@ -195,6 +212,7 @@ pub async fn consume(bench: DeliveryBench) -> anyhow::Result<()> {
         bench
             .post::<Value>(
                 &http,
+                &bench.base,
                 "/v1/facts",
                 format!("{{\"facts\":[{}]}}", facts.join(",")),
             )
@@ -208,7 +226,8 @@ pub async fn consume(bench: DeliveryBench) -> anyhow::Result<()> {
     let started = Instant::now();
     let deadline = started + bench.duration;
     let mut consumers = Vec::new();
-    for _ in 0..bench.clients {
+    for consumer in 0..bench.clients {
+        let base = bench.consume_bases[consumer % bench.consume_bases.len()].clone();
         let (bench, http, consumed, histogram) = (
             Arc::clone(&bench),
             http.clone(),
@@ -234,7 +253,7 @@ pub async fn consume(bench: DeliveryBench) -> anyhow::Result<()> {
                 };
             while Instant::now() < deadline && consumed.load(Ordering::Relaxed) < bench.preload {
                 let cycle_started = Instant::now();
-                let messages = match bench.pull(&http, 200).await {
+                let messages = match bench.pull(&http, &base, 200).await {
                     Ok(messages) => messages,
                     Err(error) => {
                         eprintln!("consumer: {error:#}");
@@ -247,9 +266,9 @@ pub async fn consume(bench: DeliveryBench) -> anyhow::Result<()> {
                 if messages.is_empty() {
                     continue;
                 }
-                let (bench, http) = (Arc::clone(&bench), http.clone());
+                let (bench, http, base) = (Arc::clone(&bench), http.clone(), base.clone());
                 pending_ack = Some(tokio::spawn(async move {
-                    bench.ack(&http, &messages).await?;
+                    bench.ack(&http, &base, &messages).await?;
                     Ok((messages.len() as u64, cycle_started))
                 }));
             }
@@ -272,8 +291,9 @@ pub async fn consume(bench: DeliveryBench) -> anyhow::Result<()> {
     let ms = |quantile: f64| histogram.value_at_quantile(quantile) as f64 / 1000.0;
     let consumed = consumed.load(Ordering::Relaxed);
     println!(
-        "workload=consume target={} clients={} batch={} preload={} preload_per_s={:.0} seconds={seconds:.1} consumed={consumed}",
+        "workload=consume target={} consume_servers={} clients={} batch={} preload={} preload_per_s={:.0} seconds={seconds:.1} consumed={consumed}",
         bench.base,
+        bench.consume_bases.len(),
         bench.clients,
         bench.batch,
         bench.preload,
@@ -317,7 +337,7 @@ pub async fn latency(bench: DeliveryBench) -> anyhow::Result<()> {
             while received.load(Ordering::Relaxed) < n_messages && Instant::now() < deadline {
                 // The handler runs on receipt; acks go out beside the next
                 // pull, as the SDK's subscriber sends them.
-                match bench.pull(&http, 1_000).await {
+                match bench.pull(&http, &bench.base, 1_000).await {
                     Ok(messages) => {
                         let now_us = clock.elapsed().as_micros() as u64;
                         {
@@ -330,7 +350,7 @@ pub async fn latency(bench: DeliveryBench) -> anyhow::Result<()> {
                         received.fetch_add(messages.len() as u64, Ordering::Relaxed);
                         let (bench, http) = (Arc::clone(&bench), http.clone());
                         acks.spawn(async move {
-                            if let Err(error) = bench.ack(&http, &messages).await {
+                            if let Err(error) = bench.ack(&http, &bench.base, &messages).await {
                                 eprintln!("consumer ack: {error:#}");
                             }
                         });
@@ -352,7 +372,10 @@ pub async fn latency(bench: DeliveryBench) -> anyhow::Result<()> {
         tokio::spawn(async move {
             let sent_us = clock.elapsed().as_micros() as u64;
             let body = format!("{{\"facts\":[{}]}}", bench.message_json(n, sent_us));
-            if let Err(error) = bench.post::<Value>(&http, "/v1/facts", body).await {
+            if let Err(error) = bench
+                .post::<Value>(&http, &bench.base, "/v1/facts", body)
+                .await
+            {
                 eprintln!("publisher: {error:#}");
             }
             drop(permit);

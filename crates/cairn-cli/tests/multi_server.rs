@@ -1,0 +1,1730 @@
+//! Several `cairn serve` processes over one PostgreSQL database: what one
+//! server writes the others read; consumers on every server share one
+//! subscription without a message ever leased twice; killing a server under
+//! load loses no acknowledged write and no acknowledged ack; and a database
+//! outage (cut by a TCP proxy inside the test) answers 503 and heals
+//! without a restart.
+//!
+//! These tests only make sense on the PostgreSQL backend: each returns at
+//! once unless `CAIRN_TEST_BACKEND=postgres`. Run them with
+//! `CAIRN_TEST_BACKEND=postgres cargo test -p cairn-cli --test multi_server`.
+//! They use loopback only, bound every loop in count and time, and stop
+//! only the processes they started.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use cairn_store::postgres::testing::TestDatabase;
+use common::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// Servers that share one database in the multi-server tests.
+const N_SERVERS: usize = 3;
+
+// ---------------------------------------------------------------------------
+// 1. Reads through every server
+// ---------------------------------------------------------------------------
+
+#[test]
+fn writes_through_one_server_are_read_through_the_others() {
+    if !on_postgres() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let servers = start_servers(dir.path());
+    let (a, b, c) = (&servers[0], &servers[1], &servers[2]);
+
+    // Facts with predecessors, written through A.
+    let list = put_one(
+        a,
+        fact("Todo.List", json!({"name": "groceries"}), json!({})),
+    );
+    let (status, answer) = post_facts(
+        a,
+        &[
+            fact(
+                "Todo.Item",
+                json!({"title": "bread"}),
+                json!({"list": list}),
+            ),
+            fact("Todo.Item", json!({"title": "milk"}), json!({"list": list})),
+        ],
+    );
+    assert_eq!(status, 200, "{answer}");
+    let bread = result_hash(&answer, 0);
+    let milk = result_hash(&answer, 1);
+    let deleted = put_one(a, fact("Todo.Deleted", json!({}), json!({"item": bread})));
+    let written = [&list, &bread, &milk, &deleted];
+
+    let log_on_a = get_json(a, "/v1/log?after=0&limit=100");
+    assert_eq!(log_on_a.0, 200, "{}", log_on_a.1);
+    assert_eq!(
+        page_hashes(&log_on_a.1),
+        written.map(String::clone).to_vec()
+    );
+    for (name, reader) in [("B", b), ("C", c)] {
+        for hash in written {
+            let path = format!("/v1/facts/{hash}");
+            let (status, on_reader) = get_json(reader, &path);
+            assert_eq!(
+                status, 200,
+                "fact {hash} written through A, read through {name}"
+            );
+            assert_eq!(on_reader, get_json(a, &path).1, "{name} reads what A wrote");
+        }
+        let (status, items) = get_json(
+            reader,
+            &format!("/v1/facts/{list}/successors?type=Todo.Item&role=list"),
+        );
+        assert_eq!(status, 200, "{items}");
+        assert_eq!(
+            page_hashes(&items),
+            vec![bread.clone(), milk.clone()],
+            "{name}"
+        );
+        let (status, live) = get_json(
+            reader,
+            &format!("/v1/facts/{list}/successors?type=Todo.Item&role=list&without=Todo.Deleted"),
+        );
+        assert_eq!(status, 200, "{live}");
+        assert_eq!(
+            page_hashes(&live),
+            vec![milk.clone()],
+            "{name}: tombstone seen"
+        );
+        assert_eq!(
+            get_json(reader, "/v1/log?after=0&limit=100"),
+            log_on_a,
+            "the log read through {name} is the log read through A"
+        );
+    }
+
+    // Long-polls on C (log) and B (successors) wake when A writes.
+    let after = last_seq(c);
+    let poll_urls = [
+        c.url(&format!("/v1/log?after={after}&wait_ms=20000")),
+        b.url(&format!(
+            "/v1/facts/{list}/successors?type=Todo.Item&role=list&after={after}&wait_ms=20000"
+        )),
+    ];
+    let polls: Vec<_> = poll_urls
+        .into_iter()
+        .map(|url| {
+            std::thread::spawn(move || {
+                let answer = exchange(&client(Duration::from_secs(30)), Method::GET, &url, None);
+                (url, answer, Instant::now())
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let written_at = Instant::now();
+    let eggs = put_one(
+        a,
+        fact("Todo.Item", json!({"title": "eggs"}), json!({"list": list})),
+    );
+    for poll in polls {
+        let (url, answer, answered_at) = poll.join().unwrap();
+        let (status, page) = answer.unwrap_or_else(|error| panic!("{url}: {error}"));
+        assert_eq!(status, 200, "{url}: {page}");
+        assert!(
+            page_hashes(&page).contains(&eggs),
+            "the long-poll {url} answered without the fact written through A: {page}"
+        );
+        let woke_after = answered_at.saturating_duration_since(written_at);
+        assert!(
+            woke_after < Duration::from_secs(5),
+            "the long-poll {url} woke {woke_after:?} after the write through A"
+        );
+    }
+
+    // A blob stored through B is read through C byte for byte.
+    let blob: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let (status, answer) = json_answer(
+        http()
+            .put(b.url("/v1/blobs"))
+            .body(blob.clone())
+            .send()
+            .expect("B answers"),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let blob_hash = answer["hash"].as_str().expect("hash").to_string();
+    assert_eq!(blob_hash, blake3::hash(&blob).to_hex().to_string());
+    assert_eq!(answer["size"].as_u64(), Some(blob.len() as u64));
+    let response = http()
+        .get(c.url(&format!("/v1/blobs/{blob_hash}")))
+        .send()
+        .expect("C answers");
+    assert_eq!(response.status().as_u16(), 200);
+    let read_back = response.bytes().expect("the blob reads");
+    assert!(read_back[..] == blob[..], "the blob read through C differs");
+    let head = http()
+        .head(a.url(&format!("/v1/blobs/{blob_hash}")))
+        .send()
+        .expect("A answers");
+    assert_eq!(head.status().as_u16(), 200);
+    assert_eq!(
+        head.headers()["content-length"],
+        blob.len().to_string().as_str(),
+        "HEAD through A"
+    );
+
+    // A subscription created through A, paused through B, resumed through C.
+    let name = "todo-items";
+    let view_path = format!("/v1/subscriptions/{name}");
+    let (status, view) = put_subscription(a, name, json!({"type": "Todo.Item", "lease_ms": 10000}));
+    assert_eq!(status, 201, "{view}");
+    let (status, view) = get_json(c, &view_path);
+    assert_eq!(
+        status, 200,
+        "the subscription created through A is visible through C: {view}"
+    );
+    assert_eq!(view["type"], "Todo.Item", "{view}");
+    assert_eq!(view["lease_ms"], 10000, "{view}");
+    assert_eq!(view["paused"], false, "{view}");
+    let (status, answer) = post_json(b, &format!("{view_path}/pause"), json!({}));
+    assert_eq!(status, 200, "{answer}");
+    let (_, view) = get_json(a, &view_path);
+    assert_eq!(
+        view["paused"], true,
+        "paused through B, seen paused through A: {view}"
+    );
+    assert!(
+        pull(c, name, 10, 0).is_empty(),
+        "a subscription paused through B delivers nothing through C"
+    );
+    let (status, answer) = post_json(c, &format!("{view_path}/resume"), json!({}));
+    assert_eq!(status, 200, "{answer}");
+    let (_, view) = get_json(b, &view_path);
+    assert_eq!(
+        view["paused"], false,
+        "resumed through C, seen through B: {view}"
+    );
+    let messages = pull_at_least(a, name, 3, Duration::from_secs(10));
+    let mut delivered: Vec<String> = messages.iter().map(message_hash).collect();
+    delivered.sort();
+    let mut items = vec![bread, milk, eggs];
+    items.sort();
+    assert_eq!(delivered, items, "every item delivered once through A");
+    let statuses = settle(b, name, "ack", &messages, json!({}));
+    assert!(
+        statuses.iter().all(|status| status == "acked"),
+        "pulled through A, acked through B: {statuses:?}"
+    );
+    for server in [a, b, c] {
+        let (_, view) = get_json(server, &view_path);
+        assert_eq!(
+            (view["backlog"].as_u64(), view["in_flight"].as_u64()),
+            (Some(0), Some(0)),
+            "{view}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 2. Consumers on every server
+// ---------------------------------------------------------------------------
+
+/// Facts published in the shared-consumption test.
+const SHARED_FACTS: usize = 3_000;
+/// Facts per published batch.
+const SHARED_BATCH: usize = 100;
+/// Consumers per server.
+const SHARED_CONSUMERS_PER_SERVER: usize = 2;
+const SHARED_DEADLINE: Duration = Duration::from_secs(60);
+
+/// One message handed to a consumer.
+#[derive(Clone, Debug)]
+struct Delivery {
+    hash: String,
+    token: String,
+    attempt: u64,
+    server_idx: usize,
+    consumer_idx: usize,
+}
+
+#[derive(Default)]
+struct SharedOracle {
+    published: HashSet<String>,
+    deliveries: Vec<Delivery>,
+    /// Ack answers by status ("acked", "expired", ...).
+    ack_statuses: HashMap<String, u64>,
+    acked: HashSet<String>,
+    errors: Vec<String>,
+}
+
+#[test]
+fn consumers_on_three_servers_get_every_message_and_no_message_is_leased_twice() {
+    if !on_postgres() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let servers = start_servers(dir.path());
+    let bases: Arc<Vec<String>> = Arc::new(servers.iter().map(|s| s.base.clone()).collect());
+    let name = "shared-work";
+    let (status, view) = put_subscription(
+        &servers[0],
+        name,
+        json!({"type": "Shared.Work", "lease_ms": 60000, "max_attempts": 1000}),
+    );
+    assert_eq!(status, 201, "{view}");
+
+    let oracle = Arc::new(Mutex::new(SharedOracle::default()));
+    let done = Arc::new(AtomicBool::new(false));
+    let deadline = Instant::now() + SHARED_DEADLINE;
+
+    // The publisher writes through a pseudo-random server per batch while
+    // the consumers already pull: admission runs on every server too.
+    let publisher = {
+        let (bases, oracle) = (Arc::clone(&bases), Arc::clone(&oracle));
+        std::thread::spawn(move || {
+            let client = client(Duration::from_secs(30));
+            let mut random = 0x2545_f491_4f6c_dd1d_u64;
+            for batch_start in (0..SHARED_FACTS).step_by(SHARED_BATCH) {
+                let facts: Vec<Value> = (batch_start..batch_start + SHARED_BATCH)
+                    .map(|n| fact("Shared.Work", json!({ "n": n }), json!({})))
+                    .collect();
+                let server_idx = (next_random(&mut random) % N_SERVERS as u64) as usize;
+                let url = format!("{}/v1/facts", bases[server_idx]);
+                match exchange(
+                    &client,
+                    Method::POST,
+                    &url,
+                    Some(&json!({ "facts": facts })),
+                ) {
+                    Ok((200, answer)) => {
+                        let results = answer["results"].as_array().cloned().unwrap_or_default();
+                        let mut oracle = oracle.lock().unwrap();
+                        for result in results {
+                            let hash = result["hash"].as_str().unwrap_or_default().to_string();
+                            oracle.published.insert(hash);
+                        }
+                    }
+                    other => {
+                        let error = format!("publishing through server {server_idx}: {other:?}");
+                        oracle.lock().unwrap().errors.push(error);
+                        return;
+                    }
+                }
+            }
+        })
+    };
+
+    let consumers: Vec<_> = (0..N_SERVERS * SHARED_CONSUMERS_PER_SERVER)
+        .map(|consumer_idx| {
+            let (bases, oracle, done) =
+                (Arc::clone(&bases), Arc::clone(&oracle), Arc::clone(&done));
+            std::thread::spawn(move || {
+                let server_idx = consumer_idx % N_SERVERS;
+                let base = &bases[server_idx];
+                let client = client(Duration::from_secs(30));
+                while !done.load(Ordering::Acquire) && Instant::now() < deadline {
+                    let pull_url = format!("{base}/v1/subscriptions/{name}/pull");
+                    let body = json!({"max": 50, "wait_ms": 300});
+                    let messages = match exchange(&client, Method::POST, &pull_url, Some(&body)) {
+                        Ok((200, answer)) => {
+                            answer["messages"].as_array().cloned().unwrap_or_default()
+                        }
+                        other => {
+                            let error = format!("pull through server {server_idx}: {other:?}");
+                            oracle.lock().unwrap().errors.push(error);
+                            std::thread::sleep(Duration::from_millis(200));
+                            continue;
+                        }
+                    };
+                    if messages.is_empty() {
+                        continue;
+                    }
+                    let deliveries: Vec<Delivery> = messages
+                        .iter()
+                        .map(|message| Delivery {
+                            hash: message_hash(message),
+                            token: message["token"].as_str().unwrap_or_default().to_string(),
+                            attempt: message["attempt"].as_u64().unwrap_or(0),
+                            server_idx,
+                            consumer_idx,
+                        })
+                        .collect();
+                    oracle
+                        .lock()
+                        .unwrap()
+                        .deliveries
+                        .extend(deliveries.iter().cloned());
+                    let tokens: Vec<&str> = deliveries.iter().map(|d| d.token.as_str()).collect();
+                    let ack_url = format!("{base}/v1/subscriptions/{name}/ack");
+                    let answer = exchange(
+                        &client,
+                        Method::POST,
+                        &ack_url,
+                        Some(&json!({ "tokens": tokens })),
+                    );
+                    let mut oracle = oracle.lock().unwrap();
+                    match answer {
+                        Ok((200, answer)) => {
+                            let results = answer["results"].as_array().cloned().unwrap_or_default();
+                            if results.len() != deliveries.len() {
+                                oracle.errors.push(format!("ack answered {answer}"));
+                            }
+                            for (delivery, result) in deliveries.iter().zip(&results) {
+                                let status = result["status"].as_str().unwrap_or("?").to_string();
+                                if status == "acked" {
+                                    oracle.acked.insert(delivery.hash.clone());
+                                }
+                                *oracle.ack_statuses.entry(status).or_default() += 1;
+                            }
+                            if oracle.acked.len() >= SHARED_FACTS {
+                                done.store(true, Ordering::Release);
+                            }
+                        }
+                        other => {
+                            let error = format!("ack through server {server_idx}: {other:?}");
+                            oracle.errors.push(error);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+
+    publisher.join().expect("the publisher does not panic");
+    for consumer in consumers {
+        consumer.join().expect("a consumer does not panic");
+    }
+    let oracle = oracle.lock().unwrap();
+    assert!(
+        oracle.errors.is_empty(),
+        "errors: {:?}",
+        first(&oracle.errors, 10)
+    );
+    assert_eq!(
+        oracle.published.len(),
+        SHARED_FACTS,
+        "every batch was published"
+    );
+
+    let mut deliveries_by_hash: HashMap<&str, Vec<&Delivery>> = HashMap::new();
+    for delivery in &oracle.deliveries {
+        deliveries_by_hash
+            .entry(&delivery.hash)
+            .or_default()
+            .push(delivery);
+    }
+    let phantoms: Vec<_> = deliveries_by_hash
+        .keys()
+        .filter(|hash| !oracle.published.contains(**hash))
+        .collect();
+    assert!(
+        phantoms.is_empty(),
+        "delivered but never published: {:?}",
+        first(&phantoms, 10)
+    );
+    let undelivered: Vec<_> = oracle
+        .published
+        .iter()
+        .filter(|hash| !deliveries_by_hash.contains_key(hash.as_str()))
+        .collect();
+    assert!(
+        undelivered.is_empty(),
+        "{} published messages never delivered within {SHARED_DEADLINE:?}, e.g. {:?}",
+        undelivered.len(),
+        first(&undelivered, 5)
+    );
+    let twice: Vec<_> = deliveries_by_hash
+        .values()
+        .filter(|deliveries| deliveries.len() > 1)
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "{} messages delivered more than once with 60 s leases and no failure (two servers \
+         leased one message at once), e.g. {:?}",
+        twice.len(),
+        first(&twice, 3)
+    );
+    let retried: Vec<_> = oracle
+        .deliveries
+        .iter()
+        .filter(|d| d.attempt != 1)
+        .collect();
+    assert!(
+        retried.is_empty(),
+        "attempts other than 1: {:?}",
+        first(&retried, 5)
+    );
+    assert_eq!(
+        oracle.ack_statuses.get("acked").copied().unwrap_or(0),
+        oracle.deliveries.len() as u64,
+        "every ack answered \"acked\": {:?}",
+        oracle.ack_statuses
+    );
+    let per_server: Vec<usize> = (0..N_SERVERS)
+        .map(|idx| {
+            oracle
+                .deliveries
+                .iter()
+                .filter(|d| d.server_idx == idx)
+                .count()
+        })
+        .collect();
+    let per_consumer: Vec<usize> = (0..N_SERVERS * SHARED_CONSUMERS_PER_SERVER)
+        .map(|idx| {
+            oracle
+                .deliveries
+                .iter()
+                .filter(|d| d.consumer_idx == idx)
+                .count()
+        })
+        .collect();
+    eprintln!("deliveries per server {per_server:?}, per consumer {per_consumer:?}");
+    assert!(
+        per_server.iter().all(|n| *n > 0),
+        "every server delivered some messages: {per_server:?}"
+    );
+    for server in &servers {
+        let (status, view) = get_json(server, &format!("/v1/subscriptions/{name}"));
+        assert_eq!(status, 200, "{view}");
+        assert_eq!(
+            (view["backlog"].as_u64(), view["in_flight"].as_u64()),
+            (Some(0), Some(0)),
+            "the view through {} after every message was acked: {view}",
+            server.base
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 3. A server killed under load
+// ---------------------------------------------------------------------------
+
+const LOAD_WRITERS: usize = 3;
+const LOAD_BATCHES_PER_WRITER: usize = 30;
+const LOAD_BATCH: usize = 30;
+const LOAD_FACTS: usize = LOAD_WRITERS * LOAD_BATCHES_PER_WRITER * LOAD_BATCH;
+const LOAD_CONSUMERS: usize = 6;
+const LOAD_SUBSCRIPTION: &str = "load";
+const LOAD_DEADLINE: Duration = Duration::from_secs(90);
+/// Quiet time after everything is settled, longer than a lease (2 s) plus
+/// its backoff, so that a message wrongly redelivered would show up.
+const LOAD_QUIET: Duration = Duration::from_secs(4);
+/// The server that is killed.
+const KILLED_SERVER_IDX: usize = 1;
+/// How long a consumer works on the messages of one pull before acking:
+/// long enough that the kill finds consumers holding leases.
+const LOAD_PROCESSING: Duration = Duration::from_millis(50);
+
+/// What a consumer does with the messages it holds when its server fails.
+#[derive(Clone, Copy, PartialEq)]
+enum ConsumerKind {
+    /// Runs beside its server and dies with it: its messages are abandoned
+    /// (their leases must run out and they must be delivered again), and it
+    /// comes back on the next server.
+    CoLocated,
+    /// Survives the server: acks through another server (tokens are valid
+    /// on every server) and carries on there.
+    FailingOver,
+}
+
+/// One message handed to a consumer, and when its pull was sent.
+struct LoadDelivery {
+    hash: String,
+    attempt: u64,
+    server_idx: usize,
+    pull_sent_at: Instant,
+}
+
+#[derive(Default)]
+struct LoadOracle {
+    /// Every fact sent in a write request, answered or not.
+    sent: HashSet<String>,
+    /// Facts in a 200 answer: acknowledged, so durable.
+    acknowledged: HashSet<String>,
+    deliveries: Vec<LoadDelivery>,
+    /// When the first "acked" answer for a message was received.
+    acked_at: HashMap<String, Instant>,
+    /// Messages whose ack got no definite answer (a server died under it).
+    ack_unanswered: HashSet<String>,
+    /// Answers other than "acked" (a lease that ran out, for example).
+    other_ack_statuses: HashMap<String, u64>,
+    last_delivery_at: Option<Instant>,
+    violations: Vec<String>,
+}
+
+#[test]
+fn killing_a_server_during_load_loses_no_acknowledged_write_or_ack() {
+    if !on_postgres() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut servers = start_servers(dir.path());
+    let bases: Arc<Vec<String>> = Arc::new(servers.iter().map(|s| s.base.clone()).collect());
+    let (status, view) = put_subscription(
+        &servers[0],
+        LOAD_SUBSCRIPTION,
+        json!({"type": "Load.Job", "lease_ms": 2000, "max_attempts": 1000,
+               "backoff": {"initial_ms": 100, "max_ms": 500}}),
+    );
+    assert_eq!(status, 201, "{view}");
+    let oracle = Arc::new(Mutex::new(LoadOracle::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let started_at = Instant::now();
+    let deadline = started_at + LOAD_DEADLINE;
+
+    let writers: Vec<_> = (0..LOAD_WRITERS)
+        .map(|writer_idx| {
+            let (bases, oracle) = (Arc::clone(&bases), Arc::clone(&oracle));
+            std::thread::spawn(move || run_writer(writer_idx, &bases, &oracle, deadline))
+        })
+        .collect();
+    let holding_on_killed = Arc::new(AtomicUsize::new(0));
+    let consumers: Vec<_> = (0..LOAD_CONSUMERS)
+        .map(|consumer_idx| {
+            let consumer = LoadConsumer {
+                consumer_idx,
+                kind: if consumer_idx < LOAD_CONSUMERS / 2 {
+                    ConsumerKind::CoLocated
+                } else {
+                    ConsumerKind::FailingOver
+                },
+                bases: Arc::clone(&bases),
+                oracle: Arc::clone(&oracle),
+                stop: Arc::clone(&stop),
+                holding_on_killed: Arc::clone(&holding_on_killed),
+                deadline,
+            };
+            std::thread::spawn(move || consumer.run())
+        })
+        .collect();
+
+    // Kill one server once a third of the writes are acknowledged, at a
+    // moment when a consumer holds messages it pulled through that server.
+    let kill_deadline = Instant::now() + Duration::from_secs(30);
+    while (oracle.lock().unwrap().acknowledged.len() < LOAD_FACTS / 3
+        || holding_on_killed.load(Ordering::Acquire) == 0)
+        && Instant::now() < kill_deadline
+    {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let held_at_kill = holding_on_killed.load(Ordering::Acquire);
+    let acknowledged_before_kill = oracle.lock().unwrap().acknowledged.len();
+    let killed_at = Instant::now();
+    servers[KILLED_SERVER_IDX].kill9();
+    eprintln!(
+        "killed server {KILLED_SERVER_IDX} after {:?}, {acknowledged_before_kill} facts \
+         acknowledged, consumers holding messages pulled through it: {held_at_kill}",
+        killed_at - started_at
+    );
+
+    for writer in writers {
+        writer.join().expect("a writer does not panic");
+    }
+    let survivors: Vec<&Server> = servers
+        .iter()
+        .enumerate()
+        .filter(|(idx, _)| *idx != KILLED_SERVER_IDX)
+        .map(|(_, server)| server)
+        .collect();
+    // Consume until every acknowledged fact was delivered and settled, the
+    // subscription is empty on the survivors, and nothing was delivered
+    // for a while (a wrongful redelivery would have shown up).
+    let mut last_views = Vec::new();
+    let settled = loop {
+        if Instant::now() >= deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+        last_views = survivors
+            .iter()
+            .map(|server| get_json(server, &format!("/v1/subscriptions/{LOAD_SUBSCRIPTION}")).1)
+            .collect();
+        let empty = last_views.iter().all(|view| {
+            view["backlog"].as_u64() == Some(0) && view["in_flight"].as_u64() == Some(0)
+        });
+        let oracle = oracle.lock().unwrap();
+        let delivered: HashSet<&str> = oracle.deliveries.iter().map(|d| d.hash.as_str()).collect();
+        let all_delivered = oracle
+            .acknowledged
+            .iter()
+            .all(|hash| delivered.contains(hash.as_str()));
+        let all_settled = oracle
+            .acknowledged
+            .iter()
+            .all(|hash| oracle.acked_at.contains_key(hash) || oracle.ack_unanswered.contains(hash));
+        let quiet = oracle
+            .last_delivery_at
+            .is_some_and(|at| at.elapsed() >= LOAD_QUIET);
+        if empty && all_delivered && all_settled && quiet {
+            break true;
+        }
+    };
+    stop.store(true, Ordering::Release);
+    for consumer in consumers {
+        consumer.join().expect("a consumer does not panic");
+    }
+
+    let oracle = oracle.lock().unwrap();
+    assert!(
+        oracle.violations.is_empty(),
+        "violations: {:?}",
+        first(&oracle.violations, 10)
+    );
+    assert_eq!(
+        oracle.acknowledged.len(),
+        LOAD_FACTS,
+        "writers failing over between the servers carried on: every batch was acknowledged"
+    );
+    assert!(
+        oracle.acknowledged.len() > acknowledged_before_kill,
+        "writes were acknowledged after the kill"
+    );
+    assert!(
+        oracle.deliveries.iter().any(|d| d.pull_sent_at > killed_at),
+        "messages were delivered after the kill"
+    );
+
+    // Every acknowledged fact is stored: by hash through a survivor, and in its log.
+    let reader = survivors[0];
+    let http_client = client(Duration::from_secs(30));
+    let missing: Vec<&String> = oracle
+        .acknowledged
+        .iter()
+        .filter(|hash| {
+            let url = reader.url(&format!("/v1/facts/{hash}"));
+            !matches!(
+                exchange(&http_client, Method::GET, &url, None),
+                Ok((200, _))
+            )
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged facts are not readable through {}: {:?}",
+        missing.len(),
+        reader.base,
+        first(&missing, 5)
+    );
+    let log = read_log(survivors[1]);
+    let in_log: HashSet<&str> = log.iter().map(|(_, hash)| hash.as_str()).collect();
+    let missing_from_log: Vec<_> = oracle
+        .acknowledged
+        .iter()
+        .filter(|hash| !in_log.contains(hash.as_str()))
+        .collect();
+    assert!(
+        missing_from_log.is_empty(),
+        "{} acknowledged facts are missing from the log, e.g. {:?}",
+        missing_from_log.len(),
+        first(&missing_from_log, 5)
+    );
+    let seqs: Vec<u64> = log.iter().map(|(seq, _)| *seq).collect();
+    let dense: Vec<u64> = (1..=log.len() as u64).collect();
+    assert!(seqs == dense, "the log's seqs are 1, 2, 3, … without gaps");
+    let phantoms: Vec<_> = in_log
+        .iter()
+        .filter(|hash| !oracle.sent.contains(**hash))
+        .collect();
+    assert!(
+        phantoms.is_empty(),
+        "facts nobody wrote: {:?}",
+        first(&phantoms, 5)
+    );
+
+    // Delivery: every acknowledged fact at least once; never again after
+    // an ack was answered "acked".
+    let delivered: HashSet<&str> = oracle.deliveries.iter().map(|d| d.hash.as_str()).collect();
+    let undelivered: Vec<_> = oracle
+        .acknowledged
+        .iter()
+        .filter(|hash| !delivered.contains(hash.as_str()))
+        .collect();
+    assert!(
+        undelivered.is_empty(),
+        "{} acknowledged facts were never delivered, e.g. {:?}",
+        undelivered.len(),
+        first(&undelivered, 5)
+    );
+    let after_ack: Vec<String> = oracle
+        .deliveries
+        .iter()
+        .filter_map(|delivery| {
+            let acked_at = oracle.acked_at.get(&delivery.hash)?;
+            (delivery.pull_sent_at > *acked_at).then(|| {
+                format!(
+                    "{} delivered (attempt {}, server {}) by a pull sent {:?} after its ack was answered \"acked\"",
+                    delivery.hash,
+                    delivery.attempt,
+                    delivery.server_idx,
+                    delivery.pull_sent_at - *acked_at
+                )
+            })
+        })
+        .collect();
+    assert!(
+        after_ack.is_empty(),
+        "{} deliveries of acknowledged messages: {:?}",
+        after_ack.len(),
+        first(&after_ack, 5)
+    );
+    let unsettled: Vec<_> = oracle
+        .acknowledged
+        .iter()
+        .filter(|hash| {
+            !oracle.acked_at.contains_key(*hash) && !oracle.ack_unanswered.contains(*hash)
+        })
+        .collect();
+    assert!(
+        unsettled.is_empty(),
+        "{} acknowledged facts were never acked, e.g. {:?}",
+        unsettled.len(),
+        first(&unsettled, 5)
+    );
+    assert!(
+        settled,
+        "the subscription did not settle within {LOAD_DEADLINE:?}: views {last_views:?}"
+    );
+    for view in &last_views {
+        assert_eq!(view["dead"].as_u64(), Some(0), "no dead letters: {view}");
+    }
+    let redelivered = oracle.deliveries.iter().filter(|d| d.attempt > 1).count();
+    eprintln!(
+        "{} deliveries ({redelivered} redeliveries), {} acks answered \"acked\", {} unanswered, other answers {:?}",
+        oracle.deliveries.len(),
+        oracle.acked_at.len(),
+        oracle.ack_unanswered.len(),
+        oracle.other_ack_statuses
+    );
+    assert!(
+        redelivered > 0,
+        "the kill abandoned no lease (no message came back): the test did not test recovery"
+    );
+}
+
+/// Writes this writer's batches, each through the next server in turn,
+/// moving to another server when one fails (no answer, 429 or 5xx).
+fn run_writer(writer_idx: usize, bases: &[String], oracle: &Mutex<LoadOracle>, deadline: Instant) {
+    let client = client(Duration::from_secs(15));
+    let mut previous: Option<String> = None;
+    for batch_idx in 0..LOAD_BATCHES_PER_WRITER {
+        // The first fact of each batch names the last of the previous one,
+        // which another server may have acknowledged.
+        let facts: Vec<Value> = (0..LOAD_BATCH)
+            .map(|fact_idx| {
+                let predecessors = match (&previous, fact_idx) {
+                    (Some(previous), 0) => json!({ "previous": previous }),
+                    _ => json!({}),
+                };
+                let fields = json!({"batch": batch_idx, "n": fact_idx, "writer": writer_idx});
+                fact("Load.Job", fields, predecessors)
+            })
+            .collect();
+        let hashes: Vec<String> = facts.iter().map(fact_hash).collect();
+        oracle.lock().unwrap().sent.extend(hashes.iter().cloned());
+        let body = json!({ "facts": facts });
+        let mut server_idx = (writer_idx + batch_idx) % bases.len();
+        loop {
+            if Instant::now() >= deadline {
+                let violation =
+                    format!("writer {writer_idx}: batch {batch_idx} never acknowledged");
+                oracle.lock().unwrap().violations.push(violation);
+                return;
+            }
+            let url = format!("{}/v1/facts", bases[server_idx]);
+            match exchange(&client, Method::POST, &url, Some(&body)) {
+                Ok((200, answer)) => {
+                    let answered: Vec<String> = answer["results"]
+                        .as_array()
+                        .map(|results| {
+                            results
+                                .iter()
+                                .map(|r| r["hash"].as_str().unwrap_or("").to_string())
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let mut oracle = oracle.lock().unwrap();
+                    if answered != hashes {
+                        oracle
+                            .violations
+                            .push(format!("write answered other hashes: {answer}"));
+                    }
+                    oracle.acknowledged.extend(answered);
+                    break;
+                }
+                Ok((status, _)) if status == 429 || status >= 500 => {}
+                Ok((status, answer)) => {
+                    let violation =
+                        format!("writer {writer_idx}: write answered {status} {answer}");
+                    oracle.lock().unwrap().violations.push(violation);
+                    return;
+                }
+                Err(_) => {}
+            }
+            server_idx = (server_idx + 1) % bases.len();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        previous = hashes.last().cloned();
+        std::thread::sleep(Duration::from_millis(40));
+    }
+}
+
+/// A consumer thread of the kill test.
+struct LoadConsumer {
+    consumer_idx: usize,
+    kind: ConsumerKind,
+    bases: Arc<Vec<String>>,
+    oracle: Arc<Mutex<LoadOracle>>,
+    stop: Arc<AtomicBool>,
+    /// Co-located consumers holding messages pulled through the server to
+    /// be killed.
+    holding_on_killed: Arc<AtomicUsize>,
+    deadline: Instant,
+}
+
+impl LoadConsumer {
+    /// Pulls through one server, works, acks; moves to the next server
+    /// when its server fails.
+    fn run(&self) {
+        let client = client(Duration::from_secs(15));
+        let n_servers = self.bases.len();
+        let mut server_idx = self.consumer_idx % n_servers;
+        while !self.stop.load(Ordering::Acquire) && Instant::now() < self.deadline {
+            let pull_sent_at = Instant::now();
+            let url = format!(
+                "{}/v1/subscriptions/{LOAD_SUBSCRIPTION}/pull",
+                self.bases[server_idx]
+            );
+            let body = json!({"max": 50, "wait_ms": 500});
+            let messages = match exchange(&client, Method::POST, &url, Some(&body)) {
+                Ok((200, answer)) => answer["messages"].as_array().cloned().unwrap_or_default(),
+                Ok((status, answer)) if status != 429 && status < 500 => {
+                    let violation = format!("pull answered {status} {answer}");
+                    self.oracle.lock().unwrap().violations.push(violation);
+                    return;
+                }
+                _ => {
+                    server_idx = (server_idx + 1) % n_servers;
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+            };
+            if messages.is_empty() {
+                continue;
+            }
+            let hashes: Vec<String> = messages.iter().map(message_hash).collect();
+            self.record_deliveries(&messages, &hashes, server_idx, pull_sent_at);
+            let holding = self.kind == ConsumerKind::CoLocated && server_idx == KILLED_SERVER_IDX;
+            if holding {
+                self.holding_on_killed.fetch_add(1, Ordering::AcqRel);
+            }
+            std::thread::sleep(LOAD_PROCESSING);
+            let (answer, failed_attempts) = self.ack(&client, &messages, &mut server_idx);
+            if holding {
+                self.holding_on_killed.fetch_sub(1, Ordering::AcqRel);
+            }
+            self.record_ack_answer(answer, hashes, failed_attempts);
+        }
+    }
+
+    fn record_deliveries(
+        &self,
+        messages: &[Value],
+        hashes: &[String],
+        server_idx: usize,
+        pull_sent_at: Instant,
+    ) {
+        let mut oracle = self.oracle.lock().unwrap();
+        for (message, hash) in messages.iter().zip(hashes) {
+            if !oracle.sent.contains(hash) {
+                oracle
+                    .violations
+                    .push(format!("delivered a fact nobody wrote: {hash}"));
+            }
+            oracle.deliveries.push(LoadDelivery {
+                hash: hash.clone(),
+                attempt: message["attempt"].as_u64().unwrap_or(0),
+                server_idx,
+                pull_sent_at,
+            });
+        }
+        oracle.last_delivery_at = Some(Instant::now());
+    }
+
+    /// Acks through the consumer's server; a co-located consumer whose
+    /// server failed gives up (and moves on), another one tries the other
+    /// servers. Returns the answer, if any, and how many attempts failed.
+    fn ack(
+        &self,
+        client: &reqwest::blocking::Client,
+        messages: &[Value],
+        server_idx: &mut usize,
+    ) -> (Option<Value>, usize) {
+        let tokens: Vec<Value> = messages.iter().map(|m| m["token"].clone()).collect();
+        let body = json!({ "tokens": tokens });
+        let n_servers = self.bases.len();
+        let mut failed_attempts = 0;
+        for offset in 0..n_servers {
+            let idx = (*server_idx + offset) % n_servers;
+            let url = format!(
+                "{}/v1/subscriptions/{LOAD_SUBSCRIPTION}/ack",
+                self.bases[idx]
+            );
+            match exchange(client, Method::POST, &url, Some(&body)) {
+                Ok((200, answer)) => {
+                    *server_idx = idx;
+                    return (Some(answer), failed_attempts);
+                }
+                _ => failed_attempts += 1,
+            }
+            if self.kind == ConsumerKind::CoLocated {
+                *server_idx = (*server_idx + 1) % n_servers;
+                break;
+            }
+        }
+        (None, failed_attempts)
+    }
+
+    fn record_ack_answer(
+        &self,
+        answer: Option<Value>,
+        hashes: Vec<String>,
+        failed_attempts: usize,
+    ) {
+        let answered_at = Instant::now();
+        let mut oracle = self.oracle.lock().unwrap();
+        let Some(answer) = answer else {
+            oracle.ack_unanswered.extend(hashes);
+            return;
+        };
+        let results = answer["results"].as_array().cloned().unwrap_or_default();
+        if results.len() != hashes.len() {
+            oracle.violations.push(format!("ack answered {answer}"));
+        }
+        for (hash, result) in hashes.into_iter().zip(&results) {
+            let status = result["status"].as_str().unwrap_or("?");
+            if status == "acked" {
+                oracle.acked_at.entry(hash).or_insert(answered_at);
+            } else if failed_attempts > 0 {
+                // An earlier attempt may have acked it without answering.
+                oracle.ack_unanswered.insert(hash);
+            } else {
+                *oracle
+                    .other_ack_statuses
+                    .entry(status.to_string())
+                    .or_default() += 1;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 4. A database outage
+// ---------------------------------------------------------------------------
+
+/// How long a request may take while the database is unreachable.
+const OUTAGE_ANSWER_MAX: Duration = Duration::from_secs(10);
+/// Facts of the batch in flight when the database is cut.
+const OUTAGE_BULK_FACTS: usize = 5_000;
+
+#[test]
+fn database_outage_answers_503_and_recovers_without_restart() {
+    if !on_postgres() {
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some(database) = runtime.block_on(TestDatabase::create()) else {
+        return;
+    };
+    let direct_url = database.url();
+    let (user, postgres_address) = user_and_address(&direct_url);
+    let proxy = Proxy::start(postgres_address);
+    let proxied_url = format!(
+        "postgres://{user}@127.0.0.1:{}/{}",
+        proxy.address.port(),
+        database.name()
+    );
+    let data = tempfile::tempdir().unwrap();
+    // Our own launch: `Server::start` would add a `--store` of its own.
+    let server = OwnServer::start(
+        data.path(),
+        &proxied_url,
+        &[
+            "--pg-acquire-timeout-ms",
+            "1000",
+            "--pg-statement-timeout-ms",
+            "2000",
+        ],
+    );
+    let client = client(Duration::from_secs(30));
+
+    // Working through the proxy: writes, a subscription, pull and ack.
+    let name = "outage";
+    let events: Vec<Value> = (0..3)
+        .map(|n| fact("Outage.Event", json!({ "n": n }), json!({})))
+        .collect();
+    let (status, answer) = server.request(
+        &client,
+        Method::POST,
+        "/v1/facts",
+        Some(&json!({ "facts": events })),
+    );
+    assert_eq!(status, 200, "{answer}");
+    for (idx, event) in events.iter().enumerate() {
+        assert_eq!(
+            result_hash(&answer, idx),
+            fact_hash(event),
+            "the test computes hashes as the server"
+        );
+    }
+    let (status, view) = server.request(
+        &client,
+        Method::PUT,
+        &format!("/v1/subscriptions/{name}"),
+        Some(&json!({"type": "Outage.Event", "lease_ms": 5000})),
+    );
+    assert_eq!(status, 201, "{view}");
+    let messages = server.pull_until(&client, name, 3, Duration::from_secs(10));
+    assert_eq!(messages.len(), 3, "{messages:?}");
+    server.ack_all(&client, name, &messages);
+
+    // A big batch in flight while the database goes away, then the cut.
+    let bulk: Vec<Value> = (0..OUTAGE_BULK_FACTS)
+        .map(|n| fact("Outage.Bulk", json!({ "n": n }), json!({})))
+        .collect();
+    let bulk_hashes: Vec<String> = bulk.iter().map(fact_hash).collect();
+    let bulk_write = {
+        let url = server.url("/v1/facts");
+        let body = json!({ "facts": bulk });
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let answer = exchange(&client_for_thread(), Method::POST, &url, Some(&body));
+            (answer, started.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(30));
+    proxy.cut();
+    let cut_at = Instant::now();
+
+    // Health says so within a few seconds.
+    let (status, health) = wait_for_health(&server, &client, 503, Duration::from_secs(10));
+    assert_eq!(
+        status,
+        503,
+        "health during the outage: {health}\n{}",
+        server.log_text()
+    );
+    assert_eq!(health["error"]["code"], "store_unavailable", "{health}");
+    eprintln!("health answered 503 {:?} after the cut", cut_at.elapsed());
+
+    // A write answers 503 promptly; nothing of its batch is stored (checked after).
+    let chain = chain_of_facts("Outage.Chain", 5);
+    let chain_hashes: Vec<String> = chain.iter().map(fact_hash).collect();
+    let started = Instant::now();
+    let (status, answer) = server.request(
+        &client,
+        Method::POST,
+        "/v1/facts",
+        Some(&json!({ "facts": chain })),
+    );
+    let took = started.elapsed();
+    assert_eq!(status, 503, "a write during the outage: {answer}");
+    assert_eq!(answer["error"]["code"], "store_unavailable", "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{answer}"
+    );
+    assert!(took < OUTAGE_ANSWER_MAX, "the write took {took:?} to fail");
+
+    // A pull answers 503 too.
+    let started = Instant::now();
+    let (status, answer) = server.request(
+        &client,
+        Method::POST,
+        &format!("/v1/subscriptions/{name}/pull"),
+        Some(&json!({"max": 10, "wait_ms": 0})),
+    );
+    let took = started.elapsed();
+    assert_eq!(status, 503, "a pull during the outage: {answer}");
+    assert_eq!(answer["error"]["code"], "store_unavailable", "{answer}");
+    assert!(took < OUTAGE_ANSWER_MAX, "the pull took {took:?} to fail");
+
+    let (bulk_answer, bulk_took) = bulk_write.join().expect("the bulk writer does not panic");
+    let bulk_status = match &bulk_answer {
+        Ok((status, answer)) => {
+            assert!(
+                *status == 200 || *status == 503,
+                "the write in flight at the cut answered {status}: {answer}"
+            );
+            Some(*status)
+        }
+        Err(_) => None,
+    };
+    assert!(
+        bulk_took < Duration::from_secs(20),
+        "the write in flight at the cut took {bulk_took:?}"
+    );
+    eprintln!("the write in flight at the cut: {bulk_answer:?} after {bulk_took:?}");
+
+    // The database comes back: the same server heals by itself.
+    proxy.restore();
+    let restored_at = Instant::now();
+    let (status, health) = wait_for_health(&server, &client, 200, Duration::from_secs(10));
+    assert_eq!(
+        status,
+        200,
+        "health {:?} after the database returned: {health}\n{}",
+        restored_at.elapsed(),
+        server.log_text()
+    );
+
+    // All or nothing for both batches that failed or raced the cut.
+    let log = server.read_log(&client);
+    let in_log: HashSet<&str> = log.iter().map(|(_, hash)| hash.as_str()).collect();
+    let chain_stored = chain_hashes
+        .iter()
+        .filter(|h| in_log.contains(h.as_str()))
+        .count();
+    assert!(
+        chain_stored == 0 || chain_stored == chain_hashes.len(),
+        "{chain_stored} of the {} facts of a batch answered 503 are stored",
+        chain_hashes.len()
+    );
+    let bulk_stored = bulk_hashes
+        .iter()
+        .filter(|h| in_log.contains(h.as_str()))
+        .count();
+    assert!(
+        bulk_stored == 0 || bulk_stored == OUTAGE_BULK_FACTS,
+        "{bulk_stored} of the {OUTAGE_BULK_FACTS} facts of the batch in flight at the cut are stored"
+    );
+    if bulk_status == Some(200) {
+        assert_eq!(
+            bulk_stored, OUTAGE_BULK_FACTS,
+            "an acknowledged batch is stored whole"
+        );
+    }
+    let seqs: Vec<u64> = log.iter().map(|(seq, _)| *seq).collect();
+    assert!(
+        seqs == (1..=log.len() as u64).collect::<Vec<_>>(),
+        "seqs without gaps"
+    );
+
+    // New writes and pulls work again.
+    let event = fact("Outage.Event", json!({"n": "after"}), json!({}));
+    let (status, answer) = server.request(
+        &client,
+        Method::POST,
+        "/v1/facts",
+        Some(&json!({ "facts": [event] })),
+    );
+    assert_eq!(status, 200, "a write after the outage: {answer}");
+    let event_hash = result_hash(&answer, 0);
+    let messages = server.pull_until(&client, name, 1, Duration::from_secs(10));
+    let hashes: Vec<String> = messages.iter().map(message_hash).collect();
+    assert_eq!(
+        hashes,
+        vec![event_hash],
+        "the one new event is delivered after the outage"
+    );
+    server.ack_all(&client, name, &messages);
+
+    // Long-polls of the healed server wake on writes of another server
+    // (its LISTEN connection was cut too).
+    let other_data = tempfile::tempdir().unwrap();
+    let other = OwnServer::start(other_data.path(), &direct_url, &[]);
+    let after = server.read_log(&client).len();
+    let poll = {
+        let url = server.url(&format!("/v1/log?after={after}&wait_ms=20000"));
+        std::thread::spawn(move || {
+            let answer = exchange(&client_for_thread(), Method::GET, &url, None);
+            (answer, Instant::now())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let written_at = Instant::now();
+    let late = fact("Outage.Late", json!({}), json!({}));
+    let (status, answer) = other.request(
+        &client,
+        Method::POST,
+        "/v1/facts",
+        Some(&json!({ "facts": [late] })),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let (poll_answer, answered_at) = poll.join().unwrap();
+    let (status, page) = poll_answer.expect("the long-poll answers");
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page_hashes(&page).contains(&result_hash(&answer, 0)),
+        "the healed server's long-poll answered without the other server's write: {page}"
+    );
+    let woke_after = answered_at.saturating_duration_since(written_at);
+    assert!(
+        woke_after < Duration::from_secs(5),
+        "the long-poll woke {woke_after:?} after the write"
+    );
+
+    drop(other);
+    drop(server);
+    drop(proxy);
+    drop(database);
+}
+
+/// `n` facts, each naming the one before it, for one batch.
+fn chain_of_facts(type_name: &str, n: usize) -> Vec<Value> {
+    let mut facts: Vec<Value> = Vec::with_capacity(n);
+    for idx in 0..n {
+        let predecessors = match facts.last() {
+            Some(previous) => json!({ "previous": fact_hash(previous) }),
+            None => json!({}),
+        };
+        facts.push(fact(type_name, json!({ "n": idx }), predecessors));
+    }
+    facts
+}
+
+/// Polls `/v1/health` until it answers `expected` or `within` passes;
+/// returns the last answer.
+fn wait_for_health(
+    server: &OwnServer,
+    client: &reqwest::blocking::Client,
+    expected: u16,
+    within: Duration,
+) -> (u16, Value) {
+    let deadline = Instant::now() + within;
+    loop {
+        let started = Instant::now();
+        let answer = exchange(client, Method::GET, &server.url("/v1/health"), None)
+            .unwrap_or_else(|error| panic!("health has no answer: {error}"));
+        assert!(
+            started.elapsed() < OUTAGE_ANSWER_MAX,
+            "health took {:?} to answer",
+            started.elapsed()
+        );
+        assert!(
+            answer.0 == 200 || answer.0 == 503,
+            "health answered {answer:?}"
+        );
+        if answer.0 == expected || Instant::now() >= deadline {
+            return answer;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The user and the socket address of a `postgres://user@host:port/db` URL.
+fn user_and_address(url: &str) -> (String, SocketAddr) {
+    let rest = url.strip_prefix("postgres://").expect("a postgres:// URL");
+    let (user, rest) = rest.split_once('@').expect("a user in the URL");
+    let host_port = rest.split('/').next().expect("host and port");
+    let address = host_port
+        .to_socket_addrs()
+        .expect("the address resolves")
+        .next()
+        .expect("one address");
+    (user.to_string(), address)
+}
+
+/// A TCP proxy in front of PostgreSQL that can cut every connection and
+/// turn new ones away (accepted, then closed at once), and let them
+/// through again.
+struct Proxy {
+    address: SocketAddr,
+    shared: Arc<ProxyShared>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+struct ProxyShared {
+    stopping: AtomicBool,
+    connections: Mutex<ProxyConnections>,
+}
+
+struct ProxyConnections {
+    /// Whether new connections are forwarded.
+    open: bool,
+    /// Both ends of every forwarded connection, to cut them.
+    streams: Vec<TcpStream>,
+    /// The threads copying bytes, two per connection.
+    pumps: Vec<JoinHandle<()>>,
+}
+
+impl Proxy {
+    fn start(target: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("the proxy listens");
+        let address = listener.local_addr().unwrap();
+        let shared = Arc::new(ProxyShared {
+            stopping: AtomicBool::new(false),
+            connections: Mutex::new(ProxyConnections {
+                open: true,
+                streams: Vec::new(),
+                pumps: Vec::new(),
+            }),
+        });
+        let acceptor_shared = Arc::clone(&shared);
+        let acceptor = std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if acceptor_shared.stopping.load(Ordering::Acquire) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                // Deciding under the lock that `cut` takes means no
+                // connection slips through a cut.
+                let mut connections = acceptor_shared.connections.lock().unwrap();
+                if !connections.open {
+                    drop(client);
+                    continue;
+                }
+                let Ok(upstream) = TcpStream::connect_timeout(&target, Duration::from_secs(2))
+                else {
+                    continue;
+                };
+                forward(client, upstream, &mut connections);
+            }
+        });
+        Proxy {
+            address,
+            shared,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    /// Closes every forwarded connection and turns new ones away.
+    fn cut(&self) {
+        let mut connections = self.shared.connections.lock().unwrap();
+        connections.open = false;
+        for stream in connections.streams.drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Forwards new connections again.
+    fn restore(&self) {
+        self.shared.connections.lock().unwrap().open = true;
+    }
+}
+
+/// Copies bytes both ways between `client` and `upstream` on two threads.
+fn forward(client: TcpStream, upstream: TcpStream, connections: &mut ProxyConnections) {
+    let ends = [
+        (client.try_clone(), upstream.try_clone()),
+        (upstream.try_clone(), client.try_clone()),
+    ];
+    for ends in ends {
+        let (Ok(mut from), Ok(mut to)) = ends else {
+            return;
+        };
+        connections.pumps.push(std::thread::spawn(move || {
+            let _ = std::io::copy(&mut from, &mut to);
+            let _ = from.shutdown(Shutdown::Both);
+            let _ = to.shutdown(Shutdown::Both);
+        }));
+    }
+    connections.streams.push(client);
+    connections.streams.push(upstream);
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.shared.stopping.store(true, Ordering::Release);
+        self.cut();
+        // Wakes the acceptor, which then sees `stopping`.
+        let _ = TcpStream::connect_timeout(&self.address, Duration::from_secs(1));
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+        let pumps: Vec<_> = self
+            .shared
+            .connections
+            .lock()
+            .unwrap()
+            .pumps
+            .drain(..)
+            .collect();
+        for pump in pumps {
+            let _ = pump.join();
+        }
+    }
+}
+
+/// A `cairn serve --store URL` started by this file (not through
+/// `Server::start`, which chooses the database itself); killed on drop.
+struct OwnServer {
+    child: Child,
+    base: String,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl OwnServer {
+    fn start(data: &Path, store_url: &str, extra_args: &[&str]) -> OwnServer {
+        let mut child = Command::new(CAIRN)
+            .arg("serve")
+            .arg("--data")
+            .arg(data)
+            .args(["--listen", "127.0.0.1:0", "--store", store_url])
+            .args(extra_args)
+            .env_remove("CAIRN_STORE")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cairn binary starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (address_sender, address_receiver) = mpsc::channel();
+        let reader_log = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let mut address_sender = Some(address_sender);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(position) = line.find("listening on http://") {
+                    let address = line[position + "listening on ".len()..].trim().to_string();
+                    if let Some(sender) = address_sender.take() {
+                        let _ = sender.send(address);
+                    }
+                }
+                reader_log.lock().unwrap().push(line);
+            }
+        });
+        match address_receiver.recv_timeout(Duration::from_secs(30)) {
+            Ok(base) => OwnServer { child, base, log },
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "the server did not start:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
+            }
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// The server's standard error so far, for failure messages.
+    fn log_text(&self) -> String {
+        let log = self.log.lock().unwrap();
+        let from = log.len().saturating_sub(40);
+        log[from..].join("\n")
+    }
+
+    /// Status and JSON answer; panics when no answer comes.
+    fn request(
+        &self,
+        client: &reqwest::blocking::Client,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        exchange(client, method, &self.url(path), body)
+            .unwrap_or_else(|error| panic!("{path}: no answer: {error}"))
+    }
+
+    /// Pulls until `count` messages came or `within` passed.
+    fn pull_until(
+        &self,
+        client: &reqwest::blocking::Client,
+        name: &str,
+        count: usize,
+        within: Duration,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + within;
+        let mut messages = Vec::new();
+        while messages.len() < count && Instant::now() < deadline {
+            let (status, answer) = self.request(
+                client,
+                Method::POST,
+                &format!("/v1/subscriptions/{name}/pull"),
+                Some(&json!({"max": 100, "wait_ms": 1000})),
+            );
+            assert_eq!(status, 200, "pull: {answer}");
+            messages.extend(answer["messages"].as_array().cloned().unwrap_or_default());
+        }
+        messages
+    }
+
+    fn ack_all(&self, client: &reqwest::blocking::Client, name: &str, messages: &[Value]) {
+        let tokens: Vec<Value> = messages.iter().map(|m| m["token"].clone()).collect();
+        let (status, answer) = self.request(
+            client,
+            Method::POST,
+            &format!("/v1/subscriptions/{name}/ack"),
+            Some(&json!({ "tokens": tokens })),
+        );
+        assert_eq!(status, 200, "ack: {answer}");
+        let results = answer["results"].as_array().cloned().unwrap_or_default();
+        assert_eq!(results.len(), messages.len(), "{answer}");
+        assert!(results.iter().all(|r| r["status"] == "acked"), "{answer}");
+    }
+
+    /// The whole log as (seq, hash).
+    fn read_log(&self, client: &reqwest::blocking::Client) -> Vec<(u64, String)> {
+        read_log_at(&self.base, client)
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+/// Three servers on one data directory, hence (on PostgreSQL) one database.
+fn start_servers(data: &Path) -> Vec<Server> {
+    (0..N_SERVERS).map(|_| Server::start(data, &[])).collect()
+}
+
+/// A blocking client with a short connect timeout, so that a dead server
+/// is noticed at once.
+fn client(timeout: Duration) -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(2))
+        .build()
+        .expect("client builds")
+}
+
+fn client_for_thread() -> reqwest::blocking::Client {
+    client(Duration::from_secs(30))
+}
+
+/// Sends a request; its status and JSON answer (a string if the body is not
+/// JSON), or why no answer came.
+fn exchange(
+    client: &reqwest::blocking::Client,
+    method: Method,
+    url: &str,
+    body: Option<&Value>,
+) -> Result<(u16, Value), String> {
+    let mut request = client.request(method, url);
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let response = request.send().map_err(|error| format!("{error:?}"))?;
+    let status = response.status().as_u16();
+    let text = response.text().map_err(|error| format!("{error:?}"))?;
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Ok((status, value))
+}
+
+/// The hash of result `idx` of a write answer.
+fn result_hash(answer: &Value, idx: usize) -> String {
+    answer["results"][idx]["hash"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no hash {idx} in {answer}"))
+        .to_string()
+}
+
+/// The hashes of a page of facts (log or successors).
+fn page_hashes(page: &Value) -> Vec<String> {
+    page["facts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a page of facts: {page}"))
+        .iter()
+        .map(|entry| entry["hash"].as_str().expect("hash").to_string())
+        .collect()
+}
+
+fn message_hash(message: &Value) -> String {
+    message["hash"].as_str().expect("message hash").to_string()
+}
+
+/// Pulls through `server` until at least `count` messages came or `within` passed.
+fn pull_at_least(server: &Server, name: &str, count: usize, within: Duration) -> Vec<Value> {
+    let deadline = Instant::now() + within;
+    let mut messages = Vec::new();
+    while messages.len() < count && Instant::now() < deadline {
+        messages.extend(pull(server, name, 100, 1000));
+    }
+    messages
+}
+
+/// The whole log of a server as (seq, hash).
+fn read_log(server: &Server) -> Vec<(u64, String)> {
+    read_log_at(&server.base, &client(Duration::from_secs(30)))
+}
+
+fn read_log_at(base: &str, client: &reqwest::blocking::Client) -> Vec<(u64, String)> {
+    let mut entries = Vec::new();
+    let mut after = 0;
+    for _ in 0..10_000 {
+        let url = format!("{base}/v1/log?after={after}&limit=10000");
+        let (status, page) = exchange(client, Method::GET, &url, None).expect("the log answers");
+        assert_eq!(status, 200, "{page}");
+        for entry in page["facts"].as_array().expect("facts") {
+            let seq = entry["seq"].as_u64().expect("seq");
+            entries.push((seq, entry["hash"].as_str().expect("hash").to_string()));
+        }
+        let next = page["next"].as_u64().expect("next");
+        if next == after {
+            return entries;
+        }
+        after = next;
+    }
+    panic!("the log did not end");
+}
+
+/// The hash of a fact as the server computes it, for the plain facts of
+/// these tests (ASCII keys, integers and ASCII strings, no predecessor
+/// arrays): BLAKE3 of the JSON with object keys sorted, no whitespace. The
+/// tests check it against the server's answers.
+fn fact_hash(value: &Value) -> String {
+    blake3::hash(canonical(value).as_bytes())
+        .to_hex()
+        .to_string()
+}
+
+fn canonical(value: &Value) -> String {
+    match value {
+        Value::Object(members) => {
+            let mut keys: Vec<&String> = members.keys().collect();
+            keys.sort();
+            let members: Vec<String> = keys
+                .into_iter()
+                .map(|key| {
+                    format!(
+                        "{}:{}",
+                        Value::String(key.clone()),
+                        canonical(&members[key])
+                    )
+                })
+                .collect();
+            format!("{{{}}}", members.join(","))
+        }
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(canonical).collect();
+            format!("[{}]", items.join(","))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A tiny deterministic generator (xorshift).
+fn next_random(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// At most `n` items of a slice, for failure messages.
+fn first<T>(items: &[T], n: usize) -> &[T] {
+    &items[..items.len().min(n)]
+}
