@@ -14,7 +14,7 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -1038,64 +1038,13 @@ fn database_outage_answers_503_and_recovers_without_restart() {
     if !on_postgres() {
         return;
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let Some(database) = runtime.block_on(TestDatabase::create()) else {
+    let Some(setup) = ProxiedServer::start() else {
         return;
     };
-    let direct_url = database.url();
-    let (user, postgres_address) = user_and_address(&direct_url);
-    let proxy = Proxy::start(postgres_address);
-    let proxied_url = format!(
-        "postgres://{user}@127.0.0.1:{}/{}",
-        proxy.address.port(),
-        database.name()
-    );
-    let data = tempfile::tempdir().unwrap();
-    // Our own launch: `Server::start` would add a `--store` of its own.
-    let server = OwnServer::start(
-        data.path(),
-        &proxied_url,
-        &[
-            "--pg-acquire-timeout-ms",
-            "1000",
-            "--pg-statement-timeout-ms",
-            "2000",
-        ],
-    );
+    let (server, proxy) = (&setup.server, &setup.proxy);
     let client = client(Duration::from_secs(30));
-
-    // Working through the proxy: writes, a subscription, pull and ack.
     let name = "outage";
-    let events: Vec<Value> = (0..3)
-        .map(|n| fact("Outage.Event", json!({ "n": n }), json!({})))
-        .collect();
-    let (status, answer) = server.request(
-        &client,
-        Method::POST,
-        "/v1/facts",
-        Some(&json!({ "facts": events })),
-    );
-    assert_eq!(status, 200, "{answer}");
-    for (idx, event) in events.iter().enumerate() {
-        assert_eq!(
-            result_hash(&answer, idx),
-            fact_hash(event),
-            "the test computes hashes as the server"
-        );
-    }
-    let (status, view) = server.request(
-        &client,
-        Method::PUT,
-        &format!("/v1/subscriptions/{name}"),
-        Some(&json!({"type": "Outage.Event", "lease_ms": 5000})),
-    );
-    assert_eq!(status, 201, "{view}");
-    let messages = server.pull_until(&client, name, 3, Duration::from_secs(10));
-    assert_eq!(messages.len(), 3, "{messages:?}");
-    server.ack_all(&client, name, &messages);
+    write_and_consume(server, &client, name);
 
     // A big batch in flight while the database goes away, then the cut.
     let bulk: Vec<Value> = (0..OUTAGE_BULK_FACTS)
@@ -1243,7 +1192,7 @@ fn database_outage_answers_503_and_recovers_without_restart() {
     // Long-polls of the healed server wake on writes of another server
     // (its LISTEN connection was cut too).
     let other_data = tempfile::tempdir().unwrap();
-    let other = OwnServer::start(other_data.path(), &direct_url, &[]);
+    let other = OwnServer::start(other_data.path(), &setup.direct_url, &[]);
     let after = server.read_log(&client).len();
     let poll = {
         let url = server.url(&format!("/v1/log?after={after}&wait_ms=20000"));
@@ -1276,9 +1225,191 @@ fn database_outage_answers_503_and_recovers_without_restart() {
     );
 
     drop(other);
-    drop(server);
-    drop(proxy);
-    drop(database);
+    drop(setup);
+}
+
+// ---------------------------------------------------------------------------
+// 5. A database that stops answering
+// ---------------------------------------------------------------------------
+
+#[test]
+fn database_that_stops_answering_answers_503_in_bounded_time_and_recovers() {
+    if !on_postgres() {
+        return;
+    }
+    let Some(setup) = ProxiedServer::start() else {
+        return;
+    };
+    let (server, proxy) = (&setup.server, &setup.proxy);
+    // Requests that hang are the failure this test looks for: give up on
+    // them a little after the bound.
+    let client = client(OUTAGE_ANSWER_MAX + Duration::from_secs(5));
+    let name = "partition";
+    write_and_consume(server, &client, name);
+
+    // Bytes stop flowing both ways; nothing is closed (a network partition).
+    proxy.stall();
+    let stalled_at = Instant::now();
+    let (status, health) = wait_for_health(server, &client, 503, Duration::from_secs(10));
+    assert_eq!(
+        (status, health["error"]["code"].as_str()),
+        (503, Some("store_unavailable")),
+        "health {:?} into the partition: {health}",
+        stalled_at.elapsed()
+    );
+    let chain = chain_of_facts("Partition.Chain", 5);
+    let chain_hashes: Vec<String> = chain.iter().map(fact_hash).collect();
+    let started = Instant::now();
+    let answer = exchange(
+        &client,
+        Method::POST,
+        &server.url("/v1/facts"),
+        Some(&json!({ "facts": chain })),
+    );
+    let took = started.elapsed();
+    let (status, answer) = answer.unwrap_or_else(|error| {
+        panic!("a write during the partition got no answer in {took:?}: {error}")
+    });
+    assert_eq!(status, 503, "a write during the partition: {answer}");
+    assert_eq!(answer["error"]["code"], "store_unavailable", "{answer}");
+    assert!(took < OUTAGE_ANSWER_MAX, "the write took {took:?} to fail");
+    let started = Instant::now();
+    let answer = exchange(
+        &client,
+        Method::POST,
+        &server.url(&format!("/v1/subscriptions/{name}/pull")),
+        Some(&json!({"max": 10, "wait_ms": 0})),
+    );
+    let took = started.elapsed();
+    let (status, answer) = answer.unwrap_or_else(|error| {
+        panic!("a pull during the partition got no answer in {took:?}: {error}")
+    });
+    assert_eq!(status, 503, "a pull during the partition: {answer}");
+    assert!(took < OUTAGE_ANSWER_MAX, "the pull took {took:?} to fail");
+
+    // The partition heals: the same server recovers by itself.
+    proxy.restore();
+    let restored_at = Instant::now();
+    let (status, health) = wait_for_health(server, &client, 200, Duration::from_secs(10));
+    assert_eq!(
+        status,
+        200,
+        "health {:?} after the partition healed: {health}\n{}",
+        restored_at.elapsed(),
+        server.log_text()
+    );
+    let log = server.read_log(&client);
+    let in_log: HashSet<&str> = log.iter().map(|(_, hash)| hash.as_str()).collect();
+    let chain_stored = chain_hashes
+        .iter()
+        .filter(|h| in_log.contains(h.as_str()))
+        .count();
+    assert!(
+        chain_stored == 0 || chain_stored == chain_hashes.len(),
+        "{chain_stored} of the {} facts of a batch answered 503 are stored",
+        chain_hashes.len()
+    );
+    let event = fact(
+        "Outage.Event",
+        json!({"n": "after the partition"}),
+        json!({}),
+    );
+    let (status, answer) = server.request(
+        &client,
+        Method::POST,
+        "/v1/facts",
+        Some(&json!({ "facts": [event] })),
+    );
+    assert_eq!(status, 200, "a write after the partition: {answer}");
+    let messages = server.pull_until(&client, name, 1, Duration::from_secs(10));
+    let hashes: Vec<String> = messages.iter().map(message_hash).collect();
+    assert_eq!(hashes, vec![result_hash(&answer, 0)]);
+    server.ack_all(&client, name, &messages);
+    drop(setup);
+}
+
+/// One server whose database connections pass through a [`Proxy`], on a
+/// database of its own. Fields drop in order: the server before the
+/// proxy, the proxy before the database.
+struct ProxiedServer {
+    server: OwnServer,
+    proxy: Proxy,
+    /// The database's own URL, bypassing the proxy.
+    direct_url: String,
+    _database: TestDatabase,
+    _data: tempfile::TempDir,
+}
+
+impl ProxiedServer {
+    /// `None` when `CAIRN_TEST_POSTGRES=skip`.
+    fn start() -> Option<ProxiedServer> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let database = runtime.block_on(TestDatabase::create())?;
+        let direct_url = database.url();
+        let (user, postgres_address) = user_and_address(&direct_url);
+        let proxy = Proxy::start(postgres_address);
+        let proxied_url = format!(
+            "postgres://{user}@127.0.0.1:{}/{}",
+            proxy.address.port(),
+            database.name()
+        );
+        let data = tempfile::tempdir().unwrap();
+        // Our own launch: `Server::start` would add a `--store` of its own
+        // (and clap refuses a second one).
+        let server = OwnServer::start(
+            data.path(),
+            &proxied_url,
+            &[
+                "--pg-acquire-timeout-ms",
+                "1000",
+                "--pg-statement-timeout-ms",
+                "2000",
+            ],
+        );
+        Some(ProxiedServer {
+            server,
+            proxy,
+            direct_url,
+            _database: database,
+            _data: data,
+        })
+    }
+}
+
+/// Checks that the server works: writes three `Outage.Event` facts (and
+/// that the test computes their hashes as the server does), creates
+/// subscription `name` on that type, pulls and acks them.
+fn write_and_consume(server: &OwnServer, client: &reqwest::blocking::Client, name: &str) {
+    let events: Vec<Value> = (0..3)
+        .map(|n| fact("Outage.Event", json!({ "n": n }), json!({})))
+        .collect();
+    let (status, answer) = server.request(
+        client,
+        Method::POST,
+        "/v1/facts",
+        Some(&json!({ "facts": events })),
+    );
+    assert_eq!(status, 200, "{answer}");
+    for (idx, event) in events.iter().enumerate() {
+        assert_eq!(
+            result_hash(&answer, idx),
+            fact_hash(event),
+            "the test computes hashes as the server"
+        );
+    }
+    let (status, view) = server.request(
+        client,
+        Method::PUT,
+        &format!("/v1/subscriptions/{name}"),
+        Some(&json!({"type": "Outage.Event", "lease_ms": 5000})),
+    );
+    assert_eq!(status, 201, "{view}");
+    let messages = server.pull_until(client, name, 3, Duration::from_secs(10));
+    assert_eq!(messages.len(), 3, "{messages:?}");
+    server.ack_all(client, name, &messages);
 }
 
 /// `n` facts, each naming the one before it, for one batch.
@@ -1305,8 +1436,15 @@ fn wait_for_health(
     let deadline = Instant::now() + within;
     loop {
         let started = Instant::now();
-        let answer = exchange(client, Method::GET, &server.url("/v1/health"), None)
-            .unwrap_or_else(|error| panic!("health has no answer: {error}"));
+        let answer = exchange(client, Method::GET, &server.url("/v1/health"), None).unwrap_or_else(
+            |error| {
+                panic!(
+                    "health got no answer in {:?}: {error}\n{}",
+                    started.elapsed(),
+                    server.log_text()
+                )
+            },
+        );
         assert!(
             started.elapsed() < OUTAGE_ANSWER_MAX,
             "health took {:?} to answer",
@@ -1336,25 +1474,37 @@ fn user_and_address(url: &str) -> (String, SocketAddr) {
     (user.to_string(), address)
 }
 
-/// A TCP proxy in front of PostgreSQL that can cut every connection and
-/// turn new ones away (accepted, then closed at once), and let them
-/// through again.
+/// A TCP proxy in front of PostgreSQL. It forwards connections, and on
+/// command cuts them (closes every connection and turns new ones away:
+/// accepted, then closed at once) or stalls them (bytes stop flowing both
+/// ways and new connections are held unanswered, as in a network
+/// partition), and lets them through again.
 struct Proxy {
     address: SocketAddr,
     shared: Arc<ProxyShared>,
     acceptor: Option<JoinHandle<()>>,
 }
 
+#[derive(Clone, Copy, PartialEq)]
+enum ProxyMode {
+    Open,
+    Cut,
+    Stalled,
+}
+
 struct ProxyShared {
     stopping: AtomicBool,
+    /// Read by the copying threads before each write.
+    stalled: AtomicBool,
     connections: Mutex<ProxyConnections>,
 }
 
 struct ProxyConnections {
-    /// Whether new connections are forwarded.
-    open: bool,
+    mode: ProxyMode,
     /// Both ends of every forwarded connection, to cut them.
     streams: Vec<TcpStream>,
+    /// Connections accepted while stalled, never answered.
+    held: Vec<TcpStream>,
     /// The threads copying bytes, two per connection.
     pumps: Vec<JoinHandle<()>>,
 }
@@ -1365,9 +1515,11 @@ impl Proxy {
         let address = listener.local_addr().unwrap();
         let shared = Arc::new(ProxyShared {
             stopping: AtomicBool::new(false),
+            stalled: AtomicBool::new(false),
             connections: Mutex::new(ProxyConnections {
-                open: true,
+                mode: ProxyMode::Open,
                 streams: Vec::new(),
+                held: Vec::new(),
                 pumps: Vec::new(),
             }),
         });
@@ -1378,18 +1530,20 @@ impl Proxy {
                     break;
                 }
                 let Ok(client) = client else { continue };
-                // Deciding under the lock that `cut` takes means no
-                // connection slips through a cut.
+                // Deciding under the lock that `cut` and `stall` take means
+                // no connection slips through a change of mode.
                 let mut connections = acceptor_shared.connections.lock().unwrap();
-                if !connections.open {
-                    drop(client);
-                    continue;
+                match connections.mode {
+                    ProxyMode::Cut => drop(client),
+                    ProxyMode::Stalled => connections.held.push(client),
+                    ProxyMode::Open => {
+                        if let Ok(upstream) =
+                            TcpStream::connect_timeout(&target, Duration::from_secs(2))
+                        {
+                            forward(&acceptor_shared, client, upstream, &mut connections);
+                        }
+                    }
                 }
-                let Ok(upstream) = TcpStream::connect_timeout(&target, Duration::from_secs(2))
-                else {
-                    continue;
-                };
-                forward(client, upstream, &mut connections);
             }
         });
         Proxy {
@@ -1402,20 +1556,39 @@ impl Proxy {
     /// Closes every forwarded connection and turns new ones away.
     fn cut(&self) {
         let mut connections = self.shared.connections.lock().unwrap();
-        connections.open = false;
+        connections.mode = ProxyMode::Cut;
+        self.shared.stalled.store(false, Ordering::Release);
         for stream in connections.streams.drain(..) {
             let _ = stream.shutdown(Shutdown::Both);
         }
+        connections.held.clear();
     }
 
-    /// Forwards new connections again.
+    /// Stops every byte, both ways, without closing anything.
+    fn stall(&self) {
+        let mut connections = self.shared.connections.lock().unwrap();
+        connections.mode = ProxyMode::Stalled;
+        self.shared.stalled.store(true, Ordering::Release);
+    }
+
+    /// Forwards again: stalled connections resume, held ones are closed
+    /// (their clients gave up long ago), new ones pass.
     fn restore(&self) {
-        self.shared.connections.lock().unwrap().open = true;
+        let mut connections = self.shared.connections.lock().unwrap();
+        connections.mode = ProxyMode::Open;
+        self.shared.stalled.store(false, Ordering::Release);
+        connections.held.clear();
     }
 }
 
-/// Copies bytes both ways between `client` and `upstream` on two threads.
-fn forward(client: TcpStream, upstream: TcpStream, connections: &mut ProxyConnections) {
+/// Copies bytes both ways between `client` and `upstream` on two threads,
+/// holding them back while the proxy is stalled.
+fn forward(
+    shared: &Arc<ProxyShared>,
+    client: TcpStream,
+    upstream: TcpStream,
+    connections: &mut ProxyConnections,
+) {
     let ends = [
         (client.try_clone(), upstream.try_clone()),
         (upstream.try_clone(), client.try_clone()),
@@ -1424,8 +1597,23 @@ fn forward(client: TcpStream, upstream: TcpStream, connections: &mut ProxyConnec
         let (Ok(mut from), Ok(mut to)) = ends else {
             return;
         };
+        let shared = Arc::clone(shared);
         connections.pumps.push(std::thread::spawn(move || {
-            let _ = std::io::copy(&mut from, &mut to);
+            let mut buffer = vec![0u8; 64 * 1024];
+            loop {
+                let n_bytes = match from.read(&mut buffer) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n_bytes) => n_bytes,
+                };
+                while shared.stalled.load(Ordering::Acquire)
+                    && !shared.stopping.load(Ordering::Acquire)
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                if to.write_all(&buffer[..n_bytes]).is_err() {
+                    break;
+                }
+            }
             let _ = from.shutdown(Shutdown::Both);
             let _ = to.shutdown(Shutdown::Both);
         }));

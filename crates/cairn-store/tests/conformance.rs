@@ -210,6 +210,59 @@ async fn concurrent_writers_leave_a_gap_free_log_that_readers_follow<S: Store>(s
     assert_eq!(*store.watch_last_seq().borrow(), before + 120);
 }
 
+async fn single_fact_writes_race_and_check_predecessors<S: Store>(store: &S) {
+    let before = *store.watch_last_seq().borrow();
+    let shared = fact("T.Shared", "{}", &[]);
+    let writers = (0..4).map(|writer| {
+        let shared = shared.clone();
+        async move {
+            let mut seqs = Vec::new();
+            for n in 0..5 {
+                let own = fact("T.Own", &format!(r#"{{"w":{writer},"n":{n}}}"#), &[]);
+                store.put_facts(vec![own]).await.unwrap();
+                seqs.push(store.put_facts(vec![shared.clone()]).await.unwrap()[0].seq);
+            }
+            seqs
+        }
+    });
+    let seqs: Vec<u64> = futures_util::future::join_all(writers)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert!(seqs.windows(2).all(|pair| pair[0] == pair[1]), "{seqs:?}");
+    assert_eq!(*store.watch_last_seq().borrow(), before + 21);
+    let log = store.log(before, 100).await.unwrap();
+    assert_eq!(log.facts.len(), 21, "dense, each fact once");
+    let orphan = fact(
+        "T.Child",
+        r#"{"single":true}"#,
+        &[("parent", &Hash([5; 32]))],
+    );
+    match store.put_facts(vec![orphan]).await {
+        Err(WriteError::MissingPredecessors { missing }) => {
+            assert_eq!(missing, vec![Hash([5; 32])])
+        }
+        other => panic!("expected missing predecessors, got {other:?}"),
+    }
+    let child = fact(
+        "T.Child",
+        r#"{"single":true}"#,
+        &[("parent", &shared.hash), ("again", &shared.hash)],
+    );
+    let stored = store.put_facts(vec![child.clone()]).await.unwrap();
+    assert_eq!((stored[0].seq, stored[0].inserted), (before + 22, true));
+    let successors = store
+        .successors(&query(&shared.hash, "T.Child"))
+        .await
+        .unwrap();
+    assert_eq!(
+        hashes(&successors),
+        vec![child.hash],
+        "listed once for two roles"
+    );
+}
+
 /// One test per check and backend: the same checks, not two copies.
 macro_rules! conformance {
     ($($check:ident),* $(,)?) => {
@@ -248,6 +301,7 @@ conformance!(
     a_batch_with_a_missing_predecessor_stores_nothing,
     successors_filter_by_type_role_and_without_and_page,
     concurrent_writers_leave_a_gap_free_log_that_readers_follow,
+    single_fact_writes_race_and_check_predecessors,
 );
 
 fn open_embedded(dir: &std::path::Path, options: EmbeddedOptions) -> EmbeddedStore {
