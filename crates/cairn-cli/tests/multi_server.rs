@@ -1247,6 +1247,18 @@ fn database_that_stops_answering_answers_503_in_bounded_time_and_recovers() {
     let name = "partition";
     write_and_consume(server, &client, name);
 
+    // Writes and waiting pulls run back to back, so that some are in the
+    // middle of a statement when the partition starts.
+    let stop = Arc::new(AtomicBool::new(false));
+    let background: Vec<_> = [BackgroundKind::Write, BackgroundKind::Pull]
+        .into_iter()
+        .map(|kind| {
+            let (base, name, stop) = (server.base.clone(), name.to_string(), Arc::clone(&stop));
+            std::thread::spawn(move || background_load(kind, &base, &name, &stop))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+
     // Bytes stop flowing both ways; nothing is closed (a network partition).
     proxy.stall();
     let stalled_at = Instant::now();
@@ -1287,9 +1299,18 @@ fn database_that_stops_answering_answers_503_in_bounded_time_and_recovers() {
     assert_eq!(status, 503, "a pull during the partition: {answer}");
     assert!(took < OUTAGE_ANSWER_MAX, "the pull took {took:?} to fail");
 
+    // The partition lasts longer than any request may take.
+    let partition_end = stalled_at + OUTAGE_ANSWER_MAX + Duration::from_secs(2);
+    std::thread::sleep(partition_end.saturating_duration_since(Instant::now()));
+    stop.store(true, Ordering::Release);
+
     // The partition heals: the same server recovers by itself.
     proxy.restore();
     let restored_at = Instant::now();
+    let requests: Vec<BackgroundRequest> = background
+        .into_iter()
+        .flat_map(|thread| thread.join().expect("the background load does not panic"))
+        .collect();
     let (status, health) = wait_for_health(server, &client, 200, Duration::from_secs(10));
     assert_eq!(
         status,
@@ -1309,6 +1330,65 @@ fn database_that_stops_answering_answers_503_in_bounded_time_and_recovers() {
         "{chain_stored} of the {} facts of a batch answered 503 are stored",
         chain_hashes.len()
     );
+    let hung: Vec<String> = requests
+        .iter()
+        .filter(|request| {
+            let allowed = OUTAGE_ANSWER_MAX + request.wait;
+            request.started_at < restored_at && (request.answer.is_err() || request.took > allowed)
+        })
+        .map(|request| {
+            format!(
+                "{:?} sent {:?} after the partition began, answered {:?} after {:?}",
+                request.kind,
+                request.started_at.saturating_duration_since(stalled_at),
+                request.answer,
+                request.took
+            )
+        })
+        .collect();
+    let failed: Vec<String> = requests
+        .iter()
+        .filter(
+            |request| matches!(request.answer, Ok((status, _)) if status != 200 && status != 503),
+        )
+        .map(|request| format!("{:?} answered {:?}", request.kind, request.answer))
+        .collect();
+    eprintln!(
+        "background requests: {} ({} during the partition)",
+        requests.len(),
+        requests
+            .iter()
+            .filter(|r| r.started_at + r.took > stalled_at && r.started_at < restored_at)
+            .count()
+    );
+    assert!(
+        hung.is_empty(),
+        "requests in flight during the partition hung beyond {OUTAGE_ANSWER_MAX:?}: {hung:#?}"
+    );
+    assert!(
+        failed.is_empty(),
+        "answers other than 200 or 503: {failed:?}"
+    );
+    for request in requests.iter().filter(|r| !r.hashes.is_empty()) {
+        let stored = request
+            .hashes
+            .iter()
+            .filter(|h| in_log.contains(h.as_str()))
+            .count();
+        assert!(
+            stored == 0 || stored == request.hashes.len(),
+            "{stored} of the {} facts of a batch are stored (answer {:?})",
+            request.hashes.len(),
+            request.answer
+        );
+        if matches!(request.answer, Ok((200, _))) {
+            assert_eq!(
+                stored,
+                request.hashes.len(),
+                "an acknowledged batch is stored"
+            );
+        }
+    }
     let event = fact(
         "Outage.Event",
         json!({"n": "after the partition"}),
@@ -1326,6 +1406,87 @@ fn database_that_stops_answering_answers_503_in_bounded_time_and_recovers() {
     assert_eq!(hashes, vec![result_hash(&answer, 0)]);
     server.ack_all(&client, name, &messages);
     drop(setup);
+}
+
+#[derive(Clone, Copy, Debug)]
+enum BackgroundKind {
+    Write,
+    Pull,
+}
+
+/// A request of the background load and how it went.
+struct BackgroundRequest {
+    kind: BackgroundKind,
+    started_at: Instant,
+    took: Duration,
+    /// How long the request may wait by design (a pull's `wait_ms`).
+    wait: Duration,
+    /// Status and error code, or why no answer came.
+    answer: Result<(u16, String), String>,
+    /// The facts of a write.
+    hashes: Vec<String>,
+}
+
+/// Writes batches of 200 facts, or pulls with `wait_ms` 1000 (from a
+/// subscription with no messages: the pull waits), back to back until
+/// `stop`; at most 1,000 requests.
+fn background_load(
+    kind: BackgroundKind,
+    base: &str,
+    name: &str,
+    stop: &AtomicBool,
+) -> Vec<BackgroundRequest> {
+    let client = client(OUTAGE_ANSWER_MAX + Duration::from_secs(5));
+    let mut requests = Vec::new();
+    for batch_idx in 0..1_000 {
+        if stop.load(Ordering::Acquire) {
+            break;
+        }
+        let (url, body, hashes, wait) = match kind {
+            BackgroundKind::Write => {
+                let facts: Vec<Value> = (0..200)
+                    .map(|n| {
+                        fact(
+                            "Partition.Load",
+                            json!({"batch": batch_idx, "n": n}),
+                            json!({}),
+                        )
+                    })
+                    .collect();
+                let hashes = facts.iter().map(fact_hash).collect();
+                (
+                    format!("{base}/v1/facts"),
+                    json!({ "facts": facts }),
+                    hashes,
+                    Duration::ZERO,
+                )
+            }
+            BackgroundKind::Pull => (
+                format!("{base}/v1/subscriptions/{name}/pull"),
+                json!({"max": 10, "wait_ms": 1000}),
+                Vec::new(),
+                Duration::from_millis(1000),
+            ),
+        };
+        let started_at = Instant::now();
+        let answer = exchange(&client, Method::POST, &url, Some(&body)).map(|(status, answer)| {
+            let code = answer["error"]["code"].as_str().unwrap_or("").to_string();
+            (status, code)
+        });
+        let failed = !matches!(answer, Ok((200, _)));
+        requests.push(BackgroundRequest {
+            kind,
+            started_at,
+            took: started_at.elapsed(),
+            wait,
+            answer,
+            hashes,
+        });
+        if failed {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    requests
 }
 
 /// One server whose database connections pass through a [`Proxy`], on a

@@ -132,10 +132,13 @@ impl Deliveries for SharedDeliveries {
 
     fn list(&self) -> Answer<'_, Vec<Arc<dyn Subscription>>> {
         Box::pin(async move {
-            self.store
-                .subscriptions()
-                .await?
-                .into_iter()
+            let rows = self.store.subscriptions().await?;
+            // Forget handles of subscriptions deleted through other servers.
+            self.handles
+                .lock()
+                .expect("lock poisoned")
+                .retain(|id, _| rows.iter().any(|row| row.id == *id));
+            rows.into_iter()
                 .map(|row| Ok(self.handle(row)? as Arc<dyn Subscription>))
                 .collect()
         })

@@ -201,6 +201,53 @@ fn seqs_of(rows: &[PgRow]) -> Result<Vec<u64>, WriteError> {
 /// Bytes of the field name that makes a fact carry a not-before time.
 const NOT_BEFORE_NEEDLE: &[u8] = cairn_delivery::NOT_BEFORE_FIELD.as_bytes();
 
+/// The lease statement: up to `budget` deliverable messages, see
+/// [`PostgresStore::lease`].
+fn lease_query(
+    id: u64,
+    budget: i64,
+    request: &LeaseRequest,
+) -> sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    sqlx::query(
+        "WITH now AS (SELECT cairn_now_ms() AS ms),
+         candidates AS (
+             SELECT m.seq FROM cairn_messages m
+             WHERE m.subscription_id = $1 AND m.status = 0
+               AND m.leased_until_ms IS NULL
+               AND m.available_at_ms <= (SELECT ms FROM now)
+               AND NOT (SELECT s.paused FROM cairn_subscriptions s WHERE s.id = $1)
+               AND (m.ordering_key IS NULL OR (
+                   SELECT count(*) FROM (
+                       SELECT 1 FROM cairn_messages e
+                       WHERE e.subscription_id = $1 AND e.status = 0
+                         AND e.ordering_key = m.ordering_key
+                         AND (e.seq < m.seq OR e.leased_until_ms IS NOT NULL)
+                       LIMIT $5) k) < $5)
+             ORDER BY m.seq
+             LIMIT $2
+             FOR UPDATE OF m SKIP LOCKED
+         ),
+         leased AS (
+             UPDATE cairn_messages m SET
+                 attempts = m.attempts + 1,
+                 lease_id = $4 # m.seq,
+                 leased_until_ms = (SELECT ms FROM now) + $3,
+                 first_delivered_at_ms = coalesce(m.first_delivered_at_ms, (SELECT ms FROM now))
+             FROM candidates c
+             WHERE m.subscription_id = $1 AND m.seq = c.seq
+             RETURNING m.seq, m.hash, m.attempts, m.lease_id
+         )
+         SELECT l.seq, l.hash, l.attempts, l.lease_id, f.canonical
+         FROM leased l JOIN cairn_facts f ON f.seq = l.seq
+         ORDER BY l.seq",
+    )
+    .bind(id as i64)
+    .bind(budget)
+    .bind(request.lease_ms as i64)
+    .bind(request.lease_base as i64)
+    .bind(i64::from(request.max_in_flight_per_key.max(1)))
+}
+
 impl PostgresStore {
     /// The subscription with this name.
     pub async fn subscription(&self, name: &str) -> Result<Option<SubscriptionRow>, ReadError> {
@@ -492,93 +539,14 @@ impl PostgresStore {
         id: u64,
         request: LeaseRequest,
     ) -> Result<Vec<LeasedMessage>, WriteError> {
-        let started = std::time::Instant::now();
-        let mut transaction = self.pool().begin().await.map_err(write_error)?;
-        let mut budget = request.max as i64;
-        let mut bucket = None;
-        if let Some(rate) = request.rate_limit_per_s {
-            let row = sqlx::query(
-                "SELECT rate_milli_tokens, rate_refilled_at_ms, cairn_now_ms() AS now_ms
-                 FROM cairn_subscriptions WHERE id = $1 FOR UPDATE",
-            )
-            .bind(id as i64)
-            .fetch_optional(&mut *transaction)
-            .await
-            .map_err(write_error)?;
-            let Some(row) = row else {
-                return Ok(Vec::new());
-            };
-            let now_ms = row.try_get::<i64, _>("now_ms").map_err(write_error)? as u64;
-            let stored: Option<i64> = row.try_get("rate_milli_tokens").map_err(write_error)?;
-            let refilled: Option<i64> = row.try_get("rate_refilled_at_ms").map_err(write_error)?;
-            let mut tokens = match (stored, refilled) {
-                (Some(milli), Some(at)) => TokenBucket::from_parts(rate, milli as u64, at as u64),
-                _ => TokenBucket::new(rate, now_ms),
-            };
-            budget = budget.min(tokens.available(now_ms) as i64);
-            bucket = Some((tokens, now_ms));
-        }
-        let rows = if budget > 0 {
-            sqlx::query(
-                "WITH now AS (SELECT cairn_now_ms() AS ms),
-                 candidates AS (
-                     SELECT m.seq FROM cairn_messages m
-                     WHERE m.subscription_id = $1 AND m.status = 0
-                       AND m.leased_until_ms IS NULL
-                       AND m.available_at_ms <= (SELECT ms FROM now)
-                       AND NOT (SELECT s.paused FROM cairn_subscriptions s WHERE s.id = $1)
-                       AND (m.ordering_key IS NULL OR (
-                           SELECT count(*) FROM (
-                               SELECT 1 FROM cairn_messages e
-                               WHERE e.subscription_id = $1 AND e.status = 0
-                                 AND e.ordering_key = m.ordering_key
-                                 AND (e.seq < m.seq OR e.leased_until_ms IS NOT NULL)
-                               LIMIT $5) k) < $5)
-                     ORDER BY m.seq
-                     LIMIT $2
-                     FOR UPDATE OF m SKIP LOCKED
-                 ),
-                 leased AS (
-                     UPDATE cairn_messages m SET
-                         attempts = m.attempts + 1,
-                         lease_id = $4 # m.seq,
-                         leased_until_ms = (SELECT ms FROM now) + $3,
-                         first_delivered_at_ms = coalesce(m.first_delivered_at_ms, (SELECT ms FROM now))
-                     FROM candidates c
-                     WHERE m.subscription_id = $1 AND m.seq = c.seq
-                     RETURNING m.seq, m.hash, m.attempts, m.lease_id
-                 )
-                 SELECT l.seq, l.hash, l.attempts, l.lease_id, f.canonical
-                 FROM leased l JOIN cairn_facts f ON f.seq = l.seq
-                 ORDER BY l.seq",
-            )
-            .bind(id as i64)
-            .bind(budget)
-            .bind(request.lease_ms as i64)
-            .bind(request.lease_base as i64)
-            .bind(i64::from(request.max_in_flight_per_key.max(1)))
-            .fetch_all(&mut *transaction)
-            .await
-            .map_err(write_error)?
-        } else {
-            Vec::new()
+        let rows = match request.rate_limit_per_s {
+            // One statement, committed on its own: one round trip.
+            None => self
+                .timed(lease_query(id, request.max as i64, &request).fetch_all(self.pool()))
+                .await
+                .map_err(write_error)?,
+            Some(rate) => self.lease_rate_limited(id, rate, &request).await?,
         };
-        if let Some((mut tokens, now_ms)) = bucket {
-            tokens.take(rows.len() as u64, now_ms);
-            let (milli, at) = tokens.parts();
-            sqlx::query(
-                "UPDATE cairn_subscriptions SET rate_milli_tokens = $2, rate_refilled_at_ms = $3
-                 WHERE id = $1",
-            )
-            .bind(id as i64)
-            .bind(milli as i64)
-            .bind(at as i64)
-            .execute(&mut *transaction)
-            .await
-            .map_err(write_error)?;
-        }
-        transaction.commit().await.map_err(write_error)?;
-        self.counters.observe_query(started.elapsed());
         rows.iter()
             .map(|row| {
                 let seq = row.try_get::<i64, _>("seq").map_err(write_error)? as u64;
@@ -599,6 +567,60 @@ impl PostgresStore {
                 })
             })
             .collect()
+    }
+
+    /// A lease under a rate limit: the subscription row's token bucket is
+    /// read, taken and written in the lease's transaction.
+    async fn lease_rate_limited(
+        &self,
+        id: u64,
+        rate: u32,
+        request: &LeaseRequest,
+    ) -> Result<Vec<PgRow>, WriteError> {
+        let started = std::time::Instant::now();
+        let mut transaction = self.pool().begin().await.map_err(write_error)?;
+        let row = sqlx::query(
+            "SELECT rate_milli_tokens, rate_refilled_at_ms, cairn_now_ms() AS now_ms
+             FROM cairn_subscriptions WHERE id = $1 FOR UPDATE",
+        )
+        .bind(id as i64)
+        .fetch_optional(&mut *transaction)
+        .await
+        .map_err(write_error)?;
+        let Some(row) = row else {
+            return Ok(Vec::new());
+        };
+        let now_ms = row.try_get::<i64, _>("now_ms").map_err(write_error)? as u64;
+        let stored: Option<i64> = row.try_get("rate_milli_tokens").map_err(write_error)?;
+        let refilled: Option<i64> = row.try_get("rate_refilled_at_ms").map_err(write_error)?;
+        let mut tokens = match (stored, refilled) {
+            (Some(milli), Some(at)) => TokenBucket::from_parts(rate, milli as u64, at as u64),
+            _ => TokenBucket::new(rate, now_ms),
+        };
+        let budget = (request.max as i64).min(tokens.available(now_ms) as i64);
+        let rows = if budget > 0 {
+            lease_query(id, budget, request)
+                .fetch_all(&mut *transaction)
+                .await
+                .map_err(write_error)?
+        } else {
+            Vec::new()
+        };
+        tokens.take(rows.len() as u64, now_ms);
+        let (milli, at) = tokens.parts();
+        sqlx::query(
+            "UPDATE cairn_subscriptions SET rate_milli_tokens = $2, rate_refilled_at_ms = $3
+             WHERE id = $1",
+        )
+        .bind(id as i64)
+        .bind(milli as i64)
+        .bind(at as i64)
+        .execute(&mut *transaction)
+        .await
+        .map_err(write_error)?;
+        transaction.commit().await.map_err(write_error)?;
+        self.counters.observe_query(started.elapsed());
+        Ok(rows)
     }
 
     /// Acknowledges the messages whose last lease is `(seq, lease_id)`:
