@@ -12,7 +12,7 @@
 //! [`POLL_INTERVAL`] for retries falling due, leases running out and acks
 //! through other servers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -218,16 +218,14 @@ impl<'a> TokenOutcomes<'a> {
         valid
     }
 
-    /// Marks `status` for the first token naming each of `seqs`.
+    /// Marks `status` for the first unsettled token naming each of `seqs`.
     fn settle(&mut self, seqs: &[u64], status: TokenStatus) {
-        for &seq in seqs {
-            let first = self
-                .parsed
-                .iter()
-                .zip(&self.statuses)
-                .position(|(token, status)| status.is_none() && token.map(|t| t.0) == Some(seq));
-            if let Some(position) = first {
-                self.statuses[position] = Some(status);
+        let mut wanted: HashSet<u64> = seqs.iter().copied().collect();
+        for (token, slot) in self.parsed.iter().zip(self.statuses.iter_mut()) {
+            if let (Some((seq, _)), None) = (token, &slot) {
+                if wanted.remove(seq) {
+                    *slot = Some(status);
+                }
             }
         }
     }
@@ -429,11 +427,12 @@ impl SharedSubscription {
         } else {
             self.store.pending_leases(self.id, &unsettled).await?
         };
-        Ok(outcomes.finish(TokenStatus::Expired, |seq| {
-            pending
-                .iter()
-                .any(|lease| lease.seq == seq && (lease.lease_id.is_some() || !needs_lease))
-        }))
+        let tracked: HashSet<u64> = pending
+            .iter()
+            .filter(|lease| lease.lease_id.is_some() || !needs_lease)
+            .map(|lease| lease.seq)
+            .collect();
+        Ok(outcomes.finish(TokenStatus::Expired, |seq| tracked.contains(&seq)))
     }
 
     async fn nack(
