@@ -1,23 +1,31 @@
 #!/usr/bin/env bash
 # Cairn on PostgreSQL against PostgreSQL itself, in one run on this machine:
 #   * batched ingest: N facts in batches of B, each batch one committed transaction, written
-#     directly (bench/pg-direct: multi-row INSERT from unnest arrays, a VALUES list, binary COPY,
-#     and Cairn's own cairn_put_facts function) and through one `cairn serve --store postgres://…`
-#     (`cairn bench --workload write --clients 1 --batch B`);
+#     directly on one connection (bench/pg-direct: multi-row INSERT from unnest arrays, a VALUES
+#     list, binary COPY, and Cairn's own cairn_put_facts function), directly on I connections at
+#     once (unnest and function, `pg-direct ingest --clients I`), and through one
+#     `cairn serve --store postgres://…` (`cairn bench --workload write --batch B` with
+#     `--clients 1` and with `--clients I`, the same N facts);
 #   * single-fact durable write latency: K sequential one-row transactions directly
-#     (`INSERT … VALUES`) and through Cairn (`cairn bench --clients 1 --batch 1`);
-#   * consume throughput of one server against three servers on one database
-#     (`cairn bench --workload consume`; see "consume" below for how three servers are loaded).
+#     (`INSERT … VALUES`), K direct one-fact calls of cairn_put_facts (database time without
+#     HTTP), and through Cairn (`cairn bench --clients 1 --batch 1`);
+#   * consume throughput of ONE subscription with C consumers: through one server, and through
+#     three servers on one database (`cairn bench --workload consume --clients C
+#     --consume-servers s1,s2,s3`: consumer i pulls from and acks to server i % 3; the
+#     subscription and the backlog of M messages go through the first server).
 # Every measurement gets a fresh database `cairn_bench_<run>_<what>` on the shared local
 # PostgreSQL (127.0.0.1:5432, user postgres), dropped right after; synchronous_commit stays at
 # the server's setting (on). Every process started here is stopped by its PID; every run is
 # bounded in count and time. See bench/README.md ("PostgreSQL backend against PostgreSQL").
 #
-# usage: bench/postgres.sh [--facts N] [--batch B] [--samples K] [--consume-messages M]
-#                          [--consume-clients C] [--consume-batch CB] [--only all|direct|cairn]
-#        defaults: 200000 facts, batches of 1000, 10000 samples, 300000 messages (split over
-#        3 bench processes in the multi-process runs), 4 consumers per bench process, 1000
-#        messages per pull.
+# usage: bench/postgres.sh [--facts N] [--batch B] [--ingest-clients I] [--samples K]
+#                          [--consume-messages M] [--consume-clients C] [--consume-batch CB]
+#                          [--consume-processes yes|no] [--only all|direct|cairn]
+#        defaults: 200000 facts, batches of 1000, 4 concurrent ingest clients, 10000 samples,
+#        300000 messages, 6 consumers (a multiple of 3: 2 per server with three servers), 1000
+#        messages per pull, and the older consume variant too (`--consume-processes no` skips
+#        it): three bench processes with a subscription each (M/3 messages, C/3 consumers
+#        each), on one server and on three servers (one process per server).
 # stdout: key=value lines (raw results, then `summary …` lines with the ratios); progress on
 # stderr. Both result sets are kept in bench/results/<UTC time>-postgres-raw.txt and
 # …-postgres-summary.txt.
@@ -29,9 +37,11 @@ cd "$(dirname "$0")/.."
 FACTS=200000
 BATCH=1000
 SAMPLES=10000
+INGEST_CLIENTS=4
 CONSUME_MESSAGES=300000
-CONSUME_CLIENTS=4
+CONSUME_CLIENTS=6
 CONSUME_BATCH=1000
+CONSUME_PROCESSES=yes
 ONLY=all
 usage() {
     sed -n '2,/^set -euo/p' "$0" | sed '$d' | cut -c3- >&2
@@ -43,10 +53,12 @@ while [[ $# -gt 0 ]]; do
     case "$1" in
         --facts) FACTS=$2 ;;
         --batch) BATCH=$2 ;;
+        --ingest-clients) INGEST_CLIENTS=$2 ;;
         --samples) SAMPLES=$2 ;;
         --consume-messages) CONSUME_MESSAGES=$2 ;;
         --consume-clients) CONSUME_CLIENTS=$2 ;;
         --consume-batch) CONSUME_BATCH=$2 ;;
+        --consume-processes) CONSUME_PROCESSES=$2 ;;
         --only) ONLY=$2 ;;
         *) usage ;;
     esac
@@ -55,9 +67,12 @@ done
 is_count() { [[ $1 =~ ^[1-9][0-9]*$ && $1 -le $2 ]]; }
 is_count "$BATCH" 10000 || { echo "--batch must be 1..10000" >&2; exit 2; }
 is_count "$FACTS" 100000000 && ((FACTS % BATCH == 0)) || { echo "--facts must be a multiple of --batch, at most 100000000" >&2; exit 2; }
+is_count "$INGEST_CLIENTS" 64 && ((INGEST_CLIENTS > 1)) || { echo "--ingest-clients must be 2..64" >&2; exit 2; }
 is_count "$SAMPLES" 10000000 || { echo "--samples must be 1..10000000" >&2; exit 2; }
-is_count "$CONSUME_MESSAGES" 10000000 && ((CONSUME_MESSAGES % 3 == 0)) || { echo "--consume-messages must be a multiple of 3, at most 10000000" >&2; exit 2; }
-is_count "$CONSUME_CLIENTS" 256 || { echo "--consume-clients must be 1..256" >&2; exit 2; }
+case "$CONSUME_PROCESSES" in yes|no) ;; *) usage ;; esac
+# The three-process variant splits the backlog in three.
+is_count "$CONSUME_MESSAGES" 10000000 && [[ $CONSUME_PROCESSES == no || $((CONSUME_MESSAGES % 3)) == 0 ]] || { echo "--consume-messages must be at most 10000000 (a multiple of 3 with --consume-processes yes)" >&2; exit 2; }
+is_count "$CONSUME_CLIENTS" 255 && ((CONSUME_CLIENTS % 3 == 0)) || { echo "--consume-clients must be a multiple of 3, at most 255" >&2; exit 2; }
 is_count "$CONSUME_BATCH" 10000 || { echo "--consume-batch must be 1..10000" >&2; exit 2; }
 case "$ONLY" in all|direct|cairn) ;; *) usage ;; esac
 
@@ -89,6 +104,8 @@ psql_db() { psql -X -q -At -v ON_ERROR_STOP=1 -h "$PGHOST" -p "$PGPORT" -U "$PGU
 kv() { awk -v key="$1" '{ for (i = 1; i <= NF; i++) if (index($i, key "=") == 1) { print substr($i, length(key) + 2); exit } }'; }
 # a / b with two decimals, or "nan".
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b != "" && b + 0 > 0) printf "%.2f", a / b; else print "nan" }'; }
+# a - b with three decimals, or "nan".
+difference() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b != "") printf "%.3f", a - b; else print "nan" }'; }
 
 # ------------------------------------------------------------------ processes and databases
 
@@ -171,6 +188,11 @@ run_direct() {
     done
     direct ingest_function --cairn-migration "$MIGRATION" ingest --method function --facts "$FACTS" --batch "$BATCH"
     DIRECT_INGEST_RATE[function]=$(grep 'test=ingest' <<<"$OUT" | kv facts_per_s)
+    # The same facts over INGEST_CLIENTS connections at once, disjoint batches.
+    direct "ingest_unnest_${INGEST_CLIENTS}clients" ingest --method unnest --facts "$FACTS" --batch "$BATCH" --clients "$INGEST_CLIENTS"
+    DIRECT_INGEST_RATE[unnest_concurrent]=$(grep 'test=ingest' <<<"$OUT" | kv facts_per_s)
+    direct "ingest_function_${INGEST_CLIENTS}clients" --cairn-migration "$MIGRATION" ingest --method function --facts "$FACTS" --batch "$BATCH" --clients "$INGEST_CLIENTS"
+    DIRECT_INGEST_RATE[function_concurrent]=$(grep 'test=ingest' <<<"$OUT" | kv facts_per_s)
     direct single_values single --method values --samples "$SAMPLES"
     DIRECT_SINGLE[values]=$(grep 'test=single' <<<"$OUT" || true)
     direct single_function --cairn-migration "$MIGRATION" single --method function --samples "$SAMPLES"
@@ -236,20 +258,60 @@ cairn_rows() {
         FROM cairn_facts"
 }
 
+# start_servers LABEL SERVERS : servers 0 … SERVERS-1 on $DB_URL; on failure emits an error
+# line for LABEL, stops them and drops the database.
+start_servers() {
+    local label=$1 servers=$2 index
+    for ((index = 0; index < servers; index++)); do
+        start_server "$index" && continue
+        emit "cairn_error=${label}_server_start"
+        stop_servers
+        drop_db "$DB"
+        return 1
+    done
+}
+
+# consume_shared LABEL SERVERS : ONE `cairn bench --workload consume` process with
+# CONSUME_CLIENTS consumers of ONE subscription; the subscription and the backlog of
+# CONSUME_MESSAGES go through server 0, and with SERVERS > 1 consumer i pulls from and acks
+# to server i % SERVERS (`--consume-servers`). Sets SHARED_RATE (its messages_per_s; an
+# incomplete run, which hit the time limit, still gets its rate and an error line).
+consume_shared() {
+    local label=$1 servers=$2 index urls=() line
+    new_db "consume_$label"
+    start_servers "consume_$label" "$servers" || return 1
+    local spread=()
+    if ((servers > 1)); then
+        for ((index = 0; index < servers; index++)); do urls+=("http://127.0.0.1:$((CAIRN_PORT + index))"); done
+        spread=(--consume-servers "$(IFS=,; echo "${urls[*]}")")
+    fi
+    log "consume $label: one subscription, $CONSUME_CLIENTS consumers over $servers server(s), $CONSUME_MESSAGES messages"
+    cairn_bench "$WORK/consume-$label.txt" 0 --workload consume --clients "$CONSUME_CLIENTS" \
+        --batch "$CONSUME_BATCH" --preload "$CONSUME_MESSAGES" "${spread[@]}"
+    stop_servers
+    drop_db "$DB"
+    line=$(one_line "$WORK/consume-$label.txt")
+    emit "cairn scenario=consume_$label servers=$servers processes=1 subscriptions=1 $line"
+    SHARED_RATE=$(kv messages_per_s <<<"$line")
+    [[ $(kv consumed <<<"$line") == "$CONSUME_MESSAGES" ]] || emit "cairn_error=consume_${label}_incomplete"
+    [[ -n $SHARED_RATE ]]
+}
+
 # consume_group LABEL SERVERS PROCESSES : PROCESSES `cairn bench --workload consume` at once,
-# process i against server i % SERVERS, each with its own subscription and a backlog of
-# CONSUME_MESSAGES / PROCESSES; sets GROUP_RATE (sum of the processes' messages_per_s) and
-# GROUP_RATE_SPAN (all messages over the longest consume phase).
+# process i against server i % SERVERS, each with its own subscription, a backlog of
+# CONSUME_MESSAGES / PROCESSES and CONSUME_CLIENTS / PROCESSES consumers; sets GROUP_RATE (sum
+# of the processes' messages_per_s) and GROUP_RATE_SPAN (all messages over the longest consume
+# phase).
 consume_group() {
     local label=$1 servers=$2 processes=$3 index pid line rates=() seconds=() consumed=()
-    local preload=$((CONSUME_MESSAGES / processes))
+    local preload=$((CONSUME_MESSAGES / processes)) clients=$((CONSUME_CLIENTS / processes))
     new_db "consume_$label"
-    for ((index = 0; index < servers; index++)); do start_server "$index" || { emit "cairn_error=consume_${label}_server_start"; stop_servers; drop_db "$DB"; return 1; }; done
-    log "consume $label: $processes bench process(es) over $servers server(s), $preload messages each"
+    start_servers "consume_$label" "$servers" || return 1
+    log "consume $label: $processes bench process(es) over $servers server(s), $preload messages and $clients consumers each"
     BENCH_PIDS=()
     for ((index = 0; index < processes; index++)); do
         cairn_bench_start "$WORK/consume-$label-$index.txt" $((index % servers)) \
-            --workload consume --clients "$CONSUME_CLIENTS" --batch "$CONSUME_BATCH" --preload "$preload"
+            --workload consume --clients "$clients" --batch "$CONSUME_BATCH" --preload "$preload"
     done
     for pid in "${BENCH_PIDS[@]}"; do wait "$pid" || log "a consume bench process failed (pid $pid)"; done
     BENCH_PIDS=()
@@ -266,10 +328,26 @@ consume_group() {
     GROUP_RATE_SPAN=$(paste -d' ' <(printf '%s\n' "${consumed[@]}") <(printf '%s\n' "${seconds[@]}") |
         awk '{ c += $1; if ($2 > t) t = $2 } END { if (t > 0) printf "%.0f", c / t; else print "nan" }')
     GROUP_CONSUMED=$(printf '%s\n' "${consumed[@]}" | awk '{ s += $1 } END { print s + 0 }')
-    emit "cairn scenario=consume_$label servers=$servers processes=$processes messages=$CONSUME_MESSAGES consumed=$GROUP_CONSUMED sum_messages_per_s=$GROUP_RATE messages_per_s_over_longest=$GROUP_RATE_SPAN"
+    emit "cairn scenario=consume_$label servers=$servers processes=$processes subscriptions=$processes clients_per_process=$clients messages=$CONSUME_MESSAGES consumed=$GROUP_CONSUMED sum_messages_per_s=$GROUP_RATE messages_per_s_over_longest=$GROUP_RATE_SPAN"
 }
 
-CAIRN_INGEST="" CAIRN_SINGLE=""
+# cairn_ingest SCENARIO CLIENTS : the same N facts in batches of B as the direct runs, through
+# one server, CLIENTS requests in flight; sets INGEST_LINE (the bench report).
+cairn_ingest() {
+    local scenario=$1 clients=$2
+    INGEST_LINE=""
+    new_db "cairn_$scenario"
+    start_servers "$scenario" 1 || return 1
+    log "cairn $scenario: $FACTS facts in batches of $BATCH, $clients client(s)"
+    cairn_bench "$WORK/$scenario.txt" 0 --workload write --clients "$clients" --batch "$BATCH" --requests-max $((FACTS / BATCH))
+    INGEST_LINE=$(one_line "$WORK/$scenario.txt")
+    stop_servers
+    emit "cairn scenario=$scenario $INGEST_LINE"
+    emit "cairn scenario=${scenario}_rows $(cairn_rows)"
+    drop_db "$DB"
+}
+
+CAIRN_INGEST="" CAIRN_INGEST_CONCURRENT="" CAIRN_SINGLE=""
 declare -A CONSUME_RATE
 run_cairn() {
     log "building cairn-cli (release)"
@@ -278,21 +356,17 @@ run_cairn() {
         emit "cairn_error=serve_has_no_store_option"
         return 1
     fi
+    if ! "$BIN" bench --help 2>/dev/null | grep -q -- '--consume-servers'; then
+        emit "cairn_error=bench_has_no_consume_servers_option"
+        return 1
+    fi
     local line
-    # Batched ingest: the same N facts in batches of B as the direct runs, one client.
-    new_db cairn_ingest
-    start_server 0 || { emit "cairn_error=ingest_server_start"; stop_servers; return 1; }
-    log "cairn ingest: $FACTS facts in batches of $BATCH"
-    cairn_bench "$WORK/ingest.txt" 0 --workload write --clients 1 --batch "$BATCH" --requests-max $((FACTS / BATCH))
-    line=$(one_line "$WORK/ingest.txt")
-    stop_servers
-    emit "cairn scenario=ingest $line"
-    emit "cairn scenario=ingest_rows $(cairn_rows)"
-    drop_db "$DB"
-    CAIRN_INGEST=$line
+    # Batched ingest: one client, then INGEST_CLIENTS (the same N facts in total).
+    cairn_ingest ingest 1 && CAIRN_INGEST=$INGEST_LINE
+    cairn_ingest "ingest_${INGEST_CLIENTS}clients" "$INGEST_CLIENTS" && CAIRN_INGEST_CONCURRENT=$INGEST_LINE
     # Single-fact latency: K sequential one-fact requests, one client.
     new_db cairn_single
-    start_server 0 || { emit "cairn_error=single_server_start"; stop_servers; return 1; }
+    start_servers single 1 || return 1
     log "cairn single: $SAMPLES one-fact writes"
     cairn_bench "$WORK/single.txt" 0 --workload write --clients 1 --batch 1 --requests-max "$SAMPLES"
     line=$(one_line "$WORK/single.txt")
@@ -300,17 +374,22 @@ run_cairn() {
     emit "cairn scenario=single $line"
     drop_db "$DB"
     CAIRN_SINGLE=$line
-    # Consume: one server, one bench process; then the same total backlog as three bench
-    # processes (three subscriptions) on one server and on three servers.
-    consume_group 1server_1process 1 1 && CONSUME_RATE[1x1]=$GROUP_RATE
-    consume_group 1server_3processes 1 3 && CONSUME_RATE[1x3]=$GROUP_RATE
-    consume_group 3servers_3processes 3 3 && CONSUME_RATE[3x3]=$GROUP_RATE
+    # Consume: one subscription, C consumers in one bench process, through one server and
+    # through three servers on one database (the same backlog, batch and consumers).
+    consume_shared 1server 1 && CONSUME_RATE[one]=$SHARED_RATE
+    consume_shared 3servers 3 && CONSUME_RATE[three]=$SHARED_RATE
+    # The older variant (unless --consume-processes no): three processes, a subscription each,
+    # C/3 consumers each.
+    if [[ $CONSUME_PROCESSES == yes ]]; then
+        consume_group 1server_3processes 1 3 && CONSUME_RATE[1x3]=$GROUP_RATE
+        consume_group 3servers_3processes 3 3 && CONSUME_RATE[3x3]=$GROUP_RATE
+    fi
     return 0
 }
 
 # ------------------------------------------------------------------ main
 
-emit "bench=postgres date=$(date -u +%FT%TZ) host_cpus=$(nproc) loadavg_1m_start=$(loadavg) facts=$FACTS batch=$BATCH samples=$SAMPLES consume_messages=$CONSUME_MESSAGES consume_clients=$CONSUME_CLIENTS consume_batch=$CONSUME_BATCH postgres=$PGHOST:$PGPORT"
+emit "bench=postgres date=$(date -u +%FT%TZ) host_cpus=$(nproc) loadavg_1m_start=$(loadavg) facts=$FACTS batch=$BATCH ingest_clients=$INGEST_CLIENTS samples=$SAMPLES consume_messages=$CONSUME_MESSAGES consume_clients=$CONSUME_CLIENTS consume_batch=$CONSUME_BATCH consume_processes=$CONSUME_PROCESSES postgres=$PGHOST:$PGPORT"
 overall=0
 if [[ $ONLY != cairn ]]; then run_direct || overall=1; fi
 if [[ $ONLY != direct ]]; then run_cairn || overall=1; fi
@@ -318,22 +397,30 @@ emit "bench=postgres done=1 rc=$overall loadavg_1m_end=$(loadavg)"
 
 # ------------------------------------------------------------------ summary
 
+IC=$INGEST_CLIENTS
 if [[ $ONLY != cairn ]]; then
-    best=$(printf '%s\n' "${DIRECT_INGEST_RATE[unnest]:-0}" "${DIRECT_INGEST_RATE[values]:-0}" "${DIRECT_INGEST_RATE[copy]:-0}" | sort -n | tail -1)
-    summary "ingest facts=$FACTS batch=$BATCH direct_unnest_facts_per_s=${DIRECT_INGEST_RATE[unnest]:-} direct_values_facts_per_s=${DIRECT_INGEST_RATE[values]:-} direct_copy_facts_per_s=${DIRECT_INGEST_RATE[copy]:-} direct_function_facts_per_s=${DIRECT_INGEST_RATE[function]:-}"
+    # The best one-connection direct method (the function is Cairn's own, not a baseline).
+    read -r best_method best < <(for method in unnest values copy; do
+        echo "$method ${DIRECT_INGEST_RATE[$method]:-0}"; done | sort -k2,2n | tail -1)
+    summary "ingest facts=$FACTS batch=$BATCH direct_unnest_facts_per_s=${DIRECT_INGEST_RATE[unnest]:-} direct_values_facts_per_s=${DIRECT_INGEST_RATE[values]:-} direct_copy_facts_per_s=${DIRECT_INGEST_RATE[copy]:-} direct_function_facts_per_s=${DIRECT_INGEST_RATE[function]:-} direct_unnest_${IC}_clients_facts_per_s=${DIRECT_INGEST_RATE[unnest_concurrent]:-} direct_function_${IC}_clients_facts_per_s=${DIRECT_INGEST_RATE[function_concurrent]:-} best_direct=$best_method best_direct_facts_per_s=$best"
     summary "single samples=$SAMPLES direct_values_p50_ms=$(kv p50_ms <<<"${DIRECT_SINGLE[values]:-}") direct_values_p99_ms=$(kv p99_ms <<<"${DIRECT_SINGLE[values]:-}") direct_function_p50_ms=$(kv p50_ms <<<"${DIRECT_SINGLE[function]:-}") direct_function_p99_ms=$(kv p99_ms <<<"${DIRECT_SINGLE[function]:-}")"
 fi
-if [[ $ONLY == all && -n $CAIRN_INGEST ]]; then
+if [[ $ONLY == all && -n $CAIRN_INGEST$CAIRN_INGEST_CONCURRENT ]]; then
     cairn_rate=$(kv facts_per_s <<<"$CAIRN_INGEST")
-    summary "ingest cairn_facts_per_s=$cairn_rate cairn_vs_unnest=$(ratio "$cairn_rate" "${DIRECT_INGEST_RATE[unnest]:-}") cairn_vs_values=$(ratio "$cairn_rate" "${DIRECT_INGEST_RATE[values]:-}") cairn_vs_copy=$(ratio "$cairn_rate" "${DIRECT_INGEST_RATE[copy]:-}") cairn_vs_best_direct=$(ratio "$cairn_rate" "$best") target_min=0.70 cairn_vs_function=$(ratio "$cairn_rate" "${DIRECT_INGEST_RATE[function]:-}")"
+    cairn_rate_concurrent=$(kv facts_per_s <<<"$CAIRN_INGEST_CONCURRENT")
+    summary "ingest cairn_1_client_facts_per_s=$cairn_rate cairn_${IC}_clients_facts_per_s=$cairn_rate_concurrent ingest_ratio_1_client=$(ratio "$cairn_rate" "$best") ingest_ratio_${IC}_clients=$(ratio "$cairn_rate_concurrent" "$best") target_min=0.70 best_direct=$best_method cairn_${IC}_clients_vs_direct_unnest_${IC}_clients=$(ratio "$cairn_rate_concurrent" "${DIRECT_INGEST_RATE[unnest_concurrent]:-}") cairn_vs_unnest=$(ratio "$cairn_rate" "${DIRECT_INGEST_RATE[unnest]:-}") cairn_vs_values=$(ratio "$cairn_rate" "${DIRECT_INGEST_RATE[values]:-}") cairn_vs_copy=$(ratio "$cairn_rate" "${DIRECT_INGEST_RATE[copy]:-}") cairn_vs_function=$(ratio "$cairn_rate" "${DIRECT_INGEST_RATE[function]:-}") cairn_${IC}_clients_vs_function_${IC}_clients=$(ratio "$cairn_rate_concurrent" "${DIRECT_INGEST_RATE[function_concurrent]:-}")"
 fi
 if [[ $ONLY == all && -n $CAIRN_SINGLE ]]; then
     c50=$(kv p50_ms <<<"$CAIRN_SINGLE")
     c99=$(kv p99_ms <<<"$CAIRN_SINGLE")
-    summary "single cairn_p50_ms=$c50 cairn_p99_ms=$c99 cairn_vs_direct_p50=$(ratio "$c50" "$(kv p50_ms <<<"${DIRECT_SINGLE[values]:-}")") cairn_vs_direct_p99=$(ratio "$c99" "$(kv p99_ms <<<"${DIRECT_SINGLE[values]:-}")") target_max=1.50 cairn_vs_function_p50=$(ratio "$c50" "$(kv p50_ms <<<"${DIRECT_SINGLE[function]:-}")")"
+    f50=$(kv p50_ms <<<"${DIRECT_SINGLE[function]:-}")
+    summary "single cairn_p50_ms=$c50 cairn_p99_ms=$c99 cairn_vs_direct_p50=$(ratio "$c50" "$(kv p50_ms <<<"${DIRECT_SINGLE[values]:-}")") cairn_vs_direct_p99=$(ratio "$c99" "$(kv p99_ms <<<"${DIRECT_SINGLE[values]:-}")") target_max=1.50 function_p50_ms=$f50 cairn_vs_function_p50=$(ratio "$c50" "$f50") cairn_minus_function_p50_ms=$(difference "$c50" "$f50")"
 fi
-if [[ $ONLY != direct && -n ${CONSUME_RATE[3x3]:-} ]]; then
-    summary "consume messages=$CONSUME_MESSAGES one_server_one_process_per_s=${CONSUME_RATE[1x1]:-} one_server_three_processes_per_s=${CONSUME_RATE[1x3]:-} three_servers_three_processes_per_s=${CONSUME_RATE[3x3]:-} three_vs_one_server_same_load=$(ratio "${CONSUME_RATE[3x3]:-}" "${CONSUME_RATE[1x3]:-}") three_servers_vs_one_process=$(ratio "${CONSUME_RATE[3x3]:-}" "${CONSUME_RATE[1x1]:-}") target_min=2.00 subscriptions_per_process=1"
+if [[ $ONLY != direct && -n ${CONSUME_RATE[one]:-}${CONSUME_RATE[three]:-} ]]; then
+    summary "consume messages=$CONSUME_MESSAGES clients=$CONSUME_CLIENTS batch=$CONSUME_BATCH subscriptions=1 one_server_per_s=${CONSUME_RATE[one]:-} three_servers_per_s=${CONSUME_RATE[three]:-} three_servers_over_one=$(ratio "${CONSUME_RATE[three]:-}" "${CONSUME_RATE[one]:-}") target_min=2.00"
+fi
+if [[ $ONLY != direct && $CONSUME_PROCESSES == yes ]]; then
+    summary "consume_processes messages=$CONSUME_MESSAGES processes=3 subscriptions=3 clients_per_process=$((CONSUME_CLIENTS / 3)) one_server_per_s=${CONSUME_RATE[1x3]:-} three_servers_per_s=${CONSUME_RATE[3x3]:-} three_servers_over_one=$(ratio "${CONSUME_RATE[3x3]:-}" "${CONSUME_RATE[1x3]:-}")"
 fi
 log "results in $RAW and $SUMMARY"
 exit $overall

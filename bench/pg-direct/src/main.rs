@@ -5,16 +5,19 @@
 //!
 //! * `ingest`: N facts in batches of B, each batch one committed transaction, written with a
 //!   multi-row INSERT (`unnest` arrays or a `values` list), binary `copy`, or Cairn's own
-//!   `function`; reports facts per second and per-batch latency percentiles.
+//!   `function`; reports facts per second and per-batch latency percentiles. With
+//!   `--clients N` (N > 1), N connections write disjoint batches at once (`concurrent.rs`).
 //! * `single`: K facts one at a time, each its own committed transaction, sequential on one
 //!   connection (with `--method values`: the plain single-row `INSERT … VALUES`); reports
 //!   latency percentiles from an HDR histogram.
 //!
 //! The database must be fresh and empty: the tool creates the tables. It never changes a
 //! server setting and refuses to run if commits are not durable (`synchronous_commit=off` or
-//! `fsync=off`). Every run is bounded by its count and by `--time-limit-secs`.
+//! `fsync=off`). Every run is bounded by its count and by `--time-limit-secs`. One connection
+//! runs on a single-threaded runtime; several run on a multi-threaded one.
 //! Output: one `pg_direct …` line of `key=value` words per result on stdout.
 
+mod concurrent;
 mod rows;
 mod schema;
 mod writes;
@@ -37,6 +40,8 @@ const BATCH_FACTS_MAX: usize = 10_000;
 const INGEST_FACTS_MAX: u64 = 100_000_000;
 /// Samples of one latency run at most.
 const SINGLE_SAMPLES_MAX: u64 = 10_000_000;
+/// Concurrent connections of one ingest run at most.
+const INGEST_CLIENTS_MAX: usize = 64;
 
 /// Command line.
 #[derive(Parser)]
@@ -78,6 +83,9 @@ enum Command {
         /// Facts per batch.
         #[arg(long, default_value_t = 1_000)]
         batch: usize,
+        /// Connections writing disjoint batches at once, each batch its own transaction.
+        #[arg(long, default_value_t = 1)]
+        clients: usize,
     },
     /// Single-fact writes: one fact per committed transaction, one after the other.
     Single {
@@ -93,9 +101,23 @@ enum Command {
     },
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
     let cli = Cli::parse();
+    let n_clients = match cli.command {
+        Command::Ingest { clients, .. } => clients,
+        Command::Single { .. } => 1,
+    };
+    let runtime = if n_clients > 1 {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    }
+    .enable_all()
+    .build()?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> Result<()> {
     let migration = match &cli.cairn_migration {
         Some(path) => Some(
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
@@ -123,11 +145,27 @@ async fn main() -> Result<()> {
             method,
             facts,
             batch,
+            clients,
         } => {
-            if !(1..=BATCH_FACTS_MAX).contains(&batch) || !(1..=INGEST_FACTS_MAX).contains(&facts) {
-                bail!("--batch must be 1..={BATCH_FACTS_MAX} and --facts 1..={INGEST_FACTS_MAX}");
+            if !(1..=BATCH_FACTS_MAX).contains(&batch)
+                || !(1..=INGEST_FACTS_MAX).contains(&facts)
+                || !(1..=INGEST_CLIENTS_MAX).contains(&clients)
+            {
+                bail!(
+                    "--batch must be 1..={BATCH_FACTS_MAX}, --facts 1..={INGEST_FACTS_MAX} \
+                     and --clients 1..={INGEST_CLIENTS_MAX}"
+                );
             }
-            ingest(&mut client, method, source, facts, batch, time_limit).await?;
+            if clients > 1 && method == Method::Function && cli.edges_per_fact > 0 {
+                // A batch may name facts of a batch another connection has not committed yet.
+                bail!("--method function with --edges-per-fact needs --clients 1");
+            }
+            if clients == 1 {
+                ingest(&mut client, method, source, facts, batch, time_limit).await?;
+            } else {
+                concurrent::ingest(&cli.url, method, source, facts, batch, clients, time_limit)
+                    .await?;
+            }
             println!(
                 "pg_direct test=tables method={} tables_bytes={}",
                 method.name(),
@@ -174,9 +212,9 @@ fn ms_at(histogram: &Histogram<u64>, quantile: f64) -> f64 {
     histogram.value_at_quantile(quantile) as f64 / 1_000.0
 }
 
-/// Writes `n_facts` in batches of `batch_facts`. Building a batch (JSON, BLAKE3) is not part of
-/// `seconds`, which sums the time from sending each batch until its commit returned;
-/// `wall_seconds` includes it.
+/// Writes `n_facts` in batches of `batch_facts` on one connection. Building a batch (JSON,
+/// BLAKE3) is not part of `seconds`, which sums the time from sending each batch until its
+/// commit returned; `wall_seconds` includes it.
 async fn ingest(
     client: &mut Client,
     method: Method,
@@ -210,8 +248,8 @@ async fn ingest(
     let wall_seconds = started.elapsed().as_secs_f64();
     let seconds = write_time.as_secs_f64();
     println!(
-        "pg_direct test=ingest method={} facts={written} batch={batch_facts} edges={edges} \
-         canonical_bytes_per_fact={:.1} complete={} seconds={seconds:.3} facts_per_s={:.0} \
+        "pg_direct test=ingest method={} clients=1 facts={written} batch={batch_facts} \
+         edges={edges} canonical_bytes_per_fact={:.1} complete={} seconds={seconds:.3} facts_per_s={:.0} \
          batches={} batch_p50_ms={:.3} batch_p99_ms={:.3} batch_max_ms={:.3} \
          wall_seconds={wall_seconds:.3} wall_facts_per_s={:.0}",
         method.name(),
