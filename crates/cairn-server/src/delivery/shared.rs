@@ -37,8 +37,20 @@ use super::{
 
 /// How often a waiting pull looks again without a wake-up.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// How soon a pull looks again while another pull is admitting new facts.
+const ADMISSION_RETRY: Duration = Duration::from_millis(2);
 /// How often one server ends expired leases of one subscription at most.
 const EXPIRY_INTERVAL: Duration = Duration::from_millis(50);
+
+/// What an admission attempt found.
+enum Admitted {
+    /// New messages are in.
+    Some,
+    /// Nothing new to admit (or no room).
+    Nothing,
+    /// Another pull (on this or another server) holds the admission lock.
+    Elsewhere,
+}
 
 /// The registry: subscriptions are looked up in the database on every
 /// request (another server may have created, changed or deleted them); the
@@ -292,11 +304,10 @@ impl SharedSubscription {
         Ok(())
     }
 
-    /// Admits new matching facts if the log is ahead of the cursor. True if
-    /// some were admitted.
-    async fn admit(&self) -> Result<bool, DeliveryError> {
+    /// Admits new matching facts if the log is ahead of the cursor.
+    async fn admit(&self) -> Result<Admitted, DeliveryError> {
         if *self.last_seq.borrow() <= self.cursor_seq.load(Ordering::Acquire) {
-            return Ok(false);
+            return Ok(Admitted::Nothing);
         }
         let definition = &self.definition;
         let admission = self
@@ -313,7 +324,7 @@ impl SharedSubscription {
             )
             .await?;
         Ok(match admission {
-            Admission::Busy => false,
+            Admission::Busy => Admitted::Elsewhere,
             Admission::Admitted {
                 n_admitted,
                 cursor_seq,
@@ -322,18 +333,24 @@ impl SharedSubscription {
                 if !window_full {
                     self.cursor_seq.fetch_max(cursor_seq, Ordering::AcqRel);
                 }
-                n_admitted > 0
+                if n_admitted == 0 {
+                    Admitted::Nothing
+                } else {
+                    // Other pulls waiting on this server can lease them.
+                    self.changed.notify_waiters();
+                    Admitted::Some
+                }
             }
         })
     }
 
     /// One attempt to lease up to `max` messages, admitting new facts if
-    /// too few are ready.
+    /// too few are ready. Also says whether another pull was admitting.
     async fn lease_now(
         &self,
         max: usize,
         lease_ms: Option<u64>,
-    ) -> Result<Vec<PulledMessage>, DeliveryError> {
+    ) -> Result<(Vec<PulledMessage>, bool), DeliveryError> {
         self.expire_leases().await?;
         let request = |max: usize| LeaseRequest {
             max,
@@ -343,19 +360,26 @@ impl SharedSubscription {
             lease_base: lease_base(),
         };
         let mut leased = self.store.lease(self.id, request(max)).await?;
-        if leased.len() < max && self.admit().await? {
-            let more = self
-                .store
-                .lease(self.id, request(max - leased.len()))
-                .await?;
-            leased.extend(more);
+        let mut admitting_elsewhere = false;
+        if leased.len() < max {
+            match self.admit().await? {
+                Admitted::Some => {
+                    let more = self
+                        .store
+                        .lease(self.id, request(max - leased.len()))
+                        .await?;
+                    leased.extend(more);
+                }
+                Admitted::Elsewhere => admitting_elsewhere = true,
+                Admitted::Nothing => {}
+            }
         }
         let n_redelivered = leased.iter().filter(|message| message.attempt > 1).count();
         self.delivered
             .fetch_add(leased.len() as u64, Ordering::Relaxed);
         self.redelivered
             .fetch_add(n_redelivered as u64, Ordering::Relaxed);
-        Ok(leased
+        let messages = leased
             .into_iter()
             .map(|message| PulledMessage {
                 token: LeaseToken {
@@ -368,7 +392,8 @@ impl SharedSubscription {
                 attempt: message.attempt,
                 canonical: message.canonical,
             })
-            .collect())
+            .collect();
+        Ok((messages, admitting_elsewhere))
     }
 
     async fn pull(
@@ -385,7 +410,7 @@ impl SharedSubscription {
             let mut notified = pin!(self.changed.notified());
             notified.as_mut().enable();
             last_seq.borrow_and_update();
-            let messages = self.lease_now(max, lease_ms).await?;
+            let (messages, admitting_elsewhere) = self.lease_now(max, lease_ms).await?;
             if !messages.is_empty() {
                 return Ok(messages);
             }
@@ -393,10 +418,15 @@ impl SharedSubscription {
             if now >= deadline {
                 return Ok(Vec::new());
             }
+            let poll = if admitting_elsewhere {
+                ADMISSION_RETRY
+            } else {
+                POLL_INTERVAL
+            };
             tokio::select! {
                 () = notified => {}
                 _ = last_seq.changed() => {}
-                () = tokio::time::sleep_until((now + POLL_INTERVAL).min(deadline)) => {}
+                () = tokio::time::sleep_until((now + poll).min(deadline)) => {}
                 () = shutdown.cancelled() => return Ok(Vec::new()),
             }
         }

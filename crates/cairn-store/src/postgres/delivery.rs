@@ -396,7 +396,24 @@ impl PostgresStore {
         needs_bytes: bool,
         attributes: impl Fn(&StoredFact) -> (Option<Hash>, Option<u64>),
     ) -> Result<Admission, WriteError> {
-        let started = std::time::Instant::now();
+        self.timed_transaction(self.admit_in_transaction(
+            id,
+            selection,
+            window_max,
+            needs_bytes,
+            attributes,
+        ))
+        .await
+    }
+
+    async fn admit_in_transaction(
+        &self,
+        id: u64,
+        selection: &MessageSelection,
+        window_max: usize,
+        needs_bytes: bool,
+        attributes: impl Fn(&StoredFact) -> (Option<Hash>, Option<u64>),
+    ) -> Result<Admission, WriteError> {
         let mut transaction = self.pool().begin().await.map_err(write_error)?;
         let cursor: Option<i64> = sqlx::query_scalar(
             "SELECT cursor_seq FROM cairn_subscriptions WHERE id = $1 FOR UPDATE SKIP LOCKED",
@@ -520,7 +537,6 @@ impl PostgresStore {
             .await
             .map_err(write_error)?;
         transaction.commit().await.map_err(write_error)?;
-        self.counters.observe_query(started.elapsed());
         Ok(Admission::Admitted {
             n_admitted: seqs.len() as u64,
             cursor_seq: new_cursor as u64,
@@ -545,7 +561,10 @@ impl PostgresStore {
                 .timed(lease_query(id, request.max as i64, &request).fetch_all(self.pool()))
                 .await
                 .map_err(write_error)?,
-            Some(rate) => self.lease_rate_limited(id, rate, &request).await?,
+            Some(rate) => {
+                self.timed_transaction(self.lease_rate_limited(id, rate, &request))
+                    .await?
+            }
         };
         rows.iter()
             .map(|row| {
@@ -577,7 +596,6 @@ impl PostgresStore {
         rate: u32,
         request: &LeaseRequest,
     ) -> Result<Vec<PgRow>, WriteError> {
-        let started = std::time::Instant::now();
         let mut transaction = self.pool().begin().await.map_err(write_error)?;
         let row = sqlx::query(
             "SELECT rate_milli_tokens, rate_refilled_at_ms, cairn_now_ms() AS now_ms
@@ -619,7 +637,6 @@ impl PostgresStore {
         .await
         .map_err(write_error)?;
         transaction.commit().await.map_err(write_error)?;
-        self.counters.observe_query(started.elapsed());
         Ok(rows)
     }
 

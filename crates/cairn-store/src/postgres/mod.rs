@@ -44,6 +44,8 @@ use errors::{read_error, write_error};
 
 /// The channel `cairn_put_facts` notifies with the new head of the log.
 const FACTS_CHANNEL: &str = "cairn_facts";
+/// Added to the acquire and statement timeouts to bound one operation.
+const OPERATION_TIMEOUT_MARGIN: Duration = Duration::from_secs(1);
 /// How often the head of the log is read even without notifications.
 const HEAD_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Upper bounds of the query latency histogram, in seconds.
@@ -104,6 +106,9 @@ impl Counters {
 /// The PostgreSQL store; see the module documentation.
 pub struct PostgresStore {
     pool: PgPool,
+    /// How long one operation may take, waiting for a connection included;
+    /// see [`PostgresStore::timed`].
+    operation_timeout: Duration,
     last_seq: watch::Sender<u64>,
     counters: Arc<Counters>,
     listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -124,6 +129,9 @@ impl PostgresStore {
         let counters = Arc::new(Counters::default());
         let store = PostgresStore {
             pool,
+            operation_timeout: options.acquire_timeout
+                + options.statement_timeout
+                + OPERATION_TIMEOUT_MARGIN,
             last_seq,
             counters,
             listener: Mutex::new(None),
@@ -152,12 +160,44 @@ impl PostgresStore {
         &self.pool
     }
 
-    /// Times one query for the latency histogram.
-    async fn timed<T>(&self, query: impl std::future::Future<Output = T>) -> T {
+    /// Runs one query (waiting for a connection included) within the
+    /// operation timeout, and times it for the latency histogram. A database
+    /// that stops answering (a network partition: PostgreSQL's statement
+    /// timeout cannot reach us) fails the query as unavailable instead of
+    /// holding the request; the pool then discards that connection.
+    async fn timed<T>(
+        &self,
+        query: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, sqlx::Error> {
         let started = Instant::now();
-        let result = query.await;
+        let result = tokio::time::timeout(self.operation_timeout, query)
+            .await
+            .unwrap_or_else(|_| Err(self.no_answer()));
         self.counters.observe_query(started.elapsed());
         result
+    }
+
+    /// [`PostgresStore::timed`] for a transaction of several statements.
+    async fn timed_transaction<T>(
+        &self,
+        transaction: impl std::future::Future<Output = Result<T, WriteError>>,
+    ) -> Result<T, WriteError> {
+        let started = Instant::now();
+        let result = tokio::time::timeout(self.operation_timeout, transaction)
+            .await
+            .unwrap_or_else(|_| Err(write_error(self.no_answer())));
+        self.counters.observe_query(started.elapsed());
+        result
+    }
+
+    fn no_answer(&self) -> sqlx::Error {
+        sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "no answer from the database within {} ms",
+                self.operation_timeout.as_millis()
+            ),
+        ))
     }
 
     /// Moves the local view of the head forward (never back).
@@ -316,7 +356,9 @@ async fn follow_head(pool: PgPool, last_seq: watch::Sender<u64>, counters: Arc<C
         match notified {
             Some(seq) => advance(seq),
             None => {
-                if let Ok(head) = read_head(&pool).await {
+                // Bounded, so that a partition does not stall the follower.
+                let head = tokio::time::timeout(HEAD_POLL_INTERVAL * 5, read_head(&pool)).await;
+                if let Ok(Ok(head)) = head {
                     advance(head);
                 }
                 ticks_since_size += 1;
@@ -566,8 +608,7 @@ impl Store for PostgresStore {
     }
 
     async fn ping(&self) -> Result<(), ReadError> {
-        self.pool
-            .execute("SELECT 1")
+        self.timed(self.pool.execute("SELECT 1"))
             .await
             .map(|_| ())
             .map_err(read_error)

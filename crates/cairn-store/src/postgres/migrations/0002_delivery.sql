@@ -40,7 +40,15 @@ CREATE TABLE cairn_messages (
     PRIMARY KEY (subscription_id, seq)
 );
 
-CREATE INDEX cairn_messages_by_hash ON cairn_messages (subscription_id, hash);
+-- What a lease scans: pending messages not leased now, in seq order, so
+-- that leased rows and the dead tuples acks leave behind are not walked
+-- over by every pull.
+CREATE INDEX cairn_messages_ready ON cairn_messages (subscription_id, seq)
+    WHERE status = 0 AND leased_until_ms IS NULL;
+-- Dead letters by hash (dead/{hash}, replay, discard); pending rows, the
+-- churn of every delivery, stay out of it.
+CREATE INDEX cairn_messages_by_hash ON cairn_messages (subscription_id, hash)
+    WHERE status <> 0;
 CREATE INDEX cairn_messages_by_status ON cairn_messages (subscription_id, status, seq)
     WHERE status <> 0;
 CREATE INDEX cairn_messages_leased ON cairn_messages (subscription_id, leased_until_ms)
