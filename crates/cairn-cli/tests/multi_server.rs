@@ -6,9 +6,9 @@
 //! stops answering (a partition: the proxy holds every byte) makes the
 //! server answer 503 within bounded time and heal without a restart.
 //!
-//! The writers of the kill test fail over between the three endpoints by
-//! hand, with plain HTTP: the SDK's `Client`, which does the same, is not a
-//! dependency of this crate.
+//! The writers of the kill test are SDK clients (`cairn_client::Client`)
+//! configured with all three endpoints: they carry on through the others
+//! when one dies.
 //!
 //! These tests only make sense on the PostgreSQL backend: each returns at
 //! once unless `CAIRN_TEST_BACKEND=postgres`. Run them with
@@ -815,8 +815,17 @@ fn killing_a_server_during_load_loses_no_acknowledged_write_or_ack() {
 
 /// Writes this writer's batches, each through the next server in turn,
 /// moving to another server when one fails (no answer, 429 or 5xx).
+/// A writer of the kill test: the Rust SDK's client, configured with all
+/// three servers, fails over by itself when one dies; a batch the client
+/// gives up on is tried again until the deadline.
 fn run_writer(writer_idx: usize, bases: &[String], oracle: &Mutex<LoadOracle>, deadline: Instant) {
-    let client = client(Duration::from_secs(15));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut options = cairn_client::ClientOptions::new(bases.iter().cloned());
+    options.request_timeout = Duration::from_secs(15);
+    let client = cairn_client::Client::remote(options).unwrap();
     let mut previous: Option<String> = None;
     for batch_idx in 0..LOAD_BATCHES_PER_WRITER {
         // The first fact of each batch names the last of the previous one,
@@ -833,8 +842,11 @@ fn run_writer(writer_idx: usize, bases: &[String], oracle: &Mutex<LoadOracle>, d
             .collect();
         let hashes: Vec<String> = facts.iter().map(fact_hash).collect();
         oracle.lock().unwrap().sent.extend(hashes.iter().cloned());
-        let body = json!({ "facts": facts });
-        let mut server_idx = (writer_idx + batch_idx) % bases.len();
+        let canonical: Vec<cairn_fact::CanonicalFact> = facts
+            .iter()
+            .map(|fact| cairn_fact::CanonicalFact::from_json(fact.to_string().as_bytes(), 65_536))
+            .collect::<Result<_, _>>()
+            .unwrap();
         loop {
             if Instant::now() >= deadline {
                 let violation =
@@ -842,37 +854,26 @@ fn run_writer(writer_idx: usize, bases: &[String], oracle: &Mutex<LoadOracle>, d
                 oracle.lock().unwrap().violations.push(violation);
                 return;
             }
-            let url = format!("{}/v1/facts", bases[server_idx]);
-            match exchange(&client, Method::POST, &url, Some(&body)) {
-                Ok((200, answer)) => {
-                    let answered: Vec<String> = answer["results"]
-                        .as_array()
-                        .map(|results| {
-                            results
-                                .iter()
-                                .map(|r| r["hash"].as_str().unwrap_or("").to_string())
-                                .collect()
-                        })
-                        .unwrap_or_default();
+            match runtime.block_on(client.put_facts(canonical.clone())) {
+                Ok(results) => {
+                    let answered: Vec<String> =
+                        results.iter().map(|result| result.hash.to_hex()).collect();
                     let mut oracle = oracle.lock().unwrap();
                     if answered != hashes {
                         oracle
                             .violations
-                            .push(format!("write answered other hashes: {answer}"));
+                            .push(format!("write answered other hashes: {answered:?}"));
                     }
                     oracle.acknowledged.extend(answered);
                     break;
                 }
-                Ok((status, _)) if status == 429 || status >= 500 => {}
-                Ok((status, answer)) => {
-                    let violation =
-                        format!("writer {writer_idx}: write answered {status} {answer}");
+                Err(error) if error.is_retryable() => {}
+                Err(error) => {
+                    let violation = format!("writer {writer_idx}: write failed: {error}");
                     oracle.lock().unwrap().violations.push(violation);
                     return;
                 }
-                Err(_) => {}
             }
-            server_idx = (server_idx + 1) % bases.len();
             std::thread::sleep(Duration::from_millis(50));
         }
         previous = hashes.last().cloned();
