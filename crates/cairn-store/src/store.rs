@@ -162,3 +162,19 @@ pub trait Store: Send + Sync + 'static {
     /// the storage. Blocks until done; idempotent.
     fn close(&self);
 }
+
+/// Cumulative histogram buckets, `(upper_bound, count at or below it)`,
+/// from per-bucket counters; `bounds` ends with the +Inf bound.
+pub(crate) fn cumulative_buckets<B>(
+    bounds: impl Iterator<Item = B>,
+    counts: &[std::sync::atomic::AtomicU64],
+) -> Vec<(B, u64)> {
+    let mut cumulative = 0;
+    bounds
+        .zip(counts)
+        .map(|(upper, count)| {
+            cumulative += count.load(std::sync::atomic::Ordering::Relaxed);
+            (upper, cumulative)
+        })
+        .collect()
+}

@@ -34,7 +34,9 @@ use fjall::{Config, Keyspace, PartitionCreateOptions, PartitionHandle};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::{ReadError, WriteError};
-use crate::store::{Page, PutOutcome, Store, StoreStats, StoredFact, SuccessorsQuery};
+use crate::store::{
+    cumulative_buckets, Page, PutOutcome, Store, StoreStats, StoredFact, SuccessorsQuery,
+};
 use writer::WriteRequest;
 
 /// The on-disk format version this code reads and writes.
@@ -501,17 +503,13 @@ impl Store for EmbeddedStore {
 
     fn stats(&self) -> StoreStats {
         let shared = &self.shared;
-        let mut cumulative = 0;
-        let facts_per_sync_buckets = FACTS_PER_SYNC_BUCKETS
-            .iter()
-            .copied()
-            .chain(std::iter::once(u64::MAX))
-            .zip(&shared.facts_per_sync)
-            .map(|(upper, count)| {
-                cumulative += count.load(Ordering::Relaxed);
-                (upper, cumulative)
-            })
-            .collect();
+        let facts_per_sync_buckets = cumulative_buckets(
+            FACTS_PER_SYNC_BUCKETS
+                .iter()
+                .copied()
+                .chain(std::iter::once(u64::MAX)),
+            &shared.facts_per_sync,
+        );
         StoreStats {
             last_seq: shared.durable_seq(),
             facts_inserted: shared.facts_inserted.load(Ordering::Relaxed),

@@ -35,7 +35,9 @@ use sqlx::{ConnectOptions, Executor, PgPool, Row};
 use tokio::sync::watch;
 
 use crate::error::{ReadError, WriteError};
-use crate::store::{Page, PutOutcome, Store, StoreStats, StoredFact, SuccessorsQuery};
+use crate::store::{
+    cumulative_buckets, Page, PutOutcome, Store, StoreStats, StoredFact, SuccessorsQuery,
+};
 
 pub use errors::PostgresError;
 pub use schema::SCHEMA_VERSION;
@@ -620,28 +622,20 @@ impl Store for PostgresStore {
 
     fn stats(&self) -> StoreStats {
         let counters = &self.counters;
-        let mut cumulative = 0;
-        let facts_per_sync_buckets = FACTS_PER_COMMIT_BUCKETS
-            .iter()
-            .copied()
-            .chain(std::iter::once(u64::MAX))
-            .zip(&counters.facts_per_commit)
-            .map(|(upper, count)| {
-                cumulative += count.load(Ordering::Relaxed);
-                (upper, cumulative)
-            })
-            .collect();
-        let mut cumulative = 0;
-        let query_seconds_buckets = QUERY_SECONDS_BUCKETS
-            .iter()
-            .copied()
-            .chain(std::iter::once(f64::INFINITY))
-            .zip(&counters.query_buckets)
-            .map(|(upper, count)| {
-                cumulative += count.load(Ordering::Relaxed);
-                (upper, cumulative)
-            })
-            .collect();
+        let facts_per_sync_buckets = cumulative_buckets(
+            FACTS_PER_COMMIT_BUCKETS
+                .iter()
+                .copied()
+                .chain(std::iter::once(u64::MAX)),
+            &counters.facts_per_commit,
+        );
+        let query_seconds_buckets = cumulative_buckets(
+            QUERY_SECONDS_BUCKETS
+                .iter()
+                .copied()
+                .chain(std::iter::once(f64::INFINITY)),
+            &counters.query_buckets,
+        );
         let (open, idle, max) = self.pool_use();
         StoreStats {
             last_seq: *self.last_seq.borrow(),
