@@ -19,12 +19,11 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -116,41 +115,18 @@ fn writes_through_one_server_are_read_through_the_others() {
 
     // Long-polls on C (log) and B (successors) wake when A writes.
     let after = last_seq(c);
-    let poll_urls = [
+    let poll_urls = vec![
         c.url(&format!("/v1/log?after={after}&wait_ms=20000")),
         b.url(&format!(
             "/v1/facts/{list}/successors?type=Todo.Item&role=list&after={after}&wait_ms=20000"
         )),
     ];
-    let polls: Vec<_> = poll_urls
-        .into_iter()
-        .map(|url| {
-            std::thread::spawn(move || {
-                let answer = exchange(&client(Duration::from_secs(30)), Method::GET, &url, None);
-                (url, answer, Instant::now())
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_millis(500));
-    let written_at = Instant::now();
-    let eggs = put_one(
-        a,
-        fact("Todo.Item", json!({"title": "eggs"}), json!({"list": list})),
-    );
-    for poll in polls {
-        let (url, answer, answered_at) = poll.join().unwrap();
-        let (status, page) = answer.unwrap_or_else(|error| panic!("{url}: {error}"));
-        assert_eq!(status, 200, "{url}: {page}");
-        assert!(
-            page_hashes(&page).contains(&eggs),
-            "the long-poll {url} answered without the fact written through A: {page}"
-        );
-        let woke_after = answered_at.saturating_duration_since(written_at);
-        assert!(
-            woke_after < Duration::from_secs(5),
-            "the long-poll {url} woke {woke_after:?} after the write through A"
-        );
-    }
+    let eggs = assert_long_polls_wake_on(poll_urls, "the fact written through A", || {
+        put_one(
+            a,
+            fact("Todo.Item", json!({"title": "eggs"}), json!({"list": list})),
+        )
+    });
 
     // A blob stored through B is read through C byte for byte.
     let blob: Vec<u8> = (0..300_000u32)
@@ -216,7 +192,7 @@ fn writes_through_one_server_are_read_through_the_others() {
         view["paused"], false,
         "resumed through C, seen through B: {view}"
     );
-    let messages = pull_at_least(a, name, 3, Duration::from_secs(10));
+    let messages = pull_at_least(a, &client(Duration::from_secs(30)), name, 3);
     let mut delivered: Vec<String> = messages.iter().map(message_hash).collect();
     delivered.sort();
     let mut items = vec![bread, milk, eggs];
@@ -228,12 +204,7 @@ fn writes_through_one_server_are_read_through_the_others() {
         "pulled through A, acked through B: {statuses:?}"
     );
     for server in [a, b, c] {
-        let (_, view) = get_json(server, &view_path);
-        assert_eq!(
-            (view["backlog"].as_u64(), view["in_flight"].as_u64()),
-            (Some(0), Some(0)),
-            "{view}"
-        );
+        assert_subscription_drained(server, name);
     }
 }
 
@@ -253,7 +224,6 @@ const SHARED_DEADLINE: Duration = Duration::from_secs(60);
 #[derive(Clone, Debug)]
 struct Delivery {
     hash: String,
-    token: String,
     attempt: u64,
     server_idx: usize,
     consumer_idx: usize,
@@ -338,9 +308,7 @@ fn consumers_on_three_servers_get_every_message_and_no_message_is_leased_twice()
                     let pull_url = format!("{base}/v1/subscriptions/{name}/pull");
                     let body = json!({"max": 50, "wait_ms": 300});
                     let messages = match exchange(&client, Method::POST, &pull_url, Some(&body)) {
-                        Ok((200, answer)) => {
-                            answer["messages"].as_array().cloned().unwrap_or_default()
-                        }
+                        Ok((200, answer)) => messages_of(&answer),
                         other => {
                             let error = format!("pull through server {server_idx}: {other:?}");
                             oracle.lock().unwrap().errors.push(error);
@@ -355,7 +323,6 @@ fn consumers_on_three_servers_get_every_message_and_no_message_is_leased_twice()
                         .iter()
                         .map(|message| Delivery {
                             hash: message_hash(message),
-                            token: message["token"].as_str().unwrap_or_default().to_string(),
                             attempt: message["attempt"].as_u64().unwrap_or(0),
                             server_idx,
                             consumer_idx,
@@ -366,23 +333,15 @@ fn consumers_on_three_servers_get_every_message_and_no_message_is_leased_twice()
                         .unwrap()
                         .deliveries
                         .extend(deliveries.iter().cloned());
-                    let tokens: Vec<&str> = deliveries.iter().map(|d| d.token.as_str()).collect();
                     let ack_url = format!("{base}/v1/subscriptions/{name}/ack");
-                    let answer = exchange(
-                        &client,
-                        Method::POST,
-                        &ack_url,
-                        Some(&json!({ "tokens": tokens })),
-                    );
+                    let answer =
+                        exchange(&client, Method::POST, &ack_url, Some(&ack_body(&messages)));
                     let mut oracle = oracle.lock().unwrap();
                     match answer {
                         Ok((200, answer)) => {
-                            let results = answer["results"].as_array().cloned().unwrap_or_default();
-                            if results.len() != deliveries.len() {
-                                oracle.errors.push(format!("ack answered {answer}"));
-                            }
-                            for (delivery, result) in deliveries.iter().zip(&results) {
-                                let status = result["status"].as_str().unwrap_or("?").to_string();
+                            let statuses =
+                                ack_result_statuses(&answer, deliveries.len(), &mut oracle.errors);
+                            for (delivery, status) in deliveries.iter().zip(statuses) {
                                 if status == "acked" {
                                     oracle.acked.insert(delivery.hash.clone());
                                 }
@@ -403,9 +362,7 @@ fn consumers_on_three_servers_get_every_message_and_no_message_is_leased_twice()
         .collect();
 
     publisher.join().expect("the publisher does not panic");
-    for consumer in consumers {
-        consumer.join().expect("a consumer does not panic");
-    }
+    join_all(consumers, "a consumer");
     let oracle = oracle.lock().unwrap();
     assert!(
         oracle.errors.is_empty(),
@@ -472,38 +429,19 @@ fn consumers_on_three_servers_get_every_message_and_no_message_is_leased_twice()
         "every ack answered \"acked\": {:?}",
         oracle.ack_statuses
     );
-    let per_server: Vec<usize> = (0..N_SERVERS)
-        .map(|idx| {
-            oracle
-                .deliveries
-                .iter()
-                .filter(|d| d.server_idx == idx)
-                .count()
-        })
-        .collect();
-    let per_consumer: Vec<usize> = (0..N_SERVERS * SHARED_CONSUMERS_PER_SERVER)
-        .map(|idx| {
-            oracle
-                .deliveries
-                .iter()
-                .filter(|d| d.consumer_idx == idx)
-                .count()
-        })
-        .collect();
+    let mut per_server = vec![0; N_SERVERS];
+    let mut per_consumer = vec![0; N_SERVERS * SHARED_CONSUMERS_PER_SERVER];
+    for delivery in &oracle.deliveries {
+        per_server[delivery.server_idx] += 1;
+        per_consumer[delivery.consumer_idx] += 1;
+    }
     eprintln!("deliveries per server {per_server:?}, per consumer {per_consumer:?}");
     assert!(
         per_server.iter().all(|n| *n > 0),
         "every server delivered some messages: {per_server:?}"
     );
     for server in &servers {
-        let (status, view) = get_json(server, &format!("/v1/subscriptions/{name}"));
-        assert_eq!(status, 200, "{view}");
-        assert_eq!(
-            (view["backlog"].as_u64(), view["in_flight"].as_u64()),
-            (Some(0), Some(0)),
-            "the view through {} after every message was acked: {view}",
-            server.base
-        );
+        assert_subscription_drained(server, name);
     }
 }
 
@@ -562,6 +500,28 @@ struct LoadOracle {
     other_ack_statuses: HashMap<String, u64>,
     last_delivery_at: Option<Instant>,
     violations: Vec<String>,
+}
+
+impl LoadOracle {
+    /// Acknowledged facts never delivered.
+    fn undelivered(&self) -> Vec<&String> {
+        let delivered: HashSet<&str> = self.deliveries.iter().map(|d| d.hash.as_str()).collect();
+        self.acknowledged
+            .iter()
+            .filter(|hash| !delivered.contains(hash.as_str()))
+            .collect()
+    }
+
+    /// Acknowledged facts whose ack was neither answered "acked" nor left
+    /// without an answer (which may have acked it).
+    fn unsettled(&self) -> Vec<&String> {
+        self.acknowledged
+            .iter()
+            .filter(|hash| {
+                !self.acked_at.contains_key(*hash) && !self.ack_unanswered.contains(*hash)
+            })
+            .collect()
+    }
 }
 
 #[test]
@@ -629,9 +589,7 @@ fn killing_a_server_during_load_loses_no_acknowledged_write_or_ack() {
         killed_at - started_at
     );
 
-    for writer in writers {
-        writer.join().expect("a writer does not panic");
-    }
+    join_all(writers, "a writer");
     let survivors: Vec<&Server> = servers
         .iter()
         .enumerate()
@@ -655,15 +613,8 @@ fn killing_a_server_during_load_loses_no_acknowledged_write_or_ack() {
             view["backlog"].as_u64() == Some(0) && view["in_flight"].as_u64() == Some(0)
         });
         let oracle = oracle.lock().unwrap();
-        let delivered: HashSet<&str> = oracle.deliveries.iter().map(|d| d.hash.as_str()).collect();
-        let all_delivered = oracle
-            .acknowledged
-            .iter()
-            .all(|hash| delivered.contains(hash.as_str()));
-        let all_settled = oracle
-            .acknowledged
-            .iter()
-            .all(|hash| oracle.acked_at.contains_key(hash) || oracle.ack_unanswered.contains(hash));
+        let all_delivered = oracle.undelivered().is_empty();
+        let all_settled = oracle.unsettled().is_empty();
         let quiet = oracle
             .last_delivery_at
             .is_some_and(|at| at.elapsed() >= LOAD_QUIET);
@@ -672,9 +623,7 @@ fn killing_a_server_during_load_loses_no_acknowledged_write_or_ack() {
         }
     };
     stop.store(true, Ordering::Release);
-    for consumer in consumers {
-        consumer.join().expect("a consumer does not panic");
-    }
+    join_all(consumers, "a consumer");
 
     let oracle = oracle.lock().unwrap();
     assert!(
@@ -717,8 +666,8 @@ fn killing_a_server_during_load_loses_no_acknowledged_write_or_ack() {
         reader.base,
         first(&missing, 5)
     );
-    let log = read_log(survivors[1]);
-    let in_log: HashSet<&str> = log.iter().map(|(_, hash)| hash.as_str()).collect();
+    let log = read_log(survivors[1], &http_client);
+    let in_log = log_hashes(&log);
     let missing_from_log: Vec<_> = oracle
         .acknowledged
         .iter()
@@ -730,9 +679,7 @@ fn killing_a_server_during_load_loses_no_acknowledged_write_or_ack() {
         missing_from_log.len(),
         first(&missing_from_log, 5)
     );
-    let seqs: Vec<u64> = log.iter().map(|(seq, _)| *seq).collect();
-    let dense: Vec<u64> = (1..=log.len() as u64).collect();
-    assert!(seqs == dense, "the log's seqs are 1, 2, 3, … without gaps");
+    assert_seqs_dense(&log);
     let phantoms: Vec<_> = in_log
         .iter()
         .filter(|hash| !oracle.sent.contains(**hash))
@@ -745,12 +692,7 @@ fn killing_a_server_during_load_loses_no_acknowledged_write_or_ack() {
 
     // Delivery: every acknowledged fact at least once; never again after
     // an ack was answered "acked".
-    let delivered: HashSet<&str> = oracle.deliveries.iter().map(|d| d.hash.as_str()).collect();
-    let undelivered: Vec<_> = oracle
-        .acknowledged
-        .iter()
-        .filter(|hash| !delivered.contains(hash.as_str()))
-        .collect();
+    let undelivered = oracle.undelivered();
     assert!(
         undelivered.is_empty(),
         "{} acknowledged facts were never delivered, e.g. {:?}",
@@ -779,13 +721,7 @@ fn killing_a_server_during_load_loses_no_acknowledged_write_or_ack() {
         after_ack.len(),
         first(&after_ack, 5)
     );
-    let unsettled: Vec<_> = oracle
-        .acknowledged
-        .iter()
-        .filter(|hash| {
-            !oracle.acked_at.contains_key(*hash) && !oracle.ack_unanswered.contains(*hash)
-        })
-        .collect();
+    let unsettled = oracle.unsettled();
     assert!(
         unsettled.is_empty(),
         "{} acknowledged facts were never acked, e.g. {:?}",
@@ -819,10 +755,7 @@ fn killing_a_server_during_load_loses_no_acknowledged_write_or_ack() {
 /// three servers, fails over by itself when one dies; a batch the client
 /// gives up on is tried again until the deadline.
 fn run_writer(writer_idx: usize, bases: &[String], oracle: &Mutex<LoadOracle>, deadline: Instant) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = current_thread_runtime();
     let mut options = cairn_client::ClientOptions::new(bases.iter().cloned());
     options.request_timeout = Duration::from_secs(15);
     let client = cairn_client::Client::remote(options).unwrap();
@@ -909,7 +842,7 @@ impl LoadConsumer {
             );
             let body = json!({"max": 50, "wait_ms": 500});
             let messages = match exchange(&client, Method::POST, &url, Some(&body)) {
-                Ok((200, answer)) => answer["messages"].as_array().cloned().unwrap_or_default(),
+                Ok((200, answer)) => messages_of(&answer),
                 Ok((status, answer)) if status != 429 && status < 500 => {
                     let violation = format!("pull answered {status} {answer}");
                     self.oracle.lock().unwrap().violations.push(violation);
@@ -972,8 +905,7 @@ impl LoadConsumer {
         messages: &[Value],
         server_idx: &mut usize,
     ) -> (Option<Value>, usize) {
-        let tokens: Vec<Value> = messages.iter().map(|m| m["token"].clone()).collect();
-        let body = json!({ "tokens": tokens });
+        let body = ack_body(messages);
         let n_servers = self.bases.len();
         let mut failed_attempts = 0;
         for offset in 0..n_servers {
@@ -1009,22 +941,15 @@ impl LoadConsumer {
             oracle.ack_unanswered.extend(hashes);
             return;
         };
-        let results = answer["results"].as_array().cloned().unwrap_or_default();
-        if results.len() != hashes.len() {
-            oracle.violations.push(format!("ack answered {answer}"));
-        }
-        for (hash, result) in hashes.into_iter().zip(&results) {
-            let status = result["status"].as_str().unwrap_or("?");
+        let statuses = ack_result_statuses(&answer, hashes.len(), &mut oracle.violations);
+        for (hash, status) in hashes.into_iter().zip(statuses) {
             if status == "acked" {
                 oracle.acked_at.entry(hash).or_insert(answered_at);
             } else if failed_attempts > 0 {
                 // An earlier attempt may have acked it without answering.
                 oracle.ack_unanswered.insert(hash);
             } else {
-                *oracle
-                    .other_ack_statuses
-                    .entry(status.to_string())
-                    .or_default() += 1;
+                *oracle.other_ack_statuses.entry(status).or_default() += 1;
             }
         }
     }
@@ -1036,6 +961,9 @@ impl LoadConsumer {
 
 /// How long a request may take while the database is unreachable.
 const OUTAGE_ANSWER_MAX: Duration = Duration::from_secs(10);
+/// How long `/v1/health` may take to follow the database going away or
+/// coming back.
+const HEALTH_CHANGE_MAX: Duration = Duration::from_secs(10);
 /// Facts of the batch in flight when the database is cut.
 const OUTAGE_BULK_FACTS: usize = 5_000;
 
@@ -1058,11 +986,11 @@ fn database_outage_answers_503_and_recovers_without_restart() {
         .collect();
     let bulk_hashes: Vec<String> = bulk.iter().map(fact_hash).collect();
     let bulk_write = {
-        let url = server.url("/v1/facts");
+        let (client, url) = (client.clone(), server.url("/v1/facts"));
         let body = json!({ "facts": bulk });
         std::thread::spawn(move || {
             let started = Instant::now();
-            let answer = exchange(&client_for_thread(), Method::POST, &url, Some(&body));
+            let answer = exchange(&client, Method::POST, &url, Some(&body));
             (answer, started.elapsed())
         })
     };
@@ -1071,49 +999,27 @@ fn database_outage_answers_503_and_recovers_without_restart() {
     let cut_at = Instant::now();
 
     // Health says so within a few seconds.
-    let (status, health) = wait_for_health(server, &client, 503, Duration::from_secs(10));
-    assert_eq!(
-        status,
-        503,
-        "health during the outage: {health}\n{}",
-        server.log_text()
-    );
-    assert_eq!(health["error"]["code"], "store_unavailable", "{health}");
+    await_health_unavailable(server, &client, "after the cut", cut_at);
     eprintln!("health answered 503 {:?} after the cut", cut_at.elapsed());
 
-    // A write answers 503 promptly; nothing of its batch is stored (checked after).
+    // A write answers 503 promptly (nothing of its batch is stored: checked
+    // after), and so does a pull.
     let chain = chain_of_facts("Outage.Chain", 5);
     let chain_hashes: Vec<String> = chain.iter().map(fact_hash).collect();
-    let started = Instant::now();
-    let (status, answer) = server.request(
+    assert_answers_unavailable(
+        server,
         &client,
-        Method::POST,
         "/v1/facts",
-        Some(&json!({ "facts": chain })),
+        &json!({ "facts": chain }),
+        "a write during the outage",
     );
-    let took = started.elapsed();
-    assert_eq!(status, 503, "a write during the outage: {answer}");
-    assert_eq!(answer["error"]["code"], "store_unavailable", "{answer}");
-    assert!(
-        answer["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "{answer}"
-    );
-    assert!(took < OUTAGE_ANSWER_MAX, "the write took {took:?} to fail");
-
-    // A pull answers 503 too.
-    let started = Instant::now();
-    let (status, answer) = server.request(
+    assert_answers_unavailable(
+        server,
         &client,
-        Method::POST,
         &format!("/v1/subscriptions/{name}/pull"),
-        Some(&json!({"max": 10, "wait_ms": 0})),
+        &json!({"max": 10, "wait_ms": 0}),
+        "a pull during the outage",
     );
-    let took = started.elapsed();
-    assert_eq!(status, 503, "a pull during the outage: {answer}");
-    assert_eq!(answer["error"]["code"], "store_unavailable", "{answer}");
-    assert!(took < OUTAGE_ANSWER_MAX, "the pull took {took:?} to fail");
 
     let (bulk_answer, bulk_took) = bulk_write.join().expect("the bulk writer does not panic");
     let (bulk_status, bulk_error) = bulk_answer
@@ -1133,100 +1039,40 @@ fn database_outage_answers_503_and_recovers_without_restart() {
     // The database comes back: the same server heals by itself.
     proxy.restore();
     let restored_at = Instant::now();
-    let (status, health) = wait_for_health(server, &client, 200, Duration::from_secs(10));
-    assert_eq!(
-        status,
+    await_health(
+        server,
+        &client,
         200,
-        "health {:?} after the database returned: {health}\n{}",
-        restored_at.elapsed(),
-        server.log_text()
+        "after the database returned",
+        restored_at,
     );
 
     // All or nothing for both batches that failed or raced the cut.
-    let log = server.read_log(&client);
-    let in_log: HashSet<&str> = log.iter().map(|(_, hash)| hash.as_str()).collect();
-    let chain_stored = chain_hashes
-        .iter()
-        .filter(|h| in_log.contains(h.as_str()))
-        .count();
-    assert!(
-        chain_stored == 0 || chain_stored == chain_hashes.len(),
-        "{chain_stored} of the {} facts of a batch answered 503 are stored",
-        chain_hashes.len()
+    let log = read_log(server, &client);
+    let in_log = log_hashes(&log);
+    assert_stored_all_or_nothing(&chain_hashes, &in_log, false, "a batch answered 503");
+    assert_stored_all_or_nothing(
+        &bulk_hashes,
+        &in_log,
+        bulk_status == 200,
+        "the batch in flight at the cut",
     );
-    let bulk_stored = bulk_hashes
-        .iter()
-        .filter(|h| in_log.contains(h.as_str()))
-        .count();
-    assert!(
-        bulk_stored == 0 || bulk_stored == OUTAGE_BULK_FACTS,
-        "{bulk_stored} of the {OUTAGE_BULK_FACTS} facts of the batch in flight at the cut are stored"
-    );
-    if bulk_status == 200 {
-        assert_eq!(
-            bulk_stored, OUTAGE_BULK_FACTS,
-            "an acknowledged batch is stored whole"
-        );
-    }
-    let seqs: Vec<u64> = log.iter().map(|(seq, _)| *seq).collect();
-    assert!(
-        seqs == (1..=log.len() as u64).collect::<Vec<_>>(),
-        "seqs without gaps"
-    );
+    assert_seqs_dense(&log);
 
-    // New writes and pulls work again.
-    let event = fact("Outage.Event", json!({"n": "after"}), json!({}));
-    let (status, answer) = server.request(
-        &client,
-        Method::POST,
-        "/v1/facts",
-        Some(&json!({ "facts": [event] })),
-    );
-    assert_eq!(status, 200, "a write after the outage: {answer}");
-    let event_hash = result_hash(&answer, 0);
-    let messages = server.pull_until(&client, name, 1, Duration::from_secs(10));
-    let hashes: Vec<String> = messages.iter().map(message_hash).collect();
-    assert_eq!(
-        hashes,
-        vec![event_hash],
-        "the one new event is delivered after the outage"
-    );
-    server.ack_all(&client, name, &messages);
+    assert_writes_and_delivers_again(server, &client, name, "after the outage");
 
     // Long-polls of the healed server wake on writes of another server
     // (its LISTEN connection was cut too).
     let other_data = tempfile::tempdir().unwrap();
-    let other = OwnServer::start(other_data.path(), &setup.direct_url, &[]);
-    let after = server.read_log(&client).len();
-    let poll = {
-        let url = server.url(&format!("/v1/log?after={after}&wait_ms=20000"));
-        std::thread::spawn(move || {
-            let answer = exchange(&client_for_thread(), Method::GET, &url, None);
-            (answer, Instant::now())
-        })
-    };
-    std::thread::sleep(Duration::from_millis(500));
-    let written_at = Instant::now();
-    let late = fact("Outage.Late", json!({}), json!({}));
-    let (status, answer) = other.request(
-        &client,
-        Method::POST,
-        "/v1/facts",
-        Some(&json!({ "facts": [late] })),
-    );
-    assert_eq!(status, 200, "{answer}");
-    let (poll_answer, answered_at) = poll.join().unwrap();
-    let (status, page) = poll_answer.expect("the long-poll answers");
-    assert_eq!(status, 200, "{page}");
-    assert!(
-        page_hashes(&page).contains(&result_hash(&answer, 0)),
-        "the healed server's long-poll answered without the other server's write: {page}"
-    );
-    let woke_after = answered_at.saturating_duration_since(written_at);
-    assert!(
-        woke_after < Duration::from_secs(5),
-        "the long-poll woke {woke_after:?} after the write"
-    );
+    let other = Server::start_with_store(other_data.path(), &setup.direct_url, &[]);
+    let after = last_seq(server);
+    let poll_url = server.url(&format!("/v1/log?after={after}&wait_ms=20000"));
+    assert_long_polls_wake_on(vec![poll_url], "the other server's write", || {
+        let late = fact("Outage.Late", json!({}), json!({}));
+        let (status, answer) = write_facts(&other, &client, &[late]);
+        assert_eq!(status, 200, "{answer}");
+        result_hash(&answer, 0)
+    });
 
     drop(other);
     drop(setup);
@@ -1266,42 +1112,23 @@ fn database_that_stops_answering_answers_503_in_bounded_time_and_recovers() {
     // Bytes stop flowing both ways, nothing is closed (a network
     // partition), right after a write's statement went to PostgreSQL.
     let stalled_at = proxy.stall_after_request_of(8 * 1024, Duration::from_secs(10));
-    let (status, health) = wait_for_health(server, &client, 503, Duration::from_secs(10));
-    assert_eq!(
-        (status, health["error"]["code"].as_str()),
-        (503, Some("store_unavailable")),
-        "health {:?} into the partition: {health}",
-        stalled_at.elapsed()
-    );
+    await_health_unavailable(server, &client, "into the partition", stalled_at);
     let chain = chain_of_facts("Partition.Chain", 5);
     let chain_hashes: Vec<String> = chain.iter().map(fact_hash).collect();
-    let started = Instant::now();
-    let answer = exchange(
+    assert_answers_unavailable(
+        server,
         &client,
-        Method::POST,
-        &server.url("/v1/facts"),
-        Some(&json!({ "facts": chain })),
+        "/v1/facts",
+        &json!({ "facts": chain }),
+        "a write during the partition",
     );
-    let took = started.elapsed();
-    let (status, answer) = answer.unwrap_or_else(|error| {
-        panic!("a write during the partition got no answer in {took:?}: {error}")
-    });
-    assert_eq!(status, 503, "a write during the partition: {answer}");
-    assert_eq!(answer["error"]["code"], "store_unavailable", "{answer}");
-    assert!(took < OUTAGE_ANSWER_MAX, "the write took {took:?} to fail");
-    let started = Instant::now();
-    let answer = exchange(
+    assert_answers_unavailable(
+        server,
         &client,
-        Method::POST,
-        &server.url(&format!("/v1/subscriptions/{name}/pull")),
-        Some(&json!({"max": 10, "wait_ms": 0})),
+        &format!("/v1/subscriptions/{name}/pull"),
+        &json!({"max": 10, "wait_ms": 0}),
+        "a pull during the partition",
     );
-    let took = started.elapsed();
-    let (status, answer) = answer.unwrap_or_else(|error| {
-        panic!("a pull during the partition got no answer in {took:?}: {error}")
-    });
-    assert_eq!(status, 503, "a pull during the partition: {answer}");
-    assert!(took < OUTAGE_ANSWER_MAX, "the pull took {took:?} to fail");
 
     // The partition lasts longer than any request may take.
     let partition_end = stalled_at + OUTAGE_ANSWER_MAX + Duration::from_secs(2);
@@ -1311,29 +1138,20 @@ fn database_that_stops_answering_answers_503_in_bounded_time_and_recovers() {
     // The partition heals: the same server recovers by itself.
     proxy.restore();
     let restored_at = Instant::now();
-    let requests: Vec<BackgroundRequest> = background
+    let requests: Vec<BackgroundRequest> = join_all(background, "the background load")
         .into_iter()
-        .flat_map(|thread| thread.join().expect("the background load does not panic"))
+        .flatten()
         .collect();
-    let (status, health) = wait_for_health(server, &client, 200, Duration::from_secs(10));
-    assert_eq!(
-        status,
+    await_health(
+        server,
+        &client,
         200,
-        "health {:?} after the partition healed: {health}\n{}",
-        restored_at.elapsed(),
-        server.log_text()
+        "after the partition healed",
+        restored_at,
     );
-    let log = server.read_log(&client);
-    let in_log: HashSet<&str> = log.iter().map(|(_, hash)| hash.as_str()).collect();
-    let chain_stored = chain_hashes
-        .iter()
-        .filter(|h| in_log.contains(h.as_str()))
-        .count();
-    assert!(
-        chain_stored == 0 || chain_stored == chain_hashes.len(),
-        "{chain_stored} of the {} facts of a batch answered 503 are stored",
-        chain_hashes.len()
-    );
+    let log = read_log(server, &client);
+    let in_log = log_hashes(&log);
+    assert_stored_all_or_nothing(&chain_hashes, &in_log, false, "a batch answered 503");
     let hung: Vec<String> = requests
         .iter()
         .filter(|request| {
@@ -1368,41 +1186,18 @@ fn database_that_stops_answering_answers_503_in_bounded_time_and_recovers() {
             .count()
     );
     for request in requests.iter().filter(|r| !r.hashes.is_empty()) {
-        let stored = request
-            .hashes
-            .iter()
-            .filter(|h| in_log.contains(h.as_str()))
-            .count();
-        assert!(
-            stored == 0 || stored == request.hashes.len(),
-            "{stored} of the {} facts of a batch are stored (answer {:?})",
-            request.hashes.len(),
-            request.answer
+        assert_stored_all_or_nothing(
+            &request.hashes,
+            &in_log,
+            matches!(request.answer, Ok((200, _))),
+            &format!(
+                "a batch of the background load (answer {:?})",
+                request.answer
+            ),
         );
-        if matches!(request.answer, Ok((200, _))) {
-            assert_eq!(
-                stored,
-                request.hashes.len(),
-                "an acknowledged batch is stored"
-            );
-        }
     }
-    let event = fact(
-        "Outage.Event",
-        json!({"n": "after the partition"}),
-        json!({}),
-    );
-    let (status, answer) = server.request(
-        &client,
-        Method::POST,
-        "/v1/facts",
-        Some(&json!({ "facts": [event] })),
-    );
-    assert_eq!(status, 200, "a write after the partition: {answer}");
-    let messages = server.pull_until(&client, name, 1, Duration::from_secs(10));
-    let hashes: Vec<String> = messages.iter().map(message_hash).collect();
-    assert_eq!(hashes, vec![result_hash(&answer, 0)]);
-    server.ack_all(&client, name, &messages);
+    assert_seqs_dense(&log);
+    assert_writes_and_delivers_again(server, &client, name, "after the partition");
     // Last, so that recovery is checked even when this fails.
     assert!(
         hung.is_empty(),
@@ -1500,7 +1295,7 @@ fn background_load(
 /// database of its own. Fields drop in order: the server before the
 /// proxy, the proxy before the database.
 struct ProxiedServer {
-    server: OwnServer,
+    server: Server,
     proxy: Proxy,
     /// The database's own URL, bypassing the proxy.
     direct_url: String,
@@ -1511,11 +1306,7 @@ struct ProxiedServer {
 impl ProxiedServer {
     /// `None` when `CAIRN_TEST_POSTGRES=skip`.
     fn start() -> Option<ProxiedServer> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let database = runtime.block_on(TestDatabase::create())?;
+        let database = current_thread_runtime().block_on(TestDatabase::create())?;
         let direct_url = database.url();
         let (user, postgres_address) = user_and_address(&direct_url);
         let proxy = Proxy::start(postgres_address);
@@ -1525,9 +1316,7 @@ impl ProxiedServer {
             database.name()
         );
         let data = tempfile::tempdir().unwrap();
-        // Our own launch: `Server::start` would add a `--store` of its own
-        // (and clap refuses a second one).
-        let server = OwnServer::start(
+        let server = Server::start_with_store(
             data.path(),
             &proxied_url,
             &[
@@ -1550,16 +1339,11 @@ impl ProxiedServer {
 /// Checks that the server works: writes three `Outage.Event` facts (and
 /// that the test computes their hashes as the server does), creates
 /// subscription `name` on that type, pulls and acks them.
-fn write_and_consume(server: &OwnServer, client: &reqwest::blocking::Client, name: &str) {
+fn write_and_consume(server: &Server, client: &reqwest::blocking::Client, name: &str) {
     let events: Vec<Value> = (0..3)
         .map(|n| fact("Outage.Event", json!({ "n": n }), json!({})))
         .collect();
-    let (status, answer) = server.request(
-        client,
-        Method::POST,
-        "/v1/facts",
-        Some(&json!({ "facts": events })),
-    );
+    let (status, answer) = write_facts(server, client, &events);
     assert_eq!(status, 200, "{answer}");
     for (idx, event) in events.iter().enumerate() {
         assert_eq!(
@@ -1568,16 +1352,17 @@ fn write_and_consume(server: &OwnServer, client: &reqwest::blocking::Client, nam
             "the test computes hashes as the server"
         );
     }
-    let (status, view) = server.request(
+    let (status, view) = request(
+        server,
         client,
         Method::PUT,
         &format!("/v1/subscriptions/{name}"),
         Some(&json!({"type": "Outage.Event", "lease_ms": 5000})),
     );
     assert_eq!(status, 201, "{view}");
-    let messages = server.pull_until(client, name, 3, Duration::from_secs(10));
+    let messages = pull_at_least(server, client, name, 3);
     assert_eq!(messages.len(), 3, "{messages:?}");
-    server.ack_all(client, name, &messages);
+    ack_all(server, client, name, &messages);
 }
 
 /// `n` facts, each naming the one before it, for one batch.
@@ -1593,40 +1378,138 @@ fn chain_of_facts(type_name: &str, n: usize) -> Vec<Value> {
     facts
 }
 
-/// Polls `/v1/health` until it answers `expected` or `within` passes;
-/// returns the last answer.
-fn wait_for_health(
-    server: &OwnServer,
+/// Polls `/v1/health` until it answers `expected`, for at most
+/// [`HEALTH_CHANGE_MAX`]; every answer must come within
+/// [`OUTAGE_ANSWER_MAX`] and be 200 or 503. `event` says what happened at
+/// `since`, for failure messages. Returns the body of the answer.
+fn await_health(
+    server: &Server,
     client: &reqwest::blocking::Client,
     expected: u16,
-    within: Duration,
-) -> (u16, Value) {
-    let deadline = Instant::now() + within;
+    event: &str,
+    since: Instant,
+) -> Value {
+    let deadline = Instant::now() + HEALTH_CHANGE_MAX;
     loop {
         let started = Instant::now();
-        let answer = exchange(client, Method::GET, &server.url("/v1/health"), None).unwrap_or_else(
-            |error| {
+        let (status, health) = exchange(client, Method::GET, &server.url("/v1/health"), None)
+            .unwrap_or_else(|error| {
                 panic!(
                     "health got no answer in {:?}: {error}\n{}",
                     started.elapsed(),
                     server.log_text()
                 )
-            },
-        );
+            });
         assert!(
             started.elapsed() < OUTAGE_ANSWER_MAX,
             "health took {:?} to answer",
             started.elapsed()
         );
         assert!(
-            answer.0 == 200 || answer.0 == 503,
-            "health answered {answer:?}"
+            status == 200 || status == 503,
+            "health answered {status}: {health}"
         );
-        if answer.0 == expected || Instant::now() >= deadline {
-            return answer;
+        if status == expected {
+            return health;
         }
+        assert!(
+            Instant::now() < deadline,
+            "health {:?} {event} answered {status}, not {expected}: {health}\n{}",
+            since.elapsed(),
+            server.log_text()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// [`await_health`] for a 503 with the error code `store_unavailable`.
+fn await_health_unavailable(
+    server: &Server,
+    client: &reqwest::blocking::Client,
+    event: &str,
+    since: Instant,
+) {
+    let health = await_health(server, client, 503, event, since);
+    assert_eq!(health["error"]["code"], "store_unavailable", "{health}");
+}
+
+/// Posts `body` to `path` while the database cannot be reached: the
+/// answer must come within [`OUTAGE_ANSWER_MAX`] and be a 503 with the
+/// error code `store_unavailable` and a message. `what` names the request
+/// in failure messages.
+fn assert_answers_unavailable(
+    server: &Server,
+    client: &reqwest::blocking::Client,
+    path: &str,
+    body: &Value,
+    what: &str,
+) {
+    let started = Instant::now();
+    let answer = exchange(client, Method::POST, &server.url(path), Some(body));
+    let took = started.elapsed();
+    let (status, answer) =
+        answer.unwrap_or_else(|error| panic!("{what} got no answer in {took:?}: {error}"));
+    assert_eq!(status, 503, "{what}: {answer}");
+    assert_eq!(
+        answer["error"]["code"], "store_unavailable",
+        "{what}: {answer}"
+    );
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|message| !message.is_empty()),
+        "{what}: {answer}"
+    );
+    assert!(took < OUTAGE_ANSWER_MAX, "{what} took {took:?} to fail");
+}
+
+/// Asserts that the facts of one batch (`hashes`) are in the log all or
+/// none, and all when the batch was `acknowledged`. `batch` names it in
+/// failure messages.
+fn assert_stored_all_or_nothing(
+    hashes: &[String],
+    in_log: &HashSet<&str>,
+    acknowledged: bool,
+    batch: &str,
+) {
+    let stored = hashes
+        .iter()
+        .filter(|hash| in_log.contains(hash.as_str()))
+        .count();
+    assert!(
+        stored == 0 || stored == hashes.len(),
+        "{stored} of the {} facts of {batch} are stored",
+        hashes.len()
+    );
+    if acknowledged {
+        assert_eq!(
+            stored,
+            hashes.len(),
+            "{batch}, acknowledged, is stored whole"
+        );
+    }
+}
+
+/// Checks that the server works again after a failure (`after` says
+/// which): a new `Outage.Event` is written, and is the one message then
+/// delivered on subscription `name`, which acks it.
+fn assert_writes_and_delivers_again(
+    server: &Server,
+    client: &reqwest::blocking::Client,
+    name: &str,
+    after: &str,
+) {
+    let event = fact("Outage.Event", json!({ "n": after }), json!({}));
+    let (status, answer) = write_facts(server, client, &[event]);
+    assert_eq!(status, 200, "a write {after}: {answer}");
+    let messages = pull_at_least(server, client, name, 1);
+    let hashes: Vec<String> = messages.iter().map(message_hash).collect();
+    assert_eq!(
+        hashes,
+        vec![result_hash(&answer, 0)],
+        "the one new event is delivered {after}"
+    );
+    ack_all(server, client, name, &messages);
 }
 
 /// The user and the socket address of a `postgres://user@host:port/db` URL.
@@ -1849,131 +1732,6 @@ impl Drop for Proxy {
     }
 }
 
-/// A `cairn serve --store URL` started by this file (not through
-/// `Server::start`, which chooses the database itself); killed on drop.
-struct OwnServer {
-    child: Child,
-    base: String,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl OwnServer {
-    fn start(data: &Path, store_url: &str, extra_args: &[&str]) -> OwnServer {
-        let mut child = Command::new(CAIRN)
-            .arg("serve")
-            .arg("--data")
-            .arg(data)
-            .args(["--listen", "127.0.0.1:0", "--store", store_url])
-            .args(extra_args)
-            .env_remove("CAIRN_STORE")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("cairn binary starts");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (address_sender, address_receiver) = mpsc::channel();
-        let reader_log = Arc::clone(&log);
-        std::thread::spawn(move || {
-            let mut address_sender = Some(address_sender);
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(position) = line.find("listening on http://") {
-                    let address = line[position + "listening on ".len()..].trim().to_string();
-                    if let Some(sender) = address_sender.take() {
-                        let _ = sender.send(address);
-                    }
-                }
-                reader_log.lock().unwrap().push(line);
-            }
-        });
-        match address_receiver.recv_timeout(Duration::from_secs(30)) {
-            Ok(base) => OwnServer { child, base, log },
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "the server did not start:\n{}",
-                    log.lock().unwrap().join("\n")
-                );
-            }
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
-    }
-
-    /// The server's standard error so far, for failure messages.
-    fn log_text(&self) -> String {
-        let log = self.log.lock().unwrap();
-        let from = log.len().saturating_sub(40);
-        log[from..].join("\n")
-    }
-
-    /// Status and JSON answer; panics when no answer comes.
-    fn request(
-        &self,
-        client: &reqwest::blocking::Client,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> (u16, Value) {
-        exchange(client, method, &self.url(path), body)
-            .unwrap_or_else(|error| panic!("{path}: no answer: {error}"))
-    }
-
-    /// Pulls until `count` messages came or `within` passed.
-    fn pull_until(
-        &self,
-        client: &reqwest::blocking::Client,
-        name: &str,
-        count: usize,
-        within: Duration,
-    ) -> Vec<Value> {
-        let deadline = Instant::now() + within;
-        let mut messages = Vec::new();
-        while messages.len() < count && Instant::now() < deadline {
-            let (status, answer) = self.request(
-                client,
-                Method::POST,
-                &format!("/v1/subscriptions/{name}/pull"),
-                Some(&json!({"max": 100, "wait_ms": 1000})),
-            );
-            assert_eq!(status, 200, "pull: {answer}");
-            messages.extend(answer["messages"].as_array().cloned().unwrap_or_default());
-        }
-        messages
-    }
-
-    fn ack_all(&self, client: &reqwest::blocking::Client, name: &str, messages: &[Value]) {
-        let tokens: Vec<Value> = messages.iter().map(|m| m["token"].clone()).collect();
-        let (status, answer) = self.request(
-            client,
-            Method::POST,
-            &format!("/v1/subscriptions/{name}/ack"),
-            Some(&json!({ "tokens": tokens })),
-        );
-        assert_eq!(status, 200, "ack: {answer}");
-        let results = answer["results"].as_array().cloned().unwrap_or_default();
-        assert_eq!(results.len(), messages.len(), "{answer}");
-        assert!(results.iter().all(|r| r["status"] == "acked"), "{answer}");
-    }
-
-    /// The whole log as (seq, hash).
-    fn read_log(&self, client: &reqwest::blocking::Client) -> Vec<(u64, String)> {
-        read_log_at(&self.base, client)
-    }
-}
-
-impl Drop for OwnServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
@@ -1993,8 +1751,13 @@ fn client(timeout: Duration) -> reqwest::blocking::Client {
         .expect("client builds")
 }
 
-fn client_for_thread() -> reqwest::blocking::Client {
-    client(Duration::from_secs(30))
+/// A runtime for the few async calls of these tests (the SDK client, the
+/// test database).
+fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("the runtime builds")
 }
 
 /// Sends a request; its status and JSON answer (a string if the body is not
@@ -2034,31 +1797,156 @@ fn page_hashes(page: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The messages of a pull's answer.
+fn messages_of(answer: &Value) -> Vec<Value> {
+    answer["messages"].as_array().cloned().unwrap_or_default()
+}
+
+/// The body of an ack (or nack) of `messages`.
+fn ack_body(messages: &[Value]) -> Value {
+    let tokens: Vec<&Value> = messages.iter().map(|message| &message["token"]).collect();
+    json!({ "tokens": tokens })
+}
+
+/// The status of each result of an ack's answer, in the order of the
+/// tokens ("?" for a result without one); an answer without one result per
+/// token (`n_tokens`) is noted in `errors`.
+fn ack_result_statuses(answer: &Value, n_tokens: usize, errors: &mut Vec<String>) -> Vec<String> {
+    let results = answer["results"].as_array().cloned().unwrap_or_default();
+    if results.len() != n_tokens {
+        errors.push(format!("ack answered {answer}"));
+    }
+    results
+        .iter()
+        .map(|result| result["status"].as_str().unwrap_or("?").to_string())
+        .collect()
+}
+
+/// The hash of a message of a pull.
 fn message_hash(message: &Value) -> String {
     message["hash"].as_str().expect("message hash").to_string()
 }
 
-/// Pulls through `server` until at least `count` messages came or `within` passed.
-fn pull_at_least(server: &Server, name: &str, count: usize, within: Duration) -> Vec<Value> {
-    let deadline = Instant::now() + within;
+/// Sends a request to `path` on `server`; its status and JSON answer.
+/// Panics when no answer comes.
+fn request(
+    server: &Server,
+    client: &reqwest::blocking::Client,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    exchange(client, method, &server.url(path), body)
+        .unwrap_or_else(|error| panic!("{path}: no answer: {error}"))
+}
+
+/// Posts one batch of facts; status and JSON answer.
+fn write_facts(
+    server: &Server,
+    client: &reqwest::blocking::Client,
+    facts: &[Value],
+) -> (u16, Value) {
+    let body = json!({ "facts": facts });
+    request(server, client, Method::POST, "/v1/facts", Some(&body))
+}
+
+/// How long [`pull_at_least`] keeps pulling.
+const PULL_AT_LEAST_MAX: Duration = Duration::from_secs(10);
+
+/// Pulls through `server` until at least `count` messages came or
+/// [`PULL_AT_LEAST_MAX`] passed.
+fn pull_at_least(
+    server: &Server,
+    client: &reqwest::blocking::Client,
+    name: &str,
+    count: usize,
+) -> Vec<Value> {
+    let deadline = Instant::now() + PULL_AT_LEAST_MAX;
+    let path = format!("/v1/subscriptions/{name}/pull");
+    let body = json!({"max": 100, "wait_ms": 1000});
     let mut messages = Vec::new();
     while messages.len() < count && Instant::now() < deadline {
-        messages.extend(pull(server, name, 100, 1000));
+        let (status, answer) = request(server, client, Method::POST, &path, Some(&body));
+        assert_eq!(status, 200, "pull: {answer}");
+        messages.extend(messages_of(&answer));
     }
     messages
 }
 
-/// The whole log of a server as (seq, hash).
-fn read_log(server: &Server) -> Vec<(u64, String)> {
-    read_log_at(&server.base, &client(Duration::from_secs(30)))
+/// Acks `messages` through `server`; each must answer "acked".
+fn ack_all(server: &Server, client: &reqwest::blocking::Client, name: &str, messages: &[Value]) {
+    let (status, answer) = request(
+        server,
+        client,
+        Method::POST,
+        &format!("/v1/subscriptions/{name}/ack"),
+        Some(&ack_body(messages)),
+    );
+    assert_eq!(status, 200, "ack: {answer}");
+    let results = answer["results"].as_array().cloned().unwrap_or_default();
+    assert_eq!(results.len(), messages.len(), "{answer}");
+    assert!(results.iter().all(|r| r["status"] == "acked"), "{answer}");
 }
 
-fn read_log_at(base: &str, client: &reqwest::blocking::Client) -> Vec<(u64, String)> {
+/// Asserts that subscription `name`, seen through `server`, has no
+/// backlog and nothing in flight.
+fn assert_subscription_drained(server: &Server, name: &str) {
+    let (status, view) = get_json(server, &format!("/v1/subscriptions/{name}"));
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(
+        (view["backlog"].as_u64(), view["in_flight"].as_u64()),
+        (Some(0), Some(0)),
+        "subscription {name} through {} has messages left: {view}",
+        server.base
+    );
+}
+
+/// Starts a long-poll on every URL of `poll_urls` (each waiting for a
+/// fact to come), calls `write` once they wait, and asserts that every
+/// poll answers with the fact whose hash `write` returns, within 5 s of
+/// the write. `written` names the write in failure messages. Returns the
+/// hash.
+fn assert_long_polls_wake_on(
+    poll_urls: Vec<String>,
+    written: &str,
+    write: impl FnOnce() -> String,
+) -> String {
+    let polls: Vec<_> = poll_urls
+        .into_iter()
+        .map(|url| {
+            std::thread::spawn(move || {
+                let answer = exchange(&client(Duration::from_secs(30)), Method::GET, &url, None);
+                (url, answer, Instant::now())
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let written_at = Instant::now();
+    let hash = write();
+    for poll in polls {
+        let (url, answer, answered_at) = poll.join().unwrap();
+        let (status, page) = answer.unwrap_or_else(|error| panic!("{url}: {error}"));
+        assert_eq!(status, 200, "{url}: {page}");
+        assert!(
+            page_hashes(&page).contains(&hash),
+            "the long-poll {url} answered without {written}: {page}"
+        );
+        let woke_after = answered_at.saturating_duration_since(written_at);
+        assert!(
+            woke_after < Duration::from_secs(5),
+            "the long-poll {url} woke {woke_after:?} after {written}"
+        );
+    }
+    hash
+}
+
+/// The whole log of a server as (seq, hash).
+fn read_log(server: &Server, client: &reqwest::blocking::Client) -> Vec<(u64, String)> {
     let mut entries = Vec::new();
     let mut after = 0;
     for _ in 0..10_000 {
-        let url = format!("{base}/v1/log?after={after}&limit=10000");
-        let (status, page) = exchange(client, Method::GET, &url, None).expect("the log answers");
+        let path = format!("/v1/log?after={after}&limit=10000");
+        let (status, page) = request(server, client, Method::GET, &path, None);
         assert_eq!(status, 200, "{page}");
         for entry in page["facts"].as_array().expect("facts") {
             let seq = entry["seq"].as_u64().expect("seq");
@@ -2071,6 +1959,18 @@ fn read_log_at(base: &str, client: &reqwest::blocking::Client) -> Vec<(u64, Stri
         after = next;
     }
     panic!("the log did not end");
+}
+
+/// The hashes of a log read by [`read_log`].
+fn log_hashes(log: &[(u64, String)]) -> HashSet<&str> {
+    log.iter().map(|(_, hash)| hash.as_str()).collect()
+}
+
+/// Asserts that the seqs of a whole log are 1, 2, 3, … without gaps.
+fn assert_seqs_dense(log: &[(u64, String)]) {
+    let seqs: Vec<u64> = log.iter().map(|(seq, _)| *seq).collect();
+    let dense: Vec<u64> = (1..=log.len() as u64).collect();
+    assert!(seqs == dense, "the log's seqs are 1, 2, 3, … without gaps");
 }
 
 /// The hash of a fact as the server computes it, for the plain facts of
@@ -2114,6 +2014,15 @@ fn next_random(state: &mut u64) -> u64 {
     *state ^= *state >> 7;
     *state ^= *state << 17;
     *state
+}
+
+/// Joins every thread of `threads` (`what` names one, for the panic
+/// message) and returns what they returned.
+fn join_all<T>(threads: Vec<JoinHandle<T>>, what: &str) -> Vec<T> {
+    threads
+        .into_iter()
+        .map(|thread| thread.join().unwrap_or_else(|_| panic!("{what} panicked")))
+        .collect()
 }
 
 /// At most `n` items of a slice, for failure messages.

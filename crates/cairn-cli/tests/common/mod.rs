@@ -8,7 +8,9 @@
 //! dropped once its data directory is gone (checked whenever a server
 //! starts); the few left when the test process ends are dropped by the next
 //! run's sweep (`TestDatabase::create`) and at the end of
-//! `scripts/test.sh`. The same tests thus run against both backends.
+//! `scripts/test.sh`. The same tests thus run against both backends. A
+//! test that brings a database of its own starts its servers with
+//! `Server::start_with_store`.
 
 #![allow(dead_code)]
 
@@ -31,8 +33,10 @@ pub struct Server {
     pub base: String,
     /// Data directory.
     pub data: PathBuf,
-    /// The database, on the PostgreSQL backend.
+    /// The database of the data directory, on the PostgreSQL backend.
     database: Option<Arc<TestDatabase>>,
+    /// Every line the server wrote to standard error so far.
+    stderr_lines: Arc<Mutex<Vec<String>>>,
 }
 
 /// True when the tests run against the PostgreSQL backend.
@@ -82,8 +86,31 @@ impl Server {
     /// yields its standard error.
     pub fn try_start(data: &Path, extra_args: &[&str]) -> Result<Server, String> {
         let database = database_for(data);
-        let store_args = match &database {
-            Some(database) => vec!["--store".to_string(), database.url()],
+        let store_url = database.as_ref().map(|database| database.url());
+        Server::launch(data, store_url.as_deref(), extra_args, database)
+    }
+
+    /// Starts `cairn serve --data DATA --listen 127.0.0.1:0 --store
+    /// STORE_URL EXTRA...` on whichever backend the tests run: for a test
+    /// that chooses the database itself (and owns it), where
+    /// [`Server::start`] would add the `--store` of its data directory.
+    pub fn start_with_store(data: &Path, store_url: &str, extra_args: &[&str]) -> Server {
+        Server::launch(data, Some(store_url), extra_args, None)
+            .unwrap_or_else(|stderr| panic!("the server did not start:\n{stderr}"))
+    }
+
+    /// Spawns the server with `--store STORE_URL` when given (and never
+    /// `CAIRN_STORE` from the environment: the test chooses the store),
+    /// collects its standard error, and waits until it listens; a server
+    /// that exits before listening yields its standard error.
+    fn launch(
+        data: &Path,
+        store_url: Option<&str>,
+        extra_args: &[&str],
+        database: Option<Arc<TestDatabase>>,
+    ) -> Result<Server, String> {
+        let store_args = match store_url {
+            Some(url) => vec!["--store", url],
             None => Vec::new(),
         };
         let mut child = Command::new(CAIRN)
@@ -93,6 +120,7 @@ impl Server {
             .args(["--listen", "127.0.0.1:0"])
             .args(store_args)
             .args(extra_args)
+            .env_remove("CAIRN_STORE")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -100,8 +128,8 @@ impl Server {
             .expect("cairn binary starts");
         let stderr = child.stderr.take().expect("stderr is piped");
         let (address_sender, address_receiver) = mpsc::channel();
-        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let lines_for_reader = std::sync::Arc::clone(&lines);
+        let stderr_lines = Arc::new(Mutex::new(Vec::new()));
+        let lines_for_reader = Arc::clone(&stderr_lines);
         std::thread::spawn(move || {
             let mut address_sender = Some(address_sender);
             for line in BufReader::new(stderr).lines() {
@@ -124,13 +152,21 @@ impl Server {
                 base,
                 data: data.to_path_buf(),
                 database,
+                stderr_lines,
             }),
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                Err(lines.lock().unwrap().join("\n"))
+                Err(stderr_lines.lock().unwrap().join("\n"))
             }
         }
+    }
+
+    /// The last lines (at most 40) the server wrote to standard error, for
+    /// failure messages.
+    pub fn log_text(&self) -> String {
+        let lines = self.stderr_lines.lock().unwrap();
+        lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
     /// The PID of the server process.
