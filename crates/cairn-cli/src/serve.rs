@@ -56,13 +56,16 @@ pub struct ServeArgs {
 #[derive(clap::Args)]
 pub struct PostgresArgs {
     /// Database connections this server opens at most.
-    #[arg(long, env = "CAIRN_PG_POOL_MAX", default_value_t = 16)]
+    #[arg(long, env = "CAIRN_PG_POOL_MAX", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pg_pool_max: u32,
     /// Milliseconds a request waits for a free connection (then 503).
-    #[arg(long, env = "CAIRN_PG_ACQUIRE_TIMEOUT_MS", default_value_t = 5_000)]
+    #[arg(long, env = "CAIRN_PG_ACQUIRE_TIMEOUT_MS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pg_acquire_timeout_ms: u64,
     /// Milliseconds a statement may run before PostgreSQL cancels it.
-    #[arg(long, env = "CAIRN_PG_STATEMENT_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(long, env = "CAIRN_PG_STATEMENT_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pg_statement_timeout_ms: u64,
 }
 

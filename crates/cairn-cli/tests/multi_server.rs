@@ -551,6 +551,7 @@ fn killing_a_server_during_load_loses_no_acknowledged_write_or_ack() {
         })
         .collect();
     let holding_on_killed = Arc::new(AtomicUsize::new(0));
+    let kill = Arc::new(KillSignal::default());
     let consumers: Vec<_> = (0..LOAD_CONSUMERS)
         .map(|consumer_idx| {
             let consumer = LoadConsumer {
@@ -564,6 +565,7 @@ fn killing_a_server_during_load_loses_no_acknowledged_write_or_ack() {
                 oracle: Arc::clone(&oracle),
                 stop: Arc::clone(&stop),
                 holding_on_killed: Arc::clone(&holding_on_killed),
+                kill: Arc::clone(&kill),
                 deadline,
             };
             std::thread::spawn(move || consumer.run())
@@ -572,17 +574,24 @@ fn killing_a_server_during_load_loses_no_acknowledged_write_or_ack() {
 
     // Kill one server once a third of the writes are acknowledged, at a
     // moment when a consumer holds messages it pulled through that server.
+    // Once the kill is pending, co-located consumers holding messages
+    // pulled through that server keep them until it is dead, so the kill
+    // surely abandons leases (however the threads are scheduled).
     let kill_deadline = Instant::now() + Duration::from_secs(30);
-    while (oracle.lock().unwrap().acknowledged.len() < LOAD_FACTS / 3
-        || holding_on_killed.load(Ordering::Acquire) == 0)
+    while oracle.lock().unwrap().acknowledged.len() < LOAD_FACTS / 3
         && Instant::now() < kill_deadline
     {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    kill.pending.store(true, Ordering::Release);
+    while holding_on_killed.load(Ordering::Acquire) == 0 && Instant::now() < kill_deadline {
         std::thread::sleep(Duration::from_millis(2));
     }
     let held_at_kill = holding_on_killed.load(Ordering::Acquire);
     let acknowledged_before_kill = oracle.lock().unwrap().acknowledged.len();
     let killed_at = Instant::now();
     servers[KILLED_SERVER_IDX].kill9();
+    kill.done.store(true, Ordering::Release);
     eprintln!(
         "killed server {KILLED_SERVER_IDX} after {:?}, {acknowledged_before_kill} facts \
          acknowledged, consumers holding messages pulled through it: {held_at_kill}",
@@ -814,6 +823,26 @@ fn run_writer(writer_idx: usize, bases: &[String], oracle: &Mutex<LoadOracle>, d
     }
 }
 
+/// The kill of the test's server: pending once the test is about to kill,
+/// done once it has.
+#[derive(Default)]
+struct KillSignal {
+    pending: AtomicBool,
+    done: AtomicBool,
+}
+
+impl KillSignal {
+    /// Waits (bounded by `deadline`) until the pending kill is done.
+    fn wait_if_pending(&self, deadline: Instant) {
+        while self.pending.load(Ordering::Acquire)
+            && !self.done.load(Ordering::Acquire)
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
 /// A consumer thread of the kill test.
 struct LoadConsumer {
     consumer_idx: usize,
@@ -824,6 +853,7 @@ struct LoadConsumer {
     /// Co-located consumers holding messages pulled through the server to
     /// be killed.
     holding_on_killed: Arc<AtomicUsize>,
+    kill: Arc<KillSignal>,
     deadline: Instant,
 }
 
@@ -864,6 +894,9 @@ impl LoadConsumer {
                 self.holding_on_killed.fetch_add(1, Ordering::AcqRel);
             }
             std::thread::sleep(LOAD_PROCESSING);
+            if holding {
+                self.kill.wait_if_pending(self.deadline);
+            }
             let (answer, failed_attempts) = self.ack(&client, &messages, &mut server_idx);
             if holding {
                 self.holding_on_killed.fetch_sub(1, Ordering::AcqRel);

@@ -9,7 +9,7 @@ use crate::error::{ReadError, WriteError};
 pub enum PostgresError {
     /// The URL is not a PostgreSQL connection string.
     #[error("invalid PostgreSQL URL: {0}")]
-    Url(sqlx::Error),
+    Url(String),
     /// The database could not be reached.
     #[error("cannot connect to PostgreSQL: {0}")]
     Connect(sqlx::Error),

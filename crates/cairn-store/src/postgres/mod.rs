@@ -272,7 +272,14 @@ impl PostgresStore {
 }
 
 async fn connect_pool(url: &str, options: &PostgresOptions) -> Result<PgPool, PostgresError> {
-    let connect: PgConnectOptions = url.parse().map_err(PostgresError::Url)?;
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(PostgresError::Url(
+            "expected postgres://user@host:port/database".into(),
+        ));
+    }
+    let connect: PgConnectOptions = url
+        .parse()
+        .map_err(|error: sqlx::Error| PostgresError::Url(error.to_string()))?;
     let connect = connect
         .options([(
             "statement_timeout",

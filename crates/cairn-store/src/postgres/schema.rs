@@ -1,11 +1,11 @@
 //! The PostgreSQL schema as versioned migrations, applied by sqlx's
-//! migrator, which holds an advisory lock while it runs, so several servers
-//! starting at once apply each migration exactly once.
+//! migrator under an advisory lock, so several servers starting at once
+//! apply each migration exactly once.
 
 use std::borrow::Cow;
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 /// Every migration, in order: (version, description, SQL).
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -39,18 +39,33 @@ fn migrator() -> Migrator {
 }
 
 /// Applies the migrations the database lacks; returns the versions applied.
+/// Everything runs on one connection holding a session advisory lock, so
+/// that servers starting at once apply each migration exactly once and
+/// each reports only what it applied itself.
 pub async fn migrate(pool: &PgPool) -> Result<Vec<i64>, sqlx::migrate::MigrateError> {
-    let before: Vec<i64> = applied_versions(pool).await.unwrap_or_default();
-    migrator().run(pool).await?;
-    Ok(MIGRATIONS
-        .iter()
-        .map(|&(version, _, _)| version)
-        .filter(|version| !before.contains(version))
-        .collect())
+    let mut connection = pool.acquire().await?;
+    sqlx::query("SELECT pg_advisory_lock(hashtext('cairn_migrate'))")
+        .execute(&mut *connection)
+        .await?;
+    let result = async {
+        let before = applied_versions(&mut connection).await.unwrap_or_default();
+        migrator().run_direct(&mut *connection).await?;
+        Ok(MIGRATIONS
+            .iter()
+            .map(|&(version, _, _)| version)
+            .filter(|version| !before.contains(version))
+            .collect())
+    }
+    .await;
+    sqlx::query("SELECT pg_advisory_unlock(hashtext('cairn_migrate'))")
+        .execute(&mut *connection)
+        .await?;
+    result
 }
 
-async fn applied_versions(pool: &PgPool) -> Result<Vec<i64>, sqlx::Error> {
+/// The versions already applied (none before the first migration).
+async fn applied_versions(connection: &mut PgConnection) -> Result<Vec<i64>, sqlx::Error> {
     sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
-        .fetch_all(pool)
+        .fetch_all(connection)
         .await
 }
