@@ -24,7 +24,9 @@ use cairn_delivery::{
     TokenOutcome, TokenStatus,
 };
 use cairn_fact::Hash;
-use cairn_store::postgres::delivery::{Admission, CreateOutcome, LeaseRequest, SubscriptionRow};
+use cairn_store::postgres::delivery::{
+    Admission, CreateOutcome, LeaseRequest, LeasedMessage, SubscriptionRow,
+};
 use cairn_store::{MessageSelection, PostgresStore, Store};
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
@@ -44,8 +46,8 @@ const EXPIRY_INTERVAL: Duration = Duration::from_millis(50);
 
 /// What an admission attempt found.
 enum Admitted {
-    /// New messages are in.
-    Some,
+    /// New messages are in; those leased in the same transaction.
+    Some(Vec<LeasedMessage>),
     /// Nothing new to admit (or no room).
     Nothing,
     /// Another pull (on this or another server) holds the admission lock.
@@ -304,8 +306,9 @@ impl SharedSubscription {
         Ok(())
     }
 
-    /// Admits new matching facts if the log is ahead of the cursor.
-    async fn admit(&self) -> Result<Admitted, DeliveryError> {
+    /// Admits new matching facts if the log is ahead of the cursor, and
+    /// leases per `then_lease` in the same transaction (one commit).
+    async fn admit(&self, then_lease: Option<LeaseRequest>) -> Result<Admitted, DeliveryError> {
         if *self.last_seq.borrow() <= self.cursor_seq.load(Ordering::Acquire) {
             return Ok(Admitted::Nothing);
         }
@@ -321,6 +324,7 @@ impl SharedSubscription {
                     let attributes = fact_attributes(definition, &fact.canonical);
                     (attributes.key, attributes.not_before_ms)
                 },
+                then_lease,
             )
             .await?;
         Ok(match admission {
@@ -329,6 +333,7 @@ impl SharedSubscription {
                 n_admitted,
                 cursor_seq,
                 window_full,
+                leased,
             } => {
                 if !window_full {
                     self.cursor_seq.fetch_max(cursor_seq, Ordering::AcqRel);
@@ -338,7 +343,7 @@ impl SharedSubscription {
                 } else {
                     // Other pulls waiting on this server can lease them.
                     self.changed.notify_waiters();
-                    Admitted::Some
+                    Admitted::Some(leased)
                 }
             }
         })
@@ -362,8 +367,12 @@ impl SharedSubscription {
         let mut leased = self.store.lease(self.id, request(max)).await?;
         let mut admitting_elsewhere = false;
         if leased.len() < max {
-            match self.admit().await? {
-                Admitted::Some => {
+            // A rate limit takes its bucket in a transaction of its own.
+            let rate_limited = self.definition.rate_limit_per_s.is_some();
+            let then_lease = (!rate_limited).then(|| request(max - leased.len()));
+            match self.admit(then_lease).await? {
+                Admitted::Some(more) if !rate_limited => leased.extend(more),
+                Admitted::Some(_) => {
                     let more = self
                         .store
                         .lease(self.id, request(max - leased.len()))

@@ -80,7 +80,7 @@ pub struct LeasedMessage {
 }
 
 /// What admission did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum Admission {
     /// Another server holds the subscription's row: it is admitting.
     Busy,
@@ -92,6 +92,8 @@ pub enum Admission {
         cursor_seq: u64,
         /// True when the window is full (the cursor stopped before the head).
         window_full: bool,
+        /// Messages leased in the same transaction (`then_lease`).
+        leased: Vec<LeasedMessage>,
     },
 }
 
@@ -200,6 +202,26 @@ fn seqs_of(rows: &[PgRow]) -> Result<Vec<u64>, WriteError> {
 
 /// Bytes of the field name that makes a fact carry a not-before time.
 const NOT_BEFORE_NEEDLE: &[u8] = cairn_delivery::NOT_BEFORE_FIELD.as_bytes();
+
+/// A leased message from a row of the lease statement, its fact verified.
+fn leased_message(row: &PgRow) -> Result<LeasedMessage, WriteError> {
+    let seq = row.try_get::<i64, _>("seq").map_err(write_error)? as u64;
+    let hash = hash_of(row.try_get("hash").map_err(write_error)?)
+        .map_err(|error| WriteError::Storage(error.to_string()))?;
+    let canonical: Vec<u8> = row.try_get("canonical").map_err(write_error)?;
+    if Hash::of_bytes(&canonical) != hash {
+        return Err(WriteError::Storage(format!(
+            "fact with seq {seq} does not match its hash {hash}"
+        )));
+    }
+    Ok(LeasedMessage {
+        seq,
+        hash,
+        attempt: row.try_get::<i32, _>("attempts").map_err(write_error)? as u32,
+        lease_id: row.try_get::<i64, _>("lease_id").map_err(write_error)? as u64,
+        canonical,
+    })
+}
 
 /// The lease statement: up to `budget` deliverable messages, see
 /// [`PostgresStore::lease`].
@@ -387,7 +409,9 @@ impl PostgresStore {
     /// the subscription row's lock (or answering `Busy` if another server
     /// holds it). `attributes` gives a fact's ordering key and not-before
     /// time; it sees the canonical bytes only of facts that may carry a
-    /// not-before time, or of every fact when `needs_bytes`.
+    /// not-before time, or of every fact when `needs_bytes`. With
+    /// `then_lease`, the lease statement runs in the same transaction, so a
+    /// pull that admits gets its messages with one commit.
     pub async fn admit(
         &self,
         id: u64,
@@ -395,6 +419,7 @@ impl PostgresStore {
         window_max: usize,
         needs_bytes: bool,
         attributes: impl Fn(&StoredFact) -> (Option<Hash>, Option<u64>),
+        then_lease: Option<LeaseRequest>,
     ) -> Result<Admission, WriteError> {
         self.timed_transaction(self.admit_in_transaction(
             id,
@@ -402,6 +427,7 @@ impl PostgresStore {
             window_max,
             needs_bytes,
             attributes,
+            then_lease,
         ))
         .await
     }
@@ -413,45 +439,38 @@ impl PostgresStore {
         window_max: usize,
         needs_bytes: bool,
         attributes: impl Fn(&StoredFact) -> (Option<Hash>, Option<u64>),
+        then_lease: Option<LeaseRequest>,
     ) -> Result<Admission, WriteError> {
         let mut transaction = self.pool().begin().await.map_err(write_error)?;
-        let cursor: Option<i64> = sqlx::query_scalar(
-            "SELECT cursor_seq FROM cairn_subscriptions WHERE id = $1 FOR UPDATE SKIP LOCKED",
-        )
-        .bind(id as i64)
-        .fetch_optional(&mut *transaction)
-        .await
-        .map_err(write_error)?;
-        let Some(cursor) = cursor else {
-            return Ok(Admission::Busy);
-        };
-        let head: i64 = sqlx::query_scalar("SELECT last_seq FROM cairn_log_head")
-            .fetch_one(&mut *transaction)
-            .await
-            .map_err(write_error)?;
-        if cursor >= head {
-            return Ok(Admission::Admitted {
-                n_admitted: 0,
-                cursor_seq: cursor as u64,
-                window_full: false,
-            });
-        }
-        let pending: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM (SELECT 1 FROM cairn_messages
-                                   WHERE subscription_id = $1 AND status = 0 LIMIT $2) p",
+        let state: Option<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT s.cursor_seq,
+                    (SELECT h.last_seq FROM cairn_log_head h),
+                    (SELECT count(*) FROM (SELECT 1 FROM cairn_messages m
+                                           WHERE m.subscription_id = s.id AND m.status = 0
+                                           LIMIT $2) p)
+             FROM cairn_subscriptions s WHERE s.id = $1
+             FOR UPDATE OF s SKIP LOCKED",
         )
         .bind(id as i64)
         .bind(window_max as i64)
-        .fetch_one(&mut *transaction)
+        .fetch_optional(&mut *transaction)
         .await
         .map_err(write_error)?;
+        let Some((cursor, head, pending)) = state else {
+            return Ok(Admission::Busy);
+        };
+        let nothing = |window_full| Admission::Admitted {
+            n_admitted: 0,
+            cursor_seq: cursor as u64,
+            window_full,
+            leased: Vec::new(),
+        };
+        if cursor >= head {
+            return Ok(nothing(false));
+        }
         let room = (window_max as i64 - pending).min(ADMISSION_BATCH_MAX);
         if room <= 0 {
-            return Ok(Admission::Admitted {
-                n_admitted: 0,
-                cursor_seq: cursor as u64,
-                window_full: true,
-            });
+            return Ok(nothing(true));
         }
         let (type_name, filter) = match selection {
             MessageSelection::Type(type_name) => (type_name, "f.type_name = $3 AND f.seq > $4"),
@@ -507,22 +526,6 @@ impl PostgresStore {
             keys.push(key.map(|key| key.as_bytes().to_vec()));
             available.push(not_before.unwrap_or(0) as i64);
         }
-        sqlx::query(
-            "INSERT INTO cairn_messages
-                 (subscription_id, seq, hash, status, ordering_key, attempts, available_at_ms)
-             SELECT $1, t.seq, t.hash, 0, t.ordering_key, 0, t.available_at_ms
-             FROM unnest($2::bigint[], $3::bytea[], $4::bytea[], $5::bigint[])
-                  AS t(seq, hash, ordering_key, available_at_ms)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(id as i64)
-        .bind(&seqs)
-        .bind(&hashes)
-        .bind(&keys)
-        .bind(&available)
-        .execute(&mut *transaction)
-        .await
-        .map_err(write_error)?;
         let last = seqs.last().copied().unwrap_or(cursor);
         // Fewer than asked: every match up to the head read above is in.
         let new_cursor = if (rows.len() as i64) < room {
@@ -530,17 +533,44 @@ impl PostgresStore {
         } else {
             last
         };
-        sqlx::query("UPDATE cairn_subscriptions SET cursor_seq = $2 WHERE id = $1")
-            .bind(id as i64)
-            .bind(new_cursor)
-            .execute(&mut *transaction)
-            .await
-            .map_err(write_error)?;
+        sqlx::query(
+            "WITH admitted AS (
+                 INSERT INTO cairn_messages
+                     (subscription_id, seq, hash, status, ordering_key, attempts, available_at_ms)
+                 SELECT $1, t.seq, t.hash, 0, t.ordering_key, 0, t.available_at_ms
+                 FROM unnest($2::bigint[], $3::bytea[], $4::bytea[], $5::bigint[])
+                      AS t(seq, hash, ordering_key, available_at_ms)
+                 ON CONFLICT DO NOTHING
+             )
+             UPDATE cairn_subscriptions SET cursor_seq = $6 WHERE id = $1",
+        )
+        .bind(id as i64)
+        .bind(&seqs)
+        .bind(&hashes)
+        .bind(&keys)
+        .bind(&available)
+        .bind(new_cursor)
+        .execute(&mut *transaction)
+        .await
+        .map_err(write_error)?;
+        // The new messages can be leased in the same commit.
+        let leased = match then_lease {
+            Some(request) if !seqs.is_empty() => lease_query(id, request.max as i64, &request)
+                .fetch_all(&mut *transaction)
+                .await
+                .map_err(write_error)?,
+            _ => Vec::new(),
+        };
         transaction.commit().await.map_err(write_error)?;
+        let leased = leased
+            .iter()
+            .map(leased_message)
+            .collect::<Result<_, _>>()?;
         Ok(Admission::Admitted {
             n_admitted: seqs.len() as u64,
             cursor_seq: new_cursor as u64,
             window_full: false,
+            leased,
         })
     }
 
@@ -566,26 +596,7 @@ impl PostgresStore {
                     .await?
             }
         };
-        rows.iter()
-            .map(|row| {
-                let seq = row.try_get::<i64, _>("seq").map_err(write_error)? as u64;
-                let hash = hash_of(row.try_get("hash").map_err(write_error)?)
-                    .map_err(|error| WriteError::Storage(error.to_string()))?;
-                let canonical: Vec<u8> = row.try_get("canonical").map_err(write_error)?;
-                if Hash::of_bytes(&canonical) != hash {
-                    return Err(WriteError::Storage(format!(
-                        "fact with seq {seq} does not match its hash {hash}"
-                    )));
-                }
-                Ok(LeasedMessage {
-                    seq,
-                    hash,
-                    attempt: row.try_get::<i32, _>("attempts").map_err(write_error)? as u32,
-                    lease_id: row.try_get::<i64, _>("lease_id").map_err(write_error)? as u64,
-                    canonical,
-                })
-            })
-            .collect()
+        rows.iter().map(leased_message).collect()
     }
 
     /// A lease under a rate limit: the subscription row's token bucket is
