@@ -371,7 +371,7 @@ impl SharedSubscription {
             let rate_limited = self.definition.rate_limit_per_s.is_some();
             let then_lease = (!rate_limited).then(|| request(max - leased.len()));
             match self.admit(then_lease).await? {
-                Admitted::Some(more) if !rate_limited => leased.extend(more),
+                Admitted::Some(more) if !more.is_empty() => leased.extend(more),
                 Admitted::Some(_) => {
                     let more = self
                         .store

@@ -410,8 +410,9 @@ impl PostgresStore {
     /// holds it). `attributes` gives a fact's ordering key and not-before
     /// time; it sees the canonical bytes only of facts that may carry a
     /// not-before time, or of every fact when `needs_bytes`. With
-    /// `then_lease`, the lease statement runs in the same transaction, so a
-    /// pull that admits gets its messages with one commit.
+    /// `then_lease`, an admission that reaches the head of the log also
+    /// leases in the same transaction, so a pull waiting for new facts gets
+    /// them with one commit.
     pub async fn admit(
         &self,
         id: u64,
@@ -442,23 +443,29 @@ impl PostgresStore {
         then_lease: Option<LeaseRequest>,
     ) -> Result<Admission, WriteError> {
         let mut transaction = self.pool().begin().await.map_err(write_error)?;
-        let state: Option<(i64, i64, i64)> = sqlx::query_as(
-            "SELECT s.cursor_seq,
-                    (SELECT h.last_seq FROM cairn_log_head h),
-                    (SELECT count(*) FROM (SELECT 1 FROM cairn_messages m
-                                           WHERE m.subscription_id = s.id AND m.status = 0
-                                           LIMIT $2) p)
-             FROM cairn_subscriptions s WHERE s.id = $1
-             FOR UPDATE OF s SKIP LOCKED",
+        // Lock first: a pull that finds another one admitting must not pay
+        // for counting the window.
+        let cursor: Option<i64> = sqlx::query_scalar(
+            "SELECT cursor_seq FROM cairn_subscriptions WHERE id = $1 FOR UPDATE SKIP LOCKED",
         )
         .bind(id as i64)
-        .bind(window_max as i64)
         .fetch_optional(&mut *transaction)
         .await
         .map_err(write_error)?;
-        let Some((cursor, head, pending)) = state else {
+        let Some(cursor) = cursor else {
             return Ok(Admission::Busy);
         };
+        let (head, pending): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT last_seq FROM cairn_log_head),
+                    (SELECT count(*) FROM (SELECT 1 FROM cairn_messages
+                                           WHERE subscription_id = $1 AND status = 0
+                                           LIMIT $2) p)",
+        )
+        .bind(id as i64)
+        .bind(window_max as i64)
+        .fetch_one(&mut *transaction)
+        .await
+        .map_err(write_error)?;
         let nothing = |window_full| Admission::Admitted {
             n_admitted: 0,
             cursor_seq: cursor as u64,
@@ -553,12 +560,19 @@ impl PostgresStore {
         .execute(&mut *transaction)
         .await
         .map_err(write_error)?;
-        // The new messages can be leased in the same commit.
+        // Caught up with the log (the latency case: a few new facts), the
+        // new messages are leased in the same commit. Admitting a backlog,
+        // the lock is released first, so that other pulls lease in
+        // parallel rather than wait for this one (measured with 6
+        // consumers: 25k instead of 22k msg/s, and a third of the wait).
+        let caught_up = (rows.len() as i64) < room;
         let leased = match then_lease {
-            Some(request) if !seqs.is_empty() => lease_query(id, request.max as i64, &request)
-                .fetch_all(&mut *transaction)
-                .await
-                .map_err(write_error)?,
+            Some(request) if caught_up && !seqs.is_empty() => {
+                lease_query(id, request.max as i64, &request)
+                    .fetch_all(&mut *transaction)
+                    .await
+                    .map_err(write_error)?
+            }
             _ => Vec::new(),
         };
         transaction.commit().await.map_err(write_error)?;
