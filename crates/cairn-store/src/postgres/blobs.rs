@@ -20,6 +20,27 @@ use super::errors::read_error;
 use crate::blobs::BlobError;
 use crate::error::ReadError;
 
+/// How long one database operation of a blob (a chunk, the finishing
+/// transaction, a lookup) may take. Without it, a database that stops
+/// answering (a partition, where PostgreSQL's statement timeout cannot reach
+/// us) would hold an upload or download for the server's one-hour blob
+/// timeout; with it the request fails as unavailable (503).
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs one database operation of a blob within [`OPERATION_TIMEOUT`].
+async fn bounded<T>(
+    operation: impl std::future::Future<Output = Result<T, BlobError>>,
+) -> Result<T, BlobError> {
+    tokio::time::timeout(OPERATION_TIMEOUT, operation)
+        .await
+        .unwrap_or_else(|_| {
+            Err(BlobError::Unavailable(format!(
+                "no answer from the database within {} s",
+                OPERATION_TIMEOUT.as_secs()
+            )))
+        })
+}
+
 /// Bytes of one chunk row (the last chunk of a blob may be shorter).
 const CHUNK_BYTES: usize = 1024 * 1024;
 
@@ -66,11 +87,13 @@ pub(crate) struct PostgresBlobWriter {
 impl PostgresBlobWriter {
     /// Registers a new upload.
     pub(crate) async fn start(pool: &PgPool) -> Result<PostgresBlobWriter, BlobError> {
-        let upload_id: i64 =
+        let upload_id: i64 = bounded(async {
             sqlx::query_scalar("INSERT INTO cairn_blob_uploads DEFAULT VALUES RETURNING upload_id")
                 .fetch_one(pool)
                 .await
-                .map_err(blob_error)?;
+                .map_err(blob_error)
+        })
+        .await?;
         Ok(PostgresBlobWriter {
             pool: pool.clone(),
             upload_id,
@@ -107,18 +130,21 @@ impl PostgresBlobWriter {
         // commit record, which comes after every chunk's. This halves the
         // upload time (one flush per chunk otherwise). A chunk lost to a
         // database crash is caught by the chunk count in `finish`.
-        let inserted = sqlx::query(
-            "INSERT INTO cairn_blob_chunks (upload_id, n, bytes) \
-             SELECT u.upload_id, $2, $3 FROM cairn_blob_uploads u, \
-             (SELECT set_config('synchronous_commit', 'off', true)) s \
-             WHERE u.upload_id = $1 FOR KEY SHARE OF u",
-        )
-        .bind(self.upload_id)
-        .bind(self.n_chunks)
-        .bind(self.buffer.as_slice())
-        .execute(&self.pool)
-        .await
-        .map_err(blob_error)?
+        let inserted = bounded(async {
+            sqlx::query(
+                "INSERT INTO cairn_blob_chunks (upload_id, n, bytes) \
+                 SELECT u.upload_id, $2, $3 FROM cairn_blob_uploads u, \
+                 (SELECT set_config('synchronous_commit', 'off', true)) s \
+                 WHERE u.upload_id = $1 FOR KEY SHARE OF u",
+            )
+            .bind(self.upload_id)
+            .bind(self.n_chunks)
+            .bind(self.buffer.as_slice())
+            .execute(&self.pool)
+            .await
+            .map_err(blob_error)
+        })
+        .await?
         .rows_affected();
         if inserted != 1 {
             return Err(self.removed_as_abandoned());
@@ -155,6 +181,13 @@ impl PostgresBlobWriter {
         }
         let size_column = i64::try_from(size)
             .map_err(|_| BlobError::Storage(format!("a blob of {size} bytes is too large")))?;
+        bounded(self.commit(hash, size, size_column)).await?;
+        self.finished = true;
+        Ok(())
+    }
+
+    /// The transaction of [`PostgresBlobWriter::finish`].
+    async fn commit(&self, hash: &Hash, size: u64, size_column: i64) -> Result<(), BlobError> {
         let mut transaction = self.pool.begin().await.map_err(blob_error)?;
         // Deleting the upload's row first settles any race with cleanup:
         // if cleanup removed it, this finds nothing; if this goes first,
@@ -207,9 +240,7 @@ impl PostgresBlobWriter {
                 .await
                 .map_err(blob_error)?;
         }
-        transaction.commit().await.map_err(blob_error)?;
-        self.finished = true;
-        Ok(())
+        transaction.commit().await.map_err(blob_error)
     }
 }
 
@@ -318,11 +349,14 @@ pub(crate) async fn sweep_abandoned_uploads(pool: PgPool) {
 
 /// The stored size and upload of the blob `hash`, if it is stored.
 pub(crate) async fn find(pool: &PgPool, hash: &Hash) -> Result<Option<(u64, i64)>, BlobError> {
-    let row = sqlx::query("SELECT size, upload_id FROM cairn_blobs WHERE hash = $1")
-        .bind(hash.0.as_slice())
-        .fetch_optional(pool)
-        .await
-        .map_err(blob_error)?;
+    let row = bounded(async {
+        sqlx::query("SELECT size, upload_id FROM cairn_blobs WHERE hash = $1")
+            .bind(hash.0.as_slice())
+            .fetch_optional(pool)
+            .await
+            .map_err(blob_error)
+    })
+    .await?;
     let Some(row) = row else {
         return Ok(None);
     };
@@ -347,14 +381,18 @@ pub(crate) fn chunks(
         if remaining == 0 {
             return Ok(None);
         }
-        let bytes: Option<Vec<u8>> = sqlx::query_scalar(
-            "SELECT bytes FROM cairn_blob_chunks WHERE upload_id = $1 AND n = $2",
-        )
-        .bind(upload_id)
-        .bind(n)
-        .fetch_optional(&pool)
+        let bytes: Option<Vec<u8>> = bounded(async {
+            sqlx::query_scalar(
+                "SELECT bytes FROM cairn_blob_chunks WHERE upload_id = $1 AND n = $2",
+            )
+            .bind(upload_id)
+            .bind(n)
+            .fetch_optional(&pool)
+            .await
+            .map_err(blob_error)
+        })
         .await
-        .map_err(|error| std::io::Error::other(blob_error(error)))?;
+        .map_err(std::io::Error::other)?;
         let corrupt = |what: String| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
