@@ -202,13 +202,8 @@ impl PostgresStore {
         ))
     }
 
-    /// Moves the local view of the head forward (never back).
     fn advance_head(&self, seq: u64) {
-        self.last_seq.send_if_modified(|current| {
-            let moved = seq > *current;
-            *current = (*current).max(seq);
-            moved
-        });
+        advance_head(&self.last_seq, seq);
     }
 
     fn fact_from_row(row: &sqlx::postgres::PgRow) -> Result<StoredFact, ReadError> {
@@ -228,37 +223,6 @@ impl PostgresStore {
             seq: seq as u64,
             canonical,
         })
-    }
-
-    /// The durable fact at `seq`, if any.
-    pub async fn fact_at_seq(&self, seq: u64) -> Result<Option<StoredFact>, ReadError> {
-        let row = self
-            .timed(
-                sqlx::query("SELECT seq, hash, canonical FROM cairn_facts WHERE seq = $1")
-                    .bind(seq as i64)
-                    .fetch_optional(&self.pool),
-            )
-            .await
-            .map_err(read_error)?;
-        row.as_ref().map(Self::fact_from_row).transpose()
-    }
-
-    /// The facts at these seqs that exist, in the order asked.
-    pub async fn facts_at_seqs(&self, seqs: &[u64]) -> Result<Vec<StoredFact>, ReadError> {
-        let seqs: Vec<i64> = seqs.iter().map(|&seq| seq as i64).collect();
-        let rows = self
-            .timed(
-                sqlx::query(
-                    "SELECT f.seq, f.hash, f.canonical
-                     FROM unnest($1::bigint[]) WITH ORDINALITY AS s(seq, o)
-                     JOIN cairn_facts f ON f.seq = s.seq ORDER BY s.o",
-                )
-                .bind(seqs)
-                .fetch_all(&self.pool),
-            )
-            .await
-            .map_err(read_error)?;
-        rows.iter().map(Self::fact_from_row).collect()
     }
 
     /// Pool use: (connections open, of which idle, most allowed).
@@ -313,6 +277,15 @@ async fn check_durability(pool: &PgPool) -> Result<(), PostgresError> {
     Ok(())
 }
 
+/// Moves a view of the head of the log forward (never back).
+fn advance_head(last_seq: &watch::Sender<u64>, seq: u64) {
+    last_seq.send_if_modified(|current| {
+        let moved = seq > *current;
+        *current = (*current).max(seq);
+        moved
+    });
+}
+
 async fn read_head(pool: &PgPool) -> Result<u64, sqlx::Error> {
     let head: i64 = sqlx::query_scalar("SELECT last_seq FROM cairn_log_head")
         .fetch_one(pool)
@@ -324,13 +297,7 @@ async fn read_head(pool: &PgPool) -> Result<u64, sqlx::Error> {
 /// and a read of the head every [`HEAD_POLL_INTERVAL`] in case some were
 /// lost (the listening connection is re-established on failure).
 async fn follow_head(pool: PgPool, last_seq: watch::Sender<u64>, counters: Arc<Counters>) {
-    let advance = |seq: u64| {
-        last_seq.send_if_modified(|current| {
-            let moved = seq > *current;
-            *current = (*current).max(seq);
-            moved
-        });
-    };
+    let advance = |seq: u64| advance_head(&last_seq, seq);
     let mut listener: Option<PgListener> = None;
     let mut ticks_since_size = 0u32;
     loop {
