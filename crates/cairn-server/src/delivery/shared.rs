@@ -405,53 +405,6 @@ impl SharedSubscription {
         Ok((messages, admitting_elsewhere))
     }
 
-    async fn pull(
-        &self,
-        max: usize,
-        wait_ms: u64,
-        lease_ms: Option<u64>,
-        shutdown: &CancellationToken,
-    ) -> Result<Vec<PulledMessage>, DeliveryError> {
-        let deadline = Instant::now() + Duration::from_millis(wait_ms);
-        let mut last_seq = self.last_seq.clone();
-        loop {
-            self.check_open()?;
-            let mut notified = pin!(self.changed.notified());
-            notified.as_mut().enable();
-            last_seq.borrow_and_update();
-            let (messages, admitting_elsewhere) = self.lease_now(max, lease_ms).await?;
-            if !messages.is_empty() {
-                return Ok(messages);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(Vec::new());
-            }
-            let poll = if admitting_elsewhere {
-                ADMISSION_RETRY
-            } else {
-                POLL_INTERVAL
-            };
-            tokio::select! {
-                () = notified => {}
-                _ = last_seq.changed() => {}
-                () = tokio::time::sleep_until((now + poll).min(deadline)) => {}
-                () = shutdown.cancelled() => return Ok(Vec::new()),
-            }
-        }
-    }
-
-    async fn ack(&self, tokens: &[String]) -> Result<Vec<TokenOutcome>, DeliveryError> {
-        self.check_open()?;
-        let mut outcomes = TokenOutcomes::parse(tokens);
-        let acked = self.store.ack_leases(self.id, &outcomes.valid()).await?;
-        self.acked.fetch_add(acked.len() as u64, Ordering::Relaxed);
-        outcomes.settle(&acked, TokenStatus::Acked);
-        // An ack can let the next message of an ordering key go.
-        self.changed.notify_waiters();
-        self.finish_unmatched(outcomes, true).await
-    }
-
     /// Settles the tokens that matched no lease: expired if their message
     /// is still pending (and, when `needs_lease`, was leased at all), as the
     /// in-memory engine answers; unknown otherwise.
@@ -472,140 +425,6 @@ impl SharedSubscription {
             .map(|lease| lease.seq)
             .collect();
         Ok(outcomes.finish(TokenStatus::Expired, |seq| tracked.contains(&seq)))
-    }
-
-    async fn nack(
-        &self,
-        tokens: &[String],
-        delay_ms: Option<u64>,
-        error: Option<&str>,
-    ) -> Result<Vec<TokenOutcome>, DeliveryError> {
-        self.check_open()?;
-        let mut outcomes = TokenOutcomes::parse(tokens);
-        let error = error.map(cairn_delivery::truncate_error);
-        let nacked = self
-            .store
-            .nack_leases(
-                self.id,
-                &outcomes.valid(),
-                delay_ms,
-                error.as_deref(),
-                self.definition.max_attempts,
-                self.definition.backoff,
-            )
-            .await?;
-        outcomes.settle(&nacked, TokenStatus::Nacked);
-        self.changed.notify_waiters();
-        self.finish_unmatched(outcomes, true).await
-    }
-
-    async fn extend(
-        &self,
-        tokens: &[String],
-        lease_ms: Option<u64>,
-    ) -> Result<Vec<TokenOutcome>, DeliveryError> {
-        self.check_open()?;
-        let mut outcomes = TokenOutcomes::parse(tokens);
-        let lease_ms = lease_ms.unwrap_or(self.definition.lease_ms);
-        let extended = self
-            .store
-            .extend_leases(self.id, &outcomes.valid(), lease_ms)
-            .await?;
-        outcomes.settle(&extended, TokenStatus::Extended);
-        self.finish_unmatched(outcomes, false).await
-    }
-
-    async fn set_paused(&self, paused: bool) -> Result<SubscriptionView, DeliveryError> {
-        self.check_open()?;
-        if !self.store.set_subscription_paused(self.id, paused).await? {
-            return Err(DeliveryError::UnknownSubscription(self.name.clone()));
-        }
-        self.changed.notify_waiters();
-        self.view().await
-    }
-
-    async fn view(&self) -> Result<SubscriptionView, DeliveryError> {
-        self.check_open()?;
-        let counts = self
-            .store
-            .delivery_counts(self.id, &self.selection)
-            .await?
-            .ok_or_else(|| DeliveryError::UnknownSubscription(self.name.clone()))?;
-        let durable_seq = (*self.last_seq.borrow()).max(counts.cursor_seq);
-        let acked_floor = counts
-            .lowest_pending_seq
-            .map_or(counts.cursor_seq, |seq| seq - 1);
-        Ok(SubscriptionView {
-            name: self.name.clone(),
-            definition: self.definition.clone(),
-            paused: counts.paused,
-            backlog: counts.pending - counts.in_flight + counts.untracked,
-            in_flight: counts.in_flight,
-            delivered: self.delivered.load(Ordering::Relaxed),
-            redelivered: self.redelivered.load(Ordering::Relaxed),
-            acked: self.acked.load(Ordering::Relaxed),
-            dead: counts.dead,
-            discarded: counts.discarded,
-            oldest_unacked_age_ms: counts
-                .oldest_first_delivered_at_ms
-                .map_or(0, |first| counts.now_ms.saturating_sub(first)),
-            consumer_lag: durable_seq.saturating_sub(acked_floor),
-        })
-    }
-
-    async fn dead_letters(
-        &self,
-        discarded: bool,
-        after_seq: u64,
-        limit: usize,
-    ) -> Result<Vec<DeadLetter>, DeliveryError> {
-        self.check_open()?;
-        let status = if discarded {
-            MessageStatus::Discarded
-        } else {
-            MessageStatus::Dead
-        };
-        self.expire_leases().await?;
-        Ok(self
-            .store
-            .message_rows(self.id, status, after_seq, limit)
-            .await?
-            .into_iter()
-            .map(|(seq, record, canonical)| DeadLetter {
-                seq,
-                record,
-                canonical,
-            })
-            .collect())
-    }
-
-    async fn dead_letter(&self, hash: &Hash) -> Result<Option<DeadLetter>, DeliveryError> {
-        self.check_open()?;
-        self.expire_leases().await?;
-        Ok(self
-            .store
-            .dead_message(self.id, hash)
-            .await?
-            .map(|(seq, record, canonical)| DeadLetter {
-                seq,
-                record,
-                canonical,
-            }))
-    }
-
-    async fn replay(&self, hashes: Option<&[Hash]>) -> Result<usize, DeliveryError> {
-        self.check_open()?;
-        let n_replayed = self
-            .store
-            .replay_dead(self.id, hashes, TRACKED_MESSAGES_MAX)
-            .await?;
-        self.changed.notify_waiters();
-        Ok(n_replayed as usize)
-    }
-
-    async fn discard(&self, hash: &Hash) -> Result<bool, DeliveryError> {
-        self.check_open()?;
-        Ok(self.store.discard_dead(self.id, hash).await?)
     }
 }
 
@@ -638,13 +457,48 @@ impl Subscription for SharedSubscription {
         lease_ms: Option<u64>,
         shutdown: &'a CancellationToken,
     ) -> Answer<'a, Vec<PulledMessage>> {
-        Box::pin(SharedSubscription::pull(
-            self, max, wait_ms, lease_ms, shutdown,
-        ))
+        Box::pin(async move {
+            let deadline = Instant::now() + Duration::from_millis(wait_ms);
+            let mut last_seq = self.last_seq.clone();
+            loop {
+                self.check_open()?;
+                let mut notified = pin!(self.changed.notified());
+                notified.as_mut().enable();
+                last_seq.borrow_and_update();
+                let (messages, admitting_elsewhere) = self.lease_now(max, lease_ms).await?;
+                if !messages.is_empty() {
+                    return Ok(messages);
+                }
+                let now = Instant::now();
+                if now >= deadline {
+                    return Ok(Vec::new());
+                }
+                let poll = if admitting_elsewhere {
+                    ADMISSION_RETRY
+                } else {
+                    POLL_INTERVAL
+                };
+                tokio::select! {
+                    () = notified => {}
+                    _ = last_seq.changed() => {}
+                    () = tokio::time::sleep_until((now + poll).min(deadline)) => {}
+                    () = shutdown.cancelled() => return Ok(Vec::new()),
+                }
+            }
+        })
     }
 
     fn ack<'a>(&'a self, tokens: &'a [String]) -> Answer<'a, Vec<TokenOutcome>> {
-        Box::pin(SharedSubscription::ack(self, tokens))
+        Box::pin(async move {
+            self.check_open()?;
+            let mut outcomes = TokenOutcomes::parse(tokens);
+            let acked = self.store.ack_leases(self.id, &outcomes.valid()).await?;
+            self.acked.fetch_add(acked.len() as u64, Ordering::Relaxed);
+            outcomes.settle(&acked, TokenStatus::Acked);
+            // An ack can let the next message of an ordering key go.
+            self.changed.notify_waiters();
+            self.finish_unmatched(outcomes, true).await
+        })
     }
 
     fn nack<'a>(
@@ -653,7 +507,25 @@ impl Subscription for SharedSubscription {
         delay_ms: Option<u64>,
         error: Option<&'a str>,
     ) -> Answer<'a, Vec<TokenOutcome>> {
-        Box::pin(SharedSubscription::nack(self, tokens, delay_ms, error))
+        Box::pin(async move {
+            self.check_open()?;
+            let mut outcomes = TokenOutcomes::parse(tokens);
+            let error = error.map(cairn_delivery::truncate_error);
+            let nacked = self
+                .store
+                .nack_leases(
+                    self.id,
+                    &outcomes.valid(),
+                    delay_ms,
+                    error.as_deref(),
+                    self.definition.max_attempts,
+                    self.definition.backoff,
+                )
+                .await?;
+            outcomes.settle(&nacked, TokenStatus::Nacked);
+            self.changed.notify_waiters();
+            self.finish_unmatched(outcomes, true).await
+        })
     }
 
     fn extend<'a>(
@@ -661,15 +533,59 @@ impl Subscription for SharedSubscription {
         tokens: &'a [String],
         lease_ms: Option<u64>,
     ) -> Answer<'a, Vec<TokenOutcome>> {
-        Box::pin(SharedSubscription::extend(self, tokens, lease_ms))
+        Box::pin(async move {
+            self.check_open()?;
+            let mut outcomes = TokenOutcomes::parse(tokens);
+            let lease_ms = lease_ms.unwrap_or(self.definition.lease_ms);
+            let extended = self
+                .store
+                .extend_leases(self.id, &outcomes.valid(), lease_ms)
+                .await?;
+            outcomes.settle(&extended, TokenStatus::Extended);
+            self.finish_unmatched(outcomes, false).await
+        })
     }
 
     fn set_paused(&self, paused: bool) -> Answer<'_, SubscriptionView> {
-        Box::pin(SharedSubscription::set_paused(self, paused))
+        Box::pin(async move {
+            self.check_open()?;
+            if !self.store.set_subscription_paused(self.id, paused).await? {
+                return Err(DeliveryError::UnknownSubscription(self.name.clone()));
+            }
+            self.changed.notify_waiters();
+            self.view().await
+        })
     }
 
     fn view(&self) -> Answer<'_, SubscriptionView> {
-        Box::pin(SharedSubscription::view(self))
+        Box::pin(async move {
+            self.check_open()?;
+            let counts = self
+                .store
+                .delivery_counts(self.id, &self.selection)
+                .await?
+                .ok_or_else(|| DeliveryError::UnknownSubscription(self.name.clone()))?;
+            let durable_seq = (*self.last_seq.borrow()).max(counts.cursor_seq);
+            let acked_floor = counts
+                .lowest_pending_seq
+                .map_or(counts.cursor_seq, |seq| seq - 1);
+            Ok(SubscriptionView {
+                name: self.name.clone(),
+                definition: self.definition.clone(),
+                paused: counts.paused,
+                backlog: counts.pending - counts.in_flight + counts.untracked,
+                in_flight: counts.in_flight,
+                delivered: self.delivered.load(Ordering::Relaxed),
+                redelivered: self.redelivered.load(Ordering::Relaxed),
+                acked: self.acked.load(Ordering::Relaxed),
+                dead: counts.dead,
+                discarded: counts.discarded,
+                oldest_unacked_age_ms: counts
+                    .oldest_first_delivered_at_ms
+                    .map_or(0, |first| counts.now_ms.saturating_sub(first)),
+                consumer_lag: durable_seq.saturating_sub(acked_floor),
+            })
+        })
     }
 
     fn dead_letters(
@@ -678,20 +594,60 @@ impl Subscription for SharedSubscription {
         after_seq: u64,
         limit: usize,
     ) -> Answer<'_, Vec<DeadLetter>> {
-        Box::pin(SharedSubscription::dead_letters(
-            self, discarded, after_seq, limit,
-        ))
+        Box::pin(async move {
+            self.check_open()?;
+            let status = if discarded {
+                MessageStatus::Discarded
+            } else {
+                MessageStatus::Dead
+            };
+            self.expire_leases().await?;
+            Ok(self
+                .store
+                .message_rows(self.id, status, after_seq, limit)
+                .await?
+                .into_iter()
+                .map(|(seq, record, canonical)| DeadLetter {
+                    seq,
+                    record,
+                    canonical,
+                })
+                .collect())
+        })
     }
 
     fn dead_letter<'a>(&'a self, hash: &'a Hash) -> Answer<'a, Option<DeadLetter>> {
-        Box::pin(SharedSubscription::dead_letter(self, hash))
+        Box::pin(async move {
+            self.check_open()?;
+            self.expire_leases().await?;
+            Ok(self
+                .store
+                .dead_message(self.id, hash)
+                .await?
+                .map(|(seq, record, canonical)| DeadLetter {
+                    seq,
+                    record,
+                    canonical,
+                }))
+        })
     }
 
     fn replay<'a>(&'a self, hashes: Option<&'a [Hash]>) -> Answer<'a, usize> {
-        Box::pin(SharedSubscription::replay(self, hashes))
+        Box::pin(async move {
+            self.check_open()?;
+            let n_replayed = self
+                .store
+                .replay_dead(self.id, hashes, TRACKED_MESSAGES_MAX)
+                .await?;
+            self.changed.notify_waiters();
+            Ok(n_replayed as usize)
+        })
     }
 
     fn discard<'a>(&'a self, hash: &'a Hash) -> Answer<'a, bool> {
-        Box::pin(SharedSubscription::discard(self, hash))
+        Box::pin(async move {
+            self.check_open()?;
+            Ok(self.store.discard_dead(self.id, hash).await?)
+        })
     }
 }

@@ -158,199 +158,12 @@ impl<S: Store + DeliveryStore> MemorySubscription<S> {
         Ok(())
     }
 
-    /// Leases up to `max` messages, waiting up to `wait_ms` for at least one.
-    pub async fn pull(
-        &self,
-        max: usize,
-        wait_ms: u64,
-        lease_ms: Option<u64>,
-        shutdown: &CancellationToken,
-    ) -> Result<Vec<PulledMessage>, DeliveryError> {
-        let deadline = Instant::now() + Duration::from_millis(wait_ms);
-        let mut last_seq = self.last_seq.clone();
-        loop {
-            self.check_open()?;
-            let mut notified = pin!(self.changed.notified());
-            notified.as_mut().enable();
-            last_seq.borrow_and_update();
-            let (leases, prefetched, next_event_at_ms) = {
-                let mut inner = self.inner.lock().await;
-                let now = now_ms();
-                self.catch_up(&mut inner, now).await?;
-                let (leases, changes) = inner.state.pull(max, lease_ms, now);
-                self.queue(changes).await?;
-                let prefetched: Vec<Option<Vec<u8>>> = leases
-                    .iter()
-                    .map(|lease| inner.prefetched.remove(&lease.seq))
-                    .collect();
-                let n_bytes: usize = prefetched.iter().flatten().map(Vec::len).sum();
-                inner.prefetched_bytes -= n_bytes;
-                (leases, prefetched, inner.state.next_event_at_ms())
-            };
-            if !leases.is_empty() {
-                let mut messages = Vec::with_capacity(leases.len());
-                for (lease, prefetched) in leases.into_iter().zip(prefetched) {
-                    let canonical = match prefetched {
-                        Some(canonical) => canonical,
-                        None => self.leased_fact(lease.seq)?,
-                    };
-                    messages.push(PulledMessage {
-                        token: lease.token.to_string(),
-                        hash: lease.hash,
-                        seq: lease.seq,
-                        attempt: lease.attempt,
-                        canonical,
-                    });
-                }
-                return Ok(messages);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(Vec::new());
-            }
-            let wake_at = next_event_at_ms
-                .map(|at| now + Duration::from_millis(at.saturating_sub(now_ms())))
-                .map_or(deadline, |at| at.min(deadline));
-            tokio::select! {
-                () = notified => {}
-                _ = last_seq.changed() => {}
-                () = tokio::time::sleep_until(wake_at) => {}
-                () = shutdown.cancelled() => return Ok(Vec::new()),
-            }
-        }
-    }
-
     /// The canonical bytes of a leased message, from the store.
     fn leased_fact(&self, seq: u64) -> Result<Vec<u8>, DeliveryError> {
         let fact = self.store.fact_at_seq(seq)?.ok_or_else(|| {
             cairn_store::ReadError::Corrupt(format!("leased message {seq} is not in the store"))
         })?;
         Ok(fact.canonical)
-    }
-
-    /// Acknowledges; durable before it returns.
-    pub async fn ack(&self, tokens: &[String]) -> Result<Vec<TokenOutcome>, DeliveryError> {
-        self.check_open()?;
-        let outcomes = {
-            let mut inner = self.inner.lock().await;
-            let (outcomes, changes) = inner.state.ack(tokens);
-            self.queue(changes).await?;
-            outcomes
-        };
-        self.barrier().await?;
-        // An ack can let the next message of an ordering key go.
-        self.changed.notify_waiters();
-        Ok(outcomes)
-    }
-
-    /// Negative acknowledgement; durable before it returns.
-    pub async fn nack(
-        &self,
-        tokens: &[String],
-        delay_ms: Option<u64>,
-        error: Option<&str>,
-    ) -> Result<Vec<TokenOutcome>, DeliveryError> {
-        self.check_open()?;
-        let outcomes = {
-            let mut inner = self.inner.lock().await;
-            let (outcomes, changes) = inner.state.nack(tokens, delay_ms, error, now_ms());
-            self.queue(changes).await?;
-            outcomes
-        };
-        self.barrier().await?;
-        self.changed.notify_waiters();
-        Ok(outcomes)
-    }
-
-    /// Renews leases.
-    pub async fn extend(
-        &self,
-        tokens: &[String],
-        lease_ms: Option<u64>,
-    ) -> Result<Vec<TokenOutcome>, DeliveryError> {
-        self.check_open()?;
-        let mut inner = self.inner.lock().await;
-        Ok(inner.state.extend(tokens, lease_ms, now_ms()))
-    }
-
-    /// Pauses or resumes delivery; durable before it returns.
-    pub async fn set_paused(&self, paused: bool) -> Result<SubscriptionView, DeliveryError> {
-        self.check_open()?;
-        {
-            let mut inner = self.inner.lock().await;
-            let changes = inner.state.set_paused(paused);
-            self.queue(changes).await?;
-        }
-        self.barrier().await?;
-        self.changed.notify_waiters();
-        self.view().await
-    }
-
-    /// The definition and counters.
-    pub async fn view(&self) -> Result<SubscriptionView, DeliveryError> {
-        let mut inner = self.inner.lock().await;
-        let now = now_ms();
-        self.catch_up(&mut inner, now).await?;
-        let durable_seq = *self.last_seq.borrow();
-        let cursor = inner.state.cursor_seq();
-        let backlog = &mut inner.backlog;
-        if backlog.counted_through_seq < cursor {
-            backlog.counted_through_seq = cursor;
-            backlog.n_untracked = 0;
-        }
-        backlog.n_untracked +=
-            self.store
-                .count_matching(&self.selection, backlog.counted_through_seq, durable_seq)?;
-        backlog.counted_through_seq = backlog.counted_through_seq.max(durable_seq);
-        let n_untracked = backlog.n_untracked;
-        let counters = inner.state.counters(now);
-        Ok(SubscriptionView {
-            name: self.name.clone(),
-            definition: self.definition.clone(),
-            paused: inner.state.paused(),
-            backlog: counters.tracked_not_leased + n_untracked,
-            in_flight: counters.in_flight,
-            delivered: counters.delivered,
-            redelivered: counters.redelivered,
-            acked: counters.acked,
-            dead: counters.dead,
-            discarded: counters.discarded,
-            oldest_unacked_age_ms: counters.oldest_unacked_age_ms,
-            consumer_lag: durable_seq.saturating_sub(inner.state.acked_floor_seq()),
-        })
-    }
-
-    /// Dead letters (or discarded ones) with `seq > after_seq`.
-    pub async fn dead_letters(
-        &self,
-        discarded: bool,
-        after_seq: u64,
-        limit: usize,
-    ) -> Result<Vec<DeadLetter>, DeliveryError> {
-        self.check_open()?;
-        // Dead-lettering by lease expiry is queued without waiting; make it
-        // readable first.
-        self.barrier().await?;
-        let status = if discarded {
-            MessageStatus::Discarded
-        } else {
-            MessageStatus::Dead
-        };
-        self.store
-            .message_records(self.id, status, after_seq, limit)?
-            .into_iter()
-            .map(|(seq, record)| self.with_fact(seq, record))
-            .collect()
-    }
-
-    /// The dead letter of this fact, if it is one.
-    pub async fn dead_letter(&self, hash: &Hash) -> Result<Option<DeadLetter>, DeliveryError> {
-        self.check_open()?;
-        self.barrier().await?;
-        self.store
-            .dead_letter(self.id, hash)?
-            .map(|(seq, record)| self.with_fact(seq, record))
-            .transpose()
     }
 
     fn with_fact(&self, seq: u64, record: MessageRecord) -> Result<DeadLetter, DeliveryError> {
@@ -362,54 +175,6 @@ impl<S: Store + DeliveryStore> MemorySubscription<S> {
             record,
             canonical: fact.canonical,
         })
-    }
-
-    /// Replays dead letters (these hashes, or all that fit in the window);
-    /// durable before it returns. Returns how many were replayed.
-    pub async fn replay(&self, hashes: Option<&[Hash]>) -> Result<usize, DeliveryError> {
-        self.check_open()?;
-        let n_replayed = {
-            let mut inner = self.inner.lock().await;
-            self.barrier().await?;
-            let room = inner.state.admission_room();
-            let records = match hashes {
-                Some(hashes) => {
-                    let mut records = Vec::new();
-                    for hash in hashes {
-                        if let Some(found) = self.store.dead_letter(self.id, hash)? {
-                            records.push(found);
-                        }
-                    }
-                    records
-                }
-                None => self
-                    .store
-                    .message_records(self.id, MessageStatus::Dead, 0, room)?,
-            };
-            let (n_replayed, changes) = inner.state.replay(records, now_ms());
-            self.queue(changes).await?;
-            n_replayed
-        };
-        self.barrier().await?;
-        self.changed.notify_waiters();
-        Ok(n_replayed)
-    }
-
-    /// Discards one dead letter, keeping its record; durable before it
-    /// returns. False if the fact is not a dead letter of this subscription.
-    pub async fn discard(&self, hash: &Hash) -> Result<bool, DeliveryError> {
-        self.check_open()?;
-        {
-            let mut inner = self.inner.lock().await;
-            self.barrier().await?;
-            let Some((seq, record)) = self.store.dead_letter(self.id, hash)? else {
-                return Ok(false);
-            };
-            let changes = inner.state.discard(seq, record);
-            self.queue(changes).await?;
-        }
-        self.barrier().await?;
-        Ok(true)
     }
 }
 
@@ -429,13 +194,76 @@ impl<S: Store + DeliveryStore> Subscription for MemorySubscription<S> {
         lease_ms: Option<u64>,
         shutdown: &'a CancellationToken,
     ) -> Answer<'a, Vec<PulledMessage>> {
-        Box::pin(MemorySubscription::pull(
-            self, max, wait_ms, lease_ms, shutdown,
-        ))
+        Box::pin(async move {
+            let deadline = Instant::now() + Duration::from_millis(wait_ms);
+            let mut last_seq = self.last_seq.clone();
+            loop {
+                self.check_open()?;
+                let mut notified = pin!(self.changed.notified());
+                notified.as_mut().enable();
+                last_seq.borrow_and_update();
+                let (leases, prefetched, next_event_at_ms) = {
+                    let mut inner = self.inner.lock().await;
+                    let now = now_ms();
+                    self.catch_up(&mut inner, now).await?;
+                    let (leases, changes) = inner.state.pull(max, lease_ms, now);
+                    self.queue(changes).await?;
+                    let prefetched: Vec<Option<Vec<u8>>> = leases
+                        .iter()
+                        .map(|lease| inner.prefetched.remove(&lease.seq))
+                        .collect();
+                    let n_bytes: usize = prefetched.iter().flatten().map(Vec::len).sum();
+                    inner.prefetched_bytes -= n_bytes;
+                    (leases, prefetched, inner.state.next_event_at_ms())
+                };
+                if !leases.is_empty() {
+                    let mut messages = Vec::with_capacity(leases.len());
+                    for (lease, prefetched) in leases.into_iter().zip(prefetched) {
+                        let canonical = match prefetched {
+                            Some(canonical) => canonical,
+                            None => self.leased_fact(lease.seq)?,
+                        };
+                        messages.push(PulledMessage {
+                            token: lease.token.to_string(),
+                            hash: lease.hash,
+                            seq: lease.seq,
+                            attempt: lease.attempt,
+                            canonical,
+                        });
+                    }
+                    return Ok(messages);
+                }
+                let now = Instant::now();
+                if now >= deadline {
+                    return Ok(Vec::new());
+                }
+                let wake_at = next_event_at_ms
+                    .map(|at| now + Duration::from_millis(at.saturating_sub(now_ms())))
+                    .map_or(deadline, |at| at.min(deadline));
+                tokio::select! {
+                    () = notified => {}
+                    _ = last_seq.changed() => {}
+                    () = tokio::time::sleep_until(wake_at) => {}
+                    () = shutdown.cancelled() => return Ok(Vec::new()),
+                }
+            }
+        })
     }
 
     fn ack<'a>(&'a self, tokens: &'a [String]) -> Answer<'a, Vec<TokenOutcome>> {
-        Box::pin(MemorySubscription::ack(self, tokens))
+        Box::pin(async move {
+            self.check_open()?;
+            let outcomes = {
+                let mut inner = self.inner.lock().await;
+                let (outcomes, changes) = inner.state.ack(tokens);
+                self.queue(changes).await?;
+                outcomes
+            };
+            self.barrier().await?;
+            // An ack can let the next message of an ordering key go.
+            self.changed.notify_waiters();
+            Ok(outcomes)
+        })
     }
 
     fn nack<'a>(
@@ -444,7 +272,18 @@ impl<S: Store + DeliveryStore> Subscription for MemorySubscription<S> {
         delay_ms: Option<u64>,
         error: Option<&'a str>,
     ) -> Answer<'a, Vec<TokenOutcome>> {
-        Box::pin(MemorySubscription::nack(self, tokens, delay_ms, error))
+        Box::pin(async move {
+            self.check_open()?;
+            let outcomes = {
+                let mut inner = self.inner.lock().await;
+                let (outcomes, changes) = inner.state.nack(tokens, delay_ms, error, now_ms());
+                self.queue(changes).await?;
+                outcomes
+            };
+            self.barrier().await?;
+            self.changed.notify_waiters();
+            Ok(outcomes)
+        })
     }
 
     fn extend<'a>(
@@ -452,15 +291,62 @@ impl<S: Store + DeliveryStore> Subscription for MemorySubscription<S> {
         tokens: &'a [String],
         lease_ms: Option<u64>,
     ) -> Answer<'a, Vec<TokenOutcome>> {
-        Box::pin(MemorySubscription::extend(self, tokens, lease_ms))
+        Box::pin(async move {
+            self.check_open()?;
+            let mut inner = self.inner.lock().await;
+            Ok(inner.state.extend(tokens, lease_ms, now_ms()))
+        })
     }
 
     fn set_paused(&self, paused: bool) -> Answer<'_, SubscriptionView> {
-        Box::pin(MemorySubscription::set_paused(self, paused))
+        Box::pin(async move {
+            self.check_open()?;
+            {
+                let mut inner = self.inner.lock().await;
+                let changes = inner.state.set_paused(paused);
+                self.queue(changes).await?;
+            }
+            self.barrier().await?;
+            self.changed.notify_waiters();
+            self.view().await
+        })
     }
 
     fn view(&self) -> Answer<'_, SubscriptionView> {
-        Box::pin(MemorySubscription::view(self))
+        Box::pin(async move {
+            let mut inner = self.inner.lock().await;
+            let now = now_ms();
+            self.catch_up(&mut inner, now).await?;
+            let durable_seq = *self.last_seq.borrow();
+            let cursor = inner.state.cursor_seq();
+            let backlog = &mut inner.backlog;
+            if backlog.counted_through_seq < cursor {
+                backlog.counted_through_seq = cursor;
+                backlog.n_untracked = 0;
+            }
+            backlog.n_untracked += self.store.count_matching(
+                &self.selection,
+                backlog.counted_through_seq,
+                durable_seq,
+            )?;
+            backlog.counted_through_seq = backlog.counted_through_seq.max(durable_seq);
+            let n_untracked = backlog.n_untracked;
+            let counters = inner.state.counters(now);
+            Ok(SubscriptionView {
+                name: self.name.clone(),
+                definition: self.definition.clone(),
+                paused: inner.state.paused(),
+                backlog: counters.tracked_not_leased + n_untracked,
+                in_flight: counters.in_flight,
+                delivered: counters.delivered,
+                redelivered: counters.redelivered,
+                acked: counters.acked,
+                dead: counters.dead,
+                discarded: counters.discarded,
+                oldest_unacked_age_ms: counters.oldest_unacked_age_ms,
+                consumer_lag: durable_seq.saturating_sub(inner.state.acked_floor_seq()),
+            })
+        })
     }
 
     fn dead_letters(
@@ -469,20 +355,80 @@ impl<S: Store + DeliveryStore> Subscription for MemorySubscription<S> {
         after_seq: u64,
         limit: usize,
     ) -> Answer<'_, Vec<DeadLetter>> {
-        Box::pin(MemorySubscription::dead_letters(
-            self, discarded, after_seq, limit,
-        ))
+        Box::pin(async move {
+            self.check_open()?;
+            // Dead-lettering by lease expiry is queued without waiting; make it
+            // readable first.
+            self.barrier().await?;
+            let status = if discarded {
+                MessageStatus::Discarded
+            } else {
+                MessageStatus::Dead
+            };
+            self.store
+                .message_records(self.id, status, after_seq, limit)?
+                .into_iter()
+                .map(|(seq, record)| self.with_fact(seq, record))
+                .collect()
+        })
     }
 
     fn dead_letter<'a>(&'a self, hash: &'a Hash) -> Answer<'a, Option<DeadLetter>> {
-        Box::pin(MemorySubscription::dead_letter(self, hash))
+        Box::pin(async move {
+            self.check_open()?;
+            self.barrier().await?;
+            self.store
+                .dead_letter(self.id, hash)?
+                .map(|(seq, record)| self.with_fact(seq, record))
+                .transpose()
+        })
     }
 
     fn replay<'a>(&'a self, hashes: Option<&'a [Hash]>) -> Answer<'a, usize> {
-        Box::pin(MemorySubscription::replay(self, hashes))
+        Box::pin(async move {
+            self.check_open()?;
+            let n_replayed = {
+                let mut inner = self.inner.lock().await;
+                self.barrier().await?;
+                let room = inner.state.admission_room();
+                let records = match hashes {
+                    Some(hashes) => {
+                        let mut records = Vec::new();
+                        for hash in hashes {
+                            if let Some(found) = self.store.dead_letter(self.id, hash)? {
+                                records.push(found);
+                            }
+                        }
+                        records
+                    }
+                    None => self
+                        .store
+                        .message_records(self.id, MessageStatus::Dead, 0, room)?,
+                };
+                let (n_replayed, changes) = inner.state.replay(records, now_ms());
+                self.queue(changes).await?;
+                n_replayed
+            };
+            self.barrier().await?;
+            self.changed.notify_waiters();
+            Ok(n_replayed)
+        })
     }
 
     fn discard<'a>(&'a self, hash: &'a Hash) -> Answer<'a, bool> {
-        Box::pin(MemorySubscription::discard(self, hash))
+        Box::pin(async move {
+            self.check_open()?;
+            {
+                let mut inner = self.inner.lock().await;
+                self.barrier().await?;
+                let Some((seq, record)) = self.store.dead_letter(self.id, hash)? else {
+                    return Ok(false);
+                };
+                let changes = inner.state.discard(seq, record);
+                self.queue(changes).await?;
+            }
+            self.barrier().await?;
+            Ok(true)
+        })
     }
 }
