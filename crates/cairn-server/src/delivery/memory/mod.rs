@@ -83,76 +83,6 @@ impl<S: Store + DeliveryStore> MemoryDeliveries<S> {
             next_id: AtomicU64::new(next_id),
         })
     }
-
-    /// The subscription with this name.
-    pub async fn get(&self, name: &str) -> Result<Arc<MemorySubscription<S>>, DeliveryError> {
-        self.subscriptions
-            .read()
-            .await
-            .get(name)
-            .cloned()
-            .ok_or_else(|| DeliveryError::UnknownSubscription(name.to_string()))
-    }
-
-    /// Every subscription, by name.
-    pub async fn list(&self) -> Vec<Arc<MemorySubscription<S>>> {
-        self.subscriptions.read().await.values().cloned().collect()
-    }
-
-    /// Creates a subscription, or finds the same one. Returns it and whether
-    /// it was created. Durable before it returns.
-    pub async fn create(
-        &self,
-        name: &str,
-        definition: SubscriptionDefinition,
-    ) -> Result<(Arc<MemorySubscription<S>>, bool), DeliveryError> {
-        validate_subscription_name(name).map_err(DeliveryError::InvalidDefinition)?;
-        let mut subscriptions = self.subscriptions.write().await;
-        if let Some(existing) = subscriptions.get(name) {
-            return if existing.definition() == &definition {
-                Ok((Arc::clone(existing), false))
-            } else {
-                Err(DeliveryError::Conflict(name.to_string()))
-            };
-        }
-        if subscriptions.len() >= SUBSCRIPTIONS_MAX {
-            return Err(DeliveryError::TooManySubscriptions);
-        }
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let cursor_seq = match definition.start {
-            cairn_delivery::Start::Beginning => 0,
-            cairn_delivery::Start::Now => self.store.stats().last_seq,
-        };
-        let state = SubscriptionState::new(
-            id,
-            name.to_string(),
-            definition,
-            cursor_seq,
-            now_ms(),
-            fresh_seed(id),
-        );
-        self.store
-            .write_delivery(id, vec![Change::Subscription(state.record())], true)
-            .await?;
-        let subscription = Arc::new(MemorySubscription::new(Arc::clone(&self.store), state));
-        subscriptions.insert(name.to_string(), Arc::clone(&subscription));
-        tracing::info!(name, id, "subscription created");
-        Ok((subscription, true))
-    }
-
-    /// Deletes a subscription and all its delivery state, durably.
-    pub async fn delete(&self, name: &str) -> Result<(), DeliveryError> {
-        let mut subscriptions = self.subscriptions.write().await;
-        let subscription = subscriptions
-            .get(name)
-            .cloned()
-            .ok_or_else(|| DeliveryError::UnknownSubscription(name.to_string()))?;
-        self.store.delete_subscription(subscription.id()).await?;
-        subscriptions.remove(name);
-        subscription.close();
-        tracing::info!(name, "subscription deleted");
-        Ok(())
-    }
 }
 
 impl<S: Store + DeliveryStore> Deliveries for MemoryDeliveries<S> {
@@ -162,28 +92,76 @@ impl<S: Store + DeliveryStore> Deliveries for MemoryDeliveries<S> {
         definition: SubscriptionDefinition,
     ) -> Answer<'a, (Arc<dyn Subscription>, bool)> {
         Box::pin(async move {
-            let (subscription, created) = MemoryDeliveries::create(self, name, definition).await?;
-            Ok((subscription as Arc<dyn Subscription>, created))
+            validate_subscription_name(name).map_err(DeliveryError::InvalidDefinition)?;
+            let mut subscriptions = self.subscriptions.write().await;
+            if let Some(existing) = subscriptions.get(name) {
+                return if existing.definition() == &definition {
+                    Ok((Arc::clone(existing) as Arc<dyn Subscription>, false))
+                } else {
+                    Err(DeliveryError::Conflict(name.to_string()))
+                };
+            }
+            if subscriptions.len() >= SUBSCRIPTIONS_MAX {
+                return Err(DeliveryError::TooManySubscriptions);
+            }
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let cursor_seq = match definition.start {
+                cairn_delivery::Start::Beginning => 0,
+                cairn_delivery::Start::Now => self.store.stats().last_seq,
+            };
+            let state = SubscriptionState::new(
+                id,
+                name.to_string(),
+                definition,
+                cursor_seq,
+                now_ms(),
+                fresh_seed(id),
+            );
+            self.store
+                .write_delivery(id, vec![Change::Subscription(state.record())], true)
+                .await?;
+            let subscription = Arc::new(MemorySubscription::new(Arc::clone(&self.store), state));
+            subscriptions.insert(name.to_string(), Arc::clone(&subscription));
+            tracing::info!(name, id, "subscription created");
+            Ok((subscription as Arc<dyn Subscription>, true))
         })
     }
 
     fn get<'a>(&'a self, name: &'a str) -> Answer<'a, Arc<dyn Subscription>> {
-        Box::pin(
-            async move { Ok(MemoryDeliveries::get(self, name).await? as Arc<dyn Subscription>) },
-        )
+        Box::pin(async move {
+            self.subscriptions
+                .read()
+                .await
+                .get(name)
+                .map(|subscription| Arc::clone(subscription) as Arc<dyn Subscription>)
+                .ok_or_else(|| DeliveryError::UnknownSubscription(name.to_string()))
+        })
     }
 
     fn list(&self) -> Answer<'_, Vec<Arc<dyn Subscription>>> {
         Box::pin(async move {
-            Ok(MemoryDeliveries::list(self)
+            Ok(self
+                .subscriptions
+                .read()
                 .await
-                .into_iter()
-                .map(|subscription| subscription as Arc<dyn Subscription>)
+                .values()
+                .map(|subscription| Arc::clone(subscription) as Arc<dyn Subscription>)
                 .collect())
         })
     }
 
     fn delete<'a>(&'a self, name: &'a str) -> Answer<'a, ()> {
-        Box::pin(MemoryDeliveries::delete(self, name))
+        Box::pin(async move {
+            let mut subscriptions = self.subscriptions.write().await;
+            let subscription = subscriptions
+                .get(name)
+                .cloned()
+                .ok_or_else(|| DeliveryError::UnknownSubscription(name.to_string()))?;
+            self.store.delete_subscription(subscription.id()).await?;
+            subscriptions.remove(name);
+            subscription.close();
+            tracing::info!(name, "subscription deleted");
+            Ok(())
+        })
     }
 }
