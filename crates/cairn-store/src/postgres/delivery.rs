@@ -183,21 +183,18 @@ fn message_record(row: &PgRow) -> Result<(u64, MessageRecord, Vec<u8>), ReadErro
     Ok((seq, record, canonical))
 }
 
-fn split_tokens(tokens: &[(u64, u64)]) -> (Vec<i64>, Vec<i64>) {
-    tokens
+/// A statement over lease tokens: `$1` is the subscription, `$2` and `$3`
+/// the tokens' seqs and lease ids (as arrays); it returns the seqs it took.
+fn token_statement<'q>(
+    sql: &'q str,
+    id: u64,
+    tokens: &[(u64, u64)],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    let (seqs, lease_ids): (Vec<i64>, Vec<i64>) = tokens
         .iter()
         .map(|&(seq, lease_id)| (seq as i64, lease_id as i64))
-        .unzip()
-}
-
-fn seqs_of(rows: &[PgRow]) -> Result<Vec<u64>, WriteError> {
-    rows.iter()
-        .map(|row| {
-            row.try_get::<i64, _>("seq")
-                .map(|seq| seq as u64)
-                .map_err(write_error)
-        })
-        .collect()
+        .unzip();
+    sqlx::query(sql).bind(id as i64).bind(seqs).bind(lease_ids)
 }
 
 /// Bytes of the field name that makes a fact carry a not-before time.
@@ -271,6 +268,24 @@ fn lease_query(
 }
 
 impl PostgresStore {
+    /// Runs a [`token_statement`]; the seqs it took.
+    async fn token_seqs(
+        &self,
+        statement: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<Vec<u64>, WriteError> {
+        let rows = self
+            .timed(statement.fetch_all(self.pool()))
+            .await
+            .map_err(write_error)?;
+        rows.iter()
+            .map(|row| {
+                row.try_get::<i64, _>("seq")
+                    .map(|seq| seq as u64)
+                    .map_err(write_error)
+            })
+            .collect()
+    }
+
     /// The subscription with this name.
     pub async fn subscription(&self, name: &str) -> Result<Option<SubscriptionRow>, ReadError> {
         let row = self
@@ -668,24 +683,16 @@ impl PostgresStore {
     /// Acknowledges the messages whose last lease is `(seq, lease_id)`:
     /// their rows are deleted. Returns the seqs acknowledged.
     pub async fn ack_leases(&self, id: u64, tokens: &[(u64, u64)]) -> Result<Vec<u64>, WriteError> {
-        let (seqs, lease_ids) = split_tokens(tokens);
-        let rows = self
-            .timed(
-                sqlx::query(
-                    "DELETE FROM cairn_messages m
-                     USING unnest($2::bigint[], $3::bigint[]) AS t(seq, lease_id)
-                     WHERE m.subscription_id = $1 AND m.seq = t.seq
-                       AND m.lease_id = t.lease_id AND m.status = 0
-                     RETURNING m.seq",
-                )
-                .bind(id as i64)
-                .bind(&seqs)
-                .bind(&lease_ids)
-                .fetch_all(self.pool()),
-            )
-            .await
-            .map_err(write_error)?;
-        seqs_of(&rows)
+        let statement = token_statement(
+            "DELETE FROM cairn_messages m
+             USING unnest($2::bigint[], $3::bigint[]) AS t(seq, lease_id)
+             WHERE m.subscription_id = $1 AND m.seq = t.seq
+               AND m.lease_id = t.lease_id AND m.status = 0
+             RETURNING m.seq",
+            id,
+            tokens,
+        );
+        self.token_seqs(statement).await
     }
 
     /// Gives back the messages whose last lease is `(seq, lease_id)`: a
@@ -701,39 +708,31 @@ impl PostgresStore {
         max_attempts: u32,
         backoff: Backoff,
     ) -> Result<Vec<u64>, WriteError> {
-        let (seqs, lease_ids) = split_tokens(tokens);
-        let rows = self
-            .timed(
-                sqlx::query(
-                    "WITH now AS (SELECT cairn_now_ms() AS ms)
-                     UPDATE cairn_messages m SET
-                         status = CASE WHEN m.leased_until_ms IS NOT NULL AND m.attempts >= $4
-                                       THEN 1 ELSE 0 END,
-                         dead_at_ms = CASE WHEN m.leased_until_ms IS NOT NULL AND m.attempts >= $4
-                                           THEN now.ms END,
-                         available_at_ms = CASE
-                             WHEN m.leased_until_ms IS NOT NULL AND m.attempts >= $4 THEN now.ms
-                             ELSE now.ms + coalesce($5, cairn_backoff_ms($6, $7, m.attempts)) END,
-                         leased_until_ms = NULL,
-                         last_error = coalesce($8, m.last_error)
-                     FROM unnest($2::bigint[], $3::bigint[]) AS t(seq, lease_id), now
-                     WHERE m.subscription_id = $1 AND m.seq = t.seq
-                       AND m.lease_id = t.lease_id AND m.status = 0
-                     RETURNING m.seq",
-                )
-                .bind(id as i64)
-                .bind(&seqs)
-                .bind(&lease_ids)
-                .bind(max_attempts as i32)
-                .bind(delay_ms.map(|delay| delay as i64))
-                .bind(backoff.initial_ms as i64)
-                .bind(backoff.max_ms as i64)
-                .bind(error)
-                .fetch_all(self.pool()),
-            )
-            .await
-            .map_err(write_error)?;
-        seqs_of(&rows)
+        let statement = token_statement(
+            "WITH now AS (SELECT cairn_now_ms() AS ms)
+             UPDATE cairn_messages m SET
+                 status = CASE WHEN m.leased_until_ms IS NOT NULL AND m.attempts >= $4
+                               THEN 1 ELSE 0 END,
+                 dead_at_ms = CASE WHEN m.leased_until_ms IS NOT NULL AND m.attempts >= $4
+                                   THEN now.ms END,
+                 available_at_ms = CASE
+                     WHEN m.leased_until_ms IS NOT NULL AND m.attempts >= $4 THEN now.ms
+                     ELSE now.ms + coalesce($5, cairn_backoff_ms($6, $7, m.attempts)) END,
+                 leased_until_ms = NULL,
+                 last_error = coalesce($8, m.last_error)
+             FROM unnest($2::bigint[], $3::bigint[]) AS t(seq, lease_id), now
+             WHERE m.subscription_id = $1 AND m.seq = t.seq
+               AND m.lease_id = t.lease_id AND m.status = 0
+             RETURNING m.seq",
+            id,
+            tokens,
+        )
+        .bind(max_attempts as i32)
+        .bind(delay_ms.map(|delay| delay as i64))
+        .bind(backoff.initial_ms as i64)
+        .bind(backoff.max_ms as i64)
+        .bind(error);
+        self.token_seqs(statement).await
     }
 
     /// Renews the leases `(seq, lease_id)` that are current, for `lease_ms`
@@ -744,27 +743,19 @@ impl PostgresStore {
         tokens: &[(u64, u64)],
         lease_ms: u64,
     ) -> Result<Vec<u64>, WriteError> {
-        let (seqs, lease_ids) = split_tokens(tokens);
-        let rows = self
-            .timed(
-                sqlx::query(
-                    "WITH now AS (SELECT cairn_now_ms() AS ms)
-                     UPDATE cairn_messages m SET leased_until_ms = now.ms + $4
-                     FROM unnest($2::bigint[], $3::bigint[]) AS t(seq, lease_id), now
-                     WHERE m.subscription_id = $1 AND m.seq = t.seq
-                       AND m.lease_id = t.lease_id AND m.status = 0
-                       AND m.leased_until_ms > now.ms
-                     RETURNING m.seq",
-                )
-                .bind(id as i64)
-                .bind(&seqs)
-                .bind(&lease_ids)
-                .bind(lease_ms as i64)
-                .fetch_all(self.pool()),
-            )
-            .await
-            .map_err(write_error)?;
-        seqs_of(&rows)
+        let statement = token_statement(
+            "WITH now AS (SELECT cairn_now_ms() AS ms)
+             UPDATE cairn_messages m SET leased_until_ms = now.ms + $4
+             FROM unnest($2::bigint[], $3::bigint[]) AS t(seq, lease_id), now
+             WHERE m.subscription_id = $1 AND m.seq = t.seq
+               AND m.lease_id = t.lease_id AND m.status = 0
+               AND m.leased_until_ms > now.ms
+             RETURNING m.seq",
+            id,
+            tokens,
+        )
+        .bind(lease_ms as i64);
+        self.token_seqs(statement).await
     }
 
     /// The pending messages among `seqs`, with their last lease ids (to tell
