@@ -32,8 +32,6 @@ pub struct SubscriptionRow {
     pub name: String,
     /// The definition as JSON.
     pub definition: String,
-    /// Whether delivery is paused.
-    pub paused: bool,
     /// The admission cursor.
     pub cursor_seq: u64,
 }
@@ -136,7 +134,6 @@ fn subscription_row(row: &PgRow) -> Result<SubscriptionRow, sqlx::Error> {
         id: row.try_get::<i64, _>("id")? as u64,
         name: row.try_get("name")?,
         definition: row.try_get("definition")?,
-        paused: row.try_get("paused")?,
         cursor_seq: row.try_get::<i64, _>("cursor_seq")? as u64,
     })
 }
