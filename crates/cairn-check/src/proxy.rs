@@ -1,0 +1,1 @@
+//! A fault-injecting TCP proxy on loopback (placeholder, being written).
