@@ -50,6 +50,10 @@ pub struct ServeArgs {
     /// Test-only fault injection: every sync after this many fails.
     #[arg(long, hide = true)]
     fail_sync_after: Option<u64>,
+    /// Test-only fault injection: a file holding a clock offset in
+    /// milliseconds, followed while the server runs (clock jumps).
+    #[arg(long, hide = true)]
+    fault_clock_file: Option<PathBuf>,
 }
 
 /// Connection settings of the PostgreSQL store.
@@ -109,8 +113,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         fact_canonical_bytes_max: args.fact_bytes_max,
         concurrent_requests_max: args.concurrent_requests_max,
     };
+    if let Some(path) = args.fault_clock_file.clone() {
+        tracing::warn!(path = %path.display(), "fault injection: the delivery clock follows a file");
+        cairn_server::clock::follow_offset_file(path);
+    }
     if let Some(url) = &args.store {
-        if args.unsafe_ack_before_write || args.fail_sync_after.is_some() {
+        if args.unsafe_ack_before_write
+            || args.fail_sync_after.is_some()
+            || args.fault_clock_file.is_some()
+        {
+            // On PostgreSQL, delivery takes its time from the database.
             anyhow::bail!("the test-only fault options apply to the embedded store only");
         }
         let store = PostgresStore::connect(url, args.postgres.options())

@@ -4,6 +4,7 @@
 //! Handlers parse and validate input, call the store, and shape answers;
 //! they hold no state of their own beyond metrics.
 
+pub mod clock;
 pub mod delivery;
 pub mod error;
 pub mod limits;

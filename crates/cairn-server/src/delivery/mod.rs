@@ -16,7 +16,6 @@ pub mod memory;
 pub mod shared;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use cairn_delivery::{
     message_attributes, MessageAttributes, MessageRecord, SubscriptionDefinition, TokenOutcome,
@@ -31,13 +30,7 @@ use tokio_util::sync::CancellationToken;
 /// Subscriptions one server keeps at most.
 pub const SUBSCRIPTIONS_MAX: usize = 1_000;
 
-/// Milliseconds since the Unix epoch, the time base of delivery state
-/// (it is persisted, so it must mean the same after a restart).
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
-}
+pub use crate::clock::now_ms;
 
 /// Why a delivery operation failed.
 #[derive(Debug, thiserror::Error)]
