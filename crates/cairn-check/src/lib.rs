@@ -2,4 +2,20 @@
 //! deployment with a seeded mixed workload while injecting faults, records
 //! every operation and its outcome, and verifies the history with an oracle.
 
+pub mod api;
+pub mod deployment;
+pub mod disk;
+pub mod history;
+pub mod nemesis;
+pub mod options;
+pub mod oracle;
+pub mod postgres;
 pub mod proxy;
+pub mod report;
+pub mod run;
+pub mod server;
+pub mod workload;
+
+pub use options::{CheckOptions, FaultKind, Target};
+pub use report::Report;
+pub use run::run;

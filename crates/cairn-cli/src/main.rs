@@ -1,9 +1,11 @@
 //! The `cairn` command: `serve` runs the server on the embedded store;
 //! `hash` works offline; `put`, `get`, `successors`, `log` and `tail` talk
-//! to a server; `bench` generates load and reports latency percentiles.
+//! to a server; `bench` generates load and reports latency percentiles;
+//! `check` runs the reliability checker.
 
 mod bench;
 mod bench_delivery;
+mod check;
 mod client;
 mod serve;
 mod subs;
@@ -87,6 +89,9 @@ enum Command {
     /// Manage subscriptions: list, show, create, delete, pause, resume,
     /// dead letters, replay, discard, pull.
     Subs(subs::SubsArgs),
+    /// Check Cairn's guarantees under faults: a seeded workload, injected
+    /// crashes, pauses, clock jumps, network and disk faults, and an oracle.
+    Check(check::CheckArgs),
 }
 
 /// The server a client command talks to.
@@ -122,6 +127,7 @@ fn main() -> ExitCode {
             Command::Tail { after, server } => client::tail(&server, after).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Subs(args) => subs::run(args).await,
+            Command::Check(args) => check::run(args).await,
         }
     });
     match result {

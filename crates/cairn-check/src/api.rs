@@ -1,0 +1,151 @@
+//! The checker's view of Cairn's HTTP API v1: the few calls the workload and
+//! the oracle make, each with a short timeout, and every answer classified
+//! the way the oracle needs it — done, refused (a definite "no"), or
+//! unknown (no answer, so the operation may or may not have happened).
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+/// How long one request may take before its outcome counts as unknown.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long connecting may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The outcome of one request.
+#[derive(Debug)]
+pub enum Answer {
+    /// A success status with its JSON body.
+    Done(Value),
+    /// A 4xx answer: the server refused the request, and a refused request
+    /// changes nothing. Carries the status and the error code.
+    Refused(u16, String),
+    /// No definite answer: a timeout, a broken connection or a 5xx. The
+    /// operation may or may not have taken effect. Carries the status
+    /// (0 without one) and a description.
+    Unknown(u16, String),
+}
+
+impl Answer {
+    /// The body of a successful answer.
+    pub fn done(self) -> Option<Value> {
+        match self {
+            Answer::Done(body) => Some(body),
+            _ => None,
+        }
+    }
+}
+
+/// A client of one server's base URL.
+#[derive(Clone)]
+pub struct Api {
+    http: reqwest::Client,
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Api::new()
+    }
+}
+
+impl Api {
+    /// A client with the checker's timeouts and no connection reuse across
+    /// faults beyond what reqwest's pool does.
+    pub fn new() -> Api {
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .pool_idle_timeout(Duration::from_secs(2))
+            .build()
+            .expect("a reqwest client with timeouts builds");
+        Api { http }
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => return Answer::Unknown(0, error.to_string()),
+        };
+        let status = response.status().as_u16();
+        let body = match response.bytes().await {
+            Ok(body) => body,
+            Err(error) => return Answer::Unknown(status, error.to_string()),
+        };
+        let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        match status {
+            200..=299 => Answer::Done(value),
+            400..=499 => Answer::Refused(status, error_code(&value)),
+            _ => Answer::Unknown(status, error_code(&value)),
+        }
+    }
+
+    /// `POST /v1/facts`.
+    pub async fn post_facts(&self, base: &str, facts: &[Value]) -> Answer {
+        let request = self
+            .http
+            .post(format!("{base}/v1/facts"))
+            .json(&json!({ "facts": facts }));
+        self.send(request).await
+    }
+
+    /// `GET /v1/facts/{hash}`: `Refused(404, _)` when absent.
+    pub async fn get_fact(&self, base: &str, hash: &str) -> Answer {
+        self.send(self.http.get(format!("{base}/v1/facts/{hash}")))
+            .await
+    }
+
+    /// `GET /v1/log?after=..&limit=..`.
+    pub async fn log_page(&self, base: &str, after: u64, limit: u64) -> Answer {
+        let url = format!("{base}/v1/log?after={after}&limit={limit}");
+        self.send(self.http.get(url)).await
+    }
+
+    /// `GET /v1/health`.
+    pub async fn health(&self, base: &str) -> Answer {
+        self.send(self.http.get(format!("{base}/v1/health"))).await
+    }
+
+    /// `PUT /v1/subscriptions/{name}`.
+    pub async fn put_subscription(&self, base: &str, name: &str, definition: &Value) -> Answer {
+        let request = self
+            .http
+            .put(format!("{base}/v1/subscriptions/{name}"))
+            .json(definition);
+        self.send(request).await
+    }
+
+    /// `GET /v1/subscriptions/{name}`.
+    pub async fn subscription(&self, base: &str, name: &str) -> Answer {
+        self.send(self.http.get(format!("{base}/v1/subscriptions/{name}")))
+            .await
+    }
+
+    /// `POST /v1/subscriptions/{name}/{action}` with a JSON body (pull,
+    /// ack, nack, dead/replay).
+    pub async fn subscription_call(
+        &self,
+        base: &str,
+        name: &str,
+        action: &str,
+        body: &Value,
+    ) -> Answer {
+        let request = self
+            .http
+            .post(format!("{base}/v1/subscriptions/{name}/{action}"))
+            .json(body);
+        self.send(request).await
+    }
+
+    /// One page of `GET /v1/subscriptions/{name}/dead`.
+    pub async fn dead_letters(&self, base: &str, name: &str, after: u64) -> Answer {
+        let url = format!("{base}/v1/subscriptions/{name}/dead?limit=1000&after={after}");
+        self.send(self.http.get(url)).await
+    }
+}
+
+fn error_code(body: &Value) -> String {
+    body.pointer("/error/code")
+        .and_then(Value::as_str)
+        .unwrap_or("no_error_code")
+        .to_string()
+}

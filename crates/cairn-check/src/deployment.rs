@@ -1,0 +1,192 @@
+//! The deployment under test, as the checker sees it: server nodes (each a
+//! process the checker may own, with a fault-injecting proxy in front for
+//! the clients), an optional private PostgreSQL, and the files through
+//! which it moves the servers' clocks.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::api::Api;
+use crate::options::{CheckOptions, Target};
+use crate::postgres::PrivatePostgres;
+use crate::proxy::FaultProxy;
+use crate::server::{free_port, ServerProcess, StartFailure};
+
+/// One server of the deployment.
+pub struct Node {
+    /// Its position, used in reports.
+    pub idx: usize,
+    /// The server itself (not through the proxy): used by the final checks
+    /// and the corruption probes.
+    pub direct_base: String,
+    /// Where the workload talks to it: the proxy's address.
+    pub client_base: String,
+    pub proxy: FaultProxy,
+    /// The process, when the checker owns it.
+    pub process: Option<ServerProcess>,
+    /// Its embedded data directory, when it has one.
+    pub data_dir: Option<PathBuf>,
+    /// The file holding its clock offset, when its clock can be moved.
+    pub clock_file: Option<PathBuf>,
+}
+
+/// Every part of the deployment.
+pub struct Deployment {
+    pub nodes: Vec<Node>,
+    pub postgres: Option<PrivatePostgres>,
+    /// A short description for the report.
+    pub description: String,
+}
+
+impl Deployment {
+    /// Creates (and for owned servers, starts) the deployment of `options`.
+    pub async fn start(options: &CheckOptions, api: &Api) -> anyhow::Result<Deployment> {
+        let work_dir = &options.work_dir;
+        std::fs::create_dir_all(work_dir)?;
+        let (postgres, store_url, n_servers, description) = match &options.target {
+            Target::Embedded => (None, None, 1, "embedded store, 1 server".to_string()),
+            Target::Postgres { servers, store_url } => {
+                let (postgres, url) = match store_url {
+                    Some(url) => (None, url.clone()),
+                    None => {
+                        let postgres = PrivatePostgres::create(&work_dir.join("postgres"), None)
+                            .map_err(anyhow::Error::msg)?;
+                        let url = postgres.url();
+                        (Some(postgres), url)
+                    }
+                };
+                let description = format!(
+                    "PostgreSQL store ({}), {servers} servers",
+                    if postgres.is_some() {
+                        "private cluster"
+                    } else {
+                        "given database"
+                    }
+                );
+                (postgres, Some(url), *servers, description)
+            }
+            Target::Urls(urls) => {
+                let mut nodes = Vec::new();
+                for (idx, url) in urls.iter().enumerate() {
+                    let target = target_address(url)?;
+                    let proxy = FaultProxy::start(target).await?;
+                    nodes.push(Node {
+                        idx,
+                        direct_base: url.trim_end_matches('/').to_string(),
+                        client_base: format!("http://{}", proxy.address()),
+                        proxy,
+                        process: None,
+                        data_dir: None,
+                        clock_file: None,
+                    });
+                }
+                let description = format!("{} given server(s): {}", urls.len(), urls.join(", "));
+                return Ok(Deployment {
+                    nodes,
+                    postgres: None,
+                    description,
+                });
+            }
+        };
+        let mut nodes = Vec::new();
+        for idx in 0..n_servers {
+            let listen = free_port()?;
+            let node_dir = work_dir.join(format!("server-{idx}"));
+            std::fs::create_dir_all(&node_dir)?;
+            let data_dir = node_dir.join("data");
+            let mut serve_args = vec!["serve".to_string()];
+            let mut clock_file = None;
+            match &store_url {
+                Some(url) => serve_args.extend(["--store".to_string(), url.clone()]),
+                None => {
+                    let file = node_dir.join("clock-offset-ms");
+                    std::fs::write(&file, "0")?;
+                    serve_args.extend([
+                        "--data".to_string(),
+                        path_string(&data_dir),
+                        "--fault-clock-file".to_string(),
+                        path_string(&file),
+                    ]);
+                    clock_file = Some(file);
+                }
+            }
+            serve_args.extend(options.server_args.iter().cloned());
+            let process = ServerProcess::new(
+                &options.binary,
+                serve_args,
+                listen,
+                node_dir.join("server.log"),
+            );
+            process.start(api).await.map_err(|failure| {
+                anyhow::anyhow!("server {idx} did not start:\n{}", failure.log_tail)
+            })?;
+            let proxy = FaultProxy::start(listen).await?;
+            nodes.push(Node {
+                idx,
+                direct_base: process.base(),
+                client_base: format!("http://{}", proxy.address()),
+                proxy,
+                process: Some(process),
+                data_dir: store_url.is_none().then_some(data_dir),
+                clock_file,
+            });
+        }
+        Ok(Deployment {
+            nodes,
+            postgres,
+            description,
+        })
+    }
+
+    /// True when the checker owns the server processes.
+    pub fn owns_processes(&self) -> bool {
+        self.nodes.iter().all(|node| node.process.is_some())
+    }
+
+    /// Starts every owned server that is down; the failures, by node.
+    pub async fn start_all(&self, api: &Api) -> Vec<(usize, StartFailure)> {
+        let mut failures = Vec::new();
+        for node in &self.nodes {
+            if let Some(process) = &node.process {
+                if !process.is_running() {
+                    if let Err(failure) = process.start(api).await {
+                        failures.push((node.idx, failure));
+                    }
+                }
+            }
+        }
+        failures
+    }
+}
+
+impl Node {
+    /// Moves this server's delivery clock to system time + `offset_ms`.
+    pub fn set_clock_offset_ms(&self, offset_ms: i64) {
+        if let Some(file) = &self.clock_file {
+            // Written whole to a temporary name and renamed, so the server
+            // never reads half a number.
+            let temporary = file.with_extension("tmp");
+            if std::fs::write(&temporary, offset_ms.to_string()).is_ok() {
+                let _ = std::fs::rename(&temporary, file);
+            }
+        }
+    }
+}
+
+fn path_string(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// The socket address of a loopback server URL such as
+/// `http://127.0.0.1:7710`.
+fn target_address(url: &str) -> anyhow::Result<SocketAddr> {
+    let authority = url
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow::anyhow!("{url}: only http:// server URLs are supported"))?
+        .trim_end_matches('/');
+    let authority = authority.split('/').next().unwrap_or(authority);
+    let address: SocketAddr = authority.parse().map_err(|_| {
+        anyhow::anyhow!("{url}: give the server as http://IP:PORT (the proxy needs an address)")
+    })?;
+    Ok(address)
+}

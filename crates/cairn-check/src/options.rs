@@ -1,0 +1,153 @@
+//! What a check run drives and injects: the deployment, the workload's size,
+//! the faults, and the seed that fixes the schedule of both.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The deployment under test.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// One embedded server the checker starts itself, in a data directory
+    /// under the work directory.
+    Embedded,
+    /// `servers` servers the checker starts over one PostgreSQL database:
+    /// at `store_url` if given (which the checker never restarts), or else
+    /// a private PostgreSQL cluster it creates, starts and restarts itself.
+    Postgres {
+        servers: usize,
+        store_url: Option<String>,
+    },
+    /// Servers someone else runs: the checker cannot kill, pause or corrupt
+    /// them, so it injects only network faults (through its proxies).
+    Urls(Vec<String>),
+}
+
+/// A kind of fault the nemesis can inject.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FaultKind {
+    /// `kill -9` of a server, then a restart.
+    Kill,
+    /// SIGSTOP, a pause, SIGCONT.
+    Pause,
+    /// Several quick start–kill cycles, then a restart.
+    RestartLoop,
+    /// SIGTERM (graceful shutdown), then a restart.
+    CleanRestart,
+    /// The server's delivery clock jumps forwards or backwards (embedded).
+    ClockJump,
+    /// Delay, drop, reset, one-way stall or black hole between client and
+    /// server, through the checker's proxy.
+    Network,
+    /// An immediate (crash) or fast restart of the private PostgreSQL.
+    PostgresRestart,
+    /// `kill -9`, then a torn last write: garbage after the journal's last
+    /// record, as a write cut by power loss leaves it (embedded).
+    TornWrite,
+    /// A stopped server's data files are bit-flipped or truncated; the
+    /// server must refuse to serve wrong data, and the checker then puts
+    /// the intact files back (embedded).
+    Corruption,
+}
+
+impl FaultKind {
+    /// Every kind, in report order.
+    pub const ALL: [FaultKind; 9] = [
+        FaultKind::Kill,
+        FaultKind::Pause,
+        FaultKind::RestartLoop,
+        FaultKind::CleanRestart,
+        FaultKind::ClockJump,
+        FaultKind::Network,
+        FaultKind::PostgresRestart,
+        FaultKind::TornWrite,
+        FaultKind::Corruption,
+    ];
+
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Kill => "kill",
+            FaultKind::Pause => "pause",
+            FaultKind::RestartLoop => "restart-loop",
+            FaultKind::CleanRestart => "clean-restart",
+            FaultKind::ClockJump => "clock-jump",
+            FaultKind::Network => "network",
+            FaultKind::PostgresRestart => "postgres-restart",
+            FaultKind::TornWrite => "torn-write",
+            FaultKind::Corruption => "corruption",
+        }
+    }
+
+    /// Parses a name as printed by [`FaultKind::name`].
+    pub fn from_name(name: &str) -> Option<FaultKind> {
+        FaultKind::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+
+    /// True when this kind needs control of the server processes.
+    pub fn needs_processes(self) -> bool {
+        self != FaultKind::Network
+    }
+
+    /// True when this kind works only on the embedded store.
+    pub fn embedded_only(self) -> bool {
+        matches!(
+            self,
+            FaultKind::ClockJump | FaultKind::TornWrite | FaultKind::Corruption
+        )
+    }
+}
+
+/// Settings of one check run.
+#[derive(Clone, Debug)]
+pub struct CheckOptions {
+    /// Fixes the schedule of operations and faults.
+    pub seed: u64,
+    /// How long the workload and the faults run (the final checks follow).
+    pub duration: Duration,
+    /// What is checked.
+    pub target: Target,
+    /// The `cairn` binary to start servers from.
+    pub binary: PathBuf,
+    /// Where data directories, server logs and the report go.
+    pub work_dir: PathBuf,
+    /// Concurrent writers.
+    pub writers: usize,
+    /// Pause between one writer's batches (sets the write rate).
+    pub write_interval: Duration,
+    /// Concurrent readers (point reads and log followers).
+    pub readers: usize,
+    /// Concurrent consumers, spread over the subscriptions.
+    pub consumers: usize,
+    /// The kinds of fault injected (those that do not apply to the target
+    /// are left out).
+    pub faults: Vec<FaultKind>,
+    /// Mean time between the start of one fault and the next.
+    pub fault_interval: Duration,
+    /// Extra arguments for every server the checker starts (for the
+    /// negative control: `--unsafe-ack-before-write`).
+    pub server_args: Vec<String>,
+    /// Draw a progress bar.
+    pub progress: bool,
+}
+
+impl CheckOptions {
+    /// The fault kinds that apply to the target, in report order.
+    pub fn applicable_faults(&self) -> Vec<FaultKind> {
+        let mut kinds: Vec<FaultKind> = self
+            .faults
+            .iter()
+            .copied()
+            .filter(|kind| match &self.target {
+                Target::Embedded => *kind != FaultKind::PostgresRestart,
+                Target::Postgres { store_url, .. } => {
+                    !kind.embedded_only()
+                        && (*kind != FaultKind::PostgresRestart || store_url.is_none())
+                }
+                Target::Urls(_) => !kind.needs_processes(),
+            })
+            .collect();
+        kinds.sort();
+        kinds.dedup();
+        kinds
+    }
+}

@@ -1,0 +1,155 @@
+//! The report of a run: what was done, which faults were injected, and
+//! each check with its verdict and counterexamples; printed for people and
+//! written as JSON for tools.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Counterexamples quoted per check at most.
+const COUNTEREXAMPLES_SHOWN_MAX: usize = 10;
+
+/// One check of the oracle.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckResult {
+    pub name: String,
+    /// How many things it examined (facts, messages, ...).
+    pub examined: u64,
+    /// Every violation found; empty means the check passed.
+    pub counterexamples: Vec<String>,
+}
+
+impl CheckResult {
+    /// True when no violation was found.
+    pub fn passed(&self) -> bool {
+        self.counterexamples.is_empty()
+    }
+}
+
+/// What the writes came to.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct WriteSummary {
+    pub facts_written: u64,
+    pub acknowledged: u64,
+    pub refused: u64,
+    /// No definite answer, and found stored at the end.
+    pub unknown_stored: u64,
+    /// No definite answer, and not stored at the end.
+    pub unknown_absent: u64,
+}
+
+/// The whole report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub seed: u64,
+    pub deployment: String,
+    pub work_dir: String,
+    pub fault_phase_s: f64,
+    pub total_s: f64,
+    pub writes: WriteSummary,
+    /// Operations by name.
+    pub operations: BTreeMap<String, u64>,
+    /// Faults injected, by kind.
+    pub faults: BTreeMap<String, u64>,
+    /// Every fault, in order: seconds into the run, kind, server, what.
+    pub fault_log: Vec<String>,
+    pub checks: Vec<CheckResult>,
+}
+
+impl Report {
+    /// True when every check passed.
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(CheckResult::passed)
+    }
+
+    /// Violations over all checks.
+    pub fn violations(&self) -> usize {
+        self.checks.iter().map(|check| check.counterexamples.len()).sum()
+    }
+
+    /// The report as text.
+    pub fn to_text(&self) -> String {
+        let mut text = String::new();
+        let line = |text: &mut String, content: String| {
+            text.push_str(&content);
+            text.push('\n');
+        };
+        line(&mut text, format!("cairn check — seed {}", self.seed));
+        line(&mut text, format!("deployment: {}", self.deployment));
+        line(
+            &mut text,
+            format!(
+                "time: {:.0} s of faults, {:.0} s in all; files in {}",
+                self.fault_phase_s, self.total_s, self.work_dir
+            ),
+        );
+        let writes = &self.writes;
+        line(
+            &mut text,
+            format!(
+                "writes: {} facts — {} acknowledged, {} refused, {} unknown (of which {} stored, {} not)",
+                writes.facts_written,
+                writes.acknowledged,
+                writes.refused,
+                writes.unknown_stored + writes.unknown_absent,
+                writes.unknown_stored,
+                writes.unknown_absent
+            ),
+        );
+        let operations: Vec<String> = self
+            .operations
+            .iter()
+            .map(|(name, count)| format!("{name} {count}"))
+            .collect();
+        line(&mut text, format!("operations: {}", operations.join(", ")));
+        let total_faults: u64 = self.faults.values().sum();
+        let faults: Vec<String> = self
+            .faults
+            .iter()
+            .map(|(name, count)| format!("{name} {count}"))
+            .collect();
+        line(
+            &mut text,
+            format!("faults: {total_faults} injected — {}", faults.join(", ")),
+        );
+        line(&mut text, "checks:".into());
+        for check in &self.checks {
+            let verdict = if check.passed() { "pass" } else { "FAIL" };
+            line(
+                &mut text,
+                format!("  [{verdict}] {} ({} examined)", check.name, check.examined),
+            );
+            for example in check.counterexamples.iter().take(COUNTEREXAMPLES_SHOWN_MAX) {
+                line(&mut text, format!("         - {example}"));
+            }
+            if check.counterexamples.len() > COUNTEREXAMPLES_SHOWN_MAX {
+                line(
+                    &mut text,
+                    format!(
+                        "         … and {} more",
+                        check.counterexamples.len() - COUNTEREXAMPLES_SHOWN_MAX
+                    ),
+                );
+            }
+        }
+        if self.passed() {
+            line(&mut text, "result: PASS — no violations".into());
+        } else {
+            line(
+                &mut text,
+                format!(
+                    "result: FAIL — {} violation(s); replay the schedule with --seed {}",
+                    self.violations(),
+                    self.seed
+                ),
+            );
+        }
+        text
+    }
+}
+
+/// Seconds of a duration, for the report.
+pub fn seconds(duration: Duration) -> f64 {
+    (duration.as_secs_f64() * 10.0).round() / 10.0
+}

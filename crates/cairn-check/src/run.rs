@@ -1,0 +1,349 @@
+//! One check run from start to end: start the deployment, prepare the
+//! workload, run it with the nemesis for the set duration, heal, settle
+//! every message, replay the dead letters, restart cleanly, and hand the
+//! history to the oracle.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use tokio::task::JoinSet;
+
+use crate::api::{Answer, Api};
+use crate::deployment::Deployment;
+use crate::history::{Phase, Recorded};
+use crate::nemesis::Nemesis;
+use crate::options::CheckOptions;
+use crate::oracle::{self, Verdicts};
+use crate::report::{seconds, Report};
+use crate::workload::Workload;
+
+/// How long the consumers may take to settle every message once the faults
+/// are healed (longer than the largest clock jump plus a lease).
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a pull waits after the clean restart for a message that must
+/// not come.
+const AFTER_RESTART_WAIT_MS: u64 = 2_000;
+
+/// Runs a check and returns its report.
+pub async fn run(options: CheckOptions) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    let api = Api::new();
+    let deployment = Arc::new(Deployment::start(&options, &api).await?);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos();
+    let run_id = format!("s{}-{:x}", options.seed, nanos & 0xffff_ffff_ffff);
+    let client_bases = deployment.nodes.iter().map(|node| node.client_base.clone()).collect();
+    let workload = Arc::new(
+        Workload::prepare(
+            run_id,
+            options.seed,
+            api.clone(),
+            client_bases,
+            options.write_interval,
+        )
+        .await?,
+    );
+
+    let mut tasks = JoinSet::new();
+    let mut consumers = JoinSet::new();
+    for writer_idx in 0..options.writers {
+        tasks.spawn(Arc::clone(&workload).run_writer(writer_idx));
+    }
+    for reader_idx in 0..options.readers {
+        tasks.spawn(Arc::clone(&workload).run_reader(reader_idx));
+    }
+    for consumer_idx in 0..options.consumers.max(workload.subscriptions.len()) {
+        consumers.spawn(Arc::clone(&workload).run_consumer(consumer_idx));
+    }
+    let progress = progress_bar(&options);
+    let progress_task = tokio::spawn(show_progress(
+        progress.clone(),
+        Arc::clone(&workload),
+        options.duration,
+    ));
+    let nemesis = Nemesis {
+        deployment: Arc::clone(&deployment),
+        workload: Arc::clone(&workload),
+        api: api.clone(),
+        kinds: options.applicable_faults(),
+        interval: options.fault_interval,
+        started,
+    };
+    nemesis.run(options.seed, Instant::now() + options.duration).await;
+    let fault_phase = started.elapsed();
+    workload.stop_writes.store(true, std::sync::atomic::Ordering::Release);
+    while tasks.join_next().await.is_some() {}
+
+    progress.set_message("healing and settling every message");
+    let mut verdicts = Verdicts::default();
+    heal(&deployment, &api, &mut verdicts).await;
+    let base = deployment.nodes[0].direct_base.clone();
+    workload.set_phase(Phase::Drain);
+    settle(&api, &base, &workload, &mut verdicts).await;
+    let mut dead_before_replay = HashMap::new();
+    for spec in &workload.subscriptions {
+        let dead = oracle::dead_letters(&api, &base, &spec.name)
+            .await
+            .unwrap_or_else(|problem| {
+                verdicts.violation("dead letters are replayable", problem);
+                HashMap::new()
+            });
+        dead_before_replay.insert(spec.name.clone(), dead);
+    }
+    progress.set_message("replaying the dead letters");
+    workload.set_phase(Phase::Replay);
+    for spec in &workload.subscriptions {
+        replay_all(&api, &base, &spec.name, &mut verdicts).await;
+    }
+    settle(&api, &base, &workload, &mut verdicts).await;
+    for spec in &workload.subscriptions {
+        match oracle::dead_letters(&api, &base, &spec.name).await {
+            Ok(dead) if dead.is_empty() => {}
+            Ok(dead) => verdicts.violation(
+                "dead letters are replayable",
+                format!("{}: {} dead letters remain after the replay was acked", spec.name, dead.len()),
+            ),
+            Err(problem) => verdicts.violation("dead letters are replayable", problem),
+        }
+    }
+    workload.stop_consumers.store(true, std::sync::atomic::Ordering::Release);
+    while consumers.join_next().await.is_some() {}
+
+    if deployment.owns_processes() {
+        progress.set_message("restarting every server cleanly");
+        for node in &deployment.nodes {
+            if let Some(process) = &node.process {
+                process.terminate().await;
+            }
+        }
+        heal(&deployment, &api, &mut verdicts).await;
+        workload.set_phase(Phase::AfterRestart);
+        pull_after_restart(&deployment, &workload).await;
+    }
+
+    progress.set_message("checking every server's facts");
+    let bases: Vec<String> = deployment.nodes.iter().map(|node| node.direct_base.clone()).collect();
+    progress_task.abort();
+    // Every task that records is done: the history can leave its lock.
+    let recorded = std::mem::take(&mut *workload.history.inner.lock().expect("history lock"));
+    for (check, detail) in &recorded.live_violations {
+        verdicts.violation(check, detail.clone());
+    }
+    if let Err(error) = write_history(&options.work_dir.join("history.tsv"), &recorded, started) {
+        verdicts.violation("the checker's own steps", format!("cannot write the history: {error}"));
+    }
+    let (writes, stored_items) =
+        oracle::check_facts(&api, &bases, &workload.run_id, &recorded, &mut verdicts).await;
+    for spec in &workload.subscriptions {
+        oracle::check_deliveries(
+            spec,
+            &recorded,
+            &stored_items,
+            &dead_before_replay[&spec.name],
+            &mut verdicts,
+        );
+    }
+    verdicts.examined("servers recover from crashes", recorded.faults.len() as u64);
+    progress.finish_and_clear();
+
+    let mut faults = BTreeMap::new();
+    for kind in options.applicable_faults() {
+        faults.insert(kind.name().to_string(), 0);
+    }
+    let mut fault_log = Vec::new();
+    for event in &recorded.faults {
+        *faults.entry(event.kind.name().to_string()).or_insert(0) += 1;
+        fault_log.push(format!(
+            "{:>8.1} s  {:<16} server {}  {}",
+            event.at_ms as f64 / 1000.0,
+            event.kind.name(),
+            event.server_idx,
+            event.detail
+        ));
+    }
+    let counts = &recorded.counts;
+    let operations = BTreeMap::from([
+        ("write requests".to_string(), counts.write_batches),
+        ("bad batches refused".to_string(), counts.refused_bad_batches),
+        ("point reads".to_string(), counts.point_reads),
+        ("log pages".to_string(), counts.log_pages),
+        ("pulls".to_string(), counts.pulls),
+        ("deliveries".to_string(), recorded.deliveries.len() as u64),
+        ("acks sent".to_string(), counts.acks_sent),
+        ("nacks sent".to_string(), counts.nacks_sent),
+    ]);
+    Ok(Report {
+        seed: options.seed,
+        deployment: deployment.description.clone(),
+        work_dir: options.work_dir.display().to_string(),
+        fault_phase_s: seconds(fault_phase),
+        total_s: seconds(started.elapsed()),
+        writes,
+        operations,
+        faults,
+        fault_log,
+        checks: verdicts.into_results(),
+    })
+}
+
+/// Heals every fault: proxies, clocks, and servers that are down.
+async fn heal(deployment: &Deployment, api: &Api, verdicts: &mut Verdicts) {
+    for node in &deployment.nodes {
+        node.proxy.heal();
+        node.set_clock_offset_ms(0);
+        if let Some(process) = &node.process {
+            process.pause(false);
+        }
+    }
+    if let Some(postgres) = &deployment.postgres {
+        // Starting a running cluster fails harmlessly.
+        let _ = postgres.start();
+    }
+    for (idx, failure) in deployment.start_all(api).await {
+        verdicts.violation(
+            "servers recover from crashes",
+            format!("server {idx} did not start after the faults were healed:\n{}", failure.log_tail),
+        );
+    }
+}
+
+/// Waits until every subscription shows nothing in backlog or in flight.
+async fn settle(api: &Api, base: &str, workload: &Workload, verdicts: &mut Verdicts) {
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    for spec in &workload.subscriptions {
+        loop {
+            let view = api.subscription(base, &spec.name).await.done();
+            if view.as_ref().is_some_and(oracle::settled) {
+                break;
+            }
+            if Instant::now() > deadline {
+                verdicts.violation(
+                    "every message is delivered at least once",
+                    format!(
+                        "{}: messages still unsettled {} s after the faults were healed: {}",
+                        spec.name,
+                        SETTLE_TIMEOUT.as_secs(),
+                        view.map(|view| format!("backlog {} in flight {}", view["backlog"], view["in_flight"]))
+                            .unwrap_or_else(|| "no answer".into())
+                    ),
+                );
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// Replays every dead letter of a subscription (a call replays a window's
+/// worth, so it is repeated until nothing is left).
+async fn replay_all(api: &Api, base: &str, name: &str, verdicts: &mut Verdicts) {
+    for _ in 0..1_000 {
+        match api.subscription_call(base, name, "dead/replay", &json!({})).await {
+            Answer::Done(answer) if answer["replayed"].as_u64() == Some(0) => return,
+            Answer::Done(_) => {}
+            other => {
+                verdicts.violation("dead letters are replayable", format!("{name}: replay failed: {other:?}"));
+                return;
+            }
+        }
+    }
+}
+
+/// After a clean restart nothing is left to deliver: pulls a while from
+/// every server and records whatever comes (the oracle judges it).
+async fn pull_after_restart(deployment: &Deployment, workload: &Arc<Workload>) {
+    let mut pulls = JoinSet::new();
+    for node in &deployment.nodes {
+        for spec in &workload.subscriptions {
+            let workload = Arc::clone(workload);
+            let base = node.direct_base.clone();
+            let spec = spec.clone();
+            pulls.spawn(async move {
+                let sent = Instant::now();
+                let body = json!({"max": 100, "wait_ms": AFTER_RESTART_WAIT_MS});
+                if let Answer::Done(answer) =
+                    workload.api.subscription_call(&base, &spec.name, "pull", &body).await
+                {
+                    let answered = Instant::now();
+                    for message in answer["messages"].as_array().into_iter().flatten() {
+                        workload.record_delivery(&spec, message, Phase::AfterRestart, sent, answered);
+                    }
+                }
+            });
+        }
+    }
+    while pulls.join_next().await.is_some() {}
+}
+
+fn progress_bar(options: &CheckOptions) -> ProgressBar {
+    if !options.progress {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(options.duration.as_secs().max(1));
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} s  {msg}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+async fn show_progress(bar: ProgressBar, workload: Arc<Workload>, duration: Duration) {
+    let started = Instant::now();
+    loop {
+        let message = workload.history.with(|recorded| {
+            format!(
+                "acked {} · deliveries {} · faults {} · violations {}",
+                recorded.acked_order.len(),
+                recorded.deliveries.len(),
+                recorded.faults.len(),
+                recorded.live_violations.len()
+            )
+        });
+        bar.set_position(started.elapsed().as_secs().min(duration.as_secs()));
+        if started.elapsed() < duration {
+            bar.set_message(message);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Writes the deliveries and acks, one per line with times in milliseconds
+/// since the start, for reading a counterexample's story.
+fn write_history(path: &std::path::Path, recorded: &Recorded, started: Instant) -> std::io::Result<()> {
+    use std::io::Write;
+    let since = |at: Instant| at.saturating_duration_since(started).as_millis();
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(out, "event\tsubscription\thash\tseq\tattempt\tphase\tsent_ms\tanswered_ms")?;
+    for delivery in &recorded.deliveries {
+        writeln!(
+            out,
+            "delivery\t{}\t{}\t{}\t{}\t{:?}\t{}\t{}",
+            delivery.subscription,
+            delivery.hash,
+            delivery.seq,
+            delivery.attempt,
+            delivery.phase,
+            since(delivery.pull_sent),
+            since(delivery.pull_answered)
+        )?;
+    }
+    for ack in &recorded.acks {
+        writeln!(
+            out,
+            "ack\t{}\t{}\t\t\t{:?}\t\t{}",
+            ack.subscription,
+            ack.hash,
+            ack.phase,
+            since(ack.answered)
+        )?;
+    }
+    for fault in &recorded.faults {
+        writeln!(out, "fault\t{}\t{}\t\t\t\t{}\t", fault.kind.name(), fault.detail, fault.at_ms)?;
+    }
+    out.flush()
+}

@@ -1,0 +1,616 @@
+//! The mixed workload: writers of chained facts in batches (with retries,
+//! idempotent re-sends and deliberately bad batches), readers (point reads
+//! of acknowledged facts and followers of the log), and consumers of two
+//! subscriptions that ack, fail (nack) or vanish (let leases run out). Each
+//! task draws its choices from its own generator, seeded from the run's
+//! seed, and records every operation in the [`History`]. Readers and
+//! consumers also check what they see at once (wrong bytes, phantoms).
+
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cairn_delivery::SplitMix64;
+use cairn_fact::CanonicalFact;
+use serde_json::{json, Value};
+
+use crate::api::{Answer, Api};
+use crate::history::{Ack, Delivery, History, ObservedFact, Phase, WriteOutcome, WrittenFact};
+
+/// The fact type of the workload's items (the subscriptions' selection).
+pub const ITEM_TYPE: &str = "check.Item";
+/// The fact type of ordering keys.
+pub const KEY_TYPE: &str = "check.Key";
+/// Ordering keys shared by the writers.
+pub const KEYS: usize = 64;
+/// Attempts of a write before the writer gives up on it (as a client
+/// would; the outcome then stays unknown).
+const WRITE_ATTEMPTS_MAX: usize = 3;
+/// Messages per pull at most.
+const PULL_MAX: u64 = 16;
+/// How long a pull waits for messages.
+const PULL_WAIT_MS: u64 = 300;
+/// Lease of the subscriptions: short, so vanished consumers' messages come
+/// back quickly.
+pub const LEASE_MS: u64 = 1_000;
+
+/// One of the run's subscriptions.
+#[derive(Clone, Debug)]
+pub struct SubscriptionSpec {
+    pub name: String,
+    pub definition: Value,
+    pub max_attempts: u64,
+    /// Delivered one at a time per ordering key.
+    pub keyed: bool,
+}
+
+/// The subscriptions of run `run_id`: one ordered by key, one not.
+pub fn subscriptions(run_id: &str) -> Vec<SubscriptionSpec> {
+    let backoff = json!({"initial_ms": 50, "max_ms": 400});
+    vec![
+        SubscriptionSpec {
+            name: format!("check-{run_id}-keyed"),
+            definition: json!({"type": ITEM_TYPE, "start": "now", "lease_ms": LEASE_MS,
+                "max_attempts": 4, "backoff": backoff, "ordering_key": "key"}),
+            max_attempts: 4,
+            keyed: true,
+        },
+        SubscriptionSpec {
+            name: format!("check-{run_id}-any"),
+            definition: json!({"type": ITEM_TYPE, "start": "now", "lease_ms": LEASE_MS,
+                "max_attempts": 3, "backoff": backoff}),
+            max_attempts: 3,
+            keyed: false,
+        },
+    ]
+}
+
+/// What every task of the workload shares.
+pub struct Workload {
+    pub run_id: String,
+    pub seed: u64,
+    pub api: Api,
+    pub history: History,
+    /// The servers as the workload reaches them (through the proxies).
+    pub client_bases: Vec<String>,
+    pub subscriptions: Vec<SubscriptionSpec>,
+    /// The `check.Key` facts (hex hashes), acknowledged before the start.
+    pub key_hashes: Vec<String>,
+    /// Pause between one writer's batches.
+    pub write_interval: Duration,
+    /// Writers and readers stop when set.
+    pub stop_writes: AtomicBool,
+    /// Consumers stop when set.
+    pub stop_consumers: AtomicBool,
+    phase: AtomicU8,
+}
+
+impl Workload {
+    /// Prepares the workload: creates the subscriptions and writes the keys
+    /// (retrying through faults until each is acknowledged).
+    pub async fn prepare(
+        run_id: String,
+        seed: u64,
+        api: Api,
+        client_bases: Vec<String>,
+        write_interval: Duration,
+    ) -> anyhow::Result<Workload> {
+        let base = client_bases[0].clone();
+        let subscriptions = subscriptions(&run_id);
+        for spec in &subscriptions {
+            retry_until_done("create a subscription", || {
+                api.put_subscription(&base, &spec.name, &spec.definition)
+            })
+            .await?;
+        }
+        let key_facts: Vec<Value> = (0..KEYS)
+            .map(|key_idx| json!({"type": KEY_TYPE, "fields": {"run": run_id, "key": key_idx}, "predecessors": {}}))
+            .collect();
+        let body = retry_until_done("write the ordering keys", || {
+            api.post_facts(&base, &key_facts)
+        })
+        .await?;
+        let key_hashes = body["results"]
+            .as_array()
+            .map(|results| {
+                results
+                    .iter()
+                    .filter_map(|result| result["hash"].as_str().map(str::to_string))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        anyhow::ensure!(key_hashes.len() == KEYS, "the key facts were not all written");
+        Ok(Workload {
+            run_id,
+            seed,
+            api,
+            history: History::default(),
+            client_bases,
+            subscriptions,
+            key_hashes,
+            write_interval,
+            stop_writes: AtomicBool::new(false),
+            stop_consumers: AtomicBool::new(false),
+            phase: AtomicU8::new(Phase::Faults as u8),
+        })
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Acquire) {
+            0 => Phase::Faults,
+            1 => Phase::Drain,
+            2 => Phase::Replay,
+            _ => Phase::AfterRestart,
+        }
+    }
+
+    /// Moves to `phase`.
+    pub fn set_phase(&self, phase: Phase) {
+        self.phase.store(phase as u8, Ordering::Release);
+    }
+
+    fn random_base(&self, random: &mut SplitMix64) -> &str {
+        let idx = random.in_range(0, self.client_bases.len() as u64 - 1) as usize;
+        &self.client_bases[idx]
+    }
+
+    /// A new item fact and its canonical form.
+    fn item(
+        &self,
+        writer_idx: usize,
+        n: u64,
+        key_idx: usize,
+        prev: Option<&str>,
+        poison: bool,
+        random: &mut SplitMix64,
+    ) -> (Value, CanonicalFact) {
+        let pad_len = random.in_range(0, 160) as usize;
+        let pad: String = (0..pad_len)
+            .map(|_| char::from(b'a' + random.in_range(0, 25) as u8))
+            .collect();
+        let mut predecessors = json!({"key": self.key_hashes[key_idx]});
+        if let Some(prev) = prev {
+            predecessors["prev"] = json!(prev);
+        }
+        let fact = json!({
+            "type": ITEM_TYPE,
+            "fields": {"run": self.run_id, "writer": writer_idx, "n": n, "poison": poison, "pad": pad},
+            "predecessors": predecessors,
+        });
+        let canonical = canonical_of(&fact).expect("the workload's facts are valid");
+        (fact, canonical)
+    }
+
+    /// One writer: batches of chained facts until told to stop.
+    pub async fn run_writer(self: Arc<Self>, writer_idx: usize) {
+        let mut random = SplitMix64::new(self.seed ^ (0x5752_4954 + writer_idx as u64));
+        let mut last_acked: Option<String> = None;
+        let mut acked_batches: Vec<Vec<Value>> = Vec::new();
+        let mut n = 0u64;
+        while !self.stop_writes.load(Ordering::Acquire) {
+            let choice = random.in_range(0, 99);
+            if choice < 4 && !acked_batches.is_empty() {
+                // An idempotent re-send of an acknowledged batch.
+                let idx = random.in_range(0, acked_batches.len() as u64 - 1) as usize;
+                let batch = acked_batches[idx].clone();
+                self.write(&batch, &mut random, false).await;
+            } else if choice < 8 {
+                // A bad batch: a new fact, then one whose predecessor does
+                // not exist. The whole batch must be refused.
+                n += 1;
+                let key_idx = random.in_range(0, KEYS as u64 - 1) as usize;
+                let (good, good_canonical) =
+                    self.item(writer_idx, n, key_idx, last_acked.as_deref(), false, &mut random);
+                let missing = blake3::hash(&random.next_u64().to_le_bytes()).to_hex().to_string();
+                n += 1;
+                let (bad, bad_canonical) =
+                    self.item(writer_idx, n, key_idx, Some(&missing), false, &mut random);
+                self.register(&[(&good, &good_canonical), (&bad, &bad_canonical)], key_idx);
+                self.write(&[good, bad], &mut random, true).await;
+            } else {
+                let n_facts = random.in_range(1, 4) as usize;
+                let key_idx = random.in_range(0, KEYS as u64 - 1) as usize;
+                let mut facts = Vec::new();
+                let mut canonicals = Vec::new();
+                let mut prev = last_acked.clone();
+                for _ in 0..n_facts {
+                    n += 1;
+                    let poison = random.in_range(0, 199) == 0;
+                    let (fact, canonical) =
+                        self.item(writer_idx, n, key_idx, prev.as_deref(), poison, &mut random);
+                    prev = Some(canonical.hash.to_hex());
+                    facts.push(fact);
+                    canonicals.push(canonical);
+                }
+                let pairs: Vec<(&Value, &CanonicalFact)> = facts.iter().zip(&canonicals).collect();
+                self.register(&pairs, key_idx);
+                if self.write(&facts, &mut random, false).await {
+                    last_acked = prev;
+                    acked_batches.push(facts);
+                    if acked_batches.len() > 64 {
+                        acked_batches.remove(0);
+                    }
+                }
+            }
+            tokio::time::sleep(self.write_interval).await;
+        }
+    }
+
+    /// Records facts about to be written (before the first attempt, so a
+    /// reader that sees them early does not take them for phantoms).
+    fn register(&self, facts: &[(&Value, &CanonicalFact)], key_idx: usize) {
+        self.history.with(|recorded| {
+            let batch_idx = recorded.batches.len();
+            let mut hashes = Vec::new();
+            for (fact, canonical) in facts {
+                let hash = canonical.hash.to_hex();
+                let predecessors = canonical
+                    .fact
+                    .all_predecessors()
+                    .map(|(_, hash)| hash.to_hex())
+                    .collect();
+                recorded.facts.insert(
+                    hash.clone(),
+                    WrittenFact {
+                        canonical: canonical.canonical.clone(),
+                        predecessors,
+                        key: self.key_hashes[key_idx].clone(),
+                        poison: fact["fields"]["poison"] == json!(true),
+                        batch_idx,
+                        outcome: WriteOutcome::Refused {
+                            code: "not_answered_yet".into(),
+                        },
+                    },
+                );
+                hashes.push(hash);
+            }
+            recorded.batches.push(hashes);
+        });
+    }
+
+    /// Writes one batch, retrying unknown outcomes; true when acknowledged.
+    async fn write(&self, facts: &[Value], random: &mut SplitMix64, expect_refusal: bool) -> bool {
+        let hashes: Vec<String> = facts
+            .iter()
+            .map(|fact| canonical_of(fact).expect("valid").hash.to_hex())
+            .collect();
+        for _ in 0..WRITE_ATTEMPTS_MAX {
+            let base = self.random_base(random).to_string();
+            self.history.with(|recorded| recorded.counts.write_batches += 1);
+            match self.api.post_facts(&base, facts).await {
+                Answer::Done(body) => {
+                    self.record_acked(&hashes, &body, expect_refusal);
+                    return !expect_refusal;
+                }
+                Answer::Refused(status, code) => {
+                    self.history.with(|recorded| {
+                        if expect_refusal {
+                            recorded.counts.refused_bad_batches += 1;
+                        }
+                        for hash in &hashes {
+                            recorded.settle(hash, WriteOutcome::Refused { code: code.clone() });
+                        }
+                    });
+                    if !expect_refusal && status != 429 {
+                        self.history.violation(
+                            "valid writes are accepted",
+                            format!("a valid batch was refused with {status} {code}: {hashes:?}"),
+                        );
+                    }
+                    if status == 429 {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                    return false;
+                }
+                Answer::Unknown(..) => {
+                    self.history.with(|recorded| {
+                        for hash in &hashes {
+                            recorded.settle(hash, WriteOutcome::Unknown);
+                        }
+                    });
+                    tokio::time::sleep(Duration::from_millis(random.in_range(20, 200))).await;
+                }
+            }
+        }
+        false
+    }
+
+    fn record_acked(&self, hashes: &[String], body: &Value, expect_refusal: bool) {
+        let results = body["results"].as_array().cloned().unwrap_or_default();
+        self.history.with(|recorded| {
+            if expect_refusal {
+                recorded.live_violations.push((
+                    "refused writes change nothing".into(),
+                    format!("a batch with a missing predecessor was acknowledged: {hashes:?}"),
+                ));
+            }
+            if results.len() != hashes.len() {
+                recorded.live_violations.push((
+                    "valid writes are accepted".into(),
+                    format!("{} results for a batch of {}", results.len(), hashes.len()),
+                ));
+                return;
+            }
+            for (hash, result) in hashes.iter().zip(&results) {
+                let seq = result["seq"].as_u64().unwrap_or(0);
+                if result["hash"].as_str() != Some(hash.as_str()) {
+                    recorded.live_violations.push((
+                        "server hashes match client hashes".into(),
+                        format!("wrote {hash}, server answered {}", result["hash"]),
+                    ));
+                }
+                if let Some(WriteOutcome::Acked { seq: earlier }) =
+                    recorded.facts.get(hash).map(|fact| fact.outcome.clone())
+                {
+                    if earlier != seq {
+                        recorded.live_violations.push((
+                            "acknowledged facts keep their seq".into(),
+                            format!("{hash} was acknowledged at seq {earlier}, later at seq {seq}"),
+                        ));
+                    }
+                }
+                recorded.settle(hash, WriteOutcome::Acked { seq });
+                recorded.acked_order.push(hash.clone());
+            }
+        });
+    }
+
+    /// One reader: point reads of acknowledged facts and a log follower per
+    /// server, until told to stop.
+    pub async fn run_reader(self: Arc<Self>, reader_idx: usize) {
+        let mut random = SplitMix64::new(self.seed ^ (0x5245_4144 + reader_idx as u64));
+        let mut log_cursors = vec![0u64; self.client_bases.len()];
+        while !self.stop_writes.load(Ordering::Acquire) {
+            let server_idx = random.in_range(0, self.client_bases.len() as u64 - 1) as usize;
+            let base = self.client_bases[server_idx].clone();
+            if random.in_range(0, 1) == 0 {
+                self.point_read(server_idx, &base, &mut random).await;
+            } else {
+                let cursor = &mut log_cursors[server_idx];
+                self.history.with(|recorded| recorded.counts.log_pages += 1);
+                if let Answer::Done(page) = self.api.log_page(&base, *cursor, 500).await {
+                    self.observe_log_page(server_idx, &page);
+                    *cursor = page["next"].as_u64().unwrap_or(*cursor);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(random.in_range(2, 20))).await;
+        }
+    }
+
+    async fn point_read(&self, server_idx: usize, base: &str, random: &mut SplitMix64) {
+        let Some((hash, expected)) = self.history.with(|recorded| {
+            if recorded.acked_order.is_empty() {
+                return None;
+            }
+            let idx = random.in_range(0, recorded.acked_order.len() as u64 - 1) as usize;
+            let hash = recorded.acked_order[idx].clone();
+            let fact = recorded.facts.get(&hash)?;
+            recorded.counts.point_reads += 1;
+            Some((hash, fact.canonical.clone()))
+        }) else {
+            return;
+        };
+        match self.api.get_fact(base, &hash).await {
+            Answer::Done(body) => {
+                let canonical = canonical_of(&body["fact"]).map(|fact| fact.canonical);
+                if canonical.as_deref() != Some(expected.as_slice()) {
+                    self.history.violation(
+                        "reads return the acknowledged bytes",
+                        format!("server {server_idx} returned other bytes for {hash}"),
+                    );
+                }
+                self.observe(server_idx, &hash, body["seq"].as_u64().unwrap_or(0));
+            }
+            Answer::Refused(404, _) => self.history.violation(
+                "acknowledged writes are durable",
+                format!("server {server_idx} answered 404 for acknowledged fact {hash}"),
+            ),
+            _ => {}
+        }
+    }
+
+    /// Checks and records the facts of a log page.
+    pub fn observe_log_page(&self, server_idx: usize, page: &Value) {
+        for entry in page["facts"].as_array().into_iter().flatten() {
+            let hash = entry["hash"].as_str().unwrap_or_default();
+            let seq = entry["seq"].as_u64().unwrap_or(0);
+            let Some(canonical) = canonical_of(&entry["fact"]) else {
+                self.history.violation(
+                    "reads return valid facts",
+                    format!("server {server_idx}: log entry at seq {seq} is not a valid fact"),
+                );
+                continue;
+            };
+            if canonical.hash.to_hex() != hash {
+                self.history.violation(
+                    "reads return the acknowledged bytes",
+                    format!("server {server_idx}: log entry at seq {seq} does not hash to {hash}"),
+                );
+                continue;
+            }
+            let fact = &entry["fact"];
+            if fact["fields"]["run"].as_str() != Some(self.run_id.as_str()) || fact["type"] != ITEM_TYPE {
+                continue;
+            }
+            let known = self.history.with(|recorded| recorded.facts.get(hash).map(|fact| fact.outcome.clone()));
+            match known {
+                None => self.history.violation(
+                    "no phantom facts",
+                    format!("server {server_idx}: seq {seq} holds {hash}, which was never written"),
+                ),
+                Some(WriteOutcome::Refused { code }) if code != "not_answered_yet" => {
+                    self.history.violation(
+                        "refused writes change nothing",
+                        format!("server {server_idx}: {hash} was refused ({code}) but is stored at seq {seq}"),
+                    )
+                }
+                _ => {}
+            }
+            self.observe(server_idx, hash, seq);
+        }
+    }
+
+    fn observe(&self, server_idx: usize, hash: &str, seq: u64) {
+        self.history.with(|recorded| {
+            let observed = recorded.observed.entry(hash.to_string()).or_insert(ObservedFact {
+                hash: hash.to_string(),
+                seq,
+                server_idx,
+            });
+            if observed.seq != seq {
+                let detail = format!(
+                    "{hash} was read at seq {} (server {}) and at seq {seq} (server {server_idx})",
+                    observed.seq, observed.server_idx
+                );
+                recorded
+                    .live_violations
+                    .push(("facts keep their seq".into(), detail));
+            }
+        });
+    }
+
+    /// One consumer of subscription `consumer_idx % subscriptions`: pulls,
+    /// then acks, nacks or abandons each message, until told to stop.
+    pub async fn run_consumer(self: Arc<Self>, consumer_idx: usize) {
+        let mut random = SplitMix64::new(self.seed ^ (0x434f_4e53 + consumer_idx as u64));
+        let spec = self.subscriptions[consumer_idx % self.subscriptions.len()].clone();
+        let base = self.client_bases[consumer_idx % self.client_bases.len()].clone();
+        while !self.stop_consumers.load(Ordering::Acquire) {
+            let pull_sent = Instant::now();
+            self.history.with(|recorded| recorded.counts.pulls += 1);
+            let body = json!({"max": PULL_MAX, "wait_ms": PULL_WAIT_MS});
+            let Answer::Done(answer) = self.api.subscription_call(&base, &spec.name, "pull", &body).await
+            else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            let pull_answered = Instant::now();
+            // The phase when the answer came: a pull sent just before the
+            // dead letters were replayed may already carry replayed ones.
+            let phase = self.phase();
+            let mut to_ack = Vec::new();
+            let mut to_nack = Vec::new();
+            for message in answer["messages"].as_array().into_iter().flatten() {
+                let token = message["token"].as_str().unwrap_or_default().to_string();
+                let hash = message["hash"].as_str().unwrap_or_default().to_string();
+                let poison = self.record_delivery(&spec, message, phase, pull_sent, pull_answered);
+                let roll = random.in_range(0, 99);
+                let fail = match phase {
+                    Phase::Faults => poison || roll < 6,
+                    Phase::Drain => poison,
+                    Phase::Replay | Phase::AfterRestart => false,
+                };
+                if fail {
+                    to_nack.push(token);
+                } else if phase == Phase::Faults && roll < 8 {
+                    // Vanish: neither ack nor nack; the lease runs out.
+                } else {
+                    to_ack.push((token, hash));
+                }
+            }
+            if !to_nack.is_empty() {
+                self.history.with(|recorded| recorded.counts.nacks_sent += to_nack.len() as u64);
+                let body = json!({"tokens": to_nack, "delay_ms": random.in_range(0, 100),
+                    "error": "cairn check: failing on purpose"});
+                let _ = self.api.subscription_call(&base, &spec.name, "nack", &body).await;
+            }
+            if !to_ack.is_empty() {
+                self.ack(&base, &spec, &to_ack, phase).await;
+            }
+        }
+    }
+
+    /// Records and checks one delivered message; true when it is poison.
+    pub fn record_delivery(
+        &self,
+        spec: &SubscriptionSpec,
+        message: &Value,
+        phase: Phase,
+        pull_sent: Instant,
+        pull_answered: Instant,
+    ) -> bool {
+        let hash = message["hash"].as_str().unwrap_or_default().to_string();
+        let seq = message["seq"].as_u64().unwrap_or(0);
+        let canonical = canonical_of(&message["fact"]).map(|fact| fact.canonical);
+        self.history.with(|recorded| {
+            let Some(written) = recorded.facts.get(&hash) else {
+                if message["fact"]["fields"]["run"].as_str() == Some(self.run_id.as_str()) {
+                    recorded.live_violations.push((
+                        "no phantom deliveries".into(),
+                        format!("{} delivered {hash}, which was never written", spec.name),
+                    ));
+                }
+                return false;
+            };
+            let poison = written.poison;
+            if canonical.as_deref() != Some(written.canonical.as_slice()) {
+                recorded.live_violations.push((
+                    "deliveries carry the written bytes".into(),
+                    format!("{} delivered other bytes for {hash}", spec.name),
+                ));
+            }
+            recorded.deliveries.push(Delivery {
+                subscription: spec.name.clone(),
+                hash,
+                seq,
+                attempt: message["attempt"].as_u64().unwrap_or(0),
+                pull_sent,
+                pull_answered,
+                phase,
+            });
+            poison
+        })
+    }
+
+    async fn ack(&self, base: &str, spec: &SubscriptionSpec, messages: &[(String, String)], phase: Phase) {
+        self.history.with(|recorded| recorded.counts.acks_sent += messages.len() as u64);
+        let tokens: Vec<&String> = messages.iter().map(|(token, _)| token).collect();
+        let body = json!({ "tokens": tokens });
+        let Answer::Done(answer) = self.api.subscription_call(base, &spec.name, "ack", &body).await
+        else {
+            return;
+        };
+        let answered = Instant::now();
+        let results = answer["results"].as_array().cloned().unwrap_or_default();
+        self.history.with(|recorded| {
+            for ((_, hash), result) in messages.iter().zip(&results) {
+                if result["status"] == json!("acked") {
+                    recorded.acks.push(Ack {
+                        subscription: spec.name.clone(),
+                        hash: hash.clone(),
+                        answered,
+                        phase,
+                    });
+                }
+            }
+        });
+    }
+}
+
+/// The canonical form of a fact given as JSON, if it is a valid fact.
+pub fn canonical_of(fact: &Value) -> Option<CanonicalFact> {
+    let bytes = serde_json::to_vec(fact).ok()?;
+    CanonicalFact::from_json(&bytes, usize::MAX).ok()
+}
+
+/// Repeats `call` until it is done (bounded: a minute), for the setup steps
+/// that must succeed before the run can start.
+async fn retry_until_done<F, Fut>(what: &str, mut call: F) -> anyhow::Result<Value>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Answer>,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match call().await {
+            Answer::Done(body) => return Ok(body),
+            Answer::Refused(status, code) => anyhow::bail!("cannot {what}: {status} {code}"),
+            Answer::Unknown(status, detail) if Instant::now() > deadline => {
+                anyhow::bail!("cannot {what}: {status} {detail}")
+            }
+            Answer::Unknown(..) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
