@@ -9,7 +9,9 @@ pub mod delivery;
 pub mod error;
 pub mod limits;
 mod metrics;
-mod query;
+/// Strict query-string parsing; public so that the fuzz checks
+/// (`crates/cairn-fuzz-checks`) can drive it as a request would.
+pub mod query;
 mod routes;
 mod state;
 
