@@ -605,8 +605,12 @@ impl SubscriptionState {
     pub fn next_event_at_ms(&self) -> Option<u64> {
         let lease = self.leases.peek().map(|Reverse((at, _, _))| *at);
         let waiting = self.waiting.peek().map(|Reverse((at, _))| *at);
+        // A refill matters only to ready messages that a pull could take.
+        // While paused, the bucket keeps its last refill time, which lies in
+        // the past: reporting it would wake a waiting pull at once, again and
+        // again. Resuming is an outside event that wakes pulls itself.
         let rate = match &self.rate {
-            Some(rate) if !self.ready.is_empty() => Some(rate.next_token_at_ms()),
+            Some(rate) if !self.paused && !self.ready.is_empty() => Some(rate.next_token_at_ms()),
             _ => None,
         };
         [lease, waiting, rate].into_iter().flatten().min()

@@ -225,6 +225,23 @@ fn rate_limit_and_pause() {
     assert_eq!(state.pull(100, None, 60_000).0.len(), 10);
 }
 
+/// Found by `tests/sim_wake_ups.rs`: while paused, with ready messages and
+/// tokens in the bucket, the next event used to be the bucket's last refill
+/// (a time already past), so a runtime's long-polling pull woke at once,
+/// over and over, until its wait ran out.
+#[test]
+fn a_paused_rate_limited_subscription_asks_for_no_wake_up_in_the_past() {
+    let mut state = state(r#"{"type":"T","rate_limit_per_s":10}"#, 20);
+    state.set_paused(true);
+    assert!(state.pull(100, None, 1_000).0.is_empty());
+    assert_eq!(state.next_event_at_ms(), None);
+    // Unpaused, an exhausted bucket still schedules its next token.
+    state.set_paused(false);
+    assert_eq!(state.pull(100, None, 1_000).0.len(), 10);
+    assert!(state.pull(100, None, 1_000).0.is_empty());
+    assert_eq!(state.next_event_at_ms(), Some(1_100));
+}
+
 #[test]
 fn restored_state_keeps_acks_and_failed_attempts_and_redelivers_leased() {
     let mut disk = ModelDisk::default();
