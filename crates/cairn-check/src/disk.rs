@@ -46,7 +46,11 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
         let path = entry.path();
         if path.is_dir() {
             files.extend(files_under(&path));
-        } else if entry.metadata().map(|metadata| metadata.len() > 0).unwrap_or(false) {
+        } else if entry
+            .metadata()
+            .map(|metadata| metadata.len() > 0)
+            .unwrap_or(false)
+        {
             files.push(path);
         }
     }
@@ -98,7 +102,11 @@ pub fn corrupt(data_dir: &Path, random: &mut SplitMix64) -> std::io::Result<Opti
         let Some(path) = journals
             .iter()
             .rev()
-            .find(|path| written_length(path).map(|length| length > 0).unwrap_or(false))
+            .find(|path| {
+                written_length(path)
+                    .map(|length| length > 0)
+                    .unwrap_or(false)
+            })
             .cloned()
         else {
             return Ok(None);
@@ -115,7 +123,9 @@ pub fn corrupt(data_dir: &Path, random: &mut SplitMix64) -> std::io::Result<Opti
         let file = OpenOptions::new().write(true).open(&path)?;
         file.set_len(offset)?;
         file.sync_all()?;
-        Ok(Some(format!("truncated {name} from {length} to {offset} bytes")))
+        Ok(Some(format!(
+            "truncated {name} from {length} to {offset} bytes"
+        )))
     } else {
         let bit = random.in_range(0, 7) as u8;
         let mut file = OpenOptions::new().read(true).write(true).open(&path)?;
@@ -126,7 +136,9 @@ pub fn corrupt(data_dir: &Path, random: &mut SplitMix64) -> std::io::Result<Opti
         file.seek(SeekFrom::Start(offset))?;
         file.write_all(&byte)?;
         file.sync_all()?;
-        Ok(Some(format!("flipped bit {bit} at offset {offset} of {name}")))
+        Ok(Some(format!(
+            "flipped bit {bit} at offset {offset} of {name}"
+        )))
     }
 }
 

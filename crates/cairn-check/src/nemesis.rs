@@ -48,7 +48,9 @@ impl Nemesis {
             let kind = self.kinds[random.in_range(0, self.kinds.len() as u64 - 1) as usize];
             let node_idx = random.in_range(0, self.deployment.nodes.len() as u64 - 1) as usize;
             let at_ms = self.started.elapsed().as_millis() as u64;
-            let detail = self.inject(kind, &self.deployment.nodes[node_idx], &mut random).await;
+            let detail = self
+                .inject(kind, &self.deployment.nodes[node_idx], &mut random)
+                .await;
             self.workload.history.with(|recorded| {
                 recorded.faults.push(FaultEvent {
                     kind,
@@ -170,7 +172,7 @@ impl Nemesis {
         tokio::time::sleep(Duration::from_millis(down_ms)).await;
         if let Err(error) = postgres.start() {
             self.workload.history.violation(
-                "the deployment recovers",
+                "servers recover from crashes",
                 format!("PostgreSQL did not start again: {error}"),
             );
         }
@@ -210,9 +212,10 @@ impl Nemesis {
         };
         process.kill();
         if let Err(error) = disk::restore(data_dir, &backup) {
-            self.workload
-                .history
-                .violation("the checker's own steps", format!("restoring the backup failed: {error}"));
+            self.workload.history.violation(
+                "the checker's own steps",
+                format!("restoring the backup failed: {error}"),
+            );
         }
         self.restart(node, "restoring intact files").await;
         node.proxy.heal();
@@ -243,12 +246,19 @@ impl Nemesis {
         for (hash, canonical) in &sample {
             match self.api.get_fact(base, hash).await {
                 Answer::Done(body) => {
-                    if canonical_of(&body["fact"]).map(|fact| fact.canonical).as_ref() == Some(canonical) {
+                    if canonical_of(&body["fact"])
+                        .map(|fact| fact.canonical)
+                        .as_ref()
+                        == Some(canonical)
+                    {
                         correct += 1;
                     } else {
                         self.workload.history.violation(
                             "damaged data is never served",
-                            format!("server {} served other bytes for {hash} after: {damage}", node.idx),
+                            format!(
+                                "server {} served other bytes for {hash} after: {damage}",
+                                node.idx
+                            ),
                         );
                     }
                 }
@@ -283,13 +293,17 @@ impl Nemesis {
                 _ => break,
             }
         }
-        let probe = serde_json::json!({"type": ITEM_TYPE, "fields": {"probe": damage}, "predecessors": {}});
+        let probe =
+            serde_json::json!({"type": ITEM_TYPE, "fields": {"probe": damage}, "predecessors": {}});
         let write = self.api.post_facts(base, &[probe]).await;
         let write_acked = matches!(write, Answer::Done(_));
         if detected > 0 && write_acked {
             self.workload.history.violation(
                 "no writes on top of detected corruption",
-                format!("server {} acknowledged a write after reporting corruption ({damage})", node.idx),
+                format!(
+                    "server {} acknowledged a write after reporting corruption ({damage})",
+                    node.idx
+                ),
             );
         }
         format!(

@@ -14,21 +14,26 @@ use crate::workload::{canonical_of, SubscriptionSpec, ITEM_TYPE};
 
 /// The checks, in report order. Violations noticed during the run are
 /// filed under the same names.
-pub const CHECKS: [&str; 14] = [
+pub const CHECKS: [&str; 19] = [
+    "valid writes are accepted",
     "acknowledged writes are durable",
     "reads return the acknowledged bytes",
+    "server and client agree on hashes",
     "acknowledged facts keep their seq",
     "facts are stored with their predecessors",
     "no phantom facts",
     "refused writes change nothing",
     "batches are all or nothing",
     "every message is delivered at least once",
+    "deliveries carry the written bytes",
     "no redelivery after an ack",
     "per-key order",
     "dead letters only after max_attempts",
     "dead letters are replayable",
     "acked messages stay acked after a clean restart",
     "servers recover from crashes",
+    "damaged data is never served",
+    "no writes on top of detected corruption",
 ];
 
 /// Collects counterexamples and examined counts per check.
@@ -241,9 +246,15 @@ pub async fn check_facts(
                 ),
             }
         }
-        verdicts.examined("reads return the acknowledged bytes", recorded.observed.len() as u64);
+        verdicts.examined(
+            "reads return the acknowledged bytes",
+            recorded.observed.len() as u64,
+        );
         for batch in &recorded.batches {
-            let n_present = batch.iter().filter(|hash| logged.contains_key(*hash)).count();
+            let n_present = batch
+                .iter()
+                .filter(|hash| logged.contains_key(*hash))
+                .count();
             verdicts.examined("batches are all or nothing", 1);
             if n_present != 0 && n_present != batch.len() {
                 verdicts.violation(
@@ -272,7 +283,11 @@ pub async fn check_facts(
 }
 
 /// The dead letters of a subscription: hash → attempts.
-pub async fn dead_letters(api: &Api, base: &str, name: &str) -> Result<HashMap<String, u64>, String> {
+pub async fn dead_letters(
+    api: &Api,
+    base: &str,
+    name: &str,
+) -> Result<HashMap<String, u64>, String> {
     let mut dead = HashMap::new();
     let mut cursor = 0u64;
     loop {
@@ -331,7 +346,9 @@ pub fn check_deliveries(
     for ack in recorded.acks.iter().filter(|ack| &ack.subscription == name) {
         first_ack
             .entry(ack.hash.as_str())
-            .and_modify(|answered: &mut std::time::Instant| *answered = (*answered).min(ack.answered))
+            .and_modify(|answered: &mut std::time::Instant| {
+                *answered = (*answered).min(ack.answered)
+            })
             .or_insert(ack.answered);
     }
     for delivery in &deliveries {
@@ -358,7 +375,10 @@ pub fn check_deliveries(
         if delivery.attempt == 0 || delivery.attempt > spec.max_attempts {
             verdicts.violation(
                 "dead letters only after max_attempts",
-                format!("{name}: {} delivered with attempt {}", delivery.hash, delivery.attempt),
+                format!(
+                    "{name}: {} delivered with attempt {}",
+                    delivery.hash, delivery.attempt
+                ),
             );
         }
     }
@@ -367,10 +387,17 @@ pub fn check_deliveries(
         if *attempts != spec.max_attempts {
             verdicts.violation(
                 "dead letters only after max_attempts",
-                format!("{name}: {hash} is dead after {attempts} attempts (max_attempts {})", spec.max_attempts),
+                format!(
+                    "{name}: {hash} is dead after {attempts} attempts (max_attempts {})",
+                    spec.max_attempts
+                ),
             );
         }
-        if recorded.acks.iter().any(|ack| &ack.subscription == name && &ack.hash == hash && ack.phase < Phase::Replay) {
+        if recorded
+            .acks
+            .iter()
+            .any(|ack| &ack.subscription == name && &ack.hash == hash && ack.phase < Phase::Replay)
+        {
             verdicts.violation(
                 "dead letters only after max_attempts",
                 format!("{name}: {hash} is dead although its ack was answered \"acked\""),

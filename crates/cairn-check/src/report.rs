@@ -65,7 +65,10 @@ impl Report {
 
     /// Violations over all checks.
     pub fn violations(&self) -> usize {
-        self.checks.iter().map(|check| check.counterexamples.len()).sum()
+        self.checks
+            .iter()
+            .map(|check| check.counterexamples.len())
+            .sum()
     }
 
     /// The report as text.

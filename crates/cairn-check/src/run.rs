@@ -15,7 +15,7 @@ use crate::api::{Answer, Api};
 use crate::deployment::Deployment;
 use crate::history::{Phase, Recorded};
 use crate::nemesis::Nemesis;
-use crate::options::CheckOptions;
+use crate::options::{CheckOptions, FaultKind};
 use crate::oracle::{self, Verdicts};
 use crate::report::{seconds, Report};
 use crate::workload::Workload;
@@ -36,7 +36,11 @@ pub async fn run(options: CheckOptions) -> anyhow::Result<Report> {
         .duration_since(std::time::UNIX_EPOCH)?
         .as_nanos();
     let run_id = format!("s{}-{:x}", options.seed, nanos & 0xffff_ffff_ffff);
-    let client_bases = deployment.nodes.iter().map(|node| node.client_base.clone()).collect();
+    let client_bases = deployment
+        .nodes
+        .iter()
+        .map(|node| node.client_base.clone())
+        .collect();
     let workload = Arc::new(
         Workload::prepare(
             run_id,
@@ -73,9 +77,13 @@ pub async fn run(options: CheckOptions) -> anyhow::Result<Report> {
         interval: options.fault_interval,
         started,
     };
-    nemesis.run(options.seed, Instant::now() + options.duration).await;
+    nemesis
+        .run(options.seed, Instant::now() + options.duration)
+        .await;
     let fault_phase = started.elapsed();
-    workload.stop_writes.store(true, std::sync::atomic::Ordering::Release);
+    workload
+        .stop_writes
+        .store(true, std::sync::atomic::Ordering::Release);
     while tasks.join_next().await.is_some() {}
 
     progress.set_message("healing and settling every message");
@@ -105,12 +113,18 @@ pub async fn run(options: CheckOptions) -> anyhow::Result<Report> {
             Ok(dead) if dead.is_empty() => {}
             Ok(dead) => verdicts.violation(
                 "dead letters are replayable",
-                format!("{}: {} dead letters remain after the replay was acked", spec.name, dead.len()),
+                format!(
+                    "{}: {} dead letters remain after the replay was acked",
+                    spec.name,
+                    dead.len()
+                ),
             ),
             Err(problem) => verdicts.violation("dead letters are replayable", problem),
         }
     }
-    workload.stop_consumers.store(true, std::sync::atomic::Ordering::Release);
+    workload
+        .stop_consumers
+        .store(true, std::sync::atomic::Ordering::Release);
     while consumers.join_next().await.is_some() {}
 
     if deployment.owns_processes() {
@@ -126,7 +140,11 @@ pub async fn run(options: CheckOptions) -> anyhow::Result<Report> {
     }
 
     progress.set_message("checking every server's facts");
-    let bases: Vec<String> = deployment.nodes.iter().map(|node| node.direct_base.clone()).collect();
+    let bases: Vec<String> = deployment
+        .nodes
+        .iter()
+        .map(|node| node.direct_base.clone())
+        .collect();
     progress_task.abort();
     // Every task that records is done: the history can leave its lock.
     let recorded = std::mem::take(&mut *workload.history.inner.lock().expect("history lock"));
@@ -134,7 +152,10 @@ pub async fn run(options: CheckOptions) -> anyhow::Result<Report> {
         verdicts.violation(check, detail.clone());
     }
     if let Err(error) = write_history(&options.work_dir.join("history.tsv"), &recorded, started) {
-        verdicts.violation("the checker's own steps", format!("cannot write the history: {error}"));
+        verdicts.violation(
+            "the checker's own steps",
+            format!("cannot write the history: {error}"),
+        );
     }
     let (writes, stored_items) =
         oracle::check_facts(&api, &bases, &workload.run_id, &recorded, &mut verdicts).await;
@@ -147,7 +168,24 @@ pub async fn run(options: CheckOptions) -> anyhow::Result<Report> {
             &mut verdicts,
         );
     }
+    let n_corruptions = recorded
+        .faults
+        .iter()
+        .filter(|fault| fault.kind == FaultKind::Corruption)
+        .count() as u64;
     verdicts.examined("servers recover from crashes", recorded.faults.len() as u64);
+    verdicts.examined("valid writes are accepted", recorded.counts.write_batches);
+    verdicts.examined("server and client agree on hashes", writes.acknowledged);
+    verdicts.examined(
+        "deliveries carry the written bytes",
+        recorded.deliveries.len() as u64,
+    );
+    verdicts.examined("damaged data is never served", n_corruptions);
+    verdicts.examined("no writes on top of detected corruption", n_corruptions);
+    if deployment.owns_processes() {
+        let n_acked: u64 = recorded.acks.len() as u64;
+        verdicts.examined("acked messages stay acked after a clean restart", n_acked);
+    }
     progress.finish_and_clear();
 
     let mut faults = BTreeMap::new();
@@ -157,18 +195,24 @@ pub async fn run(options: CheckOptions) -> anyhow::Result<Report> {
     let mut fault_log = Vec::new();
     for event in &recorded.faults {
         *faults.entry(event.kind.name().to_string()).or_insert(0) += 1;
+        let target = match event.kind {
+            FaultKind::PostgresRestart => "PostgreSQL".to_string(),
+            _ => format!("server {}", event.server_idx),
+        };
         fault_log.push(format!(
-            "{:>8.1} s  {:<16} server {}  {}",
+            "{:>8.1} s  {:<16} {target:<10}  {}",
             event.at_ms as f64 / 1000.0,
             event.kind.name(),
-            event.server_idx,
             event.detail
         ));
     }
     let counts = &recorded.counts;
     let operations = BTreeMap::from([
         ("write requests".to_string(), counts.write_batches),
-        ("bad batches refused".to_string(), counts.refused_bad_batches),
+        (
+            "bad batches refused".to_string(),
+            counts.refused_bad_batches,
+        ),
         ("point reads".to_string(), counts.point_reads),
         ("log pages".to_string(), counts.log_pages),
         ("pulls".to_string(), counts.pulls),
@@ -206,7 +250,10 @@ async fn heal(deployment: &Deployment, api: &Api, verdicts: &mut Verdicts) {
     for (idx, failure) in deployment.start_all(api).await {
         verdicts.violation(
             "servers recover from crashes",
-            format!("server {idx} did not start after the faults were healed:\n{}", failure.log_tail),
+            format!(
+                "server {idx} did not start after the faults were healed:\n{}",
+                failure.log_tail
+            ),
         );
     }
 }
@@ -227,8 +274,11 @@ async fn settle(api: &Api, base: &str, workload: &Workload, verdicts: &mut Verdi
                         "{}: messages still unsettled {} s after the faults were healed: {}",
                         spec.name,
                         SETTLE_TIMEOUT.as_secs(),
-                        view.map(|view| format!("backlog {} in flight {}", view["backlog"], view["in_flight"]))
-                            .unwrap_or_else(|| "no answer".into())
+                        view.map(|view| format!(
+                            "backlog {} in flight {}",
+                            view["backlog"], view["in_flight"]
+                        ))
+                        .unwrap_or_else(|| "no answer".into())
                     ),
                 );
                 break;
@@ -242,11 +292,17 @@ async fn settle(api: &Api, base: &str, workload: &Workload, verdicts: &mut Verdi
 /// worth, so it is repeated until nothing is left).
 async fn replay_all(api: &Api, base: &str, name: &str, verdicts: &mut Verdicts) {
     for _ in 0..1_000 {
-        match api.subscription_call(base, name, "dead/replay", &json!({})).await {
+        match api
+            .subscription_call(base, name, "dead/replay", &json!({}))
+            .await
+        {
             Answer::Done(answer) if answer["replayed"].as_u64() == Some(0) => return,
             Answer::Done(_) => {}
             other => {
-                verdicts.violation("dead letters are replayable", format!("{name}: replay failed: {other:?}"));
+                verdicts.violation(
+                    "dead letters are replayable",
+                    format!("{name}: replay failed: {other:?}"),
+                );
                 return;
             }
         }
@@ -265,12 +321,20 @@ async fn pull_after_restart(deployment: &Deployment, workload: &Arc<Workload>) {
             pulls.spawn(async move {
                 let sent = Instant::now();
                 let body = json!({"max": 100, "wait_ms": AFTER_RESTART_WAIT_MS});
-                if let Answer::Done(answer) =
-                    workload.api.subscription_call(&base, &spec.name, "pull", &body).await
+                if let Answer::Done(answer) = workload
+                    .api
+                    .subscription_call(&base, &spec.name, "pull", &body)
+                    .await
                 {
                     let answered = Instant::now();
                     for message in answer["messages"].as_array().into_iter().flatten() {
-                        workload.record_delivery(&spec, message, Phase::AfterRestart, sent, answered);
+                        workload.record_delivery(
+                            &spec,
+                            message,
+                            Phase::AfterRestart,
+                            sent,
+                            answered,
+                        );
                     }
                 }
             });
@@ -314,11 +378,18 @@ async fn show_progress(bar: ProgressBar, workload: Arc<Workload>, duration: Dura
 
 /// Writes the deliveries and acks, one per line with times in milliseconds
 /// since the start, for reading a counterexample's story.
-fn write_history(path: &std::path::Path, recorded: &Recorded, started: Instant) -> std::io::Result<()> {
+fn write_history(
+    path: &std::path::Path,
+    recorded: &Recorded,
+    started: Instant,
+) -> std::io::Result<()> {
     use std::io::Write;
     let since = |at: Instant| at.saturating_duration_since(started).as_millis();
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
-    writeln!(out, "event\tsubscription\thash\tseq\tattempt\tphase\tsent_ms\tanswered_ms")?;
+    writeln!(
+        out,
+        "event\tsubscription\thash\tseq\tattempt\tphase\tsent_ms\tanswered_ms"
+    )?;
     for delivery in &recorded.deliveries {
         writeln!(
             out,
@@ -343,7 +414,13 @@ fn write_history(path: &std::path::Path, recorded: &Recorded, started: Instant) 
         )?;
     }
     for fault in &recorded.faults {
-        writeln!(out, "fault\t{}\t{}\t\t\t\t{}\t", fault.kind.name(), fault.detail, fault.at_ms)?;
+        writeln!(
+            out,
+            "fault\t{}\t{}\t\t\t\t{}\t",
+            fault.kind.name(),
+            fault.detail,
+            fault.at_ms
+        )?;
     }
     out.flush()
 }

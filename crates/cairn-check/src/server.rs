@@ -16,7 +16,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a graceful shutdown may take before the server is killed.
 const TERMINATE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Lines of the server log quoted in errors.
-const LOG_TAIL_LINES: usize = 15;
+const LOG_TAIL_LINES: usize = 4;
 
 /// A server process the checker starts and stops.
 pub struct ServerProcess {

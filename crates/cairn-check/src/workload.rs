@@ -119,7 +119,10 @@ impl Workload {
                     .collect::<Vec<_>>()
             })
             .unwrap_or_default();
-        anyhow::ensure!(key_hashes.len() == KEYS, "the key facts were not all written");
+        anyhow::ensure!(
+            key_hashes.len() == KEYS,
+            "the key facts were not all written"
+        );
         Ok(Workload {
             run_id,
             seed,
@@ -200,9 +203,17 @@ impl Workload {
                 // not exist. The whole batch must be refused.
                 n += 1;
                 let key_idx = random.in_range(0, KEYS as u64 - 1) as usize;
-                let (good, good_canonical) =
-                    self.item(writer_idx, n, key_idx, last_acked.as_deref(), false, &mut random);
-                let missing = blake3::hash(&random.next_u64().to_le_bytes()).to_hex().to_string();
+                let (good, good_canonical) = self.item(
+                    writer_idx,
+                    n,
+                    key_idx,
+                    last_acked.as_deref(),
+                    false,
+                    &mut random,
+                );
+                let missing = blake3::hash(&random.next_u64().to_le_bytes())
+                    .to_hex()
+                    .to_string();
                 n += 1;
                 let (bad, bad_canonical) =
                     self.item(writer_idx, n, key_idx, Some(&missing), false, &mut random);
@@ -277,7 +288,8 @@ impl Workload {
             .collect();
         for _ in 0..WRITE_ATTEMPTS_MAX {
             let base = self.random_base(random).to_string();
-            self.history.with(|recorded| recorded.counts.write_batches += 1);
+            self.history
+                .with(|recorded| recorded.counts.write_batches += 1);
             match self.api.post_facts(&base, facts).await {
                 Answer::Done(body) => {
                     self.record_acked(&hashes, &body, expect_refusal);
@@ -337,7 +349,7 @@ impl Workload {
                 let seq = result["seq"].as_u64().unwrap_or(0);
                 if result["hash"].as_str() != Some(hash.as_str()) {
                     recorded.live_violations.push((
-                        "server hashes match client hashes".into(),
+                        "server and client agree on hashes".into(),
                         format!("wrote {hash}, server answered {}", result["hash"]),
                     ));
                 }
@@ -418,7 +430,7 @@ impl Workload {
             let seq = entry["seq"].as_u64().unwrap_or(0);
             let Some(canonical) = canonical_of(&entry["fact"]) else {
                 self.history.violation(
-                    "reads return valid facts",
+                    "reads return the acknowledged bytes",
                     format!("server {server_idx}: log entry at seq {seq} is not a valid fact"),
                 );
                 continue;
@@ -431,10 +443,14 @@ impl Workload {
                 continue;
             }
             let fact = &entry["fact"];
-            if fact["fields"]["run"].as_str() != Some(self.run_id.as_str()) || fact["type"] != ITEM_TYPE {
+            if fact["fields"]["run"].as_str() != Some(self.run_id.as_str())
+                || fact["type"] != ITEM_TYPE
+            {
                 continue;
             }
-            let known = self.history.with(|recorded| recorded.facts.get(hash).map(|fact| fact.outcome.clone()));
+            let known = self
+                .history
+                .with(|recorded| recorded.facts.get(hash).map(|fact| fact.outcome.clone()));
             match known {
                 None => self.history.violation(
                     "no phantom facts",
@@ -454,11 +470,14 @@ impl Workload {
 
     fn observe(&self, server_idx: usize, hash: &str, seq: u64) {
         self.history.with(|recorded| {
-            let observed = recorded.observed.entry(hash.to_string()).or_insert(ObservedFact {
-                hash: hash.to_string(),
-                seq,
-                server_idx,
-            });
+            let observed = recorded
+                .observed
+                .entry(hash.to_string())
+                .or_insert(ObservedFact {
+                    hash: hash.to_string(),
+                    seq,
+                    server_idx,
+                });
             if observed.seq != seq {
                 let detail = format!(
                     "{hash} was read at seq {} (server {}) and at seq {seq} (server {server_idx})",
@@ -466,7 +485,7 @@ impl Workload {
                 );
                 recorded
                     .live_violations
-                    .push(("facts keep their seq".into(), detail));
+                    .push(("acknowledged facts keep their seq".into(), detail));
             }
         });
     }
@@ -481,7 +500,10 @@ impl Workload {
             let pull_sent = Instant::now();
             self.history.with(|recorded| recorded.counts.pulls += 1);
             let body = json!({"max": PULL_MAX, "wait_ms": PULL_WAIT_MS});
-            let Answer::Done(answer) = self.api.subscription_call(&base, &spec.name, "pull", &body).await
+            let Answer::Done(answer) = self
+                .api
+                .subscription_call(&base, &spec.name, "pull", &body)
+                .await
             else {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
@@ -511,10 +533,14 @@ impl Workload {
                 }
             }
             if !to_nack.is_empty() {
-                self.history.with(|recorded| recorded.counts.nacks_sent += to_nack.len() as u64);
+                self.history
+                    .with(|recorded| recorded.counts.nacks_sent += to_nack.len() as u64);
                 let body = json!({"tokens": to_nack, "delay_ms": random.in_range(0, 100),
                     "error": "cairn check: failing on purpose"});
-                let _ = self.api.subscription_call(&base, &spec.name, "nack", &body).await;
+                let _ = self
+                    .api
+                    .subscription_call(&base, &spec.name, "nack", &body)
+                    .await;
             }
             if !to_ack.is_empty() {
                 self.ack(&base, &spec, &to_ack, phase).await;
@@ -538,7 +564,7 @@ impl Workload {
             let Some(written) = recorded.facts.get(&hash) else {
                 if message["fact"]["fields"]["run"].as_str() == Some(self.run_id.as_str()) {
                     recorded.live_violations.push((
-                        "no phantom deliveries".into(),
+                        "no phantom facts".into(),
                         format!("{} delivered {hash}, which was never written", spec.name),
                     ));
                 }
@@ -564,11 +590,21 @@ impl Workload {
         })
     }
 
-    async fn ack(&self, base: &str, spec: &SubscriptionSpec, messages: &[(String, String)], phase: Phase) {
-        self.history.with(|recorded| recorded.counts.acks_sent += messages.len() as u64);
+    async fn ack(
+        &self,
+        base: &str,
+        spec: &SubscriptionSpec,
+        messages: &[(String, String)],
+        phase: Phase,
+    ) {
+        self.history
+            .with(|recorded| recorded.counts.acks_sent += messages.len() as u64);
         let tokens: Vec<&String> = messages.iter().map(|(token, _)| token).collect();
         let body = json!({ "tokens": tokens });
-        let Answer::Done(answer) = self.api.subscription_call(base, &spec.name, "ack", &body).await
+        let Answer::Done(answer) = self
+            .api
+            .subscription_call(base, &spec.name, "ack", &body)
+            .await
         else {
             return;
         };

@@ -138,8 +138,11 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
     let report = cairn_check::run(options).await?;
     let text = report.to_text();
     println!("{text}");
-    std::fs::write(work_dir.join("report.txt"), format!("{text}\n{}\n", report.fault_log.join("\n")))
-        .context("cannot write the report")?;
+    std::fs::write(
+        work_dir.join("report.txt"),
+        format!("{text}\n{}\n", report.fault_log.join("\n")),
+    )
+    .context("cannot write the report")?;
     if let Some(path) = &args.report_json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -195,7 +198,16 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        for bad in ["", "s", "0s", "-1s", "1d", "1.5s", "99999999999999999999s", "9999h"] {
+        for bad in [
+            "",
+            "s",
+            "0s",
+            "-1s",
+            "1d",
+            "1.5s",
+            "99999999999999999999s",
+            "9999h",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} was accepted");
         }
     }
