@@ -9,7 +9,7 @@ use cairn_delivery::{
     SubscriptionDefinition, SubscriptionState, TokenStatus,
 };
 use cairn_fact::Hash;
-use common::ModelDisk;
+use common::model_store::DiskImage;
 
 fn definition(json: &str) -> SubscriptionDefinition {
     SubscriptionDefinition::from_json(json.as_bytes()).unwrap()
@@ -244,19 +244,19 @@ fn a_paused_rate_limited_subscription_asks_for_no_wake_up_in_the_past() {
 
 #[test]
 fn restored_state_keeps_acks_and_failed_attempts_and_redelivers_leased() {
-    let mut disk = ModelDisk::default();
+    let mut disk = DiskImage::default();
     let json = r#"{"type":"T","backoff":{"initial_ms":10,"max_ms":10}}"#;
     let mut state = SubscriptionState::new(1, "s".into(), definition(json), 0, 0, 1);
-    disk.apply(vec![Change::Subscription(state.record())]);
+    disk.apply_all(vec![Change::Subscription(state.record())]);
     let messages: Vec<_> = (1..=5).map(|seq| message(seq, None, None)).collect();
-    disk.apply(state.admit(&messages, 5, 0));
+    disk.apply_all(state.admit(&messages, 5, 0));
     let (leases, changes) = state.pull(3, None, 0);
     assert!(changes.is_empty(), "leases are not persisted");
-    disk.apply(changes);
+    disk.apply_all(changes);
     let (_, changes) = state.ack(&tokens(&leases[..1]));
-    disk.apply(changes);
+    disk.apply_all(changes);
     let (_, changes) = state.nack(&tokens(&leases[1..2]), Some(0), Some("boom"), 0);
-    disk.apply(changes);
+    disk.apply_all(changes);
     let mut restored = disk.restore(10, 7);
     // Message 1 is acked; 2 failed once; 3 was leased and comes back; 4, 5 are new.
     let (again, _) = restored.pull(10, None, 10);
