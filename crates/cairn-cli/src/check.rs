@@ -135,7 +135,15 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
             .join(", "),
         work_dir.display()
     );
-    let report = cairn_check::run(options).await?;
+    // On Ctrl-C the run is dropped, and with it every server process and
+    // the private PostgreSQL cluster it started.
+    let report = tokio::select! {
+        report = cairn_check::run(options) => report?,
+        _ = tokio::signal::ctrl_c() => anyhow::bail!(
+            "interrupted; the servers it started were stopped; files are in {}",
+            work_dir.display()
+        ),
+    };
     let text = report.to_text();
     println!("{text}");
     std::fs::write(
