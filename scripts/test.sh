@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Runs every check without changing files: formatting, clippy (warnings are
-# errors), all tests of the workspace, and then the end-to-end tests of the
-# server again on the PostgreSQL backend (the same tests, each server on a
-# fresh database) plus the multi-server tests. This is the README's test
-# command.
+# errors), all tests of the workspace (among them the deterministic
+# simulation suite and bounded `cairn check` runs on both backends), the
+# end-to-end tests of the server again on the PostgreSQL backend (the same
+# tests, each server on a fresh database) plus the multi-server tests, and
+# a bounded fuzzing run of every network-facing parser
+# (CAIRN_FUZZ_SECONDS per target, default 20; 0 skips it). This is the
+# README's test command.
 #
 # PostgreSQL is expected at 127.0.0.1:5432 (user postgres, trust auth,
 # database `test`); CAIRN_TEST_POSTGRES=<url> names another server, and
@@ -13,6 +16,10 @@ cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+fuzz_seconds="${CAIRN_FUZZ_SECONDS:-20}"
+if [ "$fuzz_seconds" != 0 ]; then
+    ./scripts/fuzz.sh "$fuzz_seconds"
+fi
 if [ "${CAIRN_TEST_POSTGRES:-}" = "skip" ]; then
     echo "CAIRN_TEST_POSTGRES=skip: the PostgreSQL backend's end-to-end tests were skipped" >&2
     exit 0
