@@ -17,6 +17,7 @@
 //! and fsync sequence and what a crash leaves behind.
 
 mod delivery;
+mod journal_check;
 mod keys;
 mod watermark;
 mod writer;
@@ -29,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use cairn_fact::{CanonicalFact, Hash};
+use cairn_fact::{parse_json, CanonicalFact, Fact, Hash, JSON_DEPTH_MAX};
 use fjall::{Config, Keyspace, PartitionCreateOptions, PartitionHandle};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -155,7 +156,8 @@ impl Shared {
     fn fact_at(&self, seq: u64) -> Result<StoredFact, ReadError> {
         let value = self
             .facts
-            .get(keys::seq_key(seq))?
+            .get(keys::seq_key(seq))
+            .map_err(|error| self.engine_error(error))?
             .ok_or_else(|| self.corrupt(format!("fact with seq {seq} is indexed but missing")))?;
         self.verified_record(seq, &value)
     }
@@ -176,6 +178,48 @@ impl Shared {
         })
     }
 
+    /// Checks that `fact`, reached through a `successors` index entry, is
+    /// of `type_name` and names `predecessor` in `role`. The storage engine
+    /// does not verify its blocks on reads (lsm-tree 2 checks no block
+    /// checksums), so a damaged entry could lead to any fact, which must not
+    /// be served as a successor.
+    fn check_successor(
+        &self,
+        fact: &StoredFact,
+        predecessor: &Hash,
+        type_name: &str,
+        role: &[u8],
+    ) -> Result<(), ReadError> {
+        let parsed = parse_json(&fact.canonical, JSON_DEPTH_MAX)
+            .ok()
+            .and_then(|value| Fact::from_value(&value).ok());
+        let names_predecessor = parsed.is_some_and(|parsed| {
+            parsed.type_name == type_name
+                && parsed.all_predecessors().any(|(named_role, named)| {
+                    named == predecessor && named_role.as_bytes() == role
+                })
+        });
+        if names_predecessor {
+            Ok(())
+        } else {
+            Err(self.corrupt(format!(
+                "the successors index lists the fact with seq {} under {predecessor}, \
+                 which it does not name",
+                fact.seq
+            )))
+        }
+    }
+
+    /// Maps an error of the storage engine on a read: malformed data is
+    /// corruption, which poisons the store; an I/O failure does not.
+    fn engine_error(&self, error: fjall::Error) -> ReadError {
+        if is_io_failure(&error) {
+            ReadError::Storage(error.to_string())
+        } else {
+            self.corrupt(format!("the storage engine read damaged data: {error}"))
+        }
+    }
+
     /// Records corruption: the store stops accepting writes on top of it.
     fn corrupt(&self, message: String) -> ReadError {
         tracing::error!(%message, "stored data is corrupt; refusing further writes");
@@ -193,7 +237,7 @@ impl Shared {
         let prefix = keys::successor_prefix(candidate, type_name);
         let end = keys::successor_prefix_end(candidate, type_name);
         for entry in self.successors.range(prefix.clone()..end) {
-            let (key, _) = entry?;
+            let (key, _) = entry.map_err(|error| self.engine_error(error))?;
             let (seq, _) = keys::split_successor_suffix(&key[prefix.len()..])
                 .ok_or_else(|| self.corrupt("malformed successor index key".into()))?;
             if seq <= durable {
@@ -201,6 +245,90 @@ impl Shared {
             }
         }
         Ok(false)
+    }
+}
+
+/// Opens fjall's keyspace in `dir/store`, after the journal checks fjall
+/// does not make, dropping a torn last batch fjall refuses to recover from
+/// (see `journal_check.rs`).
+fn open_keyspace(dir: &Path, options: &EmbeddedOptions) -> Result<Keyspace, ReadError> {
+    let store_dir = dir.join("store");
+    let journals_dir = store_dir.join("journals");
+    let open = || {
+        Config::new(&store_dir)
+            .manual_journal_persist(true)
+            .flush_workers(FLUSH_TASKS_PER_WAKEUP)
+            .cache_size(options.cache_bytes)
+            .max_write_buffer_size(options.write_buffer_bytes)
+            .max_journaling_size(options.journal_bytes_max)
+            .open()
+    };
+    journal_check::prepare(dir, &journals_dir)?;
+    let error = match open() {
+        Ok(keyspace) => return Ok(keyspace),
+        Err(error @ fjall::Error::JournalRecovery(_)) => error,
+        Err(error) => return Err(open_error(&store_dir, &error)),
+    };
+    let cannot_set_aside = |io_error: std::io::Error| {
+        ReadError::Storage(format!(
+            "cannot set aside the last batch of the journal after {error}: {io_error}"
+        ))
+    };
+    let Some(set_aside) =
+        journal_check::SetAsideBatch::take_last(dir, &journals_dir).map_err(cannot_set_aside)?
+    else {
+        return Err(open_error(&store_dir, &error));
+    };
+    let batch = set_aside.describe();
+    match open() {
+        Ok(keyspace) => {
+            tracing::warn!(
+                %batch, %error,
+                "dropped the journal's last batch: a crash tore it while it was written, \
+                 before it was synced and acknowledged"
+            );
+            set_aside.drop_batch().map_err(cannot_set_aside)?;
+            Ok(keyspace)
+        }
+        Err(_) => {
+            set_aside.put_back().map_err(|io_error| {
+                ReadError::Storage(format!("cannot put back {batch}: {io_error}"))
+            })?;
+            Err(open_error(&store_dir, &error))
+        }
+    }
+}
+
+/// True when `error` is a failure to do I/O, not malformed data (a file
+/// shorter than its index says, or bytes that do not decode, are damage).
+fn is_io_failure(error: &fjall::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = source {
+        if let Some(io_error) = error.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind;
+            return !matches!(
+                io_error.kind(),
+                ErrorKind::UnexpectedEof | ErrorKind::InvalidData | ErrorKind::InvalidInput
+            );
+        }
+        source = error.source();
+    }
+    false
+}
+
+/// The error of a failed open: the storage engine found damaged data, or
+/// could not do I/O.
+fn open_error(store_dir: &Path, error: &fjall::Error) -> ReadError {
+    if is_io_failure(error) {
+        ReadError::Storage(format!(
+            "cannot open the store in {}: {error}",
+            store_dir.display()
+        ))
+    } else {
+        ReadError::Corrupt(format!(
+            "the data files in {} are damaged ({error}); restore from a replica or backup",
+            store_dir.display()
+        ))
     }
 }
 
@@ -230,13 +358,7 @@ impl EmbeddedStore {
                 dir.display()
             ))
         })?;
-        let keyspace = Config::new(dir.join("store"))
-            .manual_journal_persist(true)
-            .flush_workers(FLUSH_TASKS_PER_WAKEUP)
-            .cache_size(options.cache_bytes)
-            .max_write_buffer_size(options.write_buffer_bytes)
-            .max_journaling_size(options.journal_bytes_max)
-            .open()?;
+        let keyspace = open_keyspace(dir, &options)?;
         // Fact records are JSON and compress well; index keys are mostly
         // hashes, which do not, so compressing them would only cost CPU.
         // Bloom filters pay only for point lookups of keys that may be
@@ -255,7 +377,9 @@ impl EmbeddedStore {
         let by_type = keyspace.open_partition("by_type", unfiltered.clone())?;
         let delivery = keyspace.open_partition("delivery", unfiltered.clone())?;
         let meta = keyspace.open_partition("meta", unfiltered)?;
-        match meta.get("format")? {
+        let store_dir = dir.join("store");
+        let damaged = |error: fjall::Error| open_error(&store_dir, &error);
+        match meta.get("format").map_err(damaged)? {
             None => {
                 meta.insert("format", FORMAT_VERSION)?;
                 keyspace.persist(fjall::PersistMode::SyncAll)?;
@@ -269,7 +393,7 @@ impl EmbeddedStore {
                 )))
             }
         }
-        let last_seq = match facts.last_key_value()? {
+        let last_seq = match facts.last_key_value().map_err(damaged)? {
             None => 0,
             Some((key, _)) => keys::decode_seq(&key)
                 .ok_or_else(|| ReadError::Corrupt("malformed key in the facts partition".into()))?,
@@ -301,8 +425,19 @@ impl EmbeddedStore {
             facts_per_sync: Default::default(),
         });
         if last_seq > 0 {
-            // Verify the newest fact so that a damaged tail is found at start.
-            shared.fact_at(last_seq)?;
+            // Verify the newest fact and its hash index entry, so that a
+            // damaged tail is found at start.
+            let newest = shared.fact_at(last_seq)?;
+            let indexed = shared
+                .by_hash
+                .get(newest.hash.as_bytes())
+                .map_err(|error| shared.engine_error(error))?;
+            if indexed.as_deref().and_then(keys::decode_seq) != Some(last_seq) {
+                return Err(shared.corrupt(format!(
+                    "the hash index does not lead to the newest fact (seq {last_seq}): \
+                     data files are damaged; restore from a replica or backup"
+                )));
+            }
         }
         let (sender, receiver) = mpsc::channel(options.queued_requests_max);
         let writer_shared = Arc::clone(&shared);
@@ -345,7 +480,11 @@ impl Drop for EmbeddedStore {
 impl EmbeddedStore {
     fn read_fact(&self, hash: &Hash) -> Result<Option<StoredFact>, ReadError> {
         let shared = &self.shared;
-        let Some(seq_bytes) = shared.by_hash.get(hash.as_bytes())? else {
+        let seq_bytes = shared
+            .by_hash
+            .get(hash.as_bytes())
+            .map_err(|error| shared.engine_error(error))?;
+        let Some(seq_bytes) = seq_bytes else {
             return Ok(None);
         };
         let seq = keys::decode_seq(&seq_bytes)
@@ -376,7 +515,7 @@ impl EmbeddedStore {
             if page.facts.len() >= query.limit || n_scanned >= SUCCESSOR_ENTRIES_SCANNED_MAX {
                 break;
             }
-            let (key, _) = entry?;
+            let (key, _) = entry.map_err(|error| shared.engine_error(error))?;
             let (seq, role) = keys::split_successor_suffix(&key[prefix.len()..])
                 .ok_or_else(|| shared.corrupt("malformed successor index key".into()))?;
             if seq > durable {
@@ -397,6 +536,7 @@ impl EmbeddedStore {
             last_seq_seen = seq;
             page.next_seq = seq;
             let fact = shared.fact_at(seq)?;
+            shared.check_successor(&fact, &query.predecessor, &query.type_name, role)?;
             let mut excluded = false;
             for without_type in &query.without_types {
                 if shared.has_successor_of_type(&fact.hash, without_type)? {
@@ -427,7 +567,7 @@ impl EmbeddedStore {
             .facts
             .range(keys::seq_key(first)..=keys::seq_key(last))
         {
-            let (key, value) = entry?;
+            let (key, value) = entry.map_err(|error| shared.engine_error(error))?;
             let seq = keys::decode_seq(&key)
                 .ok_or_else(|| shared.corrupt("malformed key in the facts partition".into()))?;
             let expected = page.next_seq + 1;

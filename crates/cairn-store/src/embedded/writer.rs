@@ -312,17 +312,20 @@ impl Writer {
         }
     }
 
+    /// The seq of `hash` if it is stored. Damaged data poisons the store,
+    /// like on a read.
     fn stored_seq(&self, hash: &Hash) -> Result<Option<u64>, WriteError> {
-        let value = self
-            .shared
+        let shared = &self.shared;
+        let value = shared
             .by_hash
             .get(hash.as_bytes())
-            .map_err(|error| WriteError::Storage(error.to_string()))?;
+            .map_err(|error| WriteError::Storage(shared.engine_error(error).to_string()))?;
         match value {
             None => Ok(None),
-            Some(bytes) => keys::decode_seq(&bytes)
-                .map(Some)
-                .ok_or_else(|| WriteError::Storage(format!("corrupt hash index entry for {hash}"))),
+            Some(bytes) => keys::decode_seq(&bytes).map(Some).ok_or_else(|| {
+                let error = shared.corrupt(format!("malformed hash index entry for {hash}"));
+                WriteError::Storage(error.to_string())
+            }),
         }
     }
 
