@@ -142,24 +142,29 @@ impl ServerProcess {
     }
 
     /// SIGTERM, then waits for a graceful exit (killing it after a
-    /// timeout). Returns false when it had to be killed.
+    /// timeout). Returns false when it had to be killed. The child stays in
+    /// its slot while it stops, so that dropping this future (or the whole
+    /// checker) still kills it.
     pub async fn terminate(&self) -> bool {
-        let Some(mut child) = self.child.lock().expect("child lock").take() else {
-            return true;
-        };
-        // SAFETY: as in `pause`: our own unreaped child.
-        unsafe {
-            libc::kill(child.id() as libc::pid_t, libc::SIGCONT);
-            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        {
+            let child_slot = self.child.lock().expect("child lock");
+            let Some(child) = child_slot.as_ref() else {
+                return true;
+            };
+            // SAFETY: as in `pause`: our own unreaped child.
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, libc::SIGCONT);
+                libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+            }
         }
         let deadline = Instant::now() + TERMINATE_TIMEOUT;
         loop {
-            if child.try_wait().ok().flatten().is_some() {
+            if !self.is_running() {
+                self.kill();
                 return true;
             }
             if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
+                self.kill();
                 return false;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
