@@ -57,8 +57,8 @@ fn every_kept_input_passes_its_targets_check() {
     }
     assert!(
         failures.is_empty(),
-        "{} of {n_inputs} kept fuzz inputs fail (reproduce with \
-         `RUSTC_BOOTSTRAP=1 cargo fuzz run <target> <file>` in fuzz/): {failures:#?}",
+        "{} of {n_inputs} kept fuzz inputs fail (reproduce one from the repository \
+         root with `RUSTC_BOOTSTRAP=1 cargo fuzz run <target> <file>`): {failures:#?}",
         failures.len()
     );
 }
