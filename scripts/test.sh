@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every check without changing files: formatting, clippy (warnings are
+# Runs every check without changing tracked files (a crash the fuzzer finds
+# is copied into fuzz/regressions/ for review): formatting, clippy (warnings are
 # errors), all tests of the workspace (among them the deterministic
 # simulation suite and bounded `cairn check` runs on both backends), the
 # end-to-end tests of the server again on the PostgreSQL backend (the same
