@@ -16,6 +16,8 @@ pub enum WriteOutcome {
     Refused { code: String },
     /// No definite answer: stored or not, the oracle may not assume either.
     Unknown,
+    /// Registered before its first attempt; no answer yet.
+    Pending,
 }
 
 /// One fact the workload tried to write.
@@ -32,7 +34,7 @@ pub struct WrittenFact {
     /// The batch it was (first) written in.
     pub batch_idx: usize,
     /// The best outcome seen over all attempts (acked beats unknown beats
-    /// refused).
+    /// refused beats pending).
     pub outcome: WriteOutcome,
 }
 
@@ -155,6 +157,7 @@ impl Recorded {
         let better = match (&fact.outcome, &outcome) {
             (WriteOutcome::Acked { .. }, _) => false,
             (_, WriteOutcome::Acked { .. }) => true,
+            (WriteOutcome::Pending, _) => true,
             (WriteOutcome::Refused { .. }, WriteOutcome::Unknown) => true,
             _ => false,
         };

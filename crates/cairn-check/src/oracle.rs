@@ -273,8 +273,10 @@ pub async fn check_facts(
                 match written.outcome {
                     WriteOutcome::Acked { .. } => summary.acknowledged += 1,
                     WriteOutcome::Refused { .. } => summary.refused += 1,
-                    WriteOutcome::Unknown if stored => summary.unknown_stored += 1,
-                    WriteOutcome::Unknown => summary.unknown_absent += 1,
+                    WriteOutcome::Unknown | WriteOutcome::Pending if stored => {
+                        summary.unknown_stored += 1
+                    }
+                    WriteOutcome::Unknown | WriteOutcome::Pending => summary.unknown_absent += 1,
                 }
             }
         }

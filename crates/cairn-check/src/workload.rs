@@ -269,9 +269,7 @@ impl Workload {
                         key: self.key_hashes[key_idx].clone(),
                         poison: fact["fields"]["poison"] == json!(true),
                         batch_idx,
-                        outcome: WriteOutcome::Refused {
-                            code: "not_answered_yet".into(),
-                        },
+                        outcome: WriteOutcome::Pending,
                     },
                 );
                 hashes.push(hash);
@@ -286,6 +284,7 @@ impl Workload {
             .iter()
             .map(|fact| canonical_of(fact).expect("valid").hash.to_hex())
             .collect();
+        let mut last_overloaded = false;
         for _ in 0..WRITE_ATTEMPTS_MAX {
             let base = self.random_base(random).to_string();
             self.history
@@ -295,38 +294,45 @@ impl Workload {
                     self.record_acked(&hashes, &body, expect_refusal);
                     return !expect_refusal;
                 }
+                // Overloaded: nothing was done; try again (a refusal is
+                // recorded only if every attempt was refused).
+                Answer::Refused(429, _) => {
+                    last_overloaded = true;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
                 Answer::Refused(status, code) => {
-                    self.history.with(|recorded| {
-                        if expect_refusal {
-                            recorded.counts.refused_bad_batches += 1;
-                        }
-                        for hash in &hashes {
-                            recorded.settle(hash, WriteOutcome::Refused { code: code.clone() });
-                        }
-                    });
-                    if !expect_refusal && status != 429 {
+                    self.settle_all(&hashes, WriteOutcome::Refused { code: code.clone() });
+                    if expect_refusal {
+                        self.history
+                            .with(|recorded| recorded.counts.refused_bad_batches += 1);
+                    } else {
                         self.history.violation(
                             "valid writes are accepted",
                             format!("a valid batch was refused with {status} {code}: {hashes:?}"),
                         );
                     }
-                    if status == 429 {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
                     return false;
                 }
                 Answer::Unknown(..) => {
-                    self.history.with(|recorded| {
-                        for hash in &hashes {
-                            recorded.settle(hash, WriteOutcome::Unknown);
-                        }
-                    });
+                    last_overloaded = false;
+                    self.settle_all(&hashes, WriteOutcome::Unknown);
                     tokio::time::sleep(Duration::from_millis(random.in_range(20, 200))).await;
                 }
             }
         }
+        if last_overloaded {
+            let code = "overloaded".to_string();
+            self.settle_all(&hashes, WriteOutcome::Refused { code });
+        }
         false
+    }
+
+    fn settle_all(&self, hashes: &[String], outcome: WriteOutcome) {
+        self.history.with(|recorded| {
+            for hash in hashes {
+                recorded.settle(hash, outcome.clone());
+            }
+        });
     }
 
     fn record_acked(&self, hashes: &[String], body: &Value, expect_refusal: bool) {
@@ -456,7 +462,7 @@ impl Workload {
                     "no phantom facts",
                     format!("server {server_idx}: seq {seq} holds {hash}, which was never written"),
                 ),
-                Some(WriteOutcome::Refused { code }) if code != "not_answered_yet" => {
+                Some(WriteOutcome::Refused { code }) => {
                     self.history.violation(
                         "refused writes change nothing",
                         format!("server {server_idx}: {hash} was refused ({code}) but is stored at seq {seq}"),
