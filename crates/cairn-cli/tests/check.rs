@@ -32,6 +32,25 @@ fn check(work_dir: &Path, args: &[&str]) -> (Output, Option<Value>) {
     (output, report)
 }
 
+/// Runs `cairn check ARGS` in a fresh work directory, one long run at a
+/// time.
+fn check_alone(args: &[&str]) -> (Output, Option<Value>) {
+    let _one = ONE_RUN_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    check(dir.path(), args)
+}
+
+/// A run that must pass with at least 15 faults injected; its report.
+fn passing_run(args: &[&str]) -> Value {
+    let (output, report) = check_alone(args);
+    assert!(output.status.success(), "{}", text(&output));
+    let report = report.expect("a JSON report");
+    assert!(faults_injected(&report) >= 15, "{report:#}");
+    report
+}
+
 fn text(output: &Output) -> String {
     format!(
         "{}\n{}",
@@ -63,24 +82,14 @@ fn faults_injected(report: &Value) -> u64 {
 
 #[test]
 fn the_checker_passes_on_the_embedded_store_under_every_fault() {
-    let _one = ONE_RUN_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poison| poison.into_inner());
-    let dir = tempfile::tempdir().unwrap();
-    let (output, report) = check(
-        dir.path(),
-        &[
-            "--seed",
-            "20261128",
-            "--duration",
-            "60s",
-            "--fault-interval",
-            "1s",
-        ],
-    );
-    assert!(output.status.success(), "{}", text(&output));
-    let report = report.expect("a JSON report");
-    assert!(faults_injected(&report) >= 15, "{report:#}");
+    let report = passing_run(&[
+        "--seed",
+        "20261128",
+        "--duration",
+        "60s",
+        "--fault-interval",
+        "1s",
+    ]);
     for kind in ["kill", "corruption", "network", "clock-jump"] {
         assert!(
             report["faults"][kind].as_u64().unwrap() >= 1,
@@ -101,28 +110,18 @@ fn the_checker_passes_on_postgresql_with_three_servers_under_every_fault() {
         eprintln!("CAIRN_TEST_POSTGRES=skip: skipped");
         return;
     }
-    let _one = ONE_RUN_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poison| poison.into_inner());
-    let dir = tempfile::tempdir().unwrap();
-    let (output, report) = check(
-        dir.path(),
-        &[
-            "--backend",
-            "postgres",
-            "--servers",
-            "3",
-            "--seed",
-            "20261129",
-            "--duration",
-            "60s",
-            "--fault-interval",
-            "1s",
-        ],
-    );
-    assert!(output.status.success(), "{}", text(&output));
-    let report = report.expect("a JSON report");
-    assert!(faults_injected(&report) >= 15, "{report:#}");
+    let report = passing_run(&[
+        "--backend",
+        "postgres",
+        "--servers",
+        "3",
+        "--seed",
+        "20261129",
+        "--duration",
+        "60s",
+        "--fault-interval",
+        "1s",
+    ]);
     for kind in ["kill", "postgres-restart", "network"] {
         assert!(
             report["faults"][kind].as_u64().unwrap() >= 1,
@@ -143,24 +142,17 @@ fn the_checker_passes_on_postgresql_with_three_servers_under_every_fault() {
 
 #[test]
 fn negative_control_the_checker_fails_a_server_that_acknowledges_before_writing() {
-    let _one = ONE_RUN_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poison| poison.into_inner());
-    let dir = tempfile::tempdir().unwrap();
-    let (output, report) = check(
-        dir.path(),
-        &[
-            "--seed",
-            "7",
-            "--duration",
-            "20s",
-            "--faults",
-            "kill",
-            "--fault-interval",
-            "2s",
-            "--server-arg=--unsafe-ack-before-write",
-        ],
-    );
+    let (output, report) = check_alone(&[
+        "--seed",
+        "7",
+        "--duration",
+        "20s",
+        "--faults",
+        "kill",
+        "--fault-interval",
+        "2s",
+        "--server-arg=--unsafe-ack-before-write",
+    ]);
     assert!(
         !output.status.success(),
         "the unsafe server passed:\n{}",
