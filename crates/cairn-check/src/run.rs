@@ -17,7 +17,7 @@ use crate::history::{Phase, Recorded};
 use crate::nemesis::Nemesis;
 use crate::options::{CheckOptions, FaultKind};
 use crate::oracle::{self, Verdicts};
-use crate::report::{seconds, Report};
+use crate::report::{seconds, Report, WriteSummary};
 use crate::workload::Workload;
 
 /// How long the consumers may take to settle every message once the faults
@@ -90,38 +90,8 @@ pub async fn run(options: CheckOptions) -> anyhow::Result<Report> {
     let mut verdicts = Verdicts::default();
     heal(&deployment, &api, &mut verdicts).await;
     let base = deployment.nodes[0].direct_base.clone();
-    workload.set_phase(Phase::Drain);
-    settle(&api, &base, &workload, &mut verdicts).await;
-    let mut dead_before_replay = HashMap::new();
-    for spec in &workload.subscriptions {
-        let dead = oracle::dead_letters(&api, &base, &spec.name)
-            .await
-            .unwrap_or_else(|problem| {
-                verdicts.violation("dead letters are replayable", problem);
-                HashMap::new()
-            });
-        dead_before_replay.insert(spec.name.clone(), dead);
-    }
-    progress.set_message("replaying the dead letters");
-    workload.set_phase(Phase::Replay);
-    for spec in &workload.subscriptions {
-        replay_all(&api, &base, &spec.name, &mut verdicts).await;
-    }
-    settle(&api, &base, &workload, &mut verdicts).await;
-    for spec in &workload.subscriptions {
-        match oracle::dead_letters(&api, &base, &spec.name).await {
-            Ok(dead) if dead.is_empty() => {}
-            Ok(dead) => verdicts.violation(
-                "dead letters are replayable",
-                format!(
-                    "{}: {} dead letters remain after the replay was acked",
-                    spec.name,
-                    dead.len()
-                ),
-            ),
-            Err(problem) => verdicts.violation("dead letters are replayable", problem),
-        }
-    }
+    let dead_before_replay =
+        drain_and_replay(&api, &base, &workload, &progress, &mut verdicts).await;
     workload
         .stop_consumers
         .store(true, std::sync::atomic::Ordering::Release);
@@ -168,6 +138,82 @@ pub async fn run(options: CheckOptions) -> anyhow::Result<Report> {
             &mut verdicts,
         );
     }
+    count_examined(
+        &mut verdicts,
+        &recorded,
+        &writes,
+        deployment.owns_processes(),
+    );
+    progress.finish_and_clear();
+
+    let (faults, fault_log) = fault_summary(&options, &recorded);
+    Ok(Report {
+        seed: options.seed,
+        deployment: deployment.description.clone(),
+        work_dir: options.work_dir.display().to_string(),
+        fault_phase_s: seconds(fault_phase),
+        total_s: seconds(started.elapsed()),
+        writes,
+        operations: operation_counts(&recorded),
+        faults,
+        fault_log,
+        checks: verdicts.into_results(),
+    })
+}
+
+/// Lets the consumers settle every message (poison ones into the dead
+/// letters), replays the dead letters and lets them be acknowledged.
+/// Returns each subscription's dead letters (hash → attempts) as they were
+/// before the replay.
+async fn drain_and_replay(
+    api: &Api,
+    base: &str,
+    workload: &Workload,
+    progress: &ProgressBar,
+    verdicts: &mut Verdicts,
+) -> HashMap<String, HashMap<String, u64>> {
+    workload.set_phase(Phase::Drain);
+    settle(api, base, workload, verdicts).await;
+    let mut dead_before_replay = HashMap::new();
+    for spec in &workload.subscriptions {
+        let dead = oracle::dead_letters(api, base, &spec.name)
+            .await
+            .unwrap_or_else(|problem| {
+                verdicts.violation("dead letters are replayable", problem);
+                HashMap::new()
+            });
+        dead_before_replay.insert(spec.name.clone(), dead);
+    }
+    progress.set_message("replaying the dead letters");
+    workload.set_phase(Phase::Replay);
+    for spec in &workload.subscriptions {
+        replay_all(api, base, &spec.name, verdicts).await;
+    }
+    settle(api, base, workload, verdicts).await;
+    for spec in &workload.subscriptions {
+        match oracle::dead_letters(api, base, &spec.name).await {
+            Ok(dead) if dead.is_empty() => {}
+            Ok(dead) => verdicts.violation(
+                "dead letters are replayable",
+                format!(
+                    "{}: {} dead letters remain after the replay was acked",
+                    spec.name,
+                    dead.len()
+                ),
+            ),
+            Err(problem) => verdicts.violation("dead letters are replayable", problem),
+        }
+    }
+    dead_before_replay
+}
+
+/// Counts what the checks that judge during the run examined.
+fn count_examined(
+    verdicts: &mut Verdicts,
+    recorded: &Recorded,
+    writes: &WriteSummary,
+    restarted_cleanly: bool,
+) {
     let n_corruptions = recorded
         .faults
         .iter()
@@ -182,12 +228,18 @@ pub async fn run(options: CheckOptions) -> anyhow::Result<Report> {
     );
     verdicts.examined("damaged data is never served", n_corruptions);
     verdicts.examined("no writes on top of detected corruption", n_corruptions);
-    if deployment.owns_processes() {
+    if restarted_cleanly {
         let n_acked: u64 = recorded.acks.len() as u64;
         verdicts.examined("acked messages stay acked after a clean restart", n_acked);
     }
-    progress.finish_and_clear();
+}
 
+/// Faults injected by kind (every applicable kind listed), and the fault
+/// log, one line per fault.
+fn fault_summary(
+    options: &CheckOptions,
+    recorded: &Recorded,
+) -> (BTreeMap<String, u64>, Vec<String>) {
     let mut faults = BTreeMap::new();
     for kind in options.applicable_faults() {
         faults.insert(kind.name().to_string(), 0);
@@ -206,8 +258,13 @@ pub async fn run(options: CheckOptions) -> anyhow::Result<Report> {
             event.detail
         ));
     }
+    (faults, fault_log)
+}
+
+/// Operations by name, for the report.
+fn operation_counts(recorded: &Recorded) -> BTreeMap<String, u64> {
     let counts = &recorded.counts;
-    let operations = BTreeMap::from([
+    BTreeMap::from([
         ("write requests".to_string(), counts.write_batches),
         (
             "bad batches refused".to_string(),
@@ -219,19 +276,7 @@ pub async fn run(options: CheckOptions) -> anyhow::Result<Report> {
         ("deliveries".to_string(), recorded.deliveries.len() as u64),
         ("acks sent".to_string(), counts.acks_sent),
         ("nacks sent".to_string(), counts.nacks_sent),
-    ]);
-    Ok(Report {
-        seed: options.seed,
-        deployment: deployment.description.clone(),
-        work_dir: options.work_dir.display().to_string(),
-        fault_phase_s: seconds(fault_phase),
-        total_s: seconds(started.elapsed()),
-        writes,
-        operations,
-        faults,
-        fault_log,
-        checks: verdicts.into_results(),
-    })
+    ])
 }
 
 /// Heals every fault: proxies, clocks, and servers that are down.
