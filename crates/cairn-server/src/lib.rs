@@ -9,6 +9,19 @@ pub mod delivery;
 pub mod error;
 pub mod limits;
 mod metrics;
+pub mod parsers {
+    //! The request parsers that face the network, re-exported for the fuzz
+    //! checks (`crates/cairn-fuzz-checks`), which drive them as a request
+    //! would: the JSON bodies of the POSTs on a subscription, and the
+    //! client's frames on its WebSocket stream.
+
+    pub use crate::routes::stream::{
+        parse_request as parse_stream_frame, Request as StreamRequest,
+    };
+    pub use crate::routes::subscriptions::{
+        parse_body, AckBody, EmptyBody, ExtendBody, NackBody, PullBody, ReplayBody, RequestBody,
+    };
+}
 /// Strict query-string parsing; public so that the fuzz checks
 /// (`crates/cairn-fuzz-checks`) can drive it as a request would.
 pub mod query;

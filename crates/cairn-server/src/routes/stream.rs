@@ -394,22 +394,26 @@ struct ClientFrame {
 }
 
 /// One checked client request.
-#[derive(Debug, PartialEq)]
-enum Request {
-    /// More credit.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Request {
+    /// More credit, from 1 to [`STREAM_CREDIT_PER_FRAME_MAX`].
     Credit(u64),
-    /// Acknowledge these tokens.
+    /// Acknowledge these tokens, 1 to [`crate::limits::ACK_TOKENS_MAX`].
     Ack(Vec<String>),
     /// Negatively acknowledge these tokens.
     Nack {
+        /// The lease tokens to refuse, 1 to
+        /// [`crate::limits::ACK_TOKENS_MAX`].
         tokens: Vec<String>,
+        /// How long before the next attempt (the backoff when absent).
         delay_ms: Option<u64>,
+        /// Why the consumer failed.
         error: Option<String>,
     },
 }
 
 /// Parses and checks a client frame; the error is a sentence for the client.
-fn parse_request(text: &str) -> Result<Request, String> {
+pub fn parse_request(text: &str) -> Result<Request, String> {
     let frame: ClientFrame =
         serde_json::from_str(text).map_err(|error| format!("invalid frame: {error}"))?;
     let n_kinds = [

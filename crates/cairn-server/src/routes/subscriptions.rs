@@ -23,15 +23,31 @@ use crate::state::AppState;
 
 type Found = std::sync::Arc<dyn Subscription>;
 
-/// Parses a JSON body into `T`; an empty body counts as `{}`.
-fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+/// The JSON body of a POST on a subscription: its shape is the type's
+/// (unknown members are refused), and [`RequestBody::check`] checks its
+/// values against the limits, so that a parsed body is one the handler
+/// accepts.
+pub trait RequestBody: DeserializeOwned {
+    /// Checks the values beyond their type; the error is a sentence for
+    /// the client. A body with nothing to check keeps this default.
+    fn check(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Parses and checks a JSON body of shape `T`; an empty body (or one of
+/// only whitespace) counts as `{}`.
+pub fn parse_body<T: RequestBody>(bytes: &[u8]) -> Result<T, ApiError> {
     let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
         bytes
     };
-    serde_json::from_slice(bytes)
-        .map_err(|error| ApiError::bad_request("invalid_request", format!("invalid body: {error}")))
+    let body: T = serde_json::from_slice(bytes).map_err(|error| {
+        ApiError::bad_request("invalid_request", format!("invalid body: {error}"))
+    })?;
+    body.check().map_err(invalid)?;
+    Ok(body)
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {
@@ -43,8 +59,9 @@ async fn find<S: Store>(state: &AppState<S>, name: &str) -> Result<Found, ApiErr
 }
 
 /// The start every POST on a subscription shares: no query parameters, a
-/// known subscription, and a JSON body of shape `B` (empty counts as `{}`).
-async fn subscription_and_body<S: Store, B: DeserializeOwned>(
+/// known subscription, and a checked JSON body of shape `B` (empty counts
+/// as `{}`).
+async fn subscription_and_body<S: Store, B: RequestBody>(
     state: &AppState<S>,
     name: &str,
     raw_query: Option<String>,
@@ -58,14 +75,14 @@ async fn subscription_and_body<S: Store, B: DeserializeOwned>(
 }
 
 /// Checks an optional lease length against the definition's range.
-fn check_lease_ms(lease_ms: Option<u64>) -> Result<(), ApiError> {
+fn check_lease_ms(lease_ms: Option<u64>) -> Result<(), String> {
     let range = delivery_limits::LEASE_MS_MIN..=delivery_limits::LEASE_MS_MAX;
     match lease_ms {
-        Some(lease_ms) if !range.contains(&lease_ms) => Err(invalid(format!(
+        Some(lease_ms) if !range.contains(&lease_ms) => Err(format!(
             "lease_ms must be from {} to {}",
             delivery_limits::LEASE_MS_MIN,
             delivery_limits::LEASE_MS_MAX
-        ))),
+        )),
         _ => Ok(()),
     }
 }
@@ -130,12 +147,40 @@ pub async fn delete_subscription<S: Store>(
     Ok(axum::Json(json!({ "deleted": true })).into_response())
 }
 
-#[derive(Deserialize)]
+/// The body of `POST .../pull`.
+#[derive(Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PullBody {
-    max: Option<u64>,
-    wait_ms: Option<u64>,
-    lease_ms: Option<u64>,
+pub struct PullBody {
+    /// Messages to lease at most, from 1 to [`limits::PULL_MESSAGES_MAX`]
+    /// (1 when absent).
+    pub max: Option<u64>,
+    /// How long to wait for a first message, at most
+    /// [`limits::WAIT_MS_MAX`] (0 when absent).
+    pub wait_ms: Option<u64>,
+    /// The lease length, in the definition's range (its lease when absent).
+    pub lease_ms: Option<u64>,
+}
+
+impl RequestBody for PullBody {
+    fn check(&self) -> Result<(), String> {
+        // An absent max or wait_ms takes its default, which is in range.
+        if self
+            .max
+            .is_some_and(|max| !(1..=limits::PULL_MESSAGES_MAX as u64).contains(&max))
+        {
+            return Err(format!(
+                "max must be from 1 to {}",
+                limits::PULL_MESSAGES_MAX
+            ));
+        }
+        if self
+            .wait_ms
+            .is_some_and(|wait_ms| wait_ms > limits::WAIT_MS_MAX)
+        {
+            return Err(format!("wait_ms must be at most {}", limits::WAIT_MS_MAX));
+        }
+        check_lease_ms(self.lease_ms)
+    }
 }
 
 /// `POST /v1/subscriptions/{name}/pull`: leases messages.
@@ -149,20 +194,7 @@ pub async fn pull<S: Store>(
     let (subscription, body): (_, PullBody) =
         subscription_and_body(&state, &name, raw_query, &headers, body).await?;
     let max = body.max.unwrap_or(1);
-    if !(1..=limits::PULL_MESSAGES_MAX as u64).contains(&max) {
-        return Err(invalid(format!(
-            "max must be from 1 to {}",
-            limits::PULL_MESSAGES_MAX
-        )));
-    }
     let wait_ms = body.wait_ms.unwrap_or(0);
-    if wait_ms > limits::WAIT_MS_MAX {
-        return Err(invalid(format!(
-            "wait_ms must be at most {}",
-            limits::WAIT_MS_MAX
-        )));
-    }
-    check_lease_ms(body.lease_ms)?;
     let messages = subscription
         .pull(max as usize, wait_ms, body.lease_ms, &state.shutdown)
         .await?;
@@ -230,10 +262,18 @@ fn results_response(outcomes: &[TokenOutcome]) -> Response {
     axum::Json(results_json(outcomes)).into_response()
 }
 
-#[derive(Deserialize)]
+/// The body of `POST .../ack`.
+#[derive(Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AckBody {
-    tokens: Vec<String>,
+pub struct AckBody {
+    /// The lease tokens to acknowledge, 1 to [`limits::ACK_TOKENS_MAX`].
+    pub tokens: Vec<String>,
+}
+
+impl RequestBody for AckBody {
+    fn check(&self) -> Result<(), String> {
+        check_tokens(&self.tokens)
+    }
 }
 
 /// `POST /v1/subscriptions/{name}/ack`: durable before the answer.
@@ -246,16 +286,28 @@ pub async fn ack<S: Store>(
 ) -> Result<Response, ApiError> {
     let (subscription, body): (_, AckBody) =
         subscription_and_body(&state, &name, raw_query, &headers, body).await?;
-    check_tokens(&body.tokens).map_err(invalid)?;
     Ok(results_response(&subscription.ack(&body.tokens).await?))
 }
 
-#[derive(Deserialize)]
+/// The body of `POST .../nack`.
+#[derive(Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NackBody {
-    tokens: Vec<String>,
-    delay_ms: Option<u64>,
-    error: Option<String>,
+pub struct NackBody {
+    /// The lease tokens to refuse, 1 to [`limits::ACK_TOKENS_MAX`].
+    pub tokens: Vec<String>,
+    /// How long before the next attempt, at most
+    /// [`delivery_limits::DELAY_MS_MAX`] (the backoff when absent).
+    pub delay_ms: Option<u64>,
+    /// Why the consumer failed, at most
+    /// [`delivery_limits::LAST_ERROR_BYTES_MAX`] bytes.
+    pub error: Option<String>,
+}
+
+impl RequestBody for NackBody {
+    fn check(&self) -> Result<(), String> {
+        check_tokens(&self.tokens)?;
+        check_nack(self.delay_ms, self.error.as_deref())
+    }
 }
 
 /// `POST /v1/subscriptions/{name}/nack`: durable before the answer.
@@ -268,19 +320,28 @@ pub async fn nack<S: Store>(
 ) -> Result<Response, ApiError> {
     let (subscription, body): (_, NackBody) =
         subscription_and_body(&state, &name, raw_query, &headers, body).await?;
-    check_tokens(&body.tokens).map_err(invalid)?;
-    check_nack(body.delay_ms, body.error.as_deref()).map_err(invalid)?;
     let outcomes = subscription
         .nack(&body.tokens, body.delay_ms, body.error.as_deref())
         .await?;
     Ok(results_response(&outcomes))
 }
 
-#[derive(Deserialize)]
+/// The body of `POST .../extend`.
+#[derive(Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ExtendBody {
-    tokens: Vec<String>,
-    lease_ms: Option<u64>,
+pub struct ExtendBody {
+    /// The lease tokens to renew, 1 to [`limits::ACK_TOKENS_MAX`].
+    pub tokens: Vec<String>,
+    /// The new lease length, in the definition's range (its lease when
+    /// absent).
+    pub lease_ms: Option<u64>,
+}
+
+impl RequestBody for ExtendBody {
+    fn check(&self) -> Result<(), String> {
+        check_tokens(&self.tokens)?;
+        check_lease_ms(self.lease_ms)
+    }
 }
 
 /// `POST /v1/subscriptions/{name}/extend`: renews leases.
@@ -293,16 +354,17 @@ pub async fn extend<S: Store>(
 ) -> Result<Response, ApiError> {
     let (subscription, body): (_, ExtendBody) =
         subscription_and_body(&state, &name, raw_query, &headers, body).await?;
-    check_tokens(&body.tokens).map_err(invalid)?;
-    check_lease_ms(body.lease_ms)?;
     Ok(results_response(
         &subscription.extend(&body.tokens, body.lease_ms).await?,
     ))
 }
 
-#[derive(Deserialize)]
+/// The body of `POST .../pause` and `.../resume`: nothing, or `{}`.
+#[derive(Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct EmptyBody {}
+pub struct EmptyBody {}
+
+impl RequestBody for EmptyBody {}
 
 async fn set_paused<S: Store>(
     state: AppState<S>,
@@ -434,10 +496,25 @@ fn not_dead(hash: &Hash) -> ApiError {
     )
 }
 
-#[derive(Deserialize)]
+/// The body of `POST .../dead/replay`.
+#[derive(Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ReplayBody {
-    hashes: Option<Vec<String>>,
+pub struct ReplayBody {
+    /// The dead letters to replay by hash, 1 to [`limits::ACK_TOKENS_MAX`]
+    /// of them (every dead letter when absent). Whether each is a hash is
+    /// checked when it is parsed, by the handler.
+    pub hashes: Option<Vec<String>>,
+}
+
+impl RequestBody for ReplayBody {
+    fn check(&self) -> Result<(), String> {
+        match &self.hashes {
+            Some(texts) if texts.is_empty() || texts.len() > limits::ACK_TOKENS_MAX => Err(
+                format!("hashes must hold 1 to {} hashes", limits::ACK_TOKENS_MAX),
+            ),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// `POST /v1/subscriptions/{name}/dead/replay`.
@@ -452,20 +529,12 @@ pub async fn replay<S: Store>(
         subscription_and_body(&state, &name, raw_query, &headers, body).await?;
     let hashes = match &body.hashes {
         None => None,
-        Some(texts) => {
-            if texts.is_empty() || texts.len() > limits::ACK_TOKENS_MAX {
-                return Err(invalid(format!(
-                    "hashes must hold 1 to {} hashes",
-                    limits::ACK_TOKENS_MAX
-                )));
-            }
-            Some(
-                texts
-                    .iter()
-                    .map(|text| parse_hash(text))
-                    .collect::<Result<Vec<_>, _>>()?,
-            )
-        }
+        Some(texts) => Some(
+            texts
+                .iter()
+                .map(|text| parse_hash(text))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
     };
     let replayed = subscription.replay(hashes.as_deref()).await?;
     Ok(axum::Json(json!({ "replayed": replayed })).into_response())
@@ -484,5 +553,78 @@ pub async fn discard<S: Store>(
         Ok(axum::Json(json!({ "discarded": true })).into_response())
     } else {
         Err(not_dead(&hash))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_body_counts_as_an_empty_object() {
+        assert_eq!(parse_body::<EmptyBody>(b"").ok(), Some(EmptyBody {}));
+        assert_eq!(parse_body::<EmptyBody>(b" \n\t").ok(), Some(EmptyBody {}));
+        assert_eq!(
+            parse_body::<ReplayBody>(b"").ok(),
+            Some(ReplayBody { hashes: None })
+        );
+        assert!(parse_body::<AckBody>(b"").is_err());
+        assert!(parse_body::<EmptyBody>(br#"{"paused": true}"#).is_err());
+    }
+
+    #[test]
+    fn token_lists_are_checked() {
+        assert_eq!(
+            parse_body::<AckBody>(br#"{"tokens": ["a"]}"#).ok(),
+            Some(AckBody {
+                tokens: vec!["a".into()]
+            })
+        );
+        assert!(parse_body::<AckBody>(br#"{"tokens": []}"#).is_err());
+        let too_many = json!({ "tokens": vec!["a"; limits::ACK_TOKENS_MAX + 1] });
+        assert!(parse_body::<AckBody>(too_many.to_string().as_bytes()).is_err());
+        assert!(parse_body::<ExtendBody>(br#"{"tokens": []}"#).is_err());
+        assert!(parse_body::<NackBody>(br#"{"tokens": []}"#).is_err());
+    }
+
+    #[test]
+    fn nack_delay_and_error_are_checked() {
+        let largest = json!({
+            "tokens": ["a"],
+            "delay_ms": delivery_limits::DELAY_MS_MAX,
+            "error": "x".repeat(delivery_limits::LAST_ERROR_BYTES_MAX),
+        });
+        assert!(parse_body::<NackBody>(largest.to_string().as_bytes()).is_ok());
+        let late = json!({ "tokens": ["a"], "delay_ms": delivery_limits::DELAY_MS_MAX + 1 });
+        assert!(parse_body::<NackBody>(late.to_string().as_bytes()).is_err());
+        let long_error = json!({
+            "tokens": ["a"],
+            "error": "x".repeat(delivery_limits::LAST_ERROR_BYTES_MAX + 1),
+        });
+        assert!(parse_body::<NackBody>(long_error.to_string().as_bytes()).is_err());
+    }
+
+    #[test]
+    fn pull_and_extend_ranges_are_checked() {
+        assert!(parse_body::<PullBody>(br#"{"max": 0}"#).is_err());
+        let pull_max = json!({ "max": limits::PULL_MESSAGES_MAX, "wait_ms": limits::WAIT_MS_MAX });
+        assert!(parse_body::<PullBody>(pull_max.to_string().as_bytes()).is_ok());
+        let long_wait = json!({ "wait_ms": limits::WAIT_MS_MAX + 1 });
+        assert!(parse_body::<PullBody>(long_wait.to_string().as_bytes()).is_err());
+        let short_lease = json!({ "tokens": ["a"], "lease_ms": delivery_limits::LEASE_MS_MIN - 1 });
+        assert!(parse_body::<ExtendBody>(short_lease.to_string().as_bytes()).is_err());
+        let long_lease = json!({ "lease_ms": delivery_limits::LEASE_MS_MAX + 1 });
+        assert!(parse_body::<PullBody>(long_lease.to_string().as_bytes()).is_err());
+    }
+
+    #[test]
+    fn replay_hash_lists_are_checked() {
+        assert!(parse_body::<ReplayBody>(br#"{"hashes": []}"#).is_err());
+        assert_eq!(
+            parse_body::<ReplayBody>(br#"{"hashes": ["not checked here"]}"#).ok(),
+            Some(ReplayBody {
+                hashes: Some(vec!["not checked here".into()])
+            })
+        );
     }
 }
