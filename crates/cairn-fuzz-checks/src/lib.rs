@@ -14,7 +14,9 @@ mod fact_json;
 mod hash_hex;
 mod lease_token;
 mod query_params;
+mod stream_frame;
 mod subscription_definition;
+mod subscription_request_body;
 
 pub use canonical_json::check_canonical_json;
 pub use fact_batch::check_fact_batch;
@@ -22,19 +24,23 @@ pub use fact_json::check_fact_json;
 pub use hash_hex::check_hash_hex;
 pub use lease_token::check_lease_token;
 pub use query_params::check_query_params;
+pub use stream_frame::check_stream_frame;
 pub use subscription_definition::check_subscription_definition;
+pub use subscription_request_body::check_subscription_request_body;
 
 /// A check: takes arbitrary bytes and panics when an invariant breaks.
 pub type Check = fn(&[u8]);
 
 /// Every fuzz target by name with its check. The name is the target's
 /// binary in `fuzz/Cargo.toml` and its folder in `fuzz/regressions/`.
-pub const TARGETS: [(&str, Check); 7] = [
+pub const TARGETS: [(&str, Check); 9] = [
     ("canonical_json", check_canonical_json),
     ("fact_batch", check_fact_batch),
     ("fact_json", check_fact_json),
     ("hash_hex", check_hash_hex),
     ("lease_token", check_lease_token),
     ("query_params", check_query_params),
+    ("stream_frame", check_stream_frame),
     ("subscription_definition", check_subscription_definition),
+    ("subscription_request_body", check_subscription_request_body),
 ];
