@@ -143,9 +143,18 @@ impl Api {
     }
 }
 
+/// The error code of an answer, with the missing hashes of a
+/// `missing_predecessors` refusal (the detail a counterexample needs).
 fn error_code(body: &Value) -> String {
-    body.pointer("/error/code")
+    let code = body
+        .pointer("/error/code")
         .and_then(Value::as_str)
-        .unwrap_or("no_error_code")
-        .to_string()
+        .unwrap_or("no_error_code");
+    match body.pointer("/error/missing").and_then(Value::as_array) {
+        Some(missing) => {
+            let hashes: Vec<&str> = missing.iter().filter_map(Value::as_str).collect();
+            format!("{code} {}", hashes.join(","))
+        }
+        None => code.to_string(),
+    }
 }

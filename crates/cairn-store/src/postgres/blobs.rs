@@ -17,6 +17,7 @@ use futures_util::Stream;
 use sqlx::{PgPool, Row};
 
 use super::errors::read_error;
+use super::transaction::TransactionConnection;
 use crate::blobs::BlobError;
 use crate::error::ReadError;
 
@@ -188,7 +189,10 @@ impl PostgresBlobWriter {
 
     /// The transaction of [`PostgresBlobWriter::finish`].
     async fn commit(&self, hash: &Hash, size: u64, size_column: i64) -> Result<(), BlobError> {
-        let mut transaction = self.pool.begin().await.map_err(blob_error)?;
+        let mut connection = TransactionConnection::acquire(&self.pool)
+            .await
+            .map_err(blob_error)?;
+        let mut transaction = connection.begin().await.map_err(blob_error)?;
         // Deleting the upload's row first settles any race with cleanup:
         // if cleanup removed it, this finds nothing; if this goes first,
         // cleanup finds nothing.
@@ -269,7 +273,8 @@ impl Drop for PostgresBlobWriter {
 /// the upload's row waits for that transaction, and chunks referenced by a
 /// blob are kept.
 async fn remove_upload(pool: &PgPool, upload_id: i64) -> Result<(), sqlx::Error> {
-    let mut transaction = pool.begin().await?;
+    let mut connection = TransactionConnection::acquire(pool).await?;
+    let mut transaction = connection.begin().await?;
     sqlx::query("DELETE FROM cairn_blob_uploads WHERE upload_id = $1")
         .bind(upload_id)
         .execute(&mut *transaction)
@@ -304,7 +309,10 @@ pub(crate) async fn remove_abandoned_uploads(
 ) -> Result<u64, BlobError> {
     let mut n_removed = 0;
     for _ in 0..ABANDONED_UPLOAD_BATCHES_MAX {
-        let mut transaction = pool.begin().await.map_err(blob_error)?;
+        let mut connection = TransactionConnection::acquire(pool)
+            .await
+            .map_err(blob_error)?;
+        let mut transaction = connection.begin().await.map_err(blob_error)?;
         let upload_ids: Vec<i64> = sqlx::query_scalar(
             "DELETE FROM cairn_blob_uploads WHERE upload_id IN ( \
                  SELECT upload_id FROM cairn_blob_uploads \

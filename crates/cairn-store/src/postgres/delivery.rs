@@ -15,6 +15,7 @@ use sqlx::postgres::PgRow;
 use sqlx::Row;
 
 use super::errors::{read_error, write_error};
+use super::transaction::TransactionConnection;
 use super::PostgresStore;
 use crate::delivery::MessageSelection;
 use crate::error::{ReadError, WriteError};
@@ -454,7 +455,10 @@ impl PostgresStore {
         attributes: impl Fn(&StoredFact) -> (Option<Hash>, Option<u64>),
         then_lease: Option<LeaseRequest>,
     ) -> Result<Admission, WriteError> {
-        let mut transaction = self.pool().begin().await.map_err(write_error)?;
+        let mut connection = TransactionConnection::acquire(self.pool())
+            .await
+            .map_err(write_error)?;
+        let mut transaction = connection.begin().await.map_err(write_error)?;
         // Lock first: a pull that finds another one admitting must not pay
         // for counting the window.
         let cursor: Option<i64> = sqlx::query_scalar(
@@ -633,7 +637,10 @@ impl PostgresStore {
         rate: u32,
         request: &LeaseRequest,
     ) -> Result<Vec<PgRow>, WriteError> {
-        let mut transaction = self.pool().begin().await.map_err(write_error)?;
+        let mut connection = TransactionConnection::acquire(self.pool())
+            .await
+            .map_err(write_error)?;
+        let mut transaction = connection.begin().await.map_err(write_error)?;
         let row = sqlx::query(
             "SELECT rate_milli_tokens, rate_refilled_at_ms, cairn_now_ms() AS now_ms
              FROM cairn_subscriptions WHERE id = $1 FOR UPDATE",

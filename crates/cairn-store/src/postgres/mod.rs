@@ -23,6 +23,7 @@ mod errors;
 mod schema;
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub(crate) mod transaction;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
