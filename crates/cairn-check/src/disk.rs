@@ -17,10 +17,18 @@ use cairn_delivery::SplitMix64;
 /// Garbage bytes of a torn write at most.
 const TORN_BYTES_MAX: u64 = 512;
 
-/// The journal files of an embedded data directory, oldest first.
+/// The journal files of an embedded data directory, oldest first. They are
+/// numbered: sorting their names as text would put `99` after `100` and
+/// make a sealed journal look like the newest one.
 fn journals(data_dir: &Path) -> Vec<PathBuf> {
     let mut files = files_under(&data_dir.join("store").join("journals"));
-    files.sort();
+    files.sort_by_key(|path| {
+        let name = path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned());
+        let number = name.as_deref().and_then(|name| name.parse::<u64>().ok());
+        (number, name)
+    });
     files
 }
 
@@ -186,7 +194,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("cairn-check-disk-{}", std::process::id()));
         let journals = dir.join("store").join("journals");
         std::fs::create_dir_all(&journals).unwrap();
-        let journal = journals.join("0");
+        // A sealed journal whose name sorts after the newest one's as text.
+        std::fs::write(journals.join("99"), vec![9u8; 4096]).unwrap();
+        let journal = journals.join("100");
         let mut content = vec![7u8; 100];
         content.resize(4096, 0);
         std::fs::write(&journal, &content).unwrap();
@@ -196,6 +206,7 @@ mod tests {
         assert_eq!(&after[..100], &content[..100]);
         assert_eq!(after.len(), 4096);
         assert!(written_length(&journal).unwrap() > 100);
+        assert_eq!(std::fs::read(journals.join("99")).unwrap(), vec![9u8; 4096]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
