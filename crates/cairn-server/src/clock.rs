@@ -50,7 +50,9 @@ pub fn follow_offset_file(path: PathBuf) {
                         tracing::warn!(offset_ms, "fault injection: the clock jumped");
                     }
                 }
-                Err(_) => tracing::warn!(path = %path.display(), "ignoring a malformed clock offset file"),
+                Err(_) => {
+                    tracing::warn!(path = %path.display(), "ignoring a malformed clock offset file")
+                }
             }
         }
     });
