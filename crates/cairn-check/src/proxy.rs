@@ -698,6 +698,18 @@ mod tests {
         TcpStream::connect(proxy.address()).await.unwrap()
     }
 
+    /// An echo server, a proxy in front of it, and a client connection
+    /// through the proxy that has made one round trip (whose bytes the
+    /// server has already been asked for).
+    async fn warmed_up() -> (EchoServer, FaultProxy, TcpStream) {
+        let mut server = EchoServer::start().await;
+        let proxy = FaultProxy::start(server.address).await.unwrap();
+        let mut client = connect(&proxy).await;
+        round_trip(&mut client, b"warm").await;
+        server.receive_exactly(4).await;
+        (server, proxy, client)
+    }
+
     async fn round_trip(stream: &mut TcpStream, message: &[u8]) {
         stream.write_all(message).await.unwrap();
         let mut answer = vec![0_u8; message.len()];
@@ -829,11 +841,7 @@ mod tests {
     #[tokio::test]
     async fn stall_client_to_server_holds_the_request_until_heal() {
         bounded(async {
-            let mut server = EchoServer::start().await;
-            let proxy = FaultProxy::start(server.address).await.unwrap();
-            let mut client = connect(&proxy).await;
-            round_trip(&mut client, b"warm").await;
-            server.receive_exactly(4).await;
+            let (mut server, proxy, mut client) = warmed_up().await;
 
             proxy.set_fault(NetworkFault::StallClientToServer);
             client.write_all(b"request").await.unwrap();
@@ -852,11 +860,7 @@ mod tests {
     #[tokio::test]
     async fn stall_server_to_client_holds_the_answer_until_heal() {
         bounded(async {
-            let mut server = EchoServer::start().await;
-            let proxy = FaultProxy::start(server.address).await.unwrap();
-            let mut client = connect(&proxy).await;
-            round_trip(&mut client, b"warm").await;
-            server.receive_exactly(4).await;
+            let (mut server, proxy, mut client) = warmed_up().await;
 
             proxy.set_fault(NetworkFault::StallServerToClient);
             client.write_all(b"request").await.unwrap();
@@ -875,11 +879,7 @@ mod tests {
     #[tokio::test]
     async fn blackhole_discards_bytes_and_new_bytes_flow_after_heal() {
         bounded(async {
-            let mut server = EchoServer::start().await;
-            let proxy = FaultProxy::start(server.address).await.unwrap();
-            let mut client = connect(&proxy).await;
-            round_trip(&mut client, b"warm").await;
-            server.receive_exactly(4).await;
+            let (mut server, proxy, mut client) = warmed_up().await;
 
             proxy.set_fault(NetworkFault::Blackhole);
             client.write_all(b"lost").await.unwrap();
