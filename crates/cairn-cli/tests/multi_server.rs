@@ -462,7 +462,7 @@ const LOAD_QUIET: Duration = Duration::from_secs(4);
 /// The server that is killed.
 const KILLED_SERVER_IDX: usize = 1;
 /// How long a consumer works on the messages of one pull before acking:
-/// long enough that the kill finds consumers holding leases.
+/// long enough that the kill may find consumers holding leases.
 const LOAD_PROCESSING: Duration = Duration::from_millis(50);
 
 /// What a consumer does with the messages it holds when its server fails.
@@ -503,6 +503,28 @@ struct LoadOracle {
 }
 
 impl LoadOracle {
+    fn record_deliveries(
+        &mut self,
+        messages: &[Value],
+        hashes: &[String],
+        server_idx: usize,
+        pull_sent_at: Instant,
+    ) {
+        for (message, hash) in messages.iter().zip(hashes) {
+            if !self.sent.contains(hash) {
+                self.violations
+                    .push(format!("delivered a fact nobody wrote: {hash}"));
+            }
+            self.deliveries.push(LoadDelivery {
+                hash: hash.clone(),
+                attempt: message["attempt"].as_u64().unwrap_or(0),
+                server_idx,
+                pull_sent_at,
+            });
+        }
+        self.last_delivery_at = Some(Instant::now());
+    }
+
     /// Acknowledged facts never delivered.
     fn undelivered(&self) -> Vec<&String> {
         let delivered: HashSet<&str> = self.deliveries.iter().map(|d| d.hash.as_str()).collect();
@@ -550,8 +572,7 @@ fn killing_a_server_during_load_loses_no_acknowledged_write_or_ack() {
             std::thread::spawn(move || run_writer(writer_idx, &bases, &oracle, deadline))
         })
         .collect();
-    let holding_on_killed = Arc::new(AtomicUsize::new(0));
-    let kill = Arc::new(KillSignal::default());
+    let paused = Arc::new(AtomicBool::new(false));
     let consumers: Vec<_> = (0..LOAD_CONSUMERS)
         .map(|consumer_idx| {
             let consumer = LoadConsumer {
@@ -564,38 +585,56 @@ fn killing_a_server_during_load_loses_no_acknowledged_write_or_ack() {
                 bases: Arc::clone(&bases),
                 oracle: Arc::clone(&oracle),
                 stop: Arc::clone(&stop),
-                holding_on_killed: Arc::clone(&holding_on_killed),
-                kill: Arc::clone(&kill),
+                paused: Arc::clone(&paused),
                 deadline,
             };
             std::thread::spawn(move || consumer.run())
         })
         .collect();
 
-    // Kill one server once a third of the writes are acknowledged, at a
-    // moment when a consumer holds messages it pulled through that server.
-    // Once the kill is pending, co-located consumers holding messages
-    // pulled through that server keep them until it is dead, so the kill
-    // surely abandons leases (however the threads are scheduled).
+    // Kill one server once a third of the writes are acknowledged, while a
+    // consumer that knows only that server holds leases taken through it.
+    // The test is that consumer: it pauses the others (so the writers'
+    // next batches are left for it), pulls through the doomed server until
+    // it holds messages, kills the server and never acks them. Their
+    // leases are abandoned for certain, and each of those messages must
+    // come back.
     let kill_deadline = Instant::now() + Duration::from_secs(30);
     while oracle.lock().unwrap().acknowledged.len() < LOAD_FACTS / 3
         && Instant::now() < kill_deadline
     {
         std::thread::sleep(Duration::from_millis(2));
     }
-    kill.pending.store(true, Ordering::Release);
-    while holding_on_killed.load(Ordering::Acquire) == 0 && Instant::now() < kill_deadline {
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    let held_at_kill = holding_on_killed.load(Ordering::Acquire);
+    paused.store(true, Ordering::Release);
+    let abandoned: Vec<String> = loop {
+        assert!(
+            Instant::now() < kill_deadline,
+            "no message could be pulled through the server to be killed"
+        );
+        let pull_sent_at = Instant::now();
+        let (status, answer) = post_json(
+            &servers[KILLED_SERVER_IDX],
+            &format!("/v1/subscriptions/{LOAD_SUBSCRIPTION}/pull"),
+            json!({"max": 50, "wait_ms": 500}),
+        );
+        assert_eq!(status, 200, "{answer}");
+        let messages = messages_of(&answer);
+        if !messages.is_empty() {
+            let hashes: Vec<String> = messages.iter().map(message_hash).collect();
+            let mut oracle = oracle.lock().unwrap();
+            oracle.record_deliveries(&messages, &hashes, KILLED_SERVER_IDX, pull_sent_at);
+            break hashes;
+        }
+    };
     let acknowledged_before_kill = oracle.lock().unwrap().acknowledged.len();
     let killed_at = Instant::now();
     servers[KILLED_SERVER_IDX].kill9();
-    kill.done.store(true, Ordering::Release);
+    paused.store(false, Ordering::Release);
     eprintln!(
         "killed server {KILLED_SERVER_IDX} after {:?}, {acknowledged_before_kill} facts \
-         acknowledged, consumers holding messages pulled through it: {held_at_kill}",
-        killed_at - started_at
+         acknowledged, the test holding {} messages pulled through it",
+        killed_at - started_at,
+        abandoned.len()
     );
 
     join_all(writers, "a writer");
@@ -752,9 +791,20 @@ fn killing_a_server_during_load_loses_no_acknowledged_write_or_ack() {
         oracle.ack_unanswered.len(),
         oracle.other_ack_statuses
     );
+    let not_back: Vec<&String> = abandoned
+        .iter()
+        .filter(|hash| {
+            !oracle.deliveries.iter().any(|delivery| {
+                &delivery.hash == *hash && delivery.attempt > 1 && delivery.pull_sent_at > killed_at
+            })
+        })
+        .collect();
     assert!(
-        redelivered > 0,
-        "the kill abandoned no lease (no message came back): the test did not test recovery"
+        not_back.is_empty(),
+        "{} of the {} messages whose leases the kill abandoned were not delivered again: {:?}",
+        not_back.len(),
+        abandoned.len(),
+        first(&not_back, 5)
     );
 }
 
@@ -823,26 +873,6 @@ fn run_writer(writer_idx: usize, bases: &[String], oracle: &Mutex<LoadOracle>, d
     }
 }
 
-/// The kill of the test's server: pending once the test is about to kill,
-/// done once it has.
-#[derive(Default)]
-struct KillSignal {
-    pending: AtomicBool,
-    done: AtomicBool,
-}
-
-impl KillSignal {
-    /// Waits (bounded by `deadline`) until the pending kill is done.
-    fn wait_if_pending(&self, deadline: Instant) {
-        while self.pending.load(Ordering::Acquire)
-            && !self.done.load(Ordering::Acquire)
-            && Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-}
-
 /// A consumer thread of the kill test.
 struct LoadConsumer {
     consumer_idx: usize,
@@ -850,10 +880,8 @@ struct LoadConsumer {
     bases: Arc<Vec<String>>,
     oracle: Arc<Mutex<LoadOracle>>,
     stop: Arc<AtomicBool>,
-    /// Co-located consumers holding messages pulled through the server to
-    /// be killed.
-    holding_on_killed: Arc<AtomicUsize>,
-    kill: Arc<KillSignal>,
+    /// While set, the consumer sends no new pull (the test is pulling).
+    paused: Arc<AtomicBool>,
     deadline: Instant,
 }
 
@@ -865,6 +893,10 @@ impl LoadConsumer {
         let n_servers = self.bases.len();
         let mut server_idx = self.consumer_idx % n_servers;
         while !self.stop.load(Ordering::Acquire) && Instant::now() < self.deadline {
+            if self.paused.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(2));
+                continue;
+            }
             let pull_sent_at = Instant::now();
             let url = format!(
                 "{}/v1/subscriptions/{LOAD_SUBSCRIPTION}/pull",
@@ -888,45 +920,16 @@ impl LoadConsumer {
                 continue;
             }
             let hashes: Vec<String> = messages.iter().map(message_hash).collect();
-            self.record_deliveries(&messages, &hashes, server_idx, pull_sent_at);
-            let holding = self.kind == ConsumerKind::CoLocated && server_idx == KILLED_SERVER_IDX;
-            if holding {
-                self.holding_on_killed.fetch_add(1, Ordering::AcqRel);
-            }
-            std::thread::sleep(LOAD_PROCESSING);
-            if holding {
-                self.kill.wait_if_pending(self.deadline);
-            }
-            let (answer, failed_attempts) = self.ack(&client, &messages, &mut server_idx);
-            if holding {
-                self.holding_on_killed.fetch_sub(1, Ordering::AcqRel);
-            }
-            self.record_ack_answer(answer, hashes, failed_attempts);
-        }
-    }
-
-    fn record_deliveries(
-        &self,
-        messages: &[Value],
-        hashes: &[String],
-        server_idx: usize,
-        pull_sent_at: Instant,
-    ) {
-        let mut oracle = self.oracle.lock().unwrap();
-        for (message, hash) in messages.iter().zip(hashes) {
-            if !oracle.sent.contains(hash) {
-                oracle
-                    .violations
-                    .push(format!("delivered a fact nobody wrote: {hash}"));
-            }
-            oracle.deliveries.push(LoadDelivery {
-                hash: hash.clone(),
-                attempt: message["attempt"].as_u64().unwrap_or(0),
+            self.oracle.lock().unwrap().record_deliveries(
+                &messages,
+                &hashes,
                 server_idx,
                 pull_sent_at,
-            });
+            );
+            std::thread::sleep(LOAD_PROCESSING);
+            let (answer, failed_attempts) = self.ack(&client, &messages, &mut server_idx);
+            self.record_ack_answer(answer, hashes, failed_attempts);
         }
-        oracle.last_delivery_at = Some(Instant::now());
     }
 
     /// Acks through the consumer's server; a co-located consumer whose
