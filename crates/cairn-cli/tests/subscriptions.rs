@@ -836,3 +836,46 @@ fn predecessor_selection_delivers_only_successors_of_that_fact_in_that_role() {
     assert_eq!(hashes, [wanted, also_wanted]);
     assert_eq!(view(&server, "lines-of-1")["backlog"], 0);
 }
+
+/// Facts waiting for a subscription in the backlog regression test: more
+/// than one index scan of the embedded store reads (100,000 entries).
+const LARGE_BACKLOG_FACTS: usize = 150_000;
+
+#[test]
+fn backlog_counts_every_waiting_fact_however_many() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    const BATCH_FACTS: usize = 10_000;
+    for batch_idx in 0..LARGE_BACKLOG_FACTS / BATCH_FACTS {
+        let facts: Vec<Value> = (0..BATCH_FACTS)
+            .map(|fact_idx| {
+                fact(
+                    "Bulk.Job",
+                    json!({"b": batch_idx, "n": fact_idx}),
+                    json!({}),
+                )
+            })
+            .collect();
+        let (status, answer) = post_facts(&server, &facts);
+        assert_eq!(status, 200, "{answer}");
+    }
+    publish(&server, "Other.Type", 3);
+    let (status, created) = put_subscription(&server, "bulk", json!({"type": "Bulk.Job"}));
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(view(&server, "bulk")["backlog"], LARGE_BACKLOG_FACTS);
+
+    let messages = pull(&server, "bulk", 10, 0);
+    assert_eq!(messages.len(), 10);
+    let after_pull = view(&server, "bulk");
+    assert_eq!(
+        after_pull["backlog"],
+        LARGE_BACKLOG_FACTS - 10,
+        "{after_pull}"
+    );
+    assert_eq!(after_pull["in_flight"], 10, "{after_pull}");
+    assert_eq!(
+        settle(&server, "bulk", "ack", &messages, json!({})).len(),
+        10
+    );
+    assert_eq!(view(&server, "bulk")["backlog"], LARGE_BACKLOG_FACTS - 10);
+}

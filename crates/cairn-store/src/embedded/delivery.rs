@@ -204,24 +204,25 @@ impl EmbeddedStore {
             key.extend_from_slice(&keys::seq_key(seq));
             key
         };
-        let mut searched_through = after_seq;
         for (n_scanned, entry) in partition
             .range(bound(after_seq + 1)..bound(through_seq + 1))
             .enumerate()
         {
-            if n_scanned >= MATCHING_ENTRIES_SCANNED_MAX {
-                return Ok(searched_through);
-            }
             let (key, _) = entry?;
             let (seq, entry_role) = keys::split_successor_suffix(&key[prefix.len()..])
                 .ok_or_else(|| shared.corrupt("malformed index key".into()))?;
+            if n_scanned >= MATCHING_ENTRIES_SCANNED_MAX {
+                // Every entry before this one was read; the entries of one
+                // fact are never this many, so the answer always moves
+                // forward.
+                return Ok(seq - 1);
+            }
             if role.is_some_and(|role| role != entry_role) {
                 continue;
             }
             if !visit(seq) {
                 return Ok(seq);
             }
-            searched_through = seq;
         }
         Ok(through_seq)
     }
@@ -365,10 +366,17 @@ impl DeliveryStore for EmbeddedStore {
     ) -> Result<u64, ReadError> {
         let mut n = 0;
         let through_seq = through_seq.min(self.shared.durable_seq());
-        self.scan_matching(selection, after_seq, through_seq, |_| {
-            n += 1;
-            true
-        })?;
+        // One scan stops after `MATCHING_ENTRIES_SCANNED_MAX` entries; the
+        // count goes on from where it stopped, so a backlog of any size is
+        // counted whole.
+        let mut searched_through = after_seq;
+        while searched_through < through_seq {
+            searched_through =
+                self.scan_matching(selection, searched_through, through_seq, |_| {
+                    n += 1;
+                    true
+                })?;
+        }
         Ok(n)
     }
 
