@@ -325,6 +325,75 @@ fn blobs_stream_in_and_out_by_hash() {
 }
 
 #[test]
+fn a_blob_put_under_its_hash_is_stored_only_if_the_bytes_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let bytes = b"the bytes the client hashed".to_vec();
+    let hash = blake3::hash(&bytes).to_hex().to_string();
+    let put = |hash: &str, body: &[u8]| {
+        json_answer(
+            http()
+                .put(server.url(&format!("/v1/blobs/{hash}")))
+                .body(body.to_vec())
+                .send()
+                .unwrap(),
+        )
+    };
+    let corrupted = b"the bytes the client hashes".to_vec();
+    let (status, refused) = put(&hash, &corrupted);
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (422, Some("blob_hash_mismatch")),
+        "{refused}"
+    );
+    let corrupted_hash = blake3::hash(&corrupted).to_hex().to_string();
+    for unstored in [&hash, &corrupted_hash] {
+        let (status, _) = get_json(&server, &format!("/v1/blobs/{unstored}"));
+        assert_eq!(status, 404, "nothing of the refused upload was stored");
+    }
+    let (status, stored) = put(&hash, &bytes);
+    assert_eq!(status, 200, "{stored}");
+    assert_eq!(stored, json!({"hash": hash, "size": bytes.len()}));
+    assert_eq!(put(&hash, &bytes).1, stored, "idempotent");
+    let read = http()
+        .get(server.url(&format!("/v1/blobs/{hash}")))
+        .send()
+        .unwrap();
+    assert_eq!(read.bytes().unwrap().to_vec(), bytes);
+    let (status, malformed) = put("not-a-hash", &bytes);
+    assert_eq!(
+        (status, malformed["error"]["code"].as_str()),
+        (400, Some("invalid_hash"))
+    );
+    if !on_postgres() {
+        let leftovers = std::fs::read_dir(dir.path().join("blobs/tmp"))
+            .unwrap()
+            .count();
+        assert_eq!(leftovers, 0, "the refused upload left no temporary file");
+    }
+}
+
+#[test]
+fn the_served_openapi_document_is_the_committed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let response = http().get(server.url("/v1/openapi.json")).send().unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let served = response.text().unwrap();
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/openapi.json"
+    ))
+    .unwrap();
+    assert!(
+        served == committed,
+        "GET /v1/openapi.json differs from docs/openapi.json; regenerate the file with \
+         `CAIRN_WRITE_OPENAPI=1 cargo test -p cairn-api --features openapi`"
+    );
+}
+
+#[test]
 fn health_versions_and_metrics_answer() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);

@@ -6,25 +6,25 @@
 
 use std::time::Duration;
 
-/// Longest long-poll the server accepts (`wait_ms` of successors, log, pull).
-pub const WAIT_MS_MAX: u64 = 60_000;
+/// Facts in one `POST /v1/facts` at most (larger batches are split), the
+/// longest long-poll, messages per pull, tokens per call and the error
+/// text kept: the protocol's limits.
+pub use cairn_api::limits::{
+    ACK_TOKENS_MAX as TOKENS_PER_CALL_MAX, BATCH_FACTS_MAX,
+    LAST_ERROR_BYTES_MAX as NACK_ERROR_BYTES_MAX, PULL_MESSAGES_MAX, WAIT_MS_MAX,
+};
+
+/// Largest `limit` of one successors page.
+pub const SUCCESSORS_PAGE_FACTS_MAX: u32 = cairn_api::limits::SUCCESSORS_LIMIT_MAX as u32;
+
 /// Extra time a long-poll request gets beyond its `wait_ms` before the client
 /// gives up on it, so that a slow answer after a full wait is not mistaken
 /// for a dead server.
 pub const LONG_POLL_MARGIN: Duration = Duration::from_secs(10);
-/// Messages one pull may ask for at most.
-pub const PULL_MESSAGES_MAX: usize = 1_000;
-/// Tokens one ack, nack or extend call may carry at most.
-pub const TOKENS_PER_CALL_MAX: usize = 10_000;
-/// Bytes of a nack's `error` text the server keeps; longer texts are cut.
-pub const NACK_ERROR_BYTES_MAX: usize = 4 * 1024;
 /// Canonical bytes of one fact the client builds at most: the server's
 /// request body limit. The server applies its own (configurable, usually
 /// smaller) per-fact limit and answers `413` beyond it.
 pub const FACT_CANONICAL_BYTES_MAX: usize = 32 * 1024 * 1024;
-/// Largest `limit` of one successors page.
-pub const SUCCESSORS_PAGE_FACTS_MAX: u32 = 10_000;
-
 /// Default time one request may take (long-polls get their wait on top).
 pub const REQUEST_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
 /// Default time to establish a connection to one endpoint.
@@ -61,8 +61,6 @@ const _: () = assert!(ACK_BATCH_TOKENS_DEFAULT <= TOKENS_PER_CALL_MAX);
 const _: () = assert!(SUBSCRIBER_CONCURRENCY_DEFAULT <= SUBSCRIBER_CONCURRENCY_MAX);
 const _: () = assert!(LEASE_SCAN_INTERVAL_MIN.as_millis() < LEASE_SCAN_INTERVAL_MAX.as_millis());
 
-/// Facts in one `POST /v1/facts` at most; larger batches are split.
-pub const BATCH_FACTS_MAX: usize = 10_000;
 /// Bytes of one `POST /v1/facts` body the client aims to stay under (the
 /// server's request limit is 32 MiB); larger batches are split.
 pub const BATCH_BODY_BYTES_MAX: usize = 16 * 1024 * 1024;

@@ -28,16 +28,13 @@ use crate::limits;
 use crate::options::ClientOptions;
 use crate::transport::Transport;
 use crate::wire::{
-    hash_text_list, CreatedSubscription, DeadLetter, DeadLetterPage, DeadLetterQuery, ErrorBody,
-    FactPage, LogQuery, Message, NackOptions, PullAnswer, PullOptions, PutAnswer, PutResult,
-    ReplayAnswer, ReplaySelection, StoredFact, SubscriptionDefinition, SubscriptionList,
-    SubscriptionView, SuccessorsQuery, TokenResult, TokenResults,
+    AckRequest, CreatedSubscription, DeadLetter, DeadLetterPage, DeadLetterQuery, ExtendRequest,
+    FactPage, LogQuery, Message, NackOptions, NackRequest, PullOptions, PutResult, ReplaySelection,
+    StoredFact, SubscriptionDefinition, SubscriptionView, SuccessorsQuery, TokenResult,
 };
-
-/// Error code of the server for a subscription that does not exist.
-const CODE_UNKNOWN_SUBSCRIPTION: &str = "unknown_subscription";
-/// Error code of the server for a message that is not a dead letter.
-const CODE_NOT_A_DEAD_LETTER: &str = "not_a_dead_letter";
+use cairn_api::{
+    ErrorBody, ErrorCode, PullAnswer, PutFactsAnswer, ReplayAnswer, SubscriptionList, TokenResults,
+};
 /// HTTP status of "not found".
 const STATUS_NOT_FOUND: u16 = 404;
 /// HTTP status of "created".
@@ -252,12 +249,12 @@ impl RemoteTransport {
         &self,
         name: &str,
         action: &str,
-        body: serde_json::Value,
+        body: &impl Serialize,
         tokens_n: usize,
     ) -> Result<Vec<TokenResult>> {
         let path = ["v1", "subscriptions", name, action];
         let mut call = self.call(Method::POST, &path);
-        call.body = Some(json_body(&body)?);
+        call.body = Some(json_body(body)?);
         let answer: TokenResults = self.call_json(call).await?;
         if answer.results.len() != tokens_n {
             return Err(ClientError::Protocol(format!(
@@ -433,7 +430,7 @@ impl Transport for RemoteTransport {
         Box::pin(async move {
             let mut call = self.call(Method::POST, &["v1", "facts"]);
             call.body = Some(facts_body(&facts));
-            let answer: PutAnswer = self.call_json(call).await?;
+            let answer: PutFactsAnswer = self.call_json(call).await?;
             if answer.results.len() != facts.len() {
                 return Err(ClientError::Protocol(format!(
                     "a batch of {} fact(s) answered {} result(s)",
@@ -459,21 +456,8 @@ impl Transport for RemoteTransport {
             let hash_text = query.of.to_hex();
             let path = ["v1", "facts", hash_text.as_str(), "successors"];
             let mut call = self.call(Method::GET, &path);
-            call.query.push(("type", query.type_name.clone()));
-            if let Some(role) = &query.role {
-                call.query.push(("role", role.clone()));
-            }
-            for without in &query.without {
-                call.query.push(("without", without.clone()));
-            }
-            if let Some(limit) = query.limit {
-                call.query.push(("limit", limit.to_string()));
-            }
-            if let Some(after) = query.after {
-                call.query.push(("after", after.to_string()));
-            }
+            call.query = query.query_pairs();
             if let Some(wait_ms) = query.wait_ms {
-                call.query.push(("wait_ms", wait_ms.to_string()));
                 call.timeout = self.long_poll_timeout(wait_ms);
             }
             self.call_json(call).await
@@ -483,14 +467,8 @@ impl Transport for RemoteTransport {
     fn log(&self, query: LogQuery) -> BoxFuture<'_, Result<FactPage>> {
         Box::pin(async move {
             let mut call = self.call(Method::GET, &["v1", "log"]);
-            if let Some(after) = query.after {
-                call.query.push(("after", after.to_string()));
-            }
-            if let Some(limit) = query.limit {
-                call.query.push(("limit", limit.to_string()));
-            }
+            call.query = query.query_pairs();
             if let Some(wait_ms) = query.wait_ms {
-                call.query.push(("wait_ms", wait_ms.to_string()));
                 call.timeout = self.long_poll_timeout(wait_ms);
             }
             self.call_json(call).await
@@ -521,7 +499,7 @@ impl Transport for RemoteTransport {
         Box::pin(async move {
             let path = ["v1", "subscriptions", name];
             self.call_optional(self.call(Method::GET, &path), |code| {
-                code == CODE_UNKNOWN_SUBSCRIPTION
+                code == ErrorCode::UnknownSubscription.as_str()
             })
             .await
         })
@@ -552,7 +530,7 @@ impl Transport for RemoteTransport {
         Box::pin(async move {
             let path = ["v1", "subscriptions", name, "pull"];
             let mut call = self.call(Method::POST, &path);
-            call.body = Some(json_body(&options)?);
+            call.body = Some(json_body(&options.request())?);
             call.timeout = self.long_poll_timeout(options.wait_ms);
             let answer: PullAnswer = self.call_json(call).await?;
             Ok(answer.messages)
@@ -565,8 +543,10 @@ impl Transport for RemoteTransport {
         tokens: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<TokenResult>>> {
         Box::pin(async move {
-            let body = serde_json::json!({ "tokens": tokens });
-            self.token_call(name, "ack", body, tokens.len()).await
+            let body = AckRequest {
+                tokens: tokens.to_vec(),
+            };
+            self.token_call(name, "ack", &body, tokens.len()).await
         })
     }
 
@@ -577,16 +557,14 @@ impl Transport for RemoteTransport {
         options: &'a NackOptions,
     ) -> BoxFuture<'a, Result<Vec<TokenResult>>> {
         Box::pin(async move {
-            let mut body = serde_json::json!({ "tokens": tokens });
-            if let Some(delay_ms) = options.delay_ms {
-                body["delay_ms"] = delay_ms.into();
-            }
-            if let Some(error) = &options.error {
-                body["error"] = truncate_to_char_boundary(error, limits::NACK_ERROR_BYTES_MAX)
-                    .to_string()
-                    .into();
-            }
-            self.token_call(name, "nack", body, tokens.len()).await
+            let body = NackRequest {
+                tokens: tokens.to_vec(),
+                delay_ms: options.delay_ms,
+                error: options.error.as_deref().map(|error| {
+                    truncate_to_char_boundary(error, limits::NACK_ERROR_BYTES_MAX).to_string()
+                }),
+            };
+            self.token_call(name, "nack", &body, tokens.len()).await
         })
     }
 
@@ -597,11 +575,11 @@ impl Transport for RemoteTransport {
         lease_ms: Option<u64>,
     ) -> BoxFuture<'a, Result<Vec<TokenResult>>> {
         Box::pin(async move {
-            let mut body = serde_json::json!({ "tokens": tokens });
-            if let Some(lease_ms) = lease_ms {
-                body["lease_ms"] = lease_ms.into();
-            }
-            self.token_call(name, "extend", body, tokens.len()).await
+            let body = ExtendRequest {
+                tokens: tokens.to_vec(),
+                lease_ms,
+            };
+            self.token_call(name, "extend", &body, tokens.len()).await
         })
     }
 
@@ -631,15 +609,7 @@ impl Transport for RemoteTransport {
         Box::pin(async move {
             let path = ["v1", "subscriptions", name, "dead"];
             let mut call = self.call(Method::GET, &path);
-            if let Some(limit) = query.limit {
-                call.query.push(("limit", limit.to_string()));
-            }
-            if let Some(after) = query.after {
-                call.query.push(("after", after.to_string()));
-            }
-            if query.discarded {
-                call.query.push(("discarded", "true".to_string()));
-            }
+            call.query = query.query_pairs();
             self.call_json(call).await
         })
     }
@@ -653,7 +623,7 @@ impl Transport for RemoteTransport {
             let hash_text = hash.to_hex();
             let path = ["v1", "subscriptions", name, "dead", hash_text.as_str()];
             self.call_optional(self.call(Method::GET, &path), |code| {
-                code == CODE_NOT_A_DEAD_LETTER
+                code == ErrorCode::NotADeadLetter.as_str()
             })
             .await
         })
@@ -665,17 +635,9 @@ impl Transport for RemoteTransport {
         selection: &'a ReplaySelection,
     ) -> BoxFuture<'a, Result<u64>> {
         Box::pin(async move {
-            #[derive(Serialize)]
-            struct ReplayBody<'h> {
-                #[serde(with = "hash_text_list")]
-                hashes: &'h [Hash],
-            }
             let path = ["v1", "subscriptions", name, "dead", "replay"];
             let mut call = self.call(Method::POST, &path);
-            call.body = Some(match selection {
-                ReplaySelection::All => Bytes::from_static(b"{}"),
-                ReplaySelection::Hashes(hashes) => json_body(&ReplayBody { hashes })?,
-            });
+            call.body = Some(json_body(&selection.request())?);
             let answer: ReplayAnswer = self.call_json(call).await?;
             Ok(answer.replayed)
         })

@@ -7,67 +7,51 @@ use serde::{Deserialize, Serialize};
 use crate::backoff::Backoff;
 use crate::limits;
 
-/// Where a new subscription starts in the log.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Start {
-    /// Every matching fact already stored is a message.
-    #[default]
-    Beginning,
-    /// Only facts stored after the subscription was created.
-    Now,
-}
-
-/// Restricts a subscription to the successors of one fact in one role.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PredecessorSelection {
-    /// The role in which the successor names the fact.
-    pub role: String,
-    /// The fact, as 64 lowercase hex characters.
-    pub hash: String,
-}
+pub use cairn_api::{PredecessorSelector, Start};
 
 /// A validated subscription definition with every default filled in. Two
 /// definitions are "the same" (idempotent creation) exactly when equal.
+/// On the wire, and where it is stored, it is a
+/// [`cairn_api::SubscriptionDefinition`] with every member set, and serde
+/// goes through that form (validating when it reads).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    try_from = "cairn_api::SubscriptionDefinition",
+    into = "cairn_api::SubscriptionDefinition"
+)]
 pub struct SubscriptionDefinition {
     /// The fact type selected.
-    #[serde(rename = "type")]
     pub type_name: String,
     /// Only successors of this fact in this role, if set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub predecessor: Option<PredecessorSelection>,
+    pub predecessor: Option<PredecessorSelector>,
     /// Where the subscription starts.
-    #[serde(default)]
     pub start: Start,
     /// How long a pulled message stays leased to its consumer.
-    #[serde(default = "default_lease_ms")]
     pub lease_ms: u64,
     /// Deliveries of one message before it becomes a dead letter.
-    #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
     /// Delay between attempts.
-    #[serde(default)]
     pub backoff: Backoff,
     /// A predecessor role whose hash orders and limits delivery per key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ordering_key: Option<String>,
     /// Messages of one key leased at once (only with `ordering_key`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_in_flight_per_key: Option<u32>,
     /// Messages delivered per second at most, if set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit_per_s: Option<u32>,
 }
 
-fn default_lease_ms() -> u64 {
-    limits::LEASE_MS_DEFAULT
+impl TryFrom<cairn_api::SubscriptionDefinition> for SubscriptionDefinition {
+    type Error = DefinitionError;
+
+    fn try_from(wire: cairn_api::SubscriptionDefinition) -> Result<Self, DefinitionError> {
+        SubscriptionDefinition::from_wire(wire)
+    }
 }
 
-fn default_max_attempts() -> u32 {
-    limits::MAX_ATTEMPTS_DEFAULT
+impl From<SubscriptionDefinition> for cairn_api::SubscriptionDefinition {
+    fn from(definition: SubscriptionDefinition) -> Self {
+        definition.to_wire()
+    }
 }
 
 /// Why a definition was refused.
@@ -78,10 +62,60 @@ pub struct DefinitionError(pub String);
 impl SubscriptionDefinition {
     /// Parses and validates a definition from JSON, filling in defaults.
     pub fn from_json(bytes: &[u8]) -> Result<SubscriptionDefinition, DefinitionError> {
-        let mut definition: SubscriptionDefinition = serde_json::from_slice(bytes)
+        // Serde would also build the definition from an array of its
+        // members; a definition is an object.
+        if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(DefinitionError(
+                "invalid definition: expected a JSON object".into(),
+            ));
+        }
+        let wire: cairn_api::SubscriptionDefinition = serde_json::from_slice(bytes)
             .map_err(|error| DefinitionError(format!("invalid definition: {error}")))?;
+        SubscriptionDefinition::from_wire(wire)
+    }
+
+    /// Validates a definition as sent, filling in defaults.
+    pub fn from_wire(
+        wire: cairn_api::SubscriptionDefinition,
+    ) -> Result<SubscriptionDefinition, DefinitionError> {
+        let backoff = wire.backoff.unwrap_or_default();
+        let mut definition = SubscriptionDefinition {
+            type_name: wire.type_name,
+            predecessor: wire.predecessor,
+            start: wire.start.unwrap_or_default(),
+            lease_ms: wire.lease_ms.unwrap_or(limits::LEASE_MS_DEFAULT),
+            max_attempts: wire.max_attempts.unwrap_or(limits::MAX_ATTEMPTS_DEFAULT),
+            backoff: Backoff {
+                initial_ms: backoff
+                    .initial_ms
+                    .unwrap_or(limits::BACKOFF_INITIAL_MS_DEFAULT),
+                max_ms: backoff.max_ms.unwrap_or(limits::BACKOFF_MAX_MS_DEFAULT),
+            },
+            ordering_key: wire.ordering_key,
+            max_in_flight_per_key: wire.max_in_flight_per_key,
+            rate_limit_per_s: wire.rate_limit_per_s,
+        };
         definition.normalize()?;
         Ok(definition)
+    }
+
+    /// The definition as the wire (and the store) shows it: every member
+    /// set.
+    pub fn to_wire(&self) -> cairn_api::SubscriptionDefinition {
+        cairn_api::SubscriptionDefinition {
+            type_name: self.type_name.clone(),
+            predecessor: self.predecessor.clone(),
+            start: Some(self.start),
+            lease_ms: Some(self.lease_ms),
+            max_attempts: Some(self.max_attempts),
+            backoff: Some(cairn_api::BackoffDefinition {
+                initial_ms: Some(self.backoff.initial_ms),
+                max_ms: Some(self.backoff.max_ms),
+            }),
+            ordering_key: self.ordering_key.clone(),
+            max_in_flight_per_key: self.max_in_flight_per_key,
+            rate_limit_per_s: self.rate_limit_per_s,
+        }
     }
 
     /// Checks every rule and fills in `max_in_flight_per_key`.
@@ -89,13 +123,9 @@ impl SubscriptionDefinition {
         let invalid = |message: String| Err(DefinitionError(message));
         validate_type_name(&self.type_name)
             .map_err(|error| DefinitionError(format!("type: {error}")))?;
-        if let Some(predecessor) = &mut self.predecessor {
+        if let Some(predecessor) = &self.predecessor {
             validate_role(&predecessor.role)
                 .map_err(|error| DefinitionError(format!("predecessor.role: {error}")))?;
-            let hash = Hash::from_hex(&predecessor.hash).map_err(|_| {
-                DefinitionError("predecessor.hash must be 64 lowercase hex characters".into())
-            })?;
-            predecessor.hash = hash.to_hex();
         }
         if !(limits::LEASE_MS_MIN..=limits::LEASE_MS_MAX).contains(&self.lease_ms) {
             return invalid(format!(
@@ -154,8 +184,7 @@ impl SubscriptionDefinition {
     /// The predecessor restriction as a parsed hash.
     pub fn predecessor_hash(&self) -> Option<(String, Hash)> {
         let predecessor = self.predecessor.as_ref()?;
-        let hash = Hash::from_hex(&predecessor.hash).ok()?;
-        Some((predecessor.role.clone(), hash))
+        Some((predecessor.role.clone(), predecessor.hash))
     }
 }
 
@@ -175,6 +204,11 @@ mod tests {
         let keyed = SubscriptionDefinition::from_json(br#"{"type":"A","ordering_key":"customer"}"#)
             .unwrap();
         assert_eq!(keyed.max_in_flight_per_key, Some(1));
+        assert_eq!(
+            SubscriptionDefinition::from_json(serde_json::to_string(&keyed).unwrap().as_bytes())
+                .unwrap(),
+            keyed
+        );
     }
 
     #[test]
@@ -198,6 +232,7 @@ mod tests {
             br#"{"type":"A","surprise":1}"#,
             br#"{"type":"A","predecessor":{"role":"r","hash":"zz"}}"#,
             br#"{"type":"A","predecessor":{"role":"r"}}"#,
+            br#"["A"]"#,
         ];
         for case in cases {
             assert!(

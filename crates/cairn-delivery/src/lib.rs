@@ -21,7 +21,7 @@ mod token;
 
 pub use attributes::{message_attributes, MessageAttributes, NOT_BEFORE_FIELD};
 pub use backoff::Backoff;
-pub use definition::{DefinitionError, PredecessorSelection, Start, SubscriptionDefinition};
+pub use definition::{DefinitionError, PredecessorSelector, Start, SubscriptionDefinition};
 pub use random::SplitMix64;
 pub use rate::TokenBucket;
 pub use record::{

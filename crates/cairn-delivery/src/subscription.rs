@@ -80,33 +80,9 @@ pub enum Change {
     },
 }
 
-/// What became of one token of an ack, nack or extend.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TokenStatus {
-    /// The message is acknowledged and will not be delivered again.
-    Acked,
-    /// The message will be delivered again (or is now a dead letter).
-    Nacked,
-    /// The lease was renewed.
-    Extended,
-    /// The lease ended and the message was leased again or is gone.
-    Expired,
-    /// Not a current token of this subscription.
-    Unknown,
-}
-
-impl TokenStatus {
-    /// The status as the API writes it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenStatus::Acked => "acked",
-            TokenStatus::Nacked => "nacked",
-            TokenStatus::Extended => "extended",
-            TokenStatus::Expired => "expired",
-            TokenStatus::Unknown => "unknown",
-        }
-    }
-}
+/// What became of one token of an ack, nack or extend: the protocol's
+/// statuses.
+pub use cairn_api::TokenStatus;
 
 /// The outcome for one token, in request order.
 #[derive(Clone, Debug, PartialEq, Eq)]

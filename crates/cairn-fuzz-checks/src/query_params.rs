@@ -46,7 +46,7 @@ pub fn check_query_params(data: &[u8]) {
         }
         Err(error) => {
             assert!(!all_names_allowed, "{raw:?} refused: {}", error.message);
-            assert_eq!(error.code, "unknown_parameter");
+            assert_eq!(error.code.as_str(), "unknown_parameter");
             return;
         }
     };
@@ -60,16 +60,16 @@ pub fn check_query_params(data: &[u8]) {
         match (params.single(name), expected_values.as_slice()) {
             (Ok(None), []) => {}
             (Ok(Some(value)), [expected]) => assert_eq!(value, *expected),
-            (Err(error), [_, _, ..]) => assert_eq!(error.code, "invalid_parameter"),
+            (Err(error), [_, _, ..]) => assert_eq!(error.code.as_str(), "invalid_parameter"),
             (result, _) => panic!(
                 "single({name:?}) of {expected_values:?} gave {:?}",
-                result.map_err(|error| error.code)
+                result.map_err(|error| error.code.as_str())
             ),
         }
         for (default, min, max) in INTEGER_BOUNDS {
             let actual = params
                 .integer(name, default, min, max)
-                .map_err(|error| error.code);
+                .map_err(|error| error.code.as_str());
             let expected = model_integer(&expected_values, default, min, max);
             assert_eq!(actual, expected, "integer({name:?}) of {expected_values:?}");
         }

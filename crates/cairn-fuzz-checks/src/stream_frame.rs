@@ -7,7 +7,9 @@
 //! must be refused.
 
 use cairn_server::limits::STREAM_CREDIT_PER_FRAME_MAX;
-use cairn_server::parsers::{parse_body, parse_stream_frame, AckBody, NackBody, StreamRequest};
+use cairn_server::parsers::{
+    parse_body, parse_stream_frame, AckRequest, NackRequest, StreamRequest,
+};
 use serde_json::json;
 
 use crate::subscription_request_body::{
@@ -40,8 +42,8 @@ pub fn check_stream_frame(data: &[u8]) {
             });
             let body = json!({ "tokens": tokens }).to_string();
             assert_eq!(
-                parse_body::<AckBody>(body.as_bytes()).ok(),
-                Some(AckBody {
+                parse_body::<AckRequest>(body.as_bytes()).ok(),
+                Some(AckRequest {
                     tokens: tokens.clone()
                 }),
                 "an ack frame accepted on the stream is accepted over HTTP"
@@ -61,8 +63,8 @@ pub fn check_stream_frame(data: &[u8]) {
             });
             let body = nack_members("tokens", tokens, *delay_ms, error.as_deref()).to_string();
             assert_eq!(
-                parse_body::<NackBody>(body.as_bytes()).ok(),
-                Some(NackBody {
+                parse_body::<NackRequest>(body.as_bytes()).ok(),
+                Some(NackRequest {
                     tokens: tokens.clone(),
                     delay_ms: *delay_ms,
                     error: error.clone(),

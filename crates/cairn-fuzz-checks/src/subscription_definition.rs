@@ -22,7 +22,7 @@ pub fn check_subscription_definition(data: &[u8]) {
             .predecessor_hash()
             .expect("an accepted predecessor hash parses");
         assert_eq!(role, predecessor.role);
-        assert_eq!(hash.to_hex(), predecessor.hash);
+        assert_eq!(hash, predecessor.hash);
     }
     let serialized = serde_json::to_vec(&definition).expect("a definition serializes to JSON");
     let reparsed = SubscriptionDefinition::from_json(&serialized)

@@ -13,8 +13,8 @@
 use cairn_delivery::limits as delivery_limits;
 use cairn_server::limits::{ACK_TOKENS_MAX, PULL_MESSAGES_MAX, WAIT_MS_MAX};
 use cairn_server::parsers::{
-    parse_body, parse_stream_frame, AckBody, EmptyBody, ExtendBody, NackBody, PullBody, ReplayBody,
-    StreamRequest,
+    parse_body, parse_stream_frame, AckRequest, EmptyRequest, ExtendRequest, NackRequest,
+    PullRequest, ReplayRequest, StreamRequest,
 };
 use serde_json::{json, Map, Value};
 
@@ -22,50 +22,50 @@ use serde_json::{json, Map, Value};
 /// a limit or does not survive a round trip.
 pub fn check_subscription_request_body(data: &[u8]) {
     let whitespace_only = data.iter().all(u8::is_ascii_whitespace);
-    if let Ok(body) = parse_body::<AckBody>(data) {
+    if let Ok(body) = parse_body::<AckRequest>(data) {
         check_ack(&body);
     }
-    if let Ok(body) = parse_body::<NackBody>(data) {
+    if let Ok(body) = parse_body::<NackRequest>(data) {
         check_nack(&body);
     }
-    if let Ok(body) = parse_body::<ExtendBody>(data) {
+    if let Ok(body) = parse_body::<ExtendRequest>(data) {
         check_extend(&body);
     }
-    if let Ok(body) = parse_body::<ReplayBody>(data) {
+    if let Ok(body) = parse_body::<ReplayRequest>(data) {
         check_replay(&body);
     }
-    if let Ok(body) = parse_body::<PullBody>(data) {
+    if let Ok(body) = parse_body::<PullRequest>(data) {
         check_pull(&body);
     }
     // The bodies with no required member accept the empty body as `{}`.
-    let empty = parse_body::<EmptyBody>(data).ok();
+    let empty = parse_body::<EmptyRequest>(data).ok();
     if whitespace_only {
-        assert_eq!(empty, Some(EmptyBody {}), "an empty body counts as {{}}");
+        assert_eq!(empty, Some(EmptyRequest {}), "an empty body counts as {{}}");
         assert_eq!(
-            parse_body::<PullBody>(data).ok(),
-            Some(PullBody {
+            parse_body::<PullRequest>(data).ok(),
+            Some(PullRequest {
                 max: None,
                 wait_ms: None,
                 lease_ms: None
             })
         );
         assert_eq!(
-            parse_body::<ReplayBody>(data).ok(),
-            Some(ReplayBody { hashes: None })
+            parse_body::<ReplayRequest>(data).ok(),
+            Some(ReplayRequest { hashes: None })
         );
     }
     if let Some(body) = empty {
-        assert_eq!(reparsed::<EmptyBody>(&json!({})), body);
+        assert_eq!(reparsed::<EmptyRequest>(&json!({})), body);
     }
 }
 
-fn check_ack(body: &AckBody) {
+fn check_ack(body: &AckRequest) {
     assert_token_count(&body.tokens);
     assert_one_token_more_is_refused(&body.tokens, |tokens| {
-        parse_body::<AckBody>(json!({ "tokens": tokens }).to_string().as_bytes()).is_ok()
+        parse_body::<AckRequest>(json!({ "tokens": tokens }).to_string().as_bytes()).is_ok()
     });
     assert_eq!(
-        &reparsed::<AckBody>(&json!({ "tokens": body.tokens })),
+        &reparsed::<AckRequest>(&json!({ "tokens": body.tokens })),
         body
     );
     assert_eq!(
@@ -75,17 +75,17 @@ fn check_ack(body: &AckBody) {
     );
 }
 
-fn check_nack(body: &NackBody) {
+fn check_nack(body: &NackRequest) {
     assert_token_count(&body.tokens);
     assert_nack_limits(body.delay_ms, body.error.as_deref());
     let delay_ms = body.delay_ms;
     let error = body.error.as_deref();
     assert_one_token_more_is_refused(&body.tokens, |tokens| {
         let members = nack_members("tokens", tokens, delay_ms, error);
-        parse_body::<NackBody>(members.to_string().as_bytes()).is_ok()
+        parse_body::<NackRequest>(members.to_string().as_bytes()).is_ok()
     });
     let members = nack_members("tokens", &body.tokens, delay_ms, error);
-    assert_eq!(&reparsed::<NackBody>(&members), body);
+    assert_eq!(&reparsed::<NackRequest>(&members), body);
     // The same request as a stream frame: `nack` holds the tokens.
     assert_eq!(
         parse_stream_frame(&nack_members("nack", &body.tokens, delay_ms, error).to_string()),
@@ -98,7 +98,7 @@ fn check_nack(body: &NackBody) {
     );
 }
 
-fn check_extend(body: &ExtendBody) {
+fn check_extend(body: &ExtendRequest) {
     assert_token_count(&body.tokens);
     assert_lease_ms(body.lease_ms);
     let extend_members = |tokens: &[String]| {
@@ -108,12 +108,15 @@ fn check_extend(body: &ExtendBody) {
         Value::Object(members)
     };
     assert_one_token_more_is_refused(&body.tokens, |tokens| {
-        parse_body::<ExtendBody>(extend_members(tokens).to_string().as_bytes()).is_ok()
+        parse_body::<ExtendRequest>(extend_members(tokens).to_string().as_bytes()).is_ok()
     });
-    assert_eq!(&reparsed::<ExtendBody>(&extend_members(&body.tokens)), body);
+    assert_eq!(
+        &reparsed::<ExtendRequest>(&extend_members(&body.tokens)),
+        body
+    );
 }
 
-fn check_replay(body: &ReplayBody) {
+fn check_replay(body: &ReplayRequest) {
     if let Some(hashes) = &body.hashes {
         assert!(
             (1..=ACK_TOKENS_MAX).contains(&hashes.len()),
@@ -127,10 +130,10 @@ fn check_replay(body: &ReplayBody) {
         "hashes",
         body.hashes.as_ref().map(|h| json!(h)),
     );
-    assert_eq!(&reparsed::<ReplayBody>(&Value::Object(members)), body);
+    assert_eq!(&reparsed::<ReplayRequest>(&Value::Object(members)), body);
 }
 
-fn check_pull(body: &PullBody) {
+fn check_pull(body: &PullRequest) {
     if let Some(max) = body.max {
         assert!(
             (1..=PULL_MESSAGES_MAX as u64).contains(&max),
@@ -145,7 +148,7 @@ fn check_pull(body: &PullBody) {
     insert_some(&mut members, "max", body.max.map(Value::from));
     insert_some(&mut members, "wait_ms", body.wait_ms.map(Value::from));
     insert_some(&mut members, "lease_ms", body.lease_ms.map(Value::from));
-    assert_eq!(&reparsed::<PullBody>(&Value::Object(members)), body);
+    assert_eq!(&reparsed::<PullRequest>(&Value::Object(members)), body);
 }
 
 /// An accepted token list holds 1 to `ACK_TOKENS_MAX` tokens (HTTP and

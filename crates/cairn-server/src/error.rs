@@ -4,16 +4,16 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use cairn_api::{ErrorBody, ErrorCode, ErrorObject};
 use cairn_store::{BlobError, ReadError, WriteError};
 use serde_json::{json, Map, Value};
 
-/// An error answer of the HTTP API.
+/// An error answer of the HTTP API: a stable code (which fixes the HTTP
+/// status), a human sentence, and extra members of some codes.
 #[derive(Debug)]
 pub struct ApiError {
-    /// HTTP status.
-    pub status: StatusCode,
-    /// Stable snake_case code.
-    pub code: &'static str,
+    /// Stable code; its status is the answer's.
+    pub code: ErrorCode,
     /// A human sentence.
     pub message: String,
     /// Extra members of the error object (for example `missing`).
@@ -22,23 +22,28 @@ pub struct ApiError {
 
 impl ApiError {
     /// An error without extra members.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
-            status,
             code,
             message: message.into(),
             details: Map::new(),
         }
     }
 
-    /// 400 with the given code.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
+    /// 400 `invalid_request`: the body does not have the endpoint's shape
+    /// or values.
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, message)
     }
 
     /// 404 `not_found`.
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::new(ErrorCode::NotFound, message)
+    }
+
+    /// The HTTP status of the answer.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     /// Adds an extra member to the error object.
@@ -46,15 +51,22 @@ impl ApiError {
         self.details.insert(key.to_string(), value);
         self
     }
+
+    /// The JSON body `{"error": {"code", "message", ...}}`.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorObject {
+                code: self.code.as_str().to_string(),
+                message: self.message.clone(),
+                details: self.details.clone(),
+            },
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = Map::new();
-        error.insert("code".into(), json!(self.code));
-        error.insert("message".into(), json!(self.message));
-        error.extend(self.details);
-        (self.status, axum::Json(json!({ "error": error }))).into_response()
+        (self.status(), axum::Json(self.body())).into_response()
     }
 }
 
@@ -67,31 +79,20 @@ impl From<WriteError> for ApiError {
                     missing.len()
                 );
                 let missing: Vec<String> = missing.iter().map(|hash| hash.to_hex()).collect();
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "missing_predecessors",
-                    message,
-                )
-                .with_detail("missing", json!(missing))
+                ApiError::new(ErrorCode::MissingPredecessors, message)
+                    .with_detail("missing", json!(missing))
             }
-            WriteError::Poisoned => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_poisoned",
-                error.to_string(),
-            ),
+            WriteError::Poisoned => ApiError::new(ErrorCode::StorePoisoned, error.to_string()),
             WriteError::Closed => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "shutting_down",
+                ErrorCode::ShuttingDown,
                 "the server is shutting down; retry on another server or later",
             ),
             WriteError::Storage(_) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "storage_failure",
+                ErrorCode::StorageFailure,
                 format!("{error}; nothing of the batch was acknowledged"),
             ),
             WriteError::Unavailable(_) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
+                ErrorCode::StoreUnavailable,
                 format!("{error}; the write was not acknowledged (retrying is safe)"),
             ),
         }
@@ -101,41 +102,24 @@ impl From<WriteError> for ApiError {
 impl From<ReadError> for ApiError {
     fn from(error: ReadError) -> Self {
         let code = match error {
-            ReadError::Corrupt(_) => "corrupt_data",
-            ReadError::Storage(_) => "storage_failure",
-            ReadError::Unavailable(_) => {
-                return ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "store_unavailable",
-                    error.to_string(),
-                )
-            }
+            ReadError::Corrupt(_) => ErrorCode::CorruptData,
+            ReadError::Storage(_) => ErrorCode::StorageFailure,
+            ReadError::Unavailable(_) => ErrorCode::StoreUnavailable,
         };
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, code, error.to_string())
+        ApiError::new(code, error.to_string())
     }
 }
 
 impl From<BlobError> for ApiError {
     fn from(error: BlobError) -> Self {
         match error {
-            BlobError::TooLarge { .. } => ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "blob_too_large",
-                error.to_string(),
-            ),
-            BlobError::Io(_) | BlobError::Storage(_) => ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "storage_failure",
-                error.to_string(),
-            ),
-            BlobError::Corrupt(_) => ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "corrupt_data",
-                error.to_string(),
-            ),
+            BlobError::TooLarge { .. } => ApiError::new(ErrorCode::BlobTooLarge, error.to_string()),
+            BlobError::Io(_) | BlobError::Storage(_) => {
+                ApiError::new(ErrorCode::StorageFailure, error.to_string())
+            }
+            BlobError::Corrupt(_) => ApiError::new(ErrorCode::CorruptData, error.to_string()),
             BlobError::Unavailable(_) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
+                ErrorCode::StoreUnavailable,
                 format!("{error}; retrying is safe"),
             ),
         }
@@ -144,11 +128,10 @@ impl From<BlobError> for ApiError {
 
 impl From<cairn_fact::FactError> for ApiError {
     fn from(error: cairn_fact::FactError) -> Self {
-        let status = match error {
-            cairn_fact::FactError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        ApiError::new(status, error.code(), error.to_string())
+        // Every code of the fact model is a code of the API (a test holds
+        // them together).
+        let code = ErrorCode::parse(error.code()).unwrap_or(ErrorCode::InvalidFact);
+        ApiError::new(code, error.to_string())
     }
 }
 
@@ -158,19 +141,56 @@ impl From<crate::delivery::DeliveryError> for ApiError {
         let message = error.to_string();
         match error {
             DeliveryError::UnknownSubscription(_) => {
-                ApiError::new(StatusCode::NOT_FOUND, "unknown_subscription", message)
+                ApiError::new(ErrorCode::UnknownSubscription, message)
             }
             DeliveryError::InvalidDefinition(_) => {
-                ApiError::bad_request("invalid_definition", message)
+                ApiError::new(ErrorCode::InvalidDefinition, message)
             }
-            DeliveryError::Conflict(_) => {
-                ApiError::new(StatusCode::CONFLICT, "subscription_conflict", message)
-            }
+            DeliveryError::Conflict(_) => ApiError::new(ErrorCode::SubscriptionConflict, message),
             DeliveryError::TooManySubscriptions => {
-                ApiError::new(StatusCode::CONFLICT, "too_many_subscriptions", message)
+                ApiError::new(ErrorCode::TooManySubscriptions, message)
             }
             DeliveryError::Write(error) => error.into(),
             DeliveryError::Read(error) => error.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every code the fact model gives its errors is a code of the API, so
+    /// no fact error is answered under a code the contract does not list.
+    #[test]
+    fn fact_errors_carry_codes_of_the_api() {
+        let hash = "ab".repeat(32);
+        let bad_facts = [
+            "not json".to_string(),
+            "\u{feff}{}".to_string(),
+            r#"{"a": 1, "a": 2}"#.to_string(),
+            format!("{}1{}", "[".repeat(80), "]".repeat(80)),
+            r#"{"type": "T", "fields": {"n": 9007199254740993}, "predecessors": {}}"#.to_string(),
+            r#"{"type": "T", "fields": {"s": "\ud800"}, "predecessors": {}}"#.to_string(),
+            "[]".to_string(),
+            r#"{"type": "T", "fields": {}}"#.to_string(),
+            r#"{"type": "1T", "fields": {}, "predecessors": {}}"#.to_string(),
+            r#"{"type": "T", "fields": {}, "predecessors": {"1r": []}}"#.to_string(),
+            r#"{"type": "T", "fields": {}, "predecessors": {"r": []}}"#.to_string(),
+            r#"{"type": "T", "fields": {}, "predecessors": {"r": "xyz"}}"#.to_string(),
+            format!(
+                r#"{{"type": "T", "fields": {{"big": "{}"}}, "predecessors": {{"r": "{hash}"}}}}"#,
+                "x".repeat(70_000)
+            ),
+        ];
+        for bad in bad_facts {
+            let error = cairn_fact::CanonicalFact::from_json(bad.as_bytes(), 65_536)
+                .expect_err("the fact is refused");
+            assert!(
+                ErrorCode::parse(error.code()).is_some(),
+                "{} ({bad:.80})",
+                error.code()
+            );
         }
     }
 }

@@ -18,8 +18,10 @@ pub mod parsers {
     pub use crate::routes::stream::{
         parse_request as parse_stream_frame, Request as StreamRequest,
     };
-    pub use crate::routes::subscriptions::{
-        parse_body, AckBody, EmptyBody, ExtendBody, NackBody, PullBody, ReplayBody, RequestBody,
+    pub use crate::routes::subscriptions::parse_body;
+    pub use cairn_api::{
+        AckRequest, EmptyRequest, ExtendRequest, NackRequest, PullRequest, ReplayRequest,
+        RequestBody,
     };
 }
 /// Strict query-string parsing; public so that the fuzz checks
@@ -28,11 +30,11 @@ pub mod query;
 mod routes;
 mod state;
 
+use cairn_api::ErrorCode;
 use std::future::Future;
 use std::sync::Arc;
 
 use axum::error_handling::HandleErrorLayer;
-use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{middleware, BoxError, Router};
 use cairn_store::{BlobStore, Store};
@@ -59,6 +61,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route("/v1/log", get(routes::facts::get_log::<S>))
         .route("/v1/health", get(routes::meta::health::<S>))
         .route("/versions", get(routes::meta::versions))
+        .route("/v1/openapi.json", get(routes::meta::openapi_document))
         .route("/metrics", get(routes::meta::metrics::<S>))
         .route(
             "/v1/subscriptions",
@@ -112,7 +115,10 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         );
     let blobs = Router::new()
         .route("/v1/blobs", put(routes::blobs::put_blob::<S>))
-        .route("/v1/blobs/{hash}", get(routes::blobs::get_blob::<S>));
+        .route(
+            "/v1/blobs/{hash}",
+            get(routes::blobs::get_blob::<S>).put(routes::blobs::put_blob_with_hash::<S>),
+        );
     // One semaphore for the whole server: axum applies a layer to each
     // route separately, so a plain concurrency limit would count per route.
     let in_progress = GlobalConcurrencyLimitLayer::new(state.config.concurrent_requests_max);
@@ -142,15 +148,10 @@ fn with_overload_limits<S: Store>(
         ServiceBuilder::new()
             .layer(HandleErrorLayer::new(|error: BoxError| async move {
                 if error.is::<tower::timeout::error::Elapsed>() {
-                    ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "timeout",
-                        "the request took too long",
-                    )
+                    ApiError::new(ErrorCode::Timeout, "the request took too long")
                 } else {
                     ApiError::new(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "overloaded",
+                        ErrorCode::Overloaded,
                         "the server is handling too many requests; retry with backoff",
                     )
                 }

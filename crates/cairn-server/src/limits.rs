@@ -3,8 +3,13 @@
 
 use std::time::Duration;
 
-/// Facts in one `POST /v1/facts` batch at most.
-pub const BATCH_FACTS_MAX: usize = 10_000;
+/// The limits a request is checked against are the protocol's.
+pub use cairn_api::limits::{
+    ACK_TOKENS_MAX, BATCH_FACTS_MAX, DEAD_LETTERS_LIMIT_DEFAULT, DEAD_LETTERS_LIMIT_MAX,
+    LOG_LIMIT_DEFAULT, LOG_LIMIT_MAX, PULL_MESSAGES_MAX, SUCCESSORS_LIMIT_DEFAULT,
+    SUCCESSORS_LIMIT_MAX, WAIT_MS_MAX, WITHOUT_TYPES_MAX,
+};
+
 /// Bytes of a request body at most (blobs excepted).
 pub const REQUEST_BODY_BYTES_MAX: usize = 32 * 1024 * 1024;
 /// Canonical bytes of one fact at most (the default; configurable).
@@ -14,26 +19,6 @@ pub const FACT_CANONICAL_BYTES_MAX_DEFAULT: usize = cairn_fact::FACT_CANONICAL_B
 pub const REQUEST_JSON_DEPTH_MAX: usize = cairn_fact::JSON_DEPTH_MAX + 2;
 /// Bytes of one blob at most (the default; configurable).
 pub const BLOB_BYTES_MAX_DEFAULT: u64 = 1024 * 1024 * 1024;
-/// Default and largest `limit` of `GET /v1/log`.
-pub const LOG_LIMIT_DEFAULT: usize = 1_000;
-/// Largest `limit` of `GET /v1/log`.
-pub const LOG_LIMIT_MAX: usize = 10_000;
-/// Default `limit` of a successors query.
-pub const SUCCESSORS_LIMIT_DEFAULT: usize = 1_000;
-/// Largest `limit` of a successors query.
-pub const SUCCESSORS_LIMIT_MAX: usize = 10_000;
-/// `without` parameters of one successors query at most.
-pub const WITHOUT_TYPES_MAX: usize = 16;
-/// Messages one pull leases at most.
-pub const PULL_MESSAGES_MAX: usize = 1_000;
-/// Tokens in one ack, nack or extend (and hashes in one replay) at most.
-pub const ACK_TOKENS_MAX: usize = 10_000;
-/// Default `limit` of a dead-letter listing.
-pub const DEAD_LETTERS_LIMIT_DEFAULT: usize = 100;
-/// Largest `limit` of a dead-letter listing.
-pub const DEAD_LETTERS_LIMIT_MAX: usize = 1_000;
-/// Longest long-poll a client may ask for.
-pub const WAIT_MS_MAX: u64 = 60_000;
 /// Requests handled at once (the default; configurable); beyond this the
 /// server answers 429.
 pub const CONCURRENT_REQUESTS_MAX: usize = 4_096;
@@ -44,10 +29,7 @@ pub const BLOB_TIMEOUT: Duration = Duration::from_secs(3_600);
 /// Time in-flight requests get to finish at shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
-const _: () = assert!(LOG_LIMIT_DEFAULT <= LOG_LIMIT_MAX);
-const _: () = assert!(DEAD_LETTERS_LIMIT_DEFAULT <= DEAD_LETTERS_LIMIT_MAX);
 const _: () = assert!(PULL_MESSAGES_MAX <= cairn_delivery::limits::TRACKED_MESSAGES_MAX);
-const _: () = assert!(SUCCESSORS_LIMIT_DEFAULT <= SUCCESSORS_LIMIT_MAX);
 const _: () = assert!(WAIT_MS_MAX < REQUEST_TIMEOUT.as_millis() as u64);
 const _: () = assert!(FACT_CANONICAL_BYTES_MAX_DEFAULT < REQUEST_BODY_BYTES_MAX);
 

@@ -3,6 +3,7 @@
 //! never silently ignored.
 
 use crate::error::ApiError;
+use cairn_api::ErrorCode;
 
 /// The decoded parameters of one request.
 pub struct QueryParams {
@@ -22,8 +23,8 @@ impl QueryParams {
                 } else {
                     format!("allowed: {}", allowed.join(", "))
                 };
-                return Err(ApiError::bad_request(
-                    "unknown_parameter",
+                return Err(ApiError::new(
+                    ErrorCode::UnknownParameter,
                     format!("unknown query parameter {key:?}; {expected}"),
                 ));
             }
@@ -45,8 +46,8 @@ impl QueryParams {
         match self.all(name).as_slice() {
             [] => Ok(None),
             [value] => Ok(Some(value)),
-            _ => Err(ApiError::bad_request(
-                "invalid_parameter",
+            _ => Err(ApiError::new(
+                ErrorCode::InvalidParameter,
                 format!("query parameter {name:?} may be given only once"),
             )),
         }
@@ -58,14 +59,14 @@ impl QueryParams {
             return Ok(default);
         };
         let value: u64 = text.parse().map_err(|_| {
-            ApiError::bad_request(
-                "invalid_parameter",
+            ApiError::new(
+                ErrorCode::InvalidParameter,
                 format!("query parameter {name:?} must be a non-negative integer, got {text:?}"),
             )
         })?;
         if value < min || value > max {
-            return Err(ApiError::bad_request(
-                "parameter_out_of_range",
+            return Err(ApiError::new(
+                ErrorCode::ParameterOutOfRange,
                 format!("query parameter {name:?} must be between {min} and {max}, got {value}"),
             ));
         }
@@ -84,12 +85,12 @@ mod tests {
                 .err()
                 .unwrap()
                 .code,
-            "unknown_parameter"
+            ErrorCode::UnknownParameter
         );
         let params = QueryParams::parse(Some("limit=1&limit=2"), &["limit"]).unwrap();
         assert_eq!(
             params.single("limit").err().unwrap().code,
-            "invalid_parameter"
+            ErrorCode::InvalidParameter
         );
     }
 
@@ -98,11 +99,11 @@ mod tests {
         let params = QueryParams::parse(Some("limit=0&after=abc"), &["limit", "after"]).unwrap();
         assert_eq!(
             params.integer("limit", 5, 1, 10).err().unwrap().code,
-            "parameter_out_of_range"
+            ErrorCode::ParameterOutOfRange
         );
         assert_eq!(
             params.integer("after", 0, 0, u64::MAX).err().unwrap().code,
-            "invalid_parameter"
+            ErrorCode::InvalidParameter
         );
         assert_eq!(params.integer("wait_ms", 7, 0, 10).unwrap(), 7);
     }

@@ -241,6 +241,13 @@ impl BlobWriter<'_> {
     }
 
     /// Makes the blob durable under its hash and returns the hash and size.
+    /// The hash of the bytes written so far. An upload dropped without
+    /// [`BlobWriter::finish`] leaves nothing behind, so a caller that
+    /// expects a hash checks it here first.
+    pub fn hash(&self) -> Hash {
+        Hash(*self.hasher.finalize().as_bytes())
+    }
+
     pub async fn finish(self) -> Result<(Hash, u64), BlobError> {
         let hash = Hash(*self.hasher.finalize().as_bytes());
         match self.sink {

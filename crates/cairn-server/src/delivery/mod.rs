@@ -24,7 +24,6 @@ use cairn_delivery::{
 use cairn_fact::{parse_json, Fact, Hash};
 use cairn_store::{MessageSelection, ReadError, WriteError};
 use futures_util::future::BoxFuture;
-use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 /// Subscriptions one server keeps at most.
@@ -82,34 +81,7 @@ pub struct DeadLetter {
 }
 
 /// The subscription view of the API: definition and counters, flat.
-#[derive(Clone, Debug, Serialize)]
-pub struct SubscriptionView {
-    /// The name.
-    pub name: String,
-    /// The definition, defaults filled in.
-    #[serde(flatten)]
-    pub definition: SubscriptionDefinition,
-    /// Whether delivery is paused.
-    pub paused: bool,
-    /// Matching facts neither acknowledged, dead nor in flight.
-    pub backlog: u64,
-    /// Leased now.
-    pub in_flight: u64,
-    /// Deliveries since the server started.
-    pub delivered: u64,
-    /// Redeliveries since the server started.
-    pub redelivered: u64,
-    /// Acknowledgements since the server started.
-    pub acked: u64,
-    /// Dead letters now.
-    pub dead: u64,
-    /// Discarded dead letters.
-    pub discarded: u64,
-    /// Age of the oldest delivered, unacknowledged message.
-    pub oldest_unacked_age_ms: u64,
-    /// Log end minus the fully acknowledged prefix.
-    pub consumer_lag: u64,
-}
+pub use cairn_api::SubscriptionView;
 
 /// Which facts are messages of a subscription with this definition.
 pub fn selection_of(definition: &SubscriptionDefinition) -> MessageSelection {

@@ -571,7 +571,7 @@ impl Subscription for SharedSubscription {
                 .map_or(counts.cursor_seq, |seq| seq - 1);
             Ok(SubscriptionView {
                 name: self.name.clone(),
-                definition: self.definition.clone(),
+                definition: self.definition.to_wire(),
                 paused: counts.paused,
                 backlog: counts.pending - counts.in_flight + counts.untracked,
                 in_flight: counts.in_flight,

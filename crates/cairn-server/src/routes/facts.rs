@@ -2,11 +2,14 @@
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
+use cairn_api::ErrorCode;
+use cairn_api::{FactPage, PutFactsAnswer, PutResult};
 use cairn_fact::{parse_json, CanonicalFact, Hash};
 use cairn_store::{Page, Store, StoredFact, SuccessorsQuery};
-use std::fmt::Write as _;
+use serde::Serialize;
+use serde_json::value::RawValue;
 
 use super::wait::LongPoll;
 use crate::error::ApiError;
@@ -26,63 +29,73 @@ pub async fn post_facts<S: Store>(
     body: Body,
 ) -> Result<Response, ApiError> {
     QueryParams::parse(raw_query.as_deref(), &[])?;
-    require_json(&headers)?;
-    let bytes = read_body(&headers, body).await?;
+    let bytes = read_json_body(&headers, body, ContentType::Required).await?;
     let fact_bytes_max = state.config.fact_canonical_bytes_max;
     let facts = if bytes.len() <= INLINE_PARSE_BYTES_MAX {
         parse_batch(&bytes, fact_bytes_max)?
     } else {
         tokio::task::spawn_blocking(move || parse_batch(&bytes, fact_bytes_max))
             .await
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "parsing failed",
-                )
-            })??
+            .map_err(|_| ApiError::new(ErrorCode::Internal, "parsing failed"))??
     };
     let outcomes = state.store.put_facts(facts).await?;
-    let mut json = String::with_capacity(32 + outcomes.len() * 100);
-    json.push_str("{\"results\":[");
-    for (index, outcome) in outcomes.iter().enumerate() {
-        if index > 0 {
-            json.push(',');
-        }
-        let _ = write!(
-            json,
-            "{{\"hash\":\"{}\",\"seq\":{},\"inserted\":{}}}",
-            outcome.hash, outcome.seq, outcome.inserted
-        );
-    }
-    json.push_str("]}");
-    Ok(json_response(json.into_bytes()))
+    let results = outcomes
+        .iter()
+        .map(|outcome| PutResult {
+            hash: outcome.hash,
+            seq: outcome.seq,
+            inserted: outcome.inserted,
+        })
+        .collect();
+    Ok(json_answer(&PutFactsAnswer { results }))
 }
 
-fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
-    let content_type = headers
+/// Whether a JSON body must declare its Content-Type.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum ContentType {
+    /// `Content-Type: application/json` is required (`POST /v1/facts`).
+    Required,
+    /// It may be left out; a body that declares a type must declare JSON.
+    Optional,
+}
+
+/// Reads a JSON request body. A declared Content-Type other than
+/// `application/json` is refused with `415` (and so is none, where one is
+/// required): a browser can send a cross-origin request without asking
+/// first (a CORS preflight, which Cairn never grants) only with a form or
+/// text type, so no web page can write, ack or replay on a Cairn it can
+/// reach.
+pub(super) async fn read_json_body(
+    headers: &HeaderMap,
+    body: Body,
+    content_type: ContentType,
+) -> Result<bytes::Bytes, ApiError> {
+    let declared = headers
         .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("");
-    let media_type = content_type.split(';').next().unwrap_or("").trim();
-    if media_type.eq_ignore_ascii_case("application/json") {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    let acceptable = match declared.as_deref() {
+        None => content_type == ContentType::Optional,
+        Some(declared) => declared
+            .split(';')
+            .next()
+            .is_some_and(|media_type| media_type.trim().eq_ignore_ascii_case("application/json")),
+    };
+    if !acceptable {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
             format!(
-                "the body must be JSON with Content-Type: application/json, got {content_type:?}"
+                "the body must be JSON, sent with Content-Type: application/json (got {})",
+                declared.map_or("none".to_string(), |value| format!("{value:?}"))
             ),
-        ))
+        ));
     }
+    read_body(headers, body).await
 }
 
-pub(super) async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, ApiError> {
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "request_too_large",
+            ErrorCode::RequestTooLarge,
             format!(
                 "the request body exceeds {} bytes",
                 limits::REQUEST_BODY_BYTES_MAX
@@ -102,9 +115,9 @@ pub(super) async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::
 /// Parses `{"facts": [fact, ...]}` into validated canonical facts.
 fn parse_batch(bytes: &[u8], fact_bytes_max: usize) -> Result<Vec<CanonicalFact>, ApiError> {
     let body = parse_json(bytes, limits::REQUEST_JSON_DEPTH_MAX)
-        .map_err(|error| ApiError::bad_request(error.code(), error.to_string()))?;
+        .map_err(|error| ApiError::from(cairn_fact::FactError::Json(error)))?;
     let envelope_error =
-        |message: &str| ApiError::bad_request("invalid_request", message.to_string());
+        |message: &str| ApiError::new(ErrorCode::InvalidRequest, message.to_string());
     let members = body
         .as_object()
         .ok_or_else(|| envelope_error("the body must be an object {\"facts\": [...]}"))?;
@@ -119,15 +132,14 @@ fn parse_batch(bytes: &[u8], fact_bytes_max: usize) -> Result<Vec<CanonicalFact>
         .as_array()
         .ok_or_else(|| envelope_error("\"facts\" must be an array"))?;
     if facts.is_empty() {
-        return Err(ApiError::bad_request(
-            "empty_batch",
+        return Err(ApiError::new(
+            ErrorCode::EmptyBatch,
             "\"facts\" must hold at least one fact",
         ));
     }
     if facts.len() > limits::BATCH_FACTS_MAX {
         return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "batch_too_large",
+            ErrorCode::BatchTooLarge,
             format!(
                 "a batch holds at most {} facts, got {}",
                 limits::BATCH_FACTS_MAX,
@@ -161,9 +173,7 @@ pub async fn get_fact<S: Store>(
         .get_fact(&hash)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no fact with hash {hash}")))?;
-    let mut json = Vec::with_capacity(fact.canonical.len() + 100);
-    write_fact_entry(&mut json, &fact);
-    Ok(json_response(json))
+    Ok(json_answer(&stored_fact(&fact)?))
 }
 
 /// `GET /v1/facts/{hash}/successors`.
@@ -178,7 +188,10 @@ pub async fn get_successors<S: Store>(
     )?;
     let predecessor = parse_hash(&hash_text)?;
     let type_name = params.single("type")?.ok_or_else(|| {
-        ApiError::bad_request("missing_parameter", "query parameter \"type\" is required")
+        ApiError::new(
+            ErrorCode::MissingParameter,
+            "query parameter \"type\" is required",
+        )
     })?;
     cairn_fact::validate_type_name(type_name)?;
     let role = params.single("role")?;
@@ -187,8 +200,8 @@ pub async fn get_successors<S: Store>(
     }
     let without_types = params.all("without");
     if without_types.len() > limits::WITHOUT_TYPES_MAX {
-        return Err(ApiError::bad_request(
-            "parameter_out_of_range",
+        return Err(ApiError::new(
+            ErrorCode::ParameterOutOfRange,
             format!(
                 "at most {} \"without\" parameters",
                 limits::WITHOUT_TYPES_MAX
@@ -217,7 +230,7 @@ pub async fn get_successors<S: Store>(
         let seen = long_poll.durable_seq();
         let page = state.store.successors(&query).await?;
         if !page.facts.is_empty() || !long_poll.wait_past(&state, seen).await {
-            return Ok(page_response(&page));
+            return page_answer(&page);
         }
         // Skip what was examined (and excluded) so the next round starts after it.
         query.after_seq = page.next_seq;
@@ -243,46 +256,56 @@ pub async fn get_log<S: Store>(
         let seen = long_poll.durable_seq();
         let page = state.store.log(after_seq, limit).await?;
         if !page.facts.is_empty() || !long_poll.wait_past(&state, seen).await {
-            return Ok(page_response(&page));
+            return page_answer(&page);
         }
     }
 }
 
 fn parse_hash(text: &str) -> Result<Hash, ApiError> {
-    Hash::from_hex(text).map_err(|error| ApiError::bad_request("invalid_hash", error.to_string()))
+    Hash::from_hex(text).map_err(|error| ApiError::new(ErrorCode::InvalidHash, error.to_string()))
 }
 
-/// Writes `{"hash", "seq", "fact"}`, embedding the canonical bytes as they are.
-fn write_fact_entry(json: &mut Vec<u8>, fact: &StoredFact) {
-    json.extend_from_slice(b"{\"hash\":\"");
-    json.extend_from_slice(fact.hash.to_hex().as_bytes());
-    json.extend_from_slice(b"\",\"seq\":");
-    json.extend_from_slice(fact.seq.to_string().as_bytes());
-    json.extend_from_slice(b",\"fact\":");
-    json.extend_from_slice(&fact.canonical);
-    json.push(b'}');
+/// A stored fact as answered, its canonical bytes embedded as they are.
+fn stored_fact(fact: &StoredFact) -> Result<cairn_api::StoredFact<&RawValue>, ApiError> {
+    Ok(cairn_api::StoredFact {
+        hash: fact.hash,
+        seq: fact.seq,
+        fact: raw_fact(&fact.canonical)?,
+    })
 }
 
-fn page_response(page: &Page) -> Response {
-    let bytes: usize = page
+fn page_answer(page: &Page) -> Result<Response, ApiError> {
+    let facts = page
         .facts
         .iter()
-        .map(|fact| fact.canonical.len() + 110)
-        .sum();
-    let mut json = Vec::with_capacity(bytes + 40);
-    json.extend_from_slice(b"{\"facts\":[");
-    for (index, fact) in page.facts.iter().enumerate() {
-        if index > 0 {
-            json.push(b',');
-        }
-        write_fact_entry(&mut json, fact);
-    }
-    json.extend_from_slice(b"],\"next\":");
-    json.extend_from_slice(page.next_seq.to_string().as_bytes());
-    json.push(b'}');
-    json_response(json)
+        .map(stored_fact)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(json_answer(&FactPage {
+        facts,
+        next: page.next_seq,
+    }))
 }
 
-pub(super) fn json_response(json: Vec<u8>) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], json).into_response()
+/// Stored canonical bytes as a JSON value to embed in an answer. They were
+/// checked against their hash when read, so a failure here is a fault of
+/// the server, not of the request.
+pub(super) fn raw_fact(canonical: &[u8]) -> Result<&RawValue, ApiError> {
+    serde_json::from_slice(canonical).map_err(|error| {
+        ApiError::new(
+            ErrorCode::CorruptData,
+            format!("a stored fact is not JSON: {error}"),
+        )
+    })
+}
+
+/// A `200` answer with `value` as its JSON body.
+pub(super) fn json_answer(value: &impl Serialize) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(error) => ApiError::new(
+            ErrorCode::Internal,
+            format!("cannot write the answer: {error}"),
+        )
+        .into_response(),
+    }
 }

@@ -2,10 +2,13 @@
 //! unknown routes and methods.
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use cairn_api::ErrorCode;
+use cairn_api::{Health, Versions};
 use cairn_store::Store;
-use serde_json::json;
+
+use super::facts::json_answer;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -19,26 +22,38 @@ pub const SERVER_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub async fn health<S: Store>(State(state): State<AppState<S>>) -> Response {
     if state.store.stats().poisoned {
         let error = ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_poisoned",
+            ErrorCode::StorePoisoned,
             "the store refuses writes after a storage failure; restart the server",
         );
         return error.into_response();
     }
     if let Err(error) = state.store.ping().await {
-        return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            error.to_string(),
-        )
-        .into_response();
+        return ApiError::new(ErrorCode::StoreUnavailable, error.to_string()).into_response();
     }
-    axum::Json(json!({ "status": "ok", "version": SERVER_VERSION })).into_response()
+    json_answer(&Health {
+        status: "ok".to_string(),
+        version: SERVER_VERSION.to_string(),
+    })
 }
 
 /// `GET /versions`.
 pub async fn versions() -> Response {
-    axum::Json(json!({ "api": ["v1"], "server": SERVER_VERSION })).into_response()
+    json_answer(&Versions {
+        api: vec!["v1".to_string()],
+        server: SERVER_VERSION.to_string(),
+    })
+}
+
+/// `GET /v1/openapi.json`: the OpenAPI document of API v1, generated from
+/// the protocol's types (`cairn_api::openapi`).
+pub async fn openapi_document() -> Response {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let document = DOCUMENT.get_or_init(cairn_api::openapi::document_json);
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        document.as_str(),
+    )
+        .into_response()
 }
 
 /// `GET /metrics` in the Prometheus text format.
@@ -67,8 +82,7 @@ pub async fn unknown_route() -> ApiError {
 /// A known path with a method it does not support.
 pub async fn method_not_allowed() -> ApiError {
     ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         "this endpoint does not support that method",
     )
 }

@@ -34,6 +34,7 @@
 //! their leases expire and they are delivered again with the next
 //! `attempt`, exactly as after an HTTP pull whose consumer went away.
 
+use cairn_api::ErrorCode;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -41,7 +42,6 @@ use std::sync::Arc;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use cairn_delivery::TokenOutcome;
 use cairn_store::Store;
@@ -51,7 +51,6 @@ use serde_json::json;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::subscriptions::{check_nack, check_tokens};
 use crate::delivery::{DeliveryError, PulledMessage, Subscription};
 use crate::error::ApiError;
 use crate::limits::{
@@ -61,6 +60,7 @@ use crate::limits::{
 };
 use crate::query::QueryParams;
 use crate::state::AppState;
+use cairn_api::subscriptions::{check_nack, check_tokens};
 
 /// `GET /v1/subscriptions/{name}/stream`: upgrades to a WebSocket that
 /// pushes the subscription's messages (see the module documentation).
@@ -76,8 +76,7 @@ pub async fn subscription_stream<S: Store>(
     let subscription = state.deliveries.get(&name).await?;
     let upgrade = upgrade.map_err(|rejection| {
         ApiError::new(
-            rejection.status(),
-            "websocket_required",
+            ErrorCode::WebsocketRequired,
             format!(
                 "this endpoint speaks WebSocket only: {}",
                 rejection.body_text()
@@ -85,9 +84,7 @@ pub async fn subscription_stream<S: Store>(
         )
     })?;
     let permit = Arc::clone(&state.stream_connections).try_acquire_owned().map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
+        ApiError::new(ErrorCode::Overloaded,
             format!(
                 "this server keeps at most {STREAM_CONNECTIONS_MAX} streams open; retry with backoff"
             ),
@@ -264,7 +261,7 @@ async fn run_connection(
             } else {
                 (close_code::ERROR, "server error")
             };
-            let error = error_frame(api_error.code, &api_error.message);
+            let error = error_frame(api_error.code.as_str(), &api_error.message);
             (Some(error), code, reason.into())
         }
     };
@@ -485,7 +482,7 @@ fn message_frame(message: &PulledMessage) -> String {
 
 /// `{"results": [...]}`, shaped like the ack and nack answers over HTTP.
 fn results_frame(outcomes: &[TokenOutcome]) -> String {
-    super::subscriptions::results_json(outcomes).to_string()
+    serde_json::to_string(&super::subscriptions::token_results(outcomes)).unwrap_or_default()
 }
 
 /// `{"error": {"code", "message"}}`, the shape of the API's errors.

@@ -334,7 +334,7 @@ impl<S: Store + DeliveryStore> Subscription for MemorySubscription<S> {
             let counters = inner.state.counters(now);
             Ok(SubscriptionView {
                 name: self.name.clone(),
-                definition: self.definition.clone(),
+                definition: self.definition.to_wire(),
                 paused: inner.state.paused(),
                 backlog: counters.tracked_not_leased + n_untracked,
                 in_flight: counters.in_flight,

@@ -1,0 +1,166 @@
+//! Every stable error code of API v1 with its HTTP status and a one-line
+//! meaning, and the JSON body every error answer carries:
+//! `{"error": {"code", "message", ...}}`.
+
+use serde::{Deserialize, Serialize};
+
+/// Defines [`ErrorCode`] from one table: variant, code, status, meaning.
+macro_rules! error_codes {
+    ($($variant:ident = $code:literal, $status:literal, $meaning:literal;)+) => {
+        /// A stable error code: what went wrong, in a form a program can
+        /// act on. The code never changes meaning; new codes may be added.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum ErrorCode {
+            $(
+                #[doc = $meaning]
+                $variant,
+            )+
+        }
+
+        impl ErrorCode {
+            /// Every code, in the contract's order.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant),+];
+
+            /// The code as it appears in the error body.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $code,)+
+                }
+            }
+
+            /// The HTTP status answered with this code.
+            pub const fn status(self) -> u16 {
+                match self {
+                    $(ErrorCode::$variant => $status,)+
+                }
+            }
+
+            /// What the code means, in one line.
+            pub const fn meaning(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $meaning,)+
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    // 400: the request is malformed or invalid; fix it before retrying.
+    MalformedJson = "malformed_json", 400, "The body is not valid JSON.";
+    InvalidUtf8 = "invalid_utf8", 400, "The body is not valid UTF-8.";
+    NestingTooDeep = "nesting_too_deep", 400, "JSON nests deeper than the limit (64 levels inside a fact).";
+    DuplicateKey = "duplicate_key", 400, "A JSON object has the same key twice.";
+    IntegerOutOfRange = "integer_out_of_range", 400, "A number cannot be represented exactly as a double (send it as a string).";
+    NonFiniteNumber = "non_finite_number", 400, "A number is not finite.";
+    InvalidUnicode = "invalid_unicode", 400, "A string holds a lone surrogate.";
+    InvalidFact = "invalid_fact", 400, "A fact is not an object with exactly type, fields and predecessors.";
+    InvalidType = "invalid_type", 400, "A type name does not match the type grammar.";
+    InvalidRole = "invalid_role", 400, "A role name does not match the role grammar.";
+    InvalidPredecessor = "invalid_predecessor", 400, "A predecessor is not a hash or a non-empty array of hashes.";
+    InvalidHash = "invalid_hash", 400, "A hash is not 64 lowercase hexadecimal characters.";
+    EmptyBatch = "empty_batch", 400, "A batch of facts holds no fact.";
+    InvalidRequest = "invalid_request", 400, "The body does not have the shape or the values the endpoint takes.";
+    InvalidDefinition = "invalid_definition", 400, "The subscription's name or definition is not acceptable.";
+    MissingParameter = "missing_parameter", 400, "A required query parameter is absent.";
+    UnknownParameter = "unknown_parameter", 400, "A query parameter is not one the endpoint takes.";
+    InvalidParameter = "invalid_parameter", 400, "A query parameter is malformed or repeated.";
+    ParameterOutOfRange = "parameter_out_of_range", 400, "A query parameter is outside its range.";
+    MalformedHttp = "malformed_http", 400, "The HTTP request itself is malformed (request line, headers or framing).";
+    WebsocketRequired = "websocket_required", 400, "The stream endpoint needs a WebSocket upgrade request.";
+    IncompleteBody = "incomplete_body", 400, "The body ended before its declared length.";
+    CreditExceeded = "credit_exceeded", 400, "A stream's outstanding credit would exceed the limit (only in a stream's error frame).";
+    // 404: the resource does not exist.
+    NotFound = "not_found", 404, "No fact, blob or endpoint with that name.";
+    UnknownSubscription = "unknown_subscription", 404, "No subscription with that name.";
+    NotADeadLetter = "not_a_dead_letter", 404, "The message is not a dead letter of this subscription.";
+    // 405, 409, 413, 414, 415, 422: the request cannot be done as asked.
+    MethodNotAllowed = "method_not_allowed", 405, "The endpoint exists but not with this method.";
+    SubscriptionConflict = "subscription_conflict", 409, "A subscription with another definition has that name.";
+    TooManySubscriptions = "too_many_subscriptions", 409, "The server keeps no more subscriptions.";
+    RequestTooLarge = "request_too_large", 413, "The request body is larger than the limit.";
+    BatchTooLarge = "batch_too_large", 413, "A batch holds more facts than the limit.";
+    FactTooLarge = "fact_too_large", 413, "A fact's canonical form is larger than the limit.";
+    BlobTooLarge = "blob_too_large", 413, "A blob is larger than the limit.";
+    UriTooLong = "uri_too_long", 414, "The request's URI is longer than the limit.";
+    UnsupportedMediaType = "unsupported_media_type", 415, "The body's Content-Type is not one the endpoint takes.";
+    MissingPredecessors = "missing_predecessors", 422, "Predecessors are neither stored nor earlier in the batch (listed in `missing`).";
+    BlobHashMismatch = "blob_hash_mismatch", 422, "The uploaded bytes do not hash to the hash in the path.";
+    // 429, 503: try again later; the request changed nothing or is safe to retry.
+    Overloaded = "overloaded", 429, "The server handles too many requests; retry with backoff.";
+    Timeout = "timeout", 503, "The request took longer than the server allows.";
+    StoreUnavailable = "store_unavailable", 503, "The database cannot be reached or does not answer in time; retrying is safe.";
+    StorePoisoned = "store_poisoned", 503, "The store refuses writes after a storage failure until it is restarted.";
+    ShuttingDown = "shutting_down", 503, "The server is shutting down; retry on another server or later.";
+    // 500: the server failed; the request may be retried, and an operator should look.
+    StorageFailure = "storage_failure", 500, "The storage failed; nothing was acknowledged.";
+    CorruptData = "corrupt_data", 500, "Stored data failed its checks and is not served.";
+    CorruptFact = "corrupt_fact", 500, "A stored fact does not match its hash.";
+    Internal = "internal", 500, "An unexpected failure inside the server.";
+}
+
+impl ErrorCode {
+    /// The code with this text, if it is one.
+    pub fn parse(text: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL
+            .iter()
+            .copied()
+            .find(|code| code.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+/// The body of every error answer: `{"error": {"code", "message", ...}}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorObject,
+}
+
+/// The error object of an error answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorObject {
+    /// A stable snake_case code (see [`ErrorCode`]); a client may meet
+    /// codes newer than it knows.
+    pub code: String,
+    /// A human sentence saying what went wrong and what to do.
+    pub message: String,
+    /// Further members of some codes: `missing` (hashes) for
+    /// `missing_predecessors`, `index` (of the offending fact) for errors
+    /// in a batch.
+    #[serde(flatten)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub details: serde_json::Map<String, serde_json::Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_unique_snake_case_and_parse_back() {
+        let mut seen = HashSet::new();
+        for code in ErrorCode::ALL {
+            let text = code.as_str();
+            assert!(seen.insert(text), "{text} twice");
+            assert!(
+                text.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{text}"
+            );
+            assert_eq!(ErrorCode::parse(text), Some(*code));
+            assert!((400..600).contains(&code.status()), "{text}");
+            assert!(code.meaning().ends_with('.'), "{text}");
+        }
+        assert_eq!(ErrorCode::parse("no_such_code"), None);
+    }
+}

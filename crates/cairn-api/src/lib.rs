@@ -1,0 +1,36 @@
+//! Cairn's wire protocol, API v1 (`docs/api-v1.md`), defined once: every
+//! request and answer body, the limits a request is checked against, the
+//! stable error codes with their HTTP statuses, and (feature `openapi`) the
+//! OpenAPI document generated from these types.
+//!
+//! The server parses requests into these types and writes its answers from
+//! them; the SDK writes requests and reads answers with them; the CLI goes
+//! through the SDK. Requests are strict (unknown members are refused, and
+//! `null` is the same as an absent optional member everywhere); answers are
+//! read leniently (unknown members are ignored), so that a newer server
+//! does not break an older client.
+//!
+//! *Boundary:* no I/O, no async: types, checks and documentation only.
+
+#![forbid(unsafe_code)]
+
+pub mod error_code;
+pub mod facts;
+pub mod hash_text;
+pub mod limits;
+pub mod meta;
+#[cfg(feature = "openapi")]
+pub mod openapi;
+pub mod request_body;
+pub mod subscriptions;
+
+pub use error_code::{ErrorBody, ErrorCode, ErrorObject};
+pub use facts::{FactPage, LogQuery, PutFactsAnswer, PutResult, StoredFact, SuccessorsQuery};
+pub use meta::{BlobStored, Health, Versions};
+pub use request_body::{parse_body, RequestBody};
+pub use subscriptions::{
+    AckRequest, BackoffDefinition, DeadLetter, DeadLetterPage, DeadLetterQuery, Deleted, Discarded,
+    EmptyRequest, ExtendRequest, Message, NackRequest, PredecessorSelector, PullAnswer,
+    PullRequest, ReplayAnswer, ReplayRequest, Start, SubscriptionDefinition, SubscriptionList,
+    SubscriptionView, TokenResult, TokenResults, TokenStatus,
+};

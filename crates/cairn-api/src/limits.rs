@@ -1,0 +1,39 @@
+//! The limits a request of API v1 is checked against, in one place (units
+//! last in the names). The server enforces them; the SDK and the OpenAPI
+//! document state them; the README's "Limits" section lists them.
+
+/// Facts in one `POST /v1/facts` batch at most.
+pub const BATCH_FACTS_MAX: usize = 10_000;
+/// Default `limit` of `GET /v1/log`.
+pub const LOG_LIMIT_DEFAULT: usize = 1_000;
+/// Largest `limit` of `GET /v1/log`.
+pub const LOG_LIMIT_MAX: usize = 10_000;
+/// Default `limit` of a successors query.
+pub const SUCCESSORS_LIMIT_DEFAULT: usize = 1_000;
+/// Largest `limit` of a successors query.
+pub const SUCCESSORS_LIMIT_MAX: usize = 10_000;
+/// `without` parameters of one successors query at most.
+pub const WITHOUT_TYPES_MAX: usize = 16;
+/// Longest long-poll a client may ask for (`wait_ms`).
+pub const WAIT_MS_MAX: u64 = 60_000;
+/// Messages one pull leases at most.
+pub const PULL_MESSAGES_MAX: usize = 1_000;
+/// Tokens in one ack, nack or extend (and hashes in one replay) at most.
+pub const ACK_TOKENS_MAX: usize = 10_000;
+/// Default `limit` of a dead-letter listing.
+pub const DEAD_LETTERS_LIMIT_DEFAULT: usize = 100;
+/// Largest `limit` of a dead-letter listing.
+pub const DEAD_LETTERS_LIMIT_MAX: usize = 1_000;
+/// Shortest lease.
+pub const LEASE_MS_MIN: u64 = 100;
+/// Longest lease.
+pub const LEASE_MS_MAX: u64 = 3_600_000;
+/// Largest backoff ceiling, and largest nack delay.
+pub const DELAY_MS_MAX: u64 = 86_400_000;
+/// Longest error text kept with a message, in bytes.
+pub const LAST_ERROR_BYTES_MAX: usize = 4_096;
+
+const _: () = assert!(LOG_LIMIT_DEFAULT <= LOG_LIMIT_MAX);
+const _: () = assert!(SUCCESSORS_LIMIT_DEFAULT <= SUCCESSORS_LIMIT_MAX);
+const _: () = assert!(DEAD_LETTERS_LIMIT_DEFAULT <= DEAD_LETTERS_LIMIT_MAX);
+const _: () = assert!(LEASE_MS_MIN <= LEASE_MS_MAX);

@@ -1,0 +1,556 @@
+//! The OpenAPI 3.1 document of API v1, generated from the protocol's types
+//! (feature `openapi`). The server serves it at `GET /v1/openapi.json`; a
+//! copy is committed as `docs/openapi.json`, and a test fails when the two
+//! differ. Clients in other languages are generated from it.
+//!
+//! The operations are declared here, beside the types they use, by the
+//! `#[utoipa::path]` attributes of the empty functions below: each function
+//! stands for one operation of the contract (`docs/api-v1.md`), including
+//! every error status it can answer.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use utoipa::OpenApi;
+
+use crate::error_code::ErrorBody;
+use crate::facts::{FactPage, PutFactsAnswer, StoredFact};
+use crate::meta::{BlobStored, Health, Versions};
+use crate::subscriptions::*;
+
+/// A hash: BLAKE3-256 as 64 lowercase hexadecimal characters.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(
+    value_type = String,
+    pattern = "^[0-9a-f]{64}$",
+    example = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+)]
+pub struct HashText(String);
+
+/// A predecessor of a fact: one hash, or a non-empty set of hashes.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum Predecessor {
+    /// One fact.
+    One(HashText),
+    /// Several facts (sorted and deduplicated before hashing).
+    Many(Vec<HashText>),
+}
+
+/// A fact: immutable, content-addressed. Its hash is BLAKE3-256 of its RFC
+/// 8785 canonical form (`docs/api-v1.md`, "Facts"); at most 64 KiB
+/// canonical (configurable), nesting at most 64 levels.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Fact {
+    /// The type: `Name(.Name)*`, each name `[A-Za-z][A-Za-z0-9_]*`.
+    #[serde(rename = "type")]
+    #[schema(
+        pattern = "^[A-Za-z][A-Za-z0-9_]*(\\.[A-Za-z][A-Za-z0-9_]*)*$",
+        min_length = 1,
+        max_length = 200
+    )]
+    pub type_name: String,
+    /// Any JSON object; numbers are doubles, integer literals within
+    /// ±(2^53−1).
+    #[schema(value_type = Object)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// Role name (`[A-Za-z][A-Za-z0-9_]*`) to predecessor.
+    pub predecessors: BTreeMap<String, Predecessor>,
+}
+
+/// The body of `POST /v1/facts`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutFactsRequest {
+    /// 1 to 10,000 facts; each predecessor must be stored or earlier in
+    /// the batch.
+    #[schema(min_items = 1, max_items = 10000)]
+    pub facts: Vec<Fact>,
+}
+
+/// Every operation of API v1 and the types they use.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Cairn API v1",
+        description = "Immutable, content-addressed facts and their durable delivery. The contract in prose is docs/api-v1.md; every error answer carries {\"error\": {\"code\", \"message\"}} with a stable code.",
+        license(name = "MIT OR Apache-2.0")
+    ),
+    servers((url = "http://127.0.0.1:7710", description = "the default address")),
+    paths(
+        post_facts, get_fact, get_successors, get_log,
+        put_blob, put_blob_with_hash, get_blob, head_blob,
+        list_subscriptions, put_subscription, get_subscription, delete_subscription,
+        pull, ack, nack, extend, pause, resume, stream,
+        list_dead, get_dead, replay, discard,
+        health, versions, metrics, openapi_document,
+    ),
+    components(schemas(
+        HashText, Predecessor, Fact, PutFactsRequest, ErrorBody, PutFactsAnswer,
+        StoredFact<Fact>, FactPage<Fact>, BlobStored, Health, Versions,
+        SubscriptionDefinition, SubscriptionView, SubscriptionList, Deleted,
+        PullRequest, PullAnswer<Fact>, Message<Fact>, AckRequest, NackRequest, ExtendRequest,
+        EmptyRequest, TokenStatus, TokenResult, TokenResults, DeadLetter<Fact>,
+        DeadLetterPage<Fact>, ReplayRequest, ReplayAnswer, Discarded,
+    )),
+    tags(
+        (name = "facts", description = "Write and read facts"),
+        (name = "blobs", description = "Content-addressed bytes"),
+        (name = "subscriptions", description = "Durable delivery"),
+        (name = "meta", description = "Health, versions, metrics, this document"),
+    )
+)]
+struct ApiDocument;
+
+/// The OpenAPI document of API v1.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDocument::openapi()
+}
+
+/// The document as pretty JSON with a final newline, as served and as
+/// committed in `docs/openapi.json`.
+pub fn document_json() -> String {
+    let mut json = document()
+        .to_pretty_json()
+        .expect("the document serializes");
+    json.push('\n');
+    json
+}
+
+#[utoipa::path(
+    post, path = "/v1/facts", tag = "facts",
+    request_body(content = PutFactsRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Every fact is durable; results in request order", body = PutFactsAnswer),
+        (status = 400, description = "Malformed JSON, an invalid fact, or an empty batch; nothing was written", body = ErrorBody),
+        (status = 405, description = "Method not allowed", body = ErrorBody),
+        (status = 413, description = "Body, batch or fact too large; nothing was written", body = ErrorBody),
+        (status = 415, description = "A body that does not declare Content-Type: application/json", body = ErrorBody),
+        (status = 422, description = "missing_predecessors; nothing was written", body = ErrorBody),
+        (status = 429, description = "Overloaded; retry with backoff", body = ErrorBody),
+        (status = 503, description = "Unavailable, poisoned, shutting down or timed out; retrying is safe", body = ErrorBody),
+    )
+)]
+fn post_facts() {}
+
+#[utoipa::path(
+    get, path = "/v1/facts/{hash}", tag = "facts",
+    params(("hash" = HashText, Path, description = "The fact's hash")),
+    responses(
+        (status = 200, description = "The fact", body = StoredFact<Fact>),
+        (status = 400, description = "Not a hash, or an unknown query parameter", body = ErrorBody),
+        (status = 404, description = "No such fact", body = ErrorBody),
+        (status = 429, description = "Overloaded", body = ErrorBody),
+        (status = 503, description = "Unavailable", body = ErrorBody),
+    )
+)]
+fn get_fact() {}
+
+#[utoipa::path(
+    get, path = "/v1/facts/{hash}/successors", tag = "facts",
+    params(
+        ("hash" = HashText, Path, description = "The predecessor (need not be stored: then the page is empty)"),
+        ("type" = String, Query, description = "Type of the successors"),
+        ("role" = Option<String>, Query, description = "Only successors naming the fact in this role"),
+        ("without" = Option<Vec<String>>, Query, explode = true, description = "Leave out successors that have a successor of this type (up to 16)"),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 10000, description = "Facts at most (default 1000)"),
+        ("after" = Option<u64>, Query, minimum = 0, description = "Only facts with a seq above this"),
+        ("wait_ms" = Option<u64>, Query, minimum = 0, maximum = 60000, description = "Long-poll until at least one fact or this long"),
+    ),
+    responses(
+        (status = 200, description = "Successors in seq order", body = FactPage<Fact>),
+        (status = 400, description = "A malformed, missing, repeated, unknown or out-of-range parameter", body = ErrorBody),
+        (status = 429, description = "Overloaded", body = ErrorBody),
+        (status = 503, description = "Unavailable or shutting down", body = ErrorBody),
+    )
+)]
+fn get_successors() {}
+
+#[utoipa::path(
+    get, path = "/v1/log", tag = "facts",
+    params(
+        ("after" = Option<u64>, Query, minimum = 0, description = "Only facts with a seq above this (default 0)"),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 10000, description = "Facts at most (default 1000)"),
+        ("wait_ms" = Option<u64>, Query, minimum = 0, maximum = 60000, description = "Long-poll until at least one fact or this long"),
+    ),
+    responses(
+        (status = 200, description = "Facts in seq order", body = FactPage<Fact>),
+        (status = 400, description = "A malformed, repeated, unknown or out-of-range parameter", body = ErrorBody),
+        (status = 429, description = "Overloaded", body = ErrorBody),
+        (status = 503, description = "Unavailable or shutting down", body = ErrorBody),
+    )
+)]
+fn get_log() {}
+
+#[utoipa::path(
+    put, path = "/v1/blobs", tag = "blobs",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses(
+        (status = 200, description = "Stored (idempotent)", body = BlobStored),
+        (status = 400, description = "The body ended early, or an unknown query parameter", body = ErrorBody),
+        (status = 413, description = "Larger than the blob limit", body = ErrorBody),
+        (status = 429, description = "Overloaded", body = ErrorBody),
+        (status = 503, description = "Unavailable", body = ErrorBody),
+    )
+)]
+fn put_blob() {}
+
+#[utoipa::path(
+    put, path = "/v1/blobs/{hash}", tag = "blobs",
+    params(("hash" = HashText, Path, description = "The hash the bytes must have")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses(
+        (status = 200, description = "Stored (idempotent)", body = BlobStored),
+        (status = 400, description = "Not a hash, the body ended early, or an unknown query parameter", body = ErrorBody),
+        (status = 413, description = "Larger than the blob limit", body = ErrorBody),
+        (status = 422, description = "blob_hash_mismatch: the bytes hash otherwise; nothing was stored", body = ErrorBody),
+        (status = 429, description = "Overloaded", body = ErrorBody),
+        (status = 503, description = "Unavailable", body = ErrorBody),
+    )
+)]
+fn put_blob_with_hash() {}
+
+#[utoipa::path(
+    get, path = "/v1/blobs/{hash}", tag = "blobs",
+    params(("hash" = HashText, Path, description = "The blob's hash")),
+    responses(
+        (status = 200, description = "The bytes", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 400, description = "Not a hash, or an unknown query parameter", body = ErrorBody),
+        (status = 404, description = "No such blob", body = ErrorBody),
+        (status = 429, description = "Overloaded", body = ErrorBody),
+        (status = 503, description = "Unavailable", body = ErrorBody),
+    )
+)]
+fn get_blob() {}
+
+#[utoipa::path(
+    head, path = "/v1/blobs/{hash}", tag = "blobs",
+    params(("hash" = HashText, Path, description = "The blob's hash")),
+    responses(
+        (status = 200, description = "The blob exists; Content-Length is its size"),
+        (status = 400, description = "Not a hash"),
+        (status = 404, description = "No such blob"),
+        (status = 429, description = "Overloaded"),
+        (status = 503, description = "Unavailable"),
+    )
+)]
+fn head_blob() {}
+
+#[utoipa::path(
+    get, path = "/v1/subscriptions", tag = "subscriptions",
+    responses(
+        (status = 200, description = "Every subscription, by name", body = SubscriptionList),
+        (status = 400, description = "An unknown query parameter", body = ErrorBody),
+        (status = 429, description = "Overloaded", body = ErrorBody),
+        (status = 503, description = "Unavailable", body = ErrorBody),
+    )
+)]
+fn list_subscriptions() {}
+
+#[utoipa::path(
+    put, path = "/v1/subscriptions/{name}", tag = "subscriptions",
+    params(("name" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", description = "The subscription's name")),
+    request_body(content = SubscriptionDefinition, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created", body = SubscriptionView),
+        (status = 200, description = "The same definition was already there", body = SubscriptionView),
+        (status = 400, description = "invalid_definition (name or definition), or malformed JSON", body = ErrorBody),
+        (status = 409, description = "A different definition has that name, or too many subscriptions", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not declared as application/json", body = ErrorBody),
+        (status = 429, description = "Overloaded", body = ErrorBody),
+        (status = 503, description = "Unavailable", body = ErrorBody),
+    )
+)]
+fn put_subscription() {}
+
+#[utoipa::path(
+    get, path = "/v1/subscriptions/{name}", tag = "subscriptions",
+    params(("name" = String, Path, description = "The subscription's name")),
+    responses(
+        (status = 200, description = "Definition and counters", body = SubscriptionView),
+        (status = 400, description = "An unknown query parameter", body = ErrorBody),
+        (status = 404, description = "unknown_subscription", body = ErrorBody),
+        (status = 429, description = "Overloaded", body = ErrorBody),
+        (status = 503, description = "Unavailable", body = ErrorBody),
+    )
+)]
+fn get_subscription() {}
+
+#[utoipa::path(
+    delete, path = "/v1/subscriptions/{name}", tag = "subscriptions",
+    params(("name" = String, Path, description = "The subscription's name")),
+    responses(
+        (status = 200, description = "Deleted", body = Deleted),
+        (status = 400, description = "An unknown query parameter", body = ErrorBody),
+        (status = 404, description = "unknown_subscription", body = ErrorBody),
+        (status = 429, description = "Overloaded", body = ErrorBody),
+        (status = 503, description = "Unavailable", body = ErrorBody),
+    )
+)]
+fn delete_subscription() {}
+
+#[utoipa::path(
+    post, path = "/v1/subscriptions/{name}/pull", tag = "subscriptions",
+    params(("name" = String, Path, description = "The subscription's name")),
+    request_body(content = PullRequest, content_type = "application/json", description = "May be empty: {} is assumed"),
+    responses(
+        (status = 200, description = "Leased messages (possibly none)", body = PullAnswer<Fact>),
+        (status = 400, description = "invalid_request, or malformed JSON", body = ErrorBody),
+        (status = 404, description = "unknown_subscription", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not declared as application/json", body = ErrorBody),
+        (status = 429, description = "Overloaded", body = ErrorBody),
+        (status = 503, description = "Unavailable or shutting down", body = ErrorBody),
+    )
+)]
+fn pull() {}
+
+#[utoipa::path(
+    post, path = "/v1/subscriptions/{name}/ack", tag = "subscriptions",
+    params(("name" = String, Path, description = "The subscription's name")),
+    request_body(content = AckRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Durable; one result per token, in request order", body = TokenResults),
+        (status = 400, description = "invalid_request, or malformed JSON", body = ErrorBody),
+        (status = 404, description = "unknown_subscription", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not declared as application/json", body = ErrorBody),
+        (status = 429, description = "Overloaded", body = ErrorBody),
+        (status = 503, description = "Unavailable", body = ErrorBody),
+    )
+)]
+fn ack() {}
+
+#[utoipa::path(
+    post, path = "/v1/subscriptions/{name}/nack", tag = "subscriptions",
+    params(("name" = String, Path, description = "The subscription's name")),
+    request_body(content = NackRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Durable; one result per token, in request order", body = TokenResults),
+        (status = 400, description = "invalid_request, or malformed JSON", body = ErrorBody),
+        (status = 404, description = "unknown_subscription", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not declared as application/json", body = ErrorBody),
+        (status = 429, description = "Overloaded", body = ErrorBody),
+        (status = 503, description = "Unavailable", body = ErrorBody),
+    )
+)]
+fn nack() {}
+
+#[utoipa::path(
+    post, path = "/v1/subscriptions/{name}/extend", tag = "subscriptions",
+    params(("name" = String, Path, description = "The subscription's name")),
+    request_body(content = ExtendRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "One result per token, in request order", body = TokenResults),
+        (status = 400, description = "invalid_request, or malformed JSON", body = ErrorBody),
+        (status = 404, description = "unknown_subscription", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not declared as application/json", body = ErrorBody),
+        (status = 429, description = "Overloaded", body = ErrorBody),
+        (status = 503, description = "Unavailable", body = ErrorBody),
+    )
+)]
+fn extend() {}
+
+#[utoipa::path(
+    post, path = "/v1/subscriptions/{name}/pause", tag = "subscriptions",
+    params(("name" = String, Path, description = "The subscription's name")),
+    request_body(content = EmptyRequest, content_type = "application/json", description = "Empty, or {}"),
+    responses(
+        (status = 200, description = "Paused (durable)", body = SubscriptionView),
+        (status = 400, description = "invalid_request, or malformed JSON", body = ErrorBody),
+        (status = 404, description = "unknown_subscription", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not declared as application/json", body = ErrorBody),
+        (status = 429, description = "Overloaded", body = ErrorBody),
+        (status = 503, description = "Unavailable", body = ErrorBody),
+    )
+)]
+fn pause() {}
+
+#[utoipa::path(
+    post, path = "/v1/subscriptions/{name}/resume", tag = "subscriptions",
+    params(("name" = String, Path, description = "The subscription's name")),
+    request_body(content = EmptyRequest, content_type = "application/json", description = "Empty, or {}"),
+    responses(
+        (status = 200, description = "Resumed (durable)", body = SubscriptionView),
+        (status = 400, description = "invalid_request, or malformed JSON", body = ErrorBody),
+        (status = 404, description = "unknown_subscription", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not declared as application/json", body = ErrorBody),
+        (status = 429, description = "Overloaded", body = ErrorBody),
+        (status = 503, description = "Unavailable", body = ErrorBody),
+    )
+)]
+fn resume() {}
+
+#[utoipa::path(
+    get, path = "/v1/subscriptions/{name}/stream", tag = "subscriptions",
+    params(("name" = String, Path, description = "The subscription's name")),
+    responses(
+        (status = 101, description = "Switched to a WebSocket: credit, message, ack, nack and results frames (docs/api-v1.md)"),
+        (status = 400, description = "websocket_required: not a WebSocket upgrade request", body = ErrorBody),
+        (status = 404, description = "unknown_subscription", body = ErrorBody),
+        (status = 429, description = "overloaded: too many streams or requests", body = ErrorBody),
+        (status = 503, description = "Unavailable", body = ErrorBody),
+    )
+)]
+fn stream() {}
+
+#[utoipa::path(
+    get, path = "/v1/subscriptions/{name}/dead", tag = "subscriptions",
+    params(
+        ("name" = String, Path, description = "The subscription's name"),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "Entries at most (default 100)"),
+        ("after" = Option<u64>, Query, minimum = 0, description = "Only entries with a seq above this"),
+        ("discarded" = Option<bool>, Query, description = "List the discarded dead letters instead"),
+    ),
+    responses(
+        (status = 200, description = "Dead letters in seq order", body = DeadLetterPage<Fact>),
+        (status = 400, description = "A malformed, repeated, unknown or out-of-range parameter", body = ErrorBody),
+        (status = 404, description = "unknown_subscription", body = ErrorBody),
+        (status = 429, description = "Overloaded", body = ErrorBody),
+        (status = 503, description = "Unavailable", body = ErrorBody),
+    )
+)]
+fn list_dead() {}
+
+#[utoipa::path(
+    get, path = "/v1/subscriptions/{name}/dead/{hash}", tag = "subscriptions",
+    params(
+        ("name" = String, Path, description = "The subscription's name"),
+        ("hash" = HashText, Path, description = "The message's hash"),
+    ),
+    responses(
+        (status = 200, description = "The dead letter", body = DeadLetter<Fact>),
+        (status = 400, description = "Not a hash, or an unknown query parameter", body = ErrorBody),
+        (status = 404, description = "unknown_subscription, or not_a_dead_letter", body = ErrorBody),
+        (status = 429, description = "Overloaded", body = ErrorBody),
+        (status = 503, description = "Unavailable", body = ErrorBody),
+    )
+)]
+fn get_dead() {}
+
+#[utoipa::path(
+    post, path = "/v1/subscriptions/{name}/dead/replay", tag = "subscriptions",
+    params(("name" = String, Path, description = "The subscription's name")),
+    request_body(content = ReplayRequest, content_type = "application/json", description = "Empty or {} replays every dead letter"),
+    responses(
+        (status = 200, description = "Replayed (durable); unknown hashes are ignored", body = ReplayAnswer),
+        (status = 400, description = "invalid_request, invalid_hash (a malformed hash), or malformed JSON", body = ErrorBody),
+        (status = 404, description = "unknown_subscription", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not declared as application/json", body = ErrorBody),
+        (status = 429, description = "Overloaded", body = ErrorBody),
+        (status = 503, description = "Unavailable", body = ErrorBody),
+    )
+)]
+fn replay() {}
+
+#[utoipa::path(
+    delete, path = "/v1/subscriptions/{name}/dead/{hash}", tag = "subscriptions",
+    params(
+        ("name" = String, Path, description = "The subscription's name"),
+        ("hash" = HashText, Path, description = "The message's hash"),
+    ),
+    responses(
+        (status = 200, description = "Discarded (kept on record)", body = Discarded),
+        (status = 400, description = "Not a hash, or an unknown query parameter", body = ErrorBody),
+        (status = 404, description = "unknown_subscription, or not_a_dead_letter", body = ErrorBody),
+        (status = 429, description = "Overloaded", body = ErrorBody),
+        (status = 503, description = "Unavailable", body = ErrorBody),
+    )
+)]
+fn discard() {}
+
+#[utoipa::path(
+    get, path = "/v1/health", tag = "meta",
+    responses(
+        (status = 200, description = "The server can serve", body = Health),
+        (status = 429, description = "Overloaded", body = ErrorBody),
+        (status = 503, description = "store_poisoned or store_unavailable", body = ErrorBody),
+    )
+)]
+fn health() {}
+
+#[utoipa::path(
+    get, path = "/versions", tag = "meta",
+    responses(
+        (status = 200, description = "The API versions spoken", body = Versions),
+        (status = 429, description = "Overloaded", body = ErrorBody),
+        (status = 503, description = "Timed out", body = ErrorBody),
+    )
+)]
+fn versions() {}
+
+#[utoipa::path(
+    get, path = "/metrics", tag = "meta",
+    responses(
+        (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4"),
+        (status = 429, description = "Overloaded", body = ErrorBody),
+        (status = 503, description = "Timed out", body = ErrorBody),
+    )
+)]
+fn metrics() {}
+
+#[utoipa::path(
+    get, path = "/v1/openapi.json", tag = "meta",
+    responses(
+        (status = 200, description = "This document", body = Object),
+        (status = 429, description = "Overloaded", body = ErrorBody),
+        (status = 503, description = "Timed out", body = ErrorBody),
+    )
+)]
+fn openapi_document() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed copy, relative to this crate.
+    const COMMITTED_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
+
+    #[test]
+    fn the_committed_document_is_the_generated_one() {
+        let generated = document_json();
+        if std::env::var_os("CAIRN_WRITE_OPENAPI").is_some() {
+            std::fs::write(COMMITTED_PATH, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(COMMITTED_PATH).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "docs/openapi.json differs from the document generated from cairn-api; \
+             regenerate it with `CAIRN_WRITE_OPENAPI=1 cargo test -p cairn-api --features openapi`"
+        );
+    }
+
+    #[test]
+    fn the_document_is_openapi_3_1_and_names_every_error_status_with_a_body() {
+        let document: serde_json::Value = serde_json::from_str(&document_json()).unwrap();
+        assert_eq!(document["openapi"], "3.1.0");
+        let paths = document["paths"].as_object().unwrap();
+        assert!(paths.len() >= 20, "{}", paths.len());
+        for (path, operations) in paths {
+            for (method, operation) in operations.as_object().unwrap() {
+                let responses = operation["responses"].as_object().unwrap();
+                for (status, response) in responses {
+                    if status.starts_with('4') || status.starts_with('5') {
+                        assert!(
+                            method == "head" || response["content"]["application/json"].is_object(),
+                            "{method} {path} {status} has no JSON error body"
+                        );
+                    }
+                }
+                assert!(
+                    responses.contains_key("429"),
+                    "{method} {path} answers 429 too"
+                );
+            }
+        }
+    }
+}

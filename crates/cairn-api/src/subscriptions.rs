@@ -1,0 +1,436 @@
+//! Subscriptions over the wire: definitions and views, pulls and the
+//! messages they lease, acks, nacks and extends with their per-token
+//! results, dead letters and replays.
+
+use cairn_fact::Hash;
+use serde::{Deserialize, Serialize};
+
+use crate::facts::numbers;
+use crate::limits;
+use crate::request_body::{check_lease_ms, check_range, RequestBody};
+
+/// Where a new subscription starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Start {
+    /// Every matching fact in the store is a message.
+    #[default]
+    Beginning,
+    /// Only facts stored after the subscription was created.
+    Now,
+}
+
+/// Restricts a subscription to successors of one fact in one role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PredecessorSelector {
+    /// The role in which the successor names the fact.
+    pub role: String,
+    /// The fact.
+    #[serde(with = "crate::hash_text")]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HashText))]
+    pub hash: Hash,
+}
+
+/// Redelivery backoff of a subscription.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct BackoffDefinition {
+    /// Wait after the first failed attempt, 1 to 3,600,000 (default 200).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_ms: Option<u64>,
+    /// Longest wait, `initial_ms` to 86,400,000 (default 60,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ms: Option<u64>,
+}
+
+/// The body of `PUT /v1/subscriptions/{name}`, and the definition part of a
+/// view (where every default is filled in). Members left out (or `null`)
+/// take the server's defaults.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionDefinition {
+    /// The fact type selected.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// Only successors of this fact in this role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predecessor: Option<PredecessorSelector>,
+    /// Where the subscription starts (default `beginning`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<Start>,
+    /// How long a pulled message stays leased, 100 to 3,600,000 (default
+    /// 30,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_ms: Option<u64>,
+    /// Deliveries of a message before it becomes a dead letter, 1 to 1,000
+    /// (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// Redelivery backoff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<BackoffDefinition>,
+    /// Role whose predecessor orders messages: those sharing it are
+    /// delivered in `seq` order, a few at a time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordering_key: Option<String>,
+    /// Messages of one ordering key in flight at once, 1 to 1,000 (default
+    /// 1; only with `ordering_key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight_per_key: Option<u32>,
+    /// Messages delivered per second at most, 1 to 1,000,000 (a token
+    /// bucket with one second of burst).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_s: Option<u32>,
+}
+
+impl SubscriptionDefinition {
+    /// A definition selecting every fact of `type_name`, all else default.
+    pub fn new(type_name: impl Into<String>) -> SubscriptionDefinition {
+        SubscriptionDefinition {
+            type_name: type_name.into(),
+            ..SubscriptionDefinition::default()
+        }
+    }
+}
+
+/// A subscription as the server shows it: its definition with defaults
+/// filled in, and its counters (one flat object on the wire).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SubscriptionView {
+    /// The subscription's name.
+    pub name: String,
+    /// The definition, defaults filled in.
+    #[serde(flatten)]
+    pub definition: SubscriptionDefinition,
+    /// Whether delivery is paused.
+    pub paused: bool,
+    /// Matching facts not yet acknowledged, dead or in flight.
+    pub backlog: u64,
+    /// Messages leased now.
+    pub in_flight: u64,
+    /// Deliveries since the server started, redeliveries included.
+    pub delivered: u64,
+    /// Redeliveries (attempt 2 and later) since the server started.
+    #[serde(default)]
+    pub redelivered: u64,
+    /// Acknowledgements since the server started.
+    pub acked: u64,
+    /// Dead letters now.
+    pub dead: u64,
+    /// Discarded dead letters.
+    #[serde(default)]
+    pub discarded: u64,
+    /// Age of the oldest message neither acked nor dead, from its first
+    /// delivery (0 if none).
+    #[serde(default)]
+    pub oldest_unacked_age_ms: u64,
+    /// How far the fully acknowledged prefix trails the log.
+    #[serde(default)]
+    pub consumer_lag: u64,
+}
+
+/// The answer of `GET /v1/subscriptions`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SubscriptionList {
+    /// Every subscription, by name.
+    pub subscriptions: Vec<SubscriptionView>,
+}
+
+/// The answer of `DELETE /v1/subscriptions/{name}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Deleted {
+    /// Always `true`.
+    pub deleted: bool,
+}
+
+/// The body of `POST /v1/subscriptions/{name}/pull`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PullRequest {
+    /// Messages to lease at most, 1 to 1,000 (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u64>,
+    /// How long to wait for a first message, 0 to 60,000 (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<u64>,
+    /// The lease of the pulled messages, in the definition's range (the
+    /// subscription's `lease_ms` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_ms: Option<u64>,
+}
+
+impl RequestBody for PullRequest {
+    fn check(&self) -> Result<(), String> {
+        check_range("max", self.max, 1, limits::PULL_MESSAGES_MAX as u64)?;
+        check_range("wait_ms", self.wait_ms, 0, limits::WAIT_MS_MAX)?;
+        check_lease_ms(self.lease_ms)
+    }
+}
+
+/// A delivered message, leased to the caller.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Message<F = serde_json::Value> {
+    /// Opaque lease token: ack, nack or extend with exactly this text.
+    pub token: String,
+    /// The fact's hash.
+    #[serde(with = "crate::hash_text")]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HashText))]
+    pub hash: Hash,
+    /// The fact's position in the server's log.
+    pub seq: u64,
+    /// 1 on the first delivery, one more on each redelivery.
+    pub attempt: u32,
+    /// The fact itself.
+    pub fact: F,
+}
+
+/// The answer of a pull.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PullAnswer<F = serde_json::Value> {
+    /// The leased messages (possibly fewer than asked for, or none).
+    pub messages: Vec<Message<F>>,
+}
+
+/// The body of `POST /v1/subscriptions/{name}/ack`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AckRequest {
+    /// The lease tokens to acknowledge, 1 to 10,000.
+    pub tokens: Vec<String>,
+}
+
+impl RequestBody for AckRequest {
+    fn check(&self) -> Result<(), String> {
+        check_tokens(&self.tokens)
+    }
+}
+
+/// The body of `POST /v1/subscriptions/{name}/nack`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NackRequest {
+    /// The lease tokens to give back, 1 to 10,000.
+    pub tokens: Vec<String>,
+    /// Redeliver after this long, 0 to 86,400,000, instead of the
+    /// subscription's backoff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+    /// Why the consumer failed, at most 4,096 bytes; kept as the dead
+    /// letter's `last_error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl RequestBody for NackRequest {
+    fn check(&self) -> Result<(), String> {
+        check_tokens(&self.tokens)?;
+        check_nack(self.delay_ms, self.error.as_deref())
+    }
+}
+
+/// The body of `POST /v1/subscriptions/{name}/extend`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ExtendRequest {
+    /// The lease tokens to renew, 1 to 10,000.
+    pub tokens: Vec<String>,
+    /// The new lease from now, in the definition's range (the
+    /// subscription's `lease_ms` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_ms: Option<u64>,
+}
+
+impl RequestBody for ExtendRequest {
+    fn check(&self) -> Result<(), String> {
+        check_tokens(&self.tokens)?;
+        check_lease_ms(self.lease_ms)
+    }
+}
+
+/// The body of `POST …/pause` and `…/resume`: nothing, or `{}`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EmptyRequest {}
+
+impl RequestBody for EmptyRequest {}
+
+/// What became of one token of an ack, nack or extend call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum TokenStatus {
+    /// The message is acknowledged.
+    Acked,
+    /// The message will be redelivered (or is now a dead letter).
+    Nacked,
+    /// The lease was renewed.
+    Extended,
+    /// This token's lease is over and the message was leased again.
+    Expired,
+    /// Not a pending message of this subscription: already acknowledged,
+    /// dead, or not a token of it at all.
+    Unknown,
+}
+
+impl TokenStatus {
+    /// The status as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenStatus::Acked => "acked",
+            TokenStatus::Nacked => "nacked",
+            TokenStatus::Extended => "extended",
+            TokenStatus::Expired => "expired",
+            TokenStatus::Unknown => "unknown",
+        }
+    }
+}
+
+/// One entry of the answer of ack, nack and extend, in request order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TokenResult {
+    /// The token, as sent.
+    pub token: String,
+    /// What became of it.
+    pub status: TokenStatus,
+}
+
+/// The answer of ack, nack and extend (and the stream's result frames).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TokenResults {
+    /// One result per token, in request order.
+    pub results: Vec<TokenResult>,
+}
+
+/// A message that exhausted its attempts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeadLetter<F = serde_json::Value> {
+    /// The fact's hash.
+    #[serde(with = "crate::hash_text")]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HashText))]
+    pub hash: Hash,
+    /// The fact's position in the server's log.
+    pub seq: u64,
+    /// Deliveries made.
+    pub attempts: u32,
+    /// The error text of the last nack, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When the message died, in milliseconds since the Unix epoch.
+    pub dead_at_ms: u64,
+    /// The fact itself.
+    pub fact: F,
+}
+
+/// A page of dead letters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeadLetterPage<F = serde_json::Value> {
+    /// The dead letters, in `seq` order.
+    pub messages: Vec<DeadLetter<F>>,
+    /// Pass as `after` to read the next page: the `seq` of the last entry,
+    /// or the `after` asked for on an empty page.
+    pub next: u64,
+}
+
+/// A query of `GET /v1/subscriptions/{name}/dead`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeadLetterQuery {
+    /// Entries at most (server default 100, max 1000).
+    pub limit: Option<u32>,
+    /// Only entries with a `seq` above this.
+    pub after: Option<u64>,
+    /// List the discarded dead letters instead of the live ones.
+    pub discarded: bool,
+}
+
+impl DeadLetterQuery {
+    /// The query parameters that are set.
+    pub fn query_pairs(&self) -> Vec<(&'static str, String)> {
+        let mut pairs = numbers(&[("limit", self.limit.map(u64::from)), ("after", self.after)]);
+        if self.discarded {
+            pairs.push(("discarded", "true".to_string()));
+        }
+        pairs
+    }
+}
+
+/// The body of `POST /v1/subscriptions/{name}/dead/replay`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ReplayRequest {
+    /// The dead letters to replay, 1 to 10,000 hashes (every dead letter
+    /// when absent). Each is parsed by the handler, which answers
+    /// `invalid_hash` for one that is not a hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hashes: Option<Vec<String>>,
+}
+
+impl RequestBody for ReplayRequest {
+    fn check(&self) -> Result<(), String> {
+        match &self.hashes {
+            Some(texts) if texts.is_empty() || texts.len() > limits::ACK_TOKENS_MAX => Err(
+                format!("hashes must hold 1 to {} hashes", limits::ACK_TOKENS_MAX),
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The answer of a replay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReplayAnswer {
+    /// Dead letters delivered again.
+    pub replayed: u64,
+}
+
+/// The answer of `DELETE /v1/subscriptions/{name}/dead/{hash}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Discarded {
+    /// Always `true`.
+    pub discarded: bool,
+}
+
+/// Checks a token list: 1 to [`limits::ACK_TOKENS_MAX`] tokens (HTTP and
+/// stream).
+pub fn check_tokens(tokens: &[String]) -> Result<(), String> {
+    if tokens.is_empty() || tokens.len() > limits::ACK_TOKENS_MAX {
+        return Err(format!(
+            "tokens must hold 1 to {} tokens",
+            limits::ACK_TOKENS_MAX
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a nack's delay and error text (HTTP and stream).
+pub fn check_nack(delay_ms: Option<u64>, error: Option<&str>) -> Result<(), String> {
+    check_range("delay_ms", delay_ms, 0, limits::DELAY_MS_MAX)?;
+    if error.is_some_and(|error| error.len() > limits::LAST_ERROR_BYTES_MAX) {
+        return Err(format!(
+            "error must be at most {} bytes",
+            limits::LAST_ERROR_BYTES_MAX
+        ));
+    }
+    Ok(())
+}
