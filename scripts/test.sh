@@ -2,7 +2,8 @@
 # Runs every check without changing tracked files (a crash the fuzzer finds
 # is copied into fuzz/regressions/ for review): formatting, clippy (warnings are
 # errors), all tests of the workspace (among them the deterministic
-# simulation suite and bounded `cairn check` runs on both backends), the
+# simulation suite and bounded `cairn check` runs on both backends),
+# schemathesis against a live server and its OpenAPI document, the
 # end-to-end tests of the server again on the PostgreSQL backend (the same
 # tests, each server on a fresh database) plus the multi-server tests, and
 # a bounded fuzzing run of every network-facing parser
@@ -17,6 +18,9 @@ cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+# The live API against its OpenAPI document (schemathesis, pinned; installed
+# into target/ on first use).
+./scripts/api-conformance.sh
 fuzz_seconds="${CAIRN_FUZZ_SECONDS:-20}"
 if [ "$fuzz_seconds" != 0 ]; then
     ./scripts/fuzz.sh "$fuzz_seconds"

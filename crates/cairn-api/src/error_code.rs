@@ -93,8 +93,8 @@ error_codes! {
     StoreUnavailable = "store_unavailable", 503, "The database cannot be reached or does not answer in time; retrying is safe.";
     StorePoisoned = "store_poisoned", 503, "The store refuses writes after a storage failure until it is restarted.";
     ShuttingDown = "shutting_down", 503, "The server is shutting down; retry on another server or later.";
+    StorageFailure = "storage_failure", 503, "The storage failed (the store then refuses writes); nothing was acknowledged.";
     // 500: the server failed; the request may be retried, and an operator should look.
-    StorageFailure = "storage_failure", 500, "The storage failed; nothing was acknowledged.";
     CorruptData = "corrupt_data", 500, "Stored data failed its checks and is not served.";
     CorruptFact = "corrupt_fact", 500, "A stored fact does not match its hash.";
     Internal = "internal", 500, "An unexpected failure inside the server.";

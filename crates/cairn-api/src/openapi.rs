@@ -105,19 +105,38 @@ pub struct PutFactsRequest {
 )]
 struct ApiDocument;
 
-/// The OpenAPI document of API v1.
-pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDocument::openapi()
+/// The OpenAPI document of API v1, as JSON.
+pub fn document() -> serde_json::Value {
+    let mut document =
+        serde_json::to_value(ApiDocument::openapi()).expect("the document serializes");
+    // A view flattens the definition of the request into itself (inline).
+    // The request refuses unknown members, which closes its schema
+    // (`additionalProperties: false`); in the view that would forbid the
+    // view's own members, so the view's copy is opened again.
+    remove_closed_objects(&mut document["components"]["schemas"]["SubscriptionView"]["allOf"]);
+    document
 }
 
 /// The document as pretty JSON with a final newline, as served and as
 /// committed in `docs/openapi.json`.
 pub fn document_json() -> String {
-    let mut json = document()
-        .to_pretty_json()
-        .expect("the document serializes");
+    let mut json = serde_json::to_string_pretty(&document()).expect("the document serializes");
     json.push('\n');
     json
+}
+
+/// Removes `"additionalProperties": false` from every schema inside `schema`.
+fn remove_closed_objects(schema: &mut serde_json::Value) {
+    match schema {
+        serde_json::Value::Object(members) => {
+            if members.get("additionalProperties") == Some(&serde_json::Value::Bool(false)) {
+                members.remove("additionalProperties");
+            }
+            members.values_mut().for_each(remove_closed_objects);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(remove_closed_objects),
+        _ => {}
+    }
 }
 
 #[utoipa::path(
@@ -153,9 +172,9 @@ fn get_fact() {}
     get, path = "/v1/facts/{hash}/successors", tag = "facts",
     params(
         ("hash" = HashText, Path, description = "The predecessor (need not be stored: then the page is empty)"),
-        ("type" = String, Query, description = "Type of the successors"),
-        ("role" = Option<String>, Query, description = "Only successors naming the fact in this role"),
-        ("without" = Option<Vec<String>>, Query, explode = true, description = "Leave out successors that have a successor of this type (up to 16)"),
+        ("type" = String, Query, pattern = "^[A-Za-z][A-Za-z0-9_]*(\\.[A-Za-z][A-Za-z0-9_]*)*$", description = "Type of the successors"),
+        ("role" = Option<String>, Query, pattern = "^[A-Za-z][A-Za-z0-9_]*$", description = "Only successors naming the fact in this role"),
+        ("without" = Option<Vec<String>>, Query, explode = true, description = "Leave out successors that have a successor of this type (up to 16 types, each as `type`)"),
         ("limit" = Option<u64>, Query, minimum = 1, maximum = 10000, description = "Facts at most (default 1000)"),
         ("after" = Option<u64>, Query, minimum = 0, description = "Only facts with a seq above this"),
         ("wait_ms" = Option<u64>, Query, minimum = 0, maximum = 60000, description = "Long-poll until at least one fact or this long"),
@@ -531,8 +550,18 @@ mod tests {
 
     #[test]
     fn the_document_is_openapi_3_1_and_names_every_error_status_with_a_body() {
-        let document: serde_json::Value = serde_json::from_str(&document_json()).unwrap();
+        let document = document();
         assert_eq!(document["openapi"], "3.1.0");
+        let view = document["components"]["schemas"]["SubscriptionView"].to_string();
+        assert!(
+            !view.contains("additionalProperties"),
+            "a view is open: {view}"
+        );
+        let definition = &document["components"]["schemas"]["SubscriptionDefinition"];
+        assert_eq!(
+            definition["additionalProperties"], false,
+            "a request is closed"
+        );
         let paths = document["paths"].as_object().unwrap();
         assert!(paths.len() >= 20, "{}", paths.len());
         for (path, operations) in paths {

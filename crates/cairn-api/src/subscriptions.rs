@@ -27,6 +27,7 @@ pub enum Start {
 #[serde(deny_unknown_fields)]
 pub struct PredecessorSelector {
     /// The role in which the successor names the fact.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z][A-Za-z0-9_]*$"))]
     pub role: String,
     /// The fact.
     #[serde(with = "crate::hash_text")]
@@ -56,6 +57,13 @@ pub struct BackoffDefinition {
 pub struct SubscriptionDefinition {
     /// The fact type selected.
     #[serde(rename = "type")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[A-Za-z][A-Za-z0-9_]*(\\.[A-Za-z][A-Za-z0-9_]*)*$",
+            max_length = 200
+        )
+    )]
     pub type_name: String,
     /// Only successors of this fact in this role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -77,6 +85,7 @@ pub struct SubscriptionDefinition {
     /// Role whose predecessor orders messages: those sharing it are
     /// delivered in `seq` order, a few at a time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z][A-Za-z0-9_]*$"))]
     pub ordering_key: Option<String>,
     /// Messages of one ordering key in flight at once, 1 to 1,000 (default
     /// 1; only with `ordering_key`).
@@ -107,6 +116,7 @@ pub struct SubscriptionView {
     pub name: String,
     /// The definition, defaults filled in.
     #[serde(flatten)]
+    #[cfg_attr(feature = "openapi", schema(inline))]
     pub definition: SubscriptionDefinition,
     /// Whether delivery is paused.
     pub paused: bool,

@@ -43,6 +43,11 @@ pub struct ServeArgs {
     /// Requests handled at once; beyond this the server answers 429.
     #[arg(long, default_value_t = limits::CONCURRENT_REQUESTS_MAX)]
     concurrent_requests_max: usize,
+    /// The longest a long-poll is held (`wait_ms` above it is accepted and
+    /// shortened); lowered for API test runs.
+    #[arg(long, default_value_t = limits::WAIT_MS_MAX,
+          value_parser = clap::value_parser!(u64).range(0..=limits::WAIT_MS_MAX))]
+    long_poll_ms_max: u64,
     /// UNSAFE, for negative-control tests only: acknowledge writes before
     /// they are written or synced, so a crash loses acknowledged writes.
     #[arg(long, hide = true)]
@@ -115,6 +120,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = ServerConfig {
         fact_canonical_bytes_max: args.fact_bytes_max,
         concurrent_requests_max: args.concurrent_requests_max,
+        long_poll_ms_max: args.long_poll_ms_max,
     };
     if let Some(path) = args.fault_clock_file.clone() {
         tracing::warn!(path = %path.display(), "fault injection: the delivery clock follows a file");

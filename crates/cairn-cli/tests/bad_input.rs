@@ -527,3 +527,32 @@ fn blob_endpoints_refuse_bad_requests() {
         (405, Some("method_not_allowed"))
     );
 }
+
+#[test]
+fn the_nesting_limit_is_the_facts_own_on_the_server_and_in_cairn_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let mut refused_from = None;
+    for arrays_n in 58..=66 {
+        let fact = format!(
+            r#"{{"type":"Deep.F","fields":{{"a":{}1{}}},"predecessors":{{}}}}"#,
+            "[".repeat(arrays_n),
+            "]".repeat(arrays_n)
+        );
+        let hashed = run_cli(&["hash"], &fact);
+        let (status, answer) = post_raw(&server, &batch_of(&fact));
+        assert_eq!(
+            hashed.success,
+            status == 200,
+            "{arrays_n} nested arrays: cairn hash and the server disagree: {answer}"
+        );
+        if status != 200 {
+            assert_eq!(answer["error"]["code"], "nesting_too_deep", "{answer}");
+            let message = answer["error"]["message"].as_str().unwrap();
+            assert!(message.contains(" 64 "), "{message}");
+            assert!(hashed.stderr.contains(" 64 "), "{}", hashed.stderr);
+            refused_from.get_or_insert(arrays_n);
+        }
+    }
+    assert!(refused_from.is_some(), "the limit lies in the range tried");
+}

@@ -16,6 +16,12 @@ pub struct ServerConfig {
     pub fact_canonical_bytes_max: usize,
     /// Requests handled at once; beyond this the server answers 429.
     pub concurrent_requests_max: usize,
+    /// The longest this server holds a long-poll (`wait_ms` of the log,
+    /// successors and pulls), whatever a request asks for up to
+    /// [`crate::limits::WAIT_MS_MAX`]: an answer may come back empty
+    /// sooner, as it may anyway. Lowered for test runs that call every
+    /// operation with random values (the schemathesis profile).
+    pub long_poll_ms_max: u64,
 }
 
 impl Default for ServerConfig {
@@ -23,6 +29,7 @@ impl Default for ServerConfig {
         ServerConfig {
             fact_canonical_bytes_max: crate::limits::FACT_CANONICAL_BYTES_MAX_DEFAULT,
             concurrent_requests_max: crate::limits::CONCURRENT_REQUESTS_MAX,
+            long_poll_ms_max: crate::limits::WAIT_MS_MAX,
         }
     }
 }

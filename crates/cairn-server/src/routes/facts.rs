@@ -6,7 +6,7 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use cairn_api::ErrorCode;
 use cairn_api::{FactPage, PutFactsAnswer, PutResult};
-use cairn_fact::{parse_json, CanonicalFact, Hash};
+use cairn_fact::{parse_json, CanonicalFact, Hash, JsonError};
 use cairn_store::{Page, Store, StoredFact, SuccessorsQuery};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -114,8 +114,18 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, ApiE
 
 /// Parses `{"facts": [fact, ...]}` into validated canonical facts.
 fn parse_batch(bytes: &[u8], fact_bytes_max: usize) -> Result<Vec<CanonicalFact>, ApiError> {
-    let body = parse_json(bytes, limits::REQUEST_JSON_DEPTH_MAX)
-        .map_err(|error| ApiError::from(cairn_fact::FactError::Json(error)))?;
+    let body = parse_json(bytes, limits::REQUEST_JSON_DEPTH_MAX).map_err(|error| {
+        // The envelope's two levels are the request's, not the fact's: the
+        // limit a client meets is the fact's own, the one `cairn hash`
+        // names.
+        let error = match error {
+            JsonError::TooDeep { .. } => JsonError::TooDeep {
+                depth_max: cairn_fact::JSON_DEPTH_MAX,
+            },
+            other => other,
+        };
+        ApiError::from(cairn_fact::FactError::Json(error))
+    })?;
     let envelope_error =
         |message: &str| ApiError::new(ErrorCode::InvalidRequest, message.to_string());
     let members = body

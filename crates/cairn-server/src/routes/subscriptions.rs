@@ -124,7 +124,7 @@ pub async fn pull<S: Store>(
     let (subscription, body): (_, PullRequest) =
         subscription_and_body(&state, &name, raw_query, &headers, body).await?;
     let max = body.max.unwrap_or(1);
-    let wait_ms = body.wait_ms.unwrap_or(0);
+    let wait_ms = body.wait_ms.unwrap_or(0).min(state.config.long_poll_ms_max);
     let messages = subscription
         .pull(max as usize, wait_ms, body.lease_ms, &state.shutdown)
         .await?;

@@ -18,7 +18,8 @@ impl LongPoll {
     /// Starts a long-poll of `wait_ms` (0 = answer at once).
     pub fn new<S: Store>(state: &AppState<S>, wait_ms: u64) -> LongPoll {
         LongPoll {
-            deadline: Instant::now() + Duration::from_millis(wait_ms),
+            deadline: Instant::now()
+                + Duration::from_millis(wait_ms.min(state.config.long_poll_ms_max)),
             watch: state.store.watch_last_seq(),
         }
     }
