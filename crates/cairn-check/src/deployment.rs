@@ -21,6 +21,7 @@ pub struct Node {
     pub direct_base: String,
     /// Where the workload talks to it: the proxy's address.
     pub client_base: String,
+    /// The fault-injecting proxy in front of it.
     pub proxy: FaultProxy,
     /// The process, when the checker owns it.
     pub process: Option<ServerProcess>,
@@ -32,7 +33,9 @@ pub struct Node {
 
 /// Every part of the deployment.
 pub struct Deployment {
+    /// The servers, in order of their index.
     pub nodes: Vec<Node>,
+    /// The private PostgreSQL cluster, when the checker runs one.
     pub postgres: Option<PrivatePostgres>,
     /// A short description for the report.
     pub description: String,

@@ -1,6 +1,12 @@
 //! The reliability checker behind `cairn check`: it drives a real Cairn
 //! deployment with a seeded mixed workload while injecting faults, records
 //! every operation and its outcome, and verifies the history with an oracle.
+//!
+//! Unlike the other crates of the workspace, this one may use `unsafe`:
+//! `libc` calls that std does not offer (SIGSTOP, SIGCONT and SIGTERM to
+//! the server processes it owns, `geteuid`, raising `RLIMIT_NOFILE`). Each
+//! block says why it is sound in a `// SAFETY:` comment, which the
+//! workspace lint `clippy::undocumented_unsafe_blocks` requires.
 
 pub mod api;
 pub mod deployment;

@@ -37,8 +37,11 @@ pub const LEASE_MS: u64 = 1_000;
 /// One of the run's subscriptions.
 #[derive(Clone, Debug)]
 pub struct SubscriptionSpec {
+    /// The subscription's name.
     pub name: String,
+    /// Its definition, as sent to the server.
     pub definition: Value,
+    /// The `max_attempts` of the definition.
     pub max_attempts: u64,
     /// Delivered one at a time per ordering key.
     pub keyed: bool,
@@ -67,12 +70,17 @@ pub fn subscriptions(run_id: &str) -> Vec<SubscriptionSpec> {
 
 /// What every task of the workload shares.
 pub struct Workload {
+    /// Distinguishes this run's subscriptions and facts from earlier runs'.
     pub run_id: String,
+    /// The seed the tasks derive their own generators from.
     pub seed: u64,
+    /// The HTTP client that classifies every answer.
     pub api: Api,
+    /// Everything the tasks recorded.
     pub history: History,
     /// The servers as the workload reaches them (through the proxies).
     pub client_bases: Vec<String>,
+    /// The run's subscriptions.
     pub subscriptions: Vec<SubscriptionSpec>,
     /// The `check.Key` facts (hex hashes), acknowledged before the start.
     pub key_hashes: Vec<String>,

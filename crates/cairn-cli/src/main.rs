@@ -3,6 +3,8 @@
 //! to a server; `bench` generates load and reports latency percentiles;
 //! `check` runs the reliability checker.
 
+#![forbid(unsafe_code)]
+
 mod bench;
 mod bench_delivery;
 mod check;

@@ -9,6 +9,8 @@
 //! many servers. Blobs are content-addressed, as files or in PostgreSQL,
 //! managed by [`BlobStore`].
 
+#![forbid(unsafe_code)]
+
 mod blobs;
 mod delivery;
 mod embedded;

@@ -185,6 +185,8 @@ impl Server {
     /// Sends SIGTERM and waits for the exit status (bounded).
     pub fn terminate(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");
+        // SAFETY: kill(2) on the PID of our own child, not yet reaped, so
+        // the PID cannot belong to another process. std has no SIGTERM.
         unsafe {
             libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
         }
