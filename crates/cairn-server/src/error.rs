@@ -84,15 +84,22 @@ impl From<WriteError> for ApiError {
                 "shutting_down",
                 "the server is shutting down; retry on another server or later",
             ),
-            WriteError::Storage(_) => ApiError::new(
+            WriteError::Storage { .. } => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "storage_failure",
                 format!("{error}; nothing of the batch was acknowledged"),
             ),
-            WriteError::Unavailable(_) => ApiError::new(
+            WriteError::Unavailable { .. } => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "store_unavailable",
                 format!("{error}; the write was not acknowledged (retrying is safe)"),
+            ),
+            // A kind of failure added to the store later: a failed write
+            // acknowledges nothing, whatever its kind.
+            _ => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_failure",
+                format!("{error}; nothing of the batch was acknowledged"),
             ),
         }
     }
@@ -101,15 +108,17 @@ impl From<WriteError> for ApiError {
 impl From<ReadError> for ApiError {
     fn from(error: ReadError) -> Self {
         let code = match error {
-            ReadError::Corrupt(_) => "corrupt_data",
-            ReadError::Storage(_) => "storage_failure",
-            ReadError::Unavailable(_) => {
+            ReadError::Corrupt { .. } => "corrupt_data",
+            ReadError::Storage { .. } => "storage_failure",
+            ReadError::Unavailable { .. } => {
                 return ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "store_unavailable",
                     error.to_string(),
                 )
             }
+            // A kind of failure added to the store later.
+            _ => "storage_failure",
         };
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, code, error.to_string())
     }
@@ -123,7 +132,7 @@ impl From<BlobError> for ApiError {
                 "blob_too_large",
                 error.to_string(),
             ),
-            BlobError::Io(_) | BlobError::Storage(_) => ApiError::new(
+            BlobError::Io(_) | BlobError::Storage { .. } => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "storage_failure",
                 error.to_string(),
@@ -133,10 +142,16 @@ impl From<BlobError> for ApiError {
                 "corrupt_data",
                 error.to_string(),
             ),
-            BlobError::Unavailable(_) => ApiError::new(
+            BlobError::Unavailable { .. } => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "store_unavailable",
                 format!("{error}; retrying is safe"),
+            ),
+            // A kind of failure added to the store later.
+            _ => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "storage_failure",
+                error.to_string(),
             ),
         }
     }

@@ -21,6 +21,6 @@ mod store;
 pub use blobs::{BlobError, BlobReader, BlobStore, BlobWriter};
 pub use delivery::{DeliveryStore, MessageSelection, StoredSubscription};
 pub use embedded::{EmbeddedOptions, EmbeddedStore, SyncMode};
-pub use error::{ReadError, WriteError};
+pub use error::{ReadError, SourceError, WriteError};
 pub use postgres::{PostgresError, PostgresOptions, PostgresStore, SCHEMA_VERSION};
 pub use store::{DatabaseStats, Page, PutOutcome, Store, StoreStats, StoredFact, SuccessorsQuery};
