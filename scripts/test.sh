@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every check without changing tracked files (a crash the fuzzer finds
-# is copied into fuzz/regressions/ for review): formatting, clippy (warnings are
-# errors), all tests of the workspace (among them the deterministic
-# simulation suite and bounded `cairn check` runs on both backends),
-# schemathesis against a live server and its OpenAPI document, the
+# is copied into fuzz/regressions/ for review): formatting, the licences of
+# all dependencies (scripts/licences.sh), clippy (warnings are errors), all
+# tests of the workspace (among them the deterministic simulation suite and
+# bounded `cairn check` runs on both backends), schemathesis against a live
+# server and its OpenAPI document, the
 # end-to-end tests of the server again on the PostgreSQL backend (the same
 # tests, each server on a fresh database) plus the multi-server tests, and
 # a bounded fuzzing run of every network-facing parser
@@ -16,6 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
+./scripts/licences.sh
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
 # The live API against its OpenAPI document (schemathesis, pinned; installed
@@ -31,7 +33,8 @@ if [ "${CAIRN_TEST_POSTGRES:-}" = "skip" ]; then
 fi
 CAIRN_TEST_BACKEND=postgres cargo test --locked -p cairn-cli \
     --test api --test bad_input --test subscriptions --test stream --test cli_subs \
-    --test delivery_faults --test multi_server
+    --test delivery_faults --test multi_server_reads --test multi_server_consumers \
+    --test multi_server_kill --test multi_server_outage
 # Test databases still there belong to test processes that have ended.
 psql "${CAIRN_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/test}" -qtAc \
     "SELECT datname FROM pg_database WHERE datname LIKE 'cairn\_test\_%'" |

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use crate::api::Api;
+use crate::error::CheckError;
 use crate::options::{CheckOptions, Target};
 use crate::postgres::PrivatePostgres;
 use crate::proxy::FaultProxy;
@@ -21,6 +22,7 @@ pub struct Node {
     pub direct_base: String,
     /// Where the workload talks to it: the proxy's address.
     pub client_base: String,
+    /// The fault-injecting proxy in front of it.
     pub proxy: FaultProxy,
     /// The process, when the checker owns it.
     pub process: Option<ServerProcess>,
@@ -32,7 +34,9 @@ pub struct Node {
 
 /// Every part of the deployment.
 pub struct Deployment {
+    /// The servers, in order of their index.
     pub nodes: Vec<Node>,
+    /// The private PostgreSQL cluster, when the checker runs one.
     pub postgres: Option<PrivatePostgres>,
     /// A short description for the report.
     pub description: String,
@@ -40,9 +44,10 @@ pub struct Deployment {
 
 impl Deployment {
     /// Creates (and for owned servers, starts) the deployment of `options`.
-    pub async fn start(options: &CheckOptions, api: &Api) -> anyhow::Result<Deployment> {
+    pub async fn start(options: &CheckOptions, api: &Api) -> Result<Deployment, CheckError> {
         let work_dir = &options.work_dir;
-        std::fs::create_dir_all(work_dir)?;
+        std::fs::create_dir_all(work_dir)
+            .map_err(CheckError::io(format!("create {}", work_dir.display())))?;
         let (postgres, store_url, n_servers, description) = match &options.target {
             Target::Embedded => (None, None, 1, "embedded store, 1 server".to_string()),
             Target::Postgres { servers, store_url } => {
@@ -50,7 +55,7 @@ impl Deployment {
                     Some(url) => (None, url.clone()),
                     None => {
                         let postgres = PrivatePostgres::create(&work_dir.join("postgres"), None)
-                            .map_err(anyhow::Error::msg)?;
+                            .map_err(CheckError::PrivatePostgres)?;
                         let url = postgres.url();
                         (Some(postgres), url)
                     }
@@ -69,7 +74,9 @@ impl Deployment {
                 let mut nodes = Vec::new();
                 for (idx, url) in urls.iter().enumerate() {
                     let target = target_address(url)?;
-                    let proxy = FaultProxy::start(target).await?;
+                    let proxy = FaultProxy::start(target)
+                        .await
+                        .map_err(CheckError::io(format!("start a proxy for {url}")))?;
                     nodes.push(Node {
                         idx,
                         direct_base: url.trim_end_matches('/').to_string(),
@@ -90,9 +97,10 @@ impl Deployment {
         };
         let mut nodes = Vec::new();
         for idx in 0..n_servers {
-            let listen = free_port()?;
+            let listen = free_port().map_err(CheckError::io("find a free port"))?;
             let node_dir = work_dir.join(format!("server-{idx}"));
-            std::fs::create_dir_all(&node_dir)?;
+            std::fs::create_dir_all(&node_dir)
+                .map_err(CheckError::io(format!("create {}", node_dir.display())))?;
             let data_dir = node_dir.join("data");
             let mut serve_args = vec!["serve".to_string()];
             let mut clock_file = None;
@@ -100,7 +108,8 @@ impl Deployment {
                 Some(url) => serve_args.extend(["--store".to_string(), url.clone()]),
                 None => {
                     let file = node_dir.join("clock-offset-ms");
-                    std::fs::write(&file, "0")?;
+                    std::fs::write(&file, "0")
+                        .map_err(CheckError::io(format!("write {}", file.display())))?;
                     serve_args.extend([
                         "--data".to_string(),
                         path_string(&data_dir),
@@ -117,10 +126,16 @@ impl Deployment {
                 listen,
                 node_dir.join("server.log"),
             );
-            process.start(api).await.map_err(|failure| {
-                anyhow::anyhow!("server {idx} did not start:\n{}", failure.log_tail)
-            })?;
-            let proxy = FaultProxy::start(listen).await?;
+            process
+                .start(api)
+                .await
+                .map_err(|failure| CheckError::ServerDidNotStart {
+                    server_idx: idx,
+                    log_tail: failure.log_tail,
+                })?;
+            let proxy = FaultProxy::start(listen)
+                .await
+                .map_err(CheckError::io(format!("start a proxy for server {idx}")))?;
             nodes.push(Node {
                 idx,
                 direct_base: process.base(),
@@ -179,14 +194,18 @@ fn path_string(path: &Path) -> String {
 
 /// The socket address of a loopback server URL such as
 /// `http://127.0.0.1:7710`.
-fn target_address(url: &str) -> anyhow::Result<SocketAddr> {
+fn target_address(url: &str) -> Result<SocketAddr, CheckError> {
+    let invalid = |problem| CheckError::ServerUrl {
+        url: url.to_string(),
+        problem,
+    };
     let authority = url
         .strip_prefix("http://")
-        .ok_or_else(|| anyhow::anyhow!("{url}: only http:// server URLs are supported"))?
+        .ok_or_else(|| invalid("only http:// server URLs are supported"))?
         .trim_end_matches('/');
     let authority = authority.split('/').next().unwrap_or(authority);
-    let address: SocketAddr = authority.parse().map_err(|_| {
-        anyhow::anyhow!("{url}: give the server as http://IP:PORT (the proxy needs an address)")
-    })?;
+    let address: SocketAddr = authority
+        .parse()
+        .map_err(|_| invalid("give the server as http://IP:PORT (the proxy needs an address)"))?;
     Ok(address)
 }

@@ -1,10 +1,18 @@
 //! The reliability checker behind `cairn check`: it drives a real Cairn
 //! deployment with a seeded mixed workload while injecting faults, records
 //! every operation and its outcome, and verifies the history with an oracle.
+//!
+//! Unlike the other crates of the workspace, this one may use `unsafe`:
+//! `libc` calls that std does not offer (SIGSTOP, SIGCONT and SIGTERM to
+//! the server processes it owns, `geteuid`, and in a test raising
+//! `RLIMIT_NOFILE`). Each
+//! block says why it is sound in a `// SAFETY:` comment, which the
+//! workspace lint `clippy::undocumented_unsafe_blocks` requires.
 
 pub mod api;
 pub mod deployment;
 pub mod disk;
+pub mod error;
 pub mod history;
 pub mod nemesis;
 pub mod options;
@@ -16,6 +24,7 @@ pub mod run;
 pub mod server;
 pub mod workload;
 
+pub use error::CheckError;
 pub use options::{CheckOptions, FaultKind, Target};
 pub use report::Report;
 pub use run::run;

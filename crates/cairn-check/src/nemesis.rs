@@ -21,11 +21,17 @@ const PROBE_READS_MAX: usize = 300;
 
 /// Injects faults into a deployment while a workload runs.
 pub struct Nemesis {
+    /// The deployment it injects faults into.
     pub deployment: Arc<Deployment>,
+    /// The workload, whose acknowledged facts the corruption probes read.
     pub workload: Arc<Workload>,
+    /// The client for the probes and the checks after a fault.
     pub api: Api,
+    /// The kinds of fault it may choose from.
     pub kinds: Vec<FaultKind>,
+    /// The pause between two faults.
     pub interval: Duration,
+    /// When the run started; fault times are counted from it.
     pub started: Instant,
 }
 

@@ -14,7 +14,9 @@ pub enum Target {
     /// at `store_url` if given (which the checker never restarts), or else
     /// a private PostgreSQL cluster it creates, starts and restarts itself.
     Postgres {
+        /// How many servers to start.
         servers: usize,
+        /// An existing database, which the checker never restarts.
         store_url: Option<String>,
     },
     /// Servers someone else runs: the checker cannot kill, pause or corrupt

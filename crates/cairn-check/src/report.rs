@@ -13,6 +13,7 @@ const COUNTEREXAMPLES_SHOWN_MAX: usize = 10;
 /// One check of the oracle.
 #[derive(Clone, Debug, Serialize)]
 pub struct CheckResult {
+    /// The check's name, as the report prints it.
     pub name: String,
     /// How many things it examined (facts, messages, ...).
     pub examined: u64,
@@ -30,8 +31,11 @@ impl CheckResult {
 /// What the writes came to.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct WriteSummary {
+    /// Facts the workload wrote (each once, whatever its attempts).
     pub facts_written: u64,
+    /// Facts whose write was acknowledged.
     pub acknowledged: u64,
+    /// Facts whose write was refused.
     pub refused: u64,
     /// No definite answer, and found stored at the end.
     pub unknown_stored: u64,
@@ -42,11 +46,17 @@ pub struct WriteSummary {
 /// The whole report.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
+    /// The run's seed: the same seed replays the same workload and faults.
     pub seed: u64,
+    /// What was checked (servers, backend).
     pub deployment: String,
+    /// Where the run kept its files.
     pub work_dir: String,
+    /// Seconds of workload under faults.
     pub fault_phase_s: f64,
+    /// Seconds of the whole run.
     pub total_s: f64,
+    /// What the writes came to.
     pub writes: WriteSummary,
     /// Operations by name.
     pub operations: BTreeMap<String, u64>,
@@ -54,6 +64,7 @@ pub struct Report {
     pub faults: BTreeMap<String, u64>,
     /// Every fault, in order: seconds into the run, kind, server, what.
     pub fault_log: Vec<String>,
+    /// Every check of the oracle, passed or not.
     pub checks: Vec<CheckResult>,
 }
 

@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 
 use crate::api::{Answer, Api};
 use crate::deployment::Deployment;
+use crate::error::CheckError;
 use crate::history::{Phase, Recorded};
 use crate::nemesis::Nemesis;
 use crate::options::{CheckOptions, FaultKind};
@@ -28,7 +29,7 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(120);
 const AFTER_RESTART_WAIT_MS: u64 = 2_000;
 
 /// Runs a check and returns its report.
-pub async fn run(options: CheckOptions) -> anyhow::Result<Report> {
+pub async fn run(options: CheckOptions) -> Result<Report, CheckError> {
     let started = Instant::now();
     let api = Api::new();
     let deployment = Arc::new(Deployment::start(&options, &api).await?);

@@ -15,6 +15,7 @@ use cairn_fact::CanonicalFact;
 use serde_json::{json, Value};
 
 use crate::api::{Answer, Api};
+use crate::error::CheckError;
 use crate::history::{Ack, Delivery, History, ObservedFact, Phase, WriteOutcome, WrittenFact};
 
 /// The fact type of the workload's items (the subscriptions' selection).
@@ -37,8 +38,11 @@ pub const LEASE_MS: u64 = 1_000;
 /// One of the run's subscriptions.
 #[derive(Clone, Debug)]
 pub struct SubscriptionSpec {
+    /// The subscription's name.
     pub name: String,
+    /// Its definition, as sent to the server.
     pub definition: Value,
+    /// The `max_attempts` of the definition.
     pub max_attempts: u64,
     /// Delivered one at a time per ordering key.
     pub keyed: bool,
@@ -67,12 +71,17 @@ pub fn subscriptions(run_id: &str) -> Vec<SubscriptionSpec> {
 
 /// What every task of the workload shares.
 pub struct Workload {
+    /// Distinguishes this run's subscriptions and facts from earlier runs'.
     pub run_id: String,
+    /// The seed the tasks derive their own generators from.
     pub seed: u64,
+    /// The HTTP client that classifies every answer.
     pub api: Api,
+    /// Everything the tasks recorded.
     pub history: History,
     /// The servers as the workload reaches them (through the proxies).
     pub client_bases: Vec<String>,
+    /// The run's subscriptions.
     pub subscriptions: Vec<SubscriptionSpec>,
     /// The `check.Key` facts (hex hashes), acknowledged before the start.
     pub key_hashes: Vec<String>,
@@ -94,7 +103,7 @@ impl Workload {
         api: Api,
         client_bases: Vec<String>,
         write_interval: Duration,
-    ) -> anyhow::Result<Workload> {
+    ) -> Result<Workload, CheckError> {
         let base = client_bases[0].clone();
         let subscriptions = subscriptions(&run_id);
         for spec in &subscriptions {
@@ -119,10 +128,11 @@ impl Workload {
                     .collect::<Vec<_>>()
             })
             .unwrap_or_default();
-        anyhow::ensure!(
-            key_hashes.len() == KEYS,
-            "the key facts were not all written"
-        );
+        if key_hashes.len() != KEYS {
+            return Err(CheckError::Setup(
+                "the key facts were not all written".to_string(),
+            ));
+        }
         Ok(Workload {
             run_id,
             seed,
@@ -639,7 +649,7 @@ pub fn canonical_of(fact: &Value) -> Option<CanonicalFact> {
 
 /// Repeats `call` until it is done (bounded: a minute), for the setup steps
 /// that must succeed before the run can start.
-async fn retry_until_done<F, Fut>(what: &str, mut call: F) -> anyhow::Result<Value>
+async fn retry_until_done<F, Fut>(what: &str, mut call: F) -> Result<Value, CheckError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Answer>,
@@ -648,9 +658,13 @@ where
     loop {
         match call().await {
             Answer::Done(body) => return Ok(body),
-            Answer::Refused(status, code) => anyhow::bail!("cannot {what}: {status} {code}"),
+            Answer::Refused(status, code) => {
+                return Err(CheckError::Setup(format!("cannot {what}: {status} {code}")))
+            }
             Answer::Unknown(status, detail) if Instant::now() > deadline => {
-                anyhow::bail!("cannot {what}: {status} {detail}")
+                return Err(CheckError::Setup(format!(
+                    "cannot {what}: {status} {detail}"
+                )));
             }
             Answer::Unknown(..) => tokio::time::sleep(Duration::from_millis(200)).await,
         }

@@ -3,6 +3,8 @@
 //! to a server; `bench` generates load and reports latency percentiles;
 //! `check` runs the reliability checker.
 
+#![forbid(unsafe_code)]
+
 mod bench;
 mod bench_delivery;
 mod check;
@@ -133,8 +135,46 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", error_line(&error));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// An error and its causes on one line, like anyhow's `{:#}`, but each
+/// cause once: the store's errors quote their underlying error in their
+/// message (the HTTP API shows the message alone) and also return it as
+/// their `source()`, which would otherwise be printed twice.
+fn error_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_line_names_each_cause_once() {
+        let cause = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied");
+        let store_error = cairn_store::ReadError::storage_caused_by(
+            format!("cannot create /data/LOCK: {cause}"),
+            cause,
+        );
+        let error = anyhow::Error::new(store_error).context("cannot open the store in /data");
+        assert_eq!(
+            error_line(&error),
+            "cannot open the store in /data: storage failure: cannot create /data/LOCK: denied"
+        );
     }
 }

@@ -35,14 +35,6 @@ struct Oracle {
     violations: Vec<String>,
 }
 
-/// A tiny deterministic generator for the consumers' choices.
-fn next_random(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
-}
-
 fn try_post(
     client: &reqwest::blocking::Client,
     base: &str,

@@ -1,6 +1,7 @@
-//! Enforces the project convention that every Rust source file of the
-//! workspace (crates, examples, fuzz targets and the benchmark tools) starts
-//! with a `//!` comment saying what lives there and why.
+//! Enforces two project conventions over the workspace's source files:
+//! every Rust source file (crates, examples, fuzz targets and the benchmark
+//! tools) starts with a `//!` comment saying what lives there and why, and
+//! only binaries and tests use `anyhow` (libraries return typed errors).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -45,4 +46,64 @@ fn every_source_file_starts_with_a_module_doc_comment() {
         "files without a //! comment: {missing:?}"
     );
     assert!(files.len() >= 100, "only {} files found", files.len());
+}
+
+/// The package folders whose library code must not use `anyhow`: every
+/// crate but the `cairn` binary, and the examples (whose binaries under
+/// `src/bin/` may).
+fn library_packages(workspace: &Path) -> Vec<PathBuf> {
+    let mut packages = Vec::new();
+    for folder in ["crates", "examples"] {
+        for entry in fs::read_dir(workspace.join(folder)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.join("Cargo.toml").exists() && !path.ends_with("cairn-cli") {
+                packages.push(path);
+            }
+        }
+    }
+    packages
+}
+
+/// The lines of the `[dependencies]` table of a Cargo.toml.
+fn normal_dependencies(manifest: &str) -> Vec<&str> {
+    manifest
+        .lines()
+        .skip_while(|line| line.trim() != "[dependencies]")
+        .skip(1)
+        .take_while(|line| !line.trim_start().starts_with('['))
+        .collect()
+}
+
+#[test]
+fn only_binaries_and_tests_use_anyhow() {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let packages = library_packages(&workspace);
+    let mut offenders = Vec::new();
+    for package in &packages {
+        let mut files = Vec::new();
+        rust_files(&package.join("src"), &mut files);
+        for file in files {
+            let in_binary = file.components().any(|part| part.as_os_str() == "bin");
+            if !in_binary && fs::read_to_string(&file).unwrap().contains("anyhow") {
+                offenders.push(file.display().to_string());
+            }
+        }
+        let manifest = fs::read_to_string(package.join("Cargo.toml")).unwrap();
+        let has_binaries = package.join("src/bin").is_dir();
+        let lists_anyhow = normal_dependencies(&manifest)
+            .iter()
+            .any(|line| line.trim_start().starts_with("anyhow"));
+        if lists_anyhow && !has_binaries {
+            offenders.push(format!("{} ([dependencies])", package.display()));
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "anyhow outside binaries and tests: {offenders:?}"
+    );
+    assert!(
+        packages.len() >= 9,
+        "only {} packages found",
+        packages.len()
+    );
 }

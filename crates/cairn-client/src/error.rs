@@ -11,6 +11,7 @@ pub type Result<T, E = ClientError> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in a call of the SDK.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// The server answered with an error that retrying will not fix (a 4xx
     /// other than 429, or a 5xx other than 502/503/504). `code` is the

@@ -49,6 +49,8 @@
 //! # }
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod backoff;
 mod client;
 #[cfg(feature = "embedded")]

@@ -9,6 +9,8 @@
 //! simulated time. Randomness (backoff jitter, lease ids) comes from a seeded
 //! generator, so a run is reproducible from its seed.
 
+#![forbid(unsafe_code)]
+
 mod attributes;
 mod backoff;
 mod definition;

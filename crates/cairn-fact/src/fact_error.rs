@@ -6,6 +6,7 @@ use crate::{Hash, JsonError};
 
 /// Why a fact was refused, or why stored fact bytes failed verification.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum FactError {
     /// The fact's JSON text could not be parsed, or a value built in code
     /// breaks a rule that parsing enforces (a non-finite number, a

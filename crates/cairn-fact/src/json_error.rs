@@ -5,6 +5,7 @@
 /// Why [`crate::parse_json`] refused its input. Offsets count bytes from the
 /// start of the input.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum JsonError {
     /// The input is not UTF-8.
     #[error("the input is not valid UTF-8 at byte {offset}")]

@@ -10,6 +10,8 @@
 //! and hash. [`CanonicalFact::verify_stored`] checks facts read back from
 //! storage.
 
+#![forbid(unsafe_code)]
+
 mod canonical;
 mod canonical_fact;
 mod canonical_number;

@@ -8,6 +8,8 @@
 //! `tests/regressions.rs` replays every kept input of `fuzz/regressions/`
 //! through them on stable as part of `cargo test --workspace`.
 
+#![forbid(unsafe_code)]
+
 mod canonical_json;
 mod fact_batch;
 mod fact_json;

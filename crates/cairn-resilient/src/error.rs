@@ -11,6 +11,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Why a call through [`crate::ResilientClient`] did not produce a 2xx answer.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CallError {
     /// An attempt, or the whole call, took longer than its timeout.
     #[error("the call timed out")]

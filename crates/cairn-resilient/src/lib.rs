@@ -50,6 +50,8 @@
 //! # }
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod breaker_state;
 mod call;
 mod circuit_breaker;

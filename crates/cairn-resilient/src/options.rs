@@ -10,6 +10,7 @@ use crate::limits::{
 
 /// Why a client could not be built.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BuildError {
     /// An option is out of range.
     #[error("invalid option: {reason}")]

@@ -87,13 +87,19 @@ impl From<WriteError> for ApiError {
                 ErrorCode::ShuttingDown,
                 "the server is shutting down; retry on another server or later",
             ),
-            WriteError::Storage(_) => ApiError::new(
+            WriteError::Storage { .. } => ApiError::new(
                 ErrorCode::StorageFailure,
                 format!("{error}; nothing of the batch was acknowledged"),
             ),
-            WriteError::Unavailable(_) => ApiError::new(
+            WriteError::Unavailable { .. } => ApiError::new(
                 ErrorCode::StoreUnavailable,
                 format!("{error}; the write was not acknowledged (retrying is safe)"),
+            ),
+            // A kind of failure added to the store later: a failed write
+            // acknowledges nothing, whatever its kind.
+            _ => ApiError::new(
+                ErrorCode::StorageFailure,
+                format!("{error}; nothing of the batch was acknowledged"),
             ),
         }
     }
@@ -102,9 +108,11 @@ impl From<WriteError> for ApiError {
 impl From<ReadError> for ApiError {
     fn from(error: ReadError) -> Self {
         let code = match error {
-            ReadError::Corrupt(_) => ErrorCode::CorruptData,
-            ReadError::Storage(_) => ErrorCode::StorageFailure,
-            ReadError::Unavailable(_) => ErrorCode::StoreUnavailable,
+            ReadError::Corrupt { .. } => ErrorCode::CorruptData,
+            ReadError::Storage { .. } => ErrorCode::StorageFailure,
+            ReadError::Unavailable { .. } => ErrorCode::StoreUnavailable,
+            // A kind of failure added to the store later.
+            _ => ErrorCode::StorageFailure,
         };
         ApiError::new(code, error.to_string())
     }
@@ -114,14 +122,16 @@ impl From<BlobError> for ApiError {
     fn from(error: BlobError) -> Self {
         match error {
             BlobError::TooLarge { .. } => ApiError::new(ErrorCode::BlobTooLarge, error.to_string()),
-            BlobError::Io(_) | BlobError::Storage(_) => {
+            BlobError::Io(_) | BlobError::Storage { .. } => {
                 ApiError::new(ErrorCode::StorageFailure, error.to_string())
             }
             BlobError::Corrupt(_) => ApiError::new(ErrorCode::CorruptData, error.to_string()),
-            BlobError::Unavailable(_) => ApiError::new(
+            BlobError::Unavailable { .. } => ApiError::new(
                 ErrorCode::StoreUnavailable,
                 format!("{error}; retrying is safe"),
             ),
+            // A kind of failure added to the store later.
+            _ => ApiError::new(ErrorCode::StorageFailure, error.to_string()),
         }
     }
 }

@@ -4,6 +4,8 @@
 //! Handlers parse and validate input, call the store, and shape answers;
 //! they hold no state of their own beyond metrics.
 
+#![forbid(unsafe_code)]
+
 pub mod clock;
 pub mod delivery;
 pub mod error;

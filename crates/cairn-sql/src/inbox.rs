@@ -61,6 +61,7 @@ pub enum Processed<T> {
 /// the message should be left unacknowledged (or negatively acknowledged)
 /// so that it is delivered again.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum InboxError<E> {
     /// The database failed to begin, record, commit or roll back.
     #[error("the inbox's database failed")]

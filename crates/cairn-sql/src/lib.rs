@@ -17,6 +17,8 @@
 //! `with_fault_injector` methods and the [`fault`] module exist for crash
 //! tests; services never use them.
 
+#![forbid(unsafe_code)]
+
 mod backoff;
 mod client_publisher;
 mod database;

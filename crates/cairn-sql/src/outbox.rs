@@ -37,6 +37,7 @@ pub struct Outbox {
 /// Why enqueuing failed. The caller's transaction must then be rolled back
 /// (dropping it does that).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum OutboxError {
     /// The database refused or failed a statement.
     #[error("cannot write to the outbox")]

@@ -25,6 +25,7 @@ pub trait FactPublisher: Send + Sync + 'static {
 /// rows cannot be dropped without losing facts; the kind tells the operator
 /// whether waiting will help.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PublishError {
     /// Cairn could not be reached, timed out, was overloaded (429) or
     /// failed (5xx): waiting should help.

@@ -95,6 +95,7 @@ impl RelayHandle {
 /// Why the relay stopped before being shut down. Database and publishing
 /// failures are not here: the relay retries those for as long as it runs.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RelayError {
     /// An outbox row does not hold the fact its hash names: the table was
     /// changed by something other than this crate. The relay stops rather

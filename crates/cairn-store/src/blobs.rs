@@ -28,6 +28,7 @@ use tokio::fs::File;
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 
+use crate::error::SourceError;
 use crate::postgres::blobs::{self as postgres_blobs, PostgresBlobWriter};
 
 /// Bytes read from a blob file at a time.
@@ -35,6 +36,7 @@ const FILE_READ_BYTES: usize = 64 * 1024;
 
 /// Why a blob operation failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BlobError {
     /// The blob is larger than the configured limit; nothing was stored.
     #[error("the blob exceeds the limit of {bytes_max} bytes")]
@@ -47,15 +49,46 @@ pub enum BlobError {
     Io(#[from] std::io::Error),
     /// The database is unreachable, overloaded or too slow; nothing was
     /// stored, and retrying later (or on another server) is safe.
-    #[error("the blob database is unavailable: {0}")]
-    Unavailable(String),
+    #[error("the blob database is unavailable: {message}")]
+    Unavailable {
+        /// What failed, quoting the underlying error if there is one.
+        message: String,
+        /// The underlying error, if there is one.
+        #[source]
+        source: Option<SourceError>,
+    },
     /// The database refused or failed the operation for another reason.
-    #[error("blob storage failure: {0}")]
-    Storage(String),
+    #[error("blob storage failure: {message}")]
+    Storage {
+        /// What failed, quoting the underlying error if there is one.
+        message: String,
+        /// The underlying error, if there is one.
+        #[source]
+        source: Option<SourceError>,
+    },
     /// Stored blob data contradicts itself (a size or chunk that does not
     /// add up).
     #[error("corrupt blob data: {0}")]
     Corrupt(String),
+}
+
+impl BlobError {
+    /// The database was unavailable, as the blob code found by itself (no
+    /// underlying error says so).
+    pub(crate) fn unavailable(message: impl Into<String>) -> BlobError {
+        BlobError::Unavailable {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A storage failure that no underlying error explains.
+    pub(crate) fn storage(message: impl Into<String>) -> BlobError {
+        BlobError::Storage {
+            message: message.into(),
+            source: None,
+        }
+    }
 }
 
 /// Where the blobs are.
@@ -240,7 +273,6 @@ impl BlobWriter<'_> {
         }
     }
 
-    /// Makes the blob durable under its hash and returns the hash and size.
     /// The hash of the bytes written so far. An upload dropped without
     /// [`BlobWriter::finish`] leaves nothing behind, so a caller that
     /// expects a hash checks it here first.
@@ -248,8 +280,9 @@ impl BlobWriter<'_> {
         Hash(*self.hasher.finalize().as_bytes())
     }
 
+    /// Makes the blob durable under its hash and returns the hash and size.
     pub async fn finish(self) -> Result<(Hash, u64), BlobError> {
-        let hash = Hash(*self.hasher.finalize().as_bytes());
+        let hash = self.hash();
         match self.sink {
             Sink::File(file) => file.finish(&hash).await?,
             Sink::Postgres(postgres) => postgres.finish(&hash, self.size).await?,

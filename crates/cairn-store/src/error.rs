@@ -1,10 +1,22 @@
 //! Errors of the storage layer, one enum per kind of operation, shaped by
 //! what the caller can do about them: fix the input, retry later, or stop.
+//!
+//! A failure below the store (fjall's, the file system's, the database
+//! driver's) travels as the error's `source()`, typed, for callers that
+//! inspect it (an `io::ErrorKind`, a SQLSTATE). The message still quotes
+//! it, as it always has: the HTTP API's error bodies show the message alone,
+//! and an operator reading one needs the underlying cause, so a printer of
+//! the whole chain shows that cause twice.
 
 use cairn_fact::Hash;
 
+/// The underlying error of a store error: from fjall, the file system, the
+/// database driver, or another store error.
+pub type SourceError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Why a batch of facts was not written. A failed write changes nothing.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WriteError {
     /// Some predecessors are neither stored nor earlier in the same batch.
     /// The caller can fix the input (write the predecessors first).
@@ -21,32 +33,153 @@ pub enum WriteError {
     #[error("the store is closed")]
     Closed,
     /// The storage engine failed; the store is now poisoned.
-    #[error("storage failure: {0}")]
-    Storage(String),
+    #[error("storage failure: {message}")]
+    Storage {
+        /// What failed, quoting the underlying error if there is one.
+        message: String,
+        /// The underlying error, if there is one.
+        #[source]
+        source: Option<SourceError>,
+    },
     /// The database cannot be reached (or did not answer in time). The batch
     /// was not acknowledged: it is either not stored at all or, if the
     /// connection broke during the commit, stored whole. Writes are
     /// idempotent, so retrying is safe.
-    #[error("the database is unavailable: {0}")]
-    Unavailable(String),
+    #[error("the database is unavailable: {message}")]
+    Unavailable {
+        /// What failed, quoting the underlying error if there is one.
+        message: String,
+        /// The underlying error, if there is one.
+        #[source]
+        source: Option<SourceError>,
+    },
+}
+
+impl WriteError {
+    /// A storage failure that no underlying error explains.
+    pub fn storage(message: impl Into<String>) -> WriteError {
+        WriteError::Storage {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A storage failure caused by `source`; `message` quotes it.
+    pub fn storage_caused_by(
+        message: impl Into<String>,
+        source: impl Into<SourceError>,
+    ) -> WriteError {
+        WriteError::Storage {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
 }
 
 /// Why a read failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReadError {
     /// Stored data failed verification; the store stops serving it.
-    #[error("stored data is corrupt: {0}")]
-    Corrupt(String),
+    #[error("stored data is corrupt: {message}")]
+    Corrupt {
+        /// What is damaged, quoting the underlying error if there is one.
+        message: String,
+        /// The underlying error, if there is one.
+        #[source]
+        source: Option<SourceError>,
+    },
     /// The storage engine failed to read.
-    #[error("storage failure: {0}")]
-    Storage(String),
+    #[error("storage failure: {message}")]
+    Storage {
+        /// What failed, quoting the underlying error if there is one.
+        message: String,
+        /// The underlying error, if there is one.
+        #[source]
+        source: Option<SourceError>,
+    },
     /// The database cannot be reached (or did not answer in time).
-    #[error("the database is unavailable: {0}")]
-    Unavailable(String),
+    #[error("the database is unavailable: {message}")]
+    Unavailable {
+        /// What failed, quoting the underlying error if there is one.
+        message: String,
+        /// The underlying error, if there is one.
+        #[source]
+        source: Option<SourceError>,
+    },
+}
+
+impl ReadError {
+    /// Corruption that no underlying error explains: stored data
+    /// contradicts itself.
+    pub fn corrupt(message: impl Into<String>) -> ReadError {
+        ReadError::Corrupt {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Corruption that `source` reported; `message` quotes it.
+    pub fn corrupt_caused_by(
+        message: impl Into<String>,
+        source: impl Into<SourceError>,
+    ) -> ReadError {
+        ReadError::Corrupt {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// A storage failure that no underlying error explains.
+    pub fn storage(message: impl Into<String>) -> ReadError {
+        ReadError::Storage {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A storage failure caused by `source`; `message` quotes it.
+    pub fn storage_caused_by(
+        message: impl Into<String>,
+        source: impl Into<SourceError>,
+    ) -> ReadError {
+        ReadError::Storage {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
 }
 
 impl From<fjall::Error> for ReadError {
     fn from(error: fjall::Error) -> Self {
-        ReadError::Storage(error.to_string())
+        ReadError::storage_caused_by(error.to_string(), error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+    use std::io;
+
+    use super::*;
+
+    #[test]
+    fn a_storage_failure_keeps_its_message_and_exposes_its_cause() {
+        let cause = io::Error::new(io::ErrorKind::PermissionDenied, "denied");
+        let error = ReadError::storage_caused_by(format!("cannot create /data: {cause}"), cause);
+        assert_eq!(
+            error.to_string(),
+            "storage failure: cannot create /data: denied"
+        );
+        let source = error.source().expect("the cause is the source");
+        let cause = source.downcast_ref::<io::Error>().expect("an io::Error");
+        assert_eq!(cause.kind(), io::ErrorKind::PermissionDenied);
+    }
+
+    #[test]
+    fn a_failure_without_cause_has_no_source() {
+        let error = WriteError::storage("unexpected position 3");
+        assert_eq!(error.to_string(), "storage failure: unexpected position 3");
+        assert!(error.source().is_none());
     }
 }

@@ -9,6 +9,8 @@
 //! many servers. Blobs are content-addressed, as files or in PostgreSQL,
 //! managed by [`BlobStore`].
 
+#![forbid(unsafe_code)]
+
 mod blobs;
 mod delivery;
 mod embedded;
@@ -19,6 +21,6 @@ mod store;
 pub use blobs::{BlobError, BlobReader, BlobStore, BlobWriter};
 pub use delivery::{DeliveryStore, MessageSelection, StoredSubscription};
 pub use embedded::{EmbeddedOptions, EmbeddedStore, SyncMode};
-pub use error::{ReadError, WriteError};
+pub use error::{ReadError, SourceError, WriteError};
 pub use postgres::{PostgresError, PostgresOptions, PostgresStore, SCHEMA_VERSION};
 pub use store::{DatabaseStats, Page, PutOutcome, Store, StoreStats, StoredFact, SuccessorsQuery};

@@ -483,7 +483,10 @@ async fn postgres_an_upload_removed_as_abandoned_cannot_finish() {
     assert_eq!(removed, 1);
     // Its next chunk is refused, not stored without its upload.
     let refused = writer.write(&bytes[CHUNK_BYTES + 3..]).await;
-    assert!(matches!(refused, Err(BlobError::Storage(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(BlobError::Storage { .. })),
+        "{refused:?}"
+    );
     assert_eq!(chunk_rows(fixture.pool()).await, 0);
     drop(writer);
 
@@ -496,7 +499,7 @@ async fn postgres_an_upload_removed_as_abandoned_cannot_finish() {
         .unwrap();
     let finished = writer.finish().await;
     assert!(
-        matches!(finished, Err(BlobError::Storage(_))),
+        matches!(finished, Err(BlobError::Storage { .. })),
         "{finished:?}"
     );
     fixture.assert_no_leftovers_eventually().await;
@@ -518,7 +521,7 @@ async fn postgres_an_upload_that_lost_a_chunk_does_not_finish() {
         .unwrap();
     let finished = writer.finish().await;
     assert!(
-        matches!(finished, Err(BlobError::Unavailable(_))),
+        matches!(finished, Err(BlobError::Unavailable { .. })),
         "{finished:?}"
     );
     fixture.assert_no_leftovers_eventually().await;
@@ -537,10 +540,10 @@ async fn postgres_an_unreachable_database_is_unavailable() {
     pool.close().await;
     assert!(matches!(
         store.writer().await,
-        Err(BlobError::Unavailable(_))
+        Err(BlobError::Unavailable { .. })
     ));
     assert!(matches!(
         store.open_blob(&hash).await,
-        Err(BlobError::Unavailable(_))
+        Err(BlobError::Unavailable { .. })
     ));
 }

@@ -319,7 +319,10 @@ async fn embedded_store_is_poisoned_by_a_failed_sync_and_reopens_with_what_was_a
     let kept = fact("T.Kept", "{}", &[]);
     store.put_facts(vec![kept.clone()]).await.unwrap();
     let failed = store.put_facts(vec![fact("T.Lost", "{}", &[])]).await;
-    assert!(matches!(failed, Err(WriteError::Storage(_))), "{failed:?}");
+    assert!(
+        matches!(failed, Err(WriteError::Storage { .. })),
+        "{failed:?}"
+    );
     let refused = store.put_facts(vec![fact("T.Refused", "{}", &[])]).await;
     assert!(matches!(refused, Err(WriteError::Poisoned)), "{refused:?}");
     assert!(store.stats().poisoned);

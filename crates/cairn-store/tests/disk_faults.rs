@@ -73,7 +73,7 @@ const LOCK_WAIT_INTERVAL: Duration = Duration::from_millis(20);
 fn try_open(dir: &Path, options: EmbeddedOptions) -> Result<EmbeddedStore, ReadError> {
     for _ in 0..LOCK_WAITS_MAX {
         match EmbeddedStore::open(dir, options.clone()) {
-            Err(ReadError::Storage(message)) if message.contains("in use by another") => {
+            Err(ReadError::Storage { message, .. }) if message.contains("in use by another") => {
                 std::thread::sleep(LOCK_WAIT_INTERVAL);
             }
             result => return result,
@@ -669,7 +669,7 @@ fn corruption_reported<T>(
     damage: &Damage,
 ) -> bool {
     match result {
-        Err(ReadError::Corrupt(_)) => {
+        Err(ReadError::Corrupt { .. }) => {
             assert!(
                 store.stats().poisoned,
                 "corruption reported without poisoning"
@@ -762,11 +762,11 @@ async fn damage_case(seed: u64) -> DamageOutcome {
     damage.apply();
     let store = match try_open(&data_dir, flushing_options()) {
         Ok(store) => store,
-        Err(ReadError::Corrupt(message)) => {
+        Err(ReadError::Corrupt { message, .. }) => {
             assert!(message.contains("damaged"), "{message}");
             return DamageOutcome::RefusedToOpen;
         }
-        Err(ReadError::Storage(message)) => {
+        Err(ReadError::Storage { message, .. }) => {
             assert!(message.contains("cannot open"), "{message}");
             return DamageOutcome::RefusedToOpen;
         }
@@ -922,7 +922,7 @@ fn a_damaged_successors_entry_does_not_serve_another_fact() {
 
         let store = open(&data_dir, options);
         let page = store.successors(&successors_query(root)).await;
-        assert!(matches!(page, Err(ReadError::Corrupt(_))), "{page:?}");
+        assert!(matches!(page, Err(ReadError::Corrupt { .. })), "{page:?}");
         let write = store
             .put_facts(canonical_facts(&facts.batch(&mut rng, &[], 1)))
             .await;
@@ -956,7 +956,7 @@ async fn failed_sync_case(seed: u64) {
                 before.extend(acknowledged(&batch, outcomes.iter().map(|o| o.seq)));
                 n_acknowledged_batches += 1;
             }
-            Err(WriteError::Storage(_)) => break batch,
+            Err(WriteError::Storage { .. }) => break batch,
             Err(other) => panic!("a write failed with {other:?}, not with the injected failure"),
         }
     };

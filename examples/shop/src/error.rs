@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 /// Why a service failed to start or to stop cleanly.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServiceError {
     /// The data directory could not be created.
     #[error("cannot create the data directory {path}")]

@@ -18,6 +18,8 @@
 //! The binaries in `src/bin/` only parse their command line; everything
 //! else lives here so that it reads as a library of small parts.
 
+#![forbid(unsafe_code)]
+
 pub mod billing;
 pub mod error;
 pub mod facts;

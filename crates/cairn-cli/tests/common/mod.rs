@@ -11,8 +11,15 @@
 //! `scripts/test.sh`. The same tests thus run against both backends. A
 //! test that brings a database of its own starts its servers with
 //! `Server::start_with_store`.
+//!
+//! Every test binary compiles this module whole, and each uses only part of
+//! it, hence `allow(dead_code)`. `multi_server` holds the helpers of the
+//! multi-server tests, and `proxy` their TCP proxy in front of PostgreSQL.
 
 #![allow(dead_code)]
+
+pub mod multi_server;
+pub mod proxy;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -185,6 +192,8 @@ impl Server {
     /// Sends SIGTERM and waits for the exit status (bounded).
     pub fn terminate(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");
+        // SAFETY: kill(2) on the PID of our own child, not yet reaped, so
+        // the PID cannot belong to another process. std has no SIGTERM.
         unsafe {
             libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
         }
@@ -445,4 +454,25 @@ pub fn settle(
         .iter()
         .map(|result| result["status"].as_str().expect("status").to_string())
         .collect()
+}
+
+/// The hash of a fact value as the server computes it: the fact model's own
+/// canonical form and hash (`cairn_fact`), for a fact the server accepts.
+pub fn fact_hash(value: &serde_json::Value) -> String {
+    cairn_fact::CanonicalFact::from_json(
+        value.to_string().as_bytes(),
+        cairn_fact::FACT_CANONICAL_BYTES_MAX_DEFAULT,
+    )
+    .unwrap_or_else(|error| panic!("not a valid fact ({error}): {value}"))
+    .hash
+    .to_hex()
+}
+
+/// A tiny deterministic generator (xorshift) for the tests' seeded
+/// choices: the same seed gives the same sequence in every run.
+pub fn next_random(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
 }

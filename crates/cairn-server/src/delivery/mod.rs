@@ -33,6 +33,7 @@ pub use crate::clock::now_ms;
 
 /// Why a delivery operation failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DeliveryError {
     /// No subscription has that name.
     #[error("no subscription named {0:?}")]

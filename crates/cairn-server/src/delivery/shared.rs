@@ -99,7 +99,7 @@ impl SharedDeliveries {
 
 fn parse_definition(row: &SubscriptionRow) -> Result<SubscriptionDefinition, DeliveryError> {
     SubscriptionDefinition::from_json(row.definition.as_bytes()).map_err(|error| {
-        DeliveryError::Read(cairn_store::ReadError::Corrupt(format!(
+        DeliveryError::Read(cairn_store::ReadError::corrupt(format!(
             "subscription {:?} has an unreadable definition: {error}",
             row.name
         )))

@@ -128,7 +128,8 @@ pub fn stage(
         } => {
             for tag in [SUBSCRIPTION_TAG, b'p', b'd', b'x', DEAD_BY_HASH_TAG] {
                 for entry in partition.prefix(prefix(tag, id)) {
-                    let (key, _) = entry.map_err(|error| WriteError::Storage(error.to_string()))?;
+                    let (key, _) = entry
+                        .map_err(|error| WriteError::storage_caused_by(error.to_string(), error))?;
                     batch.remove(partition, key);
                 }
             }

@@ -246,21 +246,24 @@ fn first_written_byte_from(path: &Path, offset: u64) -> io::Result<Option<u64>> 
 pub fn prepare(data_dir: &Path, journals_dir: &Path) -> Result<(), ReadError> {
     put_back_after_crash(data_dir, journals_dir)?;
     let journals = journals(journals_dir).map_err(|error| {
-        ReadError::Storage(format!(
-            "cannot list the journals in {}: {error}",
-            journals_dir.display()
-        ))
+        ReadError::storage_caused_by(
+            format!(
+                "cannot list the journals in {}: {error}",
+                journals_dir.display()
+            ),
+            error,
+        )
     })?;
     let Some(((_, newest), sealed)) = journals.split_last() else {
         return Ok(());
     };
     for (_, path) in sealed {
         let cannot_read = |error: io::Error| {
-            ReadError::Storage(format!("cannot read {}: {error}", path.display()))
+            ReadError::storage_caused_by(format!("cannot read {}: {error}", path.display()), error)
         };
         let whole = whole_batches(path).map_err(cannot_read)?;
         if let Some(written_at) = first_written_byte_from(path, whole.end).map_err(cannot_read)? {
-            return Err(ReadError::Corrupt(format!(
+            return Err(ReadError::corrupt(format!(
                 "the journal {} is damaged at byte {}: its whole batches end there, but it has \
                  bytes written at byte {written_at}, and it was synced whole when it was sealed; \
                  data files are damaged; restore from a replica or backup",
@@ -270,10 +273,10 @@ pub fn prepare(data_dir: &Path, journals_dir: &Path) -> Result<(), ReadError> {
         }
     }
     cut_torn_tail(newest).map_err(|error| {
-        ReadError::Storage(format!(
-            "cannot cut the torn end of {}: {error}",
-            newest.display()
-        ))
+        ReadError::storage_caused_by(
+            format!("cannot cut the torn end of {}: {error}", newest.display()),
+            error,
+        )
     })
 }
 
@@ -372,10 +375,13 @@ impl SetAsideBatch {
 fn put_back_after_crash(data_dir: &Path, journals_dir: &Path) -> Result<(), ReadError> {
     match std::fs::remove_file(data_dir.join(SET_ASIDE_TEMPORARY_FILE)) {
         Err(error) if error.kind() != io::ErrorKind::NotFound => {
-            return Err(ReadError::Storage(format!(
-                "cannot remove {SET_ASIDE_TEMPORARY_FILE} in {}: {error}",
-                data_dir.display()
-            )))
+            return Err(ReadError::storage_caused_by(
+                format!(
+                    "cannot remove {SET_ASIDE_TEMPORARY_FILE} in {}: {error}",
+                    data_dir.display()
+                ),
+                error,
+            ))
         }
         _ => {}
     }
@@ -384,13 +390,13 @@ fn put_back_after_crash(data_dir: &Path, journals_dir: &Path) -> Result<(), Read
         Ok(record) => record,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(error) => {
-            return Err(ReadError::Storage(format!(
-                "cannot read {}: {error}",
-                saved.display()
-            )))
+            return Err(ReadError::storage_caused_by(
+                format!("cannot read {}: {error}", saved.display()),
+                error,
+            ))
         }
     };
-    let damaged = || ReadError::Corrupt(format!("{} is damaged", saved.display()));
+    let damaged = || ReadError::corrupt(format!("{} is damaged", saved.display()));
     let id = u64::from_le_bytes(record.get(..8).ok_or_else(damaged)?.try_into().expect("8"));
     let offset = u64::from_le_bytes(
         record
@@ -403,7 +409,10 @@ fn put_back_after_crash(data_dir: &Path, journals_dir: &Path) -> Result<(), Read
     write_back(&journal, offset, &record[16..])
         .and_then(|()| forget_saved(data_dir))
         .map_err(|error| {
-            ReadError::Storage(format!("cannot put back {}: {error}", saved.display()))
+            ReadError::storage_caused_by(
+                format!("cannot put back {}: {error}", saved.display()),
+                error,
+            )
         })
 }
 
@@ -512,7 +521,7 @@ mod tests {
             holed_from + 20
         );
         assert!(
-            matches!(&error, ReadError::Corrupt(message) if message.contains(&expected)),
+            matches!(&error, ReadError::Corrupt { message, .. } if message.contains(&expected)),
             "{error:?}"
         );
     }

@@ -34,7 +34,7 @@ use cairn_fact::{parse_json, CanonicalFact, Fact, Hash, JSON_DEPTH_MAX};
 use fjall::{Config, Keyspace, PartitionCreateOptions, PartitionHandle};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::error::{ReadError, WriteError};
+use crate::error::{ReadError, SourceError, WriteError};
 use crate::store::{
     cumulative_buckets, Page, PutOutcome, Store, StoreStats, StoredFact, SuccessorsQuery,
 };
@@ -214,17 +214,24 @@ impl Shared {
     /// corruption, which poisons the store; an I/O failure does not.
     fn engine_error(&self, error: fjall::Error) -> ReadError {
         if is_io_failure(&error) {
-            ReadError::Storage(error.to_string())
+            ReadError::storage_caused_by(error.to_string(), error)
         } else {
-            self.corrupt(format!("the storage engine read damaged data: {error}"))
+            let message = format!("the storage engine read damaged data: {error}");
+            self.record_corruption(message, Some(error.into()))
         }
     }
 
     /// Records corruption: the store stops accepting writes on top of it.
     fn corrupt(&self, message: String) -> ReadError {
+        self.record_corruption(message, None)
+    }
+
+    /// Records corruption that `source`, if given, reported: the store
+    /// stops accepting writes on top of it.
+    fn record_corruption(&self, message: String, source: Option<SourceError>) -> ReadError {
         tracing::error!(%message, "stored data is corrupt; refusing further writes");
         self.poisoned.store(true, Ordering::Release);
-        ReadError::Corrupt(message)
+        ReadError::Corrupt { message, source }
     }
 
     fn durable_seq(&self) -> u64 {
@@ -267,17 +274,18 @@ fn open_keyspace(dir: &Path, options: &EmbeddedOptions) -> Result<Keyspace, Read
     let error = match open() {
         Ok(keyspace) => return Ok(keyspace),
         Err(error @ fjall::Error::JournalRecovery(_)) => error,
-        Err(error) => return Err(open_error(&store_dir, &error)),
+        Err(error) => return Err(open_error(&store_dir, error)),
     };
     let cannot_set_aside = |io_error: std::io::Error| {
-        ReadError::Storage(format!(
-            "cannot set aside the last batch of the journal after {error}: {io_error}"
-        ))
+        ReadError::storage_caused_by(
+            format!("cannot set aside the last batch of the journal after {error}: {io_error}"),
+            io_error,
+        )
     };
     let Some(set_aside) =
         journal_check::SetAsideBatch::take_last(dir, &journals_dir).map_err(cannot_set_aside)?
     else {
-        return Err(open_error(&store_dir, &error));
+        return Err(open_error(&store_dir, error));
     };
     let batch = set_aside.describe();
     match open() {
@@ -292,9 +300,12 @@ fn open_keyspace(dir: &Path, options: &EmbeddedOptions) -> Result<Keyspace, Read
         }
         Err(_) => {
             set_aside.put_back().map_err(|io_error| {
-                ReadError::Storage(format!("cannot put back {batch}: {io_error}"))
+                ReadError::storage_caused_by(
+                    format!("cannot put back {batch}: {io_error}"),
+                    io_error,
+                )
             })?;
-            Err(open_error(&store_dir, &error))
+            Err(open_error(&store_dir, error))
         }
     }
 }
@@ -318,17 +329,20 @@ fn is_io_failure(error: &fjall::Error) -> bool {
 
 /// The error of a failed open: the storage engine found damaged data, or
 /// could not do I/O.
-fn open_error(store_dir: &Path, error: &fjall::Error) -> ReadError {
-    if is_io_failure(error) {
-        ReadError::Storage(format!(
-            "cannot open the store in {}: {error}",
-            store_dir.display()
-        ))
+fn open_error(store_dir: &Path, error: fjall::Error) -> ReadError {
+    if is_io_failure(&error) {
+        ReadError::storage_caused_by(
+            format!("cannot open the store in {}: {error}", store_dir.display()),
+            error,
+        )
     } else {
-        ReadError::Corrupt(format!(
-            "the data files in {} are damaged ({error}); restore from a replica or backup",
-            store_dir.display()
-        ))
+        ReadError::corrupt_caused_by(
+            format!(
+                "the data files in {} are damaged ({error}); restore from a replica or backup",
+                store_dir.display()
+            ),
+            error,
+        )
     }
 }
 
@@ -346,14 +360,17 @@ impl EmbeddedStore {
     /// tail runs at open, so start-up time does not grow with the store.
     pub fn open(dir: &Path, options: EmbeddedOptions) -> Result<EmbeddedStore, ReadError> {
         std::fs::create_dir_all(dir).map_err(|error| {
-            ReadError::Storage(format!("cannot create {}: {error}", dir.display()))
+            ReadError::storage_caused_by(format!("cannot create {}: {error}", dir.display()), error)
         })?;
         let lock_path = dir.join("LOCK");
         let lock_file = File::create(&lock_path).map_err(|error| {
-            ReadError::Storage(format!("cannot create {}: {error}", lock_path.display()))
+            ReadError::storage_caused_by(
+                format!("cannot create {}: {error}", lock_path.display()),
+                error,
+            )
         })?;
         lock_file.try_lock().map_err(|_| {
-            ReadError::Storage(format!(
+            ReadError::storage(format!(
                 "{} is in use by another Cairn process",
                 dir.display()
             ))
@@ -378,7 +395,7 @@ impl EmbeddedStore {
         let delivery = keyspace.open_partition("delivery", unfiltered.clone())?;
         let meta = keyspace.open_partition("meta", unfiltered)?;
         let store_dir = dir.join("store");
-        let damaged = |error: fjall::Error| open_error(&store_dir, &error);
+        let damaged = |error: fjall::Error| open_error(&store_dir, error);
         match meta.get("format").map_err(damaged)? {
             None => {
                 meta.insert("format", FORMAT_VERSION)?;
@@ -386,7 +403,7 @@ impl EmbeddedStore {
             }
             Some(version) if &*version == FORMAT_VERSION => {}
             Some(version) => {
-                return Err(ReadError::Storage(format!(
+                return Err(ReadError::storage(format!(
                     "unsupported store format {:?} (this build reads {:?})",
                     String::from_utf8_lossy(&version),
                     String::from_utf8_lossy(FORMAT_VERSION)
@@ -396,12 +413,12 @@ impl EmbeddedStore {
         let last_seq = match facts.last_key_value().map_err(damaged)? {
             None => 0,
             Some((key, _)) => keys::decode_seq(&key)
-                .ok_or_else(|| ReadError::Corrupt("malformed key in the facts partition".into()))?,
+                .ok_or_else(|| ReadError::corrupt("malformed key in the facts partition"))?,
         };
         let (watermark, watermark_seq) =
-            watermark::Watermark::open(dir).map_err(ReadError::Corrupt)?;
+            watermark::Watermark::open(dir).map_err(ReadError::corrupt)?;
         if last_seq < watermark_seq {
-            return Err(ReadError::Corrupt(format!(
+            return Err(ReadError::corrupt(format!(
                 "the store holds facts up to seq {last_seq}, but facts up to seq {watermark_seq} \
                  were durable: data files are damaged; restore from a replica or backup"
             )));
@@ -444,7 +461,9 @@ impl EmbeddedStore {
         let writer_thread = std::thread::Builder::new()
             .name("cairn-writer".into())
             .spawn(move || writer::run(writer_shared, receiver, watermark))
-            .map_err(|error| ReadError::Storage(format!("cannot start writer: {error}")))?;
+            .map_err(|error| {
+                ReadError::storage_caused_by(format!("cannot start writer: {error}"), error)
+            })?;
         tracing::info!(dir = %dir.display(), last_seq, "embedded store open");
         Ok(EmbeddedStore {
             shared,

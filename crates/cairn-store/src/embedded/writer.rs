@@ -237,8 +237,13 @@ impl Writer {
             Err(error) => {
                 tracing::error!(%error, "commit failed; the store is poisoned and refuses writes");
                 self.shared.poisoned.store(true, Ordering::Release);
+                // Every request of the group fails with the same cause.
+                let error = Arc::new(error);
                 for request in accepted {
-                    request.fail(WriteError::Storage(error.to_string()));
+                    request.fail(WriteError::storage_caused_by(
+                        error.to_string(),
+                        Arc::clone(&error),
+                    ));
                 }
             }
         }
@@ -316,15 +321,15 @@ impl Writer {
     /// like on a read.
     fn stored_seq(&self, hash: &Hash) -> Result<Option<u64>, WriteError> {
         let shared = &self.shared;
-        let value = shared
-            .by_hash
-            .get(hash.as_bytes())
-            .map_err(|error| WriteError::Storage(shared.engine_error(error).to_string()))?;
+        let value = shared.by_hash.get(hash.as_bytes()).map_err(|error| {
+            let error = shared.engine_error(error);
+            WriteError::storage_caused_by(error.to_string(), error)
+        })?;
         match value {
             None => Ok(None),
             Some(bytes) => keys::decode_seq(&bytes).map(Some).ok_or_else(|| {
                 let error = shared.corrupt(format!("malformed hash index entry for {hash}"));
-                WriteError::Storage(error.to_string())
+                WriteError::storage_caused_by(error.to_string(), error)
             }),
         }
     }

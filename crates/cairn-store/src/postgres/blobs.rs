@@ -35,7 +35,7 @@ async fn bounded<T>(
     tokio::time::timeout(OPERATION_TIMEOUT, operation)
         .await
         .unwrap_or_else(|_| {
-            Err(BlobError::Unavailable(format!(
+            Err(BlobError::unavailable(format!(
                 "no answer from the database within {} s",
                 OPERATION_TIMEOUT.as_secs()
             )))
@@ -68,8 +68,10 @@ const _: () = assert!(CHUNK_BYTES > 0 && CHUNK_BYTES <= i32::MAX as usize);
 /// `Unavailable` (the server answers 503), anything else `Storage`.
 pub(crate) fn blob_error(error: sqlx::Error) -> BlobError {
     match read_error(error) {
-        ReadError::Unavailable(message) => BlobError::Unavailable(message),
-        ReadError::Storage(message) | ReadError::Corrupt(message) => BlobError::Storage(message),
+        ReadError::Unavailable { message, source } => BlobError::Unavailable { message, source },
+        ReadError::Storage { message, source } | ReadError::Corrupt { message, source } => {
+            BlobError::Storage { message, source }
+        }
     }
 }
 
@@ -153,14 +155,14 @@ impl PostgresBlobWriter {
         self.n_chunks = self
             .n_chunks
             .checked_add(1)
-            .ok_or_else(|| BlobError::Storage("too many chunks in one blob".to_string()))?;
+            .ok_or_else(|| BlobError::storage("too many chunks in one blob"))?;
         self.bytes_written += self.buffer.len() as u64;
         self.buffer.clear();
         Ok(())
     }
 
     fn removed_as_abandoned(&self) -> BlobError {
-        BlobError::Storage(format!(
+        BlobError::storage(format!(
             "upload {} was removed as abandoned before it finished",
             self.upload_id
         ))
@@ -175,13 +177,13 @@ impl PostgresBlobWriter {
             self.insert_buffered_chunk().await?;
         }
         if self.bytes_written != size {
-            return Err(BlobError::Storage(format!(
+            return Err(BlobError::storage(format!(
                 "upload {} wrote {} bytes of a {size}-byte blob",
                 self.upload_id, self.bytes_written
             )));
         }
         let size_column = i64::try_from(size)
-            .map_err(|_| BlobError::Storage(format!("a blob of {size} bytes is too large")))?;
+            .map_err(|_| BlobError::storage(format!("a blob of {size} bytes is too large")))?;
         bounded(self.commit(hash, size, size_column)).await?;
         self.finished = true;
         Ok(())
@@ -220,7 +222,7 @@ impl PostgresBlobWriter {
             // Chunks commit without waiting for the flush: a database
             // that crashed and recovered during the upload may have lost
             // some. The upload fails; another one can succeed.
-            return Err(BlobError::Unavailable(format!(
+            return Err(BlobError::unavailable(format!(
                 "upload {} holds {stored_chunks} chunks of {stored_size} bytes, \
                  expected {} chunks of {size} bytes (did the database restart?)",
                 self.upload_id, self.n_chunks

@@ -142,7 +142,7 @@ fn subscription_row(row: &PgRow) -> Result<SubscriptionRow, sqlx::Error> {
 fn hash_of(bytes: Vec<u8>) -> Result<Hash, ReadError> {
     let bytes: [u8; 32] = bytes
         .try_into()
-        .map_err(|_| ReadError::Corrupt("a message row has a malformed hash".into()))?;
+        .map_err(|_| ReadError::corrupt("a message row has a malformed hash"))?;
     Ok(Hash(bytes))
 }
 
@@ -173,7 +173,7 @@ fn message_record(row: &PgRow) -> Result<(u64, MessageRecord, Vec<u8>), ReadErro
     };
     let canonical: Vec<u8> = row.try_get("canonical").map_err(get)?;
     if Hash::of_bytes(&canonical) != record.hash {
-        return Err(ReadError::Corrupt(format!(
+        return Err(ReadError::corrupt(format!(
             "fact with seq {seq} does not match its hash {}",
             record.hash
         )));
@@ -202,10 +202,10 @@ const NOT_BEFORE_NEEDLE: &[u8] = cairn_delivery::NOT_BEFORE_FIELD.as_bytes();
 fn leased_message(row: &PgRow) -> Result<LeasedMessage, WriteError> {
     let seq = row.try_get::<i64, _>("seq").map_err(write_error)? as u64;
     let hash = hash_of(row.try_get("hash").map_err(write_error)?)
-        .map_err(|error| WriteError::Storage(error.to_string()))?;
+        .map_err(|error| WriteError::storage_caused_by(error.to_string(), error))?;
     let canonical: Vec<u8> = row.try_get("canonical").map_err(write_error)?;
     if Hash::of_bytes(&canonical) != hash {
-        return Err(WriteError::Storage(format!(
+        return Err(WriteError::storage(format!(
             "fact with seq {seq} does not match its hash {hash}"
         )));
     }
@@ -351,8 +351,10 @@ impl PostgresStore {
         match self.subscription(name).await {
             Ok(Some(existing)) => Ok(CreateOutcome::Existing(existing)),
             Ok(None) => Ok(CreateOutcome::TooMany),
-            Err(ReadError::Unavailable(error)) => Err(WriteError::Unavailable(error)),
-            Err(error) => Err(WriteError::Storage(error.to_string())),
+            Err(ReadError::Unavailable { message, source }) => {
+                Err(WriteError::Unavailable { message, source })
+            }
+            Err(error) => Err(WriteError::storage_caused_by(error.to_string(), error)),
         }
     }
 
@@ -534,8 +536,8 @@ impl PostgresStore {
             let seq = row.try_get::<i64, _>("seq").map_err(write_error)? as u64;
             let hash: Vec<u8> = row.try_get("hash").map_err(write_error)?;
             let canonical: Option<Vec<u8>> = row.try_get("canonical").map_err(write_error)?;
-            let hash =
-                hash_of(hash.clone()).map_err(|error| WriteError::Storage(error.to_string()))?;
+            let hash = hash_of(hash.clone())
+                .map_err(|error| WriteError::storage_caused_by(error.to_string(), error))?;
             let (key, not_before) = match canonical {
                 Some(canonical) => attributes(&StoredFact {
                     hash,

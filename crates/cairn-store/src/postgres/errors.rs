@@ -6,13 +6,20 @@ use crate::error::{ReadError, WriteError};
 
 /// Why the PostgreSQL store could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PostgresError {
     /// The URL is not a PostgreSQL connection string.
-    #[error("invalid PostgreSQL URL: {0}")]
-    Url(String),
+    #[error("invalid PostgreSQL URL: {message}")]
+    Url {
+        /// What is wrong with it, quoting the driver's error if there is one.
+        message: String,
+        /// The driver's error, if it found the fault.
+        #[source]
+        source: Option<sqlx::Error>,
+    },
     /// The database could not be reached.
     #[error("cannot connect to PostgreSQL: {0}")]
-    Connect(sqlx::Error),
+    Connect(#[source] sqlx::Error),
     /// A schema migration failed.
     #[error("schema migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -50,17 +57,23 @@ fn is_unavailable(error: &sqlx::Error) -> bool {
 /// A read failure as the store reports it.
 pub(crate) fn read_error(error: sqlx::Error) -> ReadError {
     if is_unavailable(&error) {
-        ReadError::Unavailable(error.to_string())
+        ReadError::Unavailable {
+            message: error.to_string(),
+            source: Some(error.into()),
+        }
     } else {
-        ReadError::Storage(error.to_string())
+        ReadError::storage_caused_by(error.to_string(), error)
     }
 }
 
 /// A write failure as the store reports it.
 pub(crate) fn write_error(error: sqlx::Error) -> WriteError {
     if is_unavailable(&error) {
-        WriteError::Unavailable(error.to_string())
+        WriteError::Unavailable {
+            message: error.to_string(),
+            source: Some(error.into()),
+        }
     } else {
-        WriteError::Storage(error.to_string())
+        WriteError::storage_caused_by(error.to_string(), error)
     }
 }

@@ -212,10 +212,10 @@ impl PostgresStore {
         let hash: Vec<u8> = row.try_get("hash").map_err(read_error)?;
         let canonical: Vec<u8> = row.try_get("canonical").map_err(read_error)?;
         let hash = Hash(hash.try_into().map_err(|_| {
-            ReadError::Corrupt(format!("fact with seq {seq} has a malformed hash"))
+            ReadError::corrupt(format!("fact with seq {seq} has a malformed hash"))
         })?);
         if Hash::of_bytes(&canonical) != hash {
-            return Err(ReadError::Corrupt(format!(
+            return Err(ReadError::corrupt(format!(
                 "fact with seq {seq} does not match its hash {hash}"
             )));
         }
@@ -238,13 +238,17 @@ impl PostgresStore {
 
 async fn connect_pool(url: &str, options: &PostgresOptions) -> Result<PgPool, PostgresError> {
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-        return Err(PostgresError::Url(
-            "expected postgres://user@host:port/database".into(),
-        ));
+        return Err(PostgresError::Url {
+            message: "expected postgres://user@host:port/database".into(),
+            source: None,
+        });
     }
-    let connect: PgConnectOptions = url
-        .parse()
-        .map_err(|error: sqlx::Error| PostgresError::Url(error.to_string()))?;
+    let connect: PgConnectOptions =
+        url.parse()
+            .map_err(|error: sqlx::Error| PostgresError::Url {
+                message: error.to_string(),
+                source: Some(error),
+            })?;
     let connect = connect
         .options([(
             "statement_timeout",
@@ -442,7 +446,7 @@ impl Store for PostgresStore {
             {
                 let hash: [u8; 32] = hash
                     .try_into()
-                    .map_err(|_| WriteError::Storage("malformed missing hash".into()))?;
+                    .map_err(|_| WriteError::storage("malformed missing hash"))?;
                 missing.push(Hash(hash));
                 continue;
             }
@@ -451,7 +455,7 @@ impl Store for PostgresStore {
             let inserted: bool = row.try_get("inserted").map_err(write_error)?;
             let slot = distinct
                 .get_mut((ord - 1) as usize)
-                .ok_or_else(|| WriteError::Storage(format!("unexpected position {ord}")))?;
+                .ok_or_else(|| WriteError::storage(format!("unexpected position {ord}")))?;
             *slot = (seq as u64, inserted);
         }
         if !missing.is_empty() {
@@ -569,7 +573,7 @@ impl Store for PostgresStore {
         for row in &rows {
             let fact = Self::fact_from_row(row)?;
             if fact.seq != page.next_seq + 1 {
-                return Err(ReadError::Corrupt(format!(
+                return Err(ReadError::corrupt(format!(
                     "the log has a gap: expected seq {}, found {}",
                     page.next_seq + 1,
                     fact.seq

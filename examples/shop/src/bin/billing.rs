@@ -1,6 +1,8 @@
 //! The `billing` binary: parses the command line and runs
 //! [`cairn_example_shop::billing`] until SIGINT or SIGTERM.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 
 use cairn_example_shop::billing::{self, BillingOptions};

@@ -1,6 +1,8 @@
 //! The `orders` binary: parses the command line and runs
 //! [`cairn_example_shop::orders`] until SIGINT or SIGTERM.
 
+#![forbid(unsafe_code)]
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

@@ -197,6 +197,7 @@ async fn payment_notice(
 
 /// An error answer in Cairn's shape: `{"error": {"code", "message"}}`.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum ApiError {
     /// The request is malformed or out of range (400 `invalid_order`).
     InvalidOrder(String),

@@ -161,14 +161,14 @@ impl<S: Store + DeliveryStore> MemorySubscription<S> {
     /// The canonical bytes of a leased message, from the store.
     fn leased_fact(&self, seq: u64) -> Result<Vec<u8>, DeliveryError> {
         let fact = self.store.fact_at_seq(seq)?.ok_or_else(|| {
-            cairn_store::ReadError::Corrupt(format!("leased message {seq} is not in the store"))
+            cairn_store::ReadError::corrupt(format!("leased message {seq} is not in the store"))
         })?;
         Ok(fact.canonical)
     }
 
     fn with_fact(&self, seq: u64, record: MessageRecord) -> Result<DeadLetter, DeliveryError> {
         let fact = self.store.fact_at_seq(seq)?.ok_or_else(|| {
-            cairn_store::ReadError::Corrupt(format!("dead letter {seq} is not in the store"))
+            cairn_store::ReadError::corrupt(format!("dead letter {seq} is not in the store"))
         })?;
         Ok(DeadLetter {
             seq,
