@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check without changing tracked files (a crash the fuzzer finds
 # is copied into fuzz/regressions/ for review): formatting, clippy (warnings are
-# errors), all tests of the workspace (among them the deterministic
+# errors; the SDK also with its default features alone), all tests of the workspace (among them the deterministic
 # simulation suite and bounded `cairn check` runs on both backends), the
 # end-to-end tests of the server again on the PostgreSQL backend (the same
 # tests, each server on a fresh database) plus the multi-server tests, and
@@ -16,6 +16,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The SDK as applications get it by default (the workspace build above
+# always turns on its `embedded` feature, which its own tests use).
+cargo clippy -p cairn-client --lib --locked -- -D warnings
 cargo test --workspace --locked
 fuzz_seconds="${CAIRN_FUZZ_SECONDS:-20}"
 if [ "$fuzz_seconds" != 0 ]; then

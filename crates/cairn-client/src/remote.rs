@@ -197,30 +197,11 @@ impl RemoteTransport {
 
     async fn send_once(&self, endpoint: &Url, call: &Call<'_>) -> Result<Answer, Failure> {
         let url = endpoint_url(endpoint, call.path).map_err(Failure::Final)?;
-        let http = match &self.wire {
-            Wire::Network(http) => http,
+        match &self.wire {
+            Wire::Network(http) => send_over_network(http, url, call).await,
             #[cfg(feature = "embedded")]
-            Wire::InProcess(router) => return send_in_process(router, url, call).await,
-        };
-        let mut request = http.request(call.method.clone(), url).timeout(call.timeout);
-        if !call.query.is_empty() {
-            request = request.query(&call.query);
+            Wire::InProcess(router) => send_in_process(router, url, call).await,
         }
-        if let Some(body) = &call.body {
-            request = request
-                .header(CONTENT_TYPE, "application/json")
-                .body(body.clone());
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|error| Failure::Retryable(error_chain(&error)))?;
-        let status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|error| Failure::Retryable(error_chain(&error)))?;
-        answer(status, body)
     }
 
     async fn call_json<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T> {
@@ -277,6 +258,33 @@ fn answer(status: u16, body: Bytes) -> Result<Answer, Failure> {
     } else {
         Err(Failure::Final(error))
     }
+}
+
+/// Sends one request over the network.
+async fn send_over_network(
+    http: &reqwest::Client,
+    url: Url,
+    call: &Call<'_>,
+) -> Result<Answer, Failure> {
+    let mut request = http.request(call.method.clone(), url).timeout(call.timeout);
+    if !call.query.is_empty() {
+        request = request.query(&call.query);
+    }
+    if let Some(body) = &call.body {
+        request = request
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.clone());
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|error| Failure::Retryable(error_chain(&error)))?;
+    let status = response.status().as_u16();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|error| Failure::Retryable(error_chain(&error)))?;
+    answer(status, body)
 }
 
 /// The placeholder endpoint of an in-process server (never connected to).
