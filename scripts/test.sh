@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check without changing tracked files (a crash the fuzzer finds
-# is copied into fuzz/regressions/ for review): formatting, clippy (warnings are
-# errors; the SDK also with its default features alone), all tests of the workspace (among them the deterministic
-# simulation suite and bounded `cairn check` runs on both backends), the
+# is copied into fuzz/regressions/ for review): formatting, clippy (warnings
+# are errors; the SDK also with its default features alone), all tests of the
+# workspace (among them the deterministic simulation suite and bounded
+# `cairn check` runs on both backends), the
 # end-to-end tests of the server again on the PostgreSQL backend (the same
 # tests, each server on a fresh database) plus the multi-server tests, and
 # a bounded fuzzing run of every network-facing parser
