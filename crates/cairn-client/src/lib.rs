@@ -82,7 +82,7 @@ pub use transport::Transport;
 pub use typed::{to_canonical_fact, Typed, TypedFact};
 pub use wire::{
     BackoffDefinition, CreatedSubscription, DeadLetter, DeadLetterPage, DeadLetterQuery, FactPage,
-    LogQuery, Message, NackOptions, PredecessorSelector, PullOptions, PutResult, ReplaySelection,
-    Start, StoredFact, SubscriptionDefinition, SubscriptionView, SuccessorsQuery, TokenResult,
-    TokenStatus,
+    LogQuery, Message, NackOptions, PredecessorSelector, PullOptions, PutResult, RawMessage,
+    ReplaySelection, Start, StoredFact, SubscriptionDefinition, SubscriptionView, SuccessorsQuery,
+    TokenResult, TokenStatus,
 };
