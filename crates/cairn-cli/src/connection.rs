@@ -58,16 +58,13 @@ pub fn explain(error: ClientError) -> anyhow::Error {
             code,
             message,
             details,
-        } if details.is_empty() => anyhow!("{code}: {message} (HTTP {status})"),
-        ClientError::Api {
-            status,
-            code,
-            message,
-            details,
-        } => anyhow!(
-            "{code}: {message} (HTTP {status}) {}",
-            serde_json::Value::Object(details)
-        ),
+        } => {
+            let mut text = format!("{code}: {message} (HTTP {status})");
+            if !details.is_empty() {
+                text = format!("{text} {}", serde_json::Value::Object(details));
+            }
+            anyhow!(text)
+        }
         ClientError::Unavailable { .. } => anyhow!("cannot reach the server: {error}"),
         other => anyhow::Error::new(other),
     }
