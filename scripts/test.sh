@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs every check without changing tracked files (a crash the fuzzer finds
 # is copied into fuzz/regressions/ for review): formatting, the licences of
-# all dependencies (scripts/licences.sh), clippy (warnings are errors), all
-# tests of the workspace (among them the deterministic simulation suite and
-# bounded `cairn check` runs on both backends), schemathesis against a live
-# server and its OpenAPI document, the
+# all dependencies (scripts/licences.sh), clippy (warnings are errors; the
+# SDK also with its default features alone), all tests of the workspace
+# (among them the deterministic simulation suite and bounded `cairn check`
+# runs on both backends), schemathesis against a live server and its
+# OpenAPI document, the
 # end-to-end tests of the server again on the PostgreSQL backend (the same
 # tests, each server on a fresh database) plus the multi-server tests, and
 # a bounded fuzzing run of every network-facing parser
@@ -19,6 +20,9 @@ cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 ./scripts/licences.sh
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The SDK as applications get it by default (the workspace build above
+# always turns on its `embedded` feature, which its own tests use).
+cargo clippy -p cairn-client --lib --locked -- -D warnings
 cargo test --workspace --locked
 # The live API against its OpenAPI document (schemathesis, pinned; installed
 # into target/ on first use).

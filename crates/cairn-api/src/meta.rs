@@ -1,7 +1,13 @@
-//! The small answers: health, versions, a stored blob.
+//! The small answers: health, versions, a stored blob; and the one metric
+//! of `GET /metrics` that clients read.
 
 use cairn_fact::Hash;
 use serde::{Deserialize, Serialize};
+
+/// The metric of `GET /metrics` that holds the `seq` of the newest durable
+/// fact in the log (0 for an empty log), a gauge without labels: a reader
+/// that follows the log starts after it instead of paging through the log.
+pub const LOG_LAST_SEQ_METRIC: &str = "cairn_store_last_seq";
 
 /// The answer of `GET /v1/health` while the server can serve.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
+use cairn_api::meta::LOG_LAST_SEQ_METRIC;
 use cairn_fact::{CanonicalFact, FACT_CANONICAL_BYTES_MAX_DEFAULT};
 use cairn_store::{EmbeddedOptions, EmbeddedStore, Store};
 use hdrhistogram::Histogram;
@@ -436,7 +437,7 @@ async fn get_targets(
     count: u64,
     fields_bytes: usize,
 ) -> anyhow::Result<Vec<String>> {
-    let last_seq = crate::client::last_seq(http, base).await?;
+    let last_seq = last_seq(http, base).await?;
     if last_seq < count.max(100) {
         return preload(http, base, run_id, count, fields_bytes).await;
     }
@@ -455,6 +456,23 @@ async fn get_targets(
         }
     }
     Ok(hashes)
+}
+
+/// The seq of the newest durable fact, read from the server's metrics, so
+/// that sampling needs no walk through the whole log.
+async fn last_seq(http: &reqwest::Client, base: &str) -> anyhow::Result<u64> {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .context("cannot reach the server")?
+        .error_for_status()?
+        .text()
+        .await?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(LOG_LAST_SEQ_METRIC)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+        .with_context(|| format!("the server's metrics lack {LOG_LAST_SEQ_METRIC}"))
 }
 
 /// The `client` field of preloaded facts: unlike any load client's.

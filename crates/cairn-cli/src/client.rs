@@ -1,20 +1,40 @@
 //! Client commands: `hash` (offline) and `put`, `get`, `successors`, `log`,
-//! `tail`, which talk to a server over HTTP and print its JSON answers.
+//! `tail`, which talk to a server through the SDK and print its answers as
+//! JSON.
+//!
+//! `put` reads its input with the same strict parser as `hash` and the
+//! server (`cairn_fact`: duplicate keys, number ranges, nesting), so input
+//! the server would refuse is refused here with the same message and code,
+//! before anything is sent; the facts go out in their canonical form.
 
 use std::io::Read;
 use std::path::Path;
-use std::time::Duration;
 
-use anyhow::{bail, Context};
-use cairn_fact::{CanonicalFact, FACT_CANONICAL_BYTES_MAX_DEFAULT};
+use anyhow::{anyhow, bail, Context};
+use cairn_api::{ErrorCode, LogQuery, PutFactsAnswer, SuccessorsQuery};
+use cairn_client::limits::FACT_CANONICAL_BYTES_MAX;
+use cairn_fact::{
+    parse_json, CanonicalFact, FactError, Hash, JsonError, FACT_CANONICAL_BYTES_MAX_DEFAULT,
+    JSON_DEPTH_MAX,
+};
+use serde::Serialize;
 
-use crate::ServerArg;
+use crate::connection::{explain, ServerArg};
+
+/// Long-poll of each request of `cairn tail`.
+const TAIL_WAIT_MS: u64 = 30_000;
+/// Facts per page of `cairn tail`.
+const TAIL_PAGE_FACTS_MAX: u32 = 1_000;
+
+const _: () = assert!(TAIL_WAIT_MS <= cairn_api::limits::WAIT_MS_MAX);
+const _: () = assert!(TAIL_PAGE_FACTS_MAX as usize <= cairn_api::limits::LOG_LIMIT_MAX);
 
 /// Options of `cairn successors`.
 #[derive(clap::Args)]
 pub struct SuccessorsArgs {
     /// The predecessor's hash.
-    hash: String,
+    #[arg(value_parser = parse_hash)]
+    hash: Hash,
     /// Successor type.
     #[arg(long = "type")]
     type_name: String,
@@ -26,7 +46,7 @@ pub struct SuccessorsArgs {
     without: Vec<String>,
     /// At most this many facts.
     #[arg(long)]
-    limit: Option<u64>,
+    limit: Option<u32>,
     /// Only successors after this seq.
     #[arg(long)]
     after: Option<u64>,
@@ -35,6 +55,23 @@ pub struct SuccessorsArgs {
     wait_ms: Option<u64>,
     #[command(flatten)]
     server: ServerArg,
+}
+
+/// A hash given on the command line, refused here (with the server's code)
+/// when it is not one, rather than sent.
+pub fn parse_hash(text: &str) -> Result<Hash, String> {
+    Hash::from_hex(text).map_err(|_| {
+        format!(
+            "a hash is 64 lowercase hexadecimal characters ({})",
+            ErrorCode::InvalidHash
+        )
+    })
+}
+
+/// Prints an answer as indented JSON.
+pub fn print_pretty(value: &impl Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
 }
 
 fn read_input(file: Option<&Path>) -> anyhow::Result<Vec<u8>> {
@@ -52,155 +89,136 @@ fn read_input(file: Option<&Path>) -> anyhow::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Why a fact was refused, worded the same by `hash` and `put`: the reason
+/// and its stable code.
+fn refused(error: FactError) -> anyhow::Error {
+    anyhow!("{error} ({})", error.code())
+}
+
+/// Why `put`'s input was refused: as [`refused`], after a plain "not JSON"
+/// when the input is not JSON at all.
+fn refused_input(error: FactError) -> anyhow::Error {
+    let is_not_json = matches!(
+        error,
+        FactError::Json(JsonError::Syntax { .. } | JsonError::InvalidUtf8 { .. })
+    );
+    let described = refused(error);
+    if is_not_json {
+        described.context("the input is not JSON (a fact, or an array of facts)")
+    } else {
+        described
+    }
+}
+
 /// `cairn hash`: prints the hash of one fact, computed offline.
 pub fn hash(file: Option<&Path>) -> anyhow::Result<()> {
     let bytes = read_input(file)?;
-    let fact = CanonicalFact::from_json(&bytes, FACT_CANONICAL_BYTES_MAX_DEFAULT)
-        .map_err(|error| anyhow::anyhow!("{} ({})", error, error.code()))?;
+    let fact =
+        CanonicalFact::from_json(&bytes, FACT_CANONICAL_BYTES_MAX_DEFAULT).map_err(refused)?;
     println!("{}", fact.hash);
     Ok(())
 }
 
-fn http() -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .connect_timeout(Duration::from_secs(5))
-        .build()?)
-}
-
-/// Prints a successful JSON answer; turns an error answer into an error.
-async fn finish(response: reqwest::Response) -> anyhow::Result<serde_json::Value> {
-    let status = response.status();
-    let body = response.bytes().await?;
-    let value: serde_json::Value = serde_json::from_slice(&body)
-        .with_context(|| format!("the server answered {status} with a body that is not JSON"))?;
-    if !status.is_success() {
-        bail!("the server answered {status}: {value}");
+/// The facts of `put`'s input: one fact, read as `hash` reads it, or an
+/// array of facts. Facts are checked against the SDK's size ceiling
+/// only; the server applies its own (configurable) limit.
+fn facts_of_input(bytes: &[u8]) -> anyhow::Result<Vec<CanonicalFact>> {
+    let first_byte = bytes.iter().find(|byte| !byte.is_ascii_whitespace());
+    if first_byte != Some(&b'[') {
+        let fact =
+            CanonicalFact::from_json(bytes, FACT_CANONICAL_BYTES_MAX).map_err(refused_input)?;
+        return Ok(vec![fact]);
     }
-    Ok(value)
-}
-
-fn print(value: &serde_json::Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("JSON values serialize")
-    );
-}
-
-fn url(server: &ServerArg, path: &str) -> String {
-    format!("{}{}", server.url.trim_end_matches('/'), path)
-}
-
-/// `cairn put`: sends one fact or an array of facts as a batch.
-pub async fn put(server: &ServerArg, file: Option<&Path>) -> anyhow::Result<()> {
-    let input: serde_json::Value = serde_json::from_slice(&read_input(file)?)
-        .context("the input is not JSON (a fact, or an array of facts)")?;
-    let facts = match input {
-        serde_json::Value::Array(facts) => facts,
-        fact => vec![fact],
+    // The array is one level of nesting around the facts.
+    let parsed = parse_json(bytes, JSON_DEPTH_MAX + 1)
+        .map_err(|error| refused_input(FactError::Json(error)))?;
+    let Some(values) = parsed.as_array() else {
+        unreachable!("a JSON text that starts with [ is an array");
     };
-    let response = http()?
-        .post(url(server, "/v1/facts"))
-        .json(&serde_json::json!({ "facts": facts }))
-        .send()
-        .await
-        .context("cannot reach the server")?;
-    print(&finish(response).await?);
-    Ok(())
+    if values.is_empty() {
+        bail!(
+            "the input is an empty array: there is no fact to store ({})",
+            ErrorCode::EmptyBatch
+        );
+    }
+    values
+        .iter()
+        .enumerate()
+        .map(|(fact_idx, value)| {
+            CanonicalFact::from_value(value, FACT_CANONICAL_BYTES_MAX)
+                .map_err(|error| refused(error).context(format!("facts[{fact_idx}]")))
+        })
+        .collect()
+}
+
+/// `cairn put`: stores one fact or an array of facts (in order, in batches
+/// within the server's limits) and prints the results.
+pub async fn put(server: &ServerArg, file: Option<&Path>) -> anyhow::Result<()> {
+    let facts = facts_of_input(&read_input(file)?)?;
+    let results = server.client()?.put_facts(facts).await.map_err(explain)?;
+    print_pretty(&PutFactsAnswer { results })
 }
 
 /// `cairn get`.
-pub async fn get(server: &ServerArg, hash: &str) -> anyhow::Result<()> {
-    let response = http()?
-        .get(url(server, &format!("/v1/facts/{hash}")))
-        .send()
+pub async fn get(server: &ServerArg, hash: &Hash) -> anyhow::Result<()> {
+    let stored = server
+        .client()?
+        .get_fact(hash)
         .await
-        .context("cannot reach the server")?;
-    print(&finish(response).await?);
-    Ok(())
+        .map_err(explain)?
+        .ok_or_else(|| anyhow!("{}: no fact with hash {hash}", ErrorCode::NotFound))?;
+    print_pretty(&stored)
 }
 
 /// `cairn successors`.
 pub async fn successors(args: &SuccessorsArgs) -> anyhow::Result<()> {
-    let mut query: Vec<(&str, String)> = vec![("type", args.type_name.clone())];
-    if let Some(role) = &args.role {
-        query.push(("role", role.clone()));
-    }
-    for without in &args.without {
-        query.push(("without", without.clone()));
-    }
-    for (name, value) in [
-        ("limit", args.limit),
-        ("after", args.after),
-        ("wait_ms", args.wait_ms),
-    ] {
-        if let Some(value) = value {
-            query.push((name, value.to_string()));
-        }
-    }
-    let response = http()?
-        .get(url(
-            &args.server,
-            &format!("/v1/facts/{}/successors", args.hash),
-        ))
-        .query(&query)
-        .send()
+    let query = SuccessorsQuery {
+        of: args.hash,
+        type_name: args.type_name.clone(),
+        role: args.role.clone(),
+        without: args.without.clone(),
+        limit: args.limit,
+        after: args.after,
+        wait_ms: args.wait_ms,
+    };
+    let page = args
+        .server
+        .client()?
+        .successors_page(&query)
         .await
-        .context("cannot reach the server")?;
-    print(&finish(response).await?);
-    Ok(())
+        .map_err(explain)?;
+    print_pretty(&page)
 }
 
 /// `cairn log`.
-pub async fn log(server: &ServerArg, after: u64, limit: u64) -> anyhow::Result<()> {
-    let response = http()?
-        .get(url(server, "/v1/log"))
-        .query(&[("after", after), ("limit", limit)])
-        .send()
-        .await
-        .context("cannot reach the server")?;
-    print(&finish(response).await?);
-    Ok(())
+pub async fn log(server: &ServerArg, after: u64, limit: u32) -> anyhow::Result<()> {
+    let query = LogQuery {
+        after: Some(after),
+        limit: Some(limit),
+        wait_ms: None,
+    };
+    let page = server.client()?.log(query).await.map_err(explain)?;
+    print_pretty(&page)
 }
 
-/// `cairn tail`: follows the log with long-polls until interrupted.
+/// `cairn tail`: follows the log with long-polls until interrupted, from
+/// `after` or else from the log's current end.
 pub async fn tail(server: &ServerArg, after: Option<u64>) -> anyhow::Result<()> {
-    let client = http()?;
+    let client = server.client()?;
     let mut after = match after {
         Some(after) => after,
-        None => last_seq(&client, &server.url).await?,
+        None => client.log_last_seq().await.map_err(explain)?,
     };
     loop {
-        let response = client
-            .get(url(server, "/v1/log"))
-            .query(&[("after", after), ("limit", 1000), ("wait_ms", 30_000)])
-            .send()
-            .await
-            .context("cannot reach the server")?;
-        let page = finish(response).await?;
-        for entry in page["facts"].as_array().into_iter().flatten() {
-            println!("{entry}");
+        let query = LogQuery {
+            after: Some(after),
+            limit: Some(TAIL_PAGE_FACTS_MAX),
+            wait_ms: Some(TAIL_WAIT_MS),
+        };
+        let page = client.log(query).await.map_err(explain)?;
+        for entry in &page.facts {
+            println!("{}", serde_json::to_string(entry)?);
         }
-        after = page["next"]
-            .as_u64()
-            .context("the answer has no \"next\"")?;
+        after = page.next;
     }
-}
-
-/// The seq of the newest durable fact, read from the server's metrics
-/// (`cairn_store_last_seq`), so following starts at the end without paging
-/// through the whole log.
-pub async fn last_seq(client: &reqwest::Client, base_url: &str) -> anyhow::Result<u64> {
-    let text = client
-        .get(format!("{}/metrics", base_url.trim_end_matches('/')))
-        .send()
-        .await
-        .context("cannot reach the server")?
-        .error_for_status()?
-        .text()
-        .await?;
-    text.lines()
-        .find_map(|line| line.strip_prefix("cairn_store_last_seq "))
-        .and_then(|value| value.trim().parse().ok())
-        .context("the server's metrics lack cairn_store_last_seq")
 }

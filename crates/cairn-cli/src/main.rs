@@ -1,7 +1,7 @@
 //! The `cairn` command: `serve` runs the server on the embedded store;
-//! `hash` works offline; `put`, `get`, `successors`, `log` and `tail` talk
-//! to a server; `bench` generates load and reports latency percentiles;
-//! `check` runs the reliability checker.
+//! `hash` works offline; `put`, `get`, `successors`, `log`, `tail` and
+//! `subs` talk to a server through the SDK; `bench` generates load and
+//! reports latency percentiles; `check` runs the reliability checker.
 
 #![forbid(unsafe_code)]
 
@@ -9,13 +9,16 @@ mod bench;
 mod bench_delivery;
 mod check;
 mod client;
+mod connection;
 mod serve;
 mod subs;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use cairn_fact::Hash;
 use clap::{Parser, Subcommand};
+use connection::ServerArg;
 
 /// mimalloc: with the system allocator, ingest was 30 % slower (see
 /// ARCHITECTURE.md, dependencies).
@@ -61,7 +64,8 @@ enum Command {
     /// Print a stored fact.
     Get {
         /// The fact's hash.
-        hash: String,
+        #[arg(value_parser = client::parse_hash)]
+        hash: Hash,
         #[command(flatten)]
         server: ServerArg,
     },
@@ -74,7 +78,7 @@ enum Command {
         after: u64,
         /// At most this many facts.
         #[arg(long, default_value_t = 1000)]
-        limit: u64,
+        limit: u32,
         #[command(flatten)]
         server: ServerArg,
     },
@@ -94,14 +98,6 @@ enum Command {
     /// Check Cairn's guarantees under faults: a seeded workload, injected
     /// crashes, pauses, clock jumps, network and disk faults, and an oracle.
     Check(check::CheckArgs),
-}
-
-/// The server a client command talks to.
-#[derive(clap::Args, Clone)]
-pub struct ServerArg {
-    /// Base URL of the server.
-    #[arg(long = "server", env = "CAIRN_SERVER", default_value = DEFAULT_SERVER)]
-    pub url: String,
 }
 
 fn main() -> ExitCode {

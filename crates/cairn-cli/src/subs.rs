@@ -1,38 +1,33 @@
-//! `cairn subs`: manage and inspect subscriptions on a server over HTTP
-//! (list, show, create, delete, pause, resume, dead letters, replay,
+//! `cairn subs`: manage and inspect subscriptions on a server through the
+//! SDK (list, show, create, delete, pause, resume, dead letters, replay,
 //! discard, pull). Arguments that can be checked here (names, hashes, the
 //! definition's ranges) are checked before anything is sent, so a typo gets
 //! a clear message instead of a request to the wrong path; everything else
 //! is the server's to judge, and its error code and message are reported.
 
-use std::collections::HashMap;
 use std::io::Write as _;
-use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context};
-use cairn_delivery::{validate_subscription_name, SubscriptionDefinition};
+use anyhow::{anyhow, bail};
+use cairn_api::limits::{
+    ACK_TOKENS_MAX, DEAD_LETTERS_LIMIT_DEFAULT, DEAD_LETTERS_LIMIT_MAX, PULL_MESSAGES_MAX,
+    WAIT_MS_MAX,
+};
+use cairn_api::{
+    BackoffDefinition, DeadLetterQuery, Deleted, Discarded, ErrorCode, PredecessorSelector, Start,
+    SubscriptionDefinition, SubscriptionList, TokenStatus,
+};
+use cairn_client::{PullOptions, ReplaySelection};
+use cairn_delivery::validate_subscription_name;
 use cairn_fact::{validate_role, Hash};
-use cairn_server::limits as server_limits;
-use reqwest::{Method, StatusCode};
-use serde_json::value::RawValue;
-use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::ServerArg;
+use crate::client::{parse_hash, print_pretty};
+use crate::connection::{explain, ServerArg};
 
-/// Timeout of one request. It exceeds the longest long-poll a pull may ask
-/// for, so a pull that waits the full time still gets its answer.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
-/// Timeout for establishing the connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Characters of a dead letter's `last_error` shown in the table; the full
 /// text is in the `--json` output.
 const LAST_ERROR_SHOWN_CHARS_MAX: usize = 60;
-/// Characters of an unexpected (non-JSON) error body quoted in a message.
-const UNEXPECTED_BODY_SHOWN_CHARS_MAX: usize = 200;
-
-const _: () = assert!((server_limits::WAIT_MS_MAX as u128) < REQUEST_TIMEOUT.as_millis());
 
 /// Options of `cairn subs`.
 #[derive(clap::Args)]
@@ -70,7 +65,7 @@ enum SubsCommand {
         name: String,
         /// Hashes of the dead letters to replay; none replays every one.
         #[arg(value_parser = parse_hash)]
-        hashes: Vec<String>,
+        hashes: Vec<Hash>,
         #[command(flatten)]
         server: ServerArg,
     },
@@ -81,7 +76,7 @@ enum SubsCommand {
         name: String,
         /// The dead letter's hash.
         #[arg(value_parser = parse_hash)]
-        hash: String,
+        hash: Hash,
         #[command(flatten)]
         server: ServerArg,
     },
@@ -99,10 +94,10 @@ enum StartArg {
 }
 
 impl StartArg {
-    fn as_str(self) -> &'static str {
+    fn start(self) -> Start {
         match self {
-            StartArg::Beginning => "beginning",
-            StartArg::Now => "now",
+            StartArg::Beginning => Start::Beginning,
+            StartArg::Now => Start::Now,
         }
     }
 }
@@ -117,13 +112,6 @@ struct NameArgs {
     server: ServerArg,
 }
 
-/// `--predecessor ROLE=HASH`.
-#[derive(Clone)]
-struct PredecessorArg {
-    role: String,
-    hash: String,
-}
-
 /// Options of `cairn subs create`; omitted ones take the server's defaults.
 #[derive(clap::Args)]
 struct CreateArgs {
@@ -135,7 +123,7 @@ struct CreateArgs {
     type_name: String,
     /// Only successors of this fact in this role.
     #[arg(long, value_name = "ROLE=HASH", value_parser = parse_predecessor)]
-    predecessor: Option<PredecessorArg>,
+    predecessor: Option<PredecessorSelector>,
     /// Start with every stored matching fact, or only with facts stored from now on.
     #[arg(long, value_enum)]
     start: Option<StartArg>,
@@ -171,9 +159,9 @@ struct DeadArgs {
     #[arg(value_parser = parse_name)]
     name: String,
     /// At most this many dead letters (server default 100).
-    #[arg(long, value_parser = clap::value_parser!(u64)
-        .range(1..=server_limits::DEAD_LETTERS_LIMIT_MAX as u64))]
-    limit: Option<u64>,
+    #[arg(long, value_parser = clap::value_parser!(u32)
+        .range(1..=DEAD_LETTERS_LIMIT_MAX as i64))]
+    limit: Option<u32>,
     /// Only dead letters after this seq (for paging).
     #[arg(long)]
     after: Option<u64>,
@@ -194,12 +182,12 @@ struct PullArgs {
     #[arg(value_parser = parse_name)]
     name: String,
     /// At most this many messages.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64)
-        .range(1..=server_limits::PULL_MESSAGES_MAX as u64))]
-    max: u64,
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32)
+        .range(1..=PULL_MESSAGES_MAX as i64))]
+    max: u32,
     /// Wait up to this many milliseconds for a first message.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64)
-        .range(0..=server_limits::WAIT_MS_MAX))]
+        .range(0..=WAIT_MS_MAX))]
     wait_ms: u64,
     /// Acknowledge the messages after printing them.
     #[arg(long)]
@@ -213,18 +201,13 @@ fn parse_name(text: &str) -> Result<String, String> {
     Ok(text.to_string())
 }
 
-fn parse_hash(text: &str) -> Result<String, String> {
-    Hash::from_hex(text)
-        .map(|hash| hash.to_hex())
-        .map_err(|_| "a hash is 64 lowercase hexadecimal characters".to_string())
-}
-
-fn parse_predecessor(text: &str) -> Result<PredecessorArg, String> {
+/// `--predecessor ROLE=HASH`.
+fn parse_predecessor(text: &str) -> Result<PredecessorSelector, String> {
     let (role, hash) = text
         .split_once('=')
         .ok_or_else(|| "expected ROLE=HASH".to_string())?;
     validate_role(role).map_err(|error| error.to_string())?;
-    Ok(PredecessorArg {
+    Ok(PredecessorSelector {
         role: role.to_string(),
         hash: parse_hash(hash)?,
     })
@@ -233,137 +216,63 @@ fn parse_predecessor(text: &str) -> Result<PredecessorArg, String> {
 /// Runs one `cairn subs` command.
 pub async fn run(args: SubsArgs) -> anyhow::Result<()> {
     match args.command {
-        SubsCommand::List { json, server } => list(&Api::new(&server)?, json).await,
-        SubsCommand::Show(args) => print_answer(&args, Method::GET, "").await,
+        SubsCommand::List { json, server } => list(&server, json).await,
+        SubsCommand::Show(args) => show(&args).await,
         SubsCommand::Create(args) => create(&args).await,
-        SubsCommand::Delete(args) => print_answer(&args, Method::DELETE, "").await,
-        SubsCommand::Pause(args) => print_answer(&args, Method::POST, "/pause").await,
-        SubsCommand::Resume(args) => print_answer(&args, Method::POST, "/resume").await,
+        SubsCommand::Delete(args) => delete(&args).await,
+        SubsCommand::Pause(args) => {
+            let view = args.server.client()?.pause(&args.name).await;
+            print_pretty(&view.map_err(explain)?)
+        }
+        SubsCommand::Resume(args) => {
+            let view = args.server.client()?.resume(&args.name).await;
+            print_pretty(&view.map_err(explain)?)
+        }
         SubsCommand::Dead(args) => dead(&args).await,
         SubsCommand::Replay {
             name,
             hashes,
             server,
-        } => replay(&Api::new(&server)?, &name, &hashes).await,
+        } => replay(&server, &name, hashes).await,
         SubsCommand::Discard { name, hash, server } => {
-            let api = Api::new(&server)?;
-            let answer = api
-                .json(Method::DELETE, &path(&name, &format!("/dead/{hash}")), None)
-                .await?;
-            print_pretty(&answer);
-            Ok(())
+            let client = server.client()?;
+            client
+                .discard_dead_letter(&name, &hash)
+                .await
+                .map_err(explain)?;
+            print_pretty(&Discarded { discarded: true })
         }
         SubsCommand::Pull(args) => pull(&args).await,
     }
 }
 
-/// `show`, `delete`, `pause`, `resume`: one request, its answer printed.
-async fn print_answer(args: &NameArgs, method: Method, rest: &str) -> anyhow::Result<()> {
-    let api = Api::new(&args.server)?;
-    print_pretty(&api.json(method, &path(&args.name, rest), None).await?);
-    Ok(())
-}
-
-/// The path of a subscription resource. Names are checked by `parse_name`,
-/// so they need no escaping.
-fn path(name: &str, rest: &str) -> String {
-    format!("/v1/subscriptions/{name}{rest}")
-}
-
-/// The HTTP side: one client and the server's base URL.
-struct Api {
-    client: reqwest::Client,
-    base_url: String,
-}
-
-impl Api {
-    fn new(server: &ServerArg) -> anyhow::Result<Api> {
-        Ok(Api {
-            client: reqwest::Client::builder()
-                .timeout(REQUEST_TIMEOUT)
-                .connect_timeout(CONNECT_TIMEOUT)
-                .build()?,
-            base_url: server.url.trim_end_matches('/').to_string(),
-        })
-    }
-
-    /// Sends a request and returns the status and body of a successful
-    /// answer; an error answer becomes an error naming the server's code.
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        query: &[(&str, String)],
-        body: Option<&Value>,
-    ) -> anyhow::Result<(StatusCode, Vec<u8>)> {
-        let mut request = self
-            .client
-            .request(method, format!("{}{path}", self.base_url))
-            .query(query);
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the server at {}", self.base_url))?;
-        let status = response.status();
-        let bytes = response.bytes().await?.to_vec();
-        if !status.is_success() {
-            return Err(server_error(status, &bytes));
-        }
-        Ok((status, bytes))
-    }
-
-    /// Like [`Api::call`] without a query, parsing the answer as JSON.
-    async fn json(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> anyhow::Result<Value> {
-        let (status, bytes) = self.call(method, path, &[], body).await?;
-        parse_answer(status, &bytes)
-    }
-}
-
-fn parse_answer(status: StatusCode, bytes: &[u8]) -> anyhow::Result<Value> {
-    serde_json::from_slice(bytes)
-        .with_context(|| format!("the server answered {status} with a body that is not JSON"))
-}
-
-/// `code: message (HTTP status)` from the contract's error body, or the
-/// start of the body when it is not one.
-fn server_error(status: StatusCode, bytes: &[u8]) -> anyhow::Error {
-    let parsed: Option<Value> = serde_json::from_slice(bytes).ok();
-    let error = parsed.as_ref().map(|value| &value["error"]);
-    match error.map(|error| (error["code"].as_str(), error["message"].as_str())) {
-        Some((Some(code), Some(message))) => anyhow!("{code}: {message} (HTTP {status})"),
-        _ => {
-            let text = String::from_utf8_lossy(bytes);
+/// `cairn subs show`: the SDK answers "none" for an unknown name, which is
+/// reported with the server's code.
+async fn show(args: &NameArgs) -> anyhow::Result<()> {
+    let view = args
+        .server
+        .client()?
+        .subscription(&args.name)
+        .await
+        .map_err(explain)?
+        .ok_or_else(|| {
             anyhow!(
-                "the server answered {status}: {}",
-                shorten(&text, UNEXPECTED_BODY_SHOWN_CHARS_MAX)
+                "{}: no subscription named {:?}",
+                ErrorCode::UnknownSubscription,
+                args.name
             )
-        }
-    }
+        })?;
+    print_pretty(&view)
 }
 
-fn print_pretty(value: &Value) {
-    // Serializing a `Value` cannot fail: its keys are strings.
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
-    );
-}
-
-/// Text of a JSON member for a table cell: strings unquoted, absent as `-`.
-fn cell(value: &Value) -> String {
-    match value {
-        Value::Null => "-".to_string(),
-        Value::String(text) => text.clone(),
-        other => other.to_string(),
-    }
+/// `cairn subs delete`: prints the server's answer, `{"deleted": true}`.
+async fn delete(args: &NameArgs) -> anyhow::Result<()> {
+    let client = args.server.client()?;
+    client
+        .delete_subscription(&args.name)
+        .await
+        .map_err(explain)?;
+    print_pretty(&Deleted { deleted: true })
 }
 
 /// At most `chars_max` characters on one line, `…` marking a cut.
@@ -406,97 +315,82 @@ fn print_table(headers: &[&str], rows: &[Vec<String>]) {
 }
 
 /// `cairn subs list`.
-async fn list(api: &Api, json: bool) -> anyhow::Result<()> {
-    let answer = api.json(Method::GET, "/v1/subscriptions", None).await?;
+async fn list(server: &ServerArg, json: bool) -> anyhow::Result<()> {
+    let subscriptions = server.client()?.subscriptions().await.map_err(explain)?;
     if json {
-        print_pretty(&answer);
-        return Ok(());
+        return print_pretty(&SubscriptionList { subscriptions });
     }
-    const COLUMNS: [&str; 9] = [
-        "name",
-        "type",
-        "paused",
-        "backlog",
-        "in_flight",
-        "delivered",
-        "acked",
-        "dead",
-        "oldest_unacked_age_ms",
-    ];
-    let rows: Vec<Vec<String>> = answer["subscriptions"]
-        .as_array()
-        .context("the answer has no \"subscriptions\" list")?
+    let rows: Vec<Vec<String>> = subscriptions
         .iter()
-        .map(|view| COLUMNS.iter().map(|column| cell(&view[*column])).collect())
+        .map(|view| {
+            vec![
+                view.name.clone(),
+                view.definition.type_name.clone(),
+                view.paused.to_string(),
+                view.backlog.to_string(),
+                view.in_flight.to_string(),
+                view.delivered.to_string(),
+                view.acked.to_string(),
+                view.dead.to_string(),
+                view.oldest_unacked_age_ms.to_string(),
+            ]
+        })
         .collect();
-    print_table(&COLUMNS, &rows);
+    print_table(
+        &[
+            "name",
+            "type",
+            "paused",
+            "backlog",
+            "in_flight",
+            "delivered",
+            "acked",
+            "dead",
+            "oldest_unacked_age_ms",
+        ],
+        &rows,
+    );
     Ok(())
 }
 
-/// The definition body of `cairn subs create`: only the options given, so
-/// the server fills in its own defaults.
-fn definition_body(args: &CreateArgs) -> Value {
-    let mut body = json!({ "type": args.type_name });
-    let mut backoff = serde_json::Map::new();
-    if let Some(initial_ms) = args.backoff_initial_ms {
-        backoff.insert("initial_ms".into(), json!(initial_ms));
+/// The definition of `cairn subs create`: only the options given, so the
+/// server fills in its own defaults.
+fn definition(args: &CreateArgs) -> SubscriptionDefinition {
+    let backoff = BackoffDefinition {
+        initial_ms: args.backoff_initial_ms,
+        max_ms: args.backoff_max_ms,
+    };
+    SubscriptionDefinition {
+        type_name: args.type_name.clone(),
+        predecessor: args.predecessor.clone(),
+        start: args.start.map(StartArg::start),
+        lease_ms: args.lease_ms,
+        max_attempts: args.max_attempts,
+        backoff: (backoff != BackoffDefinition::default()).then_some(backoff),
+        ordering_key: args.ordering_key.clone(),
+        max_in_flight_per_key: args.max_in_flight_per_key,
+        rate_limit_per_s: args.rate_limit_per_s,
     }
-    if let Some(max_ms) = args.backoff_max_ms {
-        backoff.insert("max_ms".into(), json!(max_ms));
-    }
-    let members = [
-        (
-            "predecessor",
-            args.predecessor
-                .as_ref()
-                .map(|selection| json!({ "role": selection.role, "hash": selection.hash })),
-        ),
-        ("start", args.start.map(|start| json!(start.as_str()))),
-        ("lease_ms", args.lease_ms.map(|value| json!(value))),
-        ("max_attempts", args.max_attempts.map(|value| json!(value))),
-        (
-            "backoff",
-            (!backoff.is_empty()).then_some(Value::Object(backoff)),
-        ),
-        (
-            "ordering_key",
-            args.ordering_key.as_ref().map(|role| json!(role)),
-        ),
-        (
-            "max_in_flight_per_key",
-            args.max_in_flight_per_key.map(|value| json!(value)),
-        ),
-        (
-            "rate_limit_per_s",
-            args.rate_limit_per_s.map(|value| json!(value)),
-        ),
-    ];
-    for (member, value) in members {
-        if let Some(value) = value {
-            body[member] = value;
-        }
-    }
-    body
 }
 
 /// `cairn subs create`: checks the definition with the same rules as the
-/// server, then PUTs it.
+/// server, then sends it.
 async fn create(args: &CreateArgs) -> anyhow::Result<()> {
-    let body = definition_body(args);
-    SubscriptionDefinition::from_json(body.to_string().as_bytes())
+    let definition = definition(args);
+    cairn_delivery::SubscriptionDefinition::from_json(&serde_json::to_vec(&definition)?)
         .map_err(|error| anyhow!("invalid definition: {error}"))?;
-    let api = Api::new(&args.server)?;
-    let (status, bytes) = api
-        .call(Method::PUT, &path(&args.name, ""), &[], Some(&body))
-        .await?;
-    let view = parse_answer(status, &bytes)?;
-    if status == StatusCode::CREATED {
+    let created = args
+        .server
+        .client()?
+        .create_subscription(&args.name, &definition)
+        .await
+        .map_err(explain)?;
+    if created.created {
         println!("created");
     } else {
         println!("exists (same definition)");
     }
-    print_pretty(&view);
-    Ok(())
+    print_pretty(&created.view)
 }
 
 /// RFC 3339 text of a time in milliseconds since the Unix epoch.
@@ -510,128 +404,113 @@ fn rfc3339_from_ms(time_ms: u64) -> Option<String> {
 
 /// `cairn subs dead`.
 async fn dead(args: &DeadArgs) -> anyhow::Result<()> {
-    let mut query = Vec::new();
-    if let Some(limit) = args.limit {
-        query.push(("limit", limit.to_string()));
-    }
-    if let Some(after) = args.after {
-        query.push(("after", after.to_string()));
-    }
-    if args.discarded {
-        query.push(("discarded", "true".to_string()));
-    }
-    let api = Api::new(&args.server)?;
-    let (status, bytes) = api
-        .call(Method::GET, &path(&args.name, "/dead"), &query, None)
-        .await?;
-    let answer = parse_answer(status, &bytes)?;
+    let query = DeadLetterQuery {
+        limit: args.limit,
+        after: args.after,
+        discarded: args.discarded,
+    };
+    let page = args
+        .server
+        .client()?
+        .dead_letters(&args.name, query)
+        .await
+        .map_err(explain)?;
     if args.json {
-        print_pretty(&answer);
-        return Ok(());
+        return print_pretty(&page);
     }
-    let messages = answer["messages"]
-        .as_array()
-        .context("the answer has no \"messages\" list")?;
-    let rows: Vec<Vec<String>> = messages
+    let rows: Vec<Vec<String>> = page
+        .messages
         .iter()
         .map(|message| {
-            let dead_at = match message["dead_at_ms"].as_u64() {
-                Some(time_ms) if time_ms > 0 => rfc3339_from_ms(time_ms),
-                _ => None,
+            let dead_at = match message.dead_at_ms {
+                0 => None,
+                time_ms => rfc3339_from_ms(time_ms),
             };
             vec![
-                cell(&message["seq"]),
-                cell(&message["hash"]),
-                cell(&message["attempts"]),
+                message.seq.to_string(),
+                message.hash.to_hex(),
+                message.attempts.to_string(),
                 dead_at.unwrap_or_else(|| "-".to_string()),
-                shorten(&cell(&message["last_error"]), LAST_ERROR_SHOWN_CHARS_MAX),
+                shorten(
+                    message.last_error.as_deref().unwrap_or("-"),
+                    LAST_ERROR_SHOWN_CHARS_MAX,
+                ),
             ]
         })
         .collect();
     print_table(&["seq", "hash", "attempts", "dead_at", "last_error"], &rows);
     let limit = args
         .limit
-        .unwrap_or(server_limits::DEAD_LETTERS_LIMIT_DEFAULT as u64);
-    if messages.len() as u64 >= limit {
-        eprintln!("more may follow: --after {}", cell(&answer["next"]));
+        .map_or(DEAD_LETTERS_LIMIT_DEFAULT, |limit| limit as usize);
+    if page.messages.len() >= limit {
+        eprintln!("more may follow: --after {}", page.next);
     }
     Ok(())
 }
 
 /// `cairn subs replay`: all dead letters when `hashes` is empty, otherwise
 /// those, in requests of at most the server's limit.
-async fn replay(api: &Api, name: &str, hashes: &[String]) -> anyhow::Result<()> {
-    let bodies: Vec<Value> = if hashes.is_empty() {
-        vec![json!({})]
+async fn replay(server: &ServerArg, name: &str, hashes: Vec<Hash>) -> anyhow::Result<()> {
+    let selections: Vec<ReplaySelection> = if hashes.is_empty() {
+        vec![ReplaySelection::All]
     } else {
         hashes
-            .chunks(server_limits::ACK_TOKENS_MAX)
-            .map(|chunk| json!({ "hashes": chunk }))
+            .chunks(ACK_TOKENS_MAX)
+            .map(|chunk| ReplaySelection::Hashes(chunk.to_vec()))
             .collect()
     };
+    let client = server.client()?;
     let mut n_replayed = 0;
-    for body in &bodies {
-        let answer = api
-            .json(Method::POST, &path(name, "/dead/replay"), Some(body))
-            .await?;
-        n_replayed += answer["replayed"]
-            .as_u64()
-            .context("the answer has no \"replayed\" count")?;
+    for selection in &selections {
+        n_replayed += client
+            .replay_dead_letters(name, selection)
+            .await
+            .map_err(explain)?;
     }
     println!("replayed {n_replayed}");
     Ok(())
 }
 
-/// `cairn subs pull`: prints each message exactly as the server sent it
-/// (the fact in its canonical form), one per line, then acknowledges them
-/// if asked. Acks come after printing so a message is never acknowledged
+/// `cairn subs pull`: prints each message as a JSON line, its fact exactly
+/// as the server sent it (the canonical form), then acknowledges them if
+/// asked. Acks come after printing so a message is never acknowledged
 /// before it was written out.
 async fn pull(args: &PullArgs) -> anyhow::Result<()> {
-    let api = Api::new(&args.server)?;
-    let body = json!({ "max": args.max, "wait_ms": args.wait_ms });
-    let (_, bytes) = api
-        .call(Method::POST, &path(&args.name, "/pull"), &[], Some(&body))
-        .await?;
-    let answer: HashMap<String, Box<RawValue>> =
-        serde_json::from_slice(&bytes).context("the pull answer is not a JSON object")?;
-    let messages: Vec<Box<RawValue>> = answer
-        .get("messages")
-        .map(|raw| serde_json::from_str(raw.get()))
-        .transpose()
-        .context("the pull answer's \"messages\" is not a list")?
-        .context("the pull answer has no \"messages\" list")?;
-    let mut tokens = Vec::with_capacity(messages.len());
+    let client = args.server.client()?;
+    let options = PullOptions {
+        max: args.max,
+        wait_ms: args.wait_ms,
+        lease_ms: None,
+    };
+    let messages = client
+        .transport()
+        .pull_raw(&args.name, options)
+        .await
+        .map_err(explain)?;
     let mut stdout = std::io::stdout().lock();
     for message in &messages {
-        writeln!(stdout, "{}", message.get())?;
-        let parsed: Value = serde_json::from_str(message.get())?;
-        tokens.push(
-            parsed["token"]
-                .as_str()
-                .context("a pulled message has no token")?
-                .to_string(),
-        );
+        writeln!(stdout, "{}", serde_json::to_string(message)?)?;
     }
     stdout.flush()?;
     drop(stdout);
-    if !args.ack || tokens.is_empty() {
+    if !args.ack || messages.is_empty() {
         return Ok(());
     }
-    let answer = api
-        .json(
-            Method::POST,
-            &path(&args.name, "/ack"),
-            Some(&json!({ "tokens": tokens })),
-        )
-        .await?;
-    let statuses: Vec<&str> = answer["results"]
-        .as_array()
-        .context("the ack answer has no \"results\" list")?
+    let tokens: Vec<String> = messages.into_iter().map(|message| message.token).collect();
+    let results = client
+        .transport()
+        .ack(&args.name, &tokens)
+        .await
+        .map_err(explain)?;
+    let n_not_acked = results
         .iter()
-        .map(|result| result["status"].as_str().unwrap_or("missing"))
-        .collect();
-    let n_not_acked = statuses.iter().filter(|status| **status != "acked").count();
+        .filter(|result| result.status != TokenStatus::Acked)
+        .count();
     if n_not_acked > 0 {
+        let statuses: Vec<&str> = results
+            .iter()
+            .map(|result| result.status.as_str())
+            .collect();
         bail!(
             "{n_not_acked} of {} messages were not acknowledged (statuses: {}); they may be delivered again",
             statuses.len(),

@@ -480,6 +480,66 @@ fn cli_client_commands_talk_to_the_server() {
 }
 
 #[test]
+fn cli_put_refuses_duplicate_keys_as_hash_does_and_sends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let put = |input: &str| run_cli(&["put", "--server", &server.base], input);
+    let posts_of_facts = || {
+        metrics_text(&server)
+            .lines()
+            .filter(|line| line.contains(r#"method="POST",route="/v1/facts""#))
+            .count()
+    };
+    let valid = r#"{"type":"Dup.Key","fields":{"n":1},"predecessors":{}}"#;
+    let predecessor = cairn_hash(valid);
+    let in_one_fact = [
+        r#"{"type":"Dup.Key","type":"Dup.Other","fields":{},"predecessors":{}}"#.to_string(),
+        r#"{"type":"Dup.Key","fields":{"n":1,"n":2},"predecessors":{}}"#.to_string(),
+        r#"{"type":"Dup.Key","fields":{"order":{"lines":[{"sku":"a","qty":1,"sku":"b"}]}},"predecessors":{}}"#.to_string(),
+        format!(r#"{{"type":"Dup.Key","fields":{{}},"predecessors":{{"p":"{predecessor}","p":"{predecessor}"}}}}"#),
+    ];
+    let in_an_array = [
+        format!(
+            r#"[{valid},{{"type":"Dup.Key","fields":{{"deep":[[{{"a":1,"a":1}}]]}},"predecessors":{{}}}}]"#
+        ),
+        format!(r#"[{valid},{}]"#, in_one_fact[1]),
+    ];
+    for input in in_one_fact.iter().chain(&in_an_array) {
+        let hashed = run_cli(&["hash"], input);
+        let stored = put(input);
+        assert!(
+            !hashed.success && !stored.success,
+            "{input}: {}",
+            stored.stdout
+        );
+        assert!(
+            stored.stderr.contains("duplicate_key"),
+            "{input}: {}",
+            stored.stderr
+        );
+        assert_eq!(stored.stderr, hashed.stderr, "{input}");
+        assert_eq!(stored.stdout, "", "{input}");
+    }
+    // Nothing was sent, so nothing was stored.
+    assert_eq!(posts_of_facts(), 0, "{}", metrics_text(&server));
+    assert_eq!(last_seq(&server), 0);
+    assert!(
+        metrics_text(&server).contains("\ncairn_store_last_seq 0\n"),
+        "{}",
+        metrics_text(&server)
+    );
+
+    // The same array without the duplicate goes through: the checks above
+    // would have seen it.
+    let fixed = format!(r#"[{valid},{{"type":"Dup.Key","fields":{{"n":2}},"predecessors":{{}}}}]"#);
+    let stored = put(&fixed);
+    assert!(stored.success, "{}", stored.stderr);
+    assert!(stored.stdout.contains(&predecessor), "{}", stored.stdout);
+    assert!(posts_of_facts() > 0);
+    assert_eq!(last_seq(&server), 2);
+}
+
+#[test]
 fn cli_tail_follows_the_log() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();

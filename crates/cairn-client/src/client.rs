@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use cairn_api::meta::LOG_LAST_SEQ_METRIC;
 use cairn_fact::{CanonicalFact, Hash};
 
 use crate::error::{ClientError, Result};
@@ -148,6 +149,23 @@ impl Client {
     /// One page of the log.
     pub async fn log(&self, query: LogQuery) -> Result<FactPage> {
         self.transport.log(query).await
+    }
+
+    /// The `seq` of the newest durable fact in the log (0 if the log is
+    /// empty), read from the server's metrics: following the log from its
+    /// end starts with a [`LogQuery`] after it, without paging through
+    /// everything before.
+    pub async fn log_last_seq(&self) -> Result<u64> {
+        let metrics = self.transport.metrics().await?;
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(LOG_LAST_SEQ_METRIC)?.strip_prefix(' '))
+            .and_then(|value| value.trim().parse().ok())
+            .ok_or_else(|| {
+                ClientError::Protocol(format!(
+                    "the server's metrics have no {LOG_LAST_SEQ_METRIC} count"
+                ))
+            })
     }
 
     /// Stores a command fact and returns a handle to await its reply with

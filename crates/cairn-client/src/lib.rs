@@ -2,9 +2,12 @@
 //!
 //! - [`Client`]: a cheap-to-clone handle over a [`Transport`]: a remote
 //!   server with failover between endpoints ([`Client::remote`]) or any
-//!   other implementation ([`Client::with_transport`]); with the default
+//!   other implementation ([`Client::with_transport`]); with the opt-in
 //!   `embedded` feature, a Cairn server inside the process
 //!   (`Client::embedded`), so a service runs against either unchanged.
+//!   The default features are the remote client only: no server, no store,
+//!   and only the tokio features the SDK uses (`rt`, `time`, `sync`,
+//!   `macros`).
 //! - Typed facts: [`TypedFact`] maps a serde type to a fact type;
 //!   [`Client::put`] computes the hash on the client and checks the
 //!   server's, [`Client::get`] and [`Client::successors`] read typed values
@@ -81,7 +84,7 @@ pub use transport::Transport;
 pub use typed::{to_canonical_fact, Typed, TypedFact};
 pub use wire::{
     BackoffDefinition, CreatedSubscription, DeadLetter, DeadLetterPage, DeadLetterQuery, FactPage,
-    LogQuery, Message, NackOptions, PredecessorSelector, PullOptions, PutResult, ReplaySelection,
-    Start, StoredFact, SubscriptionDefinition, SubscriptionView, SuccessorsQuery, TokenResult,
-    TokenStatus,
+    LogQuery, Message, NackOptions, PredecessorSelector, PullOptions, PutResult, RawMessage,
+    ReplaySelection, Start, StoredFact, SubscriptionDefinition, SubscriptionView, SuccessorsQuery,
+    TokenResult, TokenStatus,
 };

@@ -29,8 +29,9 @@ use crate::options::ClientOptions;
 use crate::transport::Transport;
 use crate::wire::{
     AckRequest, CreatedSubscription, DeadLetter, DeadLetterPage, DeadLetterQuery, ExtendRequest,
-    FactPage, LogQuery, Message, NackOptions, NackRequest, PullOptions, PutResult, ReplaySelection,
-    StoredFact, SubscriptionDefinition, SubscriptionView, SuccessorsQuery, TokenResult,
+    FactPage, LogQuery, Message, NackOptions, NackRequest, PullOptions, PutResult, RawMessage,
+    ReplaySelection, StoredFact, SubscriptionDefinition, SubscriptionView, SuccessorsQuery,
+    TokenResult,
 };
 use cairn_api::{
     ErrorBody, ErrorCode, PullAnswer, PutFactsAnswer, ReplayAnswer, SubscriptionList, TokenResults,
@@ -197,30 +198,11 @@ impl RemoteTransport {
 
     async fn send_once(&self, endpoint: &Url, call: &Call<'_>) -> Result<Answer, Failure> {
         let url = endpoint_url(endpoint, call.path).map_err(Failure::Final)?;
-        let http = match &self.wire {
-            Wire::Network(http) => http,
+        match &self.wire {
+            Wire::Network(http) => send_over_network(http, url, call).await,
             #[cfg(feature = "embedded")]
-            Wire::InProcess(router) => return send_in_process(router, url, call).await,
-        };
-        let mut request = http.request(call.method.clone(), url).timeout(call.timeout);
-        if !call.query.is_empty() {
-            request = request.query(&call.query);
+            Wire::InProcess(router) => send_in_process(router, url, call).await,
         }
-        if let Some(body) = &call.body {
-            request = request
-                .header(CONTENT_TYPE, "application/json")
-                .body(body.clone());
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|error| Failure::Retryable(error_chain(&error)))?;
-        let status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|error| Failure::Retryable(error_chain(&error)))?;
-        answer(status, body)
     }
 
     async fn call_json<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T> {
@@ -243,6 +225,20 @@ impl RemoteTransport {
             }
             Err(error) => Err(error),
         }
+    }
+
+    /// Leases messages, reading each fact as an `F`.
+    async fn pull_as<F: DeserializeOwned>(
+        &self,
+        name: &str,
+        options: PullOptions,
+    ) -> Result<Vec<cairn_api::Message<F>>> {
+        let path = ["v1", "subscriptions", name, "pull"];
+        let mut call = self.call(Method::POST, &path);
+        call.body = Some(json_body(&options.request())?);
+        call.timeout = self.long_poll_timeout(options.wait_ms);
+        let answer: PullAnswer<F> = self.call_json(call).await?;
+        Ok(answer.messages)
     }
 
     async fn token_call(
@@ -277,6 +273,33 @@ fn answer(status: u16, body: Bytes) -> Result<Answer, Failure> {
     } else {
         Err(Failure::Final(error))
     }
+}
+
+/// Sends one request over the network.
+async fn send_over_network(
+    http: &reqwest::Client,
+    url: Url,
+    call: &Call<'_>,
+) -> Result<Answer, Failure> {
+    let mut request = http.request(call.method.clone(), url).timeout(call.timeout);
+    if !call.query.is_empty() {
+        request = request.query(&call.query);
+    }
+    if let Some(body) = &call.body {
+        request = request
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.clone());
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|error| Failure::Retryable(error_chain(&error)))?;
+    let status = response.status().as_u16();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|error| Failure::Retryable(error_chain(&error)))?;
+    answer(status, body)
 }
 
 /// The placeholder endpoint of an in-process server (never connected to).
@@ -527,14 +550,15 @@ impl Transport for RemoteTransport {
         name: &'a str,
         options: PullOptions,
     ) -> BoxFuture<'a, Result<Vec<Message>>> {
-        Box::pin(async move {
-            let path = ["v1", "subscriptions", name, "pull"];
-            let mut call = self.call(Method::POST, &path);
-            call.body = Some(json_body(&options.request())?);
-            call.timeout = self.long_poll_timeout(options.wait_ms);
-            let answer: PullAnswer = self.call_json(call).await?;
-            Ok(answer.messages)
-        })
+        Box::pin(self.pull_as(name, options))
+    }
+
+    fn pull_raw<'a>(
+        &'a self,
+        name: &'a str,
+        options: PullOptions,
+    ) -> BoxFuture<'a, Result<Vec<RawMessage>>> {
+        Box::pin(self.pull_as(name, options))
     }
 
     fn ack<'a>(
@@ -649,6 +673,15 @@ impl Transport for RemoteTransport {
             let path = ["v1", "subscriptions", name, "dead", hash_text.as_str()];
             self.execute(self.call(Method::DELETE, &path)).await?;
             Ok(())
+        })
+    }
+
+    fn metrics(&self) -> BoxFuture<'_, Result<String>> {
+        Box::pin(async move {
+            let answer = self.execute(self.call(Method::GET, &["metrics"])).await?;
+            String::from_utf8(answer.body.to_vec()).map_err(|_| {
+                ClientError::Protocol("the server's metrics are not UTF-8 text".to_string())
+            })
         })
     }
 }

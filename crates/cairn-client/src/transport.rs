@@ -12,8 +12,8 @@ use futures_util::future::BoxFuture;
 use crate::error::Result;
 use crate::wire::{
     CreatedSubscription, DeadLetter, DeadLetterPage, DeadLetterQuery, FactPage, LogQuery, Message,
-    NackOptions, PullOptions, PutResult, ReplaySelection, StoredFact, SubscriptionDefinition,
-    SubscriptionView, SuccessorsQuery, TokenResult,
+    NackOptions, PullOptions, PutResult, RawMessage, ReplaySelection, StoredFact,
+    SubscriptionDefinition, SubscriptionView, SuccessorsQuery, TokenResult,
 };
 
 /// API v1 as a set of async calls over wire types.
@@ -70,6 +70,14 @@ pub trait Transport: Send + Sync + 'static {
         options: PullOptions,
     ) -> BoxFuture<'a, Result<Vec<Message>>>;
 
+    /// Like [`Transport::pull`], each message's fact exactly as the server
+    /// sent it (its canonical bytes).
+    fn pull_raw<'a>(
+        &'a self,
+        name: &'a str,
+        options: PullOptions,
+    ) -> BoxFuture<'a, Result<Vec<RawMessage>>>;
+
     /// Acknowledges messages; the answer reports each token.
     fn ack<'a>(
         &'a self,
@@ -122,4 +130,7 @@ pub trait Transport: Send + Sync + 'static {
 
     /// Discards a dead letter (it stays recorded as discarded).
     fn discard_dead_letter<'a>(&'a self, name: &'a str, hash: Hash) -> BoxFuture<'a, Result<()>>;
+
+    /// The server's metrics (`GET /metrics`) in the Prometheus text format.
+    fn metrics(&self) -> BoxFuture<'_, Result<String>>;
 }

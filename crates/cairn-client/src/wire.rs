@@ -15,6 +15,11 @@ pub type StoredFact = cairn_api::StoredFact;
 pub type FactPage = cairn_api::FactPage;
 /// A delivered message, leased to the caller.
 pub type Message = cairn_api::Message;
+/// A delivered message whose fact is kept exactly as the server sent it:
+/// the fact's canonical bytes, for callers that pass facts on unchanged
+/// (reading them into a [`serde_json::Value`] may reorder keys and rewrite
+/// numbers).
+pub type RawMessage = cairn_api::Message<Box<serde_json::value::RawValue>>;
 /// A message that exhausted its attempts.
 pub type DeadLetter = cairn_api::DeadLetter;
 /// A page of dead letters.

@@ -6,7 +6,8 @@ mod common;
 use std::time::Duration;
 
 use cairn_client::{
-    to_canonical_fact, CanonicalFact, ClientError, Hash, LogQuery, Predecessors, TypedFact,
+    to_canonical_fact, CanonicalFact, ClientError, Hash, LogQuery, Predecessors, PullOptions,
+    SubscriptionDefinition, TypedFact,
 };
 use common::{Customer, Order, TestServer};
 use serde::{Deserialize, Serialize};
@@ -80,6 +81,59 @@ async fn client_hashes_agree_with_the_server_and_puts_are_idempotent() -> anyhow
 
     let log = client.log(LogQuery::default()).await?;
     assert_eq!(log.facts.len(), 1);
+    server.stop().await
+}
+
+#[tokio::test]
+async fn the_end_of_the_log_is_read_without_paging() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let client = server.client()?;
+    assert_eq!(client.log_last_seq().await?, 0);
+    let mut last = None;
+    for name in ["A", "B", "C"] {
+        last = Some(client.put(&Customer { name: name.into() }).await?);
+    }
+    let last_seq = client.log_last_seq().await?;
+    assert_eq!(Some(last_seq), last.map(|put| put.seq));
+    let after_the_end = client
+        .log(LogQuery {
+            after: Some(last_seq),
+            limit: None,
+            wait_ms: None,
+        })
+        .await?;
+    assert!(after_the_end.facts.is_empty());
+    server.stop().await
+}
+
+#[tokio::test]
+async fn raw_pulls_keep_each_fact_as_the_server_sent_it() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let client = server.client()?;
+    client
+        .create_subscription("raw", &SubscriptionDefinition::new(Order::TYPE_NAME))
+        .await?;
+    // 1e30 is `1e+30` in the canonical form; a JSON value would write `1e30`.
+    let order = Order {
+        id: "b".into(),
+        total: 1e30,
+        customer: None,
+    };
+    let local = to_canonical_fact(&order)?;
+    client.put(&order).await?;
+    let options = PullOptions {
+        max: 10,
+        wait_ms: 0,
+        lease_ms: None,
+    };
+    let messages = client.transport().pull_raw("raw", options).await?;
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].hash, local.hash);
+    assert_eq!(messages[0].attempt, 1);
+    assert_eq!(
+        messages[0].fact.get().as_bytes(),
+        local.canonical.as_slice()
+    );
     server.stop().await
 }
 

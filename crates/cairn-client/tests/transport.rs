@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use cairn_client::{
     CanonicalFact, Client, CreatedSubscription, DeadLetter, DeadLetterPage, DeadLetterQuery,
-    FactPage, Hash, LogQuery, Message, NackOptions, PullOptions, PutResult, RemoteTransport,
-    ReplaySelection, Result, StoredFact, SubscriptionDefinition, SubscriptionView, SuccessorsQuery,
-    TokenResult, Transport,
+    FactPage, Hash, LogQuery, Message, NackOptions, PullOptions, PutResult, RawMessage,
+    RemoteTransport, ReplaySelection, Result, StoredFact, SubscriptionDefinition, SubscriptionView,
+    SuccessorsQuery, TokenResult, Transport,
 };
 use common::{fast_options, Customer, Order, TestServer};
 use futures_util::future::BoxFuture;
@@ -68,6 +68,13 @@ impl Transport for CountingTransport {
     ) -> BoxFuture<'a, Result<Vec<Message>>> {
         self.count().pull(name, options)
     }
+    fn pull_raw<'a>(
+        &'a self,
+        name: &'a str,
+        options: PullOptions,
+    ) -> BoxFuture<'a, Result<Vec<RawMessage>>> {
+        self.count().pull_raw(name, options)
+    }
     fn ack<'a>(
         &'a self,
         name: &'a str,
@@ -120,6 +127,9 @@ impl Transport for CountingTransport {
     }
     fn discard_dead_letter<'a>(&'a self, name: &'a str, hash: Hash) -> BoxFuture<'a, Result<()>> {
         self.count().discard_dead_letter(name, hash)
+    }
+    fn metrics(&self) -> BoxFuture<'_, Result<String>> {
+        self.count().metrics()
     }
 }
 

@@ -85,7 +85,7 @@ fn render_store(text: &mut String, stats: &StoreStats) {
         );
     };
     metric(
-        "cairn_store_last_seq",
+        cairn_api::meta::LOG_LAST_SEQ_METRIC,
         "gauge",
         "Highest durable sequence number",
         stats.last_seq.to_string(),

@@ -1,0 +1,71 @@
+//! How the client commands reach a server: the `--server` argument, the SDK
+//! client made from it, and the wording of the SDK's errors for a person at
+//! a terminal. Every client command (`put`, `get`, `successors`, `log`,
+//! `tail`, `subs`) goes through the SDK, so the CLI sends exactly the
+//! requests a service would; only `cairn bench` keeps its own HTTP client,
+//! to measure the server rather than the SDK.
+
+use std::time::Duration;
+
+use anyhow::anyhow;
+use cairn_client::{Client, ClientError, ClientOptions};
+
+/// Tries of one request. A command typed by hand should fail fast when the
+/// server is down (three refused connections take well under a second with
+/// the backoff below), yet ride out a moment of overload (429, 503).
+const ATTEMPTS_MAX: u32 = 3;
+/// Upper bound of the first wait between tries.
+const BACKOFF_INITIAL: Duration = Duration::from_millis(100);
+/// Upper bound of every wait between tries.
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Time one request may take (a long-poll gets its wait on top). It is
+/// longer than the server's own request timeout, so a slow request ends
+/// with the server's answer rather than with a retry.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+const _: () = assert!(REQUEST_TIMEOUT.as_secs() > cairn_server::limits::REQUEST_TIMEOUT.as_secs());
+
+/// The server a client command talks to.
+#[derive(clap::Args, Clone)]
+pub struct ServerArg {
+    /// Base URL of the server.
+    #[arg(long = "server", env = "CAIRN_SERVER", default_value = crate::DEFAULT_SERVER)]
+    pub url: String,
+}
+
+impl ServerArg {
+    /// An SDK client of this server (it connects on the first request).
+    pub fn client(&self) -> anyhow::Result<Client> {
+        let options = ClientOptions {
+            request_timeout: REQUEST_TIMEOUT,
+            attempts_max: ATTEMPTS_MAX,
+            backoff_initial: BACKOFF_INITIAL,
+            backoff_max: BACKOFF_MAX,
+            ..ClientOptions::new([self.url.as_str()])
+        };
+        Client::remote(options).map_err(explain)
+    }
+}
+
+/// An SDK error worded for the terminal: an error answer starts with the
+/// server's stable code (scripts and tests look for it), followed by its
+/// message, status and details; no answer at all is "cannot reach the
+/// server", with the last failure.
+pub fn explain(error: ClientError) -> anyhow::Error {
+    match error {
+        ClientError::Api {
+            status,
+            code,
+            message,
+            details,
+        } => {
+            let mut text = format!("{code}: {message} (HTTP {status})");
+            if !details.is_empty() {
+                text = format!("{text} {}", serde_json::Value::Object(details));
+            }
+            anyhow!(text)
+        }
+        ClientError::Unavailable { .. } => anyhow!("cannot reach the server: {error}"),
+        other => anyhow::Error::new(other),
+    }
+}
