@@ -89,6 +89,11 @@ impl From<WriteError> for ApiError {
                 "storage_failure",
                 format!("{error}; nothing of the batch was acknowledged"),
             ),
+            WriteError::Corrupt(_) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "corrupt_data",
+                error.to_string(),
+            ),
             WriteError::Unavailable(_) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "store_unavailable",
