@@ -290,10 +290,12 @@ pub enum TokenStatus {
     Nacked,
     /// The lease was renewed.
     Extended,
-    /// This token's lease is over and the message was leased again.
+    /// The token's lease is over (it ran out or was nacked) and the
+    /// message was leased again since; for an extend, also a lease that
+    /// already ended.
     Expired,
-    /// Not a pending message of this subscription: already acknowledged,
-    /// dead, or not a token of it at all.
+    /// Not a lease of a pending message of this subscription: already
+    /// acknowledged, dead, or not one of its tokens at all.
     Unknown,
 }
 

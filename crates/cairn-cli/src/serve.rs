@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use cairn_server::delivery::memory::MemoryDeliveries;
-use cairn_server::delivery::shared::SharedDeliveries;
+use cairn_server::clock::Clock;
+use cairn_server::delivery::memory::{MemoryDeliveries, MemoryOptions};
+use cairn_server::delivery::shared::{SharedDeliveries, SharedOptions};
 use cairn_server::delivery::Deliveries;
 use cairn_server::{limits, ServerConfig};
 use cairn_store::{
@@ -122,9 +123,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         concurrent_requests_max: args.concurrent_requests_max,
         long_poll_ms_max: args.long_poll_ms_max,
     };
+    // The delivery clock of the embedded engine; on PostgreSQL delivery
+    // takes its time from the database.
+    let clock = Clock::system();
     if let Some(path) = args.fault_clock_file.clone() {
         tracing::warn!(path = %path.display(), "fault injection: the delivery clock follows a file");
-        cairn_server::clock::follow_offset_file(path);
+        clock.follow_offset_file(path);
     }
     if let Some(url) = &args.store {
         if args.unsafe_ack_before_write
@@ -141,7 +145,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let blobs = BlobStore::postgres(store.pool().clone(), args.blob_bytes_max)
             .await
             .context("cannot open the blob tables")?;
-        let deliveries = SharedDeliveries::new(Arc::clone(&store));
+        let deliveries = SharedDeliveries::new(Arc::clone(&store), SharedOptions::default());
         return serve(args.listen, store, blobs, Arc::new(deliveries), config).await;
     }
     let options = EmbeddedOptions {
@@ -163,8 +167,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let blobs = BlobStore::open(&args.data.join("blobs"), args.blob_bytes_max)
         .context("cannot open the blob directory")?;
     let store = Arc::new(store);
-    let deliveries =
-        MemoryDeliveries::load(Arc::clone(&store)).context("cannot load the subscriptions")?;
+    let deliveries = MemoryDeliveries::load(Arc::clone(&store), MemoryOptions::new(clock))
+        .context("cannot load the subscriptions")?;
     serve(args.listen, store, blobs, Arc::new(deliveries), config).await
 }
 

@@ -879,3 +879,233 @@ fn backlog_counts_every_waiting_fact_however_many() {
     );
     assert_eq!(view(&server, "bulk")["backlog"], LARGE_BACKLOG_FACTS - 10);
 }
+
+/// Posts `tokens` to `verb` (ack, nack, extend) of `name`; each status.
+fn answer_tokens(server: &Server, name: &str, verb: &str, tokens: &[String]) -> Vec<String> {
+    let (status, answer) = post_json(
+        server,
+        &format!("/v1/subscriptions/{name}/{verb}"),
+        json!({ "tokens": tokens }),
+    );
+    assert_eq!(status, 200, "{verb} failed: {answer}");
+    answer["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|result| result["status"].as_str().expect("status").to_string())
+        .collect()
+}
+
+fn token_of(message: &Value) -> String {
+    message["token"].as_str().expect("token").to_string()
+}
+
+#[test]
+fn tokens_that_never_belonged_to_the_message_are_unknown_for_every_verb() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    for name in ["mine", "theirs"] {
+        let (status, _) = put_subscription(&server, name, json!({"type": "Shared.Fact"}));
+        assert_eq!(status, 201);
+    }
+    publish(&server, "Shared.Fact", 2);
+    let mine = pull(&server, "mine", 2, 0);
+    let theirs = pull(&server, "theirs", 2, 0);
+    assert_eq!((mine.len(), theirs.len()), (2, 2));
+    let seq = mine[0]["seq"].as_u64().unwrap();
+    // Tokens of the same messages in another subscription, tokens shaped
+    // like real ones, and garbage: none of them is a lease of `mine`.
+    let mut strangers: Vec<String> = theirs.iter().map(token_of).collect();
+    strangers.extend([
+        format!("{seq:x}-1-0123456789abcdef"),
+        format!("{seq:x}-1"),
+        format!("{seq:x}-{:x}", u64::MAX),
+        "garbage".to_string(),
+        String::new(),
+    ]);
+    for verb in ["ack", "nack", "extend"] {
+        let statuses = answer_tokens(&server, "mine", verb, &strangers);
+        assert!(
+            statuses.iter().all(|status| status == "unknown"),
+            "{verb}: {statuses:?} for {strangers:?}"
+        );
+    }
+    // Nothing changed: both leases of `mine` are intact and act.
+    assert_eq!(view(&server, "mine")["in_flight"], 2);
+    let own: Vec<String> = mine.iter().map(token_of).collect();
+    assert_eq!(
+        answer_tokens(&server, "mine", "ack", &own),
+        ["acked", "acked"]
+    );
+    assert_eq!(view(&server, "theirs")["in_flight"], 2);
+}
+
+#[test]
+fn the_token_of_a_nacked_and_released_delivery_answers_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    put_subscription(&server, "again", json!({"type": "Job"}));
+    publish(&server, "Job", 1);
+    let first = pull(&server, "again", 1, 0);
+    assert_eq!(
+        settle(&server, "again", "nack", &first, json!({"delay_ms": 0})),
+        ["nacked"]
+    );
+    let second = pull(&server, "again", 1, 5_000);
+    assert_eq!(second[0]["attempt"], 2, "{second:?}");
+    let old = vec![token_of(&first[0])];
+    for verb in ["ack", "nack", "extend"] {
+        assert_eq!(answer_tokens(&server, "again", verb, &old), ["expired"]);
+    }
+    assert_eq!(
+        answer_tokens(&server, "again", "ack", &[token_of(&second[0])]),
+        ["acked"]
+    );
+    assert_eq!(answer_tokens(&server, "again", "ack", &old), ["unknown"]);
+}
+
+#[test]
+fn only_the_exact_token_text_acts() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    put_subscription(&server, "exact", json!({"type": "Job"}));
+    publish(&server, "Job", 1);
+    let messages = pull(&server, "exact", 1, 0);
+    let token = token_of(&messages[0]);
+    let spellings = vec![
+        token.to_uppercase(),
+        format!("0{token}"),
+        token.replacen('-', "-0", 1),
+        format!(" {token}"),
+        format!("{token}\n"),
+    ];
+    for verb in ["extend", "nack", "ack"] {
+        let statuses = answer_tokens(&server, "exact", verb, &spellings);
+        assert!(
+            statuses.iter().all(|status| status == "unknown"),
+            "{verb}: {statuses:?} for {spellings:?}"
+        );
+    }
+    let view_now = view(&server, "exact");
+    assert_eq!(
+        (view_now["in_flight"].as_u64(), view_now["acked"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(answer_tokens(&server, "exact", "ack", &[token]), ["acked"]);
+}
+
+#[test]
+fn shortening_a_lease_wakes_a_pull_that_is_already_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    put_subscription(
+        &server,
+        "short",
+        json!({"type": "Job", "lease_ms": 20000, "backoff": {"initial_ms": 1, "max_ms": 1}}),
+    );
+    publish(&server, "Job", 1);
+    let held = pull(&server, "short", 1, 0);
+    assert_eq!(held.len(), 1);
+    let base = server.base.clone();
+    let waiter = std::thread::spawn(move || {
+        let answer: Value = http()
+            .post(format!("{base}/v1/subscriptions/short/pull"))
+            .json(&json!({"max": 1, "wait_ms": 15_000}))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        (
+            Instant::now(),
+            answer["messages"].as_array().unwrap().clone(),
+        )
+    });
+    // Give the pull time to start waiting; the bound below does not depend
+    // on it (a pull that starts after the extend finds the message anyway).
+    std::thread::sleep(Duration::from_millis(500));
+    let extended_at = Instant::now();
+    let (status, answer) = post_json(
+        &server,
+        "/v1/subscriptions/short/extend",
+        json!({"tokens": [held[0]["token"]], "lease_ms": 100}),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(answer["results"][0]["status"], "extended");
+    let (arrived_at, messages) = waiter.join().unwrap();
+    assert_eq!(messages.len(), 1, "the waiting pull got the message");
+    assert_eq!(messages[0]["attempt"], 2);
+    let late = arrived_at.duration_since(extended_at);
+    // Woken at the new end of the lease (100 ms, plus the shared engine's
+    // polling), not at the old one 20 s away.
+    assert!(
+        late < Duration::from_secs(5),
+        "the message arrived {late:?} after the lease was shortened"
+    );
+}
+
+#[test]
+fn a_restart_voids_leases_on_the_embedded_backend_and_keeps_them_on_postgresql() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    put_subscription(
+        &server,
+        "restarted",
+        json!({"type": "Job", "lease_ms": 60000}),
+    );
+    publish(&server, "Job", 1);
+    let before = pull(&server, "restarted", 1, 0);
+    assert_eq!(before[0]["attempt"], 1);
+    server.kill9();
+    let server = Server::start(dir.path(), &[]);
+    let old = vec![token_of(&before[0])];
+    if on_postgres() {
+        // Leases are rows: the lease outlives the server, its token still
+        // acts, and the message is not delivered again meanwhile.
+        assert!(pull(&server, "restarted", 1, 0).is_empty());
+        assert_eq!(view(&server, "restarted")["in_flight"], 1);
+        assert_eq!(answer_tokens(&server, "restarted", "ack", &old), ["acked"]);
+    } else {
+        // Leases are not recorded: the restart voided it, the old token is
+        // not this incarnation's, and the message comes back at once with
+        // the same attempt number (a voided lease is not a failed attempt).
+        assert_eq!(
+            answer_tokens(&server, "restarted", "ack", &old),
+            ["unknown"]
+        );
+        let after = pull(&server, "restarted", 1, 0);
+        assert_eq!(after.len(), 1);
+        assert_eq!(after[0]["attempt"], 1);
+        assert_eq!(after[0]["hash"], before[0]["hash"]);
+        assert_eq!(
+            settle(&server, "restarted", "ack", &after, json!({})),
+            ["acked"]
+        );
+    }
+    // `delivered` counts every delivery through this server since it
+    // started, redeliveries included.
+    let counters = view(&server, "restarted");
+    let delivered_here = u64::from(!on_postgres());
+    assert_eq!(counters["delivered"], delivered_here, "{counters}");
+}
+
+#[test]
+fn delivered_counts_redeliveries_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    put_subscription(&server, "counted", json!({"type": "Job"}));
+    publish(&server, "Job", 1);
+    let first = pull(&server, "counted", 1, 0);
+    settle(&server, "counted", "nack", &first, json!({"delay_ms": 0}));
+    let second = pull(&server, "counted", 1, 5_000);
+    settle(&server, "counted", "ack", &second, json!({}));
+    let counters = view(&server, "counted");
+    assert_eq!(
+        (
+            counters["delivered"].as_u64(),
+            counters["redelivered"].as_u64(),
+            counters["acked"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1)),
+        "{counters}"
+    );
+}

@@ -9,7 +9,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use cairn_server::delivery::memory::MemoryDeliveries;
+use cairn_server::clock::Clock;
+use cairn_server::delivery::memory::{MemoryDeliveries, MemoryOptions};
 use cairn_server::ServerConfig;
 use cairn_store::{BlobStore, EmbeddedOptions, EmbeddedStore, Store};
 use tokio_util::sync::CancellationToken;
@@ -64,7 +65,8 @@ impl Client {
         )
         .map_err(|error| unavailable(error.to_string()))?;
         let store = Arc::new(store);
-        let deliveries = MemoryDeliveries::load(Arc::clone(&store))
+        let options = MemoryOptions::new(Clock::system());
+        let deliveries = MemoryDeliveries::load(Arc::clone(&store), options)
             .map_err(|error| unavailable(error.to_string()))?;
         let shutdown = CancellationToken::new();
         let router = cairn_server::app(

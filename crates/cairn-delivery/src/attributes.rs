@@ -1,7 +1,9 @@
 //! What the delivery logic needs to know about a fact: its ordering key and
-//! its `cairn_not_before` time.
+//! its `cairn_not_before` time, from the parsed fact or straight from the
+//! canonical bytes a store read (both engines admit messages through
+//! [`fact_attributes`]).
 
-use cairn_fact::{Fact, Hash, Value};
+use cairn_fact::{parse_json, Fact, Hash, Value, JSON_DEPTH_MAX};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -16,6 +18,37 @@ pub struct MessageAttributes {
     pub key: Option<Hash>,
     /// Not to be delivered before this time (ms since the Unix epoch).
     pub not_before_ms: Option<u64>,
+}
+
+/// A stored fact whose bytes do not parse as a fact: the store is damaged
+/// (every fact was validated when written and is verified against its
+/// hash when read), never a bad request.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("a stored fact does not parse: {0}")]
+pub struct UnreadableFact(String);
+
+/// Whether a fact with these canonical bytes can carry a not-before time
+/// (a cheap test that spares parsing most facts).
+pub fn may_have_not_before(canonical: &[u8]) -> bool {
+    memchr::memmem::find(canonical, NOT_BEFORE_FIELD.as_bytes()).is_some()
+}
+
+/// The ordering key (for the `ordering_key` role, if any) and not-before
+/// time of a stored fact, from its canonical bytes (already verified
+/// against its hash). The fact is parsed only when one of them can be
+/// present.
+pub fn fact_attributes(
+    ordering_key: Option<&str>,
+    canonical: &[u8],
+) -> Result<MessageAttributes, UnreadableFact> {
+    if ordering_key.is_none() && !may_have_not_before(canonical) {
+        return Ok(MessageAttributes::default());
+    }
+    // The depth limit counts the fact's own object around its fields.
+    let value = parse_json(canonical, JSON_DEPTH_MAX + 1)
+        .map_err(|error| UnreadableFact(error.to_string()))?;
+    let fact = Fact::from_value(&value).map_err(|error| UnreadableFact(error.to_string()))?;
+    Ok(message_attributes(&fact, ordering_key))
 }
 
 /// Extracts the ordering key (for `ordering_key` role, if given) and the
@@ -72,5 +105,24 @@ mod tests {
         assert_eq!(message_attributes(&unparsable, None).not_before_ms, None);
         let number = fact(r#"{"type":"T","fields":{"cairn_not_before":5},"predecessors":{}}"#);
         assert_eq!(message_attributes(&number, None).not_before_ms, None);
+    }
+
+    #[test]
+    fn reads_canonical_bytes_and_calls_unparsable_ones_damage() {
+        let canonical = CanonicalFact::from_json(
+            br#"{"type":"T","fields":{"cairn_not_before":"2026-11-28T09:00:00Z"},"predecessors":{}}"#,
+            65_536,
+        )
+        .unwrap()
+        .canonical;
+        let attributes = fact_attributes(None, &canonical).unwrap();
+        assert_eq!(attributes.not_before_ms, Some(1_795_856_400_000));
+        assert_eq!(
+            fact_attributes(None, br#"{"plain":true}"#),
+            Ok(MessageAttributes::default()),
+            "without a key or a not-before field nothing is parsed"
+        );
+        assert!(fact_attributes(Some("k"), b"{broken").is_err());
+        assert!(fact_attributes(None, br#"{"cairn_not_before":1"#).is_err());
     }
 }

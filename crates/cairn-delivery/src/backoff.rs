@@ -2,8 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::random::SplitMix64;
-
 /// The retry delay policy of a subscription: after the n-th failed attempt a
 /// message waits `d = min(max_ms, initial_ms · 2^(n−1))`, jittered uniformly
 /// into `[d/2, d]` ("equal jitter": delays still grow from one attempt to
@@ -47,10 +45,13 @@ impl Backoff {
             .min(self.max_ms)
     }
 
-    /// The jittered delay after `failed_attempts` failures.
-    pub fn delay_ms(&self, failed_attempts: u32, random: &mut SplitMix64) -> u64 {
+    /// The jittered delay after `failed_attempts` failures, drawn with
+    /// the uniform random bits `jitter` (see `TokenKey::jitter`).
+    pub fn delay_ms(&self, failed_attempts: u32, jitter: u64) -> u64 {
         let ceiling = self.ceiling_ms(failed_attempts);
-        random.in_range(ceiling / 2, ceiling)
+        let low = ceiling / 2;
+        // `ceiling - low` is at most half of `u64::MAX` plus one: no overflow.
+        low + jitter % (ceiling - low + 1)
     }
 }
 
@@ -75,6 +76,8 @@ mod tests {
             max_ms: u64::MAX,
         };
         assert_eq!(huge.ceiling_ms(3), u64::MAX);
+        assert_eq!(huge.delay_ms(3, 7), u64::MAX / 2 + 7);
+        assert!(huge.delay_ms(3, u64::MAX) >= u64::MAX / 2);
     }
 
     #[test]
@@ -83,11 +86,11 @@ mod tests {
             initial_ms: 100,
             max_ms: 60_000,
         };
-        let mut random = SplitMix64::new(1);
+        let mut random = crate::random::SplitMix64::new(1);
         for _ in 0..100 {
             let mut previous = 0;
             for attempt in 1..=8 {
-                let delay = backoff.delay_ms(attempt, &mut random);
+                let delay = backoff.delay_ms(attempt, random.next_u64());
                 let ceiling = backoff.ceiling_ms(attempt);
                 assert!(delay >= ceiling / 2 && delay <= ceiling);
                 assert!(delay >= previous);

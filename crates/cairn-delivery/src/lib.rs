@@ -6,24 +6,33 @@
 //! time (`now_ms`, milliseconds since the Unix epoch) and returns the
 //! decisions plus the [`Change`]s that a runtime must persist, so the same
 //! logic runs in the server, in unit tests and in simulations with
-//! simulated time. Randomness (backoff jitter, lease ids) comes from a seeded
-//! generator, so a run is reproducible from its seed.
+//! simulated time. Tokens are signed and backoff jitter drawn with a key
+//! the runtime gives each subscription ([`TokenKey`]), so a run is
+//! reproducible from its key, and two engines given the same key decide
+//! alike.
 
 #![forbid(unsafe_code)]
 
 mod attributes;
 mod backoff;
 mod definition;
+mod failure;
 pub mod limits;
+mod outcomes;
 mod random;
 mod rate;
 mod record;
 mod subscription;
 mod token;
 
-pub use attributes::{message_attributes, MessageAttributes, NOT_BEFORE_FIELD};
+pub use attributes::{
+    fact_attributes, may_have_not_before, message_attributes, MessageAttributes, UnreadableFact,
+    NOT_BEFORE_FIELD,
+};
 pub use backoff::Backoff;
 pub use definition::{DefinitionError, PredecessorSelector, Start, SubscriptionDefinition};
+pub use failure::{retry_delay_ms, FailedAttempt};
+pub use outcomes::{unsettled_status, TokenBatch};
 pub use random::SplitMix64;
 pub use rate::TokenBucket;
 pub use record::{
@@ -33,4 +42,4 @@ pub use subscription::{
     truncate_error, AdmittedMessage, Change, Counters, Lease, SubscriptionState, TokenOutcome,
     TokenStatus, LEASE_EXPIRED_ERROR,
 };
-pub use token::LeaseToken;
+pub use token::{lease_number, match_token, LeaseToken, MessageLease, TokenKey, TokenMatch};

@@ -66,6 +66,15 @@ pub struct MessageRecord {
     /// The ordering key, if the subscription has one and the fact names it.
     #[serde(with = "optional_hash_hex")]
     pub key: Option<Hash>,
+    /// How often it was replayed from the dead letters (the high half of
+    /// its lease numbers: `attempts` start again at each replay). Absent
+    /// from records written before it existed, and while 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub round: u32,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 /// Hashes as hex strings inside records.
@@ -181,8 +190,19 @@ mod tests {
             last_error: Some("boom".into()),
             dead_at_ms: Some(11),
             key: Some(Hash::of_bytes(b"k")),
+            round: 2,
         };
         assert_eq!(MessageRecord::decode(&record.encode()).unwrap(), record);
+        let first_round = MessageRecord {
+            round: 0,
+            ..record.clone()
+        };
+        let encoded = first_round.encode();
+        assert!(
+            !String::from_utf8_lossy(&encoded).contains("round"),
+            "records of the first round keep the earlier format"
+        );
+        assert_eq!(MessageRecord::decode(&encoded).unwrap(), first_round);
         let mut damaged = record.encode();
         damaged[0] = 9;
         assert!(MessageRecord::decode(&damaged).is_err());

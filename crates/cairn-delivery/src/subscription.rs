@@ -19,13 +19,13 @@ use cairn_fact::Hash;
 
 use crate::attributes::MessageAttributes;
 use crate::definition::SubscriptionDefinition;
+use crate::failure::{retry_delay_ms, FailedAttempt};
 use crate::limits;
-use crate::random::SplitMix64;
+use crate::outcomes::TokenBatch;
 use crate::rate::TokenBucket;
 use crate::record::{MessageRecord, MessageStatus, SubscriptionRecord};
-use crate::token::LeaseToken;
+use crate::token::{lease_number, match_token, LeaseToken, MessageLease, TokenKey, TokenMatch};
 
-/// The error text recorded when a lease runs out.
 /// The error recorded when a lease runs out.
 pub const LEASE_EXPIRED_ERROR: &str = "lease expired";
 
@@ -116,7 +116,7 @@ pub struct Counters {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Slot {
-    Leased { lease_id: u64, expires_at_ms: u64 },
+    Leased { expires_at_ms: u64 },
     Waiting,
     Blocked,
     Ready,
@@ -126,12 +126,21 @@ enum Slot {
 struct Tracked {
     hash: Hash,
     key: Option<Hash>,
+    /// Replays so far (the high half of its lease numbers).
+    round: u32,
+    /// Leases in this round so far (the low half of its lease numbers).
     attempts: u32,
     available_at_ms: u64,
     first_delivered_at_ms: Option<u64>,
     last_error: Option<String>,
-    last_lease_id: Option<u64>,
     slot: Slot,
+}
+
+impl Tracked {
+    /// The lease number of its latest lease.
+    fn lease_id(&self) -> u64 {
+        lease_number(self.round, self.attempts)
+    }
 }
 
 /// The tracked messages of one ordering key, in `seq` order, and how many of
@@ -157,20 +166,20 @@ pub struct SubscriptionState {
     leases: BinaryHeap<Reverse<(u64, u64, u64)>>,
     keys: HashMap<Hash, KeyQueue>,
     rate: Option<TokenBucket>,
-    random: SplitMix64,
+    key: TokenKey,
     counters: Counters,
 }
 
 impl SubscriptionState {
     /// A new subscription whose messages are the matching facts with
-    /// `seq > cursor_seq`.
+    /// `seq > cursor_seq`, signing its tokens with `key`.
     pub fn new(
         id: u64,
         name: String,
         definition: SubscriptionDefinition,
         cursor_seq: u64,
         now_ms: u64,
-        seed: u64,
+        key: TokenKey,
     ) -> SubscriptionState {
         let rate = definition
             .rate_limit_per_s
@@ -188,7 +197,7 @@ impl SubscriptionState {
             leases: BinaryHeap::new(),
             keys: HashMap::new(),
             rate,
-            random: SplitMix64::new(seed),
+            key,
             counters: Counters::default(),
         }
     }
@@ -196,14 +205,15 @@ impl SubscriptionState {
     /// Rebuilds the state from its records (after a restart). Leases are
     /// not recorded (a lease is worth less than the write it would cost on
     /// every delivery), so messages leased before the restart are delivered
-    /// again, with the attempts of their last recorded failure.
+    /// again, with the attempts of their last recorded failure. `key` is
+    /// the new incarnation's: tokens from before the restart are unknown.
     pub fn restore(
         record: SubscriptionRecord,
         pending: Vec<(u64, MessageRecord)>,
         dead: u64,
         discarded: u64,
         now_ms: u64,
-        seed: u64,
+        key: TokenKey,
     ) -> SubscriptionState {
         let mut state = SubscriptionState::new(
             record.id,
@@ -211,7 +221,7 @@ impl SubscriptionState {
             record.definition,
             record.cursor_seq,
             now_ms,
-            seed,
+            key,
         );
         state.paused = record.paused;
         state.created_at_ms = record.created_at_ms;
@@ -223,11 +233,11 @@ impl SubscriptionState {
                 Tracked {
                     hash: message.hash,
                     key: message.key,
+                    round: message.round,
                     attempts: message.attempts,
                     available_at_ms: message.available_at_ms,
                     first_delivered_at_ms: message.first_delivered_at_ms,
                     last_error: message.last_error,
-                    last_lease_id: None,
                     slot: Slot::Waiting,
                 },
             );
@@ -306,11 +316,11 @@ impl SubscriptionState {
                 Tracked {
                     hash: message.hash,
                     key: message.attributes.key,
+                    round: 0,
                     attempts: 0,
                     available_at_ms,
                     first_delivered_at_ms: None,
                     last_error: None,
-                    last_lease_id: None,
                     slot: Slot::Waiting,
                 },
             );
@@ -351,19 +361,19 @@ impl SubscriptionState {
                 self.slot_mut(seq).slot = Slot::Blocked;
                 continue;
             }
-            let lease_id = self.random.next_u64();
             let tracked = self.slot_mut(seq);
             tracked.attempts += 1;
             tracked.first_delivered_at_ms.get_or_insert(now_ms);
             let attempt = tracked.attempts;
+            let lease_id = tracked.lease_id();
             let hash = tracked.hash;
-            self.set_leased(seq, lease_id, now_ms.saturating_add(lease_ms));
+            self.set_leased(seq, now_ms.saturating_add(lease_ms));
             self.counters.delivered += 1;
             if attempt > 1 {
                 self.counters.redelivered += 1;
             }
             leases.push(Lease {
-                token: LeaseToken { seq, lease_id },
+                token: self.key.issue(seq, lease_id),
                 seq,
                 hash,
                 attempt,
@@ -375,32 +385,24 @@ impl SubscriptionState {
         (leases, changes)
     }
 
-    /// Acknowledges messages: they will not be delivered again.
+    /// Acknowledges messages: they will not be delivered again. Tokens
+    /// are answered as `TokenBatch` describes.
     pub fn ack(&mut self, tokens: &[String]) -> (Vec<TokenOutcome>, Vec<Change>) {
         let mut changes = Vec::new();
-        let outcomes = tokens
-            .iter()
-            .map(|text| {
-                let status = match self.current_holder(text) {
-                    Err(status) => status,
-                    Ok(seq) => {
-                        let tracked = self.untrack(seq);
-                        self.counters.acked += 1;
-                        changes.push(Change::MessageRemoved {
-                            seq,
-                            hash: tracked.hash,
-                            previous: MessageStatus::Pending,
-                        });
-                        TokenStatus::Acked
-                    }
-                };
-                TokenOutcome {
-                    token: text.clone(),
-                    status,
-                }
-            })
-            .collect();
-        (outcomes, changes)
+        let mut batch = TokenBatch::verify(tokens, &self.key);
+        for (token_idx, token) in batch.tokens().to_vec().into_iter().enumerate() {
+            if let TokenMatch::Current { .. } = self.match_token(&token) {
+                let tracked = self.untrack(token.seq);
+                self.counters.acked += 1;
+                changes.push(Change::MessageRemoved {
+                    seq: token.seq,
+                    hash: tracked.hash,
+                    previous: MessageStatus::Pending,
+                });
+                batch.settle(token_idx, TokenStatus::Acked);
+            }
+        }
+        (batch.finish(|token| self.match_token(token)), changes)
     }
 
     /// Gives messages back: each is delivered again after `delay_ms` (or
@@ -414,35 +416,30 @@ impl SubscriptionState {
     ) -> (Vec<TokenOutcome>, Vec<Change>) {
         let mut changes = Vec::new();
         let error = error.map(truncate_error);
-        let outcomes = tokens
-            .iter()
-            .map(|text| {
-                let status = match self.current_holder(text) {
-                    Err(status) => status,
-                    Ok(seq) => {
-                        let leased = matches!(self.slot_mut(seq).slot, Slot::Leased { .. });
-                        if leased {
-                            self.fail_attempt(seq, delay_ms, error.clone(), now_ms, &mut changes);
-                        } else {
-                            // Its lease already ran out and was counted as a
-                            // failed attempt; take the error and delay given.
-                            self.reschedule_waiting(seq, delay_ms, error.clone(), now_ms);
-                            changes.push(self.message_change(seq, Some(MessageStatus::Pending)));
-                        }
-                        TokenStatus::Nacked
-                    }
-                };
-                TokenOutcome {
-                    token: text.clone(),
-                    status,
-                }
-            })
-            .collect();
-        (outcomes, changes)
+        let mut batch = TokenBatch::verify(tokens, &self.key);
+        for (token_idx, token) in batch.tokens().to_vec().into_iter().enumerate() {
+            let TokenMatch::Current { leased } = self.match_token(&token) else {
+                continue;
+            };
+            let seq = token.seq;
+            if leased {
+                self.fail_attempt(seq, delay_ms, error.clone(), now_ms, &mut changes);
+            } else {
+                // Its lease already ran out and was counted as a failed
+                // attempt; take the error and delay given.
+                let delay_ms =
+                    retry_delay_ms(&self.definition, &self.key, seq, token.lease_id, delay_ms);
+                self.reschedule_waiting(seq, delay_ms, error.clone(), now_ms);
+                changes.push(self.message_change(seq, Some(MessageStatus::Pending)));
+            }
+            batch.settle(token_idx, TokenStatus::Nacked);
+        }
+        (batch.finish(|token| self.match_token(token)), changes)
     }
 
-    /// Renews leases for `lease_ms` (or the definition's lease) from now.
-    /// Leases are not persisted, so there is nothing to write.
+    /// Renews current leases that have not ended by `now_ms`, for
+    /// `lease_ms` (or the definition's lease) from now. Leases are not
+    /// persisted, so there is nothing to write.
     pub fn extend(
         &mut self,
         tokens: &[String],
@@ -450,28 +447,19 @@ impl SubscriptionState {
         now_ms: u64,
     ) -> Vec<TokenOutcome> {
         let lease_ms = lease_ms.unwrap_or(self.definition.lease_ms);
-        tokens
-            .iter()
-            .map(|text| {
-                let status = match LeaseToken::parse(text) {
-                    None => TokenStatus::Unknown,
-                    Some(token) => match self.tracked.get(&token.seq).map(|t| t.slot) {
-                        None => TokenStatus::Unknown,
-                        Some(Slot::Leased { lease_id, .. }) if lease_id == token.lease_id => {
-                            self.set_leased(token.seq, lease_id, now_ms.saturating_add(lease_ms));
-                            TokenStatus::Extended
-                        }
-                        Some(_) => TokenStatus::Expired,
-                    },
-                };
-                TokenOutcome {
-                    token: text.clone(),
-                    status,
-                }
-            })
-            .collect()
+        let mut batch = TokenBatch::verify(tokens, &self.key);
+        for (token_idx, token) in batch.tokens().to_vec().into_iter().enumerate() {
+            let running = match self.tracked.get(&token.seq).map(|tracked| tracked.slot) {
+                Some(Slot::Leased { expires_at_ms }) => expires_at_ms > now_ms,
+                _ => false,
+            };
+            if running && self.match_token(&token) == (TokenMatch::Current { leased: true }) {
+                self.set_leased(token.seq, now_ms.saturating_add(lease_ms));
+                batch.settle(token_idx, TokenStatus::Extended);
+            }
+        }
+        batch.finish(|token| self.match_token(token))
     }
-
     /// Pauses or resumes delivery.
     pub fn set_paused(&mut self, paused: bool) -> Vec<Change> {
         self.paused = paused;
@@ -493,16 +481,18 @@ impl SubscriptionState {
             if self.tracked.contains_key(&seq) {
                 continue;
             }
+            // A new round: the attempts start again, and lease numbers
+            // still grow, so tokens of the earlier round stay superseded.
             self.track(
                 seq,
                 Tracked {
                     hash: record.hash,
                     key: record.key,
+                    round: record.round + 1,
                     attempts: 0,
                     available_at_ms: now_ms,
                     first_delivered_at_ms: None,
                     last_error: record.last_error,
-                    last_lease_id: None,
                     slot: Slot::Waiting,
                 },
             );
@@ -539,13 +529,10 @@ impl SubscriptionState {
                 break;
             }
             self.leases.pop();
-            let current = self.tracked.get(&seq).map(|tracked| tracked.slot);
-            if current
-                == Some(Slot::Leased {
-                    lease_id,
-                    expires_at_ms,
-                })
-            {
+            let current = self.tracked.get(&seq).is_some_and(|tracked| {
+                tracked.slot == Slot::Leased { expires_at_ms } && tracked.lease_id() == lease_id
+            });
+            if current {
                 // The attempt failed when the lease ran out, however late
                 // this runs: the backoff counts from then.
                 let error = Some(LEASE_EXPIRED_ERROR.to_string());
@@ -657,28 +644,21 @@ impl SubscriptionState {
         tracked
     }
 
-    /// Finds the message a token may act on: the current lease, or the last
-    /// lease of a message whose lease ran out and which was not leased again.
-    fn current_holder(&self, text: &str) -> Result<u64, TokenStatus> {
-        let token = LeaseToken::parse(text).ok_or(TokenStatus::Unknown)?;
-        let tracked = self.tracked.get(&token.seq).ok_or(TokenStatus::Unknown)?;
-        match tracked.slot {
-            Slot::Leased { lease_id, .. } if lease_id == token.lease_id => Ok(token.seq),
-            Slot::Leased { .. } => Err(TokenStatus::Expired),
-            _ if tracked.last_lease_id == Some(token.lease_id) => Ok(token.seq),
-            _ if tracked.last_lease_id.is_some() => Err(TokenStatus::Expired),
-            _ => Err(TokenStatus::Unknown),
-        }
+    /// What a verified token refers to now (see `match_token`).
+    fn match_token(&self, token: &LeaseToken) -> TokenMatch {
+        let message = self.tracked.get(&token.seq).map(|tracked| MessageLease {
+            lease_id: tracked.lease_id(),
+            leased: matches!(tracked.slot, Slot::Leased { .. }),
+        });
+        match_token(token, message)
     }
 
-    fn set_leased(&mut self, seq: u64, lease_id: u64, expires_at_ms: u64) {
+    /// Leases a message (again, for an extend) until `expires_at_ms`.
+    fn set_leased(&mut self, seq: u64, expires_at_ms: u64) {
         let tracked = self.slot_mut(seq);
         let was_leased = matches!(tracked.slot, Slot::Leased { .. });
-        tracked.slot = Slot::Leased {
-            lease_id,
-            expires_at_ms,
-        };
-        tracked.last_lease_id = Some(lease_id);
+        tracked.slot = Slot::Leased { expires_at_ms };
+        let lease_id = tracked.lease_id();
         let key = tracked.key;
         self.leases.push(Reverse((expires_at_ms, seq, lease_id)));
         if !was_leased {
@@ -708,7 +688,9 @@ impl SubscriptionState {
                 queue.in_flight -= 1;
             }
         }
-        if self.slot_mut(seq).attempts >= self.definition.max_attempts {
+        let lease_id = self.slot_mut(seq).lease_id();
+        let failed = FailedAttempt::decide(&self.definition, &self.key, seq, lease_id, delay_ms);
+        let FailedAttempt::Retry { delay_ms } = failed else {
             let mut tracked = self.untrack(seq);
             if error.is_some() {
                 tracked.last_error = error;
@@ -725,11 +707,12 @@ impl SubscriptionState {
                     last_error: tracked.last_error,
                     dead_at_ms: Some(now_ms),
                     key: tracked.key,
+                    round: tracked.round,
                 },
                 previous: Some(MessageStatus::Pending),
             });
             return;
-        }
+        };
         self.reschedule_waiting(seq, delay_ms, error, now_ms);
         changes.push(self.message_change(seq, Some(MessageStatus::Pending)));
         if let Some(key) = key {
@@ -738,16 +721,7 @@ impl SubscriptionState {
     }
 
     /// Sets a waiting message's next delivery time and error.
-    fn reschedule_waiting(
-        &mut self,
-        seq: u64,
-        delay_ms: Option<u64>,
-        error: Option<String>,
-        now_ms: u64,
-    ) {
-        let backoff = self.definition.backoff;
-        let attempts = self.slot_mut(seq).attempts;
-        let delay_ms = delay_ms.unwrap_or_else(|| backoff.delay_ms(attempts, &mut self.random));
+    fn reschedule_waiting(&mut self, seq: u64, delay_ms: u64, error: Option<String>, now_ms: u64) {
         if self.slot_mut(seq).slot == Slot::Ready {
             self.ready.remove(&seq);
         }
@@ -831,6 +805,7 @@ impl SubscriptionState {
                 last_error: tracked.last_error.clone(),
                 dead_at_ms: None,
                 key: tracked.key,
+                round: tracked.round,
             },
             previous,
         }

@@ -6,7 +6,7 @@ mod common;
 
 use cairn_delivery::{
     AdmittedMessage, Change, MessageAttributes, MessageRecord, MessageStatus,
-    SubscriptionDefinition, SubscriptionState, TokenStatus,
+    SubscriptionDefinition, SubscriptionState, TokenKey, TokenStatus,
 };
 use cairn_fact::Hash;
 use common::model_store::DiskImage;
@@ -27,7 +27,14 @@ fn message(seq: u64, key: Option<u8>, not_before_ms: Option<u64>) -> AdmittedMes
 }
 
 fn state(json: &str, n_messages: u64) -> SubscriptionState {
-    let mut state = SubscriptionState::new(1, "s".into(), definition(json), 0, 0, 42);
+    let mut state = SubscriptionState::new(
+        1,
+        "s".into(),
+        definition(json),
+        0,
+        0,
+        TokenKey::from_seed(42),
+    );
     let messages: Vec<_> = (1..=n_messages)
         .map(|seq| message(seq, None, None))
         .collect();
@@ -116,11 +123,17 @@ fn nacked_message_comes_back_after_growing_backoff_then_dies_and_replays() {
         last_error: Some("boom".into()),
         dead_at_ms: Some(now),
         key: None,
+        round: 0,
     };
-    let (replayed, _) = state.replay(vec![(1, dead)], now);
+    let (replayed, changes) = state.replay(vec![(1, dead)], now);
     assert_eq!(replayed, 1);
+    let Change::Message { record, .. } = &changes[0] else {
+        panic!("a replay writes the message's record");
+    };
+    assert_eq!((record.round, record.attempts), (1, 0), "a new round");
     let (leases, _) = state.pull(1, None, now);
     assert_eq!(leases[0].attempt, 1);
+    assert_eq!(leases[0].token.round(), 1);
 }
 
 #[test]
@@ -158,7 +171,7 @@ fn ordering_key_delivers_one_at_a_time_per_key_in_seq_order() {
         definition(r#"{"type":"T","ordering_key":"k"}"#),
         0,
         0,
-        1,
+        TokenKey::from_seed(1),
     );
     let messages = [
         message(1, Some(1), None),
@@ -186,7 +199,14 @@ fn ordering_key_delivers_one_at_a_time_per_key_in_seq_order() {
 #[test]
 fn max_in_flight_per_key_allows_that_many() {
     let json = r#"{"type":"T","ordering_key":"k","max_in_flight_per_key":2}"#;
-    let mut state = SubscriptionState::new(1, "s".into(), definition(json), 0, 0, 1);
+    let mut state = SubscriptionState::new(
+        1,
+        "s".into(),
+        definition(json),
+        0,
+        0,
+        TokenKey::from_seed(1),
+    );
     let messages: Vec<_> = (1..=4).map(|seq| message(seq, Some(9), None)).collect();
     state.admit(&messages, 4, 0);
     let (leases, _) = state.pull(10, None, 0);
@@ -198,7 +218,14 @@ fn max_in_flight_per_key_allows_that_many() {
 
 #[test]
 fn not_before_delays_delivery() {
-    let mut state = SubscriptionState::new(1, "s".into(), definition(r#"{"type":"T"}"#), 0, 0, 1);
+    let mut state = SubscriptionState::new(
+        1,
+        "s".into(),
+        definition(r#"{"type":"T"}"#),
+        0,
+        0,
+        TokenKey::from_seed(1),
+    );
     state.admit(
         &[message(1, None, Some(5_000)), message(2, None, None)],
         2,
@@ -246,7 +273,14 @@ fn a_paused_rate_limited_subscription_asks_for_no_wake_up_in_the_past() {
 fn restored_state_keeps_acks_and_failed_attempts_and_redelivers_leased() {
     let mut disk = DiskImage::default();
     let json = r#"{"type":"T","backoff":{"initial_ms":10,"max_ms":10}}"#;
-    let mut state = SubscriptionState::new(1, "s".into(), definition(json), 0, 0, 1);
+    let mut state = SubscriptionState::new(
+        1,
+        "s".into(),
+        definition(json),
+        0,
+        0,
+        TokenKey::from_seed(1),
+    );
     disk.apply_all(vec![Change::Subscription(state.record())]);
     let messages: Vec<_> = (1..=5).map(|seq| message(seq, None, None)).collect();
     disk.apply_all(state.admit(&messages, 5, 0));
@@ -257,20 +291,77 @@ fn restored_state_keeps_acks_and_failed_attempts_and_redelivers_leased() {
     disk.apply_all(changes);
     let (_, changes) = state.nack(&tokens(&leases[1..2]), Some(0), Some("boom"), 0);
     disk.apply_all(changes);
-    let mut restored = disk.restore(10, 7);
+    let mut restored = disk.restore(10, TokenKey::from_seed(7));
     // Message 1 is acked; 2 failed once; 3 was leased and comes back; 4, 5 are new.
     let (again, _) = restored.pull(10, None, 10);
     let seen: Vec<(u64, u32)> = again.iter().map(|l| (l.seq, l.attempt)).collect();
     assert_eq!(seen, [(2, 2), (3, 1), (4, 1), (5, 1)]);
-    // A token from before the restart no longer acks: its message was
-    // leased again.
+    // A token from before the restart no longer acks: the new
+    // incarnation's key did not sign it.
     assert_eq!(
         restored.ack(&tokens(&leases[2..3])).0[0].status,
-        TokenStatus::Expired
+        TokenStatus::Unknown
     );
     assert_eq!(
         restored.ack(&tokens(&leases[..1])).0[0].status,
         TokenStatus::Unknown
     );
     assert_eq!(restored.cursor_seq(), 5);
+}
+
+#[test]
+fn tokens_act_only_as_issued_and_only_on_their_own_lease() {
+    let json = r#"{"type":"T","backoff":{"initial_ms":10,"max_ms":10}}"#;
+    let mut state = state(json, 2);
+    let (first, _) = state.pull(1, None, 0);
+    let text = first[0].token.to_string();
+    let mut other = SubscriptionState::new(
+        2,
+        "other".into(),
+        definition(json),
+        0,
+        0,
+        TokenKey::from_seed(99),
+    );
+    other.admit(&[message(1, None, None)], 1, 0);
+    let (foreign, _) = other.pull(1, None, 0);
+    let forged = cairn_delivery::LeaseToken {
+        mac: first[0].token.mac ^ 1,
+        ..first[0].token
+    };
+    let spellings = [
+        text.to_uppercase(),
+        format!("0{text}"),
+        foreign[0].token.to_string(),
+        forged.to_string(),
+        "1-1-0000000000000000".to_string(),
+    ];
+    for spelling in &spellings {
+        let (outcomes, changes) = state.ack(std::slice::from_ref(spelling));
+        assert_eq!(outcomes[0].status, TokenStatus::Unknown, "{spelling}");
+        assert!(changes.is_empty());
+        let (outcomes, _) = state.nack(std::slice::from_ref(spelling), None, None, 0);
+        assert_eq!(outcomes[0].status, TokenStatus::Unknown, "{spelling}");
+        let outcomes = state.extend(std::slice::from_ref(spelling), None, 0);
+        assert_eq!(outcomes[0].status, TokenStatus::Unknown, "{spelling}");
+    }
+    // Nacked, then leased again: the nacked token's lease is over.
+    let (outcomes, _) = state.nack(&[text.clone(), text.clone()], Some(0), None, 0);
+    let statuses: Vec<_> = outcomes.iter().map(|o| o.status).collect();
+    assert_eq!(statuses, [TokenStatus::Nacked, TokenStatus::Nacked]);
+    let (again, _) = state.pull(1, None, 0);
+    assert_eq!((again[0].seq, again[0].attempt), (1, 2));
+    for verb_status in [
+        state.ack(std::slice::from_ref(&text)).0[0].status,
+        state.nack(std::slice::from_ref(&text), None, None, 0).0[0].status,
+        state.extend(std::slice::from_ref(&text), None, 0)[0].status,
+    ] {
+        assert_eq!(verb_status, TokenStatus::Expired);
+    }
+    // A repeated ack acts once; the repeat finds the message gone.
+    let current = again[0].token.to_string();
+    let (outcomes, changes) = state.ack(&[current.clone(), current]);
+    let statuses: Vec<_> = outcomes.iter().map(|o| o.status).collect();
+    assert_eq!(statuses, [TokenStatus::Acked, TokenStatus::Unknown]);
+    assert_eq!(changes.len(), 1);
 }

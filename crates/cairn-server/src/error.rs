@@ -91,6 +91,7 @@ impl From<WriteError> for ApiError {
                 ErrorCode::StorageFailure,
                 format!("{error}; nothing of the batch was acknowledged"),
             ),
+            WriteError::Corrupt(_) => ApiError::new(ErrorCode::CorruptData, error.to_string()),
             WriteError::Unavailable { .. } => ApiError::new(
                 ErrorCode::StoreUnavailable,
                 format!("{error}; the write was not acknowledged (retrying is safe)"),

@@ -41,6 +41,10 @@ pub enum WriteError {
         #[source]
         source: Option<SourceError>,
     },
+    /// Stored data the write had to read failed verification (a fact that
+    /// does not match its hash or does not parse); nothing was written.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
     /// The database cannot be reached (or did not answer in time). The batch
     /// was not acknowledged: it is either not stored at all or, if the
     /// connection broke during the commit, stored whole. Writes are

@@ -55,6 +55,7 @@ impl Cairn {
         let store = Arc::new(store);
         let deliveries = Arc::new(cairn_server::delivery::memory::MemoryDeliveries::load(
             Arc::clone(&store),
+            cairn_server::delivery::memory::MemoryOptions::new(cairn_server::clock::Clock::system()),
         )?);
         tokio::spawn(cairn_server::serve(
             listener,

@@ -36,6 +36,7 @@ impl TestServer {
         let store = Arc::new(store);
         let deliveries = Arc::new(cairn_server::delivery::memory::MemoryDeliveries::load(
             Arc::clone(&store),
+            cairn_server::delivery::memory::MemoryOptions::new(cairn_server::clock::Clock::system()),
         )?);
         let task = tokio::spawn(cairn_server::serve(
             listener,

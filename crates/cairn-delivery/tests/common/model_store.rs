@@ -11,7 +11,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use cairn_delivery::{Change, MessageRecord, MessageStatus, SubscriptionRecord, SubscriptionState};
+use cairn_delivery::{
+    Change, MessageRecord, MessageStatus, SubscriptionRecord, SubscriptionState, TokenKey,
+};
 use cairn_fact::Hash;
 
 /// The order of statuses in record keys, like the store's `p`, `d` and `x`
@@ -102,7 +104,7 @@ impl DiskImage {
 
     /// The state a restarted server rebuilds from these records, as
     /// `load_subscriptions` and `SubscriptionState::restore` do.
-    pub fn restore(&self, now_ms: u64, seed: u64) -> SubscriptionState {
+    pub fn restore(&self, now_ms: u64, key: TokenKey) -> SubscriptionState {
         let dead = self.records_with(MessageStatus::Dead).len() as u64;
         let discarded = self.records_with(MessageStatus::Discarded).len() as u64;
         SubscriptionState::restore(
@@ -113,7 +115,7 @@ impl DiskImage {
             dead,
             discarded,
             now_ms,
-            seed,
+            key,
         )
     }
 }

@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 
 use cairn_delivery::{
     AdmittedMessage, Backoff, Change, Counters, LeaseToken, MessageAttributes, MessageStatus,
-    SplitMix64, SubscriptionDefinition, SubscriptionState, TokenStatus,
+    SplitMix64, SubscriptionDefinition, SubscriptionState, TokenKey, TokenStatus,
 };
 use cairn_fact::Hash;
 
@@ -542,7 +542,7 @@ impl Simulation {
             config.definition(),
             0,
             START_MS,
-            random.next_u64(),
+            TokenKey::from_seed(random.next_u64()),
         );
         let store = ModelStore::new(vec![Change::Subscription(state.record())]);
         let consumers = (0..config.n_consumers)
@@ -798,8 +798,13 @@ impl Simulation {
         if !self.log.is_empty() && self.chance(5) {
             let log_index = self.pick(self.log.len());
             let seq = self.log[log_index].seq;
-            let lease_id = self.random.next_u64();
-            tokens.push(Some(LeaseToken { seq, lease_id }));
+            // A token this subscription never signed (forged, or another
+            // subscription's).
+            tokens.push(Some(LeaseToken {
+                seq,
+                lease_id: self.random.in_range(0, 3),
+                mac: self.random.next_u64(),
+            }));
         }
         if tokens.is_empty() || self.chance(3) {
             tokens.push(None);
@@ -1061,7 +1066,7 @@ impl Simulation {
         self.state = self
             .store
             .durable()
-            .restore(self.now_ms, self.random.next_u64());
+            .restore(self.now_ms, TokenKey::from_seed(self.random.next_u64()));
         self.history.push(Event::Restarted {
             now_ms: self.now_ms,
         });
@@ -1171,5 +1176,9 @@ pub fn handmade_run(
 
 /// A token for hand-made histories.
 pub fn token(seq: u64, lease_id: u64) -> LeaseToken {
-    LeaseToken { seq, lease_id }
+    LeaseToken {
+        seq,
+        lease_id,
+        mac: 0,
+    }
 }

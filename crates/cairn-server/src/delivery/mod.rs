@@ -10,18 +10,19 @@
 //!   subscription without coordinating among themselves.
 //!
 //! Handlers see only the traits, so both engines answer every endpoint the
-//! same way.
+//! same way. Both take their time from a clock they are given and their
+//! token secrets from a [`TokenSecrets`] source, and decide with the same
+//! pure functions of `cairn-delivery`; the conformance suite
+//! (`tests/delivery_conformance/`) drives both with one seeded schedule
+//! and checks that they keep the same invariants and answer alike.
 
 pub mod memory;
 pub mod shared;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use cairn_delivery::{
-    message_attributes, MessageAttributes, MessageRecord, SubscriptionDefinition, TokenOutcome,
-    NOT_BEFORE_FIELD,
-};
-use cairn_fact::{parse_json, Fact, Hash};
+use cairn_delivery::{MessageRecord, SplitMix64, SubscriptionDefinition, TokenKey, TokenOutcome};
+use cairn_fact::Hash;
 use cairn_store::{MessageSelection, ReadError, WriteError};
 use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
@@ -29,7 +30,43 @@ use tokio_util::sync::CancellationToken;
 /// Subscriptions one server keeps at most.
 pub const SUBSCRIPTIONS_MAX: usize = 1_000;
 
-pub use crate::clock::now_ms;
+/// Where the secrets of subscription incarnations come from (each signs
+/// its incarnation's tokens and jitters its backoff; see
+/// `cairn_delivery::TokenKey`).
+#[derive(Clone, Debug)]
+pub enum TokenSecrets {
+    /// Fresh random bytes each time (production).
+    Random,
+    /// A sequence fixed by a seed, for tests that replay a run.
+    Seeded(Arc<Mutex<SplitMix64>>),
+}
+
+impl TokenSecrets {
+    /// Secrets drawn from `seed`.
+    pub fn seeded(seed: u64) -> TokenSecrets {
+        TokenSecrets::Seeded(Arc::new(Mutex::new(SplitMix64::new(seed))))
+    }
+
+    /// A new secret.
+    pub fn next_secret(&self) -> [u8; 32] {
+        match self {
+            TokenSecrets::Random => rand::random(),
+            TokenSecrets::Seeded(random) => {
+                let mut random = random.lock().expect("lock poisoned");
+                let mut secret = [0u8; 32];
+                for chunk in secret.chunks_mut(8) {
+                    chunk.copy_from_slice(&random.next_u64().to_le_bytes());
+                }
+                secret
+            }
+        }
+    }
+
+    /// A new key.
+    pub fn next_key(&self) -> TokenKey {
+        TokenKey::new(self.next_secret())
+    }
+}
 
 /// Why a delivery operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -93,25 +130,6 @@ pub fn selection_of(definition: &SubscriptionDefinition) -> MessageSelection {
             predecessor,
         },
         None => MessageSelection::Type(definition.type_name.clone()),
-    }
-}
-
-/// The ordering key and not-before time of a stored fact, as `definition`
-/// reads them. The fact is parsed only when one of them can be present.
-pub fn fact_attributes(definition: &SubscriptionDefinition, canonical: &[u8]) -> MessageAttributes {
-    let ordering_key = definition.ordering_key.as_deref();
-    let may_have_not_before =
-        memchr::memmem::find(canonical, NOT_BEFORE_FIELD.as_bytes()).is_some();
-    if ordering_key.is_none() && !may_have_not_before {
-        return MessageAttributes::default();
-    }
-    // Stored facts were validated when written and verified when read.
-    let parsed = parse_json(canonical, cairn_fact::JSON_DEPTH_MAX + 1)
-        .ok()
-        .and_then(|value| Fact::from_value(&value).ok());
-    match parsed {
-        Some(parsed) => message_attributes(&parsed, ordering_key),
-        None => MessageAttributes::default(),
     }
 }
 

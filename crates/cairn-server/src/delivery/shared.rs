@@ -8,11 +8,17 @@
 //! Every operation is one statement (or one short transaction) and is
 //! durable when it returns (PostgreSQL commits it). A waiting pull wakes on
 //! new facts (the store follows the log's head through LISTEN/NOTIFY), on
-//! acks and nacks through this server, and otherwise polls every
-//! [`POLL_INTERVAL`] for retries falling due, leases running out and acks
-//! through other servers.
+//! acks, nacks, extends, pauses and replays through this server, and
+//! otherwise polls every [`POLL_INTERVAL`] for retries falling due, leases
+//! running out and acks through other servers.
+//!
+//! The decisions are `cairn-delivery`'s, as in the in-memory engine: which
+//! lease a token names and what each token is told ([`TokenBatch`]), the
+//! backoff and dead letters, the attributes of admitted facts. The time is
+//! the database's clock in production (so servers with skewed clocks
+//! agree), or the [`Clock`] the engine is given ([`SharedOptions`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,12 +26,12 @@ use std::time::Duration;
 
 use cairn_delivery::limits::TRACKED_MESSAGES_MAX;
 use cairn_delivery::{
-    validate_subscription_name, LeaseToken, MessageStatus, Start, SubscriptionDefinition,
-    TokenOutcome, TokenStatus,
+    match_token, validate_subscription_name, LeaseToken, MessageStatus, Start,
+    SubscriptionDefinition, TokenBatch, TokenKey, TokenOutcome, TokenStatus,
 };
 use cairn_fact::Hash;
 use cairn_store::postgres::delivery::{
-    Admission, CreateOutcome, LeaseRequest, LeasedMessage, SubscriptionRow,
+    Admission, CreateOutcome, DeliveryRules, LeaseRequest, LeasedMessage, SubscriptionRow,
 };
 use cairn_store::{MessageSelection, PostgresStore, Store};
 use tokio::sync::{watch, Notify};
@@ -33,16 +39,43 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    fact_attributes, selection_of, Answer, DeadLetter, Deliveries, DeliveryError, PulledMessage,
-    Subscription, SubscriptionView, SUBSCRIPTIONS_MAX,
+    selection_of, Answer, DeadLetter, Deliveries, DeliveryError, PulledMessage, Subscription,
+    SubscriptionView, TokenSecrets, SUBSCRIPTIONS_MAX,
 };
+use crate::clock::Clock;
 
 /// How often a waiting pull looks again without a wake-up.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// How soon a pull looks again while another pull is admitting new facts.
 const ADMISSION_RETRY: Duration = Duration::from_millis(2);
-/// How often one server ends expired leases of one subscription at most.
-const EXPIRY_INTERVAL: Duration = Duration::from_millis(50);
+/// How often one server ends expired leases of one subscription at most,
+/// by default.
+pub const EXPIRY_INTERVAL: Duration = Duration::from_millis(50);
+
+/// How the shared engine is built.
+#[derive(Clone, Debug)]
+pub struct SharedOptions {
+    /// The delivery clock; `None` is the database's clock (production:
+    /// every server reads the same clock, so skewed server clocks agree).
+    pub clock: Option<Clock>,
+    /// Where new subscriptions' token secrets come from (kept in their
+    /// rows, so every server signs and checks tokens alike).
+    pub secrets: TokenSecrets,
+    /// How often one server ends expired leases of one subscription at
+    /// most (zero: on every operation that looks for them, which makes a
+    /// run on a simulated clock independent of the wall clock).
+    pub expiry_interval: Duration,
+}
+
+impl Default for SharedOptions {
+    fn default() -> SharedOptions {
+        SharedOptions {
+            clock: None,
+            secrets: TokenSecrets::Random,
+            expiry_interval: EXPIRY_INTERVAL,
+        }
+    }
+}
 
 /// What an admission attempt found.
 enum Admitted {
@@ -60,14 +93,16 @@ enum Admitted {
 pub struct SharedDeliveries {
     store: Arc<PostgresStore>,
     handles: Mutex<HashMap<u64, Arc<SharedSubscription>>>,
+    options: SharedOptions,
 }
 
 impl SharedDeliveries {
     /// The registry over `store`.
-    pub fn new(store: Arc<PostgresStore>) -> SharedDeliveries {
+    pub fn new(store: Arc<PostgresStore>, options: SharedOptions) -> SharedDeliveries {
         SharedDeliveries {
             store,
             handles: Mutex::new(HashMap::new()),
+            options,
         }
     }
 
@@ -83,6 +118,9 @@ impl SharedDeliveries {
             selection: selection_of(&definition),
             name: row.name,
             definition,
+            key: TokenKey::new(row.token_secret),
+            clock: self.options.clock.clone(),
+            expiry_interval: self.options.expiry_interval,
             delivered: AtomicU64::new(0),
             redelivered: AtomicU64::new(0),
             acked: AtomicU64::new(0),
@@ -117,9 +155,11 @@ impl Deliveries for SharedDeliveries {
             let json = serde_json::to_string(&definition)
                 .map_err(|error| DeliveryError::InvalidDefinition(error.to_string()))?;
             let start_now = definition.start == Start::Now;
+            let secret = self.options.secrets.next_secret();
+            let now_ms = self.options.clock.as_ref().map(Clock::now_ms);
             let outcome = self
                 .store
-                .create_subscription(name, &json, start_now, SUBSCRIPTIONS_MAX)
+                .create_subscription(name, &json, start_now, SUBSCRIPTIONS_MAX, &secret, now_ms)
                 .await?;
             match outcome {
                 CreateOutcome::Created(row) => {
@@ -184,6 +224,11 @@ pub struct SharedSubscription {
     name: String,
     definition: SubscriptionDefinition,
     selection: MessageSelection,
+    /// Signs and checks tokens, jitters backoff (from the row's secret).
+    key: TokenKey,
+    /// `None`: the database's clock.
+    clock: Option<Clock>,
+    expiry_interval: Duration,
     /// Deliveries, redeliveries and acks through this server since it started.
     delivered: AtomicU64,
     redelivered: AtomicU64,
@@ -200,79 +245,19 @@ pub struct SharedSubscription {
     closed: AtomicBool,
 }
 
-/// How each token of a request fared: `Some(status)` once known.
-struct TokenOutcomes<'a> {
-    tokens: &'a [String],
-    parsed: Vec<Option<(u64, u64)>>,
-    statuses: Vec<Option<TokenStatus>>,
-}
-
-impl<'a> TokenOutcomes<'a> {
-    fn parse(tokens: &'a [String]) -> TokenOutcomes<'a> {
-        let parsed: Vec<Option<(u64, u64)>> = tokens
-            .iter()
-            .map(|text| LeaseToken::parse(text).map(|token| (token.seq, token.lease_id)))
-            .collect();
-        let statuses = parsed
-            .iter()
-            .map(|token| token.is_none().then_some(TokenStatus::Unknown))
-            .collect();
-        TokenOutcomes {
-            tokens,
-            parsed,
-            statuses,
-        }
-    }
-
-    /// The well-formed tokens, each once.
-    fn valid(&self) -> Vec<(u64, u64)> {
-        let mut valid: Vec<(u64, u64)> = self.parsed.iter().flatten().copied().collect();
-        valid.sort_unstable();
-        valid.dedup();
-        valid
-    }
-
-    /// Marks `status` for the first unsettled token naming each of `seqs`.
-    fn settle(&mut self, seqs: &[u64], status: TokenStatus) {
-        let mut wanted: HashSet<u64> = seqs.iter().copied().collect();
-        for (token, slot) in self.parsed.iter().zip(self.statuses.iter_mut()) {
-            if let (Some((seq, _)), None) = (token, &slot) {
-                if wanted.remove(seq) {
-                    *slot = Some(status);
-                }
-            }
-        }
-    }
-
-    /// The seqs of tokens not settled yet.
-    fn unsettled(&self) -> Vec<u64> {
-        self.parsed
-            .iter()
-            .zip(&self.statuses)
-            .filter(|(_, status)| status.is_none())
-            .filter_map(|(token, _)| token.map(|t| t.0))
-            .collect()
-    }
-
-    /// Settles the rest: `tracked` for tokens of messages still pending
-    /// (per `is_tracked`), `Unknown` for the others.
-    fn finish(self, tracked: TokenStatus, is_tracked: impl Fn(u64) -> bool) -> Vec<TokenOutcome> {
-        self.tokens
-            .iter()
-            .zip(self.parsed)
-            .zip(self.statuses)
-            .map(|((text, token), status)| TokenOutcome {
-                token: text.clone(),
-                status: status.unwrap_or_else(|| match token {
-                    Some((seq, _)) if is_tracked(seq) => tracked,
-                    _ => TokenStatus::Unknown,
-                }),
-            })
-            .collect()
-    }
-}
-
 impl SharedSubscription {
+    /// The time for a statement: `None` lets the database read its clock.
+    fn now_ms(&self) -> Option<u64> {
+        self.clock.as_ref().map(Clock::now_ms)
+    }
+
+    fn rules(&self) -> DeliveryRules<'_> {
+        DeliveryRules {
+            definition: &self.definition,
+            key: &self.key,
+        }
+    }
+
     fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.changed.notify_waiters();
@@ -286,22 +271,18 @@ impl SharedSubscription {
         }
     }
 
-    /// Ends expired leases, at most every [`EXPIRY_INTERVAL`] per server.
+    /// Ends expired leases, at most every `expiry_interval` per server.
     async fn expire_leases(&self) -> Result<(), DeliveryError> {
         {
             let mut expired_at = self.expired_at.lock().expect("lock poisoned");
             let now = Instant::now();
-            if expired_at.is_some_and(|at| now.duration_since(at) < EXPIRY_INTERVAL) {
+            if expired_at.is_some_and(|at| now.duration_since(at) < self.expiry_interval) {
                 return Ok(());
             }
             *expired_at = Some(now);
         }
         self.store
-            .expire_leases(
-                self.id,
-                self.definition.max_attempts,
-                self.definition.backoff,
-            )
+            .expire_leases(self.id, self.rules(), self.now_ms())
             .await?;
         Ok(())
     }
@@ -312,19 +293,15 @@ impl SharedSubscription {
         if *self.last_seq.borrow() <= self.cursor_seq.load(Ordering::Acquire) {
             return Ok(Admitted::Nothing);
         }
-        let definition = &self.definition;
         let admission = self
             .store
             .admit(
                 self.id,
                 &self.selection,
                 TRACKED_MESSAGES_MAX,
-                definition.ordering_key.is_some(),
-                |fact| {
-                    let attributes = fact_attributes(definition, &fact.canonical);
-                    (attributes.key, attributes.not_before_ms)
-                },
+                self.definition.ordering_key.as_deref(),
                 then_lease,
+                self.now_ms(),
             )
             .await?;
         Ok(match admission {
@@ -362,9 +339,11 @@ impl SharedSubscription {
             lease_ms: lease_ms.unwrap_or(self.definition.lease_ms),
             max_in_flight_per_key: self.definition.max_in_flight_per_key.unwrap_or(1),
             rate_limit_per_s: self.definition.rate_limit_per_s,
-            lease_base: lease_base(),
         };
-        let mut leased = self.store.lease(self.id, request(max)).await?;
+        let mut leased = self
+            .store
+            .lease(self.id, request(max), self.now_ms())
+            .await?;
         let mut admitting_elsewhere = false;
         if leased.len() < max {
             // A rate limit takes its bucket in a transaction of its own.
@@ -375,7 +354,7 @@ impl SharedSubscription {
                 Admitted::Some(_) => {
                     let more = self
                         .store
-                        .lease(self.id, request(max - leased.len()))
+                        .lease(self.id, request(max - leased.len()), self.now_ms())
                         .await?;
                     leased.extend(more);
                 }
@@ -391,11 +370,7 @@ impl SharedSubscription {
         let messages = leased
             .into_iter()
             .map(|message| PulledMessage {
-                token: LeaseToken {
-                    seq: message.seq,
-                    lease_id: message.lease_id,
-                }
-                .to_string(),
+                token: self.key.issue(message.seq, message.lease_id()).to_string(),
                 hash: message.hash,
                 seq: message.seq,
                 attempt: message.attempt,
@@ -405,40 +380,28 @@ impl SharedSubscription {
         Ok((messages, admitting_elsewhere))
     }
 
-    /// Settles the tokens that matched no lease: expired if their message
-    /// is still pending (and, when `needs_lease`, was leased at all), as the
-    /// in-memory engine answers; unknown otherwise.
-    async fn finish_unmatched(
-        &self,
-        outcomes: TokenOutcomes<'_>,
-        needs_lease: bool,
-    ) -> Result<Vec<TokenOutcome>, DeliveryError> {
-        let unsettled = outcomes.unsettled();
-        let pending = if unsettled.is_empty() {
-            Vec::new()
+    /// Answers every token of `batch`: the ones that did not act are
+    /// judged against their messages' state after the request.
+    async fn finish(&self, batch: TokenBatch<'_>) -> Result<Vec<TokenOutcome>, DeliveryError> {
+        let unsettled: Vec<u64> = batch.unsettled().iter().map(|token| token.seq).collect();
+        let leases: HashMap<u64, _> = if unsettled.is_empty() {
+            HashMap::new()
         } else {
-            self.store.pending_leases(self.id, &unsettled).await?
+            self.store
+                .pending_leases(self.id, &unsettled)
+                .await?
+                .into_iter()
+                .collect()
         };
-        let tracked: HashSet<u64> = pending
-            .iter()
-            .filter(|lease| lease.lease_id.is_some() || !needs_lease)
-            .map(|lease| lease.seq)
-            .collect();
-        Ok(outcomes.finish(TokenStatus::Expired, |seq| tracked.contains(&seq)))
+        Ok(batch.finish(|token| match_token(token, leases.get(&token.seq).copied())))
     }
-}
 
-/// Fresh random bits for the lease ids of one pull.
-fn lease_base() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    // RandomState is seeded from the OS; each instance hashes differently.
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_nanos() as u64),
-    );
-    hasher.finish()
+    /// Settles the tokens of `batch` a statement acted on.
+    fn settle(batch: &mut TokenBatch<'_>, acted: &[LeaseToken], status: TokenStatus) {
+        for token in acted {
+            batch.settle_token(token, status);
+        }
+    }
 }
 
 impl Subscription for SharedSubscription {
@@ -491,13 +454,13 @@ impl Subscription for SharedSubscription {
     fn ack<'a>(&'a self, tokens: &'a [String]) -> Answer<'a, Vec<TokenOutcome>> {
         Box::pin(async move {
             self.check_open()?;
-            let mut outcomes = TokenOutcomes::parse(tokens);
-            let acked = self.store.ack_leases(self.id, &outcomes.valid()).await?;
+            let mut batch = TokenBatch::verify(tokens, &self.key);
+            let acked = self.store.ack_leases(self.id, batch.tokens()).await?;
             self.acked.fetch_add(acked.len() as u64, Ordering::Relaxed);
-            outcomes.settle(&acked, TokenStatus::Acked);
+            Self::settle(&mut batch, &acked, TokenStatus::Acked);
             // An ack can let the next message of an ordering key go.
             self.changed.notify_waiters();
-            self.finish_unmatched(outcomes, true).await
+            self.finish(batch).await
         })
     }
 
@@ -509,22 +472,22 @@ impl Subscription for SharedSubscription {
     ) -> Answer<'a, Vec<TokenOutcome>> {
         Box::pin(async move {
             self.check_open()?;
-            let mut outcomes = TokenOutcomes::parse(tokens);
+            let mut batch = TokenBatch::verify(tokens, &self.key);
             let error = error.map(cairn_delivery::truncate_error);
             let nacked = self
                 .store
                 .nack_leases(
                     self.id,
-                    &outcomes.valid(),
+                    batch.tokens(),
                     delay_ms,
                     error.as_deref(),
-                    self.definition.max_attempts,
-                    self.definition.backoff,
+                    self.rules(),
+                    self.now_ms(),
                 )
                 .await?;
-            outcomes.settle(&nacked, TokenStatus::Nacked);
+            Self::settle(&mut batch, &nacked, TokenStatus::Nacked);
             self.changed.notify_waiters();
-            self.finish_unmatched(outcomes, true).await
+            self.finish(batch).await
         })
     }
 
@@ -535,14 +498,17 @@ impl Subscription for SharedSubscription {
     ) -> Answer<'a, Vec<TokenOutcome>> {
         Box::pin(async move {
             self.check_open()?;
-            let mut outcomes = TokenOutcomes::parse(tokens);
+            let mut batch = TokenBatch::verify(tokens, &self.key);
             let lease_ms = lease_ms.unwrap_or(self.definition.lease_ms);
             let extended = self
                 .store
-                .extend_leases(self.id, &outcomes.valid(), lease_ms)
+                .extend_leases(self.id, batch.tokens(), lease_ms, self.now_ms())
                 .await?;
-            outcomes.settle(&extended, TokenStatus::Extended);
-            self.finish_unmatched(outcomes, false).await
+            Self::settle(&mut batch, &extended, TokenStatus::Extended);
+            // A shortened lease ends sooner than a waiting pull's next poll
+            // on this server may come: let it look again.
+            self.changed.notify_waiters();
+            self.finish(batch).await
         })
     }
 
@@ -560,15 +526,22 @@ impl Subscription for SharedSubscription {
     fn view(&self) -> Answer<'_, SubscriptionView> {
         Box::pin(async move {
             self.check_open()?;
+            // As the in-memory engine does before counting.
+            self.expire_leases().await?;
             let counts = self
                 .store
-                .delivery_counts(self.id, &self.selection)
+                .delivery_counts(self.id, &self.selection, self.now_ms())
                 .await?
                 .ok_or_else(|| DeliveryError::UnknownSubscription(self.name.clone()))?;
             let durable_seq = (*self.last_seq.borrow()).max(counts.cursor_seq);
-            let acked_floor = counts
-                .lowest_pending_seq
-                .map_or(counts.cursor_seq, |seq| seq - 1);
+            // Everything before the first message neither acked nor dead,
+            // tracked or not yet admitted, is settled (as the in-memory
+            // engine counts, which admits before it counts).
+            let acked_floor = [counts.lowest_pending_seq, counts.first_untracked_seq]
+                .into_iter()
+                .flatten()
+                .min()
+                .map_or(durable_seq, |seq| seq - 1);
             Ok(SubscriptionView {
                 name: self.name.clone(),
                 definition: self.definition.to_wire(),
@@ -637,7 +610,7 @@ impl Subscription for SharedSubscription {
             self.check_open()?;
             let n_replayed = self
                 .store
-                .replay_dead(self.id, hashes, TRACKED_MESSAGES_MAX)
+                .replay_dead(self.id, hashes, TRACKED_MESSAGES_MAX, self.now_ms())
                 .await?;
             self.changed.notify_waiters();
             Ok(n_replayed as usize)

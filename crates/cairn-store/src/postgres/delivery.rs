@@ -1,15 +1,25 @@
-//! Delivery state in PostgreSQL (schema in `migrations/0002_delivery.sql`):
-//! the statements of the shared delivery engine, each one round trip (a
-//! short transaction where a row lock must be held across statements).
+//! Delivery state in PostgreSQL (schema in `migrations/0002_delivery.sql`
+//! and `0004_delivery_tokens.sql`): the statements of the shared delivery
+//! engine, each one round trip (a short transaction where a row lock must
+//! be held across statements). The decisions they carry out are
+//! `cairn-delivery`'s, the same functions the in-memory engine runs:
+//! backoff and dead letters (`FailedAttempt`), the attributes of admitted
+//! facts (`fact_attributes`), the rate limit (`TokenBucket`), and which
+//! lease a token names (`LeaseToken`: a message's replay round and
+//! attempt, checked against its row).
 //!
-//! Time is the database's clock (`cairn_now_ms()`), so servers with skewed
-//! clocks agree on leases and delays. A lease is a row update under
-//! `FOR UPDATE SKIP LOCKED`: concurrent pulls on any servers take disjoint
-//! rows, and a message is never leased to two consumers at once. Tokens are
-//! checked against the row's `lease_id`, so an ack is accepted exactly when
-//! the in-memory engine would accept it.
+//! Time is given to every statement (`now_ms`); `None` means the
+//! database's clock (`cairn_now_ms()`, read once per statement), which is
+//! what production servers use, so servers with skewed clocks agree on
+//! leases and delays; tests give a simulated clock. A lease is a row update
+//! under `FOR UPDATE SKIP LOCKED`: concurrent pulls on any servers take
+//! disjoint rows, and a message is never leased to two consumers at once.
 
-use cairn_delivery::{Backoff, MessageRecord, MessageStatus, TokenBucket};
+use cairn_delivery::{
+    fact_attributes, lease_number, retry_delay_ms, FailedAttempt, LeaseToken, MessageLease,
+    MessageRecord, MessageStatus, SubscriptionDefinition, TokenBucket, TokenKey,
+    LEASE_EXPIRED_ERROR,
+};
 use cairn_fact::Hash;
 use sqlx::postgres::PgRow;
 use sqlx::Row;
@@ -19,10 +29,11 @@ use super::transaction::TransactionConnection;
 use super::PostgresStore;
 use crate::delivery::MessageSelection;
 use crate::error::{ReadError, WriteError};
-use crate::store::StoredFact;
 
 /// Matching facts admitted per admission transaction.
 const ADMISSION_BATCH_MAX: i64 = 1_000;
+/// Expired leases ended per statement at most (the rest at the next call).
+const EXPIRIES_PER_CALL_MAX: i64 = 1_000;
 
 /// A subscription's row.
 #[derive(Clone, Debug)]
@@ -35,6 +46,8 @@ pub struct SubscriptionRow {
     pub definition: String,
     /// The admission cursor.
     pub cursor_seq: u64,
+    /// The secret its tokens are signed with.
+    pub token_secret: [u8; 32],
 }
 
 /// What creating a subscription found.
@@ -55,12 +68,10 @@ pub struct LeaseRequest {
     pub max: usize,
     /// Lease length.
     pub lease_ms: u64,
-    /// Messages of one ordering key leased (or waiting before it) at most.
+    /// Messages of one ordering key leased at once at most.
     pub max_in_flight_per_key: u32,
     /// Delivery rate limit, if any.
     pub rate_limit_per_s: Option<u32>,
-    /// Random bits the lease ids are drawn from (`lease_id = base XOR seq`).
-    pub lease_base: u64,
 }
 
 /// A message leased by a pull, with its fact.
@@ -70,12 +81,19 @@ pub struct LeasedMessage {
     pub seq: u64,
     /// The fact's hash.
     pub hash: Hash,
-    /// 1 on the first delivery.
+    /// 1 on the first delivery (of this replay round).
     pub attempt: u32,
-    /// The lease's id (with `seq`, the token).
-    pub lease_id: u64,
+    /// How often the message was replayed.
+    pub round: u32,
     /// The fact's canonical JSON.
     pub canonical: Vec<u8>,
+}
+
+impl LeasedMessage {
+    /// The lease's number, which its token carries.
+    pub fn lease_id(&self) -> u64 {
+        lease_number(self.round, self.attempt)
+    }
 }
 
 /// What admission did.
@@ -109,6 +127,8 @@ pub struct DeliveryCounts {
     pub discarded: u64,
     /// Matching facts beyond the cursor.
     pub untracked: u64,
+    /// The first of them.
+    pub first_untracked_seq: Option<u64>,
     /// First delivery of the oldest unacknowledged delivered message.
     pub oldest_first_delivered_at_ms: Option<u64>,
     /// Lowest pending seq.
@@ -117,25 +137,30 @@ pub struct DeliveryCounts {
     pub cursor_seq: u64,
     /// Whether delivery is paused.
     pub paused: bool,
-    /// The database's clock.
+    /// The time the counts were taken at.
     pub now_ms: u64,
 }
 
-/// A token's current state, for outcomes of tokens that matched nothing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PendingLease {
-    /// The message.
-    pub seq: u64,
-    /// Its last lease's id, if it was leased.
-    pub lease_id: Option<u64>,
+/// The rules of a subscription that its statements carry out.
+#[derive(Clone, Copy, Debug)]
+pub struct DeliveryRules<'a> {
+    /// The definition (attempts, backoff).
+    pub definition: &'a SubscriptionDefinition,
+    /// The key its tokens are signed and its backoff jittered with.
+    pub key: &'a TokenKey,
 }
 
 fn subscription_row(row: &PgRow) -> Result<SubscriptionRow, sqlx::Error> {
+    let secret: Vec<u8> = row.try_get("token_secret")?;
+    let token_secret = secret
+        .try_into()
+        .map_err(|_| sqlx::Error::Decode("a subscription's token secret is not 32 bytes".into()))?;
     Ok(SubscriptionRow {
         id: row.try_get::<i64, _>("id")? as u64,
         name: row.try_get("name")?,
         definition: row.try_get("definition")?,
         cursor_seq: row.try_get::<i64, _>("cursor_seq")? as u64,
+        token_secret,
     })
 }
 
@@ -144,6 +169,17 @@ fn hash_of(bytes: Vec<u8>) -> Result<Hash, ReadError> {
         .try_into()
         .map_err(|_| ReadError::corrupt("a message row has a malformed hash"))?;
     Ok(Hash(bytes))
+}
+
+/// A fact's bytes as read, checked against the hash they are stored under.
+fn verified(seq: u64, hash: &Hash, canonical: &[u8]) -> Result<(), String> {
+    if Hash::of_bytes(canonical) == *hash {
+        Ok(())
+    } else {
+        Err(format!(
+            "fact with seq {seq} does not match its hash {hash}"
+        ))
+    }
 }
 
 fn message_record(row: &PgRow) -> Result<(u64, MessageRecord, Vec<u8>), ReadError> {
@@ -170,29 +206,44 @@ fn message_record(row: &PgRow) -> Result<(u64, MessageRecord, Vec<u8>), ReadErro
         last_error: row.try_get("last_error").map_err(get)?,
         dead_at_ms: optional("dead_at_ms")?,
         key: key.map(hash_of).transpose()?,
+        round: row.try_get::<i32, _>("round").map_err(get)? as u32,
     };
     let canonical: Vec<u8> = row.try_get("canonical").map_err(get)?;
-    if Hash::of_bytes(&canonical) != record.hash {
-        return Err(ReadError::corrupt(format!(
-            "fact with seq {seq} does not match its hash {}",
-            record.hash
-        )));
-    }
+    verified(seq, &record.hash, &canonical).map_err(ReadError::corrupt)?;
     Ok((seq, record, canonical))
 }
 
-/// A statement over lease tokens: `$1` is the subscription, `$2` and `$3`
-/// the tokens' seqs and lease ids (as arrays); it returns the seqs it took.
+/// The leases tokens name, as the array binds of a token statement.
+struct TokenColumns {
+    seqs: Vec<i64>,
+    rounds: Vec<i32>,
+    attempts: Vec<i32>,
+}
+
+impl TokenColumns {
+    fn of(tokens: &[LeaseToken]) -> TokenColumns {
+        TokenColumns {
+            seqs: tokens.iter().map(|token| token.seq as i64).collect(),
+            rounds: tokens.iter().map(|token| token.round() as i32).collect(),
+            attempts: tokens.iter().map(|token| token.attempt() as i32).collect(),
+        }
+    }
+}
+
+/// A statement over lease tokens: `$1` is the subscription, `$2`, `$3`
+/// and `$4` the tokens' seqs, rounds and attempts (as arrays); it returns
+/// `seq`, `round` and `attempts` of the rows it acted on.
 fn token_statement<'q>(
     sql: &'q str,
     id: u64,
-    tokens: &[(u64, u64)],
+    tokens: &[LeaseToken],
 ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
-    let (seqs, lease_ids): (Vec<i64>, Vec<i64>) = tokens
-        .iter()
-        .map(|&(seq, lease_id)| (seq as i64, lease_id as i64))
-        .unzip();
-    sqlx::query(sql).bind(id as i64).bind(seqs).bind(lease_ids)
+    let columns = TokenColumns::of(tokens);
+    sqlx::query(sql)
+        .bind(id as i64)
+        .bind(columns.seqs)
+        .bind(columns.rounds)
+        .bind(columns.attempts)
 }
 
 /// Bytes of the field name that makes a fact carry a not-before time.
@@ -202,31 +253,33 @@ const NOT_BEFORE_NEEDLE: &[u8] = cairn_delivery::NOT_BEFORE_FIELD.as_bytes();
 fn leased_message(row: &PgRow) -> Result<LeasedMessage, WriteError> {
     let seq = row.try_get::<i64, _>("seq").map_err(write_error)? as u64;
     let hash = hash_of(row.try_get("hash").map_err(write_error)?)
-        .map_err(|error| WriteError::storage_caused_by(error.to_string(), error))?;
+        .map_err(|error| WriteError::Corrupt(error.to_string()))?;
     let canonical: Vec<u8> = row.try_get("canonical").map_err(write_error)?;
-    if Hash::of_bytes(&canonical) != hash {
-        return Err(WriteError::storage(format!(
-            "fact with seq {seq} does not match its hash {hash}"
-        )));
-    }
+    verified(seq, &hash, &canonical).map_err(WriteError::Corrupt)?;
     Ok(LeasedMessage {
         seq,
         hash,
         attempt: row.try_get::<i32, _>("attempts").map_err(write_error)? as u32,
-        lease_id: row.try_get::<i64, _>("lease_id").map_err(write_error)? as u64,
+        round: row.try_get::<i32, _>("round").map_err(write_error)? as u32,
         canonical,
     })
 }
 
-/// The lease statement: up to `budget` deliverable messages, see
-/// [`PostgresStore::lease`].
+/// The lease statement: up to `budget` deliverable messages at `now_ms`
+/// (`None`: the database's clock), see [`PostgresStore::lease`].
 fn lease_query(
     id: u64,
     budget: i64,
     request: &LeaseRequest,
+    now_ms: Option<u64>,
 ) -> sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    // The ordering-key rule of the state machine (`key_allows`), for a
+    // pull that leases in seq order: a message goes if it is among the
+    // first `max_in_flight_per_key` pending messages of its key, and the
+    // messages of its key leased already plus those this statement leases
+    // before it (the earlier pending ones that are due) are fewer than that.
     sqlx::query(
-        "WITH now AS (SELECT cairn_now_ms() AS ms),
+        "WITH now AS (SELECT coalesce($5::bigint, cairn_now_ms()) AS ms),
          candidates AS (
              SELECT m.seq FROM cairn_messages m
              WHERE m.subscription_id = $1 AND m.status = 0
@@ -234,12 +287,18 @@ fn lease_query(
                AND m.available_at_ms <= (SELECT ms FROM now)
                AND NOT (SELECT s.paused FROM cairn_subscriptions s WHERE s.id = $1)
                AND (m.ordering_key IS NULL OR (
-                   SELECT count(*) FROM (
+                   (SELECT count(*) FROM (
+                       SELECT 1 FROM cairn_messages e
+                       WHERE e.subscription_id = $1 AND e.status = 0
+                         AND e.ordering_key = m.ordering_key AND e.seq < m.seq
+                       LIMIT $4) first) < $4
+                   AND (SELECT count(*) FROM (
                        SELECT 1 FROM cairn_messages e
                        WHERE e.subscription_id = $1 AND e.status = 0
                          AND e.ordering_key = m.ordering_key
-                         AND (e.seq < m.seq OR e.leased_until_ms IS NOT NULL)
-                       LIMIT $5) k) < $5)
+                         AND (e.leased_until_ms IS NOT NULL
+                              OR (e.seq < m.seq AND e.available_at_ms <= (SELECT ms FROM now)))
+                       LIMIT $4) in_flight) < $4))
              ORDER BY m.seq
              LIMIT $2
              FOR UPDATE OF m SKIP LOCKED
@@ -247,40 +306,82 @@ fn lease_query(
          leased AS (
              UPDATE cairn_messages m SET
                  attempts = m.attempts + 1,
-                 lease_id = $4 # m.seq,
                  leased_until_ms = (SELECT ms FROM now) + $3,
                  first_delivered_at_ms = coalesce(m.first_delivered_at_ms, (SELECT ms FROM now))
              FROM candidates c
              WHERE m.subscription_id = $1 AND m.seq = c.seq
-             RETURNING m.seq, m.hash, m.attempts, m.lease_id
+             RETURNING m.seq, m.hash, m.attempts, m.round
          )
-         SELECT l.seq, l.hash, l.attempts, l.lease_id, f.canonical
+         SELECT l.seq, l.hash, l.attempts, l.round, f.canonical
          FROM leased l JOIN cairn_facts f ON f.seq = l.seq
          ORDER BY l.seq",
     )
     .bind(id as i64)
     .bind(budget)
     .bind(request.lease_ms as i64)
-    .bind(request.lease_base as i64)
     .bind(i64::from(request.max_in_flight_per_key.max(1)))
+    .bind(now_ms.map(|now| now as i64))
+}
+
+/// What ending one failed lease does, decided by `cairn-delivery`.
+struct LeaseEnd {
+    seq: i64,
+    round: i32,
+    attempts: i32,
+    dead: bool,
+    delay_ms: i64,
+}
+
+impl LeaseEnd {
+    fn decide(
+        rules: DeliveryRules<'_>,
+        seq: u64,
+        round: u32,
+        attempts: u32,
+        delay_ms: Option<u64>,
+    ) -> LeaseEnd {
+        let lease_id = lease_number(round, attempts);
+        let failed = FailedAttempt::decide(rules.definition, rules.key, seq, lease_id, delay_ms);
+        LeaseEnd {
+            seq: seq as i64,
+            round: round as i32,
+            attempts: attempts as i32,
+            dead: failed == FailedAttempt::Dead,
+            delay_ms: match failed {
+                FailedAttempt::Dead => 0,
+                FailedAttempt::Retry { delay_ms } => delay_ms as i64,
+            },
+        }
+    }
 }
 
 impl PostgresStore {
-    /// Runs a [`token_statement`]; the seqs it took.
-    async fn token_seqs(
+    /// Runs a [`token_statement`]; the leases it acted on.
+    async fn token_leases(
         &self,
         statement: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    ) -> Result<Vec<u64>, WriteError> {
+    ) -> Result<Vec<(u64, u64)>, WriteError> {
         let rows = self
             .timed(statement.fetch_all(self.pool()))
             .await
             .map_err(write_error)?;
         rows.iter()
             .map(|row| {
-                row.try_get::<i64, _>("seq")
-                    .map(|seq| seq as u64)
-                    .map_err(write_error)
+                let seq = row.try_get::<i64, _>("seq")? as u64;
+                let round = row.try_get::<i32, _>("round")? as u32;
+                let attempts = row.try_get::<i32, _>("attempts")? as u32;
+                Ok((seq, lease_number(round, attempts)))
             })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(write_error)
+    }
+
+    /// The tokens among `tokens` whose leases a token statement acted on.
+    fn acted_on(tokens: &[LeaseToken], leases: &[(u64, u64)]) -> Vec<LeaseToken> {
+        tokens
+            .iter()
+            .filter(|token| leases.contains(&(token.seq, token.lease_id)))
+            .copied()
             .collect()
     }
 
@@ -315,22 +416,26 @@ impl PostgresStore {
             .map_err(read_error)
     }
 
-    /// Creates a subscription unless one has that name or `max` exist.
-    /// `start_now` starts it at the current head of the log.
+    /// Creates a subscription unless one has that name or `max` exist,
+    /// with the secret its tokens will be signed with. `start_now` starts
+    /// it at the current head of the log.
     pub async fn create_subscription(
         &self,
         name: &str,
         definition: &str,
         start_now: bool,
         max: usize,
+        token_secret: &[u8; 32],
+        now_ms: Option<u64>,
     ) -> Result<CreateOutcome, WriteError> {
         let row = self
             .timed(
                 sqlx::query(
-                    "INSERT INTO cairn_subscriptions (name, definition, cursor_seq, created_at_ms)
+                    "INSERT INTO cairn_subscriptions
+                         (name, definition, cursor_seq, created_at_ms, token_secret)
                      SELECT $1, $2,
                             CASE WHEN $3 THEN (SELECT last_seq FROM cairn_log_head) ELSE 0 END,
-                            cairn_now_ms()
+                            coalesce($6::bigint, cairn_now_ms()), $5
                      WHERE (SELECT count(*) FROM cairn_subscriptions) < $4
                      ON CONFLICT (name) DO NOTHING
                      RETURNING *",
@@ -339,6 +444,8 @@ impl PostgresStore {
                 .bind(definition)
                 .bind(start_now)
                 .bind(max as i64)
+                .bind(token_secret.as_slice())
+                .bind(now_ms.map(|now| now as i64))
                 .fetch_optional(self.pool()),
             )
             .await
@@ -385,33 +492,70 @@ impl PostgresStore {
         Ok(result.rows_affected() > 0)
     }
 
-    /// Ends expired leases as failed attempts: each message waits for its
-    /// backoff from the moment its lease ran out, or becomes a dead letter
-    /// if that was its last attempt. Returns how many leases ended.
+    /// Ends leases that ran out by `now_ms` as failed attempts: each
+    /// message waits for its backoff from the moment its lease ran out, or
+    /// becomes a dead letter if that was its last attempt. Returns how many
+    /// leases ended. One statement finds them; only if there are any, a
+    /// second ends each one that is still the same lease (an ack or extend
+    /// through another server in between wins).
     pub async fn expire_leases(
         &self,
         id: u64,
-        max_attempts: u32,
-        backoff: Backoff,
+        rules: DeliveryRules<'_>,
+        now_ms: Option<u64>,
     ) -> Result<u64, WriteError> {
+        let rows = self
+            .timed(
+                sqlx::query(
+                    "SELECT seq, round, attempts, leased_until_ms FROM cairn_messages
+                     WHERE subscription_id = $1 AND status = 0 AND leased_until_ms IS NOT NULL
+                       AND leased_until_ms <= coalesce($2::bigint, cairn_now_ms())
+                     ORDER BY leased_until_ms, seq
+                     LIMIT $3",
+                )
+                .bind(id as i64)
+                .bind(now_ms.map(|now| now as i64))
+                .bind(EXPIRIES_PER_CALL_MAX)
+                .fetch_all(self.pool()),
+            )
+            .await
+            .map_err(write_error)?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut ends = Vec::with_capacity(rows.len());
+        let mut ended_at: Vec<i64> = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let seq = row.try_get::<i64, _>("seq").map_err(write_error)? as u64;
+            let round = row.try_get::<i32, _>("round").map_err(write_error)? as u32;
+            let attempts = row.try_get::<i32, _>("attempts").map_err(write_error)? as u32;
+            ends.push(LeaseEnd::decide(rules, seq, round, attempts, None));
+            ended_at.push(row.try_get("leased_until_ms").map_err(write_error)?);
+        }
         let result = self
             .timed(
                 sqlx::query(
                     "UPDATE cairn_messages m SET
-                        status = CASE WHEN m.attempts >= $2 THEN 1 ELSE 0 END,
-                        dead_at_ms = CASE WHEN m.attempts >= $2 THEN m.leased_until_ms END,
-                        available_at_ms = CASE WHEN m.attempts >= $2 THEN m.leased_until_ms
-                            ELSE m.leased_until_ms + cairn_backoff_ms($3, $4, m.attempts) END,
+                        status = CASE WHEN t.dead THEN 1 ELSE 0 END,
+                        dead_at_ms = CASE WHEN t.dead THEN t.ended_at END,
+                        available_at_ms = t.ended_at + t.delay_ms,
                         leased_until_ms = NULL,
-                        last_error = $5
-                     WHERE m.subscription_id = $1 AND m.status = 0
-                       AND m.leased_until_ms IS NOT NULL AND m.leased_until_ms <= cairn_now_ms()",
+                        last_error = $8
+                     FROM unnest($2::bigint[], $3::int[], $4::int[], $5::bool[], $6::bigint[],
+                                 $7::bigint[])
+                          AS t(seq, round, attempts, dead, delay_ms, ended_at)
+                     WHERE m.subscription_id = $1 AND m.seq = t.seq AND m.status = 0
+                       AND m.round = t.round AND m.attempts = t.attempts
+                       AND m.leased_until_ms = t.ended_at",
                 )
                 .bind(id as i64)
-                .bind(max_attempts as i32)
-                .bind(backoff.initial_ms as i64)
-                .bind(backoff.max_ms as i64)
-                .bind(cairn_delivery::LEASE_EXPIRED_ERROR)
+                .bind(ends.iter().map(|end| end.seq).collect::<Vec<_>>())
+                .bind(ends.iter().map(|end| end.round).collect::<Vec<_>>())
+                .bind(ends.iter().map(|end| end.attempts).collect::<Vec<_>>())
+                .bind(ends.iter().map(|end| end.dead).collect::<Vec<_>>())
+                .bind(ends.iter().map(|end| end.delay_ms).collect::<Vec<_>>())
+                .bind(&ended_at)
+                .bind(LEASE_EXPIRED_ERROR)
                 .execute(self.pool()),
             )
             .await
@@ -422,9 +566,10 @@ impl PostgresStore {
     /// Admits matching facts beyond the cursor while the window of pending
     /// messages (`window_max`) has room, at most a batch per call, taking
     /// the subscription row's lock (or answering `Busy` if another server
-    /// holds it). `attributes` gives a fact's ordering key and not-before
-    /// time; it sees the canonical bytes only of facts that may carry a
-    /// not-before time, or of every fact when `needs_bytes`. With
+    /// holds it). A fact's ordering key (the predecessor in the
+    /// `ordering_key` role) and not-before time come from its canonical
+    /// bytes, read only for facts that may carry a not-before time or when
+    /// there is an ordering key, and verified against their hash. With
     /// `then_lease`, an admission that reaches the head of the log also
     /// leases in the same transaction, so a pull waiting for new facts gets
     /// them with one commit.
@@ -433,17 +578,17 @@ impl PostgresStore {
         id: u64,
         selection: &MessageSelection,
         window_max: usize,
-        needs_bytes: bool,
-        attributes: impl Fn(&StoredFact) -> (Option<Hash>, Option<u64>),
+        ordering_key: Option<&str>,
         then_lease: Option<LeaseRequest>,
+        now_ms: Option<u64>,
     ) -> Result<Admission, WriteError> {
         self.timed_transaction(self.admit_in_transaction(
             id,
             selection,
             window_max,
-            needs_bytes,
-            attributes,
+            ordering_key,
             then_lease,
+            now_ms,
         ))
         .await
     }
@@ -453,9 +598,9 @@ impl PostgresStore {
         id: u64,
         selection: &MessageSelection,
         window_max: usize,
-        needs_bytes: bool,
-        attributes: impl Fn(&StoredFact) -> (Option<Hash>, Option<u64>),
+        ordering_key: Option<&str>,
         then_lease: Option<LeaseRequest>,
+        now_ms: Option<u64>,
     ) -> Result<Admission, WriteError> {
         let mut connection = TransactionConnection::acquire(self.pool())
             .await
@@ -513,7 +658,7 @@ impl PostgresStore {
              FROM cairn_facts f WHERE {filter} ORDER BY f.seq LIMIT $5"
         );
         let mut query = sqlx::query(&sql)
-            .bind(needs_bytes)
+            .bind(ordering_key.is_some())
             .bind(NOT_BEFORE_NEEDLE)
             .bind(type_name)
             .bind(cursor)
@@ -534,22 +679,24 @@ impl PostgresStore {
         let mut available: Vec<i64> = Vec::with_capacity(rows.len());
         for row in &rows {
             let seq = row.try_get::<i64, _>("seq").map_err(write_error)? as u64;
-            let hash: Vec<u8> = row.try_get("hash").map_err(write_error)?;
+            let hash = hash_of(row.try_get("hash").map_err(write_error)?)
+                .map_err(|error| WriteError::Corrupt(error.to_string()))?;
             let canonical: Option<Vec<u8>> = row.try_get("canonical").map_err(write_error)?;
-            let hash = hash_of(hash.clone())
-                .map_err(|error| WriteError::storage_caused_by(error.to_string(), error))?;
-            let (key, not_before) = match canonical {
-                Some(canonical) => attributes(&StoredFact {
-                    hash,
-                    seq,
-                    canonical,
-                }),
-                None => (None, None),
+            let attributes = match canonical {
+                Some(canonical) => {
+                    // Read bytes are verified like every other read: a
+                    // damaged fact must not decide a message's key or time.
+                    verified(seq, &hash, &canonical).map_err(WriteError::Corrupt)?;
+                    fact_attributes(ordering_key, &canonical).map_err(|error| {
+                        WriteError::Corrupt(format!("fact with seq {seq}: {error}"))
+                    })?
+                }
+                None => cairn_delivery::MessageAttributes::default(),
             };
             seqs.push(seq as i64);
             hashes.push(hash.as_bytes().to_vec());
-            keys.push(key.map(|key| key.as_bytes().to_vec()));
-            available.push(not_before.unwrap_or(0) as i64);
+            keys.push(attributes.key.map(|key| key.as_bytes().to_vec()));
+            available.push(attributes.not_before_ms.unwrap_or(0) as i64);
         }
         let last = seqs.last().copied().unwrap_or(cursor);
         // Fewer than asked: every match up to the head read above is in.
@@ -586,7 +733,7 @@ impl PostgresStore {
         let caught_up = (rows.len() as i64) < room;
         let leased = match then_lease {
             Some(request) if caught_up && !seqs.is_empty() => {
-                lease_query(id, request.max as i64, &request)
+                lease_query(id, request.max as i64, &request, now_ms)
                     .fetch_all(&mut *transaction)
                     .await
                     .map_err(write_error)?
@@ -608,23 +755,24 @@ impl PostgresStore {
 
     /// Leases up to `request.max` deliverable messages, in seq order, with
     /// their facts: pending, not leased, due, not paused, and allowed by
-    /// their ordering key (fewer than `max_in_flight_per_key` messages of
-    /// the key before it or leased). Rows other servers are leasing are
-    /// skipped, never waited for. With a rate limit, the subscription row's
-    /// token bucket is taken and updated in the same transaction.
+    /// their ordering key (see [`lease_query`]). Rows other servers are
+    /// leasing are skipped, never waited for. With a rate limit, the
+    /// subscription row's token bucket is taken and updated in the same
+    /// transaction.
     pub async fn lease(
         &self,
         id: u64,
         request: LeaseRequest,
+        now_ms: Option<u64>,
     ) -> Result<Vec<LeasedMessage>, WriteError> {
         let rows = match request.rate_limit_per_s {
             // One statement, committed on its own: one round trip.
             None => self
-                .timed(lease_query(id, request.max as i64, &request).fetch_all(self.pool()))
+                .timed(lease_query(id, request.max as i64, &request, now_ms).fetch_all(self.pool()))
                 .await
                 .map_err(write_error)?,
             Some(rate) => {
-                self.timed_transaction(self.lease_rate_limited(id, rate, &request))
+                self.timed_transaction(self.lease_rate_limited(id, rate, &request, now_ms))
                     .await?
             }
         };
@@ -632,22 +780,26 @@ impl PostgresStore {
     }
 
     /// A lease under a rate limit: the subscription row's token bucket is
-    /// read, taken and written in the lease's transaction.
+    /// read, taken and written in the lease's transaction, at one time read
+    /// once.
     async fn lease_rate_limited(
         &self,
         id: u64,
         rate: u32,
         request: &LeaseRequest,
+        now_ms: Option<u64>,
     ) -> Result<Vec<PgRow>, WriteError> {
         let mut connection = TransactionConnection::acquire(self.pool())
             .await
             .map_err(write_error)?;
         let mut transaction = connection.begin().await.map_err(write_error)?;
         let row = sqlx::query(
-            "SELECT rate_milli_tokens, rate_refilled_at_ms, cairn_now_ms() AS now_ms
+            "SELECT rate_milli_tokens, rate_refilled_at_ms,
+                    coalesce($2::bigint, cairn_now_ms()) AS now_ms
              FROM cairn_subscriptions WHERE id = $1 FOR UPDATE",
         )
         .bind(id as i64)
+        .bind(now_ms.map(|now| now as i64))
         .fetch_optional(&mut *transaction)
         .await
         .map_err(write_error)?;
@@ -663,7 +815,7 @@ impl PostgresStore {
         };
         let budget = (request.max as i64).min(tokens.available(now_ms) as i64);
         let rows = if budget > 0 {
-            lease_query(id, budget, request)
+            lease_query(id, budget, request, Some(now_ms))
                 .fetch_all(&mut *transaction)
                 .await
                 .map_err(write_error)?
@@ -686,96 +838,127 @@ impl PostgresStore {
         Ok(rows)
     }
 
-    /// Acknowledges the messages whose last lease is `(seq, lease_id)`:
-    /// their rows are deleted. Returns the seqs acknowledged.
-    pub async fn ack_leases(&self, id: u64, tokens: &[(u64, u64)]) -> Result<Vec<u64>, WriteError> {
+    /// Acknowledges the messages whose latest lease `tokens` name (leased
+    /// or not): their rows are deleted. Returns the tokens that acted.
+    pub async fn ack_leases(
+        &self,
+        id: u64,
+        tokens: &[LeaseToken],
+    ) -> Result<Vec<LeaseToken>, WriteError> {
         let statement = token_statement(
             "DELETE FROM cairn_messages m
-             USING unnest($2::bigint[], $3::bigint[]) AS t(seq, lease_id)
-             WHERE m.subscription_id = $1 AND m.seq = t.seq
-               AND m.lease_id = t.lease_id AND m.status = 0
-             RETURNING m.seq",
+             USING unnest($2::bigint[], $3::int[], $4::int[]) AS t(seq, round, attempts)
+             WHERE m.subscription_id = $1 AND m.seq = t.seq AND m.status = 0
+               AND m.round = t.round AND m.attempts = t.attempts AND m.attempts > 0
+             RETURNING m.seq, m.round, m.attempts",
             id,
             tokens,
         );
-        self.token_seqs(statement).await
+        let leases = self.token_leases(statement).await?;
+        Ok(Self::acted_on(tokens, &leases))
     }
 
-    /// Gives back the messages whose last lease is `(seq, lease_id)`: a
-    /// leased one has failed an attempt (dead if it was its last), one whose
-    /// lease already ran out takes the delay and error given. Each waits
-    /// `delay_ms`, or its backoff. Returns the seqs given back.
+    /// Gives back the messages whose latest lease `tokens` name: a leased
+    /// one has failed an attempt (dead if it was its last), one whose lease
+    /// already ran out takes the delay and error given. Each waits
+    /// `delay_ms`, or its backoff, from `now_ms`. Returns the tokens that
+    /// acted.
     pub async fn nack_leases(
         &self,
         id: u64,
-        tokens: &[(u64, u64)],
+        tokens: &[LeaseToken],
         delay_ms: Option<u64>,
         error: Option<&str>,
-        max_attempts: u32,
-        backoff: Backoff,
-    ) -> Result<Vec<u64>, WriteError> {
+        rules: DeliveryRules<'_>,
+        now_ms: Option<u64>,
+    ) -> Result<Vec<LeaseToken>, WriteError> {
+        // Both fates are decided here; the statement picks the one that
+        // fits the row (still leased, or its lease already ended).
+        let failures: Vec<LeaseEnd> = tokens
+            .iter()
+            .map(|token| {
+                LeaseEnd::decide(rules, token.seq, token.round(), token.attempt(), delay_ms)
+            })
+            .collect();
+        let waits: Vec<i64> = tokens
+            .iter()
+            .map(|token| {
+                retry_delay_ms(
+                    rules.definition,
+                    rules.key,
+                    token.seq,
+                    token.lease_id,
+                    delay_ms,
+                ) as i64
+            })
+            .collect();
         let statement = token_statement(
-            "WITH now AS (SELECT cairn_now_ms() AS ms)
+            "WITH now AS (SELECT coalesce($9::bigint, cairn_now_ms()) AS ms)
              UPDATE cairn_messages m SET
-                 status = CASE WHEN m.leased_until_ms IS NOT NULL AND m.attempts >= $4
-                               THEN 1 ELSE 0 END,
-                 dead_at_ms = CASE WHEN m.leased_until_ms IS NOT NULL AND m.attempts >= $4
+                 status = CASE WHEN m.leased_until_ms IS NOT NULL AND t.dead THEN 1 ELSE 0 END,
+                 dead_at_ms = CASE WHEN m.leased_until_ms IS NOT NULL AND t.dead
                                    THEN now.ms END,
-                 available_at_ms = CASE
-                     WHEN m.leased_until_ms IS NOT NULL AND m.attempts >= $4 THEN now.ms
-                     ELSE now.ms + coalesce($5, cairn_backoff_ms($6, $7, m.attempts)) END,
+                 available_at_ms = now.ms + CASE WHEN m.leased_until_ms IS NOT NULL
+                                                 THEN t.fail_delay_ms ELSE t.wait_ms END,
                  leased_until_ms = NULL,
                  last_error = coalesce($8, m.last_error)
-             FROM unnest($2::bigint[], $3::bigint[]) AS t(seq, lease_id), now
-             WHERE m.subscription_id = $1 AND m.seq = t.seq
-               AND m.lease_id = t.lease_id AND m.status = 0
-             RETURNING m.seq",
+             FROM unnest($2::bigint[], $3::int[], $4::int[], $5::bool[], $6::bigint[],
+                         $7::bigint[]) AS t(seq, round, attempts, dead, fail_delay_ms, wait_ms),
+                  now
+             WHERE m.subscription_id = $1 AND m.seq = t.seq AND m.status = 0
+               AND m.round = t.round AND m.attempts = t.attempts AND m.attempts > 0
+             RETURNING m.seq, m.round, m.attempts",
             id,
             tokens,
         )
-        .bind(max_attempts as i32)
-        .bind(delay_ms.map(|delay| delay as i64))
-        .bind(backoff.initial_ms as i64)
-        .bind(backoff.max_ms as i64)
-        .bind(error);
-        self.token_seqs(statement).await
+        .bind(failures.iter().map(|end| end.dead).collect::<Vec<_>>())
+        .bind(failures.iter().map(|end| end.delay_ms).collect::<Vec<_>>())
+        .bind(waits)
+        .bind(error)
+        .bind(now_ms.map(|now| now as i64));
+        let leases = self.token_leases(statement).await?;
+        Ok(Self::acted_on(tokens, &leases))
     }
 
-    /// Renews the leases `(seq, lease_id)` that are current, for `lease_ms`
-    /// from now. Returns the seqs renewed.
+    /// Renews the leases `tokens` name that have not ended by `now_ms`, for
+    /// `lease_ms` from then. Returns the tokens that acted.
     pub async fn extend_leases(
         &self,
         id: u64,
-        tokens: &[(u64, u64)],
+        tokens: &[LeaseToken],
         lease_ms: u64,
-    ) -> Result<Vec<u64>, WriteError> {
+        now_ms: Option<u64>,
+    ) -> Result<Vec<LeaseToken>, WriteError> {
         let statement = token_statement(
-            "WITH now AS (SELECT cairn_now_ms() AS ms)
-             UPDATE cairn_messages m SET leased_until_ms = now.ms + $4
-             FROM unnest($2::bigint[], $3::bigint[]) AS t(seq, lease_id), now
-             WHERE m.subscription_id = $1 AND m.seq = t.seq
-               AND m.lease_id = t.lease_id AND m.status = 0
+            "WITH now AS (SELECT coalesce($6::bigint, cairn_now_ms()) AS ms)
+             UPDATE cairn_messages m SET leased_until_ms = now.ms + $5
+             FROM unnest($2::bigint[], $3::int[], $4::int[]) AS t(seq, round, attempts), now
+             WHERE m.subscription_id = $1 AND m.seq = t.seq AND m.status = 0
+               AND m.round = t.round AND m.attempts = t.attempts
                AND m.leased_until_ms > now.ms
-             RETURNING m.seq",
+             RETURNING m.seq, m.round, m.attempts",
             id,
             tokens,
         )
-        .bind(lease_ms as i64);
-        self.token_seqs(statement).await
+        .bind(lease_ms as i64)
+        .bind(now_ms.map(|now| now as i64));
+        let leases = self.token_leases(statement).await?;
+        Ok(Self::acted_on(tokens, &leases))
     }
 
-    /// The pending messages among `seqs`, with their last lease ids (to tell
-    /// an expired token from an unknown one).
+    /// The leases of the pending messages among `seqs`, by seq (to tell an
+    /// expired token from an unknown one).
     pub async fn pending_leases(
         &self,
         id: u64,
         seqs: &[u64],
-    ) -> Result<Vec<PendingLease>, ReadError> {
+    ) -> Result<Vec<(u64, MessageLease)>, ReadError> {
         let seqs: Vec<i64> = seqs.iter().map(|&seq| seq as i64).collect();
         let rows = self
             .timed(
                 sqlx::query(
-                    "SELECT seq, lease_id FROM cairn_messages
+                    "SELECT seq, round, attempts, leased_until_ms IS NOT NULL AS leased
+                     FROM cairn_messages
                      WHERE subscription_id = $1 AND seq = ANY($2) AND status = 0",
                 )
                 .bind(id as i64)
@@ -786,40 +969,46 @@ impl PostgresStore {
             .map_err(read_error)?;
         rows.iter()
             .map(|row| {
-                Ok(PendingLease {
-                    seq: row.try_get::<i64, _>("seq")? as u64,
-                    lease_id: row
-                        .try_get::<Option<i64>, _>("lease_id")?
-                        .map(|id| id as u64),
-                })
+                let round = row.try_get::<i32, _>("round")? as u32;
+                let attempts = row.try_get::<i32, _>("attempts")? as u32;
+                Ok((
+                    row.try_get::<i64, _>("seq")? as u64,
+                    MessageLease {
+                        lease_id: lease_number(round, attempts),
+                        leased: row.try_get("leased")?,
+                    },
+                ))
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(read_error)
     }
 
-    /// Counts for the subscription's view.
+    /// Counts for the subscription's view, at `now_ms`.
     pub async fn delivery_counts(
         &self,
         id: u64,
         selection: &MessageSelection,
+        now_ms: Option<u64>,
     ) -> Result<Option<DeliveryCounts>, ReadError> {
         let Some(row) = self
             .timed(
                 sqlx::query(
-                    "SELECT s.paused, s.cursor_seq, cairn_now_ms() AS now_ms,
+                    "WITH now AS (SELECT coalesce($2::bigint, cairn_now_ms()) AS ms)
+                     SELECT s.paused, s.cursor_seq, now.ms AS now_ms,
                             count(m.seq) FILTER (WHERE m.status = 0) AS pending,
                             count(m.seq) FILTER (WHERE m.status = 0
-                                                 AND m.leased_until_ms > cairn_now_ms()) AS in_flight,
+                                                 AND m.leased_until_ms > now.ms) AS in_flight,
                             count(m.seq) FILTER (WHERE m.status = 1) AS dead,
                             count(m.seq) FILTER (WHERE m.status = 2) AS discarded,
                             min(m.first_delivered_at_ms) FILTER (WHERE m.status = 0) AS oldest,
                             min(m.seq) FILTER (WHERE m.status = 0) AS lowest
-                     FROM cairn_subscriptions s
+                     FROM now, cairn_subscriptions s
                      LEFT JOIN cairn_messages m ON m.subscription_id = s.id
                      WHERE s.id = $1
-                     GROUP BY s.id",
+                     GROUP BY s.id, now.ms",
                 )
                 .bind(id as i64)
+                .bind(now_ms.map(|now| now as i64))
                 .fetch_optional(self.pool()),
             )
             .await
@@ -837,13 +1026,15 @@ impl PostgresStore {
                 .map(|value| value as u64))
         };
         let cursor_seq = count("cursor_seq")?;
-        let untracked = self.count_matching_after(selection, cursor_seq).await?;
+        let (untracked, first_untracked_seq) =
+            self.count_matching_after(selection, cursor_seq).await?;
         Ok(Some(DeliveryCounts {
             pending: count("pending")?,
             in_flight: count("in_flight")?,
             dead: count("dead")?,
             discarded: count("discarded")?,
             untracked,
+            first_untracked_seq,
             oldest_first_delivered_at_ms: optional("oldest")?,
             lowest_pending_seq: optional("lowest")?,
             cursor_seq,
@@ -852,15 +1043,16 @@ impl PostgresStore {
         }))
     }
 
-    /// How many facts matching `selection` have `seq > after_seq`.
+    /// How many facts matching `selection` have `seq > after_seq`, and the
+    /// first of them.
     async fn count_matching_after(
         &self,
         selection: &MessageSelection,
         after_seq: u64,
-    ) -> Result<u64, ReadError> {
+    ) -> Result<(u64, Option<u64>), ReadError> {
         let query = match selection {
-            MessageSelection::Type(type_name) => sqlx::query_scalar(
-                "SELECT count(*) FROM cairn_facts WHERE type_name = $1 AND seq > $2",
+            MessageSelection::Type(type_name) => sqlx::query_as(
+                "SELECT count(*), min(seq) FROM cairn_facts WHERE type_name = $1 AND seq > $2",
             )
             .bind(type_name.clone())
             .bind(after_seq as i64),
@@ -868,8 +1060,8 @@ impl PostgresStore {
                 type_name,
                 role,
                 predecessor,
-            } => sqlx::query_scalar(
-                "SELECT count(DISTINCT successor_seq) FROM cairn_predecessors
+            } => sqlx::query_as(
+                "SELECT count(DISTINCT successor_seq), min(successor_seq) FROM cairn_predecessors
                  WHERE successor_type = $1 AND successor_seq > $2
                    AND predecessor = $3 AND role = $4",
             )
@@ -878,11 +1070,11 @@ impl PostgresStore {
             .bind(predecessor.as_bytes().to_vec())
             .bind(role.clone()),
         };
-        let count: i64 = self
+        let (count, first): (i64, Option<i64>) = self
             .timed(query.fetch_one(self.pool()))
             .await
             .map_err(read_error)?;
-        Ok(count as u64)
+        Ok((count as u64, first.map(|seq| seq as u64)))
     }
 
     /// Dead letters (status `Dead` or `Discarded`) with `seq > after_seq`,
@@ -940,14 +1132,15 @@ impl PostgresStore {
         row.as_ref().map(message_record).transpose()
     }
 
-    /// Brings dead letters back as new messages (these hashes, or the
-    /// lowest ones), as many as the window of `window_max` pending messages
-    /// has room for. Returns how many.
+    /// Brings dead letters back as new messages in a new replay round
+    /// (these hashes, or the lowest ones), as many as the window of
+    /// `window_max` pending messages has room for. Returns how many.
     pub async fn replay_dead(
         &self,
         id: u64,
         hashes: Option<&[Hash]>,
         window_max: usize,
+        now_ms: Option<u64>,
     ) -> Result<u64, WriteError> {
         let hashes: Option<Vec<Vec<u8>>> =
             hashes.map(|hashes| hashes.iter().map(|hash| hash.as_bytes().to_vec()).collect());
@@ -967,15 +1160,16 @@ impl PostgresStore {
                          FOR UPDATE SKIP LOCKED
                      )
                      UPDATE cairn_messages m SET
-                         status = 0, attempts = 0, available_at_ms = cairn_now_ms(),
-                         lease_id = NULL, leased_until_ms = NULL,
-                         first_delivered_at_ms = NULL, dead_at_ms = NULL
+                         status = 0, round = m.round + 1, attempts = 0,
+                         available_at_ms = coalesce($4::bigint, cairn_now_ms()),
+                         leased_until_ms = NULL, first_delivered_at_ms = NULL, dead_at_ms = NULL
                      FROM chosen c
                      WHERE m.subscription_id = $1 AND m.seq = c.seq",
                 )
                 .bind(id as i64)
                 .bind(hashes)
                 .bind(window_max as i64)
+                .bind(now_ms.map(|now| now as i64))
                 .execute(self.pool()),
             )
             .await

@@ -12,6 +12,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "facts", include_str!("migrations/0001_facts.sql")),
     (2, "delivery", include_str!("migrations/0002_delivery.sql")),
     (3, "blobs", include_str!("migrations/0003_blobs.sql")),
+    (
+        4,
+        "delivery tokens",
+        include_str!("migrations/0004_delivery_tokens.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.

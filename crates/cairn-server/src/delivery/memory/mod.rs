@@ -1,7 +1,7 @@
 //! The in-memory delivery engine, for stores that keep one server's
 //! subscriptions (the embedded store): each subscription's pure state
 //! machine (`cairn-delivery`) runs in the server's memory, against the
-//! store, with the real clock.
+//! store, on the clock it is given ([`MemoryOptions`]).
 //!
 //! [`MemoryDeliveries`] is the registry of subscriptions; each one is a
 //! [`MemorySubscription`] whose state sits behind an async mutex. Every
@@ -15,13 +15,16 @@
 //! Nothing runs in the background: lease expiries, due retries and the
 //! admission of new facts are processed when a subscription is next used
 //! (pulled, acked, viewed, scraped), which is exactly when they matter.
+//!
+//! Each subscription's token key is new at every start (leases are not
+//! recorded, so tokens from before a restart must not act; with a new key
+//! they are simply not this incarnation's tokens: `unknown`).
 
 mod subscription;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use cairn_delivery::{
     validate_subscription_name, Change, SubscriptionDefinition, SubscriptionState,
@@ -30,17 +33,30 @@ use cairn_store::{DeliveryStore, ReadError, Store};
 
 use tokio::sync::RwLock;
 
-use crate::delivery::{now_ms, Answer, Deliveries, DeliveryError, Subscription, SUBSCRIPTIONS_MAX};
+use crate::clock::Clock;
+use crate::delivery::{
+    Answer, Deliveries, DeliveryError, Subscription, TokenSecrets, SUBSCRIPTIONS_MAX,
+};
 
 pub use subscription::MemorySubscription;
 
-/// A seed for a state machine's random numbers (backoff jitter, lease ids):
-/// different in every run, so that lease tokens never repeat across runs.
-fn fresh_seed(id: u64) -> u64 {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_nanos() as u64);
-    nanos ^ id.rotate_left(32) ^ u64::from(std::process::id()).rotate_left(16)
+/// How the in-memory engine is built.
+#[derive(Clone, Debug)]
+pub struct MemoryOptions {
+    /// The delivery clock.
+    pub clock: Clock,
+    /// Where each subscription incarnation's token secret comes from.
+    pub secrets: TokenSecrets,
+}
+
+impl MemoryOptions {
+    /// The engine on `clock`, with random token secrets (production).
+    pub fn new(clock: Clock) -> MemoryOptions {
+        MemoryOptions {
+            clock,
+            secrets: TokenSecrets::Random,
+        }
+    }
 }
 
 /// The registry of subscriptions.
@@ -48,12 +64,13 @@ pub struct MemoryDeliveries<S> {
     store: Arc<S>,
     subscriptions: RwLock<BTreeMap<String, Arc<MemorySubscription<S>>>>,
     next_id: AtomicU64,
+    options: MemoryOptions,
 }
 
 impl<S: Store + DeliveryStore> MemoryDeliveries<S> {
     /// Loads every subscription from the store.
-    pub fn load(store: Arc<S>) -> Result<MemoryDeliveries<S>, ReadError> {
-        let now = now_ms();
+    pub fn load(store: Arc<S>, options: MemoryOptions) -> Result<MemoryDeliveries<S>, ReadError> {
+        let now = options.clock.now_ms();
         let mut subscriptions = BTreeMap::new();
         let mut next_id = 1;
         for stored in store.load_subscriptions()? {
@@ -66,11 +83,15 @@ impl<S: Store + DeliveryStore> MemoryDeliveries<S> {
                 stored.dead,
                 stored.discarded,
                 now,
-                fresh_seed(id),
+                options.secrets.next_key(),
             );
             subscriptions.insert(
                 name,
-                Arc::new(MemorySubscription::new(Arc::clone(&store), state)),
+                Arc::new(MemorySubscription::new(
+                    Arc::clone(&store),
+                    state,
+                    options.clock.clone(),
+                )),
             );
         }
         tracing::info!(
@@ -81,6 +102,7 @@ impl<S: Store + DeliveryStore> MemoryDeliveries<S> {
             store,
             subscriptions: RwLock::new(subscriptions),
             next_id: AtomicU64::new(next_id),
+            options,
         })
     }
 }
@@ -114,13 +136,17 @@ impl<S: Store + DeliveryStore> Deliveries for MemoryDeliveries<S> {
                 name.to_string(),
                 definition,
                 cursor_seq,
-                now_ms(),
-                fresh_seed(id),
+                self.options.clock.now_ms(),
+                self.options.secrets.next_key(),
             );
             self.store
                 .write_delivery(id, vec![Change::Subscription(state.record())], true)
                 .await?;
-            let subscription = Arc::new(MemorySubscription::new(Arc::clone(&self.store), state));
+            let subscription = Arc::new(MemorySubscription::new(
+                Arc::clone(&self.store),
+                state,
+                self.options.clock.clone(),
+            ));
             subscriptions.insert(name.to_string(), Arc::clone(&subscription));
             tracing::info!(name, id, "subscription created");
             Ok((subscription as Arc<dyn Subscription>, true))

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_delivery::{
-    AdmittedMessage, Change, MessageRecord, MessageStatus, SubscriptionDefinition,
+    fact_attributes, AdmittedMessage, Change, MessageRecord, MessageStatus, SubscriptionDefinition,
     SubscriptionState, TokenOutcome,
 };
 use cairn_fact::Hash;
@@ -18,9 +18,9 @@ use tokio::sync::{watch, Mutex, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::Clock;
 use crate::delivery::{
-    fact_attributes, now_ms, selection_of, Answer, DeadLetter, DeliveryError, PulledMessage,
-    Subscription, SubscriptionView,
+    selection_of, Answer, DeadLetter, DeliveryError, PulledMessage, Subscription, SubscriptionView,
 };
 
 /// Matching facts admitted into a subscription's window per step.
@@ -58,10 +58,15 @@ pub struct MemorySubscription<S> {
     changed: Notify,
     last_seq: watch::Receiver<u64>,
     closed: AtomicBool,
+    clock: Clock,
 }
 
 impl<S: Store + DeliveryStore> MemorySubscription<S> {
-    pub(super) fn new(store: Arc<S>, state: SubscriptionState) -> MemorySubscription<S> {
+    pub(super) fn new(
+        store: Arc<S>,
+        state: SubscriptionState,
+        clock: Clock,
+    ) -> MemorySubscription<S> {
         let definition = state.definition().clone();
         let selection = selection_of(&definition);
         MemorySubscription {
@@ -79,6 +84,7 @@ impl<S: Store + DeliveryStore> MemorySubscription<S> {
             }),
             changed: Notify::new(),
             closed: AtomicBool::new(false),
+            clock,
         }
     }
 
@@ -128,15 +134,26 @@ impl<S: Store + DeliveryStore> MemorySubscription<S> {
             }
             let cursor = inner.state.cursor_seq();
             let page = self.store.matching_facts(&self.selection, cursor, room)?;
-            let messages: Vec<AdmittedMessage> = page
+            let ordering_key = self.definition.ordering_key.as_deref();
+            let messages = page
                 .facts
                 .iter()
-                .map(|fact| AdmittedMessage {
-                    seq: fact.seq,
-                    hash: fact.hash,
-                    attributes: fact_attributes(&self.definition, &fact.canonical),
+                .map(|fact| {
+                    // The store verified the bytes against their hash.
+                    let attributes =
+                        fact_attributes(ordering_key, &fact.canonical).map_err(|error| {
+                            cairn_store::ReadError::corrupt(format!(
+                                "fact with seq {}: {error}",
+                                fact.seq
+                            ))
+                        })?;
+                    Ok(AdmittedMessage {
+                        seq: fact.seq,
+                        hash: fact.hash,
+                        attributes,
+                    })
                 })
-                .collect();
+                .collect::<Result<Vec<_>, DeliveryError>>()?;
             let n_admitted = messages.len() as u64;
             let changes = inner.state.admit(&messages, page.next_seq, now);
             self.queue(changes).await?;
@@ -156,6 +173,14 @@ impl<S: Store + DeliveryStore> MemorySubscription<S> {
             }
         }
         Ok(())
+    }
+
+    /// Ends the leases that ran out (as the shared engine does before
+    /// listing dead letters, so that both list the same ones).
+    async fn expire_leases(&self) -> Result<(), DeliveryError> {
+        let mut inner = self.inner.lock().await;
+        let changes = inner.state.advance(self.clock.now_ms());
+        self.queue(changes).await
     }
 
     /// The canonical bytes of a leased message, from the store.
@@ -204,7 +229,7 @@ impl<S: Store + DeliveryStore> Subscription for MemorySubscription<S> {
                 last_seq.borrow_and_update();
                 let (leases, prefetched, next_event_at_ms) = {
                     let mut inner = self.inner.lock().await;
-                    let now = now_ms();
+                    let now = self.clock.now_ms();
                     self.catch_up(&mut inner, now).await?;
                     let (leases, changes) = inner.state.pull(max, lease_ms, now);
                     self.queue(changes).await?;
@@ -238,7 +263,7 @@ impl<S: Store + DeliveryStore> Subscription for MemorySubscription<S> {
                     return Ok(Vec::new());
                 }
                 let wake_at = next_event_at_ms
-                    .map(|at| now + Duration::from_millis(at.saturating_sub(now_ms())))
+                    .map(|at| now + Duration::from_millis(at.saturating_sub(self.clock.now_ms())))
                     .map_or(deadline, |at| at.min(deadline));
                 tokio::select! {
                     () = notified => {}
@@ -276,7 +301,8 @@ impl<S: Store + DeliveryStore> Subscription for MemorySubscription<S> {
             self.check_open()?;
             let outcomes = {
                 let mut inner = self.inner.lock().await;
-                let (outcomes, changes) = inner.state.nack(tokens, delay_ms, error, now_ms());
+                let now = self.clock.now_ms();
+                let (outcomes, changes) = inner.state.nack(tokens, delay_ms, error, now);
                 self.queue(changes).await?;
                 outcomes
             };
@@ -293,8 +319,14 @@ impl<S: Store + DeliveryStore> Subscription for MemorySubscription<S> {
     ) -> Answer<'a, Vec<TokenOutcome>> {
         Box::pin(async move {
             self.check_open()?;
-            let mut inner = self.inner.lock().await;
-            Ok(inner.state.extend(tokens, lease_ms, now_ms()))
+            let outcomes = {
+                let mut inner = self.inner.lock().await;
+                inner.state.extend(tokens, lease_ms, self.clock.now_ms())
+            };
+            // A shortened lease ends sooner than a waiting pull planned to
+            // wake for: let it plan again.
+            self.changed.notify_waiters();
+            Ok(outcomes)
         })
     }
 
@@ -315,7 +347,7 @@ impl<S: Store + DeliveryStore> Subscription for MemorySubscription<S> {
     fn view(&self) -> Answer<'_, SubscriptionView> {
         Box::pin(async move {
             let mut inner = self.inner.lock().await;
-            let now = now_ms();
+            let now = self.clock.now_ms();
             self.catch_up(&mut inner, now).await?;
             let durable_seq = *self.last_seq.borrow();
             let cursor = inner.state.cursor_seq();
@@ -357,6 +389,7 @@ impl<S: Store + DeliveryStore> Subscription for MemorySubscription<S> {
     ) -> Answer<'_, Vec<DeadLetter>> {
         Box::pin(async move {
             self.check_open()?;
+            self.expire_leases().await?;
             // Dead-lettering by lease expiry is queued without waiting; make it
             // readable first.
             self.barrier().await?;
@@ -376,6 +409,7 @@ impl<S: Store + DeliveryStore> Subscription for MemorySubscription<S> {
     fn dead_letter<'a>(&'a self, hash: &'a Hash) -> Answer<'a, Option<DeadLetter>> {
         Box::pin(async move {
             self.check_open()?;
+            self.expire_leases().await?;
             self.barrier().await?;
             self.store
                 .dead_letter(self.id, hash)?
@@ -405,7 +439,7 @@ impl<S: Store + DeliveryStore> Subscription for MemorySubscription<S> {
                         .store
                         .message_records(self.id, MessageStatus::Dead, 0, room)?,
                 };
-                let (n_replayed, changes) = inner.state.replay(records, now_ms());
+                let (n_replayed, changes) = inner.state.replay(records, self.clock.now_ms());
                 self.queue(changes).await?;
                 n_replayed
             };
