@@ -116,6 +116,7 @@ pub async fn run(options: CheckOptions) -> anyhow::Result<Report> {
         .map(|node| node.direct_base.clone())
         .collect();
     progress_task.abort();
+    let judge_started = Instant::now();
     // Every task that records is done: the history can leave its lock.
     let recorded = std::mem::take(&mut *workload.history.inner.lock().expect("history lock"));
     for (check, detail) in &recorded.live_violations {
@@ -153,6 +154,7 @@ pub async fn run(options: CheckOptions) -> anyhow::Result<Report> {
         work_dir: options.work_dir.display().to_string(),
         fault_phase_s: seconds(fault_phase),
         total_s: seconds(started.elapsed()),
+        judge_s: seconds(judge_started.elapsed()),
         writes,
         operations: operation_counts(&recorded),
         faults,
