@@ -3,9 +3,12 @@
 //! every operation and its outcome, and verifies the history with an oracle.
 
 pub mod api;
+pub mod delivery_ledger;
 pub mod deployment;
 pub mod disk;
+pub mod fact_table;
 pub mod history;
+pub mod history_file;
 pub mod nemesis;
 pub mod options;
 pub mod oracle;
