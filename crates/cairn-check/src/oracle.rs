@@ -6,8 +6,7 @@
 //! Judging is linear in the history: every fact and message is looked up
 //! by index or hash, each server's log is read page by page keeping only
 //! each fact's seq, and the checks about a single delivery were already
-//! judged while the run went (in [`crate::delivery_ledger`]), so an
-//! hour-long run is judged in about as long as it takes to read the logs.
+//! judged while the run went (in [`crate::delivery_ledger`]).
 
 use std::collections::HashMap;
 
