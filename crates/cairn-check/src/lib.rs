@@ -10,10 +10,13 @@
 //! workspace lint `clippy::undocumented_unsafe_blocks` requires.
 
 pub mod api;
+pub mod delivery_ledger;
 pub mod deployment;
 pub mod disk;
 pub mod error;
+pub mod fact_table;
 pub mod history;
+pub mod history_file;
 pub mod nemesis;
 pub mod options;
 pub mod oracle;

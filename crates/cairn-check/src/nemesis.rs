@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_delivery::SplitMix64;
+use cairn_fact::Hash;
 
 use crate::api::{Answer, Api};
 use crate::deployment::{Deployment, Node};
@@ -58,7 +59,7 @@ impl Nemesis {
                 .inject(kind, &self.deployment.nodes[node_idx], &mut random)
                 .await;
             self.workload.history.with(|recorded| {
-                recorded.faults.push(FaultEvent {
+                recorded.record_fault(FaultEvent {
                     kind,
                     server_idx: node_idx,
                     at_ms,
@@ -234,29 +235,24 @@ impl Nemesis {
     /// corruption report are violations.
     async fn probe_damaged(&self, node: &Node, damage: &str) -> String {
         let base = &node.direct_base;
-        let sample: Vec<(String, Vec<u8>)> = self.workload.history.with(|recorded| {
+        let sample: Vec<Hash> = self.workload.history.with(|recorded| {
             let n_acked = recorded.acked_order.len();
             let step = (n_acked / PROBE_READS_MAX).max(1);
             recorded
                 .acked_order
                 .iter()
                 .step_by(step)
-                .filter_map(|hash| {
-                    let fact = recorded.facts.get(hash)?;
-                    Some((hash.clone(), fact.canonical.clone()))
-                })
+                .map(|&fact_idx| recorded.facts.get(fact_idx).hash)
                 .collect()
         });
         let mut detected = 0usize;
         let mut correct = 0usize;
-        for (hash, canonical) in &sample {
-            match self.api.get_fact(base, hash).await {
+        for hash in &sample {
+            match self.api.get_fact(base, &hash.to_hex()).await {
                 Answer::Done(body) => {
-                    if canonical_of(&body["fact"])
-                        .map(|fact| fact.canonical)
-                        .as_ref()
-                        == Some(canonical)
-                    {
+                    // Equal hashes are equal canonical bytes: the hash is
+                    // their BLAKE3.
+                    if canonical_of(&body["fact"]).map(|fact| fact.hash) == Some(*hash) {
                         correct += 1;
                     } else {
                         self.workload.history.violation(

@@ -2,15 +2,28 @@
 //! reads everything back from every server and judges the recorded history
 //! against Cairn's guarantees. Each guarantee is one named check with the
 //! number of things it examined and every counterexample found.
+//!
+//! Judging is linear in the history: every fact and message is looked up
+//! by index or hash, each server's log is read page by page keeping only
+//! each fact's seq, and the checks about a single delivery were already
+//! judged while the run went (in [`crate::delivery_ledger`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
+use cairn_fact::Hash;
 use serde_json::Value;
 
 use crate::api::{Answer, Api};
-use crate::history::{Phase, Recorded, WriteOutcome};
+use crate::delivery_ledger::{FirstDelivery, SubscriptionLedger};
+use crate::fact_table::{FactTable, WriteOutcome};
+use crate::history::Recorded;
 use crate::report::{CheckResult, WriteSummary};
 use crate::workload::{canonical_of, SubscriptionSpec, ITEM_TYPE};
+
+/// Facts per page when the oracle reads a server's log: a page is parsed
+/// into JSON values whole, which take several times its bytes, so pages
+/// stay small (the server's default) to keep the judging's memory low.
+const LOG_PAGE_FACTS: u64 = 1_000;
 
 /// The checks, in report order. Violations noticed during the run are
 /// filed under the same names.
@@ -85,190 +98,132 @@ impl Verdicts {
     }
 }
 
-/// One fact as a server's log holds it.
-struct LoggedFact {
-    seq: u64,
-    canonical: Vec<u8>,
+/// What one server's log holds of the run's facts (entries of other runs
+/// and of other types are skipped).
+struct ServerLog {
+    /// The seq of each written fact on the server, by fact index.
+    seq_by_fact: Vec<Option<u64>>,
+    /// Facts of the run the server holds that were never written: hash →
+    /// seq.
+    phantoms: HashMap<Hash, u64>,
+    /// Entries out of seq order or that do not hash to their hash.
+    problems: Vec<String>,
 }
 
-/// Reads a server's whole log (facts of this run only, plus every hash).
+impl ServerLog {
+    /// The seq of `hash` on the server, if it holds it.
+    fn seq_of_hash(&self, facts: &FactTable, hash: &Hash) -> Option<u64> {
+        match facts.idx_of(hash) {
+            Some(fact_idx) => self.seq_by_fact[fact_idx as usize],
+            None => self.phantoms.get(hash).copied(),
+        }
+    }
+
+    /// Facts of the run the server holds, written or not.
+    fn n_facts(&self) -> u64 {
+        let n_written = self.seq_by_fact.iter().flatten().count();
+        (n_written + self.phantoms.len()) as u64
+    }
+}
+
+/// Reads a server's whole log, page by page, keeping only each fact's seq:
+/// a fact whose bytes hash to its hash carries the bytes that were written
+/// under that hash (the hash is the BLAKE3 of the canonical bytes), so the
+/// bytes need not be kept to be compared.
 async fn read_log(
     api: &Api,
     base: &str,
     run_id: &str,
-) -> Result<(HashMap<String, LoggedFact>, Vec<String>), String> {
-    let mut facts = HashMap::new();
-    let mut problems = Vec::new();
+    facts: &FactTable,
+) -> Result<ServerLog, String> {
+    let mut log = ServerLog {
+        seq_by_fact: vec![None; facts.len()],
+        phantoms: HashMap::new(),
+        problems: Vec::new(),
+    };
     let mut cursor = 0u64;
     let mut last_seq = 0u64;
     loop {
-        let page = match api.log_page(base, cursor, 10_000).await {
+        let mut page = match api.log_page(base, cursor, LOG_PAGE_FACTS).await {
             Answer::Done(page) => page,
             Answer::Refused(status, code) | Answer::Unknown(status, code) => {
                 return Err(format!("reading the log of {base} failed: {status} {code}"))
             }
         };
-        let entries = page["facts"].as_array().cloned().unwrap_or_default();
+        let entries = match page["facts"].take() {
+            Value::Array(entries) => entries,
+            _ => Vec::new(),
+        };
         if entries.is_empty() {
             break;
         }
         for entry in &entries {
-            let hash = entry["hash"].as_str().unwrap_or_default().to_string();
+            let hash = entry["hash"].as_str().unwrap_or_default();
             let seq = entry["seq"].as_u64().unwrap_or(0);
             if seq <= last_seq {
-                problems.push(format!("{base}: log seq {seq} after seq {last_seq}"));
+                log.problems
+                    .push(format!("{base}: log seq {seq} after seq {last_seq}"));
             }
             last_seq = seq;
             let fact = &entry["fact"];
             if fact["fields"]["run"].as_str() != Some(run_id) || fact["type"] != ITEM_TYPE {
                 continue;
             }
-            match canonical_of(&entry["fact"]) {
+            match canonical_of(fact) {
                 Some(canonical) if canonical.hash.to_hex() == hash => {
-                    facts.insert(
-                        hash,
-                        LoggedFact {
-                            seq,
-                            canonical: canonical.canonical,
-                        },
-                    );
+                    match facts.idx_of(&canonical.hash) {
+                        Some(fact_idx) => log.seq_by_fact[fact_idx as usize] = Some(seq),
+                        None => {
+                            log.phantoms.insert(canonical.hash, seq);
+                        }
+                    }
                 }
-                _ => problems.push(format!("{base}: seq {seq} does not hash to {hash}")),
+                _ => log
+                    .problems
+                    .push(format!("{base}: seq {seq} does not hash to {hash}")),
             }
         }
         cursor = page["next"].as_u64().unwrap_or(cursor);
     }
-    Ok((facts, problems))
+    Ok(log)
 }
 
 /// Checks the facts every server holds against the recorded writes and
-/// reads; returns the write summary.
+/// reads; returns the write summary and which facts the first server
+/// holds (by fact index).
 pub async fn check_facts(
     api: &Api,
     bases: &[String],
     run_id: &str,
     recorded: &Recorded,
     verdicts: &mut Verdicts,
-) -> (WriteSummary, HashSet<String>) {
+) -> (WriteSummary, Vec<bool>) {
+    let facts = &recorded.facts;
     let mut summary = WriteSummary::default();
-    let mut stored_items = HashSet::new();
+    let mut stored_on_first_server = vec![false; facts.len()];
     for (server_idx, base) in bases.iter().enumerate() {
-        let (logged, problems) = match read_log(api, base, run_id).await {
+        let log = match read_log(api, base, run_id, facts).await {
             Ok(log) => log,
             Err(problem) => {
                 verdicts.violation("acknowledged writes are durable", problem);
                 continue;
             }
         };
-        for problem in problems {
-            verdicts.violation("reads return the acknowledged bytes", problem);
+        for problem in &log.problems {
+            verdicts.violation("reads return the acknowledged bytes", problem.clone());
         }
-        verdicts.examined("no phantom facts", logged.len() as u64);
-        for hash in logged.keys() {
-            if !recorded.facts.contains_key(hash) {
-                verdicts.violation(
-                    "no phantom facts",
-                    format!("server {server_idx} holds {hash}, which was never written"),
-                );
-            }
+        verdicts.examined("no phantom facts", log.n_facts());
+        for hash in log.phantoms.keys() {
+            verdicts.violation(
+                "no phantom facts",
+                format!("server {server_idx} holds {hash}, which was never written"),
+            );
         }
-        for (hash, written) in &recorded.facts {
-            let present = logged.get(hash);
-            match (&written.outcome, present) {
-                (WriteOutcome::Acked { seq }, Some(logged_fact)) => {
-                    verdicts.examined("acknowledged writes are durable", 1);
-                    verdicts.examined("acknowledged facts keep their seq", 1);
-                    if logged_fact.canonical != written.canonical {
-                        verdicts.violation(
-                            "reads return the acknowledged bytes",
-                            format!("server {server_idx}: {hash} holds other bytes"),
-                        );
-                    }
-                    if logged_fact.seq != *seq {
-                        verdicts.violation(
-                            "acknowledged facts keep their seq",
-                            format!(
-                                "server {server_idx}: {hash} acknowledged at seq {seq}, now at seq {}",
-                                logged_fact.seq
-                            ),
-                        );
-                    }
-                }
-                (WriteOutcome::Acked { seq }, None) => verdicts.violation(
-                    "acknowledged writes are durable",
-                    format!("server {server_idx}: acknowledged fact {hash} (seq {seq}) is missing"),
-                ),
-                (WriteOutcome::Refused { .. }, None) => {
-                    verdicts.examined("refused writes change nothing", 1)
-                }
-                (WriteOutcome::Refused { code }, Some(logged_fact)) => verdicts.violation(
-                    "refused writes change nothing",
-                    format!(
-                        "server {server_idx}: {hash} was refused ({code}) but is stored at seq {}",
-                        logged_fact.seq
-                    ),
-                ),
-                _ => {}
-            }
-            if let Some(logged_fact) = present {
-                for predecessor in &written.predecessors {
-                    let stored_before = logged
-                        .get(predecessor)
-                        .map(|before| before.seq < logged_fact.seq)
-                        // Keys were written before everything else.
-                        .unwrap_or(!recorded.facts.contains_key(predecessor));
-                    if !stored_before {
-                        verdicts.violation(
-                            "facts are stored with their predecessors",
-                            format!("server {server_idx}: {hash} is stored without predecessor {predecessor} before it"),
-                        );
-                    }
-                }
-                verdicts.examined("facts are stored with their predecessors", 1);
-            }
-        }
-        for observed in recorded.observed.values() {
-            match logged.get(&observed.hash) {
-                Some(logged_fact) if logged_fact.seq == observed.seq => {}
-                Some(logged_fact) => verdicts.violation(
-                    "acknowledged facts keep their seq",
-                    format!(
-                        "server {server_idx}: {} was read at seq {}, now at seq {}",
-                        observed.hash, observed.seq, logged_fact.seq
-                    ),
-                ),
-                None => verdicts.violation(
-                    "acknowledged writes are durable",
-                    format!(
-                        "server {server_idx}: {} was read (seq {}) but is gone: reads saw data that was not durable",
-                        observed.hash, observed.seq
-                    ),
-                ),
-            }
-        }
-        verdicts.examined(
-            "reads return the acknowledged bytes",
-            recorded.observed.len() as u64,
-        );
-        for batch in &recorded.batches {
-            let n_present = batch
-                .iter()
-                .filter(|hash| logged.contains_key(*hash))
-                .count();
-            verdicts.examined("batches are all or nothing", 1);
-            if n_present != 0 && n_present != batch.len() {
-                verdicts.violation(
-                    "batches are all or nothing",
-                    format!("server {server_idx}: {n_present} of the {} facts of a batch are stored: {batch:?}", batch.len()),
-                );
-            }
-        }
-        if server_idx == 0 {
-            for (hash, written) in &recorded.facts {
-                let stored = logged.contains_key(hash);
-                if stored {
-                    stored_items.insert(hash.clone());
-                }
+        for (fact_idx, written) in facts.iter() {
+            check_written_fact(server_idx, &log, facts, fact_idx, verdicts);
+            if server_idx == 0 {
+                let stored = log.seq_by_fact[fact_idx as usize].is_some();
+                stored_on_first_server[fact_idx as usize] = stored;
                 summary.facts_written += 1;
                 match written.outcome {
                     WriteOutcome::Acked { .. } => summary.acknowledged += 1,
@@ -280,8 +235,141 @@ pub async fn check_facts(
                 }
             }
         }
+        check_observed(server_idx, &log, recorded, verdicts);
+        check_batches(server_idx, &log, recorded, verdicts);
     }
-    (summary, stored_items)
+    (summary, stored_on_first_server)
+}
+
+/// Judges one written fact against what one server holds: durable at its
+/// acknowledged seq, absent if refused, stored after its predecessors.
+fn check_written_fact(
+    server_idx: usize,
+    log: &ServerLog,
+    facts: &FactTable,
+    fact_idx: u32,
+    verdicts: &mut Verdicts,
+) {
+    let written = facts.get(fact_idx);
+    let hash = &written.hash;
+    let present = log.seq_by_fact[fact_idx as usize];
+    match (&written.outcome, present) {
+        (WriteOutcome::Acked { seq }, Some(logged_seq)) => {
+            verdicts.examined("acknowledged writes are durable", 1);
+            verdicts.examined("acknowledged facts keep their seq", 1);
+            if logged_seq != *seq {
+                verdicts.violation(
+                    "acknowledged facts keep their seq",
+                    format!(
+                        "server {server_idx}: {hash} acknowledged at seq {seq}, now at seq {logged_seq}"
+                    ),
+                );
+            }
+        }
+        (WriteOutcome::Acked { seq }, None) => verdicts.violation(
+            "acknowledged writes are durable",
+            format!("server {server_idx}: acknowledged fact {hash} (seq {seq}) is missing"),
+        ),
+        (WriteOutcome::Refused { .. }, None) => {
+            verdicts.examined("refused writes change nothing", 1)
+        }
+        (WriteOutcome::Refused { code }, Some(logged_seq)) => verdicts.violation(
+            "refused writes change nothing",
+            format!(
+                "server {server_idx}: {hash} was refused ({code}) but is stored at seq {logged_seq}"
+            ),
+        ),
+        _ => {}
+    }
+    let Some(logged_seq) = present else {
+        return;
+    };
+    for &predecessor in facts.predecessors(written) {
+        let stored_before = match facts.fact_idx_of_ref(predecessor) {
+            Some(predecessor_idx) => {
+                log.seq_by_fact[predecessor_idx as usize].is_some_and(|before| before < logged_seq)
+            }
+            // Keys were written before everything else.
+            None => log
+                .phantoms
+                .get(&facts.hash_of(predecessor))
+                .is_none_or(|&before| before < logged_seq),
+        };
+        if !stored_before {
+            verdicts.violation(
+                "facts are stored with their predecessors",
+                format!(
+                    "server {server_idx}: {hash} is stored without predecessor {} before it",
+                    facts.hash_of(predecessor)
+                ),
+            );
+        }
+    }
+    verdicts.examined("facts are stored with their predecessors", 1);
+}
+
+/// Every fact a read returned during the run must still be on the server,
+/// at the seq it was read at.
+fn check_observed(
+    server_idx: usize,
+    log: &ServerLog,
+    recorded: &Recorded,
+    verdicts: &mut Verdicts,
+) {
+    let facts = &recorded.facts;
+    let observed_written = facts
+        .iter()
+        .filter_map(|(_, fact)| Some((fact.hash, fact.observed?)));
+    let observed_unwritten = recorded
+        .observed_unwritten
+        .iter()
+        .map(|(hash, observation)| (*hash, *observation));
+    let mut n_observed = 0u64;
+    for (hash, observed) in observed_written.chain(observed_unwritten) {
+        n_observed += 1;
+        match log.seq_of_hash(facts, &hash) {
+            Some(logged_seq) if logged_seq == observed.seq => {}
+            Some(logged_seq) => verdicts.violation(
+                "acknowledged facts keep their seq",
+                format!(
+                    "server {server_idx}: {hash} was read at seq {}, now at seq {logged_seq}",
+                    observed.seq
+                ),
+            ),
+            None => verdicts.violation(
+                "acknowledged writes are durable",
+                format!(
+                    "server {server_idx}: {hash} was read (seq {}) but is gone: reads saw data that was not durable",
+                    observed.seq
+                ),
+            ),
+        }
+    }
+    verdicts.examined("reads return the acknowledged bytes", n_observed);
+}
+
+/// Of every batch, a server holds all facts or none.
+fn check_batches(server_idx: usize, log: &ServerLog, recorded: &Recorded, verdicts: &mut Verdicts) {
+    for batch in recorded.batches() {
+        let n_present = batch
+            .iter()
+            .filter(|&&fact_idx| log.seq_by_fact[fact_idx as usize].is_some())
+            .count();
+        verdicts.examined("batches are all or nothing", 1);
+        if n_present != 0 && n_present != batch.len() {
+            let hashes: Vec<String> = batch
+                .iter()
+                .map(|&fact_idx| recorded.facts.get(fact_idx).hash.to_hex())
+                .collect();
+            verdicts.violation(
+                "batches are all or nothing",
+                format!(
+                    "server {server_idx}: {n_present} of the {} facts of a batch are stored: {hashes:?}",
+                    batch.len()
+                ),
+            );
+        }
+    }
 }
 
 /// The dead letters of a subscription: hash → attempts.
@@ -314,76 +402,35 @@ pub async fn dead_letters(
     }
 }
 
-/// Checks the deliveries of one subscription.
+/// Checks the deliveries of one subscription, from what the history kept
+/// of its messages (the checks of each single delivery were judged as they
+/// were recorded).
 pub fn check_deliveries(
     spec: &SubscriptionSpec,
-    recorded: &Recorded,
-    stored_items: &HashSet<String>,
+    ledger: &SubscriptionLedger,
+    facts: &FactTable,
+    stored_on_first_server: &[bool],
     dead_before_replay: &HashMap<String, u64>,
     verdicts: &mut Verdicts,
 ) {
     let name = &spec.name;
-    let deliveries: Vec<_> = recorded
-        .deliveries
-        .iter()
-        .filter(|delivery| &delivery.subscription == name)
-        .collect();
     // At least once: every stored item of the run reached a consumer.
-    let delivered: HashSet<&str> = deliveries
-        .iter()
-        .filter(|delivery| delivery.phase != Phase::AfterRestart)
-        .map(|delivery| delivery.hash.as_str())
-        .collect();
-    for hash in stored_items {
+    for (fact_idx, written) in facts.iter() {
+        if !stored_on_first_server[fact_idx as usize] {
+            continue;
+        }
         verdicts.examined("every message is delivered at least once", 1);
-        if !delivered.contains(hash.as_str()) {
+        if !ledger.message(fact_idx).delivered_before_restart {
             verdicts.violation(
                 "every message is delivered at least once",
-                format!("{name}: stored fact {hash} was never delivered"),
+                format!("{name}: stored fact {} was never delivered", written.hash),
             );
         }
     }
-    // No redelivery after an ack answered "acked".
-    let mut first_ack = HashMap::new();
-    for ack in recorded.acks.iter().filter(|ack| &ack.subscription == name) {
-        first_ack
-            .entry(ack.hash.as_str())
-            .and_modify(|answered: &mut std::time::Instant| {
-                *answered = (*answered).min(ack.answered)
-            })
-            .or_insert(ack.answered);
-    }
-    for delivery in &deliveries {
-        verdicts.examined("no redelivery after an ack", 1);
-        if let Some(acked_at) = first_ack.get(delivery.hash.as_str()) {
-            if delivery.pull_sent > *acked_at {
-                let check = if delivery.phase == Phase::AfterRestart {
-                    "acked messages stay acked after a clean restart"
-                } else {
-                    "no redelivery after an ack"
-                };
-                verdicts.violation(
-                    check,
-                    format!(
-                        "{name}: {} (seq {}) delivered again (attempt {}, {:?}) after its ack was answered \"acked\"",
-                        delivery.hash, delivery.seq, delivery.attempt, delivery.phase
-                    ),
-                );
-            }
-        }
-    }
+    // No redelivery after an ack answered "acked": judged per delivery as
+    // the run went.
+    verdicts.examined("no redelivery after an ack", ledger.n_deliveries);
     // Attempts and dead letters.
-    for delivery in &deliveries {
-        if delivery.attempt == 0 || delivery.attempt > spec.max_attempts {
-            verdicts.violation(
-                "dead letters only after max_attempts",
-                format!(
-                    "{name}: {} delivered with attempt {}",
-                    delivery.hash, delivery.attempt
-                ),
-            );
-        }
-    }
     for (hash, attempts) in dead_before_replay {
         verdicts.examined("dead letters only after max_attempts", 1);
         if *attempts != spec.max_attempts {
@@ -395,20 +442,19 @@ pub fn check_deliveries(
                 ),
             );
         }
-        if recorded
-            .acks
-            .iter()
-            .any(|ack| &ack.subscription == name && &ack.hash == hash && ack.phase < Phase::Replay)
-        {
+        if ledger.message_by_text(facts, hash).acked_before_replay {
             verdicts.violation(
                 "dead letters only after max_attempts",
                 format!("{name}: {hash} is dead although its ack was answered \"acked\""),
             );
         }
     }
-    for hash in stored_items {
-        let poison = recorded.facts.get(hash).is_some_and(|fact| fact.poison);
-        if poison && !dead_before_replay.contains_key(hash) {
+    for (fact_idx, written) in facts.iter() {
+        if !written.poison || !stored_on_first_server[fact_idx as usize] {
+            continue;
+        }
+        let hash = written.hash.to_hex();
+        if !dead_before_replay.contains_key(&hash) {
             verdicts.violation(
                 "dead letters only after max_attempts",
                 format!("{name}: {hash} always failed but is not in the dead letters"),
@@ -418,10 +464,10 @@ pub fn check_deliveries(
     // Replay: every dead letter came back with a fresh first attempt.
     for hash in dead_before_replay.keys() {
         verdicts.examined("dead letters are replayable", 1);
-        let replayed = deliveries.iter().any(|delivery| {
-            &delivery.hash == hash && delivery.phase == Phase::Replay && delivery.attempt == 1
-        });
-        if !replayed {
+        if !ledger
+            .message_by_text(facts, hash)
+            .replayed_at_first_attempt
+        {
             verdicts.violation(
                 "dead letters are replayable",
                 format!("{name}: dead letter {hash} was not delivered again (attempt 1) after the replay"),
@@ -429,7 +475,7 @@ pub fn check_deliveries(
         }
     }
     if spec.keyed {
-        check_key_order(spec, recorded, &deliveries, verdicts);
+        check_key_order(spec, ledger, facts, verdicts);
     }
 }
 
@@ -442,40 +488,25 @@ pub fn check_deliveries(
 /// message's first pull was answered.
 fn check_key_order(
     spec: &SubscriptionSpec,
-    recorded: &Recorded,
-    deliveries: &[&crate::history::Delivery],
+    ledger: &SubscriptionLedger,
+    facts: &FactTable,
     verdicts: &mut Verdicts,
 ) {
-    let mut first_deliveries: HashMap<&str, &crate::history::Delivery> = HashMap::new();
-    for delivery in deliveries {
-        if delivery.phase >= Phase::Replay {
-            continue;
-        }
-        first_deliveries
-            .entry(delivery.hash.as_str())
-            .and_modify(|first| {
-                if delivery.pull_sent < first.pull_sent {
-                    *first = delivery;
-                }
-            })
-            .or_insert(delivery);
-    }
-    let mut by_key: HashMap<&str, Vec<&crate::history::Delivery>> = HashMap::new();
-    for (hash, delivery) in first_deliveries {
-        if let Some(fact) = recorded.facts.get(hash) {
-            by_key.entry(fact.key.as_str()).or_default().push(delivery);
-        }
+    let mut by_key: HashMap<Hash, Vec<FirstDelivery>> = HashMap::new();
+    for (fact_idx, first) in ledger.first_deliveries() {
+        let key = facts.hash_of(facts.get(fact_idx).key);
+        by_key.entry(key).or_default().push(first);
     }
     for (key, mut key_deliveries) in by_key {
         verdicts.examined("per-key order", key_deliveries.len() as u64);
         let mut by_answer = key_deliveries.clone();
-        by_answer.sort_by_key(|delivery| delivery.pull_answered);
-        key_deliveries.sort_by_key(|delivery| delivery.pull_sent);
+        by_answer.sort_by_key(|delivery| delivery.pull_answered_ns);
+        key_deliveries.sort_by_key(|delivery| delivery.pull_sent_ns);
         let mut answered_idx = 0;
-        let mut highest: Option<&crate::history::Delivery> = None;
+        let mut highest: Option<FirstDelivery> = None;
         for delivery in key_deliveries {
             while answered_idx < by_answer.len()
-                && by_answer[answered_idx].pull_answered < delivery.pull_sent
+                && by_answer[answered_idx].pull_answered_ns < delivery.pull_sent_ns
             {
                 let candidate = by_answer[answered_idx];
                 if highest.is_none_or(|highest| candidate.seq > highest.seq) {

@@ -56,6 +56,9 @@ pub struct Report {
     pub fault_phase_s: f64,
     /// Seconds of the whole run.
     pub total_s: f64,
+    /// Seconds spent judging once the run was over (reading every
+    /// server's log and the final checks), part of `total_s`.
+    pub judge_s: f64,
     /// What the writes came to.
     pub writes: WriteSummary,
     /// Operations by name.
@@ -94,8 +97,8 @@ impl Report {
         line(
             &mut text,
             format!(
-                "time: {:.0} s of faults, {:.0} s in all; files in {}",
-                self.fault_phase_s, self.total_s, self.work_dir
+                "time: {:.0} s of faults, {:.0} s in all, of which {:.1} s judging; files in {}",
+                self.fault_phase_s, self.total_s, self.judge_s, self.work_dir
             ),
         );
         let writes = &self.writes;

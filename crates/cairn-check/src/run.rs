@@ -15,6 +15,7 @@ use crate::api::{Answer, Api};
 use crate::deployment::Deployment;
 use crate::error::CheckError;
 use crate::history::{Phase, Recorded};
+use crate::history_file::HistoryFile;
 use crate::nemesis::Nemesis;
 use crate::options::{CheckOptions, FaultKind};
 use crate::oracle::{self, Verdicts};
@@ -49,6 +50,8 @@ pub async fn run(options: CheckOptions) -> Result<Report, CheckError> {
             api.clone(),
             client_bases,
             options.write_interval,
+            HistoryFile::create(&options.work_dir.join("history.tsv")),
+            started,
         )
         .await?,
     );
@@ -117,24 +120,27 @@ pub async fn run(options: CheckOptions) -> Result<Report, CheckError> {
         .map(|node| node.direct_base.clone())
         .collect();
     progress_task.abort();
+    let judge_started = Instant::now();
     // Every task that records is done: the history can leave its lock.
-    let recorded = std::mem::take(&mut *workload.history.inner.lock().expect("history lock"));
+    let mut recorded = workload.history.take();
+    let history_written = recorded.finish();
     for (check, detail) in &recorded.live_violations {
         verdicts.violation(check, detail.clone());
     }
-    if let Err(error) = write_history(&options.work_dir.join("history.tsv"), &recorded, started) {
+    if let Err(error) = history_written {
         verdicts.violation(
             "the checker's own steps",
             format!("cannot write the history: {error}"),
         );
     }
-    let (writes, stored_items) =
+    let (writes, stored_on_first_server) =
         oracle::check_facts(&api, &bases, &workload.run_id, &recorded, &mut verdicts).await;
-    for spec in &workload.subscriptions {
+    for (subscription_idx, spec) in workload.subscriptions.iter().enumerate() {
         oracle::check_deliveries(
             spec,
-            &recorded,
-            &stored_items,
+            recorded.deliveries.subscription(subscription_idx),
+            &recorded.facts,
+            &stored_on_first_server,
             &dead_before_replay[&spec.name],
             &mut verdicts,
         );
@@ -154,6 +160,7 @@ pub async fn run(options: CheckOptions) -> Result<Report, CheckError> {
         work_dir: options.work_dir.display().to_string(),
         fault_phase_s: seconds(fault_phase),
         total_s: seconds(started.elapsed()),
+        judge_s: seconds(judge_started.elapsed()),
         writes,
         operations: operation_counts(&recorded),
         faults,
@@ -225,13 +232,15 @@ fn count_examined(
     verdicts.examined("server and client agree on hashes", writes.acknowledged);
     verdicts.examined(
         "deliveries carry the written bytes",
-        recorded.deliveries.len() as u64,
+        recorded.deliveries.n_deliveries,
     );
     verdicts.examined("damaged data is never served", n_corruptions);
     verdicts.examined("no writes on top of detected corruption", n_corruptions);
     if restarted_cleanly {
-        let n_acked: u64 = recorded.acks.len() as u64;
-        verdicts.examined("acked messages stay acked after a clean restart", n_acked);
+        verdicts.examined(
+            "acked messages stay acked after a clean restart",
+            recorded.deliveries.n_acks,
+        );
     }
 }
 
@@ -274,7 +283,7 @@ fn operation_counts(recorded: &Recorded) -> BTreeMap<String, u64> {
         ("point reads".to_string(), counts.point_reads),
         ("log pages".to_string(), counts.log_pages),
         ("pulls".to_string(), counts.pulls),
-        ("deliveries".to_string(), recorded.deliveries.len() as u64),
+        ("deliveries".to_string(), recorded.deliveries.n_deliveries),
         ("acks sent".to_string(), counts.acks_sent),
         ("nacks sent".to_string(), counts.nacks_sent),
     ])
@@ -360,7 +369,7 @@ async fn replay_all(api: &Api, base: &str, name: &str, verdicts: &mut Verdicts) 
 async fn pull_after_restart(deployment: &Deployment, workload: &Arc<Workload>) {
     let mut pulls = JoinSet::new();
     for node in &deployment.nodes {
-        for spec in &workload.subscriptions {
+        for (subscription_idx, spec) in workload.subscriptions.iter().enumerate() {
             let workload = Arc::clone(workload);
             let base = node.direct_base.clone();
             let spec = spec.clone();
@@ -375,7 +384,7 @@ async fn pull_after_restart(deployment: &Deployment, workload: &Arc<Workload>) {
                     let answered = Instant::now();
                     for message in answer["messages"].as_array().into_iter().flatten() {
                         workload.record_delivery(
-                            &spec,
+                            subscription_idx,
                             message,
                             Phase::AfterRestart,
                             sent,
@@ -409,7 +418,7 @@ async fn show_progress(bar: ProgressBar, workload: Arc<Workload>, duration: Dura
             format!(
                 "acked {} · deliveries {} · faults {} · violations {}",
                 recorded.acked_order.len(),
-                recorded.deliveries.len(),
+                recorded.deliveries.n_deliveries,
                 recorded.faults.len(),
                 recorded.live_violations.len()
             )
@@ -420,53 +429,4 @@ async fn show_progress(bar: ProgressBar, workload: Arc<Workload>, duration: Dura
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-}
-
-/// Writes the deliveries and acks, one per line with times in milliseconds
-/// since the start, for reading a counterexample's story.
-fn write_history(
-    path: &std::path::Path,
-    recorded: &Recorded,
-    started: Instant,
-) -> std::io::Result<()> {
-    use std::io::Write;
-    let since = |at: Instant| at.saturating_duration_since(started).as_millis();
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
-    writeln!(
-        out,
-        "event\tsubscription\thash\tseq\tattempt\tphase\tsent_ms\tanswered_ms"
-    )?;
-    for delivery in &recorded.deliveries {
-        writeln!(
-            out,
-            "delivery\t{}\t{}\t{}\t{}\t{:?}\t{}\t{}",
-            delivery.subscription,
-            delivery.hash,
-            delivery.seq,
-            delivery.attempt,
-            delivery.phase,
-            since(delivery.pull_sent),
-            since(delivery.pull_answered)
-        )?;
-    }
-    for ack in &recorded.acks {
-        writeln!(
-            out,
-            "ack\t{}\t{}\t\t\t{:?}\t\t{}",
-            ack.subscription,
-            ack.hash,
-            ack.phase,
-            since(ack.answered)
-        )?;
-    }
-    for fault in &recorded.faults {
-        writeln!(
-            out,
-            "fault\t{}\t{}\t\t\t\t{}\t",
-            fault.kind.name(),
-            fault.detail,
-            fault.at_ms
-        )?;
-    }
-    out.flush()
 }

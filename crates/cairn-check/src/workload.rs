@@ -11,12 +11,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_delivery::SplitMix64;
-use cairn_fact::CanonicalFact;
+use cairn_fact::{CanonicalFact, Hash};
 use serde_json::{json, Value};
 
 use crate::api::{Answer, Api};
 use crate::error::CheckError;
-use crate::history::{Ack, Delivery, History, ObservedFact, Phase, WriteOutcome, WrittenFact};
+use crate::fact_table::WriteOutcome;
+use crate::history::{Delivery, FactToWrite, History, Phase};
+use crate::history_file::HistoryFile;
 
 /// The fact type of the workload's items (the subscriptions' selection).
 pub const ITEM_TYPE: &str = "check.Item";
@@ -83,8 +85,8 @@ pub struct Workload {
     pub client_bases: Vec<String>,
     /// The run's subscriptions.
     pub subscriptions: Vec<SubscriptionSpec>,
-    /// The `check.Key` facts (hex hashes), acknowledged before the start.
-    pub key_hashes: Vec<String>,
+    /// The `check.Key` facts, acknowledged before the start.
+    pub key_hashes: Vec<Hash>,
     /// Pause between one writer's batches.
     pub write_interval: Duration,
     /// Writers and readers stop when set.
@@ -96,13 +98,16 @@ pub struct Workload {
 
 impl Workload {
     /// Prepares the workload: creates the subscriptions and writes the keys
-    /// (retrying through faults until each is acknowledged).
+    /// (retrying through faults until each is acknowledged). The history
+    /// of the run, started at `started`, is streamed to `history_file`.
     pub async fn prepare(
         run_id: String,
         seed: u64,
         api: Api,
         client_bases: Vec<String>,
         write_interval: Duration,
+        history_file: HistoryFile,
+        started: Instant,
     ) -> Result<Workload, CheckError> {
         let base = client_bases[0].clone();
         let subscriptions = subscriptions(&run_id);
@@ -124,7 +129,7 @@ impl Workload {
             .map(|results| {
                 results
                     .iter()
-                    .filter_map(|result| result["hash"].as_str().map(str::to_string))
+                    .filter_map(|result| Hash::from_hex(result["hash"].as_str()?).ok())
                     .collect::<Vec<_>>()
             })
             .unwrap_or_default();
@@ -137,7 +142,7 @@ impl Workload {
             run_id,
             seed,
             api,
-            history: History::default(),
+            history: History::new(&subscriptions, history_file, started),
             client_bases,
             subscriptions,
             key_hashes,
@@ -182,7 +187,7 @@ impl Workload {
         let pad: String = (0..pad_len)
             .map(|_| char::from(b'a' + random.in_range(0, 25) as u8))
             .collect();
-        let mut predecessors = json!({"key": self.key_hashes[key_idx]});
+        let mut predecessors = json!({"key": self.key_hashes[key_idx].to_hex()});
         if let Some(prev) = prev {
             predecessors["prev"] = json!(prev);
         }
@@ -261,38 +266,27 @@ impl Workload {
     /// Records facts about to be written (before the first attempt, so a
     /// reader that sees them early does not take them for phantoms).
     fn register(&self, facts: &[(&Value, &CanonicalFact)], key_idx: usize) {
-        self.history.with(|recorded| {
-            let batch_idx = recorded.batches.len();
-            let mut hashes = Vec::new();
-            for (fact, canonical) in facts {
-                let hash = canonical.hash.to_hex();
-                let predecessors = canonical
+        let batch = facts
+            .iter()
+            .map(|(fact, canonical)| FactToWrite {
+                hash: canonical.hash,
+                predecessors: canonical
                     .fact
                     .all_predecessors()
-                    .map(|(_, hash)| hash.to_hex())
-                    .collect();
-                recorded.facts.insert(
-                    hash.clone(),
-                    WrittenFact {
-                        canonical: canonical.canonical.clone(),
-                        predecessors,
-                        key: self.key_hashes[key_idx].clone(),
-                        poison: fact["fields"]["poison"] == json!(true),
-                        batch_idx,
-                        outcome: WriteOutcome::Pending,
-                    },
-                );
-                hashes.push(hash);
-            }
-            recorded.batches.push(hashes);
-        });
+                    .map(|(_, hash)| *hash)
+                    .collect(),
+                key: self.key_hashes[key_idx],
+                poison: fact["fields"]["poison"] == json!(true),
+            })
+            .collect();
+        self.history.with(|recorded| recorded.register_batch(batch));
     }
 
     /// Writes one batch, retrying unknown outcomes; true when acknowledged.
     async fn write(&self, facts: &[Value], random: &mut SplitMix64, expect_refusal: bool) -> bool {
-        let hashes: Vec<String> = facts
+        let hashes: Vec<Hash> = facts
             .iter()
-            .map(|fact| canonical_of(fact).expect("valid").hash.to_hex())
+            .map(|fact| canonical_of(fact).expect("valid").hash)
             .collect();
         let mut last_overloaded = false;
         for _ in 0..WRITE_ATTEMPTS_MAX {
@@ -311,14 +305,20 @@ impl Workload {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 Answer::Refused(status, code) => {
-                    self.settle_all(&hashes, WriteOutcome::Refused { code: code.clone() });
+                    let outcome = WriteOutcome::Refused {
+                        code: code.as_str().into(),
+                    };
+                    self.settle_all(&hashes, outcome);
                     if expect_refusal {
                         self.history
                             .with(|recorded| recorded.counts.refused_bad_batches += 1);
                     } else {
                         self.history.violation(
                             "valid writes are accepted",
-                            format!("a valid batch was refused with {status} {code}: {hashes:?}"),
+                            format!(
+                                "a valid batch was refused with {status} {code}: {:?}",
+                                hex_of(&hashes)
+                            ),
                         );
                     }
                     return false;
@@ -331,13 +331,13 @@ impl Workload {
             }
         }
         if last_overloaded {
-            let code = "overloaded".to_string();
+            let code = "overloaded".into();
             self.settle_all(&hashes, WriteOutcome::Refused { code });
         }
         false
     }
 
-    fn settle_all(&self, hashes: &[String], outcome: WriteOutcome) {
+    fn settle_all(&self, hashes: &[Hash], outcome: WriteOutcome) {
         self.history.with(|recorded| {
             for hash in hashes {
                 recorded.settle(hash, outcome.clone());
@@ -345,13 +345,16 @@ impl Workload {
         });
     }
 
-    fn record_acked(&self, hashes: &[String], body: &Value, expect_refusal: bool) {
+    fn record_acked(&self, hashes: &[Hash], body: &Value, expect_refusal: bool) {
         let results = body["results"].as_array().cloned().unwrap_or_default();
         self.history.with(|recorded| {
             if expect_refusal {
                 recorded.live_violations.push((
                     "refused writes change nothing".into(),
-                    format!("a batch with a missing predecessor was acknowledged: {hashes:?}"),
+                    format!(
+                        "a batch with a missing predecessor was acknowledged: {:?}",
+                        hex_of(hashes)
+                    ),
                 ));
             }
             if results.len() != hashes.len() {
@@ -363,14 +366,16 @@ impl Workload {
             }
             for (hash, result) in hashes.iter().zip(&results) {
                 let seq = result["seq"].as_u64().unwrap_or(0);
-                if result["hash"].as_str() != Some(hash.as_str()) {
+                if result["hash"].as_str() != Some(hash.to_hex().as_str()) {
                     recorded.live_violations.push((
                         "server and client agree on hashes".into(),
                         format!("wrote {hash}, server answered {}", result["hash"]),
                     ));
                 }
-                if let Some(WriteOutcome::Acked { seq: earlier }) =
-                    recorded.facts.get(hash).map(|fact| fact.outcome.clone())
+                if let Some(WriteOutcome::Acked { seq: earlier }) = recorded
+                    .facts
+                    .by_hash(hash)
+                    .map(|fact| fact.outcome.clone())
                 {
                     if earlier != seq {
                         recorded.live_violations.push((
@@ -380,7 +385,9 @@ impl Workload {
                     }
                 }
                 recorded.settle(hash, WriteOutcome::Acked { seq });
-                recorded.acked_order.push(hash.clone());
+                if let Some(fact_idx) = recorded.facts.idx_of(hash) {
+                    recorded.acked_order.push(fact_idx);
+                }
             }
         });
     }
@@ -408,22 +415,22 @@ impl Workload {
     }
 
     async fn point_read(&self, server_idx: usize, base: &str, random: &mut SplitMix64) {
-        let Some((hash, expected)) = self.history.with(|recorded| {
+        let Some(hash) = self.history.with(|recorded| {
             if recorded.acked_order.is_empty() {
                 return None;
             }
             let idx = random.in_range(0, recorded.acked_order.len() as u64 - 1) as usize;
-            let hash = recorded.acked_order[idx].clone();
-            let fact = recorded.facts.get(&hash)?;
+            let fact = recorded.facts.get(recorded.acked_order[idx]);
             recorded.counts.point_reads += 1;
-            Some((hash, fact.canonical.clone()))
+            Some(fact.hash)
         }) else {
             return;
         };
-        match self.api.get_fact(base, &hash).await {
+        match self.api.get_fact(base, &hash.to_hex()).await {
             Answer::Done(body) => {
-                let canonical = canonical_of(&body["fact"]).map(|fact| fact.canonical);
-                if canonical.as_deref() != Some(expected.as_slice()) {
+                // Equal hashes are equal canonical bytes: the hash is their
+                // BLAKE3.
+                if canonical_of(&body["fact"]).map(|fact| fact.hash) != Some(hash) {
                     self.history.violation(
                         "reads return the acknowledged bytes",
                         format!("server {server_idx} returned other bytes for {hash}"),
@@ -464,9 +471,12 @@ impl Workload {
             {
                 continue;
             }
-            let known = self
-                .history
-                .with(|recorded| recorded.facts.get(hash).map(|fact| fact.outcome.clone()));
+            let known = self.history.with(|recorded| {
+                recorded
+                    .facts
+                    .by_hash(&canonical.hash)
+                    .map(|fact| fact.outcome.clone())
+            });
             match known {
                 None => self.history.violation(
                     "no phantom facts",
@@ -480,37 +490,21 @@ impl Workload {
                 }
                 _ => {}
             }
-            self.observe(server_idx, hash, seq);
+            self.observe(server_idx, &canonical.hash, seq);
         }
     }
 
-    fn observe(&self, server_idx: usize, hash: &str, seq: u64) {
-        self.history.with(|recorded| {
-            let observed = recorded
-                .observed
-                .entry(hash.to_string())
-                .or_insert(ObservedFact {
-                    hash: hash.to_string(),
-                    seq,
-                    server_idx,
-                });
-            if observed.seq != seq {
-                let detail = format!(
-                    "{hash} was read at seq {} (server {}) and at seq {seq} (server {server_idx})",
-                    observed.seq, observed.server_idx
-                );
-                recorded
-                    .live_violations
-                    .push(("acknowledged facts keep their seq".into(), detail));
-            }
-        });
+    fn observe(&self, server_idx: usize, hash: &Hash, seq: u64) {
+        self.history
+            .with(|recorded| recorded.observe(server_idx, hash, seq));
     }
 
     /// One consumer of subscription `consumer_idx % subscriptions`: pulls,
     /// then acks, nacks or abandons each message, until told to stop.
     pub async fn run_consumer(self: Arc<Self>, consumer_idx: usize) {
         let mut random = SplitMix64::new(self.seed ^ (0x434f_4e53 + consumer_idx as u64));
-        let spec = self.subscriptions[consumer_idx % self.subscriptions.len()].clone();
+        let subscription_idx = consumer_idx % self.subscriptions.len();
+        let spec = self.subscriptions[subscription_idx].clone();
         let base = self.client_bases[consumer_idx % self.client_bases.len()].clone();
         while !self.stop_consumers.load(Ordering::Acquire) {
             let pull_sent = Instant::now();
@@ -533,7 +527,13 @@ impl Workload {
             for message in answer["messages"].as_array().into_iter().flatten() {
                 let token = message["token"].as_str().unwrap_or_default().to_string();
                 let hash = message["hash"].as_str().unwrap_or_default().to_string();
-                let poison = self.record_delivery(&spec, message, phase, pull_sent, pull_answered);
+                let poison = self.record_delivery(
+                    subscription_idx,
+                    message,
+                    phase,
+                    pull_sent,
+                    pull_answered,
+                );
                 let roll = random.in_range(0, 99);
                 let fail = match phase {
                     Phase::Faults => poison || roll < 6,
@@ -559,49 +559,54 @@ impl Workload {
                     .await;
             }
             if !to_ack.is_empty() {
-                self.ack(&base, &spec, &to_ack, phase).await;
+                self.ack(&base, subscription_idx, &to_ack, phase).await;
             }
         }
     }
 
-    /// Records and checks one delivered message; true when it is poison.
+    /// Records and checks one delivered message of subscription
+    /// `subscription_idx`; true when it is poison.
     pub fn record_delivery(
         &self,
-        spec: &SubscriptionSpec,
+        subscription_idx: usize,
         message: &Value,
         phase: Phase,
         pull_sent: Instant,
         pull_answered: Instant,
     ) -> bool {
-        let hash = message["hash"].as_str().unwrap_or_default().to_string();
+        let name = &self.subscriptions[subscription_idx].name;
+        let hash_text = message["hash"].as_str().unwrap_or_default();
         let seq = message["seq"].as_u64().unwrap_or(0);
-        let canonical = canonical_of(&message["fact"]).map(|fact| fact.canonical);
+        let attempt = message["attempt"].as_u64().unwrap_or(0);
+        let delivered_hash = canonical_of(&message["fact"]).map(|fact| fact.hash);
         self.history.with(|recorded| {
-            let Some(written) = recorded.facts.get(&hash) else {
+            let Some(fact_idx) = recorded.facts.idx_of_text(hash_text) else {
                 if message["fact"]["fields"]["run"].as_str() == Some(self.run_id.as_str()) {
                     recorded.live_violations.push((
                         "no phantom facts".into(),
-                        format!("{} delivered {hash}, which was never written", spec.name),
+                        format!("{name} delivered {hash_text}, which was never written"),
                     ));
                 }
                 return false;
             };
+            let written = recorded.facts.get(fact_idx);
             let poison = written.poison;
-            if canonical.as_deref() != Some(written.canonical.as_slice()) {
+            // Equal hashes are equal canonical bytes: the hash is their
+            // BLAKE3.
+            if delivered_hash != Some(written.hash) {
                 recorded.live_violations.push((
                     "deliveries carry the written bytes".into(),
-                    format!("{} delivered other bytes for {hash}", spec.name),
+                    format!("{name} delivered other bytes for {hash_text}"),
                 ));
             }
-            recorded.deliveries.push(Delivery {
-                subscription: spec.name.clone(),
-                hash,
+            let delivery = Delivery {
                 seq,
-                attempt: message["attempt"].as_u64().unwrap_or(0),
-                pull_sent,
-                pull_answered,
+                attempt,
                 phase,
-            });
+                pull_sent_ns: recorded.ns_since_start(pull_sent),
+                pull_answered_ns: recorded.ns_since_start(pull_answered),
+            };
+            recorded.record_delivery(subscription_idx, fact_idx, hash_text, delivery);
             poison
         })
     }
@@ -609,36 +614,38 @@ impl Workload {
     async fn ack(
         &self,
         base: &str,
-        spec: &SubscriptionSpec,
+        subscription_idx: usize,
         messages: &[(String, String)],
         phase: Phase,
     ) {
-        self.history
-            .with(|recorded| recorded.counts.acks_sent += messages.len() as u64);
+        let name = &self.subscriptions[subscription_idx].name;
+        let ticket = self.history.with(|recorded| {
+            recorded.counts.acks_sent += messages.len() as u64;
+            recorded.ack_sent()
+        });
         let tokens: Vec<&String> = messages.iter().map(|(token, _)| token).collect();
         let body = json!({ "tokens": tokens });
-        let Answer::Done(answer) = self
-            .api
-            .subscription_call(base, &spec.name, "ack", &body)
-            .await
+        let Answer::Done(answer) = self.api.subscription_call(base, name, "ack", &body).await
         else {
+            self.history.with(|recorded| recorded.ack_answered(ticket));
             return;
         };
         let answered = Instant::now();
         let results = answer["results"].as_array().cloned().unwrap_or_default();
         self.history.with(|recorded| {
-            for ((_, hash), result) in messages.iter().zip(&results) {
+            for ((_, hash_text), result) in messages.iter().zip(&results) {
                 if result["status"] == json!("acked") {
-                    recorded.acks.push(Ack {
-                        subscription: spec.name.clone(),
-                        hash: hash.clone(),
-                        answered,
-                        phase,
-                    });
+                    recorded.record_ack(subscription_idx, hash_text, phase, answered);
                 }
             }
+            recorded.ack_answered(ticket);
         });
     }
+}
+
+/// Hashes as their text, for counterexamples.
+fn hex_of(hashes: &[Hash]) -> Vec<String> {
+    hashes.iter().map(Hash::to_hex).collect()
 }
 
 /// The canonical form of a fact given as JSON, if it is a valid fact.
@@ -664,7 +671,7 @@ where
             Answer::Unknown(status, detail) if Instant::now() > deadline => {
                 return Err(CheckError::Setup(format!(
                     "cannot {what}: {status} {detail}"
-                )));
+                )))
             }
             Answer::Unknown(..) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
