@@ -5,19 +5,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use cairn_server::clock::Clock;
-use cairn_server::delivery::memory::{MemoryDeliveries, MemoryOptions};
-use cairn_server::delivery::shared::{SharedDeliveries, SharedOptions};
-use cairn_server::delivery::Deliveries;
-use cairn_server::{limits, ServerConfig};
-use cairn_store::{
-    BlobStore, EmbeddedOptions, EmbeddedStore, PostgresOptions, PostgresStore, Store, SyncMode,
-    SCHEMA_VERSION,
-};
+use cairn_server::{limits, NodeOptions, ServerConfig, Storage};
+use cairn_store::{EmbeddedOptions, PostgresOptions, PostgresStore, SyncMode, SCHEMA_VERSION};
 use tokio::signal::unix::{signal, SignalKind};
 
 /// Options of `cairn serve`.
@@ -118,11 +111,6 @@ pub async fn migrate(url: &str) -> anyhow::Result<()> {
 /// Runs the server until a shutdown signal.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging();
-    let config = ServerConfig {
-        fact_canonical_bytes_max: args.fact_bytes_max,
-        concurrent_requests_max: args.concurrent_requests_max,
-        long_poll_ms_max: args.long_poll_ms_max,
-    };
     // The delivery clock of the embedded engine; on PostgreSQL delivery
     // takes its time from the database.
     let clock = Clock::system();
@@ -130,70 +118,61 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!(path = %path.display(), "fault injection: the delivery clock follows a file");
         clock.follow_offset_file(path);
     }
-    if let Some(url) = &args.store {
-        if args.unsafe_ack_before_write
-            || args.fail_sync_after.is_some()
-            || args.fault_clock_file.is_some()
-        {
-            // On PostgreSQL, delivery takes its time from the database.
-            anyhow::bail!("the test-only fault options apply to the embedded store only");
+    let storage = match &args.store {
+        Some(url) => {
+            if args.unsafe_ack_before_write
+                || args.fail_sync_after.is_some()
+                || args.fault_clock_file.is_some()
+            {
+                // On PostgreSQL, delivery takes its time from the database.
+                anyhow::bail!("the test-only fault options apply to the embedded store only");
+            }
+            Storage::Postgres {
+                url: url.clone(),
+                options: args.postgres.options(),
+            }
         }
-        let store = PostgresStore::connect(url, args.postgres.options())
-            .await
-            .context("cannot open the PostgreSQL store")?;
-        let store = Arc::new(store);
-        let blobs = BlobStore::postgres(store.pool().clone(), args.blob_bytes_max)
-            .await
-            .context("cannot open the blob tables")?;
-        let deliveries = SharedDeliveries::new(Arc::clone(&store), SharedOptions::default());
-        return serve(args.listen, store, blobs, Arc::new(deliveries), config).await;
-    }
-    let options = EmbeddedOptions {
-        sync_mode: if args.unsafe_ack_before_write {
-            SyncMode::UnsafeAckBeforeWrite
-        } else {
-            SyncMode::Data
-        },
-        fail_sync_after: args.fail_sync_after,
-        ..EmbeddedOptions::default()
+        None => {
+            if args.unsafe_ack_before_write {
+                tracing::warn!("UNSAFE: writes are acknowledged before they are durable");
+            }
+            Storage::Embedded {
+                data_dir: args.data.clone(),
+                options: EmbeddedOptions {
+                    sync_mode: if args.unsafe_ack_before_write {
+                        SyncMode::UnsafeAckBeforeWrite
+                    } else {
+                        SyncMode::Data
+                    },
+                    fail_sync_after: args.fail_sync_after,
+                    ..EmbeddedOptions::default()
+                },
+            }
+        }
     };
-    if args.unsafe_ack_before_write {
-        tracing::warn!("UNSAFE: writes are acknowledged before they are durable");
+    let node = NodeOptions {
+        storage,
+        blob_bytes_max: args.blob_bytes_max,
+        server: ServerConfig {
+            fact_canonical_bytes_max: args.fact_bytes_max,
+            concurrent_requests_max: args.concurrent_requests_max,
+            long_poll_ms_max: args.long_poll_ms_max,
+        },
+        clock,
     }
-    let data = args.data.clone();
-    let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(&data, options))
-        .await?
-        .with_context(|| format!("cannot open the store in {}", args.data.display()))?;
-    let blobs = BlobStore::open(&args.data.join("blobs"), args.blob_bytes_max)
-        .context("cannot open the blob directory")?;
-    let store = Arc::new(store);
-    let deliveries = MemoryDeliveries::load(Arc::clone(&store), MemoryOptions::new(clock))
-        .context("cannot load the subscriptions")?;
-    serve(args.listen, store, blobs, Arc::new(deliveries), config).await
-}
-
-async fn serve<S: Store>(
-    listen: SocketAddr,
-    store: Arc<S>,
-    blobs: BlobStore,
-    deliveries: Arc<dyn Deliveries>,
-    config: ServerConfig,
-) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let address = listener.local_addr()?;
-    tracing::info!("listening on http://{address}");
-    cairn_server::serve(
-        listener,
-        store,
-        Arc::new(blobs),
-        deliveries,
-        config,
-        shutdown_signal()?,
-    )
+    .build()
     .await
-    .context("the server failed")
+    .with_context(|| match &args.store {
+        Some(_) => "cannot start on the PostgreSQL store".to_string(),
+        None => format!("cannot start on the data in {}", args.data.display()),
+    })?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    tracing::info!("listening on http://{}", listener.local_addr()?);
+    node.run(listener, shutdown_signal()?)
+        .await
+        .context("the server failed")
 }
 
 fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 #[tokio::test]
 async fn embedded_client_stores_delivers_and_persists() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let (client, node) = Client::embedded(dir.path())?;
+    let (client, node) = Client::embedded(dir.path()).await?;
     client
         .create_subscription("billing", &SubscriptionDefinition::new("Shop.Order"))
         .await?;
@@ -57,7 +57,7 @@ async fn embedded_client_stores_delivers_and_persists() -> anyhow::Result<()> {
     drop(client);
 
     // Reopened: the facts are there and the acknowledged messages stay acked.
-    let (client, node) = Client::embedded(dir.path())?;
+    let (client, node) = Client::embedded(dir.path()).await?;
     assert!(client.get::<Order>(&hashes[4]).await?.is_some());
     let view = client.subscription("billing").await?.expect("subscription");
     assert_eq!((view.backlog, view.in_flight), (0, 0));

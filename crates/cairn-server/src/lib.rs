@@ -11,6 +11,7 @@ pub mod delivery;
 pub mod error;
 pub mod limits;
 mod metrics;
+mod node;
 pub mod parsers {
     //! The request parsers that face the network, re-exported for the fuzz
     //! checks (`crates/cairn-fuzz-checks`), which drive them as a request
@@ -33,7 +34,6 @@ mod routes;
 mod state;
 
 use cairn_api::ErrorCode;
-use std::future::Future;
 use std::sync::Arc;
 
 use axum::error_handling::HandleErrorLayer;
@@ -41,13 +41,13 @@ use axum::routing::{get, post, put};
 use axum::{middleware, BoxError, Router};
 use cairn_store::{BlobStore, Store};
 use delivery::Deliveries;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::ServiceBuilder;
 
 pub use error::ApiError;
 pub use metrics::HttpMetrics;
+pub use node::{Node, NodeError, NodeOptions, Storage};
 pub use routes::meta::SERVER_VERSION;
 pub use state::{AppState, ServerConfig};
 
@@ -166,7 +166,7 @@ fn with_overload_limits<S: Store>(
 
 /// Builds the complete application over `store` and its delivery engine
 /// (see [`delivery`]): the router of API v1. `shutdown` ends long-polls and
-/// streams. [`serve`] puts it behind a socket; an embedded client can
+/// streams. A [`Node`] builds it and puts it behind a socket; an embedded client can
 /// dispatch requests into it in-process, with every validation, answer and
 /// error exactly as over the network.
 pub fn app<S: Store>(
@@ -185,44 +185,4 @@ pub fn app<S: Store>(
         config,
         shutdown,
     })
-}
-
-/// Serves API v1 on `listener` until `shutdown` completes, then lets
-/// in-flight requests finish (up to [`limits::SHUTDOWN_GRACE`]) and closes
-/// the store so every acknowledged write is durable.
-pub async fn serve<S: Store>(
-    listener: TcpListener,
-    store: Arc<S>,
-    blobs: Arc<BlobStore>,
-    deliveries: Arc<dyn Deliveries>,
-    config: ServerConfig,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let cancel = CancellationToken::new();
-    let app = app(
-        Arc::clone(&store),
-        blobs,
-        deliveries,
-        config,
-        cancel.clone(),
-    );
-    let signal_cancel = cancel.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown.await;
-        tracing::info!("shutting down: finishing in-flight requests");
-        signal_cancel.cancel();
-    });
-    let server = tokio::spawn(std::future::IntoFuture::into_future(server));
-    tokio::select! {
-        result = server => result.map_err(std::io::Error::other)??,
-        () = async {
-            cancel.cancelled().await;
-            tokio::time::sleep(limits::SHUTDOWN_GRACE).await;
-        } => tracing::warn!("in-flight requests did not finish within the grace period"),
-    }
-    tokio::task::spawn_blocking(move || store.close())
-        .await
-        .map_err(std::io::Error::other)?;
-    tracing::info!("store closed; bye");
-    Ok(())
 }

@@ -15,7 +15,6 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -43,28 +42,13 @@ struct Cairn {
 impl Cairn {
     async fn start() -> anyhow::Result<Cairn> {
         let data = tempfile::tempdir()?;
-        let store_dir = data.path().join("store");
-        let store = tokio::task::spawn_blocking(move || {
-            cairn_store::EmbeddedStore::open(&store_dir, cairn_store::EmbeddedOptions::default())
-        })
-        .await??;
-        let blobs = cairn_store::BlobStore::open(&data.path().join("blobs"), 1024 * 1024)?;
+        let mut options = cairn_server::NodeOptions::embedded(data.path().join("store"));
+        options.blob_bytes_max = 1024 * 1024;
+        let node = options.build().await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let shutdown = CancellationToken::new();
-        let store = Arc::new(store);
-        let deliveries = Arc::new(cairn_server::delivery::memory::MemoryDeliveries::load(
-            Arc::clone(&store),
-            cairn_server::delivery::memory::MemoryOptions::new(cairn_server::clock::Clock::system()),
-        )?);
-        tokio::spawn(cairn_server::serve(
-            listener,
-            store,
-            Arc::new(blobs),
-            deliveries,
-            cairn_server::ServerConfig::default(),
-            shutdown.clone().cancelled_owned(),
-        ));
+        tokio::spawn(node.run(listener, shutdown.clone().cancelled_owned()));
         Ok(Cairn {
             url,
             shutdown,

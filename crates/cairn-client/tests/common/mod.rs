@@ -4,12 +4,9 @@
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_client::{Client, ClientOptions, Hash, Predecessors, TypedFact};
-use cairn_server::ServerConfig;
-use cairn_store::{BlobStore, EmbeddedOptions, EmbeddedStore};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -24,28 +21,13 @@ pub struct TestServer {
 impl TestServer {
     pub async fn start() -> anyhow::Result<TestServer> {
         let data = tempfile::tempdir()?;
-        let store_dir = data.path().join("store");
-        let store = tokio::task::spawn_blocking(move || {
-            EmbeddedStore::open(&store_dir, EmbeddedOptions::default())
-        })
-        .await??;
-        let blobs = BlobStore::open(&data.path().join("blobs"), 1024 * 1024)?;
+        let mut options = cairn_server::NodeOptions::embedded(data.path().join("store"));
+        options.blob_bytes_max = 1024 * 1024;
+        let node = options.build().await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
         let shutdown = CancellationToken::new();
-        let store = Arc::new(store);
-        let deliveries = Arc::new(cairn_server::delivery::memory::MemoryDeliveries::load(
-            Arc::clone(&store),
-            cairn_server::delivery::memory::MemoryOptions::new(cairn_server::clock::Clock::system()),
-        )?);
-        let task = tokio::spawn(cairn_server::serve(
-            listener,
-            store,
-            Arc::new(blobs),
-            deliveries,
-            ServerConfig::default(),
-            shutdown.clone().cancelled_owned(),
-        ));
+        let task = tokio::spawn(node.run(listener, shutdown.clone().cancelled_owned()));
         Ok(TestServer {
             address,
             shutdown,

@@ -43,28 +43,13 @@ impl CairnServer {
 
     pub async fn start_on(listener: TcpListener) -> anyhow::Result<CairnServer> {
         let data = tempfile::tempdir()?;
-        let store =
-            cairn_store::EmbeddedStore::open(data.path(), cairn_store::EmbeddedOptions::default())?;
-        let blobs = cairn_store::BlobStore::open(
-            &data.path().join("blobs"),
-            cairn_server::limits::BLOB_BYTES_MAX_DEFAULT,
-        )?;
+        let node = cairn_server::NodeOptions::embedded(data.path())
+            .build()
+            .await?;
         let base_url = format!("http://{}", listener.local_addr()?);
         let shutdown = CancellationToken::new();
         let stopped = shutdown.clone();
-        let store = Arc::new(store);
-        let deliveries = Arc::new(cairn_server::delivery::memory::MemoryDeliveries::load(
-            Arc::clone(&store),
-            cairn_server::delivery::memory::MemoryOptions::new(cairn_server::clock::Clock::system()),
-        )?);
-        tokio::spawn(cairn_server::serve(
-            listener,
-            store,
-            Arc::new(blobs),
-            deliveries,
-            cairn_server::ServerConfig::default(),
-            async move { stopped.cancelled().await },
-        ));
+        tokio::spawn(node.run(listener, async move { stopped.cancelled().await }));
         Ok(CairnServer {
             base_url,
             client: reqwest::Client::new(),

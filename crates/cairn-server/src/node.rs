@@ -1,0 +1,212 @@
+//! The composition root: one type builds a whole Cairn node — its store,
+//! blob store, delivery engine and clock — from options, for `cairn serve`
+//! and for the SDK's embedded server alike, so both run the same node.
+//!
+//! Options → [`NodeOptions::build`] → [`Node`], which either serves on a
+//! socket until a shutdown signal ([`Node::run`]) or answers in-process
+//! through its router ([`Node::router`]) until it is closed
+//! ([`Node::close`]). Closing ends long-polls and streams and closes the
+//! store, so every acknowledged write is durable.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use cairn_store::{
+    BlobError, BlobStore, EmbeddedOptions, EmbeddedStore, PostgresError, PostgresOptions,
+    PostgresStore, ReadError, Store,
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::delivery::memory::{MemoryDeliveries, MemoryOptions};
+use crate::delivery::shared::{SharedDeliveries, SharedOptions};
+use crate::delivery::Deliveries;
+use crate::{app, limits, ServerConfig};
+
+/// Where a node keeps its data.
+pub enum Storage {
+    /// One data directory, owned by this process (the default).
+    Embedded {
+        /// The data directory (`cairn serve --data`).
+        data_dir: PathBuf,
+        /// How the embedded store syncs and fails (test-only faults).
+        options: EmbeddedOptions,
+    },
+    /// A PostgreSQL database that many stateless servers share.
+    Postgres {
+        /// The connection URL (`cairn serve --store`).
+        url: String,
+        /// Pool and timeout settings.
+        options: PostgresOptions,
+    },
+}
+
+/// What a node is built from.
+pub struct NodeOptions {
+    /// Where the data lives.
+    pub storage: Storage,
+    /// Bytes of one blob at most.
+    pub blob_bytes_max: u64,
+    /// The HTTP API's settings.
+    pub server: ServerConfig,
+    /// The delivery clock of the embedded engine (on PostgreSQL, delivery
+    /// takes its time from the database, so every server agrees).
+    pub clock: Clock,
+}
+
+impl NodeOptions {
+    /// A node over an embedded store in `data_dir`, every setting default:
+    /// the same layout as `cairn serve --data DIR`, so either can open it.
+    pub fn embedded(data_dir: impl Into<PathBuf>) -> NodeOptions {
+        NodeOptions {
+            storage: Storage::Embedded {
+                data_dir: data_dir.into(),
+                options: EmbeddedOptions::default(),
+            },
+            blob_bytes_max: limits::BLOB_BYTES_MAX_DEFAULT,
+            server: ServerConfig::default(),
+            clock: Clock::system(),
+        }
+    }
+
+    /// Opens the store and the blob store, loads the subscriptions and
+    /// builds the router.
+    pub async fn build(self) -> Result<Node, NodeError> {
+        let shutdown = CancellationToken::new();
+        let (store, router) = match self.storage {
+            Storage::Embedded { data_dir, options } => {
+                let dir = data_dir.clone();
+                let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(&dir, options))
+                    .await
+                    .map_err(|error| NodeError::Store(error.to_string()))?
+                    .map_err(|error| NodeError::Store(error.to_string()))?;
+                let store = Arc::new(store);
+                let blobs = BlobStore::open(&data_dir.join("blobs"), self.blob_bytes_max)?;
+                let deliveries =
+                    MemoryDeliveries::load(Arc::clone(&store), MemoryOptions::new(self.clock))?;
+                let router = router(&store, blobs, Arc::new(deliveries), self.server, &shutdown);
+                (NodeStore::Embedded(store), router)
+            }
+            Storage::Postgres { url, options } => {
+                let store = Arc::new(PostgresStore::connect(&url, options).await?);
+                let blobs = BlobStore::postgres(store.pool().clone(), self.blob_bytes_max).await?;
+                let deliveries =
+                    SharedDeliveries::new(Arc::clone(&store), SharedOptions::default());
+                let router = router(&store, blobs, Arc::new(deliveries), self.server, &shutdown);
+                (NodeStore::Postgres(store), router)
+            }
+        };
+        Ok(Node {
+            store,
+            router,
+            shutdown,
+        })
+    }
+}
+
+fn router<S: Store>(
+    store: &Arc<S>,
+    blobs: BlobStore,
+    deliveries: Arc<dyn Deliveries>,
+    config: ServerConfig,
+    shutdown: &CancellationToken,
+) -> Router {
+    app(
+        Arc::clone(store),
+        Arc::new(blobs),
+        deliveries,
+        config,
+        shutdown.clone(),
+    )
+}
+
+/// Why a node could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The embedded store could not be opened.
+    #[error("cannot open the store: {0}")]
+    Store(String),
+    /// The PostgreSQL store could not be opened.
+    #[error("cannot open the PostgreSQL store: {0}")]
+    Postgres(#[from] PostgresError),
+    /// The blob store could not be opened.
+    #[error("cannot open the blob store: {0}")]
+    Blobs(#[from] BlobError),
+    /// The subscriptions could not be loaded.
+    #[error("cannot load the subscriptions: {0}")]
+    Subscriptions(#[from] ReadError),
+}
+
+/// The store a node owns, closed with it.
+#[derive(Clone)]
+enum NodeStore {
+    Embedded(Arc<EmbeddedStore>),
+    Postgres(Arc<PostgresStore>),
+}
+
+/// A built node: its router, its store and its shutdown switch.
+pub struct Node {
+    store: NodeStore,
+    router: Router,
+    shutdown: CancellationToken,
+}
+
+impl Node {
+    /// The router of API v1, to dispatch requests in-process (every
+    /// validation, answer and error as over the network).
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// Serves API v1 on `listener` until `shutdown` completes, then lets
+    /// in-flight requests finish (up to [`limits::SHUTDOWN_GRACE`]) and
+    /// closes the store so every acknowledged write is durable.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let cancel = self.shutdown.clone();
+        let server =
+            axum::serve(listener, self.router.clone()).with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down: finishing in-flight requests");
+                cancel.cancel();
+            });
+        let server = tokio::spawn(std::future::IntoFuture::into_future(server));
+        let cancel = self.shutdown.clone();
+        tokio::select! {
+            result = server => result.map_err(std::io::Error::other)??,
+            () = async {
+                cancel.cancelled().await;
+                tokio::time::sleep(limits::SHUTDOWN_GRACE).await;
+            } => tracing::warn!("in-flight requests did not finish within the grace period"),
+        }
+        self.close().await;
+        tracing::info!("store closed; bye");
+        Ok(())
+    }
+
+    /// Ends long-polls and streams and closes the store (finishing queued
+    /// writes).
+    pub async fn close(self) {
+        self.shutdown.cancel();
+        let closed = match self.store.clone() {
+            NodeStore::Embedded(store) => tokio::task::spawn_blocking(move || store.close()).await,
+            NodeStore::Postgres(store) => tokio::task::spawn_blocking(move || store.close()).await,
+        };
+        if closed.is_err() {
+            tracing::error!("closing the store panicked");
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
