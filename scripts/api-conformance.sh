@@ -20,7 +20,7 @@ seed="${CAIRN_SCHEMATHESIS_SEED:-20261206}"
 if [ "$seed" = random ]; then
     seed=$RANDOM$RANDOM
 fi
-venv=target/schemathesis-venv
+venv="${CARGO_TARGET_DIR:-target}/schemathesis-venv"
 if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$schemathesis_version"; then
     echo "installing schemathesis $schemathesis_version into $venv" >&2
     python3 -m venv "$venv"
@@ -30,7 +30,7 @@ fi
 cargo build --locked --quiet --bin cairn
 data=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-target/debug/cairn serve --data "$data" --listen "127.0.0.1:$port" --long-poll-ms-max 50 \
+"${CARGO_TARGET_DIR:-target}/debug/cairn" serve --data "$data" --listen "127.0.0.1:$port" --long-poll-ms-max 50 \
     2> "$data.log" &
 server_pid=$!
 cleanup() {
@@ -62,4 +62,4 @@ curl -sf "$base/v1/facts" -H 'content-type: application/json' \
     --workers 1 \
     --no-color \
     --suppress-health-check all \
-    --report-dir target/schemathesis-report
+    --report-dir "${CARGO_TARGET_DIR:-target}/schemathesis-report"

@@ -71,6 +71,34 @@ pub struct PutFactsRequest {
     pub facts: Vec<Fact>,
 }
 
+/// What any operation may answer when the server cannot take it now.
+#[derive(utoipa::IntoResponses)]
+enum Busy {
+    /// `overloaded`: too many requests at once; retry with backoff.
+    #[response(status = 429)]
+    Overloaded(ErrorBody),
+    /// `store_unavailable`, `store_poisoned`, `storage_failure`,
+    /// `shutting_down` or `timeout`: retry later or on another server.
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
+/// What an operation with a JSON body may answer about the body itself.
+#[derive(utoipa::IntoResponses)]
+enum BodyRefused {
+    /// The body is larger than 32 MiB.
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// The body declares a type other than `application/json`.
+    #[response(status = 415)]
+    UnsupportedMediaType(ErrorBody),
+}
+
+/// `unknown_subscription`: no subscription has that name.
+#[derive(utoipa::IntoResponses)]
+#[response(status = 404)]
+struct UnknownSubscription(ErrorBody);
+
 /// Every operation of API v1 and the types they use.
 #[derive(OpenApi)]
 #[openapi(
@@ -149,8 +177,7 @@ fn remove_closed_objects(schema: &mut serde_json::Value) {
         (status = 413, description = "Body, batch or fact too large; nothing was written", body = ErrorBody),
         (status = 415, description = "A body that does not declare Content-Type: application/json", body = ErrorBody),
         (status = 422, description = "missing_predecessors; nothing was written", body = ErrorBody),
-        (status = 429, description = "Overloaded; retry with backoff", body = ErrorBody),
-        (status = 503, description = "Unavailable, poisoned, shutting down or timed out; retrying is safe", body = ErrorBody),
+        Busy,
     )
 )]
 fn post_facts() {}
@@ -162,8 +189,7 @@ fn post_facts() {}
         (status = 200, description = "The fact", body = StoredFact<Fact>),
         (status = 400, description = "Not a hash, or an unknown query parameter", body = ErrorBody),
         (status = 404, description = "No such fact", body = ErrorBody),
-        (status = 429, description = "Overloaded", body = ErrorBody),
-        (status = 503, description = "Unavailable", body = ErrorBody),
+        Busy,
     )
 )]
 fn get_fact() {}
@@ -182,8 +208,7 @@ fn get_fact() {}
     responses(
         (status = 200, description = "Successors in seq order", body = FactPage<Fact>),
         (status = 400, description = "A malformed, missing, repeated, unknown or out-of-range parameter", body = ErrorBody),
-        (status = 429, description = "Overloaded", body = ErrorBody),
-        (status = 503, description = "Unavailable or shutting down", body = ErrorBody),
+        Busy,
     )
 )]
 fn get_successors() {}
@@ -198,8 +223,7 @@ fn get_successors() {}
     responses(
         (status = 200, description = "Facts in seq order", body = FactPage<Fact>),
         (status = 400, description = "A malformed, repeated, unknown or out-of-range parameter", body = ErrorBody),
-        (status = 429, description = "Overloaded", body = ErrorBody),
-        (status = 503, description = "Unavailable or shutting down", body = ErrorBody),
+        Busy,
     )
 )]
 fn get_log() {}
@@ -211,8 +235,7 @@ fn get_log() {}
         (status = 200, description = "Stored (idempotent)", body = BlobStored),
         (status = 400, description = "The body ended early, or an unknown query parameter", body = ErrorBody),
         (status = 413, description = "Larger than the blob limit", body = ErrorBody),
-        (status = 429, description = "Overloaded", body = ErrorBody),
-        (status = 503, description = "Unavailable", body = ErrorBody),
+        Busy,
     )
 )]
 fn put_blob() {}
@@ -226,8 +249,7 @@ fn put_blob() {}
         (status = 400, description = "Not a hash, the body ended early, or an unknown query parameter", body = ErrorBody),
         (status = 413, description = "Larger than the blob limit", body = ErrorBody),
         (status = 422, description = "blob_hash_mismatch: the bytes hash otherwise; nothing was stored", body = ErrorBody),
-        (status = 429, description = "Overloaded", body = ErrorBody),
-        (status = 503, description = "Unavailable", body = ErrorBody),
+        Busy,
     )
 )]
 fn put_blob_with_hash() {}
@@ -239,8 +261,7 @@ fn put_blob_with_hash() {}
         (status = 200, description = "The bytes", body = Vec<u8>, content_type = "application/octet-stream"),
         (status = 400, description = "Not a hash, or an unknown query parameter", body = ErrorBody),
         (status = 404, description = "No such blob", body = ErrorBody),
-        (status = 429, description = "Overloaded", body = ErrorBody),
-        (status = 503, description = "Unavailable", body = ErrorBody),
+        Busy,
     )
 )]
 fn get_blob() {}
@@ -263,8 +284,7 @@ fn head_blob() {}
     responses(
         (status = 200, description = "Every subscription, by name", body = SubscriptionList),
         (status = 400, description = "An unknown query parameter", body = ErrorBody),
-        (status = 429, description = "Overloaded", body = ErrorBody),
-        (status = 503, description = "Unavailable", body = ErrorBody),
+        Busy,
     )
 )]
 fn list_subscriptions() {}
@@ -278,10 +298,8 @@ fn list_subscriptions() {}
         (status = 200, description = "The same definition was already there", body = SubscriptionView),
         (status = 400, description = "invalid_definition (name or definition), or malformed JSON", body = ErrorBody),
         (status = 409, description = "A different definition has that name, or too many subscriptions", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not declared as application/json", body = ErrorBody),
-        (status = 429, description = "Overloaded", body = ErrorBody),
-        (status = 503, description = "Unavailable", body = ErrorBody),
+        BodyRefused,
+        Busy,
     )
 )]
 fn put_subscription() {}
@@ -292,9 +310,8 @@ fn put_subscription() {}
     responses(
         (status = 200, description = "Definition and counters", body = SubscriptionView),
         (status = 400, description = "An unknown query parameter", body = ErrorBody),
-        (status = 404, description = "unknown_subscription", body = ErrorBody),
-        (status = 429, description = "Overloaded", body = ErrorBody),
-        (status = 503, description = "Unavailable", body = ErrorBody),
+        UnknownSubscription,
+        Busy,
     )
 )]
 fn get_subscription() {}
@@ -305,9 +322,8 @@ fn get_subscription() {}
     responses(
         (status = 200, description = "Deleted", body = Deleted),
         (status = 400, description = "An unknown query parameter", body = ErrorBody),
-        (status = 404, description = "unknown_subscription", body = ErrorBody),
-        (status = 429, description = "Overloaded", body = ErrorBody),
-        (status = 503, description = "Unavailable", body = ErrorBody),
+        UnknownSubscription,
+        Busy,
     )
 )]
 fn delete_subscription() {}
@@ -319,11 +335,9 @@ fn delete_subscription() {}
     responses(
         (status = 200, description = "Leased messages (possibly none)", body = PullAnswer<Fact>),
         (status = 400, description = "invalid_request, or malformed JSON", body = ErrorBody),
-        (status = 404, description = "unknown_subscription", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not declared as application/json", body = ErrorBody),
-        (status = 429, description = "Overloaded", body = ErrorBody),
-        (status = 503, description = "Unavailable or shutting down", body = ErrorBody),
+        UnknownSubscription,
+        BodyRefused,
+        Busy,
     )
 )]
 fn pull() {}
@@ -335,11 +349,9 @@ fn pull() {}
     responses(
         (status = 200, description = "Durable; one result per token, in request order", body = TokenResults),
         (status = 400, description = "invalid_request, or malformed JSON", body = ErrorBody),
-        (status = 404, description = "unknown_subscription", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not declared as application/json", body = ErrorBody),
-        (status = 429, description = "Overloaded", body = ErrorBody),
-        (status = 503, description = "Unavailable", body = ErrorBody),
+        UnknownSubscription,
+        BodyRefused,
+        Busy,
     )
 )]
 fn ack() {}
@@ -351,11 +363,9 @@ fn ack() {}
     responses(
         (status = 200, description = "Durable; one result per token, in request order", body = TokenResults),
         (status = 400, description = "invalid_request, or malformed JSON", body = ErrorBody),
-        (status = 404, description = "unknown_subscription", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not declared as application/json", body = ErrorBody),
-        (status = 429, description = "Overloaded", body = ErrorBody),
-        (status = 503, description = "Unavailable", body = ErrorBody),
+        UnknownSubscription,
+        BodyRefused,
+        Busy,
     )
 )]
 fn nack() {}
@@ -367,11 +377,9 @@ fn nack() {}
     responses(
         (status = 200, description = "One result per token, in request order", body = TokenResults),
         (status = 400, description = "invalid_request, or malformed JSON", body = ErrorBody),
-        (status = 404, description = "unknown_subscription", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not declared as application/json", body = ErrorBody),
-        (status = 429, description = "Overloaded", body = ErrorBody),
-        (status = 503, description = "Unavailable", body = ErrorBody),
+        UnknownSubscription,
+        BodyRefused,
+        Busy,
     )
 )]
 fn extend() {}
@@ -383,11 +391,9 @@ fn extend() {}
     responses(
         (status = 200, description = "Paused (durable)", body = SubscriptionView),
         (status = 400, description = "invalid_request, or malformed JSON", body = ErrorBody),
-        (status = 404, description = "unknown_subscription", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not declared as application/json", body = ErrorBody),
-        (status = 429, description = "Overloaded", body = ErrorBody),
-        (status = 503, description = "Unavailable", body = ErrorBody),
+        UnknownSubscription,
+        BodyRefused,
+        Busy,
     )
 )]
 fn pause() {}
@@ -399,11 +405,9 @@ fn pause() {}
     responses(
         (status = 200, description = "Resumed (durable)", body = SubscriptionView),
         (status = 400, description = "invalid_request, or malformed JSON", body = ErrorBody),
-        (status = 404, description = "unknown_subscription", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not declared as application/json", body = ErrorBody),
-        (status = 429, description = "Overloaded", body = ErrorBody),
-        (status = 503, description = "Unavailable", body = ErrorBody),
+        UnknownSubscription,
+        BodyRefused,
+        Busy,
     )
 )]
 fn resume() {}
@@ -414,9 +418,8 @@ fn resume() {}
     responses(
         (status = 101, description = "Switched to a WebSocket: credit, message, ack, nack and results frames (docs/api-v1.md)"),
         (status = 400, description = "websocket_required: not a WebSocket upgrade request", body = ErrorBody),
-        (status = 404, description = "unknown_subscription", body = ErrorBody),
-        (status = 429, description = "overloaded: too many streams or requests", body = ErrorBody),
-        (status = 503, description = "Unavailable", body = ErrorBody),
+        UnknownSubscription,
+        Busy,
     )
 )]
 fn stream() {}
@@ -432,9 +435,8 @@ fn stream() {}
     responses(
         (status = 200, description = "Dead letters in seq order", body = DeadLetterPage<Fact>),
         (status = 400, description = "A malformed, repeated, unknown or out-of-range parameter", body = ErrorBody),
-        (status = 404, description = "unknown_subscription", body = ErrorBody),
-        (status = 429, description = "Overloaded", body = ErrorBody),
-        (status = 503, description = "Unavailable", body = ErrorBody),
+        UnknownSubscription,
+        Busy,
     )
 )]
 fn list_dead() {}
@@ -449,8 +451,7 @@ fn list_dead() {}
         (status = 200, description = "The dead letter", body = DeadLetter<Fact>),
         (status = 400, description = "Not a hash, or an unknown query parameter", body = ErrorBody),
         (status = 404, description = "unknown_subscription, or not_a_dead_letter", body = ErrorBody),
-        (status = 429, description = "Overloaded", body = ErrorBody),
-        (status = 503, description = "Unavailable", body = ErrorBody),
+        Busy,
     )
 )]
 fn get_dead() {}
@@ -462,11 +463,9 @@ fn get_dead() {}
     responses(
         (status = 200, description = "Replayed (durable); unknown hashes are ignored", body = ReplayAnswer),
         (status = 400, description = "invalid_request, invalid_hash (a malformed hash), or malformed JSON", body = ErrorBody),
-        (status = 404, description = "unknown_subscription", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not declared as application/json", body = ErrorBody),
-        (status = 429, description = "Overloaded", body = ErrorBody),
-        (status = 503, description = "Unavailable", body = ErrorBody),
+        UnknownSubscription,
+        BodyRefused,
+        Busy,
     )
 )]
 fn replay() {}
@@ -481,8 +480,7 @@ fn replay() {}
         (status = 200, description = "Discarded (kept on record)", body = Discarded),
         (status = 400, description = "Not a hash, or an unknown query parameter", body = ErrorBody),
         (status = 404, description = "unknown_subscription, or not_a_dead_letter", body = ErrorBody),
-        (status = 429, description = "Overloaded", body = ErrorBody),
-        (status = 503, description = "Unavailable", body = ErrorBody),
+        Busy,
     )
 )]
 fn discard() {}
@@ -491,8 +489,7 @@ fn discard() {}
     get, path = "/v1/health", tag = "meta",
     responses(
         (status = 200, description = "The server can serve", body = Health),
-        (status = 429, description = "Overloaded", body = ErrorBody),
-        (status = 503, description = "store_poisoned or store_unavailable", body = ErrorBody),
+        Busy,
     )
 )]
 fn health() {}
@@ -501,8 +498,7 @@ fn health() {}
     get, path = "/versions", tag = "meta",
     responses(
         (status = 200, description = "The API versions spoken", body = Versions),
-        (status = 429, description = "Overloaded", body = ErrorBody),
-        (status = 503, description = "Timed out", body = ErrorBody),
+        Busy,
     )
 )]
 fn versions() {}
@@ -511,8 +507,7 @@ fn versions() {}
     get, path = "/metrics", tag = "meta",
     responses(
         (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4"),
-        (status = 429, description = "Overloaded", body = ErrorBody),
-        (status = 503, description = "Timed out", body = ErrorBody),
+        Busy,
     )
 )]
 fn metrics() {}
@@ -521,8 +516,7 @@ fn metrics() {}
     get, path = "/v1/openapi.json", tag = "meta",
     responses(
         (status = 200, description = "This document", body = Object),
-        (status = 429, description = "Overloaded", body = ErrorBody),
-        (status = 503, description = "Timed out", body = ErrorBody),
+        Busy,
     )
 )]
 fn openapi_document() {}

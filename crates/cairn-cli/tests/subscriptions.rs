@@ -1109,3 +1109,77 @@ fn delivered_counts_redeliveries_too() {
         "{counters}"
     );
 }
+
+#[test]
+fn a_body_declared_as_a_form_or_text_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let send = |method: reqwest::Method, path: &str, content_type: Option<&str>, body: &str| {
+        let mut request = http()
+            .request(method, server.url(path))
+            .body(body.to_string());
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        json_answer(request.send().unwrap())
+    };
+    // What a web page may send another origin without asking first.
+    for content_type in [
+        "application/x-www-form-urlencoded",
+        "text/plain",
+        "multipart/form-data; boundary=x",
+    ] {
+        let (status, answer) = send(
+            reqwest::Method::PUT,
+            "/v1/subscriptions/s",
+            Some(content_type),
+            r#"{"type": "Form.Test"}"#,
+        );
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (415, Some("unsupported_media_type")),
+            "{content_type}: {answer}"
+        );
+    }
+    let (status, _) = get_json(&server, "/v1/subscriptions/s");
+    assert_eq!(status, 404, "nothing was created");
+
+    // JSON, with or without its type, is taken.
+    let (status, created) = send(
+        reqwest::Method::PUT,
+        "/v1/subscriptions/s",
+        None,
+        r#"{"type": "Form.Test"}"#,
+    );
+    assert_eq!(status, 201, "{created}");
+    let (status, _) = send(
+        reqwest::Method::POST,
+        "/v1/subscriptions/s/pause",
+        Some("application/json; charset=utf-8"),
+        "{}",
+    );
+    assert_eq!(status, 200);
+    let (status, refused) = send(
+        reqwest::Method::POST,
+        "/v1/subscriptions/s/resume",
+        Some("text/plain"),
+        "{}",
+    );
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
+    assert_eq!(
+        view(&server, "s")["paused"],
+        true,
+        "the refused resume changed nothing"
+    );
+    let (status, _) = send(
+        reqwest::Method::POST,
+        "/v1/subscriptions/s/resume",
+        None,
+        "",
+    );
+    assert_eq!(status, 200, "an empty body needs no type");
+    assert_eq!(view(&server, "s")["paused"], false);
+}
