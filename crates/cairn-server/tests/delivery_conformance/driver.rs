@@ -630,34 +630,10 @@ impl Driver {
     }
 }
 
-/// RFC 3339 in UTC, with milliseconds, for a time in ms since the epoch.
+/// RFC 3339 in UTC for a time in ms since the epoch.
 fn rfc3339(ms: u64) -> String {
-    let seconds = ms / 1000;
-    let days = (seconds / 86_400) as i64;
-    let (hour, minute, second) = (seconds % 86_400 / 3600, seconds % 3600 / 60, seconds % 60);
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{:03}Z",
-        ms % 1000
-    )
-}
-
-#[test]
-fn rfc3339_writes_utc_with_milliseconds() {
-    assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
-    assert_eq!(rfc3339(1_795_856_400_500), "2026-11-28T09:00:00.500Z");
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .expect("a time the schedule draws is representable")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("a UTC time formats as RFC 3339")
 }
