@@ -28,6 +28,7 @@ if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$schemathesis_ver
 fi
 
 cargo build --locked --quiet --bin cairn
+venv_dir=$(cd "$venv" && pwd)
 data=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "${CARGO_TARGET_DIR:-target}/debug/cairn" serve --data "$data" --listen "127.0.0.1:$port" --long-poll-ms-max 50 \
@@ -53,7 +54,9 @@ curl -sf -X PUT "$base/v1/subscriptions/s" -H 'content-type: application/json' \
 curl -sf "$base/v1/facts" -H 'content-type: application/json' \
     -d '{"facts": [{"type": "Conformance.Probe", "fields": {}, "predecessors": {}}]}' > /dev/null
 
-"$venv/bin/schemathesis" run "$base/v1/openapi.json" \
+# Schemathesis keeps a cache in its working directory: run it in target/.
+target_dir=$(cd "${CARGO_TARGET_DIR:-target}" && pwd)
+(cd "$target_dir" && "$venv_dir/bin/schemathesis" run "$base/v1/openapi.json" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
     --max-examples "$max_examples" \
     --seed "$seed" \
@@ -62,4 +65,4 @@ curl -sf "$base/v1/facts" -H 'content-type: application/json' \
     --workers 1 \
     --no-color \
     --suppress-health-check all \
-    --report-dir "${CARGO_TARGET_DIR:-target}/schemathesis-report"
+    --report-dir "$target_dir/schemathesis-report")
