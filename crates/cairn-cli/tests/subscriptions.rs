@@ -880,22 +880,6 @@ fn backlog_counts_every_waiting_fact_however_many() {
     assert_eq!(view(&server, "bulk")["backlog"], LARGE_BACKLOG_FACTS - 10);
 }
 
-/// Posts `tokens` to `verb` (ack, nack, extend) of `name`; each status.
-fn answer_tokens(server: &Server, name: &str, verb: &str, tokens: &[String]) -> Vec<String> {
-    let (status, answer) = post_json(
-        server,
-        &format!("/v1/subscriptions/{name}/{verb}"),
-        json!({ "tokens": tokens }),
-    );
-    assert_eq!(status, 200, "{verb} failed: {answer}");
-    answer["results"]
-        .as_array()
-        .expect("results")
-        .iter()
-        .map(|result| result["status"].as_str().expect("status").to_string())
-        .collect()
-}
-
 fn token_of(message: &Value) -> String {
     message["token"].as_str().expect("token").to_string()
 }
@@ -924,7 +908,7 @@ fn tokens_that_never_belonged_to_the_message_are_unknown_for_every_verb() {
         String::new(),
     ]);
     for verb in ["ack", "nack", "extend"] {
-        let statuses = answer_tokens(&server, "mine", verb, &strangers);
+        let statuses = settle_tokens(&server, "mine", verb, &strangers, json!({}));
         assert!(
             statuses.iter().all(|status| status == "unknown"),
             "{verb}: {statuses:?} for {strangers:?}"
@@ -934,7 +918,7 @@ fn tokens_that_never_belonged_to_the_message_are_unknown_for_every_verb() {
     assert_eq!(view(&server, "mine")["in_flight"], 2);
     let own: Vec<String> = mine.iter().map(token_of).collect();
     assert_eq!(
-        answer_tokens(&server, "mine", "ack", &own),
+        settle_tokens(&server, "mine", "ack", &own, json!({})),
         ["acked", "acked"]
     );
     assert_eq!(view(&server, "theirs")["in_flight"], 2);
@@ -955,13 +939,19 @@ fn the_token_of_a_nacked_and_released_delivery_answers_expired() {
     assert_eq!(second[0]["attempt"], 2, "{second:?}");
     let old = vec![token_of(&first[0])];
     for verb in ["ack", "nack", "extend"] {
-        assert_eq!(answer_tokens(&server, "again", verb, &old), ["expired"]);
+        assert_eq!(
+            settle_tokens(&server, "again", verb, &old, json!({})),
+            ["expired"]
+        );
     }
     assert_eq!(
-        answer_tokens(&server, "again", "ack", &[token_of(&second[0])]),
+        settle_tokens(&server, "again", "ack", &[token_of(&second[0])], json!({})),
         ["acked"]
     );
-    assert_eq!(answer_tokens(&server, "again", "ack", &old), ["unknown"]);
+    assert_eq!(
+        settle_tokens(&server, "again", "ack", &old, json!({})),
+        ["unknown"]
+    );
 }
 
 #[test]
@@ -980,7 +970,7 @@ fn only_the_exact_token_text_acts() {
         format!("{token}\n"),
     ];
     for verb in ["extend", "nack", "ack"] {
-        let statuses = answer_tokens(&server, "exact", verb, &spellings);
+        let statuses = settle_tokens(&server, "exact", verb, &spellings, json!({}));
         assert!(
             statuses.iter().all(|status| status == "unknown"),
             "{verb}: {statuses:?} for {spellings:?}"
@@ -991,7 +981,10 @@ fn only_the_exact_token_text_acts() {
         (view_now["in_flight"].as_u64(), view_now["acked"].as_u64()),
         (Some(1), Some(0))
     );
-    assert_eq!(answer_tokens(&server, "exact", "ack", &[token]), ["acked"]);
+    assert_eq!(
+        settle_tokens(&server, "exact", "ack", &[token], json!({})),
+        ["acked"]
+    );
 }
 
 #[test]
@@ -1063,13 +1056,16 @@ fn a_restart_voids_leases_on_the_embedded_backend_and_keeps_them_on_postgresql()
         // acts, and the message is not delivered again meanwhile.
         assert!(pull(&server, "restarted", 1, 0).is_empty());
         assert_eq!(view(&server, "restarted")["in_flight"], 1);
-        assert_eq!(answer_tokens(&server, "restarted", "ack", &old), ["acked"]);
+        assert_eq!(
+            settle_tokens(&server, "restarted", "ack", &old, json!({})),
+            ["acked"]
+        );
     } else {
         // Leases are not recorded: the restart voided it, the old token is
         // not this incarnation's, and the message comes back at once with
         // the same attempt number (a voided lease is not a failed attempt).
         assert_eq!(
-            answer_tokens(&server, "restarted", "ack", &old),
+            settle_tokens(&server, "restarted", "ack", &old, json!({})),
             ["unknown"]
         );
         let after = pull(&server, "restarted", 1, 0);

@@ -441,7 +441,22 @@ pub fn settle(
     messages: &[serde_json::Value],
     extra: serde_json::Value,
 ) -> Vec<String> {
-    let tokens: Vec<_> = messages.iter().map(|m| m["token"].clone()).collect();
+    let tokens: Vec<String> = messages
+        .iter()
+        .map(|message| message["token"].as_str().expect("token").to_string())
+        .collect();
+    settle_tokens(server, name, verb, &tokens, extra)
+}
+
+/// Posts `tokens` to `verb` (ack, nack, extend) of `name`, with the
+/// members of `extra`; returns each token's status.
+pub fn settle_tokens(
+    server: &Server,
+    name: &str,
+    verb: &str,
+    tokens: &[String],
+    extra: serde_json::Value,
+) -> Vec<String> {
     let mut body = serde_json::json!({ "tokens": tokens });
     if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
         body.extend(extra.clone());
