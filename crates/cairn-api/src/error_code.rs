@@ -84,6 +84,7 @@ error_codes! {
     FactTooLarge = "fact_too_large", 413, "A fact's canonical form is larger than the limit.";
     BlobTooLarge = "blob_too_large", 413, "A blob is larger than the limit.";
     UriTooLong = "uri_too_long", 414, "The request's URI is longer than the limit.";
+    HeadersTooLarge = "headers_too_large", 431, "The request's headers are larger than the limit.";
     UnsupportedMediaType = "unsupported_media_type", 415, "The body's Content-Type is not one the endpoint takes.";
     MissingPredecessors = "missing_predecessors", 422, "Predecessors are neither stored nor earlier in the batch (listed in `missing`).";
     BlobHashMismatch = "blob_hash_mismatch", 422, "The uploaded bytes do not hash to the hash in the path.";

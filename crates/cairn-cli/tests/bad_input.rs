@@ -556,3 +556,95 @@ fn the_nesting_limit_is_the_facts_own_on_the_server_and_in_cairn_hash() {
     }
     assert!(refused_from.is_some(), "the limit lies in the range tried");
 }
+
+#[test]
+fn requests_the_http_layer_cannot_parse_get_the_json_error_body_too() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let before = last_seq(&server);
+    let address = server.base.trim_start_matches("http://").to_string();
+    let exchange = |request: Vec<u8>| -> (u16, serde_json::Value) {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        // The server may answer and close before it has read everything.
+        let _ = stream.write_all(&request);
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        let text = String::from_utf8_lossy(&answer).to_string();
+        let status = text
+            .get(9..12)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(0);
+        let body = text.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+        (status, serde_json::from_str(body).unwrap_or(json!(null)))
+    };
+    let fact = r#"{"facts":[{"type":"Framing.Test","fields":{},"predecessors":{}}]}"#;
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        (
+            "a garbage request line",
+            b"GARBAGE\r\n\r\n".to_vec(),
+            400,
+            "malformed_http",
+        ),
+        (
+            "a non-numeric Content-Length",
+            format!(
+                "POST /v1/facts HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+                 content-length: abc\r\n\r\n{fact}"
+            )
+            .into_bytes(),
+            400,
+            "malformed_http",
+        ),
+        (
+            "an unknown Transfer-Encoding",
+            format!(
+                "POST /v1/facts HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+                 transfer-encoding: gzip\r\n\r\n{fact}"
+            )
+            .into_bytes(),
+            400,
+            "malformed_http",
+        ),
+        (
+            "a URI over 64 KiB",
+            format!(
+                "GET /v1/log?after={} HTTP/1.1\r\nhost: x\r\n\r\n",
+                "1".repeat(70_000)
+            )
+            .into_bytes(),
+            414,
+            "uri_too_long",
+        ),
+        (
+            "headers over the limit",
+            format!(
+                "GET /v1/log HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
+                "a".repeat(500_000)
+            )
+            .into_bytes(),
+            431,
+            "headers_too_large",
+        ),
+    ];
+    for (name, request, status, code) in cases {
+        let (answered, body) = exchange(request);
+        assert_eq!(
+            (answered, body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{name}: {body}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.len() > 10),
+            "{name}: {body}"
+        );
+    }
+    assert_eq!(last_seq(&server), before, "nothing was written");
+    let (status, _) = get_json(&server, "/v1/health");
+    assert_eq!(status, 200, "the server serves on");
+}

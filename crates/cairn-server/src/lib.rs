@@ -9,6 +9,7 @@
 pub mod clock;
 pub mod delivery;
 pub mod error;
+mod http_errors;
 pub mod limits;
 mod metrics;
 mod node;

@@ -24,6 +24,7 @@ use crate::clock::Clock;
 use crate::delivery::memory::{MemoryDeliveries, MemoryOptions};
 use crate::delivery::shared::{SharedDeliveries, SharedOptions};
 use crate::delivery::Deliveries;
+use crate::http_errors::JsonErrorListener;
 use crate::{app, limits, ServerConfig};
 
 /// Where a node keeps its data.
@@ -171,6 +172,7 @@ impl Node {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let cancel = self.shutdown.clone();
+        let listener = JsonErrorListener(listener);
         let server =
             axum::serve(listener, self.router.clone()).with_graceful_shutdown(async move {
                 shutdown.await;
