@@ -12,7 +12,6 @@ use crate::error::{ClientError, Result};
 use crate::limits;
 use crate::options::ClientOptions;
 use crate::remote::RemoteTransport;
-use crate::request::PendingRequest;
 use crate::transport::Transport;
 use crate::typed::{to_canonical_fact, Typed, TypedFact};
 use crate::wire::{
@@ -109,38 +108,6 @@ impl Client {
         self.transport.get_fact(*hash).await
     }
 
-    /// Every successor of type `T` of the fact `of` (in `role`, or in any
-    /// role), in `seq` order, reading page after page.
-    pub async fn successors<T: TypedFact>(
-        &self,
-        of: &Hash,
-        role: Option<&str>,
-    ) -> Result<Vec<Typed<T>>> {
-        let mut query = SuccessorsQuery::new(*of, T::TYPE_NAME);
-        query.role = role.map(str::to_string);
-        query.limit = Some(limits::SUCCESSORS_PAGE_FACTS_MAX);
-        let mut successors = Vec::new();
-        loop {
-            let after = query.after.unwrap_or(0);
-            let page = self.transport.successors(&query).await?;
-            // A page covers at least one more `seq` unless nothing is left;
-            // the loop ends because `after` grows with every round.
-            if page.next <= after {
-                if page.facts.is_empty() {
-                    return Ok(successors);
-                }
-                return Err(ClientError::Protocol(format!(
-                    "a successors page after {after} ended at {}",
-                    page.next
-                )));
-            }
-            for stored in page.facts {
-                successors.push(Typed::from_stored(stored)?);
-            }
-            query.after = Some(page.next);
-        }
-    }
-
     /// One page of successors, as the query asks.
     pub async fn successors_page(&self, query: &SuccessorsQuery) -> Result<FactPage> {
         self.transport.successors(query).await
@@ -166,24 +133,6 @@ impl Client {
                     "the server's metrics have no {LOG_LAST_SEQ_METRIC} count"
                 ))
             })
-    }
-
-    /// Stores a command fact and returns a handle to await its reply with
-    /// [`PendingRequest::reply`].
-    pub async fn request<C: TypedFact>(&self, command: &C) -> Result<PendingRequest> {
-        let put = self.put(command).await?;
-        Ok(PendingRequest::new(self.clone(), put))
-    }
-
-    /// Stores `reply` as the answer to the request `request`. This is a
-    /// [`Client::put`]; the reply type must name the request as a
-    /// predecessor (by convention in the role `request`), or the requester
-    /// will never see it, so that is checked first.
-    pub async fn reply_to<R: TypedFact>(&self, request: &Hash, reply: &R) -> Result<PutResult> {
-        if !reply.predecessors().contains(request) {
-            return Err(ClientError::ReplyNotLinked { request: *request });
-        }
-        self.put(reply).await
     }
 
     /// Creates a subscription, or confirms that the same definition exists.

@@ -16,6 +16,8 @@ pub use cairn_api::limits::{
 
 /// Largest `limit` of one successors page.
 pub const SUCCESSORS_PAGE_FACTS_MAX: u32 = cairn_api::limits::SUCCESSORS_LIMIT_MAX as u32;
+/// Largest `limit` of one log page.
+pub const LOG_PAGE_FACTS_MAX: u32 = cairn_api::limits::LOG_LIMIT_MAX as u32;
 
 /// Extra time a long-poll request gets beyond its `wait_ms` before the client
 /// gives up on it, so that a slow answer after a full wait is not mistaken
@@ -64,8 +66,12 @@ const _: () = assert!(LEASE_SCAN_INTERVAL_MIN.as_millis() < LEASE_SCAN_INTERVAL_
 /// Bytes of one `POST /v1/facts` body the client aims to stay under (the
 /// server's request limit is 32 MiB); larger batches are split.
 pub const BATCH_BODY_BYTES_MAX: usize = 16 * 1024 * 1024;
-/// Shortest time between two polls for a reply, so that a server answering
-/// a long-poll at once cannot make the client spin.
+/// How long a request lives by default: a responder skips it afterwards
+/// (see [`crate::Request`]).
+pub const REQUEST_EXPIRY_DEFAULT: Duration = Duration::from_secs(300);
+/// Shortest time between two polls for a reply (or for new facts of a
+/// followed stream), so that a server answering a long-poll at once cannot
+/// make the client spin.
 pub const REPLY_POLL_INTERVAL_MIN: Duration = Duration::from_millis(50);
 
 const _: () = assert!(BATCH_BODY_BYTES_MAX >= 2 * cairn_fact::FACT_CANONICAL_BYTES_MAX_DEFAULT);

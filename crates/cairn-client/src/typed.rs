@@ -4,42 +4,158 @@
 //! client ([`to_canonical_fact`]), so the caller knows a fact's identity
 //! before the server does and can check that the server agrees.
 
+use std::collections::BTreeSet;
+
 use cairn_fact::{CanonicalFact, Hash};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 use crate::error::{ClientError, Result};
 use crate::limits;
-use crate::predecessors::Predecessors;
+use crate::predecessors::{PredecessorHashes, Predecessors};
 use crate::wire::StoredFact;
 
 /// A Rust type stored as facts of one fact type.
 ///
-/// Its serde form must be a JSON object: it becomes the fact's `fields`.
-/// Predecessor hashes do not belong in the fields; [`predecessors`]
-/// supplies them, and typed reads return them beside the value in
-/// [`Typed::predecessors`]. Numbers follow the contract: integers beyond
-/// ±(2^53−1) are refused (send them as strings), and serde_json writes
-/// non-finite floats as `null`.
-///
-/// [`predecessors`]: TypedFact::predecessors
-pub trait TypedFact: Serialize + DeserializeOwned {
+/// Derive it: `#[derive(Fact)]` with `#[fact(type = "Shop.Order")]`, and
+/// `#[predecessor(role = "…")]` on the fields that name other facts (see
+/// [`macro@crate::Fact`]). The other fields are the fact's `fields`, through
+/// serde. For a serde type without predecessors,
+/// `typed_fact!(Ping = "Demo.Ping")` does the same in one line. Numbers
+/// follow the contract: integers beyond ±(2^53−1) are refused (send them as
+/// strings), and serde_json writes non-finite floats as `null`.
+pub trait TypedFact: Sized {
     /// The fact type, for example `"Shop.Order"`.
     const TYPE_NAME: &'static str;
 
-    /// The facts this one follows, by role. None by default.
+    /// The fact's `fields`: must be a JSON object.
+    fn fields(&self) -> std::result::Result<serde_json::Value, serde_json::Error>;
+
+    /// The facts this one follows, by role.
     fn predecessors(&self) -> Predecessors {
         Predecessors::new()
     }
+
+    /// Builds the value from a fact's `fields` and `predecessors`; the
+    /// error text says what does not fit.
+    fn from_fact(
+        fields: serde_json::Value,
+        predecessors: &Predecessors,
+    ) -> std::result::Result<Self, String>;
 }
 
-/// Implements [`TypedFact`] with no predecessors:
+/// A typed fact that answers a request of type [`Reply::Request`]: it
+/// names the request as its predecessor in the role `request`. Derive it
+/// with `#[fact(type = "…", reply_to = Command)]`; then
+/// [`PendingRequest::reply`](crate::PendingRequest::reply) accepts only
+/// replies to its own command type, checked at compile time.
+pub trait Reply: TypedFact {
+    /// The command this answers.
+    type Request: TypedFact;
+
+    /// The request fact answered.
+    fn request(&self) -> Hash;
+}
+
+/// A field type that holds the predecessors of one role: [`Hash`] (one
+/// fact, required), `Option<Hash>` (one fact, optional), `Vec<Hash>` and
+/// `BTreeSet<Hash>` (a set of facts; empty leaves the role out).
+pub trait PredecessorField: Sized {
+    /// Adds the field's hashes to `predecessors` in `role`.
+    fn add_to(&self, role: &str, predecessors: Predecessors) -> Predecessors;
+
+    /// Reads the field from a fact's predecessors.
+    fn read_from(predecessors: &Predecessors, role: &str) -> std::result::Result<Self, String>;
+}
+
+impl PredecessorField for Hash {
+    fn add_to(&self, role: &str, predecessors: Predecessors) -> Predecessors {
+        predecessors.with_one(role, *self)
+    }
+
+    fn read_from(predecessors: &Predecessors, role: &str) -> std::result::Result<Hash, String> {
+        match predecessors.get(role) {
+            Some(PredecessorHashes::One(hash)) => Ok(*hash),
+            Some(PredecessorHashes::Many(_)) => Err(format!(
+                "the predecessor role {role:?} names a set of facts, not one"
+            )),
+            None => Err(format!("the predecessor role {role:?} is missing")),
+        }
+    }
+}
+
+impl PredecessorField for Option<Hash> {
+    fn add_to(&self, role: &str, predecessors: Predecessors) -> Predecessors {
+        match self {
+            Some(hash) => predecessors.with_one(role, *hash),
+            None => predecessors,
+        }
+    }
+
+    fn read_from(
+        predecessors: &Predecessors,
+        role: &str,
+    ) -> std::result::Result<Option<Hash>, String> {
+        match predecessors.get(role) {
+            None => Ok(None),
+            Some(_) => Hash::read_from(predecessors, role).map(Some),
+        }
+    }
+}
+
+impl PredecessorField for Vec<Hash> {
+    fn add_to(&self, role: &str, predecessors: Predecessors) -> Predecessors {
+        predecessors.with_many(role, self.iter().copied())
+    }
+
+    fn read_from(
+        predecessors: &Predecessors,
+        role: &str,
+    ) -> std::result::Result<Vec<Hash>, String> {
+        match predecessors.get(role) {
+            Some(PredecessorHashes::One(_)) => Err(format!(
+                "the predecessor role {role:?} names one fact, not a set"
+            )),
+            Some(PredecessorHashes::Many(hashes)) => Ok(hashes.clone()),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+impl PredecessorField for BTreeSet<Hash> {
+    fn add_to(&self, role: &str, predecessors: Predecessors) -> Predecessors {
+        predecessors.with_many(role, self.iter().copied())
+    }
+
+    fn read_from(
+        predecessors: &Predecessors,
+        role: &str,
+    ) -> std::result::Result<BTreeSet<Hash>, String> {
+        Vec::<Hash>::read_from(predecessors, role).map(|hashes| hashes.into_iter().collect())
+    }
+}
+
+/// Implements [`TypedFact`] for a serde type with no predecessors:
 /// `cairn_client::typed_fact!(Ping = "Demo.Ping");`.
 #[macro_export]
 macro_rules! typed_fact {
     ($rust_type:ty = $type_name:expr) => {
         impl $crate::TypedFact for $rust_type {
             const TYPE_NAME: &'static str = $type_name;
+
+            fn fields(
+                &self,
+            ) -> ::std::result::Result<
+                $crate::__private::serde_json::Value,
+                $crate::__private::serde_json::Error,
+            > {
+                $crate::__private::serde_json::to_value(self)
+            }
+
+            fn from_fact(
+                fields: $crate::__private::serde_json::Value,
+                _predecessors: &$crate::Predecessors,
+            ) -> ::std::result::Result<Self, ::std::string::String> {
+                $crate::__private::serde_json::from_value(fields).map_err(|error| error.to_string())
+            }
         }
     };
 }
@@ -83,11 +199,15 @@ impl<T: TypedFact> Typed<T> {
         }
         let predecessors =
             Predecessors::from_json(members.get("predecessors")).map_err(deserialize_error)?;
-        let fields = members
+        let mut fields = members
             .remove("fields")
             .unwrap_or_else(|| serde_json::Value::Object(serde_json::Map::new()));
-        let value =
-            serde_json::from_value(fields).map_err(|error| deserialize_error(error.to_string()))?;
+        // What the SDK adds to a request is not the command's own fields.
+        if let serde_json::Value::Object(members) = &mut fields {
+            members.remove(crate::request::REQUEST_ID_FIELD);
+            members.remove(crate::request::EXPIRES_AT_FIELD);
+        }
+        let value = T::from_fact(fields, &predecessors).map_err(deserialize_error)?;
         Ok(Typed {
             hash,
             seq,
@@ -100,15 +220,35 @@ impl<T: TypedFact> Typed<T> {
 /// Builds the fact of a typed value and computes its hash, exactly as the
 /// server will.
 pub fn to_canonical_fact<T: TypedFact>(value: &T) -> Result<CanonicalFact> {
+    fact_with_extra_fields(value, serde_json::Map::new())
+}
+
+/// Builds the fact of a typed value with `extra` members added to its
+/// fields (what the SDK adds to a request); a value that already has one
+/// of those members is refused.
+pub(crate) fn fact_with_extra_fields<T: TypedFact>(
+    value: &T,
+    extra: serde_json::Map<String, serde_json::Value>,
+) -> Result<CanonicalFact> {
     let serialize_error = |message: String| ClientError::Serialize {
         type_name: T::TYPE_NAME,
         message,
     };
-    let fields = serde_json::to_value(value).map_err(|error| serialize_error(error.to_string()))?;
-    if !fields.is_object() {
+    let fields = value
+        .fields()
+        .map_err(|error| serialize_error(error.to_string()))?;
+    let serde_json::Value::Object(mut fields) = fields else {
         return Err(serialize_error(
             "the fields must serialize to a JSON object (a struct or a map)".to_string(),
         ));
+    };
+    for (name, extra_value) in extra {
+        if fields.contains_key(&name) {
+            return Err(serialize_error(format!(
+                "the field {name:?} is reserved for the SDK"
+            )));
+        }
+        fields.insert(name, extra_value);
     }
     let fact = serde_json::json!({
         "type": T::TYPE_NAME,
@@ -125,25 +265,16 @@ pub fn to_canonical_fact<T: TypedFact>(value: &T) -> Result<CanonicalFact> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde::Deserialize;
+    use crate::Fact;
+    use serde::{Deserialize, Serialize};
 
-    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, PartialEq, Fact)]
+    #[fact(type = "Shop.Order")]
     struct Order {
         id: String,
         total: f64,
-        #[serde(skip)]
+        #[predecessor]
         customer: Option<Hash>,
-    }
-
-    impl TypedFact for Order {
-        const TYPE_NAME: &'static str = "Shop.Order";
-
-        fn predecessors(&self) -> Predecessors {
-            match self.customer {
-                Some(customer) => Predecessors::new().with_one("customer", customer),
-                None => Predecessors::new(),
-            }
-        }
     }
 
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -182,6 +313,7 @@ mod tests {
         let json: serde_json::Value = serde_json::from_slice(&fact.canonical).unwrap();
         let typed: Typed<Order> = Typed::from_parts(fact.hash, 1, json.clone()).unwrap();
         assert_eq!(typed.value.id, "o-1");
+        assert_eq!(typed.value.customer, Some(customer), "read back filled in");
         assert_eq!(typed.predecessors.first("customer"), Some(customer));
         let mismatch = Typed::<Ping>::from_parts(fact.hash, 1, json).unwrap_err();
         assert!(matches!(mismatch, ClientError::TypeMismatch { .. }));

@@ -1,16 +1,14 @@
 //! The client against a real in-process server: typed put, get and
-//! successors, client-side hashes, typed errors, request and reply.
+//! successors, client-side hashes, typed errors.
 
 mod common;
 
-use std::time::Duration;
 
 use cairn_client::{
-    to_canonical_fact, CanonicalFact, ClientError, Hash, LogQuery, Predecessors, PullOptions,
+    to_canonical_fact, CanonicalFact, ClientError, Hash, LogQuery, PullOptions,
     SubscriptionDefinition, TypedFact,
 };
 use common::{Customer, Order, TestServer};
-use serde::{Deserialize, Serialize};
 
 #[tokio::test]
 async fn typed_facts_round_trip_with_predecessors() -> anyhow::Result<()> {
@@ -38,16 +36,25 @@ async fn typed_facts_round_trip_with_predecessors() -> anyhow::Result<()> {
     assert_eq!(read.value.total, first_order.total);
     assert_eq!(read.predecessors.first("customer"), Some(customer.hash));
 
-    for role in [Some("customer"), None] {
-        let successors = client.successors::<Order>(&customer.hash, role).await?;
+    assert_eq!(read.value.customer, Some(customer.hash), "filled in");
+
+    let in_role = client
+        .successors::<Order>(&customer.hash)
+        .role("customer")
+        .all()
+        .await?;
+    let in_any_role = client.successors::<Order>(&customer.hash).all().await?;
+    for successors in [in_role, in_any_role] {
         let ids: Vec<&str> = successors
             .iter()
             .map(|typed| typed.value.id.as_str())
             .collect();
-        assert_eq!(ids, vec!["o-0", "o-1", "o-2"], "role {role:?}");
+        assert_eq!(ids, vec!["o-0", "o-1", "o-2"]);
     }
     let in_other_role = client
-        .successors::<Order>(&customer.hash, Some("seller"))
+        .successors::<Order>(&customer.hash)
+        .role("seller")
+        .all()
         .await?;
     assert!(in_other_role.is_empty());
     server.stop().await
@@ -169,111 +176,5 @@ async fn errors_are_typed() -> anyhow::Result<()> {
         }) => assert_eq!((expected, found.as_str()), ("Shop.Order", "Shop.Customer")),
         other => panic!("expected a type mismatch, got {other:?}"),
     }
-    server.stop().await
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct QuoteRequest {
-    item: String,
-}
-
-impl TypedFact for QuoteRequest {
-    const TYPE_NAME: &'static str = "Demo.QuoteRequest";
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Quote {
-    price: u32,
-    #[serde(skip)]
-    request: Option<Hash>,
-}
-
-impl TypedFact for Quote {
-    const TYPE_NAME: &'static str = "Demo.Quote";
-
-    fn predecessors(&self) -> Predecessors {
-        match self.request {
-            Some(request) => Predecessors::new().with_one("request", request),
-            None => Predecessors::new(),
-        }
-    }
-}
-
-#[tokio::test]
-async fn requests_get_replies_from_a_responder() -> anyhow::Result<()> {
-    let server = TestServer::start().await?;
-    let client = server.client()?;
-
-    // The responder follows the log and answers every quote request.
-    let responder_client = client.clone();
-    let responder = tokio::spawn(async move {
-        let mut after = 0;
-        for _ in 0..100 {
-            let page = responder_client
-                .log(LogQuery {
-                    after: Some(after),
-                    limit: None,
-                    wait_ms: Some(1_000),
-                })
-                .await?;
-            after = page.next;
-            for stored in page.facts {
-                if stored.fact["type"] != QuoteRequest::TYPE_NAME {
-                    continue;
-                }
-                let request = cairn_client::Typed::<QuoteRequest>::from_stored(stored)?;
-                let quote = Quote {
-                    price: u32::try_from(request.value.item.len())? * 100,
-                    request: Some(request.hash),
-                };
-                responder_client.reply_to(&request.hash, &quote).await?;
-                return anyhow::Ok(());
-            }
-        }
-        anyhow::bail!("no request seen")
-    });
-
-    let pending = client
-        .request(&QuoteRequest {
-            item: "lamp".into(),
-        })
-        .await?;
-    let reply = pending.reply::<Quote>(Duration::from_secs(20)).await?;
-    assert_eq!(reply.value.price, 400);
-    assert_eq!(reply.predecessors.first("request"), Some(pending.hash()));
-    responder.await??;
-
-    // A reply stored before anyone waits is found at once.
-    let again = pending.reply::<Quote>(Duration::from_millis(1)).await?;
-    assert_eq!(again.hash, reply.hash);
-    server.stop().await
-}
-
-#[tokio::test]
-async fn unanswered_requests_time_out_and_unlinked_replies_are_refused() -> anyhow::Result<()> {
-    let server = TestServer::start().await?;
-    let client = server.client()?;
-    let pending = client
-        .request(&QuoteRequest {
-            item: "chair".into(),
-        })
-        .await?;
-    match pending.reply::<Quote>(Duration::from_millis(300)).await {
-        Err(ClientError::ReplyTimeout {
-            request, waited_ms, ..
-        }) => {
-            assert_eq!(request, pending.hash());
-            assert!(waited_ms >= 300);
-        }
-        other => panic!("expected a reply timeout, got {other:?}"),
-    }
-    let unlinked = Quote {
-        price: 1,
-        request: None,
-    };
-    assert!(matches!(
-        client.reply_to(&pending.hash(), &unlinked).await,
-        Err(ClientError::ReplyNotLinked { .. })
-    ));
     server.stop().await
 }

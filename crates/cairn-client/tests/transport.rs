@@ -149,7 +149,7 @@ async fn a_client_runs_over_any_transport() -> anyhow::Result<()> {
             customer: Some(customer.hash),
         })
         .await?;
-    let orders = client.successors::<Order>(&customer.hash, None).await?;
+    let orders = client.successors::<Order>(&customer.hash).all().await?;
     assert_eq!(orders.len(), 1);
     assert!(client
         .clone()

@@ -2,7 +2,8 @@
 //! fact validation and the BLAKE3 hash that gives every fact its identity.
 //!
 //! This crate is pure: no I/O, no async, and only `blake3` and `thiserror`
-//! as dependencies, so that every other crate (and every client that wants
+//! as dependencies (plus `serde`, behind the optional `serde` feature, for
+//! [`Hash`] as a string), so that every other crate (and every client that wants
 //! to compute a fact hash offline) can rely on it and test it in isolation.
 //!
 //! The usual entry point is [`CanonicalFact::from_json`]: it parses a fact,
@@ -19,6 +20,8 @@ mod excerpt;
 mod fact;
 mod fact_error;
 mod hash;
+#[cfg(feature = "serde")]
+mod hash_serde;
 mod json_error;
 mod limits;
 mod parse;

@@ -6,8 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use cairn_client::{Client, ClientOptions, Hash, Predecessors, TypedFact};
-use serde::{Deserialize, Serialize};
+use cairn_client::{Client, ClientOptions, Fact, Hash};
 use tokio_util::sync::CancellationToken;
 
 /// A Cairn server serving a fresh data directory.
@@ -70,30 +69,17 @@ pub async fn closed_endpoint() -> anyhow::Result<String> {
     Ok(format!("http://{address}"))
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Fact)]
+#[fact(type = "Shop.Customer")]
 pub struct Customer {
     pub name: String,
 }
 
-impl TypedFact for Customer {
-    const TYPE_NAME: &'static str = "Shop.Customer";
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Fact)]
+#[fact(type = "Shop.Order")]
 pub struct Order {
     pub id: String,
     pub total: f64,
-    #[serde(skip)]
+    #[predecessor]
     pub customer: Option<Hash>,
-}
-
-impl TypedFact for Order {
-    const TYPE_NAME: &'static str = "Shop.Order";
-
-    fn predecessors(&self) -> Predecessors {
-        match self.customer {
-            Some(customer) => Predecessors::new().with_one("customer", customer),
-            None => Predecessors::new(),
-        }
-    }
 }
