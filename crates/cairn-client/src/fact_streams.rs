@@ -183,7 +183,9 @@ fn typed<T: TypedFact>(
 ) -> impl Stream<Item = Result<Typed<T>>> + Send {
     facts.filter_map(|stored| async move {
         match stored {
-            Ok(stored) if stored.fact.get("type").and_then(|t| t.as_str()) != Some(T::TYPE_NAME) => {
+            Ok(stored)
+                if stored.fact.get("type").and_then(|t| t.as_str()) != Some(T::TYPE_NAME) =>
+            {
                 None
             }
             Ok(stored) => Some(Typed::from_stored(stored)),

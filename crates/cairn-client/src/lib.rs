@@ -8,46 +8,58 @@
 //!   The default features are the remote client only: no server, no store,
 //!   and only the tokio features the SDK uses (`rt`, `time`, `sync`,
 //!   `macros`).
-//! - Typed facts: [`TypedFact`] maps a serde type to a fact type;
-//!   [`Client::put`] computes the hash on the client and checks the
-//!   server's, [`Client::get`] and [`Client::successors`] read typed values
-//!   back as [`Typed`], with their [`Predecessors`] beside them.
+//! - Typed facts: `#[derive(Fact)]` maps a struct to a fact type; fields
+//!   marked `#[predecessor]` are its predecessors ([`Hash`], `Option<Hash>`
+//!   or a set), the rest its `fields`. [`Client::put`] computes the hash on
+//!   the client and checks the server's; [`Client::get`],
+//!   [`Client::successors`] (with `role`, `without` for tombstones, and
+//!   `all`, `stream` or `follow`) and [`Client::log_facts`] read typed
+//!   values back as [`Typed`], predecessors filled in.
 //! - Safe retries: every call is retried with jittered exponential backoff
 //!   on connection failures, timeouts, 429 and 502/503/504; storing a fact
 //!   is idempotent, so retrying a put never duplicates it.
 //! - [`Subscriber`]: pulls a subscription's messages, runs a handler with a
 //!   concurrency limit, acks, nacks with the error text, renews leases and
 //!   drains on shutdown.
-//! - Request/response over facts: [`Client::request`] then
-//!   [`PendingRequest::reply`]; the responder answers with
-//!   [`Client::reply_to`].
+//! - Request/response over facts: [`Client::request`] stores a [`Request`]
+//!   (the command plus its own request id and expiry, so that asking again
+//!   is a new question), then [`PendingRequest::reply`] awaits the reply,
+//!   whose type must be a [`Reply`] to that command; a responder is one
+//!   line, [`Client::responder`], run by a [`Subscriber`].
+//!
+//! Identity is content: two facts with the same type, fields and
+//! predecessors are one fact. That is what makes writes idempotent, and it
+//! is right for facts that describe one thing (`Library.Book` with its
+//! ISBN). When each occurrence matters — a loan, a payment, a request —
+//! give the fact an identity of its own (an id field), or two identical
+//! occurrences become one; requests get one from the SDK.
 //!
 //! ```no_run
-//! use cairn_client::{Client, ClientOptions, Predecessors, TypedFact};
-//! use serde::{Deserialize, Serialize};
+//! use cairn_client::{Client, ClientOptions, Fact, Hash};
 //!
-//! #[derive(Serialize, Deserialize)]
-//! struct Order {
-//!     id: String,
-//!     total: f64,
-//!     #[serde(skip)]
-//!     customer: Option<cairn_client::Hash>,
+//! #[derive(Fact)]
+//! #[fact(type = "Shop.Customer")]
+//! struct Customer {
+//!     name: String,
 //! }
 //!
-//! impl TypedFact for Order {
-//!     const TYPE_NAME: &'static str = "Shop.Order";
-//!     fn predecessors(&self) -> Predecessors {
-//!         self.customer
-//!             .map(|customer| Predecessors::new().with_one("customer", customer))
-//!             .unwrap_or_default()
-//!     }
+//! #[derive(Fact)]
+//! #[fact(type = "Shop.Order")]
+//! struct Order {
+//!     #[predecessor]
+//!     customer: Hash,
+//!     id: String,
+//!     total: f64,
 //! }
 //!
 //! # async fn example() -> cairn_client::Result<()> {
 //! let client = Client::remote(ClientOptions::new(["http://127.0.0.1:7710"]))?;
-//! let order = Order { id: "o-1".into(), total: 4.5, customer: None };
+//! let customer = client.put(&Customer { name: "Ada".into() }).await?.hash;
+//! let order = Order { customer, id: "o-1".into(), total: 4.5 };
 //! let stored = client.put(&order).await?;
-//! let read = client.get::<Order>(&stored.hash).await?;
+//! let read = client.get::<Order>(&stored.hash).await?.expect("stored");
+//! assert_eq!(read.value.customer, customer);
+//! let orders = client.successors::<Order>(&customer).all().await?;
 //! # Ok(())
 //! # }
 //! ```

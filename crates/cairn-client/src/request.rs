@@ -70,8 +70,7 @@ impl<C: TypedFact> Request<C> {
 
     fn build(command: &C, expiry: Option<Duration>) -> Result<Request<C>> {
         let id = format!("{:032x}", rand::random::<u128>());
-        let expires_at_ms =
-            expiry.map(|expiry| unix_time_ms().saturating_add(duration_ms(expiry)));
+        let expires_at_ms = expiry.map(|expiry| unix_time_ms().saturating_add(duration_ms(expiry)));
         let mut extra = serde_json::Map::new();
         extra.insert(REQUEST_ID_FIELD.to_string(), id.clone().into());
         if let Some(expires_at_ms) = expires_at_ms {

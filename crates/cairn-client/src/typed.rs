@@ -46,7 +46,49 @@ pub trait TypedFact: Sized {
 /// names the request as its predecessor in the role `request`. Derive it
 /// with `#[fact(type = "…", reply_to = Command)]`; then
 /// [`PendingRequest::reply`](crate::PendingRequest::reply) accepts only
-/// replies to its own command type, checked at compile time.
+/// replies to its own command type, checked at compile time:
+///
+/// ```no_run
+/// use cairn_client::{Client, Fact, Hash};
+/// # use std::time::Duration;
+///
+/// #[derive(Fact)]
+/// #[fact(type = "Library.IsAvailable")]
+/// struct IsAvailable { isbn: String }
+///
+/// #[derive(Fact)]
+/// #[fact(type = "Library.Availability", reply_to = IsAvailable)]
+/// struct Availability { #[predecessor] request: Hash, available: bool }
+///
+/// # async fn example(client: Client) -> cairn_client::Result<()> {
+/// let pending = client.request(&IsAvailable { isbn: "978-0".into() }).await?;
+/// let reply = pending.reply::<Availability>(Duration::from_secs(5)).await?;
+/// # Ok(()) }
+/// ```
+///
+/// Awaiting a reply to another command does not compile:
+///
+/// ```compile_fail
+/// use cairn_client::{Client, Fact, Hash};
+/// # use std::time::Duration;
+///
+/// #[derive(Fact)]
+/// #[fact(type = "Library.IsAvailable")]
+/// struct IsAvailable { isbn: String }
+///
+/// #[derive(Fact)]
+/// #[fact(type = "Library.Reserve")]
+/// struct Reserve { isbn: String }
+///
+/// #[derive(Fact)]
+/// #[fact(type = "Library.Reserved", reply_to = Reserve)]
+/// struct Reserved { #[predecessor] request: Hash }
+///
+/// # async fn example(client: Client) -> cairn_client::Result<()> {
+/// let pending = client.request(&IsAvailable { isbn: "978-0".into() }).await?;
+/// let reply = pending.reply::<Reserved>(Duration::from_secs(5)).await?;
+/// # Ok(()) }
+/// ```
 pub trait Reply: TypedFact {
     /// The command this answers.
     type Request: TypedFact;

@@ -3,7 +3,6 @@
 
 mod common;
 
-
 use cairn_client::{
     to_canonical_fact, CanonicalFact, ClientError, Hash, LogQuery, PullOptions,
     SubscriptionDefinition, TypedFact,

@@ -93,12 +93,17 @@ async fn the_same_question_asked_again_gets_a_fresh_answer() -> anyhow::Result<(
     };
     let book_on_shelf = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let shelf = Arc::clone(&book_on_shelf);
-    let responder = Responder::start(&client, Arc::new(move || shelf.load(Ordering::SeqCst))).await?;
+    let responder =
+        Responder::start(&client, Arc::new(move || shelf.load(Ordering::SeqCst))).await?;
 
     let first = client.request(&question).await?;
     let first_reply = first.reply::<Availability>(REPLY_TIMEOUT).await?;
     assert!(!first_reply.value.available);
-    assert_eq!(first_reply.value.request, first.hash(), "read back filled in");
+    assert_eq!(
+        first_reply.value.request,
+        first.hash(),
+        "read back filled in"
+    );
 
     // The book is returned; the identical question is a new request.
     book_on_shelf.store(true, Ordering::SeqCst);
@@ -159,7 +164,10 @@ async fn a_responder_from_the_beginning_skips_requests_nobody_waits_for() -> any
     lasting.reply::<Availability>(REPLY_TIMEOUT).await?;
     // The expired request was delivered before the lasting one (seq order)
     // and acknowledged without an answer.
-    match expired.reply::<Availability>(Duration::from_millis(300)).await {
+    match expired
+        .reply::<Availability>(Duration::from_millis(300))
+        .await
+    {
         Err(ClientError::ReplyTimeout { .. }) => {}
         other => panic!("an expired request was answered: {other:?}"),
     }
@@ -174,7 +182,10 @@ async fn an_unanswered_request_times_out() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let client = server.client()?;
     let pending = client.request(&IsAvailable { isbn: "3".into() }).await?;
-    match pending.reply::<Availability>(Duration::from_millis(300)).await {
+    match pending
+        .reply::<Availability>(Duration::from_millis(300))
+        .await
+    {
         Err(ClientError::ReplyTimeout {
             request, waited_ms, ..
         }) => {
@@ -195,7 +206,12 @@ async fn a_reply_that_names_another_request_is_a_handler_error() -> anyhow::Resu
         ..SubscriptionDefinition::new(IsAvailable::TYPE_NAME)
     };
     client.create_subscription("misreply", &definition).await?;
-    let elsewhere = client.put(&IsAvailable { isbn: "other".into() }).await?.hash;
+    let elsewhere = client
+        .put(&IsAvailable {
+            isbn: "other".into(),
+        })
+        .await?
+        .hash;
     let responder = client.responder(move |_: IncomingRequest<IsAvailable>| async move {
         Ok(Availability {
             request: elsewhere,

@@ -41,7 +41,7 @@ const REQUEST_ROLE: &str = "request";
 
 /// Derives `cairn_client::TypedFact` (and `cairn_client::Reply` with
 /// `reply_to`); see the crate documentation.
-#[proc_macro_derive(Fact, attributes(fact, predecessor))]
+#[proc_macro_derive(Fact, attributes(fact, predecessor, serde))]
 pub fn derive_fact(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     match expand(&input) {
@@ -198,7 +198,9 @@ fn fact_attributes(input: &DeriveInput) -> syn::Result<FactAttributes> {
                 reply_to = Some(meta.value()?.parse::<Path>()?);
                 Ok(())
             } else {
-                Err(meta.error("unknown #[fact] attribute: expected `type = \"…\"` or `reply_to = Type`"))
+                Err(meta.error(
+                    "unknown #[fact] attribute: expected `type = \"…\"` or `reply_to = Type`",
+                ))
             }
         })?;
     }
@@ -228,7 +230,11 @@ fn field_plan(field: &syn::Field) -> syn::Result<FieldPlan<'_>> {
         .as_ref()
         .ok_or_else(|| syn::Error::new_spanned(field, "fields must be named"))?;
     let mut role = None;
-    for attribute in field.attrs.iter().filter(|a| a.path().is_ident("predecessor")) {
+    for attribute in field
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("predecessor"))
+    {
         let mut named_role = None;
         if !matches!(attribute.meta, syn::Meta::Path(_)) {
             attribute.parse_nested_meta(|meta| {
@@ -263,7 +269,10 @@ fn check_roles(plans: &[FieldPlan]) -> syn::Result<()> {
     for plan in plans {
         if let Some(role) = &plan.role {
             if role.is_empty() {
-                return Err(syn::Error::new_spanned(plan.ident, "a role must not be empty"));
+                return Err(syn::Error::new_spanned(
+                    plan.ident,
+                    "a role must not be empty",
+                ));
             }
             if !seen.insert(role.clone()) {
                 return Err(syn::Error::new_spanned(
@@ -277,7 +286,11 @@ fn check_roles(plans: &[FieldPlan]) -> syn::Result<()> {
 }
 
 /// `impl Reply`: the request is the predecessor field in the role `request`.
-fn reply_impl(name: &syn::Ident, request_type: &Path, plans: &[FieldPlan]) -> syn::Result<TokenStream2> {
+fn reply_impl(
+    name: &syn::Ident,
+    request_type: &Path,
+    plans: &[FieldPlan],
+) -> syn::Result<TokenStream2> {
     let request_field = plans
         .iter()
         .find(|plan| plan.role.as_deref() == Some(REQUEST_ROLE))

@@ -51,7 +51,10 @@ mod tests {
     #[test]
     fn anything_else_is_refused_with_the_parsers_reason() {
         let error = serde_json::from_str::<Hash>("\"ABC\"").unwrap_err();
-        assert!(error.to_string().contains("64 lowercase hexadecimal"), "{error}");
+        assert!(
+            error.to_string().contains("64 lowercase hexadecimal"),
+            "{error}"
+        );
         assert!(serde_json::from_str::<Hash>("7").is_err());
     }
 }

@@ -2,7 +2,7 @@
 //! is the fact's `fields`, and payments name their order as a predecessor
 //! in the role [`ORDER_ROLE`].
 
-use cairn_client::{typed_fact, Hash, Predecessors, TypedFact};
+use cairn_client::{typed_fact, Fact, Hash};
 use serde::{Deserialize, Serialize};
 
 /// The role in which a payment fact names its `Shop.OrderPlaced` fact.
@@ -36,7 +36,8 @@ typed_fact!(OrderPlaced = "Shop.OrderPlaced");
 
 /// `Shop.PaymentSucceeded`: `billing` charged an order (exactly one per
 /// order).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Fact)]
+#[fact(type = "Shop.PaymentSucceeded")]
 pub struct PaymentSucceeded {
     /// The order's id in `orders`.
     pub order_id: String,
@@ -47,21 +48,14 @@ pub struct PaymentSucceeded {
     /// The delivery attempt of the order on which the charge went through.
     pub attempt: u32,
     /// The order's `Shop.OrderPlaced` fact (a predecessor, not a field).
-    #[serde(skip)]
+    #[predecessor(role = "order")]
     pub order: Option<Hash>,
-}
-
-impl TypedFact for PaymentSucceeded {
-    const TYPE_NAME: &'static str = "Shop.PaymentSucceeded";
-
-    fn predecessors(&self) -> Predecessors {
-        order_predecessor(self.order)
-    }
 }
 
 /// `Shop.PaymentFailed`: `billing` gave up charging an order on its last
 /// delivery attempt; the order is also in the `billing` dead letters.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Fact)]
+#[fact(type = "Shop.PaymentFailed")]
 pub struct PaymentFailed {
     /// The order's id in `orders`.
     pub order_id: String,
@@ -70,16 +64,8 @@ pub struct PaymentFailed {
     /// The delivery attempts made.
     pub attempts: u32,
     /// The order's `Shop.OrderPlaced` fact (a predecessor, not a field).
-    #[serde(skip)]
+    #[predecessor(role = "order")]
     pub order: Option<Hash>,
-}
-
-impl TypedFact for PaymentFailed {
-    const TYPE_NAME: &'static str = "Shop.PaymentFailed";
-
-    fn predecessors(&self) -> Predecessors {
-        order_predecessor(self.order)
-    }
 }
 
 /// Milliseconds since the Unix epoch: the time unit of facts and tables.
@@ -88,13 +74,6 @@ pub fn unix_time_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn order_predecessor(order: Option<Hash>) -> Predecessors {
-    match order {
-        Some(order) => Predecessors::new().with_one(ORDER_ROLE, order),
-        None => Predecessors::new(),
-    }
 }
 
 #[cfg(test)]
