@@ -144,6 +144,11 @@ where
         }
     }
 
+    /// The subscription's name.
+    pub fn subscription(&self) -> &str {
+        &self.subscription
+    }
+
     /// Sets all options at once.
     pub fn options(mut self, options: SubscriberOptions) -> Self {
         self.options = options;
