@@ -19,20 +19,33 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+compile_error!("cairn-sql needs at least one of its features `sqlite` and `postgres`");
+
 mod backoff;
 mod client_publisher;
 mod database;
+mod dead_letter;
 pub mod fault;
 mod http_publisher;
 mod inbox;
 pub mod limits;
 mod outbox;
 mod publisher;
+mod publishing;
 mod relay;
+mod relay_handle;
+mod relay_metrics;
+mod relay_task;
+mod triage;
 
 pub use database::{migrate, CairnDatabase};
+pub use dead_letter::OutboxDeadLetter;
 pub use http_publisher::{HttpClientError, HttpPublisher};
 pub use inbox::{Inbox, InboxError, Processed};
-pub use outbox::{Outbox, OutboxError};
+pub use outbox::{DeadLetterError, Outbox, OutboxError};
 pub use publisher::{FactPublisher, PublishError};
-pub use relay::{OutboxRelay, RelayError, RelayHandle};
+pub use relay::{OutboxRelay, RelayError};
+pub use relay_handle::{DrainError, DrainOutcome, RelayHandle};
+pub use relay_metrics::RelayMetrics;
+pub use relay_task::RelayTask;
