@@ -154,7 +154,7 @@ on_both_databases!(
     postgres_a_refused_fact_does_not_block_the_outbox
 );
 
-/// In one batch of seven facts, the refused one (in the middle) is found
+/// In one batch of six facts, the refused one (the third) is found
 /// by halving; the others are published in outbox order.
 async fn a_bad_row_in_a_batch_is_set_aside_in_order<F: Fixture>(fixture: &F) -> anyhow::Result<()> {
     let cairn = CairnServer::start().await?;
