@@ -298,11 +298,11 @@ impl<DB: CairnDatabase> OutboxRelay<DB> {
                     None
                 }
             };
-            let wake_up_at = tokio::time::Instant::now() + wait.unwrap_or(poll_interval);
             tokio::select! {
                 () = shutdown.cancelled() => {}
                 () = wake.notified(), if wait.is_none() => {}
-                () = tokio::time::sleep_until(wake_up_at) => {}
+                // `sleep` (not `sleep_until`) copes with any duration.
+                () = tokio::time::sleep(wait.unwrap_or(poll_interval)) => {}
                 Some(request) = drain_requests.recv(), if drain.is_none() => {
                     drain = Some(Drain::new(request));
                 }
