@@ -2,7 +2,8 @@
 # Runs every check without changing tracked files (a crash the fuzzer finds
 # is copied into fuzz/regressions/ for review): formatting, the licences of
 # all dependencies (scripts/licences.sh), clippy (warnings are errors; the
-# SDK also with its default features alone), all tests of the workspace
+# SDK also with its default features alone), cairn-sql built with each of
+# its database features alone, all tests of the workspace
 # (among them the deterministic simulation suite and bounded `cairn check`
 # runs on both backends), schemathesis against a live server and its
 # OpenAPI document, the
@@ -23,6 +24,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # The SDK as applications get it by default (the workspace build above
 # always turns on its `embedded` feature, which its own tests use).
 cargo clippy -p cairn-client --lib --locked -- -D warnings
+# cairn-sql with each database driver alone (the workspace build above
+# turns both on, and its tests need both).
+cargo check -p cairn-sql --lib --locked --no-default-features --features sqlite
+cargo check -p cairn-sql --lib --locked --no-default-features --features postgres
 cargo test --workspace --locked
 # The live API against its OpenAPI document (schemathesis, pinned; installed
 # into target/ on first use).

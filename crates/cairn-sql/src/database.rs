@@ -11,29 +11,45 @@
 use std::future::Future;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sqlx::{Pool, Postgres, Row, Sqlite};
+#[cfg(feature = "postgres")]
+use sqlx::Postgres;
+#[cfg(feature = "sqlite")]
+use sqlx::Sqlite;
+use sqlx::{Pool, Row};
 
 /// A database that can hold Cairn's outbox and inbox tables:
-/// [`sqlx::Sqlite`] and [`sqlx::Postgres`].
+/// `sqlx::Sqlite` (feature `sqlite`) and `sqlx::Postgres` (feature
+/// `postgres`).
 ///
 /// The trait is sealed; its operations are internal to this crate.
 pub trait CairnDatabase: sqlx::Database + sealed::Operations {}
 
-impl CairnDatabase for Sqlite {}
-impl CairnDatabase for Postgres {}
-
 /// Creates the outbox and inbox tables and their indexes if they do not
-/// exist yet. Idempotent; call it at every start of the service. On
-/// PostgreSQL, concurrent calls (several instances starting together) are
-/// serialized by an advisory lock.
+/// exist yet, and upgrades tables created by an earlier version of this
+/// crate. Idempotent; call it at every start of the service. It runs in one
+/// transaction; on PostgreSQL, concurrent calls (several instances starting
+/// together) are serialized by an advisory lock.
 ///
-/// The tables (`created_at_ms`, `sent_at_ms` and `processed_at_ms` are
-/// milliseconds since the Unix epoch, as written by the service):
+/// The tables (every `*_ms` column is milliseconds since the Unix epoch, as
+/// written by the service):
 ///
-/// - `cairn_outbox(id, hash unique, canonical, created_at_ms, sent_at_ms null)`:
-///   facts to publish, in `id` order; `sent_at_ms` is set once Cairn has them.
+/// - `cairn_outbox(id, hash unique, canonical, created_at_ms, sent_at_ms null,
+///   failed_at_ms null, failure null, failed_attempts default 0)`: facts to
+///   publish, in `id` order. `sent_at_ms` is set once Cairn has them;
+///   `failed_at_ms` and `failure` are set while a row is an outbox dead letter
+///   (see [`crate::Outbox::dead_letters`]), and `failed_attempts` counts how
+///   often it was set aside.
 /// - `cairn_inbox(consumer, hash, processed_at_ms, primary key (consumer, hash))`:
 ///   messages each consumer has processed.
+///
+/// Upgrade from the first schema (no dead letters): the three `failed_*`
+/// columns are added when missing (checked one by one, so that nothing
+/// locks the table when they exist), the partial indexes
+/// `cairn_outbox_pending` and `cairn_outbox_dead` are created and the old
+/// index `cairn_outbox_unsent` is dropped. Relays of the earlier version
+/// keep working on the upgraded table (they ignore the new columns, and so
+/// retry a dead letter as they retried any refused row), so instances can
+/// be upgraded one at a time.
 pub async fn migrate<DB: CairnDatabase>(pool: &Pool<DB>) -> Result<(), sqlx::Error> {
     DB::migrate(pool).await
 }
@@ -46,17 +62,33 @@ pub(crate) fn unix_time_ms() -> i64 {
     i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
 
-const SQLITE_SCHEMA: &[&str] = &[
+/// The columns that schema 2 (outbox dead letters) added to `cairn_outbox`,
+/// as `(name, SQLite definition, PostgreSQL definition)`. [`migrate`] adds
+/// each one that a table created by an earlier version lacks.
+const OUTBOX_COLUMNS_ADDED: &[(&str, &str, &str)] = &[
+    ("failed_at_ms", "INTEGER", "BIGINT"),
+    ("failure", "TEXT", "TEXT"),
+    (
+        "failed_attempts",
+        "INTEGER NOT NULL DEFAULT 0",
+        "BIGINT NOT NULL DEFAULT 0",
+    ),
+];
+
+/// Tables as this version creates them, before the columns of
+/// [`OUTBOX_COLUMNS_ADDED`] are checked.
+#[cfg(feature = "sqlite")]
+const SQLITE_TABLES: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS cairn_outbox (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         hash TEXT NOT NULL UNIQUE,
         canonical BLOB NOT NULL,
         created_at_ms INTEGER NOT NULL,
-        sent_at_ms INTEGER
+        sent_at_ms INTEGER,
+        failed_at_ms INTEGER,
+        failure TEXT,
+        failed_attempts INTEGER NOT NULL DEFAULT 0
     )",
-    "CREATE INDEX IF NOT EXISTS cairn_outbox_unsent ON cairn_outbox (id) WHERE sent_at_ms IS NULL",
-    "CREATE INDEX IF NOT EXISTS cairn_outbox_sent_at ON cairn_outbox (sent_at_ms)
-        WHERE sent_at_ms IS NOT NULL",
     "CREATE TABLE IF NOT EXISTS cairn_inbox (
         consumer TEXT NOT NULL,
         hash TEXT NOT NULL,
@@ -65,7 +97,13 @@ const SQLITE_SCHEMA: &[&str] = &[
     )",
 ];
 
-const POSTGRES_SCHEMA: &[&str] = &[
+/// Whether `cairn_outbox` has the column named `$1`.
+#[cfg(feature = "sqlite")]
+const SQLITE_COLUMN_EXISTS: &str =
+    "SELECT COUNT(*) FROM pragma_table_info('cairn_outbox') WHERE name = $1";
+
+#[cfg(feature = "postgres")]
+const POSTGRES_TABLES: &[&str] = &[
     // Concurrent `CREATE TABLE IF NOT EXISTS` can collide on PostgreSQL, so
     // migrations take this advisory lock (key: "cairnsql" in ASCII), held
     // until the migration's transaction ends.
@@ -75,11 +113,11 @@ const POSTGRES_SCHEMA: &[&str] = &[
         hash TEXT NOT NULL UNIQUE,
         canonical BYTEA NOT NULL,
         created_at_ms BIGINT NOT NULL,
-        sent_at_ms BIGINT
+        sent_at_ms BIGINT,
+        failed_at_ms BIGINT,
+        failure TEXT,
+        failed_attempts BIGINT NOT NULL DEFAULT 0
     )",
-    "CREATE INDEX IF NOT EXISTS cairn_outbox_unsent ON cairn_outbox (id) WHERE sent_at_ms IS NULL",
-    "CREATE INDEX IF NOT EXISTS cairn_outbox_sent_at ON cairn_outbox (sent_at_ms)
-        WHERE sent_at_ms IS NOT NULL",
     "CREATE TABLE IF NOT EXISTS cairn_inbox (
         consumer TEXT NOT NULL,
         hash TEXT NOT NULL,
@@ -88,10 +126,30 @@ const POSTGRES_SCHEMA: &[&str] = &[
     )",
 ];
 
+/// Whether `cairn_outbox` (as the search path finds it) has the column
+/// named `$1`. Checked first because `ADD COLUMN IF NOT EXISTS` would take
+/// an exclusive lock on the table at every start of every instance.
+#[cfg(feature = "postgres")]
+const POSTGRES_COLUMN_EXISTS: &str = "SELECT COUNT(*) FROM pg_attribute
+     WHERE attrelid = to_regclass('cairn_outbox') AND attname = $1 AND NOT attisdropped";
+
+/// Indexes, the same on both databases, created once every column exists.
+/// `cairn_outbox_unsent` (schema 1) also covered dead letters, which the
+/// relay skips; `cairn_outbox_pending` replaces it.
+const INDEXES: &[&str] = &[
+    "CREATE INDEX IF NOT EXISTS cairn_outbox_pending ON cairn_outbox (id)
+        WHERE sent_at_ms IS NULL AND failed_at_ms IS NULL",
+    "CREATE INDEX IF NOT EXISTS cairn_outbox_dead ON cairn_outbox (id)
+        WHERE failed_at_ms IS NOT NULL AND sent_at_ms IS NULL",
+    "CREATE INDEX IF NOT EXISTS cairn_outbox_sent_at ON cairn_outbox (sent_at_ms)
+        WHERE sent_at_ms IS NOT NULL",
+    "DROP INDEX IF EXISTS cairn_outbox_unsent",
+];
+
 pub(crate) mod sealed {
     use super::*;
 
-    /// One unsent row of the outbox, as the relay reads it.
+    /// One pending row of the outbox, as the relay reads it.
     pub struct OutboxRow {
         /// Position in the outbox: publishing follows `id` order.
         pub id: i64,
@@ -101,9 +159,29 @@ pub(crate) mod sealed {
         pub canonical: Vec<u8>,
     }
 
+    /// One dead letter of the outbox as stored.
+    pub struct DeadLetterRow {
+        /// Position in the outbox.
+        pub id: i64,
+        /// The fact's hash as stored.
+        pub hash: String,
+        /// The fact's canonical bytes as stored.
+        pub canonical: Vec<u8>,
+        /// Why it was set aside.
+        pub failure: String,
+        /// When it was set aside.
+        pub failed_at_ms: i64,
+        /// How many times it was set aside.
+        pub failed_attempts: i64,
+    }
+
     /// The statements this crate runs. Each runs on the connection or pool
     /// it is given and never opens a transaction of its own, except
-    /// `migrate`.
+    /// `migrate`. "Pending" rows are neither sent nor set aside.
+    ///
+    /// A dead letter is a row with `failed_at_ms` set and `sent_at_ms`
+    /// unset: a relay of the first schema may still publish and mark sent a
+    /// row that a newer relay set aside, and then it is sent.
     pub trait Operations: sqlx::Database {
         /// See [`super::migrate`].
         fn migrate(pool: &Pool<Self>) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
@@ -117,19 +195,63 @@ pub(crate) mod sealed {
             created_at_ms: i64,
         ) -> impl Future<Output = Result<bool, sqlx::Error>> + Send;
 
-        /// The first `rows_max` unsent rows in `id` order.
-        fn select_unsent(
+        /// The first `rows_max` pending rows in `id` order.
+        fn select_pending(
             pool: &Pool<Self>,
             rows_max: usize,
         ) -> impl Future<Output = Result<Vec<OutboxRow>, sqlx::Error>> + Send;
 
-        /// Marks the rows with these ids sent (those not marked yet);
-        /// returns how many it marked.
+        /// The largest id of a pending row, if any.
+        fn max_pending_id(
+            pool: &Pool<Self>,
+        ) -> impl Future<Output = Result<Option<i64>, sqlx::Error>> + Send;
+
+        /// Marks the pending rows with these ids sent; returns how many it
+        /// marked.
         fn mark_sent(
             pool: &Pool<Self>,
             ids: &[i64],
             sent_at_ms: i64,
         ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
+
+        /// Sets the pending row `id` aside as a dead letter with `failure`;
+        /// returns whether it did (another relay may have done it first).
+        fn set_aside(
+            pool: &Pool<Self>,
+            id: i64,
+            failure: &str,
+            failed_at_ms: i64,
+        ) -> impl Future<Output = Result<bool, sqlx::Error>> + Send;
+
+        /// Whether the outbox holds any dead letter.
+        fn any_dead_letter(
+            pool: &Pool<Self>,
+        ) -> impl Future<Output = Result<bool, sqlx::Error>> + Send;
+
+        /// Those of `hashes` that are dead letters.
+        fn dead_among(
+            pool: &Pool<Self>,
+            hashes: &[String],
+        ) -> impl Future<Output = Result<Vec<String>, sqlx::Error>> + Send;
+
+        /// The first `rows_max` dead letters in `id` order.
+        fn select_dead_letters(
+            pool: &Pool<Self>,
+            rows_max: usize,
+        ) -> impl Future<Output = Result<Vec<DeadLetterRow>, sqlx::Error>> + Send;
+
+        /// Makes the dead letter `hash` pending again, at its place in the
+        /// outbox; returns whether there was such a dead letter.
+        fn retry_dead_letter(
+            pool: &Pool<Self>,
+            hash: &str,
+        ) -> impl Future<Output = Result<bool, sqlx::Error>> + Send;
+
+        /// Deletes the dead letter `hash`; returns whether there was one.
+        fn discard_dead_letter(
+            pool: &Pool<Self>,
+            hash: &str,
+        ) -> impl Future<Output = Result<bool, sqlx::Error>> + Send;
 
         /// Deletes the rows sent at or before `sent_up_to_ms`; returns how many.
         fn delete_sent_up_to(
@@ -137,9 +259,15 @@ pub(crate) mod sealed {
             sent_up_to_ms: i64,
         ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
 
-        /// Number of rows not yet sent.
-        fn count_unsent(pool: &Pool<Self>)
-            -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
+        /// Number of pending rows.
+        fn count_pending(
+            pool: &Pool<Self>,
+        ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
+
+        /// Number of dead letters.
+        fn count_dead_letters(
+            pool: &Pool<Self>,
+        ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
 
         /// Records that `consumer` processed the message `hash` unless it
         /// is recorded already; returns whether it recorded it now.
@@ -152,14 +280,48 @@ pub(crate) mod sealed {
     }
 }
 
+/// `$1, $2, …` from `$first` on, `count` of them.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|parameter_idx| format!("${parameter_idx}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `COUNT(*)` as the unsigned count it is.
+fn count_of(count: i64) -> u64 {
+    u64::try_from(count).unwrap_or(0)
+}
+
 /// Implements [`sealed::Operations`] for one database with the shared
-/// statements and that database's table definitions.
+/// statements and that database's table definitions: `$tables` (creating
+/// the tables), `$column_exists` (a query for one column of
+/// `cairn_outbox`) and `$column_definition` (which definition of
+/// [`OUTBOX_COLUMNS_ADDED`] applies).
 macro_rules! implement_operations {
-    ($database:ty, $schema:expr) => {
+    ($database:ty, $tables:expr, $column_exists:expr, $column_definition:tt) => {
+        impl CairnDatabase for $database {}
+
         impl sealed::Operations for $database {
             async fn migrate(pool: &Pool<Self>) -> Result<(), sqlx::Error> {
                 let mut transaction = pool.begin().await?;
-                for statement in $schema {
+                for statement in $tables {
+                    sqlx::query(statement).execute(&mut *transaction).await?;
+                }
+                for column in OUTBOX_COLUMNS_ADDED {
+                    let (name, definition) = (column.0, column.$column_definition);
+                    let n_columns: i64 = sqlx::query($column_exists)
+                        .bind(name)
+                        .fetch_one(&mut *transaction)
+                        .await?
+                        .try_get(0)?;
+                    if n_columns == 0 {
+                        let statement =
+                            format!("ALTER TABLE cairn_outbox ADD COLUMN {name} {definition}");
+                        sqlx::query(&statement).execute(&mut *transaction).await?;
+                    }
+                }
+                for statement in INDEXES {
                     sqlx::query(statement).execute(&mut *transaction).await?;
                 }
                 transaction.commit().await
@@ -183,12 +345,13 @@ macro_rules! implement_operations {
                 Ok(result.rows_affected() == 1)
             }
 
-            async fn select_unsent(
+            async fn select_pending(
                 pool: &Pool<Self>,
                 rows_max: usize,
             ) -> Result<Vec<sealed::OutboxRow>, sqlx::Error> {
                 let rows = sqlx::query(
-                    "SELECT id, hash, canonical FROM cairn_outbox WHERE sent_at_ms IS NULL
+                    "SELECT id, hash, canonical FROM cairn_outbox
+                     WHERE sent_at_ms IS NULL AND failed_at_ms IS NULL
                      ORDER BY id LIMIT $1",
                 )
                 .bind(i64::try_from(rows_max).unwrap_or(i64::MAX))
@@ -205,6 +368,16 @@ macro_rules! implement_operations {
                     .collect()
             }
 
+            async fn max_pending_id(pool: &Pool<Self>) -> Result<Option<i64>, sqlx::Error> {
+                sqlx::query(
+                    "SELECT MAX(id) FROM cairn_outbox
+                     WHERE sent_at_ms IS NULL AND failed_at_ms IS NULL",
+                )
+                .fetch_one(pool)
+                .await?
+                .try_get(0)
+            }
+
             async fn mark_sent(
                 pool: &Pool<Self>,
                 ids: &[i64],
@@ -216,19 +389,115 @@ macro_rules! implement_operations {
                 // Ids are listed one by one, not as a range: on PostgreSQL a
                 // transaction that is still open may hold an id inside the
                 // range, and its row must stay unsent when it commits.
-                let placeholders: Vec<String> = (0..ids.len())
-                    .map(|id_idx| format!("${}", id_idx + 2))
-                    .collect();
                 let statement = format!(
                     "UPDATE cairn_outbox SET sent_at_ms = $1
-                     WHERE sent_at_ms IS NULL AND id IN ({})",
-                    placeholders.join(", ")
+                     WHERE sent_at_ms IS NULL AND failed_at_ms IS NULL AND id IN ({})",
+                    placeholders(2, ids.len())
                 );
                 let mut query = sqlx::query(&statement).bind(sent_at_ms);
                 for id in ids {
                     query = query.bind(*id);
                 }
                 Ok(query.execute(pool).await?.rows_affected())
+            }
+
+            async fn set_aside(
+                pool: &Pool<Self>,
+                id: i64,
+                failure: &str,
+                failed_at_ms: i64,
+            ) -> Result<bool, sqlx::Error> {
+                let result = sqlx::query(
+                    "UPDATE cairn_outbox
+                     SET failed_at_ms = $1, failure = $2, failed_attempts = failed_attempts + 1
+                     WHERE id = $3 AND sent_at_ms IS NULL AND failed_at_ms IS NULL",
+                )
+                .bind(failed_at_ms)
+                .bind(failure)
+                .bind(id)
+                .execute(pool)
+                .await?;
+                Ok(result.rows_affected() == 1)
+            }
+
+            async fn any_dead_letter(pool: &Pool<Self>) -> Result<bool, sqlx::Error> {
+                let rows = sqlx::query(
+                    "SELECT id FROM cairn_outbox WHERE failed_at_ms IS NOT NULL AND sent_at_ms IS NULL LIMIT 1",
+                )
+                .fetch_all(pool)
+                .await?;
+                Ok(!rows.is_empty())
+            }
+
+            async fn dead_among(
+                pool: &Pool<Self>,
+                hashes: &[String],
+            ) -> Result<Vec<String>, sqlx::Error> {
+                let mut dead = Vec::new();
+                for chunk in hashes.chunks(crate::limits::DEAD_LOOKUP_HASHES_MAX) {
+                    let statement = format!(
+                        "SELECT hash FROM cairn_outbox
+                         WHERE failed_at_ms IS NOT NULL AND sent_at_ms IS NULL AND hash IN ({})",
+                        placeholders(1, chunk.len())
+                    );
+                    let mut query = sqlx::query(&statement);
+                    for hash in chunk {
+                        query = query.bind(hash.as_str());
+                    }
+                    for row in query.fetch_all(pool).await? {
+                        dead.push(row.try_get(0)?);
+                    }
+                }
+                Ok(dead)
+            }
+
+            async fn select_dead_letters(
+                pool: &Pool<Self>,
+                rows_max: usize,
+            ) -> Result<Vec<sealed::DeadLetterRow>, sqlx::Error> {
+                let rows = sqlx::query(
+                    "SELECT id, hash, canonical, failure, failed_at_ms, failed_attempts
+                     FROM cairn_outbox WHERE failed_at_ms IS NOT NULL AND sent_at_ms IS NULL ORDER BY id LIMIT $1",
+                )
+                .bind(i64::try_from(rows_max).unwrap_or(i64::MAX))
+                .fetch_all(pool)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(sealed::DeadLetterRow {
+                            id: row.try_get(0)?,
+                            hash: row.try_get(1)?,
+                            canonical: row.try_get(2)?,
+                            failure: row.try_get::<Option<String>, _>(3)?.unwrap_or_default(),
+                            failed_at_ms: row.try_get(4)?,
+                            failed_attempts: row.try_get(5)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn retry_dead_letter(pool: &Pool<Self>, hash: &str) -> Result<bool, sqlx::Error> {
+                let result = sqlx::query(
+                    "UPDATE cairn_outbox SET failed_at_ms = NULL, failure = NULL
+                     WHERE hash = $1 AND failed_at_ms IS NOT NULL AND sent_at_ms IS NULL",
+                )
+                .bind(hash)
+                .execute(pool)
+                .await?;
+                Ok(result.rows_affected() == 1)
+            }
+
+            async fn discard_dead_letter(
+                pool: &Pool<Self>,
+                hash: &str,
+            ) -> Result<bool, sqlx::Error> {
+                let result = sqlx::query(
+                    "DELETE FROM cairn_outbox WHERE hash = $1 AND failed_at_ms IS NOT NULL AND sent_at_ms IS NULL",
+                )
+                .bind(hash)
+                .execute(pool)
+                .await?;
+                Ok(result.rows_affected() == 1)
             }
 
             async fn delete_sent_up_to(
@@ -244,12 +513,22 @@ macro_rules! implement_operations {
                 Ok(result.rows_affected())
             }
 
-            async fn count_unsent(pool: &Pool<Self>) -> Result<u64, sqlx::Error> {
-                let row = sqlx::query("SELECT COUNT(*) FROM cairn_outbox WHERE sent_at_ms IS NULL")
-                    .fetch_one(pool)
-                    .await?;
-                let count: i64 = row.try_get(0)?;
-                Ok(u64::try_from(count).unwrap_or(0))
+            async fn count_pending(pool: &Pool<Self>) -> Result<u64, sqlx::Error> {
+                let row = sqlx::query(
+                    "SELECT COUNT(*) FROM cairn_outbox
+                     WHERE sent_at_ms IS NULL AND failed_at_ms IS NULL",
+                )
+                .fetch_one(pool)
+                .await?;
+                Ok(count_of(row.try_get(0)?))
+            }
+
+            async fn count_dead_letters(pool: &Pool<Self>) -> Result<u64, sqlx::Error> {
+                let row =
+                    sqlx::query("SELECT COUNT(*) FROM cairn_outbox WHERE failed_at_ms IS NOT NULL AND sent_at_ms IS NULL")
+                        .fetch_one(pool)
+                        .await?;
+                Ok(count_of(row.try_get(0)?))
             }
 
             async fn insert_inbox_row(
@@ -273,5 +552,7 @@ macro_rules! implement_operations {
     };
 }
 
-implement_operations!(Sqlite, SQLITE_SCHEMA);
-implement_operations!(Postgres, POSTGRES_SCHEMA);
+#[cfg(feature = "sqlite")]
+implement_operations!(Sqlite, SQLITE_TABLES, SQLITE_COLUMN_EXISTS, 1);
+#[cfg(feature = "postgres")]
+implement_operations!(Postgres, POSTGRES_TABLES, POSTGRES_COLUMN_EXISTS, 2);

@@ -28,7 +28,23 @@ pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Characters of an error answer kept in a [`crate::PublishError`].
 pub const ERROR_MESSAGE_CHARS_MAX: usize = 500;
 
+/// Bytes of error text kept with an outbox dead letter (the whole chain of
+/// causes, cut on a character boundary): the same bound as the error text
+/// Cairn's server keeps with its own dead letters.
+pub const DEAD_LETTER_ERROR_BYTES_MAX: usize = 4 * 1024;
+/// Dead letters [`crate::Outbox::dead_letters`] returns at most per call.
+pub const DEAD_LETTERS_LISTED_MAX: usize = 1_000;
+/// Hashes looked up in one statement when the relay checks whether a
+/// batch's predecessors are dead letters (one bound parameter each).
+pub const DEAD_LOOKUP_HASHES_MAX: usize = 500;
+/// How often at most the relay counts pending rows and dead letters for
+/// [`crate::RelayHandle::metrics`] (counting is a scan of an index).
+pub const RELAY_METRICS_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
+
 const _: () = assert!(RELAY_BATCH_FACTS_DEFAULT >= 1);
+const _: () = assert!(DEAD_LETTER_ERROR_BYTES_MAX >= 256);
+const _: () = assert!(DEAD_LOOKUP_HASHES_MAX >= 1 && DEAD_LOOKUP_HASHES_MAX < 32_000);
+const _: () = assert!(DEAD_LETTERS_LISTED_MAX >= 1);
 const _: () = assert!(RELAY_BATCH_FACTS_DEFAULT <= RELAY_BATCH_FACTS_MAX);
 // SQLite binds at most 32,766 parameters per statement.
 const _: () = assert!(RELAY_BATCH_FACTS_MAX < 32_000);

@@ -1,13 +1,16 @@
 //! [`Outbox`]: writes facts to publish into the `cairn_outbox` table inside
 //! the caller's own transaction, so that they are committed (or rolled back)
 //! together with the service's business data. [`crate::OutboxRelay`] then
-//! publishes them.
+//! publishes them. Also the operator's tools for the rows the relay set
+//! aside: list, count, retry and discard outbox dead letters.
 
-use cairn_fact::CanonicalFact;
+use cairn_fact::{CanonicalFact, Hash, HashParseError};
 use sqlx::{Pool, Transaction};
 
 use crate::database::{unix_time_ms, CairnDatabase};
+use crate::dead_letter::OutboxDeadLetter;
 use crate::fault::{reach, FaultInjector, InjectedFault, Step};
+use crate::limits::DEAD_LETTERS_LISTED_MAX;
 
 /// Enqueues facts for publication in the service's transaction.
 ///
@@ -45,6 +48,25 @@ pub enum OutboxError {
     /// A test injected a crash.
     #[error(transparent)]
     Injected(#[from] InjectedFault),
+}
+
+/// Why the dead letters could not be listed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeadLetterError {
+    /// The database refused or failed the statement.
+    #[error("cannot read the outbox's dead letters")]
+    Database(#[from] sqlx::Error),
+    /// A dead letter's hash column is not a hash: the table was changed by
+    /// something other than this crate.
+    #[error("outbox row {id} has a corrupt hash")]
+    CorruptHash {
+        /// The row's id.
+        id: i64,
+        /// What is wrong with it.
+        #[source]
+        source: HashParseError,
+    },
 }
 
 impl Outbox {
@@ -89,9 +111,74 @@ impl Outbox {
         Ok(n_inserted)
     }
 
-    /// Number of facts enqueued and committed but not yet published: the
-    /// relay's backlog, for metrics and tests.
+    /// Number of facts enqueued and committed but not yet published, dead
+    /// letters excepted: the relay's backlog, for metrics and tests. Both
+    /// this and [`Outbox::dead_letter_count`] are 0 when everything
+    /// committed is in Cairn.
     pub async fn unsent_count<DB: CairnDatabase>(pool: &Pool<DB>) -> Result<u64, sqlx::Error> {
-        DB::count_unsent(pool).await
+        DB::count_pending(pool).await
+    }
+
+    /// Number of outbox dead letters: rows the relay set aside because
+    /// Cairn refused them or a predecessor of theirs is a dead letter.
+    pub async fn dead_letter_count<DB: CairnDatabase>(pool: &Pool<DB>) -> Result<u64, sqlx::Error> {
+        DB::count_dead_letters(pool).await
+    }
+
+    /// The first `limit` dead letters (at most
+    /// [`DEAD_LETTERS_LISTED_MAX`]) in outbox order, each with the error
+    /// that set it aside. A dead letter whose predecessor is a dead letter
+    /// comes after it; retry or discard the first ones to see further.
+    pub async fn dead_letters<DB: CairnDatabase>(
+        pool: &Pool<DB>,
+        limit: usize,
+    ) -> Result<Vec<OutboxDeadLetter>, DeadLetterError> {
+        let rows = DB::select_dead_letters(pool, limit.min(DEAD_LETTERS_LISTED_MAX)).await?;
+        rows.into_iter()
+            .map(|row| {
+                let id = row.id;
+                Ok(OutboxDeadLetter {
+                    id,
+                    hash: Hash::from_hex(&row.hash)
+                        .map_err(|source| DeadLetterError::CorruptHash { id, source })?,
+                    canonical: row.canonical,
+                    error: row.failure,
+                    failed_at_ms: row.failed_at_ms,
+                    attempts: u64::try_from(row.failed_attempts).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    /// Puts the dead letter `hash` back for the relay; returns whether there
+    /// was such a dead letter. Call [`crate::RelayHandle::notify`] to have
+    /// it published now rather than at the relay's next poll.
+    ///
+    /// Order: the row keeps its place (its `id`) in the outbox, so the relay
+    /// publishes it before every row still pending that was enqueued after
+    /// it, and dead letters retried together are published in their
+    /// original order: retry a dead letter before (or with) the dead
+    /// letters that were set aside because of it, which are set aside again
+    /// otherwise. Rows enqueued after it that were published meanwhile stay
+    /// published; none of them depends on it, since those were set aside.
+    /// Fix the cause first (for `missing_predecessors`, publish the missing
+    /// predecessor, for example by enqueuing it): a retried row that Cairn
+    /// refuses again is set aside again, its `attempts` one higher.
+    pub async fn retry_dead_letter<DB: CairnDatabase>(
+        pool: &Pool<DB>,
+        hash: &Hash,
+    ) -> Result<bool, sqlx::Error> {
+        DB::retry_dead_letter(pool, &hash.to_hex()).await
+    }
+
+    /// Deletes the dead letter `hash`: its fact is never published (unless
+    /// enqueued again, which then makes a new row at the end of the
+    /// outbox). Returns whether there was such a dead letter. Dead letters
+    /// set aside because of it stay, and are set aside again if retried.
+    pub async fn discard_dead_letter<DB: CairnDatabase>(
+        pool: &Pool<DB>,
+        hash: &Hash,
+    ) -> Result<bool, sqlx::Error> {
+        DB::discard_dead_letter(pool, &hash.to_hex()).await
     }
 }

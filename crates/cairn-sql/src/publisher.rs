@@ -21,9 +21,12 @@ pub trait FactPublisher: Send + Sync + 'static {
     fn publish(&self, facts: Vec<CanonicalFact>) -> BoxFuture<'_, Result<(), PublishError>>;
 }
 
-/// Why publishing failed. The relay retries every kind with backoff, since
-/// rows cannot be dropped without losing facts; the kind tells the operator
-/// whether waiting will help.
+/// Why publishing failed. The kind decides what the relay does: it retries
+/// with backoff what waiting may fix ([`PublishError::is_transient`]) and
+/// what concerns the exchange rather than the facts (a wrong URL, a
+/// malformed answer); it sets aside as dead letters the facts that Cairn
+/// refuses ([`PublishError::refuses_facts`]), after narrowing a refused
+/// batch down to the refused facts.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PublishError {
@@ -68,5 +71,55 @@ impl PublishError {
     /// Whether waiting and publishing again is expected to succeed.
     pub fn is_transient(&self) -> bool {
         matches!(self, PublishError::Unavailable { .. })
+    }
+
+    /// Whether Cairn refused the facts themselves, so that publishing them
+    /// again as they are cannot succeed: 400 (an invalid fact), 413 (a fact
+    /// or batch too large), 422 (`missing_predecessors`), or a hash that
+    /// disagrees with the local one. Other refusals (404 from a wrong base
+    /// URL, 401/403, 405, 415) are about the exchange, not the facts: the
+    /// relay retries those rather than set the whole outbox aside.
+    pub fn refuses_facts(&self) -> bool {
+        match self {
+            PublishError::Rejected { status, .. } => matches!(status, 400 | 413 | 422),
+            PublishError::HashMismatch { .. } => true,
+            PublishError::Unavailable { .. } | PublishError::MalformedAnswer { .. } => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejected(status: u16) -> PublishError {
+        PublishError::Rejected {
+            status,
+            code: String::new(),
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn only_refusals_of_the_facts_refuse_facts() {
+        for status in [400, 413, 422] {
+            assert!(rejected(status).refuses_facts(), "status {status}");
+        }
+        for status in [401, 403, 404, 405, 415] {
+            assert!(!rejected(status).refuses_facts(), "status {status}");
+        }
+        let unavailable = PublishError::Unavailable {
+            message: String::new(),
+        };
+        assert!(!unavailable.refuses_facts());
+        let malformed = PublishError::MalformedAnswer {
+            message: String::new(),
+        };
+        assert!(!malformed.refuses_facts());
+        let mismatch = PublishError::HashMismatch {
+            expected: Hash([0; 32]),
+            answered: String::new(),
+        };
+        assert!(mismatch.refuses_facts());
     }
 }

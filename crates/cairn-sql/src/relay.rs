@@ -1,56 +1,58 @@
 //! [`OutboxRelay`]: the long-running task that publishes committed outbox
-//! rows to Cairn in insertion order and marks them sent.
-//!
-//! Crash safety rests on the order of the steps: a row is marked sent only
-//! after Cairn has acknowledged it durably, so a crash anywhere leaves each
-//! row either unsent (and it is published again, which content addressing
-//! makes harmless) or sent and in Cairn. Nothing from a rolled-back
-//! transaction is ever visible to the relay.
+//! rows to Cairn in insertion order, marks them sent, and sets aside as
+//! dead letters the rows that Cairn refuses, so that one bad fact cannot
+//! block the rest. This file holds its options and its loop (waits,
+//! backoff, wake-ups, shutdown and drain); one pass is in
+//! [`crate::publishing`], its decisions in [`crate::triage`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cairn_fact::{CanonicalFact, FactError, Hash, HashParseError};
+use cairn_fact::{FactError, HashParseError};
 use sqlx::Pool;
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
-use crate::database::{sealed::OutboxRow, unix_time_ms, CairnDatabase};
-use crate::fault::{reach, FaultInjector, InjectedFault, Step};
+use crate::database::CairnDatabase;
+use crate::fault::{FaultInjector, InjectedFault};
 use crate::limits::{
-    RELAY_BACKOFF_INITIAL_DEFAULT, RELAY_BACKOFF_MAX_DEFAULT, RELAY_BATCH_BYTES_MAX,
-    RELAY_BATCH_FACTS_DEFAULT, RELAY_BATCH_FACTS_MAX, RELAY_POLL_INTERVAL_DEFAULT,
-    RELAY_PURGE_INTERVAL,
+    RELAY_BACKOFF_INITIAL_DEFAULT, RELAY_BACKOFF_MAX_DEFAULT, RELAY_BATCH_FACTS_DEFAULT,
+    RELAY_BATCH_FACTS_MAX, RELAY_POLL_INTERVAL_DEFAULT,
 };
 use crate::publisher::{FactPublisher, PublishError};
+use crate::publishing::{PassOutcome, Publishing};
+use crate::relay_handle::{DrainError, DrainOutcome, DrainRequest, RelayHandle};
+use crate::relay_metrics::RelayCounters;
+use crate::relay_task::RelayTask;
 
 /// Publishes the outbox to Cairn until shut down.
 ///
 /// Built with [`OutboxRelay::new`] and the option methods, then driven by
-/// [`OutboxRelay::run`] in a task of its own. Each pass reads up to
-/// `batch_facts_max` unsent rows in `id` order, publishes them in one call
-/// and marks them sent in one statement. After a failed pass it waits
-/// (exponential backoff with jitter) and tries again; when the outbox is
-/// empty it sleeps until [`RelayHandle::notify`] or the poll interval.
+/// [`OutboxRelay::run`] in a task of its own (or started with
+/// [`OutboxRelay::spawn`]). Each pass reads up to `batch_facts_max` pending
+/// rows in `id` order, publishes them in one call and marks them sent in
+/// one statement. After a failed pass it waits (exponential backoff with
+/// jitter) and tries again; when the outbox is empty it sleeps until
+/// [`RelayHandle::notify`] or the poll interval.
 ///
 /// ```no_run
 /// # async fn example(pool: sqlx::SqlitePool) -> Result<(), Box<dyn std::error::Error>> {
 /// use std::sync::Arc;
 /// use std::time::Duration;
 /// use cairn_sql::{HttpPublisher, OutboxRelay};
-/// use tokio_util::sync::CancellationToken;
 ///
 /// let publisher = Arc::new(HttpPublisher::new("http://127.0.0.1:7710")?);
 /// let relay = OutboxRelay::new(pool, publisher)
 ///     .batch_facts_max(200)
-///     .poll_interval(Duration::from_millis(500));
+///     .poll_interval(Duration::from_millis(500))
+///     .spawn();
 /// let handle = relay.handle(); // call handle.notify() after each commit
-/// let shutdown = CancellationToken::new();
-/// let task = tokio::spawn(relay.run(shutdown.clone()));
-/// // … serve; at the end:
-/// shutdown.cancel();
-/// task.await??;
+/// // … serve; at the end, publish what is committed (for 10 s at most):
+/// let left = relay.drain_and_stop(Duration::from_secs(10)).await?;
+/// if left.n_unsent > 0 {
+///     eprintln!("{} facts are published at the next start", left.n_unsent);
+/// }
 /// # Ok(()) }
 /// ```
 ///
@@ -59,41 +61,34 @@ use crate::publisher::{FactPublisher, PublishError};
 ///
 /// Order: a fact is published after every fact enqueued before it in the
 /// same transaction or in a transaction that committed before it began, so
-/// predecessors enqueued first reach Cairn first. If Cairn refuses a batch
-/// (for example a predecessor is missing because it was never enqueued),
-/// the relay keeps retrying that batch with backoff and logs an error: it
-/// never skips a row, since that would lose a fact.
+/// predecessors enqueued first reach Cairn first.
+///
+/// Refusals: when Cairn refuses a batch because of its facts
+/// ([`PublishError::refuses_facts`]: an invalid fact, or
+/// `missing_predecessors` when a predecessor was never enqueued), the relay
+/// publishes the batch again in halves, in order, until it has found the
+/// refused rows, and sets each aside as an outbox dead letter with the
+/// error (see [`crate::Outbox::dead_letters`]), logged with
+/// `tracing::error!` and counted in [`RelayHandle::metrics`]. A row that
+/// names a dead letter as predecessor (directly or through other dead
+/// letters) cannot be stored either, and is set aside too, with an error
+/// naming that predecessor; every other row goes on, in order. Failures
+/// that waiting may fix (Cairn unreachable, 5xx, 429) and refusals that are
+/// not about the facts (a wrong URL, a malformed answer) set nothing aside:
+/// the relay retries the batch with backoff, as it retries database
+/// failures.
 pub struct OutboxRelay<DB: CairnDatabase> {
-    pool: Pool<DB>,
-    publisher: Arc<dyn FactPublisher>,
-    batch_facts_max: usize,
+    publishing: Publishing<DB>,
     poll_interval: Duration,
     backoff: Backoff,
-    sent_retention: Option<Duration>,
-    fault_injector: Option<FaultInjector>,
     wake: Arc<Notify>,
-    /// When sent rows were last purged.
-    last_purge_at: Instant,
-}
-
-/// A cheap-to-clone handle that wakes the relay, for the service to call
-/// after committing a transaction that enqueued facts.
-#[derive(Clone, Debug)]
-pub struct RelayHandle {
-    wake: Arc<Notify>,
-}
-
-impl RelayHandle {
-    /// Makes the relay look at the outbox now instead of at its next poll.
-    /// A wake-up while the relay is busy is kept for its next wait, so
-    /// none is lost.
-    pub fn notify(&self) {
-        self.wake.notify_one();
-    }
+    drain_sender: mpsc::Sender<DrainRequest>,
+    drain_requests: mpsc::Receiver<DrainRequest>,
 }
 
 /// Why the relay stopped before being shut down. Database and publishing
-/// failures are not here: the relay retries those for as long as it runs.
+/// failures are not here: the relay retries those for as long as it runs
+/// (and sets aside the facts that Cairn refuses).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RelayError {
@@ -124,7 +119,7 @@ pub enum RelayError {
 }
 
 /// What one failed pass leaves the relay to do.
-enum PassError {
+pub(crate) enum PassError {
     /// Wait and try again.
     Retry(RetryCause),
     /// Stop.
@@ -133,7 +128,7 @@ enum PassError {
 
 /// A failure worth retrying.
 #[derive(Debug, thiserror::Error)]
-enum RetryCause {
+pub(crate) enum RetryCause {
     #[error("the outbox database failed")]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
@@ -155,27 +150,38 @@ impl From<InjectedFault> for PassError {
 impl<DB: CairnDatabase> OutboxRelay<DB> {
     /// A relay that publishes the outbox in `pool` through `publisher`.
     pub fn new(pool: Pool<DB>, publisher: Arc<dyn FactPublisher>) -> OutboxRelay<DB> {
+        // One request at a time: a drain ends the relay, so a second one
+        // waits and then learns that the relay is not running.
+        let (drain_sender, drain_requests) = mpsc::channel(1);
         OutboxRelay {
-            pool,
-            publisher,
-            batch_facts_max: RELAY_BATCH_FACTS_DEFAULT,
+            publishing: Publishing {
+                pool,
+                publisher,
+                batch_facts_max: RELAY_BATCH_FACTS_DEFAULT,
+                sent_retention: None,
+                fault_injector: None,
+                counters: Arc::new(RelayCounters::default()),
+                last_purge_at: Instant::now(),
+                last_count_at: None,
+            },
             poll_interval: RELAY_POLL_INTERVAL_DEFAULT,
             backoff: Backoff {
                 initial: RELAY_BACKOFF_INITIAL_DEFAULT,
                 max: RELAY_BACKOFF_MAX_DEFAULT,
             },
-            sent_retention: None,
-            fault_injector: None,
             wake: Arc::new(Notify::new()),
-            last_purge_at: Instant::now(),
+            drain_sender,
+            drain_requests,
         }
     }
 
     /// Facts published per call at most, clamped to
     /// `1..=`[`RELAY_BATCH_FACTS_MAX`] (default [`RELAY_BATCH_FACTS_DEFAULT`]).
-    /// A batch also stops before [`RELAY_BATCH_BYTES_MAX`] canonical bytes.
+    /// A batch also stops before
+    /// [`RELAY_BATCH_BYTES_MAX`](crate::limits::RELAY_BATCH_BYTES_MAX)
+    /// canonical bytes.
     pub fn batch_facts_max(mut self, batch_facts_max: usize) -> OutboxRelay<DB> {
-        self.batch_facts_max = batch_facts_max.clamp(1, RELAY_BATCH_FACTS_MAX);
+        self.publishing.batch_facts_max = batch_facts_max.clamp(1, RELAY_BATCH_FACTS_MAX);
         self
     }
 
@@ -199,133 +205,198 @@ impl<DB: CairnDatabase> OutboxRelay<DB> {
 
     /// Deletes rows that were sent `retention` ago or longer, after each
     /// pass that published something and, when idle, every
-    /// [`RELAY_PURGE_INTERVAL`]. By default sent rows are kept (which keeps
-    /// enqueuing an already-published fact a no-op).
+    /// [`RELAY_PURGE_INTERVAL`](crate::limits::RELAY_PURGE_INTERVAL). By
+    /// default sent rows are kept (which keeps enqueuing an
+    /// already-published fact a no-op). Dead letters are never purged.
     pub fn sent_retention(mut self, retention: Duration) -> OutboxRelay<DB> {
-        self.sent_retention = Some(retention);
+        self.publishing.sent_retention = Some(retention);
         self
     }
 
     /// For crash tests only: calls `injector` at
-    /// [`Step::RelayAfterReadBeforePublish`],
-    /// [`Step::RelayAfterPublishBeforeMarkSent`] and
-    /// [`Step::RelayAfterMarkSent`]; an injected fault stops
-    /// [`OutboxRelay::run`] as a crash would.
+    /// [`Step::RelayAfterReadBeforePublish`](crate::fault::Step::RelayAfterReadBeforePublish),
+    /// [`Step::RelayAfterPublishBeforeMarkSent`](crate::fault::Step::RelayAfterPublishBeforeMarkSent) and
+    /// [`Step::RelayAfterMarkSent`](crate::fault::Step::RelayAfterMarkSent);
+    /// an injected fault stops [`OutboxRelay::run`] as a crash would.
     pub fn with_fault_injector(mut self, injector: FaultInjector) -> OutboxRelay<DB> {
-        self.fault_injector = Some(injector);
+        self.publishing.fault_injector = Some(injector);
         self
     }
 
-    /// A handle to wake this relay.
+    /// A handle to wake this relay, read its metrics and drain it.
     pub fn handle(&self) -> RelayHandle {
         RelayHandle {
             wake: Arc::clone(&self.wake),
+            counters: Arc::clone(&self.publishing.counters),
+            drain_requests: self.drain_sender.clone(),
         }
     }
 
-    /// Publishes until `shutdown` is cancelled, then returns `Ok(())`.
+    /// Runs the relay in a new tokio task (see [`RelayTask`]), with a
+    /// shutdown token of its own.
+    pub fn spawn(self) -> RelayTask {
+        RelayTask::spawn(self)
+    }
+
+    /// Publishes until `shutdown` is cancelled or a drain
+    /// ([`RelayHandle::drain_and_stop`]) ends, then returns `Ok(())`.
     /// Shutdown is checked between passes and interrupts any wait; a pass
-    /// in progress finishes first (the publisher's timeout bounds it).
-    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), RelayError> {
+    /// in progress finishes first (the publisher's timeout bounds it),
+    /// except at a drain's deadline.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), RelayError> {
+        let OutboxRelay {
+            mut publishing,
+            poll_interval,
+            backoff,
+            wake,
+            // Kept so that the channel stays open while the relay runs,
+            // even when no handle exists.
+            drain_sender: _drain_sender,
+            mut drain_requests,
+        } = self;
+        let mut drain: Option<Drain> = None;
         let mut consecutive_failures: u32 = 0;
-        while !shutdown.is_cancelled() {
-            let wait = match self.pass().await {
-                Ok(n_published) => {
+        loop {
+            if shutdown.is_cancelled() || drain.as_ref().is_some_and(Drain::is_overdue) {
+                break;
+            }
+            let pass_result = {
+                let pass = publishing.pass();
+                tokio::pin!(pass);
+                loop {
+                    tokio::select! {
+                        result = &mut pass => break Some(result),
+                        Some(request) = drain_requests.recv(), if drain.is_none() => {
+                            drain = Some(Drain::new(request));
+                        }
+                        () = until(drain.as_ref().map(|drain| drain.deadline)) => break None,
+                    }
+                }
+            };
+            let wait = match pass_result {
+                // The drain's deadline came during the pass.
+                None => break,
+                Some(Err(PassError::Stop(error))) => return Err(error),
+                Some(Err(PassError::Retry(cause))) => {
+                    consecutive_failures = consecutive_failures.saturating_add(1);
+                    publishing.counters.add_retry();
+                    let delay = backoff.delay(consecutive_failures, fastrand::f64());
+                    log_failure(&cause, consecutive_failures, delay);
+                    Some(delay)
+                }
+                Some(Ok(outcome)) => {
                     consecutive_failures = 0;
-                    if n_published > 0 {
+                    if let Some(drain) = &mut drain {
+                        if drain.is_done(&publishing.pool, outcome).await {
+                            break;
+                        }
+                    }
+                    if outcome.n_rows > 0 {
                         // More rows may be waiting: look again at once.
                         continue;
                     }
                     None
                 }
-                Err(PassError::Stop(error)) => return Err(error),
-                Err(PassError::Retry(cause)) => {
-                    consecutive_failures = consecutive_failures.saturating_add(1);
-                    let delay = self.backoff.delay(consecutive_failures, fastrand::f64());
-                    log_failure(&cause, consecutive_failures, delay);
-                    Some(delay)
-                }
             };
-            match wait {
-                Some(delay) => {
-                    tokio::select! {
-                        () = shutdown.cancelled() => {}
-                        () = tokio::time::sleep(delay) => {}
-                    }
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                () = wake.notified(), if wait.is_none() => {}
+                // `sleep` (not `sleep_until`) copes with any duration.
+                () = tokio::time::sleep(wait.unwrap_or(poll_interval)) => {}
+                Some(request) = drain_requests.recv(), if drain.is_none() => {
+                    drain = Some(Drain::new(request));
                 }
-                None => {
-                    tokio::select! {
-                        () = shutdown.cancelled() => {}
-                        () = self.wake.notified() => {}
-                        () = tokio::time::sleep(self.poll_interval) => {}
-                    }
-                }
+                () = until(drain.as_ref().map(|drain| drain.deadline)) => {}
             }
         }
-        Ok(())
-    }
-
-    /// Publishes one batch; returns how many facts it published.
-    async fn pass(&mut self) -> Result<usize, PassError> {
-        let rows = DB::select_unsent(&self.pool, self.batch_facts_max).await?;
-        if rows.is_empty() {
-            if self.last_purge_at.elapsed() >= RELAY_PURGE_INTERVAL {
-                self.purge_sent(unix_time_ms()).await?;
-            }
-            return Ok(0);
+        if let Some(drain) = drain {
+            drain.answer(&publishing.pool).await;
         }
-        let (ids, facts) = batch_of(rows).map_err(PassError::Stop)?;
-        let injector = self.fault_injector.as_ref();
-        reach(injector, Step::RelayAfterReadBeforePublish)?;
-        let n_facts = facts.len();
-        self.publisher
-            .publish(facts)
-            .await
-            .map_err(|error| PassError::Retry(RetryCause::Publish(error)))?;
-        reach(injector, Step::RelayAfterPublishBeforeMarkSent)?;
-        let sent_at_ms = unix_time_ms();
-        DB::mark_sent(&self.pool, &ids, sent_at_ms).await?;
-        reach(injector, Step::RelayAfterMarkSent)?;
-        tracing::debug!(n_facts, "published outbox facts");
-        self.purge_sent(sent_at_ms).await?;
-        Ok(n_facts)
-    }
-
-    /// Deletes the rows sent at least the retention before `now_ms`, if a
-    /// retention is set.
-    async fn purge_sent(&mut self, now_ms: i64) -> Result<(), sqlx::Error> {
-        if let Some(retention) = self.sent_retention {
-            let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-            let n_deleted =
-                DB::delete_sent_up_to(&self.pool, now_ms.saturating_sub(retention_ms)).await?;
-            tracing::debug!(n_deleted, "purged sent outbox rows");
-        }
-        self.last_purge_at = Instant::now();
         Ok(())
     }
 }
 
-/// Turns rows read in `id` order into the ids and facts of one batch, cut
-/// before [`RELAY_BATCH_BYTES_MAX`] canonical bytes (but never empty), and
-/// checks every row: its canonical bytes must be the fact its hash names.
-fn batch_of(rows: Vec<OutboxRow>) -> Result<(Vec<i64>, Vec<CanonicalFact>), RelayError> {
-    let mut ids = Vec::with_capacity(rows.len());
-    let mut facts = Vec::with_capacity(rows.len());
-    let mut batch_bytes = 0;
-    for row in rows {
-        batch_bytes += row.canonical.len();
-        if !facts.is_empty() && batch_bytes > RELAY_BATCH_BYTES_MAX {
-            break;
+/// A drain in progress: publish up to the last row pending when it began,
+/// before the deadline.
+struct Drain {
+    deadline: tokio::time::Instant,
+    reply: tokio::sync::oneshot::Sender<Result<DrainOutcome, DrainError>>,
+    /// The last pending row when the drain began: `None` until known.
+    last_id: Option<Option<i64>>,
+}
+
+impl Drain {
+    fn new(request: DrainRequest) -> Drain {
+        tracing::info!("draining the outbox before stopping");
+        Drain {
+            deadline: request.deadline,
+            reply: request.reply,
+            last_id: None,
         }
-        let id = row.id;
-        let hash =
-            Hash::from_hex(&row.hash).map_err(|source| RelayError::CorruptHash { id, source })?;
-        let fact = CanonicalFact::verify_stored(&row.canonical, &hash)
-            .map_err(|source| RelayError::CorruptRow { id, source })?;
-        ids.push(row.id);
-        facts.push(fact);
     }
-    Ok((ids, facts))
+
+    fn is_overdue(&self) -> bool {
+        tokio::time::Instant::now() >= self.deadline
+    }
+
+    /// Whether a pass that ended with `outcome` finished the drain. The
+    /// first pass after the request fixes the drain's last row (a row
+    /// committed in between counts as enqueued before the drain, which is
+    /// harmless); if that cannot be read, the next pass tries again.
+    async fn is_done<DB: CairnDatabase>(&mut self, pool: &Pool<DB>, outcome: PassOutcome) -> bool {
+        if outcome.n_rows == 0 {
+            return true;
+        }
+        let last_id = match self.last_id {
+            Some(last_id) => last_id,
+            None => match DB::max_pending_id(pool).await {
+                Ok(max_pending_id) => {
+                    // Rows this pass dealt with were pending too.
+                    let last_id = max_pending_id.max(outcome.last_id);
+                    self.last_id = Some(last_id);
+                    last_id
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the end of the outbox to drain");
+                    return false;
+                }
+            },
+        };
+        outcome.last_id >= last_id
+    }
+
+    /// Counts what is left and answers the request.
+    async fn answer<DB: CairnDatabase>(self, pool: &Pool<DB>) {
+        let counted = async {
+            Ok::<_, sqlx::Error>(DrainOutcome {
+                n_unsent: DB::count_pending(pool).await?,
+                n_dead_letters: DB::count_dead_letters(pool).await?,
+            })
+        };
+        let answer = counted.await.map_err(DrainError::Database);
+        match &answer {
+            Ok(outcome) if outcome.n_unsent > 0 => tracing::warn!(
+                n_unsent = outcome.n_unsent,
+                n_dead_letters = outcome.n_dead_letters,
+                "outbox relay stopped with facts unsent; they are published at the next start"
+            ),
+            Ok(outcome) => tracing::info!(
+                n_dead_letters = outcome.n_dead_letters,
+                "outbox relay drained and stopped"
+            ),
+            Err(error) => tracing::warn!(%error, "outbox relay stopped; cannot count what is left"),
+        }
+        // The caller may have given up waiting: nobody to tell then.
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// Waits until `deadline`, or forever without one.
+async fn until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn log_failure(cause: &RetryCause, consecutive_failures: u32, delay: Duration) {
@@ -337,6 +408,6 @@ fn log_failure(cause: &RetryCause, consecutive_failures: u32, delay: Duration) {
     if transient {
         tracing::warn!(error = %cause, consecutive_failures, delay_ms, "outbox relay pass failed; retrying");
     } else {
-        tracing::error!(error = %cause, consecutive_failures, delay_ms, "Cairn refused outbox facts; retrying, operator attention needed");
+        tracing::error!(error = %cause, consecutive_failures, delay_ms, "Cairn refused the exchange (not the facts); retrying, operator attention needed");
     }
 }

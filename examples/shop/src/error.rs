@@ -48,9 +48,10 @@ pub enum ServiceError {
     /// The resilient HTTP client could not be built.
     #[error("cannot build the HTTP client")]
     HttpClient(#[from] cairn_resilient::BuildError),
-    /// The outbox relay stopped on an outbox it cannot publish.
-    #[error("the outbox relay stopped")]
-    Relay(#[from] cairn_sql::RelayError),
+    /// The outbox relay stopped on an outbox it cannot publish, or could
+    /// not say what it left at shutdown.
+    #[error("the outbox relay failed")]
+    Relay(#[from] cairn_sql::DrainError),
     /// The signal handlers could not be installed.
     #[error("cannot listen for SIGINT and SIGTERM")]
     Signals(#[source] std::io::Error),

@@ -26,6 +26,5 @@ pub mod facts;
 pub mod limits;
 pub mod orders;
 pub mod process;
-pub mod relay;
 pub mod sqlite;
 pub mod subscriptions;

@@ -48,8 +48,6 @@ pub const RELAY_POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// Time the relay gets at shutdown to publish what is still in the outbox
 /// (the rest is published at the next start).
 pub const RELAY_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
-/// Pause between two looks at the outbox while draining it.
-pub const RELAY_DRAIN_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Connections of each service's SQLite pool (SQLite serializes writers).
 pub const SQLITE_CONNECTIONS_MAX: u32 = 4;

@@ -5,5 +5,6 @@
 
 mod client_publisher;
 mod common;
+mod dead_letters;
 mod inbox;
 mod outbox;

@@ -11,18 +11,18 @@ pub mod gateway;
 pub mod notice;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use cairn_client::{Client, ClientOptions, Delivery, TypedFact};
-use cairn_sql::{Inbox, Outbox};
+use cairn_sql::{Inbox, Outbox, OutboxRelay};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ServiceError;
 use crate::facts::OrderPlaced;
 use crate::limits::{
     BILLING_ATTEMPTS_MAX, BILLING_BACKOFF_INITIAL_MS, BILLING_BACKOFF_MAX_MS, BILLING_LEASE_MS,
-    BILLING_SUBSCRIPTION,
+    BILLING_SUBSCRIPTION, RELAY_DRAIN_TIMEOUT, RELAY_POLL_INTERVAL,
 };
-use crate::relay::RunningRelay;
 use crate::sqlite::open_database;
 use crate::subscriptions::{definition, ensure_subscription, run_subscriber};
 use charges::Billing;
@@ -48,7 +48,9 @@ pub async fn run(options: BillingOptions, shutdown: CancellationToken) -> Result
     charges::create_tables(&pool).await?;
     let client = Client::remote(ClientOptions::new([options.cairn_url.as_str()]))?;
     let notices = NoticeSender::new(&options.orders_url)?;
-    let relay = RunningRelay::start(pool.clone(), client.clone());
+    let relay = OutboxRelay::new(pool.clone(), Arc::new(client.clone()))
+        .poll_interval(RELAY_POLL_INTERVAL)
+        .spawn();
     tracing::info!(cairn = %options.cairn_url, orders = %options.orders_url, data = %options.data_dir.display(), "billing started");
 
     let definition = definition(
@@ -78,7 +80,7 @@ pub async fn run(options: BillingOptions, shutdown: CancellationToken) -> Result
             Ok(None) => Ok(()),
             Err(error) => Err(error),
         };
-    let drained = relay.drain_and_stop().await;
+    let drained = relay.drain_and_stop(RELAY_DRAIN_TIMEOUT).await;
     pool.close().await;
     subscribed?;
     drained?;

@@ -11,13 +11,14 @@ pub mod store;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use cairn_client::{Client, ClientOptions};
-use cairn_sql::Outbox;
+use cairn_sql::{Outbox, OutboxRelay};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ServiceError;
-use crate::relay::RunningRelay;
+use crate::limits::{RELAY_DRAIN_TIMEOUT, RELAY_POLL_INTERVAL};
 use crate::sqlite::open_database;
 use payments::PaymentKind;
 use routes::AppState;
@@ -41,7 +42,9 @@ pub async fn run(options: OrdersOptions, shutdown: CancellationToken) -> Result<
     let pool = open_database(&options.data_dir, DATABASE_FILE).await?;
     store::create_tables(&pool).await?;
     let client = Client::remote(ClientOptions::new([options.cairn_url.as_str()]))?;
-    let relay = RunningRelay::start(pool.clone(), client.clone());
+    let relay = OutboxRelay::new(pool.clone(), Arc::new(client.clone()))
+        .poll_interval(RELAY_POLL_INTERVAL)
+        .spawn();
 
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
@@ -91,8 +94,8 @@ pub async fn run(options: OrdersOptions, shutdown: CancellationToken) -> Result<
             first_error.get_or_insert(error);
         }
     }
-    if let Err(error) = relay.drain_and_stop().await {
-        first_error.get_or_insert(error);
+    if let Err(error) = relay.drain_and_stop(RELAY_DRAIN_TIMEOUT).await {
+        first_error.get_or_insert(error.into());
     }
     pool.close().await;
     match first_error {
