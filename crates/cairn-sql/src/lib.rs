@@ -11,7 +11,8 @@
 //!   only after Cairn has it and publishing it again changes nothing.
 //! - [`Inbox::process`] records a message's hash in `cairn_inbox` in the
 //!   same transaction as the handler's writes, so a redelivered message has
-//!   no second effect.
+//!   no second effect; [`with_inbox`] makes a subscriber's handler do so in
+//!   one line.
 //!
 //! - A fact Cairn refuses (an invalid fact, or `missing_predecessors`
 //!   because its predecessor was never enqueued) does not block the outbox:
@@ -54,6 +55,7 @@ mod dead_letter;
 pub mod fault;
 mod http_publisher;
 mod inbox;
+mod inbox_handler;
 pub mod limits;
 mod outbox;
 mod publisher;
@@ -67,6 +69,7 @@ mod triage;
 pub use database::{migrate, CairnDatabase};
 pub use dead_letter::OutboxDeadLetter;
 pub use http_publisher::{HttpClientError, HttpPublisher};
+pub use inbox_handler::with_inbox;
 pub use inbox::{Inbox, InboxError, Processed};
 pub use outbox::{DeadLetterError, Outbox, OutboxError};
 pub use publisher::{FactPublisher, PublishError};

@@ -4,6 +4,7 @@
 //! publishes them. Also the operator's tools for the rows the relay set
 //! aside: list, count, retry and discard outbox dead letters.
 
+use cairn_client::{to_canonical_fact, TypedFact};
 use cairn_fact::{CanonicalFact, Hash, HashParseError};
 use sqlx::{Pool, Transaction};
 
@@ -45,6 +46,9 @@ pub enum OutboxError {
     /// The database refused or failed a statement.
     #[error("cannot write to the outbox")]
     Database(#[from] sqlx::Error),
+    /// A typed value could not be made into a fact.
+    #[error("cannot build the fact to enqueue")]
+    Fact(#[from] cairn_client::ClientError),
     /// A test injected a crash.
     #[error(transparent)]
     Injected(#[from] InjectedFault),
@@ -80,6 +84,19 @@ impl Outbox {
     pub fn with_fault_injector(mut self, injector: FaultInjector) -> Outbox {
         self.fault_injector = Some(injector);
         self
+    }
+
+    /// Enqueues one typed value as a fact (see [`Outbox::enqueue`]) and
+    /// returns the fact's hash, known before Cairn has it.
+    pub async fn enqueue_value<DB: CairnDatabase, T: TypedFact>(
+        &self,
+        transaction: &mut Transaction<'_, DB>,
+        value: &T,
+    ) -> Result<Hash, OutboxError> {
+        let fact = to_canonical_fact(value)?;
+        let hash = fact.hash;
+        self.enqueue(transaction, &[fact]).await?;
+        Ok(hash)
     }
 
     /// Inserts `facts` into the outbox within `transaction`, in order (the

@@ -1,0 +1,69 @@
+//! [`with_inbox`]: a subscriber handler made idempotent through the inbox
+//! in one line. The handler runs inside the inbox's transaction: its writes
+//! (business rows, outbox entries) commit together with the record of the
+//! message, so a redelivered message finds the record and has no second
+//! effect, and a failed or crashed handling leaves nothing behind.
+
+use cairn_client::{Delivery, HandlerError};
+use futures_util::future::BoxFuture;
+use sqlx::{Pool, Transaction};
+
+use crate::database::CairnDatabase;
+use crate::inbox::{Inbox, InboxError};
+
+/// Wraps `handler` for a [`cairn_client::Subscriber`]: each delivery is
+/// processed once per subscription (the inbox's consumer name is the
+/// subscription's), with `handler`'s writes in the same transaction.
+///
+/// ```no_run
+/// # use cairn_client::{Client, Delivery, Subscriber};
+/// # async fn example(client: Client, pool: sqlx::SqlitePool) -> cairn_client::Result<()> {
+/// use cairn_sql::with_inbox;
+///
+/// let handler = with_inbox(pool, |delivery: Delivery, transaction| {
+///     Box::pin(async move {
+///         sqlx::query("INSERT INTO seen (hash) VALUES ($1)")
+///             .bind(delivery.hash().to_hex())
+///             .execute(&mut **transaction)
+///             .await?;
+///         Ok(())
+///     })
+/// });
+/// Subscriber::new(client, "audit", handler)
+///     .run(tokio_util::sync::CancellationToken::new())
+///     .await?;
+/// # Ok(()) }
+/// ```
+///
+/// A function rather than a method on the handler: Rust infers the
+/// closure's higher-ranked signature (the transaction borrowed for the
+/// future's lifetime) only from a function argument's bound.
+pub fn with_inbox<DB, H>(
+    pool: Pool<DB>,
+    handler: H,
+) -> impl Fn(Delivery) -> BoxFuture<'static, Result<(), HandlerError>> + Send + Sync + 'static
+where
+    DB: CairnDatabase,
+    H: for<'t> Fn(Delivery, &'t mut Transaction<'static, DB>) -> BoxFuture<'t, Result<(), HandlerError>>
+        + Send
+        + Sync
+        + 'static,
+{
+    let handler = std::sync::Arc::new(handler);
+    move |delivery: Delivery| {
+        let pool = pool.clone();
+        let handler = std::sync::Arc::clone(&handler);
+        Box::pin(async move {
+            let inbox = Inbox::new(delivery.subscription());
+            let hash = delivery.hash();
+            let processed = inbox
+                .process(&pool, &hash, move |transaction| handler(delivery, transaction))
+                .await;
+            match processed {
+                Ok(_) => Ok(()),
+                Err(InboxError::Handler(error)) => Err(error),
+                Err(error) => Err(HandlerError::from(error)),
+            }
+        })
+    }
+}
