@@ -106,6 +106,21 @@ impl Client {
     /// [`ClientError::Closed`]. Dropping the last clone without closing
     /// stops the node too (every acknowledged write is durable already),
     /// but releases the data directory only once in-flight work has ended.
+    ///
+    /// ```
+    /// use cairn_client::{Client, EmbeddedOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let options = EmbeddedOptions::new(dir.path()).listen("127.0.0.1:0");
+    /// let client = Client::embedded_with(options).await?;
+    /// let address = client.local_address().expect("the node listens");
+    /// println!("cairn subs list --server http://{address}");
+    /// client.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn embedded_with(options: EmbeddedOptions) -> Result<Client> {
         let mut node = NodeOptions::embedded(options.data_dir)
             .build()

@@ -77,6 +77,26 @@ impl Delivery {
 /// `anyhow::Error`, a `String` or a `&str` (everything that converts into
 /// `Box<dyn Error + Send + Sync>`). For that reason it does not implement
 /// `Display` or `Error` itself: it would then convert into itself twice.
+///
+/// ```
+/// use cairn_client::{Delivery, HandlerError};
+///
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("cannot charge the order")]
+/// struct ChargeError(#[source] std::io::Error);
+///
+/// async fn handle(delivery: Delivery) -> Result<(), HandlerError> {
+///     let total: f64 = delivery.fact()["fields"]["total"].to_string().parse()?;
+///     if total > 100.0 {
+///         let refused = std::io::Error::other("connection refused");
+///         Err(ChargeError(refused))?;
+///     }
+///     Ok(())
+/// }
+///
+/// let error = HandlerError::from(ChargeError(std::io::Error::other("connection refused")));
+/// assert_eq!(error.message(), "cannot charge the order: connection refused");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HandlerError {
     message: String,
