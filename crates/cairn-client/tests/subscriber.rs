@@ -278,6 +278,22 @@ enum ChargeError {
 #[error("cannot reach gateway.example")]
 struct GatewayError(#[source] std::io::Error);
 
+/// An application's catch-all error converts with `?` too, its context
+/// layers kept as causes.
+#[test]
+fn anyhow_errors_convert_with_their_context() {
+    fn charge() -> Result<(), HandlerError> {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        Err(anyhow::Error::new(refused).context("cannot reach gateway.example"))
+            .map_err(|error| error.context("charging o-1"))?;
+        Ok(())
+    }
+    assert_eq!(
+        charge().expect_err("charging fails").message(),
+        "charging o-1: cannot reach gateway.example: refused"
+    );
+}
+
 #[tokio::test]
 async fn dead_letters_keep_every_cause_of_a_handler_error() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
