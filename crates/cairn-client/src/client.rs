@@ -3,6 +3,7 @@
 //! client-side hashes (checked against the server's), paging, request and
 //! reply.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use cairn_api::meta::LOG_LAST_SEQ_METRIC;
@@ -51,6 +52,21 @@ impl Client {
     /// nack, extend, ...).
     pub fn transport(&self) -> &Arc<dyn Transport> {
         &self.transport
+    }
+
+    /// Closes the client and every clone of it: afterwards their calls fail
+    /// with [`ClientError::Closed`]. An embedded node's long-polls end, its
+    /// listener stops and its store is closed durably before this returns;
+    /// a remote server is not affected. Calling it again does nothing more.
+    pub async fn close(&self) {
+        self.transport.close().await;
+    }
+
+    /// The local address an embedded node serves API v1 on (see
+    /// `EmbeddedOptions::listen`); `None` for a remote client or a node
+    /// that does not listen.
+    pub fn local_address(&self) -> Option<SocketAddr> {
+        self.transport.local_address()
     }
 
     /// Stores a typed fact and returns the server's result, after checking

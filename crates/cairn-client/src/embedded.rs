@@ -5,45 +5,148 @@
 //! unchanged against either.
 //!
 //! Requests are dispatched into the node's router in-process (no socket),
-//! so every validation, answer and error is the server's own.
+//! so every validation, answer and error is the server's own. With
+//! [`EmbeddedOptions::listen`] the node also serves API v1 on a local TCP
+//! port, so that `cairn subs …`, the console or `curl` reach it.
+//!
+//! The node belongs to the client: it lives as long as any clone of the
+//! [`Client`] (a running [`Subscriber`](crate::Subscriber) holds one), so
+//! its lifetime cannot be cut short by a handle dropped too early.
+//! [`Client::close`] closes it durably, for every clone at once.
 
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use axum::Router;
 use cairn_server::{Node, NodeOptions};
 
 use crate::client::Client;
 use crate::error::{ClientError, Result};
 use crate::remote::RemoteTransport;
 
-/// The embedded node: its store and its shutdown switch. Dropping it, or
-/// [`EmbeddedNode::close`], ends long-polls; `close` also closes the store
-/// durably. The data directory is released once the last clone of the
-/// client is dropped too.
-pub struct EmbeddedNode {
-    node: Node,
+/// How to start an embedded node: its data directory and, optionally, a
+/// local address to serve API v1 on as well.
+#[derive(Clone, Debug)]
+pub struct EmbeddedOptions {
+    data_dir: PathBuf,
+    listen_address: Option<String>,
+}
+
+impl EmbeddedOptions {
+    /// A node over the store in `data_dir` (created if missing), answering
+    /// in-process only.
+    pub fn new(data_dir: impl Into<PathBuf>) -> EmbeddedOptions {
+        EmbeddedOptions {
+            data_dir: data_dir.into(),
+            listen_address: None,
+        }
+    }
+
+    /// Also serves API v1 on `address` (`host:port`; port `0` picks a free
+    /// one, [`Client::local_address`] tells which). Prefer a loopback
+    /// address: the API has no authentication.
+    pub fn listen(mut self, address: impl Into<String>) -> EmbeddedOptions {
+        self.listen_address = Some(address.into());
+        self
+    }
+}
+
+/// The node inside an embedded client's transport: closed once, by the
+/// first [`Client::close`], or stopped when the last clone is dropped.
+pub(crate) struct EmbeddedNode {
+    /// The node's router, cloned for each request. `None` once closed, so
+    /// that no reference to the store outlives the close (the data
+    /// directory is released when the last one goes).
+    router: std::sync::Mutex<Option<Router>>,
+    /// `None` once closed.
+    node: tokio::sync::Mutex<Option<Node>>,
+    local_address: Option<SocketAddr>,
 }
 
 impl EmbeddedNode {
-    /// Ends long-polls and closes the store (finishing queued writes).
-    pub async fn close(self) {
-        self.node.close().await;
+    /// The router to send a request into; `None` once closed.
+    pub(crate) fn router(&self) -> Option<Router> {
+        self.router
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The address the node serves API v1 on, if it listens.
+    pub(crate) fn local_address(&self) -> Option<SocketAddr> {
+        self.local_address
+    }
+
+    /// Ends long-polls, stops serving and closes the store (finishing
+    /// queued writes). A second call waits for the first to finish.
+    pub(crate) async fn close(&self) {
+        self.router
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let mut node = self.node.lock().await;
+        if let Some(node) = node.take() {
+            node.close().await;
+        }
     }
 }
 
 impl Client {
-    /// Opens (or creates) an embedded Cairn store in `dir` and returns a
-    /// client of it, with the node that owns it. One process per directory.
-    pub async fn embedded(dir: &Path) -> Result<(Client, EmbeddedNode)> {
-        let node =
-            NodeOptions::embedded(dir)
-                .build()
-                .await
-                .map_err(|error| ClientError::Unavailable {
-                    attempts: 1,
-                    last_error: error.to_string(),
-                })?;
-        let client = Client::with_transport(Arc::new(RemoteTransport::in_process(node.router())));
-        Ok((client, EmbeddedNode { node }))
+    /// Opens (or creates) an embedded Cairn store in `data_dir` and returns
+    /// a client of it that owns the node (see [`Client::embedded_with`]).
+    /// One process per directory.
+    pub async fn embedded(data_dir: impl Into<PathBuf>) -> Result<Client> {
+        Client::embedded_with(EmbeddedOptions::new(data_dir)).await
+    }
+
+    /// Starts an embedded node as `options` say and returns a client of it.
+    /// The node lives as long as any clone of the client; [`Client::close`]
+    /// closes its store durably, after which every clone's calls fail with
+    /// [`ClientError::Closed`]. Dropping the last clone without closing
+    /// stops the node too (every acknowledged write is durable already),
+    /// but releases the data directory only once in-flight work has ended.
+    ///
+    /// ```
+    /// use cairn_client::{Client, EmbeddedOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let options = EmbeddedOptions::new(dir.path()).listen("127.0.0.1:0");
+    /// let client = Client::embedded_with(options).await?;
+    /// let address = client.local_address().expect("the node listens");
+    /// println!("cairn subs list --server http://{address}");
+    /// client.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn embedded_with(options: EmbeddedOptions) -> Result<Client> {
+        let mut node = NodeOptions::embedded(options.data_dir)
+            .build()
+            .await
+            .map_err(|error| ClientError::Embedded(error.to_string()))?;
+        let local_address = match &options.listen_address {
+            Some(address) => match node.listen_in_background(address).await {
+                Ok(bound) => Some(bound),
+                Err(error) => {
+                    // Closed, not just dropped: the directory is free again
+                    // when the error is returned.
+                    node.close().await;
+                    return Err(ClientError::Embedded(format!(
+                        "cannot listen on {address}: {error}"
+                    )));
+                }
+            },
+            None => None,
+        };
+        let embedded = EmbeddedNode {
+            router: std::sync::Mutex::new(Some(node.router())),
+            node: tokio::sync::Mutex::new(Some(node)),
+            local_address,
+        };
+        Ok(Client::with_transport(Arc::new(RemoteTransport::embedded(
+            embedded,
+        ))))
     }
 }

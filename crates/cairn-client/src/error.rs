@@ -99,6 +99,15 @@ pub enum ClientError {
         /// How long the client waited.
         waited_ms: u64,
     },
+    /// The client was closed ([`crate::Client::close`], by this clone or
+    /// another): no call is sent any more. Not retryable.
+    #[error("the client was closed; no more calls are sent")]
+    Closed,
+    /// An embedded node could not start: its store could not be opened
+    /// (for example because another process has it) or its listen address
+    /// could not be bound.
+    #[error("the embedded Cairn node cannot start: {0}")]
+    Embedded(String),
     /// A reply fact does not name its request as a predecessor, so the
     /// requester would never find it.
     #[error("the reply does not name request {request} as a predecessor")]

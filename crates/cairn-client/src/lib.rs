@@ -4,7 +4,9 @@
 //!   server with failover between endpoints ([`Client::remote`]) or any
 //!   other implementation ([`Client::with_transport`]); with the opt-in
 //!   `embedded` feature, a Cairn server inside the process
-//!   (`Client::embedded`), so a service runs against either unchanged.
+//!   (`Client::embedded`, or `Client::embedded_with` to serve it on a local
+//!   port too), owned by the client, so a service runs against either
+//!   unchanged. [`Client::close`] closes it durably.
 //!   The default features are the remote client only: no server, no store,
 //!   and only the tokio features the SDK uses (`rt`, `time`, `sync`,
 //!   `macros`).
@@ -90,7 +92,7 @@ pub use backoff::Backoff;
 pub use cairn_fact::{CanonicalFact, Hash};
 pub use client::Client;
 #[cfg(feature = "embedded")]
-pub use embedded::EmbeddedNode;
+pub use embedded::EmbeddedOptions;
 pub use error::{ClientError, Result};
 pub use fact_streams::{LogFacts, Successors, TypedLogFacts};
 pub use options::ClientOptions;

@@ -11,7 +11,8 @@
 //! once, with the server's code.
 
 use std::error::Error as StdError;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -51,15 +52,22 @@ pub struct RemoteTransport {
     request_timeout: Duration,
     attempts_max: u32,
     backoff: Backoff,
+    /// Set by [`Transport::close`]: every later call fails with
+    /// [`ClientError::Closed`].
+    closed: AtomicBool,
 }
 
 /// Where requests go.
 enum Wire {
     /// Over the network.
     Network(reqwest::Client),
-    /// Into the router of a server in this process.
+    /// Into the router of a server in this process that someone else owns.
     #[cfg(feature = "embedded")]
     InProcess(axum::Router),
+    /// Into the router of a node that the transport owns: it lives as long
+    /// as the transport, and [`Transport::close`] closes it.
+    #[cfg(feature = "embedded")]
+    Embedded(crate::embedded::EmbeddedNode),
 }
 
 /// One HTTP request, described so that it can be sent again.
@@ -114,15 +122,29 @@ impl RemoteTransport {
                 initial: options.backoff_initial,
                 max: options.backoff_max.max(options.backoff_initial),
             },
+            closed: AtomicBool::new(false),
         })
     }
 
     /// A transport into `router`, the application of a Cairn server running
-    /// in this process (see `cairn_server::app`).
+    /// in this process (see `cairn_server::app`); its owner keeps the node
+    /// running and closes it.
     #[cfg(feature = "embedded")]
     pub fn in_process(router: axum::Router) -> RemoteTransport {
+        RemoteTransport::in_process_over(Wire::InProcess(router))
+    }
+
+    /// A transport into `node`, which it owns: the node lives as long as
+    /// the transport and closes with it.
+    #[cfg(feature = "embedded")]
+    pub(crate) fn embedded(node: crate::embedded::EmbeddedNode) -> RemoteTransport {
+        RemoteTransport::in_process_over(Wire::Embedded(node))
+    }
+
+    #[cfg(feature = "embedded")]
+    fn in_process_over(wire: Wire) -> RemoteTransport {
         RemoteTransport {
-            wire: Wire::InProcess(router),
+            wire,
             endpoints: vec![Url::parse(EMBEDDED_ENDPOINT).expect("a valid URL")],
             preferred_endpoint: AtomicUsize::new(0),
             request_timeout: limits::REQUEST_TIMEOUT_DEFAULT,
@@ -131,6 +153,7 @@ impl RemoteTransport {
                 initial: Duration::ZERO,
                 max: Duration::ZERO,
             },
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -161,6 +184,10 @@ impl RemoteTransport {
         let mut last_error = String::new();
         let mut backoffs_n = 0;
         for attempt_index in 0..self.attempts_max {
+            // Checked on every attempt, so that retries stop at a close too.
+            if self.closed.load(Ordering::Acquire) {
+                return Err(ClientError::Closed);
+            }
             // The first pass over the endpoints is immediate (another server
             // may well be fine); after that every retry backs off.
             if attempt_index as usize >= endpoints_n {
@@ -202,6 +229,11 @@ impl RemoteTransport {
             Wire::Network(http) => send_over_network(http, url, call).await,
             #[cfg(feature = "embedded")]
             Wire::InProcess(router) => send_in_process(router, url, call).await,
+            #[cfg(feature = "embedded")]
+            Wire::Embedded(node) => match node.router() {
+                Some(router) => send_in_process(&router, url, call).await,
+                None => Err(Failure::Final(ClientError::Closed)),
+            },
         }
     }
 
@@ -683,6 +715,26 @@ impl Transport for RemoteTransport {
                 ClientError::Protocol("the server's metrics are not UTF-8 text".to_string())
             })
         })
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.closed.store(true, Ordering::Release);
+            #[cfg(feature = "embedded")]
+            if let Wire::Embedded(node) = &self.wire {
+                node.close().await;
+            }
+        })
+    }
+
+    fn local_address(&self) -> Option<SocketAddr> {
+        match &self.wire {
+            Wire::Network(_) => None,
+            #[cfg(feature = "embedded")]
+            Wire::InProcess(_) => None,
+            #[cfg(feature = "embedded")]
+            Wire::Embedded(node) => node.local_address(),
+        }
     }
 }
 

@@ -6,6 +6,8 @@
 //! `Client` holds an `Arc<dyn Transport>` and services do not become generic
 //! over where their data lives.
 
+use std::net::SocketAddr;
+
 use cairn_fact::{CanonicalFact, Hash};
 use futures_util::future::BoxFuture;
 
@@ -133,4 +135,20 @@ pub trait Transport: Send + Sync + 'static {
 
     /// The server's metrics (`GET /metrics`) in the Prometheus text format.
     fn metrics(&self) -> BoxFuture<'_, Result<String>>;
+
+    /// Closes the transport for every holder: once it returns, calls fail
+    /// with [`crate::ClientError::Closed`], and a store the transport owns
+    /// (an embedded node) is closed durably. Calling it again does nothing
+    /// more. The default does nothing at all: a transport with nothing to
+    /// release may keep answering.
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
+
+    /// The local address on which a server owned by the transport serves
+    /// API v1 (an embedded node started with a listen address); `None`
+    /// otherwise, which is the default.
+    fn local_address(&self) -> Option<SocketAddr> {
+        None
+    }
 }

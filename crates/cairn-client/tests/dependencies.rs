@@ -1,9 +1,12 @@
 //! The SDK's promises about what it brings into an application, checked
 //! with `cargo tree` and `cargo metadata` (offline, from `Cargo.lock`, in
 //! well under a second): with default features it is a client of remote
-//! servers only — no server, no store, no axum, no database driver — and it
-//! never turns on tokio's "full" feature itself, so that an application
-//! chooses its own runtime features.
+//! servers only — no server, no store, no axum, no database driver — of at
+//! most [`DEFAULT_TREE_CRATES_MAX`] crates, and it never turns on tokio's
+//! "full" feature itself, so that an application chooses its own runtime
+//! features.
+
+use std::collections::BTreeSet;
 
 use std::process::Command;
 
@@ -24,9 +27,15 @@ fn cargo(args: &[&str]) -> String {
     String::from_utf8(output.stdout).expect("cargo prints UTF-8")
 }
 
-#[test]
-fn default_features_bring_no_server_store_or_database() {
-    let tree = cargo(&[
+/// Crates in the default (remote client) tree at most, the SDK itself
+/// included: the bound of issue 12 (98 before, 82 with `idna_adapter` 1.1;
+/// see `docs/benchmarks.md`, "Issue 12: SDK weight").
+const DEFAULT_TREE_CRATES_MAX: usize = 90;
+
+/// `cargo tree -p cairn-client -e normal` with default features, one
+/// `name vVERSION` line per crate.
+fn default_tree() -> String {
+    cargo(&[
         "tree",
         "-p",
         "cairn-client",
@@ -36,23 +45,54 @@ fn default_features_bring_no_server_store_or_database() {
         "none",
         "--format",
         "{p}",
-    ]);
+    ])
+}
+
+#[test]
+fn default_features_stay_within_the_crate_bound() {
+    let tree = default_tree();
+    // Repeated subtrees end in " (*)"; a crate counts once per version,
+    // as `cargo tree ... | sed 's/ (\*)//' | sort -u | wc -l` counts.
+    let crates: BTreeSet<&str> = tree
+        .lines()
+        .map(|line| line.trim_end_matches(" (*)").trim())
+        .filter(|line| !line.is_empty())
+        .collect();
+    // The ICU4X tables come back with `idna_adapter` 1.2 (a plain `cargo
+    // update` picks it): the lock file pins 1.1 (unicode-rs) on purpose.
+    let icu: Vec<&&str> = crates
+        .iter()
+        .filter(|name| name.starts_with("icu_"))
+        .collect();
+    assert!(
+        icu.is_empty(),
+        "ICU4X is back in the SDK's tree ({icu:?}); run \
+         `cargo update -p idna_adapter --precise 1.1.0` (see ARCHITECTURE.md, Dependencies)"
+    );
+    assert!(
+        crates.len() <= DEFAULT_TREE_CRATES_MAX,
+        "the SDK's default tree has {} crates, more than {DEFAULT_TREE_CRATES_MAX}:\n{}",
+        crates.len(),
+        crates.iter().copied().collect::<Vec<_>>().join("\n")
+    );
+}
+
+#[test]
+fn default_features_bring_no_server_store_or_database() {
+    let tree = default_tree();
     let packages: Vec<&str> = tree
         .lines()
         .filter_map(|line| line.split_whitespace().next())
         .collect();
     // The tree is the SDK's: its HTTP client is there.
     assert!(packages.contains(&"reqwest"), "{tree}");
-    for unwanted in [
-        "axum",
-        "sqlx",
-        "sqlx-core",
-        "cairn-server",
-        "cairn-store",
-        "fjall",
-    ] {
+    // Each name and its family (`axum-core`, `sqlx-postgres`, ...).
+    for unwanted in ["axum", "sqlx", "cairn-server", "cairn-store", "fjall"] {
+        let family = format!("{unwanted}-");
         assert!(
-            !packages.contains(&unwanted),
+            !packages
+                .iter()
+                .any(|package| *package == unwanted || package.starts_with(&family)),
             "the SDK's default features bring in {unwanted}:\n{tree}"
         );
     }

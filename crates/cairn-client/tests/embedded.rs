@@ -1,20 +1,24 @@
 //! The same client over a Cairn server embedded in the process: typed facts,
-//! a subscriber that handles messages, and state that survives closing and
-//! reopening the data directory.
+//! a subscriber that handles messages, state that survives closing and
+//! reopening the data directory, a node that lives exactly as long as its
+//! client, and a node that serves API v1 on a local port too.
 
 mod common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cairn_client::{Client, Delivery, Subscriber, SubscriptionDefinition};
+use cairn_client::{
+    Client, ClientError, ClientOptions, Delivery, EmbeddedOptions, PullOptions, Subscriber,
+    SubscriptionDefinition,
+};
 use common::Order;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
 async fn embedded_client_stores_delivers_and_persists() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let (client, node) = Client::embedded(dir.path()).await?;
+    let client = Client::embedded(dir.path()).await?;
     client
         .create_subscription("billing", &SubscriptionDefinition::new("Shop.Order"))
         .await?;
@@ -52,15 +56,191 @@ async fn embedded_client_stores_delivers_and_persists() -> anyhow::Result<()> {
     shutdown.cancel();
     running.await??;
     assert_eq!(seen.lock().expect("lock").len(), 5);
-    node.close().await;
-    // The directory is released when the last handle on the store goes.
-    drop(client);
+    client.close().await;
 
     // Reopened: the facts are there and the acknowledged messages stay acked.
-    let (client, node) = Client::embedded(dir.path()).await?;
+    let client = Client::embedded(dir.path()).await?;
     assert!(client.get::<Order>(&hashes[4]).await?.is_some());
     let view = client.subscription("billing").await?.expect("subscription");
     assert_eq!((view.backlog, view.in_flight), (0, 0));
-    node.close().await;
+    client.close().await;
+    Ok(())
+}
+
+/// The node lives as long as the client: a long-poll still waits for a fact
+/// stored while it waits (with a node dropped at once it answered empty
+/// at once, and every long-poll became a 50 ms poll).
+#[tokio::test]
+async fn long_polls_wait_while_the_client_lives() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let client = Client::embedded(dir.path()).await?;
+    client
+        .create_subscription("billing", &SubscriptionDefinition::new("Shop.Order"))
+        .await?;
+    let puller = client.clone();
+    let pull = tokio::spawn(async move {
+        let options = PullOptions {
+            max: 10,
+            wait_ms: 20_000,
+            lease_ms: None,
+        };
+        puller.transport().pull("billing", options).await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let order = Order {
+        id: "o-late".to_string(),
+        total: 1.0,
+        customer: None,
+    };
+    let stored = client.put(&order).await?;
+    let pulled = pull.await??;
+    assert_eq!(
+        pulled
+            .iter()
+            .map(|message| message.hash)
+            .collect::<Vec<_>>(),
+        vec![stored.hash],
+        "the long-poll did not wait for the fact"
+    );
+    client.close().await;
+    Ok(())
+}
+
+/// Closing one clone closes them all: their calls fail with a clear error,
+/// a long-poll in progress ends, and the directory can be opened again.
+#[tokio::test]
+async fn a_closed_client_refuses_calls_on_every_clone() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let client = Client::embedded(dir.path()).await?;
+    let clone = client.clone();
+    client
+        .create_subscription("billing", &SubscriptionDefinition::new("Shop.Order"))
+        .await?;
+    let puller = client.clone();
+    let pull = tokio::spawn(async move {
+        let options = PullOptions {
+            max: 10,
+            wait_ms: 60_000,
+            lease_ms: None,
+        };
+        puller.transport().pull("billing", options).await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    clone.close().await;
+    // The long-poll ends at the close instead of after its minute.
+    let ended = tokio::time::timeout(Duration::from_secs(30), pull).await?;
+    assert!(ended.is_ok(), "the long-poll task failed");
+
+    let order = Order {
+        id: "o-after-close".to_string(),
+        total: 1.0,
+        customer: None,
+    };
+    match client.put(&order).await {
+        Err(ClientError::Closed) => {}
+        other => panic!("a call on a closed client answered {other:?}"),
+    }
+    assert!(matches!(
+        clone.subscriptions().await,
+        Err(ClientError::Closed)
+    ));
+    // Closing again is harmless.
+    client.close().await;
+
+    let reopened = Client::embedded(dir.path()).await?;
+    assert!(reopened.subscription("billing").await?.is_some());
+    reopened.close().await;
+    Ok(())
+}
+
+/// An embedded node started with a listen address serves the same API over
+/// real HTTP, to any client: here plain reqwest, as a browser or `curl`
+/// would call it, and a remote SDK client.
+#[tokio::test]
+async fn a_listening_node_answers_over_http() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let client =
+        Client::embedded_with(EmbeddedOptions::new(dir.path()).listen("127.0.0.1:0")).await?;
+    let address = client.local_address().expect("the node listens");
+    assert!(address.ip().is_loopback());
+    assert_ne!(address.port(), 0, "the bound port, not the one asked for");
+    client
+        .create_subscription("billing", &SubscriptionDefinition::new("Shop.Order"))
+        .await?;
+    let order = Order {
+        id: "o-over-http".to_string(),
+        total: 2.5,
+        customer: None,
+    };
+    let stored = client.put(&order).await?;
+
+    let http = reqwest::Client::new();
+    let fact: serde_json::Value = http
+        .get(format!(
+            "http://{address}/v1/facts/{}",
+            stored.hash.to_hex()
+        ))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    assert_eq!(fact["fact"]["fields"]["id"], "o-over-http", "{fact}");
+    let subscriptions: serde_json::Value = http
+        .get(format!("http://{address}/v1/subscriptions"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    assert_eq!(
+        subscriptions["subscriptions"][0]["name"], "billing",
+        "{subscriptions}"
+    );
+
+    let remote = Client::remote(ClientOptions::new([format!("http://{address}")]))?;
+    let read = remote.get::<Order>(&stored.hash).await?.expect("stored");
+    assert_eq!(read.value, order);
+
+    // Closing stops the listener too.
+    client.close().await;
+    let refused = http
+        .get(format!("http://{address}/v1/subscriptions"))
+        .send()
+        .await;
+    assert!(
+        refused.is_err(),
+        "the closed node still answers: {refused:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_remote_client_has_no_local_address() -> anyhow::Result<()> {
+    let client = Client::remote(ClientOptions::new(["http://127.0.0.1:9"]))?;
+    assert_eq!(client.local_address(), None);
+    client.close().await;
+    assert!(matches!(
+        client.subscriptions().await,
+        Err(ClientError::Closed)
+    ));
+    Ok(())
+}
+
+/// A listen address that cannot be bound fails the start with a clear
+/// error and leaves the data directory free.
+#[tokio::test]
+async fn a_taken_port_fails_the_start_and_frees_the_directory() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = taken.local_addr()?.to_string();
+    match Client::embedded_with(EmbeddedOptions::new(dir.path()).listen(address.clone())).await {
+        Err(ClientError::Embedded(message)) => {
+            assert!(message.contains(&address), "{message}");
+        }
+        other => panic!("a taken port answered {other:?}"),
+    }
+    let client = Client::embedded(dir.path()).await?;
+    client.close().await;
     Ok(())
 }

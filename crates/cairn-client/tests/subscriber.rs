@@ -266,6 +266,66 @@ async fn failures_are_nacked_with_their_error_into_the_dead_letters() -> anyhow:
     server.stop().await
 }
 
+/// A failure three layers deep, as a service meets it: an I/O error
+/// inside a library's error inside the service's own.
+#[derive(Debug, thiserror::Error)]
+enum ChargeError {
+    #[error("the payment gateway failed")]
+    Gateway(#[source] GatewayError),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot reach gateway.example")]
+struct GatewayError(#[source] std::io::Error);
+
+/// An application's catch-all error converts with `?` too, its context
+/// layers kept as causes.
+#[test]
+fn anyhow_errors_convert_with_their_context() {
+    fn charge() -> Result<(), HandlerError> {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        Err(anyhow::Error::new(refused).context("cannot reach gateway.example"))
+            .map_err(|error| error.context("charging o-1"))?;
+        Ok(())
+    }
+    assert_eq!(
+        charge().expect_err("charging fails").message(),
+        "charging o-1: cannot reach gateway.example: refused"
+    );
+}
+
+#[tokio::test]
+async fn dead_letters_keep_every_cause_of_a_handler_error() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let client = server.client()?;
+    client
+        .create_subscription("billing", &definition(5_000, 2))
+        .await?;
+    let hashes = put_orders(&client, 1).await?;
+
+    let shutdown = CancellationToken::new();
+    let subscriber = Subscriber::new(client.clone(), "billing", |_delivery: Delivery| async {
+        let refused =
+            std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        Err(ChargeError::Gateway(GatewayError(refused)))?;
+        Ok(())
+    })
+    .wait_ms(200);
+    let running = tokio::spawn(subscriber.run(shutdown.clone()));
+    let dead = eventually("the dead letter", || async {
+        Ok(client.dead_letter("billing", &hashes[0]).await?)
+    })
+    .await?;
+    shutdown.cancel();
+    running.await??;
+    assert_eq!(dead.attempts, 2);
+    assert_eq!(
+        dead.last_error.as_deref(),
+        Some("the payment gateway failed: cannot reach gateway.example: connection refused")
+    );
+    server.stop().await
+}
+
 #[tokio::test]
 async fn no_more_handlers_run_than_the_concurrency_allows() -> anyhow::Result<()> {
     let server = TestServer::start().await?;

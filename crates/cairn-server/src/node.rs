@@ -4,11 +4,14 @@
 //!
 //! Options → [`NodeOptions::build`] → [`Node`], which either serves on a
 //! socket until a shutdown signal ([`Node::run`]) or answers in-process
-//! through its router ([`Node::router`]) until it is closed
-//! ([`Node::close`]). Closing ends long-polls and streams and closes the
-//! store, so every acknowledged write is durable.
+//! through its router ([`Node::router`]) — optionally serving on a socket
+//! beside that ([`Node::listen_in_background`]) — until it is closed
+//! ([`Node::close`]). Closing ends long-polls and streams, lets in-flight
+//! requests finish and closes the store, so every acknowledged write is
+//! durable.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -18,6 +21,7 @@ use cairn_store::{
     PostgresStore, ReadError, Store,
 };
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
@@ -104,6 +108,7 @@ impl NodeOptions {
             store,
             router,
             shutdown,
+            background_servers: Vec::new(),
         })
     }
 }
@@ -149,11 +154,13 @@ enum NodeStore {
     Postgres(Arc<PostgresStore>),
 }
 
-/// A built node: its router, its store and its shutdown switch.
+/// A built node: its router, its store, its shutdown switch and the
+/// servers it runs in the background.
 pub struct Node {
     store: NodeStore,
     router: Router,
     shutdown: CancellationToken,
+    background_servers: Vec<JoinHandle<std::io::Result<()>>>,
 }
 
 impl Node {
@@ -193,10 +200,40 @@ impl Node {
         Ok(())
     }
 
-    /// Ends long-polls and streams and closes the store (finishing queued
+    /// Also serves API v1 on `address` (`host:port`; port 0 picks a free
+    /// one), in a task, while the node keeps answering in-process through
+    /// its router: this is how an embedded node becomes reachable for
+    /// `cairn subs …` and the console. Answers the bound address.
+    /// [`Node::close`] stops the server (in-flight requests get up to
+    /// [`limits::SHUTDOWN_GRACE`]) before closing the store; dropping the
+    /// node stops it too.
+    pub async fn listen_in_background(&mut self, address: &str) -> std::io::Result<SocketAddr> {
+        let listener = TcpListener::bind(address).await?;
+        let bound = listener.local_addr()?;
+        let server = axum::serve(JsonErrorListener(listener), self.router.clone())
+            .with_graceful_shutdown(self.shutdown.clone().cancelled_owned());
+        self.background_servers
+            .push(tokio::spawn(std::future::IntoFuture::into_future(server)));
+        Ok(bound)
+    }
+
+    /// Ends long-polls and streams, stops the background servers (letting
+    /// in-flight requests finish) and closes the store (finishing queued
     /// writes).
-    pub async fn close(self) {
+    pub async fn close(mut self) {
         self.shutdown.cancel();
+        for server in std::mem::take(&mut self.background_servers) {
+            let abort = server.abort_handle();
+            match tokio::time::timeout(limits::SHUTDOWN_GRACE, server).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(error))) => tracing::warn!("a background server failed: {error}"),
+                Ok(Err(error)) => tracing::error!("a background server panicked: {error}"),
+                Err(_) => {
+                    tracing::warn!("in-flight requests did not finish within the grace period");
+                    abort.abort();
+                }
+            }
+        }
         let closed = match self.store.clone() {
             NodeStore::Embedded(store) => tokio::task::spawn_blocking(move || store.close()).await,
             NodeStore::Postgres(store) => tokio::task::spawn_blocking(move || store.close()).await,

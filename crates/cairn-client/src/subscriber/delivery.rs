@@ -1,13 +1,14 @@
 //! What a subscriber's handler receives ([`Delivery`]) and returns on
 //! failure ([`HandlerError`]).
 
-use std::fmt::Display;
+use std::error::Error as StdError;
 use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_fact::Hash;
 
 use crate::error::Result;
+use crate::limits;
 use crate::typed::{Typed, TypedFact};
 use crate::wire::Message;
 
@@ -67,11 +68,36 @@ impl Delivery {
 }
 
 /// Why a handler failed. Its text is sent with the nack and becomes the
-/// dead letter's `last_error` once attempts run out.
+/// dead letter's `last_error` once attempts run out: the error and every
+/// cause below it, joined by `": "` (`"outer: middle: inner"`), cut to the
+/// server's limit ([`limits::NACK_ERROR_BYTES_MAX`]).
 ///
-/// Any error that implements `Display` converts into it, so `?` works in
-/// handlers; for that reason it does not implement `Display` itself (the
-/// blanket conversion would clash with the identity one).
+/// Every error converts into it, so `?` works in handlers: any
+/// `std::error::Error + Send + Sync + 'static`, a boxed one, the
+/// catch-all error of an error-reporting crate (they convert into a boxed
+/// one, their context layers as causes), a `String` or a `&str`: everything
+/// that converts into `Box<dyn Error + Send + Sync>`. For that reason it does not implement
+/// `Display` or `Error` itself: it would then convert into itself twice.
+///
+/// ```
+/// use cairn_client::{Delivery, HandlerError};
+///
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("cannot charge the order")]
+/// struct ChargeError(#[source] std::io::Error);
+///
+/// async fn handle(delivery: Delivery) -> Result<(), HandlerError> {
+///     let total: f64 = delivery.fact()["fields"]["total"].to_string().parse()?;
+///     if total > 100.0 {
+///         let refused = std::io::Error::other("connection refused");
+///         Err(ChargeError(refused))?;
+///     }
+///     Ok(())
+/// }
+///
+/// let error = HandlerError::from(ChargeError(std::io::Error::other("connection refused")));
+/// assert_eq!(error.message(), "cannot charge the order: connection refused");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HandlerError {
     message: String,
@@ -79,7 +105,17 @@ pub struct HandlerError {
 }
 
 impl HandlerError {
-    /// The error text.
+    /// The handler error of `error`, its causes included (what `?` does).
+    pub fn new(error: impl Into<Box<dyn StdError + Send + Sync + 'static>>) -> HandlerError {
+        let error = error.into();
+        HandlerError {
+            message: error_chain_text(error.as_ref(), limits::NACK_ERROR_BYTES_MAX),
+            retry_after: None,
+        }
+    }
+
+    /// The error text: the error and its causes, at most
+    /// [`limits::NACK_ERROR_BYTES_MAX`] bytes.
     pub fn message(&self) -> &str {
         &self.message
     }
@@ -97,11 +133,172 @@ impl HandlerError {
     }
 }
 
-impl<E: Display> From<E> for HandlerError {
+impl<E> From<E> for HandlerError
+where
+    E: Into<Box<dyn StdError + Send + Sync + 'static>>,
+{
     fn from(error: E) -> Self {
-        HandlerError {
-            message: error.to_string(),
-            retry_after: None,
+        HandlerError::new(error)
+    }
+}
+
+/// The text of `error` and of each cause below it, joined by `": "`, at
+/// most `text_bytes_max` bytes (cut on a character boundary, the cut marked
+/// with `…`).
+///
+/// Many errors already print their cause in their own text (thiserror's
+/// `#[error("...: {0}")]`, `io::Error` around a custom error); a cause whose
+/// text is already there is skipped instead of repeated.
+fn error_chain_text(error: &(dyn StdError + 'static), text_bytes_max: usize) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    let mut n_causes = 0;
+    while let Some(current) = cause {
+        // A bounded walk: a chain longer than the limit cannot fit anyway,
+        // and a faulty `source` could even loop.
+        if n_causes == limits::HANDLER_ERROR_CAUSES_MAX || text.len() > text_bytes_max {
+            break;
         }
+        let cause_text = current.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        cause = current.source();
+        n_causes += 1;
+    }
+    cut_to_bytes(text, text_bytes_max)
+}
+
+/// Marks a cut text.
+const CUT_MARKER: char = '…';
+
+/// `text` if it has at most `bytes_max` bytes, else its longest prefix that
+/// ends on a character boundary and leaves room for [`CUT_MARKER`],
+/// followed by the marker.
+fn cut_to_bytes(mut text: String, bytes_max: usize) -> String {
+    if text.len() <= bytes_max {
+        return text;
+    }
+    let mut end = bytes_max.saturating_sub(CUT_MARKER.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push(CUT_MARKER);
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error with a cause, as thiserror's `#[source]` makes them.
+    #[derive(Debug)]
+    struct Layer {
+        text: &'static str,
+        cause: Option<Box<dyn StdError + Send + Sync>>,
+    }
+
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            formatter.write_str(self.text)
+        }
+    }
+
+    impl StdError for Layer {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            self.cause
+                .as_deref()
+                .map(|cause| cause as &(dyn StdError + 'static))
+        }
+    }
+
+    fn layered() -> Layer {
+        let inner = std::io::Error::new(std::io::ErrorKind::NotFound, "inner");
+        let middle = Layer {
+            text: "middle",
+            cause: Some(Box::new(inner)),
+        };
+        Layer {
+            text: "outer",
+            cause: Some(Box::new(middle)),
+        }
+    }
+
+    #[test]
+    fn the_text_keeps_every_cause_in_order() {
+        assert_eq!(
+            HandlerError::from(layered()).message(),
+            "outer: middle: inner"
+        );
+    }
+
+    #[test]
+    fn a_cause_already_in_the_text_is_not_repeated() {
+        let inner = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let outer = Layer {
+            text: "cannot read the price list: no such file",
+            cause: Some(Box::new(inner)),
+        };
+        assert_eq!(
+            HandlerError::from(outer).message(),
+            "cannot read the price list: no such file"
+        );
+    }
+
+    #[test]
+    fn strings_and_boxed_errors_convert() {
+        assert_eq!(HandlerError::from("declined").message(), "declined");
+        assert_eq!(
+            HandlerError::from(format!("declined {}", 2)).message(),
+            "declined 2"
+        );
+        let boxed: Box<dyn StdError + Send + Sync> = Box::new(layered());
+        assert_eq!(HandlerError::from(boxed).message(), "outer: middle: inner");
+    }
+
+    #[test]
+    fn question_mark_converts_any_error() {
+        fn parse(text: &str) -> Result<u32, HandlerError> {
+            Ok(text.parse::<u32>()?)
+        }
+        assert_eq!(
+            parse("x").expect_err("not a number").message(),
+            "invalid digit found in string"
+        );
+    }
+
+    #[test]
+    fn the_text_is_bounded_to_the_server_limit_on_a_character_boundary() {
+        // Two-byte characters and an odd limit: a cut at the limit would
+        // fall inside a character.
+        let long = "é".repeat(limits::NACK_ERROR_BYTES_MAX);
+        let message = HandlerError::from(long).message().to_string();
+        assert!(message.len() <= limits::NACK_ERROR_BYTES_MAX);
+        assert!(message.len() > limits::NACK_ERROR_BYTES_MAX - 8);
+        assert!(message.ends_with(CUT_MARKER));
+        assert!(message
+            .trim_end_matches(CUT_MARKER)
+            .chars()
+            .all(|character| character == 'é'));
+
+        assert_eq!(cut_to_bytes("aébcd".to_string(), 5), "a…");
+        assert_eq!(cut_to_bytes("abc".to_string(), 3), "abc");
+        assert_eq!(cut_to_bytes("abcd".to_string(), 3), "…");
+    }
+
+    #[test]
+    fn a_long_chain_stops_at_the_bound() {
+        let mut error: Box<dyn StdError + Send + Sync> = Box::new(std::io::Error::other("root"));
+        for _ in 0..10_000 {
+            error = Box::new(Layer {
+                text: "layer of a very deep chain",
+                cause: Some(error),
+            });
+        }
+        let message = HandlerError::from(error).message().to_string();
+        assert!(message.len() <= limits::NACK_ERROR_BYTES_MAX);
+        assert!(message.starts_with("layer of a very deep chain"));
     }
 }
