@@ -62,7 +62,8 @@ where
             match processed {
                 Ok(_) => Ok(()),
                 Err(InboxError::Handler(error)) => Err(error),
-                Err(error) => Err(HandlerError::from(error)),
+                Err(InboxError::Database(error)) => Err(HandlerError::new(error)),
+                Err(InboxError::Injected(fault)) => Err(HandlerError::new(fault)),
             }
         })
     }

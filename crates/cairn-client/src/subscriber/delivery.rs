@@ -20,7 +20,9 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    pub(crate) fn new(subscription: Arc<str>, message: Message) -> Delivery {
+    /// A delivery of `message` from `subscription`: what the subscriber
+    /// hands a handler, also for calling a handler in a test.
+    pub fn new(subscription: Arc<str>, message: Message) -> Delivery {
         Delivery {
             subscription,
             message,
