@@ -83,8 +83,8 @@ pub use subscriber::{Delivery, HandlerError, Subscriber, SubscriberOptions, Subs
 pub use transport::Transport;
 pub use typed::{to_canonical_fact, Typed, TypedFact};
 pub use wire::{
-    BackoffDefinition, CreatedSubscription, DeadLetter, DeadLetterPage, DeadLetterQuery, FactPage,
-    LogQuery, Message, NackOptions, PredecessorSelector, PullOptions, PutResult, RawMessage,
-    ReplaySelection, Start, StoredFact, SubscriptionDefinition, SubscriptionView, SuccessorsQuery,
-    TokenResult, TokenStatus,
+    AppliedSubscription, ApplyOutcome, BackoffDefinition, DeadLetter, DeadLetterPage,
+    DeadLetterQuery, FactPage, GenerationPrecondition, LogQuery, Message, NackOptions,
+    PredecessorSelector, PullOptions, PutResult, RawMessage, ReplaySelection, Start, StoredFact,
+    SubscriptionDefinition, SubscriptionView, SuccessorsQuery, TokenResult, TokenStatus,
 };

@@ -16,7 +16,7 @@ async fn embedded_client_stores_delivers_and_persists() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let (client, node) = Client::embedded(dir.path()).await?;
     client
-        .create_subscription("billing", &SubscriptionDefinition::new("Shop.Order"))
+        .apply_subscription("billing", &SubscriptionDefinition::new("Shop.Order"))
         .await?;
     let mut hashes = Vec::new();
     for index in 0..5 {
