@@ -48,7 +48,7 @@ pub async fn ensure_subscription(
     shutdown: &CancellationToken,
 ) -> Result<Option<SubscriptionView>, ServiceError> {
     loop {
-        let created = tokio::select! {
+        let applied = tokio::select! {
             () = shutdown.cancelled() => return Ok(None),
             applied = client.apply_subscription(name, definition) => applied,
         };
