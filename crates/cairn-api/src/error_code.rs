@@ -71,13 +71,14 @@ error_codes! {
     WebsocketRequired = "websocket_required", 400, "The stream endpoint needs a WebSocket upgrade request.";
     IncompleteBody = "incomplete_body", 400, "The body ended before its declared length.";
     CreditExceeded = "credit_exceeded", 400, "A stream's outstanding credit would exceed the limit (only in a stream's error frame).";
+    InvalidIfMatch = "invalid_if_match", 400, "The If-Match header is not * or one subscription generation (\"3\" or 3).";
     // 404: the resource does not exist.
     NotFound = "not_found", 404, "No fact, blob or endpoint with that name.";
     UnknownSubscription = "unknown_subscription", 404, "No subscription with that name.";
     NotADeadLetter = "not_a_dead_letter", 404, "The message is not a dead letter of this subscription.";
-    // 405, 409, 413, 414, 415, 422: the request cannot be done as asked.
+    // 405, 409, 412, 413, 414, 415, 422: the request cannot be done as asked.
     MethodNotAllowed = "method_not_allowed", 405, "The endpoint exists but not with this method.";
-    SubscriptionConflict = "subscription_conflict", 409, "A subscription with another definition has that name.";
+    SubscriptionConflict = "subscription_conflict", 409, "A subscription with that name differs in what cannot change (type, predecessor, ordering_key, start).";
     TooManySubscriptions = "too_many_subscriptions", 409, "The server keeps no more subscriptions.";
     RequestTooLarge = "request_too_large", 413, "The request body is larger than the limit.";
     BatchTooLarge = "batch_too_large", 413, "A batch holds more facts than the limit.";
@@ -86,6 +87,7 @@ error_codes! {
     UriTooLong = "uri_too_long", 414, "The request's URI is longer than the limit.";
     HeadersTooLarge = "headers_too_large", 431, "The request's headers are larger than the limit.";
     UnsupportedMediaType = "unsupported_media_type", 415, "The body's Content-Type is not one the endpoint takes.";
+    GenerationMismatch = "generation_mismatch", 412, "The subscription is not at the generation If-Match names (or does not exist); nothing changed.";
     MissingPredecessors = "missing_predecessors", 422, "Predecessors are neither stored nor earlier in the batch (listed in `missing`).";
     BlobHashMismatch = "blob_hash_mismatch", 422, "The uploaded bytes do not hash to the hash in the path.";
     // 429, 503: try again later; the request changed nothing or is safe to retry.

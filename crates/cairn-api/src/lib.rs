@@ -21,16 +21,18 @@ pub mod limits;
 pub mod meta;
 #[cfg(feature = "openapi")]
 pub mod openapi;
+pub mod precondition;
 pub mod request_body;
 pub mod subscriptions;
 
 pub use error_code::{ErrorBody, ErrorCode, ErrorObject};
 pub use facts::{FactPage, LogQuery, PutFactsAnswer, PutResult, StoredFact, SuccessorsQuery};
 pub use meta::{BlobStored, Health, Versions};
+pub use precondition::{entity_tag, GenerationPrecondition, MalformedIfMatch};
 pub use request_body::{parse_body, RequestBody};
 pub use subscriptions::{
     AckRequest, BackoffDefinition, DeadLetter, DeadLetterPage, DeadLetterQuery, Deleted, Discarded,
     EmptyRequest, ExtendRequest, Message, NackRequest, PredecessorSelector, PullAnswer,
     PullRequest, ReplayAnswer, ReplayRequest, Start, SubscriptionDefinition, SubscriptionList,
-    SubscriptionView, TokenResult, TokenResults, TokenStatus,
+    SubscriptionPutAnswer, SubscriptionView, TokenResult, TokenResults, TokenStatus,
 };

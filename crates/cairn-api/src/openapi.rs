@@ -119,7 +119,7 @@ struct UnknownSubscription(ErrorBody);
     components(schemas(
         HashText, Predecessor, Fact, PutFactsRequest, ErrorBody, PutFactsAnswer,
         StoredFact<Fact>, FactPage<Fact>, BlobStored, Health, Versions,
-        SubscriptionDefinition, SubscriptionView, SubscriptionList, Deleted,
+        SubscriptionDefinition, SubscriptionView, SubscriptionPutAnswer, SubscriptionList, Deleted,
         PullRequest, PullAnswer<Fact>, Message<Fact>, AckRequest, NackRequest, ExtendRequest,
         EmptyRequest, TokenStatus, TokenResult, TokenResults, DeadLetter<Fact>,
         DeadLetterPage<Fact>, ReplayRequest, ReplayAnswer, Discarded,
@@ -291,13 +291,19 @@ fn list_subscriptions() {}
 
 #[utoipa::path(
     put, path = "/v1/subscriptions/{name}", tag = "subscriptions",
-    params(("name" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", description = "The subscription's name")),
+    params(
+        ("name" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", description = "The subscription's name"),
+        ("If-Match" = Option<String>, Header, pattern = "^(\\*|\"(0|[1-9][0-9]*)\"|0|[1-9][0-9]*)$", description = "Only if the subscription exists at this generation (\"3\", or 3), or at all (*); never creates"),
+    ),
     request_body(content = SubscriptionDefinition, content_type = "application/json"),
     responses(
-        (status = 201, description = "Created", body = SubscriptionView),
-        (status = 200, description = "The same definition was already there", body = SubscriptionView),
-        (status = 400, description = "invalid_definition (name or definition), or malformed JSON", body = ErrorBody),
-        (status = 409, description = "A different definition has that name, or too many subscriptions", body = ErrorBody),
+        (status = 201, description = "Created (generation 1)", body = SubscriptionPutAnswer,
+            headers(("ETag" = String, description = "The generation, quoted"))),
+        (status = 200, description = "The same definition was there (updated false), or what may change was changed (updated true, the generation grew by one); the cursor, messages, leases, attempts and dead letters are kept", body = SubscriptionPutAnswer,
+            headers(("ETag" = String, description = "The generation, quoted"))),
+        (status = 400, description = "invalid_definition (name or definition), invalid_if_match, or malformed JSON", body = ErrorBody),
+        (status = 409, description = "subscription_conflict: type, predecessor, ordering_key or start differ (listed in fields); or too_many_subscriptions", body = ErrorBody),
+        (status = 412, description = "generation_mismatch: If-Match names another generation, or there is no subscription (the current generation, or null, in generation); nothing changed", body = ErrorBody),
         BodyRefused,
         Busy,
     )
@@ -308,7 +314,8 @@ fn put_subscription() {}
     get, path = "/v1/subscriptions/{name}", tag = "subscriptions",
     params(("name" = String, Path, description = "The subscription's name")),
     responses(
-        (status = 200, description = "Definition and counters", body = SubscriptionView),
+        (status = 200, description = "Definition, generation and counters", body = SubscriptionView,
+            headers(("ETag" = String, description = "The generation, quoted"))),
         (status = 400, description = "An unknown query parameter", body = ErrorBody),
         UnknownSubscription,
         Busy,

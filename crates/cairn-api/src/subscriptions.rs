@@ -118,6 +118,12 @@ pub struct SubscriptionView {
     #[serde(flatten)]
     #[cfg_attr(feature = "openapi", schema(inline))]
     pub definition: SubscriptionDefinition,
+    /// The definition's generation: 1 at creation, one more at each `PUT`
+    /// that changed it (also sent as the `ETag` of the view, `"<n>"`, for
+    /// a later `PUT` with `If-Match`). 0 when read from a server older than
+    /// generations.
+    #[serde(default)]
+    pub generation: u64,
     /// Whether delivery is paused.
     pub paused: bool,
     /// Matching facts not yet acknowledged, dead or in flight.
@@ -143,6 +149,22 @@ pub struct SubscriptionView {
     /// How far the fully acknowledged prefix trails the log.
     #[serde(default)]
     pub consumer_lag: u64,
+}
+
+/// The answer of `PUT /v1/subscriptions/{name}`: the view after the
+/// `PUT`, and whether it changed an existing definition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SubscriptionPutAnswer {
+    /// The subscription as it is now.
+    #[serde(flatten)]
+    pub view: SubscriptionView,
+    /// `true` when this `PUT` changed the definition of an existing
+    /// subscription (its generation grew by one); `false` when it created
+    /// the subscription (`201`) or found the same definition (`200`).
+    /// Absent (read as `false`) from a server older than updates.
+    #[serde(default)]
+    pub updated: bool,
 }
 
 /// The answer of `GET /v1/subscriptions`.

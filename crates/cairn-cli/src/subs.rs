@@ -16,7 +16,7 @@ use cairn_api::{
     BackoffDefinition, DeadLetterQuery, Deleted, Discarded, ErrorCode, PredecessorSelector, Start,
     SubscriptionDefinition, SubscriptionList, TokenStatus,
 };
-use cairn_client::{PullOptions, ReplaySelection};
+use cairn_client::{ApplyOutcome, GenerationPrecondition, PullOptions, ReplaySelection};
 use cairn_delivery::validate_subscription_name;
 use cairn_fact::{validate_role, Hash};
 use time::format_description::well_known::Rfc3339;
@@ -48,7 +48,8 @@ enum SubsCommand {
     },
     /// Print a subscription's definition and counters.
     Show(NameArgs),
-    /// Create a subscription, or confirm that it exists with the same definition.
+    /// Create a subscription, confirm that it exists with the same definition, or
+    /// update what may change of it (lease, attempts, backoff, rate and key limits).
     Create(CreateArgs),
     /// Delete a subscription.
     Delete(NameArgs),
@@ -148,6 +149,11 @@ struct CreateArgs {
     /// Messages delivered per second at most.
     #[arg(long)]
     rate_limit_per_s: Option<u32>,
+    /// Only if the subscription exists at this generation (If-Match), so
+    /// that a definition another deploy changed meanwhile is not
+    /// overwritten unseen.
+    #[arg(long)]
+    if_generation: Option<u64>,
     #[command(flatten)]
     server: ServerArg,
 }
@@ -326,6 +332,7 @@ async fn list(server: &ServerArg, json: bool) -> anyhow::Result<()> {
             vec![
                 view.name.clone(),
                 view.definition.type_name.clone(),
+                view.generation.to_string(),
                 view.paused.to_string(),
                 view.backlog.to_string(),
                 view.in_flight.to_string(),
@@ -340,6 +347,7 @@ async fn list(server: &ServerArg, json: bool) -> anyhow::Result<()> {
         &[
             "name",
             "type",
+            "generation",
             "paused",
             "backlog",
             "in_flight",
@@ -379,18 +387,26 @@ async fn create(args: &CreateArgs) -> anyhow::Result<()> {
     let definition = definition(args);
     cairn_delivery::SubscriptionDefinition::from_json(&serde_json::to_vec(&definition)?)
         .map_err(|error| anyhow!("invalid definition: {error}"))?;
-    let created = args
-        .server
-        .client()?
-        .create_subscription(&args.name, &definition)
-        .await
-        .map_err(explain)?;
-    if created.created {
-        println!("created");
-    } else {
-        println!("exists (same definition)");
+    let client = args.server.client()?;
+    let applied = match args.if_generation {
+        Some(generation) => {
+            client
+                .apply_subscription_if(
+                    &args.name,
+                    &definition,
+                    GenerationPrecondition::Generation(generation),
+                )
+                .await
+        }
+        None => client.apply_subscription(&args.name, &definition).await,
     }
-    print_pretty(&created.view)
+    .map_err(explain)?;
+    match applied.outcome {
+        ApplyOutcome::Created => println!("created"),
+        ApplyOutcome::Updated => println!("updated to generation {}", applied.generation()),
+        ApplyOutcome::Unchanged => println!("exists (same definition)"),
+    }
+    print_pretty(&applied.view)
 }
 
 /// RFC 3339 text of a time in milliseconds since the Unix epoch.

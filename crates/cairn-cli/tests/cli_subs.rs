@@ -112,7 +112,8 @@ fn subscription_lifecycle_through_the_cli() {
     put_one(&server, fact("Shop.Other", json!({}), json!({})));
     let second = put_one(&server, fact("Shop.Order", json!({ "n": 2 }), json!({})));
 
-    // Create is idempotent; a different definition under the name conflicts.
+    // Create is idempotent; a changed lease or attempts is an update (with
+    // --if-generation, only over that generation); a changed start conflicts.
     let create = [
         "create",
         "orders",
@@ -132,6 +133,18 @@ fn subscription_lifecycle_through_the_cli() {
     assert_eq!(view["backlog"], 2);
     let stdout = subs_ok(&server, &create);
     assert_eq!(created(&stdout).0, "exists (same definition)");
+    let mut update = create.to_vec();
+    update[7] = "45000";
+    update.extend(["--if-generation", "1"]);
+    let stdout = subs_ok(&server, &update);
+    let (status_line, view) = created(&stdout);
+    assert_eq!(status_line, "updated to generation 2");
+    assert_eq!(
+        (&view["lease_ms"], &view["generation"]),
+        (&json!(45000), &json!(2))
+    );
+    let stderr = subs_fails(&server, &update);
+    assert!(stderr.contains("generation_mismatch"), "{stderr}");
     let stderr = subs_fails(
         &server,
         &[
@@ -140,10 +153,15 @@ fn subscription_lifecycle_through_the_cli() {
             "--type",
             "Shop.Order",
             "--max-attempts",
-            "2",
+            "1",
+            "--lease-ms",
+            "45000",
+            "--start",
+            "now",
         ],
     );
     assert!(stderr.contains("subscription_conflict"), "{stderr}");
+    assert!(stderr.contains("start"), "{stderr}");
     let stdout = subs_ok(
         &server,
         &["create", "late", "--type", "Shop.Order", "--start", "now"],
@@ -164,6 +182,7 @@ fn subscription_lifecycle_through_the_cli() {
         [
             "orders",
             "Shop.Order",
+            "2",
             "false",
             "2",
             "0",

@@ -16,7 +16,7 @@ async fn cairn_subs_reaches_an_embedded_node_that_listens() -> anyhow::Result<()
         Client::embedded_with(EmbeddedOptions::new(dir.path()).listen("127.0.0.1:0")).await?;
     let address = client.local_address().expect("the node listens");
     client
-        .create_subscription("billing", &SubscriptionDefinition::new("Shop.Order"))
+        .apply_subscription("billing", &SubscriptionDefinition::new("Shop.Order"))
         .await?;
 
     // The CLI blocks; the node keeps serving on the runtime's other thread.

@@ -1,7 +1,8 @@
 //! Subscriptions end to end against the real binary: the contract's
 //! endpoints, retries with growing delays, dead letters and replay, per-key
 //! ordering under concurrency, delays that survive restarts, pause, rate
-//! limits, metrics, and bad input that changes nothing.
+//! limits, metrics, bad input that changes nothing, and definitions that
+//! change under their messages (generations, `If-Match`).
 
 mod common;
 
@@ -42,8 +43,13 @@ fn contract_tour_create_pull_ack_nack_dead_replay_discard_delete() {
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["lease_ms"], 30000);
     assert_eq!(created["start"], "beginning");
-    assert_eq!(put_subscription(&server, "billing", definition).0, 200);
-    let (status, conflict) = put_subscription(&server, "billing", json!({"type": "Shop.Order"}));
+    assert_eq!(
+        put_subscription(&server, "billing", definition.clone()).0,
+        200
+    );
+    let mut started_now = definition;
+    started_now["start"] = json!("now");
+    let (status, conflict) = put_subscription(&server, "billing", started_now);
     assert_eq!(
         (status, conflict["error"]["code"].as_str()),
         (409, Some("subscription_conflict"))
@@ -552,7 +558,16 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
         ("bad name", r#"{"type":"T"}"#, "invalid_definition"),
         ("-dash", r#"{"type":"T"}"#, "invalid_definition"),
         (long_name.as_str(), r#"{"type":"T"}"#, "invalid_definition"),
-        ("s", r#"{"type":"T"}"#, "subscription_conflict"),
+        (
+            "s",
+            r#"{"type":"U","max_attempts":3}"#,
+            "subscription_conflict",
+        ),
+        (
+            "s",
+            r#"{"type":"T","max_attempts":3,"lease_ms":0}"#,
+            "invalid_definition",
+        ),
     ];
     for (name, body, code) in definitions {
         let response = http()
@@ -1178,4 +1193,321 @@ fn a_body_declared_as_a_form_or_text_is_refused_and_changes_nothing() {
     );
     assert_eq!(status, 200, "an empty body needs no type");
     assert_eq!(view(&server, "s")["paused"], false);
+}
+
+/// PUTs a definition with an `If-Match` header (or several); returns the
+/// status, the `ETag` answered and the body.
+fn put_if_match(
+    server: &Server,
+    name: &str,
+    if_match: &[&str],
+    definition: &Value,
+) -> (u16, Option<String>, Value) {
+    let mut request = http()
+        .put(server.url(&format!("/v1/subscriptions/{name}")))
+        .json(definition);
+    for value in if_match {
+        request = request.header("if-match", *value);
+    }
+    let response = request.send().expect("server answers");
+    let entity_tag = response
+        .headers()
+        .get("etag")
+        .map(|value| value.to_str().unwrap().to_string());
+    let (status, body) = json_answer(response);
+    (status, entity_tag, body)
+}
+
+/// The view and its `ETag`.
+fn view_and_entity_tag(server: &Server, name: &str) -> (Value, String) {
+    let response = http()
+        .get(server.url(&format!("/v1/subscriptions/{name}")))
+        .send()
+        .expect("server answers");
+    let entity_tag = response.headers()["etag"].to_str().unwrap().to_string();
+    let (status, view) = json_answer(response);
+    assert_eq!(status, 200, "{view}");
+    (view, entity_tag)
+}
+
+#[test]
+fn a_changed_definition_keeps_leases_attempts_and_dead_letters_and_applies_from_then_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let first = json!({"type": "Job", "max_attempts": 2, "lease_ms": 60000,
+                       "backoff": {"initial_ms": 1, "max_ms": 1}});
+    let (status, entity_tag, created) = put_if_match(&server, "jobs", &[], &first);
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(
+        (
+            entity_tag.as_deref(),
+            &created["generation"],
+            &created["updated"]
+        ),
+        (Some("\"1\""), &json!(1), &json!(false))
+    );
+    let hashes = publish(&server, "Job", 4);
+    // Message 1 fails twice: a dead letter.
+    let failed = pull(&server, "jobs", 1, 0);
+    settle(&server, "jobs", "nack", &failed, json!({"error": "first"}));
+    let again = pull(&server, "jobs", 1, 5_000);
+    assert_eq!(again[0]["attempt"], 2);
+    settle(&server, "jobs", "nack", &again, json!({"error": "last"}));
+    // Messages 2 and 3 are leased for a minute; 4 waits.
+    let leased = pull(&server, "jobs", 2, 0);
+    assert_eq!(leased.len(), 2);
+    let before = view(&server, "jobs");
+    assert_eq!(
+        (&before["dead"], &before["in_flight"], &before["backlog"]),
+        (&json!(1), &json!(2), &json!(1))
+    );
+
+    let second = json!({"type": "Job", "max_attempts": 5, "lease_ms": 1000,
+                        "backoff": {"initial_ms": 50, "max_ms": 100}, "rate_limit_per_s": 100});
+    let (status, entity_tag, updated) = put_if_match(&server, "jobs", &[], &second);
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(
+        (
+            entity_tag.as_deref(),
+            &updated["generation"],
+            &updated["updated"]
+        ),
+        (Some("\"2\""), &json!(2), &json!(true))
+    );
+    assert_eq!(
+        (
+            &updated["lease_ms"],
+            &updated["max_attempts"],
+            &updated["rate_limit_per_s"]
+        ),
+        (&json!(1000), &json!(5), &json!(100))
+    );
+    // Nothing was lost: the dead letter, both leases and the waiting message.
+    for member in ["dead", "in_flight", "backlog", "delivered", "redelivered"] {
+        assert_eq!(updated[member], before[member], "{member}: {updated}");
+    }
+    let (_, dead) = get_json(&server, "/v1/subscriptions/jobs/dead");
+    assert_eq!(dead["messages"][0]["hash"], hashes[0].as_str());
+    assert_eq!(
+        (
+            &dead["messages"][0]["attempts"],
+            &dead["messages"][0]["last_error"]
+        ),
+        (&json!(2), &json!("last"))
+    );
+    // The new lease applies to later pulls: message 4 is leased for a
+    // second and comes back after it; the earlier leases keep their minute.
+    let fourth = pull(&server, "jobs", 10, 0);
+    assert_eq!(fourth.len(), 1, "{fourth:?}");
+    assert_eq!(fourth[0]["hash"], hashes[3].as_str());
+    std::thread::sleep(Duration::from_millis(1_300));
+    let redelivered = pull(&server, "jobs", 10, 3_000);
+    assert_eq!(redelivered.len(), 1, "{redelivered:?}");
+    assert_eq!(
+        (
+            redelivered[0]["hash"].as_str(),
+            redelivered[0]["attempt"].as_u64()
+        ),
+        (Some(hashes[3].as_str()), Some(2))
+    );
+    // Tokens from before the update still act.
+    assert_eq!(
+        settle(&server, "jobs", "ack", &leased, json!({})),
+        ["acked", "acked"]
+    );
+    // A raised max_attempts applies at the next failure: message 4 failed
+    // twice now, once more than the first definition allowed.
+    settle(
+        &server,
+        "jobs",
+        "nack",
+        &redelivered,
+        json!({"delay_ms": 0}),
+    );
+    let third_try = pull(&server, "jobs", 1, 3_000);
+    assert_eq!(third_try[0]["attempt"], 3);
+    assert_eq!(
+        settle(&server, "jobs", "ack", &third_try, json!({})),
+        ["acked"]
+    );
+
+    // The same definition again changes nothing.
+    let (status, entity_tag, same) = put_if_match(&server, "jobs", &[], &second);
+    assert_eq!(
+        (
+            status,
+            entity_tag.as_deref(),
+            &same["generation"],
+            &same["updated"]
+        ),
+        (200, Some("\"2\""), &json!(2), &json!(false))
+    );
+    // Generation and definition survive a restart.
+    drop(server);
+    let server = Server::start(dir.path(), &[]);
+    let (after, entity_tag) = view_and_entity_tag(&server, "jobs");
+    assert_eq!(entity_tag, "\"2\"");
+    assert_eq!(
+        (&after["generation"], &after["lease_ms"], &after["dead"]),
+        (&json!(2), &json!(1000), &json!(1))
+    );
+}
+
+#[test]
+fn if_match_guards_a_put_and_a_stale_or_missing_generation_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let definition = |lease_ms: u64| json!({"type": "Job", "lease_ms": lease_ms});
+    // No subscription: any precondition fails, and none is created.
+    for if_match in ["\"1\"", "*"] {
+        let (status, _, answer) = put_if_match(&server, "guarded", &[if_match], &definition(1000));
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (412, Some("generation_mismatch")),
+            "{if_match}: {answer}"
+        );
+        assert_eq!(answer["error"]["generation"], Value::Null);
+        assert_eq!(get_json(&server, "/v1/subscriptions/guarded").0, 404);
+    }
+    assert_eq!(
+        put_if_match(&server, "guarded", &[], &definition(1000)).0,
+        201
+    );
+    let (_, entity_tag) = view_and_entity_tag(&server, "guarded");
+    assert_eq!(entity_tag, "\"1\"");
+    // The generation read: the update goes through.
+    let (status, entity_tag, answer) =
+        put_if_match(&server, "guarded", &[&entity_tag], &definition(2000));
+    assert_eq!(
+        (status, entity_tag.as_deref(), &answer["updated"]),
+        (200, Some("\"2\""), &json!(true))
+    );
+    // Another deploy that read generation 1 loses, and changes nothing.
+    let (status, _, answer) = put_if_match(&server, "guarded", &["\"1\""], &definition(3000));
+    assert_eq!(
+        (
+            status,
+            answer["error"]["code"].as_str(),
+            &answer["error"]["generation"]
+        ),
+        (412, Some("generation_mismatch"), &json!(2))
+    );
+    let (view, entity_tag) = view_and_entity_tag(&server, "guarded");
+    assert_eq!(
+        (entity_tag.as_str(), &view["lease_ms"]),
+        ("\"2\"", &json!(2000))
+    );
+    // Bare digits are taken too, and * matches any generation.
+    assert_eq!(
+        put_if_match(&server, "guarded", &["2"], &definition(3000)).0,
+        200
+    );
+    let (status, entity_tag, _) = put_if_match(&server, "guarded", &["*"], &definition(4000));
+    assert_eq!((status, entity_tag.as_deref()), (200, Some("\"4\"")));
+    // A stale precondition fails even for the definition in force.
+    assert_eq!(
+        put_if_match(&server, "guarded", &["\"3\""], &definition(4000)).0,
+        412
+    );
+    // Malformed preconditions are refused before anything is looked at.
+    for if_match in [
+        &["W/\"4\""][..],
+        &["\"abc\""],
+        &["\"4\", \"5\""],
+        &["\"04\""],
+        &["-4"],
+        &[""],
+        &["\"4\"", "\"4\""],
+    ] {
+        let (status, _, answer) = put_if_match(&server, "guarded", if_match, &definition(5000));
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (400, Some("invalid_if_match")),
+            "{if_match:?}: {answer}"
+        );
+        assert!(answer["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("If-Match")));
+    }
+    let (view, entity_tag) = view_and_entity_tag(&server, "guarded");
+    assert_eq!(
+        (entity_tag.as_str(), &view["generation"], &view["lease_ms"]),
+        ("\"4\"", &json!(4), &json!(4000))
+    );
+}
+
+#[test]
+fn a_put_changing_what_cannot_change_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let customer = put_one(&server, fact("Customer", json!({}), json!({})));
+    let base = json!({"type": "Job", "ordering_key": "customer", "max_attempts": 3});
+    assert_eq!(put_subscription(&server, "fixed", base.clone()).0, 201);
+    publish(&server, "Job", 2);
+    let leased = pull(&server, "fixed", 1, 0);
+    let before = view(&server, "fixed");
+    let changed = |member: &str, value: Value| {
+        let mut definition = base.clone();
+        definition[member] = value;
+        definition
+    };
+    let mut unkeyed = base.clone();
+    unkeyed.as_object_mut().unwrap().remove("ordering_key");
+    let cases = [
+        (changed("type", json!("Other")), "type"),
+        (changed("start", json!("now")), "start"),
+        (changed("ordering_key", json!("owner")), "ordering_key"),
+        (unkeyed, "ordering_key"),
+        (
+            changed("predecessor", json!({"role": "customer", "hash": customer})),
+            "predecessor",
+        ),
+    ];
+    for (definition, field) in cases {
+        // Changes that may change ride along: they are refused too.
+        let mut definition = definition;
+        definition["lease_ms"] = json!(1234);
+        let (status, answer) = put_subscription(&server, "fixed", definition.clone());
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (409, Some("subscription_conflict")),
+            "{definition}: {answer}"
+        );
+        assert_eq!(answer["error"]["fields"], json!([field]), "{answer}");
+        assert!(answer["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains(field)));
+    }
+    // Invalid and oversized definitions are refused the same way.
+    let (status, answer) = put_subscription(&server, "fixed", changed("max_attempts", json!(0)));
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("invalid_definition"))
+    );
+    // Sent over a raw socket: the server answers and closes before the
+    // body is complete, which an HTTP client may report as a broken pipe.
+    let declared = format!(
+        "PUT /v1/subscriptions/fixed HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n",
+        33 * 1024 * 1024
+    );
+    let (status, answer) = raw_exchange(&server, declared, 33, false);
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (413, Some("request_too_large")),
+        "{answer}"
+    );
+    let mut after = view(&server, "fixed");
+    let mut before = before;
+    for view in [&mut after, &mut before] {
+        // The one member that moves with the clock alone.
+        view.as_object_mut()
+            .unwrap()
+            .remove("oldest_unacked_age_ms");
+    }
+    assert_eq!(after, before, "a refused PUT changed the subscription");
+    assert_eq!(
+        settle(&server, "fixed", "ack", &leased, json!({})),
+        ["acked"]
+    );
 }

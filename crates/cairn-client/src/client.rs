@@ -16,9 +16,9 @@ use crate::remote::RemoteTransport;
 use crate::transport::Transport;
 use crate::typed::{to_canonical_fact, Typed, TypedFact};
 use crate::wire::{
-    CreatedSubscription, DeadLetter, DeadLetterPage, DeadLetterQuery, FactPage, LogQuery,
-    PutResult, ReplaySelection, StoredFact, SubscriptionDefinition, SubscriptionView,
-    SuccessorsQuery,
+    AppliedSubscription, DeadLetter, DeadLetterPage, DeadLetterQuery, FactPage,
+    GenerationPrecondition, LogQuery, PutResult, ReplaySelection, StoredFact,
+    SubscriptionDefinition, SubscriptionView, SuccessorsQuery,
 };
 
 /// A handle to a Cairn store, remote or embedded. Clones share the
@@ -151,13 +151,39 @@ impl Client {
             })
     }
 
-    /// Creates a subscription, or confirms that the same definition exists.
-    pub async fn create_subscription(
+    /// Puts a subscription's definition, idempotently: creates the
+    /// subscription, finds the same definition, or updates what may change
+    /// of it (`lease_ms`, `max_attempts`, `backoff`,
+    /// `max_in_flight_per_key`, `rate_limit_per_s`) without losing its
+    /// cursor, messages or dead letters. A change of what cannot change
+    /// (`type`, `predecessor`, `ordering_key`, `start`) is refused with
+    /// `409 subscription_conflict` ([`ClientError::Api`]). Safe to retry.
+    pub async fn apply_subscription(
         &self,
         name: &str,
         definition: &SubscriptionDefinition,
-    ) -> Result<CreatedSubscription> {
-        self.transport.create_subscription(name, definition).await
+    ) -> Result<AppliedSubscription> {
+        self.transport
+            .apply_subscription(name, definition, None)
+            .await
+    }
+
+    /// [`Client::apply_subscription`] only if the subscription exists at
+    /// the generation `precondition` names (or at all, for
+    /// [`GenerationPrecondition::Exists`]): otherwise the server refuses
+    /// with `412 generation_mismatch` (its error details carry the current
+    /// `generation`, `null` if there is none) and nothing changes. Two
+    /// versions of a service then cannot overwrite each other's definition
+    /// unseen: each names the generation it read.
+    pub async fn apply_subscription_if(
+        &self,
+        name: &str,
+        definition: &SubscriptionDefinition,
+        precondition: GenerationPrecondition,
+    ) -> Result<AppliedSubscription> {
+        self.transport
+            .apply_subscription(name, definition, Some(precondition))
+            .await
     }
 
     /// Reads a subscription; `None` if there is none by that name.

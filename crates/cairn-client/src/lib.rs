@@ -116,8 +116,8 @@ pub mod __private {
     pub use serde_json;
 }
 pub use wire::{
-    BackoffDefinition, CreatedSubscription, DeadLetter, DeadLetterPage, DeadLetterQuery, FactPage,
-    LogQuery, Message, NackOptions, PredecessorSelector, PullOptions, PutResult, RawMessage,
-    ReplaySelection, Start, StoredFact, SubscriptionDefinition, SubscriptionView, SuccessorsQuery,
-    TokenResult, TokenStatus,
+    AppliedSubscription, ApplyOutcome, BackoffDefinition, DeadLetter, DeadLetterPage,
+    DeadLetterQuery, FactPage, GenerationPrecondition, LogQuery, Message, NackOptions,
+    PredecessorSelector, PullOptions, PutResult, RawMessage, ReplaySelection, Start, StoredFact,
+    SubscriptionDefinition, SubscriptionView, SuccessorsQuery, TokenResult, TokenStatus,
 };

@@ -4,7 +4,8 @@
 //!
 //! Retrying is safe because every call of the API is idempotent or
 //! harmless to repeat: `POST /v1/facts` stores a fact once however often it
-//! is sent, `PUT` of a subscription accepts the same definition again, and a
+//! is sent, `PUT` of a subscription puts the same definition again (a
+//! repeat after an update finds it done: `"updated": false`), and a
 //! repeated ack, nack or extend only reports the token as `expired`.
 //! Connection failures, timeouts and 502/503/504 move the call to the next
 //! endpoint; 429 is retried too; every other error answer is returned at
@@ -29,13 +30,15 @@ use crate::limits;
 use crate::options::ClientOptions;
 use crate::transport::Transport;
 use crate::wire::{
-    AckRequest, CreatedSubscription, DeadLetter, DeadLetterPage, DeadLetterQuery, ExtendRequest,
-    FactPage, LogQuery, Message, NackOptions, NackRequest, PullOptions, PutResult, RawMessage,
-    ReplaySelection, StoredFact, SubscriptionDefinition, SubscriptionView, SuccessorsQuery,
-    TokenResult,
+    AckRequest, AppliedSubscription, ApplyOutcome, DeadLetter, DeadLetterPage, DeadLetterQuery,
+    ExtendRequest, FactPage, GenerationPrecondition, LogQuery, Message, NackOptions, NackRequest,
+    PullOptions, PutResult, RawMessage, ReplaySelection, StoredFact, SubscriptionDefinition,
+    SubscriptionView, SuccessorsQuery, TokenResult,
 };
+use cairn_api::precondition::IF_MATCH_HEADER;
 use cairn_api::{
-    ErrorBody, ErrorCode, PullAnswer, PutFactsAnswer, ReplayAnswer, SubscriptionList, TokenResults,
+    ErrorBody, ErrorCode, PullAnswer, PutFactsAnswer, ReplayAnswer, SubscriptionList,
+    SubscriptionPutAnswer, TokenResults,
 };
 /// HTTP status of "not found".
 const STATUS_NOT_FOUND: u16 = 404;
@@ -75,6 +78,7 @@ struct Call<'a> {
     method: Method,
     path: &'a [&'a str],
     query: Vec<(&'static str, String)>,
+    headers: Vec<(&'static str, String)>,
     body: Option<Bytes>,
     timeout: Duration,
 }
@@ -172,6 +176,7 @@ impl RemoteTransport {
             method,
             path,
             query: Vec::new(),
+            headers: Vec::new(),
             body: None,
             timeout: self.request_timeout,
         }
@@ -317,6 +322,9 @@ async fn send_over_network(
     if !call.query.is_empty() {
         request = request.query(&call.query);
     }
+    for (name, value) in &call.headers {
+        request = request.header(*name, value);
+    }
     if let Some(body) = &call.body {
         request = request
             .header(CONTENT_TYPE, "application/json")
@@ -358,6 +366,9 @@ async fn send_in_process(
     let mut request = axum::http::Request::builder()
         .method(call.method.clone())
         .uri(path_and_query);
+    for (name, value) in &call.headers {
+        request = request.header(*name, value);
+    }
     let body = match &call.body {
         Some(body) => {
             request = request.header(CONTENT_TYPE, "application/json");
@@ -530,19 +541,32 @@ impl Transport for RemoteTransport {
         })
     }
 
-    fn create_subscription<'a>(
+    fn apply_subscription<'a>(
         &'a self,
         name: &'a str,
         definition: &'a SubscriptionDefinition,
-    ) -> BoxFuture<'a, Result<CreatedSubscription>> {
+        precondition: Option<GenerationPrecondition>,
+    ) -> BoxFuture<'a, Result<AppliedSubscription>> {
         Box::pin(async move {
             let path = ["v1", "subscriptions", name];
             let mut call = self.call(Method::PUT, &path);
             call.body = Some(json_body(definition)?);
+            if let Some(precondition) = precondition {
+                call.headers
+                    .push((IF_MATCH_HEADER, precondition.header_value()));
+            }
             let answer = self.execute(call).await?;
-            Ok(CreatedSubscription {
-                created: answer.status == STATUS_CREATED,
-                view: decode(&answer.body)?,
+            let put: SubscriptionPutAnswer = decode(&answer.body)?;
+            let outcome = if answer.status == STATUS_CREATED {
+                ApplyOutcome::Created
+            } else if put.updated {
+                ApplyOutcome::Updated
+            } else {
+                ApplyOutcome::Unchanged
+            };
+            Ok(AppliedSubscription {
+                outcome,
+                view: put.view,
             })
         })
     }

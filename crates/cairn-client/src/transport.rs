@@ -13,9 +13,10 @@ use futures_util::future::BoxFuture;
 
 use crate::error::Result;
 use crate::wire::{
-    CreatedSubscription, DeadLetter, DeadLetterPage, DeadLetterQuery, FactPage, LogQuery, Message,
-    NackOptions, PullOptions, PutResult, RawMessage, ReplaySelection, StoredFact,
-    SubscriptionDefinition, SubscriptionView, SuccessorsQuery, TokenResult,
+    AppliedSubscription, DeadLetter, DeadLetterPage, DeadLetterQuery, FactPage,
+    GenerationPrecondition, LogQuery, Message, NackOptions, PullOptions, PutResult, RawMessage,
+    ReplaySelection, StoredFact, SubscriptionDefinition, SubscriptionView, SuccessorsQuery,
+    TokenResult,
 };
 
 /// API v1 as a set of async calls over wire types.
@@ -46,12 +47,16 @@ pub trait Transport: Send + Sync + 'static {
     /// Reads one page of the log.
     fn log(&self, query: LogQuery) -> BoxFuture<'_, Result<FactPage>>;
 
-    /// Creates a subscription, or confirms that the same definition exists.
-    fn create_subscription<'a>(
+    /// Creates a subscription, confirms the same definition, or updates
+    /// what may change of an existing one (`PUT`); with a `precondition`
+    /// (`If-Match`), only if the subscription exists at that generation
+    /// (else `412 generation_mismatch`, and nothing changes).
+    fn apply_subscription<'a>(
         &'a self,
         name: &'a str,
         definition: &'a SubscriptionDefinition,
-    ) -> BoxFuture<'a, Result<CreatedSubscription>>;
+        precondition: Option<GenerationPrecondition>,
+    ) -> BoxFuture<'a, Result<AppliedSubscription>>;
 
     /// Reads a subscription, `None` if there is none by that name.
     fn get_subscription<'a>(

@@ -3,9 +3,9 @@
 //! defined here with their translation into the protocol's request bodies.
 
 pub use cairn_api::{
-    AckRequest, BackoffDefinition, DeadLetterQuery, ExtendRequest, LogQuery, NackRequest,
-    PredecessorSelector, PullRequest, PutResult, ReplayRequest, Start, SubscriptionDefinition,
-    SubscriptionView, SuccessorsQuery, TokenResult, TokenStatus,
+    AckRequest, BackoffDefinition, DeadLetterQuery, ExtendRequest, GenerationPrecondition,
+    LogQuery, NackRequest, PredecessorSelector, PullRequest, PutResult, ReplayRequest, Start,
+    SubscriptionDefinition, SubscriptionView, SuccessorsQuery, TokenResult, TokenStatus,
 };
 use cairn_fact::Hash;
 
@@ -25,14 +25,33 @@ pub type DeadLetter = cairn_api::DeadLetter;
 /// A page of dead letters.
 pub type DeadLetterPage = cairn_api::DeadLetterPage;
 
-/// The outcome of creating a subscription.
+/// What putting a definition did to a subscription.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    /// It was created (`201`), at generation 1.
+    Created,
+    /// Its definition changed in what may change (`200`, `"updated":
+    /// true`); its generation grew by one.
+    Updated,
+    /// The same definition was there (`200`, `"updated": false`).
+    Unchanged,
+}
+
+/// The answer to putting a definition: what happened, and the
+/// subscription as it is now.
 #[derive(Clone, Debug, PartialEq)]
-pub struct CreatedSubscription {
-    /// `true` for `201` (new), `false` for `200` (the same definition was
-    /// already there).
-    pub created: bool,
-    /// The subscription.
+pub struct AppliedSubscription {
+    /// What happened.
+    pub outcome: ApplyOutcome,
+    /// The subscription (`view.generation` is its generation now).
     pub view: SubscriptionView,
+}
+
+impl AppliedSubscription {
+    /// The definition's generation now.
+    pub fn generation(&self) -> u64 {
+        self.view.generation
+    }
 }
 
 /// Options of one pull.

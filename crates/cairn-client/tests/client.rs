@@ -117,7 +117,7 @@ async fn raw_pulls_keep_each_fact_as_the_server_sent_it() -> anyhow::Result<()> 
     let server = TestServer::start().await?;
     let client = server.client()?;
     client
-        .create_subscription("raw", &SubscriptionDefinition::new(Order::TYPE_NAME))
+        .apply_subscription("raw", &SubscriptionDefinition::new(Order::TYPE_NAME))
         .await?;
     // 1e30 is `1e+30` in the canonical form; a JSON value would write `1e30`.
     let order = Order {

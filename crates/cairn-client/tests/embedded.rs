@@ -20,7 +20,7 @@ async fn embedded_client_stores_delivers_and_persists() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let client = Client::embedded(dir.path()).await?;
     client
-        .create_subscription("billing", &SubscriptionDefinition::new("Shop.Order"))
+        .apply_subscription("billing", &SubscriptionDefinition::new("Shop.Order"))
         .await?;
     let mut hashes = Vec::new();
     for index in 0..5 {
@@ -75,7 +75,7 @@ async fn long_polls_wait_while_the_client_lives() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let client = Client::embedded(dir.path()).await?;
     client
-        .create_subscription("billing", &SubscriptionDefinition::new("Shop.Order"))
+        .apply_subscription("billing", &SubscriptionDefinition::new("Shop.Order"))
         .await?;
     let puller = client.clone();
     let pull = tokio::spawn(async move {
@@ -114,7 +114,7 @@ async fn a_closed_client_refuses_calls_on_every_clone() -> anyhow::Result<()> {
     let client = Client::embedded(dir.path()).await?;
     let clone = client.clone();
     client
-        .create_subscription("billing", &SubscriptionDefinition::new("Shop.Order"))
+        .apply_subscription("billing", &SubscriptionDefinition::new("Shop.Order"))
         .await?;
     let puller = client.clone();
     let pull = tokio::spawn(async move {
@@ -165,7 +165,7 @@ async fn a_listening_node_answers_over_http() -> anyhow::Result<()> {
     assert!(address.ip().is_loopback());
     assert_ne!(address.port(), 0, "the bound port, not the one asked for");
     client
-        .create_subscription("billing", &SubscriptionDefinition::new("Shop.Order"))
+        .apply_subscription("billing", &SubscriptionDefinition::new("Shop.Order"))
         .await?;
     let order = Order {
         id: "o-over-http".to_string(),

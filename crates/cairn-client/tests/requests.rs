@@ -52,9 +52,6 @@ impl Responder {
             start: Some(Start::Beginning),
             ..SubscriptionDefinition::new(IsAvailable::TYPE_NAME)
         };
-        client
-            .create_subscription("availability", &definition)
-            .await?;
         let calls = Arc::new(AtomicUsize::new(0));
         let handler_calls = Arc::clone(&calls);
         let responder = client.responder(move |request: IncomingRequest<IsAvailable>| {
@@ -68,7 +65,9 @@ impl Responder {
             }
         });
         let shutdown = CancellationToken::new();
-        let subscriber = Subscriber::new(client.clone(), "availability", responder).wait_ms(200);
+        let subscriber = Subscriber::new(client.clone(), "availability", responder)
+            .definition(definition)
+            .wait_ms(200);
         let task = tokio::spawn(subscriber.run(shutdown.clone()));
         Ok(Responder {
             shutdown,
@@ -205,7 +204,6 @@ async fn a_reply_that_names_another_request_is_a_handler_error() -> anyhow::Resu
         max_attempts: Some(1),
         ..SubscriptionDefinition::new(IsAvailable::TYPE_NAME)
     };
-    client.create_subscription("misreply", &definition).await?;
     let elsewhere = client
         .put(&IsAvailable {
             isbn: "other".into(),
@@ -221,6 +219,7 @@ async fn a_reply_that_names_another_request_is_a_handler_error() -> anyhow::Resu
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(
         Subscriber::new(client.clone(), "misreply", responder)
+            .definition(definition)
             .wait_ms(100)
             .run(shutdown.clone()),
     );

@@ -18,7 +18,7 @@ async fn subscribers_drain_before_tasks_are_stopped() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let client = server.client()?;
     client
-        .create_subscription("audit", &SubscriptionDefinition::new(Order::TYPE_NAME))
+        .apply_subscription("audit", &SubscriptionDefinition::new(Order::TYPE_NAME))
         .await?;
     let events = Arc::new(Mutex::new(Vec::<String>::new()));
 

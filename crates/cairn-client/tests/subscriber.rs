@@ -1,7 +1,8 @@
 //! The subscription calls and the subscriber runtime against a real
 //! in-process server: acks on success, nacks with the error text that ends
 //! in the dead letter, the concurrency limit, lease renewal of slow
-//! handlers, and draining at shutdown.
+//! handlers, draining at shutdown, and definitions kept in code (created
+//! or updated at the start, waited for while Cairn is unreachable).
 
 mod common;
 
@@ -12,8 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cairn_client::{
-    Backoff, BackoffDefinition, Client, ClientError, DeadLetterQuery, Delivery, HandlerError, Hash,
-    PullOptions, ReplaySelection, Subscriber, SubscriptionDefinition, SubscriptionView, TypedFact,
+    ApplyOutcome, Backoff, BackoffDefinition, Client, ClientError, DeadLetterQuery, Delivery,
+    GenerationPrecondition, HandlerError, Hash, PullOptions, ReplaySelection, Subscriber,
+    SubscriptionDefinition, SubscriptionView, TypedFact,
 };
 use common::{Order, TestServer};
 use tokio_util::sync::CancellationToken;
@@ -76,25 +78,63 @@ async fn subscriptions_are_managed_over_the_wire() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let client = server.client()?;
     let created = client
-        .create_subscription("audit", &definition(5_000, 3))
+        .apply_subscription("audit", &definition(5_000, 3))
         .await?;
-    assert!(created.created);
+    assert_eq!(created.outcome, ApplyOutcome::Created);
+    assert_eq!(created.generation(), 1);
     assert_eq!(created.view.name, "audit");
     assert_eq!(created.view.definition.lease_ms, Some(5_000));
     assert_eq!(created.view.definition.max_attempts, Some(3));
     let again = client
-        .create_subscription("audit", &definition(5_000, 3))
+        .apply_subscription("audit", &definition(5_000, 3))
         .await?;
-    assert!(!again.created);
-    match client
-        .create_subscription("audit", &definition(6_000, 3))
+    assert_eq!(
+        (again.outcome, again.generation()),
+        (ApplyOutcome::Unchanged, 1)
+    );
+    let updated = client
+        .apply_subscription("audit", &definition(6_000, 3))
+        .await?;
+    assert_eq!(
+        (updated.outcome, updated.generation()),
+        (ApplyOutcome::Updated, 2)
+    );
+    assert_eq!(updated.view.definition.lease_ms, Some(6_000));
+    // With If-Match: only over the generation named.
+    let stale = client
+        .apply_subscription_if(
+            "audit",
+            &definition(7_000, 3),
+            GenerationPrecondition::Generation(1),
+        )
         .await
-    {
+        .expect_err("a stale generation is refused");
+    assert_eq!(
+        (stale.status(), stale.code()),
+        (Some(412), Some("generation_mismatch"))
+    );
+    let current = client
+        .apply_subscription_if(
+            "audit",
+            &definition(7_000, 3),
+            GenerationPrecondition::Generation(2),
+        )
+        .await?;
+    assert_eq!(
+        (current.outcome, current.generation()),
+        (ApplyOutcome::Updated, 3)
+    );
+    assert_eq!(view(&client, "audit").await?.generation, 3);
+    let started_now = SubscriptionDefinition {
+        start: Some(cairn_client::Start::Now),
+        ..definition(7_000, 3)
+    };
+    match client.apply_subscription("audit", &started_now).await {
         Err(error) => assert_eq!(
             (error.status(), error.code()),
             (Some(409), Some("subscription_conflict"))
         ),
-        Ok(other) => panic!("a different definition was accepted: {other:?}"),
+        Ok(other) => panic!("a change of start was accepted: {other:?}"),
     }
 
     put_orders(&client, 2).await?;
@@ -154,7 +194,7 @@ async fn successful_handlers_are_acknowledged() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let client = server.client()?;
     client
-        .create_subscription("billing", &definition(5_000, 5))
+        .apply_subscription("billing", &definition(5_000, 5))
         .await?;
     let hashes = put_orders(&client, 5).await?;
 
@@ -203,7 +243,7 @@ async fn failures_are_nacked_with_their_error_into_the_dead_letters() -> anyhow:
     let server = TestServer::start().await?;
     let client = server.client()?;
     client
-        .create_subscription("billing", &definition(5_000, 2))
+        .apply_subscription("billing", &definition(5_000, 2))
         .await?;
     let hashes = put_orders(&client, 1).await?;
 
@@ -299,7 +339,7 @@ async fn dead_letters_keep_every_cause_of_a_handler_error() -> anyhow::Result<()
     let server = TestServer::start().await?;
     let client = server.client()?;
     client
-        .create_subscription("billing", &definition(5_000, 2))
+        .apply_subscription("billing", &definition(5_000, 2))
         .await?;
     let hashes = put_orders(&client, 1).await?;
 
@@ -331,7 +371,7 @@ async fn no_more_handlers_run_than_the_concurrency_allows() -> anyhow::Result<()
     let server = TestServer::start().await?;
     let client = server.client()?;
     client
-        .create_subscription("billing", &definition(10_000, 5))
+        .apply_subscription("billing", &definition(10_000, 5))
         .await?;
     put_orders(&client, 12).await?;
 
@@ -372,7 +412,7 @@ async fn slow_handlers_keep_their_lease() -> anyhow::Result<()> {
     // A lease of 300 ms and a handler of 1.5 s: without renewal the message
     // would be leased again (and handed to a free slot) several times.
     client
-        .create_subscription("billing", &definition(300, 10))
+        .apply_subscription("billing", &definition(300, 10))
         .await?;
     let hashes = put_orders(&client, 1).await?;
 
@@ -417,7 +457,7 @@ async fn shutdown_drains_running_handlers() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let client = server.client()?;
     client
-        .create_subscription("billing", &definition(10_000, 5))
+        .apply_subscription("billing", &definition(10_000, 5))
         .await?;
     put_orders(&client, 4).await?;
 
@@ -462,7 +502,7 @@ async fn handlers_past_the_drain_timeout_are_abandoned() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let client = server.client()?;
     client
-        .create_subscription("billing", &definition(10_000, 5))
+        .apply_subscription("billing", &definition(10_000, 5))
         .await?;
     put_orders(&client, 1).await?;
 
@@ -498,7 +538,7 @@ async fn failing_pulls_are_retried_without_stopping_the_subscriber() -> anyhow::
     let server = TestServer::start().await?;
     let client = server.client()?;
     client
-        .create_subscription("billing", &definition(5_000, 5))
+        .apply_subscription("billing", &definition(5_000, 5))
         .await?;
     put_orders(&client, 1).await?;
 
@@ -521,7 +561,7 @@ async fn failing_pulls_are_retried_without_stopping_the_subscriber() -> anyhow::
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!running.is_finished(), "the subscriber stopped");
     client
-        .create_subscription("billing", &definition(5_000, 5))
+        .apply_subscription("billing", &definition(5_000, 5))
         .await?;
     // `o-0` is stored already (puts are idempotent), `o-1` is new; the new
     // subscription starts at the beginning, so both are its messages.
@@ -535,5 +575,196 @@ async fn failing_pulls_are_retried_without_stopping_the_subscriber() -> anyhow::
     let report = running.await??;
     assert_eq!(report.messages_succeeded, 3);
     assert_eq!(report.messages_failed, 0);
+    server.stop().await
+}
+
+/// A subscriber that counts the messages it handled.
+fn counting_subscriber(
+    client: Client,
+    name: &str,
+    handled: &Arc<AtomicUsize>,
+) -> Subscriber<impl Fn(Delivery) -> std::future::Ready<Result<(), HandlerError>> + Send + Sync> {
+    let handled = Arc::clone(handled);
+    Subscriber::new(client, name, move |_: Delivery| {
+        handled.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(Ok(()))
+    })
+    .wait_ms(200)
+    .retry_backoff(Backoff {
+        initial: Duration::from_millis(20),
+        max: Duration::from_millis(100),
+    })
+}
+
+/// Runs a subscriber until its subscription shows `generation`, then stops
+/// it; returns what its run answered.
+async fn run_until_generation<H, F>(
+    subscriber: Subscriber<H>,
+    client: &Client,
+    name: &str,
+    generation: u64,
+) -> anyhow::Result<cairn_client::Result<cairn_client::SubscriberReport>>
+where
+    H: Fn(Delivery) -> F + Send + Sync + 'static,
+    F: Future<Output = Result<(), HandlerError>> + Send + 'static,
+{
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(subscriber.run(shutdown.clone()));
+    eventually("the definition in force", || async {
+        let current = client.subscription(name).await?;
+        Ok(
+            (current.is_some_and(|view| view.generation == generation) || running.is_finished())
+                .then_some(()),
+        )
+    })
+    .await?;
+    shutdown.cancel();
+    Ok(running.await?)
+}
+
+#[tokio::test]
+async fn a_subscriber_puts_its_definition_waiting_for_cairn_while_it_is_unreachable(
+) -> anyhow::Result<()> {
+    // A port nothing listens on yet: the server comes up on it later.
+    let address = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        listener.local_addr()?
+    };
+    let client = Client::remote(common::fast_options(vec![format!("http://{address}")]))?;
+    let handled = Arc::new(AtomicUsize::new(0));
+    let shutdown = CancellationToken::new();
+    let subscriber =
+        counting_subscriber(client.clone(), "billing", &handled).definition(definition(5_000, 4));
+    let running = tokio::spawn(subscriber.run(shutdown.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !running.is_finished(),
+        "the subscriber gave up while Cairn was unreachable"
+    );
+
+    let server = TestServer::start_on(address).await?;
+    put_orders(&client, 3).await?;
+    eventually("every order handled", || async {
+        Ok((handled.load(Ordering::SeqCst) == 3).then_some(()))
+    })
+    .await?;
+    shutdown.cancel();
+    let report = running.await??;
+    assert_eq!(report.messages_succeeded, 3);
+    let created = view(&client, "billing").await?;
+    assert_eq!(
+        (
+            created.generation,
+            created.definition.max_attempts,
+            created.acked
+        ),
+        (1, Some(4), 3)
+    );
+    server.stop().await
+}
+
+#[tokio::test]
+async fn a_subscriber_updates_its_definition_and_fails_clearly_on_a_conflict() -> anyhow::Result<()>
+{
+    let server = TestServer::start().await?;
+    let client = server.client()?;
+    client
+        .apply_subscription("billing", &definition(5_000, 2))
+        .await?;
+    put_orders(&client, 2).await?;
+    // A message leased before the update stays leased through it.
+    let leased = client
+        .transport()
+        .pull(
+            "billing",
+            PullOptions {
+                max: 1,
+                wait_ms: 0,
+                lease_ms: Some(60_000),
+            },
+        )
+        .await?;
+    assert_eq!(leased.len(), 1);
+
+    let handled = Arc::new(AtomicUsize::new(0));
+    let subscriber =
+        counting_subscriber(client.clone(), "billing", &handled).definition(definition(8_000, 6));
+    run_until_generation(subscriber, &client, "billing", 2).await??;
+    let updated = view(&client, "billing").await?;
+    assert_eq!(
+        (updated.definition.lease_ms, updated.definition.max_attempts),
+        (Some(8_000), Some(6))
+    );
+    assert_eq!(updated.in_flight, 1, "{updated:?}");
+    let acked = client
+        .transport()
+        .ack("billing", &[leased[0].token.clone()])
+        .await?;
+    assert_eq!(acked[0].status, cairn_client::TokenStatus::Acked);
+
+    // Another type under the same name cannot be put: the run fails at
+    // once, naming the conflict, and the subscription is untouched.
+    let conflicting = counting_subscriber(client.clone(), "billing", &handled)
+        .definition(SubscriptionDefinition::new("Shop.Refund"));
+    let refused = tokio::time::timeout(
+        EVENTUALLY_TIMEOUT,
+        conflicting.run(CancellationToken::new()),
+    )
+    .await?
+    .expect_err("a conflicting definition is refused");
+    assert_eq!(
+        (refused.status(), refused.code()),
+        (Some(409), Some("subscription_conflict"))
+    );
+    assert!(refused.to_string().contains("type"), "{refused}");
+    assert_eq!(view(&client, "billing").await?.generation, 2);
+    server.stop().await
+}
+
+#[tokio::test]
+async fn a_definition_replacing_a_generation_never_overwrites_a_newer_one() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let client = server.client()?;
+    let handled = Arc::new(AtomicUsize::new(0));
+    let subscriber = |lease_ms: u64, replaces: u64| {
+        counting_subscriber(client.clone(), "billing", &handled)
+            .definition_replacing(definition(lease_ms, 5), replaces)
+    };
+    // Missing: created.
+    run_until_generation(subscriber(5_000, 3), &client, "billing", 1).await??;
+    assert_eq!(
+        view(&client, "billing").await?.definition.lease_ms,
+        Some(5_000)
+    );
+    // Generation 1 is replaced by the new version's definition.
+    run_until_generation(subscriber(6_000, 1), &client, "billing", 2).await??;
+    assert_eq!(
+        view(&client, "billing").await?.definition.lease_ms,
+        Some(6_000)
+    );
+    // An instance of the old version restarting mid-deploy runs (it
+    // handles a message) under the newer definition without putting its
+    // own.
+    put_orders(&client, 1).await?;
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(subscriber(5_000, 1).run(shutdown.clone()));
+    eventually("the order handled by the old version", || async {
+        Ok((handled.load(Ordering::SeqCst) == 1).then_some(()))
+    })
+    .await?;
+    shutdown.cancel();
+    assert_eq!(running.await??.messages_succeeded, 1);
+    let kept = view(&client, "billing").await?;
+    assert_eq!(
+        (kept.generation, kept.definition.lease_ms),
+        (2, Some(6_000))
+    );
+    // A definition expecting a history the server does not have fails.
+    let refused = subscriber(7_000, 9)
+        .run(CancellationToken::new())
+        .await
+        .expect_err("a generation ahead of the server's is refused");
+    assert_eq!(refused.code(), Some("generation_mismatch"));
+    assert_eq!(view(&client, "billing").await?.generation, 2);
     server.stop().await
 }

@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use cairn_client::{
-    CanonicalFact, Client, CreatedSubscription, DeadLetter, DeadLetterPage, DeadLetterQuery,
-    FactPage, Hash, LogQuery, Message, NackOptions, PullOptions, PutResult, RawMessage,
-    RemoteTransport, ReplaySelection, Result, StoredFact, SubscriptionDefinition, SubscriptionView,
-    SuccessorsQuery, TokenResult, Transport,
+    AppliedSubscription, CanonicalFact, Client, DeadLetter, DeadLetterPage, DeadLetterQuery,
+    FactPage, GenerationPrecondition, Hash, LogQuery, Message, NackOptions, PullOptions, PutResult,
+    RawMessage, RemoteTransport, ReplaySelection, Result, StoredFact, SubscriptionDefinition,
+    SubscriptionView, SuccessorsQuery, TokenResult, Transport,
 };
 use common::{fast_options, Customer, Order, TestServer};
 use futures_util::future::BoxFuture;
@@ -42,12 +42,14 @@ impl Transport for CountingTransport {
     fn log(&self, query: LogQuery) -> BoxFuture<'_, Result<FactPage>> {
         self.count().log(query)
     }
-    fn create_subscription<'a>(
+    fn apply_subscription<'a>(
         &'a self,
         name: &'a str,
         definition: &'a SubscriptionDefinition,
-    ) -> BoxFuture<'a, Result<CreatedSubscription>> {
-        self.count().create_subscription(name, definition)
+        precondition: Option<GenerationPrecondition>,
+    ) -> BoxFuture<'a, Result<AppliedSubscription>> {
+        self.count()
+            .apply_subscription(name, definition, precondition)
     }
     fn get_subscription<'a>(
         &'a self,

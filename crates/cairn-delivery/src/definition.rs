@@ -54,6 +54,25 @@ impl From<SubscriptionDefinition> for cairn_api::SubscriptionDefinition {
     }
 }
 
+/// What a new definition for an existing subscription changes. What a
+/// subscription *selects* and where it *started* are fixed: its cursor,
+/// messages and dead letters were decided by them, and changing them would
+/// make that state mean something else. How it *delivers* (`lease_ms`,
+/// `max_attempts`, `backoff`, `max_in_flight_per_key`, `rate_limit_per_s`)
+/// may change, and applies from the change on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DefinitionChange {
+    /// The definitions are equal: nothing to do.
+    Same,
+    /// Only members that may change differ.
+    Update,
+    /// Members that cannot change differ.
+    Conflict {
+        /// Their names as on the wire, in the definition's order.
+        fixed_members_changed: Vec<&'static str>,
+    },
+}
+
 /// Why a definition was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{0}")]
@@ -181,6 +200,35 @@ impl SubscriptionDefinition {
         Ok(())
     }
 
+    /// What replacing this definition (the one in force) with `new` would
+    /// be: nothing, an update of what may change, or a conflict naming the
+    /// members that cannot change. Both engines decide with this.
+    pub fn change_to(&self, new: &SubscriptionDefinition) -> DefinitionChange {
+        if self == new {
+            return DefinitionChange::Same;
+        }
+        let mut fixed_members_changed = Vec::new();
+        if self.type_name != new.type_name {
+            fixed_members_changed.push("type");
+        }
+        if self.predecessor != new.predecessor {
+            fixed_members_changed.push("predecessor");
+        }
+        if self.ordering_key != new.ordering_key {
+            fixed_members_changed.push("ordering_key");
+        }
+        if self.start != new.start {
+            fixed_members_changed.push("start");
+        }
+        if fixed_members_changed.is_empty() {
+            DefinitionChange::Update
+        } else {
+            DefinitionChange::Conflict {
+                fixed_members_changed,
+            }
+        }
+    }
+
     /// The predecessor restriction as a parsed hash.
     pub fn predecessor_hash(&self) -> Option<(String, Hash)> {
         let predecessor = self.predecessor.as_ref()?;
@@ -209,6 +257,59 @@ mod tests {
                 .unwrap(),
             keyed
         );
+    }
+
+    #[test]
+    fn changes_of_delivery_members_update_and_of_selection_members_conflict() {
+        let base = SubscriptionDefinition::from_json(
+            br#"{"type":"A","ordering_key":"k","rate_limit_per_s":5}"#,
+        )
+        .unwrap();
+        let with = |json: &str| SubscriptionDefinition::from_json(json.as_bytes()).unwrap();
+        assert_eq!(base.change_to(&base.clone()), DefinitionChange::Same);
+        for mutable in [
+            r#"{"type":"A","ordering_key":"k","rate_limit_per_s":5,"lease_ms":1000}"#,
+            r#"{"type":"A","ordering_key":"k","rate_limit_per_s":5,"max_attempts":9}"#,
+            r#"{"type":"A","ordering_key":"k","rate_limit_per_s":5,"backoff":{"initial_ms":7}}"#,
+            r#"{"type":"A","ordering_key":"k","rate_limit_per_s":5,"max_in_flight_per_key":4}"#,
+            r#"{"type":"A","ordering_key":"k"}"#,
+        ] {
+            assert_eq!(
+                base.change_to(&with(mutable)),
+                DefinitionChange::Update,
+                "{mutable}"
+            );
+        }
+        let hash = "ab".repeat(32);
+        let cases = [
+            (
+                r#"{"type":"B","ordering_key":"k","rate_limit_per_s":5}"#.to_string(),
+                vec!["type"],
+            ),
+            (
+                r#"{"type":"A","rate_limit_per_s":5}"#.to_string(),
+                vec!["ordering_key"],
+            ),
+            (
+                r#"{"type":"A","ordering_key":"k","rate_limit_per_s":5,"start":"now"}"#.to_string(),
+                vec!["start"],
+            ),
+            (
+                format!(
+                    r#"{{"type":"B","predecessor":{{"role":"r","hash":"{hash}"}},"start":"now","lease_ms":999}}"#
+                ),
+                vec!["type", "predecessor", "ordering_key", "start"],
+            ),
+        ];
+        for (json, fixed_members_changed) in cases {
+            assert_eq!(
+                base.change_to(&with(&json)),
+                DefinitionChange::Conflict {
+                    fixed_members_changed
+                },
+                "{json}"
+            );
+        }
     }
 
     #[test]

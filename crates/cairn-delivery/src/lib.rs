@@ -30,13 +30,16 @@ pub use attributes::{
     NOT_BEFORE_FIELD,
 };
 pub use backoff::Backoff;
-pub use definition::{DefinitionError, PredecessorSelector, Start, SubscriptionDefinition};
+pub use definition::{
+    DefinitionChange, DefinitionError, PredecessorSelector, Start, SubscriptionDefinition,
+};
 pub use failure::{retry_delay_ms, FailedAttempt};
 pub use outcomes::{unsettled_status, TokenBatch};
 pub use random::SplitMix64;
 pub use rate::TokenBucket;
 pub use record::{
     validate_subscription_name, MessageRecord, MessageStatus, RecordError, SubscriptionRecord,
+    FIRST_GENERATION,
 };
 pub use subscription::{
     truncate_error, AdmittedMessage, Change, Counters, Lease, SubscriptionState, TokenOutcome,

@@ -31,6 +31,18 @@ pub struct SubscriptionRecord {
     pub cursor_seq: u64,
     /// When it was created (ms since the Unix epoch).
     pub created_at_ms: u64,
+    /// The definition's generation: 1 at creation, one more at each change
+    /// of the definition. Records written before generations existed read
+    /// as generation 1.
+    #[serde(default = "first_generation")]
+    pub generation: u64,
+}
+
+/// The generation of a subscription as created.
+pub const FIRST_GENERATION: u64 = 1;
+
+fn first_generation() -> u64 {
+    FIRST_GENERATION
 }
 
 /// Where a message stands.
@@ -208,6 +220,30 @@ mod tests {
         assert!(MessageRecord::decode(&damaged).is_err());
         assert!(MessageRecord::decode(&[]).is_err());
         assert!(MessageRecord::decode(&[1, b'{']).is_err());
+    }
+
+    #[test]
+    fn subscription_records_without_a_generation_read_as_the_first() {
+        let record = SubscriptionRecord {
+            id: 3,
+            name: "s".into(),
+            definition: SubscriptionDefinition::from_json(br#"{"type":"T"}"#).unwrap(),
+            paused: false,
+            cursor_seq: 9,
+            created_at_ms: 5,
+            generation: 4,
+        };
+        assert_eq!(
+            SubscriptionRecord::decode(&record.encode()).unwrap(),
+            record
+        );
+        let mut json: serde_json::Value = serde_json::from_slice(&record.encode()[1..]).unwrap();
+        json.as_object_mut().unwrap().remove("generation");
+        let mut older = vec![RECORD_FORMAT_VERSION];
+        older.extend(serde_json::to_vec(&json).unwrap());
+        let read = SubscriptionRecord::decode(&older).unwrap();
+        assert_eq!(read.generation, FIRST_GENERATION);
+        assert_eq!(read.cursor_seq, 9);
     }
 
     #[test]

@@ -18,12 +18,12 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use cairn_fact::Hash;
 
 use crate::attributes::MessageAttributes;
-use crate::definition::SubscriptionDefinition;
+use crate::definition::{DefinitionChange, SubscriptionDefinition};
 use crate::failure::{retry_delay_ms, FailedAttempt};
 use crate::limits;
 use crate::outcomes::TokenBatch;
 use crate::rate::TokenBucket;
-use crate::record::{MessageRecord, MessageStatus, SubscriptionRecord};
+use crate::record::{MessageRecord, MessageStatus, SubscriptionRecord, FIRST_GENERATION};
 use crate::token::{lease_number, match_token, LeaseToken, MessageLease, TokenKey, TokenMatch};
 
 /// The error recorded when a lease runs out.
@@ -157,6 +157,7 @@ pub struct SubscriptionState {
     id: u64,
     name: String,
     definition: SubscriptionDefinition,
+    generation: u64,
     paused: bool,
     cursor_seq: u64,
     created_at_ms: u64,
@@ -188,6 +189,7 @@ impl SubscriptionState {
             id,
             name,
             definition,
+            generation: FIRST_GENERATION,
             paused: false,
             cursor_seq,
             created_at_ms: now_ms,
@@ -225,6 +227,7 @@ impl SubscriptionState {
         );
         state.paused = record.paused;
         state.created_at_ms = record.created_at_ms;
+        state.generation = record.generation;
         state.counters.dead = dead;
         state.counters.discarded = discarded;
         for (seq, message) in pending {
@@ -261,6 +264,11 @@ impl SubscriptionState {
         &self.definition
     }
 
+    /// The definition's generation (see [`SubscriptionRecord::generation`]).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// Whether delivery is paused.
     pub fn paused(&self) -> bool {
         self.paused
@@ -280,6 +288,7 @@ impl SubscriptionState {
             paused: self.paused,
             cursor_seq: self.cursor_seq,
             created_at_ms: self.created_at_ms,
+            generation: self.generation,
         }
     }
 
@@ -460,6 +469,43 @@ impl SubscriptionState {
         }
         batch.finish(|token| self.match_token(token))
     }
+    /// Replaces the definition with `new`, which may differ only in how it
+    /// delivers ([`DefinitionChange::Update`]; the caller checks), and
+    /// counts a generation. Nothing tracked is lost: leases keep their
+    /// deadlines, waiting messages their due times, and the attempts made
+    /// so far stand. From now on pulls and extends without a lease of their
+    /// own use the new `lease_ms`, failures the new `max_attempts` and
+    /// backoff (a message whose attempts already reach a lowered
+    /// `max_attempts` dies at its next failure), and the key window the new
+    /// `max_in_flight_per_key`. The rate limit's bucket keeps what it held,
+    /// refilled to `now_ms` at the old rate and capped at the new burst; a
+    /// rate limit added now starts full.
+    pub fn update_definition(&mut self, new: SubscriptionDefinition, now_ms: u64) -> Vec<Change> {
+        assert_eq!(
+            self.definition.change_to(&new),
+            DefinitionChange::Update,
+            "only delivery members of a definition change"
+        );
+        self.rate = match (self.rate.take(), new.rate_limit_per_s) {
+            (Some(mut bucket), Some(rate)) => {
+                bucket.available(now_ms);
+                let (milli_tokens, refilled_at_ms) = bucket.parts();
+                Some(TokenBucket::from_parts(rate, milli_tokens, refilled_at_ms))
+            }
+            (None, Some(rate)) => Some(TokenBucket::new(rate, now_ms)),
+            (_, None) => None,
+        };
+        self.definition = new;
+        self.generation += 1;
+        // A wider key window lets blocked messages go now; a narrower one
+        // holds back ready messages when a pull reaches them.
+        let keys: Vec<Hash> = self.keys.keys().copied().collect();
+        for key in keys {
+            self.unblock_key(key);
+        }
+        vec![Change::Subscription(self.record())]
+    }
+
     /// Pauses or resumes delivery.
     pub fn set_paused(&mut self, paused: bool) -> Vec<Change> {
         self.paused = paused;

@@ -365,3 +365,65 @@ fn tokens_act_only_as_issued_and_only_on_their_own_lease() {
     assert_eq!(statuses, [TokenStatus::Acked, TokenStatus::Unknown]);
     assert_eq!(changes.len(), 1);
 }
+
+#[test]
+fn an_updated_definition_keeps_leases_attempts_and_dead_letters_and_applies_from_then_on() {
+    let mut state = state(
+        r#"{"type":"T","max_attempts":5,"lease_ms":1000,"backoff":{"initial_ms":100,"max_ms":100}}"#,
+        4,
+    );
+    // Message 1 fails twice; message 2 is leased; message 3 dies after a
+    // lowered max_attempts, message 4 waits.
+    let (first, _) = state.pull(1, None, 0);
+    state.nack(&tokens(&first), None, Some("boom"), 0);
+    let (second, _) = state.pull(1, None, 200);
+    assert_eq!((second[0].seq, second[0].attempt), (1, 2));
+    state.nack(&tokens(&second), Some(10_000), None, 200);
+    let (leased, _) = state.pull(1, None, 300);
+    assert_eq!(leased[0].seq, 2);
+    let generation = state.generation();
+
+    let changes = state.update_definition(
+        definition(
+            r#"{"type":"T","max_attempts":2,"lease_ms":5000,"backoff":{"initial_ms":300,"max_ms":300},"rate_limit_per_s":1}"#,
+        ),
+        400,
+    );
+    assert_eq!(state.generation(), generation + 1);
+    assert!(
+        matches!(&changes[..], [Change::Subscription(record)] if record.generation == generation + 1)
+    );
+    // New pulls take the new lease and the new rate limit (a full bucket
+    // of one message).
+    let (third, _) = state.pull(10, None, 400);
+    assert_eq!(third.iter().map(|lease| lease.seq).collect::<Vec<_>>(), [3]);
+    assert_eq!(
+        state.extend(&tokens(&third), None, 400)[0].status,
+        TokenStatus::Extended
+    );
+    // The lease granted before keeps its deadline (1300); the new one
+    // lasts the new lease_ms.
+    state.advance(1_299);
+    assert_eq!(state.tracked_message(2), Some((1, true)));
+    state.advance(1_300);
+    assert_eq!(state.tracked_message(2), Some((1, false)));
+    assert_eq!(state.tracked_message(3), Some((1, true)));
+    // A first failure under max_attempts 2 is retried.
+    state.nack(&tokens(&third), None, None, 1_300);
+    assert_eq!(state.tracked_message(3), Some((1, false)));
+    // Message 1 already used two attempts: its next delivery is attempt 3,
+    // and that failure is its last under the lowered max_attempts.
+    let (again, _) = state.pull(10, None, 10_300);
+    let one = again
+        .iter()
+        .find(|lease| lease.seq == 1)
+        .expect("message 1 is due");
+    assert_eq!(one.attempt, 3);
+    let (outcomes, changes) = state.nack(&tokens(std::slice::from_ref(one)), None, None, 10_300);
+    assert_eq!(outcomes[0].status, TokenStatus::Nacked);
+    assert!(changes.iter().any(|change| matches!(
+        change,
+        Change::Message { seq: 1, record, .. } if record.status == MessageStatus::Dead
+    )));
+    assert_eq!(state.counters(10_300).dead, 1);
+}

@@ -157,7 +157,15 @@ impl From<crate::delivery::DeliveryError> for ApiError {
             DeliveryError::InvalidDefinition(_) => {
                 ApiError::new(ErrorCode::InvalidDefinition, message)
             }
-            DeliveryError::Conflict(_) => ApiError::new(ErrorCode::SubscriptionConflict, message),
+            DeliveryError::Conflict {
+                fixed_members_changed,
+                ..
+            } => ApiError::new(ErrorCode::SubscriptionConflict, message)
+                .with_detail("fields", json!(fixed_members_changed)),
+            DeliveryError::GenerationMismatch {
+                current_generation, ..
+            } => ApiError::new(ErrorCode::GenerationMismatch, message)
+                .with_detail("generation", json!(current_generation)),
             DeliveryError::TooManySubscriptions => {
                 ApiError::new(ErrorCode::TooManySubscriptions, message)
             }

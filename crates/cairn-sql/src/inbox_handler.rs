@@ -44,7 +44,10 @@ pub fn with_inbox<DB, H>(
 ) -> impl Fn(Delivery) -> BoxFuture<'static, Result<(), HandlerError>> + Send + Sync + 'static
 where
     DB: CairnDatabase,
-    H: for<'t> Fn(Delivery, &'t mut Transaction<'static, DB>) -> BoxFuture<'t, Result<(), HandlerError>>
+    H: for<'t> Fn(
+            Delivery,
+            &'t mut Transaction<'static, DB>,
+        ) -> BoxFuture<'t, Result<(), HandlerError>>
         + Send
         + Sync
         + 'static,
@@ -57,7 +60,9 @@ where
             let inbox = Inbox::new(delivery.subscription());
             let hash = delivery.hash();
             let processed = inbox
-                .process(&pool, &hash, move |transaction| handler(delivery, transaction))
+                .process(&pool, &hash, move |transaction| {
+                    handler(delivery, transaction)
+                })
                 .await;
             match processed {
                 Ok(_) => Ok(()),

@@ -37,8 +37,8 @@ pub fn definition(
     }
 }
 
-/// Creates the subscription `name`, or confirms that it exists with the
-/// same definition. While Cairn is unreachable it tries again every
+/// Creates the subscription `name`, or puts its definition over the
+/// existing one (an update of what may change, nothing if it is the same). While Cairn is unreachable it tries again every
 /// [`SUBSCRIPTION_SETUP_RETRY_DELAY`] until `shutdown`; then it answers
 /// `None`.
 pub async fn ensure_subscription(
@@ -48,15 +48,14 @@ pub async fn ensure_subscription(
     shutdown: &CancellationToken,
 ) -> Result<Option<SubscriptionView>, ServiceError> {
     loop {
-        let created = tokio::select! {
+        let applied = tokio::select! {
             () = shutdown.cancelled() => return Ok(None),
-            created = client.create_subscription(name, definition) => created,
+            applied = client.apply_subscription(name, definition) => applied,
         };
-        match created {
-            Ok(created) => {
-                let what = if created.created { "created" } else { "exists" };
-                tracing::info!(subscription = name, type_name = %definition.type_name, "subscription {what}");
-                return Ok(Some(created.view));
+        match applied {
+            Ok(applied) => {
+                tracing::info!(subscription = name, type_name = %definition.type_name, "subscription {:?}", applied.outcome);
+                return Ok(Some(applied.view));
             }
             Err(ClientError::Api { status: 409, .. }) => {
                 return Err(ServiceError::SubscriptionConflict {

@@ -1,8 +1,11 @@
 //! The subscriber runtime: `Subscriber::new(client, "billing", handler)
-//! .concurrency(8).run(shutdown)` pulls messages of a subscription, runs the
-//! handler on each with a concurrency limit, acknowledges successes, nacks
-//! failures with their error text, renews the leases of long handlers, and
-//! on shutdown drains in-flight work before it returns.
+//! .definition(definition).concurrency(8).run(shutdown)` puts the
+//! subscription's definition (creating or updating it, idempotently, and
+//! waiting for Cairn while it is unreachable), then pulls messages of the
+//! subscription, runs the handler on each with a concurrency limit,
+//! acknowledges successes, nacks failures with their error text, renews the
+//! leases of long handlers, and on shutdown drains in-flight work before it
+//! returns.
 //!
 //! The decisions (which leases to renew, when to flush acks) live in pure
 //! types ([`leases`], [`outcomes`]); this module and [`tasks`] only run them.
@@ -31,7 +34,7 @@ use crate::backoff::Backoff;
 use crate::client::Client;
 use crate::error::{ClientError, Result};
 use crate::limits;
-use crate::wire::PullOptions;
+use crate::wire::{GenerationPrecondition, PullOptions, SubscriptionDefinition, SubscriptionView};
 use leases::LeaseTracker;
 use tasks::{Counters, Flusher};
 
@@ -126,6 +129,8 @@ pub struct Subscriber<H> {
     subscription: String,
     handler: H,
     options: SubscriberOptions,
+    definition: Option<SubscriptionDefinition>,
+    replaces_generation: Option<u64>,
 }
 
 impl<H, F> Subscriber<H>
@@ -133,20 +138,60 @@ where
     H: Fn(Delivery) -> F + Send + Sync + 'static,
     F: Future<Output = Result<(), HandlerError>> + Send + 'static,
 {
-    /// A subscriber of `subscription` (which must exist) with default
-    /// options.
+    /// A subscriber of `subscription` with default options. The
+    /// subscription must exist, unless [`Subscriber::definition`] gives its
+    /// definition.
     pub fn new(client: Client, subscription: impl Into<String>, handler: H) -> Subscriber<H> {
         Subscriber {
             client,
             subscription: subscription.into(),
             handler,
             options: SubscriberOptions::default(),
+            definition: None,
+            replaces_generation: None,
         }
     }
 
     /// The subscription's name.
     pub fn subscription(&self) -> &str {
         &self.subscription
+    }
+
+    /// The subscription's definition, kept in code: [`Subscriber::run`]
+    /// puts it first ([`Client::apply_subscription`]), creating the
+    /// subscription, finding it as it is, or updating what may change
+    /// (lease, attempts, backoff, rate and in-flight limits) without losing
+    /// its messages; it retries with backoff while Cairn is unreachable,
+    /// and fails if the subscription exists with another type, predecessor,
+    /// ordering key or start (`409 subscription_conflict`).
+    ///
+    /// Every instance that runs puts its definition, the last one winning.
+    /// During a rolling deploy, where old and new versions run side by
+    /// side, use [`Subscriber::definition_replacing`] instead.
+    pub fn definition(mut self, definition: SubscriptionDefinition) -> Self {
+        self.definition = Some(definition);
+        self.replaces_generation = None;
+        self
+    }
+
+    /// Like [`Subscriber::definition`], for a definition that replaces the
+    /// one at `generation` (the generation the previous version of the
+    /// service left, as `cairn subs show` or a view reports it): it is put
+    /// only over that generation (`If-Match`). Where the subscription is
+    /// already past it, a newer version has put its definition, and this
+    /// subscriber runs under that one without overwriting it; an instance
+    /// of the old version restarting mid-deploy therefore cannot undo the
+    /// new definition. A subscription that does not exist is created. A
+    /// subscription at a generation below `generation` is an error: the
+    /// definition in code expects a history the server does not have.
+    pub fn definition_replacing(
+        mut self,
+        definition: SubscriptionDefinition,
+        generation: u64,
+    ) -> Self {
+        self.definition = Some(definition);
+        self.replaces_generation = Some(generation);
+        self
     }
 
     /// Sets all options at once.
@@ -201,15 +246,31 @@ where
     /// handlers finish (up to the drain timeout), sends the last acks and
     /// nacks, and returns what it did.
     ///
-    /// Errors only at the start: invalid options, or a subscription that
-    /// does not exist. Later failures of pulls, acks and nacks are logged
-    /// and retried with backoff; they never stop the subscriber.
+    /// Errors only at the start: invalid options, a subscription that does
+    /// not exist (without a definition), or a definition the server
+    /// refuses (an invalid one, or a conflict with the subscription's fixed
+    /// members). Cairn being unreachable at the start is waited out, with
+    /// backoff, until `shutdown`. Later failures of pulls, acks and nacks
+    /// are logged and retried with backoff; they never stop the subscriber.
     ///
     /// A pull cut short by shutdown may have leased messages that never
     /// reach a handler; the server delivers them again after their lease.
     pub async fn run(self, shutdown: CancellationToken) -> Result<SubscriberReport> {
         self.options.validate()?;
-        let Some(lease_ms) = self.resolve_lease_ms(&shutdown).await? else {
+        let lease_ms = match &self.definition {
+            Some(definition) => self
+                .apply_definition(definition, &shutdown)
+                .await?
+                .map(|view| {
+                    self.options.lease_ms.unwrap_or_else(|| {
+                        view.definition
+                            .lease_ms
+                            .unwrap_or(limits::SUBSCRIPTION_LEASE_MS_DEFAULT)
+                    })
+                }),
+            None => self.resolve_lease_ms(&shutdown).await?,
+        };
+        let Some(lease_ms) = lease_ms else {
             return Ok(SubscriberReport::default());
         };
         let options = self.options;
@@ -321,6 +382,84 @@ where
         Ok(counters.report())
     }
 
+    /// Puts the definition (see [`Subscriber::definition`] and
+    /// [`Subscriber::definition_replacing`]), retrying while Cairn is
+    /// unreachable; the subscription as it then is, or `None` if shutdown
+    /// came first.
+    async fn apply_definition(
+        &self,
+        definition: &SubscriptionDefinition,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<SubscriptionView>> {
+        let mut precondition = self
+            .replaces_generation
+            .map(GenerationPrecondition::Generation);
+        let mut failures_n = 0;
+        loop {
+            let applied = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return Ok(None),
+                applied = self.client.transport().apply_subscription(
+                    &self.subscription, definition, precondition,
+                ) => applied,
+            };
+            let error = match applied {
+                Ok(applied) => {
+                    tracing::info!(
+                        subscription = %self.subscription,
+                        generation = applied.generation(),
+                        "subscription definition put: {:?}",
+                        applied.outcome
+                    );
+                    return Ok(Some(applied.view));
+                }
+                Err(error) => error,
+            };
+            if let (Some(expected), Some(current)) =
+                (self.replaces_generation, generation_mismatch(&error))
+            {
+                match current {
+                    // Not there: create it (a precondition never creates).
+                    None => {
+                        precondition = None;
+                        continue;
+                    }
+                    Some(current) if current > expected => {
+                        tracing::warn!(
+                            subscription = %self.subscription,
+                            generation = current,
+                            "a newer definition than the one this subscriber replaces is in \
+                             force; running under it without overwriting it"
+                        );
+                        return match self.client.subscription(&self.subscription).await? {
+                            Some(view) => Ok(Some(view)),
+                            None => Err(ClientError::UnknownSubscription {
+                                name: self.subscription.clone(),
+                            }),
+                        };
+                    }
+                    Some(_) => return Err(error),
+                }
+            }
+            if !error.is_retryable() {
+                tracing::error!(
+                    subscription = %self.subscription,
+                    "the subscription's definition was refused: {error}"
+                );
+                return Err(error);
+            }
+            failures_n += 1;
+            tracing::warn!(
+                subscription = %self.subscription,
+                "cannot put the subscription's definition, retrying: {error}"
+            );
+            let delay = self.options.retry_backoff.delay(failures_n);
+            if pause_unless_shutdown(delay, shutdown).await {
+                return Ok(None);
+            }
+        }
+    }
+
     /// The lease to track: the option, or the subscription's. `None` if
     /// shutdown came first.
     async fn resolve_lease_ms(&self, shutdown: &CancellationToken) -> Result<Option<u64>> {
@@ -358,6 +497,23 @@ where
                 Err(error) => return Err(error),
             }
         }
+    }
+}
+
+/// The subscription's generation a `412 generation_mismatch` reports:
+/// `Some(None)` when it does not exist; `None` for any other error.
+fn generation_mismatch(error: &ClientError) -> Option<Option<u64>> {
+    match error {
+        ClientError::Api { code, details, .. }
+            if code == cairn_api::ErrorCode::GenerationMismatch.as_str() =>
+        {
+            Some(
+                details
+                    .get("generation")
+                    .and_then(serde_json::Value::as_u64),
+            )
+        }
+        _ => None,
     }
 }
 

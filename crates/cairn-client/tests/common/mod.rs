@@ -19,11 +19,16 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> anyhow::Result<TestServer> {
+        TestServer::start_on("127.0.0.1:0".parse()?).await
+    }
+
+    /// A server listening on `address` (a port a test reserved earlier).
+    pub async fn start_on(address: SocketAddr) -> anyhow::Result<TestServer> {
         let data = tempfile::tempdir()?;
         let mut options = cairn_server::NodeOptions::embedded(data.path().join("store"));
         options.blob_bytes_max = 1024 * 1024;
         let node = options.build().await?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let listener = tokio::net::TcpListener::bind(address).await?;
         let address = listener.local_addr()?;
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(node.run(listener, shutdown.clone().cancelled_owned()));

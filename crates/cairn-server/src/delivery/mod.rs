@@ -21,6 +21,7 @@ pub mod shared;
 
 use std::sync::{Arc, Mutex};
 
+use cairn_api::GenerationPrecondition;
 use cairn_delivery::{MessageRecord, SplitMix64, SubscriptionDefinition, TokenKey, TokenOutcome};
 use cairn_fact::Hash;
 use cairn_store::{MessageSelection, ReadError, WriteError};
@@ -78,9 +79,28 @@ pub enum DeliveryError {
     /// The name or the definition is not acceptable.
     #[error("{0}")]
     InvalidDefinition(String),
-    /// A different definition exists under that name.
-    #[error("a subscription named {0:?} exists with a different definition")]
-    Conflict(String),
+    /// A definition under that name differs in members that cannot change.
+    #[error(
+        "subscription {name:?} exists with another {}; these cannot change (delete the \
+         subscription and create it again to change them), only lease_ms, max_attempts, \
+         backoff, max_in_flight_per_key and rate_limit_per_s can",
+        fixed_members_changed.join(", ")
+    )]
+    Conflict {
+        /// The subscription's name.
+        name: String,
+        /// The members that differ and cannot change, as on the wire.
+        fixed_members_changed: Vec<&'static str>,
+    },
+    /// The `If-Match` precondition does not hold: the subscription is at
+    /// another generation, or there is none.
+    #[error("{}", generation_mismatch_message(name, *current_generation))]
+    GenerationMismatch {
+        /// The subscription's name.
+        name: String,
+        /// Its generation now; `None` if it does not exist.
+        current_generation: Option<u64>,
+    },
     /// The server keeps no more subscriptions.
     #[error("this server keeps at most {SUBSCRIPTIONS_MAX} subscriptions")]
     TooManySubscriptions,
@@ -90,6 +110,29 @@ pub enum DeliveryError {
     /// The store could not read.
     #[error(transparent)]
     Read(#[from] ReadError),
+}
+
+fn generation_mismatch_message(name: &str, current_generation: Option<u64>) -> String {
+    match current_generation {
+        Some(generation) => format!(
+            "subscription {name:?} is at generation {generation}, not the one If-Match names; \
+             nothing changed (read it again before deciding)"
+        ),
+        None => format!(
+            "no subscription named {name:?} exists, and If-Match asks for one; nothing changed"
+        ),
+    }
+}
+
+/// What a `PUT` of a definition did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// The subscription was created (generation 1).
+    Created,
+    /// Members that may change were changed (the generation grew by one).
+    Updated,
+    /// The same definition was there: nothing changed.
+    Unchanged,
 }
 
 /// A leased message as answered by a pull.
@@ -139,13 +182,20 @@ pub type Answer<'a, T> = BoxFuture<'a, Result<T, DeliveryError>>;
 
 /// The registry of subscriptions.
 pub trait Deliveries: Send + Sync + 'static {
-    /// Creates a subscription, or finds the same one. Returns it and whether
-    /// it was created. Durable before it returns.
-    fn create<'a>(
+    /// Creates a subscription, finds the same one, or updates the members
+    /// of its definition that may change (`SubscriptionDefinition::change_to`)
+    /// and counts a generation, keeping its cursor, messages, leases,
+    /// attempts and dead letters. A change of a member that cannot change
+    /// is a [`DeliveryError::Conflict`]. With a `precondition`, nothing is
+    /// created, and nothing changes unless it holds
+    /// ([`DeliveryError::GenerationMismatch`]); it is checked atomically
+    /// with the change. Durable before it returns.
+    fn apply<'a>(
         &'a self,
         name: &'a str,
         definition: SubscriptionDefinition,
-    ) -> Answer<'a, (Arc<dyn Subscription>, bool)>;
+        precondition: Option<GenerationPrecondition>,
+    ) -> Answer<'a, (Arc<dyn Subscription>, Applied)>;
 
     /// The subscription with this name.
     fn get<'a>(&'a self, name: &'a str) -> Answer<'a, Arc<dyn Subscription>>;
@@ -163,9 +213,6 @@ pub trait Deliveries: Send + Sync + 'static {
 pub trait Subscription: Send + Sync + 'static {
     /// The name.
     fn name(&self) -> &str;
-
-    /// The definition.
-    fn definition(&self) -> &SubscriptionDefinition;
 
     /// Leases up to `max` messages, waiting up to `wait_ms` for at least one.
     fn pull<'a>(
@@ -197,7 +244,7 @@ pub trait Subscription: Send + Sync + 'static {
     /// Pauses or resumes delivery.
     fn set_paused(&self, paused: bool) -> Answer<'_, SubscriptionView>;
 
-    /// The definition and counters.
+    /// The definition (with its generation) and counters.
     fn view(&self) -> Answer<'_, SubscriptionView>;
 
     /// Dead letters (or discarded ones) with `seq > after_seq`.

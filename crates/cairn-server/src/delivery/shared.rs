@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use cairn_api::GenerationPrecondition;
 use cairn_delivery::limits::TRACKED_MESSAGES_MAX;
 use cairn_delivery::{
     match_token, validate_subscription_name, LeaseToken, MessageStatus, Start,
@@ -32,6 +33,7 @@ use cairn_delivery::{
 use cairn_fact::Hash;
 use cairn_store::postgres::delivery::{
     Admission, CreateOutcome, DeliveryRules, LeaseRequest, LeasedMessage, SubscriptionRow,
+    UpdateOutcome,
 };
 use cairn_store::{MessageSelection, PostgresStore, Store};
 use tokio::sync::{watch, Notify};
@@ -39,8 +41,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    selection_of, Answer, DeadLetter, Deliveries, DeliveryError, PulledMessage, Subscription,
-    SubscriptionView, TokenSecrets, SUBSCRIPTIONS_MAX,
+    selection_of, Answer, Applied, DeadLetter, Deliveries, DeliveryError, PulledMessage,
+    Subscription, SubscriptionView, TokenSecrets, SUBSCRIPTIONS_MAX,
 };
 use crate::clock::Clock;
 
@@ -48,6 +50,9 @@ use crate::clock::Clock;
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// How soon a pull looks again while another pull is admitting new facts.
 const ADMISSION_RETRY: Duration = Duration::from_millis(2);
+/// Rounds of create-then-update one `PUT` makes at most while other
+/// servers delete and create the subscription under it.
+const APPLY_ROUNDS_MAX: usize = 3;
 /// How often one server ends expired leases of one subscription at most,
 /// by default.
 pub const EXPIRY_INTERVAL: Duration = Duration::from_millis(50);
@@ -106,18 +111,36 @@ impl SharedDeliveries {
         }
     }
 
+    /// This server's handle of the subscription in `row`, brought up to
+    /// the row's generation: every request reads the row first, so a
+    /// definition changed through another server is in force here from
+    /// the next request on.
     fn handle(&self, row: SubscriptionRow) -> Result<Arc<SharedSubscription>, DeliveryError> {
+        let existing = self
+            .handles
+            .lock()
+            .expect("lock poisoned")
+            .get(&row.id)
+            .cloned();
+        if let Some(handle) = existing {
+            handle.refresh(&row)?;
+            return Ok(handle);
+        }
+        let definition = parse_definition(&row)?;
         let mut handles = self.handles.lock().expect("lock poisoned");
         if let Some(handle) = handles.get(&row.id) {
             return Ok(Arc::clone(handle));
         }
-        let definition = parse_definition(&row)?;
         let handle = Arc::new(SharedSubscription {
             store: Arc::clone(&self.store),
             id: row.id,
             selection: selection_of(&definition),
             name: row.name,
-            definition,
+            ordering_key: definition.ordering_key.clone(),
+            in_force: Mutex::new(InForce {
+                generation: row.generation,
+                definition: Arc::new(definition),
+            }),
             key: TokenKey::new(row.token_secret),
             clock: self.options.clock.clone(),
             expiry_interval: self.options.expiry_interval,
@@ -145,33 +168,92 @@ fn parse_definition(row: &SubscriptionRow) -> Result<SubscriptionDefinition, Del
 }
 
 impl Deliveries for SharedDeliveries {
-    fn create<'a>(
+    fn apply<'a>(
         &'a self,
         name: &'a str,
         definition: SubscriptionDefinition,
-    ) -> Answer<'a, (Arc<dyn Subscription>, bool)> {
+        precondition: Option<GenerationPrecondition>,
+    ) -> Answer<'a, (Arc<dyn Subscription>, Applied)> {
         Box::pin(async move {
             validate_subscription_name(name).map_err(DeliveryError::InvalidDefinition)?;
             let json = serde_json::to_string(&definition)
                 .map_err(|error| DeliveryError::InvalidDefinition(error.to_string()))?;
-            let start_now = definition.start == Start::Now;
-            let secret = self.options.secrets.next_secret();
             let now_ms = self.options.clock.as_ref().map(Clock::now_ms);
-            let outcome = self
-                .store
-                .create_subscription(name, &json, start_now, SUBSCRIPTIONS_MAX, &secret, now_ms)
-                .await?;
-            match outcome {
-                CreateOutcome::Created(row) => {
-                    tracing::info!(name, id = row.id, "subscription created");
-                    Ok((self.handle(row)? as Arc<dyn Subscription>, true))
+            let expected_generation = match precondition {
+                Some(GenerationPrecondition::Generation(generation)) => Some(generation),
+                Some(GenerationPrecondition::Exists) | None => None,
+            };
+            // Without a precondition, create first; an existing row is then
+            // updated. A delete through another server between the two
+            // makes the update find nothing, and the creation is tried again.
+            for _ in 0..APPLY_ROUNDS_MAX {
+                if precondition.is_none() {
+                    let start_now = definition.start == Start::Now;
+                    let secret = self.options.secrets.next_secret();
+                    let created = self
+                        .store
+                        .create_subscription(
+                            name,
+                            &json,
+                            start_now,
+                            SUBSCRIPTIONS_MAX,
+                            &secret,
+                            now_ms,
+                        )
+                        .await?;
+                    match created {
+                        CreateOutcome::Created(row) => {
+                            tracing::info!(name, id = row.id, "subscription created");
+                            let handle = self.handle(row)? as Arc<dyn Subscription>;
+                            return Ok((handle, Applied::Created));
+                        }
+                        CreateOutcome::Existing(_) => {}
+                        CreateOutcome::TooMany => return Err(DeliveryError::TooManySubscriptions),
+                    }
                 }
-                CreateOutcome::Existing(row) if parse_definition(&row)? == definition => {
-                    Ok((self.handle(row)? as Arc<dyn Subscription>, false))
+                let outcome = self
+                    .store
+                    .update_subscription(name, &json, expected_generation, now_ms)
+                    .await?;
+                let (row, applied) = match outcome {
+                    UpdateOutcome::Missing if precondition.is_none() => continue,
+                    UpdateOutcome::Missing => {
+                        return Err(DeliveryError::GenerationMismatch {
+                            name: name.to_string(),
+                            current_generation: None,
+                        })
+                    }
+                    UpdateOutcome::GenerationMismatch { current_generation } => {
+                        return Err(DeliveryError::GenerationMismatch {
+                            name: name.to_string(),
+                            current_generation: Some(current_generation),
+                        })
+                    }
+                    UpdateOutcome::Conflict {
+                        fixed_members_changed,
+                    } => {
+                        return Err(DeliveryError::Conflict {
+                            name: name.to_string(),
+                            fixed_members_changed,
+                        })
+                    }
+                    UpdateOutcome::Unchanged(row) => (row, Applied::Unchanged),
+                    UpdateOutcome::Updated(row) => (row, Applied::Updated),
+                };
+                let handle = self.handle(row)?;
+                if applied == Applied::Updated {
+                    tracing::info!(name, "subscription definition updated");
+                    handle.changed.notify_waiters();
                 }
-                CreateOutcome::Existing(_) => Err(DeliveryError::Conflict(name.to_string())),
-                CreateOutcome::TooMany => Err(DeliveryError::TooManySubscriptions),
+                return Ok((handle as Arc<dyn Subscription>, applied));
             }
+            Err(DeliveryError::Write(cairn_store::WriteError::Unavailable {
+                message: format!(
+                    "subscription {name:?} was deleted and created again through other \
+                     servers {APPLY_ROUNDS_MAX} times while this PUT ran; retrying is safe"
+                ),
+                source: None,
+            }))
         })
     }
 
@@ -222,7 +304,10 @@ pub struct SharedSubscription {
     store: Arc<PostgresStore>,
     id: u64,
     name: String,
-    definition: SubscriptionDefinition,
+    /// The definition's `ordering_key` (it cannot change).
+    ordering_key: Option<String>,
+    /// The definition in force here and its generation.
+    in_force: Mutex<InForce>,
     selection: MessageSelection,
     /// Signs and checks tokens, jitters backoff (from the row's secret).
     key: TokenKey,
@@ -245,15 +330,43 @@ pub struct SharedSubscription {
     closed: AtomicBool,
 }
 
+/// A definition and its generation, as this server last read them.
+#[derive(Clone, Debug)]
+struct InForce {
+    generation: u64,
+    definition: Arc<SubscriptionDefinition>,
+}
+
 impl SharedSubscription {
+    /// The definition in force here.
+    fn definition(&self) -> Arc<SubscriptionDefinition> {
+        Arc::clone(&self.in_force.lock().expect("lock poisoned").definition)
+    }
+
+    /// Takes the definition of `row` if it is of a later generation.
+    fn refresh(&self, row: &SubscriptionRow) -> Result<(), DeliveryError> {
+        if self.in_force.lock().expect("lock poisoned").generation >= row.generation {
+            return Ok(());
+        }
+        let definition = Arc::new(parse_definition(row)?);
+        let mut in_force = self.in_force.lock().expect("lock poisoned");
+        if in_force.generation < row.generation {
+            *in_force = InForce {
+                generation: row.generation,
+                definition,
+            };
+        }
+        Ok(())
+    }
+
     /// The time for a statement: `None` lets the database read its clock.
     fn now_ms(&self) -> Option<u64> {
         self.clock.as_ref().map(Clock::now_ms)
     }
 
-    fn rules(&self) -> DeliveryRules<'_> {
+    fn rules<'a>(&'a self, definition: &'a SubscriptionDefinition) -> DeliveryRules<'a> {
         DeliveryRules {
-            definition: &self.definition,
+            definition,
             key: &self.key,
         }
     }
@@ -281,8 +394,9 @@ impl SharedSubscription {
             }
             *expired_at = Some(now);
         }
+        let definition = self.definition();
         self.store
-            .expire_leases(self.id, self.rules(), self.now_ms())
+            .expire_leases(self.id, self.rules(&definition), self.now_ms())
             .await?;
         Ok(())
     }
@@ -299,7 +413,7 @@ impl SharedSubscription {
                 self.id,
                 &self.selection,
                 TRACKED_MESSAGES_MAX,
-                self.definition.ordering_key.as_deref(),
+                self.ordering_key.as_deref(),
                 then_lease,
                 self.now_ms(),
             )
@@ -334,11 +448,12 @@ impl SharedSubscription {
         lease_ms: Option<u64>,
     ) -> Result<(Vec<PulledMessage>, bool), DeliveryError> {
         self.expire_leases().await?;
+        let definition = self.definition();
         let request = |max: usize| LeaseRequest {
             max,
-            lease_ms: lease_ms.unwrap_or(self.definition.lease_ms),
-            max_in_flight_per_key: self.definition.max_in_flight_per_key.unwrap_or(1),
-            rate_limit_per_s: self.definition.rate_limit_per_s,
+            lease_ms: lease_ms.unwrap_or(definition.lease_ms),
+            max_in_flight_per_key: definition.max_in_flight_per_key.unwrap_or(1),
+            rate_limit_per_s: definition.rate_limit_per_s,
         };
         let mut leased = self
             .store
@@ -347,7 +462,7 @@ impl SharedSubscription {
         let mut admitting_elsewhere = false;
         if leased.len() < max {
             // A rate limit takes its bucket in a transaction of its own.
-            let rate_limited = self.definition.rate_limit_per_s.is_some();
+            let rate_limited = definition.rate_limit_per_s.is_some();
             let then_lease = (!rate_limited).then(|| request(max - leased.len()));
             match self.admit(then_lease).await? {
                 Admitted::Some(more) if !more.is_empty() => leased.extend(more),
@@ -407,10 +522,6 @@ impl SharedSubscription {
 impl Subscription for SharedSubscription {
     fn name(&self) -> &str {
         &self.name
-    }
-
-    fn definition(&self) -> &SubscriptionDefinition {
-        &self.definition
     }
 
     fn pull<'a>(
@@ -474,6 +585,7 @@ impl Subscription for SharedSubscription {
             self.check_open()?;
             let mut batch = TokenBatch::verify(tokens, &self.key);
             let error = error.map(cairn_delivery::truncate_error);
+            let definition = self.definition();
             let nacked = self
                 .store
                 .nack_leases(
@@ -481,7 +593,7 @@ impl Subscription for SharedSubscription {
                     batch.tokens(),
                     delay_ms,
                     error.as_deref(),
-                    self.rules(),
+                    self.rules(&definition),
                     self.now_ms(),
                 )
                 .await?;
@@ -499,7 +611,7 @@ impl Subscription for SharedSubscription {
         Box::pin(async move {
             self.check_open()?;
             let mut batch = TokenBatch::verify(tokens, &self.key);
-            let lease_ms = lease_ms.unwrap_or(self.definition.lease_ms);
+            let lease_ms = lease_ms.unwrap_or(self.definition().lease_ms);
             let extended = self
                 .store
                 .extend_leases(self.id, batch.tokens(), lease_ms, self.now_ms())
@@ -542,9 +654,11 @@ impl Subscription for SharedSubscription {
                 .flatten()
                 .min()
                 .map_or(durable_seq, |seq| seq - 1);
+            let in_force = self.in_force.lock().expect("lock poisoned").clone();
             Ok(SubscriptionView {
                 name: self.name.clone(),
-                definition: self.definition.to_wire(),
+                definition: in_force.definition.to_wire(),
+                generation: in_force.generation,
                 paused: counts.paused,
                 backlog: counts.pending - counts.in_flight + counts.untracked,
                 in_flight: counts.in_flight,

@@ -3,12 +3,13 @@
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::{ETAG, IF_MATCH};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cairn_api::{
-    AckRequest, Deleted, Discarded, EmptyRequest, ErrorCode, ExtendRequest, Message, NackRequest,
-    PullAnswer, PullRequest, ReplayAnswer, ReplayRequest, RequestBody, SubscriptionList,
-    TokenResult, TokenResults,
+    entity_tag, AckRequest, Deleted, Discarded, EmptyRequest, ErrorCode, ExtendRequest,
+    GenerationPrecondition, Message, NackRequest, PullAnswer, PullRequest, ReplayAnswer,
+    ReplayRequest, RequestBody, SubscriptionList, SubscriptionPutAnswer, TokenResult, TokenResults,
 };
 use cairn_delivery::{SubscriptionDefinition, TokenOutcome};
 use cairn_fact::Hash;
@@ -17,7 +18,7 @@ use cairn_store::Store;
 use serde_json::value::RawValue;
 
 use super::facts::{json_answer, raw_fact, read_json_body, ContentType};
-use crate::delivery::{DeadLetter, Subscription, SubscriptionView};
+use crate::delivery::{Applied, DeadLetter, Subscription, SubscriptionView};
 use crate::error::ApiError;
 use crate::limits;
 use crate::query::QueryParams;
@@ -55,7 +56,35 @@ fn view_response(status: StatusCode, view: &SubscriptionView) -> Response {
     (status, json_answer(view)).into_response()
 }
 
-/// `PUT /v1/subscriptions/{name}`: creates, or confirms the same definition.
+/// The `ETag` of a view: its generation, quoted.
+fn with_entity_tag(mut response: Response, generation: u64) -> Response {
+    if let Ok(value) = HeaderValue::from_str(&entity_tag(generation)) {
+        response.headers_mut().insert(ETAG, value);
+    }
+    response
+}
+
+/// The `If-Match` precondition of a request, if it has one (at most one
+/// header; see `cairn_api::precondition`).
+fn if_match(headers: &HeaderMap) -> Result<Option<GenerationPrecondition>, ApiError> {
+    let mut values = headers.get_all(IF_MATCH).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidIfMatch,
+            "If-Match must be sent once, with * or one subscription generation",
+        ));
+    }
+    GenerationPrecondition::parse(value.as_bytes())
+        .map(Some)
+        .map_err(|error| ApiError::new(ErrorCode::InvalidIfMatch, error.to_string()))
+}
+
+/// `PUT /v1/subscriptions/{name}`: creates, confirms the same definition,
+/// or updates what may change (under an `If-Match` precondition if one is
+/// sent); see "Subscription details" in `docs/api-v1.md`.
 pub async fn put_subscription<S: Store>(
     State(state): State<AppState<S>>,
     Path(name): Path<String>,
@@ -64,16 +93,28 @@ pub async fn put_subscription<S: Store>(
     body: Body,
 ) -> Result<Response, ApiError> {
     QueryParams::parse(raw_query.as_deref(), &[])?;
+    let precondition = if_match(&headers)?;
     let bytes = read_json_body(&headers, body, ContentType::Optional).await?;
     let definition = SubscriptionDefinition::from_json(&bytes)
         .map_err(|error| ApiError::new(ErrorCode::InvalidDefinition, error.to_string()))?;
-    let (subscription, created) = state.deliveries.create(&name, definition).await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
+    let (subscription, applied) = state
+        .deliveries
+        .apply(&name, definition, precondition)
+        .await?;
+    let status = match applied {
+        Applied::Created => StatusCode::CREATED,
+        Applied::Updated | Applied::Unchanged => StatusCode::OK,
     };
-    Ok(view_response(status, &subscription.view().await?))
+    let view = subscription.view().await?;
+    let generation = view.generation;
+    let answer = SubscriptionPutAnswer {
+        view,
+        updated: applied == Applied::Updated,
+    };
+    Ok(with_entity_tag(
+        (status, json_answer(&answer)).into_response(),
+        generation,
+    ))
 }
 
 /// `GET /v1/subscriptions`: every subscription's view, by name.
@@ -99,7 +140,11 @@ pub async fn get_subscription<S: Store>(
 ) -> Result<Response, ApiError> {
     QueryParams::parse(raw_query.as_deref(), &[])?;
     let subscription = find(&state, &name).await?;
-    Ok(view_response(StatusCode::OK, &subscription.view().await?))
+    let view = subscription.view().await?;
+    Ok(with_entity_tag(
+        view_response(StatusCode::OK, &view),
+        view.generation,
+    ))
 }
 
 /// `DELETE /v1/subscriptions/{name}`.

@@ -6,14 +6,16 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use cairn_api::GenerationPrecondition;
+use cairn_delivery::SubscriptionDefinition;
 use cairn_delivery::{lease_number, SplitMix64, TokenKey, TokenStatus};
 use cairn_fact::{CanonicalFact, Hash};
-use cairn_server::delivery::{DeadLetter, Subscription};
+use cairn_server::delivery::{Applied, DeadLetter, DeliveryError, Subscription};
 use tokio_util::sync::CancellationToken;
 
 use crate::engines::Engine;
 use crate::oracle::{Oracle, Verb, ViewCounts};
-use crate::schedule::{Config, FactDraw, Step, TokenPicks};
+use crate::schedule::{Config, FactDraw, PreconditionDraw, Step, TokenPicks, UpdateDraw};
 
 /// Messages a consumer asks for per pull while draining.
 const DRAIN_PULL_MAX: usize = 50;
@@ -47,6 +49,8 @@ pub enum Observation {
     Dead(Vec<DeadSummary>, Vec<DeadSummary>),
     /// The server restarted.
     Restarted,
+    /// What a `PUT` of a definition did, and the generation after it.
+    Applied(&'static str, u64),
 }
 
 /// A dead letter as compared.
@@ -105,6 +109,8 @@ pub struct Driver {
     index_of_seq: HashMap<u64, usize>,
     consumers: Vec<Consumer>,
     paused: bool,
+    /// The definition's generation as last answered.
+    generation: u64,
     oracle: Oracle,
 }
 
@@ -126,12 +132,12 @@ impl Driver {
             .collect();
         let key_hashes = keys.iter().map(|key| key.hash).collect();
         engine.publish(keys).await;
-        let (_, created) = engine
+        let (_, applied) = engine
             .deliveries()
-            .create(&subscription, config.definition(&message_type))
+            .apply(&subscription, config.definition(&message_type), None)
             .await
             .expect("the subscription is created");
-        assert!(created);
+        assert_eq!(applied, Applied::Created);
         Driver {
             subscription,
             message_type,
@@ -146,6 +152,7 @@ impl Driver {
                 .map(|_| Consumer::default())
                 .collect(),
             paused: false,
+            generation: 1,
         }
     }
 
@@ -241,7 +248,126 @@ impl Driver {
                 self.oracle.restarted();
                 Ok(Observation::Restarted)
             }
+            Step::Update(draw) => self.update(draw).await,
         }
+    }
+
+    /// Puts a definition again and checks what the engine did: a stale
+    /// precondition changes nothing, a changed member that cannot change
+    /// is a conflict, the same definition is no change, anything else an
+    /// update that keeps every message (the oracle's accounting checks
+    /// that at the next view) and applies from now on.
+    async fn update(&mut self, draw: &UpdateDraw) -> Result<Observation, String> {
+        let json = draw
+            .config
+            .definition_json(&self.message_type, draw.fixed_change);
+        let definition = SubscriptionDefinition::from_json(json.as_bytes())
+            .map_err(|error| format!("the drawn definition is invalid: {error}"))?;
+        let precondition = match draw.precondition {
+            PreconditionDraw::None => None,
+            PreconditionDraw::Exists => Some(GenerationPrecondition::Exists),
+            PreconditionDraw::Current => Some(GenerationPrecondition::Generation(self.generation)),
+            PreconditionDraw::Stale => {
+                Some(GenerationPrecondition::Generation(self.generation - 1))
+            }
+        };
+        let before = self
+            .subscription()
+            .await
+            .view()
+            .await
+            .map_err(|error| format!("view failed: {error}"))?;
+        if before.generation != self.generation {
+            return Err(format!(
+                "generation {} before the update, {} expected",
+                before.generation, self.generation
+            ));
+        }
+        let answer = self
+            .engine
+            .deliveries()
+            .apply(&self.subscription, definition.clone(), precondition)
+            .await;
+        let changed = definition != self.config.definition(&self.message_type);
+        let expected = if draw.precondition == PreconditionDraw::Stale {
+            "mismatch"
+        } else if draw.fixed_change.is_some() {
+            "conflict"
+        } else if changed {
+            "updated"
+        } else {
+            "unchanged"
+        };
+        let outcome = match answer {
+            Ok((_, Applied::Updated)) => "updated",
+            Ok((_, Applied::Unchanged)) => "unchanged",
+            Ok((_, Applied::Created)) => "created",
+            Err(DeliveryError::Conflict { .. }) => "conflict",
+            Err(DeliveryError::GenerationMismatch {
+                current_generation, ..
+            }) => {
+                if current_generation != Some(self.generation) {
+                    return Err(format!(
+                        "a mismatch reports generation {current_generation:?}, not {}",
+                        self.generation
+                    ));
+                }
+                "mismatch"
+            }
+            Err(error) => return Err(format!("update failed: {error}")),
+        };
+        if outcome != expected {
+            return Err(format!(
+                "the update answered {outcome}, expected {expected}"
+            ));
+        }
+        if outcome == "updated" {
+            self.generation += 1;
+            self.config = Config {
+                n_consumers: self.config.n_consumers,
+                n_keys: self.config.n_keys,
+                n_messages: self.config.n_messages,
+                ..draw.config.clone()
+            };
+            self.oracle.definition_changed(&self.config);
+        }
+        let after = self
+            .subscription()
+            .await
+            .view()
+            .await
+            .map_err(|error| format!("view failed: {error}"))?;
+        let in_force = SubscriptionDefinition::from_wire(after.definition.clone())
+            .map_err(|error| format!("the view's definition is invalid: {error}"))?;
+        if after.generation != self.generation
+            || in_force != self.config.definition(&self.message_type)
+        {
+            return Err(format!(
+                "after the update the view shows generation {} and {:?}, expected {} and {:?}",
+                after.generation,
+                after.definition,
+                self.generation,
+                self.config.definition(&self.message_type)
+            ));
+        }
+        let kept = |view: &cairn_server::delivery::SubscriptionView| {
+            (
+                view.backlog,
+                view.in_flight,
+                view.dead,
+                view.discarded,
+                view.paused,
+            )
+        };
+        if kept(&before) != kept(&after) {
+            return Err(format!(
+                "the update changed the messages: (backlog, in flight, dead, discarded, paused) \
+                 {:?} before, {:?} after",
+                kept(&before),
+                kept(&after)
+            ));
+        }
+        Ok(Observation::Applied(outcome, self.generation))
     }
 
     async fn publish(&mut self, draws: &[FactDraw]) -> Result<Observation, String> {

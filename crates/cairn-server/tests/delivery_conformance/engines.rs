@@ -315,11 +315,13 @@ fn shared_deliveries(
 struct NoDeliveries;
 
 impl Deliveries for NoDeliveries {
-    fn create<'a>(
+    fn apply<'a>(
         &'a self,
         _name: &'a str,
         _definition: cairn_delivery::SubscriptionDefinition,
-    ) -> cairn_server::delivery::Answer<'a, (Arc<dyn Subscription>, bool)> {
+        _precondition: Option<cairn_api::GenerationPrecondition>,
+    ) -> cairn_server::delivery::Answer<'a, (Arc<dyn Subscription>, cairn_server::delivery::Applied)>
+    {
         unreachable!("no server is running")
     }
 

@@ -8,7 +8,13 @@
 //!   fewer than `max_in_flight_per_key` earlier messages of its key are
 //!   unsettled (neither acked nor dead), and no more than that many of one
 //!   key are leased at once;
-//! * **attempts**: no delivery has an attempt above `max_attempts`;
+//! * **attempts**: no delivery has an attempt above `max_attempts` (the
+//!   largest one in force during the run: a lowered `max_attempts` applies
+//!   at a message's next failure, so a message that failed before may be
+//!   delivered once more);
+//! * **updates keep state**: a changed definition keeps every message
+//!   where it was (the driver compares the views around it), and the key
+//!   window checked is the one in force;
 //! * **nothing after an ack**: a message answered `acked` is never leased
 //!   again nor acked again;
 //! * **tokens**: only the latest lease of a message acts; a token its
@@ -87,6 +93,12 @@ impl Oracle {
             replayed_since_lease: HashSet::new(),
             keys: Vec::new(),
         }
+    }
+
+    /// The definition changed to `config`'s delivery members.
+    pub fn definition_changed(&mut self, config: &Config) {
+        self.max_attempts = self.max_attempts.max(config.max_attempts);
+        self.max_in_flight_per_key = config.max_in_flight_per_key;
     }
 
     /// A message was published.

@@ -37,7 +37,7 @@ async fn subscribe(engine: &Engine, name: &str) -> Arc<dyn Subscription> {
     .expect("a valid definition");
     engine
         .deliveries()
-        .create(name, definition)
+        .apply(name, definition, None)
         .await
         .expect("created")
         .0

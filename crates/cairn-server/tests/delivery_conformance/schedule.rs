@@ -80,6 +80,46 @@ pub enum Step {
     ListDead,
     /// The server stops and starts again.
     Restart,
+    /// The operator puts a definition again (a deploy of the service that
+    /// owns the subscription): changed delivery members, sometimes a
+    /// member that cannot change, sometimes the same definition, with or
+    /// without an `If-Match` precondition.
+    Update(UpdateDraw),
+}
+
+/// One `PUT` of a definition over the run's subscription.
+#[derive(Clone, Debug)]
+pub struct UpdateDraw {
+    /// The delivery members to put (the selection stays the run's).
+    pub config: Config,
+    /// A member that cannot change, changed too (expect a conflict).
+    pub fixed_change: Option<FixedChange>,
+    /// The precondition sent.
+    pub precondition: PreconditionDraw,
+}
+
+/// A member that cannot change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FixedChange {
+    /// Another type.
+    Type,
+    /// `start` `now` instead of `beginning`.
+    Start,
+    /// An ordering key added, or the one there removed.
+    OrderingKey,
+}
+
+/// The `If-Match` a `PUT` is sent with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PreconditionDraw {
+    /// None.
+    None,
+    /// `*`.
+    Exists,
+    /// The generation the driver last saw.
+    Current,
+    /// One it did not see (a lost race): nothing may change.
+    Stale,
 }
 
 /// One published fact's draws.
@@ -156,24 +196,72 @@ impl Config {
 
     /// The definition, as a client would send it.
     pub fn definition(&self, type_name: &str) -> SubscriptionDefinition {
+        SubscriptionDefinition::from_json(self.definition_json(type_name, None).as_bytes())
+            .expect("a valid definition")
+    }
+
+    /// The definition as JSON, with a member that cannot change changed.
+    pub fn definition_json(&self, type_name: &str, fixed_change: Option<FixedChange>) -> String {
+        let type_name = match fixed_change {
+            Some(FixedChange::Type) => format!("{type_name}Other"),
+            _ => type_name.to_string(),
+        };
         let mut json = format!(
             r#"{{"type":"{type_name}","lease_ms":{},"max_attempts":{},"backoff":{{"initial_ms":{},"max_ms":{}}}"#,
             self.lease_ms, self.max_attempts, self.backoff_initial_ms, self.backoff_max_ms
         );
-        if let Some(window) = self.max_in_flight_per_key {
+        let keyed = self.max_in_flight_per_key.is_some()
+            != (fixed_change == Some(FixedChange::OrderingKey));
+        if keyed {
+            let window = self.max_in_flight_per_key.unwrap_or(1);
             json += &format!(r#","ordering_key":"key","max_in_flight_per_key":{window}"#);
         }
         if let Some(rate) = self.rate_limit_per_s {
             json += &format!(r#","rate_limit_per_s":{rate}"#);
         }
+        if fixed_change == Some(FixedChange::Start) {
+            json += r#","start":"now""#;
+        }
         json += "}";
-        SubscriptionDefinition::from_json(json.as_bytes()).expect("a valid definition")
+        json
+    }
+
+    /// New delivery members for a run's subscription: the selection (and
+    /// so whether it has an ordering key) stays, the rest is drawn again,
+    /// each member kept with some chance.
+    fn draw_update(&self, random: &mut SplitMix64) -> Config {
+        let mut drawn = Config::draw(random);
+        let keep = |random: &mut SplitMix64| chance(random, 40);
+        if keep(random) {
+            drawn.max_attempts = self.max_attempts;
+        }
+        if keep(random) {
+            drawn.lease_ms = self.lease_ms;
+        }
+        if keep(random) {
+            drawn.backoff_initial_ms = self.backoff_initial_ms;
+            drawn.backoff_max_ms = self.backoff_max_ms;
+        }
+        drawn.max_in_flight_per_key = match self.max_in_flight_per_key {
+            Some(_) if keep(random) => self.max_in_flight_per_key,
+            Some(_) => Some(random.in_range(1, 3) as u32),
+            None => None,
+        };
+        if keep(random) {
+            drawn.rate_limit_per_s = self.rate_limit_per_s;
+        }
+        Config {
+            n_consumers: self.n_consumers,
+            n_keys: self.n_keys,
+            n_messages: self.n_messages,
+            ..drawn
+        }
     }
 }
 
 /// Each step's weight in per mille; a seed scales each by 0 to 3 (1 to 3
 /// for the ones no run does without), so runs differ in character.
-const STEP_WEIGHTS: [(StepKind, u64, bool); 14] = [
+const STEP_WEIGHTS: [(StepKind, u64, bool); 15] = [
     (StepKind::Publish, 90, false),
     (StepKind::Pull, 230, false),
     (StepKind::Ack, 150, false),
@@ -188,6 +276,7 @@ const STEP_WEIGHTS: [(StepKind, u64, bool); 14] = [
     (StepKind::View, 40, true),
     (StepKind::ListDead, 20, true),
     (StepKind::Restart, 15, true),
+    (StepKind::Update, 25, true),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -206,6 +295,7 @@ enum StepKind {
     View,
     ListDead,
     Restart,
+    Update,
 }
 
 /// A run's whole schedule.
@@ -301,6 +391,25 @@ fn draw_step(kind: StepKind, config: &Config, random: &mut SplitMix64) -> Step {
         StepKind::View => Step::View,
         StepKind::ListDead => Step::ListDead,
         StepKind::Restart => Step::Restart,
+        StepKind::Update => Step::Update(UpdateDraw {
+            config: if chance(random, 10) {
+                config.clone()
+            } else {
+                config.draw_update(random)
+            },
+            fixed_change: match random.in_range(0, 19) {
+                0 => Some(FixedChange::Type),
+                1 => Some(FixedChange::Start),
+                2 => Some(FixedChange::OrderingKey),
+                _ => None,
+            },
+            precondition: match random.in_range(0, 9) {
+                0..=4 => PreconditionDraw::None,
+                5 => PreconditionDraw::Exists,
+                6..=7 => PreconditionDraw::Current,
+                _ => PreconditionDraw::Stale,
+            },
+        }),
     }
 }
 

@@ -1,5 +1,5 @@
-//! Delivery state in PostgreSQL (schema in `migrations/0002_delivery.sql`
-//! and `0004_delivery_tokens.sql`): the statements of the shared delivery
+//! Delivery state in PostgreSQL (schema in `migrations/0002_delivery.sql`,
+//! `0004_delivery_tokens.sql` and `0005_subscription_generation.sql`): the statements of the shared delivery
 //! engine, each one round trip (a short transaction where a row lock must
 //! be held across statements). The decisions they carry out are
 //! `cairn-delivery`'s, the same functions the in-memory engine runs:
@@ -16,8 +16,8 @@
 //! disjoint rows, and a message is never leased to two consumers at once.
 
 use cairn_delivery::{
-    fact_attributes, lease_number, retry_delay_ms, FailedAttempt, LeaseToken, MessageLease,
-    MessageRecord, MessageStatus, SubscriptionDefinition, TokenBucket, TokenKey,
+    fact_attributes, lease_number, retry_delay_ms, DefinitionChange, FailedAttempt, LeaseToken,
+    MessageLease, MessageRecord, MessageStatus, SubscriptionDefinition, TokenBucket, TokenKey,
     LEASE_EXPIRED_ERROR,
 };
 use cairn_fact::Hash;
@@ -48,6 +48,29 @@ pub struct SubscriptionRow {
     pub cursor_seq: u64,
     /// The secret its tokens are signed with.
     pub token_secret: [u8; 32],
+    /// The definition's generation (1 at creation, one more per change).
+    pub generation: u64,
+}
+
+/// What putting a definition over an existing subscription found.
+#[derive(Clone, Debug)]
+pub enum UpdateOutcome {
+    /// No subscription has that name.
+    Missing,
+    /// It is at another generation than the one expected; nothing changed.
+    GenerationMismatch {
+        /// Its generation.
+        current_generation: u64,
+    },
+    /// The definition is the same; nothing changed.
+    Unchanged(SubscriptionRow),
+    /// Members that may change were changed (the row as it is now).
+    Updated(SubscriptionRow),
+    /// Members that cannot change differ; nothing changed.
+    Conflict {
+        /// The members, as on the wire.
+        fixed_members_changed: Vec<&'static str>,
+    },
 }
 
 /// What creating a subscription found.
@@ -161,6 +184,7 @@ fn subscription_row(row: &PgRow) -> Result<SubscriptionRow, sqlx::Error> {
         definition: row.try_get("definition")?,
         cursor_seq: row.try_get::<i64, _>("cursor_seq")? as u64,
         token_secret,
+        generation: row.try_get::<i64, _>("generation")? as u64,
     })
 }
 
@@ -463,6 +487,114 @@ impl PostgresStore {
             }
             Err(error) => Err(WriteError::storage_caused_by(error.to_string(), error)),
         }
+    }
+
+    /// Puts `definition` (the JSON of a validated definition) over the
+    /// existing subscription `name`, in one
+    /// transaction holding its row's lock: nothing if the definition is the
+    /// same, a conflict if members that cannot change differ
+    /// (`SubscriptionDefinition::change_to`), otherwise the new definition
+    /// and the next generation. With `expected_generation`, nothing changes
+    /// unless the row is at it. The rate limit's bucket follows the state
+    /// machine's rule (`SubscriptionState::update_definition`): refilled to
+    /// now at the old rate and kept under the new one; a rate limit added
+    /// or removed leaves no bucket (a full one at the next lease).
+    pub async fn update_subscription(
+        &self,
+        name: &str,
+        definition: &str,
+        expected_generation: Option<u64>,
+        now_ms: Option<u64>,
+    ) -> Result<UpdateOutcome, WriteError> {
+        self.timed_transaction(self.update_subscription_in_transaction(
+            name,
+            definition,
+            expected_generation,
+            now_ms,
+        ))
+        .await
+    }
+
+    async fn update_subscription_in_transaction(
+        &self,
+        name: &str,
+        definition_json: &str,
+        expected_generation: Option<u64>,
+        now_ms: Option<u64>,
+    ) -> Result<UpdateOutcome, WriteError> {
+        let definition = &SubscriptionDefinition::from_json(definition_json.as_bytes())
+            .map_err(|error| WriteError::Corrupt(format!("a definition to store: {error}")))?;
+        let mut connection = TransactionConnection::acquire(self.pool())
+            .await
+            .map_err(write_error)?;
+        let mut transaction = connection.begin().await.map_err(write_error)?;
+        let row = sqlx::query(
+            "SELECT *, coalesce($2::bigint, cairn_now_ms()) AS now_ms
+             FROM cairn_subscriptions WHERE name = $1 FOR UPDATE",
+        )
+        .bind(name)
+        .bind(now_ms.map(|now| now as i64))
+        .fetch_optional(&mut *transaction)
+        .await
+        .map_err(write_error)?;
+        let Some(row) = row else {
+            return Ok(UpdateOutcome::Missing);
+        };
+        let current = subscription_row(&row).map_err(write_error)?;
+        if expected_generation.is_some_and(|expected| expected != current.generation) {
+            return Ok(UpdateOutcome::GenerationMismatch {
+                current_generation: current.generation,
+            });
+        }
+        let in_force =
+            SubscriptionDefinition::from_json(current.definition.as_bytes()).map_err(|error| {
+                WriteError::Corrupt(format!(
+                    "subscription {name:?} has an unreadable definition: {error}"
+                ))
+            })?;
+        match in_force.change_to(definition) {
+            DefinitionChange::Same => return Ok(UpdateOutcome::Unchanged(current)),
+            DefinitionChange::Conflict {
+                fixed_members_changed,
+            } => {
+                return Ok(UpdateOutcome::Conflict {
+                    fixed_members_changed,
+                })
+            }
+            DefinitionChange::Update => {}
+        }
+        let now_ms = row.try_get::<i64, _>("now_ms").map_err(write_error)? as u64;
+        let stored: Option<i64> = row.try_get("rate_milli_tokens").map_err(write_error)?;
+        let refilled: Option<i64> = row.try_get("rate_refilled_at_ms").map_err(write_error)?;
+        let bucket = match (in_force.rate_limit_per_s, definition.rate_limit_per_s) {
+            (Some(old_rate), Some(new_rate)) => {
+                let mut bucket = match (stored, refilled) {
+                    (Some(milli), Some(at)) => {
+                        TokenBucket::from_parts(old_rate, milli as u64, at as u64)
+                    }
+                    _ => TokenBucket::new(old_rate, now_ms),
+                };
+                bucket.available(now_ms);
+                let (milli_tokens, refilled_at_ms) = bucket.parts();
+                Some(TokenBucket::from_parts(new_rate, milli_tokens, refilled_at_ms).parts())
+            }
+            _ => None,
+        };
+        let updated = sqlx::query(
+            "UPDATE cairn_subscriptions SET definition = $2, generation = generation + 1,
+                 rate_milli_tokens = $3, rate_refilled_at_ms = $4
+             WHERE id = $1 RETURNING *",
+        )
+        .bind(current.id as i64)
+        .bind(definition_json)
+        .bind(bucket.map(|(milli, _)| milli as i64))
+        .bind(bucket.map(|(_, at)| at as i64))
+        .fetch_one(&mut *transaction)
+        .await
+        .map_err(write_error)?;
+        let updated = subscription_row(&updated).map_err(write_error)?;
+        transaction.commit().await.map_err(write_error)?;
+        Ok(UpdateOutcome::Updated(updated))
     }
 
     /// Deletes a subscription with all its messages. False if there was none.

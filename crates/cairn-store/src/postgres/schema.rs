@@ -17,6 +17,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "delivery tokens",
         include_str!("migrations/0004_delivery_tokens.sql"),
     ),
+    (
+        5,
+        "subscription generation",
+        include_str!("migrations/0005_subscription_generation.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.

@@ -26,6 +26,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use cairn_api::GenerationPrecondition;
 use cairn_delivery::{
     validate_subscription_name, Change, SubscriptionDefinition, SubscriptionState,
 };
@@ -35,7 +36,7 @@ use tokio::sync::RwLock;
 
 use crate::clock::Clock;
 use crate::delivery::{
-    Answer, Deliveries, DeliveryError, Subscription, TokenSecrets, SUBSCRIPTIONS_MAX,
+    Answer, Applied, Deliveries, DeliveryError, Subscription, TokenSecrets, SUBSCRIPTIONS_MAX,
 };
 
 pub use subscription::MemorySubscription;
@@ -108,20 +109,26 @@ impl<S: Store + DeliveryStore> MemoryDeliveries<S> {
 }
 
 impl<S: Store + DeliveryStore> Deliveries for MemoryDeliveries<S> {
-    fn create<'a>(
+    fn apply<'a>(
         &'a self,
         name: &'a str,
         definition: SubscriptionDefinition,
-    ) -> Answer<'a, (Arc<dyn Subscription>, bool)> {
+        precondition: Option<GenerationPrecondition>,
+    ) -> Answer<'a, (Arc<dyn Subscription>, Applied)> {
         Box::pin(async move {
             validate_subscription_name(name).map_err(DeliveryError::InvalidDefinition)?;
+            // The registry's write lock keeps a delete out while the
+            // definition changes.
             let mut subscriptions = self.subscriptions.write().await;
             if let Some(existing) = subscriptions.get(name) {
-                return if existing.definition() == &definition {
-                    Ok((Arc::clone(existing) as Arc<dyn Subscription>, false))
-                } else {
-                    Err(DeliveryError::Conflict(name.to_string()))
-                };
+                let applied = existing.apply(definition, precondition).await?;
+                return Ok((Arc::clone(existing) as Arc<dyn Subscription>, applied));
+            }
+            if precondition.is_some() {
+                return Err(DeliveryError::GenerationMismatch {
+                    name: name.to_string(),
+                    current_generation: None,
+                });
             }
             if subscriptions.len() >= SUBSCRIPTIONS_MAX {
                 return Err(DeliveryError::TooManySubscriptions);
@@ -149,7 +156,7 @@ impl<S: Store + DeliveryStore> Deliveries for MemoryDeliveries<S> {
             ));
             subscriptions.insert(name.to_string(), Arc::clone(&subscription));
             tracing::info!(name, id, "subscription created");
-            Ok((subscription as Arc<dyn Subscription>, true))
+            Ok((subscription as Arc<dyn Subscription>, Applied::Created))
         })
     }
 

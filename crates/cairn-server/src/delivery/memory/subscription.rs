@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use cairn_api::GenerationPrecondition;
 use cairn_delivery::{
-    fact_attributes, AdmittedMessage, Change, MessageRecord, MessageStatus, SubscriptionDefinition,
-    SubscriptionState, TokenOutcome,
+    fact_attributes, AdmittedMessage, Change, DefinitionChange, MessageRecord, MessageStatus,
+    SubscriptionDefinition, SubscriptionState, TokenOutcome,
 };
 use cairn_fact::Hash;
 use cairn_store::{DeliveryStore, MessageSelection, Store};
@@ -20,7 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::delivery::{
-    selection_of, Answer, DeadLetter, DeliveryError, PulledMessage, Subscription, SubscriptionView,
+    selection_of, Answer, Applied, DeadLetter, DeliveryError, PulledMessage, Subscription,
+    SubscriptionView,
 };
 
 /// Matching facts admitted into a subscription's window per step.
@@ -51,7 +53,9 @@ pub struct MemorySubscription<S> {
     store: Arc<S>,
     id: u64,
     name: String,
-    definition: SubscriptionDefinition,
+    /// The definition's `ordering_key` (it cannot change; the rest of the
+    /// definition may, and is the state machine's).
+    ordering_key: Option<String>,
     selection: MessageSelection,
     inner: Mutex<Inner>,
     /// Woken when messages may have become deliverable.
@@ -67,14 +71,14 @@ impl<S: Store + DeliveryStore> MemorySubscription<S> {
         state: SubscriptionState,
         clock: Clock,
     ) -> MemorySubscription<S> {
-        let definition = state.definition().clone();
-        let selection = selection_of(&definition);
+        let selection = selection_of(state.definition());
+        let ordering_key = state.definition().ordering_key.clone();
         MemorySubscription {
             last_seq: store.watch_last_seq(),
             store,
             id: state.id(),
             name: state.name().to_string(),
-            definition,
+            ordering_key,
             selection,
             inner: Mutex::new(Inner {
                 state,
@@ -134,7 +138,7 @@ impl<S: Store + DeliveryStore> MemorySubscription<S> {
             }
             let cursor = inner.state.cursor_seq();
             let page = self.store.matching_facts(&self.selection, cursor, room)?;
-            let ordering_key = self.definition.ordering_key.as_deref();
+            let ordering_key = self.ordering_key.as_deref();
             let messages = page
                 .facts
                 .iter()
@@ -175,6 +179,51 @@ impl<S: Store + DeliveryStore> MemorySubscription<S> {
         Ok(())
     }
 
+    /// Puts `definition` in force if `precondition` holds: nothing to do
+    /// if it is the same, an update if only members that may change
+    /// differ (see `SubscriptionState::update_definition`), a conflict
+    /// otherwise. Durable before it returns.
+    pub(super) async fn apply(
+        &self,
+        definition: SubscriptionDefinition,
+        precondition: Option<GenerationPrecondition>,
+    ) -> Result<Applied, DeliveryError> {
+        self.check_open()?;
+        {
+            let mut inner = self.inner.lock().await;
+            let generation = inner.state.generation();
+            if precondition.is_some_and(|precondition| !precondition.holds(Some(generation))) {
+                return Err(DeliveryError::GenerationMismatch {
+                    name: self.name.clone(),
+                    current_generation: Some(generation),
+                });
+            }
+            match inner.state.definition().change_to(&definition) {
+                DefinitionChange::Same => return Ok(Applied::Unchanged),
+                DefinitionChange::Conflict {
+                    fixed_members_changed,
+                } => {
+                    return Err(DeliveryError::Conflict {
+                        name: self.name.clone(),
+                        fixed_members_changed,
+                    })
+                }
+                DefinitionChange::Update => {
+                    let changes = inner
+                        .state
+                        .update_definition(definition, self.clock.now_ms());
+                    self.queue(changes).await?;
+                }
+            }
+        }
+        self.barrier().await?;
+        // A wider key window, a higher rate or a shorter lease may let a
+        // waiting pull lease now, or sooner than it planned to look.
+        self.changed.notify_waiters();
+        tracing::info!(name = %self.name, "subscription definition updated");
+        Ok(Applied::Updated)
+    }
+
     /// Ends the leases that ran out (as the shared engine does before
     /// listing dead letters, so that both list the same ones).
     async fn expire_leases(&self) -> Result<(), DeliveryError> {
@@ -206,10 +255,6 @@ impl<S: Store + DeliveryStore> MemorySubscription<S> {
 impl<S: Store + DeliveryStore> Subscription for MemorySubscription<S> {
     fn name(&self) -> &str {
         &self.name
-    }
-
-    fn definition(&self) -> &SubscriptionDefinition {
-        &self.definition
     }
 
     fn pull<'a>(
@@ -366,7 +411,8 @@ impl<S: Store + DeliveryStore> Subscription for MemorySubscription<S> {
             let counters = inner.state.counters(now);
             Ok(SubscriptionView {
                 name: self.name.clone(),
-                definition: self.definition.to_wire(),
+                definition: inner.state.definition().to_wire(),
+                generation: inner.state.generation(),
                 paused: inner.state.paused(),
                 backlog: counters.tracked_not_leased + n_untracked,
                 in_flight: counters.in_flight,
