@@ -5,8 +5,6 @@
 
 use std::time::Duration;
 
-use rand::Rng;
-
 /// A backoff policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Backoff {
@@ -36,7 +34,7 @@ impl Backoff {
 
     /// The wait before retry number `retry_number`, with random jitter.
     pub fn delay(&self, retry_number: u32) -> Duration {
-        let fraction: f64 = rand::rng().random_range(0.0..=1.0);
+        let fraction: f64 = fastrand::f64();
         self.delay_with_fraction(retry_number, fraction)
     }
 }

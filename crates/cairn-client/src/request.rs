@@ -69,7 +69,7 @@ impl<C: TypedFact> Request<C> {
     }
 
     fn build(command: &C, expiry: Option<Duration>) -> Result<Request<C>> {
-        let id = format!("{:032x}", rand::random::<u128>());
+        let id = request_id()?;
         let expires_at_ms = expiry.map(|expiry| unix_time_ms().saturating_add(duration_ms(expiry)));
         let mut extra = serde_json::Map::new();
         extra.insert(REQUEST_ID_FIELD.to_string(), id.clone().into());
@@ -324,6 +324,16 @@ impl Client {
         query.limit = Some(1);
         Ok(!self.successors_page(&query).await?.facts.is_empty())
     }
+}
+
+/// 128 random bits from the operating system, as 32 hex digits.
+fn request_id() -> Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|error| ClientError::Serialize {
+        type_name: "request id",
+        message: format!("the operating system gave no random bytes: {error}"),
+    })?;
+    Ok(format!("{:032x}", u128::from_be_bytes(bytes)))
 }
 
 fn unix_time_ms() -> u64 {

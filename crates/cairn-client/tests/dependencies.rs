@@ -66,8 +66,8 @@ fn default_features_stay_within_the_crate_bound() {
         .collect();
     assert!(
         icu.is_empty(),
-        "ICU4X is back in the SDK's tree ({icu:?}); run \
-         `cargo update -p idna_adapter --precise 1.1.0` (see ARCHITECTURE.md, Dependencies)"
+        "ICU4X is back in the SDK's tree ({icu:?}): \
+         keep cairn-client's `idna_adapter = \"~1.1\"` requirement (see ARCHITECTURE.md, Dependencies)"
     );
     assert!(
         crates.len() <= DEFAULT_TREE_CRATES_MAX,

@@ -153,6 +153,32 @@ async fn a_closed_client_refuses_calls_on_every_clone() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A subscriber running when its client is closed stops by itself, rather
+/// than retrying pulls that can never succeed again.
+#[tokio::test]
+async fn a_subscriber_stops_when_its_client_is_closed() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let client = Client::embedded(dir.path()).await?;
+    let handler = |_: cairn_client::Delivery| async { Ok::<(), cairn_client::HandlerError>(()) };
+    let subscriber = cairn_client::Subscriber::new(client.clone(), "billing", handler)
+        .definition(SubscriptionDefinition::new("Shop.Order"))
+        .wait_ms(20_000);
+    let never = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(subscriber.run(never.clone()));
+    // Wait until the subscriber has put its definition and is pulling.
+    for _ in 0..1_000 {
+        if client.subscription("billing").await?.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    client.close().await;
+    let report = tokio::time::timeout(Duration::from_secs(30), running).await???;
+    assert_eq!(report.messages_succeeded, 0);
+    Ok(())
+}
+
 /// An embedded node started with a listen address serves the same API over
 /// real HTTP, to any client: here plain reqwest, as a browser or `curl`
 /// would call it, and a remote SDK client.

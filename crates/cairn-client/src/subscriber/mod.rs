@@ -323,6 +323,12 @@ where
                     pull_failures_n = 0;
                     messages
                 }
+                Err(ClientError::Closed) => {
+                    // The client was closed under the subscriber: nothing
+                    // will ever succeed again, so stop as on shutdown.
+                    tracing::info!(subscription = %subscription, "the client was closed; stopping");
+                    break;
+                }
                 Err(error) => {
                     drop(permits);
                     pull_failures_n += 1;

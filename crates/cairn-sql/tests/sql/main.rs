@@ -7,4 +7,5 @@ mod client_publisher;
 mod common;
 mod dead_letters;
 mod inbox;
+mod inbox_handler;
 mod outbox;
