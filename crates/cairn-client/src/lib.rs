@@ -36,8 +36,8 @@
 //! give the fact an identity of its own (an id field), or two identical
 //! occurrences become one; requests get one from the SDK.
 //!
-//! ```no_run
-//! use cairn_client::{Client, ClientOptions, Fact, Hash};
+//! ```
+//! use cairn_client::{Client, Fact, Hash};
 //!
 //! #[derive(Fact)]
 //! #[fact(type = "Shop.Customer")]
@@ -54,14 +54,21 @@
 //!     total: f64,
 //! }
 //!
-//! # async fn example() -> cairn_client::Result<()> {
-//! let client = Client::remote(ClientOptions::new(["http://127.0.0.1:7710"]))?;
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> cairn_client::Result<()> {
+//! # let data = tempfile::tempdir().expect("a temporary directory");
+//! // `Client::remote(ClientOptions::new(["http://127.0.0.1:7710"]))?`
+//! // reaches a Cairn server; here one runs inside the process (feature
+//! // `embedded`).
+//! let client = Client::embedded(data.path()).await?;
 //! let customer = client.put(&Customer { name: "Ada".into() }).await?.hash;
 //! let order = Order { customer, id: "o-1".into(), total: 4.5 };
 //! let stored = client.put(&order).await?;
 //! let read = client.get::<Order>(&stored.hash).await?.expect("stored");
 //! assert_eq!(read.value.customer, customer);
 //! let orders = client.successors::<Order>(&customer).all().await?;
+//! assert_eq!(orders.len(), 1);
+//! # client.close().await;
 //! # Ok(())
 //! # }
 //! ```

@@ -253,19 +253,30 @@ impl Client {
     /// A [`Subscriber`](crate::Subscriber) handler that answers requests of
     /// type `C` with `handler`'s reply:
     ///
-    /// ```no_run
-    /// # use cairn_client::{Client, Fact, Hash, IncomingRequest, Subscriber};
+    /// ```
+    /// # use cairn_client::{Client, Fact, Hash, IncomingRequest, Subscriber, SubscriptionDefinition};
     /// # #[derive(Fact)] #[fact(type = "Library.IsAvailable")]
     /// # struct IsAvailable { isbn: String }
     /// # #[derive(Fact)] #[fact(type = "Library.Availability", reply_to = IsAvailable)]
     /// # struct Availability { #[predecessor] request: Hash, available: bool }
-    /// # async fn example(client: Client) -> cairn_client::Result<()> {
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> cairn_client::Result<()> {
+    /// # let data = tempfile::tempdir().expect("a temporary directory");
+    /// # let client = Client::embedded(data.path()).await?;
+    /// # let shutdown = tokio_util::sync::CancellationToken::new();
     /// let responder = client.responder(|request: IncomingRequest<IsAvailable>| async move {
     ///     Ok(Availability { request: request.hash, available: true })
     /// });
-    /// Subscriber::new(client, "availability", responder)
-    ///     .run(tokio_util::sync::CancellationToken::new())
-    ///     .await?;
+    /// let subscriber = Subscriber::new(client.clone(), "availability", responder)
+    ///     .definition(SubscriptionDefinition::new("Library.IsAvailable"));
+    /// let running = tokio::spawn(subscriber.run(shutdown.clone()));
+    ///
+    /// let pending = client.request(&IsAvailable { isbn: "978-0".into() }).await?;
+    /// let reply = pending.reply::<Availability>(std::time::Duration::from_secs(10)).await?;
+    /// assert!(reply.value.available);
+    /// # shutdown.cancel();
+    /// # running.await.expect("the subscriber ran")?;
+    /// # client.close().await;
     /// # Ok(()) }
     /// ```
     ///

@@ -30,13 +30,20 @@ type PartOutcome = (String, Result<(), PartError>);
 
 /// A service's subscribers and tasks, run by [`Service::run_until`].
 ///
-/// ```no_run
-/// # use cairn_client::{Client, Delivery, HandlerError, Service, Subscriber};
-/// # async fn example(client: Client, stop: tokio_util::sync::CancellationToken)
-/// # -> Result<(), cairn_client::ServiceError> {
+/// ```
+/// # use cairn_client::{Client, Delivery, HandlerError, Service, Subscriber, SubscriptionDefinition};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let data = tempfile::tempdir()?;
+/// # let client = Client::embedded(data.path()).await?;
+/// # let stop = tokio_util::sync::CancellationToken::new();
+/// # stop.cancel();
 /// let handler = |delivery: Delivery| async move { Ok::<(), HandlerError>(()) };
 /// Service::new("billing")
-///     .subscriber(Subscriber::new(client.clone(), "billing", handler))
+///     .subscriber(
+///         Subscriber::new(client.clone(), "billing", handler)
+///             .definition(SubscriptionDefinition::new("Shop.Order")),
+///     )
 ///     .task("heartbeat", |shutdown| async move {
 ///         shutdown.cancelled().await;
 ///         Ok::<(), std::io::Error>(())
@@ -44,6 +51,7 @@ type PartOutcome = (String, Result<(), PartError>);
 ///     // In a binary: `async { tokio::signal::ctrl_c().await.ok(); }`.
 ///     .run_until(stop.cancelled_owned())
 ///     .await?;
+/// # client.close().await;
 /// # Ok(()) }
 /// ```
 pub struct Service {

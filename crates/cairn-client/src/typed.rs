@@ -48,7 +48,7 @@ pub trait TypedFact: Sized {
 /// [`PendingRequest::reply`](crate::PendingRequest::reply) accepts only
 /// replies to its own command type, checked at compile time:
 ///
-/// ```no_run
+/// ```
 /// use cairn_client::{Client, Fact, Hash};
 /// # use std::time::Duration;
 ///
@@ -60,9 +60,16 @@ pub trait TypedFact: Sized {
 /// #[fact(type = "Library.Availability", reply_to = IsAvailable)]
 /// struct Availability { #[predecessor] request: Hash, available: bool }
 ///
-/// # async fn example(client: Client) -> cairn_client::Result<()> {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> cairn_client::Result<()> {
+/// # let data = tempfile::tempdir().expect("a temporary directory");
+/// # let client = Client::embedded(data.path()).await?;
 /// let pending = client.request(&IsAvailable { isbn: "978-0".into() }).await?;
+/// // A responder (see `Client::responder`) stores the answer:
+/// client.put(&Availability { request: pending.hash(), available: true }).await?;
 /// let reply = pending.reply::<Availability>(Duration::from_secs(5)).await?;
+/// assert!(reply.value.available);
+/// # client.close().await;
 /// # Ok(()) }
 /// ```
 ///

@@ -1,14 +1,24 @@
 //! `#[derive(Fact)]`: implements `cairn_client::TypedFact` for a struct
 //! whose predecessors are ordinary typed fields.
 //!
-//! ```ignore
-//! #[derive(Fact)]
+//! ```
+//! use cairn_client::{to_canonical_fact, Fact, Hash, Typed};
+//!
+//! #[derive(Debug, PartialEq, Fact)]
 //! #[fact(type = "Library.Loan")]
 //! struct Loan {
 //!     #[predecessor(role = "book")]
 //!     book: Hash,
 //!     member: String,
 //! }
+//!
+//! let loan = Loan { book: Hash::of_bytes(b"a book"), member: "Ada".into() };
+//! let fact = to_canonical_fact(&loan).unwrap();
+//! let json: serde_json::Value = serde_json::from_slice(&fact.canonical).unwrap();
+//! assert_eq!(json["predecessors"]["book"], loan.book.to_hex());
+//! assert_eq!(json["fields"], serde_json::json!({ "member": "Ada" }));
+//! let read: Typed<Loan> = Typed::from_parts(fact.hash, 1, json).unwrap();
+//! assert_eq!(read.value, loan);
 //! ```
 //!
 //! Fields marked `#[predecessor]` (role = the field's name unless

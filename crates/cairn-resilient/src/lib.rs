@@ -19,25 +19,29 @@
 //!   `invalid_idempotency_key`. Answers live in an [`IdempotencyStore`]; the
 //!   crate ships the bounded [`InMemoryIdempotencyStore`].
 //!
-//! ```no_run
+//! ```
 //! use std::sync::Arc;
 //! use cairn_resilient::{
 //!     CallError, IdempotencyLayer, InMemoryIdempotencyStore, InMemoryStoreOptions,
 //!     ResilientClient, ResilientOptions,
 //! };
 //!
-//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // Server: wrap the routes whose side effects must happen once.
 //! let store = Arc::new(InMemoryIdempotencyStore::new(InMemoryStoreOptions::default()));
-//! let _router: axum::Router = axum::Router::new()
+//! let router: axum::Router = axum::Router::new()
 //!     .route("/orders", axum::routing::post(|| async { "created" }))
 //!     .layer(IdempotencyLayer::new(store));
+//! # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! # let orders_url = format!("http://{}/orders", listener.local_addr()?);
+//! # tokio::spawn(async move { axum::serve(listener, router).await });
 //!
 //! // Client: one per remote service, cloned freely.
 //! let client = ResilientClient::new(ResilientOptions::default())?;
 //! let order = serde_json::json!({ "sku": "cairn-1", "quantity": 2 });
 //! match client
-//!     .post_json("http://orders.internal/orders", &order)
+//!     .post_json(&orders_url, &order) // e.g. "http://orders.internal/orders"
 //!     .idempotency_key("order-7f3a")
 //!     .send()
 //!     .await

@@ -19,9 +19,17 @@ use crate::fault::{reach, FaultInjector, InjectedFault, Step};
 /// `Connection::transaction`: a closure cannot otherwise return a future
 /// that borrows its argument. Run statements on `&mut **transaction`.
 ///
-/// ```no_run
-/// # async fn example(pool: sqlx::SqlitePool, message_hash: cairn_fact::Hash)
-/// # -> Result<(), Box<dyn std::error::Error>> {
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let pool = sqlx::sqlite::SqlitePoolOptions::new()
+/// #     .max_connections(1)
+/// #     .connect("sqlite::memory:")
+/// #     .await?;
+/// # cairn_sql::migrate(&pool).await?;
+/// # sqlx::query("CREATE TABLE accounts (id TEXT, balance INTEGER)").execute(&pool).await?;
+/// # sqlx::query("INSERT INTO accounts VALUES ('a-1', 100)").execute(&pool).await?;
+/// # let message_hash = cairn_fact::Hash::of_bytes(b"a message");
 /// use cairn_sql::{Inbox, Processed};
 ///
 /// let inbox = Inbox::new("billing");
@@ -39,6 +47,7 @@ use crate::fault::{reach, FaultInjector, InjectedFault, Step};
 /// if let Processed::Duplicate = outcome {
 ///     // Already processed earlier: acknowledge the message and do nothing.
 /// }
+/// # assert_eq!(outcome, Processed::First(()));
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]

@@ -15,9 +15,20 @@ use crate::inbox::{Inbox, InboxError};
 /// processed once per subscription (the inbox's consumer name is the
 /// subscription's), with `handler`'s writes in the same transaction.
 ///
-/// ```no_run
-/// # use cairn_client::{Client, Delivery, Subscriber};
-/// # async fn example(client: Client, pool: sqlx::SqlitePool) -> cairn_client::Result<()> {
+/// ```
+/// # use cairn_client::{Client, Delivery, Subscriber, SubscriptionDefinition};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let data = tempfile::tempdir()?;
+/// # let client = cairn_client::Client::embedded(data.path()).await?;
+/// # let pool = sqlx::sqlite::SqlitePoolOptions::new()
+/// #     .max_connections(1)
+/// #     .connect("sqlite::memory:")
+/// #     .await?;
+/// # cairn_sql::migrate(&pool).await?;
+/// # sqlx::query("CREATE TABLE seen (hash TEXT)").execute(&pool).await?;
+/// # let shutdown = tokio_util::sync::CancellationToken::new();
+/// # shutdown.cancel();
 /// use cairn_sql::with_inbox;
 ///
 /// let handler = with_inbox(pool, |delivery: Delivery, transaction| {
@@ -29,9 +40,11 @@ use crate::inbox::{Inbox, InboxError};
 ///         Ok(())
 ///     })
 /// });
-/// Subscriber::new(client, "audit", handler)
-///     .run(tokio_util::sync::CancellationToken::new())
+/// Subscriber::new(client.clone(), "audit", handler)
+///     .definition(SubscriptionDefinition::new("Shop.Order"))
+///     .run(shutdown)
 ///     .await?;
+/// # client.close().await;
 /// # Ok(()) }
 /// ```
 ///

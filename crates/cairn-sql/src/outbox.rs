@@ -15,12 +15,21 @@ use crate::limits::DEAD_LETTERS_LISTED_MAX;
 
 /// Enqueues facts for publication in the service's transaction.
 ///
-/// ```no_run
-/// # async fn example(
-/// #     pool: sqlx::SqlitePool,
-/// #     relay: cairn_sql::RelayHandle,
-/// #     order: cairn_fact::CanonicalFact,
-/// # ) -> Result<(), Box<dyn std::error::Error>> {
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let data = tempfile::tempdir()?;
+/// # let client = cairn_client::Client::embedded(data.path()).await?;
+/// # let pool = sqlx::sqlite::SqlitePoolOptions::new()
+/// #     .max_connections(1)
+/// #     .connect("sqlite::memory:")
+/// #     .await?;
+/// # cairn_sql::migrate(&pool).await?;
+/// # sqlx::query("CREATE TABLE orders (id TEXT)").execute(&pool).await?;
+/// # let relay = cairn_sql::OutboxRelay::new(pool.clone(), std::sync::Arc::new(client.clone())).spawn();
+/// # let order = cairn_fact::CanonicalFact::from_json(
+/// #     br#"{"type":"Shop.Order","fields":{"id":"o-1"},"predecessors":{}}"#, 1 << 20)?;
+/// # let order_hash = order.hash;
 /// let outbox = cairn_sql::Outbox::new();
 /// let mut transaction = pool.begin().await?;
 /// sqlx::query("INSERT INTO orders (id) VALUES ($1)")
@@ -30,7 +39,10 @@ use crate::limits::DEAD_LETTERS_LISTED_MAX;
 /// outbox.enqueue(&mut transaction, &[order]).await?;
 /// transaction.commit().await?;
 /// // Optional: wake the relay now rather than at its next poll.
-/// relay.notify();
+/// relay.handle().notify();
+/// # relay.drain_and_stop(std::time::Duration::from_secs(10)).await?;
+/// # assert!(client.get_fact(&order_hash).await?.is_some());
+/// # client.close().await;
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Default)]

@@ -36,13 +36,23 @@ use crate::relay_task::RelayTask;
 /// jitter) and tries again; when the outbox is empty it sleeps until
 /// [`RelayHandle::notify`] or the poll interval.
 ///
-/// ```no_run
-/// # async fn example(pool: sqlx::SqlitePool) -> Result<(), Box<dyn std::error::Error>> {
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let data = tempfile::tempdir()?;
+/// # let client = cairn_client::Client::embedded(data.path()).await?;
+/// # let pool = sqlx::sqlite::SqlitePoolOptions::new()
+/// #     .max_connections(1)
+/// #     .connect("sqlite::memory:")
+/// #     .await?;
+/// # cairn_sql::migrate(&pool).await?;
 /// use std::sync::Arc;
 /// use std::time::Duration;
-/// use cairn_sql::{HttpPublisher, OutboxRelay};
+/// use cairn_sql::OutboxRelay;
 ///
-/// let publisher = Arc::new(HttpPublisher::new("http://127.0.0.1:7710")?);
+/// // The SDK's client publishes (`cairn_sql::HttpPublisher` is a lighter
+/// // alternative that needs only a URL).
+/// let publisher = Arc::new(client.clone());
 /// let relay = OutboxRelay::new(pool, publisher)
 ///     .batch_facts_max(200)
 ///     .poll_interval(Duration::from_millis(500))
@@ -53,6 +63,8 @@ use crate::relay_task::RelayTask;
 /// if left.n_unsent > 0 {
 ///     eprintln!("{} facts are published at the next start", left.n_unsent);
 /// }
+/// # drop(handle);
+/// # client.close().await;
 /// # Ok(()) }
 /// ```
 ///
