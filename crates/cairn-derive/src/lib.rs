@@ -38,6 +38,44 @@
 //! of a `Command` can only await replies of types that say so — the link is
 //! checked at compile time.
 //!
+//! Mistakes are compile errors with a message saying what to write
+//! instead — a missing type:
+//!
+//! ```compile_fail
+//! #[derive(cairn_client::Fact)]
+//! struct Loan { member: String }
+//! ```
+//!
+//! a reply without the predecessor that names its request:
+//!
+//! ```compile_fail
+//! # use cairn_client::Fact;
+//! # #[derive(Fact)] #[fact(type = "Library.IsAvailable")] struct IsAvailable { isbn: String }
+//! #[derive(Fact)]
+//! #[fact(type = "Library.Availability", reply_to = IsAvailable)]
+//! struct Availability { available: bool }
+//! ```
+//!
+//! two fields in one role, or a predecessor field of a type that cannot
+//! hold hashes:
+//!
+//! ```compile_fail
+//! # use cairn_client::{Fact, Hash};
+//! #[derive(Fact)]
+//! #[fact(type = "Library.Loan")]
+//! struct Loan {
+//!     #[predecessor(role = "book")] book: Hash,
+//!     #[predecessor(role = "book")] copy: Hash,
+//! }
+//! ```
+//!
+//! ```compile_fail
+//! # use cairn_client::Fact;
+//! #[derive(Fact)]
+//! #[fact(type = "Library.Loan")]
+//! struct Loan { #[predecessor] book: String }
+//! ```
+//!
 //! The macro is written by hand (with `syn` and `quote`) because it is part
 //! of the product's API; it has no other logic than the mapping above.
 
