@@ -117,8 +117,11 @@ pub struct Billing {
 }
 
 impl Billing {
-    /// Handles one delivery of a `Shop.OrderPlaced` fact whose [`charge`]
-    /// through the inbox is `charging` (not started yet).
+    /// Handles one delivery of a `Shop.OrderPlaced` fact; `charging` is
+    /// its [`charge`] through the inbox, not started yet. What happens
+    /// around the charge (publishing a failure, the notice) is outside the
+    /// inbox's transaction: a failure must outlive the charge's rollback,
+    /// and a notice goes out only after the commit.
     pub async fn handle(
         self,
         delivery: Delivery,
