@@ -21,18 +21,9 @@ pub enum ServiceError {
     /// The service's own SQLite database failed.
     #[error("the service's database failed")]
     Database(#[from] sqlx::Error),
-    /// A call to Cairn failed in a way retrying does not fix.
-    #[error("a call to Cairn failed")]
+    /// The client of Cairn could not be built.
+    #[error("cannot build the client of Cairn")]
     Cairn(#[from] cairn_client::ClientError),
-    /// A subscription of that name exists with another definition.
-    #[error(
-        "the subscription {name:?} exists with another definition; \
-         delete it (`cairn subs delete {name}`) to let the service create its own"
-    )]
-    SubscriptionConflict {
-        /// The subscription's name.
-        name: String,
-    },
     /// The listening socket could not be opened.
     #[error("cannot listen on {address}")]
     Listen {
@@ -42,33 +33,14 @@ pub enum ServiceError {
         #[source]
         source: std::io::Error,
     },
-    /// The HTTP server failed while serving.
-    #[error("the HTTP server failed")]
-    Serve(#[source] std::io::Error),
     /// The resilient HTTP client could not be built.
     #[error("cannot build the HTTP client")]
     HttpClient(#[from] cairn_resilient::BuildError),
-    /// The outbox relay stopped on an outbox it cannot publish, or could
-    /// not say what it left at shutdown.
-    #[error("the outbox relay failed")]
-    Relay(#[from] cairn_sql::DrainError),
     /// The signal handlers could not be installed.
     #[error("cannot listen for SIGINT and SIGTERM")]
     Signals(#[source] std::io::Error),
-    /// A task of the service panicked.
-    #[error("a task of the service failed")]
-    Task(#[from] tokio::task::JoinError),
-}
-
-/// An error with its chain of causes on one line, for logs and for the
-/// error text a nack carries into a dead letter.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    /// A part of the service (a subscriber, the HTTP server, the outbox
+    /// relay) failed, and the others were stopped.
+    #[error(transparent)]
+    Running(#[from] cairn_client::ServiceError),
 }

@@ -1,12 +1,9 @@
-//! The facts the two services exchange, as typed facts: their serde form
-//! is the fact's `fields`, and payments name their order as a predecessor
-//! in the role [`ORDER_ROLE`].
+//! The facts the two services exchange, as typed facts (`#[derive(Fact)]`):
+//! payments name their order's `Shop.OrderPlaced` fact as a predecessor in
+//! the role `order`; every other field is the fact's `fields`.
 
-use cairn_client::{typed_fact, Fact, Hash};
+use cairn_client::{Fact, Hash};
 use serde::{Deserialize, Serialize};
-
-/// The role in which a payment fact names its `Shop.OrderPlaced` fact.
-pub const ORDER_ROLE: &str = "order";
 
 /// One line of an order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,7 +15,8 @@ pub struct LineItem {
 }
 
 /// `Shop.OrderPlaced`: a customer placed an order (published by `orders`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Fact)]
+#[fact(type = "Shop.OrderPlaced")]
 pub struct OrderPlaced {
     /// The order's id in `orders` (a UUID).
     pub order_id: String,
@@ -31,8 +29,6 @@ pub struct OrderPlaced {
     /// When the order was placed, milliseconds since the Unix epoch.
     pub placed_at_ms: i64,
 }
-
-typed_fact!(OrderPlaced = "Shop.OrderPlaced");
 
 /// `Shop.PaymentSucceeded`: `billing` charged an order (exactly one per
 /// order).
@@ -49,7 +45,7 @@ pub struct PaymentSucceeded {
     pub attempt: u32,
     /// The order's `Shop.OrderPlaced` fact (a predecessor, not a field).
     #[predecessor(role = "order")]
-    pub order: Option<Hash>,
+    pub order: Hash,
 }
 
 /// `Shop.PaymentFailed`: `billing` gave up charging an order on its last
@@ -65,7 +61,7 @@ pub struct PaymentFailed {
     pub attempts: u32,
     /// The order's `Shop.OrderPlaced` fact (a predecessor, not a field).
     #[predecessor(role = "order")]
-    pub order: Option<Hash>,
+    pub order: Hash,
 }
 
 /// Milliseconds since the Unix epoch: the time unit of facts and tables.
@@ -79,7 +75,7 @@ pub fn unix_time_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_client::to_canonical_fact;
+    use cairn_client::{to_canonical_fact, Typed};
 
     #[test]
     fn a_payment_names_its_order_as_a_predecessor() {
@@ -89,12 +85,14 @@ mod tests {
             charge_id: "ch-1".to_owned(),
             amount_cents: 900,
             attempt: 1,
-            order: Some(order),
+            order,
         };
         let fact = to_canonical_fact(&payment).unwrap();
         let json: serde_json::Value = serde_json::from_slice(&fact.canonical).unwrap();
         assert_eq!(json["type"], "Shop.PaymentSucceeded");
-        assert_eq!(json["predecessors"][ORDER_ROLE], order.to_hex());
+        assert_eq!(json["predecessors"]["order"], order.to_hex());
         assert!(json["fields"].get("order").is_none());
+        let read_back = Typed::<PaymentSucceeded>::from_parts(fact.hash, 1, json).unwrap();
+        assert_eq!(read_back.value, payment, "the order is read back filled in");
     }
 }

@@ -40,8 +40,6 @@ pub const SUBSCRIBER_WAIT_MS: u64 = 2_000;
 pub const SUBSCRIBER_CONCURRENCY: usize = 4;
 /// Time running handlers get to finish at shutdown.
 pub const SUBSCRIBER_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-/// Wait between tries to create a subscription while Cairn is unreachable.
-pub const SUBSCRIPTION_SETUP_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// How often the outbox relay looks at the outbox when nobody wakes it.
 pub const RELAY_POLL_INTERVAL: Duration = Duration::from_millis(500);

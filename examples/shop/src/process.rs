@@ -1,8 +1,9 @@
-//! Process plumbing shared by both binaries: logs to stderr, and a
-//! shutdown token cancelled by SIGINT or SIGTERM.
+//! Process plumbing shared by both binaries: logs to stderr, and the stop
+//! signal (SIGINT or SIGTERM) that ends a service.
+
+use std::future::Future;
 
 use tokio::signal::unix::{signal, SignalKind};
-use tokio_util::sync::CancellationToken;
 
 use crate::error::ServiceError;
 
@@ -16,20 +17,17 @@ pub fn init_logging() {
         .init();
 }
 
-/// Cancels `shutdown` at the first SIGINT or SIGTERM. The handlers are
-/// installed before this returns, so a signal that arrives right after is
-/// not lost.
-pub fn stop_on_signals(shutdown: CancellationToken) -> Result<(), ServiceError> {
+/// A future that completes at the first SIGINT or SIGTERM. The handlers
+/// are installed before this returns, so a signal that arrives right after
+/// is not lost.
+pub fn stop_signal() -> Result<impl Future<Output = ()>, ServiceError> {
     let mut interrupt = signal(SignalKind::interrupt()).map_err(ServiceError::Signals)?;
     let mut terminate = signal(SignalKind::terminate()).map_err(ServiceError::Signals)?;
-    tokio::spawn(async move {
+    Ok(async move {
         let name = tokio::select! {
             _ = interrupt.recv() => "SIGINT",
             _ = terminate.recv() => "SIGTERM",
-            () = shutdown.cancelled() => return,
         };
         tracing::info!("{name} received: stopping");
-        shutdown.cancel();
-    });
-    Ok(())
+    })
 }

@@ -1,14 +1,20 @@
-//! Opens a service's own SQLite database: one file in its data directory,
-//! in WAL mode with full syncs (a committed order or charge survives a
-//! power cut), with Cairn's outbox and inbox tables created.
+//! A service's own SQLite database: one file in its data directory, in WAL
+//! mode with full syncs (a committed order or charge survives a power
+//! cut), with Cairn's outbox and inbox tables; and the relay that publishes
+//! its outbox to Cairn.
 
 use std::path::Path;
+use std::sync::Arc;
 
+use cairn_client::Client;
+use cairn_sql::{DrainError, OutboxRelay, RelayTask};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
 use crate::error::ServiceError;
-use crate::limits::{SQLITE_BUSY_TIMEOUT, SQLITE_CONNECTIONS_MAX};
+use crate::limits::{
+    RELAY_DRAIN_TIMEOUT, RELAY_POLL_INTERVAL, SQLITE_BUSY_TIMEOUT, SQLITE_CONNECTIONS_MAX,
+};
 
 /// Opens (creating if needed) `data_dir/file_name` and runs
 /// [`cairn_sql::migrate`] on it.
@@ -29,4 +35,19 @@ pub async fn open_database(data_dir: &Path, file_name: &str) -> Result<SqlitePoo
         .await?;
     cairn_sql::migrate(&pool).await?;
     Ok(pool)
+}
+
+/// Starts the relay that publishes the outbox of `pool` through `client`.
+pub fn start_relay(pool: &SqlitePool, client: &Client) -> RelayTask {
+    OutboxRelay::new(pool.clone(), Arc::new(client.clone()))
+        .poll_interval(RELAY_POLL_INTERVAL)
+        .spawn()
+}
+
+/// Publishes what is committed in the outbox for at most
+/// [`RELAY_DRAIN_TIMEOUT`], then stops the relay (which logs what it
+/// left). Call it once nothing enqueues any more; what is left is
+/// published at the next start.
+pub async fn drain_relay(relay: RelayTask) -> Result<(), DrainError> {
+    relay.drain_and_stop(RELAY_DRAIN_TIMEOUT).await.map(drop)
 }

@@ -1,20 +1,14 @@
-//! Creating a service's subscriptions idempotently at start and running a
-//! subscriber on each, so that a service started before Cairn waits for it
-//! instead of failing.
+//! The subscriptions of both services, kept in code: each subscriber puts
+//! its subscription's definition when it starts (creating it, or updating
+//! what may change), waiting while Cairn is unreachable.
 
 use std::future::Future;
 
 use cairn_client::{
-    BackoffDefinition, Client, ClientError, Delivery, HandlerError, Start, Subscriber,
-    SubscriptionDefinition, SubscriptionView,
+    BackoffDefinition, Client, Delivery, HandlerError, Start, Subscriber, SubscriptionDefinition,
 };
-use tokio_util::sync::CancellationToken;
 
-use crate::error::{error_chain, ServiceError};
-use crate::limits::{
-    SUBSCRIBER_CONCURRENCY, SUBSCRIBER_DRAIN_TIMEOUT, SUBSCRIBER_WAIT_MS,
-    SUBSCRIPTION_SETUP_RETRY_DELAY,
-};
+use crate::limits::{SUBSCRIBER_CONCURRENCY, SUBSCRIBER_DRAIN_TIMEOUT, SUBSCRIBER_WAIT_MS};
 
 /// A subscription definition over `type_name` from the beginning of the
 /// log, with these lease, attempts and backoff.
@@ -37,73 +31,22 @@ pub fn definition(
     }
 }
 
-/// Creates the subscription `name`, or puts its definition over the
-/// existing one (an update of what may change, nothing if it is the same). While Cairn is unreachable it tries again every
-/// [`SUBSCRIPTION_SETUP_RETRY_DELAY`] until `shutdown`; then it answers
-/// `None`.
-pub async fn ensure_subscription(
-    client: &Client,
-    name: &str,
-    definition: &SubscriptionDefinition,
-    shutdown: &CancellationToken,
-) -> Result<Option<SubscriptionView>, ServiceError> {
-    loop {
-        let applied = tokio::select! {
-            () = shutdown.cancelled() => return Ok(None),
-            applied = client.apply_subscription(name, definition) => applied,
-        };
-        match applied {
-            Ok(applied) => {
-                tracing::info!(subscription = name, type_name = %definition.type_name, "subscription {:?}", applied.outcome);
-                return Ok(Some(applied.view));
-            }
-            Err(ClientError::Api { status: 409, .. }) => {
-                return Err(ServiceError::SubscriptionConflict {
-                    name: name.to_owned(),
-                })
-            }
-            Err(error) if error.is_retryable() => {
-                tracing::warn!(
-                    subscription = name,
-                    "Cairn is unreachable, trying again: {}",
-                    error_chain(&error)
-                );
-                tokio::select! {
-                    () = shutdown.cancelled() => return Ok(None),
-                    () = tokio::time::sleep(SUBSCRIPTION_SETUP_RETRY_DELAY) => {}
-                }
-            }
-            Err(error) => return Err(error.into()),
-        }
-    }
-}
-
-/// Runs `handler` over the subscription `name` until `shutdown`, then
-/// drains: running handlers finish (up to [`SUBSCRIBER_DRAIN_TIMEOUT`]) and
-/// their acks and nacks are sent.
-pub async fn run_subscriber<H, F>(
+/// A subscriber running `handler` over the subscription `name` with this
+/// `definition`, with the example's concurrency, long-poll and drain
+/// timeout.
+pub fn subscriber<H, F>(
     client: Client,
     name: &str,
+    definition: SubscriptionDefinition,
     handler: H,
-    shutdown: CancellationToken,
-) -> Result<(), ServiceError>
+) -> Subscriber<H>
 where
     H: Fn(Delivery) -> F + Send + Sync + 'static,
     F: Future<Output = Result<(), HandlerError>> + Send + 'static,
 {
-    tracing::info!(subscription = name, "subscriber started");
-    let report = Subscriber::new(client, name, handler)
+    Subscriber::new(client, name, handler)
+        .definition(definition)
         .concurrency(SUBSCRIBER_CONCURRENCY)
         .wait_ms(SUBSCRIBER_WAIT_MS)
         .drain_timeout(SUBSCRIBER_DRAIN_TIMEOUT)
-        .run(shutdown)
-        .await?;
-    tracing::info!(
-        subscription = name,
-        succeeded = report.messages_succeeded,
-        failed = report.messages_failed,
-        abandoned = report.messages_abandoned,
-        "subscriber drained and stopped"
-    );
-    Ok(())
 }

@@ -1,7 +1,8 @@
 //! The `billing` service: a subscriber on the durable subscription
-//! `billing` (created at start with a few attempts and a short backoff)
-//! that charges each order once, an outbox relay for its payment facts,
-//! and a resilient HTTP client for its notices to `orders`.
+//! `billing` (defined in code with a few attempts and a short backoff)
+//! that charges each order once through its inbox, an outbox relay for its
+//! payment facts, and a resilient HTTP client for its notices to `orders`,
+//! run together as one [`Service`].
 //!
 //! Shutdown order: drain the subscriber, then let the relay publish what
 //! the last charges enqueued.
@@ -10,21 +11,20 @@ pub mod charges;
 pub mod gateway;
 pub mod notice;
 
+use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use cairn_client::{Client, ClientOptions, Delivery, TypedFact};
-use cairn_sql::{Inbox, Outbox, OutboxRelay};
-use tokio_util::sync::CancellationToken;
+use cairn_client::{Client, ClientOptions, Delivery, Service, TypedFact};
+use cairn_sql::with_inbox;
 
 use crate::error::ServiceError;
 use crate::facts::OrderPlaced;
 use crate::limits::{
     BILLING_ATTEMPTS_MAX, BILLING_BACKOFF_INITIAL_MS, BILLING_BACKOFF_MAX_MS, BILLING_LEASE_MS,
-    BILLING_SUBSCRIPTION, RELAY_DRAIN_TIMEOUT, RELAY_POLL_INTERVAL,
+    BILLING_SUBSCRIPTION,
 };
-use crate::sqlite::open_database;
-use crate::subscriptions::{definition, ensure_subscription, run_subscriber};
+use crate::sqlite::{drain_relay, open_database, start_relay};
+use crate::subscriptions::{definition, subscriber};
 use charges::Billing;
 use notice::NoticeSender;
 
@@ -42,17 +42,28 @@ pub struct BillingOptions {
     pub data_dir: PathBuf,
 }
 
-/// Runs `billing` until `shutdown`, then stops cleanly.
-pub async fn run(options: BillingOptions, shutdown: CancellationToken) -> Result<(), ServiceError> {
+/// Runs `billing` until `stop` completes, then stops cleanly.
+pub async fn run(
+    options: BillingOptions,
+    stop: impl Future<Output = ()>,
+) -> Result<(), ServiceError> {
     let pool = open_database(&options.data_dir, DATABASE_FILE).await?;
     charges::create_tables(&pool).await?;
     let client = Client::remote(ClientOptions::new([options.cairn_url.as_str()]))?;
     let notices = NoticeSender::new(&options.orders_url)?;
-    let relay = OutboxRelay::new(pool.clone(), Arc::new(client.clone()))
-        .poll_interval(RELAY_POLL_INTERVAL)
-        .spawn();
-    tracing::info!(cairn = %options.cairn_url, orders = %options.orders_url, data = %options.data_dir.display(), "billing started");
-
+    let relay = start_relay(&pool, &client);
+    let billing = Billing {
+        pool: pool.clone(),
+        relay: relay.handle(),
+        notices,
+    };
+    let charge_once = with_inbox(pool.clone(), |delivery, transaction| {
+        Box::pin(charges::charge(delivery, transaction))
+    });
+    let handler = move |delivery: Delivery| {
+        let charging = charge_once(delivery.clone());
+        billing.clone().handle(delivery, charging)
+    };
     let definition = definition(
         OrderPlaced::TYPE_NAME,
         BILLING_LEASE_MS,
@@ -60,30 +71,21 @@ pub async fn run(options: BillingOptions, shutdown: CancellationToken) -> Result
         BILLING_BACKOFF_INITIAL_MS,
         BILLING_BACKOFF_MAX_MS,
     );
-    let subscribed =
-        match ensure_subscription(&client, BILLING_SUBSCRIPTION, &definition, &shutdown).await {
-            Ok(Some(view)) => {
-                let billing = Billing {
-                    pool: pool.clone(),
-                    inbox: Inbox::new(charges::INBOX_CONSUMER),
-                    outbox: Outbox::new(),
-                    relay: relay.handle(),
-                    notices,
-                    attempts_max: view.definition.max_attempts.unwrap_or(BILLING_ATTEMPTS_MAX),
-                };
-                let handler = move |delivery: Delivery| {
-                    let billing = billing.clone();
-                    async move { billing.handle(delivery).await }
-                };
-                run_subscriber(client, BILLING_SUBSCRIPTION, handler, shutdown).await
-            }
-            Ok(None) => Ok(()),
-            Err(error) => Err(error),
-        };
-    let drained = relay.drain_and_stop(RELAY_DRAIN_TIMEOUT).await;
+    tracing::info!(cairn = %options.cairn_url, orders = %options.orders_url, data = %options.data_dir.display(), "billing started");
+    let report = Service::new("billing")
+        .subscriber(subscriber(
+            client,
+            BILLING_SUBSCRIPTION,
+            definition,
+            handler,
+        ))
+        .task("outbox relay", |shutdown| async move {
+            shutdown.cancelled().await;
+            drain_relay(relay).await
+        })
+        .run_until(stop)
+        .await?;
     pool.close().await;
-    subscribed?;
-    drained?;
-    tracing::info!("billing stopped cleanly");
+    tracing::info!(?report, "billing stopped cleanly");
     Ok(())
 }

@@ -8,7 +8,7 @@
 use cairn_client::Hash;
 use cairn_resilient::{CallError, ResilientClient, ResilientOptions, IDEMPOTENT_REPLAYED_HEADER};
 
-use crate::error::{error_chain, ServiceError};
+use crate::error::ServiceError;
 use crate::limits::{NOTICE_ATTEMPTS_MAX, NOTICE_ATTEMPT_TIMEOUT, NOTICE_CALL_TIMEOUT};
 use crate::orders::store::PaymentNotice;
 
@@ -53,18 +53,13 @@ impl NoticeSender {
                 reason: format!("order id {order_id:?} is not a plain id"),
             });
         }
-        let key = Hash::from_hex(&notice.payment_fact)
-            .map(|payment_fact| notice_key(&payment_fact))
-            .map_err(|error| CallError::InvalidRequest {
-                reason: error_chain(&error),
-            })?;
         let answer = self
             .client
             .post_json(
                 &format!("{}/orders/{order_id}/payment-notice", self.orders_url),
                 notice,
             )
-            .idempotency_key(key)
+            .idempotency_key(notice_key(&notice.payment_fact))
             .send()
             .await?;
         Ok(answer.headers.contains_key(IDEMPOTENT_REPLAYED_HEADER))

@@ -7,9 +7,8 @@ use std::path::PathBuf;
 
 use cairn_example_shop::billing::{self, BillingOptions};
 use cairn_example_shop::limits::{CAIRN_URL_DEFAULT, ORDERS_URL_DEFAULT};
-use cairn_example_shop::process::{init_logging, stop_on_signals};
+use cairn_example_shop::process::{init_logging, stop_signal};
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
 
 /// The shop's billing service: charges each order placed in Cairn once and
 /// publishes the payment.
@@ -31,13 +30,12 @@ struct Arguments {
 async fn main() -> anyhow::Result<()> {
     init_logging();
     let arguments = Arguments::parse();
-    let shutdown = CancellationToken::new();
-    stop_on_signals(shutdown.clone())?;
+    let stop = stop_signal()?;
     let options = BillingOptions {
         cairn_url: arguments.cairn,
         orders_url: arguments.orders,
         data_dir: arguments.data,
     };
-    billing::run(options, shutdown).await?;
+    billing::run(options, stop).await?;
     Ok(())
 }

@@ -8,9 +8,8 @@ use std::path::PathBuf;
 
 use cairn_example_shop::limits::{CAIRN_URL_DEFAULT, ORDERS_LISTEN_DEFAULT};
 use cairn_example_shop::orders::{self, OrdersOptions};
-use cairn_example_shop::process::{init_logging, stop_on_signals};
+use cairn_example_shop::process::{init_logging, stop_signal};
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
 
 /// The shop's orders service: takes orders over HTTP and publishes them to
 /// Cairn through a transactional outbox.
@@ -32,13 +31,12 @@ struct Arguments {
 async fn main() -> anyhow::Result<()> {
     init_logging();
     let arguments = Arguments::parse();
-    let shutdown = CancellationToken::new();
-    stop_on_signals(shutdown.clone())?;
+    let stop = stop_signal()?;
     let options = OrdersOptions {
         listen: arguments.listen,
         cairn_url: arguments.cairn,
         data_dir: arguments.data,
     };
-    orders::run(options, shutdown).await?;
+    orders::run(options, stop).await?;
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! `cairn_resilient::IdempotencyLayer`, so a retried request with the same
 //! `Idempotency-Key` gets the first answer again.
 
+use std::error::Error;
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
@@ -12,7 +13,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use cairn_client::to_canonical_fact;
 use cairn_resilient::{
     IdempotencyLayer, InMemoryIdempotencyStore, InMemoryStoreOptions, IDEMPOTENCY_KEY_HEADER,
 };
@@ -20,7 +20,6 @@ use cairn_sql::{Outbox, RelayHandle};
 use serde::Deserialize;
 use sqlx::SqlitePool;
 
-use crate::error::error_chain;
 use crate::facts::{unix_time_ms, LineItem, OrderPlaced};
 use crate::limits::{
     CUSTOMER_CHARS_MAX, HTTP_BODY_BYTES_MAX, ITEM_QUANTITY_MAX, ORDER_ITEMS_MAX, SKU_CHARS_MAX,
@@ -33,8 +32,6 @@ use crate::orders::store::{self, OrderView, PaymentNotice};
 pub struct AppState {
     /// The service's database.
     pub pool: SqlitePool,
-    /// The outbox the order facts go into.
-    pub outbox: Outbox,
     /// Wakes the relay after an order commits.
     pub relay: RelayHandle,
 }
@@ -125,11 +122,11 @@ async fn place_order(
         total_cents: new_order.total_cents,
         placed_at_ms: unix_time_ms(),
     };
-    let fact =
-        to_canonical_fact(&order).map_err(|error| ApiError::Internal(error_chain(&error)))?;
-    let order_fact = fact.hash;
     // The order row and its fact commit together or not at all.
     let mut transaction = state.pool.begin().await?;
+    let order_fact = Outbox::new()
+        .enqueue_value(&mut transaction, &order)
+        .await?;
     store::insert_order(
         &mut transaction,
         &order,
@@ -141,11 +138,6 @@ async fn place_order(
         sqlx::Error::Database(database) if database.is_unique_violation() => ApiError::KeyInUse,
         _ => ApiError::from(error),
     })?;
-    state
-        .outbox
-        .enqueue(&mut transaction, &[fact])
-        .await
-        .map_err(|error| ApiError::Internal(error_chain(&error)))?;
     transaction.commit().await?;
     state.relay.notify();
     tracing::info!(
@@ -157,7 +149,7 @@ async fn place_order(
     );
     let view = store::order_by_id(&state.pool, &order.order_id)
         .await?
-        .ok_or_else(|| ApiError::Internal("the order just committed is gone".to_owned()))?;
+        .ok_or_else(|| ApiError::Internal("the order just committed is gone".into()))?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -206,13 +198,15 @@ pub enum ApiError {
     /// Another request with the same `Idempotency-Key` is committing
     /// (409 `idempotency_key_in_use`).
     KeyInUse,
-    /// The service failed (500 `internal`); the details go to the log.
-    Internal(String),
+    /// The service failed (500 `internal`); the error and its causes go
+    /// to the log.
+    Internal(Box<dyn Error + Send + Sync>),
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(error: sqlx::Error) -> ApiError {
-        ApiError::Internal(error_chain(&error))
+/// Every error of the database or the outbox is an internal one.
+impl<E: Into<Box<dyn Error + Send + Sync>>> From<E> for ApiError {
+    fn from(error: E) -> ApiError {
+        ApiError::Internal(error.into())
     }
 }
 
@@ -230,8 +224,9 @@ impl IntoResponse for ApiError {
                 "idempotency_key_in_use",
                 "an order with this Idempotency-Key is being placed; retry".to_owned(),
             ),
-            ApiError::Internal(details) => {
-                tracing::error!("request failed: {details}");
+            ApiError::Internal(error) => {
+                let error = &*error as &dyn Error;
+                tracing::error!(error, "request failed");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",

@@ -246,7 +246,7 @@ pub async fn apply_payment(
 #[derive(Clone, Debug, serde::Deserialize, Serialize)]
 pub struct PaymentNotice {
     /// The hash of the `Shop.PaymentSucceeded` fact.
-    pub payment_fact: String,
+    pub payment_fact: Hash,
     /// The gateway's reference of the charge.
     pub charge_id: String,
     /// What was charged, in cents.
@@ -269,7 +269,7 @@ pub async fn record_notice(
          SELECT $1, id, $3, $4, $5 FROM orders WHERE id = $2
          ON CONFLICT (payment_fact) DO NOTHING",
     )
-    .bind(&notice.payment_fact)
+    .bind(notice.payment_fact.to_hex())
     .bind(order_id)
     .bind(&notice.charge_id)
     .bind(notice.amount_cents)
