@@ -31,8 +31,8 @@ pub const REMINDERS_SUBSCRIPTION: &str = "library-reminders";
 /// `reminders` has no unique key on purpose: a reminder handled twice
 /// would show as two rows.
 const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS loans (loan_hash TEXT PRIMARY KEY, book TEXT NOT NULL,
-        member TEXT NOT NULL, due_at_s INTEGER NOT NULL, returned INTEGER NOT NULL DEFAULT 0)",
+    "CREATE TABLE IF NOT EXISTS loans (loan_hash TEXT PRIMARY KEY, due_at_s INTEGER NOT NULL,
+        returned INTEGER NOT NULL DEFAULT 0)",
     "CREATE TABLE IF NOT EXISTS reminders (reminder_id INTEGER PRIMARY KEY AUTOINCREMENT,
         loan_hash TEXT NOT NULL)",
 ];
@@ -146,15 +146,11 @@ impl Library {
         };
         let mut transaction = self.database.begin().await?;
         let loan_hash = Outbox::new().enqueue_value(&mut transaction, &loan).await?;
-        sqlx::query(
-            "INSERT INTO loans (loan_hash, book, member, due_at_s) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(loan_hash.to_hex())
-        .bind(book.to_hex())
-        .bind(member.to_hex())
-        .bind(due_at.unix_timestamp())
-        .execute(&mut *transaction)
-        .await?;
+        sqlx::query("INSERT INTO loans (loan_hash, due_at_s) VALUES ($1, $2)")
+            .bind(loan_hash.to_hex())
+            .bind(due_at.unix_timestamp())
+            .execute(&mut *transaction)
+            .await?;
         transaction.commit().await?;
         self.relay.notify();
         Ok(loan_hash)

@@ -59,19 +59,20 @@ async fn main() -> anyhow::Result<()> {
         .create_if_missing(true);
     let database = SqlitePool::connect_with(database_options).await?;
     let (library, service) = Library::start(client.clone(), database).await?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(service.run_until(async {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = stopped => {}
+    match arguments.command {
+        Command::Serve => {
+            let ctrl_c = async { tokio::signal::ctrl_c().await.unwrap_or_default() };
+            service.run_until(ctrl_c).await?;
         }
-    }));
-    if let Command::Demo { loan_period_s } = arguments.command {
-        let demo_result = demo(&library, Duration::from_secs(loan_period_s)).await;
-        stop.send(()).ok();
-        demo_result?;
+        Command::Demo { loan_period_s } => {
+            // The demo is the service's stop signal: it stops when the demo ends.
+            let mut demo_result = Ok(());
+            let period = Duration::from_secs(loan_period_s);
+            let demo = async { demo_result = demo(&library, period).await };
+            service.run_until(demo).await?;
+            demo_result?;
+        }
     }
-    running.await??;
     client.close().await;
     Ok(())
 }

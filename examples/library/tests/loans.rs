@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure};
 use cairn_client::wire::Message;
-use cairn_client::{Client, Delivery, Hash, ServiceError, ServiceReport};
+use cairn_client::{Client, ClientOptions, Delivery, Hash, ServiceError, ServiceReport};
 use cairn_example_library::{
     reminder_handler, Book, Library, Loan, Member, ReminderSent, REMINDERS_SUBSCRIPTION,
 };
+use cairn_server::NodeOptions;
 use cairn_sql::Outbox;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 use time::OffsetDateTime;
@@ -31,13 +32,39 @@ struct RunningLibrary {
     database: SqlitePool,
     stop: CancellationToken,
     service: JoinHandle<Result<ServiceReport, ServiceError>>,
+    /// The Cairn server's stop signal and task, when the library talks to
+    /// one over HTTP.
+    server: Option<(CancellationToken, JoinHandle<std::io::Result<()>>)>,
     _directory: tempfile::TempDir,
 }
 
 impl RunningLibrary {
+    /// A library on an embedded store.
     async fn start() -> anyhow::Result<RunningLibrary> {
         let directory = tempfile::tempdir()?;
         let client = Client::embedded(directory.path().join("cairn")).await?;
+        RunningLibrary::start_with(client, None, directory).await
+    }
+
+    /// A library talking to a Cairn server on a loopback port.
+    async fn start_remote() -> anyhow::Result<RunningLibrary> {
+        let directory = tempfile::tempdir()?;
+        let node = NodeOptions::embedded(directory.path().join("cairn"))
+            .build()
+            .await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let server_stop = CancellationToken::new();
+        let server = tokio::spawn(node.run(listener, server_stop.clone().cancelled_owned()));
+        let client = Client::remote(ClientOptions::new([url]))?;
+        RunningLibrary::start_with(client, Some((server_stop, server)), directory).await
+    }
+
+    async fn start_with(
+        client: Client,
+        server: Option<(CancellationToken, JoinHandle<std::io::Result<()>>)>,
+        directory: tempfile::TempDir,
+    ) -> anyhow::Result<RunningLibrary> {
         let database_options = SqliteConnectOptions::new()
             .filename(directory.path().join("library.sqlite"))
             .create_if_missing(true);
@@ -51,6 +78,7 @@ impl RunningLibrary {
             database,
             stop,
             service,
+            server,
             _directory: directory,
         })
     }
@@ -80,6 +108,10 @@ impl RunningLibrary {
             );
         }
         self.client.close().await;
+        if let Some((server_stop, server)) = self.server {
+            server_stop.cancel();
+            tokio::time::timeout(WAIT_TIMEOUT, server).await???;
+        }
         Ok(())
     }
 }
@@ -106,7 +138,15 @@ fn in_a_week() -> OffsetDateTime {
 
 #[tokio::test]
 async fn the_same_question_after_a_return_gets_a_fresh_answer() -> anyhow::Result<()> {
-    let running = RunningLibrary::start().await?;
+    fresh_answers_after_a_return(RunningLibrary::start().await?).await
+}
+
+#[tokio::test]
+async fn a_remote_server_gives_fresh_answers_too() -> anyhow::Result<()> {
+    fresh_answers_after_a_return(RunningLibrary::start_remote().await?).await
+}
+
+async fn fresh_answers_after_a_return(running: RunningLibrary) -> anyhow::Result<()> {
     let library = &running.library;
     let (book, member) = running.book_and_member().await?;
     assert!(library.is_available(book).await?);
