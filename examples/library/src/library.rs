@@ -94,18 +94,15 @@ impl Library {
                     })
                 }
             });
+        let reminders = reminder_handler(database);
         let service = Service::new("library")
             .subscriber(
                 Subscriber::new(library.client.clone(), "library-availability", responder)
                     .definition(SubscriptionDefinition::new(IsAvailable::TYPE_NAME)),
             )
             .subscriber(
-                Subscriber::new(
-                    library.client.clone(),
-                    REMINDERS_SUBSCRIPTION,
-                    reminder_handler(database),
-                )
-                .definition(SubscriptionDefinition::new(Loan::TYPE_NAME)),
+                Subscriber::new(library.client.clone(), REMINDERS_SUBSCRIPTION, reminders)
+                    .definition(SubscriptionDefinition::new(Loan::TYPE_NAME)),
             )
             .task("outbox relay", move |shutdown| async move {
                 let relay = relay.spawn();
@@ -191,11 +188,8 @@ impl Library {
     /// Asks the service (through Cairn) whether `book` is on the shelf.
     pub async fn is_available(&self, book: Hash) -> Result<bool, LibraryError> {
         let pending = self.client.request(&IsAvailable { book }).await?;
-        Ok(pending
-            .reply::<Availability>(REPLY_TIMEOUT)
-            .await?
-            .value
-            .available)
+        let reply = pending.reply::<Availability>(REPLY_TIMEOUT).await?;
+        Ok(reply.value.available)
     }
 }
 
