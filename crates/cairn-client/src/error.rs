@@ -115,6 +115,15 @@ pub enum ClientError {
         /// The request fact's hash.
         request: Hash,
     },
+    /// [`Client::wait_for_fact`](crate::Client::wait_for_fact) gave up: the
+    /// fact was not stored in time.
+    #[error("fact {hash} was not stored within {waited_ms} ms")]
+    NotStored {
+        /// The fact waited for.
+        hash: Hash,
+        /// How long the call waited.
+        waited_ms: u64,
+    },
 }
 
 impl ClientError {

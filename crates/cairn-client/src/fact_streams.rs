@@ -73,6 +73,15 @@ impl<T: TypedFact> Successors<T> {
         self.stream().try_collect().await
     }
 
+    /// The first matching successor (the oldest), if any, reading no more
+    /// than it needs: `.without::<Return>().first().await?.is_none()` asks
+    /// "is nothing open?".
+    pub async fn first(mut self) -> Result<Option<Typed<T>>> {
+        self.query.limit = Some(1);
+        let mut successors = Box::pin(self.stream());
+        successors.try_next().await
+    }
+
     /// The matching successors in `seq` order, a page at a time; ends after
     /// the last one stored.
     pub fn stream(self) -> impl Stream<Item = Result<Typed<T>>> + Send {
@@ -255,6 +264,33 @@ impl Client {
     /// `client.successors::<Loan>(&book).without::<Return>().all().await?`.
     pub fn successors<T: TypedFact>(&self, of: &cairn_fact::Hash) -> Successors<T> {
         Successors::new(self.clone(), *of)
+    }
+
+    /// Waits up to `timeout` until the fact `hash` is stored — one written
+    /// elsewhere, such as through an outbox whose relay publishes it shortly
+    /// after commit — and returns it; [`ClientError::NotStored`] if it is
+    /// not there in time.
+    pub async fn wait_for_fact(
+        &self,
+        hash: &cairn_fact::Hash,
+        timeout: std::time::Duration,
+    ) -> Result<StoredFact> {
+        let deadline = Instant::now() + timeout;
+        let mut poll_interval = limits::REPLY_POLL_INTERVAL_MIN;
+        loop {
+            if let Some(stored) = self.get_fact(hash).await? {
+                return Ok(stored);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(ClientError::NotStored {
+                    hash: *hash,
+                    waited_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+                });
+            }
+            tokio::time::sleep(poll_interval.min(deadline - now)).await;
+            poll_interval = (poll_interval * 2).min(limits::FACT_WAIT_POLL_INTERVAL_MAX);
+        }
     }
 
     /// The log, as a query to refine and read (see [`LogFacts`]).

@@ -105,9 +105,11 @@ pub use fact_streams::{LogFacts, Successors, TypedLogFacts};
 pub use options::ClientOptions;
 pub use predecessors::{PredecessorHashes, Predecessors};
 pub use remote::RemoteTransport;
-pub use request::{IncomingRequest, PendingRequest, Request};
+pub use request::{unique_id, IncomingRequest, PendingRequest, Request};
 pub use service::{PartError, Service, ServiceError, ServiceReport};
-pub use subscriber::{Delivery, HandlerError, Subscriber, SubscriberOptions, SubscriberReport};
+pub use subscriber::{
+    Delivery, HandlerError, HandlerFuture, Subscriber, SubscriberOptions, SubscriberReport,
+};
 pub use transport::Transport;
 pub use typed::{to_canonical_fact, PredecessorField, Reply, Typed, TypedFact};
 

@@ -69,6 +69,9 @@ const _: () = assert!(LEASE_SCAN_INTERVAL_MIN.as_millis() < LEASE_SCAN_INTERVAL_
 /// Bytes of one `POST /v1/facts` body the client aims to stay under (the
 /// server's request limit is 32 MiB); larger batches are split.
 pub const BATCH_BODY_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Longest pause between two looks of [`crate::Client::wait_for_fact`] (the
+/// first is [`REPLY_POLL_INTERVAL_MIN`], then it doubles).
+pub const FACT_WAIT_POLL_INTERVAL_MAX: Duration = Duration::from_millis(500);
 /// How long a request lives by default: a responder skips it afterwards
 /// (see [`crate::Request`]).
 pub const REQUEST_EXPIRY_DEFAULT: Duration = Duration::from_secs(300);

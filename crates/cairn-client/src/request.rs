@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cairn_fact::{CanonicalFact, Hash};
-use futures_util::future::BoxFuture;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio::time::Instant;
@@ -28,7 +27,7 @@ use tokio::time::Instant;
 use crate::client::Client;
 use crate::error::{ClientError, Result};
 use crate::limits;
-use crate::subscriber::{Delivery, HandlerError};
+use crate::subscriber::{Delivery, HandlerError, HandlerFuture};
 use crate::typed::{fact_with_extra_fields, to_canonical_fact, Reply, Typed, TypedFact};
 use crate::wire::SuccessorsQuery;
 
@@ -69,7 +68,7 @@ impl<C: TypedFact> Request<C> {
     }
 
     fn build(command: &C, expiry: Option<Duration>) -> Result<Request<C>> {
-        let id = request_id()?;
+        let id = unique_id()?;
         let expires_at_ms = expiry.map(|expiry| unix_time_ms().saturating_add(duration_ms(expiry)));
         let mut extra = serde_json::Map::new();
         extra.insert(REQUEST_ID_FIELD.to_string(), id.clone().into());
@@ -288,10 +287,7 @@ impl Client {
     pub fn responder<C, R, H, F>(
         &self,
         handler: H,
-    ) -> impl Fn(Delivery) -> BoxFuture<'static, std::result::Result<(), HandlerError>>
-           + Send
-           + Sync
-           + 'static
+    ) -> impl Fn(Delivery) -> HandlerFuture + Send + Sync + 'static
     where
         C: TypedFact + Send + 'static,
         R: Reply<Request = C> + Send + 'static,
@@ -337,8 +333,12 @@ impl Client {
     }
 }
 
-/// 128 random bits from the operating system, as 32 hex digits.
-fn request_id() -> Result<String> {
+/// A new random id — 128 bits from the operating system, as 32 lowercase
+/// hexadecimal characters — for a fact whose every occurrence matters (a
+/// loan, a payment): set it when the value is created, not when it is
+/// sent, so that a retry sends the same fact. Requests get one by
+/// themselves.
+pub fn unique_id() -> Result<String> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|error| ClientError::Serialize {
         type_name: "request id",

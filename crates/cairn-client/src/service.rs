@@ -130,16 +130,17 @@ impl Service {
 
     /// Adds a task: `start(shutdown)` runs until `shutdown` is cancelled,
     /// which happens after every subscriber has stopped. A task that ends
-    /// early with `Ok` is done; with `Err` it stops the service.
-    pub fn task<S, F, E>(mut self, name: impl Into<String>, start: S) -> Service
+    /// early with `Ok` is done (its value is dropped); with `Err` it stops
+    /// the service.
+    pub fn task<S, F, T, E>(mut self, name: impl Into<String>, start: S) -> Service
     where
         S: FnOnce(CancellationToken) -> F + Send + 'static,
-        F: Future<Output = Result<(), E>> + Send + 'static,
+        F: Future<Output = Result<T, E>> + Send + 'static,
         E: Into<PartError>,
     {
         let name = name.into();
         self.tasks.push(Box::new(move |shutdown| {
-            Box::pin(async move { (name, start(shutdown).await.map_err(Into::into)) })
+            Box::pin(async move { (name, start(shutdown).await.map(drop).map_err(Into::into)) })
         }));
         self
     }

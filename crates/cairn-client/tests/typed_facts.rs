@@ -152,6 +152,18 @@ async fn successors_leave_out_tombstoned_loans() -> anyhow::Result<()> {
         .map(|loan| loan.value.loan_id)
         .collect();
     assert_eq!(open, vec!["l-1", "l-3"]);
+    let first_open = client
+        .successors::<Loan>(&book)
+        .without::<Return>()
+        .first()
+        .await?
+        .expect("an open loan");
+    assert_eq!(first_open.value.loan_id, "l-1");
+    assert!(client
+        .successors::<Return>(&loans[0])
+        .first()
+        .await?
+        .is_none());
     let of_member = client
         .successors::<Loan>(&member)
         .role("borrower")
@@ -225,4 +237,45 @@ async fn next<T>(
 fn type_names_come_from_the_attribute() {
     assert_eq!(Loan::TYPE_NAME, "Library.Loan");
     assert_eq!(Return::TYPE_NAME, "Library.Return");
+}
+
+#[tokio::test]
+async fn waiting_for_a_fact_returns_it_once_stored_or_says_it_is_not() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let client = server.client()?;
+    let member = Member {
+        name: "Later".into(),
+    };
+    let hash = to_canonical_fact(&member)?.hash;
+    let writer = client.clone();
+    let later = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        writer.put(&member).await
+    });
+    let stored = client.wait_for_fact(&hash, Duration::from_secs(20)).await?;
+    assert_eq!(stored.hash, hash);
+    later.await??;
+
+    let never = Hash([9; 32]);
+    match client
+        .wait_for_fact(&never, Duration::from_millis(200))
+        .await
+    {
+        Err(cairn_client::ClientError::NotStored { hash, waited_ms }) => {
+            assert_eq!((hash, waited_ms), (never, 200));
+        }
+        other => panic!("expected NotStored, got {other:?}"),
+    }
+    server.stop().await
+}
+
+#[test]
+fn unique_ids_are_128_random_bits_in_hex() {
+    let first = cairn_client::unique_id().unwrap();
+    let second = cairn_client::unique_id().unwrap();
+    assert_ne!(first, second);
+    assert_eq!(first.len(), 32);
+    assert!(first
+        .bytes()
+        .all(|byte| byte.is_ascii_hexdigit() && !byte.is_ascii_uppercase()));
 }

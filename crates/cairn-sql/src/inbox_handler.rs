@@ -4,7 +4,7 @@
 //! message, so a redelivered message finds the record and has no second
 //! effect, and a failed or crashed handling leaves nothing behind.
 
-use cairn_client::{Delivery, HandlerError};
+use cairn_client::{Delivery, HandlerError, HandlerFuture};
 use futures_util::future::BoxFuture;
 use sqlx::{Pool, Transaction};
 
@@ -54,7 +54,7 @@ use crate::inbox::{Inbox, InboxError};
 pub fn with_inbox<DB, H>(
     pool: Pool<DB>,
     handler: H,
-) -> impl Fn(Delivery) -> BoxFuture<'static, Result<(), HandlerError>> + Send + Sync + 'static
+) -> impl Fn(Delivery) -> HandlerFuture + Send + Sync + 'static
 where
     DB: CairnDatabase,
     H: for<'t> Fn(

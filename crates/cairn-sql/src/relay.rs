@@ -250,6 +250,21 @@ impl<DB: CairnDatabase> OutboxRelay<DB> {
         RelayTask::spawn(self)
     }
 
+    /// Publishes until `shutdown` is cancelled, then publishes what is
+    /// committed (for at most `drain_timeout`) and stops, answering what
+    /// was left: a `cairn_client::Service` task in one line,
+    /// `.task("outbox", move |shutdown| relay.run_draining(shutdown, timeout))`,
+    /// which the service cancels once its subscribers (whose handlers may
+    /// enqueue facts) have stopped. A relay that stops on its own (a
+    /// corrupt outbox row) ends this at once with its error.
+    pub async fn run_draining(
+        self,
+        shutdown: CancellationToken,
+        drain_timeout: Duration,
+    ) -> Result<DrainOutcome, DrainError> {
+        self.spawn().drain_at(shutdown, drain_timeout).await
+    }
+
     /// Publishes until `shutdown` is cancelled or a drain
     /// ([`RelayHandle::drain_and_stop`]) ends, then returns `Ok(())`.
     /// Shutdown is checked between passes and interrupts any wait; a pass

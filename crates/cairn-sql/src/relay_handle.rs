@@ -48,7 +48,7 @@ pub enum DrainError {
     #[error("the outbox relay is not running")]
     NotRunning,
     /// The relay stopped on an error before it finished draining.
-    #[error("the outbox relay stopped on an error while draining")]
+    #[error("the outbox relay stopped on an error")]
     Relay(#[from] RelayError),
     /// Counting what was left failed; the relay has stopped.
     #[error("cannot count what the outbox relay left")]

@@ -51,6 +51,33 @@ impl RelayTask {
         drained
     }
 
+    /// Lets the relay run until `shutdown` is cancelled, then drains it
+    /// (see [`RelayTask::drain_and_stop`]). A relay that stops on its own
+    /// before that (a corrupt outbox row) ends this at once with its error.
+    pub async fn drain_at(
+        mut self,
+        shutdown: CancellationToken,
+        drain_timeout: Duration,
+    ) -> Result<DrainOutcome, DrainError> {
+        let stopped_early = tokio::select! {
+            () = shutdown.cancelled() => None,
+            ended = &mut self.task => Some(ended),
+        };
+        match stopped_early {
+            None => self.drain_and_stop(drain_timeout).await,
+            Some(ended) => {
+                let ended = match ended {
+                    Ok(result) => result,
+                    Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+                    Err(_) => Ok(()),
+                };
+                Err(ended
+                    .err()
+                    .map_or(DrainError::NotRunning, DrainError::Relay))
+            }
+        }
+    }
+
     /// Stops the relay at once (a pass in progress finishes first) and
     /// waits for its task.
     pub async fn stop(self) -> Result<(), RelayError> {

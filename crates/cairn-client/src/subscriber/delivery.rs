@@ -69,6 +69,10 @@ impl Delivery {
     }
 }
 
+/// The future a boxed handler returns: name it in a function that returns
+/// a handler, `impl Fn(Delivery) -> HandlerFuture`.
+pub type HandlerFuture = futures_util::future::BoxFuture<'static, Result<(), HandlerError>>;
+
 /// Why a handler failed. Its text is sent with the nack and becomes the
 /// dead letter's `last_error` once attempts run out: the error and every
 /// cause below it, joined by `": "` (`"outer: middle: inner"`), cut to the
@@ -78,8 +82,9 @@ impl Delivery {
 /// `std::error::Error + Send + Sync + 'static`, a boxed one, the
 /// catch-all error of an error-reporting crate (they convert into a boxed
 /// one, their context layers as causes), a `String` or a `&str`: everything
-/// that converts into `Box<dyn Error + Send + Sync>`. For that reason it does not implement
-/// `Display` or `Error` itself: it would then convert into itself twice.
+/// that converts into `Box<dyn Error + Send + Sync>`. For that reason it
+/// implements `Display` but not `Error`: it would then convert into itself
+/// twice.
 ///
 /// ```
 /// use cairn_client::{Delivery, HandlerError};
@@ -189,6 +194,13 @@ fn cut_to_bytes(mut text: String, bytes_max: usize) -> String {
     text.truncate(end);
     text.push(CUT_MARKER);
     text
+}
+
+impl std::fmt::Display for HandlerError {
+    /// The error text, as sent with the nack.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.message)
+    }
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-pub use delivery::{Delivery, HandlerError};
+pub use delivery::{Delivery, HandlerError, HandlerFuture};
 
 use crate::backoff::Backoff;
 use crate::client::Client;

@@ -9,3 +9,4 @@ mod dead_letters;
 mod inbox;
 mod inbox_handler;
 mod outbox;
+mod service_task;
