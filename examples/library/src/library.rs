@@ -8,11 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_client::{
-    Client, ClientError, Delivery, HandlerError, Hash, IncomingRequest, Service, Subscriber,
+    Client, ClientError, Delivery, HandlerFuture, Hash, IncomingRequest, Service, Subscriber,
     SubscriptionDefinition, TypedFact,
 };
 use cairn_sql::{with_inbox, Outbox, OutboxError, OutboxRelay, RelayHandle};
-use futures_util::future::BoxFuture;
 use sqlx::SqlitePool;
 use time::OffsetDateTime;
 
@@ -20,8 +19,6 @@ use crate::facts::{Availability, Book, IsAvailable, Loan, Member, ReminderSent, 
 
 /// How long a borrower waits for an availability answer.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often [`Library::published`] looks for a fact in Cairn.
-const PUBLISHED_POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// How long the relay may publish what is committed when the service stops.
 const RELAY_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// The subscription whose messages are the loans as they fall due.
@@ -49,9 +46,6 @@ pub enum LibraryError {
     /// A fact could not be written to the outbox.
     #[error("cannot enqueue a fact")]
     Outbox(#[from] OutboxError),
-    /// The relay did not publish the fact in time.
-    #[error("fact {0} is not in Cairn yet")]
-    NotPublished(Hash),
     /// The loan is unknown or was returned already.
     #[error("loan {0} is not open")]
     LoanNotOpen(Hash),
@@ -87,10 +81,10 @@ impl Library {
             .responder(move |request: IncomingRequest<IsAvailable>| {
                 let open_loans = client.successors::<Loan>(&request.command.book);
                 async move {
-                    let open_loans = open_loans.without::<Return>().all().await?;
+                    let open_loan = open_loans.without::<Return>().first().await?;
                     Ok(Availability {
                         request: request.hash,
-                        available: open_loans.is_empty(),
+                        available: open_loan.is_none(),
                     })
                 }
             });
@@ -104,10 +98,8 @@ impl Library {
                 Subscriber::new(library.client.clone(), REMINDERS_SUBSCRIPTION, reminders)
                     .definition(SubscriptionDefinition::new(Loan::TYPE_NAME)),
             )
-            .task("outbox relay", move |shutdown| async move {
-                let relay = relay.spawn();
-                shutdown.cancelled().await;
-                relay.drain_and_stop(RELAY_DRAIN_TIMEOUT).await.map(drop)
+            .task("outbox relay", move |shutdown| {
+                relay.run_draining(shutdown, RELAY_DRAIN_TIMEOUT)
             });
         Ok((library, service))
     }
@@ -134,7 +126,7 @@ impl Library {
         member: Hash,
         due_at: OffsetDateTime,
     ) -> Result<Hash, LibraryError> {
-        let loan_id = uuid::Uuid::new_v4().to_string();
+        let loan_id = cairn_client::unique_id()?;
         let loan = Loan {
             book,
             member,
@@ -172,19 +164,6 @@ impl Library {
         Ok(return_hash)
     }
 
-    /// Waits up to `timeout` until the fact `hash`, written through the
-    /// outbox, is in Cairn (the relay publishes it shortly after commit).
-    pub async fn published(&self, hash: Hash, timeout: Duration) -> Result<(), LibraryError> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        while self.client.get_fact(&hash).await?.is_none() {
-            if tokio::time::Instant::now() >= deadline {
-                return Err(LibraryError::NotPublished(hash));
-            }
-            tokio::time::sleep(PUBLISHED_POLL_INTERVAL).await;
-        }
-        Ok(())
-    }
-
     /// Asks the service (through Cairn) whether `book` is on the shelf.
     pub async fn is_available(&self, book: Hash) -> Result<bool, LibraryError> {
         let pending = self.client.request(&IsAvailable { book }).await?;
@@ -201,7 +180,7 @@ impl Library {
 /// even if the relay has not published it yet.
 pub fn reminder_handler(
     database: SqlitePool,
-) -> impl Fn(Delivery) -> BoxFuture<'static, Result<(), HandlerError>> + Send + Sync + 'static {
+) -> impl Fn(Delivery) -> HandlerFuture + Send + Sync + 'static {
     with_inbox(database, |delivery: Delivery, transaction| {
         Box::pin(async move {
             let loan = delivery.hash();

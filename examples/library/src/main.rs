@@ -92,14 +92,20 @@ async fn demo(library: &Library, loan_period: Duration) -> anyhow::Result<()> {
     );
     let due_at = OffsetDateTime::now_utc() + loan_period;
     let loan = library.borrow(book, member, due_at).await?;
-    library.published(loan, PUBLISH_TIMEOUT).await?;
+    library
+        .client()
+        .wait_for_fact(&loan, PUBLISH_TIMEOUT)
+        .await?;
     println!("borrowed: {loan}");
     println!(
         "available while lent: {}",
         library.is_available(book).await?
     );
     let returned = library.return_book(loan).await?;
-    library.published(returned, PUBLISH_TIMEOUT).await?;
+    library
+        .client()
+        .wait_for_fact(&returned, PUBLISH_TIMEOUT)
+        .await?;
     println!(
         "available after the return: {}",
         library.is_available(book).await?

@@ -152,12 +152,15 @@ async fn fresh_answers_after_a_return(running: RunningLibrary) -> anyhow::Result
     assert!(library.is_available(book).await?);
 
     let loan = library.borrow(book, member, in_a_week()).await?;
-    library.published(loan, WAIT_TIMEOUT).await?;
+    library.client().wait_for_fact(&loan, WAIT_TIMEOUT).await?;
     assert!(!library.is_available(book).await?);
     assert!(!library.is_available(book).await?, "asked twice");
 
     let returned = library.return_book(loan).await?;
-    library.published(returned, WAIT_TIMEOUT).await?;
+    library
+        .client()
+        .wait_for_fact(&returned, WAIT_TIMEOUT)
+        .await?;
     assert!(library.is_available(book).await?, "a stale answer");
     assert!(library.return_book(loan).await.is_err(), "returned twice");
     running.stop().await
@@ -172,8 +175,11 @@ async fn two_identical_loans_stay_two_facts() -> anyhow::Result<()> {
     let first = library.borrow(book, member, due_at).await?;
     let second = library.borrow(book, member, due_at).await?;
     assert_ne!(first, second);
-    library.published(first, WAIT_TIMEOUT).await?;
-    library.published(second, WAIT_TIMEOUT).await?;
+    library.client().wait_for_fact(&first, WAIT_TIMEOUT).await?;
+    library
+        .client()
+        .wait_for_fact(&second, WAIT_TIMEOUT)
+        .await?;
 
     let loans = running.client.successors::<Loan>(&book).all().await?;
     assert_eq!(loans.len(), 2);
@@ -185,11 +191,13 @@ async fn two_identical_loans_stay_two_facts() -> anyhow::Result<()> {
 
     // One loan returned leaves the other open.
     library
-        .published(library.return_book(first).await?, WAIT_TIMEOUT)
+        .client()
+        .wait_for_fact(&library.return_book(first).await?, WAIT_TIMEOUT)
         .await?;
     assert!(!library.is_available(book).await?);
     library
-        .published(library.return_book(second).await?, WAIT_TIMEOUT)
+        .client()
+        .wait_for_fact(&library.return_book(second).await?, WAIT_TIMEOUT)
         .await?;
     assert!(library.is_available(book).await?);
     running.stop().await
@@ -215,10 +223,11 @@ async fn a_reminder_is_sent_once_per_overdue_loan_and_never_for_a_returned_one(
         )
         .await?;
     library
-        .published(library.return_book(returned).await?, WAIT_TIMEOUT)
+        .client()
+        .wait_for_fact(&library.return_book(returned).await?, WAIT_TIMEOUT)
         .await?;
     for loan in overdue {
-        library.published(loan, WAIT_TIMEOUT).await?;
+        library.client().wait_for_fact(&loan, WAIT_TIMEOUT).await?;
     }
 
     // Every loan delivered and acknowledged, the returned one once it fell due.
