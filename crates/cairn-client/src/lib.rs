@@ -83,6 +83,7 @@ mod client;
 #[cfg(feature = "embedded")]
 mod embedded;
 mod error;
+mod error_text;
 mod fact_streams;
 pub mod limits;
 mod options;
@@ -101,6 +102,7 @@ pub use client::Client;
 #[cfg(feature = "embedded")]
 pub use embedded::EmbeddedOptions;
 pub use error::{ClientError, Result};
+pub use error_text::error_text;
 pub use fact_streams::{LogFacts, Successors, TypedLogFacts};
 pub use options::ClientOptions;
 pub use predecessors::{PredecessorHashes, Predecessors};

@@ -47,6 +47,9 @@ pub const SUBSCRIBER_WAIT_MS_DEFAULT: u64 = 10_000;
 /// Causes of a handler's error that its text follows at most (the text is
 /// also cut to [`NACK_ERROR_BYTES_MAX`]).
 pub const HANDLER_ERROR_CAUSES_MAX: usize = 64;
+/// Bytes of a transport failure's text at most (the error and its causes),
+/// as kept in [`crate::ClientError::Unavailable`].
+pub const TRANSPORT_ERROR_TEXT_BYTES_MAX: usize = 4096;
 /// Default number of finished messages that triggers an ack/nack flush.
 pub const ACK_BATCH_TOKENS_DEFAULT: usize = 256;
 /// Default time a finished message waits before its ack/nack is flushed.

@@ -11,7 +11,6 @@
 //! endpoint; 429 is retried too; every other error answer is returned at
 //! once, with the server's code.
 
-use std::error::Error as StdError;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -26,6 +25,7 @@ use serde::Serialize;
 
 use crate::backoff::Backoff;
 use crate::error::{is_retryable_status, ClientError, Result};
+use crate::error_text::error_text;
 use crate::limits;
 use crate::options::ClientOptions;
 use crate::transport::Transport;
@@ -115,7 +115,12 @@ impl RemoteTransport {
         let http = reqwest::Client::builder()
             .connect_timeout(limits::CONNECT_TIMEOUT_DEFAULT.min(options.request_timeout))
             .build()
-            .map_err(|error| ClientError::InvalidOptions(error_chain(&error)))?;
+            .map_err(|error| {
+                ClientError::InvalidOptions(error_text(
+                    &error,
+                    limits::TRANSPORT_ERROR_TEXT_BYTES_MAX,
+                ))
+            })?;
         Ok(RemoteTransport {
             wire: Wire::Network(http),
             endpoints,
@@ -330,15 +335,13 @@ async fn send_over_network(
             .header(CONTENT_TYPE, "application/json")
             .body(body.clone());
     }
-    let response = request
-        .send()
-        .await
-        .map_err(|error| Failure::Retryable(error_chain(&error)))?;
+    let response = request.send().await.map_err(|error| {
+        Failure::Retryable(error_text(&error, limits::TRANSPORT_ERROR_TEXT_BYTES_MAX))
+    })?;
     let status = response.status().as_u16();
-    let body = response
-        .bytes()
-        .await
-        .map_err(|error| Failure::Retryable(error_chain(&error)))?;
+    let body = response.bytes().await.map_err(|error| {
+        Failure::Retryable(error_text(&error, limits::TRANSPORT_ERROR_TEXT_BYTES_MAX))
+    })?;
     answer(status, body)
 }
 
@@ -476,19 +479,6 @@ fn facts_body(facts: &[CanonicalFact]) -> Bytes {
     }
     body.extend_from_slice(b"]}");
     Bytes::from(body)
-}
-
-/// An error and its sources in one line ("error sending request: connection
-/// refused"), since reqwest's top-level message alone hides the cause.
-fn error_chain(error: &dyn StdError) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 impl Transport for RemoteTransport {

@@ -59,33 +59,10 @@ pub(crate) enum SetAsideCause {
     },
 }
 
-/// `error` and each of its sources, joined by ": ", cut to
+/// `error` and each of its causes in one line, cut to
 /// [`DEAD_LETTER_ERROR_BYTES_MAX`] bytes on a character boundary.
-pub(crate) fn error_chain_text(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    cut_to_bytes(text, DEAD_LETTER_ERROR_BYTES_MAX)
-}
-
-/// `text` cut to at most `bytes_max` bytes, on a character boundary, with
-/// "…" marking a cut.
-fn cut_to_bytes(mut text: String, bytes_max: usize) -> String {
-    const ELLIPSIS: &str = "…";
-    if text.len() <= bytes_max {
-        return text;
-    }
-    let mut cut_idx = bytes_max.saturating_sub(ELLIPSIS.len());
-    while !text.is_char_boundary(cut_idx) {
-        cut_idx -= 1;
-    }
-    text.truncate(cut_idx);
-    text.push_str(ELLIPSIS);
-    text
+pub(crate) fn error_chain_text(error: &(dyn std::error::Error + 'static)) -> String {
+    cairn_client::error_text(error, DEAD_LETTER_ERROR_BYTES_MAX)
 }
 
 #[cfg(test)]
@@ -104,16 +81,5 @@ mod tests {
             "Cairn refused the fact: Cairn refused the facts with status 422, \
              code missing_predecessors: predecessors are missing"
         );
-    }
-
-    #[test]
-    fn long_text_is_cut_on_a_character_boundary() {
-        for filler in ["x", "é", "💥"] {
-            let text = filler.repeat(DEAD_LETTER_ERROR_BYTES_MAX + 1);
-            let cut = cut_to_bytes(text, DEAD_LETTER_ERROR_BYTES_MAX);
-            assert!(cut.len() <= DEAD_LETTER_ERROR_BYTES_MAX, "{filler}");
-            assert!(cut.ends_with('…'));
-        }
-        assert_eq!(cut_to_bytes("short".to_owned(), 10), "short");
     }
 }

@@ -294,7 +294,9 @@ impl<DB: CairnDatabase> OutboxRelay<DB> {
                     tokio::select! {
                         result = &mut pass => break Some(result),
                         Some(request) = drain_requests.recv(), if drain.is_none() => {
-                            drain = Some(Drain::new(request));
+                            let mut new_drain = Drain::new(request);
+                            new_drain.pass_began_before = true;
+                            drain = Some(new_drain);
                         }
                         () = until(drain.as_ref().map(|drain| drain.deadline)) => break None,
                     }
@@ -317,6 +319,8 @@ impl<DB: CairnDatabase> OutboxRelay<DB> {
                         if drain.is_done(&publishing.pool, outcome).await {
                             break;
                         }
+                        // Not done: pass again at once, not after a poll.
+                        continue;
                     }
                     if outcome.n_rows > 0 {
                         // More rows may be waiting: look again at once.
@@ -350,6 +354,10 @@ struct Drain {
     reply: tokio::sync::oneshot::Sender<Result<DrainOutcome, DrainError>>,
     /// The last pending row when the drain began: `None` until known.
     last_id: Option<Option<i64>>,
+    /// The request came during a pass: that pass may have read the outbox
+    /// before rows committed ahead of the request, so it cannot end the
+    /// drain.
+    pass_began_before: bool,
 }
 
 impl Drain {
@@ -359,6 +367,7 @@ impl Drain {
             deadline: request.deadline,
             reply: request.reply,
             last_id: None,
+            pass_began_before: false,
         }
     }
 
@@ -371,6 +380,9 @@ impl Drain {
     /// committed in between counts as enqueued before the drain, which is
     /// harmless); if that cannot be read, the next pass tries again.
     async fn is_done<DB: CairnDatabase>(&mut self, pool: &Pool<DB>, outcome: PassOutcome) -> bool {
+        if std::mem::take(&mut self.pass_began_before) {
+            return false;
+        }
         if outcome.n_rows == 0 {
             return true;
         }

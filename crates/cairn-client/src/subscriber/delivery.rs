@@ -8,6 +8,7 @@ use std::time::Duration;
 use cairn_fact::Hash;
 
 use crate::error::Result;
+use crate::error_text::error_text;
 use crate::limits;
 use crate::typed::{Typed, TypedFact};
 use crate::wire::Message;
@@ -116,7 +117,7 @@ impl HandlerError {
     pub fn new(error: impl Into<Box<dyn StdError + Send + Sync + 'static>>) -> HandlerError {
         let error = error.into();
         HandlerError {
-            message: error_chain_text(error.as_ref(), limits::NACK_ERROR_BYTES_MAX),
+            message: error_text(error.as_ref(), limits::NACK_ERROR_BYTES_MAX),
             retry_after: None,
         }
     }
@@ -147,53 +148,6 @@ where
     fn from(error: E) -> Self {
         HandlerError::new(error)
     }
-}
-
-/// The text of `error` and of each cause below it, joined by `": "`, at
-/// most `text_bytes_max` bytes (cut on a character boundary, the cut marked
-/// with `…`).
-///
-/// Many errors already print their cause in their own text (thiserror's
-/// `#[error("...: {0}")]`, `io::Error` around a custom error); a cause whose
-/// text is already there is skipped instead of repeated.
-fn error_chain_text(error: &(dyn StdError + 'static), text_bytes_max: usize) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    let mut n_causes = 0;
-    while let Some(current) = cause {
-        // A bounded walk: a chain longer than the limit cannot fit anyway,
-        // and a faulty `source` could even loop.
-        if n_causes == limits::HANDLER_ERROR_CAUSES_MAX || text.len() > text_bytes_max {
-            break;
-        }
-        let cause_text = current.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        cause = current.source();
-        n_causes += 1;
-    }
-    cut_to_bytes(text, text_bytes_max)
-}
-
-/// Marks a cut text.
-const CUT_MARKER: char = '…';
-
-/// `text` if it has at most `bytes_max` bytes, else its longest prefix that
-/// ends on a character boundary and leaves room for [`CUT_MARKER`],
-/// followed by the marker.
-fn cut_to_bytes(mut text: String, bytes_max: usize) -> String {
-    if text.len() <= bytes_max {
-        return text;
-    }
-    let mut end = bytes_max.saturating_sub(CUT_MARKER.len_utf8());
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text.truncate(end);
-    text.push(CUT_MARKER);
-    text
 }
 
 impl std::fmt::Display for HandlerError {
@@ -291,15 +245,11 @@ mod tests {
         let message = HandlerError::from(long).message().to_string();
         assert!(message.len() <= limits::NACK_ERROR_BYTES_MAX);
         assert!(message.len() > limits::NACK_ERROR_BYTES_MAX - 8);
-        assert!(message.ends_with(CUT_MARKER));
+        assert!(message.ends_with('…'));
         assert!(message
-            .trim_end_matches(CUT_MARKER)
+            .trim_end_matches('…')
             .chars()
             .all(|character| character == 'é'));
-
-        assert_eq!(cut_to_bytes("aébcd".to_string(), 5), "a…");
-        assert_eq!(cut_to_bytes("abc".to_string(), 3), "abc");
-        assert_eq!(cut_to_bytes("abcd".to_string(), 3), "…");
     }
 
     #[test]
