@@ -77,7 +77,9 @@ impl<T: TypedFact> Successors<T> {
     /// than it needs: `.without::<Return>().first().await?.is_none()` asks
     /// "is nothing open?".
     pub async fn first(mut self) -> Result<Option<Typed<T>>> {
-        self.query.limit = Some(1);
+        // Not a page of one: with `without`, every successor left out
+        // before the first match would cost a request of its own.
+        self.query.limit = Some(limits::FIRST_SUCCESSOR_PAGE_FACTS);
         let mut successors = Box::pin(self.stream());
         successors.try_next().await
     }

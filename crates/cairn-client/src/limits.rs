@@ -16,6 +16,9 @@ pub use cairn_api::limits::{
 
 /// Largest `limit` of one successors page.
 pub const SUCCESSORS_PAGE_FACTS_MAX: u32 = cairn_api::limits::SUCCESSORS_LIMIT_MAX as u32;
+/// Page size of [`crate::Successors::first`]: small, since one match ends
+/// it, but not one, since successors left out by `without` fill pages too.
+pub const FIRST_SUCCESSOR_PAGE_FACTS: u32 = 100;
 /// Largest `limit` of one log page.
 pub const LOG_PAGE_FACTS_MAX: u32 = cairn_api::limits::LOG_LIMIT_MAX as u32;
 

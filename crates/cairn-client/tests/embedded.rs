@@ -77,15 +77,7 @@ async fn long_polls_wait_while_the_client_lives() -> anyhow::Result<()> {
     client
         .apply_subscription("billing", &SubscriptionDefinition::new("Shop.Order"))
         .await?;
-    let puller = client.clone();
-    let pull = tokio::spawn(async move {
-        let options = PullOptions {
-            max: 10,
-            wait_ms: 20_000,
-            lease_ms: None,
-        };
-        puller.transport().pull("billing", options).await
-    });
+    let pull = spawn_long_poll(&client, 20_000);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let order = Order {
         id: "o-late".to_string(),
@@ -116,15 +108,7 @@ async fn a_closed_client_refuses_calls_on_every_clone() -> anyhow::Result<()> {
     client
         .apply_subscription("billing", &SubscriptionDefinition::new("Shop.Order"))
         .await?;
-    let puller = client.clone();
-    let pull = tokio::spawn(async move {
-        let options = PullOptions {
-            max: 10,
-            wait_ms: 60_000,
-            lease_ms: None,
-        };
-        puller.transport().pull("billing", options).await
-    });
+    let pull = spawn_long_poll(&client, 60_000);
     tokio::time::sleep(Duration::from_millis(100)).await;
     clone.close().await;
     // The long-poll ends at the close instead of after its minute.
@@ -269,4 +253,21 @@ async fn a_taken_port_fails_the_start_and_frees_the_directory() -> anyhow::Resul
     let client = Client::embedded(dir.path()).await?;
     client.close().await;
     Ok(())
+}
+
+/// A pull of the subscription `billing` that long-polls for `wait_ms`, in
+/// a task of its own.
+fn spawn_long_poll(
+    client: &Client,
+    wait_ms: u64,
+) -> tokio::task::JoinHandle<cairn_client::Result<Vec<cairn_client::Message>>> {
+    let puller = client.clone();
+    tokio::spawn(async move {
+        let options = PullOptions {
+            max: 10,
+            wait_ms,
+            lease_ms: None,
+        };
+        puller.transport().pull("billing", options).await
+    })
 }
