@@ -240,12 +240,13 @@ pub(crate) mod sealed {
             rows_max: usize,
         ) -> impl Future<Output = Result<Vec<DeadLetterRow>, sqlx::Error>> + Send;
 
-        /// Makes the dead letter `hash` pending again, at its place in the
-        /// outbox; returns whether there was such a dead letter.
-        fn retry_dead_letter(
+        /// Makes the dead letters among `hashes` pending again, at their
+        /// places in the outbox, in one transaction; returns how many there
+        /// were.
+        fn retry_dead_letters(
             pool: &Pool<Self>,
-            hash: &str,
-        ) -> impl Future<Output = Result<bool, sqlx::Error>> + Send;
+            hashes: &[String],
+        ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
 
         /// Deletes the dead letter `hash`; returns whether there was one.
         fn discard_dead_letter(
@@ -476,15 +477,24 @@ macro_rules! implement_operations {
                     .collect()
             }
 
-            async fn retry_dead_letter(pool: &Pool<Self>, hash: &str) -> Result<bool, sqlx::Error> {
-                let result = sqlx::query(
-                    "UPDATE cairn_outbox SET failed_at_ms = NULL, failure = NULL
-                     WHERE hash = $1 AND failed_at_ms IS NOT NULL AND sent_at_ms IS NULL",
-                )
-                .bind(hash)
-                .execute(pool)
-                .await?;
-                Ok(result.rows_affected() == 1)
+            async fn retry_dead_letters(
+                pool: &Pool<Self>,
+                hashes: &[String],
+            ) -> Result<u64, sqlx::Error> {
+                let mut transaction = pool.begin().await?;
+                let mut n_retried = 0;
+                for hash in hashes {
+                    let result = sqlx::query(
+                        "UPDATE cairn_outbox SET failed_at_ms = NULL, failure = NULL
+                         WHERE hash = $1 AND failed_at_ms IS NOT NULL AND sent_at_ms IS NULL",
+                    )
+                    .bind(hash)
+                    .execute(&mut *transaction)
+                    .await?;
+                    n_retried += result.rows_affected();
+                }
+                transaction.commit().await?;
+                Ok(n_retried)
             }
 
             async fn discard_dead_letter(

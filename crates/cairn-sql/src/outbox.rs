@@ -185,10 +185,10 @@ impl Outbox {
     ///
     /// Order: the row keeps its place (its `id`) in the outbox, so the relay
     /// publishes it before every row still pending that was enqueued after
-    /// it, and dead letters retried together are published in their
-    /// original order: retry a dead letter before (or with) the dead
-    /// letters that were set aside because of it, which are set aside again
-    /// otherwise. Rows enqueued after it that were published meanwhile stay
+    /// it, and dead letters retried together (see
+    /// [`Outbox::retry_dead_letters`]) are published in their original
+    /// order: retry a dead letter before (or with) the dead letters that
+    /// were set aside because of it, which are set aside again otherwise. Rows enqueued after it that were published meanwhile stay
     /// published; none of them depends on it, since those were set aside.
     /// Fix the cause first (for `missing_predecessors`, publish the missing
     /// predecessor, for example by enqueuing it): a retried row that Cairn
@@ -197,7 +197,20 @@ impl Outbox {
         pool: &Pool<DB>,
         hash: &Hash,
     ) -> Result<bool, sqlx::Error> {
-        DB::retry_dead_letter(pool, &hash.to_hex()).await
+        Ok(Self::retry_dead_letters(pool, std::slice::from_ref(hash)).await? == 1)
+    }
+
+    /// Puts the dead letters among `hashes` back for the relay in one
+    /// transaction, so that the relay sees all of them or none, and
+    /// publishes them in their outbox order whatever the order of
+    /// `hashes`; returns how many were dead letters. This is how to retry
+    /// a dead letter together with those set aside because of it.
+    pub async fn retry_dead_letters<DB: CairnDatabase>(
+        pool: &Pool<DB>,
+        hashes: &[Hash],
+    ) -> Result<u64, sqlx::Error> {
+        let hashes: Vec<String> = hashes.iter().map(Hash::to_hex).collect();
+        DB::retry_dead_letters(pool, &hashes).await
     }
 
     /// Deletes the dead letter `hash`: its fact is never published (unless

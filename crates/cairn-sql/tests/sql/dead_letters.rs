@@ -196,8 +196,9 @@ on_both_databases!(
 /// A refused line, a shipment naming it and a second shipment naming that
 /// shipment are all set aside, in one batch and across batches of one
 /// fact; an unrelated fact after them is published. Then the missing order
-/// is published, the dead letters are retried (the last one first: order
-/// follows the outbox, not the calls) and all reach Cairn in order.
+/// is published, the dead letters are retried together (the last one
+/// first: order follows the outbox, not the call) and all reach Cairn in
+/// order.
 async fn successors_of_a_dead_letter_are_set_aside_and_retried<F: Fixture>(
     fixture: &F,
 ) -> anyhow::Result<()> {
@@ -259,9 +260,14 @@ async fn successors_of_a_dead_letter_are_set_aside_and_retried<F: Fixture>(
         enqueue(&pool, std::slice::from_ref(&order)).await?;
         handle.notify();
         wait_for_log(&cairn, &[&unrelated, &order]).await?;
-        for dead in [&second_shipment, &shipment, &line] {
-            assert!(Outbox::retry_dead_letter(&pool, &dead.hash).await?);
-        }
+        // Retried together, in one transaction: retried one by one while
+        // the relay polls, a successor retried before its predecessor
+        // would be set aside again.
+        let chain_last_first = [second_shipment.hash, shipment.hash, line.hash];
+        assert_eq!(
+            Outbox::retry_dead_letters(&pool, &chain_last_first).await?,
+            3
+        );
         assert!(!Outbox::retry_dead_letter(&pool, &line.hash).await?);
         handle.notify();
         wait_for_log(
