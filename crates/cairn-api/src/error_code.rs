@@ -73,12 +73,16 @@ error_codes! {
     CreditExceeded = "credit_exceeded", 400, "A stream's outstanding credit would exceed the limit (only in a stream's error frame).";
     InvalidIfMatch = "invalid_if_match", 400, "The If-Match header is not * or one subscription generation (\"3\" or 3).";
     // 404: the resource does not exist.
+    Unauthenticated = "unauthenticated", 401, "No access token, or one that is malformed, unknown, expired or revoked (answered with WWW-Authenticate: Bearer).";
+    Forbidden = "forbidden", 403, "The access token is valid but its identity lacks the permission the message names; nothing changed.";
     NotFound = "not_found", 404, "No fact, blob or endpoint with that name.";
     UnknownSubscription = "unknown_subscription", 404, "No subscription with that name.";
+    UnknownIdentity = "unknown_identity", 404, "No identity with that name (or it was revoked).";
     NotADeadLetter = "not_a_dead_letter", 404, "The message is not a dead letter of this subscription.";
     // 405, 409, 412, 413, 414, 415, 422: the request cannot be done as asked.
     MethodNotAllowed = "method_not_allowed", 405, "The endpoint exists but not with this method.";
     SubscriptionConflict = "subscription_conflict", 409, "A subscription with that name differs in what cannot change (type, predecessor, ordering_key, start).";
+    IdentityExists = "identity_exists", 409, "An identity with that name exists (rotate its token instead).";
     TooManySubscriptions = "too_many_subscriptions", 409, "The server keeps no more subscriptions.";
     RequestTooLarge = "request_too_large", 413, "The request body is larger than the limit.";
     BatchTooLarge = "batch_too_large", 413, "A batch holds more facts than the limit.";
@@ -91,6 +95,7 @@ error_codes! {
     MissingPredecessors = "missing_predecessors", 422, "Predecessors are neither stored nor earlier in the batch (listed in `missing`).";
     BlobHashMismatch = "blob_hash_mismatch", 422, "The uploaded bytes do not hash to the hash in the path.";
     // 429, 503: try again later; the request changed nothing or is safe to retry.
+    RateLimited = "rate_limited", 429, "The identity's request or write rate is above its limit; retry after Retry-After seconds.";
     Overloaded = "overloaded", 429, "The server handles too many requests; retry with backoff.";
     Timeout = "timeout", 503, "The request took longer than the server allows.";
     StoreUnavailable = "store_unavailable", 503, "The database cannot be reached or does not answer in time; retrying is safe.";

@@ -14,6 +14,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod error_code;
 pub mod facts;
 pub mod hash_text;
@@ -25,6 +26,11 @@ pub mod precondition;
 pub mod request_body;
 pub mod subscriptions;
 
+pub use access::{
+    AuditEntry, AuditPage, Authorship, BlobAccess, IdentityList, IdentityView, Pattern,
+    PatternError, Permissions, Revoked, TokenCreateRequest, TokenCreated, TokenRotateRequest,
+    TokenView,
+};
 pub use error_code::{ErrorBody, ErrorCode, ErrorObject};
 pub use facts::{FactPage, LogQuery, PutFactsAnswer, PutResult, StoredFact, SuccessorsQuery};
 pub use meta::{BlobStored, Health, Versions};

@@ -15,6 +15,7 @@ mod blobs;
 mod delivery;
 mod embedded;
 mod error;
+mod identity;
 pub mod postgres;
 mod store;
 
@@ -22,5 +23,9 @@ pub use blobs::{BlobError, BlobReader, BlobStore, BlobWriter};
 pub use delivery::{DeliveryStore, MessageSelection, StoredSubscription};
 pub use embedded::{EmbeddedOptions, EmbeddedStore, SyncMode};
 pub use error::{ReadError, SourceError, WriteError};
+pub use identity::{
+    AuditRecord, AuthorRecord, IdentityError, IdentityRecord, IdentityStore, TokenRecord,
+    AUDIT_ENTRIES_MAX, AUTHORS_AGAIN_MAX,
+};
 pub use postgres::{PostgresError, PostgresOptions, PostgresStore, SCHEMA_VERSION};
 pub use store::{DatabaseStats, Page, PutOutcome, Store, StoreStats, StoredFact, SuccessorsQuery};

@@ -127,6 +127,19 @@ pub trait Store: Send + Sync + 'static {
     fn put_facts(
         &self,
         facts: Vec<CanonicalFact>,
+    ) -> impl Future<Output = Result<Vec<PutOutcome>, WriteError>> + Send {
+        self.put_facts_by(facts, None)
+    }
+
+    /// Writes a batch as [`Store::put_facts`] does, and records `author`
+    /// (an identity's name) as the author of each fact it stores, and as
+    /// one more writer of each fact that was stored already (at most
+    /// [`crate::AUTHORS_AGAIN_MAX`] besides the first), atomically with the
+    /// facts. `None` records nothing.
+    fn put_facts_by(
+        &self,
+        facts: Vec<CanonicalFact>,
+        author: Option<std::sync::Arc<str>>,
     ) -> impl Future<Output = Result<Vec<PutOutcome>, WriteError>> + Send;
 
     /// Returns the fact with this hash, if it is stored.

@@ -414,7 +414,12 @@ impl BatchArrays {
 }
 
 impl Store for PostgresStore {
-    async fn put_facts(&self, facts: Vec<CanonicalFact>) -> Result<Vec<PutOutcome>, WriteError> {
+    async fn put_facts_by(
+        &self,
+        facts: Vec<CanonicalFact>,
+        // Authorship is recorded by the identity work of issue 13 (in progress).
+        _author: Option<std::sync::Arc<str>>,
+    ) -> Result<Vec<PutOutcome>, WriteError> {
         if facts.is_empty() {
             return Ok(Vec::new());
         }
