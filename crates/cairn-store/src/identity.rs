@@ -95,6 +95,10 @@ pub enum IdentityError {
     /// No identity with that name.
     #[error("no identity named {0:?}")]
     Unknown(String),
+    /// A new token's id is already used by another token (ids are random:
+    /// draw another one); nothing changed.
+    #[error("a token with id {0:?} exists")]
+    TokenIdTaken(String),
     /// The storage failed; nothing changed.
     #[error(transparent)]
     Write(#[from] WriteError),
@@ -104,19 +108,24 @@ pub enum IdentityError {
 /// Every write is durable on return, like a fact's.
 pub trait IdentityStore: Send + Sync + 'static {
     /// A number that changes whenever an identity or token is created,
-    /// rotated, expired early or revoked (not when a token is used).
+    /// rotated, expired early or revoked (not when a token is used). It
+    /// only grows. Read it *before* [`IdentityStore::identities`]: a change
+    /// committed between the two reads then shows up as one more change
+    /// at the next poll, never as a change that is missed.
     fn identity_revision(&self) -> BoxFuture<'_, Result<u64, ReadError>>;
 
-    /// Every identity with its tokens (revoked ones are gone).
+    /// Every identity with its tokens (revoked ones are gone), by name.
     fn identities(&self) -> BoxFuture<'_, Result<Vec<IdentityRecord>, ReadError>>;
 
-    /// Creates an identity with its tokens; `Exists` if the name is taken.
+    /// Creates an identity with its tokens; `Exists` if the name is taken,
+    /// `TokenIdTaken` if a token id is.
     fn create_identity(&self, identity: IdentityRecord)
         -> BoxFuture<'_, Result<(), IdentityError>>;
 
     /// Adds `token` to the identity `name` and makes each of its other
     /// tokens expire at `others_expire_at_ms` at the latest (a rotation
-    /// with an overlap).
+    /// with an overlap); `Unknown` if absent, `TokenIdTaken` if the new
+    /// token's id is used.
     fn rotate_token(
         &self,
         name: &str,
@@ -132,7 +141,8 @@ pub trait IdentityStore: Send + Sync + 'static {
     fn record_token_uses(&self, uses: Vec<(String, u64)>) -> BoxFuture<'_, Result<(), WriteError>>;
 
     /// Appends entries to the audit trail (their `seq` is ignored and
-    /// assigned), keeping at most [`AUDIT_ENTRIES_MAX`] entries.
+    /// assigned), keeping at most [`AUDIT_ENTRIES_MAX`] entries (tests may
+    /// set a smaller limit): the oldest go first.
     fn append_audit(&self, entries: Vec<AuditRecord>) -> BoxFuture<'_, Result<(), WriteError>>;
 
     /// Audit entries with `seq > after`, ascending, at most `limit`.

@@ -1,7 +1,7 @@
 //! The embedded store: one data directory, no other process.
 //!
 //! Facts and their indexes live in one fjall keyspace (an LSM tree with a
-//! write-ahead journal), in six partitions:
+//! write-ahead journal), in nine partitions:
 //!
 //! | partition    | key                                   | value               |
 //! |--------------|---------------------------------------|---------------------|
@@ -10,6 +10,9 @@
 //! | `successors` | predecessor ‖ type ‖ 0 ‖ seq ‖ role   | empty               |
 //! | `by_type`    | type ‖ 0 ‖ seq                        | empty               |
 //! | `delivery`   | see `delivery.rs`                     | delivery records    |
+//! | `identities` | see `identity.rs`                     | identities, tokens  |
+//! | `audit`      | seq (u64 BE)                          | audit record        |
+//! | `authors`    | hash                                  | authorship record   |
 //! | `meta`       | `format`                              | format version      |
 //!
 //! All partitions of one group commit go into one atomic batch, so they are
@@ -17,6 +20,7 @@
 //! and fsync sequence and what a crash leaves behind.
 
 mod delivery;
+mod identity;
 mod journal_check;
 mod keys;
 mod watermark;
@@ -50,9 +54,10 @@ const FORMAT_VERSION: &[u8] = b"1";
 /// queued behind newer work, the oldest journal was never deleted, and fjall
 /// halted all writes for good ("too many journals"). We saw that in several
 /// restarts after heavy writes (`bench/scale.sh`, 1 million facts). The
-/// backlog is at most 8 journals (`journal_bytes_max` / 32 MiB) times 5
-/// partitions, so with 64 one wake-up flushes all of it.
-const FLUSH_TASKS_PER_WAKEUP: usize = 64;
+/// backlog is at most 8 journals (`journal_bytes_max` / 32 MiB) times 8
+/// partitions written after creation (all but `meta`), so with 128 one
+/// wake-up flushes all of it.
+const FLUSH_TASKS_PER_WAKEUP: usize = 128;
 /// Upper bounds of the facts-per-sync histogram buckets.
 const FACTS_PER_SYNC_BUCKETS: [u64; 12] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, 16384];
 /// Successor index entries examined per query at most, so that a query whose
@@ -95,6 +100,9 @@ pub struct EmbeddedOptions {
     pub queued_requests_max: usize,
     /// Test-only fault injection: every sync after this many fails.
     pub fail_sync_after: Option<u64>,
+    /// Audit entries kept at most ([`crate::AUDIT_ENTRIES_MAX`]; tests set
+    /// fewer to see the oldest go).
+    pub audit_entries_max: u64,
 }
 
 impl Default for EmbeddedOptions {
@@ -108,6 +116,7 @@ impl Default for EmbeddedOptions {
             group_facts_max: 20_000,
             queued_requests_max: 4096,
             fail_sync_after: None,
+            audit_entries_max: crate::AUDIT_ENTRIES_MAX,
         }
     }
 }
@@ -122,6 +131,14 @@ struct Shared {
     by_type: PartitionHandle,
     /// Subscriptions' delivery state (see `delivery.rs`).
     delivery: PartitionHandle,
+    /// Identities, their tokens and the identity revision (see `identity.rs`).
+    identities: PartitionHandle,
+    /// The audit trail, by seq.
+    audit: PartitionHandle,
+    /// Who wrote each fact written by an identity, by hash.
+    authors: PartitionHandle,
+    /// The identity revision of the last durable group.
+    identity_revision: AtomicU64,
     /// Highest seq that is durable; readers never look past it.
     durable_seq: AtomicU64,
     durable_seq_watch: watch::Sender<u64>,
@@ -389,10 +406,16 @@ impl EmbeddedStore {
         let uncompressed = compressed.clone().compression(fjall::CompressionType::None);
         let unfiltered = uncompressed.clone().bloom_filter_bits(None);
         let facts = keyspace.open_partition("facts", compressed.bloom_filter_bits(None))?;
-        let by_hash = keyspace.open_partition("by_hash", uncompressed)?;
+        let by_hash = keyspace.open_partition("by_hash", uncompressed.clone())?;
         let successors = keyspace.open_partition("successors", unfiltered.clone())?;
         let by_type = keyspace.open_partition("by_type", unfiltered.clone())?;
         let delivery = keyspace.open_partition("delivery", unfiltered.clone())?;
+        // Partitions a store of an earlier version lacks are created empty.
+        // `authors` keeps its bloom filter: a fact written again is looked
+        // up there, and most facts have no authorship record.
+        let identities = keyspace.open_partition("identities", unfiltered.clone())?;
+        let audit = keyspace.open_partition("audit", unfiltered.clone())?;
+        let authors = keyspace.open_partition("authors", uncompressed)?;
         let meta = keyspace.open_partition("meta", unfiltered)?;
         let store_dir = dir.join("store");
         let damaged = |error: fjall::Error| open_error(&store_dir, error);
@@ -432,6 +455,10 @@ impl EmbeddedStore {
             successors,
             by_type,
             delivery,
+            identities,
+            audit,
+            authors,
+            identity_revision: AtomicU64::new(0),
             durable_seq: AtomicU64::new(last_seq),
             durable_seq_watch,
             poisoned: AtomicBool::new(false),
@@ -456,11 +483,15 @@ impl EmbeddedStore {
                 )));
             }
         }
+        let (identity_revision, audit_cursor) = identity::read_state(&shared)?;
+        shared
+            .identity_revision
+            .store(identity_revision, Ordering::Release);
         let (sender, receiver) = mpsc::channel(options.queued_requests_max);
         let writer_shared = Arc::clone(&shared);
         let writer_thread = std::thread::Builder::new()
             .name("cairn-writer".into())
-            .spawn(move || writer::run(writer_shared, receiver, watermark))
+            .spawn(move || writer::run(writer_shared, receiver, watermark, audit_cursor))
             .map_err(|error| {
                 ReadError::storage_caused_by(format!("cannot start writer: {error}"), error)
             })?;
@@ -612,8 +643,7 @@ impl Store for EmbeddedStore {
     async fn put_facts_by(
         &self,
         facts: Vec<CanonicalFact>,
-        // Authorship is recorded by the identity work of issue 13 (in progress).
-        _author: Option<std::sync::Arc<str>>,
+        author: Option<std::sync::Arc<str>>,
     ) -> Result<Vec<PutOutcome>, WriteError> {
         if facts.is_empty() {
             return Ok(Vec::new());
@@ -625,7 +655,11 @@ impl Store for EmbeddedStore {
         let sender = sender.ok_or(WriteError::Closed)?;
         let (reply, answer) = oneshot::channel();
         sender
-            .send(WriteRequest::Facts { facts, reply })
+            .send(WriteRequest::Facts {
+                facts,
+                author,
+                reply,
+            })
             .await
             .map_err(|_| WriteError::Closed)?;
         answer.await.map_err(|_| WriteError::Closed)?

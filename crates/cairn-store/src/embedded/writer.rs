@@ -12,6 +12,10 @@
 //! into the same batches, so they are ordered with the facts and share
 //! their syncs. A group that holds only changes nobody waits for (leases)
 //! is committed to the journal without a sync of its own.
+//!
+//! Identity changes, audit entries and authorship (see `identity.rs`) go
+//! into the same batches too; the authorship of a request's facts is
+//! staged with them, so both are committed atomically or not at all.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -23,10 +27,12 @@ use fjall::PersistMode;
 use tokio::sync::{mpsc, oneshot};
 
 use super::delivery::{self, DeliveryWrite};
+use super::identity::{self, AuditCursor, IdentityChange};
 use super::keys;
 use super::watermark::Watermark;
 use super::{Shared, SyncMode, UNSAFE_ACK_AHEAD};
 use crate::error::WriteError;
+use crate::identity::IdentityError;
 use crate::store::PutOutcome;
 
 /// One caller's write and the channel its answer goes back on.
@@ -34,6 +40,8 @@ pub enum WriteRequest {
     /// A batch of facts.
     Facts {
         facts: Vec<CanonicalFact>,
+        /// The identity whose authorship is recorded, if any.
+        author: Option<Arc<str>>,
         reply: oneshot::Sender<Result<Vec<PutOutcome>, WriteError>>,
     },
     /// Delivery state changes; `reply` is `None` when nobody waits for
@@ -42,13 +50,18 @@ pub enum WriteRequest {
         write: DeliveryWrite,
         reply: Option<oneshot::Sender<Result<(), WriteError>>>,
     },
+    /// An identity change, token uses or audit entries.
+    Identity {
+        change: IdentityChange,
+        reply: oneshot::Sender<Result<(), IdentityError>>,
+    },
 }
 
 impl WriteRequest {
     fn n_facts(&self) -> usize {
         match self {
             WriteRequest::Facts { facts, .. } => facts.len(),
-            WriteRequest::Delivery { .. } => 1,
+            WriteRequest::Delivery { .. } | WriteRequest::Identity { .. } => 1,
         }
     }
 
@@ -61,6 +74,9 @@ impl WriteRequest {
                 if let Some(reply) = reply {
                     let _ = reply.send(Err(error));
                 }
+            }
+            WriteRequest::Identity { reply, .. } => {
+                let _ = reply.send(Err(error.into()));
             }
         }
     }
@@ -76,6 +92,8 @@ struct Group {
     next_seq: u64,
     /// Canonical bytes of the new facts.
     n_new_bytes: u64,
+    /// Identity and authorship changes of this group.
+    identity: identity::Staged,
 }
 
 /// A request that passed validation, with the answer to send once durable.
@@ -87,6 +105,9 @@ enum Accepted {
     Delivery {
         reply: oneshot::Sender<Result<(), WriteError>>,
     },
+    Identity {
+        reply: oneshot::Sender<Result<(), IdentityError>>,
+    },
 }
 
 impl Accepted {
@@ -96,6 +117,9 @@ impl Accepted {
                 let _ = reply.send(Ok(outcomes));
             }
             Accepted::Delivery { reply } => {
+                let _ = reply.send(Ok(()));
+            }
+            Accepted::Identity { reply } => {
                 let _ = reply.send(Ok(()));
             }
         }
@@ -109,16 +133,25 @@ impl Accepted {
             Accepted::Delivery { reply } => {
                 let _ = reply.send(Err(error));
             }
+            Accepted::Identity { reply } => {
+                let _ = reply.send(Err(error.into()));
+            }
         }
     }
 }
 
 /// Runs until every sender is dropped, then returns after the last group.
-pub fn run(shared: Arc<Shared>, mut requests: mpsc::Receiver<WriteRequest>, watermark: Watermark) {
+pub fn run(
+    shared: Arc<Shared>,
+    mut requests: mpsc::Receiver<WriteRequest>,
+    watermark: Watermark,
+    audit: AuditCursor,
+) {
     let mut writer = Writer {
         last_seq: shared.durable_seq.load(Ordering::Acquire),
         syncs_done: 0,
         watermark,
+        audit,
         shared,
     };
     while let Some(first) = requests.blocking_recv() {
@@ -148,6 +181,8 @@ struct Writer {
     last_seq: u64,
     syncs_done: u64,
     watermark: Watermark,
+    /// Where the audit trail stands.
+    audit: AuditCursor,
 }
 
 impl Writer {
@@ -163,20 +198,64 @@ impl Writer {
             new_facts: HashMap::new(),
             next_seq: self.last_seq + 1,
             n_new_bytes: 0,
+            identity: identity::Staged::default(),
         };
         let mut accepted = Vec::with_capacity(requests.len());
         let mut n_delivery_writes = 0;
         for request in requests {
             match request {
-                WriteRequest::Facts { facts, reply } => {
-                    match self.validate(&facts, &group.new_facts) {
+                WriteRequest::Facts {
+                    facts,
+                    author,
+                    reply,
+                } => {
+                    let validated = self
+                        .validate(&facts, &group.new_facts)
+                        .and_then(|existing| {
+                            // Authorship is worked out before anything is staged,
+                            // so that a failed read leaves the request out whole.
+                            let authorship = match &author {
+                                None => Vec::new(),
+                                Some(author) => identity::authorship_changes(
+                                    &self.shared,
+                                    &group.identity,
+                                    author,
+                                    &facts,
+                                    &existing,
+                                    &group.new_facts,
+                                )?,
+                            };
+                            Ok((existing, authorship))
+                        });
+                    match validated {
                         Err(error) => {
                             let _ = reply.send(Err(error));
                         }
-                        Ok(existing) => {
+                        Ok((existing, authorship)) => {
                             let outcomes = self.stage(&mut group, &facts, existing);
+                            identity::stage_authorship(
+                                &self.shared,
+                                &mut group.batch,
+                                &mut group.identity,
+                                authorship,
+                            );
                             accepted.push(Accepted::Facts { reply, outcomes });
                         }
+                    }
+                }
+                WriteRequest::Identity { change, reply } => {
+                    let staged = identity::stage_change(
+                        &self.shared,
+                        &mut group.batch,
+                        &mut group.identity,
+                        &mut self.audit,
+                        change,
+                    );
+                    match staged {
+                        Err(error) => {
+                            let _ = reply.send(Err(error));
+                        }
+                        Ok(()) => accepted.push(Accepted::Identity { reply }),
                     }
                 }
                 WriteRequest::Delivery { write, reply } => {
@@ -197,7 +276,9 @@ impl Writer {
             }
         }
         let n_new_facts = group.new_facts.len() as u64;
-        if accepted.is_empty() && n_new_facts == 0 && n_delivery_writes == 0 {
+        // Entries besides new facts: delivery, identity and authorship.
+        let n_other_writes = n_delivery_writes + group.identity.n_writes;
+        if accepted.is_empty() && n_new_facts == 0 && n_other_writes == 0 {
             return;
         }
         if self.shared.options.sync_mode == SyncMode::UnsafeAckBeforeWrite {
@@ -211,7 +292,7 @@ impl Writer {
         // were all stored already needs neither a commit nor a sync, since
         // the facts are durable.
         let needs_sync = n_new_facts > 0 || !accepted.is_empty();
-        let durable = if n_new_facts == 0 && n_delivery_writes == 0 {
+        let durable = if n_new_facts == 0 && n_other_writes == 0 {
             Ok(())
         } else if needs_sync {
             group.batch.commit().and_then(|()| self.sync())
@@ -220,6 +301,11 @@ impl Writer {
         };
         match durable {
             Ok(()) => {
+                if let Some(revision) = group.identity.revision {
+                    self.shared
+                        .identity_revision
+                        .store(revision, Ordering::Release);
+                }
                 if n_new_facts > 0 {
                     self.last_seq = group.next_seq - 1;
                     if let Err(error) = self.watermark.record(self.last_seq, false) {
