@@ -15,11 +15,15 @@
 //! notifications lost while the listening connection was down.
 //!
 //! Delivery state lives in shared tables too (`delivery.rs`), coordinated
-//! by row locks (`FOR UPDATE SKIP LOCKED`), never by the servers.
+//! by row locks (`FOR UPDATE SKIP LOCKED`), never by the servers. So do
+//! identities, tokens, the audit trail and authorship (`identity.rs`); a
+//! batch written by an identity goes through `cairn_put_facts_by`, which
+//! records its authorship in the same call and transaction.
 
 pub(crate) mod blobs;
 pub mod delivery;
 mod errors;
+mod identity;
 mod schema;
 #[cfg(feature = "test-support")]
 pub mod testing;
@@ -115,6 +119,8 @@ pub struct PostgresStore {
     last_seq: watch::Sender<u64>,
     counters: Arc<Counters>,
     listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Audit entries kept at most (see [`PostgresStore::with_audit_entries_max`]).
+    audit_entries_max: u64,
 }
 
 impl PostgresStore {
@@ -138,6 +144,7 @@ impl PostgresStore {
             last_seq,
             counters,
             listener: Mutex::new(None),
+            audit_entries_max: crate::AUDIT_ENTRIES_MAX,
         };
         let task = tokio::spawn(follow_head(
             store.pool.clone(),
@@ -156,6 +163,14 @@ impl PostgresStore {
         let applied = schema::migrate(&pool).await?;
         pool.close().await;
         Ok(applied)
+    }
+
+    /// Keeps at most `entries_max` audit entries instead of
+    /// [`crate::AUDIT_ENTRIES_MAX`], so that tests see the oldest go.
+    #[cfg(feature = "test-support")]
+    pub fn with_audit_entries_max(mut self, entries_max: u64) -> Self {
+        self.audit_entries_max = entries_max;
+        self
     }
 
     /// The connection pool (for the delivery engine's transactions).
@@ -417,29 +432,40 @@ impl Store for PostgresStore {
     async fn put_facts_by(
         &self,
         facts: Vec<CanonicalFact>,
-        // Authorship is recorded by the identity work of issue 13 (in progress).
-        _author: Option<std::sync::Arc<str>>,
+        author: Option<std::sync::Arc<str>>,
     ) -> Result<Vec<PutOutcome>, WriteError> {
         if facts.is_empty() {
             return Ok(Vec::new());
         }
         let arrays = BatchArrays::new(&facts);
         let started = Instant::now();
+        // With an author, the same call records authorship in the same
+        // transaction; without one, nothing more is done.
+        let statement = match &author {
+            None => {
+                "SELECT ord, fact_seq, inserted, missing
+                 FROM cairn_put_facts($1, $2, $3, $4, $5, $6, $7)"
+            }
+            Some(_) => {
+                "SELECT ord, fact_seq, inserted, missing
+                 FROM cairn_put_facts_by($8, $9, $1, $2, $3, $4, $5, $6, $7)"
+            }
+        };
+        let mut query = sqlx::query(statement)
+            .bind(&arrays.hashes)
+            .bind(&arrays.type_names)
+            .bind(&arrays.canonicals)
+            .bind(&arrays.external)
+            .bind(&arrays.edge_facts)
+            .bind(&arrays.edge_roles)
+            .bind(&arrays.edge_predecessors);
+        if let Some(author) = &author {
+            query = query
+                .bind(author.as_ref())
+                .bind(crate::AUTHORS_AGAIN_MAX as i32);
+        }
         let rows = self
-            .timed(
-                sqlx::query(
-                    "SELECT ord, fact_seq, inserted, missing
-                     FROM cairn_put_facts($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(&arrays.hashes)
-                .bind(&arrays.type_names)
-                .bind(&arrays.canonicals)
-                .bind(&arrays.external)
-                .bind(&arrays.edge_facts)
-                .bind(&arrays.edge_roles)
-                .bind(&arrays.edge_predecessors)
-                .fetch_all(&self.pool),
-            )
+            .timed(query.fetch_all(&self.pool))
             .await
             .map_err(write_error)?;
         let mut missing = Vec::new();

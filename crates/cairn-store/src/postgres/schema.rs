@@ -22,6 +22,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "subscription generation",
         include_str!("migrations/0005_subscription_generation.sql"),
     ),
+    (
+        6,
+        "identities",
+        include_str!("migrations/0006_identities.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.

@@ -82,11 +82,15 @@ impl TestDatabase {
         let mut connection = options.connect().await?;
         sqlx::query(
             "TRUNCATE cairn_facts, cairn_predecessors, cairn_subscriptions, cairn_messages,
-                      cairn_blob_uploads, cairn_blob_chunks, cairn_blobs RESTART IDENTITY",
+                      cairn_blob_uploads, cairn_blob_chunks, cairn_blobs, cairn_identities,
+                      cairn_access_tokens, cairn_audit, cairn_fact_authors RESTART IDENTITY",
         )
         .execute(&mut connection)
         .await?;
         sqlx::query("UPDATE cairn_log_head SET last_seq = 0")
+            .execute(&mut connection)
+            .await?;
+        sqlx::query("UPDATE cairn_identity_revision SET revision = 0")
             .execute(&mut connection)
             .await?;
         connection.close().await
