@@ -47,6 +47,10 @@ pub struct StoredFact<F = serde_json::Value> {
     pub seq: u64,
     /// The fact itself: `{"type", "fields", "predecessors"}`.
     pub fact: F,
+    /// Who wrote it: only in `GET /v1/facts/{hash}` for an admin of a
+    /// server that runs with `--auth`, for facts written with a token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<crate::Authorship>,
 }
 
 /// A page of facts (successors or log) with the `seq` to continue after.

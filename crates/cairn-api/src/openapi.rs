@@ -15,6 +15,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use utoipa::OpenApi;
 
+use crate::access::{
+    AuditEntry, AuditPage, Authorship, BlobAccess, IdentityList, IdentityView, Permissions,
+    Revoked, TokenCreateRequest, TokenCreated, TokenRotateRequest, TokenView,
+};
 use crate::error_code::ErrorBody;
 use crate::facts::{FactPage, PutFactsAnswer, StoredFact};
 use crate::meta::{BlobStored, Health, Versions};
@@ -74,7 +78,8 @@ pub struct PutFactsRequest {
 /// What any operation may answer when the server cannot take it now.
 #[derive(utoipa::IntoResponses)]
 enum Busy {
-    /// `overloaded`: too many requests at once; retry with backoff.
+    /// `overloaded`: too many requests at once; retry with backoff. Or
+    /// `rate_limited`: the identity's rate limit (with `Retry-After`).
     #[response(status = 429)]
     Overloaded(ErrorBody),
     /// `store_unavailable`, `store_poisoned`, `storage_failure`,
@@ -115,6 +120,7 @@ struct UnknownSubscription(ErrorBody);
         pull, ack, nack, extend, pause, resume, stream,
         list_dead, get_dead, replay, discard,
         health, versions, metrics, openapi_document,
+        create_token, list_tokens, rotate_token, revoke_token, audit,
     ),
     components(schemas(
         HashText, Predecessor, Fact, PutFactsRequest, ErrorBody, PutFactsAnswer,
@@ -123,12 +129,15 @@ struct UnknownSubscription(ErrorBody);
         PullRequest, PullAnswer<Fact>, Message<Fact>, AckRequest, NackRequest, ExtendRequest,
         EmptyRequest, TokenStatus, TokenResult, TokenResults, DeadLetter<Fact>,
         DeadLetterPage<Fact>, ReplayRequest, ReplayAnswer, Discarded,
+        Permissions, BlobAccess, TokenCreateRequest, TokenRotateRequest, TokenCreated, TokenView,
+        IdentityView, IdentityList, Revoked, Authorship, AuditEntry, AuditPage,
     )),
     tags(
         (name = "facts", description = "Write and read facts"),
         (name = "blobs", description = "Content-addressed bytes"),
         (name = "subscriptions", description = "Durable delivery"),
         (name = "meta", description = "Health, versions, metrics, this document"),
+        (name = "access", description = "Identities, access tokens and the audit trail (servers with --auth)"),
     )
 )]
 struct ApiDocument;
@@ -142,7 +151,57 @@ pub fn document() -> serde_json::Value {
     // (`additionalProperties: false`); in the view that would forbid the
     // view's own members, so the view's copy is opened again.
     remove_closed_objects(&mut document["components"]["schemas"]["SubscriptionView"]["allOf"]);
+    add_access_control(&mut document);
     document
+}
+
+/// The operations open to everyone, even with `--auth`.
+pub const OPEN_OPERATIONS: [(&str, &str); 3] = [
+    ("get", "/v1/health"),
+    ("get", "/versions"),
+    ("get", "/v1/openapi.json"),
+];
+
+/// Declares the bearer scheme and, on every operation but the open ones,
+/// that it needs it and may answer 401 and 403 (on a server with `--auth`;
+/// see "Access control" in `docs/api-v1.md`). Done once here rather than
+/// on each operation, so no operation can miss it.
+fn add_access_control(document: &mut serde_json::Value) {
+    document["components"]["securitySchemes"] = serde_json::json!({
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An access token, cairn_<id>_<secret>, on a server that runs with --auth"
+        }
+    });
+    let error_body = |description: &str| {
+        serde_json::json!({
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+        })
+    };
+    let Some(paths) = document["paths"].as_object_mut() else {
+        return;
+    };
+    for (path, operations) in paths.iter_mut() {
+        let Some(operations) = operations.as_object_mut() else {
+            continue;
+        };
+        for (method, operation) in operations.iter_mut() {
+            if OPEN_OPERATIONS.contains(&(method.as_str(), path.as_str())) {
+                operation["security"] = serde_json::json!([{}]);
+                continue;
+            }
+            operation["security"] = serde_json::json!([{"bearer": []}]);
+            let responses = &mut operation["responses"];
+            responses["401"] = error_body(
+                "unauthenticated: no access token, or one that is malformed, unknown, expired or revoked (WWW-Authenticate: Bearer)",
+            );
+            responses["403"] = error_body(
+                "forbidden: the identity lacks the permission the message names; nothing changed",
+            );
+        }
+    }
 }
 
 /// The document as pretty JSON with a final newline, as served and as
@@ -527,6 +586,72 @@ fn metrics() {}
     )
 )]
 fn openapi_document() {}
+
+#[utoipa::path(
+    post, path = "/v1/tokens", tag = "access",
+    request_body(content = TokenCreateRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The identity and its first token, shown this once", body = TokenCreated),
+        (status = 400, description = "A malformed body, name, pattern or limit", body = ErrorBody),
+        (status = 404, description = "Access control is off on this server", body = ErrorBody),
+        (status = 409, description = "identity_exists", body = ErrorBody),
+        BodyRefused,
+        Busy,
+    )
+)]
+fn create_token() {}
+
+#[utoipa::path(
+    get, path = "/v1/tokens", tag = "access",
+    responses(
+        (status = 200, description = "Every identity, never a secret", body = IdentityList),
+        (status = 400, description = "An unknown query parameter", body = ErrorBody),
+        (status = 404, description = "Access control is off on this server", body = ErrorBody),
+        Busy,
+    )
+)]
+fn list_tokens() {}
+
+#[utoipa::path(
+    post, path = "/v1/tokens/{name}/rotate", tag = "access",
+    params(("name" = String, Path, description = "The identity")),
+    request_body(content = TokenRotateRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "A new token, shown this once; the earlier ones work for the overlap", body = TokenCreated),
+        (status = 400, description = "A malformed body", body = ErrorBody),
+        (status = 404, description = "unknown_identity, or access control is off", body = ErrorBody),
+        BodyRefused,
+        Busy,
+    )
+)]
+fn rotate_token() {}
+
+#[utoipa::path(
+    delete, path = "/v1/tokens/{name}", tag = "access",
+    params(("name" = String, Path, description = "The identity")),
+    responses(
+        (status = 200, description = "Revoked with all its tokens", body = Revoked),
+        (status = 400, description = "An unknown query parameter", body = ErrorBody),
+        (status = 404, description = "unknown_identity, or access control is off", body = ErrorBody),
+        Busy,
+    )
+)]
+fn revoke_token() {}
+
+#[utoipa::path(
+    get, path = "/v1/audit", tag = "access",
+    params(
+        ("after" = Option<u64>, Query, minimum = 0, description = "Only entries with a seq above this (default 0)"),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "Entries at most (default 100)"),
+    ),
+    responses(
+        (status = 200, description = "The audit trail, oldest first", body = AuditPage),
+        (status = 400, description = "A malformed, unknown or out-of-range parameter", body = ErrorBody),
+        (status = 404, description = "Access control is off on this server", body = ErrorBody),
+        Busy,
+    )
+)]
+fn audit() {}
 
 #[cfg(test)]
 mod tests {

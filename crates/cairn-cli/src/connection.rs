@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use anyhow::anyhow;
-use cairn_client::{Client, ClientError, ClientOptions};
+use cairn_client::{AccessToken, Client, ClientError, ClientOptions};
 
 /// Tries of one request. A command typed by hand should fail fast when the
 /// server is down (three refused connections take well under a second with
@@ -31,6 +31,10 @@ pub struct ServerArg {
     /// Base URL of the server.
     #[arg(long = "server", env = "CAIRN_SERVER", default_value = crate::DEFAULT_SERVER)]
     pub url: String,
+    /// Access token for a server that runs with `--auth` (prefer the
+    /// environment variable: a flag shows in the process list).
+    #[arg(long = "token", env = "CAIRN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 impl ServerArg {
@@ -41,6 +45,11 @@ impl ServerArg {
             attempts_max: ATTEMPTS_MAX,
             backoff_initial: BACKOFF_INITIAL,
             backoff_max: BACKOFF_MAX,
+            access_token: self
+                .token
+                .as_deref()
+                .filter(|token| !token.trim().is_empty())
+                .map(AccessToken::new),
             ..ClientOptions::new([self.url.as_str()])
         };
         Client::remote(options).map_err(explain)

@@ -12,6 +12,7 @@ mod client;
 mod connection;
 mod serve;
 mod subs;
+mod tokens;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -95,6 +96,9 @@ enum Command {
     /// Manage subscriptions: list, show, create, delete, pause, resume,
     /// dead letters, replay, discard, pull.
     Subs(subs::SubsArgs),
+    /// Identities and access tokens: create (also offline, to bootstrap an
+    /// admin), list, rotate, revoke, and the audit trail.
+    Tokens(tokens::TokensArgs),
     /// Check Cairn's guarantees under faults: a seeded workload, injected
     /// crashes, pauses, clock jumps, network and disk faults, and an oracle.
     Check(check::CheckArgs),
@@ -125,6 +129,7 @@ fn main() -> ExitCode {
             Command::Tail { after, server } => client::tail(&server, after).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Subs(args) => subs::run(args).await,
+            Command::Tokens(args) => tokens::run(args).await,
             Command::Check(args) => check::run(args).await,
         }
     });

@@ -28,6 +28,14 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "CAIRN_LISTEN", default_value = "127.0.0.1:7710")]
     listen: SocketAddr,
+    /// Require an access token on every request but health, versions and
+    /// the OpenAPI document (identities: `cairn tokens`).
+    #[arg(long, env = "CAIRN_AUTH")]
+    auth: bool,
+    /// Listen on an address other than loopback without `--auth`: anyone
+    /// who reaches the port can then read, write and delete everything.
+    #[arg(long, conflicts_with = "auth")]
+    insecure_no_auth: bool,
     /// Canonical bytes of one fact at most.
     #[arg(long, default_value_t = limits::FACT_CANONICAL_BYTES_MAX_DEFAULT)]
     fact_bytes_max: usize,
@@ -108,9 +116,32 @@ pub async fn migrate(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuses to serve beyond loopback without access control, unless told
+/// loudly to.
+fn check_exposure(args: &ServeArgs) -> anyhow::Result<()> {
+    if args.auth || args.listen.ip().is_loopback() {
+        return Ok(());
+    }
+    if args.insecure_no_auth {
+        tracing::warn!(
+            listen = %args.listen,
+            "INSECURE: serving beyond loopback without --auth: anyone who reaches this port can read, write and delete everything"
+        );
+        return Ok(());
+    }
+    anyhow::bail!(
+        "refusing to listen on {} without --auth: anyone who reaches that address could read, \
+         write and delete everything. Start with --auth (create an admin first: cairn tokens \
+         create --name admin --admin, with the same --data or --store), or pass \
+         --insecure-no-auth to accept the risk",
+        args.listen
+    )
+}
+
 /// Runs the server until a shutdown signal.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging();
+    check_exposure(&args)?;
     // The delivery clock of the embedded engine; on PostgreSQL delivery
     // takes its time from the database.
     let clock = Clock::system();
@@ -159,6 +190,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             long_poll_ms_max: args.long_poll_ms_max,
         },
         clock,
+        auth: args.auth,
     }
     .build()
     .await

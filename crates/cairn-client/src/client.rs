@@ -3,6 +3,7 @@
 //! client-side hashes (checked against the server's), paging, request and
 //! reply.
 
+use crate::wire::{AuditPage, IdentityView, TokenCreateRequest, TokenCreated, TokenRotateRequest};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -199,6 +200,39 @@ impl Client {
     /// Deletes a subscription.
     pub async fn delete_subscription(&self, name: &str) -> Result<()> {
         self.transport.delete_subscription(name).await
+    }
+
+    /// Creates an identity and answers its first access token, shown this
+    /// once (admin; the server must run with `--auth`).
+    pub async fn create_token(&self, request: &TokenCreateRequest) -> Result<TokenCreated> {
+        self.transport.create_token(request).await
+    }
+
+    /// Every identity with its permissions and token dates, never a secret
+    /// (admin).
+    pub async fn list_tokens(&self) -> Result<Vec<IdentityView>> {
+        self.transport.list_tokens().await
+    }
+
+    /// Revokes an identity and every token of it (admin): servers refuse
+    /// them within a second.
+    pub async fn revoke_token(&self, name: &str) -> Result<()> {
+        self.transport.revoke_token(name).await
+    }
+
+    /// A new access token for an identity; its earlier tokens keep working
+    /// for the request's overlap (admin).
+    pub async fn rotate_token(
+        &self,
+        name: &str,
+        request: &TokenRotateRequest,
+    ) -> Result<TokenCreated> {
+        self.transport.rotate_token(name, request).await
+    }
+
+    /// A page of the audit trail after `after` (admin).
+    pub async fn audit(&self, after: u64, limit: u32) -> Result<AuditPage> {
+        self.transport.audit(after, limit).await
     }
 
     /// Pauses delivery of a subscription.

@@ -104,7 +104,7 @@ pub use embedded::EmbeddedOptions;
 pub use error::{ClientError, Result};
 pub use error_text::error_text;
 pub use fact_streams::{LogFacts, Successors, TypedLogFacts};
-pub use options::ClientOptions;
+pub use options::{AccessToken, ClientOptions};
 pub use predecessors::{PredecessorHashes, Predecessors};
 pub use remote::RemoteTransport;
 pub use request::{unique_id, IncomingRequest, PendingRequest, Request};
@@ -131,4 +131,8 @@ pub use wire::{
     DeadLetterQuery, FactPage, GenerationPrecondition, LogQuery, Message, NackOptions,
     PredecessorSelector, PullOptions, PutResult, RawMessage, ReplaySelection, Start, StoredFact,
     SubscriptionDefinition, SubscriptionView, SuccessorsQuery, TokenResult, TokenStatus,
+};
+pub use wire::{
+    AuditEntry, AuditPage, Authorship, BlobAccess, IdentityView, Pattern, Permissions,
+    TokenCreateRequest, TokenCreated, TokenRotateRequest, TokenView,
 };

@@ -23,6 +23,41 @@ pub struct ClientOptions {
     pub backoff_initial: Duration,
     /// Upper bound of every wait between tries.
     pub backoff_max: Duration,
+    /// The access token sent with every request (`Authorization: Bearer`),
+    /// for a server that runs with `--auth`; see [`AccessToken::from_env`].
+    pub access_token: Option<AccessToken>,
+}
+
+/// An access token: a secret, so it is never printed (its `Debug` shows
+/// only that there is one) and is sent as a sensitive header.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessToken(String);
+
+impl AccessToken {
+    /// A token given as text (as `cairn tokens create` printed it).
+    pub fn new(token: impl Into<String>) -> AccessToken {
+        AccessToken(token.into().trim().to_string())
+    }
+
+    /// The token in the environment variable `CAIRN_TOKEN`, if it is set
+    /// and not empty.
+    pub fn from_env() -> Option<AccessToken> {
+        std::env::var("CAIRN_TOKEN")
+            .ok()
+            .filter(|token| !token.trim().is_empty())
+            .map(AccessToken::new)
+    }
+
+    /// The secret text, to put in a header.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccessToken(<redacted>)")
+    }
 }
 
 impl ClientOptions {
@@ -44,6 +79,7 @@ impl Default for ClientOptions {
             attempts_max: limits::ATTEMPTS_MAX_DEFAULT,
             backoff_initial: limits::BACKOFF_INITIAL_DEFAULT,
             backoff_max: limits::BACKOFF_MAX_DEFAULT,
+            access_token: None,
         }
     }
 }

@@ -18,6 +18,7 @@ use crate::wire::{
     ReplaySelection, StoredFact, SubscriptionDefinition, SubscriptionView, SuccessorsQuery,
     TokenResult,
 };
+use crate::wire::{AuditPage, IdentityView, TokenCreateRequest, TokenCreated, TokenRotateRequest};
 
 /// API v1 as a set of async calls over wire types.
 ///
@@ -140,6 +141,28 @@ pub trait Transport: Send + Sync + 'static {
 
     /// The server's metrics (`GET /metrics`) in the Prometheus text format.
     fn metrics(&self) -> BoxFuture<'_, Result<String>>;
+
+    /// Creates an identity and its first access token (`POST /v1/tokens`).
+    fn create_token<'a>(
+        &'a self,
+        request: &'a TokenCreateRequest,
+    ) -> BoxFuture<'a, Result<TokenCreated>>;
+
+    /// Every identity (`GET /v1/tokens`).
+    fn list_tokens(&self) -> BoxFuture<'_, Result<Vec<IdentityView>>>;
+
+    /// Revokes an identity and its tokens (`DELETE /v1/tokens/{name}`).
+    fn revoke_token<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>>;
+
+    /// A new token for an identity (`POST /v1/tokens/{name}/rotate`).
+    fn rotate_token<'a>(
+        &'a self,
+        name: &'a str,
+        request: &'a TokenRotateRequest,
+    ) -> BoxFuture<'a, Result<TokenCreated>>;
+
+    /// A page of the audit trail (`GET /v1/audit`).
+    fn audit(&self, after: u64, limit: u32) -> BoxFuture<'_, Result<AuditPage>>;
 
     /// Closes the transport for every holder: once it returns, calls fail
     /// with [`crate::ClientError::Closed`], and a store the transport owns

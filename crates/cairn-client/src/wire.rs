@@ -7,6 +7,10 @@ pub use cairn_api::{
     LogQuery, NackRequest, PredecessorSelector, PullRequest, PutResult, ReplayRequest, Start,
     SubscriptionDefinition, SubscriptionView, SuccessorsQuery, TokenResult, TokenStatus,
 };
+pub use cairn_api::{
+    AuditEntry, AuditPage, Authorship, BlobAccess, IdentityView, Pattern, Permissions,
+    TokenCreateRequest, TokenCreated, TokenRotateRequest, TokenView,
+};
 use cairn_fact::Hash;
 
 /// A stored fact as read back, its fact as a JSON value.

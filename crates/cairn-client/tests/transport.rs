@@ -14,6 +14,7 @@ use cairn_client::{
     RawMessage, RemoteTransport, ReplaySelection, Result, StoredFact, SubscriptionDefinition,
     SubscriptionView, SuccessorsQuery, TokenResult, Transport,
 };
+use cairn_client::{AuditPage, IdentityView, TokenCreateRequest, TokenCreated, TokenRotateRequest};
 use common::{fast_options, Customer, Order, TestServer};
 use futures_util::future::BoxFuture;
 
@@ -132,6 +133,28 @@ impl Transport for CountingTransport {
     }
     fn metrics(&self) -> BoxFuture<'_, Result<String>> {
         self.count().metrics()
+    }
+    fn create_token<'a>(
+        &'a self,
+        request: &'a TokenCreateRequest,
+    ) -> BoxFuture<'a, Result<TokenCreated>> {
+        self.count().create_token(request)
+    }
+    fn list_tokens(&self) -> BoxFuture<'_, Result<Vec<IdentityView>>> {
+        self.count().list_tokens()
+    }
+    fn revoke_token<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
+        self.count().revoke_token(name)
+    }
+    fn rotate_token<'a>(
+        &'a self,
+        name: &'a str,
+        request: &'a TokenRotateRequest,
+    ) -> BoxFuture<'a, Result<TokenCreated>> {
+        self.count().rotate_token(name, request)
+    }
+    fn audit(&self, after: u64, limit: u32) -> BoxFuture<'_, Result<AuditPage>> {
+        self.count().audit(after, limit)
     }
 }
 

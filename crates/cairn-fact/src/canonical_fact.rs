@@ -85,10 +85,37 @@ impl CanonicalFact {
     }
 }
 
+/// The type of a fact from its canonical bytes, without parsing them:
+/// `type` is the last member of a canonical fact (members are sorted), and
+/// a type name holds no character that JSON escapes, so the bytes end with
+/// `"type":"<name>"}`. `None` if they do not (not a canonical fact).
+pub fn canonical_type(canonical: &[u8]) -> Option<&str> {
+    let body = canonical.strip_suffix(b"\"}")?;
+    let start = body.iter().rposition(|&byte| byte == b'"')? + 1;
+    if !body[..start].ends_with(b",\"type\":\"") {
+        return None;
+    }
+    let name = std::str::from_utf8(&body[start..]).ok()?;
+    crate::validate_type_name(name).ok()?;
+    Some(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{to_canonical, FACT_CANONICAL_BYTES_MAX_DEFAULT};
+
+    #[test]
+    fn the_type_is_read_from_the_end_of_the_canonical_bytes() {
+        let fact = from_text(
+            r#"{"type":"Shop.Order","fields":{"note":"\"type\":\"Fake\"}"},"predecessors":{}}"#,
+        )
+        .expect("valid");
+        assert_eq!(canonical_type(&fact.canonical), Some("Shop.Order"));
+        assert_eq!(canonical_type(b"{}"), None);
+        assert_eq!(canonical_type(br#"{"type":"a b"}"#), None);
+        assert_eq!(canonical_type(br#"{"x":1,"type":"A"}"#), Some("A"));
+    }
 
     fn hash(seed: u8) -> Hash {
         Hash::of_bytes(&[seed])

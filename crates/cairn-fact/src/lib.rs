@@ -29,7 +29,7 @@ mod predecessors;
 mod value;
 
 pub use canonical::{to_canonical, write_canonical};
-pub use canonical_fact::CanonicalFact;
+pub use canonical_fact::{canonical_type, CanonicalFact};
 pub use fact::{validate_role, validate_type_name, Fact};
 pub use fact_error::FactError;
 pub use hash::{Hash, HashParseError};

@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+mod access;
 mod canonical_json;
 mod fact_batch;
 mod fact_json;
@@ -20,6 +21,7 @@ mod stream_frame;
 mod subscription_definition;
 mod subscription_request_body;
 
+pub use access::check_access;
 pub use canonical_json::check_canonical_json;
 pub use fact_batch::check_fact_batch;
 pub use fact_json::check_fact_json;
@@ -35,7 +37,8 @@ pub type Check = fn(&[u8]);
 
 /// Every fuzz target by name with its check. The name is the target's
 /// binary in `fuzz/Cargo.toml` and its folder in `fuzz/regressions/`.
-pub const TARGETS: [(&str, Check); 9] = [
+pub const TARGETS: [(&str, Check); 10] = [
+    ("access", check_access),
     ("canonical_json", check_canonical_json),
     ("fact_batch", check_fact_batch),
     ("fact_json", check_fact_json),

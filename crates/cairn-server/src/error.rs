@@ -2,7 +2,7 @@
 //! `{"error": {"code", "message", ...}}` with a stable code and the fitting
 //! HTTP status.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cairn_api::{ErrorBody, ErrorCode, ErrorObject};
 use cairn_store::{BlobError, ReadError, WriteError};
@@ -66,7 +66,26 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status(), axum::Json(self.body())).into_response()
+        let mut response = (self.status(), axum::Json(self.body())).into_response();
+        let headers = response.headers_mut();
+        match self.code {
+            ErrorCode::Unauthenticated => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"cairn\""),
+                );
+            }
+            ErrorCode::RateLimited => {
+                let retry_after_s = self
+                    .details
+                    .get("retry_after_s")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(1);
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+            }
+            _ => {}
+        }
+        response
     }
 }
 

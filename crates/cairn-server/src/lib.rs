@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod clock;
 pub mod delivery;
 pub mod error;
@@ -38,7 +39,7 @@ use cairn_api::ErrorCode;
 use std::sync::Arc;
 
 use axum::error_handling::HandleErrorLayer;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{middleware, BoxError, Router};
 use cairn_store::{BlobStore, Store};
 use delivery::Deliveries;
@@ -115,7 +116,17 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route(
             "/v1/subscriptions/{name}/dead/{hash}",
             get(routes::subscriptions::get_dead::<S>).delete(routes::subscriptions::discard::<S>),
-        );
+        )
+        .route(
+            "/v1/tokens",
+            post(routes::tokens::create::<S>).get(routes::tokens::list::<S>),
+        )
+        .route("/v1/tokens/{name}", delete(routes::tokens::revoke::<S>))
+        .route(
+            "/v1/tokens/{name}/rotate",
+            post(routes::tokens::rotate::<S>),
+        )
+        .route("/v1/audit", get(routes::tokens::audit::<S>));
     let blobs = Router::new()
         .route("/v1/blobs", put(routes::blobs::put_blob::<S>))
         .route(
@@ -133,6 +144,12 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         ))
         .method_not_allowed_fallback(routes::meta::method_not_allowed)
         .fallback(routes::meta::unknown_route)
+        // Layers run outside in: metrics see every answer, the refusals of
+        // access control included.
+        .route_layer(middleware::from_fn_with_state(
+            state.auth.clone(),
+            auth::authenticate,
+        ))
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&state.metrics),
             metrics::track_requests,
@@ -176,14 +193,20 @@ pub fn app<S: Store>(
     deliveries: Arc<dyn Deliveries>,
     config: ServerConfig,
     shutdown: CancellationToken,
+    auth: Option<Arc<auth::Auth>>,
 ) -> Router {
+    let metrics = Arc::new(HttpMetrics::new());
+    if let Some(auth) = &auth {
+        metrics.register(Box::new(auth.audit.outcomes()));
+    }
     router(AppState {
         store,
         blobs,
         deliveries,
         stream_connections: Arc::new(tokio::sync::Semaphore::new(limits::STREAM_CONNECTIONS_MAX)),
-        metrics: Arc::new(HttpMetrics::new()),
+        metrics,
         config,
         shutdown,
+        auth,
     })
 }

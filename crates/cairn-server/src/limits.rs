@@ -62,3 +62,8 @@ const _: () = assert!(STREAM_CREDIT_PER_FRAME_MAX <= STREAM_CREDIT_OUTSTANDING_M
 const _: () = assert!(STREAM_PULL_MESSAGES_MAX <= PULL_MESSAGES_MAX);
 const _: () = assert!(STREAM_PULL_WAIT_MS <= WAIT_MS_MAX);
 const _: () = assert!(STREAM_BAD_FRAMES_MAX >= 1);
+
+/// Pages of the log one long-polling request reads past when the caller
+/// may read none of their facts, before it answers an empty page with
+/// `next` moved on.
+pub const FILTERED_PAGES_MAX: u32 = 16;

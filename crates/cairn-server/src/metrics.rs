@@ -58,6 +58,14 @@ impl HttpMetrics {
         }
     }
 
+    /// Adds a collector of another part of the server (access control's
+    /// outcomes) to what is rendered.
+    pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) {
+        if let Err(error) = self.registry.register(collector) {
+            tracing::warn!(%error, "metric not registered");
+        }
+    }
+
     /// Renders all metrics in the Prometheus text format.
     pub fn render(&self, store: &StoreStats, subscriptions: &[SubscriptionView]) -> String {
         let mut buffer = Vec::new();

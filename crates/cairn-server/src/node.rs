@@ -17,13 +17,14 @@ use std::sync::Arc;
 
 use axum::Router;
 use cairn_store::{
-    BlobError, BlobStore, EmbeddedOptions, EmbeddedStore, PostgresError, PostgresOptions,
-    PostgresStore, ReadError, Store,
+    BlobError, BlobStore, EmbeddedOptions, EmbeddedStore, IdentityStore, PostgresError,
+    PostgresOptions, PostgresStore, ReadError, Store,
 };
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Auth;
 use crate::clock::Clock;
 use crate::delivery::memory::{MemoryDeliveries, MemoryOptions};
 use crate::delivery::shared::{SharedDeliveries, SharedOptions};
@@ -60,6 +61,8 @@ pub struct NodeOptions {
     /// The delivery clock of the embedded engine (on PostgreSQL, delivery
     /// takes its time from the database, so every server agrees).
     pub clock: Clock,
+    /// Whether requests must carry an access token (`cairn serve --auth`).
+    pub auth: bool,
 }
 
 impl NodeOptions {
@@ -74,6 +77,7 @@ impl NodeOptions {
             blob_bytes_max: limits::BLOB_BYTES_MAX_DEFAULT,
             server: ServerConfig::default(),
             clock: Clock::system(),
+            auth: false,
         }
     }
 
@@ -81,7 +85,7 @@ impl NodeOptions {
     /// builds the router.
     pub async fn build(self) -> Result<Node, NodeError> {
         let shutdown = CancellationToken::new();
-        let (store, router) = match self.storage {
+        let (store, router, auth) = match self.storage {
             Storage::Embedded { data_dir, options } => {
                 let dir = data_dir.clone();
                 let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(&dir, options))
@@ -92,25 +96,57 @@ impl NodeOptions {
                 let blobs = BlobStore::open(&data_dir.join("blobs"), self.blob_bytes_max)?;
                 let deliveries =
                     MemoryDeliveries::load(Arc::clone(&store), MemoryOptions::new(self.clock))?;
-                let router = router(&store, blobs, Arc::new(deliveries), self.server, &shutdown);
-                (NodeStore::Embedded(store), router)
+                let auth = load_auth(self.auth, &store, &shutdown).await?;
+                let router = router(
+                    &store,
+                    blobs,
+                    Arc::new(deliveries),
+                    self.server,
+                    &shutdown,
+                    auth.clone(),
+                );
+                (NodeStore::Embedded(store), router, auth)
             }
             Storage::Postgres { url, options } => {
                 let store = Arc::new(PostgresStore::connect(&url, options).await?);
                 let blobs = BlobStore::postgres(store.pool().clone(), self.blob_bytes_max).await?;
                 let deliveries =
                     SharedDeliveries::new(Arc::clone(&store), SharedOptions::default());
-                let router = router(&store, blobs, Arc::new(deliveries), self.server, &shutdown);
-                (NodeStore::Postgres(store), router)
+                let auth = load_auth(self.auth, &store, &shutdown).await?;
+                let router = router(
+                    &store,
+                    blobs,
+                    Arc::new(deliveries),
+                    self.server,
+                    &shutdown,
+                    auth.clone(),
+                );
+                (NodeStore::Postgres(store), router, auth)
             }
         };
         Ok(Node {
             store,
             router,
+            auth,
             shutdown,
             background_servers: Vec::new(),
         })
     }
+}
+
+/// Access control over `store`'s identities if `enabled`, kept fresh until
+/// `shutdown`.
+async fn load_auth<S: Store + IdentityStore>(
+    enabled: bool,
+    store: &Arc<S>,
+    shutdown: &CancellationToken,
+) -> Result<Option<Arc<Auth>>, NodeError> {
+    if !enabled {
+        return Ok(None);
+    }
+    let auth = Arc::new(Auth::load(Arc::clone(store) as Arc<dyn IdentityStore>).await?);
+    auth.spawn_upkeep(shutdown.clone());
+    Ok(Some(auth))
 }
 
 fn router<S: Store>(
@@ -119,6 +155,7 @@ fn router<S: Store>(
     deliveries: Arc<dyn Deliveries>,
     config: ServerConfig,
     shutdown: &CancellationToken,
+    auth: Option<Arc<Auth>>,
 ) -> Router {
     app(
         Arc::clone(store),
@@ -126,6 +163,7 @@ fn router<S: Store>(
         deliveries,
         config,
         shutdown.clone(),
+        auth,
     )
 }
 
@@ -159,6 +197,7 @@ enum NodeStore {
 pub struct Node {
     store: NodeStore,
     router: Router,
+    auth: Option<Arc<Auth>>,
     shutdown: CancellationToken,
     background_servers: Vec<JoinHandle<std::io::Result<()>>>,
 }
@@ -233,6 +272,11 @@ impl Node {
                     abort.abort();
                 }
             }
+        }
+        // Refusals and token uses of the last seconds reach the audit
+        // trail before the store closes.
+        if let Some(auth) = &self.auth {
+            auth.flush().await;
         }
         let closed = match self.store.clone() {
             NodeStore::Embedded(store) => tokio::task::spawn_blocking(move || store.close()).await,

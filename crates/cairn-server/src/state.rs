@@ -52,6 +52,8 @@ pub struct AppState<S> {
     pub config: ServerConfig,
     /// Cancelled when the server shuts down, so long-polls end early.
     pub shutdown: CancellationToken,
+    /// Access control, when the server runs with `--auth`.
+    pub auth: Option<Arc<crate::auth::Auth>>,
 }
 
 impl<S> Clone for AppState<S> {
@@ -64,6 +66,7 @@ impl<S> Clone for AppState<S> {
             metrics: Arc::clone(&self.metrics),
             config: self.config.clone(),
             shutdown: self.shutdown.clone(),
+            auth: self.auth.clone(),
         }
     }
 }

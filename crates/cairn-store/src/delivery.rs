@@ -44,6 +44,17 @@ pub enum MessageSelection {
     },
 }
 
+impl MessageSelection {
+    /// The type of the facts selected.
+    pub fn type_name(&self) -> &str {
+        match self {
+            MessageSelection::Type(type_name) | MessageSelection::Successors { type_name, .. } => {
+                type_name
+            }
+        }
+    }
+}
+
 /// Delivery state storage. Contract:
 ///
 /// * **Ordered.** Changes are applied in the order they are written, also

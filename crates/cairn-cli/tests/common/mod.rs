@@ -81,6 +81,16 @@ fn database_for(data: &Path) -> Option<Arc<TestDatabase>> {
     Some(database)
 }
 
+/// The arguments that name the store of a data directory to an offline
+/// command (`cairn tokens create`): `--data DIR`, or on the PostgreSQL
+/// backend `--store URL` of the directory's database.
+pub fn offline_store_args(data: &Path) -> Vec<String> {
+    match database_for(data) {
+        Some(database) => vec!["--store".to_string(), database.url()],
+        None => vec!["--data".to_string(), data.display().to_string()],
+    }
+}
+
 impl Server {
     /// Starts `cairn serve --data DATA --listen 127.0.0.1:0 EXTRA...` and
     /// waits until it listens.

@@ -58,11 +58,11 @@ impl TestServer {
 /// Options with short backoffs so failure tests stay quick.
 pub fn fast_options(endpoints: Vec<String>) -> ClientOptions {
     ClientOptions {
-        endpoints,
         request_timeout: Duration::from_secs(10),
         attempts_max: 4,
         backoff_initial: Duration::from_millis(10),
         backoff_max: Duration::from_millis(50),
+        ..ClientOptions::new(endpoints)
     }
 }
 

@@ -214,6 +214,10 @@ pub trait Subscription: Send + Sync + 'static {
     /// The name.
     fn name(&self) -> &str;
 
+    /// The facts it delivers (fixed for its life: what it selects cannot
+    /// change), by which access control authorizes every operation on it.
+    fn selection(&self) -> &MessageSelection;
+
     /// Leases up to `max` messages, waiting up to `wait_ms` for at least one.
     fn pull<'a>(
         &'a self,

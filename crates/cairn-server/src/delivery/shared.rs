@@ -524,6 +524,10 @@ impl Subscription for SharedSubscription {
         &self.name
     }
 
+    fn selection(&self) -> &MessageSelection {
+        &self.selection
+    }
+
     fn pull<'a>(
         &'a self,
         max: usize,

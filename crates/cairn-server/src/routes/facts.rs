@@ -1,17 +1,18 @@
 //! `/v1/facts`, `/v1/facts/{hash}`, `/v1/facts/{hash}/successors` and `/v1/log`.
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use cairn_api::ErrorCode;
-use cairn_api::{FactPage, PutFactsAnswer, PutResult};
+use cairn_api::{Authorship, FactPage, PutFactsAnswer, PutResult};
 use cairn_fact::{parse_json, CanonicalFact, Hash, JsonError};
 use cairn_store::{Page, Store, StoredFact, SuccessorsQuery};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::wait::LongPoll;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::limits;
 use crate::query::QueryParams;
@@ -24,6 +25,7 @@ const INLINE_PARSE_BYTES_MAX: usize = 64 * 1024;
 /// `POST /v1/facts`: validates, hashes and durably stores a batch.
 pub async fn post_facts<S: Store>(
     State(state): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
     body: Body,
@@ -38,7 +40,12 @@ pub async fn post_facts<S: Store>(
             .await
             .map_err(|_| ApiError::new(ErrorCode::Internal, "parsing failed"))??
     };
-    let outcomes = state.store.put_facts(facts).await?;
+    // Every fact of the batch by its own type; one refusal stores nothing.
+    for fact in &facts {
+        caller.require_write(&fact.fact.type_name)?;
+    }
+    caller.take_writes(facts.len() as u64)?;
+    let outcomes = state.store.put_facts_by(facts, caller.author()).await?;
     let results = outcomes
         .iter()
         .map(|outcome| PutResult {
@@ -173,22 +180,49 @@ fn parse_batch(bytes: &[u8], fact_bytes_max: usize) -> Result<Vec<CanonicalFact>
 /// `GET /v1/facts/{hash}`.
 pub async fn get_fact<S: Store>(
     State(state): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
     Path(hash_text): Path<String>,
     RawQuery(raw_query): RawQuery,
 ) -> Result<Response, ApiError> {
     QueryParams::parse(raw_query.as_deref(), &[])?;
     let hash = parse_hash(&hash_text)?;
-    let fact = state
-        .store
-        .get_fact(&hash)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no fact with hash {hash}")))?;
-    Ok(json_answer(&stored_fact(&fact)?))
+    let not_found = || ApiError::not_found(format!("no fact with hash {hash}"));
+    let fact = state.store.get_fact(&hash).await?.ok_or_else(not_found)?;
+    // A fact the caller may not read is answered exactly as an absent one.
+    if !readable(&caller, &fact) {
+        return Err(not_found());
+    }
+    let mut answer = stored_fact(&fact)?;
+    if caller.is_admin() {
+        if let Some(auth) = &state.auth {
+            answer.author = auth
+                .registry
+                .store()
+                .authorship(&hash)
+                .await?
+                .map(|record| Authorship {
+                    first: record.first,
+                    again: record.again,
+                });
+        }
+    }
+    Ok(json_answer(&answer))
+}
+
+/// Whether `caller` may read the stored fact `fact` (by its own type).
+fn readable(caller: &Caller, fact: &StoredFact) -> bool {
+    match cairn_fact::canonical_type(&fact.canonical) {
+        Some(type_name) => caller.may_read(type_name),
+        // Not a canonical fact: only a caller who may read everything
+        // sees it (and then the read reports the damage).
+        None => caller.is_admin(),
+    }
 }
 
 /// `GET /v1/facts/{hash}/successors`.
 pub async fn get_successors<S: Store>(
     State(state): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
     Path(hash_text): Path<String>,
     RawQuery(raw_query): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -221,6 +255,13 @@ pub async fn get_successors<S: Store>(
     for without_type in &without_types {
         cairn_fact::validate_type_name(without_type)?;
     }
+    // Refused by what the query names, never by what is stored: every
+    // successor is of `type`, and `without` would tell whether facts of
+    // those types exist.
+    caller.require_read(type_name)?;
+    for without_type in &without_types {
+        caller.require_read(without_type)?;
+    }
     let mut query = SuccessorsQuery {
         predecessor,
         type_name: type_name.to_string(),
@@ -239,7 +280,8 @@ pub async fn get_successors<S: Store>(
     loop {
         let seen = long_poll.durable_seq();
         let page = state.store.successors(&query).await?;
-        if !page.facts.is_empty() || !long_poll.wait_past(&state, seen).await {
+        if !page.facts.is_empty() || !long_poll.wait_past(&state, &caller, seen).await {
+            caller.ensure_still_valid()?;
             return page_answer(&page);
         }
         // Skip what was examined (and excluded) so the next round starts after it.
@@ -250,6 +292,7 @@ pub async fn get_successors<S: Store>(
 /// `GET /v1/log`.
 pub async fn get_log<S: Store>(
     State(state): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
     RawQuery(raw_query): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = QueryParams::parse(raw_query.as_deref(), &["after", "limit", "wait_ms"])?;
@@ -262,10 +305,30 @@ pub async fn get_log<S: Store>(
     )? as usize;
     let wait_ms = params.integer("wait_ms", 0, 0, limits::WAIT_MS_MAX)?;
     let mut long_poll = LongPoll::new(&state, wait_ms);
+    let mut after_seq = after_seq;
+    let mut pages_read = 0;
     loop {
         let seen = long_poll.durable_seq();
-        let page = state.store.log(after_seq, limit).await?;
-        if !page.facts.is_empty() || !long_poll.wait_past(&state, seen).await {
+        let mut page = state.store.log(after_seq, limit).await?;
+        pages_read += 1;
+        let examined = !page.facts.is_empty();
+        // Facts the caller may not read are left out; `next` still moves
+        // past them, so a reader never reads them again.
+        page.facts.retain(|fact| readable(&caller, fact));
+        if !page.facts.is_empty() {
+            return page_answer(&page);
+        }
+        if examined {
+            // Only unreadable facts: read on past them while the long-poll
+            // lasts, a bounded number of pages per request.
+            after_seq = page.next_seq;
+            if wait_ms > 0 && pages_read < limits::FILTERED_PAGES_MAX && !long_poll.expired() {
+                continue;
+            }
+            return page_answer(&page);
+        }
+        if !long_poll.wait_past(&state, &caller, seen).await {
+            caller.ensure_still_valid()?;
             return page_answer(&page);
         }
     }
@@ -281,6 +344,7 @@ fn stored_fact(fact: &StoredFact) -> Result<cairn_api::StoredFact<&RawValue>, Ap
         hash: fact.hash,
         seq: fact.seq,
         fact: raw_fact(&fact.canonical)?,
+        author: None,
     })
 }
 

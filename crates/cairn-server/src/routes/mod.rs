@@ -5,6 +5,7 @@ pub mod facts;
 pub mod meta;
 pub mod stream;
 pub mod subscriptions;
+pub mod tokens;
 mod wait;
 
 /// The `Content-Length` a request declares, if any, so that an oversized

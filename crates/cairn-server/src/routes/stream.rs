@@ -41,7 +41,7 @@ use std::sync::Arc;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::response::Response;
 use cairn_delivery::TokenOutcome;
 use cairn_store::Store;
@@ -51,6 +51,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Caller;
 use crate::delivery::{DeliveryError, PulledMessage, Subscription};
 use crate::error::ApiError;
 use crate::limits::{
@@ -68,12 +69,15 @@ use cairn_api::subscriptions::{check_nack, check_tokens};
 /// any upgrade.
 pub async fn subscription_stream<S: Store>(
     State(state): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     RawQuery(raw_query): RawQuery,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     QueryParams::parse(raw_query.as_deref(), &[])?;
+    caller.require_subscribe(&name)?;
     let subscription = state.deliveries.get(&name).await?;
+    caller.require_read(subscription.selection().type_name())?;
     let upgrade = upgrade.map_err(|rejection| {
         ApiError::new(
             ErrorCode::WebsocketRequired,
@@ -95,7 +99,7 @@ pub async fn subscription_stream<S: Store>(
         .max_message_size(STREAM_CLIENT_FRAME_BYTES_MAX)
         .max_frame_size(STREAM_CLIENT_FRAME_BYTES_MAX)
         .on_upgrade(move |socket| async move {
-            run_connection(socket, subscription, stop).await;
+            run_connection(socket, subscription, caller, stop).await;
             drop(permit);
         }))
 }
@@ -204,12 +208,15 @@ enum Ending {
     BrokenFrame(String),
     /// The subscription was deleted, or the store failed.
     Failed(DeliveryError),
+    /// The caller's access token was revoked or expired.
+    Unauthenticated,
 }
 
 /// Serves one connection until it ends, then stops its pull task.
 async fn run_connection(
     mut socket: WebSocket,
     subscription: Arc<dyn Subscription>,
+    caller: Caller,
     stop: CancellationToken,
 ) {
     let credit = Arc::new(Credit::default());
@@ -224,6 +231,7 @@ async fn run_connection(
         let mut connection = Connection {
             socket: &mut socket,
             subscription: subscription.as_ref(),
+            caller: &caller,
             credit: &credit,
             stop: &stop,
             n_bad_frames: 0,
@@ -252,6 +260,14 @@ async fn run_connection(
             "shutting down".into(),
         ),
         Ending::TooManyBadFrames => (None, close_code::POLICY, "too many bad frames".into()),
+        Ending::Unauthenticated => (
+            Some(error_frame(
+                "unauthenticated",
+                "the access token was revoked or expired",
+            )),
+            close_code::POLICY,
+            "access token revoked or expired".into(),
+        ),
         Ending::BrokenFrame(problem) => (None, close_code::POLICY, close_reason(&problem)),
         Ending::Failed(failure) => {
             let deleted = matches!(failure, DeliveryError::UnknownSubscription(_));
@@ -283,6 +299,7 @@ async fn run_connection(
 struct Connection<'a> {
     socket: &'a mut WebSocket,
     subscription: &'a dyn Subscription,
+    caller: &'a Caller,
     credit: &'a Credit,
     stop: &'a CancellationToken,
     n_bad_frames: u32,
@@ -295,6 +312,7 @@ impl Connection<'_> {
         loop {
             let step = tokio::select! {
                 () = self.stop.cancelled() => return Ending::ShuttingDown,
+                () = self.caller.invalidated() => return Ending::Unauthenticated,
                 pulled = receiver.recv() => match pulled {
                     Some(Pulled::Message(message)) => self.send(message_frame(&message)).await,
                     Some(Pulled::Failed(error)) => Err(Ending::Failed(error)),

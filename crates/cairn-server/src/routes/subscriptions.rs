@@ -2,7 +2,7 @@
 //! acks, nacks, dead letters, pause and resume (see `docs/api-v1.md`).
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::header::{ETAG, IF_MATCH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,6 +18,7 @@ use cairn_store::Store;
 use serde_json::value::RawValue;
 
 use super::facts::{json_answer, raw_fact, read_json_body, ContentType};
+use crate::auth::Caller;
 use crate::delivery::{Applied, DeadLetter, Subscription, SubscriptionView};
 use crate::error::ApiError;
 use crate::limits;
@@ -32,8 +33,23 @@ pub fn parse_body<T: RequestBody>(bytes: &[u8]) -> Result<T, ApiError> {
     cairn_api::parse_body(bytes).map_err(ApiError::invalid_request)
 }
 
-async fn find<S: Store>(state: &AppState<S>, name: &str) -> Result<Found, ApiError> {
-    Ok(state.deliveries.get(name).await?)
+/// The subscription `name`, if `caller` may consume it: by the name first
+/// (so a refusal tells nothing about what exists), then by the type of
+/// the facts the stored subscription delivers.
+async fn find<S: Store>(
+    state: &AppState<S>,
+    caller: &Caller,
+    name: &str,
+) -> Result<Found, ApiError> {
+    caller.require_subscribe(name)?;
+    let subscription = state.deliveries.get(name).await?;
+    caller.require_read(subscription.selection().type_name())?;
+    Ok(subscription)
+}
+
+fn find_allowed(caller: &Caller, subscription: &Found) -> bool {
+    caller.require_subscribe(subscription.name()).is_ok()
+        && caller.may_read(subscription.selection().type_name())
 }
 
 /// The start every POST on a subscription shares: no query parameters, a
@@ -41,13 +57,14 @@ async fn find<S: Store>(state: &AppState<S>, name: &str) -> Result<Found, ApiErr
 /// as `{}`).
 async fn subscription_and_body<S: Store, B: RequestBody>(
     state: &AppState<S>,
+    caller: &Caller,
     name: &str,
     raw_query: Option<String>,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(Found, B), ApiError> {
     QueryParams::parse(raw_query.as_deref(), &[])?;
-    let subscription = find(state, name).await?;
+    let subscription = find(state, caller, name).await?;
     let body = parse_body(&read_json_body(headers, body, ContentType::Optional).await?)?;
     Ok((subscription, body))
 }
@@ -87,6 +104,7 @@ fn if_match(headers: &HeaderMap) -> Result<Option<GenerationPrecondition>, ApiEr
 /// sent); see "Subscription details" in `docs/api-v1.md`.
 pub async fn put_subscription<S: Store>(
     State(state): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
@@ -97,6 +115,10 @@ pub async fn put_subscription<S: Store>(
     let bytes = read_json_body(&headers, body, ContentType::Optional).await?;
     let definition = SubscriptionDefinition::from_json(&bytes)
         .map_err(|error| ApiError::new(ErrorCode::InvalidDefinition, error.to_string()))?;
+    // A consumer may declare its own subscription over types it may read;
+    // the stored one, if any, must be one it may consume too.
+    caller.require_subscribe(&name)?;
+    caller.require_read(&definition.type_name)?;
     let (subscription, applied) = state
         .deliveries
         .apply(&name, definition, precondition)
@@ -120,12 +142,16 @@ pub async fn put_subscription<S: Store>(
 /// `GET /v1/subscriptions`: every subscription's view, by name.
 pub async fn list_subscriptions<S: Store>(
     State(state): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
     RawQuery(raw_query): RawQuery,
 ) -> Result<Response, ApiError> {
     QueryParams::parse(raw_query.as_deref(), &[])?;
     let mut views = Vec::new();
     for subscription in state.deliveries.list().await? {
-        views.push(subscription.view().await?);
+        // Only the subscriptions the caller may consume are listed.
+        if find_allowed(&caller, &subscription) {
+            views.push(subscription.view().await?);
+        }
     }
     Ok(json_answer(&SubscriptionList {
         subscriptions: views,
@@ -135,11 +161,12 @@ pub async fn list_subscriptions<S: Store>(
 /// `GET /v1/subscriptions/{name}`: definition and counters.
 pub async fn get_subscription<S: Store>(
     State(state): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     RawQuery(raw_query): RawQuery,
 ) -> Result<Response, ApiError> {
     QueryParams::parse(raw_query.as_deref(), &[])?;
-    let subscription = find(&state, &name).await?;
+    let subscription = find(&state, &caller, &name).await?;
     let view = subscription.view().await?;
     Ok(with_entity_tag(
         view_response(StatusCode::OK, &view),
@@ -150,10 +177,12 @@ pub async fn get_subscription<S: Store>(
 /// `DELETE /v1/subscriptions/{name}`.
 pub async fn delete_subscription<S: Store>(
     State(state): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     RawQuery(raw_query): RawQuery,
 ) -> Result<Response, ApiError> {
     QueryParams::parse(raw_query.as_deref(), &[])?;
+    caller.require_admin()?;
     state.deliveries.delete(&name).await?;
     Ok(json_answer(&Deleted { deleted: true }))
 }
@@ -161,18 +190,33 @@ pub async fn delete_subscription<S: Store>(
 /// `POST /v1/subscriptions/{name}/pull`: leases messages.
 pub async fn pull<S: Store>(
     State(state): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let (subscription, body): (_, PullRequest) =
-        subscription_and_body(&state, &name, raw_query, &headers, body).await?;
+        subscription_and_body(&state, &caller, &name, raw_query, &headers, body).await?;
     let max = body.max.unwrap_or(1);
     let wait_ms = body.wait_ms.unwrap_or(0).min(state.config.long_poll_ms_max);
-    let messages = subscription
-        .pull(max as usize, wait_ms, body.lease_ms, &state.shutdown)
-        .await?;
+    // A waiting pull ends when the server stops or the caller's token
+    // stops working; the latter is then answered 401.
+    let stop = state.shutdown.child_token();
+    let messages = {
+        let pull = subscription.pull(max as usize, wait_ms, body.lease_ms, &stop);
+        tokio::pin!(pull);
+        tokio::select! {
+            messages = &mut pull => messages?,
+            () = caller.invalidated() => {
+                stop.cancel();
+                // Whatever it leased is not handed out: the leases expire
+                // and the messages are delivered again.
+                let _ = pull.await;
+                return Err(crate::auth::unauthenticated("the access token was revoked or expired"));
+            }
+        }
+    };
     let messages = messages
         .iter()
         .map(|message| {
@@ -209,26 +253,28 @@ fn results_response(outcomes: &[TokenOutcome]) -> Response {
 /// `POST /v1/subscriptions/{name}/ack`: durable before the answer.
 pub async fn ack<S: Store>(
     State(state): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let (subscription, body): (_, AckRequest) =
-        subscription_and_body(&state, &name, raw_query, &headers, body).await?;
+        subscription_and_body(&state, &caller, &name, raw_query, &headers, body).await?;
     Ok(results_response(&subscription.ack(&body.tokens).await?))
 }
 
 /// `POST /v1/subscriptions/{name}/nack`: durable before the answer.
 pub async fn nack<S: Store>(
     State(state): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let (subscription, body): (_, NackRequest) =
-        subscription_and_body(&state, &name, raw_query, &headers, body).await?;
+        subscription_and_body(&state, &caller, &name, raw_query, &headers, body).await?;
     let outcomes = subscription
         .nack(&body.tokens, body.delay_ms, body.error.as_deref())
         .await?;
@@ -238,13 +284,14 @@ pub async fn nack<S: Store>(
 /// `POST /v1/subscriptions/{name}/extend`: renews leases.
 pub async fn extend<S: Store>(
     State(state): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let (subscription, body): (_, ExtendRequest) =
-        subscription_and_body(&state, &name, raw_query, &headers, body).await?;
+        subscription_and_body(&state, &caller, &name, raw_query, &headers, body).await?;
     Ok(results_response(
         &subscription.extend(&body.tokens, body.lease_ms).await?,
     ))
@@ -252,6 +299,7 @@ pub async fn extend<S: Store>(
 
 async fn set_paused<S: Store>(
     state: AppState<S>,
+    caller: Caller,
     name: String,
     raw_query: Option<String>,
     headers: HeaderMap,
@@ -259,7 +307,7 @@ async fn set_paused<S: Store>(
     paused: bool,
 ) -> Result<Response, ApiError> {
     let (subscription, _): (_, EmptyRequest) =
-        subscription_and_body(&state, &name, raw_query, &headers, body).await?;
+        subscription_and_body(&state, &caller, &name, raw_query, &headers, body).await?;
     Ok(view_response(
         StatusCode::OK,
         &subscription.set_paused(paused).await?,
@@ -269,23 +317,25 @@ async fn set_paused<S: Store>(
 /// `POST /v1/subscriptions/{name}/pause`.
 pub async fn pause<S: Store>(
     State(state): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    set_paused(state, name, raw_query, headers, body, true).await
+    set_paused(state, caller, name, raw_query, headers, body, true).await
 }
 
 /// `POST /v1/subscriptions/{name}/resume`.
 pub async fn resume<S: Store>(
     State(state): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    set_paused(state, name, raw_query, headers, body, false).await
+    set_paused(state, caller, name, raw_query, headers, body, false).await
 }
 
 fn dead_letter(letter: &DeadLetter) -> Result<cairn_api::DeadLetter<&RawValue>, ApiError> {
@@ -312,6 +362,7 @@ fn parse_hash(text: &str) -> Result<Hash, ApiError> {
 /// `GET /v1/subscriptions/{name}/dead`: dead letters in `seq` order.
 pub async fn list_dead<S: Store>(
     State(state): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     RawQuery(raw_query): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -333,7 +384,7 @@ pub async fn list_dead<S: Store>(
             ))
         }
     };
-    let subscription = find(&state, &name).await?;
+    let subscription = find(&state, &caller, &name).await?;
     let letters = subscription.dead_letters(discarded, after, limit).await?;
     let next = letters.last().map_or(after, |letter| letter.seq);
     let messages = letters
@@ -346,12 +397,13 @@ pub async fn list_dead<S: Store>(
 /// `GET /v1/subscriptions/{name}/dead/{hash}`: one dead letter.
 pub async fn get_dead<S: Store>(
     State(state): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
     Path((name, hash)): Path<(String, String)>,
     RawQuery(raw_query): RawQuery,
 ) -> Result<Response, ApiError> {
     QueryParams::parse(raw_query.as_deref(), &[])?;
     let hash = parse_hash(&hash)?;
-    let subscription = find(&state, &name).await?;
+    let subscription = find(&state, &caller, &name).await?;
     let letter = subscription
         .dead_letter(&hash)
         .await?
@@ -369,13 +421,14 @@ fn not_dead(hash: &Hash) -> ApiError {
 /// `POST /v1/subscriptions/{name}/dead/replay`.
 pub async fn replay<S: Store>(
     State(state): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let (subscription, body): (_, ReplayRequest) =
-        subscription_and_body(&state, &name, raw_query, &headers, body).await?;
+        subscription_and_body(&state, &caller, &name, raw_query, &headers, body).await?;
     let hashes = match &body.hashes {
         None => None,
         Some(texts) => Some(
@@ -394,12 +447,13 @@ pub async fn replay<S: Store>(
 /// `DELETE /v1/subscriptions/{name}/dead/{hash}`: discards (keeps the record).
 pub async fn discard<S: Store>(
     State(state): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
     Path((name, hash)): Path<(String, String)>,
     RawQuery(raw_query): RawQuery,
 ) -> Result<Response, ApiError> {
     QueryParams::parse(raw_query.as_deref(), &[])?;
     let hash = parse_hash(&hash)?;
-    let subscription = find(&state, &name).await?;
+    let subscription = find(&state, &caller, &name).await?;
     if subscription.discard(&hash).await? {
         Ok(json_answer(&Discarded { discarded: true }))
     } else {

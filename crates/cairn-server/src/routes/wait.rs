@@ -6,6 +6,7 @@ use std::time::Duration;
 use cairn_store::Store;
 use tokio::time::Instant;
 
+use crate::auth::Caller;
 use crate::state::AppState;
 
 /// A long-poll in progress for one request.
@@ -30,8 +31,20 @@ impl LongPoll {
         *self.watch.borrow_and_update()
     }
 
-    /// Waits until the durable seq exceeds `seen`; false on deadline or shutdown.
-    pub async fn wait_past<S: Store>(&mut self, state: &AppState<S>, seen: u64) -> bool {
+    /// Whether the deadline has passed.
+    pub fn expired(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+
+    /// Waits until the durable seq exceeds `seen`; false on deadline,
+    /// shutdown, or once `caller`'s token stops working (the handler then
+    /// answers 401: a revoked token's long-poll ends within a second).
+    pub async fn wait_past<S: Store>(
+        &mut self,
+        state: &AppState<S>,
+        caller: &Caller,
+        seen: u64,
+    ) -> bool {
         loop {
             if *self.watch.borrow_and_update() > seen {
                 return true;
@@ -44,6 +57,7 @@ impl LongPoll {
                     }
                 }
                 () = state.shutdown.cancelled() => return false,
+                () = caller.invalidated() => return false,
             }
         }
     }

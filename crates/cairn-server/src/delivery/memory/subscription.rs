@@ -257,6 +257,10 @@ impl<S: Store + DeliveryStore> Subscription for MemorySubscription<S> {
         &self.name
     }
 
+    fn selection(&self) -> &MessageSelection {
+        &self.selection
+    }
+
     fn pull<'a>(
         &'a self,
         max: usize,
