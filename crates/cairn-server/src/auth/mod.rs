@@ -246,7 +246,8 @@ pub fn need(method: &Method, route: &str) -> Need {
     match (method.as_str(), route) {
         (_, "/v1/health" | "/versions" | "/v1/openapi.json") => Need::Open,
         (_, "/metrics") => Need::Metrics,
-        ("GET", "/v1/blobs/{hash}") => Need::BlobRead,
+        // HEAD answers what GET would, without the bytes: the same need.
+        ("GET" | "HEAD", "/v1/blobs/{hash}") => Need::BlobRead,
         ("PUT", "/v1/blobs" | "/v1/blobs/{hash}") => Need::BlobWrite,
         ("POST", "/v1/facts")
         | ("GET", "/v1/facts/{hash}" | "/v1/facts/{hash}/successors" | "/v1/log")
