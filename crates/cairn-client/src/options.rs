@@ -4,12 +4,13 @@
 use std::time::Duration;
 
 use crate::limits;
+use crate::CaCertificate;
 
 /// Options of a client for remote servers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientOptions {
     /// Base URLs of equivalent servers (for example
-    /// `http://127.0.0.1:7710`), tried in turn: a call that cannot reach one
+    /// `http://127.0.0.1:7710`, or `https://…` for a server with TLS), tried in turn: a call that cannot reach one
     /// fails over to the next, and the client keeps using the last one that
     /// answered. At least one.
     pub endpoints: Vec<String>,
@@ -23,6 +24,9 @@ pub struct ClientOptions {
     pub backoff_initial: Duration,
     /// Upper bound of every wait between tries.
     pub backoff_max: Duration,
+    /// Certificate authorities trusted for `https://` endpoints besides the
+    /// public roots (for a server whose certificate a private CA signed).
+    pub ca_certificates: Vec<CaCertificate>,
 }
 
 impl ClientOptions {
@@ -44,6 +48,7 @@ impl Default for ClientOptions {
             attempts_max: limits::ATTEMPTS_MAX_DEFAULT,
             backoff_initial: limits::BACKOFF_INITIAL_DEFAULT,
             backoff_max: limits::BACKOFF_MAX_DEFAULT,
+            ca_certificates: Vec::new(),
         }
     }
 }

@@ -112,8 +112,14 @@ impl RemoteTransport {
             .iter()
             .map(|text| parse_endpoint(text))
             .collect::<Result<Vec<Url>>>()?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(limits::CONNECT_TIMEOUT_DEFAULT.min(options.request_timeout))
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(limits::CONNECT_TIMEOUT_DEFAULT.min(options.request_timeout));
+        for ca_certificate in &options.ca_certificates {
+            for certificate in ca_certificate.certificates()? {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let http = builder
             .build()
             .map_err(|error| {
                 ClientError::InvalidOptions(error_text(
@@ -404,9 +410,9 @@ enum Failure {
 fn parse_endpoint(text: &str) -> Result<Url> {
     let url = Url::parse(text)
         .map_err(|error| ClientError::InvalidOptions(format!("endpoint {text:?}: {error}")))?;
-    if url.scheme() != "http" {
+    if !matches!(url.scheme(), "http" | "https") {
         return Err(ClientError::InvalidOptions(format!(
-            "endpoint {text:?}: only http:// endpoints are supported"
+            "endpoint {text:?}: only http:// and https:// endpoints are supported"
         )));
     }
     if url.host().is_none() || url.cannot_be_a_base() {

@@ -62,3 +62,13 @@ const _: () = assert!(STREAM_CREDIT_PER_FRAME_MAX <= STREAM_CREDIT_OUTSTANDING_M
 const _: () = assert!(STREAM_PULL_MESSAGES_MAX <= PULL_MESSAGES_MAX);
 const _: () = assert!(STREAM_PULL_WAIT_MS <= WAIT_MS_MAX);
 const _: () = assert!(STREAM_BAD_FRAMES_MAX >= 1);
+
+// TLS (`tls.rs`).
+
+/// Time a client gets to complete the TLS handshake after connecting; a
+/// connection that has not by then is closed, so that connections which
+/// never speak TLS cannot pile up.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes of a certificate or key file at most: a chain is a few KiB, so a
+/// larger file is a mistake, not something to read into memory.
+pub const TLS_FILE_BYTES_MAX: u64 = 1024 * 1024;

@@ -63,6 +63,7 @@ pub fn fast_options(endpoints: Vec<String>) -> ClientOptions {
         attempts_max: 4,
         backoff_initial: Duration::from_millis(10),
         backoff_max: Duration::from_millis(50),
+        ..ClientOptions::default()
     }
 }
 
