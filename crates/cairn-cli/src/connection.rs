@@ -5,10 +5,11 @@
 //! requests a service would; only `cairn bench` keeps its own HTTP client,
 //! to measure the server rather than the SDK.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::anyhow;
-use cairn_client::{Client, ClientError, ClientOptions};
+use cairn_client::{CaCertificate, Client, ClientError, ClientOptions};
 
 /// Tries of one request. A command typed by hand should fail fast when the
 /// server is down (three refused connections take well under a second with
@@ -31,6 +32,10 @@ pub struct ServerArg {
     /// Base URL of the server.
     #[arg(long = "server", env = "CAIRN_SERVER", default_value = crate::DEFAULT_SERVER)]
     pub url: String,
+    /// A CA certificate file (PEM) to trust for an `https://` server, in
+    /// addition to the public roots: for a certificate a private CA signed.
+    #[arg(long = "ca-cert", env = "CAIRN_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl ServerArg {
@@ -41,6 +46,7 @@ impl ServerArg {
             attempts_max: ATTEMPTS_MAX,
             backoff_initial: BACKOFF_INITIAL,
             backoff_max: BACKOFF_MAX,
+            ca_certificates: self.ca_cert.iter().cloned().map(CaCertificate::File).collect(),
             ..ClientOptions::new([self.url.as_str()])
         };
         Client::remote(options).map_err(explain)
@@ -64,6 +70,12 @@ pub fn explain(error: ClientError) -> anyhow::Error {
                 text = format!("{text} {}", serde_json::Value::Object(details));
             }
             anyhow!(text)
+        }
+        ClientError::Unavailable { ref last_error, .. } if last_error.contains("certificate") => {
+            anyhow!(
+                "cannot reach the server: {error} (the server's TLS certificate is not trusted: \
+                 pass the CA that signed it with --ca-cert FILE or CAIRN_CA_CERT)"
+            )
         }
         ClientError::Unavailable { .. } => anyhow!("cannot reach the server: {error}"),
         other => anyhow::Error::new(other),

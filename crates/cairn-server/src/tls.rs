@@ -15,7 +15,9 @@
 //! Each connection's handshake runs in that connection's own task (the
 //! first read of [`TlsConnection`] drives it), not in the accept loop, so a
 //! slow or silent client delays no one else; it gets
-//! [`limits::TLS_HANDSHAKE_TIMEOUT`] to finish.
+//! [`limits::TLS_HANDSHAKE_TIMEOUT`] to finish. A client that sends plain
+//! HTTP to this port is answered `400 malformed_http` in plain HTTP,
+//! saying to use `https://`, and the connection is closed.
 //!
 //! *Invariant:* key material never reaches a log line or an error
 //! message: errors about the key file name the file and the kind of
@@ -356,10 +358,18 @@ impl Listener for TlsListener {
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(peer = %address, "cannot set TCP_NODELAY: {error}");
         }
-        let handshake = tokio::time::timeout(
-            limits::TLS_HANDSHAKE_TIMEOUT,
-            self.acceptor.accept(stream),
-        );
+        let acceptor = self.acceptor.clone();
+        let handshake = async move {
+            match tokio::time::timeout(limits::TLS_HANDSHAKE_TIMEOUT, handshake(acceptor, stream))
+                .await
+            {
+                Ok(outcome) => outcome,
+                Err(_elapsed) => Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the TLS handshake took too long",
+                )),
+            }
+        };
         let connection = TlsConnection {
             state: ConnectionState::Handshaking(Box::pin(handshake)),
             peer: address,
@@ -373,7 +383,51 @@ impl Listener for TlsListener {
 }
 
 /// The handshake of one connection, bounded in time.
-type Handshake = tokio::time::Timeout<tokio_rustls::Accept<TcpStream>>;
+type Handshake =
+    dyn Future<Output = io::Result<tokio_rustls::server::TlsStream<TcpStream>>> + Send;
+
+/// A TLS connection starts with a handshake record (content type 22); a
+/// plain HTTP request starts with its method's capital letters.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// Completes the TLS handshake, or, if the client speaks plain HTTP to
+/// this port, answers it with a JSON error that says to use `https://`
+/// (rather than TLS alert bytes it would show as garbage) and fails.
+async fn handshake(
+    acceptor: TlsAcceptor,
+    mut stream: TcpStream,
+) -> io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
+    let mut first_byte = [0u8; 1];
+    let peeked = stream.peek(&mut first_byte).await?;
+    if peeked == 1 && first_byte[0] != TLS_HANDSHAKE_RECORD && first_byte[0].is_ascii_uppercase()
+    {
+        use tokio::io::AsyncWriteExt;
+        stream.write_all(&plain_http_answer()).await?;
+        stream.shutdown().await?;
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "plain HTTP on the HTTPS port",
+        ));
+    }
+    acceptor.accept(stream).await
+}
+
+/// `400 malformed_http` for a plain HTTP request to the HTTPS port.
+fn plain_http_answer() -> Vec<u8> {
+    let error = crate::error::ApiError::new(
+        cairn_api::ErrorCode::MalformedHttp,
+        "this port serves HTTPS only: use an https:// URL",
+    );
+    let body = serde_json::to_vec(&error.body()).unwrap_or_default();
+    let mut answer = format!(
+        "HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    answer.extend_from_slice(&body);
+    answer
+}
 
 /// One TLS connection: the handshake runs on its first read or write (in
 /// the connection's own task), then bytes pass through rustls.
@@ -399,22 +453,14 @@ impl TlsConnection {
         if let ConnectionState::Handshaking(handshake) = &mut self.state {
             let outcome = ready!(handshake.as_mut().poll(context));
             match outcome {
-                Ok(Ok(stream)) => self.state = ConnectionState::Established(Box::new(stream)),
-                Ok(Err(error)) => {
+                Ok(stream) => self.state = ConnectionState::Established(Box::new(stream)),
+                Err(error) => {
                     // A client that does not speak TLS (plain HTTP to the
-                    // HTTPS port) or distrusts the certificate: routine,
-                    // and only the client can fix it.
+                    // HTTPS port), distrusts the certificate or stays
+                    // silent: routine, and only the client can fix it.
                     tracing::debug!(peer = %self.peer, "TLS handshake failed: {error}");
                     self.state = ConnectionState::Failed;
                     return Poll::Ready(Err(error));
-                }
-                Err(_elapsed) => {
-                    tracing::debug!(peer = %self.peer, "TLS handshake timed out");
-                    self.state = ConnectionState::Failed;
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "the TLS handshake took too long",
-                    )));
                 }
             }
         }
