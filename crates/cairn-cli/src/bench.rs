@@ -165,7 +165,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let run_id =
         SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() as u64 & 0x1F_FFFF_FFFF_FFFF;
-    let http = http_client(args.clients, Duration::from_secs(60), args.ca_cert.as_deref())?;
+    let http = http_client(
+        args.clients,
+        Duration::from_secs(60),
+        args.ca_cert.as_deref(),
+    )?;
     let base = args.server.trim_end_matches('/').to_string();
     if matches!(args.workload, Workload::Consume | Workload::Latency) {
         if args.embedded.is_some() {

@@ -192,7 +192,6 @@ impl Pulled {
     }
 }
 
-
 /// The `consume` workload.
 pub async fn consume(bench: DeliveryBench) -> anyhow::Result<()> {
     let bench = Arc::new(bench);

@@ -46,7 +46,12 @@ impl ServerArg {
             attempts_max: ATTEMPTS_MAX,
             backoff_initial: BACKOFF_INITIAL,
             backoff_max: BACKOFF_MAX,
-            ca_certificates: self.ca_cert.iter().cloned().map(CaCertificate::File).collect(),
+            ca_certificates: self
+                .ca_cert
+                .iter()
+                .cloned()
+                .map(CaCertificate::File)
+                .collect(),
             ..ClientOptions::new([self.url.as_str()])
         };
         Client::remote(options).map_err(explain)

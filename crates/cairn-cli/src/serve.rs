@@ -33,10 +33,20 @@ pub struct ServeArgs {
     /// Serve HTTPS with this certificate chain (PEM, the server's
     /// certificate first); needs --tls-key. Both files are read again on
     /// SIGHUP.
-    #[arg(long, env = "CAIRN_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    #[arg(
+        long,
+        env = "CAIRN_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
     tls_cert: Option<PathBuf>,
     /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
-    #[arg(long, env = "CAIRN_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    #[arg(
+        long,
+        env = "CAIRN_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
     tls_key: Option<PathBuf>,
     /// Canonical bytes of one fact at most.
     #[arg(long, default_value_t = limits::FACT_CANONICAL_BYTES_MAX_DEFAULT)]

@@ -119,14 +119,9 @@ impl RemoteTransport {
                 builder = builder.add_root_certificate(certificate);
             }
         }
-        let http = builder
-            .build()
-            .map_err(|error| {
-                ClientError::InvalidOptions(error_text(
-                    &error,
-                    limits::TRANSPORT_ERROR_TEXT_BYTES_MAX,
-                ))
-            })?;
+        let http = builder.build().map_err(|error| {
+            ClientError::InvalidOptions(error_text(&error, limits::TRANSPORT_ERROR_TEXT_BYTES_MAX))
+        })?;
         Ok(RemoteTransport {
             wire: Wire::Network(http),
             endpoints,

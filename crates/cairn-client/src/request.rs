@@ -455,9 +455,18 @@ mod tests {
         assert_eq!(rfc3339_of_unix_ms(utc_ms), "2026-06-09T10:13:20.000Z");
         assert_eq!(unix_ms_of_rfc3339("2026-06-09T10:13:20Z"), Some(utc_ms));
         assert_eq!(unix_ms_of_rfc3339("2026-06-09T10:13:20.000z"), Some(utc_ms));
-        assert_eq!(unix_ms_of_rfc3339("2026-06-09T12:13:20+02:00"), Some(utc_ms));
-        assert_eq!(unix_ms_of_rfc3339("2026-06-09T05:43:20.000-04:30"), Some(utc_ms));
-        assert_eq!(unix_ms_of_rfc3339("2026-06-09T10:13:20.5+00:00"), Some(utc_ms + 500));
+        assert_eq!(
+            unix_ms_of_rfc3339("2026-06-09T12:13:20+02:00"),
+            Some(utc_ms)
+        );
+        assert_eq!(
+            unix_ms_of_rfc3339("2026-06-09T05:43:20.000-04:30"),
+            Some(utc_ms)
+        );
+        assert_eq!(
+            unix_ms_of_rfc3339("2026-06-09T10:13:20.5+00:00"),
+            Some(utc_ms + 500)
+        );
         for not_a_time in [
             "",
             "tomorrow",

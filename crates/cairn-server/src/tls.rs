@@ -222,8 +222,7 @@ impl ServerTls {
     /// Reloads on every SIGHUP until the runtime ends, logging the
     /// outcome (a failure keeps the certificate in use, and says why).
     pub fn reload_on_hangup(&self) -> io::Result<JoinHandle<()>> {
-        let mut hangups =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
         let tls = self.clone();
         Ok(tokio::spawn(async move {
             while hangups.recv().await.is_some() {
@@ -306,13 +305,12 @@ fn read_certified_key(
             _ => "the file is not well-formed PEM",
         },
     })?;
-    let certified = CertifiedKey::from_der(chain, key, provider).map_err(|error| {
-        TlsError::Unusable {
+    let certified =
+        CertifiedKey::from_der(chain, key, provider).map_err(|error| TlsError::Unusable {
             certificate: files.certificate.clone(),
             key: files.key.clone(),
             reason: error.to_string(),
-        }
-    })?;
+        })?;
     Ok((certified, loaded))
 }
 
@@ -383,8 +381,7 @@ impl Listener for TlsListener {
 }
 
 /// The handshake of one connection, bounded in time.
-type Handshake =
-    dyn Future<Output = io::Result<tokio_rustls::server::TlsStream<TcpStream>>> + Send;
+type Handshake = dyn Future<Output = io::Result<tokio_rustls::server::TlsStream<TcpStream>>> + Send;
 
 /// A TLS connection starts with a handshake record (content type 22); a
 /// plain HTTP request starts with its method's capital letters.
@@ -399,8 +396,7 @@ async fn handshake(
 ) -> io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
     let mut first_byte = [0u8; 1];
     let peeked = stream.peek(&mut first_byte).await?;
-    if peeked == 1 && first_byte[0] != TLS_HANDSHAKE_RECORD && first_byte[0].is_ascii_uppercase()
-    {
+    if peeked == 1 && first_byte[0] != TLS_HANDSHAKE_RECORD && first_byte[0].is_ascii_uppercase() {
         use tokio::io::AsyncWriteExt;
         stream.write_all(&plain_http_answer()).await?;
         stream.shutdown().await?;
@@ -515,7 +511,9 @@ impl AsyncWrite for TlsConnection {
 
     fn poll_shutdown(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
         match &mut self.get_mut().state {
-            ConnectionState::Established(stream) => Pin::new(stream.as_mut()).poll_shutdown(context),
+            ConnectionState::Established(stream) => {
+                Pin::new(stream.as_mut()).poll_shutdown(context)
+            }
             // Nothing was said over TLS: dropping the socket closes it.
             _ => Poll::Ready(Ok(())),
         }

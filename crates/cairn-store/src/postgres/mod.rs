@@ -20,6 +20,8 @@
 pub(crate) mod blobs;
 pub mod delivery;
 mod errors;
+#[cfg(feature = "test-support")]
+pub mod private_cluster;
 mod schema;
 #[cfg(feature = "test-support")]
 pub mod testing;
