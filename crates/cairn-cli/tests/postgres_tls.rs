@@ -27,7 +27,10 @@ fn tls_cluster(bin_dir: &Path, dir: &Path, ca: &TestCa) -> PrivateCluster {
     let certificate = ca.server_certificate(dir, "postgres", 1);
     let mut cluster = PrivateCluster::init(bin_dir).unwrap();
     cluster
-        .install_file("server.crt", &std::fs::read(&certificate.certificate).unwrap())
+        .install_file(
+            "server.crt",
+            &std::fs::read(&certificate.certificate).unwrap(),
+        )
         .unwrap();
     cluster
         .install_file("server.key", &std::fs::read(&certificate.key).unwrap())
