@@ -771,9 +771,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn endpoints_must_be_plain_http_urls() {
+    fn endpoints_must_be_http_or_https_urls() {
         assert!(parse_endpoint("http://127.0.0.1:7710").is_ok());
-        assert!(parse_endpoint("https://127.0.0.1:7710").is_err());
+        assert!(parse_endpoint("https://127.0.0.1:7710").is_ok());
+        assert!(parse_endpoint("ftp://127.0.0.1:7710").is_err());
         assert!(parse_endpoint("127.0.0.1:7710").is_err());
         assert!(parse_endpoint("not a url").is_err());
     }
