@@ -39,9 +39,13 @@ pub struct BenchArgs {
     /// Workload to run.
     #[arg(long, value_enum, default_value_t = Workload::Write)]
     workload: Workload,
-    /// Server to load (ignored with --embedded).
+    /// Server to load (ignored with --embedded); `https://` for TLS.
     #[arg(long, env = "CAIRN_SERVER", default_value = crate::DEFAULT_SERVER)]
     server: String,
+    /// A CA certificate file (PEM) to trust for an `https://` server, in
+    /// addition to the public roots.
+    #[arg(long = "ca-cert", env = "CAIRN_CA_CERT", value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
     /// Write to an embedded store in this directory instead of a server.
     #[arg(long)]
     embedded: Option<PathBuf>,
@@ -127,6 +131,33 @@ fn bench_fact_json(run_id: u64, client: usize, n: u64, fields_bytes: usize) -> S
     json
 }
 
+/// The bench's HTTP client: up to `connections` kept open, HTTP/1.1 only
+/// (with TLS too, so that plain and TLS runs compare one connection per
+/// client alike), trusting `ca_cert` besides the public roots.
+pub fn http_client(
+    connections: usize,
+    timeout: Duration,
+    ca_cert: Option<&std::path::Path>,
+) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .pool_max_idle_per_host(connections)
+        .timeout(timeout)
+        .http1_only();
+    if let Some(path) = ca_cert {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("cannot read the CA certificate file {}", path.display()))?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("{} is not a PEM certificate", path.display()))?;
+        if certificates.is_empty() {
+            bail!("{} holds no PEM certificate", path.display());
+        }
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    Ok(builder.build()?)
+}
+
 /// Runs the benchmark and prints its report.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.clients == 0 || args.batch == 0 || args.batch > 10_000 {
@@ -134,10 +165,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let run_id =
         SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() as u64 & 0x1F_FFFF_FFFF_FFFF;
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.clients)
-        .timeout(Duration::from_secs(60))
-        .build()?;
+    let http = http_client(
+        args.clients,
+        Duration::from_secs(60),
+        args.ca_cert.as_deref(),
+    )?;
     let base = args.server.trim_end_matches('/').to_string();
     if matches!(args.workload, Workload::Consume | Workload::Latency) {
         if args.embedded.is_some() {
@@ -161,6 +193,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             preload: args.preload,
             rate_per_s: args.rate,
             fields_bytes: args.fields_bytes,
+            ca_cert: args.ca_cert.clone(),
         };
         return match args.workload {
             Workload::Consume => crate::bench_delivery::consume(bench).await,

@@ -44,6 +44,8 @@ pub struct DeliveryBench {
     pub rate_per_s: u64,
     /// Bytes of each message's payload.
     pub fields_bytes: usize,
+    /// A CA certificate file to trust for `https://` servers.
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 impl DeliveryBench {
@@ -190,17 +192,14 @@ impl Pulled {
     }
 }
 
-fn http_client(connections: usize) -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
-        .pool_max_idle_per_host(connections)
-        .timeout(Duration::from_secs(120))
-        .build()?)
-}
-
 /// The `consume` workload.
 pub async fn consume(bench: DeliveryBench) -> anyhow::Result<()> {
     let bench = Arc::new(bench);
-    let http = http_client(bench.clients + 4)?;
+    let http = crate::bench::http_client(
+        bench.clients + 4,
+        Duration::from_secs(120),
+        bench.ca_cert.as_deref(),
+    )?;
     bench.create_subscription(&http, "beginning").await?;
     let preload_started = Instant::now();
     let mut n = 0;
@@ -315,7 +314,7 @@ pub async fn latency(bench: DeliveryBench) -> anyhow::Result<()> {
         bail!("--rate must be positive");
     }
     let bench = Arc::new(bench);
-    let http = http_client(64)?;
+    let http = crate::bench::http_client(64, Duration::from_secs(120), bench.ca_cert.as_deref())?;
     bench.create_subscription(&http, "now").await?;
     let clock = Instant::now();
     let n_messages = bench.rate_per_s * bench.duration.as_secs();

@@ -5,10 +5,11 @@
 //! requests a service would; only `cairn bench` keeps its own HTTP client,
 //! to measure the server rather than the SDK.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::anyhow;
-use cairn_client::{AccessToken, Client, ClientError, ClientOptions};
+use cairn_client::{AccessToken, CaCertificate, Client, ClientError, ClientOptions};
 
 /// Tries of one request. A command typed by hand should fail fast when the
 /// server is down (three refused connections take well under a second with
@@ -35,6 +36,10 @@ pub struct ServerArg {
     /// environment variable: a flag shows in the process list).
     #[arg(long = "token", env = "CAIRN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// A CA certificate file (PEM) to trust for an `https://` server, in
+    /// addition to the public roots: for a certificate a private CA signed.
+    #[arg(long = "ca-cert", env = "CAIRN_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl ServerArg {
@@ -50,6 +55,12 @@ impl ServerArg {
                 .as_deref()
                 .filter(|token| !token.trim().is_empty())
                 .map(AccessToken::new),
+            ca_certificates: self
+                .ca_cert
+                .iter()
+                .cloned()
+                .map(CaCertificate::File)
+                .collect(),
             ..ClientOptions::new([self.url.as_str()])
         };
         Client::remote(options).map_err(explain)
@@ -73,6 +84,12 @@ pub fn explain(error: ClientError) -> anyhow::Error {
                 text = format!("{text} {}", serde_json::Value::Object(details));
             }
             anyhow!(text)
+        }
+        ClientError::Unavailable { ref last_error, .. } if last_error.contains("certificate") => {
+            anyhow!(
+                "cannot reach the server: {error} (the server's TLS certificate is not trusted: \
+                 pass the CA that signed it with --ca-cert FILE or CAIRN_CA_CERT)"
+            )
         }
         ClientError::Unavailable { .. } => anyhow!("cannot reach the server: {error}"),
         other => anyhow::Error::new(other),

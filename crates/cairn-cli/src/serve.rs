@@ -1,6 +1,7 @@
 //! `cairn serve`: opens the store (embedded in a data directory, or
 //! PostgreSQL with `--store postgres://…`), serves the HTTP API, and shuts
-//! down cleanly on SIGINT or SIGTERM. `cairn migrate` applies the
+//! down cleanly on SIGINT or SIGTERM; with `--tls-cert` and `--tls-key` it
+//! serves HTTPS and reloads both files on SIGHUP. `cairn migrate` applies the
 //! PostgreSQL schema without serving.
 
 use std::net::SocketAddr;
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cairn_server::clock::Clock;
+use cairn_server::tls::{ServerTls, TlsFiles};
 use cairn_server::{limits, NodeOptions, ServerConfig, Storage};
 use cairn_store::{EmbeddedOptions, PostgresOptions, PostgresStore, SyncMode, SCHEMA_VERSION};
 use tokio::signal::unix::{signal, SignalKind};
@@ -36,6 +38,24 @@ pub struct ServeArgs {
     /// who reaches the port can then read, write and delete everything.
     #[arg(long, conflicts_with = "auth")]
     insecure_no_auth: bool,
+    /// Serve HTTPS with this certificate chain (PEM, the server's
+    /// certificate first); needs --tls-key. Both files are read again on
+    /// SIGHUP.
+    #[arg(
+        long,
+        env = "CAIRN_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        env = "CAIRN_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
     /// Canonical bytes of one fact at most.
     #[arg(long, default_value_t = limits::FACT_CANONICAL_BYTES_MAX_DEFAULT)]
     fact_bytes_max: usize,
@@ -149,6 +169,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!(path = %path.display(), "fault injection: the delivery clock follows a file");
         clock.follow_offset_file(path);
     }
+    // Read before the store opens: bad files stop the start at once.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(certificate), Some(key)) => {
+            let tls = ServerTls::load(TlsFiles {
+                certificate: certificate.clone(),
+                key: key.clone(),
+            })
+            .context("cannot start with TLS")?;
+            tracing::info!("TLS: {}", tls.loaded());
+            // Registered before listening: SIGHUP's default action ends
+            // the process.
+            tls.reload_on_hangup()
+                .context("cannot watch for SIGHUP (TLS reload)")?;
+            Some(tls)
+        }
+        _ => None,
+    };
     let storage = match &args.store {
         Some(url) => {
             if args.unsafe_ack_before_write
@@ -201,10 +238,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    tracing::info!("listening on http://{}", listener.local_addr()?);
-    node.run(listener, shutdown_signal()?)
-        .await
-        .context("the server failed")
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!("listening on {scheme}://{}", listener.local_addr()?);
+    match &tls {
+        Some(tls) => node.run_tls(listener, tls, shutdown_signal()?).await,
+        None => node.run(listener, shutdown_signal()?).await,
+    }
+    .context("the server failed")
 }
 
 fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {

@@ -79,6 +79,7 @@
 extern crate self as cairn_client;
 
 mod backoff;
+mod ca_certificate;
 mod client;
 #[cfg(feature = "embedded")]
 mod embedded;
@@ -97,6 +98,7 @@ mod typed;
 pub mod wire;
 
 pub use backoff::Backoff;
+pub use ca_certificate::CaCertificate;
 pub use cairn_fact::{CanonicalFact, Hash};
 pub use client::Client;
 #[cfg(feature = "embedded")]

@@ -4,12 +4,13 @@
 use std::time::Duration;
 
 use crate::limits;
+use crate::CaCertificate;
 
 /// Options of a client for remote servers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientOptions {
     /// Base URLs of equivalent servers (for example
-    /// `http://127.0.0.1:7710`), tried in turn: a call that cannot reach one
+    /// `http://127.0.0.1:7710`, or `https://…` for a server with TLS), tried in turn: a call that cannot reach one
     /// fails over to the next, and the client keeps using the last one that
     /// answered. At least one.
     pub endpoints: Vec<String>,
@@ -26,6 +27,9 @@ pub struct ClientOptions {
     /// The access token sent with every request (`Authorization: Bearer`),
     /// for a server that runs with `--auth`; see [`AccessToken::from_env`].
     pub access_token: Option<AccessToken>,
+    /// Certificate authorities trusted for `https://` endpoints besides the
+    /// public roots (for a server whose certificate a private CA signed).
+    pub ca_certificates: Vec<CaCertificate>,
 }
 
 /// An access token: a secret, so it is never printed (its `Debug` shows
@@ -80,6 +84,7 @@ impl Default for ClientOptions {
             backoff_initial: limits::BACKOFF_INITIAL_DEFAULT,
             backoff_max: limits::BACKOFF_MAX_DEFAULT,
             access_token: None,
+            ca_certificates: Vec::new(),
         }
     }
 }

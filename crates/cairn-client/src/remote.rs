@@ -127,16 +127,18 @@ impl RemoteTransport {
             value.set_sensitive(true);
             headers.insert(reqwest::header::AUTHORIZATION, value);
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(limits::CONNECT_TIMEOUT_DEFAULT.min(options.request_timeout))
-            .default_headers(headers)
-            .build()
-            .map_err(|error| {
-                ClientError::InvalidOptions(error_text(
-                    &error,
-                    limits::TRANSPORT_ERROR_TEXT_BYTES_MAX,
-                ))
-            })?;
+            .default_headers(headers);
+        for ca_certificate in &options.ca_certificates {
+            for certificate in ca_certificate.certificates()? {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let http = builder.build().map_err(|error| {
+            ClientError::InvalidOptions(error_text(&error, limits::TRANSPORT_ERROR_TEXT_BYTES_MAX))
+        })?;
+
         Ok(RemoteTransport {
             wire: Wire::Network(http),
             endpoints,
@@ -420,9 +422,9 @@ enum Failure {
 fn parse_endpoint(text: &str) -> Result<Url> {
     let url = Url::parse(text)
         .map_err(|error| ClientError::InvalidOptions(format!("endpoint {text:?}: {error}")))?;
-    if url.scheme() != "http" {
+    if !matches!(url.scheme(), "http" | "https") {
         return Err(ClientError::InvalidOptions(format!(
-            "endpoint {text:?}: only http:// endpoints are supported"
+            "endpoint {text:?}: only http:// and https:// endpoints are supported"
         )));
     }
     if url.host().is_none() || url.cannot_be_a_base() {
@@ -837,9 +839,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn endpoints_must_be_plain_http_urls() {
+    fn endpoints_must_be_http_or_https_urls() {
         assert!(parse_endpoint("http://127.0.0.1:7710").is_ok());
-        assert!(parse_endpoint("https://127.0.0.1:7710").is_err());
+        assert!(parse_endpoint("https://127.0.0.1:7710").is_ok());
+        assert!(parse_endpoint("ftp://127.0.0.1:7710").is_err());
         assert!(parse_endpoint("127.0.0.1:7710").is_err());
         assert!(parse_endpoint("not a url").is_err());
     }

@@ -20,8 +20,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cairn_fact::{CanonicalFact, Hash};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::client::Client;
@@ -340,10 +338,12 @@ impl Client {
 /// themselves.
 pub fn unique_id() -> Result<String> {
     let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|error| ClientError::Serialize {
-        type_name: "request id",
-        message: format!("the operating system gave no random bytes: {error}"),
-    })?;
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).map_err(
+        |_unspecified| ClientError::Serialize {
+            type_name: "request id",
+            message: "the operating system gave no random bytes".to_string(),
+        },
+    )?;
     Ok(format!("{:032x}", u128::from_be_bytes(bytes)))
 }
 
@@ -360,17 +360,50 @@ fn duration_ms(duration: Duration) -> u64 {
 
 /// An RFC 3339 UTC time with milliseconds.
 fn rfc3339_of_unix_ms(unix_ms: u64) -> String {
-    let nanos = i128::from(unix_ms) * 1_000_000;
-    OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|time| time.format(&Rfc3339).ok())
-        // Beyond year 9999: no request lives that long; say so plainly.
-        .unwrap_or_else(|| "9999-12-31T23:59:59Z".to_string())
+    // Beyond year 9999 RFC 3339 has no form: no request lives that long;
+    // say so plainly.
+    const YEAR_10000_UNIX_MS: u64 = 253_402_300_800_000;
+    if unix_ms >= YEAR_10000_UNIX_MS {
+        return "9999-12-31T23:59:59Z".to_string();
+    }
+    let time = UNIX_EPOCH + Duration::from_millis(unix_ms);
+    humantime::format_rfc3339_millis(time).to_string()
 }
 
+/// Milliseconds since the Unix epoch of an RFC 3339 time (`Z` or a
+/// numeric offset such as `+02:00`); `None` for anything else or a time
+/// before 1970. `humantime` reads UTC (`Z`) only, so an offset is taken off
+/// here and applied to the result.
 fn unix_ms_of_rfc3339(text: &str) -> Option<u64> {
-    let time = OffsetDateTime::parse(text, &Rfc3339).ok()?;
-    u64::try_from(time.unix_timestamp_nanos() / 1_000_000).ok()
+    let (utc_text, offset_ms) = split_utc_offset(text)?;
+    let time = humantime::parse_rfc3339(&utc_text).ok()?;
+    let local_ms = i128::try_from(time.duration_since(UNIX_EPOCH).ok()?.as_millis()).ok()?;
+    u64::try_from(local_ms - i128::from(offset_ms)).ok()
+}
+
+/// `text` with its offset replaced by `Z`, and the offset in milliseconds
+/// (east of UTC positive).
+fn split_utc_offset(text: &str) -> Option<(String, i64)> {
+    if let Some(utc) = text.strip_suffix(['Z', 'z']) {
+        return Some((format!("{utc}Z"), 0));
+    }
+    let split = text.len().checked_sub(6)?;
+    let (local, offset) = (text.get(..split)?, text.get(split..)?.as_bytes());
+    let sign = match offset[0] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let digit = |byte: u8| byte.is_ascii_digit().then(|| i64::from(byte - b'0'));
+    if offset[3] != b':' {
+        return None;
+    }
+    let hours = digit(offset[1])? * 10 + digit(offset[2])?;
+    let minutes = digit(offset[4])? * 10 + digit(offset[5])?;
+    if hours > 23 || minutes > 59 {
+        return None;
+    }
+    Some((format!("{local}Z"), sign * (hours * 60 + minutes) * 60_000))
 }
 
 #[cfg(test)]
@@ -414,6 +447,41 @@ mod tests {
         assert_eq!(forever.expires_at_ms(), None);
         let fact: serde_json::Value = serde_json::from_slice(&forever.fact().canonical).unwrap();
         assert!(fact["fields"].get(EXPIRES_AT_FIELD).is_none());
+    }
+
+    #[test]
+    fn expiry_times_of_other_writers_are_read_with_their_offsets() {
+        let utc_ms = 1_781_000_000_000;
+        assert_eq!(rfc3339_of_unix_ms(utc_ms), "2026-06-09T10:13:20.000Z");
+        assert_eq!(unix_ms_of_rfc3339("2026-06-09T10:13:20Z"), Some(utc_ms));
+        assert_eq!(unix_ms_of_rfc3339("2026-06-09T10:13:20.000z"), Some(utc_ms));
+        assert_eq!(
+            unix_ms_of_rfc3339("2026-06-09T12:13:20+02:00"),
+            Some(utc_ms)
+        );
+        assert_eq!(
+            unix_ms_of_rfc3339("2026-06-09T05:43:20.000-04:30"),
+            Some(utc_ms)
+        );
+        assert_eq!(
+            unix_ms_of_rfc3339("2026-06-09T10:13:20.5+00:00"),
+            Some(utc_ms + 500)
+        );
+        for not_a_time in [
+            "",
+            "tomorrow",
+            "2026-06-09",
+            "2026-06-09T10:13:20",
+            "2026-06-09T10:13:20+2:00",
+            "2026-06-09T10:13:20+24:00",
+            "2026-06-09T10:13:20+02:60",
+            "2026-06-09T10:13:20+02-00",
+            "1969-12-31T23:59:59Z",
+            "2026-06-09T10:13:20+é:00",
+        ] {
+            assert_eq!(unix_ms_of_rfc3339(not_a_time), None, "{not_a_time:?}");
+        }
+        assert_eq!(rfc3339_of_unix_ms(u64::MAX), "9999-12-31T23:59:59Z");
     }
 
     #[test]

@@ -17,17 +17,18 @@ use std::task::{Context, Poll};
 use axum::serve::Listener;
 use cairn_api::ErrorCode;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use crate::error::ApiError;
 
-/// A TCP listener whose connections answer the HTTP layer's own errors
-/// with the API's JSON error body.
-pub struct JsonErrorListener(pub TcpListener);
+/// A listener (TCP, or TLS over TCP) whose connections answer the HTTP
+/// layer's own errors with the API's JSON error body. Over TLS it wraps
+/// the decrypted side, where the HTTP bytes are.
+pub struct JsonErrorListener<L = TcpListener>(pub L);
 
-impl Listener for JsonErrorListener {
-    type Io = JsonErrorStream<TcpStream>;
-    type Addr = std::net::SocketAddr;
+impl<L: Listener> Listener for JsonErrorListener<L> {
+    type Io = JsonErrorStream<L::Io>;
+    type Addr = L::Addr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         let (stream, address) = Listener::accept(&mut self.0).await;

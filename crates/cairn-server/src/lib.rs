@@ -34,6 +34,7 @@ pub mod parsers {
 pub mod query;
 mod routes;
 mod state;
+pub mod tls;
 
 use cairn_api::ErrorCode;
 use std::sync::Arc;

@@ -67,3 +67,12 @@ const _: () = assert!(STREAM_BAD_FRAMES_MAX >= 1);
 /// may read none of their facts, before it answers an empty page with
 /// `next` moved on.
 pub const FILTERED_PAGES_MAX: u32 = 16;
+// TLS (`tls.rs`).
+
+/// Time a client gets to complete the TLS handshake after connecting; a
+/// connection that has not by then is closed, so that connections which
+/// never speak TLS cannot pile up.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes of a certificate or key file at most: a chain is a few KiB, so a
+/// larger file is a mistake, not something to read into memory.
+pub const TLS_FILE_BYTES_MAX: u64 = 1024 * 1024;

@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use axum::serve::Listener;
 use axum::Router;
 use cairn_store::{
     BlobError, BlobStore, EmbeddedOptions, EmbeddedStore, IdentityStore, PostgresError,
@@ -30,6 +31,7 @@ use crate::delivery::memory::{MemoryDeliveries, MemoryOptions};
 use crate::delivery::shared::{SharedDeliveries, SharedOptions};
 use crate::delivery::Deliveries;
 use crate::http_errors::JsonErrorListener;
+use crate::tls::ServerTls;
 use crate::{app, limits, ServerConfig};
 
 /// Where a node keeps its data.
@@ -217,8 +219,33 @@ impl Node {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        self.serve(JsonErrorListener(listener), shutdown).await
+    }
+
+    /// [`Node::run`] over TLS: every connection `listener` accepts speaks
+    /// HTTPS (HTTP/2 or HTTP/1.1, by ALPN) with the certificate `tls`
+    /// holds at its handshake, so a reload reaches new connections
+    /// without closing the listener.
+    pub async fn run_tls(
+        self,
+        listener: TcpListener,
+        tls: &ServerTls,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        self.serve(JsonErrorListener(tls.listener(listener)), shutdown)
+            .await
+    }
+
+    async fn serve<L>(
+        self,
+        listener: JsonErrorListener<L>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()>
+    where
+        L: Listener,
+        L::Addr: std::fmt::Debug,
+    {
         let cancel = self.shutdown.clone();
-        let listener = JsonErrorListener(listener);
         let server =
             axum::serve(listener, self.router.clone()).with_graceful_shutdown(async move {
                 shutdown.await;

@@ -14,12 +14,14 @@
 //!
 //! Every test binary compiles this module whole, and each uses only part of
 //! it, hence `allow(dead_code)`. `multi_server` holds the helpers of the
-//! multi-server tests, and `proxy` their TCP proxy in front of PostgreSQL.
+//! multi-server tests, `proxy` their TCP proxy in front of PostgreSQL, and
+//! `tls` the certificates of the TLS tests.
 
 #![allow(dead_code)]
 
 pub mod multi_server;
 pub mod proxy;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -155,7 +157,10 @@ impl Server {
                 if std::env::var_os("CAIRN_TEST_VERBOSE").is_some() {
                     eprintln!("[server] {line}");
                 }
-                if let Some(position) = line.find("listening on http://") {
+                let position = line
+                    .find("listening on http://")
+                    .or_else(|| line.find("listening on https://"));
+                if let Some(position) = position {
                     let address = line[position + "listening on ".len()..].trim().to_string();
                     if let Some(sender) = address_sender.take() {
                         let _ = sender.send(address);

@@ -48,12 +48,19 @@ pub struct NewToken {
     pub secret_hash: blake3::Hash,
 }
 
+/// The operating system's random source failed.
+#[derive(Clone, Copy, Debug, thiserror::Error)]
+#[error("the operating system's random source failed")]
+pub struct RandomSourceFailed;
+
 /// Makes a token from the operating system's random source.
-pub fn generate() -> Result<NewToken, getrandom::Error> {
+pub fn generate() -> Result<NewToken, RandomSourceFailed> {
+    use ring::rand::SecureRandom as _;
+    let random = ring::rand::SystemRandom::new();
     let mut id = [0u8; TOKEN_ID_HEX_LEN / 2];
     let mut secret = [0u8; TOKEN_SECRET_HEX_LEN / 2];
-    getrandom::fill(&mut id)?;
-    getrandom::fill(&mut secret)?;
+    random.fill(&mut id).map_err(|_| RandomSourceFailed)?;
+    random.fill(&mut secret).map_err(|_| RandomSourceFailed)?;
     let id = hex(&id);
     let secret = hex(&secret);
     Ok(NewToken {

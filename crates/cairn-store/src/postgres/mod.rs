@@ -24,6 +24,8 @@ pub(crate) mod blobs;
 pub mod delivery;
 mod errors;
 mod identity;
+#[cfg(feature = "test-support")]
+pub mod private_cluster;
 mod schema;
 #[cfg(feature = "test-support")]
 pub mod testing;
