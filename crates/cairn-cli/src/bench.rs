@@ -46,6 +46,9 @@ pub struct BenchArgs {
     /// addition to the public roots.
     #[arg(long = "ca-cert", env = "CAIRN_CA_CERT", value_name = "FILE")]
     ca_cert: Option<PathBuf>,
+    /// Access token for a server that runs with `--auth`.
+    #[arg(long = "token", env = "CAIRN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Write to an embedded store in this directory instead of a server.
     #[arg(long)]
     embedded: Option<PathBuf>,
@@ -133,15 +136,25 @@ fn bench_fact_json(run_id: u64, client: usize, n: u64, fields_bytes: usize) -> S
 
 /// The bench's HTTP client: up to `connections` kept open, HTTP/1.1 only
 /// (with TLS too, so that plain and TLS runs compare one connection per
-/// client alike), trusting `ca_cert` besides the public roots.
+/// client alike), trusting `ca_cert` besides the public roots, and sending
+/// `token` (an access token) with every request.
 pub fn http_client(
     connections: usize,
     timeout: Duration,
     ca_cert: Option<&std::path::Path>,
+    token: Option<&str>,
 ) -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = token {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| anyhow::anyhow!("the access token holds characters a header cannot"))?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
     let mut builder = reqwest::Client::builder()
         .pool_max_idle_per_host(connections)
         .timeout(timeout)
+        .default_headers(headers)
         .http1_only();
     if let Some(path) = ca_cert {
         let pem = std::fs::read(path)
@@ -169,6 +182,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         args.clients,
         Duration::from_secs(60),
         args.ca_cert.as_deref(),
+        args.token.as_deref(),
     )?;
     let base = args.server.trim_end_matches('/').to_string();
     if matches!(args.workload, Workload::Consume | Workload::Latency) {
@@ -194,6 +208,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             rate_per_s: args.rate,
             fields_bytes: args.fields_bytes,
             ca_cert: args.ca_cert.clone(),
+            token: args.token.clone(),
         };
         return match args.workload {
             Workload::Consume => crate::bench_delivery::consume(bench).await,

@@ -46,6 +46,8 @@ pub struct DeliveryBench {
     pub fields_bytes: usize,
     /// A CA certificate file to trust for `https://` servers.
     pub ca_cert: Option<std::path::PathBuf>,
+    /// Access token for servers that run with `--auth`.
+    pub token: Option<String>,
 }
 
 impl DeliveryBench {
@@ -199,6 +201,7 @@ pub async fn consume(bench: DeliveryBench) -> anyhow::Result<()> {
         bench.clients + 4,
         Duration::from_secs(120),
         bench.ca_cert.as_deref(),
+        bench.token.as_deref(),
     )?;
     bench.create_subscription(&http, "beginning").await?;
     let preload_started = Instant::now();
@@ -314,7 +317,12 @@ pub async fn latency(bench: DeliveryBench) -> anyhow::Result<()> {
         bail!("--rate must be positive");
     }
     let bench = Arc::new(bench);
-    let http = crate::bench::http_client(64, Duration::from_secs(120), bench.ca_cert.as_deref())?;
+    let http = crate::bench::http_client(
+        64,
+        Duration::from_secs(120),
+        bench.ca_cert.as_deref(),
+        bench.token.as_deref(),
+    )?;
     bench.create_subscription(&http, "now").await?;
     let clock = Instant::now();
     let n_messages = bench.rate_per_s * bench.duration.as_secs();

@@ -243,11 +243,16 @@ pub enum Need {
 /// unlisted route needs `admin`, so a route added without thought is
 /// closed, not open.
 pub fn need(method: &Method, route: &str) -> Need {
-    match (method.as_str(), route) {
+    // HEAD answers what GET would, without the body: the same need.
+    let method = if method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    };
+    match (method, route) {
         (_, "/v1/health" | "/versions" | "/v1/openapi.json") => Need::Open,
         (_, "/metrics") => Need::Metrics,
-        // HEAD answers what GET would, without the bytes: the same need.
-        ("GET" | "HEAD", "/v1/blobs/{hash}") => Need::BlobRead,
+        ("GET", "/v1/blobs/{hash}") => Need::BlobRead,
         ("PUT", "/v1/blobs" | "/v1/blobs/{hash}") => Need::BlobWrite,
         ("POST", "/v1/facts")
         | ("GET", "/v1/facts/{hash}" | "/v1/facts/{hash}/successors" | "/v1/log")
@@ -363,6 +368,11 @@ pub async fn authenticate(
         403 => {
             auth.audit
                 .refused(&identity, method.as_str(), &route, "forbidden", status);
+        }
+        // The write rate, checked by the handler once it knows the batch.
+        429 if response.headers().contains_key(header::RETRY_AFTER) => {
+            auth.audit
+                .refused(&identity, method.as_str(), &route, "rate_limited", status);
         }
         _ => {
             auth.audit.accepted();
