@@ -1,8 +1,10 @@
 //! `cairn check` end to end: a bounded run under every fault on the
 //! embedded store and on PostgreSQL (three servers over a private cluster)
 //! must pass with every check having examined something; the negative
-//! control — a server that acknowledges before writing — must fail; and bad
-//! arguments get a clear error.
+//! control — a server that acknowledges before writing — must fail; a
+//! shorter run with `--auth` (the checker's own identities, every request
+//! with its role's token) must pass on both backends; and bad arguments get
+//! a clear error.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -141,6 +143,72 @@ fn the_checker_passes_on_postgresql_with_three_servers_under_every_fault() {
 }
 
 #[test]
+fn the_checker_passes_with_auth_on_the_embedded_store() {
+    let report = passing_run(&[
+        "--auth",
+        "--seed",
+        "20261206",
+        "--duration",
+        "25s",
+        "--fault-interval",
+        "1s",
+    ]);
+    assert!(
+        report["deployment"]
+            .as_str()
+            .unwrap()
+            .ends_with("with --auth"),
+        "{report:#}"
+    );
+    assert!(
+        report["faults"]["kill"].as_u64().unwrap() >= 1,
+        "{report:#}"
+    );
+    assert_eq!(
+        blind_checks(&report, &[]),
+        Vec::<String>::new(),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn the_checker_passes_with_auth_on_postgresql_with_two_servers() {
+    if std::env::var("CAIRN_TEST_POSTGRES").as_deref() == Ok("skip") {
+        eprintln!("CAIRN_TEST_POSTGRES=skip: skipped");
+        return;
+    }
+    let report = passing_run(&[
+        "--auth",
+        "--backend",
+        "postgres",
+        "--servers",
+        "2",
+        "--seed",
+        "20261207",
+        "--duration",
+        "25s",
+        "--fault-interval",
+        "1s",
+    ]);
+    assert!(
+        report["deployment"]
+            .as_str()
+            .unwrap()
+            .ends_with("with --auth"),
+        "{report:#}"
+    );
+    let not_applicable = [
+        "damaged data is never served",
+        "no writes on top of detected corruption",
+    ];
+    assert_eq!(
+        blind_checks(&report, &not_applicable),
+        Vec::<String>::new(),
+        "{report:#}"
+    );
+}
+
+#[test]
 fn negative_control_the_checker_fails_a_server_that_acknowledges_before_writing() {
     let (output, report) = check_alone(&[
         "--seed",
@@ -175,7 +243,7 @@ fn negative_control_the_checker_fails_a_server_that_acknowledges_before_writing(
 #[test]
 fn bad_arguments_get_a_clear_error_and_start_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
         (
             &["--faults", "kill,earthquake"],
             "unknown fault \"earthquake\"",
@@ -190,6 +258,10 @@ fn bad_arguments_get_a_clear_error_and_start_nothing() {
         (
             &["--url", "https://example.com"],
             "only http:// server URLs",
+        ),
+        (
+            &["--auth", "--url", "http://127.0.0.1:1"],
+            "cannot be used with",
         ),
     ];
     for (args, expected) in cases {
