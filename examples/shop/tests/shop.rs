@@ -24,14 +24,15 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use anyhow::Context;
-use cairn_client::TypedFact;
-use cairn_client::{AccessToken, Client, ClientOptions, Pattern, Permissions, TokenCreateRequest};
+use cairn_client::{
+    AccessToken, Client, ClientOptions, Pattern, Permissions, TokenCreateRequest, TypedFact,
+};
 use cairn_example_shop::facts::{OrderPlaced, PaymentFailed, PaymentSucceeded};
 use cairn_example_shop::limits::{
     BILLING_ATTEMPTS_MAX, BILLING_SUBSCRIPTION, ORDERS_FAILED_SUBSCRIPTION,
     ORDERS_SUCCEEDED_SUBSCRIPTION, SUBSCRIBER_WAIT_MS,
 };
-use cairn_store::{EmbeddedOptions, EmbeddedStore};
+use cairn_store::{EmbeddedOptions, EmbeddedStore, Store};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
