@@ -119,11 +119,6 @@ impl Api {
         self
     }
 
-    /// True when requests carry access tokens.
-    pub fn has_tokens(&self) -> bool {
-        self.tokens.is_some()
-    }
-
     /// Sends `request` with the token of `role`, when there are tokens.
     async fn send_as(&self, role: Role, request: reqwest::RequestBuilder) -> Answer {
         let request = match &self.tokens {
