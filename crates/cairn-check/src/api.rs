@@ -2,7 +2,13 @@
 //! the oracle make, each with a short timeout, and every answer classified
 //! the way the oracle needs it — done, refused (a definite "no"), or
 //! unknown (no answer, so the operation may or may not have happened).
+//!
+//! With `--auth`, each request carries the access token of the identity
+//! whose job it is ([`Role`]): the checker's own least-privilege writer,
+//! reader and consumer, and an admin only for what needs one. Tokens are
+//! sent as sensitive headers and never printed (see [`AccessTokens`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -36,10 +42,55 @@ impl Answer {
     }
 }
 
+/// Whose token a request carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Writes the workload's facts (and may read them).
+    Writer,
+    /// Reads facts and the log.
+    Reader,
+    /// Creates, views and consumes the run's subscriptions.
+    Consumer,
+    /// Replays dead letters (what only an admin may do).
+    Admin,
+}
+
+/// The access tokens of the checker's identities, one per [`Role`]. A
+/// secret: its `Debug` shows none of them.
+#[derive(Clone)]
+pub struct AccessTokens {
+    /// The writer's token.
+    pub writer: String,
+    /// The reader's token.
+    pub reader: String,
+    /// The consumer's token.
+    pub consumer: String,
+    /// The admin's token.
+    pub admin: String,
+}
+
+impl AccessTokens {
+    fn of(&self, role: Role) -> &str {
+        match role {
+            Role::Writer => &self.writer,
+            Role::Reader => &self.reader,
+            Role::Consumer => &self.consumer,
+            Role::Admin => &self.admin,
+        }
+    }
+}
+
+impl std::fmt::Debug for AccessTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccessTokens(<redacted>)")
+    }
+}
+
 /// A client of one server's base URL.
 #[derive(Clone)]
 pub struct Api {
     http: reqwest::Client,
+    tokens: Option<Arc<AccessTokens>>,
 }
 
 impl Default for Api {
@@ -58,7 +109,24 @@ impl Api {
             .pool_idle_timeout(Duration::from_secs(2))
             .build()
             .expect("a reqwest client with timeouts builds");
-        Api { http }
+        Api { http, tokens: None }
+    }
+
+    /// The same client, sending each request with the token of its role
+    /// (for servers started with `--auth`).
+    pub fn with_tokens(mut self, tokens: AccessTokens) -> Api {
+        self.tokens = Some(Arc::new(tokens));
+        self
+    }
+
+    /// Sends `request` with the token of `role`, when there are tokens.
+    async fn send_as(&self, role: Role, request: reqwest::RequestBuilder) -> Answer {
+        let request = match &self.tokens {
+            // `bearer_auth` marks the header sensitive.
+            Some(tokens) => request.bearer_auth(tokens.of(role)),
+            None => request,
+        };
+        self.send(request).await
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
@@ -85,22 +153,32 @@ impl Api {
             .http
             .post(format!("{base}/v1/facts"))
             .json(&json!({ "facts": facts }));
-        self.send(request).await
+        self.send_as(Role::Writer, request).await
     }
 
     /// `GET /v1/facts/{hash}`: `Refused(404, _)` when absent.
     pub async fn get_fact(&self, base: &str, hash: &str) -> Answer {
-        self.send(self.http.get(format!("{base}/v1/facts/{hash}")))
-            .await
+        self.send_as(
+            Role::Reader,
+            self.http.get(format!("{base}/v1/facts/{hash}")),
+        )
+        .await
     }
 
     /// `GET /v1/log?after=..&limit=..`.
     pub async fn log_page(&self, base: &str, after: u64, limit: u64) -> Answer {
         let url = format!("{base}/v1/log?after={after}&limit={limit}");
+        self.send_as(Role::Reader, self.http.get(url)).await
+    }
+
+    /// `GET /v1/log` without a token: a server started with `--auth` must
+    /// answer it 401 (how the checker knows the servers enforce `--auth`).
+    pub async fn log_page_anonymous(&self, base: &str) -> Answer {
+        let url = format!("{base}/v1/log?after=0&limit=1");
         self.send(self.http.get(url)).await
     }
 
-    /// `GET /v1/health`.
+    /// `GET /v1/health` (open to everyone: no token).
     pub async fn health(&self, base: &str) -> Answer {
         self.send(self.http.get(format!("{base}/v1/health"))).await
     }
@@ -111,17 +189,17 @@ impl Api {
             .http
             .put(format!("{base}/v1/subscriptions/{name}"))
             .json(definition);
-        self.send(request).await
+        self.send_as(Role::Consumer, request).await
     }
 
     /// `GET /v1/subscriptions/{name}`.
     pub async fn subscription(&self, base: &str, name: &str) -> Answer {
-        self.send(self.http.get(format!("{base}/v1/subscriptions/{name}")))
-            .await
+        let request = self.http.get(format!("{base}/v1/subscriptions/{name}"));
+        self.send_as(Role::Consumer, request).await
     }
 
     /// `POST /v1/subscriptions/{name}/{action}` with a JSON body (pull,
-    /// ack, nack, dead/replay).
+    /// ack, nack as the consumer; dead/replay as the admin).
     pub async fn subscription_call(
         &self,
         base: &str,
@@ -133,13 +211,18 @@ impl Api {
             .http
             .post(format!("{base}/v1/subscriptions/{name}/{action}"))
             .json(body);
-        self.send(request).await
+        let role = if action.starts_with("dead") {
+            Role::Admin
+        } else {
+            Role::Consumer
+        };
+        self.send_as(role, request).await
     }
 
     /// One page of `GET /v1/subscriptions/{name}/dead`.
     pub async fn dead_letters(&self, base: &str, name: &str, after: u64) -> Answer {
         let url = format!("{base}/v1/subscriptions/{name}/dead?limit=1000&after={after}");
-        self.send(self.http.get(url)).await
+        self.send_as(Role::Consumer, self.http.get(url)).await
     }
 }
 

@@ -6,8 +6,9 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::api::Api;
+use crate::api::{AccessTokens, Answer, Api};
 use crate::error::CheckError;
+use crate::identities::{self, IdentityStore};
 use crate::options::{CheckOptions, Target};
 use crate::postgres::PrivatePostgres;
 use crate::proxy::FaultProxy;
@@ -40,11 +41,20 @@ pub struct Deployment {
     pub postgres: Option<PrivatePostgres>,
     /// A short description for the report.
     pub description: String,
+    /// The tokens of the checker's identities, when the servers run with
+    /// `--auth`.
+    pub tokens: Option<AccessTokens>,
 }
 
 impl Deployment {
-    /// Creates (and for owned servers, starts) the deployment of `options`.
-    pub async fn start(options: &CheckOptions, api: &Api) -> Result<Deployment, CheckError> {
+    /// Creates (and for owned servers, starts) the deployment of
+    /// `options`; with `--auth`, first creates the identities of run
+    /// `run_id` in the store the servers will use.
+    pub async fn start(
+        options: &CheckOptions,
+        api: &Api,
+        run_id: &str,
+    ) -> Result<Deployment, CheckError> {
         let work_dir = &options.work_dir;
         std::fs::create_dir_all(work_dir)
             .map_err(CheckError::io(format!("create {}", work_dir.display())))?;
@@ -70,6 +80,13 @@ impl Deployment {
                 );
                 (postgres, Some(url), *servers, description)
             }
+            Target::Urls(_) if options.auth => {
+                return Err(CheckError::Setup(
+                    "--auth starts the servers with --auth and creates the checker's identities \
+                     in their store, so it needs servers the checker starts (not --url)"
+                        .to_string(),
+                ))
+            }
             Target::Urls(urls) => {
                 let mut nodes = Vec::new();
                 for (idx, url) in urls.iter().enumerate() {
@@ -92,9 +109,16 @@ impl Deployment {
                     nodes,
                     postgres: None,
                     description,
+                    tokens: None,
                 });
             }
         };
+        let description = if options.auth {
+            format!("{description}, with --auth")
+        } else {
+            description
+        };
+        let mut tokens = None;
         let mut nodes = Vec::new();
         for idx in 0..n_servers {
             let listen = free_port().map_err(CheckError::io("find a free port"))?;
@@ -120,6 +144,18 @@ impl Deployment {
                 }
             }
             serve_args.extend(options.server_args.iter().cloned());
+            if options.auth {
+                serve_args.push("--auth".to_string());
+                if tokens.is_none() {
+                    // Once: the embedded deployment has one server, and
+                    // the PostgreSQL servers share one store.
+                    let store = match &store_url {
+                        Some(url) => IdentityStore::Postgres(url.clone()),
+                        None => IdentityStore::Data(data_dir.clone()),
+                    };
+                    tokens = Some(identities::create(&options.binary, &store, run_id).await?);
+                }
+            }
             let process = ServerProcess::new(
                 &options.binary,
                 serve_args,
@@ -133,6 +169,9 @@ impl Deployment {
                     server_idx: idx,
                     log_tail: failure.log_tail,
                 })?;
+            if options.auth {
+                refuses_anonymous(api, &process.base()).await?;
+            }
             let proxy = FaultProxy::start(listen)
                 .await
                 .map_err(CheckError::io(format!("start a proxy for server {idx}")))?;
@@ -150,6 +189,7 @@ impl Deployment {
             nodes,
             postgres,
             description,
+            tokens,
         })
     }
 
@@ -185,6 +225,19 @@ impl Node {
                 let _ = std::fs::rename(&temporary, file);
             }
         }
+    }
+}
+
+/// Fails unless the server at `base` answers a request without a token
+/// `401`: a server that ignored `--auth` would make the run prove nothing
+/// about access control.
+async fn refuses_anonymous(api: &Api, base: &str) -> Result<(), CheckError> {
+    match api.log_page_anonymous(base).await {
+        Answer::Refused(401, _) => Ok(()),
+        other => Err(CheckError::Setup(format!(
+            "{base} was started with --auth but answered a request without a token with \
+             {other:?} instead of 401"
+        ))),
     }
 }
 

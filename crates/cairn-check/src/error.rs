@@ -39,6 +39,10 @@ pub enum CheckError {
         /// What is wrong with it.
         problem: &'static str,
     },
+    /// The checker's identities could not be created (a run with
+    /// `--auth`).
+    #[error("cannot create the checker's identities: {0}")]
+    Identities(String),
     /// A setup step on the servers (creating the subscriptions, writing the
     /// ordering keys) was refused or never done.
     #[error("{0}")]

@@ -17,6 +17,7 @@ pub mod error;
 pub mod fact_table;
 pub mod history;
 pub mod history_file;
+pub mod identities;
 pub mod nemesis;
 pub mod options;
 pub mod oracle;

@@ -128,6 +128,10 @@ pub struct CheckOptions {
     /// Extra arguments for every server the checker starts (for the
     /// negative control: `--unsafe-ack-before-write`).
     pub server_args: Vec<String>,
+    /// Start the servers with `--auth` and send every request with the
+    /// token of one of the checker's own identities (created offline before
+    /// the servers start). Not for [`Target::Urls`].
+    pub auth: bool,
     /// Draw a progress bar.
     pub progress: bool,
 }

@@ -32,12 +32,17 @@ const AFTER_RESTART_WAIT_MS: u64 = 2_000;
 /// Runs a check and returns its report.
 pub async fn run(options: CheckOptions) -> Result<Report, CheckError> {
     let started = Instant::now();
-    let api = Api::new();
-    let deployment = Arc::new(Deployment::start(&options, &api).await?);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_nanos();
     let run_id = format!("s{}-{:x}", options.seed, nanos & 0xffff_ffff_ffff);
+    let api = Api::new();
+    let deployment = Arc::new(Deployment::start(&options, &api, &run_id).await?);
+    // With --auth, every request from here on carries its role's token.
+    let api = match &deployment.tokens {
+        Some(tokens) => api.with_tokens(tokens.clone()),
+        None => api,
+    };
     let client_bases = deployment
         .nodes
         .iter()

@@ -67,6 +67,12 @@ pub struct CheckArgs {
     /// `--server-arg=--unsafe-ack-before-write` is the negative control.
     #[arg(long = "server-arg", allow_hyphen_values = true)]
     server_args: Vec<String>,
+    /// Start the servers with `--auth`: the checker first creates its own
+    /// least-privilege identities offline (a writer, a reader, a consumer
+    /// and an admin for replaying dead letters) and sends every request
+    /// with the right token. Not with --url.
+    #[arg(long, conflicts_with = "urls")]
+    auth: bool,
 }
 
 /// Runs the check; an error when any violation was found.
@@ -122,10 +128,11 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
         faults,
         fault_interval: args.fault_interval,
         server_args: args.server_args.clone(),
+        auth: args.auth,
         progress: true,
     };
     eprintln!(
-        "cairn check: seed {seed}, {} of faults ({}), files in {}",
+        "cairn check: seed {seed}, {} of faults ({}){}, files in {}",
         humanize(args.duration),
         options
             .applicable_faults()
@@ -133,6 +140,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
             .map(|kind| kind.name())
             .collect::<Vec<_>>()
             .join(", "),
+        if args.auth { ", with --auth" } else { "" },
         work_dir.display()
     );
     // On Ctrl-C the run is dropped, and with it every server process and

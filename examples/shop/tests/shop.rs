@@ -10,6 +10,12 @@
 //! `billing` subscription with the decline text and is marked failed, a
 //! repeated `POST /orders` with the same `Idempotency-Key` places one
 //! order, and both services stop cleanly on SIGTERM.
+//!
+//! Cairn runs with `--auth` (`NodeOptions::auth`): an admin is created
+//! offline before it starts, as `cairn tokens create --data DIR --admin`
+//! does, and each service gets its own least-privilege identity over HTTP
+//! with the admin's token, as `cairn tokens create` does, passed to its
+//! process as `CAIRN_TOKEN`. Billing's token must not write an order fact.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -18,7 +24,15 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use anyhow::Context;
-use cairn_example_shop::limits::{BILLING_ATTEMPTS_MAX, SUBSCRIBER_WAIT_MS};
+use cairn_client::{
+    AccessToken, Client, ClientOptions, Pattern, Permissions, TokenCreateRequest, TypedFact,
+};
+use cairn_example_shop::facts::{OrderPlaced, PaymentFailed, PaymentSucceeded};
+use cairn_example_shop::limits::{
+    BILLING_ATTEMPTS_MAX, BILLING_SUBSCRIPTION, ORDERS_FAILED_SUBSCRIPTION,
+    ORDERS_SUCCEEDED_SUBSCRIPTION, SUBSCRIBER_WAIT_MS,
+};
+use cairn_store::{EmbeddedOptions, EmbeddedStore, Store};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -31,10 +45,13 @@ const EXIT_WAIT_MAX: Duration = Duration::from_secs(30);
 /// Pages of Cairn's log read at most.
 const LOG_PAGES_MAX: usize = 100;
 
-/// A Cairn server in this process on a free loopback port; stopped when
-/// dropped.
+/// A Cairn server in this process on a free loopback port, started with
+/// `--auth`; stopped when dropped.
 struct Cairn {
     url: String,
+    /// The admin's token (the test reads the log and the dead letters
+    /// with it, and creates the services' identities).
+    admin_token: String,
     shutdown: CancellationToken,
     _data: tempfile::TempDir,
 }
@@ -42,8 +59,11 @@ struct Cairn {
 impl Cairn {
     async fn start() -> anyhow::Result<Cairn> {
         let data = tempfile::tempdir()?;
-        let mut options = cairn_server::NodeOptions::embedded(data.path().join("store"));
+        let store_dir = data.path().join("store");
+        let admin_token = create_admin_offline(store_dir.clone()).await?;
+        let mut options = cairn_server::NodeOptions::embedded(store_dir);
         options.blob_bytes_max = 1024 * 1024;
+        options.auth = true;
         let node = options.build().await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
@@ -51,10 +71,86 @@ impl Cairn {
         tokio::spawn(node.run(listener, shutdown.clone().cancelled_owned()));
         Ok(Cairn {
             url,
+            admin_token,
             shutdown,
             _data: data,
         })
     }
+
+    /// Creates identity `name` with `permissions` over HTTP with the
+    /// admin's token (`POST /v1/tokens`, what `cairn tokens create` sends);
+    /// its token.
+    async fn create_identity(
+        &self,
+        name: &str,
+        permissions: Permissions,
+    ) -> anyhow::Result<String> {
+        let admin = Client::remote(ClientOptions {
+            access_token: Some(AccessToken::new(self.admin_token.clone())),
+            ..ClientOptions::new([self.url.as_str()])
+        })?;
+        let request = TokenCreateRequest {
+            name: name.to_owned(),
+            permissions,
+            expires_in_s: None,
+            rate_per_s: None,
+            write_rate_per_s: None,
+        };
+        Ok(admin.create_token(&request).await?.token)
+    }
+}
+
+/// Creates the admin in the store in `dir` before its server starts, as
+/// `cairn tokens create --data DIR --name admin --admin` does; its token.
+async fn create_admin_offline(dir: PathBuf) -> anyhow::Result<String> {
+    let store =
+        tokio::task::spawn_blocking(move || EmbeddedStore::open(&dir, EmbeddedOptions::default()))
+            .await??;
+    let request = TokenCreateRequest {
+        name: "admin".to_owned(),
+        permissions: Permissions {
+            admin: true,
+            ..Permissions::default()
+        },
+        expires_in_s: None,
+        rate_per_s: None,
+        write_rate_per_s: None,
+    };
+    let created = cairn_server::auth::identities::create_identity(&store, &request)
+        .await
+        .map_err(|error| anyhow::anyhow!("{}: {}", error.code.as_str(), error.message))?;
+    tokio::task::spawn_blocking(move || store.close()).await?;
+    Ok(created.token)
+}
+
+/// Fact-type or subscription-name patterns.
+fn patterns(texts: &[&str]) -> anyhow::Result<Vec<Pattern>> {
+    texts
+        .iter()
+        .map(|text| Pattern::parse(text).map_err(|error| anyhow::anyhow!("{text}: {error}")))
+        .collect()
+}
+
+/// `orders`: writes the order facts it owns, reads and consumes the
+/// payment facts through its two subscriptions.
+fn orders_permissions() -> anyhow::Result<Permissions> {
+    Ok(Permissions {
+        write: patterns(&[OrderPlaced::TYPE_NAME])?,
+        read: patterns(&[PaymentSucceeded::TYPE_NAME, PaymentFailed::TYPE_NAME])?,
+        subscribe: patterns(&[ORDERS_SUCCEEDED_SUBSCRIPTION, ORDERS_FAILED_SUBSCRIPTION])?,
+        ..Permissions::default()
+    })
+}
+
+/// `billing`: writes the payment facts, reads and consumes the orders
+/// through its own subscription.
+fn billing_permissions() -> anyhow::Result<Permissions> {
+    Ok(Permissions {
+        write: patterns(&[PaymentSucceeded::TYPE_NAME, PaymentFailed::TYPE_NAME])?,
+        read: patterns(&[OrderPlaced::TYPE_NAME])?,
+        subscribe: patterns(&[BILLING_SUBSCRIPTION])?,
+        ..Permissions::default()
+    })
 }
 
 impl Drop for Cairn {
@@ -68,15 +164,23 @@ impl Drop for Cairn {
 struct Service {
     binary: &'static str,
     arguments: Vec<String>,
+    /// The service's own access token, passed as `CAIRN_TOKEN`.
+    access_token: String,
     log: PathBuf,
     child: Option<Child>,
 }
 
 impl Service {
-    fn new(binary: &'static str, arguments: Vec<String>, log: PathBuf) -> Service {
+    fn new(
+        binary: &'static str,
+        arguments: Vec<String>,
+        access_token: String,
+        log: PathBuf,
+    ) -> Service {
         Service {
             binary,
             arguments,
+            access_token,
             log,
             child: None,
         }
@@ -90,6 +194,7 @@ impl Service {
             .open(&self.log)?;
         let child = Command::new(self.binary)
             .args(&self.arguments)
+            .env("CAIRN_TOKEN", &self.access_token)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -172,11 +277,13 @@ where
     }
 }
 
-/// Talks HTTP to the services and to Cairn.
+/// Talks HTTP to the services and to Cairn (with the admin's token).
 struct Shop {
     http: reqwest::Client,
     orders_url: String,
     cairn_url: String,
+    admin_token: String,
+    billing_token: String,
 }
 
 impl Shop {
@@ -200,8 +307,21 @@ impl Shop {
         Ok((status, replayed, response.json().await?))
     }
 
+    /// `GET url` of a service: `None` on 404.
     async fn get_json(&self, url: &str) -> anyhow::Result<Option<Value>> {
-        let response = self.http.get(url).send().await?;
+        Self::json_of(self.http.get(url).send().await?).await
+    }
+
+    /// `GET path` of Cairn with the admin's token: `None` on 404.
+    async fn cairn_json(&self, path: &str) -> anyhow::Result<Option<Value>> {
+        let request = self
+            .http
+            .get(format!("{}{path}", self.cairn_url))
+            .bearer_auth(&self.admin_token);
+        Self::json_of(request.send().await?).await
+    }
+
+    async fn json_of(response: reqwest::Response) -> anyhow::Result<Option<Value>> {
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -231,10 +351,7 @@ impl Shop {
         let mut after_seq = 0;
         for _ in 0..LOG_PAGES_MAX {
             let page = self
-                .get_json(&format!(
-                    "{}/v1/log?after={after_seq}&limit=10000",
-                    self.cairn_url
-                ))
+                .cairn_json(&format!("/v1/log?after={after_seq}&limit=10000"))
                 .await?
                 .context("no log")?;
             let page_facts = page["facts"].as_array().context("no facts")?;
@@ -247,9 +364,26 @@ impl Shop {
         anyhow::bail!("the log has more than {LOG_PAGES_MAX} pages")
     }
 
+    /// Tries to write a `Shop.OrderPlaced` fact with billing's token;
+    /// the status and the error code.
+    async fn billing_writes_an_order(&self) -> anyhow::Result<(u16, Value)> {
+        let fact = json!({"type": OrderPlaced::TYPE_NAME, "predecessors": {},
+            "fields": {"order_id": "forged", "customer": "mallory", "items": [],
+                "total_cents": 1, "placed_at_ms": 0}});
+        let response = self
+            .http
+            .post(format!("{}/v1/facts", self.cairn_url))
+            .bearer_auth(&self.billing_token)
+            .json(&json!({ "facts": [fact] }))
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        Ok((status, response.json().await?))
+    }
+
     async fn dead_letters(&self) -> anyhow::Result<Vec<Value>> {
         let page = self
-            .get_json(&format!("{}/v1/subscriptions/billing/dead", self.cairn_url))
+            .cairn_json("/v1/subscriptions/billing/dead")
             .await?
             .context("no billing subscription")?;
         Ok(page["messages"].as_array().context("no messages")?.clone())
@@ -276,8 +410,7 @@ async fn scenario(shop: &Shop, billing: &mut Service) -> anyhow::Result<()> {
     })
     .await?;
     eventually("billing created its subscription", || async {
-        shop.get_json(&format!("{}/v1/subscriptions/billing", shop.cairn_url))
-            .await
+        shop.cairn_json("/v1/subscriptions/billing").await
     })
     .await?;
 
@@ -384,12 +517,30 @@ async fn scenario(shop: &Shop, billing: &mut Service) -> anyhow::Result<()> {
         .await?
         .context("no list")?;
     assert_eq!(ada_orders["orders"].as_array().map(Vec::len), Some(1));
+
+    // Least privilege: billing may write payments, not orders.
+    let (status, refusal) = shop.billing_writes_an_order().await?;
+    assert_eq!(status, 403, "{refusal}");
+    assert_eq!(refusal["error"]["code"], "forbidden", "{refusal}");
+    let placed = shop
+        .log()
+        .await?
+        .iter()
+        .filter(|fact| fact["fact"]["type"] == OrderPlaced::TYPE_NAME)
+        .count();
+    assert_eq!(placed, 3, "the refused order fact was stored");
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_and_billing_settle_every_order_once() -> anyhow::Result<()> {
     let cairn = Cairn::start().await?;
+    let orders_token = cairn
+        .create_identity("orders", orders_permissions()?)
+        .await?;
+    let billing_token = cairn
+        .create_identity("billing", billing_permissions()?)
+        .await?;
     let work = tempfile::tempdir()?;
     let orders_address = free_address()?;
     let orders_url = format!("http://{orders_address}");
@@ -404,6 +555,7 @@ async fn orders_and_billing_settle_every_order_once() -> anyhow::Result<()> {
             "--data".into(),
             path("orders-data"),
         ],
+        orders_token,
         work.path().join("orders.log"),
     );
     let mut billing = Service::new(
@@ -416,6 +568,7 @@ async fn orders_and_billing_settle_every_order_once() -> anyhow::Result<()> {
             "--data".into(),
             path("billing-data"),
         ],
+        billing_token.clone(),
         work.path().join("billing.log"),
     );
     orders.start()?;
@@ -426,6 +579,8 @@ async fn orders_and_billing_settle_every_order_once() -> anyhow::Result<()> {
             .build()?,
         orders_url,
         cairn_url: cairn.url.clone(),
+        admin_token: cairn.admin_token.clone(),
+        billing_token,
     };
     let mut outcome = scenario(&shop, &mut billing).await;
     if outcome.is_ok() {

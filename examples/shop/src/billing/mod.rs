@@ -14,7 +14,7 @@ pub mod notice;
 use std::future::Future;
 use std::path::PathBuf;
 
-use cairn_client::{Client, ClientOptions, Delivery, Service, TypedFact};
+use cairn_client::{AccessToken, Client, ClientOptions, Delivery, Service, TypedFact};
 use cairn_sql::with_inbox;
 
 use crate::error::ServiceError;
@@ -40,6 +40,11 @@ pub struct BillingOptions {
     pub orders_url: String,
     /// Where the SQLite database lives.
     pub data_dir: PathBuf,
+    /// The service's own access token, for a Cairn started with `--auth`
+    /// (the binary reads it from `CAIRN_TOKEN`); every call to Cairn — the
+    /// outbox relay's writes and the subscribers' pulls and acks — carries
+    /// it.
+    pub access_token: Option<AccessToken>,
 }
 
 /// Runs `billing` until `stop` completes, then stops cleanly.
@@ -49,7 +54,10 @@ pub async fn run(
 ) -> Result<(), ServiceError> {
     let pool = open_database(&options.data_dir, DATABASE_FILE).await?;
     charges::create_tables(&pool).await?;
-    let client = Client::remote(ClientOptions::new([options.cairn_url.as_str()]))?;
+    let client = Client::remote(ClientOptions {
+        access_token: options.access_token.clone(),
+        ..ClientOptions::new([options.cairn_url.as_str()])
+    })?;
     let notices = NoticeSender::new(&options.orders_url)?;
     let relay = start_relay(&pool, &client);
     let billing = Billing {
@@ -71,7 +79,7 @@ pub async fn run(
         BILLING_BACKOFF_INITIAL_MS,
         BILLING_BACKOFF_MAX_MS,
     );
-    tracing::info!(cairn = %options.cairn_url, orders = %options.orders_url, data = %options.data_dir.display(), "billing started");
+    tracing::info!(cairn = %options.cairn_url, access_token = options.access_token.is_some(), orders = %options.orders_url, data = %options.data_dir.display(), "billing started");
     let report = Service::new("billing")
         .subscriber(subscriber(
             client,

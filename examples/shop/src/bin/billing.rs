@@ -1,10 +1,13 @@
 //! The `billing` binary: parses the command line and runs
-//! [`cairn_example_shop::billing`] until SIGINT or SIGTERM.
+//! [`cairn_example_shop::billing`] until SIGINT or SIGTERM. For a Cairn
+//! started with `--auth`, the service's own access token comes from the
+//! environment variable `CAIRN_TOKEN`.
 
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 
+use cairn_client::AccessToken;
 use cairn_example_shop::billing::{self, BillingOptions};
 use cairn_example_shop::limits::{CAIRN_URL_DEFAULT, ORDERS_URL_DEFAULT};
 use cairn_example_shop::process::{init_logging, stop_signal};
@@ -35,6 +38,8 @@ async fn main() -> anyhow::Result<()> {
         cairn_url: arguments.cairn,
         orders_url: arguments.orders,
         data_dir: arguments.data,
+        // The service's own identity, for a Cairn started with --auth.
+        access_token: AccessToken::from_env(),
     };
     billing::run(options, stop).await?;
     Ok(())

@@ -1,11 +1,14 @@
 //! The `orders` binary: parses the command line and runs
-//! [`cairn_example_shop::orders`] until SIGINT or SIGTERM.
+//! [`cairn_example_shop::orders`] until SIGINT or SIGTERM. For a Cairn
+//! started with `--auth`, the service's own access token comes from the
+//! environment variable `CAIRN_TOKEN`.
 
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use cairn_client::AccessToken;
 use cairn_example_shop::limits::{CAIRN_URL_DEFAULT, ORDERS_LISTEN_DEFAULT};
 use cairn_example_shop::orders::{self, OrdersOptions};
 use cairn_example_shop::process::{init_logging, stop_signal};
@@ -36,6 +39,8 @@ async fn main() -> anyhow::Result<()> {
         listen: arguments.listen,
         cairn_url: arguments.cairn,
         data_dir: arguments.data,
+        // The service's own identity, for a Cairn started with --auth.
+        access_token: AccessToken::from_env(),
     };
     orders::run(options, stop).await?;
     Ok(())

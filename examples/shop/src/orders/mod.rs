@@ -14,7 +14,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use cairn_client::{Client, ClientOptions, PartError, Service};
+use cairn_client::{AccessToken, Client, ClientOptions, PartError, Service};
 
 use crate::error::ServiceError;
 use crate::facts::{PaymentFailed, PaymentSucceeded};
@@ -34,6 +34,11 @@ pub struct OrdersOptions {
     pub cairn_url: String,
     /// Where the SQLite database lives.
     pub data_dir: PathBuf,
+    /// The service's own access token, for a Cairn started with `--auth`
+    /// (the binary reads it from `CAIRN_TOKEN`); every call to Cairn — the
+    /// outbox relay's writes and the subscribers' pulls and acks — carries
+    /// it.
+    pub access_token: Option<AccessToken>,
 }
 
 /// Runs `orders` until `stop` completes, then stops cleanly.
@@ -43,7 +48,10 @@ pub async fn run(
 ) -> Result<(), ServiceError> {
     let pool = open_database(&options.data_dir, DATABASE_FILE).await?;
     store::create_tables(&pool).await?;
-    let client = Client::remote(ClientOptions::new([options.cairn_url.as_str()]))?;
+    let client = Client::remote(ClientOptions {
+        access_token: options.access_token.clone(),
+        ..ClientOptions::new([options.cairn_url.as_str()])
+    })?;
     let listen_error = |source| ServiceError::Listen {
         address: options.listen,
         source,
@@ -52,7 +60,7 @@ pub async fn run(
         .await
         .map_err(listen_error)?;
     let address = listener.local_addr().map_err(listen_error)?;
-    tracing::info!(%address, cairn = %options.cairn_url, data = %options.data_dir.display(), "orders listening");
+    tracing::info!(%address, cairn = %options.cairn_url, access_token = options.access_token.is_some(), data = %options.data_dir.display(), "orders listening");
 
     let relay = start_relay(&pool, &client);
     let router = routes::router(AppState {
