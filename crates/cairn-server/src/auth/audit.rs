@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use cairn_store::{AuditRecord, IdentityStore};
-use prometheus::IntCounterVec;
+use prometheus::{IntCounter, IntCounterVec};
 
 use super::registry::unix_ms;
 
@@ -42,6 +42,8 @@ struct Aggregate {
 pub struct Audit {
     store: Arc<dyn IdentityStore>,
     outcomes: IntCounterVec,
+    /// `outcomes` of `ok`, resolved once: it is counted on every request.
+    accepted: IntCounter,
     refusals: Mutex<HashMap<Key, Aggregate>>,
 }
 
@@ -58,6 +60,7 @@ impl Audit {
         .expect("valid counter definition");
         Audit {
             store,
+            accepted: outcomes.with_label_values(&["ok"]),
             outcomes,
             refusals: Mutex::new(HashMap::new()),
         }
@@ -70,7 +73,7 @@ impl Audit {
 
     /// Counts an accepted request.
     pub fn accepted(&self) {
-        self.outcomes.with_label_values(&["ok"]).inc();
+        self.accepted.inc();
     }
 
     /// Records a refused request (aggregated; see the module documentation).

@@ -282,11 +282,10 @@ pub async fn authenticate(
         return next.run(request).await;
     };
     let method = request.method().clone();
-    let route = request.extensions().get::<MatchedPath>().map_or_else(
-        || request.uri().path().to_string(),
-        |path| path.as_str().to_string(),
-    );
-    let need = need(&method, &route);
+    // A clone of the matched route is a reference count, not a copy.
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("(unmatched)", MatchedPath::as_str);
+    let need = need(&method, route);
     if need == Need::Open {
         return next.run(request).await;
     }
@@ -299,7 +298,7 @@ pub async fn authenticate(
         auth.audit.refused(
             identity,
             method.as_str(),
-            &route,
+            route,
             outcome,
             error.code.status(),
         );
@@ -352,31 +351,29 @@ pub async fn authenticate(
         return refuse(&identity, error);
     }
     request.extensions_mut().insert(caller);
-    let path = request.uri().path().to_string();
+    // Admin actions are recorded with their path (names included).
+    let path = (need == Need::Admin).then(|| request.uri().path().to_string());
     let response = next.run(request).await;
     let status = response.status().as_u16();
     match status {
         401 => {
-            auth.audit.refused(
-                &identity,
-                method.as_str(),
-                &route,
-                "unauthenticated",
-                status,
-            );
+            auth.audit
+                .refused(&identity, method.as_str(), route, "unauthenticated", status);
         }
         403 => {
             auth.audit
-                .refused(&identity, method.as_str(), &route, "forbidden", status);
+                .refused(&identity, method.as_str(), route, "forbidden", status);
         }
         // The write rate, checked by the handler once it knows the batch.
         429 if response.headers().contains_key(header::RETRY_AFTER) => {
             auth.audit
-                .refused(&identity, method.as_str(), &route, "rate_limited", status);
+                .refused(&identity, method.as_str(), route, "rate_limited", status);
         }
         _ => {
             auth.audit.accepted();
-            if need == Need::Admin && !route.starts_with("/v1/tokens") && method != Method::GET {
+            let recorded =
+                path.filter(|_| !route.starts_with("/v1/tokens") && method != Method::GET);
+            if let Some(path) = recorded {
                 auth.audit
                     .action(
                         &identity,

@@ -8,6 +8,7 @@
 //! database round trip is on the request's path.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -39,15 +40,25 @@ pub struct Identity {
 pub struct Session {
     /// Who.
     pub identity: Arc<Identity>,
-    /// The token's id (safe to log).
-    pub token_id: String,
-    secret_hash: blake3::Hash,
+    token: Arc<TokenEntry>,
 }
 
+impl Session {
+    /// The token's id (safe to log).
+    pub fn token_id(&self) -> &str {
+        &self.token.id
+    }
+}
+
+#[derive(Debug)]
 struct TokenEntry {
+    id: Arc<str>,
     secret_hash: blake3::Hash,
     expires_at_ms: Option<u64>,
     identity: Arc<Identity>,
+    /// When it was last used through this server (0: not since the last
+    /// flush); written on each use without a lock, read by the flush.
+    used_at_ms: AtomicU64,
 }
 
 /// Why a presented token was not accepted (told apart only in logs).
@@ -68,13 +79,13 @@ struct Buckets {
 /// The identities a server knows; see the module documentation.
 pub struct Registry {
     store: Arc<dyn IdentityStore>,
-    tokens: RwLock<Arc<HashMap<String, TokenEntry>>>,
+    tokens: RwLock<Arc<HashMap<Arc<str>, Arc<TokenEntry>>>>,
     revision: Mutex<Option<u64>>,
     /// Bumped on every reload; long-lived requests re-check on it.
     changes: watch::Sender<u64>,
     buckets: Mutex<HashMap<Arc<str>, Buckets>>,
-    /// Token uses not yet recorded in the store: id → last use.
-    uses: Mutex<HashMap<String, u64>>,
+    /// The time at the last refresh (ms since the Unix epoch).
+    coarse_now_ms: AtomicU64,
 }
 
 impl Registry {
@@ -86,7 +97,7 @@ impl Registry {
             revision: Mutex::new(None),
             changes: watch::Sender::new(0),
             buckets: Mutex::new(HashMap::new()),
-            uses: Mutex::new(HashMap::new()),
+            coarse_now_ms: AtomicU64::new(unix_ms()),
         };
         registry.reload().await?;
         Ok(registry)
@@ -107,17 +118,25 @@ impl Registry {
                 continue;
             };
             for token in record.tokens {
+                let id: Arc<str> = Arc::from(token.id.as_str());
                 tokens.insert(
-                    token.id,
-                    TokenEntry {
+                    Arc::clone(&id),
+                    Arc::new(TokenEntry {
+                        id,
                         secret_hash: blake3::Hash::from_bytes(token.secret_hash),
                         expires_at_ms: token.expires_at_ms,
                         identity: Arc::clone(&identity),
-                    },
+                        used_at_ms: AtomicU64::new(0),
+                    }),
                 );
             }
         }
-        *self.tokens.write().expect("lock poisoned") = Arc::new(tokens);
+        // Uses not yet flushed are carried over to the new entries.
+        let previous = std::mem::replace(
+            &mut *self.tokens.write().expect("lock poisoned"),
+            Arc::new(tokens),
+        );
+        self.record_uses(&previous).await;
         *self.revision.lock().expect("lock poisoned") = Some(revision);
         self.changes.send_modify(|n| *n += 1);
         Ok(())
@@ -125,6 +144,7 @@ impl Registry {
 
     /// Reloads if the store's revision moved since the last load.
     pub async fn refresh(&self) -> Result<(), ReadError> {
+        self.coarse_now_ms.store(unix_ms(), Ordering::Relaxed);
         let revision = self.store.identity_revision().await?;
         if *self.revision.lock().expect("lock poisoned") != Some(revision) {
             self.reload().await?;
@@ -134,25 +154,29 @@ impl Registry {
 
     /// The identity of a presented token, if it is known, matches and has
     /// not expired. Records the use (written to the store in batches).
-    pub fn authenticate(&self, presented: &PresentedToken) -> Result<Session, Refusal> {
-        let tokens = Arc::clone(&self.tokens.read().expect("lock poisoned"));
-        let entry = tokens.get(&presented.id).ok_or(Refusal::Unknown)?;
+    pub fn authenticate(&self, presented: &PresentedToken<'_>) -> Result<Session, Refusal> {
+        let entry = {
+            let tokens = self.tokens.read().expect("lock poisoned");
+            Arc::clone(tokens.get(presented.id).ok_or(Refusal::Unknown)?)
+        };
         // blake3::Hash compares in constant time.
         if entry.secret_hash != presented.secret_hash {
             return Err(Refusal::Unknown);
         }
-        let now_ms = unix_ms();
-        if entry.expires_at_ms.is_some_and(|at| at <= now_ms) {
-            return Err(Refusal::Expired);
+        if let Some(expires_at_ms) = entry.expires_at_ms {
+            if expires_at_ms <= unix_ms() {
+                return Err(Refusal::Expired);
+            }
         }
-        self.uses
-            .lock()
-            .expect("lock poisoned")
-            .insert(presented.id.clone(), now_ms);
+        // The last use is recorded to within the refresh interval, from a
+        // clock the upkeep task advances, not a clock read per request.
+        entry.used_at_ms.store(
+            self.coarse_now_ms.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
         Ok(Session {
             identity: Arc::clone(&entry.identity),
-            token_id: presented.id.clone(),
-            secret_hash: entry.secret_hash,
+            token: entry,
         })
     }
 
@@ -160,10 +184,10 @@ impl Registry {
     /// expires.
     fn check(&self, session: &Session) -> Option<Option<u64>> {
         let tokens = Arc::clone(&self.tokens.read().expect("lock poisoned"));
-        let entry = tokens.get(&session.token_id)?;
+        let entry = tokens.get(&session.token.id)?;
         let expires_at_ms = entry.expires_at_ms;
-        // After a reload the identity is a new value: compare by name.
-        let valid = entry.secret_hash == session.secret_hash
+        // After a reload the entry is a new value: compare by content.
+        let valid = entry.secret_hash == session.token.secret_hash
             && entry.identity.name == session.identity.name;
         (valid && expires_at_ms.is_none_or(|at| at > unix_ms())).then_some(expires_at_ms)
     }
@@ -237,10 +261,19 @@ impl Registry {
 
     /// Writes the token uses recorded since the last call to the store.
     pub async fn flush_uses(&self) {
-        let uses: Vec<(String, u64)> =
-            std::mem::take(&mut *self.uses.lock().expect("lock poisoned"))
-                .into_iter()
-                .collect();
+        let tokens = Arc::clone(&self.tokens.read().expect("lock poisoned"));
+        self.record_uses(&tokens).await;
+    }
+
+    /// Records the uses of `tokens` not yet recorded.
+    async fn record_uses(&self, tokens: &HashMap<Arc<str>, Arc<TokenEntry>>) {
+        let uses: Vec<(String, u64)> = tokens
+            .values()
+            .filter_map(|entry| {
+                let at_ms = entry.used_at_ms.swap(0, Ordering::Relaxed);
+                (at_ms > 0).then(|| (entry.id.to_string(), at_ms))
+            })
+            .collect();
         if uses.is_empty() {
             return;
         }

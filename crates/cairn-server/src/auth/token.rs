@@ -10,12 +10,12 @@ use cairn_api::access::{
     AUTHORIZATION_BYTES_MAX, TOKEN_ID_HEX_LEN, TOKEN_PREFIX, TOKEN_SECRET_HEX_LEN,
 };
 
-/// A token as presented: its id and its secret's hash (the secret itself
-/// is dropped as soon as it is hashed).
+/// A token as presented: its id (borrowed from the header) and its
+/// secret's hash (the secret itself is not kept once it is hashed).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PresentedToken {
+pub struct PresentedToken<'a> {
     /// The token's id.
-    pub id: String,
+    pub id: &'a str,
     /// BLAKE3 of the secret.
     pub secret_hash: blake3::Hash,
 }
@@ -74,19 +74,31 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
+/// Whether each byte is a lowercase hex digit, by table: this check runs
+/// on every authenticated request.
+const LOWER_HEX: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = matches!(byte as u8, b'0'..=b'9' | b'a'..=b'f');
+        byte += 1;
+    }
+    table
+};
+
 fn is_lower_hex(text: &str, len: usize) -> bool {
-    text.len() == len && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    text.len() == len && text.bytes().all(|b| LOWER_HEX[usize::from(b)])
 }
 
 /// Parses a token's text (`cairn_<16 hex>_<64 hex>`).
-pub fn parse_token(text: &str) -> Option<PresentedToken> {
+pub fn parse_token(text: &str) -> Option<PresentedToken<'_>> {
     let rest = text.strip_prefix(TOKEN_PREFIX)?;
     let (id, secret) = rest.split_once('_')?;
     if !is_lower_hex(id, TOKEN_ID_HEX_LEN) || !is_lower_hex(secret, TOKEN_SECRET_HEX_LEN) {
         return None;
     }
     Some(PresentedToken {
-        id: id.to_string(),
+        id,
         secret_hash: blake3::hash(secret.as_bytes()),
     })
 }
@@ -96,7 +108,7 @@ pub fn parse_token(text: &str) -> Option<PresentedToken> {
 /// ASCII, extra spaces or other schemes are malformed.
 pub fn parse_authorization<'a>(
     mut values: impl Iterator<Item = &'a [u8]>,
-) -> Result<PresentedToken, HeaderError> {
+) -> Result<PresentedToken<'a>, HeaderError> {
     let value = values.next().ok_or(HeaderError::Missing)?;
     if values.next().is_some() {
         return Err(HeaderError::Repeated);
@@ -116,7 +128,7 @@ pub fn parse_authorization<'a>(
 mod tests {
     use super::*;
 
-    fn parse(values: &[&[u8]]) -> Result<PresentedToken, HeaderError> {
+    fn parse<'a>(values: &[&'a [u8]]) -> Result<PresentedToken<'a>, HeaderError> {
         parse_authorization(values.iter().copied())
     }
 

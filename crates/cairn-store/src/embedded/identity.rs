@@ -8,10 +8,17 @@
 //! | `identities` | `t` ‖ token id            | name of the token's identity   |
 //! | `identities` | `r`                       | identity revision (u64 BE)     |
 //! | `audit`      | seq (u64 BE)              | audit record                   |
-//! | `authors`    | fact hash (32 bytes)      | authorship record              |
+//! | `authors`    | `s` ‖ first seq (u64 BE)  | last seq (u64 BE) ‖ author     |
+//! | `authors`    | `h` ‖ fact hash           | authorship record              |
 //!
 //! Records are a format-version byte (`1`) followed by JSON, like delivery
 //! records. A token is kept as its id and the BLAKE3 hash of its secret.
+//!
+//! Authorship costs one entry per write request, not per fact: the facts a
+//! request inserts get consecutive seqs, so their first author is one
+//! range entry (`s`), found for a fact by the last range starting at or
+//! before its seq. Only a fact written again by another identity gets an
+//! entry of its own (`h`: its first author and the others, in order).
 //!
 //! Every change is staged by the writer thread into its group batch (see
 //! `writer.rs`), so the writer stays the only writer, identity changes share
@@ -86,6 +93,8 @@ pub struct Staged {
     token_owners: HashMap<String, Option<String>>,
     /// Authorship records written in this group.
     authors: HashMap<Hash, AuthorRecord>,
+    /// Author ranges of this group: first seq, last seq, author.
+    author_ranges: Vec<(u64, u64, String)>,
     /// The identity revision after this group's changes, if it moved.
     pub revision: Option<u64>,
     /// Entries this group adds to the batch.
@@ -223,6 +232,56 @@ fn decode_audit(seq: u64, bytes: &[u8]) -> Result<AuditRecord, String> {
     })
 }
 
+const AUTHORS_OF_FACT_TAG: u8 = b'h';
+const AUTHOR_RANGE_TAG: u8 = b's';
+
+fn fact_authors_key(hash: &Hash) -> Vec<u8> {
+    let mut key = Vec::with_capacity(33);
+    key.push(AUTHORS_OF_FACT_TAG);
+    key.extend_from_slice(hash.as_bytes());
+    key
+}
+
+fn author_range_key(first_seq: u64) -> [u8; 9] {
+    let mut key = [AUTHOR_RANGE_TAG; 9];
+    key[1..].copy_from_slice(&first_seq.to_be_bytes());
+    key
+}
+
+fn encode_author_range(last_seq: u64, author: &str) -> Vec<u8> {
+    let mut value = Vec::with_capacity(8 + author.len());
+    value.extend_from_slice(&last_seq.to_be_bytes());
+    value.extend_from_slice(author.as_bytes());
+    value
+}
+
+fn decode_author_range(bytes: &[u8]) -> Result<(u64, String), String> {
+    let (last, author) = bytes
+        .split_first_chunk::<8>()
+        .ok_or_else(|| "author range shorter than 8 bytes".to_string())?;
+    let author = std::str::from_utf8(author)
+        .map_err(|_| "author range names no UTF-8 author".to_string())?;
+    Ok((u64::from_be_bytes(*last), author.to_string()))
+}
+
+/// The first author of the fact at `seq`: the author of the last range
+/// that starts at or before `seq`, if it reaches `seq`.
+fn read_author_at(shared: &Shared, seq: u64) -> Result<Option<String>, ReadError> {
+    let last_range = shared
+        .authors
+        .range(author_range_key(0)..=author_range_key(seq))
+        .next_back()
+        .transpose()
+        .map_err(|error| shared.engine_error(error))?;
+    let Some((key, value)) = last_range else {
+        return Ok(None);
+    };
+    let (last_seq, author) = decode_author_range(&value).map_err(|message| {
+        shared.corrupt(format!("author range at {:?}: {message}", key.as_ref()))
+    })?;
+    Ok((last_seq >= seq).then_some(author))
+}
+
 fn encode_authors(record: &AuthorRecord) -> Vec<u8> {
     encode(&StoredAuthors {
         first: record.first.clone(),
@@ -327,11 +386,28 @@ impl WriterView<'_> {
             .transpose()
     }
 
-    fn authors(&self, hash: &Hash) -> Result<Option<AuthorRecord>, WriteError> {
+    /// The authorship of the stored fact `hash` at `seq`, as staged or
+    /// stored.
+    fn authors(&self, hash: &Hash, seq: u64) -> Result<Option<AuthorRecord>, WriteError> {
         if let Some(staged) = self.staged.authors.get(hash) {
             return Ok(Some(staged.clone()));
         }
-        read_authors(self.shared, hash).map_err(write_error)
+        if let Some(record) = read_fact_authors(self.shared, hash).map_err(write_error)? {
+            return Ok(Some(record));
+        }
+        let staged_range = self
+            .staged
+            .author_ranges
+            .iter()
+            .find(|(first, last, _)| (*first..=*last).contains(&seq));
+        let first = match staged_range {
+            Some((_, _, author)) => Some(author.clone()),
+            None => read_author_at(self.shared, seq).map_err(write_error)?,
+        };
+        Ok(first.map(|first| AuthorRecord {
+            first,
+            again: Vec::new(),
+        }))
     }
 }
 
@@ -347,10 +423,32 @@ fn read_identity(shared: &Shared, name: &str) -> Result<Option<IdentityRecord>, 
         .transpose()
 }
 
+/// Who wrote the fact `hash`: its own record if another identity wrote it
+/// again, else the author of the range holding its seq.
 fn read_authors(shared: &Shared, hash: &Hash) -> Result<Option<AuthorRecord>, ReadError> {
+    if let Some(record) = read_fact_authors(shared, hash)? {
+        return Ok(Some(record));
+    }
+    let seq = shared
+        .by_hash
+        .get(hash.as_bytes())
+        .map_err(|error| shared.engine_error(error))?;
+    let Some(seq) = seq else {
+        return Ok(None);
+    };
+    let seq = <[u8; 8]>::try_from(seq.as_ref())
+        .map(u64::from_be_bytes)
+        .map_err(|_| shared.corrupt(format!("the seq of {hash} is not 8 bytes")))?;
+    Ok(read_author_at(shared, seq)?.map(|first| AuthorRecord {
+        first,
+        again: Vec::new(),
+    }))
+}
+
+fn read_fact_authors(shared: &Shared, hash: &Hash) -> Result<Option<AuthorRecord>, ReadError> {
     let value = shared
         .authors
-        .get(hash.as_bytes())
+        .get(fact_authors_key(hash))
         .map_err(|error| shared.engine_error(error))?;
     value
         .map(|bytes| {
@@ -361,10 +459,10 @@ fn read_authors(shared: &Shared, hash: &Hash) -> Result<Option<AuthorRecord>, Re
 }
 
 /// The authorship records a validated request of facts by `author`
-/// changes: the first author of each fact the request inserts, and
-/// `author` added to the others' lists when it is new there and there is
-/// room. Only facts stored before the request cost a read. `existing` and
-/// `group_new_facts` are what the writer's validation found.
+/// changes besides its range (see [`stage_author_range`]): `author` added
+/// to the list of each fact it writes again that was stored (or staged) by
+/// another author, when it is new there and the list is not full. Runs on
+/// the writer thread, before the request is staged.
 pub fn authorship_changes(
     shared: &Shared,
     staged: &Staged,
@@ -375,24 +473,19 @@ pub fn authorship_changes(
 ) -> Result<Vec<(Hash, AuthorRecord)>, WriteError> {
     let view = WriterView { shared, staged };
     let mut changes = Vec::new();
-    let mut seen_in_request = HashSet::with_capacity(facts.len());
+    let mut seen_in_request = HashSet::new();
     for (fact, existing_seq) in facts.iter().zip(existing) {
+        // A fact this request inserts is covered by its range.
+        let Some(seq) = existing_seq.or_else(|| group_new_facts.get(&fact.hash).copied()) else {
+            continue;
+        };
         // A fact repeated in the request has the same author each time.
         if !seen_in_request.insert(fact.hash) {
             continue;
         }
-        let inserted = existing_seq.is_none() && !group_new_facts.contains_key(&fact.hash);
-        if inserted {
-            let record = AuthorRecord {
-                first: author.to_string(),
-                again: Vec::new(),
-            };
-            changes.push((fact.hash, record));
-            continue;
-        }
         // A fact stored without an author has no record: its first writer
         // is unknown, and a later writer did not store it.
-        let Some(mut record) = view.authors(&fact.hash)? else {
+        let Some(mut record) = view.authors(&fact.hash, seq)? else {
             continue;
         };
         let listed = record.first == author || record.again.iter().any(|again| again == author);
@@ -413,8 +506,40 @@ pub fn stage_authorship(
 ) {
     for (hash, record) in changes {
         debug_assert!(record.again.len() <= AUTHORS_AGAIN_MAX);
-        batch.insert(&shared.authors, hash.as_bytes(), encode_authors(&record));
+        batch.insert(
+            &shared.authors,
+            fact_authors_key(&hash),
+            encode_authors(&record),
+        );
         staged.authors.insert(hash, record);
+        staged.n_writes += 1;
+    }
+}
+
+/// Records `author` as the first author of the facts a request inserted,
+/// seqs `first_seq..=last_seq`. Consecutive requests of one author in a
+/// group share one range; [`write_author_ranges`] writes them.
+pub fn stage_author_range(staged: &mut Staged, first_seq: u64, last_seq: u64, author: &str) {
+    if let Some((_, last, previous_author)) = staged.author_ranges.last_mut() {
+        if *last + 1 == first_seq && previous_author == author {
+            *last = last_seq;
+            return;
+        }
+    }
+    staged
+        .author_ranges
+        .push((first_seq, last_seq, author.to_string()));
+}
+
+/// Adds the author ranges of a group to its batch, once every request is
+/// staged.
+pub fn write_author_ranges(shared: &Shared, batch: &mut fjall::Batch, staged: &mut Staged) {
+    for (first_seq, last_seq, author) in &staged.author_ranges {
+        batch.insert(
+            &shared.authors,
+            author_range_key(*first_seq),
+            encode_author_range(*last_seq, author),
+        );
         staged.n_writes += 1;
     }
 }

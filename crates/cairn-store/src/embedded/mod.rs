@@ -12,7 +12,7 @@
 //! | `delivery`   | see `delivery.rs`                     | delivery records    |
 //! | `identities` | see `identity.rs`                     | identities, tokens  |
 //! | `audit`      | seq (u64 BE)                          | audit record        |
-//! | `authors`    | hash                                  | authorship record   |
+//! | `authors`    | see `identity.rs`                     | authorship          |
 //! | `meta`       | `format`                              | format version      |
 //!
 //! All partitions of one group commit go into one atomic batch, so they are

@@ -232,7 +232,20 @@ impl Writer {
                             let _ = reply.send(Err(error));
                         }
                         Ok((existing, authorship)) => {
+                            // The facts this request inserts get the seqs
+                            // from here on, consecutively.
+                            let first_seq = group.next_seq;
                             let outcomes = self.stage(&mut group, &facts, existing);
+                            if let Some(author) = &author {
+                                if group.next_seq > first_seq {
+                                    identity::stage_author_range(
+                                        &mut group.identity,
+                                        first_seq,
+                                        group.next_seq - 1,
+                                        author,
+                                    );
+                                }
+                            }
                             identity::stage_authorship(
                                 &self.shared,
                                 &mut group.batch,
@@ -275,6 +288,7 @@ impl Writer {
                 }
             }
         }
+        identity::write_author_ranges(&self.shared, &mut group.batch, &mut group.identity);
         let n_new_facts = group.new_facts.len() as u64;
         // Entries besides new facts: delivery, identity and authorship.
         let n_other_writes = n_delivery_writes + group.identity.n_writes;

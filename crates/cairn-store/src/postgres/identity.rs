@@ -461,8 +461,15 @@ impl IdentityStore for PostgresStore {
         Box::pin(async move {
             let row = self
                 .timed(
+                    // A fact written again has its own row; any other
+                    // has the first author of the range holding its seq.
                     sqlx::query(
-                        "SELECT first_author, again FROM cairn_fact_authors WHERE hash = $1",
+                        "SELECT first_author, again FROM cairn_fact_authors WHERE hash = $1
+                         UNION ALL
+                         SELECT cairn_first_author(f.seq), '{}'::text[] FROM cairn_facts f
+                         WHERE f.hash = $1
+                           AND NOT EXISTS (SELECT 1 FROM cairn_fact_authors WHERE hash = $1)
+                           AND cairn_first_author(f.seq) IS NOT NULL",
                     )
                     .bind(hash.as_bytes().as_slice())
                     .fetch_optional(self.pool()),

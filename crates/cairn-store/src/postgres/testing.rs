@@ -83,7 +83,8 @@ impl TestDatabase {
         sqlx::query(
             "TRUNCATE cairn_facts, cairn_predecessors, cairn_subscriptions, cairn_messages,
                       cairn_blob_uploads, cairn_blob_chunks, cairn_blobs, cairn_identities,
-                      cairn_access_tokens, cairn_audit, cairn_fact_authors RESTART IDENTITY",
+                      cairn_access_tokens, cairn_audit, cairn_fact_authors, cairn_author_ranges
+                      RESTART IDENTITY",
         )
         .execute(&mut connection)
         .await?;

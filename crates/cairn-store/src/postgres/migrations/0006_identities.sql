@@ -44,20 +44,37 @@ CREATE TABLE cairn_audit (
     detail text NOT NULL
 );
 
--- Who wrote each fact that an identity wrote: the first author and, at
--- most `again_max`, the others in order. Written in the transaction of
--- the facts.
+-- Who wrote the facts that identities wrote. The facts one batch stores
+-- get consecutive seqs, so their first author costs one row per batch:
+-- a range of seqs (one per run of consecutive seqs, to be safe).
+CREATE TABLE cairn_author_ranges (
+    first_seq bigint PRIMARY KEY,
+    last_seq bigint NOT NULL,
+    author text NOT NULL
+);
+
+-- A fact written again by other identities: its first author and, at most
+-- `again_max`, the others in order. Written in the transaction of the
+-- facts.
 CREATE TABLE cairn_fact_authors (
     hash bytea PRIMARY KEY,
     first_author text NOT NULL,
     again text[] NOT NULL DEFAULT '{}'
 );
 
--- cairn_put_facts, and the authorship of `author`: the first author of
--- each fact the batch stores, and `author` appended to the list of each
--- fact stored before that has a record, names it neither first nor again
--- and lists fewer than `again_max`. A batch with missing predecessors
--- writes nothing here either. Returns what cairn_put_facts returns.
+-- The first author of the fact at `at_seq`, if an identity stored it.
+CREATE FUNCTION cairn_first_author(at_seq bigint) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN r.last_seq >= at_seq THEN r.author END
+    FROM (SELECT last_seq, author FROM cairn_author_ranges
+          WHERE first_seq <= at_seq ORDER BY first_seq DESC LIMIT 1) r
+$$;
+
+-- cairn_put_facts, and the authorship of `author`: one range for the facts
+-- the batch stores, and `author` appended to the list of each fact stored
+-- before by another identity, when it is new there and the list holds
+-- fewer than `again_max`. A batch with missing predecessors writes nothing
+-- here either. Returns what cairn_put_facts returns.
 CREATE FUNCTION cairn_put_facts_by(
     author text,
     again_max int,
@@ -84,19 +101,24 @@ BEGIN
                              edge_facts, edge_roles, edge_predecessors)
              WITH ORDINALITY AS r(ord, fact_seq, inserted, missing, n);
     IF missings[1] IS NULL THEN
-        INSERT INTO cairn_fact_authors (hash, first_author)
-            SELECT hashes[o.position], author
-            FROM unnest(ords, inserteds) AS o(position, fresh)
-            WHERE o.fresh;
-        -- The row lock makes a concurrent writer of the same fact
-        -- re-check the conditions on the updated row.
-        UPDATE cairn_fact_authors a SET again = a.again || author
-            WHERE a.hash IN (SELECT hashes[o.position]
-                             FROM unnest(ords, inserteds) AS o(position, fresh)
-                             WHERE NOT o.fresh)
-              AND a.first_author <> author
-              AND NOT (author = ANY (a.again))
-              AND cardinality(a.again) < again_max;
+        INSERT INTO cairn_author_ranges (first_seq, last_seq, author)
+            SELECT min(runs.s), max(runs.s), cairn_put_facts_by.author
+            FROM (SELECT o.s, o.s - row_number() OVER (ORDER BY o.s) AS run
+                  FROM unnest(seqs, inserteds) AS o(s, fresh)
+                  WHERE o.fresh) runs
+            GROUP BY runs.run;
+        -- The row lock of ON CONFLICT makes a concurrent writer of the same
+        -- fact re-check the conditions on the updated row.
+        INSERT INTO cairn_fact_authors AS a (hash, first_author, again)
+            SELECT DISTINCT ON (w.h) w.h, w.f, ARRAY[cairn_put_facts_by.author]
+            FROM (SELECT hashes[o.position] AS h, cairn_first_author(o.s) AS f
+                  FROM unnest(ords, seqs, inserteds) AS o(position, s, fresh)
+                  WHERE NOT o.fresh) w
+            WHERE w.f IS NOT NULL AND w.f <> cairn_put_facts_by.author
+            ON CONFLICT (hash) DO UPDATE SET again = a.again || cairn_put_facts_by.author
+                WHERE a.first_author <> cairn_put_facts_by.author
+                  AND NOT (cairn_put_facts_by.author = ANY (a.again))
+                  AND cardinality(a.again) < again_max;
     END IF;
     RETURN QUERY
         SELECT u.o, u.s, u.i, u.m FROM unnest(ords, seqs, inserteds, missings) AS u(o, s, i, m);
