@@ -621,3 +621,132 @@ fn serving_beyond_loopback_needs_auth_or_an_explicit_risk() {
         assert!(!output.success, "the running server holds the store");
     }
 }
+
+/// A subscription stream of a revoked token is closed with an
+/// `unauthenticated` error frame and close code 1008 within about a second;
+/// on PostgreSQL, a second server sharing the database refuses the token
+/// within a second of its revocation through the first.
+#[test]
+fn revocation_closes_streams_and_reaches_every_server() {
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let dir = tempfile::tempdir().unwrap();
+    let admin = bootstrap(dir.path(), &["--name", "admin", "--admin"]);
+    let server = Server::start(dir.path(), &["--auth"]);
+    let consumer = create(
+        &server,
+        &admin,
+        &[
+            "--name",
+            "consumer",
+            "--read",
+            "Job.*",
+            "--subscribe",
+            "jobs",
+        ],
+    );
+    let (status, _, body) = send(
+        &server,
+        "PUT",
+        "/v1/subscriptions/jobs",
+        Some(&consumer),
+        Some(json!({"type": "Job.Run"})),
+    );
+    assert_eq!(status, 201, "{body}");
+    let second = common::on_postgres().then(|| Server::start(dir.path(), &["--auth"]));
+    if let Some(second) = &second {
+        assert_eq!(
+            send(
+                second,
+                "GET",
+                "/v1/subscriptions/jobs",
+                Some(&consumer),
+                None
+            )
+            .0,
+            200
+        );
+    }
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = format!(
+        "{}/v1/subscriptions/jobs/stream",
+        server.base.replace("http://", "ws://")
+    );
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {consumer}").parse().unwrap(),
+    );
+    let (mut socket, response) = runtime
+        .block_on(tokio_tungstenite::connect_async(request))
+        .expect("the stream upgrades");
+    assert_eq!(response.status().as_u16(), 101);
+
+    let output = run_cli(
+        &[
+            "tokens",
+            "revoke",
+            "consumer",
+            "--server",
+            &server.base,
+            "--token",
+            &admin,
+        ],
+        "",
+    );
+    assert!(output.success, "{}", output.stderr);
+    let revoked_at = Instant::now();
+    let (error_code, close_code) = runtime.block_on(async {
+        let mut error_code = None;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), socket.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    let frame: Value = serde_json::from_str(text.as_str()).unwrap();
+                    error_code = frame["error"]["code"].as_str().map(str::to_string);
+                }
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    return (error_code, frame.map(|frame| u16::from(frame.code)));
+                }
+                Ok(Some(Ok(_))) => {}
+                other => panic!("the stream ended without a close frame: {other:?}"),
+            }
+        }
+    });
+    assert_eq!(error_code.as_deref(), Some("unauthenticated"));
+    assert_eq!(close_code, Some(1008));
+    assert!(
+        revoked_at.elapsed() < Duration::from_millis(1_500),
+        "{:?}",
+        revoked_at.elapsed()
+    );
+
+    if let Some(second) = &second {
+        // The revocation went through the first server; the second polls
+        // the identity revision every 250 ms.
+        let deadline = revoked_at + Duration::from_millis(1_000);
+        loop {
+            let status = send(
+                second,
+                "GET",
+                "/v1/subscriptions/jobs",
+                Some(&consumer),
+                None,
+            )
+            .0;
+            if status == 401 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the second server still accepts the revoked token"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
