@@ -98,15 +98,15 @@ impl NodeOptions {
                 let blobs = BlobStore::open(&data_dir.join("blobs"), self.blob_bytes_max)?;
                 let deliveries =
                     MemoryDeliveries::load(Arc::clone(&store), MemoryOptions::new(self.clock))?;
-                let auth = load_auth(self.auth, &store, &shutdown).await?;
-                let router = router(
+                let (router, auth) = assemble(
                     &store,
                     blobs,
                     Arc::new(deliveries),
                     self.server,
                     &shutdown,
-                    auth.clone(),
-                );
+                    self.auth,
+                )
+                .await?;
                 (NodeStore::Embedded(store), router, auth)
             }
             Storage::Postgres { url, options } => {
@@ -114,15 +114,15 @@ impl NodeOptions {
                 let blobs = BlobStore::postgres(store.pool().clone(), self.blob_bytes_max).await?;
                 let deliveries =
                     SharedDeliveries::new(Arc::clone(&store), SharedOptions::default());
-                let auth = load_auth(self.auth, &store, &shutdown).await?;
-                let router = router(
+                let (router, auth) = assemble(
                     &store,
                     blobs,
                     Arc::new(deliveries),
                     self.server,
                     &shutdown,
-                    auth.clone(),
-                );
+                    self.auth,
+                )
+                .await?;
                 (NodeStore::Postgres(store), router, auth)
             }
         };
@@ -136,37 +136,32 @@ impl NodeOptions {
     }
 }
 
-/// Access control over `store`'s identities if `enabled`, kept fresh until
-/// `shutdown`.
-async fn load_auth<S: Store + IdentityStore>(
-    enabled: bool,
-    store: &Arc<S>,
-    shutdown: &CancellationToken,
-) -> Result<Option<Arc<Auth>>, NodeError> {
-    if !enabled {
-        return Ok(None);
-    }
-    let auth = Arc::new(Auth::load(Arc::clone(store) as Arc<dyn IdentityStore>).await?);
-    auth.spawn_upkeep(shutdown.clone());
-    Ok(Some(auth))
-}
-
-fn router<S: Store>(
+/// The router of the application over `store`, with access control over
+/// the store's identities if `auth_enabled` (kept fresh until `shutdown`).
+async fn assemble<S: Store + IdentityStore>(
     store: &Arc<S>,
     blobs: BlobStore,
     deliveries: Arc<dyn Deliveries>,
     config: ServerConfig,
     shutdown: &CancellationToken,
-    auth: Option<Arc<Auth>>,
-) -> Router {
-    app(
+    auth_enabled: bool,
+) -> Result<(Router, Option<Arc<Auth>>), NodeError> {
+    let auth = if auth_enabled {
+        let auth = Arc::new(Auth::load(Arc::clone(store) as Arc<dyn IdentityStore>).await?);
+        auth.spawn_upkeep(shutdown.clone());
+        Some(auth)
+    } else {
+        None
+    };
+    let router = app(
         Arc::clone(store),
         Arc::new(blobs),
         deliveries,
         config,
         shutdown.clone(),
-        auth,
-    )
+        auth.clone(),
+    );
+    Ok((router, auth))
 }
 
 /// Why a node could not be built.

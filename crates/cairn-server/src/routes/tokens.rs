@@ -50,6 +50,20 @@ fn caller_name(caller: &Caller) -> String {
         .map_or_else(|| "-".to_string(), |name| name.to_string())
 }
 
+/// The start of the POSTs: no query parameters, access control on, and a
+/// JSON body of shape `T` (empty counts as `{}`).
+async fn auth_and_body<'s, S, T: serde::de::DeserializeOwned>(
+    state: &'s AppState<S>,
+    raw_query: Option<String>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(&'s Arc<Auth>, T), ApiError> {
+    QueryParams::parse(raw_query.as_deref(), &[])?;
+    let auth = auth_of(state)?;
+    let request = parse_json(&read_json_body(headers, body, ContentType::Optional).await?)?;
+    Ok((auth, request))
+}
+
 /// `POST /v1/tokens`: creates an identity and answers its first token.
 pub async fn create<S: Store>(
     State(state): State<AppState<S>>,
@@ -58,10 +72,8 @@ pub async fn create<S: Store>(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    QueryParams::parse(raw_query.as_deref(), &[])?;
-    let auth = auth_of(&state)?;
-    let request: TokenCreateRequest =
-        parse_json(&read_json_body(&headers, body, ContentType::Optional).await?)?;
+    let (auth, request): (_, TokenCreateRequest) =
+        auth_and_body(&state, raw_query, &headers, body).await?;
     let answer = create_identity(auth.registry.store().as_ref(), &request).await?;
     auth.registry.reload().await?;
     auth.audit
@@ -87,10 +99,8 @@ pub async fn rotate<S: Store>(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    QueryParams::parse(raw_query.as_deref(), &[])?;
-    let auth = auth_of(&state)?;
-    let request: TokenRotateRequest =
-        parse_json(&read_json_body(&headers, body, ContentType::Optional).await?)?;
+    let (auth, request): (_, TokenRotateRequest) =
+        auth_and_body(&state, raw_query, &headers, body).await?;
     let now_ms = unix_ms();
     let overlap_s = request.overlap_s.unwrap_or(ROTATION_OVERLAP_S_DEFAULT);
     let others_expire_at_ms = overlap_s
