@@ -750,3 +750,138 @@ fn revocation_closes_streams_and_reaches_every_server() {
         }
     }
 }
+
+/// The token endpoints and `cairn tokens` refuse malformed, oversized and
+/// hostile input with a clear error, and create nothing.
+#[test]
+fn bad_token_requests_are_refused_and_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = bootstrap(dir.path(), &["--name", "admin", "--admin"]);
+    let server = Server::start(dir.path(), &["--auth"]);
+    let identities = |server: &Server| {
+        let (status, _, body) = send(server, "GET", "/v1/tokens", Some(&admin), None);
+        assert_eq!(status, 200, "{body}");
+        body["identities"].as_array().unwrap().len()
+    };
+    let before = identities(&server);
+    let raw_post = |body: &str, content_type: &str| {
+        let response = http()
+            .post(server.url("/v1/tokens"))
+            .bearer_auth(&admin)
+            .header("content-type", content_type)
+            .body(body.to_string())
+            .send()
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().unwrap_or(Value::Null))
+    };
+    let json = "application/json";
+    for (body, expected_status, expected_code) in [
+        ("{", 400, "invalid_request"),
+        ("[]", 400, "invalid_request"),
+        (r#"{"name": "x", "extra": 1}"#, 400, "invalid_request"),
+        (
+            r#"{"name": "x", "permissions": {"raed": ["A"]}}"#,
+            400,
+            "invalid_request",
+        ),
+        (
+            r#"{"name": "x", "permissions": {"read": ["a b"]}}"#,
+            400,
+            "invalid_request",
+        ),
+        (
+            r#"{"name": "x", "permissions": {"read": [""]}}"#,
+            400,
+            "invalid_request",
+        ),
+        (
+            r#"{"name": "x", "permissions": {"admin": "yes"}}"#,
+            400,
+            "invalid_request",
+        ),
+        (r#"{"name": "", "permissions": {}}"#, 400, "invalid_request"),
+        (
+            r#"{"name": "../etc", "permissions": {}}"#,
+            400,
+            "invalid_request",
+        ),
+        (r#"{"name": "x", "rate_per_s": 0}"#, 400, "invalid_request"),
+        (
+            r#"{"name": "x", "expires_in_s": 0}"#,
+            400,
+            "invalid_request",
+        ),
+        (
+            r#"{"name": "x", "expires_in_s": 18446744073709551615}"#,
+            400,
+            "invalid_request",
+        ),
+        (r#"{"name": "admin"}"#, 409, "identity_exists"),
+    ] {
+        let (status, answer) = raw_post(body, json);
+        assert_eq!(
+            (status, code(&answer)),
+            (expected_status, expected_code),
+            "{body}: {answer}"
+        );
+    }
+    let long_name = format!(r#"{{"name": "{}"}}"#, "n".repeat(129));
+    assert_eq!(raw_post(&long_name, json).0, 400);
+    let many_patterns: Vec<String> = (0..65).map(|n| format!("T{n}")).collect();
+    let too_many = json!({"name": "x", "permissions": {"read": many_patterns}}).to_string();
+    assert_eq!(raw_post(&too_many, json).0, 400);
+    let (status, answer) = raw_post(r#"{"name": "x"}"#, "text/plain");
+    assert_eq!((status, code(&answer)), (415, "unsupported_media_type"));
+    // Sent over a raw socket: the server answers and closes before the
+    // body is complete, which an HTTP client may report as a broken pipe.
+    let declared = format!(
+        "POST /v1/tokens HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {admin}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        33 * 1024 * 1024
+    );
+    let (status, answer) = common::raw_exchange(&server, declared, 33, false);
+    assert_eq!(
+        (status, code(&answer)),
+        (413, "request_too_large"),
+        "{answer}"
+    );
+    for path in [
+        "/v1/audit?limit=0",
+        "/v1/audit?limit=x",
+        "/v1/audit?after=-1",
+        "/v1/tokens?x=1",
+    ] {
+        let (status, _, body) = send(&server, "GET", path, Some(&admin), None);
+        assert_eq!(status, 400, "{path}: {body}");
+    }
+    let (status, _, body) = send(&server, "DELETE", "/v1/tokens/nobody", Some(&admin), None);
+    assert_eq!((status, code(&body)), (404, "unknown_identity"));
+    let (status, _, body) = send(
+        &server,
+        "POST",
+        "/v1/tokens/nobody/rotate",
+        Some(&admin),
+        Some(json!({})),
+    );
+    assert_eq!((status, code(&body)), (404, "unknown_identity"));
+    // The CLI checks patterns before it sends anything.
+    let output = run_cli(
+        &[
+            "tokens",
+            "create",
+            "--name",
+            "x",
+            "--read",
+            "Shop Order",
+            "--server",
+            &server.base,
+            "--token",
+            &admin,
+        ],
+        "",
+    );
+    assert!(!output.success);
+    assert!(output.stderr.contains("pattern"), "{}", output.stderr);
+    assert_eq!(identities(&server), before, "nothing was created");
+}
