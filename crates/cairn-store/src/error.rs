@@ -45,6 +45,21 @@ pub enum WriteError {
     /// does not match its hash or does not parse); nothing was written.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A fenced write's fence is not the current grant of its lease: a
+    /// later grant exists, or it was released (or never granted). Nothing
+    /// was written; the writer has lost the lease and must not retry.
+    #[error("fence {fence} of lease {name:?} is stale{}", match current {
+        Some(current) => format!(": the current grant is fence {current}"),
+        None => ": the lease has no current grant".to_string(),
+    })]
+    StaleFence {
+        /// The lease's name.
+        name: String,
+        /// The fence the write carried.
+        fence: u64,
+        /// The current grant's fence, if the lease is held.
+        current: Option<u64>,
+    },
     /// The database cannot be reached (or did not answer in time). The batch
     /// was not acknowledged: it is either not stored at all or, if the
     /// connection broke during the commit, stored whole. Writes are

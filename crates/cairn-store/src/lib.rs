@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 mod blobs;
+pub mod coordination;
 mod delivery;
 mod embedded;
 mod error;
@@ -20,6 +21,10 @@ pub mod postgres;
 mod store;
 
 pub use blobs::{BlobError, BlobReader, BlobStore, BlobWriter};
+pub use coordination::{
+    ClaimOutcome, ClaimRecord, ClaimReleaseOutcome, CoordinationStore, Fence, LeaseOutcome,
+    LeaseRecord, LeaseRequest,
+};
 pub use delivery::{DeliveryStore, MessageSelection, StoredSubscription};
 pub use embedded::{EmbeddedOptions, EmbeddedStore, SyncMode};
 pub use error::{ReadError, SourceError, WriteError};

@@ -1,7 +1,7 @@
 //! The embedded store: one data directory, no other process.
 //!
 //! Facts and their indexes live in one fjall keyspace (an LSM tree with a
-//! write-ahead journal), in nine partitions:
+//! write-ahead journal), in ten partitions:
 //!
 //! | partition    | key                                   | value               |
 //! |--------------|---------------------------------------|---------------------|
@@ -13,12 +13,14 @@
 //! | `identities` | see `identity.rs`                     | identities, tokens  |
 //! | `audit`      | seq (u64 BE)                          | audit record        |
 //! | `authors`    | see `identity.rs`                     | authorship          |
-//! | `meta`       | `format`                              | format version      |
+//! | `coordination` | see `coordination.rs`               | claims, leases      |
+//! | `meta`       | `format`, `deployment`                | format version, the deployment's identity |
 //!
 //! All partitions of one group commit go into one atomic batch, so they are
 //! always consistent with each other. See `docs/design.md` for the commit
 //! and fsync sequence and what a crash leaves behind.
 
+mod coordination;
 mod delivery;
 mod identity;
 mod journal_check;
@@ -54,7 +56,7 @@ const FORMAT_VERSION: &[u8] = b"1";
 /// queued behind newer work, the oldest journal was never deleted, and fjall
 /// halted all writes for good ("too many journals"). We saw that in several
 /// restarts after heavy writes (`bench/scale.sh`, 1 million facts). The
-/// backlog is at most 8 journals (`journal_bytes_max` / 32 MiB) times 8
+/// backlog is at most 8 journals (`journal_bytes_max` / 32 MiB) times 9
 /// partitions written after creation (all but `meta`), so with 128 one
 /// wake-up flushes all of it.
 const FLUSH_TASKS_PER_WAKEUP: usize = 128;
@@ -137,6 +139,10 @@ struct Shared {
     audit: PartitionHandle,
     /// Who wrote each fact written by an identity, by hash.
     authors: PartitionHandle,
+    /// Claims and leases (see `coordination.rs`).
+    coordination: PartitionHandle,
+    /// This deployment's identity (see [`crate::CoordinationStore::deployment`]).
+    deployment: String,
     /// The identity revision of the last durable group.
     identity_revision: AtomicU64,
     /// Highest seq that is durable; readers never look past it.
@@ -416,6 +422,7 @@ impl EmbeddedStore {
         let identities = keyspace.open_partition("identities", unfiltered.clone())?;
         let audit = keyspace.open_partition("audit", unfiltered.clone())?;
         let authors = keyspace.open_partition("authors", uncompressed)?;
+        let coordination = keyspace.open_partition("coordination", unfiltered.clone())?;
         let meta = keyspace.open_partition("meta", unfiltered)?;
         let store_dir = dir.join("store");
         let damaged = |error: fjall::Error| open_error(&store_dir, error);
@@ -433,6 +440,7 @@ impl EmbeddedStore {
                 )))
             }
         }
+        let deployment = coordination::deployment(&meta, &keyspace).map_err(damaged)?;
         let last_seq = match facts.last_key_value().map_err(damaged)? {
             None => 0,
             Some((key, _)) => keys::decode_seq(&key)
@@ -458,6 +466,8 @@ impl EmbeddedStore {
             identities,
             audit,
             authors,
+            coordination,
+            deployment,
             identity_revision: AtomicU64::new(0),
             durable_seq: AtomicU64::new(last_seq),
             durable_seq_watch,
@@ -502,6 +512,35 @@ impl EmbeddedStore {
             writer_thread: Mutex::new(Some(writer_thread)),
             _lock_file: lock_file,
         })
+    }
+
+    /// Queues a batch of facts for the writer (with the fence it must
+    /// carry, if any) and waits for its answer.
+    async fn send_facts(
+        &self,
+        facts: Vec<CanonicalFact>,
+        author: Option<std::sync::Arc<str>>,
+        fence: Option<crate::coordination::Fence>,
+    ) -> Result<Vec<PutOutcome>, WriteError> {
+        if facts.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.shared.poisoned.load(Ordering::Acquire) {
+            return Err(WriteError::Poisoned);
+        }
+        let sender = self.requests.lock().expect("lock poisoned").clone();
+        let sender = sender.ok_or(WriteError::Closed)?;
+        let (reply, answer) = oneshot::channel();
+        sender
+            .send(WriteRequest::Facts {
+                facts,
+                author,
+                fence,
+                reply,
+            })
+            .await
+            .map_err(|_| WriteError::Closed)?;
+        answer.await.map_err(|_| WriteError::Closed)?
     }
 
     fn close_writer(&self) {
@@ -645,24 +684,7 @@ impl Store for EmbeddedStore {
         facts: Vec<CanonicalFact>,
         author: Option<std::sync::Arc<str>>,
     ) -> Result<Vec<PutOutcome>, WriteError> {
-        if facts.is_empty() {
-            return Ok(Vec::new());
-        }
-        if self.shared.poisoned.load(Ordering::Acquire) {
-            return Err(WriteError::Poisoned);
-        }
-        let sender = self.requests.lock().expect("lock poisoned").clone();
-        let sender = sender.ok_or(WriteError::Closed)?;
-        let (reply, answer) = oneshot::channel();
-        sender
-            .send(WriteRequest::Facts {
-                facts,
-                author,
-                reply,
-            })
-            .await
-            .map_err(|_| WriteError::Closed)?;
-        answer.await.map_err(|_| WriteError::Closed)?
+        self.send_facts(facts, author, None).await
     }
 
     fn get_fact(

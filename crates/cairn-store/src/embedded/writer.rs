@@ -16,6 +16,12 @@
 //! Identity changes, audit entries and authorship (see `identity.rs`) go
 //! into the same batches too; the authorship of a request's facts is
 //! staged with them, so both are committed atomically or not at all.
+//!
+//! Claims and leases (see `coordination.rs`) are decided here, one at a
+//! time, against the records as they stand in the group; a decision's
+//! record and its fact are staged together. A fenced batch of facts is
+//! checked against its lease's record the same way, so no grant can come
+//! between the check and the write.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -26,11 +32,17 @@ use cairn_fact::{CanonicalFact, Hash};
 use fjall::PersistMode;
 use tokio::sync::{mpsc, oneshot};
 
+use super::coordination::{self, CoordinationAnswer, CoordinationOp};
 use super::delivery::{self, DeliveryWrite};
 use super::identity::{self, AuditCursor, IdentityChange};
 use super::keys;
 use super::watermark::Watermark;
 use super::{Shared, SyncMode, UNSAFE_ACK_AHEAD};
+use crate::coordination::{
+    check_fence, decide_claim, decide_claim_release, decide_lease, ClaimDecision, ClaimOutcome,
+    ClaimRecord, ClaimReleaseDecision, ClaimReleaseOutcome, Fence, LeaseDecision, LeaseOutcome,
+    LeaseRecord,
+};
 use crate::error::WriteError;
 use crate::identity::IdentityError;
 use crate::store::PutOutcome;
@@ -42,7 +54,14 @@ pub enum WriteRequest {
         facts: Vec<CanonicalFact>,
         /// The identity whose authorship is recorded, if any.
         author: Option<Arc<str>>,
+        /// The lease grant the write is fenced by, if any.
+        fence: Option<Fence>,
         reply: oneshot::Sender<Result<Vec<PutOutcome>, WriteError>>,
+    },
+    /// A claim or lease operation (or a read of one's record).
+    Coordination {
+        op: CoordinationOp,
+        reply: oneshot::Sender<Result<CoordinationAnswer, WriteError>>,
     },
     /// Delivery state changes; `reply` is `None` when nobody waits for
     /// them to be durable.
@@ -61,7 +80,9 @@ impl WriteRequest {
     fn n_facts(&self) -> usize {
         match self {
             WriteRequest::Facts { facts, .. } => facts.len(),
-            WriteRequest::Delivery { .. } | WriteRequest::Identity { .. } => 1,
+            WriteRequest::Delivery { .. }
+            | WriteRequest::Identity { .. }
+            | WriteRequest::Coordination { .. } => 1,
         }
     }
 
@@ -77,6 +98,9 @@ impl WriteRequest {
             }
             WriteRequest::Identity { reply, .. } => {
                 let _ = reply.send(Err(error.into()));
+            }
+            WriteRequest::Coordination { reply, .. } => {
+                let _ = reply.send(Err(error));
             }
         }
     }
@@ -94,6 +118,8 @@ struct Group {
     n_new_bytes: u64,
     /// Identity and authorship changes of this group.
     identity: identity::Staged,
+    /// Claim and lease records of this group.
+    coordination: coordination::Staged,
 }
 
 /// A request that passed validation, with the answer to send once durable.
@@ -107,6 +133,10 @@ enum Accepted {
     },
     Identity {
         reply: oneshot::Sender<Result<(), IdentityError>>,
+    },
+    Coordination {
+        reply: oneshot::Sender<Result<CoordinationAnswer, WriteError>>,
+        answer: CoordinationAnswer,
     },
 }
 
@@ -122,6 +152,9 @@ impl Accepted {
             Accepted::Identity { reply } => {
                 let _ = reply.send(Ok(()));
             }
+            Accepted::Coordination { reply, answer } => {
+                let _ = reply.send(Ok(answer));
+            }
         }
     }
 
@@ -135,6 +168,9 @@ impl Accepted {
             }
             Accepted::Identity { reply } => {
                 let _ = reply.send(Err(error.into()));
+            }
+            Accepted::Coordination { reply, .. } => {
+                let _ = reply.send(Err(error));
             }
         }
     }
@@ -199,6 +235,7 @@ impl Writer {
             next_seq: self.last_seq + 1,
             n_new_bytes: 0,
             identity: identity::Staged::default(),
+            coordination: coordination::Staged::default(),
         };
         let mut accepted = Vec::with_capacity(requests.len());
         let mut n_delivery_writes = 0;
@@ -207,10 +244,12 @@ impl Writer {
                 WriteRequest::Facts {
                     facts,
                     author,
+                    fence,
                     reply,
                 } => {
                     let validated = self
-                        .validate(&facts, &group.new_facts)
+                        .check_fence(&group, fence.as_ref())
+                        .and_then(|()| self.validate(&facts, &group.new_facts))
                         .and_then(|existing| {
                             // Authorship is worked out before anything is staged,
                             // so that a failed read leaves the request out whole.
@@ -271,6 +310,12 @@ impl Writer {
                         Ok(()) => accepted.push(Accepted::Identity { reply }),
                     }
                 }
+                WriteRequest::Coordination { op, reply } => match self.coordinate(&mut group, op) {
+                    Err(error) => {
+                        let _ = reply.send(Err(error));
+                    }
+                    Ok(answer) => accepted.push(Accepted::Coordination { reply, answer }),
+                },
                 WriteRequest::Delivery { write, reply } => {
                     match delivery::stage(&self.shared, &mut group.batch, write) {
                         Err(error) => {
@@ -290,8 +335,10 @@ impl Writer {
         }
         identity::write_author_ranges(&self.shared, &mut group.batch, &mut group.identity);
         let n_new_facts = group.new_facts.len() as u64;
-        // Entries besides new facts: delivery, identity and authorship.
-        let n_other_writes = n_delivery_writes + group.identity.n_writes;
+        // Entries besides new facts: delivery, identity, authorship,
+        // claims and leases.
+        let n_other_writes =
+            n_delivery_writes + group.identity.n_writes + group.coordination.n_writes;
         if accepted.is_empty() && n_new_facts == 0 && n_other_writes == 0 {
             return;
         }
@@ -347,6 +394,125 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// Refuses a fenced write whose fence is not its lease's current grant.
+    fn check_fence(&self, group: &Group, fence: Option<&Fence>) -> Result<(), WriteError> {
+        let Some(fence) = fence else {
+            return Ok(());
+        };
+        let record: Option<LeaseRecord> = group
+            .coordination
+            .read(&self.shared, &coordination::lease_key(&fence.name))?;
+        check_fence(record.as_ref(), fence)
+    }
+
+    /// Decides a claim or lease operation against the group's view of its
+    /// record, staging the new record and the decision's fact together.
+    fn coordinate(
+        &self,
+        group: &mut Group,
+        op: CoordinationOp,
+    ) -> Result<CoordinationAnswer, WriteError> {
+        let deployment = &self.shared.deployment;
+        match op {
+            CoordinationOp::ReadClaim { key } => {
+                let record = group
+                    .coordination
+                    .read(&self.shared, &coordination::claim_key(&key))?;
+                Ok(CoordinationAnswer::ClaimRecord(record))
+            }
+            CoordinationOp::ReadLease { name } => {
+                let record = group
+                    .coordination
+                    .read(&self.shared, &coordination::lease_key(&name))?;
+                Ok(CoordinationAnswer::LeaseRecord(record))
+            }
+            CoordinationOp::Claim { key, fact } => {
+                let record_key = coordination::claim_key(&key);
+                let record: Option<ClaimRecord> =
+                    group.coordination.read(&self.shared, &record_key)?;
+                match decide_claim(record.as_ref(), &key, &fact, deployment) {
+                    ClaimDecision::Held { won } => {
+                        let record = record.expect("a held claim has a record");
+                        Ok(CoordinationAnswer::Claim(ClaimOutcome { record, won }))
+                    }
+                    ClaimDecision::Win {
+                        claimed,
+                        generation,
+                    } => {
+                        let seq = self.stage_server_fact(group, &claimed)?;
+                        let record =
+                            ClaimRecord::won(record, &key, fact, generation, claimed.hash, seq);
+                        group.coordination.write(
+                            &self.shared,
+                            &mut group.batch,
+                            record_key,
+                            &record,
+                        );
+                        Ok(CoordinationAnswer::Claim(ClaimOutcome {
+                            record,
+                            won: true,
+                        }))
+                    }
+                }
+            }
+            CoordinationOp::ReleaseClaim { key, fact } => {
+                let record_key = coordination::claim_key(&key);
+                let record: Option<ClaimRecord> =
+                    group.coordination.read(&self.shared, &record_key)?;
+                match decide_claim_release(record.as_ref(), &fact, deployment) {
+                    ClaimReleaseDecision::Answer(answer) => {
+                        Ok(CoordinationAnswer::ReleaseClaim(answer))
+                    }
+                    ClaimReleaseDecision::Release { released } => {
+                        let seq = self.stage_server_fact(group, &released)?;
+                        let record = record
+                            .expect("a released claim has a record")
+                            .released(released.hash, seq);
+                        group.coordination.write(
+                            &self.shared,
+                            &mut group.batch,
+                            record_key,
+                            &record,
+                        );
+                        Ok(CoordinationAnswer::ReleaseClaim(
+                            ClaimReleaseOutcome::Released(record),
+                        ))
+                    }
+                }
+            }
+            CoordinationOp::Lease { request, now_ms } => {
+                let record_key = coordination::lease_key(request.name());
+                let record: Option<LeaseRecord> =
+                    group.coordination.read(&self.shared, &record_key)?;
+                let record = match decide_lease(record.as_ref(), &request, now_ms, deployment) {
+                    LeaseDecision::Answer(answer) => return Ok(CoordinationAnswer::Lease(answer)),
+                    LeaseDecision::Write(record) => record,
+                    LeaseDecision::WriteWithFact { record, fact } => {
+                        self.stage_server_fact(group, &fact)?;
+                        record
+                    }
+                };
+                group
+                    .coordination
+                    .write(&self.shared, &mut group.batch, record_key, &record);
+                Ok(CoordinationAnswer::Lease(LeaseOutcome::Granted(record)))
+            }
+        }
+    }
+
+    /// Validates and stages one fact the server writes for a decision,
+    /// returning its seq.
+    fn stage_server_fact(
+        &self,
+        group: &mut Group,
+        fact: &CanonicalFact,
+    ) -> Result<u64, WriteError> {
+        let facts = std::slice::from_ref(fact);
+        let existing = self.validate(facts, &group.new_facts)?;
+        let outcomes = self.stage(group, facts, existing);
+        Ok(outcomes[0].seq)
     }
 
     /// Adds the new facts of a validated request to the group, assigning

@@ -21,6 +21,7 @@
 //! records its authorship in the same call and transaction.
 
 pub(crate) mod blobs;
+mod coordination;
 pub mod delivery;
 mod errors;
 mod identity;
@@ -123,6 +124,8 @@ pub struct PostgresStore {
     listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Audit entries kept at most (see [`PostgresStore::with_audit_entries_max`]).
     audit_entries_max: u64,
+    /// The deployment's identity (see [`crate::CoordinationStore::deployment`]).
+    deployment: String,
 }
 
 impl PostgresStore {
@@ -136,6 +139,10 @@ impl PostgresStore {
             tracing::info!(?applied, "database schema migrated");
         }
         let head = read_head(&pool).await.map_err(PostgresError::Connect)?;
+        let deployment: String = sqlx::query_scalar("SELECT id FROM cairn_deployment")
+            .fetch_one(&pool)
+            .await
+            .map_err(PostgresError::Connect)?;
         let (last_seq, _) = watch::channel(head);
         let counters = Arc::new(Counters::default());
         let store = PostgresStore {
@@ -147,6 +154,7 @@ impl PostgresStore {
             counters,
             listener: Mutex::new(None),
             audit_entries_max: crate::AUDIT_ENTRIES_MAX,
+            deployment,
         };
         let task = tokio::spawn(follow_head(
             store.pool.clone(),
@@ -300,6 +308,120 @@ async fn check_durability(pool: &PgPool) -> Result<(), PostgresError> {
 }
 
 /// Moves a view of the head of the log forward (never back).
+/// What one `cairn_put_facts` call answered: for each distinct fact of
+/// the batch (by position), its seq and whether it was inserted.
+pub(crate) type Written = Vec<(u64, bool)>;
+
+/// Writes a batch through `cairn_put_facts` (with `author`,
+/// `cairn_put_facts_by`) on `executor`: the pool, or a transaction that
+/// also does something else atomically with the facts. The outer `Err` is
+/// a failed statement, the inner one a refusal (missing predecessors).
+pub(crate) async fn write_facts<'c>(
+    executor: impl sqlx::PgExecutor<'c>,
+    facts: &[CanonicalFact],
+    author: Option<&str>,
+) -> Result<Result<Written, WriteError>, sqlx::Error> {
+    let arrays = BatchArrays::new(facts);
+    // With an author, the same call records authorship in the same
+    // transaction; without one, nothing more is done.
+    let statement = match author {
+        None => {
+            "SELECT ord, fact_seq, inserted, missing
+             FROM cairn_put_facts($1, $2, $3, $4, $5, $6, $7)"
+        }
+        Some(_) => {
+            "SELECT ord, fact_seq, inserted, missing
+             FROM cairn_put_facts_by($8, $9, $1, $2, $3, $4, $5, $6, $7)"
+        }
+    };
+    let mut query = sqlx::query(statement)
+        .bind(&arrays.hashes)
+        .bind(&arrays.type_names)
+        .bind(&arrays.canonicals)
+        .bind(&arrays.external)
+        .bind(&arrays.edge_facts)
+        .bind(&arrays.edge_roles)
+        .bind(&arrays.edge_predecessors);
+    if let Some(author) = author {
+        query = query.bind(author).bind(crate::AUTHORS_AGAIN_MAX as i32);
+    }
+    let rows = query.fetch_all(executor).await?;
+    let mut missing = Vec::new();
+    let mut distinct: Written = vec![(0, false); arrays.hashes.len()];
+    for row in &rows {
+        if let Some(hash) = row.try_get::<Option<Vec<u8>>, _>("missing")? {
+            let Ok(hash) = <[u8; 32]>::try_from(hash) else {
+                return Ok(Err(WriteError::storage("malformed missing hash")));
+            };
+            missing.push(Hash(hash));
+            continue;
+        }
+        let ord: i32 = row.try_get("ord")?;
+        let seq: i64 = row.try_get("fact_seq")?;
+        let inserted: bool = row.try_get("inserted")?;
+        let Some(slot) = distinct.get_mut((ord - 1) as usize) else {
+            return Ok(Err(WriteError::storage(format!(
+                "unexpected position {ord}"
+            ))));
+        };
+        *slot = (seq as u64, inserted);
+    }
+    if !missing.is_empty() {
+        return Ok(Err(WriteError::MissingPredecessors { missing }));
+    }
+    Ok(Ok(distinct))
+}
+
+impl PostgresStore {
+    /// The outcomes of a committed batch, counted in the metrics, with the
+    /// log's head moved past it.
+    pub(crate) fn record_written(
+        &self,
+        facts: &[CanonicalFact],
+        written: Written,
+        started: Instant,
+    ) -> Result<Vec<PutOutcome>, WriteError> {
+        let positions = BatchArrays::positions(facts);
+        let counters = &self.counters;
+        let mut n_inserted = 0u64;
+        let mut head = 0;
+        let outcomes = facts
+            .iter()
+            .zip(&positions)
+            .map(|(fact, &(position, first))| {
+                let (seq, inserted) = written[position];
+                let inserted = inserted && first;
+                if inserted {
+                    n_inserted += 1;
+                    counters
+                        .bytes_inserted
+                        .fetch_add(fact.canonical.len() as u64, Ordering::Relaxed);
+                }
+                head = head.max(seq);
+                PutOutcome {
+                    hash: fact.hash,
+                    seq,
+                    inserted,
+                }
+            })
+            .collect();
+        counters
+            .facts_inserted
+            .fetch_add(n_inserted, Ordering::Relaxed);
+        counters.commits.fetch_add(1, Ordering::Relaxed);
+        counters
+            .commit_nanos
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        let bucket = FACTS_PER_COMMIT_BUCKETS
+            .iter()
+            .position(|&upper| n_inserted <= upper)
+            .unwrap_or(FACTS_PER_COMMIT_BUCKETS.len());
+        counters.facts_per_commit[bucket].fetch_add(1, Ordering::Relaxed);
+        self.advance_head(head);
+        Ok(outcomes)
+    }
+}
+
 fn advance_head(last_seq: &watch::Sender<u64>, seq: u64) {
     last_seq.send_if_modified(|current| {
         let moved = seq > *current;
@@ -390,6 +512,24 @@ struct BatchArrays {
 }
 
 impl BatchArrays {
+    /// For each fact of `facts`, its position among the distinct facts
+    /// and whether it is that fact's first occurrence (as `new` numbers
+    /// them).
+    fn positions(facts: &[CanonicalFact]) -> Vec<(usize, bool)> {
+        let mut seen: HashMap<Hash, usize> = HashMap::new();
+        facts
+            .iter()
+            .map(|fact| match seen.get(&fact.hash) {
+                Some(&position) => (position, false),
+                None => {
+                    let position = seen.len();
+                    seen.insert(fact.hash, position);
+                    (position, true)
+                }
+            })
+            .collect()
+    }
+
     fn new(facts: &[CanonicalFact]) -> BatchArrays {
         let mut arrays = BatchArrays {
             hashes: Vec::new(),
@@ -439,98 +579,12 @@ impl Store for PostgresStore {
         if facts.is_empty() {
             return Ok(Vec::new());
         }
-        let arrays = BatchArrays::new(&facts);
         let started = Instant::now();
-        // With an author, the same call records authorship in the same
-        // transaction; without one, nothing more is done.
-        let statement = match &author {
-            None => {
-                "SELECT ord, fact_seq, inserted, missing
-                 FROM cairn_put_facts($1, $2, $3, $4, $5, $6, $7)"
-            }
-            Some(_) => {
-                "SELECT ord, fact_seq, inserted, missing
-                 FROM cairn_put_facts_by($8, $9, $1, $2, $3, $4, $5, $6, $7)"
-            }
-        };
-        let mut query = sqlx::query(statement)
-            .bind(&arrays.hashes)
-            .bind(&arrays.type_names)
-            .bind(&arrays.canonicals)
-            .bind(&arrays.external)
-            .bind(&arrays.edge_facts)
-            .bind(&arrays.edge_roles)
-            .bind(&arrays.edge_predecessors);
-        if let Some(author) = &author {
-            query = query
-                .bind(author.as_ref())
-                .bind(crate::AUTHORS_AGAIN_MAX as i32);
-        }
-        let rows = self
-            .timed(query.fetch_all(&self.pool))
+        let written = self
+            .timed(write_facts(&self.pool, &facts, author.as_deref()))
             .await
             .map_err(write_error)?;
-        let mut missing = Vec::new();
-        let mut distinct: Vec<(u64, bool)> = vec![(0, false); arrays.hashes.len()];
-        for row in &rows {
-            if let Some(hash) = row
-                .try_get::<Option<Vec<u8>>, _>("missing")
-                .map_err(write_error)?
-            {
-                let hash: [u8; 32] = hash
-                    .try_into()
-                    .map_err(|_| WriteError::storage("malformed missing hash"))?;
-                missing.push(Hash(hash));
-                continue;
-            }
-            let ord: i32 = row.try_get("ord").map_err(write_error)?;
-            let seq: i64 = row.try_get("fact_seq").map_err(write_error)?;
-            let inserted: bool = row.try_get("inserted").map_err(write_error)?;
-            let slot = distinct
-                .get_mut((ord - 1) as usize)
-                .ok_or_else(|| WriteError::storage(format!("unexpected position {ord}")))?;
-            *slot = (seq as u64, inserted);
-        }
-        if !missing.is_empty() {
-            return Err(WriteError::MissingPredecessors { missing });
-        }
-        let counters = &self.counters;
-        let mut n_inserted = 0u64;
-        let mut head = 0;
-        let outcomes = facts
-            .iter()
-            .zip(&arrays.positions)
-            .map(|(fact, &(position, first))| {
-                let (seq, inserted) = distinct[position];
-                let inserted = inserted && first;
-                if inserted {
-                    n_inserted += 1;
-                    counters
-                        .bytes_inserted
-                        .fetch_add(fact.canonical.len() as u64, Ordering::Relaxed);
-                }
-                head = head.max(seq);
-                PutOutcome {
-                    hash: fact.hash,
-                    seq,
-                    inserted,
-                }
-            })
-            .collect();
-        counters
-            .facts_inserted
-            .fetch_add(n_inserted, Ordering::Relaxed);
-        counters.commits.fetch_add(1, Ordering::Relaxed);
-        counters
-            .commit_nanos
-            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        let bucket = FACTS_PER_COMMIT_BUCKETS
-            .iter()
-            .position(|&upper| n_inserted <= upper)
-            .unwrap_or(FACTS_PER_COMMIT_BUCKETS.len());
-        counters.facts_per_commit[bucket].fetch_add(1, Ordering::Relaxed);
-        self.advance_head(head);
-        Ok(outcomes)
+        self.record_written(&facts, written?, started)
     }
 
     async fn get_fact(&self, hash: &Hash) -> Result<Option<StoredFact>, ReadError> {

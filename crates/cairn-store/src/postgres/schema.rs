@@ -27,6 +27,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "identities",
         include_str!("migrations/0006_identities.sql"),
     ),
+    (
+        7,
+        "coordination",
+        include_str!("migrations/0007_coordination.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.

@@ -1,0 +1,387 @@
+//! The `CoordinationStore` contract, checked through the traits alone on
+//! both backends (the `coordination_conformance!` macro runs every check
+//! against the embedded store and against PostgreSQL, a fresh database per
+//! test): claims won once, answered alike and released only by their
+//! holder, each decision a fact in the log; leases granted, refused while
+//! held, renewed and released, with fences that only grow; fenced writes
+//! refused once a later grant exists; and everything still there after
+//! the store is reopened. Many concurrent claimers and stores racing on
+//! one database are in the PostgreSQL-only tests at the end.
+
+use std::sync::Arc;
+
+use cairn_fact::{CanonicalFact, Hash};
+use cairn_store::postgres::testing::TestDatabase;
+use cairn_store::{
+    ClaimReleaseOutcome, CoordinationStore, EmbeddedOptions, EmbeddedStore, Fence, LeaseOutcome,
+    LeaseRequest, PostgresOptions, PostgresStore, Store, WriteError,
+};
+
+fn fact(type_name: &str, fields: &str) -> CanonicalFact {
+    let json = format!(r#"{{"type":"{type_name}","fields":{fields},"predecessors":{{}}}}"#);
+    CanonicalFact::from_json(json.as_bytes(), 65536).unwrap()
+}
+
+async fn stored<S: Store>(store: &S, fields: &str) -> Hash {
+    let fact = fact("Seat.Booking", fields);
+    store.put_facts(vec![fact.clone()]).await.unwrap();
+    fact.hash
+}
+
+fn acquire(name: &str, holder: &str, ttl_ms: u64) -> LeaseRequest {
+    LeaseRequest::Acquire {
+        name: name.into(),
+        holder: holder.into(),
+        ttl_ms,
+    }
+}
+
+fn granted(outcome: LeaseOutcome) -> cairn_store::LeaseRecord {
+    match outcome {
+        LeaseOutcome::Granted(record) => record,
+        other => panic!("expected a grant, got {other:?}"),
+    }
+}
+
+async fn claims_have_one_winner_and_are_facts<S: Store + CoordinationStore>(store: &S) {
+    let first = stored(store, r#"{"by":"ann"}"#).await;
+    let second = stored(store, r#"{"by":"bob"}"#).await;
+    let won = store.claim("seat 12A", first).await.unwrap();
+    assert!(won.won);
+    let holder = won.record.holder.clone().unwrap();
+    assert_eq!((holder.fact, won.record.generation), (first, 1));
+    // The decision is a fact in the log, naming the winner.
+    let claimed = store.get_fact(&holder.claimed).await.unwrap().unwrap();
+    assert_eq!(claimed.seq, holder.claimed_seq);
+    let text = String::from_utf8(claimed.canonical).unwrap();
+    assert!(text.contains(r#""type":"Cairn.Claimed""#), "{text}");
+    assert!(text.contains(&first.to_hex()), "{text}");
+    assert!(text.contains(store.deployment()), "{text}");
+
+    let again = store.claim("seat 12A", first).await.unwrap();
+    assert!(again.won, "claiming again with the winner is idempotent");
+    assert_eq!(again.record, won.record);
+    let lost = store.claim("seat 12A", second).await.unwrap();
+    assert!(!lost.won);
+    assert_eq!(lost.record.holder.unwrap().fact, first);
+    assert_eq!(
+        store.claim_record("seat 12A").await.unwrap(),
+        Some(won.record.clone())
+    );
+    assert_eq!(store.claim_record("seat 12B").await.unwrap(), None);
+
+    let missing = fact("Seat.Booking", r#"{"by":"nobody"}"#).hash;
+    let last_seq = *store.watch_last_seq().borrow();
+    assert!(matches!(
+        store.claim("seat 14C", missing).await,
+        Err(WriteError::MissingPredecessors { .. })
+    ));
+    assert_eq!(store.claim_record("seat 14C").await.unwrap(), None);
+    assert_eq!(*store.watch_last_seq().borrow(), last_seq);
+}
+
+async fn only_the_holder_releases_and_a_new_claim_is_a_new_fact<S: Store + CoordinationStore>(
+    store: &S,
+) {
+    let first = stored(store, r#"{"by":"ann"}"#).await;
+    let second = stored(store, r#"{"by":"bob"}"#).await;
+    let won = store.claim("username:ann", first).await.unwrap();
+    assert!(matches!(
+        store.release_claim("username:ann", second).await.unwrap(),
+        ClaimReleaseOutcome::NotHolder(Some(_))
+    ));
+    let ClaimReleaseOutcome::Released(released) =
+        store.release_claim("username:ann", first).await.unwrap()
+    else {
+        panic!("the holder releases");
+    };
+    assert_eq!(released.holder, None);
+    // A retried release answers the same.
+    assert_eq!(
+        store.release_claim("username:ann", first).await.unwrap(),
+        ClaimReleaseOutcome::Released(released.clone())
+    );
+    let release = released.released.clone().unwrap();
+    let release_fact = store.get_fact(&release.released).await.unwrap().unwrap();
+    assert!(String::from_utf8(release_fact.canonical)
+        .unwrap()
+        .contains("Cairn.ClaimReleased"));
+
+    let second_win = store.claim("username:ann", second).await.unwrap();
+    assert!(second_win.won);
+    assert_eq!(second_win.record.generation, 2);
+    assert_ne!(
+        second_win.record.holder.unwrap().claimed,
+        won.record.holder.unwrap().claimed
+    );
+    assert!(matches!(
+        store.release_claim("never claimed", first).await.unwrap(),
+        ClaimReleaseOutcome::NotHolder(None)
+    ));
+}
+
+async fn leases_grant_refuse_renew_and_release_with_growing_fences<S: Store + CoordinationStore>(
+    store: &S,
+) {
+    let now_ms = 1_000_000;
+    let first = granted(
+        store
+            .update_lease(acquire("leader", "a", 60_000), now_ms)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(first.fence, 1);
+    let grant_fact = store.get_fact(&first.granted).await.unwrap().unwrap();
+    assert!(String::from_utf8(grant_fact.canonical)
+        .unwrap()
+        .contains("Cairn.LeaseGranted"));
+    let held = store
+        .update_lease(acquire("leader", "b", 60_000), now_ms + 1)
+        .await
+        .unwrap();
+    assert!(matches!(held, LeaseOutcome::Held(ref record) if record.holder == "a"));
+    let renew = |fence| LeaseRequest::Renew {
+        name: "leader".into(),
+        holder: "a".into(),
+        fence,
+        ttl_ms: Some(120_000),
+    };
+    let renewed = granted(store.update_lease(renew(1), now_ms + 2).await.unwrap());
+    assert_eq!(renewed.fence, 1);
+    assert!(matches!(
+        store.update_lease(renew(7), now_ms + 3).await.unwrap(),
+        LeaseOutcome::Stale(Some(_))
+    ));
+    let release = LeaseRequest::Release {
+        name: "leader".into(),
+        holder: "a".into(),
+        fence: 1,
+    };
+    let released = granted(store.update_lease(release, now_ms + 4).await.unwrap());
+    assert!(released.released);
+    let second = granted(
+        store
+            .update_lease(acquire("leader", "b", 60_000), now_ms + 5)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(second.fence, 2);
+    assert_eq!(
+        store.lease_record("leader").await.unwrap(),
+        Some(second.clone())
+    );
+    assert_eq!(store.lease_record("follower").await.unwrap(), None);
+}
+
+async fn a_fenced_write_is_refused_once_a_later_grant_exists<S: Store + CoordinationStore>(
+    store: &S,
+) {
+    let first = granted(
+        store
+            .update_lease(acquire("job", "a", 100), 0)
+            .await
+            .unwrap(),
+    );
+    let fence = |fence| Fence {
+        name: "job".into(),
+        fence,
+    };
+    let written = fact("Job.Done", r#"{"n":1}"#);
+    let outcomes = store
+        .put_facts_fenced(vec![written.clone()], None, fence(first.fence))
+        .await
+        .unwrap();
+    assert!(outcomes[0].inserted);
+    // A later grant makes fence 1 stale: once the first expired (at once
+    // on the embedded store, asked with a later time; within 100 ms on
+    // PostgreSQL, which judges by the database's clock).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let second = loop {
+        match store
+            .update_lease(acquire("job", "b", 60_000), 1_000_000)
+            .await
+            .unwrap()
+        {
+            LeaseOutcome::Granted(record) => break record,
+            LeaseOutcome::Held(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            other => panic!("expected a grant, got {other:?}"),
+        }
+    };
+    assert_eq!(second.fence, 2);
+    let last_seq = *store.watch_last_seq().borrow();
+    let refused = store
+        .put_facts_fenced(
+            vec![fact("Job.Done", r#"{"n":2}"#)],
+            Some(Arc::from("old-leader")),
+            fence(1),
+        )
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(WriteError::StaleFence {
+                fence: 1,
+                current: Some(2),
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(*store.watch_last_seq().borrow(), last_seq, "nothing stored");
+    assert!(store
+        .put_facts_fenced(vec![fact("Job.Done", r#"{"n":3}"#)], None, fence(2))
+        .await
+        .is_ok());
+    assert!(matches!(
+        store
+            .put_facts_fenced(vec![fact("Job.Done", r#"{"n":4}"#)], None, fence(3))
+            .await,
+        Err(WriteError::StaleFence { .. })
+    ));
+    assert!(matches!(
+        store
+            .put_facts_fenced(
+                vec![fact("Job.Done", r#"{"n":5}"#)],
+                None,
+                Fence {
+                    name: "no such lease".into(),
+                    fence: 1
+                }
+            )
+            .await,
+        Err(WriteError::StaleFence { current: None, .. })
+    ));
+}
+
+macro_rules! coordination_conformance {
+    ($($check:ident),* $(,)?) => {
+        mod embedded {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
+                    super::$check(&store).await;
+                    tokio::task::spawn_blocking(move || store.close()).await.unwrap();
+                }
+            )*
+        }
+
+        mod postgres {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let Some(database) = TestDatabase::create().await else {
+                        return;
+                    };
+                    let store = PostgresStore::connect(&database.url(), PostgresOptions::default())
+                        .await
+                        .unwrap();
+                    super::$check(&store).await;
+                    store.close();
+                }
+            )*
+        }
+    };
+}
+
+coordination_conformance!(
+    claims_have_one_winner_and_are_facts,
+    only_the_holder_releases_and_a_new_claim_is_a_new_fact,
+    leases_grant_refuse_renew_and_release_with_growing_fences,
+    a_fenced_write_is_refused_once_a_later_grant_exists,
+);
+
+#[tokio::test]
+async fn embedded_claims_leases_and_the_deployment_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
+    let store = open();
+    let deployment = store.deployment().to_string();
+    assert_eq!(deployment.len(), 32);
+    let winner = stored(&store, "{}").await;
+    let claim = store.claim("k", winner).await.unwrap().record;
+    let lease = granted(
+        store
+            .update_lease(acquire("l", "a", 1_000), 0)
+            .await
+            .unwrap(),
+    );
+    tokio::task::spawn_blocking(move || store.close())
+        .await
+        .unwrap();
+    let reopened = open();
+    assert_eq!(reopened.deployment(), deployment);
+    assert_eq!(reopened.claim_record("k").await.unwrap(), Some(claim));
+    assert_eq!(reopened.lease_record("l").await.unwrap(), Some(lease));
+    let next = granted(
+        reopened
+            .update_lease(acquire("l", "b", 1_000), 10_000)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(next.fence, 2, "fences keep growing across restarts");
+    tokio::task::spawn_blocking(move || reopened.close())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn postgres_claimers_on_many_servers_see_exactly_one_winner() {
+    let Some(database) = TestDatabase::create().await else {
+        return;
+    };
+    let mut servers = Vec::new();
+    for _ in 0..3 {
+        servers.push(
+            PostgresStore::connect(&database.url(), PostgresOptions::default())
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(servers[0].deployment(), servers[2].deployment());
+    let mut contenders = Vec::new();
+    for n in 0..64 {
+        contenders.push(stored(&servers[0], &format!(r#"{{"n":{n}}}"#)).await);
+    }
+    let claims = contenders
+        .iter()
+        .enumerate()
+        .map(|(n, &fact)| servers[n % servers.len()].claim("last item", fact));
+    let results = futures_util::future::join_all(claims).await;
+    let winners: Vec<Hash> = results
+        .iter()
+        .map(|result| {
+            result
+                .as_ref()
+                .unwrap()
+                .record
+                .holder
+                .as_ref()
+                .unwrap()
+                .fact
+        })
+        .collect();
+    assert!(winners.iter().all(|winner| *winner == winners[0]));
+    let n_won = results
+        .iter()
+        .filter(|result| result.as_ref().unwrap().won)
+        .count();
+    assert_eq!(n_won, 1);
+    let grants = (0..12).map(|n| {
+        servers[n % servers.len()].update_lease(acquire("leader", &format!("h{n}"), 60_000), 0)
+    });
+    let outcomes = futures_util::future::join_all(grants).await;
+    let n_granted = outcomes
+        .iter()
+        .filter(|outcome| matches!(outcome, Ok(LeaseOutcome::Granted(_))))
+        .count();
+    assert_eq!(n_granted, 1, "{outcomes:?}");
+    for server in servers {
+        server.close();
+    }
+}
