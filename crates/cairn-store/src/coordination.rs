@@ -629,7 +629,12 @@ mod tests {
     fn granted(record: Option<&LeaseRecord>, request: &LeaseRequest, now_ms: u64) -> LeaseRecord {
         match decide_lease(record, request, now_ms, DEPLOYMENT) {
             LeaseDecision::WriteWithFact { record, fact } => {
-                assert_eq!(fact.hash, record.granted);
+                let written = if record.released {
+                    record.released_fact
+                } else {
+                    Some(record.granted)
+                };
+                assert_eq!(written, Some(fact.hash));
                 record
             }
             LeaseDecision::Write(record) => record,
