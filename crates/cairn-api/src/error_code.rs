@@ -71,6 +71,8 @@ error_codes! {
     WebsocketRequired = "websocket_required", 400, "The stream endpoint needs a WebSocket upgrade request.";
     IncompleteBody = "incomplete_body", 400, "The body ended before its declared length.";
     CreditExceeded = "credit_exceeded", 400, "A stream's outstanding credit would exceed the limit (only in a stream's error frame).";
+    ReservedType = "reserved_type", 400, "A fact's type starts with Cairn., which only the server writes (the error names the fact's index).";
+    InvalidFence = "invalid_fence", 400, "The Cairn-Fence header is not <lease name>=<positive integer>, or is sent more than once.";
     InvalidIfMatch = "invalid_if_match", 400, "The If-Match header is not * or one subscription generation (\"3\" or 3).";
     // 404: the resource does not exist.
     Unauthenticated = "unauthenticated", 401, "No access token, or one that is malformed, unknown, expired or revoked (answered with WWW-Authenticate: Bearer).";
@@ -83,6 +85,9 @@ error_codes! {
     MethodNotAllowed = "method_not_allowed", 405, "The endpoint exists but not with this method.";
     SubscriptionConflict = "subscription_conflict", 409, "A subscription with that name differs in what cannot change (type, predecessor, ordering_key, start).";
     IdentityExists = "identity_exists", 409, "An identity with that name exists (rotate its token instead).";
+    NotClaimHolder = "not_claim_holder", 409, "The fact does not hold the claim (the error's `holder` names the fact that does, or is null); nothing changed.";
+    LeaseHeld = "lease_held", 409, "Another holder's grant of the lease is current (the error's `holder` and `expires_at` say whose and until when).";
+    StaleFence = "stale_fence", 409, "The fence is not the lease's current grant: a later grant exists or it was released (`current` is the current fence, if any); nothing changed.";
     TooManySubscriptions = "too_many_subscriptions", 409, "The server keeps no more subscriptions.";
     RequestTooLarge = "request_too_large", 413, "The request body is larger than the limit.";
     BatchTooLarge = "batch_too_large", 413, "A batch holds more facts than the limit.";

@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod coordination;
 pub mod error_code;
 pub mod facts;
 pub mod hash_text;
@@ -30,6 +31,10 @@ pub use access::{
     AuditEntry, AuditPage, Authorship, BlobAccess, IdentityList, IdentityView, Pattern,
     PatternError, Permissions, Revoked, TokenCreateRequest, TokenCreated, TokenRotateRequest,
     TokenView,
+};
+pub use coordination::{
+    ClaimAnswer, ClaimReleased, ClaimRequest, LeaseAcquireRequest, LeaseGrant, LeaseGrantRequest,
+    FENCE_HEADER,
 };
 pub use error_code::{ErrorBody, ErrorCode, ErrorObject};
 pub use facts::{FactPage, LogQuery, PutFactsAnswer, PutResult, StoredFact, SuccessorsQuery};

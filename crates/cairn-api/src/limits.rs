@@ -33,7 +33,19 @@ pub const DELAY_MS_MAX: u64 = 86_400_000;
 /// Longest error text kept with a message, in bytes.
 pub const LAST_ERROR_BYTES_MAX: usize = 4_096;
 
+/// Longest claim key, in bytes of UTF-8.
+pub const CLAIM_KEY_BYTES_MAX: usize = 512;
+/// Longest lease name, in bytes.
+pub const LEASE_NAME_BYTES_MAX: usize = 128;
+/// Longest lease holder, in bytes of UTF-8.
+pub const LEASE_HOLDER_BYTES_MAX: usize = 256;
+/// Shortest lease of `/v1/leases`.
+pub const LEASE_TTL_MS_MIN: u64 = 100;
+/// Longest lease of `/v1/leases`.
+pub const LEASE_TTL_MS_MAX: u64 = 3_600_000;
+
 const _: () = assert!(LOG_LIMIT_DEFAULT <= LOG_LIMIT_MAX);
+const _: () = assert!(LEASE_TTL_MS_MIN <= LEASE_TTL_MS_MAX);
 const _: () = assert!(SUCCESSORS_LIMIT_DEFAULT <= SUCCESSORS_LIMIT_MAX);
 const _: () = assert!(DEAD_LETTERS_LIMIT_DEFAULT <= DEAD_LETTERS_LIMIT_MAX);
 const _: () = assert!(LEASE_MS_MIN <= LEASE_MS_MAX);

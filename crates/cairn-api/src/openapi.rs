@@ -19,6 +19,9 @@ use crate::access::{
     AuditEntry, AuditPage, Authorship, BlobAccess, IdentityList, IdentityView, Permissions,
     Revoked, TokenCreateRequest, TokenCreated, TokenRotateRequest, TokenView,
 };
+use crate::coordination::{
+    ClaimAnswer, ClaimReleased, ClaimRequest, LeaseAcquireRequest, LeaseGrant, LeaseGrantRequest,
+};
 use crate::error_code::ErrorBody;
 use crate::facts::{FactPage, PutFactsAnswer, StoredFact};
 use crate::meta::{BlobStored, Health, Versions};
@@ -121,6 +124,7 @@ struct UnknownSubscription(ErrorBody);
         list_dead, get_dead, replay, discard,
         health, versions, metrics, openapi_document,
         create_token, list_tokens, rotate_token, revoke_token, audit,
+        claim, get_claim, release_claim, get_lease, acquire_lease, renew_lease, release_lease,
     ),
     components(schemas(
         HashText, Predecessor, Fact, PutFactsRequest, ErrorBody, PutFactsAnswer,
@@ -131,6 +135,8 @@ struct UnknownSubscription(ErrorBody);
         DeadLetterPage<Fact>, ReplayRequest, ReplayAnswer, Discarded,
         Permissions, BlobAccess, TokenCreateRequest, TokenRotateRequest, TokenCreated, TokenView,
         IdentityView, IdentityList, Revoked, Authorship, AuditEntry, AuditPage,
+        ClaimRequest, ClaimAnswer, ClaimReleased, LeaseAcquireRequest, LeaseGrantRequest,
+        LeaseGrant,
     )),
     tags(
         (name = "facts", description = "Write and read facts"),
@@ -138,6 +144,7 @@ struct UnknownSubscription(ErrorBody);
         (name = "subscriptions", description = "Durable delivery"),
         (name = "meta", description = "Health, versions, metrics, this document"),
         (name = "access", description = "Identities, access tokens and the audit trail (servers with --auth)"),
+        (name = "collaboration", description = "Claims and leases with fencing tokens"),
     )
 )]
 struct ApiDocument;
@@ -228,11 +235,13 @@ fn remove_closed_objects(schema: &mut serde_json::Value) {
 
 #[utoipa::path(
     post, path = "/v1/facts", tag = "facts",
+    params(("Cairn-Fence" = Option<String>, Header, pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]*=[1-9][0-9]*$", description = "<lease name>=<fence>: write only if that grant of the lease is current, checked atomically with the write")),
     request_body(content = PutFactsRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "Every fact is durable; results in request order", body = PutFactsAnswer),
-        (status = 400, description = "Malformed JSON, an invalid fact, or an empty batch; nothing was written", body = ErrorBody),
+        (status = 400, description = "Malformed JSON, an invalid fact, a reserved type (Cairn.*), an invalid Cairn-Fence, or an empty batch; nothing was written", body = ErrorBody),
         (status = 405, description = "Method not allowed", body = ErrorBody),
+        (status = 409, description = "stale_fence: a later grant of the lease exists, or it was released; nothing was written", body = ErrorBody),
         (status = 413, description = "Body, batch or fact too large; nothing was written", body = ErrorBody),
         (status = 415, description = "A body that does not declare Content-Type: application/json", body = ErrorBody),
         (status = 422, description = "missing_predecessors; nothing was written", body = ErrorBody),
@@ -652,6 +661,99 @@ fn revoke_token() {}
     )
 )]
 fn audit() {}
+
+#[utoipa::path(
+    post, path = "/v1/claims", tag = "collaboration",
+    request_body(content = ClaimRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The key's winner; `won` says whether it is the claimed fact. A first claim writes Cairn.Claimed", body = ClaimAnswer),
+        (status = 400, description = "A malformed body or key", body = ErrorBody),
+        (status = 422, description = "missing_predecessors: the fact is not stored; nothing changed", body = ErrorBody),
+        BodyRefused,
+        Busy,
+    )
+)]
+fn claim() {}
+
+#[utoipa::path(
+    get, path = "/v1/claims/{key}", tag = "collaboration",
+    params(("key" = String, Path, description = "The key, percent-encoded")),
+    responses(
+        (status = 200, description = "The key's winner", body = ClaimAnswer),
+        (status = 400, description = "A malformed key, or an unknown query parameter", body = ErrorBody),
+        (status = 404, description = "Nobody holds the key", body = ErrorBody),
+        Busy,
+    )
+)]
+fn get_claim() {}
+
+#[utoipa::path(
+    post, path = "/v1/claims/release", tag = "collaboration",
+    request_body(content = ClaimRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Released (again, for a retry); Cairn.ClaimReleased written", body = ClaimReleased),
+        (status = 400, description = "A malformed body or key", body = ErrorBody),
+        (status = 409, description = "not_claim_holder; nothing changed", body = ErrorBody),
+        (status = 422, description = "missing_predecessors: the fact is not stored", body = ErrorBody),
+        BodyRefused,
+        Busy,
+    )
+)]
+fn release_claim() {}
+
+#[utoipa::path(
+    get, path = "/v1/leases/{name}", tag = "collaboration",
+    params(("name" = String, Path, description = "The lease")),
+    responses(
+        (status = 200, description = "The lease's last grant", body = LeaseGrant),
+        (status = 400, description = "A malformed name, or an unknown query parameter", body = ErrorBody),
+        (status = 404, description = "Never granted", body = ErrorBody),
+        Busy,
+    )
+)]
+fn get_lease() {}
+
+#[utoipa::path(
+    post, path = "/v1/leases/{name}/acquire", tag = "collaboration",
+    params(("name" = String, Path, description = "The lease")),
+    request_body(content = LeaseAcquireRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Granted (a new fence, and Cairn.LeaseGranted), or renewed for its current holder", body = LeaseGrant),
+        (status = 400, description = "A malformed name or body", body = ErrorBody),
+        (status = 409, description = "lease_held: another holder's grant is current", body = ErrorBody),
+        BodyRefused,
+        Busy,
+    )
+)]
+fn acquire_lease() {}
+
+#[utoipa::path(
+    post, path = "/v1/leases/{name}/renew", tag = "collaboration",
+    params(("name" = String, Path, description = "The lease")),
+    request_body(content = LeaseGrantRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Renewed", body = LeaseGrant),
+        (status = 400, description = "A malformed name or body", body = ErrorBody),
+        (status = 409, description = "stale_fence: that grant is no longer current", body = ErrorBody),
+        BodyRefused,
+        Busy,
+    )
+)]
+fn renew_lease() {}
+
+#[utoipa::path(
+    post, path = "/v1/leases/{name}/release", tag = "collaboration",
+    params(("name" = String, Path, description = "The lease")),
+    request_body(content = LeaseGrantRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Released (again, for a retry); Cairn.LeaseReleased written", body = LeaseGrant),
+        (status = 400, description = "A malformed name or body", body = ErrorBody),
+        (status = 409, description = "stale_fence: that grant is no longer current", body = ErrorBody),
+        BodyRefused,
+        Busy,
+    )
+)]
+fn release_lease() {}
 
 #[cfg(test)]
 mod tests {

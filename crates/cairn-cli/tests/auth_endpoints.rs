@@ -113,6 +113,12 @@ impl Ctx {
         answer.json()
     }
 
+    /// The status and answer of a request with the setup admin's token.
+    fn root_answer(&self, method: &str, path: &str) -> Value {
+        let answer = self.send(method, path, Some(&self.root), &Body::None);
+        json!({"status": answer.status, "answer": answer.json()})
+    }
+
     /// Makes an identity with `permissions` over HTTP and keeps its token.
     fn identity(&mut self, name: &str, permissions: Value) {
         let body = json!({"name": name, "permissions": permissions});
@@ -544,6 +550,13 @@ fn setup() -> (tempfile::TempDir, Ctx) {
         ("writer", json!({"write": [OPEN_TYPE]})),
         ("rot-target", json!({"metrics": true})),
         ("rev-target", json!({"metrics": true})),
+        (
+            "claimer",
+            json!({"write": ["Cairn.Claimed"], "read": [OPEN_TYPE]}),
+        ),
+        ("claim-reader", json!({"read": ["Cairn.Claimed"]})),
+        ("leaser", json!({"write": ["Cairn.LeaseGranted"]})),
+        ("lease-reader", json!({"read": ["Cairn.LeaseGranted"]})),
     ] {
         ctx.identity(name, permissions);
     }
@@ -624,6 +637,20 @@ fn setup() -> (tempfile::TempDir, Ctx) {
         Body::None,
         200,
     );
+    // Claims and leases the rows read, renew and release.
+    for key in ["held-claim", "release-claim"] {
+        let body = json!({"key": key, "fact": ctx.open_hash});
+        ctx.root("POST", "/v1/claims", Body::Json(body), 200);
+    }
+    for name in ["held-lease", "renew-lease", "release-lease"] {
+        let body = json!({"holder": "h", "ttl_ms": 600_000});
+        ctx.root(
+            "POST",
+            &format!("/v1/leases/{name}/acquire"),
+            Body::Json(body),
+            200,
+        );
+    }
     (dir, ctx)
 }
 
@@ -1154,7 +1181,71 @@ fn table(ctx: &Ctx) -> Vec<Row> {
             .admin(200)
             .check(|_, _, answer| assert!(answer.json()["entries"].is_array())),
     );
+    collaboration_rows(ctx, &mut rows);
     rows
+}
+
+/// The rows of claims and leases: permissions on the `Cairn.*` type that
+/// records each decision.
+fn collaboration_rows(ctx: &Ctx, rows: &mut Vec<Row>) {
+    let claim_observe =
+        |key: &'static str| move |ctx: &Ctx| ctx.root_answer("GET", &format!("/v1/claims/{key}"));
+    let lease_observe =
+        |name: &'static str| move |ctx: &Ctx| ctx.root_answer("GET", &format!("/v1/leases/{name}"));
+    let open = ctx.open_hash.clone();
+    rows.push(
+        row("POST", "/v1/claims", "/v1/claims")
+            .body(Body::Json(json!({"key": "new-claim", "fact": open})))
+            .forbidden("no-write", "write on type Cairn.Claimed")
+            .allowed("claimer", 200)
+            .check(|_, _, answer| assert_eq!(answer.json()["won"], true))
+            .observe(claim_observe("new-claim")),
+    );
+    rows.push(
+        row("GET", "/v1/claims/{key}", "/v1/claims/held-claim")
+            .forbidden("no-read", "read on type Cairn.Claimed")
+            .allowed("claim-reader", 200)
+            .check(|ctx, _, answer| assert_eq!(answer.json()["fact"], ctx.open_hash.as_str())),
+    );
+    rows.push(
+        row("POST", "/v1/claims/release", "/v1/claims/release")
+            .body(Body::Json(json!({"key": "release-claim", "fact": open})))
+            .forbidden("no-write", "write on type Cairn.Claimed")
+            .allowed("claimer", 200)
+            .observe(claim_observe("release-claim")),
+    );
+    rows.push(
+        row("GET", "/v1/leases/{name}", "/v1/leases/held-lease")
+            .forbidden("no-read", "read on type Cairn.LeaseGranted")
+            .allowed("lease-reader", 200)
+            .check(|_, _, answer| assert_eq!(answer.json()["holder"], "h")),
+    );
+    rows.push(
+        row(
+            "POST",
+            "/v1/leases/{name}/acquire",
+            "/v1/leases/new-lease/acquire",
+        )
+        .body(Body::Json(json!({"holder": "x", "ttl_ms": 60_000})))
+        .forbidden("no-write", "write on type Cairn.LeaseGranted")
+        .allowed("leaser", 200)
+        .check(|_, _, answer| assert_eq!(answer.json()["fence"], 1))
+        .observe(lease_observe("new-lease")),
+    );
+    for (action, name) in [("renew", "renew-lease"), ("release", "release-lease")] {
+        let template = if action == "renew" {
+            "/v1/leases/{name}/renew"
+        } else {
+            "/v1/leases/{name}/release"
+        };
+        rows.push(
+            row("POST", template, format!("/v1/leases/{name}/{action}"))
+                .body(Body::Json(json!({"holder": "h", "fence": 1})))
+                .forbidden("no-write", "write on type Cairn.LeaseGranted")
+                .allowed("leaser", 200)
+                .observe(lease_observe(name)),
+        );
+    }
 }
 
 /// Waits (bounded) until `token` is refused.

@@ -111,6 +111,17 @@ impl From<WriteError> for ApiError {
                 format!("{error}; nothing of the batch was acknowledged"),
             ),
             WriteError::Corrupt(_) => ApiError::new(ErrorCode::CorruptData, error.to_string()),
+            WriteError::StaleFence {
+                ref name,
+                fence,
+                current,
+            } => ApiError::new(
+                ErrorCode::StaleFence,
+                format!("{error}; nothing was written (the writer has lost the lease)"),
+            )
+            .with_detail("name", json!(name))
+            .with_detail("fence", json!(fence))
+            .with_detail("current", json!(current)),
             WriteError::Unavailable { .. } => ApiError::new(
                 ErrorCode::StoreUnavailable,
                 format!("{error}; the write was not acknowledged (retrying is safe)"),

@@ -42,7 +42,7 @@ use std::sync::Arc;
 use axum::error_handling::HandleErrorLayer;
 use axum::routing::{delete, get, post, put};
 use axum::{middleware, BoxError, Router};
-use cairn_store::{BlobStore, Store};
+use cairn_store::{BlobStore, CoordinationStore, Store};
 use delivery::Deliveries;
 use tokio_util::sync::CancellationToken;
 use tower::limit::GlobalConcurrencyLimitLayer;
@@ -127,7 +127,20 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
             "/v1/tokens/{name}/rotate",
             post(routes::tokens::rotate::<S>),
         )
-        .route("/v1/audit", get(routes::tokens::audit::<S>));
+        .route("/v1/audit", get(routes::tokens::audit::<S>))
+        .route("/v1/claims", post(routes::claims::claim::<S>))
+        .route("/v1/claims/release", post(routes::claims::release::<S>))
+        .route("/v1/claims/{key}", get(routes::claims::get_claim::<S>))
+        .route("/v1/leases/{name}", get(routes::leases::get_lease::<S>))
+        .route(
+            "/v1/leases/{name}/acquire",
+            post(routes::leases::acquire::<S>),
+        )
+        .route("/v1/leases/{name}/renew", post(routes::leases::renew::<S>))
+        .route(
+            "/v1/leases/{name}/release",
+            post(routes::leases::release::<S>),
+        );
     let blobs = Router::new()
         .route("/v1/blobs", put(routes::blobs::put_blob::<S>))
         .route(
@@ -185,22 +198,26 @@ fn with_overload_limits<S: Store>(
 
 /// Builds the complete application over `store` and its delivery engine
 /// (see [`delivery`]): the router of API v1. `shutdown` ends long-polls and
-/// streams. A [`Node`] builds it and puts it behind a socket; an embedded client can
+/// streams; `clock` judges lease expiry on a store that leaves that to
+/// the server. A [`Node`] builds it and puts it behind a socket; an embedded client can
 /// dispatch requests into it in-process, with every validation, answer and
 /// error exactly as over the network.
-pub fn app<S: Store>(
+pub fn app<S: Store + CoordinationStore>(
     store: Arc<S>,
     blobs: Arc<BlobStore>,
     deliveries: Arc<dyn Deliveries>,
     config: ServerConfig,
     shutdown: CancellationToken,
     auth: Option<Arc<auth::Auth>>,
+    clock: clock::Clock,
 ) -> Router {
     let metrics = Arc::new(HttpMetrics::new());
     if let Some(auth) = &auth {
         metrics.register(Box::new(auth.audit.outcomes()));
     }
     router(AppState {
+        coordination: Arc::clone(&store) as Arc<dyn CoordinationStore>,
+        clock,
         store,
         blobs,
         deliveries,

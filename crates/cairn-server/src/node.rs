@@ -18,8 +18,8 @@ use std::sync::Arc;
 use axum::serve::Listener;
 use axum::Router;
 use cairn_store::{
-    BlobError, BlobStore, EmbeddedOptions, EmbeddedStore, IdentityStore, PostgresError,
-    PostgresOptions, PostgresStore, ReadError, Store,
+    BlobError, BlobStore, CoordinationStore, EmbeddedOptions, EmbeddedStore, IdentityStore,
+    PostgresError, PostgresOptions, PostgresStore, ReadError, Store,
 };
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -96,8 +96,10 @@ impl NodeOptions {
                     .map_err(|error| NodeError::Store(error.to_string()))?;
                 let store = Arc::new(store);
                 let blobs = BlobStore::open(&data_dir.join("blobs"), self.blob_bytes_max)?;
-                let deliveries =
-                    MemoryDeliveries::load(Arc::clone(&store), MemoryOptions::new(self.clock))?;
+                let deliveries = MemoryDeliveries::load(
+                    Arc::clone(&store),
+                    MemoryOptions::new(self.clock.clone()),
+                )?;
                 let (router, auth) = assemble(
                     &store,
                     blobs,
@@ -105,6 +107,7 @@ impl NodeOptions {
                     self.server,
                     &shutdown,
                     self.auth,
+                    self.clock,
                 )
                 .await?;
                 (NodeStore::Embedded(store), router, auth)
@@ -121,6 +124,7 @@ impl NodeOptions {
                     self.server,
                     &shutdown,
                     self.auth,
+                    self.clock,
                 )
                 .await?;
                 (NodeStore::Postgres(store), router, auth)
@@ -138,13 +142,14 @@ impl NodeOptions {
 
 /// The router of the application over `store`, with access control over
 /// the store's identities if `auth_enabled` (kept fresh until `shutdown`).
-async fn assemble<S: Store + IdentityStore>(
+async fn assemble<S: Store + IdentityStore + CoordinationStore>(
     store: &Arc<S>,
     blobs: BlobStore,
     deliveries: Arc<dyn Deliveries>,
     config: ServerConfig,
     shutdown: &CancellationToken,
     auth_enabled: bool,
+    clock: Clock,
 ) -> Result<(Router, Option<Arc<Auth>>), NodeError> {
     let auth = if auth_enabled {
         let auth = Arc::new(Auth::load(Arc::clone(store) as Arc<dyn IdentityStore>).await?);
@@ -160,6 +165,7 @@ async fn assemble<S: Store + IdentityStore>(
         config,
         shutdown.clone(),
         auth.clone(),
+        clock,
     );
     Ok((router, auth))
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use cairn_store::BlobStore;
+use cairn_store::{BlobStore, CoordinationStore};
 use tokio_util::sync::CancellationToken;
 
 use crate::delivery::Deliveries;
@@ -54,6 +54,10 @@ pub struct AppState<S> {
     pub shutdown: CancellationToken,
     /// Access control, when the server runs with `--auth`.
     pub auth: Option<Arc<crate::auth::Auth>>,
+    /// Claims, leases and fenced writes: the store again, as that trait.
+    pub coordination: Arc<dyn CoordinationStore>,
+    /// The node's clock (lease expiry on the embedded store).
+    pub clock: crate::clock::Clock,
 }
 
 impl<S> Clone for AppState<S> {
@@ -67,6 +71,8 @@ impl<S> Clone for AppState<S> {
             config: self.config.clone(),
             shutdown: self.shutdown.clone(),
             auth: self.auth.clone(),
+            coordination: Arc::clone(&self.coordination),
+            clock: self.clock.clone(),
         }
     }
 }

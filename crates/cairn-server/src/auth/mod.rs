@@ -266,6 +266,12 @@ pub fn need(method: &Method, route: &str) -> Need {
             | "/v1/subscriptions/{name}/ack"
             | "/v1/subscriptions/{name}/nack"
             | "/v1/subscriptions/{name}/extend",
+        )
+        | ("POST", "/v1/claims" | "/v1/claims/release")
+        | ("GET", "/v1/claims/{key}" | "/v1/leases/{name}")
+        | (
+            "POST",
+            "/v1/leases/{name}/acquire" | "/v1/leases/{name}/renew" | "/v1/leases/{name}/release",
         ) => Need::Identity,
         _ => Need::Admin,
     }

@@ -3,7 +3,7 @@
 //! to whichever backend the `BlobStore` has (files or PostgreSQL).
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use cairn_api::{BlobStored, ErrorCode};
@@ -12,6 +12,7 @@ use cairn_store::Store;
 use futures_util::StreamExt;
 
 use super::facts::json_answer;
+use super::ApiPath;
 use crate::error::ApiError;
 use crate::query::QueryParams;
 use crate::state::AppState;
@@ -33,7 +34,7 @@ pub async fn put_blob<S: Store>(
 /// instead of stored under another hash.
 pub async fn put_blob_with_hash<S: Store>(
     State(state): State<AppState<S>>,
-    Path(hash_text): Path<String>,
+    ApiPath(hash_text): ApiPath<String>,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
     body: Body,
@@ -86,7 +87,7 @@ fn parse_hash(text: &str) -> Result<Hash, ApiError> {
 pub async fn get_blob<S: Store>(
     State(state): State<AppState<S>>,
     method: Method,
-    Path(hash_text): Path<String>,
+    ApiPath(hash_text): ApiPath<String>,
     RawQuery(raw_query): RawQuery,
 ) -> Result<Response, ApiError> {
     QueryParams::parse(raw_query.as_deref(), &[])?;

@@ -1,17 +1,19 @@
 //! `/v1/facts`, `/v1/facts/{hash}`, `/v1/facts/{hash}/successors` and `/v1/log`.
 
 use axum::body::Body;
-use axum::extract::{Extension, Path, RawQuery, State};
+use axum::extract::{Extension, RawQuery, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use cairn_api::ErrorCode;
-use cairn_api::{Authorship, FactPage, PutFactsAnswer, PutResult};
+use cairn_api::{Authorship, FactPage, PutFactsAnswer, PutResult, FENCE_HEADER};
 use cairn_fact::{parse_json, CanonicalFact, Hash, JsonError};
-use cairn_store::{Page, Store, StoredFact, SuccessorsQuery};
+use cairn_store::coordination::{is_reserved_type, RESERVED_TYPE_PREFIX};
+use cairn_store::{Fence, Page, Store, StoredFact, SuccessorsQuery};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::wait::LongPoll;
+use super::ApiPath;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::limits;
@@ -40,12 +42,32 @@ pub async fn post_facts<S: Store>(
             .await
             .map_err(|_| ApiError::new(ErrorCode::Internal, "parsing failed"))??
     };
+    let fence = fence_of(&headers)?;
     // Every fact of the batch by its own type; one refusal stores nothing.
-    for fact in &facts {
+    for (index, fact) in facts.iter().enumerate() {
+        if is_reserved_type(&fact.fact.type_name) {
+            return Err(ApiError::new(
+                ErrorCode::ReservedType,
+                format!(
+                    "fact {index} has type {}: types under {RESERVED_TYPE_PREFIX} are written by \
+                     the server only (claims, leases, timers); nothing was written",
+                    fact.fact.type_name
+                ),
+            )
+            .with_detail("index", serde_json::json!(index)));
+        }
         caller.require_write(&fact.fact.type_name)?;
     }
     caller.take_writes(facts.len() as u64)?;
-    let outcomes = state.store.put_facts_by(facts, caller.author()).await?;
+    let outcomes = match fence {
+        None => state.store.put_facts_by(facts, caller.author()).await?,
+        Some(fence) => {
+            state
+                .coordination
+                .put_facts_fenced(facts, caller.author(), fence)
+                .await?
+        }
+    };
     let results = outcomes
         .iter()
         .map(|outcome| PutResult {
@@ -55,6 +77,23 @@ pub async fn post_facts<S: Store>(
         })
         .collect();
     Ok(json_answer(&PutFactsAnswer { results }))
+}
+
+/// The `Cairn-Fence` of a write, if it carries one (at most one header).
+fn fence_of(headers: &HeaderMap) -> Result<Option<Fence>, ApiError> {
+    let mut values = headers.get_all(FENCE_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidFence,
+            "Cairn-Fence must be sent once: <lease name>=<fence>",
+        ));
+    }
+    let (name, fence) = cairn_api::coordination::parse_fence(value.as_bytes())
+        .map_err(|message| ApiError::new(ErrorCode::InvalidFence, message))?;
+    Ok(Some(Fence { name, fence }))
 }
 
 /// Whether a JSON body must declare its Content-Type.
@@ -181,7 +220,7 @@ fn parse_batch(bytes: &[u8], fact_bytes_max: usize) -> Result<Vec<CanonicalFact>
 pub async fn get_fact<S: Store>(
     State(state): State<AppState<S>>,
     Extension(caller): Extension<Caller>,
-    Path(hash_text): Path<String>,
+    ApiPath(hash_text): ApiPath<String>,
     RawQuery(raw_query): RawQuery,
 ) -> Result<Response, ApiError> {
     QueryParams::parse(raw_query.as_deref(), &[])?;
@@ -227,7 +266,7 @@ fn readable(caller: &Caller, fact: &StoredFact) -> bool {
 pub async fn get_successors<S: Store>(
     State(state): State<AppState<S>>,
     Extension(caller): Extension<Caller>,
-    Path(hash_text): Path<String>,
+    ApiPath(hash_text): ApiPath<String>,
     RawQuery(raw_query): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = QueryParams::parse(

@@ -1,12 +1,17 @@
 //! HTTP handlers, one file per resource.
 
 pub mod blobs;
+pub mod claims;
 pub mod facts;
+pub mod leases;
 pub mod meta;
+mod path;
 pub mod stream;
 pub mod subscriptions;
 pub mod tokens;
 mod wait;
+
+pub use path::ApiPath;
 
 /// The `Content-Length` a request declares, if any, so that an oversized
 /// body is refused before it is read.

@@ -41,7 +41,7 @@ use std::sync::Arc;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Extension, Path, RawQuery, State};
+use axum::extract::{Extension, RawQuery, State};
 use axum::response::Response;
 use cairn_delivery::TokenOutcome;
 use cairn_store::Store;
@@ -51,6 +51,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
+use super::ApiPath;
 use crate::auth::Caller;
 use crate::delivery::{DeliveryError, PulledMessage, Subscription};
 use crate::error::ApiError;
@@ -70,7 +71,7 @@ use cairn_api::subscriptions::{check_nack, check_tokens};
 pub async fn subscription_stream<S: Store>(
     State(state): State<AppState<S>>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     RawQuery(raw_query): RawQuery,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {

@@ -2,7 +2,7 @@
 //! acks, nacks, dead letters, pause and resume (see `docs/api-v1.md`).
 
 use axum::body::Body;
-use axum::extract::{Extension, Path, RawQuery, State};
+use axum::extract::{Extension, RawQuery, State};
 use axum::http::header::{ETAG, IF_MATCH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,6 +18,7 @@ use cairn_store::Store;
 use serde_json::value::RawValue;
 
 use super::facts::{json_answer, raw_fact, read_json_body, ContentType};
+use super::ApiPath;
 use crate::auth::Caller;
 use crate::delivery::{Applied, DeadLetter, Subscription, SubscriptionView};
 use crate::error::ApiError;
@@ -105,7 +106,7 @@ fn if_match(headers: &HeaderMap) -> Result<Option<GenerationPrecondition>, ApiEr
 pub async fn put_subscription<S: Store>(
     State(state): State<AppState<S>>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
     body: Body,
@@ -162,7 +163,7 @@ pub async fn list_subscriptions<S: Store>(
 pub async fn get_subscription<S: Store>(
     State(state): State<AppState<S>>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     RawQuery(raw_query): RawQuery,
 ) -> Result<Response, ApiError> {
     QueryParams::parse(raw_query.as_deref(), &[])?;
@@ -178,7 +179,7 @@ pub async fn get_subscription<S: Store>(
 pub async fn delete_subscription<S: Store>(
     State(state): State<AppState<S>>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     RawQuery(raw_query): RawQuery,
 ) -> Result<Response, ApiError> {
     QueryParams::parse(raw_query.as_deref(), &[])?;
@@ -191,7 +192,7 @@ pub async fn delete_subscription<S: Store>(
 pub async fn pull<S: Store>(
     State(state): State<AppState<S>>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
     body: Body,
@@ -254,7 +255,7 @@ fn results_response(outcomes: &[TokenOutcome]) -> Response {
 pub async fn ack<S: Store>(
     State(state): State<AppState<S>>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
     body: Body,
@@ -268,7 +269,7 @@ pub async fn ack<S: Store>(
 pub async fn nack<S: Store>(
     State(state): State<AppState<S>>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
     body: Body,
@@ -285,7 +286,7 @@ pub async fn nack<S: Store>(
 pub async fn extend<S: Store>(
     State(state): State<AppState<S>>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
     body: Body,
@@ -318,7 +319,7 @@ async fn set_paused<S: Store>(
 pub async fn pause<S: Store>(
     State(state): State<AppState<S>>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
     body: Body,
@@ -330,7 +331,7 @@ pub async fn pause<S: Store>(
 pub async fn resume<S: Store>(
     State(state): State<AppState<S>>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
     body: Body,
@@ -363,7 +364,7 @@ fn parse_hash(text: &str) -> Result<Hash, ApiError> {
 pub async fn list_dead<S: Store>(
     State(state): State<AppState<S>>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     RawQuery(raw_query): RawQuery,
 ) -> Result<Response, ApiError> {
     let query = QueryParams::parse(raw_query.as_deref(), &["limit", "after", "discarded"])?;
@@ -398,7 +399,7 @@ pub async fn list_dead<S: Store>(
 pub async fn get_dead<S: Store>(
     State(state): State<AppState<S>>,
     Extension(caller): Extension<Caller>,
-    Path((name, hash)): Path<(String, String)>,
+    ApiPath((name, hash)): ApiPath<(String, String)>,
     RawQuery(raw_query): RawQuery,
 ) -> Result<Response, ApiError> {
     QueryParams::parse(raw_query.as_deref(), &[])?;
@@ -422,7 +423,7 @@ fn not_dead(hash: &Hash) -> ApiError {
 pub async fn replay<S: Store>(
     State(state): State<AppState<S>>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
     body: Body,
@@ -448,7 +449,7 @@ pub async fn replay<S: Store>(
 pub async fn discard<S: Store>(
     State(state): State<AppState<S>>,
     Extension(caller): Extension<Caller>,
-    Path((name, hash)): Path<(String, String)>,
+    ApiPath((name, hash)): ApiPath<(String, String)>,
     RawQuery(raw_query): RawQuery,
 ) -> Result<Response, ApiError> {
     QueryParams::parse(raw_query.as_deref(), &[])?;

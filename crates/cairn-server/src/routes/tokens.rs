@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Extension, Path, RawQuery, State};
+use axum::extract::{Extension, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cairn_api::{
@@ -16,6 +16,7 @@ use cairn_api::{
 use cairn_store::Store;
 
 use super::facts::{json_answer, read_json_body, ContentType};
+use super::ApiPath;
 use crate::auth::identities::{create_identity, created_detail, expiry, identity_error, new_token};
 use crate::auth::{unix_ms, Auth, Caller};
 use crate::error::ApiError;
@@ -94,7 +95,7 @@ pub async fn create<S: Store>(
 pub async fn rotate<S: Store>(
     State(state): State<AppState<S>>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
     body: Body,
@@ -139,7 +140,7 @@ pub async fn rotate<S: Store>(
 pub async fn revoke<S: Store>(
     State(state): State<AppState<S>>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     RawQuery(raw_query): RawQuery,
 ) -> Result<Response, ApiError> {
     QueryParams::parse(raw_query.as_deref(), &[])?;
