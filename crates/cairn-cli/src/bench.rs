@@ -31,6 +31,9 @@ pub enum Workload {
     /// Publish single facts at `--rate` per second; one consumer reports
     /// publish-to-handler latency.
     Latency,
+    /// Claim a new key per request (`POST /v1/claims`) for one preloaded
+    /// fact: every claim wins and writes its `Cairn.Claimed` fact.
+    Claim,
 }
 
 /// Options of `cairn bench`.
@@ -225,6 +228,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         (Workload::Successors, None) => {
             vec![preload_successors(&http, &base, run_id, args.batch, args.fields_bytes).await?]
         }
+        (Workload::Claim, None) => {
+            let claimant = bench_fact_json(run_id, 0, 0, args.fields_bytes);
+            post_batch(&http, &base, &[claimant]).await?
+        }
     });
     let shared = Arc::new(Shared {
         run_id,
@@ -278,6 +285,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                     }
                     (Workload::Successors, _) => {
                         successors_http(&http, &base, &targets[0], batch).await
+                    }
+                    (Workload::Claim, _) => {
+                        n += 1;
+                        let key = format!("bench-{}-{client}-{n}", shared.run_id);
+                        claim_http(&http, &base, &key, &targets[0]).await
                     }
                     (Workload::Consume | Workload::Latency, _) => {
                         unreachable!("delivery workloads return before the request loop")
@@ -443,6 +455,30 @@ async fn successors_http(
     Ok(page["facts"]
         .as_array()
         .map_or(0, |facts| facts.len() as u64))
+}
+
+/// Claims `key` for `fact`; a claim that does not win is a failure (every
+/// key is new).
+async fn claim_http(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    fact: &str,
+) -> anyhow::Result<u64> {
+    let response = http
+        .post(format!("{base}/v1/claims"))
+        .header("content-type", "application/json")
+        .body(serde_json::json!({"key": key, "fact": fact}).to_string())
+        .send()
+        .await?;
+    if !response.status().is_success() {
+        bail!("claim answered {}", response.status());
+    }
+    let answer: serde_json::Value = serde_json::from_slice(&response.bytes().await?)?;
+    if answer["won"] != true {
+        bail!("a claim of a new key did not win: {answer}");
+    }
+    Ok(1)
 }
 
 /// Posts one batch and returns the hashes.
