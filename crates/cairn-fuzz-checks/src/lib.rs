@@ -12,6 +12,7 @@
 
 mod access;
 mod canonical_json;
+mod collaboration;
 mod fact_batch;
 mod fact_json;
 mod hash_hex;
@@ -23,6 +24,7 @@ mod subscription_request_body;
 
 pub use access::check_access;
 pub use canonical_json::check_canonical_json;
+pub use collaboration::check_collaboration;
 pub use fact_batch::check_fact_batch;
 pub use fact_json::check_fact_json;
 pub use hash_hex::check_hash_hex;
@@ -37,9 +39,10 @@ pub type Check = fn(&[u8]);
 
 /// Every fuzz target by name with its check. The name is the target's
 /// binary in `fuzz/Cargo.toml` and its folder in `fuzz/regressions/`.
-pub const TARGETS: [(&str, Check); 10] = [
+pub const TARGETS: [(&str, Check); 11] = [
     ("access", check_access),
     ("canonical_json", check_canonical_json),
+    ("collaboration", check_collaboration),
     ("fact_batch", check_fact_batch),
     ("fact_json", check_fact_json),
     ("hash_hex", check_hash_hex),
