@@ -4,6 +4,7 @@
 //! reply.
 
 use crate::wire::{AuditPage, IdentityView, TokenCreateRequest, TokenCreated, TokenRotateRequest};
+use crate::wire::{ClaimAnswer, ClaimReleased, LeaseAction, LeaseGrant};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -91,21 +92,7 @@ impl Client {
         for batch in split_batches(facts) {
             let local_hashes: Vec<Hash> = batch.iter().map(|fact| fact.hash).collect();
             let batch_results = self.transport.put_facts(batch).await?;
-            if batch_results.len() != local_hashes.len() {
-                return Err(ClientError::Protocol(format!(
-                    "a batch of {} fact(s) answered {} result(s)",
-                    local_hashes.len(),
-                    batch_results.len()
-                )));
-            }
-            for (local, result) in local_hashes.iter().zip(&batch_results) {
-                if *local != result.hash {
-                    return Err(ClientError::HashMismatch {
-                        local: *local,
-                        server: result.hash,
-                    });
-                }
-            }
+            check_results(&local_hashes, &batch_results)?;
             results.extend(batch_results);
         }
         Ok(results)
@@ -235,6 +222,90 @@ impl Client {
         self.transport.audit(after, limit).await
     }
 
+    /// Claims `key` for the stored fact `fact`: the first claim of a free
+    /// key wins (`won`), every other answers the winner. Safe to retry.
+    /// See "Claims" in `docs/api-v1.md`.
+    pub async fn claim(&self, key: &str, fact: &Hash) -> Result<ClaimAnswer> {
+        self.transport.claim(key, *fact).await
+    }
+
+    /// The fact that holds `key`, `None` if nobody does.
+    pub async fn claim_holder(&self, key: &str) -> Result<Option<ClaimAnswer>> {
+        self.transport.claim_holder(key).await
+    }
+
+    /// Frees `key`; only the fact that holds it may (else the server's
+    /// `not_claim_holder`).
+    pub async fn release_claim(&self, key: &str, fact: &Hash) -> Result<ClaimReleased> {
+        self.transport.release_claim(key, *fact).await
+    }
+
+    /// Acquires the lease `name` for `holder` for `ttl` (100 ms to 1 h):
+    /// a grant with a new fence, or the server's `lease_held` while
+    /// another holder's grant is current. See "Leases with fencing tokens"
+    /// in `docs/api-v1.md`.
+    pub async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<LeaseGrant> {
+        let action = LeaseAction::Acquire {
+            holder: holder.to_string(),
+            ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+        };
+        self.transport.lease(name, action).await
+    }
+
+    /// Renews `grant` for its own length from now (`stale_fence` once
+    /// another grant exists or it was released).
+    pub async fn renew_lease(&self, grant: &LeaseGrant) -> Result<LeaseGrant> {
+        let action = LeaseAction::Renew {
+            holder: grant.holder.clone(),
+            fence: grant.fence,
+            ttl_ms: None,
+        };
+        self.transport.lease(&grant.name, action).await
+    }
+
+    /// Releases `grant`, so another holder may acquire the lease at once.
+    pub async fn release_lease(&self, grant: &LeaseGrant) -> Result<LeaseGrant> {
+        let action = LeaseAction::Release {
+            holder: grant.holder.clone(),
+            fence: grant.fence,
+        };
+        self.transport.lease(&grant.name, action).await
+    }
+
+    /// The last grant of the lease `name`, `None` if it was never granted.
+    pub async fn lease(&self, name: &str) -> Result<Option<LeaseGrant>> {
+        self.transport.get_lease(name).await
+    }
+
+    /// Stores facts as [`Client::put_facts`] does, fenced by `grant`: the
+    /// server stores a batch only while `grant` is its lease's current
+    /// grant, checked atomically with the write, and otherwise answers
+    /// `stale_fence` (nothing stored) — the holder has lost the lease and
+    /// must stop. A `stale_fence` after a retry (the first answer lost)
+    /// leaves it unknown whether the first attempt was stored.
+    pub async fn put_facts_fenced(
+        &self,
+        facts: Vec<CanonicalFact>,
+        grant: &LeaseGrant,
+    ) -> Result<Vec<PutResult>> {
+        let mut results = Vec::with_capacity(facts.len());
+        for batch in split_batches(facts) {
+            let local_hashes: Vec<Hash> = batch.iter().map(|fact| fact.hash).collect();
+            let batch_results = self
+                .transport
+                .put_facts_fenced(batch, &grant.name, grant.fence)
+                .await?;
+            check_results(&local_hashes, &batch_results)?;
+            results.extend(batch_results);
+        }
+        Ok(results)
+    }
+
     /// Pauses delivery of a subscription.
     pub async fn pause(&self, name: &str) -> Result<SubscriptionView> {
         self.transport.pause(name).await
@@ -291,6 +362,27 @@ fn split_batches(facts: Vec<CanonicalFact>) -> Vec<Vec<CanonicalFact>> {
         batches.push(batch);
     }
     batches
+}
+
+/// Checks a batch's results against the hashes computed here: one per
+/// fact, each the same.
+fn check_results(local_hashes: &[Hash], results: &[PutResult]) -> Result<()> {
+    if results.len() != local_hashes.len() {
+        return Err(ClientError::Protocol(format!(
+            "a batch of {} fact(s) answered {} result(s)",
+            local_hashes.len(),
+            results.len()
+        )));
+    }
+    for (local, result) in local_hashes.iter().zip(results) {
+        if *local != result.hash {
+            return Err(ClientError::HashMismatch {
+                local: *local,
+                server: result.hash,
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

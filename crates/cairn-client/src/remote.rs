@@ -14,6 +14,7 @@
 use cairn_api::{
     AuditPage, IdentityList, IdentityView, TokenCreateRequest, TokenCreated, TokenRotateRequest,
 };
+use cairn_api::{ClaimRequest, LeaseAcquireRequest, LeaseGrantRequest};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -38,6 +39,7 @@ use crate::wire::{
     PullOptions, PutResult, RawMessage, ReplaySelection, StoredFact, SubscriptionDefinition,
     SubscriptionView, SuccessorsQuery, TokenResult,
 };
+use crate::wire::{ClaimAnswer, ClaimReleased, LeaseAction, LeaseGrant};
 use cairn_api::precondition::IF_MATCH_HEADER;
 use cairn_api::{
     ErrorBody, ErrorCode, PullAnswer, PutFactsAnswer, ReplayAnswer, SubscriptionList,
@@ -203,6 +205,28 @@ impl RemoteTransport {
             body: None,
             timeout: self.request_timeout,
         }
+    }
+
+    /// `POST /v1/facts`, with a `Cairn-Fence` header if `fence` is given.
+    async fn put_facts_with(
+        &self,
+        facts: Vec<CanonicalFact>,
+        fence: Option<String>,
+    ) -> Result<Vec<PutResult>> {
+        let mut call = self.call(Method::POST, &["v1", "facts"]);
+        call.body = Some(facts_body(&facts));
+        if let Some(fence) = fence {
+            call.headers.push((cairn_api::FENCE_HEADER, fence));
+        }
+        let answer: PutFactsAnswer = self.call_json(call).await?;
+        if answer.results.len() != facts.len() {
+            return Err(ClientError::Protocol(format!(
+                "a batch of {} fact(s) answered {} result(s)",
+                facts.len(),
+                answer.results.len()
+            )));
+        }
+        Ok(answer.results)
     }
 
     /// Sends `call`, failing over and retrying as the module doc says.
@@ -501,19 +525,7 @@ fn facts_body(facts: &[CanonicalFact]) -> Bytes {
 
 impl Transport for RemoteTransport {
     fn put_facts(&self, facts: Vec<CanonicalFact>) -> BoxFuture<'_, Result<Vec<PutResult>>> {
-        Box::pin(async move {
-            let mut call = self.call(Method::POST, &["v1", "facts"]);
-            call.body = Some(facts_body(&facts));
-            let answer: PutFactsAnswer = self.call_json(call).await?;
-            if answer.results.len() != facts.len() {
-                return Err(ClientError::Protocol(format!(
-                    "a batch of {} fact(s) answered {} result(s)",
-                    facts.len(),
-                    answer.results.len()
-                )));
-            }
-            Ok(answer.results)
-        })
+        Box::pin(self.put_facts_with(facts, None))
     }
 
     fn get_fact(&self, hash: Hash) -> BoxFuture<'_, Result<Option<StoredFact>>> {
@@ -798,6 +810,97 @@ impl Transport for RemoteTransport {
             call.query = vec![("after", after.to_string()), ("limit", limit.to_string())];
             self.call_json(call).await
         })
+    }
+
+    fn claim<'a>(&'a self, key: &'a str, fact: Hash) -> BoxFuture<'a, Result<ClaimAnswer>> {
+        Box::pin(async move {
+            let mut call = self.call(Method::POST, &["v1", "claims"]);
+            call.body = Some(json_body(&ClaimRequest {
+                key: key.to_string(),
+                fact,
+            })?);
+            // Idempotent: a retry by the winner answers `won` again.
+            self.call_json(call).await
+        })
+    }
+
+    fn claim_holder<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<ClaimAnswer>>> {
+        Box::pin(async move {
+            let path = ["v1", "claims", key];
+            self.call_optional(self.call(Method::GET, &path), |code| code == "not_found")
+                .await
+        })
+    }
+
+    fn release_claim<'a>(
+        &'a self,
+        key: &'a str,
+        fact: Hash,
+    ) -> BoxFuture<'a, Result<ClaimReleased>> {
+        Box::pin(async move {
+            let mut call = self.call(Method::POST, &["v1", "claims", "release"]);
+            call.body = Some(json_body(&ClaimRequest {
+                key: key.to_string(),
+                fact,
+            })?);
+            self.call_json(call).await
+        })
+    }
+
+    fn lease<'a>(
+        &'a self,
+        name: &'a str,
+        action: LeaseAction,
+    ) -> BoxFuture<'a, Result<LeaseGrant>> {
+        Box::pin(async move {
+            let (verb, body) = match action {
+                LeaseAction::Acquire { holder, ttl_ms } => (
+                    "acquire",
+                    json_body(&LeaseAcquireRequest { holder, ttl_ms })?,
+                ),
+                LeaseAction::Renew {
+                    holder,
+                    fence,
+                    ttl_ms,
+                } => (
+                    "renew",
+                    json_body(&LeaseGrantRequest {
+                        holder,
+                        fence,
+                        ttl_ms,
+                    })?,
+                ),
+                LeaseAction::Release { holder, fence } => (
+                    "release",
+                    json_body(&LeaseGrantRequest {
+                        holder,
+                        fence,
+                        ttl_ms: None,
+                    })?,
+                ),
+            };
+            let path = ["v1", "leases", name, verb];
+            let mut call = self.call(Method::POST, &path);
+            call.body = Some(body);
+            self.call_json(call).await
+        })
+    }
+
+    fn get_lease<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<LeaseGrant>>> {
+        Box::pin(async move {
+            let path = ["v1", "leases", name];
+            self.call_optional(self.call(Method::GET, &path), |code| code == "not_found")
+                .await
+        })
+    }
+
+    fn put_facts_fenced<'a>(
+        &'a self,
+        facts: Vec<CanonicalFact>,
+        lease: &'a str,
+        fence: u64,
+    ) -> BoxFuture<'a, Result<Vec<PutResult>>> {
+        Box::pin(self.put_facts_with(facts, Some(format!("{lease}={fence}"))))
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {

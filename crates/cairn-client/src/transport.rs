@@ -19,6 +19,7 @@ use crate::wire::{
     TokenResult,
 };
 use crate::wire::{AuditPage, IdentityView, TokenCreateRequest, TokenCreated, TokenRotateRequest};
+use crate::wire::{ClaimAnswer, ClaimReleased, LeaseAction, LeaseGrant};
 
 /// API v1 as a set of async calls over wire types.
 ///
@@ -163,6 +164,35 @@ pub trait Transport: Send + Sync + 'static {
 
     /// A page of the audit trail (`GET /v1/audit`).
     fn audit(&self, after: u64, limit: u32) -> BoxFuture<'_, Result<AuditPage>>;
+
+    /// Claims `key` for the stored fact `fact` (`POST /v1/claims`).
+    fn claim<'a>(&'a self, key: &'a str, fact: Hash) -> BoxFuture<'a, Result<ClaimAnswer>>;
+
+    /// The holder of `key`, `None` if nobody holds it.
+    fn claim_holder<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<ClaimAnswer>>>;
+
+    /// Releases `key`, held by `fact` (`POST /v1/claims/release`).
+    fn release_claim<'a>(
+        &'a self,
+        key: &'a str,
+        fact: Hash,
+    ) -> BoxFuture<'a, Result<ClaimReleased>>;
+
+    /// Acquires, renews or releases the lease `name`.
+    fn lease<'a>(&'a self, name: &'a str, action: LeaseAction)
+        -> BoxFuture<'a, Result<LeaseGrant>>;
+
+    /// The last grant of the lease `name`, `None` if it was never granted.
+    fn get_lease<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<LeaseGrant>>>;
+
+    /// Stores a batch as [`Transport::put_facts`] does, only while the
+    /// grant `fence` of the lease `lease` is current (`Cairn-Fence`).
+    fn put_facts_fenced<'a>(
+        &'a self,
+        facts: Vec<CanonicalFact>,
+        lease: &'a str,
+        fence: u64,
+    ) -> BoxFuture<'a, Result<Vec<PutResult>>>;
 
     /// Closes the transport for every holder: once it returns, calls fail
     /// with [`crate::ClientError::Closed`], and a store the transport owns

@@ -11,6 +11,36 @@ pub use cairn_api::{
     AuditEntry, AuditPage, Authorship, BlobAccess, IdentityView, Pattern, Permissions,
     TokenCreateRequest, TokenCreated, TokenRotateRequest, TokenView,
 };
+pub use cairn_api::{ClaimAnswer, ClaimReleased, LeaseGrant};
+
+/// What to do with a lease (`POST /v1/leases/{name}/…`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LeaseAction {
+    /// Acquire it for `holder` (a new grant, or the current holder's
+    /// grant renewed).
+    Acquire {
+        /// Who asks.
+        holder: String,
+        /// Lease length, 100 to 3,600,000 ms.
+        ttl_ms: u64,
+    },
+    /// Renew the grant `fence` of `holder` (for `ttl_ms`, or its own length).
+    Renew {
+        /// The grant's holder.
+        holder: String,
+        /// The grant's fence.
+        fence: u64,
+        /// A new lease length.
+        ttl_ms: Option<u64>,
+    },
+    /// Release the grant `fence` of `holder`.
+    Release {
+        /// The grant's holder.
+        holder: String,
+        /// The grant's fence.
+        fence: u64,
+    },
+}
 use cairn_fact::Hash;
 
 /// A stored fact as read back, its fact as a JSON value.

@@ -15,6 +15,7 @@ use cairn_client::{
     SubscriptionView, SuccessorsQuery, TokenResult, Transport,
 };
 use cairn_client::{AuditPage, IdentityView, TokenCreateRequest, TokenCreated, TokenRotateRequest};
+use cairn_client::{ClaimAnswer, ClaimReleased, LeaseAction, LeaseGrant};
 use common::{fast_options, Customer, Order, TestServer};
 use futures_util::future::BoxFuture;
 
@@ -155,6 +156,37 @@ impl Transport for CountingTransport {
     }
     fn audit(&self, after: u64, limit: u32) -> BoxFuture<'_, Result<AuditPage>> {
         self.count().audit(after, limit)
+    }
+    fn claim<'a>(&'a self, key: &'a str, fact: Hash) -> BoxFuture<'a, Result<ClaimAnswer>> {
+        self.count().claim(key, fact)
+    }
+    fn claim_holder<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<ClaimAnswer>>> {
+        self.count().claim_holder(key)
+    }
+    fn release_claim<'a>(
+        &'a self,
+        key: &'a str,
+        fact: Hash,
+    ) -> BoxFuture<'a, Result<ClaimReleased>> {
+        self.count().release_claim(key, fact)
+    }
+    fn lease<'a>(
+        &'a self,
+        name: &'a str,
+        action: LeaseAction,
+    ) -> BoxFuture<'a, Result<LeaseGrant>> {
+        self.count().lease(name, action)
+    }
+    fn get_lease<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<LeaseGrant>>> {
+        self.count().get_lease(name)
+    }
+    fn put_facts_fenced<'a>(
+        &'a self,
+        facts: Vec<CanonicalFact>,
+        lease: &'a str,
+        fence: u64,
+    ) -> BoxFuture<'a, Result<Vec<PutResult>>> {
+        self.count().put_facts_fenced(facts, lease, fence)
     }
 }
 
