@@ -47,7 +47,7 @@ fn grant(record: LeaseRecord) -> LeaseGrant {
 }
 
 /// The checks every POST on a lease shares, and its body.
-async fn lease_body<S, B: RequestBody>(
+async fn lease_body<B: RequestBody>(
     caller: &Caller,
     name: &str,
     raw_query: Option<String>,
@@ -110,7 +110,7 @@ pub async fn acquire<S: Store>(
     body: Body,
 ) -> Result<Response, ApiError> {
     let request: LeaseAcquireRequest =
-        lease_body::<S, _>(&caller, &name, raw_query, &headers, body).await?;
+        lease_body(&caller, &name, raw_query, &headers, body).await?;
     let request = LeaseRequest::Acquire {
         name,
         holder: request.holder,
@@ -128,8 +128,7 @@ pub async fn renew<S: Store>(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let request: LeaseGrantRequest =
-        lease_body::<S, _>(&caller, &name, raw_query, &headers, body).await?;
+    let request: LeaseGrantRequest = lease_body(&caller, &name, raw_query, &headers, body).await?;
     let request = LeaseRequest::Renew {
         name,
         holder: request.holder,
@@ -148,8 +147,7 @@ pub async fn release<S: Store>(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let request: LeaseGrantRequest =
-        lease_body::<S, _>(&caller, &name, raw_query, &headers, body).await?;
+    let request: LeaseGrantRequest = lease_body(&caller, &name, raw_query, &headers, body).await?;
     if request.ttl_ms.is_some() {
         return Err(ApiError::invalid_request(
             "a release takes holder and fence only",
