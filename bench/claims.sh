@@ -49,15 +49,19 @@ start_server() {
 
 stop_server() { kill "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""; }
 
+# One server; claims, then single-fact writes (the same durable commit path without the claim's
+# record, for reference) through it.
 cairn_claims() {
     local what=$1; shift
     start_server "$@"
-    log "cairn ($what): $CLIENTS clients, ${DURATION}s"
-    local line
-    line=$("$CAIRN" bench --workload claim --server "http://127.0.0.1:$PORT" --clients "$CLIENTS" \
-        --duration "$DURATION" 2>/dev/null | tr '\n' ' ')
+    local workload line
+    for workload in claim write; do
+        log "cairn ($what, $workload): $CLIENTS clients, ${DURATION}s"
+        line=$("$CAIRN" bench --workload "$workload" --server "http://127.0.0.1:$PORT" \
+            --clients "$CLIENTS" --duration "$DURATION" 2>/dev/null | tr '\n' ' ')
+        echo "cairn_${what}_$workload $line"
+    done
     stop_server
-    echo "cairn_$what $line"
 }
 
 echo "loadavg_1m=$(cut -d' ' -f1 /proc/loadavg) clients=$CLIENTS duration_s=$DURATION"
@@ -66,6 +70,8 @@ echo "$embedded"
 psql "$PG/postgres" -qtAc "CREATE DATABASE ${DB_PREFIX}_cairn"
 postgres=$(cairn_claims postgres --store "$PG/${DB_PREFIX}_cairn")
 echo "$postgres"
+embedded=$(echo "$embedded" | grep '^cairn_embedded_claim')
+postgres=$(echo "$postgres" | grep '^cairn_postgres_claim')
 
 psql "$PG/postgres" -qtAc "CREATE DATABASE ${DB_PREFIX}_peer"
 psql "$PG/${DB_PREFIX}_peer" -qtAc "CREATE TABLE claims (id uuid PRIMARY KEY, payload text)"
