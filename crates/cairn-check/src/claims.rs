@@ -1,6 +1,7 @@
 //! Claims under faults: claimer tasks race for a few keys ("seats") of the
 //! run with facts they wrote and had acknowledged, through every server,
-//! and release most keys they win, so that keys are won again (a new
+//! and release every key they win after holding it a while (most briefly,
+//! some long, so that others lose to them), so that keys are won again (a new
 //! generation each time). The history keeps every answer; the oracle then
 //! checks that no key ever had two winners — per key and generation
 //! exactly one `Cairn.Claimed` fact in every server's log, each won only
@@ -10,8 +11,9 @@
 //!
 //! A claim without an answer is retried (claims are idempotent) and stays
 //! unknown if no attempt is answered; the claimer then tries to release
-//! the key in case it won, so that a lost answer does not hold a seat for
-//! the rest of the run.
+//! the key in case it won, and tries again later while no release is
+//! answered, so that a lost answer does not hold a seat for the rest of
+//! the run.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -38,9 +40,9 @@ pub const CLAIM_RELEASED_TYPE: &str = "Cairn.ClaimReleased";
 pub const TYPES: [&str; 2] = [CLAIMED_TYPE, CLAIM_RELEASED_TYPE];
 /// Keys the claimers race for: few, so that they collide.
 pub const SEATS: usize = 4;
-/// Percent of won keys the winner releases (the others stay held until it
-/// wins nothing more, so some claims are lost to a long holder).
-const RELEASE_PERCENT: u64 = 80;
+/// Percent of won keys the winner holds long (0.5–2 s, so that claims are
+/// lost to it) rather than briefly (up to 0.1 s) before releasing them.
+const LONG_HOLD_PERCENT: u64 = 20;
 
 /// No key has two winners.
 pub const ONE_WINNER: &str = "one winner per claim generation";
@@ -113,12 +115,19 @@ pub struct ClaimRecords {
     pub releases_not_holder: u64,
 }
 
-/// One claimer: writes a fact, claims a random seat with it, releases most
-/// seats it wins, until told to stop.
+/// One claimer: writes a fact, claims a random seat with it, holds a seat
+/// it wins a while and releases it, until told to stop.
 pub async fn run_claimer(workload: Arc<Workload>, claimer_idx: usize) {
     let mut random = SplitMix64::new(workload.seed ^ (0x434c_4149 + claimer_idx as u64));
     let mut n = 0u64;
+    // Seats this claimer may hold: their releases were not answered.
+    let mut unreleased: Vec<(usize, Hash)> = Vec::new();
     while !workload.stop_writes.load(Ordering::Acquire) {
+        if let Some((seat, hash)) = unreleased.pop() {
+            if !release(&workload, seat, hash, &mut random).await {
+                unreleased.insert(0, (seat, hash));
+            }
+        }
         n += 1;
         let fact = json!({
             "type": CLAIMANT_TYPE,
@@ -130,15 +139,23 @@ pub async fn run_claimer(workload: Arc<Workload>, claimer_idx: usize) {
             let seat = random.in_range(0, SEATS as u64 - 1) as usize;
             match claim(&workload, seat, hash, &mut random).await {
                 Some(done) if done.won => {
-                    let hold_ms = random.in_range(0, 100);
+                    let hold_ms = if random.in_range(0, 99) < LONG_HOLD_PERCENT {
+                        random.in_range(500, 2_000)
+                    } else {
+                        random.in_range(0, 100)
+                    };
                     tokio::time::sleep(Duration::from_millis(hold_ms)).await;
-                    if random.in_range(0, 99) < RELEASE_PERCENT {
-                        release(&workload, seat, hash, &mut random).await;
+                    if !release(&workload, seat, hash, &mut random).await {
+                        unreleased.push((seat, hash));
                     }
                 }
                 Some(_) => {}
                 // It may have won: free the seat if it did.
-                None => release(&workload, seat, hash, &mut random).await,
+                None => {
+                    if !release(&workload, seat, hash, &mut random).await {
+                        unreleased.push((seat, hash));
+                    }
+                }
             }
         }
         tokio::time::sleep(Duration::from_millis(random.in_range(10, 60))).await;
@@ -221,8 +238,9 @@ fn parse_claim_answer(body: &Value) -> Option<(Hash, bool, u64, u64, Hash)> {
     ))
 }
 
-/// Releases `seat` held by `fact`, retrying attempts without an answer.
-async fn release(workload: &Workload, seat: usize, fact: Hash, random: &mut SplitMix64) {
+/// Releases `seat` held by `fact`, retrying attempts without an answer;
+/// true when an answer came.
+async fn release(workload: &Workload, seat: usize, fact: Hash, random: &mut SplitMix64) -> bool {
     let key = seat_key(&workload.run_id, seat);
     let fact_text = fact.to_hex();
     for _ in 0..ATTEMPTS_MAX {
@@ -247,13 +265,13 @@ async fn release(workload: &Workload, seat: usize, fact: Hash, random: &mut Spli
                         format!("release of {key}: an answer without its members: {body}"),
                     )),
                 });
-                return;
+                return true;
             }
             Answer::Refused(409, _) => {
                 workload
                     .history
                     .with(|recorded| recorded.coordination.claims.releases_not_holder += 1);
-                return;
+                return true;
             }
             Answer::Refused(429, _) => tokio::time::sleep(Duration::from_millis(50)).await,
             Answer::Refused(status, code) => {
@@ -263,13 +281,14 @@ async fn release(workload: &Workload, seat: usize, fact: Hash, random: &mut Spli
                         format!("a release of {key} by {fact} was refused: {status} {code}"),
                     ))
                 });
-                return;
+                return true;
             }
             Answer::Unknown(..) => {
                 tokio::time::sleep(Duration::from_millis(random.in_range(20, 200))).await
             }
         }
     }
+    false
 }
 
 /// A `Cairn.Claimed` fact of the run in one server's log.
