@@ -301,7 +301,10 @@ fn bad_arguments_get_a_clear_error_and_start_nothing() {
         ),
         (&["--backend", "oracle"], "invalid value"),
         (&["--claimers", "65"], "65 is not in 0..=64"),
-        (&["--fenced-writers", "-1"], "--fenced-writers"),
+        (
+            &["--fenced-writers", "x"],
+            "invalid value 'x' for '--fenced-writers",
+        ),
         (
             &["--url", "https://example.com"],
             "only http:// server URLs",
