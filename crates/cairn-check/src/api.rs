@@ -156,6 +156,53 @@ impl Api {
         self.send_as(Role::Writer, request).await
     }
 
+    /// `POST /v1/facts` with `Cairn-Fence: <lease>=<fence>`: stored only
+    /// while that fence is the lease's current grant (else `Refused(409,
+    /// "stale_fence")`).
+    pub async fn post_facts_fenced(
+        &self,
+        base: &str,
+        facts: &[Value],
+        lease: &str,
+        fence: u64,
+    ) -> Answer {
+        let request = self
+            .http
+            .post(format!("{base}/v1/facts"))
+            .header("Cairn-Fence", format!("{lease}={fence}"))
+            .json(&json!({ "facts": facts }));
+        self.send_as(Role::Writer, request).await
+    }
+
+    /// `POST /v1/claims`: claims `key` for the stored fact `fact` (the
+    /// writer's job: it wrote the fact).
+    pub async fn claim(&self, base: &str, key: &str, fact: &str) -> Answer {
+        let request = self
+            .http
+            .post(format!("{base}/v1/claims"))
+            .json(&json!({"key": key, "fact": fact}));
+        self.send_as(Role::Writer, request).await
+    }
+
+    /// `POST /v1/claims/release`: frees `key` if `fact` holds it.
+    pub async fn release_claim(&self, base: &str, key: &str, fact: &str) -> Answer {
+        let request = self
+            .http
+            .post(format!("{base}/v1/claims/release"))
+            .json(&json!({"key": key, "fact": fact}));
+        self.send_as(Role::Writer, request).await
+    }
+
+    /// `POST /v1/leases/{name}/{action}` (acquire, renew, release) with a
+    /// JSON body.
+    pub async fn lease_call(&self, base: &str, name: &str, action: &str, body: &Value) -> Answer {
+        let request = self
+            .http
+            .post(format!("{base}/v1/leases/{name}/{action}"))
+            .json(body);
+        self.send_as(Role::Writer, request).await
+    }
+
     /// `GET /v1/facts/{hash}`: `Refused(404, _)` when absent.
     pub async fn get_fact(&self, base: &str, hash: &str) -> Answer {
         self.send_as(

@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use cairn_fact::Hash;
 
+use crate::coordination::CoordinationRecords;
 use crate::delivery_ledger::DeliveryLedger;
 use crate::fact_table::{FactTable, Observation, WriteOutcome};
 use crate::history_file::HistoryFile;
@@ -148,6 +149,8 @@ pub struct Recorded {
     /// Hashes read back that are not facts of the run (phantoms, reported
     /// as they are read): each must stay with the seq it was read at.
     pub observed_unwritten: HashMap<Hash, Observation>,
+    /// Claims, lease grants and fenced writes with their answers.
+    pub coordination: CoordinationRecords,
     /// Every fault injected, in order.
     pub faults: Vec<FaultEvent>,
     /// Operations counted by kind.
@@ -168,6 +171,7 @@ impl Recorded {
             acked_order: Vec::new(),
             deliveries: DeliveryLedger::new(subscriptions),
             observed_unwritten: HashMap::new(),
+            coordination: CoordinationRecords::default(),
             faults: Vec::new(),
             counts: OperationCounts::default(),
             live_violations: Vec::new(),

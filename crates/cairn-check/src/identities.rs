@@ -2,9 +2,12 @@
 //! with `cairn tokens create --data DIR` (embedded) or `--store URL`
 //! (PostgreSQL) before the servers start, from the binary the servers are
 //! started from. Each has the least it needs: the writer writes and reads
-//! the workload's types, the reader reads them, the consumer consumes (and
-//! creates) the run's subscriptions and reads what they select, and the
-//! admin replays dead letters, which only an admin may do.
+//! the workload's types and claims keys and holds leases (write on
+//! `Cairn.Claimed` and `Cairn.LeaseGranted`, read on the claimed facts'
+//! type), the reader reads every type the workload and the servers'
+//! decisions write, the consumer consumes (and creates) the run's
+//! subscriptions and reads what they select, and the admin replays dead
+//! letters, which only an admin may do.
 //!
 //! Identities are durable in the store, so kills and restarts keep them.
 //! Their names carry the run id, so runs over a given database never
@@ -15,8 +18,41 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::api::AccessTokens;
+use crate::claims::{CLAIMANT_TYPE, CLAIMED_TYPE, CLAIM_RELEASED_TYPE};
 use crate::error::CheckError;
+use crate::fences::{FENCED_TYPE, LEASE_GRANTED_TYPE, LEASE_RELEASED_TYPE};
 use crate::workload::{ITEM_TYPE, KEY_TYPE};
+
+/// Every type the workload writes or the servers decide, which the writer
+/// and the reader read.
+const READ_TYPES: [&str; 8] = [
+    ITEM_TYPE,
+    KEY_TYPE,
+    CLAIMANT_TYPE,
+    FENCED_TYPE,
+    CLAIMED_TYPE,
+    CLAIM_RELEASED_TYPE,
+    LEASE_GRANTED_TYPE,
+    LEASE_RELEASED_TYPE,
+];
+/// The types the writer writes: its facts, and (for claims and leases)
+/// the server's decision types, whose write permission governs them.
+const WRITE_TYPES: [&str; 6] = [
+    ITEM_TYPE,
+    KEY_TYPE,
+    CLAIMANT_TYPE,
+    FENCED_TYPE,
+    CLAIMED_TYPE,
+    LEASE_GRANTED_TYPE,
+];
+
+/// `--flag type` for each type.
+fn each<'a>(flag: &'a str, types: &[&'a str]) -> Vec<&'a str> {
+    types
+        .iter()
+        .flat_map(|fact_type| [flag, fact_type])
+        .collect()
+}
 
 /// Where the identities are kept: the store the servers will use.
 #[derive(Clone, Debug)]
@@ -40,14 +76,13 @@ pub async fn create(
     run_id: &str,
 ) -> Result<AccessTokens, CheckError> {
     let subscriptions = format!("check-{run_id}-*");
+    let writer: Vec<&str> = each("--write", &WRITE_TYPES)
+        .into_iter()
+        .chain(each("--read", &READ_TYPES))
+        .collect();
     let roles: [(&str, Vec<&str>); 4] = [
-        (
-            "writer",
-            vec![
-                "--write", ITEM_TYPE, "--write", KEY_TYPE, "--read", ITEM_TYPE, "--read", KEY_TYPE,
-            ],
-        ),
-        ("reader", vec!["--read", ITEM_TYPE, "--read", KEY_TYPE]),
+        ("writer", writer),
+        ("reader", each("--read", &READ_TYPES)),
         (
             "consumer",
             vec!["--subscribe", &subscriptions, "--read", ITEM_TYPE],

@@ -10,11 +10,14 @@
 //! workspace lint `clippy::undocumented_unsafe_blocks` requires.
 
 pub mod api;
+pub mod claims;
+pub mod coordination;
 pub mod delivery_ledger;
 pub mod deployment;
 pub mod disk;
 pub mod error;
 pub mod fact_table;
+pub mod fences;
 pub mod history;
 pub mod history_file;
 pub mod identities;

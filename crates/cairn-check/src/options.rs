@@ -120,6 +120,10 @@ pub struct CheckOptions {
     pub readers: usize,
     /// Concurrent consumers, spread over the subscriptions.
     pub consumers: usize,
+    /// Concurrent claimers, racing for the run's few claim keys (0: none).
+    pub claimers: usize,
+    /// Concurrent fenced writers, sharing the run's leases (0: none).
+    pub fenced_writers: usize,
     /// The kinds of fault injected (those that do not apply to the target
     /// are left out).
     pub faults: Vec<FaultKind>,

@@ -14,10 +14,11 @@ use cairn_fact::Hash;
 use serde_json::Value;
 
 use crate::api::{Answer, Api};
+use crate::coordination::{self, DecisionLog};
 use crate::delivery_ledger::{FirstDelivery, SubscriptionLedger};
 use crate::fact_table::{FactTable, WriteOutcome};
 use crate::history::Recorded;
-use crate::report::{CheckResult, WriteSummary};
+use crate::report::{CheckResult, CoordinationSummary, WriteSummary};
 use crate::workload::{canonical_of, SubscriptionSpec, ITEM_TYPE};
 
 /// Facts per page when the oracle reads a server's log: a page is parsed
@@ -25,8 +26,9 @@ use crate::workload::{canonical_of, SubscriptionSpec, ITEM_TYPE};
 /// stay small (the server's default) to keep the judging's memory low.
 const LOG_PAGE_FACTS: u64 = 1_000;
 
-/// The checks, in report order. Violations noticed during the run are
-/// filed under the same names.
+/// The checks of facts and deliveries, in report order (the coordination
+/// checks, [`coordination::CHECKS`], follow them). Violations noticed
+/// during the run are filed under the same names.
 pub const CHECKS: [&str; 19] = [
     "valid writes are accepted",
     "acknowledged writes are durable",
@@ -59,6 +61,7 @@ impl Default for Verdicts {
         Verdicts {
             results: CHECKS
                 .iter()
+                .chain(coordination::CHECKS.iter())
                 .map(|name| CheckResult {
                     name: name.to_string(),
                     examined: 0,
@@ -108,6 +111,8 @@ struct ServerLog {
     phantoms: HashMap<Hash, u64>,
     /// Entries out of seq order or that do not hash to their hash.
     problems: Vec<String>,
+    /// The run's claims, leases and fenced facts.
+    decisions: DecisionLog,
 }
 
 impl ServerLog {
@@ -140,6 +145,7 @@ async fn read_log(
         seq_by_fact: vec![None; facts.len()],
         phantoms: HashMap::new(),
         problems: Vec::new(),
+        decisions: DecisionLog::new(run_id),
     };
     let mut cursor = 0u64;
     let mut last_seq = 0u64;
@@ -166,6 +172,17 @@ async fn read_log(
             }
             last_seq = seq;
             let fact = &entry["fact"];
+            if DecisionLog::wants(fact["type"].as_str().unwrap_or_default()) {
+                match canonical_of(fact) {
+                    Some(canonical) if canonical.hash.to_hex() == hash => {
+                        log.decisions.observe(seq, canonical.hash, fact)
+                    }
+                    _ => log
+                        .problems
+                        .push(format!("{base}: seq {seq} does not hash to {hash}")),
+                }
+                continue;
+            }
             if fact["fields"]["run"].as_str() != Some(run_id) || fact["type"] != ITEM_TYPE {
                 continue;
             }
@@ -188,18 +205,30 @@ async fn read_log(
     Ok(log)
 }
 
+/// What the writes and the coordination came to, as the first server
+/// holds them.
+pub struct FactsJudged {
+    /// The item writes.
+    pub writes: WriteSummary,
+    /// Claims, grants and fenced writes.
+    pub coordination: CoordinationSummary,
+    /// Which items the first server holds (by fact index).
+    pub stored_on_first_server: Vec<bool>,
+}
+
 /// Checks the facts every server holds against the recorded writes and
-/// reads; returns the write summary and which facts the first server
-/// holds (by fact index).
+/// reads, and the coordination decisions in its log against the recorded
+/// answers.
 pub async fn check_facts(
     api: &Api,
     bases: &[String],
     run_id: &str,
     recorded: &Recorded,
     verdicts: &mut Verdicts,
-) -> (WriteSummary, Vec<bool>) {
+) -> FactsJudged {
     let facts = &recorded.facts;
     let mut summary = WriteSummary::default();
+    let mut coordination_summary = None;
     let mut stored_on_first_server = vec![false; facts.len()];
     for (server_idx, base) in bases.iter().enumerate() {
         let log = match read_log(api, base, run_id, facts).await {
@@ -237,8 +266,21 @@ pub async fn check_facts(
         }
         check_observed(server_idx, &log, recorded, verdicts);
         check_batches(server_idx, &log, recorded, verdicts);
+        coordination::judge(server_idx, &log.decisions, &recorded.coordination, verdicts);
+        if server_idx == 0 {
+            coordination_summary = Some(coordination::summary(
+                &recorded.coordination,
+                Some(&log.decisions),
+            ));
+        }
     }
-    (summary, stored_on_first_server)
+    coordination::judge_history(&recorded.coordination, verdicts);
+    FactsJudged {
+        writes: summary,
+        coordination: coordination_summary
+            .unwrap_or_else(|| coordination::summary(&recorded.coordination, None)),
+        stored_on_first_server,
+    }
 }
 
 /// Judges one written fact against what one server holds: durable at its

@@ -43,6 +43,38 @@ pub struct WriteSummary {
     pub unknown_absent: u64,
 }
 
+/// What the claims, lease grants and fenced writes came to.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CoordinationSummary {
+    /// Claims answered `won: true`.
+    pub claims_won: u64,
+    /// Claims answered `won: false` (another fact holds the key).
+    pub claims_lost: u64,
+    /// Claims refused.
+    pub claims_refused: u64,
+    /// Claims without an answer to any attempt.
+    pub claims_unknown: u64,
+    /// Releases answered `200`.
+    pub claim_releases: u64,
+    /// `Cairn.Claimed` facts of the run in the first server's log (keys
+    /// won, generations counted).
+    pub claim_generations_logged: u64,
+    /// Distinct lease grants answered to the fenced writers.
+    pub lease_grants: u64,
+    /// `Cairn.LeaseGranted` facts of the run in the first server's log.
+    pub lease_grants_logged: u64,
+    /// Fenced writes acknowledged.
+    pub fenced_acknowledged: u64,
+    /// Fenced writes refused `stale_fence` at their first answer.
+    pub fenced_refused_stale: u64,
+    /// Fenced writes refused otherwise (every attempt overloaded).
+    pub fenced_refused_other: u64,
+    /// Fenced writes without a definite answer, found stored at the end.
+    pub fenced_unknown_stored: u64,
+    /// Fenced writes without a definite answer, not stored at the end.
+    pub fenced_unknown_absent: u64,
+}
+
 /// The whole report.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -61,6 +93,8 @@ pub struct Report {
     pub judge_s: f64,
     /// What the writes came to.
     pub writes: WriteSummary,
+    /// What the claims and fenced writes came to.
+    pub coordination: CoordinationSummary,
     /// Operations by name.
     pub operations: BTreeMap<String, u64>,
     /// Faults injected, by kind.
@@ -112,6 +146,34 @@ impl Report {
                 writes.unknown_stored + writes.unknown_absent,
                 writes.unknown_stored,
                 writes.unknown_absent
+            ),
+        );
+        let coordination = &self.coordination;
+        line(
+            &mut text,
+            format!(
+                "claims: {} answered — {} won, {} lost; {} refused, {} unknown; {} released; {} generations in the log",
+                coordination.claims_won + coordination.claims_lost,
+                coordination.claims_won,
+                coordination.claims_lost,
+                coordination.claims_refused,
+                coordination.claims_unknown,
+                coordination.claim_releases,
+                coordination.claim_generations_logged
+            ),
+        );
+        line(
+            &mut text,
+            format!(
+                "fenced writes: {} acknowledged, {} refused stale_fence, {} refused otherwise, {} unknown (of which {} stored, {} not); {} lease grants ({} in the log)",
+                coordination.fenced_acknowledged,
+                coordination.fenced_refused_stale,
+                coordination.fenced_refused_other,
+                coordination.fenced_unknown_stored + coordination.fenced_unknown_absent,
+                coordination.fenced_unknown_stored,
+                coordination.fenced_unknown_absent,
+                coordination.lease_grants,
+                coordination.lease_grants_logged
             ),
         );
         let operations: Vec<String> = self

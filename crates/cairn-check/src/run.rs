@@ -21,6 +21,7 @@ use crate::options::{CheckOptions, FaultKind};
 use crate::oracle::{self, Verdicts};
 use crate::report::{seconds, Report, WriteSummary};
 use crate::workload::Workload;
+use crate::{claims, fences};
 
 /// How long the consumers may take to settle every message once the faults
 /// are healed (longer than the largest clock jump plus a lease).
@@ -68,6 +69,12 @@ pub async fn run(options: CheckOptions) -> Result<Report, CheckError> {
     }
     for reader_idx in 0..options.readers {
         tasks.spawn(Arc::clone(&workload).run_reader(reader_idx));
+    }
+    for claimer_idx in 0..options.claimers {
+        tasks.spawn(claims::run_claimer(Arc::clone(&workload), claimer_idx));
+    }
+    for writer_idx in 0..options.fenced_writers {
+        tasks.spawn(fences::run_fenced_writer(Arc::clone(&workload), writer_idx));
     }
     for consumer_idx in 0..options.consumers.max(workload.subscriptions.len()) {
         consumers.spawn(Arc::clone(&workload).run_consumer(consumer_idx));
@@ -138,8 +145,10 @@ pub async fn run(options: CheckOptions) -> Result<Report, CheckError> {
             format!("cannot write the history: {error}"),
         );
     }
-    let (writes, stored_on_first_server) =
+    let judged =
         oracle::check_facts(&api, &bases, &workload.run_id, &recorded, &mut verdicts).await;
+    let writes = judged.writes;
+    let stored_on_first_server = judged.stored_on_first_server;
     for (subscription_idx, spec) in workload.subscriptions.iter().enumerate() {
         oracle::check_deliveries(
             spec,
@@ -167,6 +176,7 @@ pub async fn run(options: CheckOptions) -> Result<Report, CheckError> {
         total_s: seconds(started.elapsed()),
         judge_s: seconds(judge_started.elapsed()),
         writes,
+        coordination: judged.coordination,
         operations: operation_counts(&recorded),
         faults,
         fault_log,

@@ -168,7 +168,8 @@ impl Workload {
         self.phase.store(phase as u8, Ordering::Release);
     }
 
-    fn random_base(&self, random: &mut SplitMix64) -> &str {
+    /// One of the servers, drawn by `random`.
+    pub fn random_base(&self, random: &mut SplitMix64) -> &str {
         let idx = random.in_range(0, self.client_bases.len() as u64 - 1) as usize;
         &self.client_bases[idx]
     }

@@ -53,6 +53,13 @@ pub struct CheckArgs {
     /// Concurrent consumers (spread over the two subscriptions).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(2..=256))]
     consumers: u16,
+    /// Concurrent claimers racing for the run's claim keys (0: none).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(0..=64))]
+    claimers: u16,
+    /// Concurrent writers holding the run's leases and writing under their
+    /// fences (0: none).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(0..=64))]
+    fenced_writers: u16,
     /// Directory for data, logs and the report (default: a new one under
     /// the system's temporary directory, removed after a passing run).
     #[arg(long)]
@@ -125,6 +132,8 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
         write_interval: Duration::from_millis(args.write_interval_ms),
         readers: usize::from(args.readers),
         consumers: usize::from(args.consumers),
+        claimers: usize::from(args.claimers),
+        fenced_writers: usize::from(args.fenced_writers),
         faults,
         fault_interval: args.fault_interval,
         server_args: args.server_args.clone(),

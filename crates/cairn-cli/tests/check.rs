@@ -1,7 +1,9 @@
 //! `cairn check` end to end: a bounded run under every fault on the
 //! embedded store and on PostgreSQL (three servers over a private cluster)
-//! must pass with every check having examined something; the negative
-//! control — a server that acknowledges before writing — must fail; a
+//! must pass with every check having examined something (claims won
+//! again after releases and fenced writes refused as stale included); the
+//! negative control — a server that acknowledges before writing — must
+//! fail; a
 //! shorter run with `--auth` (the checker's own identities, every request
 //! with its role's token) must pass on both backends; and bad arguments get
 //! a clear error.
@@ -79,6 +81,32 @@ fn blind_checks(report: &Value, except: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// The claims and fenced writes did what the checks need: keys won in
+/// several generations and leases that changed hands under a writer.
+fn assert_coordination_exercised(report: &Value) {
+    let coordination = &report["coordination"];
+    assert!(
+        coordination["claim_generations_logged"].as_u64().unwrap() >= 2,
+        "{report:#}"
+    );
+    assert!(
+        coordination["claims_lost"].as_u64().unwrap() >= 1,
+        "{report:#}"
+    );
+    assert!(
+        coordination["fenced_acknowledged"].as_u64().unwrap() >= 1,
+        "{report:#}"
+    );
+    assert!(
+        coordination["fenced_refused_stale"].as_u64().unwrap() >= 1,
+        "{report:#}"
+    );
+    assert!(
+        coordination["lease_grants_logged"].as_u64().unwrap() >= 2,
+        "{report:#}"
+    );
+}
+
 fn faults_injected(report: &Value) -> u64 {
     report["faults"]
         .as_object()
@@ -110,6 +138,7 @@ fn the_checker_passes_on_the_embedded_store_under_every_fault() {
         "{report:#}"
     );
     assert!(report["writes"]["acknowledged"].as_u64().unwrap() > 1_000);
+    assert_coordination_exercised(&report);
 }
 
 #[test]
@@ -146,6 +175,7 @@ fn the_checker_passes_on_postgresql_with_three_servers_under_every_fault() {
         Vec::<String>::new(),
         "{report:#}"
     );
+    assert_coordination_exercised(&report);
 }
 
 #[test]
@@ -258,7 +288,7 @@ fn negative_control_the_checker_fails_a_server_that_acknowledges_before_writing(
 #[test]
 fn bad_arguments_get_a_clear_error_and_start_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 9] = [
         (
             &["--faults", "kill,earthquake"],
             "unknown fault \"earthquake\"",
@@ -270,6 +300,11 @@ fn bad_arguments_get_a_clear_error_and_start_nothing() {
             "--store needs --backend postgres",
         ),
         (&["--backend", "oracle"], "invalid value"),
+        (&["--claimers", "65"], "65 is not in 0..=64"),
+        (
+            &["--fenced-writers", "x"],
+            "invalid value 'x' for '--fenced-writers",
+        ),
         (
             &["--url", "https://example.com"],
             "only http:// server URLs",
