@@ -25,6 +25,7 @@ pub mod openapi;
 pub mod precondition;
 pub mod request_body;
 pub mod subscriptions;
+pub mod timers;
 
 pub use access::{
     AuditEntry, AuditPage, Authorship, BlobAccess, IdentityList, IdentityView, Pattern,
@@ -42,3 +43,4 @@ pub use subscriptions::{
     PullRequest, ReplayAnswer, ReplayRequest, Start, SubscriptionDefinition, SubscriptionList,
     SubscriptionPutAnswer, SubscriptionView, TokenResult, TokenResults, TokenStatus,
 };
+pub use timers::{CatchUp, TimerDefinition, TimerList, TimerView};

@@ -18,6 +18,7 @@ mod error;
 mod identity;
 pub mod postgres;
 mod store;
+mod timers;
 
 pub use blobs::{BlobError, BlobReader, BlobStore, BlobWriter};
 pub use delivery::{DeliveryStore, MessageSelection, StoredSubscription};
@@ -28,4 +29,5 @@ pub use identity::{
     AUDIT_ENTRIES_MAX, AUTHORS_AGAIN_MAX,
 };
 pub use postgres::{PostgresError, PostgresOptions, PostgresStore, SCHEMA_VERSION};
+pub use timers::{DueTimers, TimerProgress, TimerPut, TimerRecord, TimerStore};
 pub use store::{DatabaseStats, Page, PutOutcome, Store, StoreStats, StoredFact, SuccessorsQuery};

@@ -1,7 +1,7 @@
 //! The embedded store: one data directory, no other process.
 //!
 //! Facts and their indexes live in one fjall keyspace (an LSM tree with a
-//! write-ahead journal), in nine partitions:
+//! write-ahead journal), in ten partitions:
 //!
 //! | partition    | key                                   | value               |
 //! |--------------|---------------------------------------|---------------------|
@@ -13,6 +13,7 @@
 //! | `identities` | see `identity.rs`                     | identities, tokens  |
 //! | `audit`      | seq (u64 BE)                          | audit record        |
 //! | `authors`    | see `identity.rs`                     | authorship          |
+//! | `timers`     | see `timers.rs`                       | durable timers      |
 //! | `meta`       | `format`                              | format version      |
 //!
 //! All partitions of one group commit go into one atomic batch, so they are
@@ -23,6 +24,7 @@ mod delivery;
 mod identity;
 mod journal_check;
 mod keys;
+mod timers;
 mod watermark;
 mod writer;
 
@@ -54,7 +56,7 @@ const FORMAT_VERSION: &[u8] = b"1";
 /// queued behind newer work, the oldest journal was never deleted, and fjall
 /// halted all writes for good ("too many journals"). We saw that in several
 /// restarts after heavy writes (`bench/scale.sh`, 1 million facts). The
-/// backlog is at most 8 journals (`journal_bytes_max` / 32 MiB) times 8
+/// backlog is at most 8 journals (`journal_bytes_max` / 32 MiB) times 9
 /// partitions written after creation (all but `meta`), so with 128 one
 /// wake-up flushes all of it.
 const FLUSH_TASKS_PER_WAKEUP: usize = 128;
@@ -137,6 +139,8 @@ struct Shared {
     audit: PartitionHandle,
     /// Who wrote each fact written by an identity, by hash.
     authors: PartitionHandle,
+    /// Durable timers and their time index (see `timers.rs`).
+    timers: PartitionHandle,
     /// The identity revision of the last durable group.
     identity_revision: AtomicU64,
     /// Highest seq that is durable; readers never look past it.
@@ -416,6 +420,7 @@ impl EmbeddedStore {
         let identities = keyspace.open_partition("identities", unfiltered.clone())?;
         let audit = keyspace.open_partition("audit", unfiltered.clone())?;
         let authors = keyspace.open_partition("authors", uncompressed)?;
+        let timers = keyspace.open_partition("timers", unfiltered.clone())?;
         let meta = keyspace.open_partition("meta", unfiltered)?;
         let store_dir = dir.join("store");
         let damaged = |error: fjall::Error| open_error(&store_dir, error);
@@ -458,6 +463,7 @@ impl EmbeddedStore {
             identities,
             audit,
             authors,
+            timers,
             identity_revision: AtomicU64::new(0),
             durable_seq: AtomicU64::new(last_seq),
             durable_seq_watch,

@@ -16,6 +16,8 @@
 //! Identity changes, audit entries and authorship (see `identity.rs`) go
 //! into the same batches too; the authorship of a request's facts is
 //! staged with them, so both are committed atomically or not at all.
+//!
+//! Timer changes (see `timers.rs`) go into the same batches too.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -29,6 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::delivery::{self, DeliveryWrite};
 use super::identity::{self, AuditCursor, IdentityChange};
 use super::keys;
+use super::timers::{self as timer_records, TimerChange, TimerOutcome};
 use super::watermark::Watermark;
 use super::{Shared, SyncMode, UNSAFE_ACK_AHEAD};
 use crate::error::WriteError;
@@ -55,13 +58,20 @@ pub enum WriteRequest {
         change: IdentityChange,
         reply: oneshot::Sender<Result<(), IdentityError>>,
     },
+    /// A timer change.
+    Timers {
+        change: TimerChange,
+        reply: oneshot::Sender<Result<TimerOutcome, WriteError>>,
+    },
 }
 
 impl WriteRequest {
     fn n_facts(&self) -> usize {
         match self {
             WriteRequest::Facts { facts, .. } => facts.len(),
-            WriteRequest::Delivery { .. } | WriteRequest::Identity { .. } => 1,
+            WriteRequest::Delivery { .. }
+            | WriteRequest::Identity { .. }
+            | WriteRequest::Timers { .. } => 1,
         }
     }
 
@@ -77,6 +87,9 @@ impl WriteRequest {
             }
             WriteRequest::Identity { reply, .. } => {
                 let _ = reply.send(Err(error.into()));
+            }
+            WriteRequest::Timers { reply, .. } => {
+                let _ = reply.send(Err(error));
             }
         }
     }
@@ -94,6 +107,8 @@ struct Group {
     n_new_bytes: u64,
     /// Identity and authorship changes of this group.
     identity: identity::Staged,
+    /// Timer changes of this group.
+    timers: timer_records::Staged,
 }
 
 /// A request that passed validation, with the answer to send once durable.
@@ -107,6 +122,10 @@ enum Accepted {
     },
     Identity {
         reply: oneshot::Sender<Result<(), IdentityError>>,
+    },
+    Timers {
+        reply: oneshot::Sender<Result<TimerOutcome, WriteError>>,
+        outcome: TimerOutcome,
     },
 }
 
@@ -122,6 +141,9 @@ impl Accepted {
             Accepted::Identity { reply } => {
                 let _ = reply.send(Ok(()));
             }
+            Accepted::Timers { reply, outcome } => {
+                let _ = reply.send(Ok(outcome));
+            }
         }
     }
 
@@ -135,6 +157,9 @@ impl Accepted {
             }
             Accepted::Identity { reply } => {
                 let _ = reply.send(Err(error.into()));
+            }
+            Accepted::Timers { reply, .. } => {
+                let _ = reply.send(Err(error));
             }
         }
     }
@@ -199,6 +224,7 @@ impl Writer {
             next_seq: self.last_seq + 1,
             n_new_bytes: 0,
             identity: identity::Staged::default(),
+            timers: timer_records::Staged::default(),
         };
         let mut accepted = Vec::with_capacity(requests.len());
         let mut n_delivery_writes = 0;
@@ -271,6 +297,19 @@ impl Writer {
                         Ok(()) => accepted.push(Accepted::Identity { reply }),
                     }
                 }
+                WriteRequest::Timers { change, reply } => {
+                    match timer_records::stage_change(
+                        &self.shared,
+                        &mut group.batch,
+                        &mut group.timers,
+                        change,
+                    ) {
+                        Err(error) => {
+                            let _ = reply.send(Err(error));
+                        }
+                        Ok(outcome) => accepted.push(Accepted::Timers { reply, outcome }),
+                    }
+                }
                 WriteRequest::Delivery { write, reply } => {
                     match delivery::stage(&self.shared, &mut group.batch, write) {
                         Err(error) => {
@@ -291,7 +330,7 @@ impl Writer {
         identity::write_author_ranges(&self.shared, &mut group.batch, &mut group.identity);
         let n_new_facts = group.new_facts.len() as u64;
         // Entries besides new facts: delivery, identity and authorship.
-        let n_other_writes = n_delivery_writes + group.identity.n_writes;
+        let n_other_writes = n_delivery_writes + group.identity.n_writes + group.timers.n_writes;
         if accepted.is_empty() && n_new_facts == 0 && n_other_writes == 0 {
             return;
         }
