@@ -34,6 +34,7 @@ pub mod parsers {
 pub mod query;
 mod routes;
 mod state;
+pub mod timers;
 pub mod tls;
 
 use cairn_api::ErrorCode;
@@ -127,7 +128,14 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
             "/v1/tokens/{name}/rotate",
             post(routes::tokens::rotate::<S>),
         )
-        .route("/v1/audit", get(routes::tokens::audit::<S>));
+        .route("/v1/audit", get(routes::tokens::audit::<S>))
+        .route("/v1/timers", get(routes::timers::list_timers::<S>))
+        .route(
+            "/v1/timers/{name}",
+            put(routes::timers::put_timer::<S>)
+                .get(routes::timers::get_timer::<S>)
+                .delete(routes::timers::delete_timer::<S>),
+        );
     let blobs = Router::new()
         .route("/v1/blobs", put(routes::blobs::put_blob::<S>))
         .route(
@@ -195,8 +203,10 @@ pub fn app<S: Store>(
     config: ServerConfig,
     shutdown: CancellationToken,
     auth: Option<Arc<auth::Auth>>,
+    timers: Arc<timers::Timers>,
 ) -> Router {
     let metrics = Arc::new(HttpMetrics::new());
+    timers.register_metrics(&metrics);
     if let Some(auth) = &auth {
         metrics.register(Box::new(auth.audit.outcomes()));
     }
@@ -209,5 +219,6 @@ pub fn app<S: Store>(
         config,
         shutdown,
         auth,
+        timers,
     })
 }

@@ -54,6 +54,8 @@ pub struct AppState<S> {
     pub shutdown: CancellationToken,
     /// Access control, when the server runs with `--auth`.
     pub auth: Option<Arc<crate::auth::Auth>>,
+    /// Durable timers.
+    pub timers: Arc<crate::timers::Timers>,
 }
 
 impl<S> Clone for AppState<S> {
@@ -67,6 +69,7 @@ impl<S> Clone for AppState<S> {
             config: self.config.clone(),
             shutdown: self.shutdown.clone(),
             auth: self.auth.clone(),
+            timers: Arc::clone(&self.timers),
         }
     }
 }

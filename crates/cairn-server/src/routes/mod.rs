@@ -5,6 +5,7 @@ pub mod facts;
 pub mod meta;
 pub mod stream;
 pub mod subscriptions;
+pub mod timers;
 pub mod tokens;
 mod wait;
 

@@ -27,6 +27,7 @@ mod identity;
 #[cfg(feature = "test-support")]
 pub mod private_cluster;
 mod schema;
+mod timers;
 #[cfg(feature = "test-support")]
 pub mod testing;
 pub(crate) mod transaction;

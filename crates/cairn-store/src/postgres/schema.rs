@@ -27,6 +27,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "identities",
         include_str!("migrations/0006_identities.sql"),
     ),
+    // 7 is claims and leases (the lead's branch).
+    (8, "timers", include_str!("migrations/0008_timers.sql")),
 ];
 
 /// The newest schema version this build knows.
