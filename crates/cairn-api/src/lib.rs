@@ -43,4 +43,4 @@ pub use subscriptions::{
     PullRequest, ReplayAnswer, ReplayRequest, Start, SubscriptionDefinition, SubscriptionList,
     SubscriptionPutAnswer, SubscriptionView, TokenResult, TokenResults, TokenStatus,
 };
-pub use timers::{CatchUp, TimerDefinition, TimerList, TimerView};
+pub use timers::{format_utc_ms, CatchUp, TimerDefinition, TimerList, TimerView};

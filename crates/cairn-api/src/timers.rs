@@ -77,6 +77,13 @@ impl TimerDefinition {
         }
     }
 
+    /// A one-shot timer at `at_ms` (ms since the Unix epoch, UTC) writing
+    /// `fact`: a timeout, say, whose template names the fact it guards as
+    /// a predecessor.
+    pub fn at_ms(at_ms: u64, fact: serde_json::Value) -> TimerDefinition {
+        TimerDefinition::at(format_utc_ms(at_ms), fact)
+    }
+
     /// A cron timer in `timezone` writing `fact`.
     pub fn cron(
         cron: impl Into<String>,
@@ -166,6 +173,33 @@ pub fn check_template(fact: &serde_json::Value) -> Result<(), String> {
     cairn_fact::CanonicalFact::from_json(&text, TIMER_BODY_BYTES_MAX)
         .map(|_| ())
         .map_err(|error| format!("fact is not a valid fact: {error}"))
+}
+
+/// An instant (ms since the Unix epoch) in the `due` format: UTC, RFC
+/// 3339, milliseconds and `Z` (`2026-03-29T01:00:00.000Z`); years past
+/// 9999 are written as 9999-12-31T23:59:59.999Z.
+pub fn format_utc_ms(at_ms: u64) -> String {
+    let at_ms = at_ms.min(253_402_300_799_999);
+    let days = (at_ms / 86_400_000) as i64;
+    let ms_of_day = at_ms % 86_400_000;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        ms_of_day / 3_600_000,
+        ms_of_day / 60_000 % 60,
+        ms_of_day / 1_000 % 60,
+        ms_of_day % 1_000
+    )
 }
 
 /// Checks a timer name: `[A-Za-z0-9][A-Za-z0-9_.-]*`, 1 to 128 bytes (the
@@ -261,6 +295,14 @@ mod tests {
         ] {
             assert!(body(json!({"at": at, "fact": bad})).is_err(), "{bad} was accepted");
         }
+    }
+
+    #[test]
+    fn instants_are_written_in_the_due_format() {
+        assert_eq!(format_utc_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_utc_ms(951_782_400_001), "2000-02-29T00:00:00.001Z");
+        assert_eq!(format_utc_ms(1_774_746_000_000), "2026-03-29T01:00:00.000Z");
+        assert_eq!(format_utc_ms(u64::MAX), "9999-12-31T23:59:59.999Z");
     }
 
     #[test]

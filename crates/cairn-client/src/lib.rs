@@ -138,3 +138,4 @@ pub use wire::{
     AuditEntry, AuditPage, Authorship, BlobAccess, IdentityView, Pattern, Permissions,
     TokenCreateRequest, TokenCreated, TokenRotateRequest, TokenView,
 };
+pub use wire::{format_utc_ms, CatchUp, TimerDefinition, TimerList, TimerView};

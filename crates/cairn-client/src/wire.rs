@@ -11,6 +11,7 @@ pub use cairn_api::{
     AuditEntry, AuditPage, Authorship, BlobAccess, IdentityView, Pattern, Permissions,
     TokenCreateRequest, TokenCreated, TokenRotateRequest, TokenView,
 };
+pub use cairn_api::{format_utc_ms, CatchUp, TimerDefinition, TimerList, TimerView};
 use cairn_fact::Hash;
 
 /// A stored fact as read back, its fact as a JSON value.

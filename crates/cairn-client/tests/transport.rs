@@ -15,6 +15,7 @@ use cairn_client::{
     SubscriptionView, SuccessorsQuery, TokenResult, Transport,
 };
 use cairn_client::{AuditPage, IdentityView, TokenCreateRequest, TokenCreated, TokenRotateRequest};
+use cairn_client::{TimerDefinition, TimerList, TimerView};
 use common::{fast_options, Customer, Order, TestServer};
 use futures_util::future::BoxFuture;
 
@@ -155,6 +156,26 @@ impl Transport for CountingTransport {
     }
     fn audit(&self, after: u64, limit: u32) -> BoxFuture<'_, Result<AuditPage>> {
         self.count().audit(after, limit)
+    }
+    fn put_timer<'a>(
+        &'a self,
+        name: &'a str,
+        definition: &'a TimerDefinition,
+    ) -> BoxFuture<'a, Result<TimerView>> {
+        self.count().put_timer(name, definition)
+    }
+    fn get_timer<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<TimerView>>> {
+        self.count().get_timer(name)
+    }
+    fn list_timers<'a>(
+        &'a self,
+        after: Option<&'a str>,
+        limit: Option<u32>,
+    ) -> BoxFuture<'a, Result<TimerList>> {
+        self.count().list_timers(after, limit)
+    }
+    fn delete_timer<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
+        self.count().delete_timer(name)
     }
 }
 
