@@ -3,7 +3,8 @@
 //!
 //! Access: putting or deleting a timer needs `write` on its template's
 //! type (the fact it writes); reading one needs `read` on it. A timer the
-//! caller may not read is answered as absent, like a fact.
+//! caller may not read (nor, for a delete, write) is answered as absent,
+//! like a fact.
 
 use axum::body::Body;
 use axum::extract::{Extension, Path, RawQuery, State};
@@ -182,11 +183,17 @@ pub async fn delete_timer<S: Store>(
 ) -> Result<Response, ApiError> {
     QueryParams::parse(raw_query.as_deref(), &[])?;
     check_name(&name)?;
-    let (_, view) = readable(&state.timers, &caller, &name).await?;
-    if let Some(type_name) = view.definition.type_name() {
-        caller.require_write(type_name)?;
+    let timers = &state.timers;
+    let record = timers.store.timer(&name).await?.ok_or_else(|| unknown(&name))?;
+    let view = view(timers, &record)?;
+    let type_name = view.definition.type_name().unwrap_or_default();
+    // A caller that may neither read nor write the type learns nothing of
+    // the timer; one that may read it is told what it lacks.
+    if !caller.may_read(type_name) && caller.require_write(type_name).is_err() {
+        return Err(unknown(&name));
     }
-    if !state.timers.store.delete_timer(&name).await? {
+    caller.require_write(type_name)?;
+    if !timers.store.delete_timer(&name).await? {
         return Err(unknown(&name));
     }
     Ok(json_answer(&Deleted { deleted: true }))
