@@ -348,6 +348,8 @@ enum Refusal {
     Forbidden(String),
     /// `404 not_found`, exactly as for an absent fact.
     NotFound,
+    /// `404` with this code, exactly as for an absent object of its kind.
+    Absent(&'static str),
     /// `200`, with what the identity may not see left out (the row's
     /// check tells).
     Filtered,
@@ -985,7 +987,7 @@ fn table(ctx: &Ctx) -> Vec<Row> {
     );
     rows.push(
         row("GET", "/v1/timers/{name}", "/v1/timers/get-timer")
-            .refused("no-read", Refusal::NotFound)
+            .refused("no-read", Refusal::Absent("unknown_timer"))
             .allowed("reader", 200)
             .check(|_, _, answer| {
                 if answer.status == 404 {
@@ -1442,6 +1444,15 @@ fn run_row(ctx: &Ctx, row: &Row, forged: &str, revoked: &str) {
                 assert_eq!(
                     (answer.status, answer.code()),
                     (404, "not_found".to_string()),
+                    "{case}: {}",
+                    answer.describe()
+                );
+                (row.check)(ctx, identity, &answer);
+            }
+            Refusal::Absent(code) => {
+                assert_eq!(
+                    (answer.status, answer.code()),
+                    (404, code.to_string()),
                     "{case}: {}",
                     answer.describe()
                 );
