@@ -191,7 +191,11 @@ pub fn format_utc_ms(at_ms: u64) -> String {
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_index = (5 * day_of_year + 2) / 153;
     let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
@@ -267,15 +271,23 @@ mod tests {
     fn a_schedule_is_at_or_cron_with_a_zone() {
         let fact = json!({"type": "Shop.Reminder", "fields": {}, "predecessors": {}});
         assert!(body(json!({"at": "2026-01-01T00:00:00Z", "fact": fact})).is_ok());
-        assert!(body(json!({"cron": "* * * * *", "timezone": "UTC", "fact": fact,
+        assert!(
+            body(json!({"cron": "* * * * *", "timezone": "UTC", "fact": fact,
             "catch_up": "all"}))
-        .is_ok());
-        assert!(body(json!({"at": "x", "cron": "* * * * *", "timezone": "UTC", "fact": fact})).is_err());
+            .is_ok()
+        );
+        assert!(
+            body(json!({"at": "x", "cron": "* * * * *", "timezone": "UTC", "fact": fact})).is_err()
+        );
         assert!(body(json!({"cron": "* * * * *", "fact": fact})).is_err());
-        assert!(body(json!({"at": "2026-01-01T00:00:00Z", "timezone": "UTC", "fact": fact})).is_err());
+        assert!(
+            body(json!({"at": "2026-01-01T00:00:00Z", "timezone": "UTC", "fact": fact})).is_err()
+        );
         assert!(body(json!({"fact": fact})).is_err());
         assert!(body(json!({"at": "2026-01-01T00:00:00Z"})).is_err());
-        assert!(body(json!({"at": "2026-01-01T00:00:00Z", "fact": fact, "catch_up": "some"})).is_err());
+        assert!(
+            body(json!({"at": "2026-01-01T00:00:00Z", "fact": fact, "catch_up": "some"})).is_err()
+        );
         assert!(body(json!({"at": "2026-01-01T00:00:00Z", "fact": fact, "extra": 1})).is_err());
         let long = "x".repeat(TIMER_SCHEDULE_BYTES_MAX + 1);
         assert!(body(json!({"cron": long, "timezone": "UTC", "fact": fact})).is_err());
@@ -293,7 +305,10 @@ mod tests {
             json!({"type": "A", "fields": {}, "predecessors": {"p": "nothex"}}),
             json!({"type": "A", "fields": {"n": 9_007_199_254_740_993_u64}, "predecessors": {}}),
         ] {
-            assert!(body(json!({"at": at, "fact": bad})).is_err(), "{bad} was accepted");
+            assert!(
+                body(json!({"at": at, "fact": bad})).is_err(),
+                "{bad} was accepted"
+            );
         }
     }
 
@@ -308,7 +323,14 @@ mod tests {
     #[test]
     fn names_follow_the_subscription_rules() {
         assert!(validate_timer_name("order-42.timeout_1").is_ok());
-        for bad in ["", "-a", "a b", "a/b", "é", &"a".repeat(TIMER_NAME_BYTES_MAX + 1)] {
+        for bad in [
+            "",
+            "-a",
+            "a b",
+            "a/b",
+            "é",
+            &"a".repeat(TIMER_NAME_BYTES_MAX + 1),
+        ] {
             assert!(validate_timer_name(bad).is_err(), "{bad:?} was accepted");
         }
     }

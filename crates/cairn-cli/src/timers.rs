@@ -101,7 +101,11 @@ pub async fn run(args: TimersArgs) -> anyhow::Result<()> {
                 .await
                 .map_err(explain)?
                 .ok_or_else(|| {
-                    anyhow!("{}: no timer named {:?}", ErrorCode::UnknownTimer, args.name)
+                    anyhow!(
+                        "{}: no timer named {:?}",
+                        ErrorCode::UnknownTimer,
+                        args.name
+                    )
                 })?;
             print_pretty(&view)
         }

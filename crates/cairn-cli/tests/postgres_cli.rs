@@ -56,7 +56,11 @@ fn migrate_run_by_three_processes_at_once_applies_each_migration_once() {
         .filter(|out| out.contains("applied migrations"))
         .collect();
     assert_eq!(applied.len(), 1, "exactly one process applies: {stdouts:?}");
-    assert!(applied[0].contains("[1, 2, 3, 4, 5, 6, 8]"), "{}", applied[0]);
+    assert!(
+        applied[0].contains("[1, 2, 3, 4, 5, 6, 8]"),
+        "{}",
+        applied[0]
+    );
     let again = run_cli(&["migrate", "--store", &url], "");
     assert!(again.success, "{}", again.stderr);
     assert!(again.stdout.contains("up to date"), "{}", again.stdout);

@@ -130,7 +130,10 @@ fn a_past_at_fires_at_once_and_a_near_at_fires_once() {
     let (status, view) = put_timer(&server, "near", &near);
     assert_eq!(status, 201, "{view}");
     assert_eq!(view["next_due"], at);
-    assert!(!fired(&server).contains_key("near"), "fired before its time");
+    assert!(
+        !fired(&server).contains_key("near"),
+        "fired before its time"
+    );
     wait_until("the near timer fired", Duration::from_secs(10), || {
         fired(&server).contains_key("near")
     });
@@ -170,8 +173,19 @@ fn the_cli_sets_shows_and_deletes_timers() {
     let fact_path = fact_file.display().to_string();
     let set = run_cli(
         &[
-            "timers", "set", "nightly", "--cron", "0 3 * * *", "--timezone", "Europe/Berlin",
-            "--fact", &fact_path, "--catch-up", "all", "--server", &server.base,
+            "timers",
+            "set",
+            "nightly",
+            "--cron",
+            "0 3 * * *",
+            "--timezone",
+            "Europe/Berlin",
+            "--fact",
+            &fact_path,
+            "--catch-up",
+            "all",
+            "--server",
+            &server.base,
         ],
         "",
     );
@@ -184,18 +198,65 @@ fn the_cli_sets_shows_and_deletes_timers() {
     assert!(shown["next_due"].as_str().unwrap().ends_with(":00:00.000Z"));
     let from_stdin = run_cli(
         &[
-            "timers", "set", "once", "--at", "2030-01-01T00:00:00Z", "--fact", "-", "--server",
+            "timers",
+            "set",
+            "once",
+            "--at",
+            "2030-01-01T00:00:00Z",
+            "--fact",
+            "-",
+            "--server",
             &server.base,
         ],
         &template(json!({})).to_string(),
     );
     assert!(from_stdin.success, "{}", from_stdin.stderr);
     for bad in [
-        vec!["timers", "set", "-bad", "--at", "2030-01-01T00:00:00Z", "--fact", "-"],
+        vec![
+            "timers",
+            "set",
+            "-bad",
+            "--at",
+            "2030-01-01T00:00:00Z",
+            "--fact",
+            "-",
+        ],
         vec!["timers", "set", "x", "--cron", "* * * * *", "--fact", "-"],
-        vec!["timers", "set", "x", "--at", "2030-01-01T00:00:00Z", "--cron", "* * * * *", "--timezone", "UTC", "--fact", "-"],
-        vec!["timers", "set", "x", "--cron", "* * * * * *", "--timezone", "UTC", "--fact", "-"],
-        vec!["timers", "set", "x", "--cron", "* * * * *", "--timezone", "Mars/Base", "--fact", "-"],
+        vec![
+            "timers",
+            "set",
+            "x",
+            "--at",
+            "2030-01-01T00:00:00Z",
+            "--cron",
+            "* * * * *",
+            "--timezone",
+            "UTC",
+            "--fact",
+            "-",
+        ],
+        vec![
+            "timers",
+            "set",
+            "x",
+            "--cron",
+            "* * * * * *",
+            "--timezone",
+            "UTC",
+            "--fact",
+            "-",
+        ],
+        vec![
+            "timers",
+            "set",
+            "x",
+            "--cron",
+            "* * * * *",
+            "--timezone",
+            "Mars/Base",
+            "--fact",
+            "-",
+        ],
         vec!["timers", "show", "absent"],
         vec!["timers", "delete", "absent"],
     ] {
@@ -204,7 +265,10 @@ fn the_cli_sets_shows_and_deletes_timers() {
         let output = run_cli(&args, &template(json!({})).to_string());
         assert!(!output.success, "{bad:?} succeeded");
     }
-    let deleted = run_cli(&["timers", "delete", "nightly", "--server", &server.base], "");
+    let deleted = run_cli(
+        &["timers", "delete", "nightly", "--server", &server.base],
+        "",
+    );
     assert!(deleted.success, "{}", deleted.stderr);
     let (status, answer) = get_json(&server, "/v1/timers/nightly");
     assert_eq!(status, 404, "{answer}");
@@ -217,7 +281,11 @@ fn deleted_timers_never_fire() {
     let server = Server::start(data.path(), &[]);
     let soon = format_utc_ms(now_ms() + 1_000);
     let later = format_utc_ms(now_ms() + 2_500);
-    let (status, _) = put_timer(&server, "doomed", &json!({ "at": soon, "fact": template(json!({"d": 1})) }));
+    let (status, _) = put_timer(
+        &server,
+        "doomed",
+        &json!({ "at": soon, "fact": template(json!({"d": 1})) }),
+    );
     assert_eq!(status, 201);
     let cron = json!({ "cron": "* * * * *", "timezone": "UTC", "fact": template(json!({"d": 2})) });
     assert_eq!(put_timer(&server, "doomed-cron", &cron).0, 201);
@@ -230,7 +298,11 @@ fn deleted_timers_never_fire() {
         assert_eq!(status, 200, "{answer}");
         assert_eq!(answer, json!({"deleted": true}));
     }
-    let (status, _) = put_timer(&server, "sentinel", &json!({ "at": later, "fact": template(json!({"d": 3})) }));
+    let (status, _) = put_timer(
+        &server,
+        "sentinel",
+        &json!({ "at": later, "fact": template(json!({"d": 3})) }),
+    );
     assert_eq!(status, 201);
     wait_until("the sentinel fired", Duration::from_secs(15), || {
         fired(&server).contains_key("sentinel")
@@ -240,7 +312,10 @@ fn deleted_timers_never_fire() {
     assert!(!fired.contains_key("doomed-cron"), "{fired:?}");
     let (status, _) = get_json(&server, "/v1/timers/doomed");
     assert_eq!(status, 404);
-    let response = http().delete(server.url("/v1/timers/doomed")).send().unwrap();
+    let response = http()
+        .delete(server.url("/v1/timers/doomed"))
+        .send()
+        .unwrap();
     assert_eq!(response.status().as_u16(), 404);
 }
 
@@ -263,9 +338,11 @@ fn a_template_whose_predecessor_is_missing_fires_once_it_is_stored() {
     });
     assert!(!fired(&server).contains_key("step-7-timeout"));
     put_one(&server, step);
-    wait_until("the timeout fired after a retry", Duration::from_secs(20), || {
-        fired(&server).contains_key("step-7-timeout")
-    });
+    wait_until(
+        "the timeout fired after a retry",
+        Duration::from_secs(20),
+        || fired(&server).contains_key("step-7-timeout"),
+    );
     wait_until("the error is cleared", Duration::from_secs(10), || {
         timer(&server, "step-7-timeout").get("last_error").is_none()
     });
@@ -296,10 +373,14 @@ fn exactly_one_fact_per_occurrence_after_repeated_kill_9() {
         let fired = fired(&server);
         dues.keys().all(|name| fired.contains_key(name))
     });
-    wait_until("every timer recorded its firing", Duration::from_secs(30), || {
-        dues.iter()
-            .all(|(name, due)| timer(&server, name)["last_fired"] == due.as_str())
-    });
+    wait_until(
+        "every timer recorded its firing",
+        Duration::from_secs(30),
+        || {
+            dues.iter()
+                .all(|(name, due)| timer(&server, name)["last_fired"] == due.as_str())
+        },
+    );
     let fired = fired(&server);
     for (name, due) in &dues {
         assert_eq!(&fired[name], &vec![due.clone()], "timer {name}");
@@ -324,7 +405,11 @@ fn several_servers_on_one_database_fire_each_occurrence_once() {
         assert_eq!(status, 201, "{answer}");
     }
     wait_until("every timer fired", Duration::from_secs(30), || {
-        (0..n_timers).all(|index| timer(&servers[0], &format!("s{index}")).get("last_fired").is_some())
+        (0..n_timers).all(|index| {
+            timer(&servers[0], &format!("s{index}"))
+                .get("last_fired")
+                .is_some()
+        })
     });
     let fired = fired(&servers[1]);
     for index in 0..n_timers {
@@ -366,16 +451,20 @@ fn cron_across_daylight_saving_changes_on_the_fault_clock() {
     assert_eq!(status, 201, "{view}");
     assert_eq!(view["next_due"], "2026-03-29T01:00:00.000Z");
     set_clock(&server, &clock_file, ms_of("2026-03-29T01:00:01Z"));
-    wait_until("the gap's occurrence fired", Duration::from_secs(10), || {
-        timer(&server, "berlin")["next_due"] == "2026-03-30T00:30:00.000Z"
-    });
+    wait_until(
+        "the gap's occurrence fired",
+        Duration::from_secs(10),
+        || timer(&server, "berlin")["next_due"] == "2026-03-30T00:30:00.000Z",
+    );
     assert_eq!(fired(&server)["berlin"], ["2026-03-29T01:00:00.000Z"]);
     // 25 October 2026: 03:00 CEST becomes 02:00 CET; 02:30 happens twice
     // and fires once, at its first instance (00:30 UTC).
     set_clock(&server, &clock_file, ms_of("2026-10-25T00:30:01Z"));
-    wait_until("the repeated hour's occurrence fired", Duration::from_secs(10), || {
-        timer(&server, "berlin")["last_fired"] == "2026-10-25T00:30:00.000Z"
-    });
+    wait_until(
+        "the repeated hour's occurrence fired",
+        Duration::from_secs(10),
+        || timer(&server, "berlin")["last_fired"] == "2026-10-25T00:30:00.000Z",
+    );
     assert_eq!(
         timer(&server, "berlin")["next_due"],
         "2026-10-26T01:30:00.000Z"
@@ -451,33 +540,108 @@ fn bad_input_is_refused_and_changes_nothing() {
     let before_timers = get_json(&server, "/v1/timers").1;
     let before_seq = last_seq(&server);
     let fact_of = |fact: Value| json!({ "at": "2020-01-01T00:00:00Z", "fact": fact });
-    let cron = |expression: &str, zone: &str| {
-        json!({ "cron": expression, "timezone": zone, "fact": template(json!({})) })
-    };
+    let cron = |expression: &str, zone: &str| json!({ "cron": expression, "timezone": zone, "fact": template(json!({})) });
     let cases: Vec<(&str, Value, u16, &str)> = vec![
         ("-leading-dash", good.clone(), 400, "invalid_timer"),
         ("a%20b", good.clone(), 400, "invalid_timer"),
         ("%C3%A9", good.clone(), 400, "invalid_timer"),
-        (&*Box::leak("n".repeat(129).into_boxed_str()), good.clone(), 400, "invalid_timer"),
-        ("x", cron("* * * * *", "Mars/Olympus_Mons"), 400, "invalid_timer"),
+        (
+            &*Box::leak("n".repeat(129).into_boxed_str()),
+            good.clone(),
+            400,
+            "invalid_timer",
+        ),
+        (
+            "x",
+            cron("* * * * *", "Mars/Olympus_Mons"),
+            400,
+            "invalid_timer",
+        ),
         ("x", cron("61 * * * *", "UTC"), 400, "invalid_timer"),
         ("x", cron("* * * * * *", "UTC"), 400, "invalid_timer"),
         ("x", cron("0 0 30 2 *", "UTC"), 400, "invalid_timer"),
         ("x", cron("@daily", "UTC"), 400, "invalid_timer"),
-        ("x", json!({ "cron": "* * * * *", "fact": template(json!({})) }), 400, "invalid_timer"),
-        ("x", json!({ "at": "tomorrow", "fact": template(json!({})) }), 400, "invalid_timer"),
-        ("x", json!({ "at": "2030-01-01", "fact": template(json!({})) }), 400, "invalid_timer"),
-        ("x", json!({ "at": "2030-01-01T00:00:00Z", "cron": "* * * * *", "timezone": "UTC", "fact": template(json!({})) }), 400, "invalid_timer"),
-        ("x", json!({ "at": "2030-01-01T00:00:00Z" }), 400, "invalid_timer"),
-        ("x", json!({ "at": "2030-01-01T00:00:00Z", "fact": template(json!({})), "extra": 1 }), 400, "invalid_timer"),
-        ("x", json!({ "at": "2030-01-01T00:00:00Z", "fact": template(json!({})), "catch_up": "some" }), 400, "invalid_timer"),
-        ("x", fact_of(json!({ "type": "Test.T", "fields": {} })), 400, "invalid_timer"),
-        ("x", fact_of(json!({ "type": "not a type", "fields": {}, "predecessors": {} })), 400, "invalid_timer"),
-        ("x", fact_of(json!({ "type": "Cairn.Timer", "fields": {}, "predecessors": {} })), 400, "invalid_timer"),
-        ("x", fact_of(json!({ "type": "Test.T", "fields": {"cairn_timer": {}}, "predecessors": {} })), 400, "invalid_timer"),
-        ("x", fact_of(json!({ "type": "Test.T", "fields": {}, "predecessors": {"p": "abc"} })), 400, "invalid_timer"),
+        (
+            "x",
+            json!({ "cron": "* * * * *", "fact": template(json!({})) }),
+            400,
+            "invalid_timer",
+        ),
+        (
+            "x",
+            json!({ "at": "tomorrow", "fact": template(json!({})) }),
+            400,
+            "invalid_timer",
+        ),
+        (
+            "x",
+            json!({ "at": "2030-01-01", "fact": template(json!({})) }),
+            400,
+            "invalid_timer",
+        ),
+        (
+            "x",
+            json!({ "at": "2030-01-01T00:00:00Z", "cron": "* * * * *", "timezone": "UTC", "fact": template(json!({})) }),
+            400,
+            "invalid_timer",
+        ),
+        (
+            "x",
+            json!({ "at": "2030-01-01T00:00:00Z" }),
+            400,
+            "invalid_timer",
+        ),
+        (
+            "x",
+            json!({ "at": "2030-01-01T00:00:00Z", "fact": template(json!({})), "extra": 1 }),
+            400,
+            "invalid_timer",
+        ),
+        (
+            "x",
+            json!({ "at": "2030-01-01T00:00:00Z", "fact": template(json!({})), "catch_up": "some" }),
+            400,
+            "invalid_timer",
+        ),
+        (
+            "x",
+            fact_of(json!({ "type": "Test.T", "fields": {} })),
+            400,
+            "invalid_timer",
+        ),
+        (
+            "x",
+            fact_of(json!({ "type": "not a type", "fields": {}, "predecessors": {} })),
+            400,
+            "invalid_timer",
+        ),
+        (
+            "x",
+            fact_of(json!({ "type": "Cairn.Timer", "fields": {}, "predecessors": {} })),
+            400,
+            "invalid_timer",
+        ),
+        (
+            "x",
+            fact_of(json!({ "type": "Test.T", "fields": {"cairn_timer": {}}, "predecessors": {} })),
+            400,
+            "invalid_timer",
+        ),
+        (
+            "x",
+            fact_of(json!({ "type": "Test.T", "fields": {}, "predecessors": {"p": "abc"} })),
+            400,
+            "invalid_timer",
+        ),
         ("x", fact_of(json!([1, 2])), 400, "invalid_timer"),
-        ("x", fact_of(json!({ "type": "Test.T", "fields": {"big": "x".repeat(70_000)}, "predecessors": {} })), 413, "request_too_large"),
+        (
+            "x",
+            fact_of(
+                json!({ "type": "Test.T", "fields": {"big": "x".repeat(70_000)}, "predecessors": {} }),
+            ),
+            413,
+            "request_too_large",
+        ),
     ];
     for (name, body, status, code) in &cases {
         let (got_status, answer) = put_timer(&server, name, body);
@@ -486,7 +650,9 @@ fn bad_input_is_refused_and_changes_nothing() {
             (*status, Some(*code)),
             "PUT {name} {body}: {answer}"
         );
-        assert!(answer["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
     }
     let raw_cases: Vec<(&str, Option<&str>, u16, &str)> = vec![
         ("{", Some("application/json"), 400, "malformed_json"),
@@ -506,7 +672,9 @@ fn bad_input_is_refused_and_changes_nothing() {
         ("{}", Some("text/plain"), 415, "unsupported_media_type"),
     ];
     for (body, content_type, status, code) in raw_cases {
-        let mut request = http().put(server.url("/v1/timers/raw")).body(body.to_string());
+        let mut request = http()
+            .put(server.url("/v1/timers/raw"))
+            .body(body.to_string());
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);
         }
@@ -533,7 +701,10 @@ fn bad_input_is_refused_and_changes_nothing() {
             "{path}: {answer}"
         );
     }
-    let response = http().delete(server.url("/v1/timers/absent")).send().unwrap();
+    let response = http()
+        .delete(server.url("/v1/timers/absent"))
+        .send()
+        .unwrap();
     assert_eq!(json_answer(response).1["error"]["code"], "unknown_timer");
     assert_eq!(get_json(&server, "/v1/timers").1, before_timers);
     assert_eq!(last_seq(&server), before_seq);

@@ -128,6 +128,7 @@ pub mod __private {
     pub use serde;
     pub use serde_json;
 }
+pub use wire::{format_utc_ms, CatchUp, TimerDefinition, TimerList, TimerView};
 pub use wire::{
     AppliedSubscription, ApplyOutcome, BackoffDefinition, DeadLetter, DeadLetterPage,
     DeadLetterQuery, FactPage, GenerationPrecondition, LogQuery, Message, NackOptions,
@@ -138,4 +139,3 @@ pub use wire::{
     AuditEntry, AuditPage, Authorship, BlobAccess, IdentityView, Pattern, Permissions,
     TokenCreateRequest, TokenCreated, TokenRotateRequest, TokenView,
 };
-pub use wire::{format_utc_ms, CatchUp, TimerDefinition, TimerList, TimerView};

@@ -29,5 +29,5 @@ pub use identity::{
     AUDIT_ENTRIES_MAX, AUTHORS_AGAIN_MAX,
 };
 pub use postgres::{PostgresError, PostgresOptions, PostgresStore, SCHEMA_VERSION};
-pub use timers::{DueTimers, TimerProgress, TimerPut, TimerRecord, TimerStore};
 pub use store::{DatabaseStats, Page, PutOutcome, Store, StoreStats, StoredFact, SuccessorsQuery};
+pub use timers::{DueTimers, TimerProgress, TimerPut, TimerRecord, TimerStore};

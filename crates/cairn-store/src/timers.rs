@@ -94,8 +94,7 @@ pub trait TimerStore: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<(TimerPut, TimerRecord), WriteError>>;
 
     /// The timer `name`, if it exists.
-    fn timer<'a>(&'a self, name: &'a str)
-        -> BoxFuture<'a, Result<Option<TimerRecord>, ReadError>>;
+    fn timer<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<TimerRecord>, ReadError>>;
 
     /// Timers with names after `after` (all if `None`), by name, at most
     /// `limit`.

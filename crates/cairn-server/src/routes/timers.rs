@@ -48,7 +48,11 @@ async fn readable(
     caller: &Caller,
     name: &str,
 ) -> Result<(TimerRecord, TimerView), ApiError> {
-    let record = timers.store.timer(name).await?.ok_or_else(|| unknown(name))?;
+    let record = timers
+        .store
+        .timer(name)
+        .await?
+        .ok_or_else(|| unknown(name))?;
     let view = view(timers, &record)?;
     match view.definition.type_name() {
         Some(type_name) if caller.may_read(type_name) => Ok((record, view)),
@@ -147,7 +151,10 @@ pub async fn list_timers<S: Store>(
     let after = params.single("after")?;
     if let Some(after) = after {
         check_name(after).map_err(|error| {
-            ApiError::new(ErrorCode::InvalidParameter, format!("after: {}", error.message))
+            ApiError::new(
+                ErrorCode::InvalidParameter,
+                format!("after: {}", error.message),
+            )
         })?;
     }
     let limit = params.integer(
@@ -184,7 +191,11 @@ pub async fn delete_timer<S: Store>(
     QueryParams::parse(raw_query.as_deref(), &[])?;
     check_name(&name)?;
     let timers = &state.timers;
-    let record = timers.store.timer(&name).await?.ok_or_else(|| unknown(&name))?;
+    let record = timers
+        .store
+        .timer(&name)
+        .await?
+        .ok_or_else(|| unknown(&name))?;
     let view = view(timers, &record)?;
     let type_name = view.definition.type_name().unwrap_or_default();
     // A caller that may neither read nor write the type learns nothing of

@@ -89,9 +89,7 @@ impl CronExpression {
     /// Parses a 5-field expression.
     pub fn parse(text: &str) -> Result<CronExpression, CronError> {
         if text.len() > CRON_BYTES_MAX {
-            return Err(CronError(format!(
-                "longer than {CRON_BYTES_MAX} bytes"
-            )));
+            return Err(CronError(format!("longer than {CRON_BYTES_MAX} bytes")));
         }
         if text.trim_start().starts_with('@') {
             return Err(CronError(
@@ -131,8 +129,7 @@ impl CronExpression {
             return false;
         }
         let day_of_month = self.days_of_month & (1 << date.day()) != 0;
-        let day_of_week =
-            self.days_of_week & (1 << date.weekday().num_days_from_sunday()) != 0;
+        let day_of_week = self.days_of_week & (1 << date.weekday().num_days_from_sunday()) != 0;
         if self.day_of_month_restricted && self.day_of_week_restricted {
             day_of_month || day_of_week
         } else {

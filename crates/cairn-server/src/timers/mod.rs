@@ -159,8 +159,8 @@ impl Timers {
             _ => unreachable!("the body checks require at or cron with a timezone"),
         };
         let template_text = serde_json::to_vec(&definition.fact).expect("values serialize");
-        let template =
-            CanonicalFact::from_json(&template_text, usize::MAX).map_err(DefinitionError::Template)?;
+        let template = CanonicalFact::from_json(&template_text, usize::MAX)
+            .map_err(DefinitionError::Template)?;
         // Every occurrence's fact has this size: every due text has one length.
         build_fact(&template, name, 0, self.fact_canonical_bytes_max)
             .map_err(DefinitionError::Template)?;
@@ -185,8 +185,13 @@ impl Timers {
 
     /// The view of a stored timer.
     pub fn view(&self, record: &TimerRecord) -> Result<TimerView, String> {
-        let definition: TimerDefinition = serde_json::from_str(&record.definition_json)
-            .map_err(|error| format!("stored definition of {:?} does not parse: {error}", record.name))?;
+        let definition: TimerDefinition =
+            serde_json::from_str(&record.definition_json).map_err(|error| {
+                format!(
+                    "stored definition of {:?} does not parse: {error}",
+                    record.name
+                )
+            })?;
         Ok(TimerView {
             name: record.name.clone(),
             definition,
@@ -244,7 +249,11 @@ pub fn spawn_scheduler<S: Store + TimerStore>(
                 }
             }
             let claimed = store
-                .claim_due_timers(timers.clock.now_ms(), TIMER_CLAIM_MS, TIMERS_DUE_PER_PASS_MAX)
+                .claim_due_timers(
+                    timers.clock.now_ms(),
+                    TIMER_CLAIM_MS,
+                    TIMERS_DUE_PER_PASS_MAX,
+                )
                 .await;
             let due = match claimed {
                 Ok(due) => due,
@@ -329,7 +338,11 @@ async fn fire_pass<S: Store + TimerStore>(
                         .lateness_seconds
                         .observe(written_at_ms.saturating_sub(due_ms) as f64 / 1000.0);
                 }
-                (entry.fired_ms.last().copied(), entry.next_due_ms, entry.next_due_ms)
+                (
+                    entry.fired_ms.last().copied(),
+                    entry.next_due_ms,
+                    entry.next_due_ms,
+                )
             }
             Some(_) => (
                 None,
@@ -368,7 +381,14 @@ fn plan(timers: &Timers, record: &TimerRecord, now_ms: u64) -> Result<Plan, Stri
     let facts = pass
         .fire_ms
         .iter()
-        .map(|&due_ms| build_fact(&template, &record.name, due_ms, timers.fact_canonical_bytes_max))
+        .map(|&due_ms| {
+            build_fact(
+                &template,
+                &record.name,
+                due_ms,
+                timers.fact_canonical_bytes_max,
+            )
+        })
         .collect::<Result<Vec<_>, _>>()
         .map_err(|error| format!("the occurrence's fact is invalid: {error}"))?;
     Ok((facts, pass.fire_ms, pass.next_due_ms))
@@ -382,7 +402,9 @@ async fn write_facts<S: Store>(store: &S, planned: &mut [Planned]) {
     while start < planned.len() {
         let mut end = start;
         let mut n_facts = 0;
-        while end < planned.len() && (end == start || n_facts + planned[end].facts.len() <= BATCH_FACTS_MAX) {
+        while end < planned.len()
+            && (end == start || n_facts + planned[end].facts.len() <= BATCH_FACTS_MAX)
+        {
             n_facts += planned[end].facts.len();
             end += 1;
         }

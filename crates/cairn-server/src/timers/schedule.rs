@@ -187,8 +187,8 @@ impl Schedule {
             CatchUp::Latest | CatchUp::None => {
                 let latest_ms =
                     cron_latest_at_or_before(cron, zone, now_ms, due_ms).unwrap_or(due_ms);
-                let fires = catch_up == CatchUp::Latest
-                    || now_ms - latest_ms <= TIMER_MISSED_AFTER_MS;
+                let fires =
+                    catch_up == CatchUp::Latest || now_ms - latest_ms <= TIMER_MISSED_AFTER_MS;
                 Pass {
                     fire_ms: if fires { vec![latest_ms] } else { Vec::new() },
                     next_due_ms: cron_next_after(cron, zone, latest_ms.max(now_ms)),

@@ -142,7 +142,11 @@ fn write_error(error: ReadError) -> WriteError {
 }
 
 /// The record `name` as this group sees it.
-fn current(shared: &Shared, staged: &Staged, name: &str) -> Result<Option<TimerRecord>, WriteError> {
+fn current(
+    shared: &Shared,
+    staged: &Staged,
+    name: &str,
+) -> Result<Option<TimerRecord>, WriteError> {
     if let Some(record) = staged.records.get(name) {
         return Ok(record.clone());
     }
@@ -204,7 +208,14 @@ pub fn stage_change(
                 }
             };
             let name = record.name.clone();
-            stage_record(shared, batch, staged, &name, old.as_ref(), Some(record.clone()));
+            stage_record(
+                shared,
+                batch,
+                staged,
+                &name,
+                old.as_ref(),
+                Some(record.clone()),
+            );
             Ok(TimerOutcome::Put(outcome, record))
         }
         TimerChange::Delete(name) => {
@@ -258,7 +269,11 @@ impl EmbeddedStore {
         answer.await.map_err(|_| WriteError::Closed)?
     }
 
-    fn read_timers(&self, after: Option<&str>, limit: usize) -> Result<Vec<TimerRecord>, ReadError> {
+    fn read_timers(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<TimerRecord>, ReadError> {
         let shared = &self.shared;
         let start = match after {
             // The first key after `d ‖ after`: `d ‖ after ‖ 0`.
@@ -270,7 +285,11 @@ impl EmbeddedStore {
             None => vec![DEFINITION_TAG],
         };
         let mut records = Vec::new();
-        for entry in shared.timers.range(start..vec![DEFINITION_TAG + 1]).take(limit) {
+        for entry in shared
+            .timers
+            .range(start..vec![DEFINITION_TAG + 1])
+            .take(limit)
+        {
             let (key, value) = entry.map_err(|error| shared.engine_error(error))?;
             records.push(decode(&key[1..], &value).map_err(|message| shared.corrupt(message))?);
         }
@@ -340,10 +359,7 @@ impl TimerStore for EmbeddedStore {
         })
     }
 
-    fn timer<'a>(
-        &'a self,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<Option<TimerRecord>, ReadError>> {
+    fn timer<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<TimerRecord>, ReadError>> {
         Box::pin(std::future::ready(read_record(&self.shared, name)))
     }
 
@@ -387,7 +403,10 @@ impl TimerStore for EmbeddedStore {
             if progress.is_empty() {
                 return Ok(0);
             }
-            match self.send_timer_change(TimerChange::Progress(progress)).await? {
+            match self
+                .send_timer_change(TimerChange::Progress(progress))
+                .await?
+            {
                 TimerOutcome::Applied(applied) => Ok(applied),
                 _ => Err(WriteError::storage("unexpected answer to timer progress")),
             }

@@ -27,9 +27,9 @@ mod identity;
 #[cfg(feature = "test-support")]
 pub mod private_cluster;
 mod schema;
-mod timers;
 #[cfg(feature = "test-support")]
 pub mod testing;
+mod timers;
 pub(crate) mod transaction;
 
 use std::collections::HashMap;

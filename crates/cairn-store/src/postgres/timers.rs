@@ -39,8 +39,14 @@ fn record_of(row: &PgRow) -> Result<TimerRecord, ReadError> {
         definition_json: row.try_get("definition_json").map_err(column)?,
         generation: to_u64(row.try_get("generation").map_err(column)?, "generation")?,
         next_due_ms: optional(row.try_get("next_due_ms").map_err(column)?, "next_due_ms")?,
-        attempt_at_ms: optional(row.try_get("attempt_at_ms").map_err(column)?, "attempt_at_ms")?,
-        last_fired_ms: optional(row.try_get("last_fired_ms").map_err(column)?, "last_fired_ms")?,
+        attempt_at_ms: optional(
+            row.try_get("attempt_at_ms").map_err(column)?,
+            "attempt_at_ms",
+        )?,
+        last_fired_ms: optional(
+            row.try_get("last_fired_ms").map_err(column)?,
+            "last_fired_ms",
+        )?,
         last_error: row.try_get("last_error").map_err(column)?,
     })
 }
@@ -53,16 +59,21 @@ impl PostgresStore {
     async fn select_timer(&self, name: &str) -> Result<Option<TimerRecord>, ReadError> {
         let row = self
             .timed(
-                sqlx::query(&format!("SELECT {COLUMNS} FROM cairn_timers WHERE name = $1"))
-                    .bind(name)
-                    .fetch_optional(self.pool()),
+                sqlx::query(&format!(
+                    "SELECT {COLUMNS} FROM cairn_timers WHERE name = $1"
+                ))
+                .bind(name)
+                .fetch_optional(self.pool()),
             )
             .await
             .map_err(read_error)?;
         row.as_ref().map(record_of).transpose()
     }
 
-    async fn upsert_timer(&self, record: TimerRecord) -> Result<(TimerPut, TimerRecord), WriteError> {
+    async fn upsert_timer(
+        &self,
+        record: TimerRecord,
+    ) -> Result<(TimerPut, TimerRecord), WriteError> {
         // The row changes only when the definition does; `xmax = 0` tells
         // an insert from an update.
         let statement = format!(
@@ -101,7 +112,11 @@ impl PostgresStore {
                 return Ok((put, stored));
             }
             // Same definition: unchanged, unless it was deleted meanwhile.
-            if let Some(stored) = self.select_timer(&record.name).await.map_err(corrupt_write)? {
+            if let Some(stored) = self
+                .select_timer(&record.name)
+                .await
+                .map_err(corrupt_write)?
+            {
                 return Ok((TimerPut::Unchanged, stored));
             }
         }
@@ -154,10 +169,15 @@ impl PostgresStore {
     async fn record_progress(&self, progress: Vec<TimerProgress>) -> Result<usize, WriteError> {
         let names: Vec<&str> = progress.iter().map(|p| p.name.as_str()).collect();
         let generations: Vec<i64> = progress.iter().map(|p| to_i64(p.generation)).collect();
-        let from_due: Vec<Option<i64>> = progress.iter().map(|p| p.from_due_ms.map(to_i64)).collect();
+        let from_due: Vec<Option<i64>> =
+            progress.iter().map(|p| p.from_due_ms.map(to_i64)).collect();
         let fired: Vec<Option<i64>> = progress.iter().map(|p| p.fired_ms.map(to_i64)).collect();
-        let next_due: Vec<Option<i64>> = progress.iter().map(|p| p.next_due_ms.map(to_i64)).collect();
-        let attempt: Vec<Option<i64>> = progress.iter().map(|p| p.attempt_at_ms.map(to_i64)).collect();
+        let next_due: Vec<Option<i64>> =
+            progress.iter().map(|p| p.next_due_ms.map(to_i64)).collect();
+        let attempt: Vec<Option<i64>> = progress
+            .iter()
+            .map(|p| p.attempt_at_ms.map(to_i64))
+            .collect();
         let errors: Vec<Option<&str>> = progress.iter().map(|p| p.last_error.as_deref()).collect();
         let result = self
             .timed(
@@ -197,10 +217,7 @@ impl TimerStore for PostgresStore {
         Box::pin(self.upsert_timer(record))
     }
 
-    fn timer<'a>(
-        &'a self,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<Option<TimerRecord>, ReadError>> {
+    fn timer<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<TimerRecord>, ReadError>> {
         Box::pin(self.select_timer(name))
     }
 
