@@ -92,7 +92,7 @@ pub const TIMERS_DUE_PER_PASS_MAX: usize = 1_000;
 pub const TIMER_RETRY_MS: u64 = 5_000;
 /// How long a PostgreSQL server holds the due timers it claimed before
 /// another server may take them (a claimer that died is replaced then).
-pub const TIMER_CLAIM_MS: u64 = 30_000;
+pub const TIMER_CLAIM_MS: u64 = 5_000;
 /// The longest a scheduler sleeps before it looks again: how soon a
 /// PostgreSQL server sees a timer another server put, and how soon a
 /// jump of the fault clock is noticed.
