@@ -149,7 +149,7 @@ fn a_past_at_fires_at_once_and_a_near_at_fires_once() {
         fired(&server).contains_key("sentinel")
     });
     let fired = fired(&server);
-    assert_eq!(fired["near"], [at.clone()]);
+    assert_eq!(fired["near"], std::slice::from_ref(&at));
     assert_eq!(fired["past"].len(), 1);
     // The SDK and the CLI see the same.
     let listed = run_cli(&["timers", "list", "--json", "--server", &server.base], "");
