@@ -274,7 +274,11 @@ pub fn spawn_scheduler<S: Store + TimerStore>(
                 sleep_or_wake(&timers, &shutdown, wait).await;
                 continue;
             }
-            fire_pass(&*store, &timers, due.now_ms, due.timers).await;
+            if !fire_pass(&*store, &timers, due.now_ms, due.timers).await {
+                // The store refuses writes (or is unreachable): try again
+                // later rather than at once.
+                sleep_or_wake(&timers, &shutdown, TIMER_IDLE_WAKE).await;
+            }
         }
     })
 }
@@ -296,12 +300,13 @@ struct Planned {
     error: Option<String>,
 }
 
+/// Fires one pass; false if its progress could not be recorded.
 async fn fire_pass<S: Store + TimerStore>(
     store: &S,
     timers: &Timers,
     now_ms: u64,
     claimed: Vec<TimerRecord>,
-) {
+) -> bool {
     let mut planned = Vec::with_capacity(claimed.len());
     for record in claimed {
         let mut entry = Planned {
@@ -360,10 +365,14 @@ async fn fire_pass<S: Store + TimerStore>(
             last_error: entry.error.clone(),
         });
     }
-    if let Err(error) = store.record_timer_progress(progress).await {
-        // The facts are durable; the next pass fires them again, which
-        // stores nothing new.
-        tracing::warn!(%error, "cannot record timer progress; the occurrences fire again");
+    match store.record_timer_progress(progress).await {
+        Ok(_) => true,
+        Err(error) => {
+            // The facts are durable; the next pass fires them again, which
+            // stores nothing new.
+            tracing::warn!(%error, "cannot record timer progress; the occurrences fire again");
+            false
+        }
     }
 }
 
