@@ -63,6 +63,7 @@ error_codes! {
     EmptyBatch = "empty_batch", 400, "A batch of facts holds no fact.";
     InvalidRequest = "invalid_request", 400, "The body does not have the shape or the values the endpoint takes.";
     InvalidDefinition = "invalid_definition", 400, "The subscription's name or definition is not acceptable.";
+    InvalidTimer = "invalid_timer", 400, "The timer's name, schedule or template fact is not acceptable (the message says which); nothing changed.";
     MissingParameter = "missing_parameter", 400, "A required query parameter is absent.";
     UnknownParameter = "unknown_parameter", 400, "A query parameter is not one the endpoint takes.";
     InvalidParameter = "invalid_parameter", 400, "A query parameter is malformed or repeated.";
@@ -80,6 +81,7 @@ error_codes! {
     NotFound = "not_found", 404, "No fact, blob or endpoint with that name.";
     UnknownSubscription = "unknown_subscription", 404, "No subscription with that name.";
     UnknownIdentity = "unknown_identity", 404, "No identity with that name (or it was revoked).";
+    UnknownTimer = "unknown_timer", 404, "No timer with that name (or the caller may not read its template's type).";
     NotADeadLetter = "not_a_dead_letter", 404, "The message is not a dead letter of this subscription.";
     // 405, 409, 412, 413, 414, 415, 422: the request cannot be done as asked.
     MethodNotAllowed = "method_not_allowed", 405, "The endpoint exists but not with this method.";

@@ -26,6 +26,7 @@ pub mod openapi;
 pub mod precondition;
 pub mod request_body;
 pub mod subscriptions;
+pub mod timers;
 
 pub use access::{
     AuditEntry, AuditPage, Authorship, BlobAccess, IdentityList, IdentityView, Pattern,
@@ -47,3 +48,4 @@ pub use subscriptions::{
     PullRequest, ReplayAnswer, ReplayRequest, Start, SubscriptionDefinition, SubscriptionList,
     SubscriptionPutAnswer, SubscriptionView, TokenResult, TokenResults, TokenStatus,
 };
+pub use timers::{format_utc_ms, CatchUp, TimerDefinition, TimerList, TimerView};

@@ -49,3 +49,17 @@ const _: () = assert!(LEASE_TTL_MS_MIN <= LEASE_TTL_MS_MAX);
 const _: () = assert!(SUCCESSORS_LIMIT_DEFAULT <= SUCCESSORS_LIMIT_MAX);
 const _: () = assert!(DEAD_LETTERS_LIMIT_DEFAULT <= DEAD_LETTERS_LIMIT_MAX);
 const _: () = assert!(LEASE_MS_MIN <= LEASE_MS_MAX);
+
+/// Bytes of a timer's name at most.
+pub const TIMER_NAME_BYTES_MAX: usize = 128;
+/// Bytes of a `PUT /v1/timers/{name}` body at most (the template fact
+/// included): a timer is a small thing, and a million of them must fit.
+pub const TIMER_BODY_BYTES_MAX: usize = 64 * 1024;
+/// Bytes of a cron expression or a zone name at most.
+pub const TIMER_SCHEDULE_BYTES_MAX: usize = 200;
+/// Default `limit` of `GET /v1/timers`.
+pub const TIMERS_LIMIT_DEFAULT: usize = 1_000;
+/// Largest `limit` of `GET /v1/timers`.
+pub const TIMERS_LIMIT_MAX: usize = 10_000;
+
+const _: () = assert!(TIMERS_LIMIT_DEFAULT <= TIMERS_LIMIT_MAX);

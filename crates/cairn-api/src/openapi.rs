@@ -26,6 +26,7 @@ use crate::error_code::ErrorBody;
 use crate::facts::{FactPage, PutFactsAnswer, StoredFact};
 use crate::meta::{BlobStored, Health, Versions};
 use crate::subscriptions::*;
+use crate::timers::{CatchUp, TimerDefinition, TimerList, TimerView};
 
 /// A hash: BLAKE3-256 as 64 lowercase hexadecimal characters.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -125,6 +126,7 @@ struct UnknownSubscription(ErrorBody);
         health, versions, metrics, openapi_document,
         create_token, list_tokens, rotate_token, revoke_token, audit,
         claim, get_claim, release_claim, get_lease, acquire_lease, renew_lease, release_lease,
+        list_timers, put_timer, get_timer, delete_timer,
     ),
     components(schemas(
         HashText, Predecessor, Fact, PutFactsRequest, ErrorBody, PutFactsAnswer,
@@ -136,13 +138,14 @@ struct UnknownSubscription(ErrorBody);
         Permissions, BlobAccess, TokenCreateRequest, TokenRotateRequest, TokenCreated, TokenView,
         IdentityView, IdentityList, Revoked, Authorship, AuditEntry, AuditPage,
         ClaimRequest, ClaimAnswer, ClaimReleased, LeaseAcquireRequest, LeaseGrantRequest,
-        LeaseGrant,
+        LeaseGrant, CatchUp, TimerDefinition, TimerView, TimerList,
     )),
     tags(
         (name = "facts", description = "Write and read facts"),
         (name = "blobs", description = "Content-addressed bytes"),
         (name = "subscriptions", description = "Durable delivery"),
         (name = "meta", description = "Health, versions, metrics, this document"),
+        (name = "timers", description = "Durable timers that write a fact when due"),
         (name = "access", description = "Identities, access tokens and the audit trail (servers with --auth)"),
         (name = "collaboration", description = "Claims and leases with fencing tokens"),
     )
@@ -158,6 +161,7 @@ pub fn document() -> serde_json::Value {
     // (`additionalProperties: false`); in the view that would forbid the
     // view's own members, so the view's copy is opened again.
     remove_closed_objects(&mut document["components"]["schemas"]["SubscriptionView"]["allOf"]);
+    remove_closed_objects(&mut document["components"]["schemas"]["TimerView"]["allOf"]);
     add_access_control(&mut document);
     document
 }
@@ -661,6 +665,64 @@ fn revoke_token() {}
     )
 )]
 fn audit() {}
+
+/// `unknown_timer`: no timer has that name (or the caller may not read its
+/// template's type).
+#[derive(utoipa::IntoResponses)]
+#[response(status = 404)]
+struct UnknownTimer(ErrorBody);
+
+#[utoipa::path(
+    get, path = "/v1/timers", tag = "timers",
+    params(
+        ("after" = Option<String>, Query, description = "Only timers named after this (the next of the previous page)"),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 10000, description = "Timers at most (default 1000)"),
+    ),
+    responses(
+        (status = 200, description = "The timers the caller may read, by name; next is set when there may be more", body = TimerList),
+        (status = 400, description = "A malformed, unknown or out-of-range parameter", body = ErrorBody),
+        Busy,
+    )
+)]
+fn list_timers() {}
+
+#[utoipa::path(
+    put, path = "/v1/timers/{name}", tag = "timers",
+    params(("name" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", description = "The timer's name")),
+    request_body(content = TimerDefinition, content_type = "application/json", description = "At most 65,536 bytes"),
+    responses(
+        (status = 201, description = "Created", body = TimerView),
+        (status = 200, description = "Replaced (a changed definition is scheduled anew), or the same definition was there (nothing changed)", body = TimerView),
+        (status = 400, description = "invalid_timer (name, schedule, zone, cron, template, reserved type), or malformed JSON", body = ErrorBody),
+        BodyRefused,
+        Busy,
+    )
+)]
+fn put_timer() {}
+
+#[utoipa::path(
+    get, path = "/v1/timers/{name}", tag = "timers",
+    params(("name" = String, Path, description = "The timer's name")),
+    responses(
+        (status = 200, description = "Definition, next due and last fired occurrence", body = TimerView),
+        (status = 400, description = "invalid_timer (the name), or an unknown query parameter", body = ErrorBody),
+        UnknownTimer,
+        Busy,
+    )
+)]
+fn get_timer() {}
+
+#[utoipa::path(
+    delete, path = "/v1/timers/{name}", tag = "timers",
+    params(("name" = String, Path, description = "The timer's name")),
+    responses(
+        (status = 200, description = "Deleted: it never fires again", body = Deleted),
+        (status = 400, description = "invalid_timer (the name), or an unknown query parameter", body = ErrorBody),
+        UnknownTimer,
+        Busy,
+    )
+)]
+fn delete_timer() {}
 
 #[utoipa::path(
     post, path = "/v1/claims", tag = "collaboration",

@@ -34,6 +34,12 @@ pub enum Workload {
     /// Claim a new key per request (`POST /v1/claims`) for one preloaded
     /// fact: every claim wins and writes its `Cairn.Claimed` fact.
     Claim,
+    /// Create `--preload` one-shot timers due in the same second and
+    /// report how soon they all fired, the firing rate and lateness.
+    Timers,
+    /// Create up to `--preload` one-shot timers far in the future within
+    /// `--duration` (for a memory measurement of the server).
+    TimersPending,
 }
 
 /// Options of `cairn bench`.
@@ -188,6 +194,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         args.token.as_deref(),
     )?;
     let base = args.server.trim_end_matches('/').to_string();
+    if matches!(args.workload, Workload::Timers | Workload::TimersPending) {
+        let bench = crate::bench_timers::TimerBench {
+            http,
+            base,
+            run_id,
+            clients: args.clients,
+            timers: args.preload,
+            duration: Duration::from_secs(args.duration),
+        };
+        return match args.workload {
+            Workload::Timers => crate::bench_timers::fire(bench).await,
+            _ => crate::bench_timers::pending(bench).await,
+        };
+    }
     if matches!(args.workload, Workload::Consume | Workload::Latency) {
         if args.embedded.is_some() {
             bail!("--embedded supports only --workload write");
@@ -220,7 +240,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     // Preparation (not measured): facts to read back.
     let targets: Arc<Vec<String>> = Arc::new(match (args.workload, &args.embedded) {
-        (Workload::Write | Workload::Consume | Workload::Latency, _) => Vec::new(),
+        (
+            Workload::Write
+            | Workload::Consume
+            | Workload::Latency
+            | Workload::Timers
+            | Workload::TimersPending,
+            _,
+        ) => Vec::new(),
         (_, Some(_)) => bail!("--embedded supports only --workload write"),
         (Workload::Get, None) => {
             get_targets(&http, &base, run_id, args.preload, args.fields_bytes).await?
@@ -291,7 +318,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                         let key = format!("bench-{}-{client}-{n}", shared.run_id);
                         claim_http(&http, &base, &key, &targets[0]).await
                     }
-                    (Workload::Consume | Workload::Latency, _) => {
+                    (
+                        Workload::Consume
+                        | Workload::Latency
+                        | Workload::Timers
+                        | Workload::TimersPending,
+                        _,
+                    ) => {
                         unreachable!("delivery workloads return before the request loop")
                     }
                 };

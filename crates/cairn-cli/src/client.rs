@@ -74,7 +74,7 @@ pub fn print_pretty(value: &impl Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read_input(file: Option<&Path>) -> anyhow::Result<Vec<u8>> {
+pub fn read_input(file: Option<&Path>) -> anyhow::Result<Vec<u8>> {
     let mut bytes = Vec::new();
     match file {
         None => std::io::stdin().read_to_end(&mut bytes).map(|_| ())?,

@@ -1,17 +1,19 @@
 //! The `cairn` command: `serve` runs the server on the embedded store;
 //! `hash` works offline; `put`, `get`, `successors`, `log`, `tail` and
-//! `subs` talk to a server through the SDK; `bench` generates load and
+//! `subs` and `timers` talk to a server through the SDK; `bench` generates load and
 //! reports latency percentiles; `check` runs the reliability checker.
 
 #![forbid(unsafe_code)]
 
 mod bench;
 mod bench_delivery;
+mod bench_timers;
 mod check;
 mod client;
 mod connection;
 mod serve;
 mod subs;
+mod timers;
 mod tokens;
 
 use std::path::PathBuf;
@@ -96,6 +98,9 @@ enum Command {
     /// Manage subscriptions: list, show, create, delete, pause, resume,
     /// dead letters, replay, discard, pull.
     Subs(subs::SubsArgs),
+    /// Durable timers: set (at an instant or on a cron schedule), list,
+    /// show, delete.
+    Timers(timers::TimersArgs),
     /// Identities and access tokens: create (also offline, to bootstrap an
     /// admin), list, rotate, revoke, and the audit trail.
     Tokens(tokens::TokensArgs),
@@ -129,6 +134,7 @@ fn main() -> ExitCode {
             Command::Tail { after, server } => client::tail(&server, after).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Subs(args) => subs::run(args).await,
+            Command::Timers(args) => timers::run(args).await,
             Command::Tokens(args) => tokens::run(args).await,
             Command::Check(args) => check::run(args).await,
         }

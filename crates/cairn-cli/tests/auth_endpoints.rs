@@ -354,6 +354,8 @@ enum Refusal {
     Forbidden(String),
     /// `404 not_found`, exactly as for an absent fact.
     NotFound,
+    /// `404` with this code, exactly as for an absent object of its kind.
+    Absent(&'static str),
     /// `200`, with what the identity may not see left out (the row's
     /// check tells).
     Filtered,
@@ -637,6 +639,20 @@ fn setup() -> (tempfile::TempDir, Ctx) {
         Body::None,
         200,
     );
+    // Timers far in the future: two over OPEN_TYPE for the rows that read
+    // and delete one, and one over SECRET_TYPE that lists leave out.
+    for (name, type_name) in [
+        ("get-timer", OPEN_TYPE),
+        ("del-timer", OPEN_TYPE),
+        ("secret-timer", SECRET_TYPE),
+    ] {
+        ctx.root(
+            "PUT",
+            &format!("/v1/timers/{name}"),
+            Body::Json(timer_body(type_name)),
+            201,
+        );
+    }
     // Claims and leases the rows read, renew and release.
     for key in ["held-claim", "release-claim"] {
         let body = json!({"key": key, "fact": ctx.open_hash});
@@ -689,6 +705,52 @@ fn check_log(ctx: &Ctx, identity: &str, answer: &Answer) {
     assert_eq!(next, last, "next moves past what {identity} may not read");
     assert!(!seen.is_empty(), "{identity} reads something");
     assert!(seen.len() < all.len(), "{identity} had facts left out");
+}
+
+/// The body of a timer far in the future writing a fact of `type_name`.
+fn timer_body(type_name: &str) -> Value {
+    json!({
+        "at": "2099-01-01T00:00:00Z",
+        "fact": {"type": type_name, "fields": {}, "predecessors": {}},
+    })
+}
+
+/// The status of `GET /v1/timers/{name}` for the setup admin.
+fn timer_status(ctx: &Ctx, name: &str) -> Value {
+    let answer = ctx.send(
+        "GET",
+        &format!("/v1/timers/{name}"),
+        Some(&ctx.root),
+        &Body::None,
+    );
+    json!(answer.status)
+}
+
+/// Checks that a timer list holds exactly the timers whose template type
+/// `identity` may read.
+fn check_timer_list(ctx: &Ctx, identity: &str, answer: &Answer) {
+    let names = |list: &Value| -> Vec<(String, String)> {
+        list["timers"]
+            .as_array()
+            .unwrap_or_else(|| panic!("a list: {list}"))
+            .iter()
+            .map(|view| {
+                (
+                    view["name"].as_str().unwrap().to_string(),
+                    view["fact"]["type"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let seen = names(&answer.json());
+    let all = names(&ctx.root("GET", "/v1/timers", Body::None, 200));
+    let expected: Vec<_> = all
+        .iter()
+        .filter(|(_, type_name)| ctx.may(identity, "read", type_name))
+        .cloned()
+        .collect();
+    assert_eq!(seen, expected, "{identity} lists the timers it may read");
+    assert!(seen.len() < all.len(), "{identity} had timers left out");
 }
 
 /// Checks that a subscription list holds exactly what `identity` may consume.
@@ -940,6 +1002,41 @@ fn table(ctx: &Ctx) -> Vec<Row> {
     );
 
     // Subscriptions, for their consumers.
+    // Timers: writing (and deleting) one needs write on its template's
+    // type, reading one needs read on it.
+    rows.push(
+        row("PUT", "/v1/timers/{name}", "/v1/timers/put-timer")
+            .body(Body::Json(timer_body(OPEN_TYPE)))
+            .forbidden("no-write", format!("write on type {OPEN_TYPE}"))
+            .allowed("writer", 201)
+            .check(|_, _, answer| assert_eq!(answer.json()["name"], "put-timer"))
+            .observe(|ctx| timer_status(ctx, "put-timer")),
+    );
+    rows.push(
+        row("GET", "/v1/timers/{name}", "/v1/timers/get-timer")
+            .refused("no-read", Refusal::Absent("unknown_timer"))
+            .allowed("reader", 200)
+            .check(|_, _, answer| {
+                if answer.status == 404 {
+                    assert_eq!(answer.code(), "unknown_timer", "{}", answer.describe());
+                } else {
+                    assert_eq!(answer.json()["name"], "get-timer");
+                }
+            }),
+    );
+    rows.push(
+        row("GET", "/v1/timers", "/v1/timers")
+            .refused("no-read", Refusal::Filtered)
+            .allowed("reader", 200)
+            .check(check_timer_list),
+    );
+    rows.push(
+        row("DELETE", "/v1/timers/{name}", "/v1/timers/del-timer")
+            .forbidden("no-write", format!("write on type {OPEN_TYPE}"))
+            .allowed("writer", 200)
+            .check(|_, _, answer| assert_eq!(answer.json()["deleted"], true))
+            .observe(|ctx| timer_status(ctx, "del-timer")),
+    );
     rows.push(
         row("GET", "/v1/subscriptions", "/v1/subscriptions")
             .refused("no-subscribe", Refusal::Filtered)
@@ -1438,6 +1535,15 @@ fn run_row(ctx: &Ctx, row: &Row, forged: &str, revoked: &str) {
                 assert_eq!(
                     (answer.status, answer.code()),
                     (404, "not_found".to_string()),
+                    "{case}: {}",
+                    answer.describe()
+                );
+                (row.check)(ctx, identity, &answer);
+            }
+            Refusal::Absent(code) => {
+                assert_eq!(
+                    (answer.status, answer.code()),
+                    (404, code.to_string()),
                     "{case}: {}",
                     answer.describe()
                 );

@@ -5,6 +5,7 @@
 
 use crate::wire::{AuditPage, IdentityView, TokenCreateRequest, TokenCreated, TokenRotateRequest};
 use crate::wire::{ClaimAnswer, ClaimReleased, LeaseAction, LeaseGrant};
+use crate::wire::{TimerDefinition, TimerView};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -220,6 +221,39 @@ impl Client {
     /// A page of the audit trail after `after` (admin).
     pub async fn audit(&self, after: u64, limit: u32) -> Result<AuditPage> {
         self.transport.audit(after, limit).await
+    }
+
+    /// Creates or replaces the durable timer `name`; answers its view
+    /// (`next_due`, `last_fired`). Putting the same definition again
+    /// changes nothing. A one-shot timeout: `TimerDefinition::at_ms(at_ms,
+    /// template)`, its template naming the fact it guards as a predecessor.
+    pub async fn put_timer(&self, name: &str, definition: &TimerDefinition) -> Result<TimerView> {
+        self.transport.put_timer(name, definition).await
+    }
+
+    /// The timer `name`, `None` if there is none.
+    pub async fn get_timer(&self, name: &str) -> Result<Option<TimerView>> {
+        self.transport.get_timer(name).await
+    }
+
+    /// Every timer the caller may read, by name (all pages).
+    pub async fn list_timers(&self) -> Result<Vec<TimerView>> {
+        let mut timers = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.transport.list_timers(after.as_deref(), None).await?;
+            timers.extend(page.timers);
+            match page.next {
+                Some(next) if after.as_ref() != Some(&next) => after = Some(next),
+                _ => return Ok(timers),
+            }
+        }
+    }
+
+    /// Deletes the timer `name`: it never fires again (`unknown_timer` if
+    /// there is none).
+    pub async fn delete_timer(&self, name: &str) -> Result<()> {
+        self.transport.delete_timer(name).await
     }
 
     /// Claims `key` for the stored fact `fact`: the first claim of a free

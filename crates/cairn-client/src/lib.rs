@@ -128,6 +128,7 @@ pub mod __private {
     pub use serde;
     pub use serde_json;
 }
+pub use wire::{format_utc_ms, CatchUp, TimerDefinition, TimerList, TimerView};
 pub use wire::{
     AppliedSubscription, ApplyOutcome, BackoffDefinition, DeadLetter, DeadLetterPage,
     DeadLetterQuery, FactPage, GenerationPrecondition, LogQuery, Message, NackOptions,

@@ -37,7 +37,7 @@ use crate::wire::{
     AckRequest, AppliedSubscription, ApplyOutcome, DeadLetter, DeadLetterPage, DeadLetterQuery,
     ExtendRequest, FactPage, GenerationPrecondition, LogQuery, Message, NackOptions, NackRequest,
     PullOptions, PutResult, RawMessage, ReplaySelection, StoredFact, SubscriptionDefinition,
-    SubscriptionView, SuccessorsQuery, TokenResult,
+    SubscriptionView, SuccessorsQuery, TimerDefinition, TimerList, TimerView, TokenResult,
 };
 use crate::wire::{ClaimAnswer, ClaimReleased, LeaseAction, LeaseGrant};
 use cairn_api::precondition::IF_MATCH_HEADER;
@@ -809,6 +809,54 @@ impl Transport for RemoteTransport {
             let mut call = self.call(Method::GET, &["v1", "audit"]);
             call.query = vec![("after", after.to_string()), ("limit", limit.to_string())];
             self.call_json(call).await
+        })
+    }
+
+    fn put_timer<'a>(
+        &'a self,
+        name: &'a str,
+        definition: &'a TimerDefinition,
+    ) -> BoxFuture<'a, Result<TimerView>> {
+        Box::pin(async move {
+            let path = ["v1", "timers", name];
+            let mut call = self.call(Method::PUT, &path);
+            call.body = Some(json_body(definition)?);
+            self.call_json(call).await
+        })
+    }
+
+    fn get_timer<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<TimerView>>> {
+        Box::pin(async move {
+            let path = ["v1", "timers", name];
+            self.call_optional(self.call(Method::GET, &path), |code| {
+                code == ErrorCode::UnknownTimer.as_str()
+            })
+            .await
+        })
+    }
+
+    fn list_timers<'a>(
+        &'a self,
+        after: Option<&'a str>,
+        limit: Option<u32>,
+    ) -> BoxFuture<'a, Result<TimerList>> {
+        Box::pin(async move {
+            let mut call = self.call(Method::GET, &["v1", "timers"]);
+            if let Some(after) = after {
+                call.query.push(("after", after.to_string()));
+            }
+            if let Some(limit) = limit {
+                call.query.push(("limit", limit.to_string()));
+            }
+            self.call_json(call).await
+        })
+    }
+
+    fn delete_timer<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let path = ["v1", "timers", name];
+            self.execute(self.call(Method::DELETE, &path)).await?;
+            Ok(())
         })
     }
 

@@ -20,6 +20,7 @@ use crate::wire::{
 };
 use crate::wire::{AuditPage, IdentityView, TokenCreateRequest, TokenCreated, TokenRotateRequest};
 use crate::wire::{ClaimAnswer, ClaimReleased, LeaseAction, LeaseGrant};
+use crate::wire::{TimerDefinition, TimerList, TimerView};
 
 /// API v1 as a set of async calls over wire types.
 ///
@@ -164,6 +165,27 @@ pub trait Transport: Send + Sync + 'static {
 
     /// A page of the audit trail (`GET /v1/audit`).
     fn audit(&self, after: u64, limit: u32) -> BoxFuture<'_, Result<AuditPage>>;
+
+    /// Creates or replaces a durable timer (`PUT /v1/timers/{name}`).
+    fn put_timer<'a>(
+        &'a self,
+        name: &'a str,
+        definition: &'a TimerDefinition,
+    ) -> BoxFuture<'a, Result<TimerView>>;
+
+    /// Reads a timer, `None` if there is none by that name (or the caller
+    /// may not read its template's type).
+    fn get_timer<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<TimerView>>>;
+
+    /// A page of timers by name, after `after` (`GET /v1/timers`).
+    fn list_timers<'a>(
+        &'a self,
+        after: Option<&'a str>,
+        limit: Option<u32>,
+    ) -> BoxFuture<'a, Result<TimerList>>;
+
+    /// Deletes a timer: it never fires again (`DELETE /v1/timers/{name}`).
+    fn delete_timer<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>>;
 
     /// Claims `key` for the stored fact `fact` (`POST /v1/claims`).
     fn claim<'a>(&'a self, key: &'a str, fact: Hash) -> BoxFuture<'a, Result<ClaimAnswer>>;

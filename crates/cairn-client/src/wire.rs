@@ -2,6 +2,7 @@
 //! (re-exported here), and the few option types of the SDK's own calls are
 //! defined here with their translation into the protocol's request bodies.
 
+pub use cairn_api::{format_utc_ms, CatchUp, TimerDefinition, TimerList, TimerView};
 pub use cairn_api::{
     AckRequest, BackoffDefinition, DeadLetterQuery, ExtendRequest, GenerationPrecondition,
     LogQuery, NackRequest, PredecessorSelector, PullRequest, PutResult, ReplayRequest, Start,

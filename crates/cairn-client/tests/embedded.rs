@@ -1,7 +1,8 @@
 //! The same client over a Cairn server embedded in the process: typed facts,
 //! a subscriber that handles messages, state that survives closing and
 //! reopening the data directory, a node that lives exactly as long as its
-//! client, and a node that serves API v1 on a local port too.
+//! client, a node that serves API v1 on a local port too, and durable
+//! timers that fire in the embedded node.
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use cairn_client::{
     Client, ClientError, ClientOptions, Delivery, EmbeddedOptions, PullOptions, Subscriber,
-    SubscriptionDefinition,
+    SubscriptionDefinition, TimerDefinition,
 };
 use common::Order;
 use tokio_util::sync::CancellationToken;
@@ -270,4 +271,61 @@ fn spawn_long_poll(
         };
         puller.transport().pull("billing", options).await
     })
+}
+
+#[tokio::test]
+async fn an_embedded_timer_fires_its_fact_and_survives_reopening() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let client = Client::embedded(dir.path()).await?;
+    let template = serde_json::json!({
+        "type": "Test.Timeout", "fields": {"order": "42"}, "predecessors": {},
+    });
+    let view = client
+        .put_timer(
+            "timeout-42",
+            &TimerDefinition::at_ms(1_000, template.clone()),
+        )
+        .await?;
+    assert_eq!(view.next_due.as_deref(), Some("1970-01-01T00:00:01.000Z"));
+    let far = client
+        .put_timer(
+            "far",
+            &TimerDefinition::at("2999-01-01T00:00:00Z", template),
+        )
+        .await?;
+    assert_eq!(far.next_due.as_deref(), Some("2999-01-01T00:00:00.000Z"));
+    let mut fired = None;
+    for _ in 0..200 {
+        let timer = client.get_timer("timeout-42").await?.expect("the timer");
+        if timer.last_fired.is_some() {
+            fired = Some(timer);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let fired = fired.expect("the timer fired within 5 s");
+    assert_eq!(
+        fired.last_fired.as_deref(),
+        Some("1970-01-01T00:00:01.000Z")
+    );
+    let page = client.log(cairn_client::LogQuery::default()).await?;
+    assert_eq!(page.facts.len(), 1);
+    assert_eq!(
+        page.facts[0].fact["fields"]["cairn_timer"],
+        serde_json::json!({"name": "timeout-42", "due": "1970-01-01T00:00:01.000Z"})
+    );
+    client.close().await;
+    let reopened = Client::embedded(dir.path()).await?;
+    let names: Vec<String> = reopened
+        .list_timers()
+        .await?
+        .into_iter()
+        .map(|timer| timer.name)
+        .collect();
+    assert_eq!(names, ["far", "timeout-42"]);
+    reopened.delete_timer("far").await?;
+    assert!(reopened.get_timer("far").await?.is_none());
+    assert!(reopened.delete_timer("far").await.is_err());
+    reopened.close().await;
+    Ok(())
 }

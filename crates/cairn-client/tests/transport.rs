@@ -16,6 +16,7 @@ use cairn_client::{
 };
 use cairn_client::{AuditPage, IdentityView, TokenCreateRequest, TokenCreated, TokenRotateRequest};
 use cairn_client::{ClaimAnswer, ClaimReleased, LeaseAction, LeaseGrant};
+use cairn_client::{TimerDefinition, TimerList, TimerView};
 use common::{fast_options, Customer, Order, TestServer};
 use futures_util::future::BoxFuture;
 
@@ -187,6 +188,26 @@ impl Transport for CountingTransport {
         fence: u64,
     ) -> BoxFuture<'a, Result<Vec<PutResult>>> {
         self.count().put_facts_fenced(facts, lease, fence)
+    }
+    fn put_timer<'a>(
+        &'a self,
+        name: &'a str,
+        definition: &'a TimerDefinition,
+    ) -> BoxFuture<'a, Result<TimerView>> {
+        self.count().put_timer(name, definition)
+    }
+    fn get_timer<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<TimerView>>> {
+        self.count().get_timer(name)
+    }
+    fn list_timers<'a>(
+        &'a self,
+        after: Option<&'a str>,
+        limit: Option<u32>,
+    ) -> BoxFuture<'a, Result<TimerList>> {
+        self.count().list_timers(after, limit)
+    }
+    fn delete_timer<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
+        self.count().delete_timer(name)
     }
 }
 

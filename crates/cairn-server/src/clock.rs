@@ -99,11 +99,20 @@ impl Clock {
 
     /// Test-only fault injection: follows a file holding the clock offset
     /// in milliseconds (a signed decimal integer; missing or unreadable
-    /// means unchanged), read every 50 ms until the process ends. Needs a
-    /// tokio runtime.
+    /// means unchanged), read at once and then every 50 ms until the
+    /// process ends, so that the clock is moved before anything (the timer
+    /// scheduler) reads it at start. Needs a tokio runtime.
     pub fn follow_offset_file(&self, path: PathBuf) {
         let clock = self.clone();
         let mut current_ms = 0;
+        if let Some(offset_ms) = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| text.trim().parse::<i64>().ok())
+        {
+            current_ms = offset_ms;
+            clock.set_offset_ms(offset_ms);
+            tracing::warn!(offset_ms, "fault injection: the clock jumped");
+        }
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(CLOCK_FILE_POLL_INTERVAL);
             loop {

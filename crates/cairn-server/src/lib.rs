@@ -34,6 +34,7 @@ pub mod parsers {
 pub mod query;
 mod routes;
 mod state;
+pub mod timers;
 pub mod tls;
 
 use cairn_api::ErrorCode;
@@ -140,6 +141,13 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route(
             "/v1/leases/{name}/release",
             post(routes::leases::release::<S>),
+        )
+        .route("/v1/timers", get(routes::timers::list_timers::<S>))
+        .route(
+            "/v1/timers/{name}",
+            put(routes::timers::put_timer::<S>)
+                .get(routes::timers::get_timer::<S>)
+                .delete(routes::timers::delete_timer::<S>),
         );
     let blobs = Router::new()
         .route("/v1/blobs", put(routes::blobs::put_blob::<S>))
@@ -209,15 +217,16 @@ pub fn app<S: Store + CoordinationStore>(
     config: ServerConfig,
     shutdown: CancellationToken,
     auth: Option<Arc<auth::Auth>>,
-    clock: clock::Clock,
+    timers: Arc<timers::Timers>,
 ) -> Router {
     let metrics = Arc::new(HttpMetrics::new());
+    timers.register_metrics(&metrics);
     if let Some(auth) = &auth {
         metrics.register(Box::new(auth.audit.outcomes()));
     }
     router(AppState {
         coordination: Arc::clone(&store) as Arc<dyn CoordinationStore>,
-        clock,
+        clock: timers.clock.clone(),
         store,
         blobs,
         deliveries,
@@ -226,5 +235,6 @@ pub fn app<S: Store + CoordinationStore>(
         config,
         shutdown,
         auth,
+        timers,
     })
 }

@@ -76,3 +76,26 @@ pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes of a certificate or key file at most: a chain is a few KiB, so a
 /// larger file is a mistake, not something to read into memory.
 pub const TLS_FILE_BYTES_MAX: u64 = 1024 * 1024;
+
+// Durable timers (`timers/`).
+
+/// Occurrences of one timer fired in one pass at most when it catches up
+/// with `catch_up: all`; the rest fire in the passes that follow at once.
+pub const TIMER_CATCH_UP_PER_PASS_MAX: usize = 100;
+/// An occurrence more overdue than this when a scheduler reaches it counts
+/// as missed (`catch_up: none` skips it).
+pub const TIMER_MISSED_AFTER_MS: u64 = 60_000;
+/// Due timers one scheduler pass takes at most.
+pub const TIMERS_DUE_PER_PASS_MAX: usize = 1_000;
+/// Wait before a timer whose firing failed (its template's predecessors
+/// are missing, the store refused the fact) is tried again.
+pub const TIMER_RETRY_MS: u64 = 5_000;
+/// How long a PostgreSQL server holds the due timers it claimed before
+/// another server may take them (a claimer that died is replaced then).
+pub const TIMER_CLAIM_MS: u64 = 5_000;
+/// The longest a scheduler sleeps before it looks again: how soon a
+/// PostgreSQL server sees a timer another server put, and how soon a
+/// jump of the fault clock is noticed.
+pub const TIMER_IDLE_WAKE: Duration = Duration::from_millis(250);
+
+const _: () = assert!(TIMER_CATCH_UP_PER_PASS_MAX * TIMERS_DUE_PER_PASS_MAX <= 1_000_000);

@@ -19,7 +19,7 @@ use axum::serve::Listener;
 use axum::Router;
 use cairn_store::{
     BlobError, BlobStore, CoordinationStore, EmbeddedOptions, EmbeddedStore, IdentityStore,
-    PostgresError, PostgresOptions, PostgresStore, ReadError, Store,
+    PostgresError, PostgresOptions, PostgresStore, ReadError, Store, TimerStore,
 };
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -31,6 +31,7 @@ use crate::delivery::memory::{MemoryDeliveries, MemoryOptions};
 use crate::delivery::shared::{SharedDeliveries, SharedOptions};
 use crate::delivery::Deliveries;
 use crate::http_errors::JsonErrorListener;
+use crate::timers::{spawn_scheduler, Timers};
 use crate::tls::ServerTls;
 use crate::{app, limits, ServerConfig};
 
@@ -60,8 +61,9 @@ pub struct NodeOptions {
     pub blob_bytes_max: u64,
     /// The HTTP API's settings.
     pub server: ServerConfig,
-    /// The delivery clock of the embedded engine (on PostgreSQL, delivery
-    /// takes its time from the database, so every server agrees).
+    /// The delivery and timer clock of the embedded store (on PostgreSQL,
+    /// delivery and timers take their time from the database, so every
+    /// server agrees).
     pub clock: Clock,
     /// Whether requests must carry an access token (`cairn serve --auth`).
     pub auth: bool,
@@ -87,7 +89,8 @@ impl NodeOptions {
     /// builds the router.
     pub async fn build(self) -> Result<Node, NodeError> {
         let shutdown = CancellationToken::new();
-        let (store, router, auth) = match self.storage {
+        let clock = self.clock.clone();
+        let (store, router, auth, scheduler) = match self.storage {
             Storage::Embedded { data_dir, options } => {
                 let dir = data_dir.clone();
                 let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(&dir, options))
@@ -96,38 +99,38 @@ impl NodeOptions {
                     .map_err(|error| NodeError::Store(error.to_string()))?;
                 let store = Arc::new(store);
                 let blobs = BlobStore::open(&data_dir.join("blobs"), self.blob_bytes_max)?;
-                let deliveries = MemoryDeliveries::load(
-                    Arc::clone(&store),
-                    MemoryOptions::new(self.clock.clone()),
-                )?;
-                let (router, auth) = assemble(
+                let deliveries =
+                    MemoryDeliveries::load(Arc::clone(&store), MemoryOptions::new(self.clock))?;
+                let (router, auth, scheduler) = assemble(
                     &store,
                     blobs,
                     Arc::new(deliveries),
                     self.server,
                     &shutdown,
                     self.auth,
-                    self.clock,
+                    clock,
                 )
                 .await?;
-                (NodeStore::Embedded(store), router, auth)
+                (NodeStore::Embedded(store), router, auth, scheduler)
             }
             Storage::Postgres { url, options } => {
                 let store = Arc::new(PostgresStore::connect(&url, options).await?);
                 let blobs = BlobStore::postgres(store.pool().clone(), self.blob_bytes_max).await?;
                 let deliveries =
                     SharedDeliveries::new(Arc::clone(&store), SharedOptions::default());
-                let (router, auth) = assemble(
+                let (router, auth, scheduler) = assemble(
                     &store,
                     blobs,
                     Arc::new(deliveries),
                     self.server,
                     &shutdown,
                     self.auth,
-                    self.clock,
+                    // What is due is judged by the database's clock; this
+                    // one only stamps lateness and cron checks at PUT.
+                    Clock::system(),
                 )
                 .await?;
-                (NodeStore::Postgres(store), router, auth)
+                (NodeStore::Postgres(store), router, auth, scheduler)
             }
         };
         Ok(Node {
@@ -136,13 +139,15 @@ impl NodeOptions {
             auth,
             shutdown,
             background_servers: Vec::new(),
+            scheduler: Some(scheduler),
         })
     }
 }
 
 /// The router of the application over `store`, with access control over
-/// the store's identities if `auth_enabled` (kept fresh until `shutdown`).
-async fn assemble<S: Store + IdentityStore + CoordinationStore>(
+/// the store's identities if `auth_enabled` (kept fresh until `shutdown`),
+/// and the timer scheduler (running until `shutdown`).
+async fn assemble<S: Store + IdentityStore + TimerStore + CoordinationStore>(
     store: &Arc<S>,
     blobs: BlobStore,
     deliveries: Arc<dyn Deliveries>,
@@ -150,7 +155,7 @@ async fn assemble<S: Store + IdentityStore + CoordinationStore>(
     shutdown: &CancellationToken,
     auth_enabled: bool,
     clock: Clock,
-) -> Result<(Router, Option<Arc<Auth>>), NodeError> {
+) -> Result<(Router, Option<Arc<Auth>>, JoinHandle<()>), NodeError> {
     let auth = if auth_enabled {
         let auth = Arc::new(Auth::load(Arc::clone(store) as Arc<dyn IdentityStore>).await?);
         auth.spawn_upkeep(shutdown.clone());
@@ -158,6 +163,12 @@ async fn assemble<S: Store + IdentityStore + CoordinationStore>(
     } else {
         None
     };
+    let timers = Timers::new(
+        Arc::clone(store) as Arc<dyn TimerStore>,
+        clock,
+        config.fact_canonical_bytes_max,
+    );
+    let scheduler = spawn_scheduler(Arc::clone(store), Arc::clone(&timers), shutdown.clone());
     let router = app(
         Arc::clone(store),
         Arc::new(blobs),
@@ -165,9 +176,9 @@ async fn assemble<S: Store + IdentityStore + CoordinationStore>(
         config,
         shutdown.clone(),
         auth.clone(),
-        clock,
+        timers,
     );
-    Ok((router, auth))
+    Ok((router, auth, scheduler))
 }
 
 /// Why a node could not be built.
@@ -203,6 +214,8 @@ pub struct Node {
     auth: Option<Arc<Auth>>,
     shutdown: CancellationToken,
     background_servers: Vec<JoinHandle<std::io::Result<()>>>,
+    /// The timer scheduler, awaited before the store closes.
+    scheduler: Option<JoinHandle<()>>,
 }
 
 impl Node {
@@ -299,6 +312,18 @@ impl Node {
                     tracing::warn!("in-flight requests did not finish within the grace period");
                     abort.abort();
                 }
+            }
+        }
+        // The timer scheduler finishes its pass (its writes are durable or
+        // fire again after the restart) before the store closes.
+        if let Some(scheduler) = self.scheduler.take() {
+            let abort = scheduler.abort_handle();
+            if tokio::time::timeout(limits::SHUTDOWN_GRACE, scheduler)
+                .await
+                .is_err()
+            {
+                tracing::warn!("the timer scheduler did not stop within the grace period");
+                abort.abort();
             }
         }
         // Refusals and token uses of the last seconds reach the audit

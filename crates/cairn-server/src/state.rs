@@ -58,6 +58,8 @@ pub struct AppState<S> {
     pub coordination: Arc<dyn CoordinationStore>,
     /// The node's clock (lease expiry on the embedded store).
     pub clock: crate::clock::Clock,
+    /// Durable timers.
+    pub timers: Arc<crate::timers::Timers>,
 }
 
 impl<S> Clone for AppState<S> {
@@ -73,6 +75,7 @@ impl<S> Clone for AppState<S> {
             auth: self.auth.clone(),
             coordination: Arc::clone(&self.coordination),
             clock: self.clock.clone(),
+            timers: Arc::clone(&self.timers),
         }
     }
 }

@@ -19,6 +19,7 @@ mod error;
 mod identity;
 pub mod postgres;
 mod store;
+mod timers;
 
 pub use blobs::{BlobError, BlobReader, BlobStore, BlobWriter};
 pub use coordination::{
@@ -34,3 +35,4 @@ pub use identity::{
 };
 pub use postgres::{PostgresError, PostgresOptions, PostgresStore, SCHEMA_VERSION};
 pub use store::{DatabaseStats, Page, PutOutcome, Store, StoreStats, StoredFact, SuccessorsQuery};
+pub use timers::{DueTimers, TimerProgress, TimerPut, TimerRecord, TimerStore};

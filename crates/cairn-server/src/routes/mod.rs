@@ -8,6 +8,7 @@ pub mod meta;
 mod path;
 pub mod stream;
 pub mod subscriptions;
+pub mod timers;
 pub mod tokens;
 mod wait;
 

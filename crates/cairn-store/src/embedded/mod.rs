@@ -14,6 +14,7 @@
 //! | `audit`      | seq (u64 BE)                          | audit record        |
 //! | `authors`    | see `identity.rs`                     | authorship          |
 //! | `coordination` | see `coordination.rs`               | claims, leases      |
+//! | `timers`     | see `timers.rs`                       | durable timers      |
 //! | `meta`       | `format`, `deployment`                | format version, the deployment's identity |
 //!
 //! All partitions of one group commit go into one atomic batch, so they are
@@ -25,6 +26,7 @@ mod delivery;
 mod identity;
 mod journal_check;
 mod keys;
+mod timers;
 mod watermark;
 mod writer;
 
@@ -56,7 +58,7 @@ const FORMAT_VERSION: &[u8] = b"1";
 /// queued behind newer work, the oldest journal was never deleted, and fjall
 /// halted all writes for good ("too many journals"). We saw that in several
 /// restarts after heavy writes (`bench/scale.sh`, 1 million facts). The
-/// backlog is at most 8 journals (`journal_bytes_max` / 32 MiB) times 9
+/// backlog is at most 8 journals (`journal_bytes_max` / 32 MiB) times 10
 /// partitions written after creation (all but `meta`), so with 128 one
 /// wake-up flushes all of it.
 const FLUSH_TASKS_PER_WAKEUP: usize = 128;
@@ -143,6 +145,8 @@ struct Shared {
     coordination: PartitionHandle,
     /// This deployment's identity (see [`crate::CoordinationStore::deployment`]).
     deployment: String,
+    /// Durable timers and their time index (see `timers.rs`).
+    timers: PartitionHandle,
     /// The identity revision of the last durable group.
     identity_revision: AtomicU64,
     /// Highest seq that is durable; readers never look past it.
@@ -423,6 +427,7 @@ impl EmbeddedStore {
         let audit = keyspace.open_partition("audit", unfiltered.clone())?;
         let authors = keyspace.open_partition("authors", uncompressed)?;
         let coordination = keyspace.open_partition("coordination", unfiltered.clone())?;
+        let timers = keyspace.open_partition("timers", unfiltered.clone())?;
         let meta = keyspace.open_partition("meta", unfiltered)?;
         let store_dir = dir.join("store");
         let damaged = |error: fjall::Error| open_error(&store_dir, error);
@@ -468,6 +473,7 @@ impl EmbeddedStore {
             authors,
             coordination,
             deployment,
+            timers,
             identity_revision: AtomicU64::new(0),
             durable_seq: AtomicU64::new(last_seq),
             durable_seq_watch,

@@ -22,6 +22,8 @@
 //! record and its fact are staged together. A fenced batch of facts is
 //! checked against its lease's record the same way, so no grant can come
 //! between the check and the write.
+//!
+//! Timer changes (see `timers.rs`) go into the same batches too.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -36,6 +38,7 @@ use super::coordination::{self, CoordinationAnswer, CoordinationOp};
 use super::delivery::{self, DeliveryWrite};
 use super::identity::{self, AuditCursor, IdentityChange};
 use super::keys;
+use super::timers::{self as timer_records, TimerChange, TimerOutcome};
 use super::watermark::Watermark;
 use super::{Shared, SyncMode, UNSAFE_ACK_AHEAD};
 use crate::coordination::{
@@ -74,6 +77,11 @@ pub enum WriteRequest {
         change: IdentityChange,
         reply: oneshot::Sender<Result<(), IdentityError>>,
     },
+    /// A timer change.
+    Timers {
+        change: TimerChange,
+        reply: oneshot::Sender<Result<TimerOutcome, WriteError>>,
+    },
 }
 
 impl WriteRequest {
@@ -82,7 +90,8 @@ impl WriteRequest {
             WriteRequest::Facts { facts, .. } => facts.len(),
             WriteRequest::Delivery { .. }
             | WriteRequest::Identity { .. }
-            | WriteRequest::Coordination { .. } => 1,
+            | WriteRequest::Coordination { .. }
+            | WriteRequest::Timers { .. } => 1,
         }
     }
 
@@ -100,6 +109,9 @@ impl WriteRequest {
                 let _ = reply.send(Err(error.into()));
             }
             WriteRequest::Coordination { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            WriteRequest::Timers { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
         }
@@ -120,6 +132,8 @@ struct Group {
     identity: identity::Staged,
     /// Claim and lease records of this group.
     coordination: coordination::Staged,
+    /// Timer changes of this group.
+    timers: timer_records::Staged,
 }
 
 /// A request that passed validation, with the answer to send once durable.
@@ -138,6 +152,10 @@ enum Accepted {
         reply: oneshot::Sender<Result<CoordinationAnswer, WriteError>>,
         answer: CoordinationAnswer,
     },
+    Timers {
+        reply: oneshot::Sender<Result<TimerOutcome, WriteError>>,
+        outcome: TimerOutcome,
+    },
 }
 
 impl Accepted {
@@ -155,6 +173,9 @@ impl Accepted {
             Accepted::Coordination { reply, answer } => {
                 let _ = reply.send(Ok(answer));
             }
+            Accepted::Timers { reply, outcome } => {
+                let _ = reply.send(Ok(outcome));
+            }
         }
     }
 
@@ -170,6 +191,9 @@ impl Accepted {
                 let _ = reply.send(Err(error.into()));
             }
             Accepted::Coordination { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            Accepted::Timers { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
         }
@@ -236,6 +260,7 @@ impl Writer {
             n_new_bytes: 0,
             identity: identity::Staged::default(),
             coordination: coordination::Staged::default(),
+            timers: timer_records::Staged::default(),
         };
         let mut accepted = Vec::with_capacity(requests.len());
         let mut n_delivery_writes = 0;
@@ -316,6 +341,19 @@ impl Writer {
                     }
                     Ok(answer) => accepted.push(Accepted::Coordination { reply, answer }),
                 },
+                WriteRequest::Timers { change, reply } => {
+                    match timer_records::stage_change(
+                        &self.shared,
+                        &mut group.batch,
+                        &mut group.timers,
+                        change,
+                    ) {
+                        Err(error) => {
+                            let _ = reply.send(Err(error));
+                        }
+                        Ok(outcome) => accepted.push(Accepted::Timers { reply, outcome }),
+                    }
+                }
                 WriteRequest::Delivery { write, reply } => {
                     match delivery::stage(&self.shared, &mut group.batch, write) {
                         Err(error) => {
@@ -336,9 +374,11 @@ impl Writer {
         identity::write_author_ranges(&self.shared, &mut group.batch, &mut group.identity);
         let n_new_facts = group.new_facts.len() as u64;
         // Entries besides new facts: delivery, identity, authorship,
-        // claims and leases.
-        let n_other_writes =
-            n_delivery_writes + group.identity.n_writes + group.coordination.n_writes;
+        // claims, leases and timers.
+        let n_other_writes = n_delivery_writes
+            + group.identity.n_writes
+            + group.coordination.n_writes
+            + group.timers.n_writes;
         if accepted.is_empty() && n_new_facts == 0 && n_other_writes == 0 {
             return;
         }

@@ -30,6 +30,7 @@ pub mod private_cluster;
 mod schema;
 #[cfg(feature = "test-support")]
 pub mod testing;
+mod timers;
 pub(crate) mod transaction;
 
 use std::collections::HashMap;

@@ -32,6 +32,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "coordination",
         include_str!("migrations/0007_coordination.sql"),
     ),
+    (8, "timers", include_str!("migrations/0008_timers.sql")),
 ];
 
 /// The newest schema version this build knows.
