@@ -91,6 +91,7 @@ mod options;
 mod predecessors;
 mod remote;
 mod request;
+pub mod saga;
 mod service;
 mod subscriber;
 mod transport;
@@ -110,6 +111,10 @@ pub use options::{AccessToken, ClientOptions};
 pub use predecessors::{PredecessorHashes, Predecessors};
 pub use remote::RemoteTransport;
 pub use request::{unique_id, IncomingRequest, PendingRequest, Request};
+pub use saga::{
+    SagaBoundary, SagaDefinition, SagaError, SagaFilter, SagaJournal, SagaRunner,
+    SagaRunnerOptions, SagaState, Sagas, Step, StepContext, StepError,
+};
 pub use service::{PartError, Service, ServiceError, ServiceReport};
 pub use subscriber::{
     Delivery, HandlerError, HandlerFuture, Subscriber, SubscriberOptions, SubscriberReport,
