@@ -115,6 +115,17 @@ impl EffectLog {
     }
 }
 
+impl EffectLog {
+    /// Records what is not an effect (a request a service chose to leave
+    /// unanswered) under `note_key`, once; the key's effect stays free.
+    pub fn note(&self, note_key: &str, kind: &str, order: &str) -> Result<(), EffectError> {
+        self.once(note_key, |_| {
+            (kind.to_string(), order.to_string(), serde_json::Value::Null)
+        })?;
+        Ok(())
+    }
+}
+
 /// Every effect in the log at `path` (none if there is no file).
 pub fn read_effects(path: &Path) -> Result<Vec<Effect>, EffectError> {
     let text = match std::fs::read_to_string(path) {

@@ -1,7 +1,9 @@
 //! The services' commands and replies: one command type and one reply
-//! type per service. A command carries the saga attempt's idempotency key,
-//! and nothing random, so the same attempt run again stores the same
-//! command fact (and finds its reply, if there is one).
+//! type per service. A command carries the saga attempt's idempotency key
+//! and attempt number, and nothing random, so the same attempt run again
+//! stores the same command fact (and finds its reply, if there is one),
+//! while a retry after a timeout — same key, next attempt — is a new
+//! message that the service answers from what it did under the key.
 
 use cairn_client::{Fact, Hash};
 
@@ -12,6 +14,8 @@ use cairn_client::{Fact, Hash};
 pub struct StockCommand {
     /// The saga attempt's idempotency key.
     pub idempotency_key: String,
+    /// The saga attempt's number.
+    pub attempt: u32,
     /// `reserve` or `release`.
     pub action: String,
     /// The order.
@@ -37,6 +41,8 @@ pub struct StockReply {
 pub struct PaymentCommand {
     /// The saga attempt's idempotency key.
     pub idempotency_key: String,
+    /// The saga attempt's number.
+    pub attempt: u32,
     /// `charge` or `refund`.
     pub action: String,
     /// The order.
@@ -67,6 +73,8 @@ pub struct PaymentReply {
 pub struct ShippingCommand {
     /// The saga attempt's idempotency key.
     pub idempotency_key: String,
+    /// The saga attempt's number.
+    pub attempt: u32,
     /// `book`.
     pub action: String,
     /// The order.

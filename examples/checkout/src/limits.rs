@@ -21,7 +21,7 @@ pub const REPLY_WAIT_MAX: Duration = Duration::from_secs(30);
 pub const DECLINED_CARD_SUFFIX: &str = "0002";
 /// The address shipping never answers for.
 pub const ADDRESS_NEVER_ANSWERED: &str = "nowhere";
-/// The address shipping ignores the first booking of (answered on retry).
+/// The address shipping ignores the first attempt of (answered on retry).
 pub const ADDRESS_ANSWERED_ON_RETRY: &str = "flaky";
 /// Requests a service handles at once.
 pub const SERVICE_CONCURRENCY: usize = 32;

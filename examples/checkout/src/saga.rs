@@ -67,6 +67,7 @@ pub fn definition(client: &Client, shipping_timeout: Duration) -> SagaDefinition
                     let checkout = input(&step)?;
                     let command = StockCommand {
                         idempotency_key: step.idempotency_key,
+                        attempt: step.attempt,
                         action: "reserve".to_string(),
                         order: checkout.order,
                         items: checkout.items,
@@ -82,6 +83,7 @@ pub fn definition(client: &Client, shipping_timeout: Duration) -> SagaDefinition
                     let checkout = input(&step)?;
                     let command = StockCommand {
                         idempotency_key: step.idempotency_key,
+                        attempt: step.attempt,
                         action: "release".to_string(),
                         order: checkout.order,
                         items: checkout.items,
@@ -98,6 +100,7 @@ pub fn definition(client: &Client, shipping_timeout: Duration) -> SagaDefinition
                     let checkout = input(&step)?;
                     let command = PaymentCommand {
                         idempotency_key: step.idempotency_key,
+                        attempt: step.attempt,
                         action: "charge".to_string(),
                         order: checkout.order,
                         card: checkout.card,
@@ -119,6 +122,7 @@ pub fn definition(client: &Client, shipping_timeout: Duration) -> SagaDefinition
                     let checkout = input(&step)?;
                     let command = PaymentCommand {
                         idempotency_key: step.idempotency_key,
+                        attempt: step.attempt,
                         action: "refund".to_string(),
                         order: checkout.order,
                         card: checkout.card,
@@ -136,6 +140,7 @@ pub fn definition(client: &Client, shipping_timeout: Duration) -> SagaDefinition
                     let checkout = input(&step)?;
                     let command = ShippingCommand {
                         idempotency_key: step.idempotency_key,
+                        attempt: step.attempt,
                         action: "book".to_string(),
                         order: checkout.order,
                         address: checkout.address,

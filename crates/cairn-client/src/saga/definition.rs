@@ -39,7 +39,11 @@ pub struct StepContext {
     /// attempt run again after a crash has the same key, so a downstream
     /// service that deduplicates by it applies the effect once; a retry
     /// after a failure is a new attempt with a new key, so the downstream
-    /// cannot answer it with the stored failure.
+    /// cannot answer it with the stored failure. A retry after a *timeout*
+    /// keeps the key of the attempt that timed out (its effect is unknown,
+    /// so the downstream must be asked again under the same key): send
+    /// [`StepContext::attempt`] along if the request must still be a new
+    /// message.
     pub idempotency_key: String,
     /// The outputs of the steps that succeeded so far, by step name (for a
     /// compensation: including its own step's output).

@@ -89,6 +89,16 @@ pub struct TransitionFact {
     /// `abort_accepted`).
     #[predecessor]
     pub request: Option<Hash>,
+    /// For a `step_attempted` after a `step_timed_out`: the earlier
+    /// attempt whose idempotency key this attempt reuses (the attempt that
+    /// started the run of timeouts). A timed-out attempt's effect is
+    /// unknown — the downstream may have applied it without answering in
+    /// time, or the runner may have died before storing the answer — so
+    /// its retry asks again under the same key, and an idempotent
+    /// downstream answers with what it did. A retry after a `step_failed`
+    /// (the downstream said no) is a new attempt with its own key.
+    #[predecessor]
+    pub key_attempt: Option<Hash>,
     /// What happened.
     pub kind: TransitionKind,
     /// The step concerned (index from 0), for step and compensation kinds.
@@ -123,7 +133,7 @@ pub struct TransitionFact {
 pub enum TransitionKind {
     /// A step's action is being tried (`step`, `attempt`, `at_ms`,
     /// `deadline_ms` if the step has a timeout). Its hash is the attempt's
-    /// idempotency key.
+    /// idempotency key, unless it names a `key_attempt`, whose hash is.
     StepAttempted,
     /// The attempt's action succeeded (`output`).
     StepSucceeded,

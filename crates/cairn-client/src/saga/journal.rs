@@ -91,8 +91,11 @@ pub enum Decision {
     /// interrupted by a crash: the same attempt, with the same idempotency
     /// key) and store its outcome.
     RunAction {
-        /// The `step_attempted` transition: its hash is the key.
+        /// The `step_attempted` transition.
         attempt_transition: Hash,
+        /// The attempt's idempotency key: the attempt transition's hash,
+        /// or its `key_attempt`'s after a timeout.
+        idempotency_key: Hash,
         /// The step's index.
         step: u32,
         /// The attempt number.
@@ -122,7 +125,8 @@ pub enum Decision {
 pub struct AttemptView {
     /// The attempt number.
     pub attempt: u32,
-    /// The attempt transition's hash: the idempotency key.
+    /// The attempt's idempotency key (its transition's hash, or the
+    /// `key_attempt`'s).
     pub key: Hash,
     /// When it was made (ms since the Unix epoch).
     pub at_ms: Option<u64>,
@@ -312,9 +316,9 @@ impl SagaJournal {
     }
 
     /// The step to run forward: `Ok(None)` when every step succeeded,
-    /// `Ok(Some((step, next attempt)))`, or `Err(error)` when the current
-    /// step failed for good.
-    fn forward_step(&self) -> Result<Option<(u32, u32)>, String> {
+    /// `Ok(Some((step, next attempt, key attempt)))`, or `Err(error)` when
+    /// the current step failed for good.
+    fn forward_step(&self) -> Result<Option<(u32, u32, Option<Hash>)>, String> {
         let steps = self.step_definitions();
         let Some(step) = (0..steps.len()).find(|step| !self.succeeded(step_index(*step))) else {
             return Ok(None);
@@ -328,13 +332,25 @@ impl SagaJournal {
             )
             .map(|(_, transition)| &transition.value)
             .collect();
+        // After a timeout, the next attempt reuses the key of the attempt
+        // that started the run of timeouts.
+        let key_attempt = outcomes
+            .last()
+            .filter(|last| last.kind == TransitionKind::StepTimedOut)
+            .and_then(|last| {
+                let timed_out = self
+                    .chain
+                    .iter()
+                    .find(|transition| transition.hash == last.previous)?;
+                Some(timed_out.value.key_attempt.unwrap_or(timed_out.hash))
+            });
         let attempts_n = u32::try_from(
             self.step_transitions(step, &[TransitionKind::StepAttempted])
                 .count(),
         )
         .unwrap_or(u32::MAX);
         match outcomes.last() {
-            None => Ok(Some((step, attempts_n + 1))),
+            None => Ok(Some((step, attempts_n + 1, None))),
             Some(last) => {
                 let retryable =
                     last.kind == TransitionKind::StepTimedOut || last.retryable == Some(true);
@@ -343,7 +359,7 @@ impl SagaJournal {
                     .clone()
                     .unwrap_or_else(|| "the step timed out".to_string());
                 if retryable && attempts_n < definition.attempts_max {
-                    Ok(Some((step, attempts_n + 1)))
+                    Ok(Some((step, attempts_n + 1, key_attempt)))
                 } else {
                     Err(error)
                 }
@@ -357,6 +373,7 @@ impl SagaJournal {
             saga: self.id,
             previous: self.head(),
             request: None,
+            key_attempt: None,
             kind,
             step: None,
             step_name: None,
@@ -432,6 +449,7 @@ impl SagaJournal {
                     }
                     return Decision::RunAction {
                         attempt_transition: head.hash,
+                        idempotency_key: head.value.key_attempt.unwrap_or(head.hash),
                         step,
                         attempt,
                         deadline_ms: head.value.deadline_ms,
@@ -476,10 +494,11 @@ impl SagaJournal {
         if !aborting && !self.has_kind(TransitionKind::CompensationAttempted) {
             match self.forward_step() {
                 Ok(None) => return Decision::Write(self.draft(TransitionKind::Completed)),
-                Ok(Some((step, attempt))) => {
+                Ok(Some((step, attempt, key_attempt))) => {
                     let mut attempted =
                         self.step_draft(TransitionKind::StepAttempted, step, attempt);
                     attempted.at_ms = Some(now_ms);
+                    attempted.key_attempt = key_attempt;
                     attempted.deadline_ms = self.step_definitions()[step as usize]
                         .timeout_ms
                         .map(|timeout_ms| now_ms.saturating_add(timeout_ms));
@@ -632,7 +651,7 @@ impl SagaJournal {
                     .map(|transition| &transition.value);
                 AttemptView {
                     attempt: attempt.value.attempt.unwrap_or_default(),
-                    key: attempt.hash,
+                    key: attempt.value.key_attempt.unwrap_or(attempt.hash),
                     at_ms: attempt.value.at_ms,
                     deadline_ms: attempt.value.deadline_ms,
                     outcome: match outcome.map(|outcome| outcome.kind) {

@@ -398,13 +398,14 @@ impl RunnerCore {
                     self.boundary(&journal, BoundaryPoint::Written { kind, step });
                 }
                 Decision::RunAction {
-                    attempt_transition,
+                    idempotency_key,
                     step,
                     attempt,
                     deadline_ms,
+                    ..
                 } => {
                     let step_definition = self.step(&journal, saga, step)?;
-                    let context = context(&journal, step_definition, attempt, attempt_transition);
+                    let context = context(&journal, step_definition, attempt, idempotency_key);
                     let action = (step_definition.action)(context);
                     let returned = match deadline_ms {
                         Some(deadline_ms) => {
@@ -522,7 +523,7 @@ fn context(
     journal: &SagaJournal,
     step: &crate::saga::definition::Step,
     attempt: u32,
-    attempt_transition: Hash,
+    idempotency_key: Hash,
 ) -> StepContext {
     let mut outputs = serde_json::Map::new();
     for (index, definition) in journal.step_definitions().iter().enumerate() {
@@ -535,7 +536,7 @@ fn context(
         input: journal.started.value.input.clone(),
         step: step.name.clone(),
         attempt,
-        idempotency_key: attempt_transition.to_hex(),
+        idempotency_key: idempotency_key.to_hex(),
         outputs,
     }
 }

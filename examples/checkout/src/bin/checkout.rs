@@ -192,7 +192,10 @@ async fn bench(client: &Client, sagas_n: usize, timeout_s: u64) -> anyhow::Resul
                 );
                 break;
             }
-            anyhow::ensure!(Instant::now() < deadline, "the sagas did not complete in time");
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the sagas did not complete in time"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
