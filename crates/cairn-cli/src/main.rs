@@ -10,6 +10,7 @@ mod bench_delivery;
 mod check;
 mod client;
 mod connection;
+mod sagas;
 mod serve;
 mod subs;
 mod tokens;
@@ -96,6 +97,9 @@ enum Command {
     /// Manage subscriptions: list, show, create, delete, pause, resume,
     /// dead letters, replay, discard, pull.
     Subs(subs::SubsArgs),
+    /// Sagas: list (by state, by name), show a saga's journal, and ask the
+    /// runner to retry or abort one.
+    Sagas(sagas::SagasArgs),
     /// Identities and access tokens: create (also offline, to bootstrap an
     /// admin), list, rotate, revoke, and the audit trail.
     Tokens(tokens::TokensArgs),
@@ -129,6 +133,7 @@ fn main() -> ExitCode {
             Command::Tail { after, server } => client::tail(&server, after).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Subs(args) => subs::run(args).await,
+            Command::Sagas(args) => sagas::run(args).await,
             Command::Tokens(args) => tokens::run(args).await,
             Command::Check(args) => check::run(args).await,
         }
