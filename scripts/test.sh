@@ -41,7 +41,7 @@ if [ "${CAIRN_TEST_POSTGRES:-}" = "skip" ]; then
     exit 0
 fi
 CAIRN_TEST_BACKEND=postgres cargo test --locked -p cairn-cli \
-    --test api --test bad_input --test subscriptions --test stream --test cli_subs \
+    --test api --test bad_input --test subscriptions --test stream --test cli_subs --test cli_sagas \
     --test delivery_faults --test multi_server_reads --test multi_server_consumers \
     --test multi_server_kill --test multi_server_outage --test auth --test auth_endpoints
 # Test databases still there belong to test processes that have ended.

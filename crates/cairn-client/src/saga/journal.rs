@@ -722,3 +722,345 @@ impl SagaJournal {
 fn step_index(index: usize) -> u32 {
     u32::try_from(index).unwrap_or(u32::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::saga::facts::RegistryFact;
+    use crate::typed::to_canonical_fact;
+    use crate::TypedFact;
+
+    /// A fact as read back, at `seq`.
+    fn typed<T: TypedFact + Clone>(value: &T, seq: u64) -> Typed<T> {
+        let fact = to_canonical_fact(value).expect("a fact");
+        Typed {
+            hash: fact.hash,
+            seq,
+            value: value.clone(),
+            predecessors: value.predecessors(),
+        }
+    }
+
+    fn step(name: &str, attempts_max: u32, timeout_ms: Option<u64>) -> StepDefinitionFact {
+        StepDefinitionFact {
+            name: name.to_string(),
+            attempts_max,
+            timeout_ms,
+            compensable: true,
+            compensation_attempts_max: 2,
+        }
+    }
+
+    /// A three-step saga's journal, as a runner would grow it.
+    struct Scenario {
+        started: Typed<StartedFact>,
+        definition: Typed<DefinitionFact>,
+        transitions: Vec<Typed<TransitionFact>>,
+        aborts: Vec<Typed<AbortRequestedFact>>,
+        retries: Vec<Typed<RetryRequestedFact>>,
+        seq: u64,
+    }
+
+    impl Scenario {
+        fn new() -> Scenario {
+            let registry = to_canonical_fact(&RegistryFact {}).expect("a fact").hash;
+            let definition = typed(
+                &DefinitionFact {
+                    registry,
+                    name: "checkout".to_string(),
+                    version: 1,
+                    steps: vec![
+                        step("reserve", 1, None),
+                        step("charge", 3, None),
+                        step("ship", 2, Some(1_000)),
+                    ],
+                },
+                1,
+            );
+            let started = typed(
+                &StartedFact {
+                    definition: definition.hash,
+                    id: "o-1".to_string(),
+                    input: serde_json::json!({}),
+                },
+                2,
+            );
+            Scenario {
+                started,
+                definition,
+                transitions: Vec::new(),
+                aborts: Vec::new(),
+                retries: Vec::new(),
+                seq: 2,
+            }
+        }
+
+        fn journal(&self) -> SagaJournal {
+            SagaJournal::new(
+                self.started.clone(),
+                self.definition.clone(),
+                self.transitions.clone(),
+                self.retries.clone(),
+                self.aborts.clone(),
+            )
+        }
+
+        fn store(&mut self, transition: TransitionFact) -> Hash {
+            self.seq += 1;
+            let stored = typed(&transition, self.seq);
+            self.transitions.push(stored.clone());
+            stored.hash
+        }
+
+        /// Stores what `next` asks to write; the decision otherwise.
+        fn advance(&mut self, now_ms: u64) -> Decision {
+            match self.journal().next(now_ms) {
+                Decision::Write(transition) => {
+                    self.store(transition.clone());
+                    Decision::Write(transition)
+                }
+                other => other,
+            }
+        }
+
+        /// Stores the outcome of the attempt at the head.
+        fn outcome(&mut self, kind: TransitionKind, error: Option<(&str, bool)>) {
+            let outcome = self
+                .journal()
+                .outcome(
+                    kind,
+                    Some(serde_json::json!({"ok": true})),
+                    error.map(|(text, retryable)| (text.to_string(), retryable)),
+                )
+                .expect("an attempt at the head");
+            self.store(outcome);
+        }
+
+        fn kinds(&self) -> Vec<(&'static str, Option<String>)> {
+            self.journal()
+                .chain
+                .iter()
+                .map(|t| (t.value.kind.as_str(), t.value.step_name.clone()))
+                .collect()
+        }
+    }
+
+    fn written(decision: &Decision) -> TransitionKind {
+        match decision {
+            Decision::Write(transition) => transition.kind,
+            other => panic!("expected a write, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_step_succeeds_then_the_saga_completes() {
+        let mut scenario = Scenario::new();
+        for _ in 0..3 {
+            assert_eq!(
+                written(&scenario.advance(10)),
+                TransitionKind::StepAttempted
+            );
+            assert!(matches!(scenario.advance(10), Decision::RunAction { .. }));
+            scenario.outcome(TransitionKind::StepSucceeded, None);
+        }
+        assert_eq!(written(&scenario.advance(10)), TransitionKind::Completed);
+        assert_eq!(scenario.advance(10), Decision::Finished);
+        assert_eq!(scenario.journal().state(), SagaState::Completed);
+    }
+
+    #[test]
+    fn an_interrupted_attempt_runs_again_with_its_key_and_times_out_past_its_deadline() {
+        let mut scenario = Scenario::new();
+        for _ in 0..2 {
+            scenario.advance(10);
+            scenario.outcome(TransitionKind::StepSucceeded, None);
+        }
+        scenario.advance(100);
+        let attempt = scenario.journal().head();
+        // A runner that starts again before the deadline runs the same
+        // attempt, under the same key.
+        match scenario.advance(500) {
+            Decision::RunAction {
+                idempotency_key,
+                deadline_ms,
+                ..
+            } => {
+                assert_eq!(idempotency_key, attempt);
+                assert_eq!(deadline_ms, Some(1_100));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Past it, the attempt times out, and the retry keeps its key.
+        assert_eq!(
+            written(&scenario.advance(1_100)),
+            TransitionKind::StepTimedOut
+        );
+        assert_eq!(
+            written(&scenario.advance(1_200)),
+            TransitionKind::StepAttempted
+        );
+        let retry = scenario.journal().head();
+        match scenario.advance(1_300) {
+            Decision::RunAction {
+                idempotency_key,
+                attempt_transition,
+                attempt: 2,
+                ..
+            } => {
+                assert_eq!(idempotency_key, attempt, "a timeout's retry keeps the key");
+                assert_eq!(attempt_transition, retry);
+            }
+            other => panic!("{other:?}"),
+        }
+        // The second timeout fails the step for good: compensation in
+        // reverse order.
+        assert_eq!(
+            written(&scenario.advance(5_000)),
+            TransitionKind::StepTimedOut
+        );
+        let compensate = scenario.advance(5_000);
+        assert_eq!(written(&compensate), TransitionKind::CompensationAttempted);
+        assert_eq!(scenario.journal().state(), SagaState::Compensating);
+        scenario.outcome(TransitionKind::StepCompensated, None);
+        scenario.advance(5_000);
+        scenario.outcome(TransitionKind::StepCompensated, None);
+        assert_eq!(
+            written(&scenario.advance(5_000)),
+            TransitionKind::Compensated
+        );
+        let compensated: Vec<_> = scenario
+            .kinds()
+            .into_iter()
+            .filter(|(kind, _)| *kind == "step_compensated")
+            .map(|(_, step)| step.unwrap_or_default())
+            .collect();
+        assert_eq!(compensated, ["charge", "reserve"]);
+        assert_eq!(scenario.journal().state(), SagaState::Compensated);
+    }
+
+    #[test]
+    fn a_failure_retries_with_a_new_key_and_a_permanent_one_compensates() {
+        let mut scenario = Scenario::new();
+        scenario.advance(10);
+        scenario.outcome(TransitionKind::StepSucceeded, None);
+        scenario.advance(10);
+        let first = scenario.journal().head();
+        scenario.outcome(TransitionKind::StepFailed, Some(("busy", true)));
+        scenario.advance(10);
+        match scenario.advance(10) {
+            Decision::RunAction {
+                idempotency_key,
+                attempt: 2,
+                ..
+            } => assert_ne!(idempotency_key, first, "a real retry has its own key"),
+            other => panic!("{other:?}"),
+        }
+        scenario.outcome(TransitionKind::StepFailed, Some(("declined", false)));
+        assert_eq!(
+            written(&scenario.advance(10)),
+            TransitionKind::CompensationAttempted
+        );
+        assert_eq!(scenario.journal().last_error(), Some("declined"));
+    }
+
+    #[test]
+    fn the_first_stored_successor_wins_and_the_other_is_superseded() {
+        let mut scenario = Scenario::new();
+        scenario.advance(10);
+        let journal = scenario.journal();
+        let late = journal
+            .outcome(
+                TransitionKind::StepFailed,
+                None,
+                Some(("late".into(), true)),
+            )
+            .expect("an outcome");
+        let early = journal
+            .outcome(
+                TransitionKind::StepSucceeded,
+                Some(serde_json::json!(1)),
+                None,
+            )
+            .expect("an outcome");
+        scenario.store(early);
+        scenario.store(late);
+        let journal = scenario.journal();
+        assert_eq!(journal.superseded.len(), 1);
+        assert_eq!(
+            journal.chain.last().map(|t| t.value.kind),
+            Some(TransitionKind::StepSucceeded)
+        );
+    }
+
+    #[test]
+    fn a_failed_compensation_waits_for_a_retry_and_an_abort_compensates() {
+        let mut scenario = Scenario::new();
+        scenario.advance(10);
+        scenario.outcome(TransitionKind::StepSucceeded, None);
+        scenario.advance(10);
+        scenario.outcome(TransitionKind::StepFailed, Some(("declined", false)));
+        for _ in 0..2 {
+            scenario.advance(10);
+            scenario.outcome(TransitionKind::CompensationFailed, Some(("closed", true)));
+        }
+        assert_eq!(written(&scenario.advance(10)), TransitionKind::Failed);
+        assert_eq!(scenario.advance(10), Decision::WaitForOperator);
+        assert_eq!(scenario.journal().state(), SagaState::Failed);
+        // A retry made against an older head is not accepted.
+        let stale = RetryRequestedFact {
+            saga: scenario.started.hash,
+            definition: scenario.definition.hash,
+            after: scenario.started.hash,
+            id: "r-0".into(),
+            reason: String::new(),
+            requested_at_ms: 0,
+        };
+        scenario.retries.push(typed(&stale, 90));
+        assert_eq!(scenario.advance(10), Decision::WaitForOperator);
+        let retry = RetryRequestedFact {
+            after: scenario.journal().head(),
+            id: "r-1".into(),
+            ..stale
+        };
+        scenario.retries.push(typed(&retry, 100));
+        assert_eq!(
+            written(&scenario.advance(10)),
+            TransitionKind::RetryAccepted
+        );
+        assert_eq!(
+            written(&scenario.advance(10)),
+            TransitionKind::CompensationAttempted
+        );
+        scenario.outcome(TransitionKind::StepCompensated, None);
+        assert_eq!(written(&scenario.advance(10)), TransitionKind::Compensated);
+    }
+
+    #[test]
+    fn an_abort_waits_for_the_running_attempt_then_compensates() {
+        let mut scenario = Scenario::new();
+        scenario.advance(10);
+        scenario.aborts.push(typed(
+            &AbortRequestedFact {
+                saga: scenario.started.hash,
+                definition: scenario.definition.hash,
+                id: "a-1".into(),
+                reason: "customer".into(),
+                requested_at_ms: 0,
+            },
+            50,
+        ));
+        assert!(matches!(scenario.advance(10), Decision::RunAction { .. }));
+        scenario.outcome(TransitionKind::StepSucceeded, None);
+        assert_eq!(
+            written(&scenario.advance(10)),
+            TransitionKind::AbortAccepted
+        );
+        assert_eq!(
+            written(&scenario.advance(10)),
+            TransitionKind::CompensationAttempted
+        );
+        scenario.outcome(TransitionKind::StepCompensated, None);
+        assert_eq!(written(&scenario.advance(10)), TransitionKind::Aborted);
+        assert_eq!(scenario.journal().state(), SagaState::Aborted);
+    }
+}
