@@ -9,11 +9,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use cairn_client::{Client, Delivery, HandlerError, Subscriber, SubscriptionDefinition, TypedFact};
+use cairn_client::{
+    Client, ClientError, Delivery, HandlerError, Subscriber, SubscriptionDefinition, TypedFact,
+};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::effects::EffectLog;
+use crate::effects::{EffectError, EffectLog};
 use crate::facts::{
     PaymentCommand, PaymentReply, ShippingCommand, ShippingReply, StockCommand, StockReply,
 };
@@ -21,6 +23,17 @@ use crate::limits::{
     ADDRESS_ANSWERED_ON_RETRY, ADDRESS_NEVER_ANSWERED, DECLINED_CARD_SUFFIX, PAYMENT_SUBSCRIPTION,
     SERVICE_CONCURRENCY, SHIPPING_SUBSCRIPTION, STOCK_SUBSCRIPTION,
 };
+
+/// Why a service stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Its effect log could not be read.
+    #[error(transparent)]
+    Effects(#[from] EffectError),
+    /// Its subscription could not be run.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
 
 /// Which service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -40,7 +53,7 @@ pub async fn run(
     kind: ServiceKind,
     effects: &Path,
     shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), ServiceError> {
     let log = Arc::new(EffectLog::open(effects)?);
     let (subscription, type_name) = match kind {
         ServiceKind::Stock => (STOCK_SUBSCRIPTION, StockCommand::TYPE_NAME),
