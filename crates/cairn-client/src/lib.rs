@@ -28,6 +28,9 @@
 //!   is a new question), then [`PendingRequest::reply`] awaits the reply,
 //!   whose type must be a [`Reply`] to that command; a responder is one
 //!   line, [`Client::responder`], run by a [`Subscriber`].
+//! - Sagas ([`saga`]): a [`SagaDefinition`] of ordered [`Step`]s (an async
+//!   action and a compensation), run by a [`SagaRunner`] as subscribers,
+//!   the journal kept as facts; [`Client::sagas`] reads and starts them.
 //!
 //! Identity is content: two facts with the same type, fields and
 //! predecessors are one fact. That is what makes writes idempotent, and it
