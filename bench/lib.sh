@@ -4,7 +4,7 @@
 # Every process started here is stopped by its PID.
 
 cargo build --release --quiet
-BIN="$PWD/target/release/cairn"
+BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/cairn"
 TMP="$(mktemp -d "/tmp/$TMP_PREFIX.XXXXXX")"
 URL="http://127.0.0.1:$PORT"
 SERVER_PID=""

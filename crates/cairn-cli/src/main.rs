@@ -11,6 +11,7 @@ mod bench_timers;
 mod check;
 mod client;
 mod connection;
+mod sagas;
 mod serve;
 mod subs;
 mod timers;
@@ -101,6 +102,9 @@ enum Command {
     /// Durable timers: set (at an instant or on a cron schedule), list,
     /// show, delete.
     Timers(timers::TimersArgs),
+    /// Sagas: list (by state, by name), show a saga's journal, and ask the
+    /// runner to retry or abort one.
+    Sagas(sagas::SagasArgs),
     /// Identities and access tokens: create (also offline, to bootstrap an
     /// admin), list, rotate, revoke, and the audit trail.
     Tokens(tokens::TokensArgs),
@@ -135,6 +139,7 @@ fn main() -> ExitCode {
             Command::Bench(args) => bench::run(args).await,
             Command::Subs(args) => subs::run(args).await,
             Command::Timers(args) => timers::run(args).await,
+            Command::Sagas(args) => sagas::run(args).await,
             Command::Tokens(args) => tokens::run(args).await,
             Command::Check(args) => check::run(args).await,
         }

@@ -28,6 +28,9 @@
 //!   is a new question), then [`PendingRequest::reply`] awaits the reply,
 //!   whose type must be a [`Reply`] to that command; a responder is one
 //!   line, [`Client::responder`], run by a [`Subscriber`].
+//! - Sagas ([`saga`]): a [`SagaDefinition`] of ordered [`Step`]s (an async
+//!   action and a compensation), run by a [`SagaRunner`] as subscribers,
+//!   the journal kept as facts; [`Client::sagas`] reads and starts them.
 //!
 //! Identity is content: two facts with the same type, fields and
 //! predecessors are one fact. That is what makes writes idempotent, and it
@@ -91,6 +94,7 @@ mod options;
 mod predecessors;
 mod remote;
 mod request;
+pub mod saga;
 mod service;
 mod subscriber;
 mod transport;
@@ -110,6 +114,10 @@ pub use options::{AccessToken, ClientOptions};
 pub use predecessors::{PredecessorHashes, Predecessors};
 pub use remote::RemoteTransport;
 pub use request::{unique_id, IncomingRequest, PendingRequest, Request};
+pub use saga::{
+    SagaBoundary, SagaDefinition, SagaError, SagaFilter, SagaJournal, SagaRunner,
+    SagaRunnerOptions, SagaState, Sagas, Step, StepContext, StepError,
+};
 pub use service::{PartError, Service, ServiceError, ServiceReport};
 pub use subscriber::{
     Delivery, HandlerError, HandlerFuture, Subscriber, SubscriberOptions, SubscriberReport,

@@ -92,3 +92,43 @@ const _: () = assert!(BATCH_BODY_BYTES_MAX >= 2 * cairn_fact::FACT_CANONICAL_BYT
 pub const PULL_EMPTY_INTERVAL_MIN: Duration = Duration::from_millis(50);
 /// The server's default lease (`lease_ms` of a subscription definition).
 pub const SUBSCRIPTION_LEASE_MS_DEFAULT: u64 = 30_000;
+
+/// Steps of a saga at most.
+pub const SAGA_STEPS_MAX: usize = 64;
+/// Bytes of a saga's or a step's name at most (subscription names are
+/// built from it).
+pub const SAGA_NAME_BYTES_MAX: usize = 64;
+/// Attempts of a step's action or compensation at most.
+pub const SAGA_ATTEMPTS_MAX: u32 = 1_000;
+/// Attempts of a compensation per round, unless the step says otherwise.
+pub const SAGA_COMPENSATION_ATTEMPTS_DEFAULT: u32 = 5;
+/// Wait before retrying a step, unless the step says otherwise.
+pub const SAGA_RETRY_DELAY_DEFAULT: Duration = Duration::from_millis(100);
+/// Bytes of an error (or a request's reason) kept in the journal.
+pub const SAGA_ERROR_BYTES_MAX: usize = 2_048;
+/// Transitions of one saga at most: a journal past it is refused as
+/// malformed, and a drive stops after that many moves.
+pub const SAGA_TRANSITIONS_MAX: usize = 10_000;
+/// Retry or abort requests of one saga read at most.
+pub const SAGA_REQUESTS_MAX: usize = 1_000;
+/// Saga definitions read at most.
+pub const SAGA_DEFINITIONS_MAX: usize = 10_000;
+/// Sagas `Sagas::list` reads at most.
+pub const SAGAS_LIST_MAX: usize = 10_000;
+/// Journals read at once by `Sagas::list`.
+pub const SAGA_READS_CONCURRENT_MAX: usize = 8;
+/// Instances a runner drives at once per subscription, by default.
+pub const SAGA_RUNNER_CONCURRENCY_DEFAULT: usize = 64;
+/// Lease of a runner's deliveries by default: how soon another runner
+/// takes over after one died.
+pub const SAGA_RUNNER_LEASE_MS_DEFAULT: u64 = 5_000;
+/// Deliveries of a saga fact before it is a dead letter of the runner's
+/// subscription (a runner crashing in a loop).
+pub const SAGA_SUBSCRIPTION_ATTEMPTS_MAX: u32 = 1_000;
+/// Redelivery backoff of the runner's subscriptions: first wait.
+pub const SAGA_SUBSCRIPTION_BACKOFF_INITIAL_MS: u64 = 100;
+/// Redelivery backoff of the runner's subscriptions: longest wait.
+pub const SAGA_SUBSCRIPTION_BACKOFF_MAX_MS: u64 = 5_000;
+
+const _: () = assert!(SAGA_RUNNER_CONCURRENCY_DEFAULT <= SUBSCRIBER_CONCURRENCY_MAX);
+const _: () = assert!(SAGA_COMPENSATION_ATTEMPTS_DEFAULT <= SAGA_ATTEMPTS_MAX);
