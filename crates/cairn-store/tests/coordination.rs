@@ -8,6 +8,9 @@
 //! the store is reopened. Many concurrent claimers and stores racing on
 //! one database are in the PostgreSQL-only tests at the end.
 
+#[macro_use]
+mod both_backends;
+
 use std::sync::Arc;
 
 use cairn_fact::{CanonicalFact, Hash};
@@ -255,41 +258,7 @@ async fn a_fenced_write_is_refused_once_a_later_grant_exists<S: Store + Coordina
     ));
 }
 
-macro_rules! coordination_conformance {
-    ($($check:ident),* $(,)?) => {
-        mod embedded {
-            use super::*;
-            $(
-                #[tokio::test]
-                async fn $check() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
-                    super::$check(&store).await;
-                    tokio::task::spawn_blocking(move || store.close()).await.unwrap();
-                }
-            )*
-        }
-
-        mod postgres {
-            use super::*;
-            $(
-                #[tokio::test]
-                async fn $check() {
-                    let Some(database) = TestDatabase::create().await else {
-                        return;
-                    };
-                    let store = PostgresStore::connect(&database.url(), PostgresOptions::default())
-                        .await
-                        .unwrap();
-                    super::$check(&store).await;
-                    store.close();
-                }
-            )*
-        }
-    };
-}
-
-coordination_conformance!(
+both_backends!(
     claims_have_one_winner_and_are_facts,
     only_the_holder_releases_and_a_new_claim_is_a_new_fact,
     leases_grant_refuse_renew_and_release_with_growing_fences,

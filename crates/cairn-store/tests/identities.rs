@@ -6,6 +6,9 @@
 //! authorship recorded atomically with the facts; and everything still
 //! there after the store is reopened.
 
+#[macro_use]
+mod both_backends;
+
 use std::sync::Arc;
 
 use cairn_fact::{CanonicalFact, Hash};
@@ -323,41 +326,7 @@ async fn concurrent_writers_of_one_fact_are_first_and_again<S: Store + IdentityS
     }
 }
 
-macro_rules! identity_conformance {
-    ($($check:ident),* $(,)?) => {
-        mod embedded {
-            use super::*;
-            $(
-                #[tokio::test]
-                async fn $check() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
-                    super::$check(&store).await;
-                    tokio::task::spawn_blocking(move || store.close()).await.unwrap();
-                }
-            )*
-        }
-
-        mod postgres {
-            use super::*;
-            $(
-                #[tokio::test]
-                async fn $check() {
-                    let Some(database) = TestDatabase::create().await else {
-                        return;
-                    };
-                    let store = PostgresStore::connect(&database.url(), PostgresOptions::default())
-                        .await
-                        .unwrap();
-                    super::$check(&store).await;
-                    store.close();
-                }
-            )*
-        }
-    };
-}
-
-identity_conformance!(
+both_backends!(
     identities_are_created_listed_rotated_and_revoked,
     token_uses_are_recorded_without_moving_the_revision,
     the_audit_trail_appends_and_pages,

@@ -7,6 +7,9 @@
 //! deleted timer; claims shared between PostgreSQL servers; and timers
 //! still there after the embedded store is reopened.
 
+#[macro_use]
+mod both_backends;
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cairn_store::postgres::testing::TestDatabase;
@@ -218,41 +221,7 @@ async fn progress_is_a_compare_and_set_that_never_goes_back<S: TimerStore>(store
         .is_empty());
 }
 
-macro_rules! timer_conformance {
-    ($($check:ident),* $(,)?) => {
-        mod embedded {
-            use super::*;
-            $(
-                #[tokio::test]
-                async fn $check() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
-                    super::$check(&store).await;
-                    tokio::task::spawn_blocking(move || store.close()).await.unwrap();
-                }
-            )*
-        }
-
-        mod postgres {
-            use super::*;
-            $(
-                #[tokio::test]
-                async fn $check() {
-                    let Some(database) = TestDatabase::create().await else {
-                        return;
-                    };
-                    let store = PostgresStore::connect(&database.url(), PostgresOptions::default())
-                        .await
-                        .unwrap();
-                    super::$check(&store).await;
-                    store.close();
-                }
-            )*
-        }
-    };
-}
-
-timer_conformance!(
+both_backends!(
     definitions_are_put_replaced_listed_and_deleted,
     due_timers_come_from_the_index_earliest_first,
     progress_is_a_compare_and_set_that_never_goes_back,
