@@ -13,6 +13,16 @@
 use cairn_fact::Hash;
 use serde::{Deserialize, Serialize};
 
+/// The prefix of fact types only the server writes (claims, leases,
+/// timers' own records): a client's write of one is refused with
+/// `reserved_type`, a timer template of one with `invalid_timer`.
+pub const RESERVED_TYPE_PREFIX: &str = "Cairn.";
+
+/// True if `type_name` is reserved for facts the server writes.
+pub fn is_reserved_type(type_name: &str) -> bool {
+    type_name.starts_with(RESERVED_TYPE_PREFIX)
+}
+
 /// One entry of the answer of `POST /v1/facts`, in request order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

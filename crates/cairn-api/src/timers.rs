@@ -16,9 +16,6 @@ use crate::request_body::RequestBody;
 
 /// The field a timer adds to its template's `fields`.
 pub const TIMER_FIELD: &str = "cairn_timer";
-/// The prefix of fact types reserved for the server.
-pub const RESERVED_TYPE_PREFIX: &str = "Cairn.";
-
 /// Which occurrences missed while no server ran are fired.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -144,9 +141,10 @@ pub fn check_template(fact: &serde_json::Value) -> Result<(), String> {
         return Err("fact must be an object with type, fields and predecessors".into());
     };
     if let Some(type_name) = object.get("type").and_then(serde_json::Value::as_str) {
-        if type_name.starts_with(RESERVED_TYPE_PREFIX) {
+        if crate::facts::is_reserved_type(type_name) {
             return Err(format!(
-                "fact types under {RESERVED_TYPE_PREFIX} are reserved for the server"
+                "fact types under {} are reserved for the server",
+                crate::facts::RESERVED_TYPE_PREFIX
             ));
         }
     }

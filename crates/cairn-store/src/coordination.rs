@@ -23,14 +23,6 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ReadError, WriteError};
 use crate::store::PutOutcome;
 
-/// The prefix of fact types only the server writes.
-pub const RESERVED_TYPE_PREFIX: &str = "Cairn.";
-
-/// True if `type_name` is reserved for facts the server writes.
-pub fn is_reserved_type(type_name: &str) -> bool {
-    type_name.starts_with(RESERVED_TYPE_PREFIX)
-}
-
 /// The holder of a claim: the winning fact and the `Cairn.Claimed` fact
 /// that records the decision.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
