@@ -3,9 +3,11 @@
 # the embedded store and on PostgreSQL, each on a fresh server and store:
 #   - 10,000 one-shot timers due in the same second: time until all fired,
 #     firing rate, lateness p50/p99 (`cairn bench --workload timers`);
-#   - the server's resident memory with no timer, then with up to
-#     1,000,000 pending one-shot timers far in the future, created in at
-#     most --pending-secs seconds (`--workload timers-pending`).
+#   - the server's resident memory with no timer, then after each quarter
+#     of up to 1,000,000 pending one-shot timers far in the future (each
+#     quarter created in at most --pending-secs / 4 seconds, by
+#     `--workload timers-pending`), and again after a restart with all of
+#     them pending: memory that stays flat while the count grows is bounded.
 # Every process started here is stopped by its PID on exit.
 #
 # usage: bench/timers.sh [--timers N] [--pending N] [--pending-secs S] [--no-postgres]
@@ -45,7 +47,7 @@ cleanup() {
 trap cleanup EXIT
 
 start_server() {
-  rm -rf "$TMP/data"
+  [[ -n "${KEEP_DATA:-}" ]] || rm -rf "$TMP/data"
   "$BIN" serve --data "$TMP/data" --listen "127.0.0.1:$PORT" "$@" >/dev/null 2>>"$TMP/server.log" &
   SERVER_PID=$!
   for _ in $(seq 1 3000); do
@@ -65,9 +67,17 @@ run_backend() {
   start_server "$@"
   sleep 2
   local idle; idle=$(rss_mib)
-  local created; created=$("$BIN" bench --server "$URL" --workload timers-pending --preload "$PENDING" --clients 32 --duration "$PENDING_SECS" 2>/dev/null | tr '\n' ' ')
-  sleep 2
-  echo "cairn backend=$backend scenario=pending rss_none_mib=$idle rss_pending_mib=$(rss_mib) $created"
+  echo "cairn backend=$backend scenario=pending step=0 rss_mib=$idle"
+  for step in 1 2 3 4; do
+    local created; created=$("$BIN" bench --server "$URL" --workload timers-pending --preload $((PENDING / 4)) --clients 32 --duration $((PENDING_SECS / 4)) 2>/dev/null | tr '\n' ' ')
+    sleep 2
+    echo "cairn backend=$backend scenario=pending step=$step rss_mib=$(rss_mib) pending_gauge=$(curl -sf "$URL/metrics" | awk '/^cairn_timers_pending / {print $2}') $created"
+  done
+  stop_server
+  # The same store again: what a restart with every timer pending costs.
+  KEEP_DATA=1 start_server "$@"
+  sleep 12
+  echo "cairn backend=$backend scenario=pending step=restarted rss_mib=$(rss_mib) pending_gauge=$(curl -sf "$URL/metrics" | awk '/^cairn_timers_pending / {print $2}')"
   stop_server
 }
 

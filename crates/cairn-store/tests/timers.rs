@@ -287,10 +287,16 @@ async fn embedded_timers_survive_reopening() {
         .await
         .unwrap();
     store.delete_timer("gone").await.unwrap();
+    assert_eq!(store.pending_timers().await.unwrap(), 1);
     tokio::task::spawn_blocking(move || store.close())
         .await
         .unwrap();
     let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
+    assert_eq!(
+        store.pending_timers().await.unwrap(),
+        1,
+        "the pending count is counted again at open"
+    );
     let kept = store.timer("kept").await.unwrap().unwrap();
     assert_eq!(
         (kept.generation, kept.last_fired_ms, kept.next_due_ms),

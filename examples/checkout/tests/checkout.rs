@@ -48,6 +48,9 @@ const WAIT_STEP: Duration = Duration::from_millis(50);
 const SHIPPING_TIMEOUT_MS: u64 = 3_000;
 /// The runner's lease: how soon a restarted runner takes over.
 const RUNNER_LEASE_MS: u64 = 1_000;
+/// A lease far longer than the test waits ([`WAIT_MAX`]): a delivery
+/// leased to a killed runner is not delivered again during the test.
+const RUNNER_LEASE_LONG_MS: u64 = 600_000;
 
 /// Every boundary a runner is killed at, one round each.
 const BOUNDARIES: &[&str] = &[
@@ -369,7 +372,7 @@ where
 }
 
 /// The runner's command line.
-fn runner_arguments(url: &str) -> Vec<String> {
+fn runner_arguments(url: &str, lease_ms: u64) -> Vec<String> {
     [
         "--cairn",
         url,
@@ -377,76 +380,97 @@ fn runner_arguments(url: &str) -> Vec<String> {
         "--shipping-timeout-ms",
         &SHIPPING_TIMEOUT_MS.to_string(),
         "--lease-ms",
-        &RUNNER_LEASE_MS.to_string(),
+        &lease_ms.to_string(),
     ]
     .iter()
     .map(|argument| argument.to_string())
     .collect()
 }
 
+/// The identities and the three services' processes of a test.
+struct Services {
+    runner_token: String,
+    front_token: String,
+    processes: Vec<Process>,
+}
+
+impl Services {
+    /// Creates the identities and starts stock, payment and shipping, each
+    /// recording its effects in `work`.
+    async fn start(cairn: &Cairn, work: &Path) -> anyhow::Result<Services> {
+        let runner_token = cairn
+            .create_identity(
+                "checkout-runner",
+                permissions(
+                    &[
+                        "Saga.*",
+                        "Checkout.StockCommand",
+                        "Checkout.PaymentCommand",
+                        "Checkout.ShippingCommand",
+                    ],
+                    &["Saga.*", "Checkout.*"],
+                    &["saga.checkout.*"],
+                )?,
+            )
+            .await?;
+        let front_token = cairn
+            .create_identity(
+                "checkout-front",
+                permissions(&["Saga.Started"], &["Saga.*"], &[])?,
+            )
+            .await?;
+        let mut services = Vec::new();
+        for (service, command, reply) in [
+            ("stock", "Checkout.StockCommand", "Checkout.StockReply"),
+            (
+                "payment",
+                "Checkout.PaymentCommand",
+                "Checkout.PaymentReply",
+            ),
+            (
+                "shipping",
+                "Checkout.ShippingCommand",
+                "Checkout.ShippingReply",
+            ),
+        ] {
+            let token = cairn
+                .create_identity(
+                    &format!("checkout-{service}"),
+                    permissions(&[reply], &[command], &[&format!("checkout-{service}")])?,
+                )
+                .await?;
+            let effects = work.join(format!("{service}.jsonl"));
+            let mut process = Process::new(
+                &[
+                    "--cairn",
+                    &cairn.url,
+                    "service",
+                    service,
+                    "--effects",
+                    effects.to_str().context("a UTF-8 path")?,
+                ],
+                &token,
+                work.join(format!("{service}.log")),
+            );
+            process.start()?;
+            services.push(process);
+        }
+        Ok(Services {
+            runner_token,
+            front_token,
+            processes: services,
+        })
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_saga_ends_completed_or_compensated_across_runner_crashes() -> anyhow::Result<()> {
     let cairn = Cairn::start().await?;
     let work = tempfile::tempdir()?;
-    let runner_token = cairn
-        .create_identity(
-            "checkout-runner",
-            permissions(
-                &[
-                    "Saga.*",
-                    "Checkout.StockCommand",
-                    "Checkout.PaymentCommand",
-                    "Checkout.ShippingCommand",
-                ],
-                &["Saga.*", "Checkout.*"],
-                &["saga.checkout.*"],
-            )?,
-        )
-        .await?;
-    let front_token = cairn
-        .create_identity(
-            "checkout-front",
-            permissions(&["Saga.Started"], &["Saga.*"], &[])?,
-        )
-        .await?;
-    let mut services = Vec::new();
-    for (service, command, reply) in [
-        ("stock", "Checkout.StockCommand", "Checkout.StockReply"),
-        (
-            "payment",
-            "Checkout.PaymentCommand",
-            "Checkout.PaymentReply",
-        ),
-        (
-            "shipping",
-            "Checkout.ShippingCommand",
-            "Checkout.ShippingReply",
-        ),
-    ] {
-        let token = cairn
-            .create_identity(
-                &format!("checkout-{service}"),
-                permissions(&[reply], &[command], &[&format!("checkout-{service}")])?,
-            )
-            .await?;
-        let effects = work.path().join(format!("{service}.jsonl"));
-        let mut process = Process::new(
-            &[
-                "--cairn",
-                &cairn.url,
-                "service",
-                service,
-                "--effects",
-                effects.to_str().context("a UTF-8 path")?,
-            ],
-            &token,
-            work.path().join(format!("{service}.log")),
-        );
-        process.start()?;
-        services.push(process);
-    }
-    let front = cairn.client(&front_token)?;
-    let runner_arguments = runner_arguments(&cairn.url);
+    let services = Services::start(&cairn, work.path()).await?;
+    let (runner_token, front_token) = (&services.runner_token, &services.front_token);
+    let front = cairn.client(front_token)?;
+    let runner_arguments = runner_arguments(&cairn.url, RUNNER_LEASE_MS);
     let runner_arguments: Vec<&str> = runner_arguments.iter().map(String::as_str).collect();
 
     let mut placed: Vec<(Hash, Kind, String)> = Vec::new();
@@ -454,7 +478,7 @@ async fn every_saga_ends_completed_or_compensated_across_runner_crashes() -> any
         for (round, boundary) in BOUNDARIES.iter().enumerate() {
             let mut crashing = Process::new(
                 &runner_arguments,
-                &runner_token,
+                runner_token,
                 work.path().join("runner.log"),
             );
             crashing
@@ -491,7 +515,7 @@ async fn every_saga_ends_completed_or_compensated_across_runner_crashes() -> any
             );
             let mut runner = Process::new(
                 &runner_arguments,
-                &runner_token,
+                runner_token,
                 work.path().join("runner.log"),
             );
             runner.start()?;
@@ -509,25 +533,120 @@ async fn every_saga_ends_completed_or_compensated_across_runner_crashes() -> any
     }
     .await;
     if let Err(error) = outcome {
-        let runner_log =
-            std::fs::read_to_string(work.path().join("runner.log")).unwrap_or_default();
-        let tail: String = runner_log
-            .lines()
-            .rev()
-            .take(60)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect::<Vec<_>>()
-            .join("\n");
-        for service in &services {
-            eprintln!("--- {}:\n{}", service.log.display(), service.log_text());
-        }
-        eprintln!("--- runner log (end):\n{tail}");
+        print_logs(work.path(), &services);
         return Err(error);
     }
 
     check_oracle(&front, work.path(), &placed).await
+}
+
+/// Prints the services' logs and the end of the runners' log, after a
+/// failure.
+fn print_logs(work: &Path, services: &Services) {
+    let runner_log = std::fs::read_to_string(work.join("runner.log")).unwrap_or_default();
+    let tail: Vec<&str> = runner_log.lines().rev().take(60).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    for service in &services.processes {
+        eprintln!("--- {}:\n{}", service.log.display(), service.log_text());
+    }
+    eprintln!("--- runner log (end):\n{}", tail.join("\n"));
+}
+
+/// A step's timeout is a durable timer: the runner that stored a booking
+/// attempt is killed right after, its delivery stays leased far longer
+/// than the test waits, and the deadline's timer still wakes the other
+/// runner, which times the attempt out and finishes the saga (the booking
+/// is never answered: compensated, refund before release).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_times_out_by_its_durable_timer_while_its_runner_is_gone() -> anyhow::Result<()> {
+    let cairn = Cairn::start().await?;
+    let work = tempfile::tempdir()?;
+    let services = Services::start(&cairn, work.path()).await?;
+    let front = cairn.client(&services.front_token)?;
+    let admin = cairn.client(&cairn.admin_token)?;
+    let arguments = runner_arguments(&cairn.url, RUNNER_LEASE_LONG_MS);
+    let arguments: Vec<&str> = arguments.iter().map(String::as_str).collect();
+    let runner_log = work.path().join("runner.log");
+    let order = "timer-1".to_string();
+    let outcome = async {
+        let mut crashing = Process::new(&arguments, &services.runner_token, runner_log.clone());
+        crashing.environment.push((
+            "CHECKOUT_CRASH_AT".to_string(),
+            "written:step_attempted:book_shipping".to_string(),
+        ));
+        crashing.start()?;
+        eventually("the saga is defined", || async {
+            Ok(front.sagas().definition(SAGA_NAME, SAGA_VERSION).await.ok())
+        })
+        .await?;
+        let checkout = Kind::NeverShipped.checkout(order.clone());
+        let id = front
+            .sagas()
+            .start(
+                SAGA_NAME,
+                SAGA_VERSION,
+                order.clone(),
+                serde_json::to_value(&checkout)?,
+            )
+            .await?;
+        let status = crashing
+            .exited()
+            .await
+            .context("the runner did not crash")?;
+        anyhow::ensure!(
+            status.signal() == Some(libc::SIGKILL),
+            "the runner ended with {status}"
+        );
+        let mut runner = Process::new(&arguments, &services.runner_token, runner_log.clone());
+        runner.start()?;
+        let journal = eventually("the saga ends", || async {
+            let journal = front.sagas().journal(&id).await?;
+            Ok(journal.state().is_terminal().then_some(journal))
+        })
+        .await?;
+        let first_outcome = journal
+            .chain
+            .iter()
+            .find(|transition| {
+                transition.value.step_name.as_deref() == Some("book_shipping")
+                    && transition.value.attempt == Some(1)
+                    && transition.value.kind != TransitionKind::StepAttempted
+            })
+            .map(|transition| transition.value.kind);
+        anyhow::ensure!(
+            first_outcome == Some(TransitionKind::StepTimedOut),
+            "the first booking attempt ended {first_outcome:?}: {}",
+            journal.to_json()
+        );
+        let deadlines: Vec<_> = front
+            .successors::<cairn_client::saga::facts::StepDeadlineFact>(&id)
+            .role("saga")
+            .all()
+            .await?;
+        anyhow::ensure!(
+            !deadlines.is_empty(),
+            "no Saga.StepDeadline was written: the timeout did not come from the timer"
+        );
+        eventually("every deadline timer is deleted", || async {
+            let timers = admin.list_timers().await?;
+            Ok((!timers
+                .iter()
+                .any(|timer| timer.name.starts_with("saga-deadline.")))
+            .then_some(()))
+        })
+        .await?;
+        runner.stop().await?;
+        anyhow::Ok(id)
+    }
+    .await;
+    let id = match outcome {
+        Ok(id) => id,
+        Err(error) => {
+            print_logs(work.path(), &services);
+            return Err(error);
+        }
+    };
+    check_oracle(&front, work.path(), &[(id, Kind::NeverShipped, order)]).await
 }
 
 /// The oracle: states, effects counted from the services' own records,

@@ -13,6 +13,9 @@
 //!   query of the instance and a chain.
 //! - `Saga.RetryRequested` and `Saga.AbortRequested` are an operator's
 //!   requests, which the runner answers with a transition naming them.
+//! - `Saga.StepDeadline` is written by the server, from a durable timer
+//!   the runner sets, when an attempt's deadline comes: it wakes a runner
+//!   to time the attempt out even if the one running it is gone.
 
 use cairn_fact::Hash;
 use serde::{Deserialize, Serialize};
@@ -228,4 +231,40 @@ pub struct AbortRequestedFact {
     pub reason: String,
     /// When (ms since the Unix epoch).
     pub requested_at_ms: u64,
+}
+
+/// An attempt's deadline (`Saga.StepDeadline`): the template of the
+/// one-shot durable timer ([`deadline_timer_name`]) a runner sets at the
+/// attempt's `deadline_ms` just before it stores a `step_attempted` with
+/// a timeout. The server writes it when the deadline comes (with
+/// `fields.cairn_timer` added), whether or not any runner is alive, and
+/// runners subscribe to it: the one it reaches times the attempt out if
+/// it is still the journal's last transition, and otherwise does nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Fact)]
+#[fact(type = "Saga.StepDeadline")]
+pub struct StepDeadlineFact {
+    /// The instance.
+    #[predecessor]
+    pub saga: Hash,
+    /// The instance's definition (runners subscribe by it).
+    #[predecessor]
+    pub definition: Hash,
+    /// The attempt's `step_attempted` transition. A field, not a
+    /// predecessor: the timer is set before the attempt is stored, so
+    /// that no crash leaves an attempt without its timer (an attempt that
+    /// is then never stored, or loses to another runner's, leaves a timer
+    /// whose fact changes nothing).
+    pub attempt: Hash,
+    /// The step (index from 0).
+    pub step: u32,
+    /// The step's name, for readers.
+    pub step_name: String,
+    /// The attempt's deadline (ms since the Unix epoch).
+    pub deadline_ms: u64,
+}
+
+/// The name of the durable timer of the attempt `attempt`:
+/// `saga-deadline.<the attempt's hash>`.
+pub fn deadline_timer_name(attempt: &Hash) -> String {
+    format!("saga-deadline.{}", attempt.to_hex())
 }

@@ -23,9 +23,11 @@
 //!   their instances have ended). There is no migration of running
 //!   instances.
 //! - Timeouts: a step's timeout becomes the attempt's `deadline_ms`, in
-//!   its fact; a runner that finds an attempt past its deadline (also
-//!   after a crash) stores `step_timed_out`, whose content is fixed by the
-//!   attempt, so two runners store the same fact.
+//!   its fact, and a durable timer at that deadline (set before the
+//!   attempt is stored) whose `Saga.StepDeadline` fact wakes a runner even
+//!   if the one running the attempt is gone; a runner that finds an
+//!   attempt past its deadline stores `step_timed_out`, whose content is
+//!   fixed by the attempt, so two runners store the same fact.
 //! - Failure: a step that fails for good (a permanent error, or attempts
 //!   used up) makes the runner compensate the completed steps in reverse
 //!   order, each compensation once (retried on failure); a compensation

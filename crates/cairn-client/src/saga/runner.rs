@@ -1,10 +1,11 @@
 //! [`SagaRunner`]: runs saga instances as subscribers. For each registered
-//! definition it subscribes to the instances started under it and to the
-//! operators' requests about them (three subscriptions, filtered by the
-//! definition's hash, so a runner only ever sees the versions it has);
-//! each delivered fact drives its instance: read the journal, decide
-//! ([`SagaJournal::next`]), carry out, write the transition, read again,
-//! until the saga ends or waits for an operator.
+//! definition it subscribes to the instances started under it, to the
+//! operators' requests about them and to their attempts' deadlines (four
+//! subscriptions, filtered by the definition's hash, so a runner only
+//! ever sees the versions it has); each delivered fact drives its
+//! instance: read the journal, decide ([`SagaJournal::next`]), carry out,
+//! write the transition, read again, until the saga ends or waits for an
+//! operator.
 //!
 //! Delivery is at least once and the runner may die anywhere; nothing is
 //! decided from memory. The message that started a drive stays leased (and
@@ -14,6 +15,16 @@
 //! its deadline is timed out. Within one runner, drives of one instance
 //! are serialized; between runners, the chain rule of the journal makes
 //! every runner follow the first-stored transition.
+//!
+//! A step's timeout is a durable timer: before storing an attempt with a
+//! deadline, the runner sets a one-shot timer at it whose fact is a
+//! `Saga.StepDeadline` ([`deadline_timer_name`]). The runner running the
+//! attempt times it out itself at the deadline; if that runner is gone
+//! (killed, partitioned, its delivery still leased), the server writes the
+//! deadline's fact anyway and it wakes another runner, which stores
+//! `step_timed_out` and goes on. Timers are deleted once their attempt has
+//! an outcome (best effort: a timer left behind by a crash fires once,
+//! changes nothing, and is deleted by the runner it wakes).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -28,13 +39,15 @@ use crate::error::{ClientError, Result as ClientResult};
 use crate::limits;
 use crate::saga::definition::{SagaDefinition, StepContext, StepFunction};
 use crate::saga::error::SagaError;
-use crate::saga::facts::{AbortRequestedFact, RetryRequestedFact};
-use crate::saga::facts::{DefinitionFact, StartedFact, TransitionKind};
+use crate::saga::facts::{deadline_timer_name, AbortRequestedFact, RetryRequestedFact};
+use crate::saga::facts::{DefinitionFact, StartedFact, StepDeadlineFact, TransitionKind};
 use crate::saga::journal::{Decision, SagaJournal};
 use crate::saga::sagas::unix_time_ms;
 use crate::subscriber::{Delivery, HandlerError, Subscriber};
-use crate::typed::{Typed, TypedFact};
-use crate::wire::{BackoffDefinition, PredecessorSelector, SubscriptionDefinition};
+use crate::typed::{to_canonical_fact, Typed, TypedFact};
+use crate::wire::{
+    BackoffDefinition, PredecessorSelector, SubscriptionDefinition, TimerDefinition,
+};
 
 /// A point between two moves of a runner, handed to the hook of
 /// [`SagaRunner::on_boundary`] (for tests that crash a runner at each
@@ -187,12 +200,14 @@ impl SagaRunner {
         self
     }
 
-    /// The subscription names of a definition: instances, retries, aborts.
-    pub fn subscription_names(name: &str, version: u32) -> [String; 3] {
+    /// The subscription names of a definition: instances, retries,
+    /// aborts, deadlines.
+    pub fn subscription_names(name: &str, version: u32) -> [String; 4] {
         [
             format!("saga.{name}.v{version}.started"),
             format!("saga.{name}.v{version}.retry"),
             format!("saga.{name}.v{version}.abort"),
+            format!("saga.{name}.v{version}.deadline"),
         ]
     }
 
@@ -221,12 +236,13 @@ impl SagaRunner {
                     version: definition.version,
                 })?;
             let saga = Arc::new(RegisteredSaga { definition, fact });
-            let [started, retry, abort] =
+            let [started, retry, abort, deadline] =
                 SagaRunner::subscription_names(&saga.definition.name, saga.definition.version);
             for (subscription, type_name) in [
                 (started, StartedFact::TYPE_NAME),
                 (retry, RetryRequestedFact::TYPE_NAME),
                 (abort, AbortRequestedFact::TYPE_NAME),
+                (deadline, StepDeadlineFact::TYPE_NAME),
             ] {
                 let core = Arc::clone(&core);
                 let saga_for_handler = Arc::clone(&saga);
@@ -235,7 +251,10 @@ impl SagaRunner {
                     let saga = Arc::clone(&saga_for_handler);
                     async move {
                         let instance = instance_of(&delivery)?;
-                        core.drive(instance, &saga).await.map_err(HandlerError::new)
+                        let expired_attempt = expired_attempt_of(&delivery);
+                        core.drive(instance, &saga, expired_attempt)
+                            .await
+                            .map_err(HandlerError::new)
                     }
                 };
                 let definition = SubscriptionDefinition {
@@ -311,7 +330,7 @@ async fn register_until_stored(
 }
 
 /// The instance a delivered fact is about: a `Saga.Started` is one, a
-/// request names it as `saga`.
+/// request or a deadline names it as `saga`.
 fn instance_of(delivery: &Delivery) -> ClientResult<Hash> {
     if delivery.fact().get("type").and_then(|t| t.as_str()) == Some(StartedFact::TYPE_NAME) {
         return Ok(delivery.hash());
@@ -325,15 +344,87 @@ fn instance_of(delivery: &Delivery) -> ClientResult<Hash> {
         .ok_or_else(|| ClientError::Protocol("a saga request without its saga".to_string()))
 }
 
+/// The attempt a delivered `Saga.StepDeadline` says has expired (by the
+/// server's clock, which fired its timer); `None` for other facts.
+fn expired_attempt_of(delivery: &Delivery) -> Option<Hash> {
+    if delivery.fact().get("type").and_then(|t| t.as_str()) != Some(StepDeadlineFact::TYPE_NAME) {
+        return None;
+    }
+    delivery
+        .fact()
+        .pointer("/fields/attempt")
+        .and_then(|attempt| attempt.as_str())
+        .and_then(|attempt| Hash::from_hex(attempt).ok())
+}
+
 impl RunnerCore {
-    /// Drives one instance until it ends or waits for an operator.
-    async fn drive(&self, id: Hash, saga: &RegisteredSaga) -> Result<(), SagaError> {
+    /// Drives one instance until it ends or waits for an operator. When a
+    /// deadline woke it, `expired_attempt` is the attempt whose deadline
+    /// passed: it counts as expired even if this runner's clock is behind
+    /// the server's, and its timer, which has fired, is deleted.
+    async fn drive(
+        &self,
+        id: Hash,
+        saga: &RegisteredSaga,
+        expired_attempt: Option<Hash>,
+    ) -> Result<(), SagaError> {
         let lock = self.lock_of(id);
         let guard = lock.lock().await;
-        let driven = self.drive_locked(id, saga).await;
+        let driven = self.drive_locked(id, saga, expired_attempt).await;
         drop(guard);
         self.release(id, lock);
+        if driven.is_ok() {
+            if let Some(attempt) = expired_attempt {
+                self.forget_deadline(attempt).await;
+            }
+        }
         driven
+    }
+
+    /// Sets the durable timer of the attempt `attempt` (not yet stored):
+    /// at its deadline, the server writes the attempt's
+    /// `Saga.StepDeadline`. Setting it again changes nothing.
+    async fn set_deadline(
+        &self,
+        journal: &SagaJournal,
+        attempt: &crate::saga::facts::TransitionFact,
+        attempt_hash: Hash,
+        deadline_ms: u64,
+    ) -> Result<(), SagaError> {
+        let deadline = StepDeadlineFact {
+            saga: journal.id,
+            definition: journal.started.value.definition,
+            attempt: attempt_hash,
+            step: attempt.step.unwrap_or_default(),
+            step_name: attempt.step_name.clone().unwrap_or_default(),
+            deadline_ms,
+        };
+        let template: serde_json::Value =
+            serde_json::from_slice(&to_canonical_fact(&deadline)?.canonical).map_err(|error| {
+                ClientError::Protocol(format!("a deadline's template: {error}"))
+            })?;
+        self.client
+            .put_timer(
+                &deadline_timer_name(&attempt_hash),
+                &TimerDefinition::at_ms(deadline_ms, template),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes the durable timer of the attempt `attempt`, once the
+    /// attempt has an outcome or the timer has fired. Best effort: a timer
+    /// left behind fires once and changes nothing (the journal has moved
+    /// on), and the runner it wakes deletes it.
+    async fn forget_deadline(&self, attempt: Hash) {
+        let name = deadline_timer_name(&attempt);
+        match self.client.delete_timer(&name).await {
+            Ok(()) => {}
+            Err(error) if error.code() == Some("unknown_timer") => {}
+            Err(error) => {
+                tracing::warn!(timer = %name, "cannot delete a saga's deadline timer: {error}")
+            }
+        }
     }
 
     fn lock_of(&self, id: Hash) -> Arc<tokio::sync::Mutex<()>> {
@@ -366,7 +457,12 @@ impl RunnerCore {
         }
     }
 
-    async fn drive_locked(&self, id: Hash, saga: &RegisteredSaga) -> Result<(), SagaError> {
+    async fn drive_locked(
+        &self,
+        id: Hash,
+        saga: &RegisteredSaga,
+        expired_attempt: Option<Hash>,
+    ) -> Result<(), SagaError> {
         let started = match self.client.get::<StartedFact>(&id).await {
             Ok(Some(started)) => started,
             Ok(None) | Err(ClientError::TypeMismatch { .. }) => {
@@ -381,7 +477,7 @@ impl RunnerCore {
         let sagas = self.client.sagas();
         for _ in 0..limits::SAGA_TRANSITIONS_MAX {
             let journal = sagas.journal_of(started.clone(), saga.fact.clone()).await?;
-            match journal.next(unix_time_ms()) {
+            match journal.next(now_for(&journal, expired_attempt)) {
                 Decision::Finished | Decision::WaitForOperator => return Ok(()),
                 Decision::Write(transition) => {
                     if transition.kind == TransitionKind::StepAttempted
@@ -394,15 +490,25 @@ impl RunnerCore {
                     }
                     let kind = transition.kind;
                     let step = transition.step_name.clone();
+                    if let (TransitionKind::StepAttempted, Some(deadline_ms)) =
+                        (kind, transition.deadline_ms)
+                    {
+                        let attempt_hash = to_canonical_fact(&transition)?.hash;
+                        self.set_deadline(&journal, &transition, attempt_hash, deadline_ms)
+                            .await?;
+                    }
                     self.client.put(&transition).await?;
                     self.boundary(&journal, BoundaryPoint::Written { kind, step });
+                    if kind == TransitionKind::StepTimedOut {
+                        self.forget_deadline(transition.previous).await;
+                    }
                 }
                 Decision::RunAction {
+                    attempt_transition,
                     idempotency_key,
                     step,
                     attempt,
                     deadline_ms,
-                    ..
                 } => {
                     let step_definition = self.step(&journal, saga, step)?;
                     let context = context(&journal, step_definition, attempt, idempotency_key);
@@ -435,6 +541,9 @@ impl RunnerCore {
                         ),
                     };
                     self.write_outcome(&journal, outcome).await?;
+                    if deadline_ms.is_some() {
+                        self.forget_deadline(attempt_transition).await;
+                    }
                 }
                 Decision::RunCompensation {
                     attempt_transition,
@@ -507,6 +616,19 @@ impl RunnerCore {
         self.client.put(&outcome).await?;
         self.boundary(journal, BoundaryPoint::Written { kind, step });
         Ok(())
+    }
+}
+
+/// The time a drive decides at: this runner's clock, or, while the
+/// journal's last transition is an attempt whose deadline's timer has
+/// fired (by the server's clock), at least that deadline.
+fn now_for(journal: &SagaJournal, expired_attempt: Option<Hash>) -> u64 {
+    let now_ms = unix_time_ms();
+    match (journal.chain.last(), expired_attempt) {
+        (Some(head), Some(expired)) if head.hash == expired => {
+            now_ms.max(head.value.deadline_ms.unwrap_or(now_ms))
+        }
+        _ => now_ms,
     }
 }
 

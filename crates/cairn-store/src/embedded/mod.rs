@@ -149,6 +149,10 @@ struct Shared {
     timers: PartitionHandle,
     /// The identity revision of the last durable group.
     identity_revision: AtomicU64,
+    /// Timers with an attempt pending (entries of the timers' time index),
+    /// as of the last durable group: counted once at open, then kept by
+    /// the writer, so that the gauge never scans the index.
+    timers_pending: AtomicU64,
     /// Highest seq that is durable; readers never look past it.
     durable_seq: AtomicU64,
     durable_seq_watch: watch::Sender<u64>,
@@ -475,6 +479,7 @@ impl EmbeddedStore {
             deployment,
             timers,
             identity_revision: AtomicU64::new(0),
+            timers_pending: AtomicU64::new(0),
             durable_seq: AtomicU64::new(last_seq),
             durable_seq_watch,
             poisoned: AtomicBool::new(false),
@@ -503,6 +508,10 @@ impl EmbeddedStore {
         shared
             .identity_revision
             .store(identity_revision, Ordering::Release);
+        let timers_pending = timers::count_pending(&shared)?;
+        shared
+            .timers_pending
+            .store(timers_pending, Ordering::Release);
         let (sender, receiver) = mpsc::channel(options.queued_requests_max);
         let writer_shared = Arc::clone(&shared);
         let writer_thread = std::thread::Builder::new()

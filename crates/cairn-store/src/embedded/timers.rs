@@ -51,6 +51,9 @@ pub struct Staged {
     records: HashMap<String, Option<TimerRecord>>,
     /// Entries this group adds to the batch.
     pub n_writes: usize,
+    /// Index entries this group adds (positive) or removes (negative):
+    /// the change of the pending count once the group is durable.
+    pub pending_delta: i64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -168,10 +171,12 @@ fn stage_record(
         if let Some(attempt_at_ms) = old_attempt {
             batch.remove(&shared.timers, index_key(attempt_at_ms, name));
             staged.n_writes += 1;
+            staged.pending_delta -= 1;
         }
         if let Some(attempt_at_ms) = new_attempt {
             batch.insert(&shared.timers, index_key(attempt_at_ms, name), []);
             staged.n_writes += 1;
+            staged.pending_delta += 1;
         }
     }
     match &new {
@@ -334,15 +339,26 @@ impl EmbeddedStore {
             })
             .transpose()
     }
+}
 
-    fn count_pending(&self) -> Result<u64, ReadError> {
-        let shared = &self.shared;
-        let mut count = 0;
-        for entry in shared.timers.prefix([INDEX_TAG]) {
-            entry.map_err(|error| shared.engine_error(error))?;
-            count += 1;
-        }
-        Ok(count)
+/// Counts the entries of the time index: the timers with an attempt
+/// pending (once, when the store opens; the writer keeps the count after).
+pub(super) fn count_pending(shared: &Shared) -> Result<u64, ReadError> {
+    let mut count = 0;
+    for entry in shared.timers.prefix([INDEX_TAG]) {
+        entry.map_err(|error| shared.engine_error(error))?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// Applies a durable group's change of the pending count.
+pub(super) fn apply_pending_delta(shared: &Shared, pending_delta: i64) {
+    let magnitude = pending_delta.unsigned_abs();
+    if pending_delta >= 0 {
+        shared.timers_pending.fetch_add(magnitude, Ordering::AcqRel);
+    } else {
+        shared.timers_pending.fetch_sub(magnitude, Ordering::AcqRel);
     }
 }
 
@@ -418,7 +434,10 @@ impl TimerStore for EmbeddedStore {
     }
 
     fn pending_timers(&self) -> BoxFuture<'_, Result<u64, ReadError>> {
-        Box::pin(std::future::ready(self.count_pending()))
+        Box::pin(std::future::ready(Ok(self
+            .shared
+            .timers_pending
+            .load(Ordering::Acquire))))
     }
 }
 

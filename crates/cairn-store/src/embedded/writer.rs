@@ -407,6 +407,7 @@ impl Writer {
                         .identity_revision
                         .store(revision, Ordering::Release);
                 }
+                timer_records::apply_pending_delta(&self.shared, group.timers.pending_delta);
                 if n_new_facts > 0 {
                     self.last_seq = group.next_seq - 1;
                     if let Err(error) = self.watermark.record(self.last_seq, false) {
