@@ -16,8 +16,14 @@
 # PostgreSQL is expected at 127.0.0.1:5432 (user postgres, trust auth,
 # database `test`); CAIRN_TEST_POSTGRES=<url> names another server, and
 # CAIRN_TEST_POSTGRES=skip skips everything that needs PostgreSQL.
+#
+# `./scripts/test.sh --long` runs the long tier instead (an hour of
+# `cairn check` per backend: see scripts/test-long.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--long" ]; then
+    exec ./scripts/test-long.sh
+fi
 cargo fmt --all -- --check
 ./scripts/licences.sh
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The long tier (`./scripts/test.sh --long`): what does not fit in CI's
+# time budget, run before an issue is closed and reported in its closing
+# note. An hour of `cairn check` under every fault, first on the embedded
+# store, then on PostgreSQL (servers over a private cluster the checker
+# creates, restarts and removes), each with the whole workload: writers,
+# readers, consumers, claimers, fenced writers and timer setters.
+#
+#   CAIRN_LONG_CHECK_DURATION  per backend, default 55m (faults; judging follows)
+#   CAIRN_LONG_CHECK_SEED      default: the current Unix time (printed)
+#   CAIRN_LONG_BACKENDS        default "embedded postgres"
+#
+# Reports: target/long-tier/<backend>-report.json; work directories (server
+# logs, history) under target/long-tier/<backend>/. Fails on any violation.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration="${CAIRN_LONG_CHECK_DURATION:-55m}"
+seed="${CAIRN_LONG_CHECK_SEED:-$(date +%s)}"
+target="${CARGO_TARGET_DIR:-target}"
+cargo build --release --locked -p cairn-cli
+out="$target/long-tier"
+rm -rf "$out"
+mkdir -p "$out"
+# A copy, so that a build during the run cannot change the servers' binary.
+cp "$target/release/cairn" "$out/cairn"
+for backend in ${CAIRN_LONG_BACKENDS:-embedded postgres}; do
+    echo "long tier: cairn check --backend $backend --duration $duration --seed $seed" >&2
+    /usr/bin/time -v "$out/cairn" check --backend "$backend" --duration "$duration" \
+        --seed "$seed" --work-dir "$out/$backend" --report-json "$out/$backend-report.json" \
+        2> >(tee "$out/$backend-stderr.log" >&2)
+done
