@@ -10,7 +10,7 @@
 #     them pending: memory that stays flat while the count grows is bounded.
 # Every process started here is stopped by its PID on exit.
 #
-# usage: bench/timers.sh [--timers N] [--pending N] [--pending-secs S] [--no-postgres]
+# usage: bench/timers.sh [--timers N] [--pending N] [--pending-secs S] [--no-postgres] [--no-embedded]
 #        defaults: 10000, 1000000, 600
 # PostgreSQL: $CAIRN_BENCH_POSTGRES (default postgres://postgres@127.0.0.1:5432/postgres),
 # in which a database cairn_bench_timers_<pid> is created and dropped.
@@ -20,12 +20,14 @@ TIMERS=10000
 PENDING=1000000
 PENDING_SECS=600
 POSTGRES=1
+EMBEDDED=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --timers) TIMERS="$2"; shift 2 ;;
     --pending) PENDING="$2"; shift 2 ;;
     --pending-secs) PENDING_SECS="$2"; shift 2 ;;
     --no-postgres) POSTGRES=0; shift ;;
+    --no-embedded) EMBEDDED=0; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -82,7 +84,7 @@ run_backend() {
 }
 
 echo "bench=cairn_timers timers=$TIMERS pending=$PENDING pending_secs=$PENDING_SECS date=$(date -u +%FT%TZ) cores=$(nproc) loadavg_1m=$(cut -d' ' -f1 /proc/loadavg)"
-run_backend embedded
+if [[ $EMBEDDED == 1 ]]; then run_backend embedded; fi
 if [[ $POSTGRES == 1 ]]; then
   psql -X -q "$ADMIN_URL" -c "CREATE DATABASE $DB"
   DB_CREATED=1
