@@ -492,16 +492,7 @@ async fn every_saga_ends_completed_or_compensated_across_runner_crashes() -> any
             let mut round_ids = Vec::new();
             for &kind in kinds_for(boundary) {
                 let order = format!("r{round}-{kind:?}");
-                let checkout = kind.checkout(order.clone());
-                let id = front
-                    .sagas()
-                    .start(
-                        SAGA_NAME,
-                        SAGA_VERSION,
-                        order.clone(),
-                        serde_json::to_value(&checkout)?,
-                    )
-                    .await?;
+                let id = place(&front, kind, &order).await?;
                 round_ids.push(id);
                 placed.push((id, kind, order));
             }
@@ -538,6 +529,20 @@ async fn every_saga_ends_completed_or_compensated_across_runner_crashes() -> any
     }
 
     check_oracle(&front, work.path(), &placed).await
+}
+
+/// Starts the checkout saga for `order`, of kind `kind`; its id.
+async fn place(front: &Client, kind: Kind, order: &str) -> anyhow::Result<Hash> {
+    let checkout = kind.checkout(order.to_string());
+    Ok(front
+        .sagas()
+        .start(
+            SAGA_NAME,
+            SAGA_VERSION,
+            order.to_string(),
+            serde_json::to_value(&checkout)?,
+        )
+        .await?)
 }
 
 /// Prints the services' logs and the end of the runners' log, after a
@@ -579,16 +584,7 @@ async fn a_step_times_out_by_its_durable_timer_while_its_runner_is_gone() -> any
             Ok(front.sagas().definition(SAGA_NAME, SAGA_VERSION).await.ok())
         })
         .await?;
-        let checkout = Kind::NeverShipped.checkout(order.clone());
-        let id = front
-            .sagas()
-            .start(
-                SAGA_NAME,
-                SAGA_VERSION,
-                order.clone(),
-                serde_json::to_value(&checkout)?,
-            )
-            .await?;
+        let id = place(&front, Kind::NeverShipped, &order).await?;
         let status = crashing
             .exited()
             .await
