@@ -21,11 +21,12 @@ use crate::api::AccessTokens;
 use crate::claims::{CLAIMANT_TYPE, CLAIMED_TYPE, CLAIM_RELEASED_TYPE};
 use crate::error::CheckError;
 use crate::fences::{FENCED_TYPE, LEASE_GRANTED_TYPE, LEASE_RELEASED_TYPE};
+use crate::timers::TIMER_TYPE;
 use crate::workload::{ITEM_TYPE, KEY_TYPE};
 
 /// Every type the workload writes or the servers decide, which the writer
 /// and the reader read.
-const READ_TYPES: [&str; 8] = [
+const READ_TYPES: [&str; 9] = [
     ITEM_TYPE,
     KEY_TYPE,
     CLAIMANT_TYPE,
@@ -34,16 +35,20 @@ const READ_TYPES: [&str; 8] = [
     CLAIM_RELEASED_TYPE,
     LEASE_GRANTED_TYPE,
     LEASE_RELEASED_TYPE,
+    TIMER_TYPE,
 ];
 /// The types the writer writes: its facts, and (for claims and leases)
-/// the server's decision types, whose write permission governs them.
-const WRITE_TYPES: [&str; 6] = [
+/// the server's decision types, whose write permission governs them; and
+/// the timers' template type (setting and deleting a timer need write on
+/// it).
+const WRITE_TYPES: [&str; 7] = [
     ITEM_TYPE,
     KEY_TYPE,
     CLAIMANT_TYPE,
     FENCED_TYPE,
     CLAIMED_TYPE,
     LEASE_GRANTED_TYPE,
+    TIMER_TYPE,
 ];
 
 /// `--flag type` for each type.
