@@ -2,9 +2,10 @@
 //! with `cairn tokens create --data DIR` (embedded) or `--store URL`
 //! (PostgreSQL) before the servers start, from the binary the servers are
 //! started from. Each has the least it needs: the writer writes and reads
-//! the workload's types and claims keys and holds leases (write on
+//! the workload's types, claims keys and holds leases (write on
 //! `Cairn.Claimed` and `Cairn.LeaseGranted`, read on the claimed facts'
-//! type), the reader reads every type the workload and the servers'
+//! type) and sets and deletes timers (write on their template type), the
+//! reader reads every type the workload and the servers'
 //! decisions write, the consumer consumes (and creates) the run's
 //! subscriptions and reads what they select, and the admin replays dead
 //! letters, which only an admin may do.

@@ -151,7 +151,10 @@ impl CheckOptions {
     /// remote database may run on other clocks.
     pub fn clocks_shared(&self) -> bool {
         match &self.target {
-            Target::Embedded | Target::Postgres { store_url: None, .. } => true,
+            Target::Embedded
+            | Target::Postgres {
+                store_url: None, ..
+            } => true,
             Target::Postgres {
                 store_url: Some(url),
                 ..
@@ -188,7 +191,9 @@ fn is_local_database(url: &str) -> bool {
         return false;
     };
     let authority = rest.split(['/', '?']).next().unwrap_or_default();
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host_port = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
     let host = match host_port.strip_prefix('[') {
         Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
         None => host_port.split(':').next().unwrap_or_default(),

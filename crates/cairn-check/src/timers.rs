@@ -324,7 +324,7 @@ pub async fn run_timer_setter(workload: Arc<Workload>, setter_idx: usize) {
     // Deletes to send: when, and the timer's index in the records.
     let mut deletes: Vec<(Instant, usize)> = Vec::new();
     // The cron timer: even setters keep theirs, odd ones delete it.
-    let catch_up_all = setter_idx % 2 == 0;
+    let catch_up_all = setter_idx.is_multiple_of(2);
     let mut cron_pending = true;
     while !workload.stop_writes.load(Ordering::Acquire) {
         let now = Instant::now();
@@ -352,17 +352,25 @@ pub async fn run_timer_setter(workload: Arc<Workload>, setter_idx: usize) {
             let definition = json!({"cron": CRON_EVERY_MINUTE, "timezone": "UTC",
                 "catch_up": catch_up, "fact": template});
             let schedule = TimerSchedule::EveryMinute { catch_up_all };
-            let timer_idx = put(&workload, name, schedule, template, &definition, &mut random).await;
+            let timer_idx = put(
+                &workload,
+                name,
+                schedule,
+                template,
+                &definition,
+                &mut random,
+            )
+            .await;
             if !catch_up_all {
-                let after_ms =
-                    random.in_range(CRON_DELETE_AFTER_MS_MIN, CRON_DELETE_AFTER_MS_MAX);
+                let after_ms = random.in_range(CRON_DELETE_AFTER_MS_MIN, CRON_DELETE_AFTER_MS_MAX);
                 deletes.push((Instant::now() + Duration::from_millis(after_ms), timer_idx));
             }
             continue;
         }
         let roll = random.in_range(0, 99);
         let delete_before = roll < DELETE_BEFORE_DUE_PERCENT;
-        let delete_after = !delete_before && roll < DELETE_BEFORE_DUE_PERCENT + DELETE_AFTER_DUE_PERCENT;
+        let delete_after =
+            !delete_before && roll < DELETE_BEFORE_DUE_PERCENT + DELETE_AFTER_DUE_PERCENT;
         let ahead_ms = if delete_before {
             random.in_range(DUE_MS_MIN_DELETED_BEFORE, DUE_MS_MAX)
         } else {
@@ -378,7 +386,15 @@ pub async fn run_timer_setter(workload: Arc<Workload>, setter_idx: usize) {
         }
         let sent = Instant::now();
         let schedule = TimerSchedule::At { at_ms };
-        let timer_idx = put(&workload, name, schedule, template, &definition, &mut random).await;
+        let timer_idx = put(
+            &workload,
+            name,
+            schedule,
+            template,
+            &definition,
+            &mut random,
+        )
+        .await;
         if delete_before {
             let after_ms = random.in_range(0, DELETE_BEFORE_AFTER_MS_MAX);
             deletes.push((Instant::now() + Duration::from_millis(after_ms), timer_idx));
@@ -649,7 +665,12 @@ pub fn judge(server_idx: usize, log: &TimerLog, records: &TimerRecords, verdicts
     let slack_ms = records.largest_jump_ms() + CLOCK_FILE_LAG_MS + CLOCK_MARGIN_MS;
     for occurrence in &log.occurrences {
         verdicts.examined(NO_PHANTOM, 1);
-        if let Some(problem) = phantom(occurrence, by_name.get(occurrence.name.as_str()), records.clocks_shared, slack_ms) {
+        if let Some(problem) = phantom(
+            occurrence,
+            by_name.get(occurrence.name.as_str()),
+            records.clocks_shared,
+            slack_ms,
+        ) {
             verdicts.violation(
                 NO_PHANTOM,
                 format!(
@@ -685,7 +706,8 @@ pub fn judge(server_idx: usize, log: &TimerLog, records: &TimerRecords, verdicts
         else {
             continue;
         };
-        let fired_late = |due_ms: u64| !records.may_be_due_by(due_ms, timer.put_sent_ms, answered_ms);
+        let fired_late =
+            |due_ms: u64| !records.may_be_due_by(due_ms, timer.put_sent_ms, answered_ms);
         match timer.schedule {
             TimerSchedule::At { at_ms } => {
                 if !fired_late(at_ms) {
@@ -695,7 +717,11 @@ pub fn judge(server_idx: usize, log: &TimerLog, records: &TimerRecords, verdicts
             }
             TimerSchedule::EveryMinute { .. } => verdicts.examined(DELETED_DO_NOT_FIRE, 1),
         }
-        for occurrence in log.occurrences.iter().filter(|occurrence| occurrence.name == timer.name) {
+        for occurrence in log
+            .occurrences
+            .iter()
+            .filter(|occurrence| occurrence.name == timer.name)
+        {
             let Some(due_ms) = parse_due(&occurrence.due) else {
                 continue;
             };
@@ -727,7 +753,9 @@ fn phantom(
         return Some("the run never set that timer".into());
     };
     if let TimerAnswer::Refused { status } = timer.put {
-        return Some(format!("its PUT was refused ({status}) at its first answer"));
+        return Some(format!(
+            "its PUT was refused ({status}) at its first answer"
+        ));
     }
     let Some(due_ms) = parse_due(&occurrence.due) else {
         return Some("that is not a due time in the one format".into());
@@ -738,7 +766,7 @@ fn phantom(
         }
         TimerSchedule::At { .. } => {}
         TimerSchedule::EveryMinute { .. } => {
-            if due_ms % MINUTE_MS != 0 {
+            if !due_ms.is_multiple_of(MINUTE_MS) {
                 return Some("the timer fires on whole minutes".into());
             }
             // Scheduled from the server's clock at the PUT, which may have
@@ -831,7 +859,12 @@ mod tests {
         json!({"type": TIMER_TYPE, "fields": {"run": "r1", "setter": 0, "n": n}, "predecessors": {}})
     }
 
-    fn one_shot(n: u64, at_ms: u64, put: TimerAnswer, delete: Option<(u64, TimerAnswer)>) -> TimerSet {
+    fn one_shot(
+        n: u64,
+        at_ms: u64,
+        put: TimerAnswer,
+        delete: Option<(u64, TimerAnswer)>,
+    ) -> TimerSet {
         TimerSet {
             name: timer_name("r1", 0, n),
             schedule: TimerSchedule::At { at_ms },
@@ -877,11 +910,26 @@ mod tests {
                 // Unknown, never arrived.
                 one_shot(3, T + 7_000, TimerAnswer::Unknown, None),
                 // Deleted well before its due time: not fired.
-                one_shot(4, T + 9_000, done(T + 6_100), Some((T + 6_500, done(T + 6_600)))),
+                one_shot(
+                    4,
+                    T + 9_000,
+                    done(T + 6_100),
+                    Some((T + 6_500, done(T + 6_600))),
+                ),
                 // Deleted after its due time: fired.
-                one_shot(5, T + 9_000, done(T + 6_100), Some((T + 9_500, done(T + 9_600)))),
+                one_shot(
+                    5,
+                    T + 9_000,
+                    done(T + 6_100),
+                    Some((T + 9_500, done(T + 9_600))),
+                ),
                 // Deleted just before its due time: fired, as it may.
-                one_shot(6, T + 12_000, done(T + 9_100), Some((T + 11_000, done(T + 11_500)))),
+                one_shot(
+                    6,
+                    T + 12_000,
+                    done(T + 9_100),
+                    Some((T + 11_000, done(T + 11_500))),
+                ),
                 cron,
             ],
             clock_jumps: Vec::new(),
@@ -897,7 +945,11 @@ mod tests {
         // The cron, set at T + 10 s: every minute from T + 60 s on (and
         // after the heal, which nothing requires).
         for minute in 1..=4 {
-            observe(&mut log, 20 + minute, &occurrence(&timers[6], T + minute * MINUTE_MS));
+            observe(
+                &mut log,
+                20 + minute,
+                &occurrence(&timers[6], T + minute * MINUTE_MS),
+            );
         }
         // Another run's occurrence is skipped.
         let mut other = occurrence(&timers[0], T + 5_000);
@@ -922,7 +974,11 @@ mod tests {
     }
 
     fn examined(results: &[crate::report::CheckResult], check: &str) -> u64 {
-        results.iter().find(|result| result.name == check).unwrap().examined
+        results
+            .iter()
+            .find(|result| result.name == check)
+            .unwrap()
+            .examined
     }
 
     #[test]
@@ -958,7 +1014,10 @@ mod tests {
         let results = judged(&log, &records);
         let found = violations(&results, AT_MOST_ONCE);
         assert_eq!(found.len(), 1, "{found:?}");
-        assert!(found[0].contains("stored 2 times, at seqs [10, 40]"), "{found:?}");
+        assert!(
+            found[0].contains("stored 2 times, at seqs [10, 40]"),
+            "{found:?}"
+        );
     }
 
     #[test]
@@ -1030,12 +1089,19 @@ mod tests {
         altered["fields"]["n"] = json!(100);
         observe(&mut log, 52, &altered);
         // The cron long before it was set, and off the minute.
-        observe(&mut log, 53, &occurrence(&records.timers[6], T - 10 * MINUTE_MS));
+        observe(
+            &mut log,
+            53,
+            &occurrence(&records.timers[6], T - 10 * MINUTE_MS),
+        );
         observe(&mut log, 54, &occurrence(&records.timers[6], T + 90_000));
         // A timer whose PUT was refused.
-        records
-            .timers
-            .push(one_shot(8, T + 8_000, TimerAnswer::Refused { status: 400 }, None));
+        records.timers.push(one_shot(
+            8,
+            T + 8_000,
+            TimerAnswer::Refused { status: 400 },
+            None,
+        ));
         observe(&mut log, 55, &occurrence(&records.timers[7], T + 8_000));
         let found = violations(&judged(&log, &records), NO_PHANTOM);
         assert_eq!(found.len(), 6, "{found:?}");
