@@ -552,7 +552,9 @@ pub async fn settle(api: &Api, base: &str, workload: &Workload) {
         for (hash, due_ms) in missing {
             // Not yet due, or not stored yet: look again (a refusal other
             // than 404 or no answer too; the oracle judges the logs).
-            let stored = due_ms <= wall_ms()
+            let now_ms = wall_ms();
+            let stored = due_ms <= now_ms
+                && now_ms <= deadline_ms
                 && matches!(api.get_fact(base, &hash.to_hex()).await, Answer::Done(_));
             if !stored {
                 still_missing.push((hash, due_ms));
