@@ -95,6 +95,10 @@ pub struct CoordinationSummary {
     pub timer_occurrences_logged: u64,
     /// Occurrences that had to be stored after the heal.
     pub timer_occurrences_expected: u64,
+    /// Of them, minutes of `catch_up: all` crons.
+    pub timer_cron_minutes_expected: u64,
+    /// Seconds the run waited for them after the heal and the drain.
+    pub timer_wait_s: f64,
 }
 
 /// The whole report.
@@ -201,7 +205,7 @@ impl Report {
         line(
             &mut text,
             format!(
-                "timers: {} set ({} cron) — {} acknowledged, {} refused, {} unknown; {} deleted, {} deletes refused, {} unknown; {} occurrences in the log, {} expected after heal",
+                "timers: {} set ({} cron) — {} acknowledged, {} refused, {} unknown; {} deleted, {} deletes refused, {} unknown; {} occurrences in the log, {} expected after heal ({} of them cron minutes; waited {:.1} s)",
                 coordination.timers_set,
                 coordination.timers_cron,
                 coordination.timers_acknowledged,
@@ -211,7 +215,9 @@ impl Report {
                 coordination.timer_deletes_refused,
                 coordination.timer_deletes_unknown,
                 coordination.timer_occurrences_logged,
-                coordination.timer_occurrences_expected
+                coordination.timer_occurrences_expected,
+                coordination.timer_cron_minutes_expected,
+                coordination.timer_wait_s
             ),
         );
         let operations: Vec<String> = self

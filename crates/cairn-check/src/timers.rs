@@ -86,6 +86,9 @@ const DUE_MS_MAX: u64 = 5_000;
 /// after their `PUT` at most.
 const DUE_MS_MIN_DELETED_BEFORE: u64 = 2_500;
 const DELETE_BEFORE_AFTER_MS_MAX: u64 = 1_000;
+/// One-shots deleted after their due time are deleted up to this long
+/// after it.
+const DELETE_AFTER_DUE_MS_MAX: u64 = 1_500;
 /// Percent of one-shots deleted before their due time, and after it.
 const DELETE_BEFORE_DUE_PERCENT: u64 = 25;
 const DELETE_AFTER_DUE_PERCENT: u64 = 10;
@@ -110,6 +113,11 @@ pub const CLOCK_FILE_LAG_MS: u64 = 2_000;
 /// server's claim of a timer that died with it (5 s) and a failed write's
 /// retry (5 s) with some to spare, while keeping the run short.
 pub const SETTLE_AFTER_DUE_MS: u64 = 10_000;
+// A one-shot meant to be deleted before its due time can be: its DELETE
+// is sent before the due time less the margin, unless the run is slow.
+const _: () = assert!(DUE_MS_MIN_DELETED_BEFORE > DELETE_BEFORE_AFTER_MS_MAX + CLOCK_MARGIN_MS);
+const _: () = assert!(DUE_MS_MIN <= DUE_MS_MIN_DELETED_BEFORE);
+const _: () = assert!(DUE_MS_MIN_DELETED_BEFORE <= DUE_MS_MAX);
 /// How often the wait looks for the occurrences still missing.
 const SETTLE_POLL: Duration = Duration::from_millis(200);
 
@@ -234,6 +242,9 @@ pub struct TimerRecords {
     /// True when the servers' clocks are the checker's (plus the jumps):
     /// only then are the checks that depend on time made.
     pub clocks_shared: bool,
+    /// How long the run waited for the expected occurrences after the
+    /// heal and the drain (ms).
+    pub waited_ms: u64,
 }
 
 impl TimerRecords {
@@ -399,7 +410,7 @@ pub async fn run_timer_setter(workload: Arc<Workload>, setter_idx: usize) {
             let after_ms = random.in_range(0, DELETE_BEFORE_AFTER_MS_MAX);
             deletes.push((Instant::now() + Duration::from_millis(after_ms), timer_idx));
         } else if delete_after {
-            let after_ms = ahead_ms + random.in_range(0, 1_500);
+            let after_ms = ahead_ms + random.in_range(0, DELETE_AFTER_DUE_MS_MAX);
             deletes.push((sent + Duration::from_millis(after_ms), timer_idx));
         }
         let pause_ms = random.in_range(PAUSE_MS_MIN, PAUSE_MS_MAX);
@@ -545,6 +556,7 @@ pub async fn settle(api: &Api, base: &str, workload: &Workload) {
             .collect();
         (missing, crons)
     });
+    let started = Instant::now();
     let latest_due_ms = missing.iter().map(|&(_, due_ms)| due_ms).max().unwrap_or(0);
     let deadline_ms = latest_due_ms.max(wall_ms()) + SETTLE_AFTER_DUE_MS;
     while !missing.is_empty() && wall_ms() <= deadline_ms {
@@ -565,6 +577,10 @@ pub async fn settle(api: &Api, base: &str, workload: &Workload) {
             tokio::time::sleep(SETTLE_POLL).await;
         }
     }
+    let waited_ms = started.elapsed().as_millis() as u64;
+    workload
+        .history
+        .with(|recorded| recorded.coordination.timers.waited_ms = waited_ms);
     for name in crons {
         for _ in 0..ATTEMPTS_MAX {
             if !matches!(api.delete_timer(base, &name).await, Answer::Unknown(..)) {
@@ -839,7 +855,16 @@ pub fn summarize(
             None => {}
         }
     }
-    summary.timer_occurrences_expected = records.expected().len() as u64;
+    for (timer_idx, _) in records.expected() {
+        summary.timer_occurrences_expected += 1;
+        if matches!(
+            records.timers[timer_idx].schedule,
+            TimerSchedule::EveryMinute { .. }
+        ) {
+            summary.timer_cron_minutes_expected += 1;
+        }
+    }
+    summary.timer_wait_s = crate::report::seconds(Duration::from_millis(records.waited_ms));
     if let Some(log) = first_log {
         let distinct: HashSet<(&str, &str)> = log
             .occurrences
@@ -937,6 +962,7 @@ mod tests {
             clock_jumps: Vec::new(),
             healed_ms: Some(T + 200_000),
             clocks_shared: true,
+            waited_ms: 0,
         };
         let mut log = TimerLog::new("r1");
         let timers = &records.timers;
