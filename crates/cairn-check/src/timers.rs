@@ -718,6 +718,13 @@ pub fn judge(server_idx: usize, log: &TimerLog, records: &TimerRecords, verdicts
     if !records.clocks_shared {
         return;
     }
+    let mut by_timer: HashMap<&str, Vec<&LoggedOccurrence>> = HashMap::new();
+    for occurrence in &log.occurrences {
+        by_timer
+            .entry(occurrence.name.as_str())
+            .or_default()
+            .push(occurrence);
+    }
     for timer in &records.timers {
         let (TimerAnswer::Done { .. }, false, Some((_, TimerAnswer::Done { answered_ms }))) =
             (timer.put, timer.put_unanswered, timer.delete)
@@ -735,11 +742,7 @@ pub fn judge(server_idx: usize, log: &TimerLog, records: &TimerRecords, verdicts
             }
             TimerSchedule::EveryMinute { .. } => verdicts.examined(DELETED_DO_NOT_FIRE, 1),
         }
-        for occurrence in log
-            .occurrences
-            .iter()
-            .filter(|occurrence| occurrence.name == timer.name)
-        {
+        for occurrence in by_timer.get(timer.name.as_str()).into_iter().flatten() {
             let Some(due_ms) = parse_due(&occurrence.due) else {
                 continue;
             };
