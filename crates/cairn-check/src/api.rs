@@ -203,6 +203,23 @@ impl Api {
         self.send_as(Role::Writer, request).await
     }
 
+    /// `PUT /v1/timers/{name}`: creates, replaces or (same definition)
+    /// leaves a timer (the writer's job: it needs write on the template's
+    /// type).
+    pub async fn put_timer(&self, base: &str, name: &str, definition: &Value) -> Answer {
+        let request = self
+            .http
+            .put(format!("{base}/v1/timers/{name}"))
+            .json(definition);
+        self.send_as(Role::Writer, request).await
+    }
+
+    /// `DELETE /v1/timers/{name}`: `Refused(404, _)` when absent.
+    pub async fn delete_timer(&self, base: &str, name: &str) -> Answer {
+        let request = self.http.delete(format!("{base}/v1/timers/{name}"));
+        self.send_as(Role::Writer, request).await
+    }
+
     /// `GET /v1/facts/{hash}`: `Refused(404, _)` when absent.
     pub async fn get_fact(&self, base: &str, hash: &str) -> Answer {
         self.send_as(

@@ -1,16 +1,17 @@
 //! The run's collaboration decisions, gathered in one place for the
 //! workload, the history and the oracle: claims ([`crate::claims`]) and
-//! leases with fenced writes ([`crate::fences`]). Each kind has its own
+//! leases with fenced writes ([`crate::fences`]), and durable timers
+//! ([`crate::timers`]). Each kind has its own
 //! module with the same four parts — the tasks that drive it, what the
 //! history records of their answers, what one server's log holds of its
 //! decisions (the `Cairn.*` facts and the workload's own facts), and the
 //! judge that compares the two — and this module joins them, so that the
 //! oracle reads each server's log once and hands every entry here.
 //!
-//! Durable timers (issue 14's third part) are to be added beside them the
-//! same way: a `timers` module, a field in [`CoordinationRecords`] and in
-//! [`DecisionLog`], an arm in [`DecisionLog::observe`], its checks in
-//! [`CHECKS`], and a call in [`judge`] and [`judge_history`].
+//! A new kind joins the same way: its module, a field in
+//! [`CoordinationRecords`] and in [`DecisionLog`], an arm in
+//! [`DecisionLog::observe`], its checks in [`CHECKS`], and a call in
+//! [`judge`], [`judge_history`] and [`summary`].
 
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ use crate::claims::{self, ClaimLog, ClaimRecords};
 use crate::fences::{self, FenceLog, FenceRecords};
 use crate::oracle::Verdicts;
 use crate::report::CoordinationSummary;
+use crate::timers::{self, TimerLog, TimerRecords};
 use crate::workload::Workload;
 
 /// Attempts of one coordination request or write before the task gives up
@@ -30,13 +32,17 @@ use crate::workload::Workload;
 pub const ATTEMPTS_MAX: usize = 3;
 
 /// The checks of the coordination decisions, in report order.
-pub const CHECKS: [&str; 6] = [
+pub const CHECKS: [&str; 10] = [
     claims::ONE_WINNER,
     claims::ANSWERS_MATCH_LOG,
     claims::NO_GOING_BACK,
     fences::FENCES_INCREASE,
     fences::ONLY_CURRENT_FENCE,
     fences::STALE_NOT_STORED,
+    timers::AT_MOST_ONCE,
+    timers::NO_PHANTOM,
+    timers::AT_LEAST_ONCE,
+    timers::DELETED_DO_NOT_FIRE,
 ];
 
 /// What the coordination tasks recorded.
@@ -46,6 +52,8 @@ pub struct CoordinationRecords {
     pub claims: ClaimRecords,
     /// Lease grants and fenced writes with their outcomes.
     pub fences: FenceRecords,
+    /// Timers set and deleted with their answers, and the clock jumps.
+    pub timers: TimerRecords,
 }
 
 /// What one server's log holds of the run's coordination decisions.
@@ -56,6 +64,8 @@ pub struct DecisionLog {
     /// `Cairn.LeaseGranted`, `Cairn.LeaseReleased` of the run's leases and
     /// the run's fenced facts.
     pub fences: FenceLog,
+    /// The occurrences of the run's timers.
+    pub timers: TimerLog,
 }
 
 impl DecisionLog {
@@ -64,13 +74,16 @@ impl DecisionLog {
         DecisionLog {
             claims: ClaimLog::new(run_id),
             fences: FenceLog::new(run_id),
+            timers: TimerLog::new(run_id),
         }
     }
 
     /// True when a fact of type `fact_type` may be a decision of the run
     /// (cheap: the oracle then checks its hash and calls `observe`).
     pub fn wants(fact_type: &str) -> bool {
-        claims::TYPES.contains(&fact_type) || fences::TYPES.contains(&fact_type)
+        claims::TYPES.contains(&fact_type)
+            || fences::TYPES.contains(&fact_type)
+            || timers::TYPES.contains(&fact_type)
     }
 
     /// Keeps the log entry `fact` (whose bytes hash to `hash`) at `seq` if
@@ -81,6 +94,8 @@ impl DecisionLog {
             self.claims.observe(seq, hash, fact);
         } else if fences::TYPES.contains(&fact_type) {
             self.fences.observe(seq, hash, fact);
+        } else if timers::TYPES.contains(&fact_type) {
+            self.timers.observe(seq, hash, fact);
         }
     }
 }
@@ -94,11 +109,13 @@ pub fn judge(
 ) {
     claims::judge(server_idx, &log.claims, &records.claims, verdicts);
     fences::judge(server_idx, &log.fences, &records.fences, verdicts);
+    timers::judge(server_idx, &log.timers, &records.timers, verdicts);
 }
 
 /// Judges the recorded answers among themselves (once, not per server).
 pub fn judge_history(records: &CoordinationRecords, verdicts: &mut Verdicts) {
     claims::judge_history(&records.claims, verdicts);
+    timers::judge_history(&records.timers, verdicts);
 }
 
 /// What the coordination came to, with what the first server's log holds.
@@ -115,6 +132,11 @@ pub fn summary(
     fences::summarize(
         &records.fences,
         first_log.map(|log| &log.fences),
+        &mut summary,
+    );
+    timers::summarize(
+        &records.timers,
+        first_log.map(|log| &log.timers),
         &mut summary,
     );
     summary

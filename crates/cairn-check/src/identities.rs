@@ -2,9 +2,10 @@
 //! with `cairn tokens create --data DIR` (embedded) or `--store URL`
 //! (PostgreSQL) before the servers start, from the binary the servers are
 //! started from. Each has the least it needs: the writer writes and reads
-//! the workload's types and claims keys and holds leases (write on
+//! the workload's types, claims keys and holds leases (write on
 //! `Cairn.Claimed` and `Cairn.LeaseGranted`, read on the claimed facts'
-//! type), the reader reads every type the workload and the servers'
+//! type) and sets and deletes timers (write on their template type), the
+//! reader reads every type the workload and the servers'
 //! decisions write, the consumer consumes (and creates) the run's
 //! subscriptions and reads what they select, and the admin replays dead
 //! letters, which only an admin may do.
@@ -21,11 +22,12 @@ use crate::api::AccessTokens;
 use crate::claims::{CLAIMANT_TYPE, CLAIMED_TYPE, CLAIM_RELEASED_TYPE};
 use crate::error::CheckError;
 use crate::fences::{FENCED_TYPE, LEASE_GRANTED_TYPE, LEASE_RELEASED_TYPE};
+use crate::timers::TIMER_TYPE;
 use crate::workload::{ITEM_TYPE, KEY_TYPE};
 
 /// Every type the workload writes or the servers decide, which the writer
 /// and the reader read.
-const READ_TYPES: [&str; 8] = [
+const READ_TYPES: [&str; 9] = [
     ITEM_TYPE,
     KEY_TYPE,
     CLAIMANT_TYPE,
@@ -34,16 +36,20 @@ const READ_TYPES: [&str; 8] = [
     CLAIM_RELEASED_TYPE,
     LEASE_GRANTED_TYPE,
     LEASE_RELEASED_TYPE,
+    TIMER_TYPE,
 ];
 /// The types the writer writes: its facts, and (for claims and leases)
-/// the server's decision types, whose write permission governs them.
-const WRITE_TYPES: [&str; 6] = [
+/// the server's decision types, whose write permission governs them; and
+/// the timers' template type (setting and deleting a timer need write on
+/// it).
+const WRITE_TYPES: [&str; 7] = [
     ITEM_TYPE,
     KEY_TYPE,
     CLAIMANT_TYPE,
     FENCED_TYPE,
     CLAIMED_TYPE,
     LEASE_GRANTED_TYPE,
+    TIMER_TYPE,
 ];
 
 /// `--flag type` for each type.

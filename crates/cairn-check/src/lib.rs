@@ -29,6 +29,7 @@ pub mod proxy;
 pub mod report;
 pub mod run;
 pub mod server;
+pub mod timers;
 pub mod workload;
 
 pub use error::CheckError;

@@ -15,6 +15,7 @@ use crate::history::FaultEvent;
 use crate::options::FaultKind;
 use crate::postgres::RestartMode;
 use crate::proxy::NetworkFault;
+use crate::timers::{self, ClockJump};
 use crate::workload::{canonical_of, Workload, ITEM_TYPE};
 
 /// Acknowledged facts a corruption probe reads at most.
@@ -109,9 +110,21 @@ impl Nemesis {
             (FaultKind::ClockJump, _) => {
                 let offset_ms = random.in_range(0, 60_000) as i64 - 30_000;
                 let hold_ms = random.in_range(500, 5_000);
+                let from_ms = timers::wall_ms();
                 node.set_clock_offset_ms(offset_ms);
                 tokio::time::sleep(Duration::from_millis(hold_ms)).await;
                 node.set_clock_offset_ms(0);
+                if node.clock_file.is_some() {
+                    // The timer checks count the jump (in wall-clock time).
+                    let jump = ClockJump {
+                        offset_ms,
+                        from_ms,
+                        to_ms: timers::wall_ms(),
+                    };
+                    self.workload
+                        .history
+                        .with(|recorded| recorded.coordination.timers.clock_jumps.push(jump));
+                }
                 format!("clock {offset_ms:+} ms for {hold_ms} ms, then back")
             }
             (FaultKind::Network, _) => {

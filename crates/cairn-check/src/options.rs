@@ -124,6 +124,9 @@ pub struct CheckOptions {
     pub claimers: usize,
     /// Concurrent fenced writers, sharing the run's leases (0: none).
     pub fenced_writers: usize,
+    /// Concurrent timer setters, putting and deleting durable timers
+    /// (0: none).
+    pub timer_setters: usize,
     /// The kinds of fault injected (those that do not apply to the target
     /// are left out).
     pub faults: Vec<FaultKind>,
@@ -141,6 +144,25 @@ pub struct CheckOptions {
 }
 
 impl CheckOptions {
+    /// True when every clock that decides when a timer is due is the
+    /// checker's own, plus the jumps the nemesis makes: the servers it
+    /// starts, over the embedded store or a PostgreSQL on this machine
+    /// (which judges "due" by its clock). Servers given by URL and a
+    /// remote database may run on other clocks.
+    pub fn clocks_shared(&self) -> bool {
+        match &self.target {
+            Target::Embedded
+            | Target::Postgres {
+                store_url: None, ..
+            } => true,
+            Target::Postgres {
+                store_url: Some(url),
+                ..
+            } => is_local_database(url),
+            Target::Urls(_) => false,
+        }
+    }
+
     /// The fault kinds that apply to the target, in report order.
     pub fn applicable_faults(&self) -> Vec<FaultKind> {
         let mut kinds: Vec<FaultKind> = self
@@ -159,5 +181,46 @@ impl CheckOptions {
         kinds.sort();
         kinds.dedup();
         kinds
+    }
+}
+
+/// True when a PostgreSQL URL names this machine (loopback, or a Unix
+/// socket: no host).
+fn is_local_database(url: &str) -> bool {
+    let Some(rest) = url.split_once("://").map(|(_, rest)| rest) else {
+        return false;
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let host_port = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let host = match host_port.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    matches!(host, "" | "localhost" | "::1") || host.starts_with("127.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_local_database;
+
+    #[test]
+    fn only_databases_on_this_machine_share_its_clock() {
+        for url in [
+            "postgres://postgres@127.0.0.1:5432/test",
+            "postgresql://localhost/test",
+            "postgres://user:secret@[::1]:5432/test",
+            "postgres:///test?host=/run/postgresql",
+        ] {
+            assert!(is_local_database(url), "{url}");
+        }
+        for url in [
+            "postgres://postgres@db.example.com:5432/test",
+            "postgres://10.0.0.7/test",
+            "not a url",
+        ] {
+            assert!(!is_local_database(url), "{url}");
+        }
     }
 }

@@ -43,7 +43,7 @@ pub struct WriteSummary {
     pub unknown_absent: u64,
 }
 
-/// What the claims, lease grants and fenced writes came to.
+/// What the claims, lease grants, fenced writes and timers came to.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct CoordinationSummary {
     /// Claims answered `won: true`.
@@ -73,6 +73,32 @@ pub struct CoordinationSummary {
     pub fenced_unknown_stored: u64,
     /// Fenced writes without a definite answer, not stored at the end.
     pub fenced_unknown_absent: u64,
+    /// Timers the setters put (one-shots and crons), whatever the answer.
+    pub timers_set: u64,
+    /// Of them, cron timers.
+    pub timers_cron: u64,
+    /// `PUT`s acknowledged.
+    pub timers_acknowledged: u64,
+    /// `PUT`s refused at their first answer.
+    pub timers_refused: u64,
+    /// `PUT`s without a definite answer.
+    pub timers_unknown: u64,
+    /// `DELETE`s done (answered `200`, or `404` after an attempt without
+    /// an answer).
+    pub timers_deleted: u64,
+    /// `DELETE`s refused at their first answer (`404`: the timer did not
+    /// exist, as when its `PUT` never arrived).
+    pub timer_deletes_refused: u64,
+    /// `DELETE`s without a definite answer.
+    pub timer_deletes_unknown: u64,
+    /// Distinct timer occurrences in the first server's log.
+    pub timer_occurrences_logged: u64,
+    /// Occurrences that had to be stored after the heal.
+    pub timer_occurrences_expected: u64,
+    /// Of them, minutes of `catch_up: all` crons.
+    pub timer_cron_minutes_expected: u64,
+    /// Seconds the run waited for them after the heal and the drain.
+    pub timer_wait_s: f64,
 }
 
 /// The whole report.
@@ -93,7 +119,7 @@ pub struct Report {
     pub judge_s: f64,
     /// What the writes came to.
     pub writes: WriteSummary,
-    /// What the claims and fenced writes came to.
+    /// What the claims, fenced writes and timers came to.
     pub coordination: CoordinationSummary,
     /// Operations by name.
     pub operations: BTreeMap<String, u64>,
@@ -174,6 +200,24 @@ impl Report {
                 coordination.fenced_unknown_absent,
                 coordination.lease_grants,
                 coordination.lease_grants_logged
+            ),
+        );
+        line(
+            &mut text,
+            format!(
+                "timers: {} set ({} cron) — {} acknowledged, {} refused, {} unknown; {} deleted, {} deletes refused, {} unknown; {} occurrences in the log, {} expected after heal ({} of them cron minutes; waited {:.1} s)",
+                coordination.timers_set,
+                coordination.timers_cron,
+                coordination.timers_acknowledged,
+                coordination.timers_refused,
+                coordination.timers_unknown,
+                coordination.timers_deleted,
+                coordination.timer_deletes_refused,
+                coordination.timer_deletes_unknown,
+                coordination.timer_occurrences_logged,
+                coordination.timer_occurrences_expected,
+                coordination.timer_cron_minutes_expected,
+                coordination.timer_wait_s
             ),
         );
         let operations: Vec<String> = self

@@ -1,7 +1,7 @@
 //! One check run from start to end: start the deployment, prepare the
 //! workload, run it with the nemesis for the set duration, heal, settle
-//! every message, replay the dead letters, restart cleanly, and hand the
-//! history to the oracle.
+//! every message, replay the dead letters, wait for the timers due,
+//! restart cleanly, and hand the history to the oracle.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use crate::options::{CheckOptions, FaultKind};
 use crate::oracle::{self, Verdicts};
 use crate::report::{seconds, Report, WriteSummary};
 use crate::workload::Workload;
-use crate::{claims, fences};
+use crate::{claims, fences, timers};
 
 /// How long the consumers may take to settle every message once the faults
 /// are healed (longer than the largest clock jump plus a lease).
@@ -76,6 +76,9 @@ pub async fn run(options: CheckOptions) -> Result<Report, CheckError> {
     for writer_idx in 0..options.fenced_writers {
         tasks.spawn(fences::run_fenced_writer(Arc::clone(&workload), writer_idx));
     }
+    for setter_idx in 0..options.timer_setters {
+        tasks.spawn(timers::run_timer_setter(Arc::clone(&workload), setter_idx));
+    }
     for consumer_idx in 0..options.consumers.max(workload.subscriptions.len()) {
         consumers.spawn(Arc::clone(&workload).run_consumer(consumer_idx));
     }
@@ -105,6 +108,12 @@ pub async fn run(options: CheckOptions) -> Result<Report, CheckError> {
     progress.set_message("healing and settling every message");
     let mut verdicts = Verdicts::default();
     heal(&deployment, &api, &mut verdicts).await;
+    let clocks_shared = options.clocks_shared();
+    workload.history.with(|recorded| {
+        let timers = &mut recorded.coordination.timers;
+        timers.healed_ms = Some(timers::wall_ms());
+        timers.clocks_shared = clocks_shared;
+    });
     let base = deployment.nodes[0].direct_base.clone();
     let dead_before_replay =
         drain_and_replay(&api, &base, &workload, &progress, &mut verdicts).await;
@@ -112,6 +121,8 @@ pub async fn run(options: CheckOptions) -> Result<Report, CheckError> {
         .stop_consumers
         .store(true, std::sync::atomic::Ordering::Release);
     while consumers.join_next().await.is_some() {}
+    progress.set_message("waiting for the timers due");
+    timers::settle(&api, &base, &workload).await;
 
     if deployment.owns_processes() {
         progress.set_message("restarting every server cleanly");

@@ -60,6 +60,10 @@ pub struct CheckArgs {
     /// fences (0: none).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(0..=64))]
     fenced_writers: u16,
+    /// Concurrent timer setters: one-shot timers due 0.5–5 s ahead (some
+    /// deleted before or after), and a cron timer each (0: none).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(0..=64))]
+    timer_setters: u16,
     /// Directory for data, logs and the report (default: a new one under
     /// the system's temporary directory, removed after a passing run).
     #[arg(long)]
@@ -134,6 +138,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
         consumers: usize::from(args.consumers),
         claimers: usize::from(args.claimers),
         fenced_writers: usize::from(args.fenced_writers),
+        timer_setters: usize::from(args.timer_setters),
         faults,
         fault_interval: args.fault_interval,
         server_args: args.server_args.clone(),

@@ -1,7 +1,8 @@
 //! `cairn check` end to end: a bounded run under every fault on the
 //! embedded store and on PostgreSQL (three servers over a private cluster)
 //! must pass with every check having examined something (claims won
-//! again after releases and fenced writes refused as stale included); the
+//! again after releases, fenced writes refused as stale, timers fired and
+//! deleted included); the
 //! negative control — a server that acknowledges before writing — must
 //! fail; a
 //! shorter run with `--auth` (the checker's own identities, every request
@@ -103,6 +104,15 @@ fn assert_coordination_exercised(report: &Value) {
     );
     assert!(
         coordination["lease_grants_logged"].as_u64().unwrap() >= 2,
+        "{report:#}"
+    );
+    // Timers fired, and some were deleted.
+    assert!(
+        coordination["timer_occurrences_logged"].as_u64().unwrap() >= 1,
+        "{report:#}"
+    );
+    assert!(
+        coordination["timers_deleted"].as_u64().unwrap() >= 1,
         "{report:#}"
     );
 }
@@ -288,7 +298,7 @@ fn negative_control_the_checker_fails_a_server_that_acknowledges_before_writing(
 #[test]
 fn bad_arguments_get_a_clear_error_and_start_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 9] = [
+    let cases: [(&[&str], &str); 10] = [
         (
             &["--faults", "kill,earthquake"],
             "unknown fault \"earthquake\"",
@@ -301,6 +311,7 @@ fn bad_arguments_get_a_clear_error_and_start_nothing() {
         ),
         (&["--backend", "oracle"], "invalid value"),
         (&["--claimers", "65"], "65 is not in 0..=64"),
+        (&["--timer-setters", "65"], "65 is not in 0..=64"),
         (
             &["--fenced-writers", "x"],
             "invalid value 'x' for '--fenced-writers",
