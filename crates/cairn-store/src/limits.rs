@@ -13,4 +13,17 @@ pub const CLAIM_BATCH_MAX: usize = 512;
 /// holds memory in proportion to this, not to the flood.
 pub const CLAIM_QUEUE_MAX: usize = 4_096;
 
+/// Claim batches one store decides at once at most, each in its own
+/// transaction on its own connection. Two let a batch make and lock its
+/// rows while the one before holds the log head's lock (`cairn_put_facts`
+/// to commit), so the head is seldom idle; more would only queue for it.
+pub const CLAIM_BATCHES_IN_FLIGHT_MAX: usize = 2;
+
+/// Optimistic attempts at a claim batch (read the records, decide, apply
+/// if none changed meanwhile) before it is decided under the keys' row
+/// locks. A conflict means another server decided on a key of the batch
+/// in between; the next attempt reads its decision, and a claim of a key
+/// that is now held changes nothing, so a second conflict is rare.
+pub const CLAIM_OPTIMISTIC_ATTEMPTS_MAX: usize = 2;
+
 const _: () = assert!(CLAIM_BATCH_MAX > 0 && CLAIM_BATCH_MAX <= CLAIM_QUEUE_MAX);

@@ -424,19 +424,32 @@ async fn claimed_facts_by_key_and_generation(
 }
 
 /// Many claims of a few keys at once, through two stores on one database
-/// (each batching its own): in every round each key has exactly one
-/// winner, every answer names it, and its generation follows the last
-/// release; a claim of a fact that is not stored fails alone, leaving the
-/// rest of its batch decided.
+/// (each batching its own, decided optimistically with the locked path as
+/// fallback): in every round each key has exactly one winner, every answer
+/// names it, and its generation follows the last release; a claim of a
+/// fact that is not stored fails alone, leaving the rest of its batch
+/// decided.
 #[tokio::test]
 async fn postgres_batched_claims_on_two_stores_have_one_winner_per_key_and_generation() {
+    batched_claims_on_two_stores(PostgresOptions::default()).await;
+}
+
+/// The same, every batch decided under the row locks of its keys.
+#[tokio::test]
+async fn postgres_locked_claim_batches_on_two_stores_have_one_winner_per_key_and_generation() {
+    let mut options = PostgresOptions::default();
+    options.claims.optimistic_attempts_max = 0;
+    batched_claims_on_two_stores(options).await;
+}
+
+async fn batched_claims_on_two_stores(options: PostgresOptions) {
     let Some(database) = TestDatabase::create().await else {
         return;
     };
     let mut stores = Vec::new();
     for _ in 0..2 {
         stores.push(
-            PostgresStore::connect(&database.url(), PostgresOptions::default())
+            PostgresStore::connect(&database.url(), options.clone())
                 .await
                 .unwrap(),
         );

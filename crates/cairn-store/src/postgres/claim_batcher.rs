@@ -44,19 +44,23 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_fact::{CanonicalFact, Hash};
-use sqlx::{PgPool, Postgres, Row, Transaction};
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Row};
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::errors::write_error;
 use super::transaction::TransactionConnection;
-use super::{advance_head, write_facts, BatchArrays, Counters};
+use super::{advance_head, BatchArrays, Counters};
 use crate::coordination::{
     decide_claim, decide_claim_release, ClaimDecision, ClaimHolder, ClaimOutcome, ClaimRecord,
     ClaimReleaseDecision, ClaimReleaseOutcome,
 };
 use crate::error::WriteError;
-use crate::limits::{CLAIM_BATCH_MAX, CLAIM_QUEUE_MAX};
+use crate::limits::{
+    CLAIM_BATCHES_IN_FLIGHT_MAX, CLAIM_BATCH_MAX, CLAIM_OPTIMISTIC_ATTEMPTS_MAX, CLAIM_QUEUE_MAX,
+};
 
 /// Makes and locks the row of every key of a batch (`$1`, distinct), in
 /// key order, answering each key's latest record; and answers which of the
@@ -77,11 +81,20 @@ const LOCK_STATEMENT: &str = "
     UNION ALL
     SELECT NULL, NULL, fact FROM stored";
 
-/// Stores the changed records (`$1` keys, `$2` records as JSON).
-const UPDATE_STATEMENT: &str = "
-    UPDATE cairn_claims AS c SET record = u.record
-    FROM unnest($1::text[], $2::text[]) AS u(key, record)
-    WHERE c.key = u.key";
+/// Reads the record of every key of a batch (`$1`, distinct) and answers
+/// which of the claimed facts (`$2`) are stored, in one snapshot and
+/// without locks (the optimistic path).
+const READ_STATEMENT: &str = "
+    SELECT k.key, c.record, NULL::bytea AS stored_fact
+    FROM unnest($1::text[]) AS k(key) LEFT JOIN cairn_claims c ON c.key = k.key
+    UNION ALL
+    SELECT NULL, NULL, s.fact FROM unnest($2::bytea[]) AS s(fact)
+    WHERE EXISTS (SELECT 1 FROM cairn_facts f WHERE f.hash = s.fact)";
+
+/// Applies a batch's decisions (migration 9).
+const APPLY_STATEMENT: &str = "
+    SELECT ord, fact_seq, conflict
+    FROM cairn_apply_claims($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 
 /// Settings of a claim batcher.
 #[derive(Clone, Debug)]
@@ -90,6 +103,11 @@ pub struct ClaimBatcherOptions {
     pub batch_claims_max: usize,
     /// Claims and releases waiting for a batch at most.
     pub queue_claims_max: usize,
+    /// Batches decided at once at most, each on its own connection.
+    pub batches_in_flight_max: usize,
+    /// Optimistic attempts at a batch before it is decided under row
+    /// locks; 0 decides every batch under row locks.
+    pub optimistic_attempts_max: usize,
 }
 
 impl Default for ClaimBatcherOptions {
@@ -97,6 +115,8 @@ impl Default for ClaimBatcherOptions {
         ClaimBatcherOptions {
             batch_claims_max: CLAIM_BATCH_MAX,
             queue_claims_max: CLAIM_QUEUE_MAX,
+            batches_in_flight_max: CLAIM_BATCHES_IN_FLIGHT_MAX,
+            optimistic_attempts_max: CLAIM_OPTIMISTIC_ATTEMPTS_MAX,
         }
     }
 }
@@ -149,7 +169,7 @@ pub(super) struct ClaimBatcherHandle {
 /// The task that decides batches; see the module documentation.
 pub(super) struct ClaimBatcher {
     options: ClaimBatcherOptions,
-    parts: ClaimBatcherParts,
+    parts: Arc<ClaimBatcherParts>,
     requests: mpsc::Receiver<ClaimRequest>,
 }
 
@@ -159,7 +179,11 @@ impl ClaimBatcher {
         options: ClaimBatcherOptions,
         parts: ClaimBatcherParts,
     ) -> (ClaimBatcher, ClaimBatcherHandle) {
-        assert!(options.batch_claims_max > 0 && options.queue_claims_max > 0);
+        assert!(
+            options.batch_claims_max > 0
+                && options.queue_claims_max > 0
+                && options.batches_in_flight_max > 0
+        );
         let (sender, requests) = mpsc::channel(options.queue_claims_max);
         let handle = ClaimBatcherHandle {
             requests: sender,
@@ -167,23 +191,36 @@ impl ClaimBatcher {
         };
         let batcher = ClaimBatcher {
             options,
-            parts,
+            parts: Arc::new(parts),
             requests,
         };
         (batcher, handle)
     }
 
     /// Decides batches until `shutdown` is cancelled or every handle is
-    /// dropped. A batch under way is finished (its deadline bounds it);
-    /// what waits then, and what comes later, is answered `Closed`.
+    /// dropped: whenever fewer than `batches_in_flight_max` are under way
+    /// and claims wait, they become the next batch. Batches under way are
+    /// finished (their deadline bounds them); what waits then, and what
+    /// comes later, is answered `Closed`.
     pub(super) async fn run(mut self, shutdown: CancellationToken) {
+        let mut in_flight = JoinSet::new();
         loop {
+            if in_flight.len() >= self.options.batches_in_flight_max {
+                if let Some(finished) = in_flight.join_next().await {
+                    report_panic(finished);
+                }
+                continue;
+            }
             let first = tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
+                Some(finished) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    report_panic(finished);
+                    continue;
+                }
                 request = self.requests.recv() => match request {
                     Some(request) => request,
-                    None => return,
+                    None => break,
                 },
             };
             let mut batch = vec![first];
@@ -193,15 +230,30 @@ impl ClaimBatcher {
                     Err(_) => break,
                 }
             }
-            self.decide_batch(batch).await;
+            let parts = Arc::clone(&self.parts);
+            let attempts_max = self.options.optimistic_attempts_max;
+            in_flight.spawn(async move { parts.decide_batch(batch, attempts_max).await });
+        }
+        while let Some(finished) = in_flight.join_next().await {
+            report_panic(finished);
         }
         self.requests.close();
         while let Some(request) = self.requests.recv().await {
             let _ = request.reply.send(Err(WriteError::Closed));
         }
     }
+}
 
-    async fn decide_batch(&self, batch: Vec<ClaimRequest>) {
+/// A batch that panicked (a bug) has dropped its replies: its callers are
+/// answered `Closed`, and the batcher goes on with the next batch.
+fn report_panic(finished: Result<(), tokio::task::JoinError>) {
+    if let Err(error) = finished {
+        tracing::error!(%error, "a claim batch failed unexpectedly");
+    }
+}
+
+impl ClaimBatcherParts {
+    async fn decide_batch(&self, batch: Vec<ClaimRequest>, optimistic_attempts_max: usize) {
         // A caller that gave up (its deadline, a client gone) is not
         // decided: it was told nothing, and a retry decides it.
         let (ops, replies): (Vec<ClaimOp>, Vec<_>) = batch
@@ -213,23 +265,26 @@ impl ClaimBatcher {
             return;
         }
         let started = Instant::now();
-        let operation_timeout = self.parts.operation_timeout;
-        let decided = tokio::time::timeout(operation_timeout, self.transaction(&ops))
-            .await
-            .unwrap_or_else(|_| {
-                Err(WriteError::Unavailable {
-                    message: format!(
-                        "no answer from the database within {} ms",
-                        operation_timeout.as_millis()
-                    ),
-                    source: None,
-                })
-            });
-        self.parts.counters.observe_query(started.elapsed());
+        let operation_timeout = self.operation_timeout;
+        let decided = tokio::time::timeout(
+            operation_timeout,
+            self.decide_ops(&ops, optimistic_attempts_max),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(WriteError::Unavailable {
+                message: format!(
+                    "no answer from the database within {} ms",
+                    operation_timeout.as_millis()
+                ),
+                source: None,
+            })
+        });
+        self.counters.observe_query(started.elapsed());
         match decided {
             Ok((answers, head)) => {
                 if let Some(head) = head {
-                    advance_head(&self.parts.last_seq, head);
+                    advance_head(&self.last_seq, head);
                 }
                 for (reply, answer) in replies.into_iter().zip(answers) {
                     let _ = reply.send(answer);
@@ -245,63 +300,188 @@ impl ClaimBatcher {
         }
     }
 
-    /// The batch's transaction: an answer per op, in order, and the
-    /// highest seq written, if any.
-    async fn transaction(
+    /// Decides the batch: optimistically first (read, decide, apply: two
+    /// round trips, or one if nothing changes), and, after
+    /// `optimistic_attempts_max` conflicts with other servers' decisions,
+    /// under the keys' row locks. An answer per op, in order,
+    /// and the highest seq written, if any.
+    async fn decide_ops(
         &self,
         ops: &[ClaimOp],
-    ) -> Result<(Vec<Result<ClaimOpAnswer, WriteError>>, Option<u64>), WriteError> {
-        let mut connection = TransactionConnection::acquire(&self.parts.pool)
+        optimistic_attempts_max: usize,
+    ) -> Result<Decided, WriteError> {
+        for _ in 0..optimistic_attempts_max {
+            let rows = sqlx::query(READ_STATEMENT)
+                .bind(distinct_keys(ops))
+                .bind(claimed_facts(ops))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(write_error)?;
+            let read = Read::from_rows(&rows)?;
+            let (answers, decisions) = self.decide_on(ops, &read)?;
+            if decisions.facts.is_empty() {
+                // Nothing changes: the answers are those of the records
+                // as one snapshot saw them.
+                return Ok((answers, None));
+            }
+            if let Some(seqs) = apply(&self.pool, &read, &decisions).await? {
+                return Ok(answered(answers, &seqs));
+            }
+        }
+        self.decide_locked(ops).await
+    }
+
+    /// Decides the batch under the row locks of its keys (the fallback
+    /// when other servers keep deciding on the same keys).
+    async fn decide_locked(&self, ops: &[ClaimOp]) -> Result<Decided, WriteError> {
+        let mut connection = TransactionConnection::acquire(&self.pool)
             .await
             .map_err(write_error)?;
         let mut transaction = connection.begin().await.map_err(write_error)?;
-        let (mut records, stored) = lock(&mut transaction, ops).await?;
-        let mut decisions = Decisions::new(&self.parts.deployment, stored);
-        let answers: Vec<_> = ops
-            .iter()
-            .map(|op| decisions.decide(&mut records, op))
-            .collect::<Result<_, _>>()?;
+        let rows = sqlx::query(LOCK_STATEMENT)
+            .bind(distinct_keys(ops))
+            .bind(claimed_facts(ops))
+            .fetch_all(&mut *transaction)
+            .await
+            .map_err(write_error)?;
+        let read = Read::from_rows(&rows)?;
+        let (answers, decisions) = self.decide_on(ops, &read)?;
         if decisions.facts.is_empty() {
             // Nothing changed: every claim was held, every release refused
             // or answered again. Nothing to commit.
             transaction.rollback().await.map_err(write_error)?;
             return Ok((answers, None));
         }
-        let written = write_facts(&mut *transaction, &decisions.facts, None)
-            .await
-            .map_err(write_error)??;
-        let positions = BatchArrays::positions(&decisions.facts);
-        let seqs: HashMap<Hash, u64> = decisions
-            .facts
-            .iter()
-            .zip(&positions)
-            .map(|(fact, &(position, _))| (fact.hash, written[position].0))
-            .collect();
-        let mut changed_keys = Vec::with_capacity(decisions.changed.len());
-        let mut changed_records = Vec::with_capacity(decisions.changed.len());
-        for key in &decisions.changed {
-            let Some(Some(record)) = records.get_mut(key) else {
-                return Err(WriteError::storage(format!(
-                    "claim batch: the changed key {key:?} has no record"
-                )));
-            };
-            fill_seqs(record, &seqs);
-            changed_records.push(serde_json::to_string(&*record).expect("a record serializes"));
-            changed_keys.push(key.clone());
-        }
-        sqlx::query(UPDATE_STATEMENT)
-            .bind(&changed_keys)
-            .bind(&changed_records)
-            .execute(&mut *transaction)
-            .await
-            .map_err(write_error)?;
+        let Some(seqs) = apply(&mut *transaction, &read, &decisions).await? else {
+            return Err(WriteError::storage(
+                "claim batch: a locked record changed under its lock",
+            ));
+        };
         transaction.commit().await.map_err(write_error)?;
-        let answers = answers
-            .into_iter()
-            .map(|answer| answer.map(|answer| fill_answer_seqs(answer, &seqs)))
-            .collect();
-        Ok((answers, seqs.values().copied().max()))
+        Ok(answered(answers, &seqs))
     }
+
+    /// Decides every op in order on the records read.
+    fn decide_on<'r>(
+        &'r self,
+        ops: &[ClaimOp],
+        read: &Read,
+    ) -> Result<(Vec<Result<ClaimOpAnswer, WriteError>>, Decisions<'r>), WriteError> {
+        let mut decisions =
+            Decisions::new(&self.deployment, read.records.clone(), read.stored.clone());
+        let answers = ops
+            .iter()
+            .map(|op| decisions.decide(op))
+            .collect::<Result<_, _>>()?;
+        Ok((answers, decisions))
+    }
+}
+
+/// The answers of a batch, and the highest seq it wrote, if any.
+type Decided = (Vec<Result<ClaimOpAnswer, WriteError>>, Option<u64>);
+
+/// The batch's keys, each once.
+fn distinct_keys(ops: &[ClaimOp]) -> Vec<&str> {
+    ops.iter()
+        .map(ClaimOp::key)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// The facts the batch's claims name, each once.
+fn claimed_facts(ops: &[ClaimOp]) -> Vec<&[u8]> {
+    ops.iter()
+        .filter_map(|op| match op {
+            ClaimOp::Claim { fact, .. } => Some(fact.as_bytes().as_slice()),
+            ClaimOp::Release { .. } => None,
+        })
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// The answers with the seqs of the facts written filled in.
+fn answered(answers: Vec<Result<ClaimOpAnswer, WriteError>>, seqs: &HashMap<Hash, u64>) -> Decided {
+    let answers = answers
+        .into_iter()
+        .map(|answer| answer.map(|answer| fill_answer_seqs(answer, seqs)))
+        .collect();
+    (answers, seqs.values().copied().max())
+}
+
+/// Applies `decisions`, made on `read`, with `cairn_apply_claims`
+/// (migration 9): the seq of each fact written, by hash, or `None` if a
+/// record changed since it was read (nothing was written).
+async fn apply<'c>(
+    executor: impl sqlx::PgExecutor<'c>,
+    read: &Read,
+    decisions: &Decisions<'_>,
+) -> Result<Option<HashMap<Hash, u64>>, WriteError> {
+    let arrays = BatchArrays::new(&decisions.facts);
+    let ords: HashMap<Hash, i32> = decisions
+        .facts
+        .iter()
+        .zip(&arrays.positions)
+        .map(|(fact, &(position, _))| (fact.hash, position as i32 + 1))
+        .collect();
+    let ord_of = |hash: &Hash| ords.get(hash).copied().unwrap_or(0);
+    let mut changed_keys = Vec::with_capacity(decisions.changed.len());
+    let mut changed_records = Vec::with_capacity(decisions.changed.len());
+    let mut claimed_ords = Vec::with_capacity(decisions.changed.len());
+    let mut released_ords = Vec::with_capacity(decisions.changed.len());
+    for key in &decisions.changed {
+        let Some(Some(record)) = decisions.records.get(key) else {
+            return Err(WriteError::storage(format!(
+                "claim batch: the changed key {key:?} has no record"
+            )));
+        };
+        changed_keys.push(key.as_str());
+        changed_records.push(serde_json::to_string(record).expect("a record serializes"));
+        claimed_ords.push(record.holder.as_ref().map_or(0, |h| ord_of(&h.claimed)));
+        released_ords.push(record.released.as_ref().map_or(0, |r| ord_of(&r.released)));
+    }
+    let (keys, expected): (Vec<&str>, Vec<Option<&str>>) = read
+        .texts
+        .iter()
+        .map(|(key, text)| (key.as_str(), text.as_deref()))
+        .unzip();
+    let rows = sqlx::query(APPLY_STATEMENT)
+        .bind(&keys)
+        .bind(&expected)
+        .bind(&changed_keys)
+        .bind(&changed_records)
+        .bind(&claimed_ords)
+        .bind(&released_ords)
+        .bind(&arrays.hashes)
+        .bind(&arrays.type_names)
+        .bind(&arrays.canonicals)
+        .bind(&arrays.external)
+        .bind(&arrays.edge_facts)
+        .bind(&arrays.edge_roles)
+        .bind(&arrays.edge_predecessors)
+        .fetch_all(executor)
+        .await
+        .map_err(write_error)?;
+    let mut seq_of_ord: HashMap<i32, u64> = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        if row.try_get::<bool, _>("conflict").map_err(write_error)? {
+            return Ok(None);
+        }
+        let ord: i32 = row.try_get("ord").map_err(write_error)?;
+        let seq: i64 = row.try_get("fact_seq").map_err(write_error)?;
+        seq_of_ord.insert(ord, seq as u64);
+    }
+    let mut seqs = HashMap::with_capacity(ords.len());
+    for (hash, ord) in ords {
+        let Some(&seq) = seq_of_ord.get(&ord) else {
+            return Err(WriteError::storage(format!(
+                "claim batch: no seq for fact {ord}"
+            )));
+        };
+        seqs.insert(hash, seq);
+    }
+    Ok(Some(seqs))
 }
 
 impl ClaimBatcherHandle {
@@ -362,67 +542,49 @@ impl ClaimBatcherHandle {
     }
 }
 
-/// Each key's record as locked (`None`: never decided), and the claimed
-/// facts that are stored.
-type Locked = (HashMap<String, Option<ClaimRecord>>, HashSet<Hash>);
+/// What a batch decides on: each key's record (`None`: never decided) and
+/// the claimed facts that are stored.
+struct Read {
+    /// Each key of the batch with its record's text as read, which
+    /// `cairn_apply_claims` compares with the record it locks.
+    texts: Vec<(String, Option<String>)>,
+    records: HashMap<String, Option<ClaimRecord>>,
+    stored: HashSet<Hash>,
+}
 
-/// Step 2 of the module documentation.
-async fn lock(
-    transaction: &mut Transaction<'_, Postgres>,
-    ops: &[ClaimOp],
-) -> Result<Locked, WriteError> {
-    let keys: Vec<&str> = ops
-        .iter()
-        .map(ClaimOp::key)
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    let claimed: Vec<&[u8]> = ops
-        .iter()
-        .filter_map(|op| match op {
-            ClaimOp::Claim { fact, .. } => Some(fact.as_bytes().as_slice()),
-            ClaimOp::Release { .. } => None,
-        })
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    let rows = sqlx::query(LOCK_STATEMENT)
-        .bind(&keys)
-        .bind(&claimed)
-        .fetch_all(&mut **transaction)
-        .await
-        .map_err(write_error)?;
-    let mut records = HashMap::with_capacity(keys.len());
-    let mut stored = HashSet::new();
-    for row in &rows {
-        if let Some(fact) = row
-            .try_get::<Option<Vec<u8>>, _>("stored_fact")
-            .map_err(write_error)?
-        {
-            let fact = <[u8; 32]>::try_from(fact)
-                .map_err(|_| WriteError::storage("claim batch: a malformed fact hash"))?;
-            stored.insert(Hash(fact));
-            continue;
-        }
-        let key: String = row.try_get("key").map_err(write_error)?;
-        let record: Option<String> = row.try_get("record").map_err(write_error)?;
-        let record = record
-            .map(|text| {
-                serde_json::from_str::<ClaimRecord>(&text).map_err(|error| {
-                    WriteError::Corrupt(format!("malformed coordination record: {error}"))
+impl Read {
+    /// From the rows of [`READ_STATEMENT`] or [`LOCK_STATEMENT`].
+    fn from_rows(rows: &[PgRow]) -> Result<Read, WriteError> {
+        let mut read = Read {
+            texts: Vec::with_capacity(rows.len()),
+            records: HashMap::with_capacity(rows.len()),
+            stored: HashSet::new(),
+        };
+        for row in rows {
+            if let Some(fact) = row
+                .try_get::<Option<Vec<u8>>, _>("stored_fact")
+                .map_err(write_error)?
+            {
+                let fact = <[u8; 32]>::try_from(fact)
+                    .map_err(|_| WriteError::storage("claim batch: a malformed fact hash"))?;
+                read.stored.insert(Hash(fact));
+                continue;
+            }
+            let key: String = row.try_get("key").map_err(write_error)?;
+            let text: Option<String> = row.try_get("record").map_err(write_error)?;
+            let record = text
+                .as_deref()
+                .map(|text| {
+                    serde_json::from_str::<ClaimRecord>(text).map_err(|error| {
+                        WriteError::Corrupt(format!("malformed coordination record: {error}"))
+                    })
                 })
-            })
-            .transpose()?;
-        records.insert(key, record);
+                .transpose()?;
+            read.records.insert(key.clone(), record);
+            read.texts.push((key, text));
+        }
+        Ok(read)
     }
-    if records.len() != keys.len() {
-        return Err(WriteError::storage(format!(
-            "claim batch: {} of {} keys locked",
-            records.len(),
-            keys.len()
-        )));
-    }
-    Ok((records, stored))
 }
 
 /// The decisions of one batch so far: the facts to write and the keys
@@ -430,6 +592,8 @@ async fn lock(
 /// they are written ([`fill_seqs`]).
 struct Decisions<'a> {
     deployment: &'a str,
+    /// Each key's record as the decisions so far left it.
+    records: HashMap<String, Option<ClaimRecord>>,
     /// Claimed facts that are stored.
     stored: HashSet<Hash>,
     /// The facts to write, in decision order.
@@ -442,9 +606,14 @@ struct Decisions<'a> {
 }
 
 impl<'a> Decisions<'a> {
-    fn new(deployment: &'a str, stored: HashSet<Hash>) -> Decisions<'a> {
+    fn new(
+        deployment: &'a str,
+        records: HashMap<String, Option<ClaimRecord>>,
+        stored: HashSet<Hash>,
+    ) -> Decisions<'a> {
         Decisions {
             deployment,
+            records,
             stored,
             facts: Vec::new(),
             decided: HashSet::new(),
@@ -454,12 +623,8 @@ impl<'a> Decisions<'a> {
 
     /// Decides `op` against the records as the batch left them. The outer
     /// error fails the batch; the inner one answers this op alone.
-    fn decide(
-        &mut self,
-        records: &mut HashMap<String, Option<ClaimRecord>>,
-        op: &ClaimOp,
-    ) -> Result<Result<ClaimOpAnswer, WriteError>, WriteError> {
-        let Some(record) = records.get_mut(op.key()) else {
+    fn decide(&mut self, op: &ClaimOp) -> Result<Result<ClaimOpAnswer, WriteError>, WriteError> {
+        let Some(record) = self.records.get_mut(op.key()) else {
             return Err(WriteError::storage(format!(
                 "claim batch: the key {:?} was not locked",
                 op.key()
@@ -618,13 +783,10 @@ mod tests {
         ops: &[ClaimOp],
         stored: &[Hash],
     ) -> (Vec<Result<ClaimOpAnswer, WriteError>>, Vec<CanonicalFact>) {
-        let mut records: HashMap<String, Option<ClaimRecord>> =
+        let records: HashMap<String, Option<ClaimRecord>> =
             ops.iter().map(|op| (op.key().to_string(), None)).collect();
-        let mut decisions = Decisions::new(DEPLOYMENT, stored.iter().copied().collect());
-        let answers = ops
-            .iter()
-            .map(|op| decisions.decide(&mut records, op).unwrap())
-            .collect();
+        let mut decisions = Decisions::new(DEPLOYMENT, records, stored.iter().copied().collect());
+        let answers = ops.iter().map(|op| decisions.decide(op).unwrap()).collect();
         (answers, decisions.facts)
     }
 

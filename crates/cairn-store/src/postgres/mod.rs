@@ -54,10 +54,11 @@ use crate::store::{
     cumulative_buckets, Page, PutOutcome, Store, StoreStats, StoredFact, SuccessorsQuery,
 };
 
+pub use claim_batcher::ClaimBatcherOptions;
 pub use errors::PostgresError;
 pub use schema::SCHEMA_VERSION;
 
-use claim_batcher::{ClaimBatcher, ClaimBatcherHandle, ClaimBatcherOptions, ClaimBatcherParts};
+use claim_batcher::{ClaimBatcher, ClaimBatcherHandle, ClaimBatcherParts};
 use errors::{read_error, write_error};
 
 /// The channel `cairn_put_facts` notifies with the new head of the log.
@@ -80,6 +81,8 @@ pub struct PostgresOptions {
     pub acquire_timeout: Duration,
     /// Statements running longer are cancelled by PostgreSQL.
     pub statement_timeout: Duration,
+    /// How claims are batched (see `claim_batcher.rs`).
+    pub claims: ClaimBatcherOptions,
 }
 
 impl Default for PostgresOptions {
@@ -88,6 +91,7 @@ impl Default for PostgresOptions {
             pool_max: 16,
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(10),
+            claims: ClaimBatcherOptions::default(),
         }
     }
 }
@@ -160,7 +164,7 @@ impl PostgresStore {
         let operation_timeout =
             options.acquire_timeout + options.statement_timeout + OPERATION_TIMEOUT_MARGIN;
         let (claim_batcher, claims) = ClaimBatcher::build(
-            ClaimBatcherOptions::default(),
+            options.claims.clone(),
             ClaimBatcherParts {
                 pool: pool.clone(),
                 deployment: deployment.clone(),
