@@ -13,11 +13,13 @@ pub const CLAIM_BATCH_MAX: usize = 512;
 /// holds memory in proportion to this, not to the flood.
 pub const CLAIM_QUEUE_MAX: usize = 4_096;
 
-/// Claim batches one store decides at once at most, each in its own
-/// transaction on its own connection. Two let a batch make and lock its
-/// rows while the one before holds the log head's lock (`cairn_put_facts`
-/// to commit), so the head is seldom idle; more would only queue for it.
-pub const CLAIM_BATCHES_IN_FLIGHT_MAX: usize = 2;
+/// Claim batches one store decides at once at most, each on its own
+/// connection. One: on this project's 2-core machine, two or three in
+/// flight were no faster in paired runs (`docs/benchmarks.md`, issue 14),
+/// as a batch is short (two round trips) and the next one takes every
+/// claim that arrived meanwhile; more in flight on the same keys would
+/// also conflict with each other.
+pub const CLAIM_BATCHES_IN_FLIGHT_MAX: usize = 1;
 
 /// Optimistic attempts at a claim batch (read the records, decide, apply
 /// if none changed meanwhile) before it is decided under the keys' row

@@ -434,11 +434,23 @@ async fn postgres_batched_claims_on_two_stores_have_one_winner_per_key_and_gener
     batched_claims_on_two_stores(PostgresOptions::default()).await;
 }
 
-/// The same, every batch decided under the row locks of its keys.
+/// The same, every batch decided under the row locks of its keys, two
+/// batches of a store at once.
 #[tokio::test]
 async fn postgres_locked_claim_batches_on_two_stores_have_one_winner_per_key_and_generation() {
     let mut options = PostgresOptions::default();
     options.claims.optimistic_attempts_max = 0;
+    options.claims.batches_in_flight_max = 2;
+    batched_claims_on_two_stores(options).await;
+}
+
+/// The same, optimistic, with small batches and three of a store at once,
+/// so that a store's own batches conflict too.
+#[tokio::test]
+async fn postgres_concurrent_claim_batches_of_one_store_have_one_winner_per_key_and_generation() {
+    let mut options = PostgresOptions::default();
+    options.claims.batches_in_flight_max = 3;
+    options.claims.batch_claims_max = 4;
     batched_claims_on_two_stores(options).await;
 }
 
