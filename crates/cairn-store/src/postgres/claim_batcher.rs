@@ -63,33 +63,39 @@ use crate::limits::{
 };
 
 /// Makes and locks the row of every key of a batch (`$1`, distinct), in
-/// key order, answering each key's latest record; and answers which of the
-/// claimed facts (`$2`) are stored. A conflicting row is updated to itself
-/// only to be locked and returned in the same statement.
+/// key order, answering each key's latest record; and answers whether each
+/// claimed fact (`$2`, distinct) is stored. A conflicting row is updated to
+/// itself only to be locked and returned in the same statement. Facts are
+/// looked up one by one with a scalar subquery: planned while `cairn_facts`
+/// was small (a new deployment), an `EXISTS` becomes a join, or a subplan
+/// that hashes the whole table, on every execution as the table grows;
+/// a scalar subquery stays a lookup by the index.
 const LOCK_STATEMENT: &str = "
-    WITH stored AS (
-        SELECT DISTINCT c.fact FROM unnest($2::bytea[]) AS c(fact)
-        WHERE EXISTS (SELECT 1 FROM cairn_facts f WHERE f.hash = c.fact)
-    ),
-    locked AS (
+    WITH locked AS (
         INSERT INTO cairn_claims AS c (key)
         SELECT k.key FROM unnest($1::text[]) AS k(key) ORDER BY k.key
         ON CONFLICT (key) DO UPDATE SET record = c.record
         RETURNING c.key, c.record
     )
-    SELECT key, record, NULL::bytea AS stored_fact FROM locked
+    SELECT key, record, NULL::bytea AS claimed_fact, NULL::boolean AS stored FROM locked
     UNION ALL
-    SELECT NULL, NULL, fact FROM stored";
+    SELECT NULL, NULL, s.fact,
+           coalesce((SELECT true FROM cairn_facts f WHERE f.hash = s.fact), false)
+    FROM unnest($2::bytea[]) AS s(fact)";
 
 /// Reads the record of every key of a batch (`$1`, distinct) and answers
-/// which of the claimed facts (`$2`) are stored, in one snapshot and
-/// without locks (the optimistic path).
+/// whether each claimed fact (`$2`, distinct) is stored, in one snapshot
+/// and without locks (the optimistic path). Every lookup is a subquery per
+/// element, so that it stays a lookup by the index whatever the tables'
+/// statistics (see [`LOCK_STATEMENT`]).
 const READ_STATEMENT: &str = "
-    SELECT k.key, c.record, NULL::bytea AS stored_fact
-    FROM unnest($1::text[]) AS k(key) LEFT JOIN cairn_claims c ON c.key = k.key
+    SELECT k.key, (SELECT c.record FROM cairn_claims c WHERE c.key = k.key) AS record,
+           NULL::bytea AS claimed_fact, NULL::boolean AS stored
+    FROM unnest($1::text[]) AS k(key)
     UNION ALL
-    SELECT NULL, NULL, s.fact FROM unnest($2::bytea[]) AS s(fact)
-    WHERE EXISTS (SELECT 1 FROM cairn_facts f WHERE f.hash = s.fact)";
+    SELECT NULL, NULL, s.fact,
+           coalesce((SELECT true FROM cairn_facts f WHERE f.hash = s.fact), false)
+    FROM unnest($2::bytea[]) AS s(fact)";
 
 /// Applies a batch's decisions (migration 9).
 const APPLY_STATEMENT: &str = "
@@ -562,12 +568,14 @@ impl Read {
         };
         for row in rows {
             if let Some(fact) = row
-                .try_get::<Option<Vec<u8>>, _>("stored_fact")
+                .try_get::<Option<Vec<u8>>, _>("claimed_fact")
                 .map_err(write_error)?
             {
                 let fact = <[u8; 32]>::try_from(fact)
                     .map_err(|_| WriteError::storage("claim batch: a malformed fact hash"))?;
-                read.stored.insert(Hash(fact));
+                if row.try_get::<bool, _>("stored").map_err(write_error)? {
+                    read.stored.insert(Hash(fact));
+                }
                 continue;
             }
             let key: String = row.try_get("key").map_err(write_error)?;

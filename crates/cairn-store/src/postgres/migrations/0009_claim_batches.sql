@@ -17,6 +17,15 @@
 -- release's `released_seq`, 0 for none); one row per fact is returned:
 -- its 1-based position and its seq. The facts' predecessors were checked
 -- by the caller; one missing (a bug) raises an error and writes nothing.
+--
+-- `SET enable_seqscan = off`: the function's plans are cached for the
+-- connection, made from the statistics of the moment, and a table that was
+-- small then (every table of a new deployment) gets a plan that scans it
+-- whole — on every call, as it grows, until the next ANALYZE. Every lookup
+-- here is by key, so the index is always the right plan. `SET jit = off`:
+-- a plan that must still scan (the one-row log head) then costs more than
+-- the JIT threshold, and compiling it would take longer than running it
+-- (seen: 50-700 ms per call).
 CREATE FUNCTION cairn_apply_claims(
     keys text[],
     expected text[],
@@ -32,7 +41,10 @@ CREATE FUNCTION cairn_apply_claims(
     edge_roles text[],
     edge_predecessors bytea[]
 ) RETURNS TABLE (ord int, fact_seq bigint, conflict boolean)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET enable_seqscan = off
+SET jit = off
+AS $$
 #variable_conflict use_column
 DECLARE
     n_stale bigint;
@@ -78,3 +90,14 @@ BEGIN
         FROM unnest(seqs) WITH ORDINALITY AS s(seq, o);
 END;
 $$;
+
+-- cairn_put_facts (migration 1) looks facts up by hash in a join and an
+-- anti-join, planned once per connection: planned while cairn_facts was
+-- small, both scan the whole table on every call of a batch of more than
+-- one fact (seen: 3-5 ms per batch of ~30 claims after a few seconds of a
+-- new deployment). Lookups by hash belong to the index at any size; JIT
+-- is off for the reason given above.
+ALTER FUNCTION cairn_put_facts(bytea[], text[], bytea[], bytea[], int[], text[], bytea[])
+    SET enable_seqscan = off;
+ALTER FUNCTION cairn_put_facts(bytea[], text[], bytea[], bytea[], int[], text[], bytea[])
+    SET jit = off;
