@@ -1,27 +1,35 @@
 //! The claim batcher of the PostgreSQL store: a server's concurrent claims
-//! and claim releases, decided together in one transaction.
+//! and claim releases, decided together.
 //!
 //! Every write to the log takes the `cairn_log_head` row and holds it until
 //! commit (gap-free seqs, `migrations/0001_facts.sql`), so one transaction
 //! per claim made a server's claims commit one after another, each holding
 //! that row for several round trips. Here one task takes every claim
-//! waiting (up to [`crate::limits::CLAIM_BATCH_MAX`]) and decides them in
-//! one transaction of five round trips, whatever the batch's size:
+//! waiting (up to [`crate::limits::CLAIM_BATCH_MAX`]) and decides them
+//! together, in two round trips whatever the batch's size:
 //!
-//! 1. `BEGIN`;
-//! 2. one statement that learns which claimed facts are stored and makes
-//!    and locks the row of every key of the batch, in key order
-//!    (`INSERT … ON CONFLICT DO UPDATE … RETURNING` locks a row it finds
-//!    as well as one it makes, and answers the latest record), so two
-//!    servers batching the same keys cannot deadlock; the head row comes
-//!    last, taken by `cairn_put_facts`;
-//! 3. the decisions, in memory, in arrival order, by the rules of
+//! 1. one snapshot read, without locks ([`READ_STATEMENT`]): each key's
+//!    record, and whether each claimed fact is stored;
+//! 2. the decisions, in memory, in arrival order, by the rules of
 //!    [`crate::coordination`] — a second claim of a key in the same batch
 //!    sees the first one's decision, exactly as if they had come one after
-//!    another — then one `cairn_put_facts` with every new `Cairn.Claimed`
-//!    and `Cairn.ClaimReleased` fact;
-//! 4. one `UPDATE` of every changed record;
-//! 5. `COMMIT`; then every waiter is answered.
+//!    another. If nothing changes (every claim held), the snapshot's
+//!    answers are final;
+//! 3. one call of `cairn_apply_claims` (migration 9), committed with its
+//!    statement: it locks every key's row in key order (so two servers'
+//!    batches cannot deadlock; the head's row comes last, taken by
+//!    `cairn_put_facts`), and if every record is still the one read, writes
+//!    all new `Cairn.Claimed` and `Cairn.ClaimReleased` facts with one
+//!    `cairn_put_facts` and the changed records, their seqs filled in; if
+//!    one changed (another server decided in between) it writes nothing and
+//!    the batch is decided again. No round trip crosses the network while
+//!    the head's lock is held.
+//!
+//! After [`crate::limits::CLAIM_OPTIMISTIC_ATTEMPTS_MAX`] conflicts, the
+//! batch is decided under the keys' row locks instead: `BEGIN`, one
+//! statement that makes and locks every key's row in key order and reads
+//! it ([`LOCK_STATEMENT`]), the decisions, `cairn_apply_claims`, `COMMIT`.
+//! Every waiter is answered once its batch committed.
 //!
 //! A claim whose fact is not stored fails alone (`MissingPredecessors`),
 //! where a claim on its own would have failed; it does not fail the batch.
