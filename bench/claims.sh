@@ -8,7 +8,11 @@
 # local PostgreSQL (127.0.0.1:5432, synchronous_commit=on, fsync=on), dropped at the end.
 # Every process started here is stopped by its PID; each measurement lasts DURATION seconds.
 #
+# The binary is $CAIRN if set (then nothing is built), else cargo's release build in
+# $CARGO_TARGET_DIR (default target/), built first.
+#
 # usage: bench/claims.sh            environment: DURATION (10) CLIENTS (64) CAIRN_PORT (17851)
+#                                   CAIRN (a cairn binary to measure) CARGO_TARGET_DIR
 # stdout: key=value lines, then `summary …` lines with the ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +22,8 @@ CLIENTS=${CLIENTS:-64}
 PORT=${CAIRN_PORT:-17851}
 PG=${PG_URL:-postgres://postgres@127.0.0.1:5432}
 PGBENCH=${PGBENCH:-$(ls /usr/lib/postgresql/*/bin/pgbench | tail -1)}
-CAIRN=target/release/cairn
+CAIRN_GIVEN=${CAIRN:-}
+CAIRN=${CAIRN:-${CARGO_TARGET_DIR:-target}/release/cairn}
 WORK=$(mktemp -d /tmp/cairn-claims.XXXXXX)
 DB_PREFIX="cairn_bench_claims_$$"
 SERVER_PID=""
@@ -35,7 +40,7 @@ trap cleanup EXIT
 log() { echo "[claims.sh $(date +%H:%M:%S)] $*" >&2; }
 kv() { awk -v key="$1" '{ for (i = 1; i <= NF; i++) if (index($i, key "=") == 1) { print substr($i, length(key) + 2); exit } }'; }
 
-cargo build --release -q -p cairn-cli
+if [ -z "$CAIRN_GIVEN" ]; then cargo build --release -q -p cairn-cli; fi
 
 start_server() {
     "$CAIRN" serve --listen "127.0.0.1:$PORT" "$@" >"$WORK/server.log" 2>&1 &

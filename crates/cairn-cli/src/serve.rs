@@ -106,6 +106,7 @@ impl PostgresArgs {
             pool_max: self.pg_pool_max,
             acquire_timeout: Duration::from_millis(self.pg_acquire_timeout_ms),
             statement_timeout: Duration::from_millis(self.pg_statement_timeout_ms),
+            ..PostgresOptions::default()
         }
     }
 }

@@ -401,6 +401,14 @@ fn reserved_types_and_bad_input_are_refused_and_change_nothing() {
             422,
             "missing_predecessors",
         ),
+        // A held key: the claim does not win, and the absent fact is
+        // still answered as missing.
+        (
+            "/v1/claims",
+            json!({"key": "k", "fact": missing}).to_string(),
+            422,
+            "missing_predecessors",
+        ),
         (
             "/v1/claims/release",
             json!({"key": "k", "fact": missing}).to_string(),

@@ -17,6 +17,7 @@ mod delivery;
 mod embedded;
 mod error;
 mod identity;
+pub mod limits;
 pub mod postgres;
 mod store;
 mod timers;

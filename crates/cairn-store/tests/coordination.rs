@@ -258,8 +258,52 @@ async fn a_fenced_write_is_refused_once_a_later_grant_exists<S: Store + Coordina
     ));
 }
 
+/// A claim, its release and another claim of the key, sent at once (on
+/// PostgreSQL they are decided in one batch): decided in the order sent,
+/// each answer naming the seqs its facts got.
+async fn a_claim_its_release_and_the_next_claim_at_once_are_decided_in_order<
+    S: Store + CoordinationStore,
+>(
+    store: &S,
+) {
+    let first = stored(store, r#"{"by":"ann"}"#).await;
+    let second = stored(store, r#"{"by":"bob"}"#).await;
+    let (won, released, next) = tokio::join!(
+        store.claim("table 7", first),
+        store.release_claim("table 7", first),
+        store.claim("table 7", second),
+    );
+    let won = won.unwrap();
+    assert!(won.won);
+    assert_eq!(won.record.generation, 1);
+    let ClaimReleaseOutcome::Released(released) = released.unwrap() else {
+        panic!("the holder releases");
+    };
+    let next = next.unwrap();
+    assert!(next.won);
+    assert_eq!(next.record.generation, 2);
+    let first_holder = won.record.holder.unwrap();
+    let release = released.released.unwrap();
+    let next_holder = next.record.holder.clone().unwrap();
+    assert_eq!(next.record.released, Some(release.clone()));
+    for (hash, seq) in [
+        (first_holder.claimed, first_holder.claimed_seq),
+        (release.released, release.released_seq),
+        (next_holder.claimed, next_holder.claimed_seq),
+    ] {
+        assert_eq!(store.get_fact(&hash).await.unwrap().unwrap().seq, seq);
+    }
+    assert!(first_holder.claimed_seq < release.released_seq);
+    assert!(release.released_seq < next_holder.claimed_seq);
+    assert_eq!(
+        store.claim_record("table 7").await.unwrap(),
+        Some(next.record)
+    );
+}
+
 both_backends!(
     claims_have_one_winner_and_are_facts,
+    a_claim_its_release_and_the_next_claim_at_once_are_decided_in_order,
     only_the_holder_releases_and_a_new_claim_is_a_new_fact,
     leases_grant_refuse_renew_and_release_with_growing_fences,
     a_fenced_write_is_refused_once_a_later_grant_exists,
@@ -353,4 +397,188 @@ async fn postgres_claimers_on_many_servers_see_exactly_one_winner() {
     for server in servers {
         server.close();
     }
+}
+
+/// The `Cairn.Claimed` facts in the log, as (key, generation) → count.
+async fn claimed_facts_by_key_and_generation(
+    store: &PostgresStore,
+) -> std::collections::HashMap<(String, u64), usize> {
+    let mut counts = std::collections::HashMap::new();
+    let mut after_seq = 0;
+    for _ in 0..1_000 {
+        let page = store.log(after_seq, 1_000).await.unwrap();
+        if page.facts.is_empty() {
+            return counts;
+        }
+        after_seq = page.next_seq;
+        for stored in page.facts {
+            let fact: serde_json::Value = serde_json::from_slice(&stored.canonical).unwrap();
+            if fact["type"] == "Cairn.Claimed" {
+                let key = fact["fields"]["key"].as_str().unwrap().to_string();
+                let generation = fact["fields"]["generation"].as_u64().unwrap();
+                *counts.entry((key, generation)).or_insert(0) += 1;
+            }
+        }
+    }
+    panic!("the log did not end within 1,000 pages");
+}
+
+/// Many claims of a few keys at once, through two stores on one database
+/// (each batching its own, decided optimistically with the locked path as
+/// fallback): in every round each key has exactly one winner, every answer
+/// names it, and its generation follows the last release; a claim of a
+/// fact that is not stored fails alone, leaving the rest of its batch
+/// decided.
+#[tokio::test]
+async fn postgres_batched_claims_on_two_stores_have_one_winner_per_key_and_generation() {
+    batched_claims_on_two_stores(PostgresOptions::default()).await;
+}
+
+/// The same, every batch decided under the row locks of its keys, two
+/// batches of a store at once.
+#[tokio::test]
+async fn postgres_locked_claim_batches_on_two_stores_have_one_winner_per_key_and_generation() {
+    let mut options = PostgresOptions::default();
+    options.claims.optimistic_attempts_max = 0;
+    options.claims.batches_in_flight_max = 2;
+    batched_claims_on_two_stores(options).await;
+}
+
+/// The same, optimistic, with small batches and three of a store at once,
+/// so that a store's own batches conflict too.
+#[tokio::test]
+async fn postgres_concurrent_claim_batches_of_one_store_have_one_winner_per_key_and_generation() {
+    let mut options = PostgresOptions::default();
+    options.claims.batches_in_flight_max = 3;
+    options.claims.batch_claims_max = 4;
+    batched_claims_on_two_stores(options).await;
+}
+
+async fn batched_claims_on_two_stores(options: PostgresOptions) {
+    let Some(database) = TestDatabase::create().await else {
+        return;
+    };
+    let mut stores = Vec::new();
+    for _ in 0..2 {
+        stores.push(
+            PostgresStore::connect(&database.url(), options.clone())
+                .await
+                .unwrap(),
+        );
+    }
+    const KEYS: [&str; 4] = ["seat 1", "seat 2", "seat 3", "seat 4"];
+    const ROUNDS: u64 = 3;
+    let mut contenders = Vec::new();
+    for n in 0..16 {
+        contenders.push(stored(&stores[0], &format!(r#"{{"n":{n}}}"#)).await);
+    }
+    let missing = fact("Seat.Booking", r#"{"by":"nobody"}"#).hash;
+    for round in 1..=ROUNDS {
+        // Every contender claims every key, alternating stores, with two
+        // claims of a fact that is not stored among them: one of a key
+        // nobody else claims, one of a contended key.
+        let mut claims = Vec::new();
+        for (n, &fact) in contenders.iter().enumerate() {
+            for (k, key) in KEYS.iter().enumerate() {
+                claims.push((stores[(n + k) % 2].claim(key, fact), (Some(k), fact)));
+            }
+            if n == 5 {
+                claims.push((stores[0].claim("nobody's", missing), (None, missing)));
+                claims.push((stores[1].claim(KEYS[0], missing), (Some(0), missing)));
+            }
+        }
+        let (futures, claimed): (Vec<_>, Vec<_>) = claims.into_iter().unzip();
+        let results = futures_util::future::join_all(futures).await;
+        let mut winners: Vec<Option<Hash>> = vec![None; KEYS.len()];
+        for (result, (key, claimant)) in results.iter().zip(&claimed) {
+            let Some(k) = key else {
+                assert!(
+                    matches!(result, Err(WriteError::MissingPredecessors { missing: m }) if m == &vec![missing]),
+                    "{result:?}"
+                );
+                continue;
+            };
+            let outcome = match result {
+                // The missing fact on a contended key: refused if it came
+                // first in its batch, answered as held otherwise.
+                Err(WriteError::MissingPredecessors { missing: m })
+                    if *claimant == missing && m == &vec![missing] =>
+                {
+                    continue
+                }
+                other => other.as_ref().unwrap(),
+            };
+            assert_eq!(outcome.record.generation, round, "{outcome:?}");
+            let holder = outcome.record.holder.as_ref().unwrap();
+            assert_ne!(holder.fact, missing);
+            match winners[*k] {
+                None => winners[*k] = Some(holder.fact),
+                Some(winner) => assert_eq!(holder.fact, winner, "one winner per key"),
+            }
+            assert_eq!(outcome.won, holder.fact == *claimant);
+            let claimed = stores[0].get_fact(&holder.claimed).await.unwrap().unwrap();
+            assert_eq!(claimed.seq, holder.claimed_seq);
+        }
+        let n_won: Vec<usize> = (0..KEYS.len())
+            .map(|k| {
+                results
+                    .iter()
+                    .zip(&claimed)
+                    .filter(|(result, (key, _))| {
+                        *key == Some(k) && result.as_ref().is_ok_and(|outcome| outcome.won)
+                    })
+                    .count()
+            })
+            .collect();
+        assert_eq!(
+            n_won,
+            vec![1; KEYS.len()],
+            "each winner claimed each key once"
+        );
+        assert_eq!(stores[1].claim_record("nobody's").await.unwrap(), None);
+        // The winners release, on the other store, beside refused releases.
+        let releases = KEYS.iter().enumerate().flat_map(|(k, key)| {
+            let winner = winners[k].unwrap();
+            let loser = *contenders.iter().find(|&&c| c != winner).unwrap();
+            [
+                stores[1].release_claim(key, loser),
+                stores[1].release_claim(key, winner),
+            ]
+        });
+        let released = futures_util::future::join_all(releases).await;
+        for pair in released.chunks(2) {
+            assert!(
+                matches!(pair[0], Ok(ClaimReleaseOutcome::NotHolder(_))),
+                "{pair:?}"
+            );
+            assert!(
+                matches!(pair[1], Ok(ClaimReleaseOutcome::Released(_))),
+                "{pair:?}"
+            );
+        }
+    }
+    let counts = claimed_facts_by_key_and_generation(&stores[0]).await;
+    assert_eq!(counts.len(), KEYS.len() * ROUNDS as usize, "{counts:?}");
+    assert!(counts.values().all(|&n| n == 1), "{counts:?}");
+    for store in stores {
+        store.close();
+    }
+}
+
+/// A closed store answers a claim `Closed` instead of leaving it waiting.
+#[tokio::test]
+async fn postgres_claims_after_close_are_refused() {
+    let Some(database) = TestDatabase::create().await else {
+        return;
+    };
+    let store = PostgresStore::connect(&database.url(), PostgresOptions::default())
+        .await
+        .unwrap();
+    let fact = stored(&store, "{}").await;
+    assert!(store.claim("k", fact).await.unwrap().won);
+    store.close();
+    let refused = tokio::time::timeout(std::time::Duration::from_secs(60), store.claim("k", fact))
+        .await
+        .expect("answered");
+    assert!(matches!(refused, Err(WriteError::Closed)), "{refused:?}");
 }

@@ -7,6 +7,12 @@
 //! and reading a claim needs `read` on it; the claimed fact must be one
 //! the caller may read (one it may not is answered as missing, like an
 //! absent one, so a claim reveals nothing).
+//!
+//! The claimed fact is looked up before the store decides, except for a
+//! caller that may read every fact (no `--auth`, or an admin): the store
+//! refuses a winning claim of an absent fact itself, so the look-up is
+//! needed only when the claim does not win, and is made after it — the
+//! same answers, without a read on the path of every winning claim.
 
 use axum::body::Body;
 use axum::extract::{Extension, RawQuery, State};
@@ -28,8 +34,7 @@ use crate::state::AppState;
 const CLAIMED_TYPE: &str = "Cairn.Claimed";
 
 /// The body of a POST on claims, after the checks every one shares.
-async fn claim_body<S: Store>(
-    state: &AppState<S>,
+async fn claim_request(
     caller: &Caller,
     raw_query: Option<String>,
     headers: &HeaderMap,
@@ -37,21 +42,28 @@ async fn claim_body<S: Store>(
 ) -> Result<ClaimRequest, ApiError> {
     QueryParams::parse(raw_query.as_deref(), &[])?;
     caller.require_write(CLAIMED_TYPE)?;
-    let request: ClaimRequest =
-        parse_body(&read_json_body(headers, body, ContentType::Optional).await?)?;
-    // A fact the caller may not read is answered as missing, as the store
-    // answers an absent one.
-    let readable = match state.store.get_fact(&request.fact).await? {
+    parse_body(&read_json_body(headers, body, ContentType::Optional).await?)
+}
+
+/// Refuses a claimed fact that is absent or that the caller may not read,
+/// answered alike (as missing, as the store answers an absent one).
+async fn check_claimed_fact<S: Store>(
+    state: &AppState<S>,
+    caller: &Caller,
+    fact: &Hash,
+) -> Result<(), ApiError> {
+    let readable = match state.store.get_fact(fact).await? {
         None => false,
         Some(stored) => canonical_type(&stored.canonical).is_some_and(|t| caller.may_read(t)),
     };
-    if !readable {
-        return Err(WriteError::MissingPredecessors {
-            missing: vec![request.fact],
+    if readable {
+        Ok(())
+    } else {
+        Err(WriteError::MissingPredecessors {
+            missing: vec![*fact],
         }
-        .into());
+        .into())
     }
-    Ok(request)
 }
 
 fn answer(record: &ClaimRecord, won: Option<bool>) -> Result<ClaimAnswer, ApiError> {
@@ -77,8 +89,18 @@ pub async fn claim<S: Store>(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let request = claim_body(&state, &caller, raw_query, &headers, body).await?;
+    let request = claim_request(&caller, raw_query, &headers, body).await?;
+    // An admin (or anyone, without `--auth`) may read every fact, so only
+    // its absence matters, which a winning claim finds out in the store.
+    let may_read_every_fact = caller.is_admin();
+    if !may_read_every_fact {
+        check_claimed_fact(&state, &caller, &request.fact).await?;
+    }
     let outcome = state.coordination.claim(&request.key, request.fact).await?;
+    if may_read_every_fact && !outcome.won {
+        // A claim that does not win was not checked by the store.
+        check_claimed_fact(&state, &caller, &request.fact).await?;
+    }
     Ok(json_answer(&answer(&outcome.record, Some(outcome.won))?))
 }
 
@@ -108,7 +130,8 @@ pub async fn release<S: Store>(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let request = claim_body(&state, &caller, raw_query, &headers, body).await?;
+    let request = claim_request(&caller, raw_query, &headers, body).await?;
+    check_claimed_fact(&state, &caller, &request.fact).await?;
     match state
         .coordination
         .release_claim(&request.key, request.fact)

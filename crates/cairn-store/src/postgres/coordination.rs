@@ -1,12 +1,14 @@
 //! Claims, leases and fenced writes on PostgreSQL (migration 7): every
 //! server of the deployment decides on the same rows.
 //!
-//! A claim or lease operation is one transaction: make sure the row
+//! Claims and releases go through the store's claim batcher
+//! (`claim_batcher.rs`): many in one transaction, under the row locks of
+//! their keys. A lease operation is one transaction: make sure the row
 //! exists, lock it (`FOR UPDATE`), decide by the rules of
 //! [`crate::coordination`] on the record it holds, write the decision's
 //! fact with `cairn_put_facts` and the new record, commit. Two servers
-//! deciding on one key therefore take turns on its row lock, and the
-//! second sees the first's decision. Lease expiry is judged by the
+//! deciding on one key or name therefore take turns on its row lock, and
+//! the second sees the first's decision. Lease expiry is judged by the
 //! database's clock, so every server agrees on it. A fenced write locks
 //! its lease's row `FOR SHARE` in the transaction that writes its facts:
 //! a grant (which needs the row `FOR UPDATE`) waits for it, and a write
@@ -23,49 +25,22 @@ use super::errors::{read_error, write_error};
 use super::transaction::TransactionConnection;
 use super::{write_facts, PostgresStore};
 use crate::coordination::{
-    check_fence, decide_claim, decide_claim_release, decide_lease, ClaimDecision, ClaimOutcome,
-    ClaimRecord, ClaimReleaseDecision, ClaimReleaseOutcome, CoordinationStore, Fence,
-    LeaseDecision, LeaseOutcome, LeaseRecord, LeaseRequest,
+    check_fence, decide_lease, ClaimOutcome, ClaimRecord, ClaimReleaseOutcome, CoordinationStore,
+    Fence, LeaseDecision, LeaseOutcome, LeaseRecord, LeaseRequest,
 };
 use crate::error::{ReadError, WriteError};
 use crate::store::PutOutcome;
 
-/// The two tables of records, each keyed by one text column.
-#[derive(Clone, Copy)]
-enum Table {
-    Claims,
-    Leases,
-}
-
-impl Table {
-    fn ensure_row(self) -> &'static str {
-        match self {
-            Table::Claims => "INSERT INTO cairn_claims (key) VALUES ($1) ON CONFLICT DO NOTHING",
-            Table::Leases => "INSERT INTO cairn_leases (name) VALUES ($1) ON CONFLICT DO NOTHING",
-        }
-    }
-
-    fn lock_row(self) -> &'static str {
-        match self {
-            Table::Claims => "SELECT record FROM cairn_claims WHERE key = $1 FOR UPDATE",
-            Table::Leases => "SELECT record FROM cairn_leases WHERE name = $1 FOR UPDATE",
-        }
-    }
-
-    fn read_row(self) -> &'static str {
-        match self {
-            Table::Claims => "SELECT record FROM cairn_claims WHERE key = $1",
-            Table::Leases => "SELECT record FROM cairn_leases WHERE name = $1",
-        }
-    }
-
-    fn update_row(self) -> &'static str {
-        match self {
-            Table::Claims => "UPDATE cairn_claims SET record = $2 WHERE key = $1",
-            Table::Leases => "UPDATE cairn_leases SET record = $2 WHERE name = $1",
-        }
-    }
-}
+/// Makes the row of a lease (a row is made to be locked).
+const ENSURE_LEASE_ROW: &str = "INSERT INTO cairn_leases (name) VALUES ($1) ON CONFLICT DO NOTHING";
+/// Locks a lease's row for the transaction and reads its record.
+const LOCK_LEASE_ROW: &str = "SELECT record FROM cairn_leases WHERE name = $1 FOR UPDATE";
+/// Stores a lease's record.
+const UPDATE_LEASE_ROW: &str = "UPDATE cairn_leases SET record = $2 WHERE name = $1";
+/// Reads a claim's record.
+const READ_CLAIM_ROW: &str = "SELECT record FROM cairn_claims WHERE key = $1";
+/// Reads a lease's record.
+const READ_LEASE_ROW: &str = "SELECT record FROM cairn_leases WHERE name = $1";
 
 fn decode<R: DeserializeOwned>(text: Option<String>) -> Result<Option<R>, String> {
     text.map(|text| {
@@ -75,35 +50,33 @@ fn decode<R: DeserializeOwned>(text: Option<String>) -> Result<Option<R>, String
     .transpose()
 }
 
-/// Locks the record `id` of `table` for this transaction, making its row
+/// Locks the lease `name`'s record for this transaction, making its row
 /// if it has none.
-async fn lock_record<R: DeserializeOwned>(
+async fn lock_lease(
     transaction: &mut Transaction<'_, Postgres>,
-    table: Table,
-    id: &str,
-) -> Result<Option<R>, WriteError> {
-    sqlx::query(table.ensure_row())
-        .bind(id)
+    name: &str,
+) -> Result<Option<LeaseRecord>, WriteError> {
+    sqlx::query(ENSURE_LEASE_ROW)
+        .bind(name)
         .execute(&mut **transaction)
         .await
         .map_err(write_error)?;
-    let text: Option<String> = sqlx::query_scalar(table.lock_row())
-        .bind(id)
+    let text: Option<String> = sqlx::query_scalar(LOCK_LEASE_ROW)
+        .bind(name)
         .fetch_one(&mut **transaction)
         .await
         .map_err(write_error)?;
     decode(text).map_err(WriteError::Corrupt)
 }
 
-async fn store_record<R: serde::Serialize>(
+async fn store_lease(
     transaction: &mut Transaction<'_, Postgres>,
-    table: Table,
-    id: &str,
-    record: &R,
+    name: &str,
+    record: &LeaseRecord,
 ) -> Result<(), WriteError> {
     let text = serde_json::to_string(record).expect("a record serializes");
-    sqlx::query(table.update_row())
-        .bind(id)
+    sqlx::query(UPDATE_LEASE_ROW)
+        .bind(name)
         .bind(text)
         .execute(&mut **transaction)
         .await
@@ -151,12 +124,12 @@ impl PostgresStore {
 
     async fn read_record<R: DeserializeOwned>(
         &self,
-        table: Table,
+        statement: &'static str,
         id: &str,
     ) -> Result<Option<R>, ReadError> {
         let text: Option<Option<String>> = self
             .timed(
-                sqlx::query_scalar(table.read_row())
+                sqlx::query_scalar(statement)
                     .bind(id)
                     .fetch_optional(self.pool()),
             )
@@ -176,38 +149,14 @@ impl CoordinationStore for PostgresStore {
         key: &'a str,
         fact: Hash,
     ) -> BoxFuture<'a, Result<ClaimOutcome, WriteError>> {
-        let deployment = self.deployment.clone();
-        let key = key.to_string();
-        Box::pin(self.decide(move |transaction| {
-            Box::pin(async move {
-                let key = key.as_str();
-                let record: Option<ClaimRecord> =
-                    lock_record(transaction, Table::Claims, key).await?;
-                match decide_claim(record.as_ref(), key, &fact, &deployment) {
-                    ClaimDecision::Held { won } => {
-                        let record = record.expect("a held claim has a record");
-                        Ok((ClaimOutcome { record, won }, None))
-                    }
-                    ClaimDecision::Win {
-                        claimed,
-                        generation,
-                    } => {
-                        let seq = write_server_fact(transaction, &claimed).await?;
-                        let record =
-                            ClaimRecord::won(record, key, fact, generation, claimed.hash, seq);
-                        store_record(transaction, Table::Claims, key, &record).await?;
-                        Ok((ClaimOutcome { record, won: true }, Some(seq)))
-                    }
-                }
-            })
-        }))
+        Box::pin(self.claims.claim(key, fact))
     }
 
     fn claim_record<'a>(
         &'a self,
         key: &'a str,
     ) -> BoxFuture<'a, Result<Option<ClaimRecord>, ReadError>> {
-        Box::pin(self.read_record(Table::Claims, key))
+        Box::pin(self.read_record(READ_CLAIM_ROW, key))
     }
 
     fn release_claim<'a>(
@@ -215,26 +164,7 @@ impl CoordinationStore for PostgresStore {
         key: &'a str,
         fact: Hash,
     ) -> BoxFuture<'a, Result<ClaimReleaseOutcome, WriteError>> {
-        let deployment = self.deployment.clone();
-        let key = key.to_string();
-        Box::pin(self.decide(move |transaction| {
-            Box::pin(async move {
-                let key = key.as_str();
-                let record: Option<ClaimRecord> =
-                    lock_record(transaction, Table::Claims, key).await?;
-                match decide_claim_release(record.as_ref(), &fact, &deployment) {
-                    ClaimReleaseDecision::Answer(answer) => Ok((answer, None)),
-                    ClaimReleaseDecision::Release { released } => {
-                        let seq = write_server_fact(transaction, &released).await?;
-                        let record = record
-                            .expect("a released claim has a record")
-                            .released(released.hash, seq);
-                        store_record(transaction, Table::Claims, key, &record).await?;
-                        Ok((ClaimReleaseOutcome::Released(record), Some(seq)))
-                    }
-                }
-            })
-        }))
+        Box::pin(self.claims.release(key, fact))
     }
 
     fn update_lease(
@@ -246,8 +176,7 @@ impl CoordinationStore for PostgresStore {
         Box::pin(self.decide(move |transaction| {
             Box::pin(async move {
                 let name = request.name().to_string();
-                let record: Option<LeaseRecord> =
-                    lock_record(transaction, Table::Leases, &name).await?;
+                let record = lock_lease(transaction, &name).await?;
                 // Every server judges expiry by the database's clock.
                 let now_ms: i64 = sqlx::query_scalar(
                     "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
@@ -265,7 +194,7 @@ impl CoordinationStore for PostgresStore {
                             (record, Some(seq))
                         }
                     };
-                store_record(transaction, Table::Leases, &name, &record).await?;
+                store_lease(transaction, &name, &record).await?;
                 Ok((LeaseOutcome::Granted(record), seq))
             })
         }))
@@ -275,7 +204,7 @@ impl CoordinationStore for PostgresStore {
         &'a self,
         name: &'a str,
     ) -> BoxFuture<'a, Result<Option<LeaseRecord>, ReadError>> {
-        Box::pin(self.read_record(Table::Leases, name))
+        Box::pin(self.read_record(READ_LEASE_ROW, name))
     }
 
     fn put_facts_fenced(

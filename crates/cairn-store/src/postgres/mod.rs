@@ -14,6 +14,10 @@
 //! wake up when any server writes; a periodic read of the head covers
 //! notifications lost while the listening connection was down.
 //!
+//! Claims and their releases go through the store's claim batcher
+//! (`claim_batcher.rs`), which decides all of a server's waiting claims in
+//! one transaction, so they share the log head's lock and one commit.
+//!
 //! Delivery state lives in shared tables too (`delivery.rs`), coordinated
 //! by row locks (`FOR UPDATE SKIP LOCKED`), never by the servers. So do
 //! identities, tokens, the audit trail and authorship (`identity.rs`); a
@@ -21,6 +25,7 @@
 //! records its authorship in the same call and transaction.
 
 pub(crate) mod blobs;
+mod claim_batcher;
 mod coordination;
 pub mod delivery;
 mod errors;
@@ -42,15 +47,18 @@ use cairn_fact::{CanonicalFact, Hash};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{ConnectOptions, Executor, PgPool, Row};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::{ReadError, WriteError};
 use crate::store::{
     cumulative_buckets, Page, PutOutcome, Store, StoreStats, StoredFact, SuccessorsQuery,
 };
 
+pub use claim_batcher::ClaimBatcherOptions;
 pub use errors::PostgresError;
 pub use schema::SCHEMA_VERSION;
 
+use claim_batcher::{ClaimBatcher, ClaimBatcherHandle, ClaimBatcherParts};
 use errors::{read_error, write_error};
 
 /// The channel `cairn_put_facts` notifies with the new head of the log.
@@ -73,6 +81,8 @@ pub struct PostgresOptions {
     pub acquire_timeout: Duration,
     /// Statements running longer are cancelled by PostgreSQL.
     pub statement_timeout: Duration,
+    /// How claims are batched (see `claim_batcher.rs`).
+    pub claims: ClaimBatcherOptions,
 }
 
 impl Default for PostgresOptions {
@@ -81,6 +91,7 @@ impl Default for PostgresOptions {
             pool_max: 16,
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(10),
+            claims: ClaimBatcherOptions::default(),
         }
     }
 }
@@ -127,6 +138,10 @@ pub struct PostgresStore {
     audit_entries_max: u64,
     /// The deployment's identity (see [`crate::CoordinationStore::deployment`]).
     deployment: String,
+    /// Claims and releases go through the claim batcher.
+    claims: ClaimBatcherHandle,
+    /// Stops the claim batcher (at [`Store::close`]).
+    claim_batcher_shutdown: CancellationToken,
 }
 
 impl PostgresStore {
@@ -146,16 +161,30 @@ impl PostgresStore {
             .map_err(PostgresError::Connect)?;
         let (last_seq, _) = watch::channel(head);
         let counters = Arc::new(Counters::default());
+        let operation_timeout =
+            options.acquire_timeout + options.statement_timeout + OPERATION_TIMEOUT_MARGIN;
+        let (claim_batcher, claims) = ClaimBatcher::build(
+            options.claims.clone(),
+            ClaimBatcherParts {
+                pool: pool.clone(),
+                deployment: deployment.clone(),
+                operation_timeout,
+                last_seq: last_seq.clone(),
+                counters: Arc::clone(&counters),
+            },
+        );
+        let claim_batcher_shutdown = CancellationToken::new();
+        tokio::spawn(claim_batcher.run(claim_batcher_shutdown.clone()));
         let store = PostgresStore {
             pool,
-            operation_timeout: options.acquire_timeout
-                + options.statement_timeout
-                + OPERATION_TIMEOUT_MARGIN,
+            operation_timeout,
             last_seq,
             counters,
             listener: Mutex::new(None),
             audit_entries_max: crate::AUDIT_ENTRIES_MAX,
             deployment,
+            claims,
+            claim_batcher_shutdown,
         };
         let task = tokio::spawn(follow_head(
             store.pool.clone(),
@@ -727,6 +756,9 @@ impl Store for PostgresStore {
         if let Some(task) = self.listener.lock().expect("lock poisoned").take() {
             task.abort();
         }
+        // The batch under way finishes; claims still waiting are answered
+        // `Closed`.
+        self.claim_batcher_shutdown.cancel();
         // Closing waits for connections in use; the pool is dropped with
         // the store, and PostgreSQL keeps everything committed.
         let pool = self.pool.clone();

@@ -33,6 +33,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/0007_coordination.sql"),
     ),
     (8, "timers", include_str!("migrations/0008_timers.sql")),
+    (
+        9,
+        "claim batches",
+        include_str!("migrations/0009_claim_batches.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.
