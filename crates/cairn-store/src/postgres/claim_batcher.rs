@@ -460,20 +460,15 @@ async fn apply<'c>(
         .iter()
         .map(|(key, text)| (key.as_str(), text.as_deref()))
         .unzip();
-    let rows = sqlx::query(APPLY_STATEMENT)
+    let query = sqlx::query(APPLY_STATEMENT)
         .bind(&keys)
         .bind(&expected)
         .bind(&changed_keys)
         .bind(&changed_records)
         .bind(&claimed_ords)
-        .bind(&released_ords)
-        .bind(&arrays.hashes)
-        .bind(&arrays.type_names)
-        .bind(&arrays.canonicals)
-        .bind(&arrays.external)
-        .bind(&arrays.edge_facts)
-        .bind(&arrays.edge_roles)
-        .bind(&arrays.edge_predecessors)
+        .bind(&released_ords);
+    let rows = arrays
+        .bind_to(query)
         .fetch_all(executor)
         .await
         .map_err(write_error)?;

@@ -364,14 +364,7 @@ pub(crate) async fn write_facts<'c>(
              FROM cairn_put_facts_by($8, $9, $1, $2, $3, $4, $5, $6, $7)"
         }
     };
-    let mut query = sqlx::query(statement)
-        .bind(&arrays.hashes)
-        .bind(&arrays.type_names)
-        .bind(&arrays.canonicals)
-        .bind(&arrays.external)
-        .bind(&arrays.edge_facts)
-        .bind(&arrays.edge_roles)
-        .bind(&arrays.edge_predecessors);
+    let mut query = arrays.bind_to(sqlx::query(statement));
     if let Some(author) = author {
         query = query.bind(author).bind(crate::AUTHORS_AGAIN_MAX as i32);
     }
@@ -541,7 +534,23 @@ struct BatchArrays {
     positions: Vec<(usize, bool)>,
 }
 
+/// A query of this module, with its arguments so far.
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
 impl BatchArrays {
+    /// Binds the seven arrays, in `cairn_put_facts`'s order, as the next
+    /// arguments of `query`.
+    fn bind_to<'q>(&'q self, query: PgQuery<'q>) -> PgQuery<'q> {
+        query
+            .bind(&self.hashes)
+            .bind(&self.type_names)
+            .bind(&self.canonicals)
+            .bind(&self.external)
+            .bind(&self.edge_facts)
+            .bind(&self.edge_roles)
+            .bind(&self.edge_predecessors)
+    }
+
     /// For each fact of `facts`, its position among the distinct facts
     /// and whether it is that fact's first occurrence (as `new` numbers
     /// them).
