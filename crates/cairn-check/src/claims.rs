@@ -25,7 +25,9 @@ use cairn_fact::Hash;
 use serde_json::{json, Value};
 
 use crate::api::Answer;
-use crate::coordination::{index_after, predecessor, write_one, Written, ATTEMPTS_MAX};
+use crate::coordination::{
+    index_after, predecessor, retry_pause, write_one, Written, ATTEMPTS_MAX,
+};
 use crate::oracle::Verdicts;
 use crate::report::CoordinationSummary;
 use crate::workload::{canonical_of, Workload};
@@ -176,7 +178,7 @@ async fn claim(
     workload.history.with(|recorded| {
         recorded.coordination.claims.offered.insert((seat, fact));
     });
-    for _ in 0..ATTEMPTS_MAX {
+    for attempt in 0..ATTEMPTS_MAX {
         let base = workload.random_base(random).to_string();
         match workload.api.claim(&base, &key, &fact_text).await {
             Answer::Done(body) => {
@@ -216,9 +218,7 @@ async fn claim(
                 });
                 return None;
             }
-            Answer::Unknown(..) => {
-                tokio::time::sleep(Duration::from_millis(random.in_range(20, 200))).await
-            }
+            Answer::Unknown(..) => tokio::time::sleep(retry_pause(random, attempt)).await,
         }
     }
     workload
@@ -243,7 +243,7 @@ fn parse_claim_answer(body: &Value) -> Option<(Hash, bool, u64, u64, Hash)> {
 async fn release(workload: &Workload, seat: usize, fact: Hash, random: &mut SplitMix64) -> bool {
     let key = seat_key(&workload.run_id, seat);
     let fact_text = fact.to_hex();
-    for _ in 0..ATTEMPTS_MAX {
+    for attempt in 0..ATTEMPTS_MAX {
         let base = workload.random_base(random).to_string();
         match workload.api.release_claim(&base, &key, &fact_text).await {
             Answer::Done(body) => {
@@ -283,9 +283,7 @@ async fn release(workload: &Workload, seat: usize, fact: Hash, random: &mut Spli
                 });
                 return true;
             }
-            Answer::Unknown(..) => {
-                tokio::time::sleep(Duration::from_millis(random.in_range(20, 200))).await
-            }
+            Answer::Unknown(..) => tokio::time::sleep(retry_pause(random, attempt)).await,
         }
     }
     false

@@ -30,6 +30,16 @@ use crate::workload::Workload;
 /// Attempts of one coordination request or write before the task gives up
 /// on it (as a client would; the outcome then stays unknown).
 pub const ATTEMPTS_MAX: usize = 3;
+/// How much longer each pause after an attempt without an answer is than
+/// the one before: the attempts then span a server's restart after a kill
+/// (about a second) instead of all failing fast within it, which left
+/// many outcomes unknown on the embedded store's single server.
+const RETRY_PAUSE_STEP_MS: u64 = 500;
+
+/// The pause after attempt `attempt` (from 0) got no answer.
+pub fn retry_pause(random: &mut SplitMix64, attempt: usize) -> Duration {
+    Duration::from_millis(random.in_range(20, 200) + RETRY_PAUSE_STEP_MS * attempt as u64)
+}
 
 /// The checks of the coordination decisions, in report order.
 pub const CHECKS: [&str; 10] = [
@@ -167,7 +177,7 @@ pub async fn write_one(
     let facts = std::slice::from_ref(fact);
     let mut unanswered = false;
     let mut last_refusal = None;
-    for _ in 0..ATTEMPTS_MAX {
+    for attempt in 0..ATTEMPTS_MAX {
         let base = workload.random_base(random).to_string();
         workload
             .history
@@ -199,7 +209,7 @@ pub async fn write_one(
             }
             Answer::Unknown(..) => {
                 unanswered = true;
-                tokio::time::sleep(Duration::from_millis(random.in_range(20, 200))).await;
+                tokio::time::sleep(retry_pause(random, attempt)).await;
             }
         }
     }

@@ -59,7 +59,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{json, Value};
 
 use crate::api::{Answer, Api};
-use crate::coordination::ATTEMPTS_MAX;
+use crate::coordination::{retry_pause, ATTEMPTS_MAX};
 use crate::oracle::Verdicts;
 use crate::report::CoordinationSummary;
 use crate::workload::{canonical_of, Workload};
@@ -459,7 +459,7 @@ async fn put(
             }
             Answer::Unknown(..) => {
                 unanswered = true;
-                tokio::time::sleep(Duration::from_millis(random.in_range(20, 200))).await;
+                tokio::time::sleep(retry_pause(random, attempt)).await;
             }
         }
     }
@@ -521,7 +521,7 @@ async fn delete(workload: &Workload, timer_idx: usize, random: &mut SplitMix64) 
             }
             Answer::Unknown(..) => {
                 unanswered = true;
-                tokio::time::sleep(Duration::from_millis(random.in_range(20, 200))).await;
+                tokio::time::sleep(retry_pause(random, attempt)).await;
             }
         }
     }
