@@ -3,9 +3,12 @@
 //! numbers, idempotence, all-or-nothing batches with predecessors first,
 //! successors with role, `without` and paging, the log, the durable-seq
 //! watch, concurrent writers with a following reader, and (embedded only)
-//! poisoning after a failed sync. The `conformance!` macro runs every check
+//! poisoning after a failed sync. The `both_backends!` macro runs every check
 //! against the embedded store and against PostgreSQL (a fresh database per
 //! test, dropped afterwards).
+
+#[macro_use]
+mod both_backends;
 
 use cairn_fact::{CanonicalFact, Hash};
 use cairn_store::postgres::testing::TestDatabase;
@@ -263,40 +266,7 @@ async fn single_fact_writes_race_and_check_predecessors<S: Store>(store: &S) {
     );
 }
 
-/// One test per check and backend: the same checks, not two copies.
-macro_rules! conformance {
-    ($($check:ident),* $(,)?) => {
-        mod embedded {
-            use super::*;
-            $(
-                #[tokio::test]
-                async fn $check() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
-                    super::$check(&store).await;
-                }
-            )*
-        }
-        mod postgres {
-            use super::*;
-            $(
-                #[tokio::test]
-                async fn $check() {
-                    let Some(database) = TestDatabase::create().await else {
-                        return;
-                    };
-                    let store = PostgresStore::connect(&database.url(), PostgresOptions::default())
-                        .await
-                        .unwrap();
-                    super::$check(&store).await;
-                    store.close();
-                }
-            )*
-        }
-    };
-}
-
-conformance!(
+both_backends!(
     writes_are_dense_idempotent_and_read_back,
     a_batch_with_a_missing_predecessor_stores_nothing,
     successors_filter_by_type_role_and_without_and_page,

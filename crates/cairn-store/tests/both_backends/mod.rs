@@ -2,8 +2,8 @@
 //! store — against a fresh embedded store and against PostgreSQL (a fresh
 //! database per test; skipped where `TestDatabase::create` finds none),
 //! as `embedded::<check>` and `postgres::<check>`. The conformance suites
-//! of the store's traits share it (`identities.rs`, `coordination.rs`,
-//! `timers.rs`); the including file imports `EmbeddedStore`,
+//! of the store's traits share it (`conformance.rs`, `identities.rs`,
+//! `coordination.rs`, `timers.rs`); the including file imports `EmbeddedStore`,
 //! `EmbeddedOptions`, `PostgresStore`, `PostgresOptions` and `TestDatabase`.
 
 macro_rules! both_backends {
