@@ -18,6 +18,7 @@ mod embedded;
 mod error;
 mod identity;
 pub mod limits;
+mod links;
 pub mod postgres;
 mod store;
 mod timers;
@@ -34,6 +35,7 @@ pub use identity::{
     AuditRecord, AuthorRecord, IdentityError, IdentityRecord, IdentityStore, TokenRecord,
     AUDIT_ENTRIES_MAX, AUTHORS_AGAIN_MAX,
 };
+pub use links::{LinkPut, LinkRecord, LinkStore};
 pub use postgres::{PostgresError, PostgresOptions, PostgresStore, SCHEMA_VERSION};
 pub use store::{DatabaseStats, Page, PutOutcome, Store, StoreStats, StoredFact, SuccessorsQuery};
 pub use timers::{DueTimers, TimerProgress, TimerPut, TimerRecord, TimerStore};

@@ -1,0 +1,389 @@
+//! The link engine: follows a source's log into a sink, one page per
+//! step, predecessors first, and saves the bookmark only after what it
+//! covers is durable in the sink.
+//!
+//! One step reads a page after the bookmark (long-polling when caught
+//! up), keeps the entries the link's types select, writes them — first
+//! trying the page alone, and when the sink names predecessors it lacks
+//! (a filter that skipped them, or a gap), fetching those from the source
+//! and writing them first, until the batch is closed under predecessors
+//! — then advances the bookmark over everything the page examined and
+//! saves it. A crash anywhere leaves the saved bookmark at or behind
+//! what is stored, and writing a fact again is a no-op, so a restart
+//! re-reads at most one page. While a page is written, the next one is
+//! read (when the page was full), so the source and the sink work side by
+//! side.
+
+use std::collections::HashSet;
+
+use cairn_api::access::Pattern;
+use cairn_fact::{CanonicalFact, Hash};
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+
+use crate::closure::predecessors_first;
+use crate::progress::{Anchor, Progress};
+use crate::sink::{Sink, SinkError};
+use crate::source::{Source, SourceError, SourcePage};
+
+/// How a follower reads and writes.
+#[derive(Clone, Debug)]
+pub struct FollowerOptions {
+    /// Entries asked for per page.
+    pub page_facts_max: usize,
+    /// How long a read waits for new entries when caught up.
+    pub wait_ms: u64,
+    /// Predecessors fetched to close one page, at most (a hostile or
+    /// broken source cannot make a step unbounded).
+    pub closure_facts_max: usize,
+    /// Predecessor fetches in flight at once.
+    pub fetches_in_flight_max: usize,
+}
+
+impl Default for FollowerOptions {
+    fn default() -> FollowerOptions {
+        FollowerOptions {
+            page_facts_max: crate::limits::PAGE_FACTS_DEFAULT,
+            wait_ms: crate::limits::WAIT_MS_DEFAULT,
+            closure_facts_max: crate::limits::CLOSURE_FACTS_MAX,
+            fetches_in_flight_max: crate::limits::FETCHES_IN_FLIGHT_MAX,
+        }
+    }
+}
+
+/// Why a step failed. Every failure leaves the sink and the saved
+/// progress as they were, or ahead by facts that are stored with all
+/// their predecessors.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum LinkError {
+    /// Reading from the source failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// Writing to the receiving store failed.
+    #[error(transparent)]
+    Sink(SinkError),
+    /// The bookmark does not fit the source: a different store answers
+    /// at the URL, or the source lost facts it had (restored from an
+    /// older backup). The link stops rather than silently skip.
+    #[error("the bookmark is invalid: {0}; delete the link and create it again to read the source from its start")]
+    BookmarkInvalid(String),
+    /// The source is the receiving store itself.
+    #[error("the link's source is this store itself ({store})")]
+    LinkToSelf {
+        /// The store identity both answered.
+        store: String,
+    },
+    /// A selected fact names a predecessor the source does not serve to
+    /// this link (absent, or of a type its token may not read); the fact
+    /// is not stored, since a store never holds a fact without its
+    /// predecessors.
+    #[error("fact {fact} names predecessor {predecessor}, which the source does not serve to this link (absent, or its token may not read its type); grant the link's token read on that type")]
+    PredecessorUnavailable {
+        /// The fact that cannot be stored.
+        fact: Hash,
+        /// Its predecessor the source did not answer.
+        predecessor: Hash,
+    },
+    /// Closing one page under predecessors needs more facts than allowed.
+    #[error(
+        "closing one page under predecessors needs more than {0} facts the filter did not select"
+    )]
+    ClosureTooLarge(usize),
+    /// The link is no longer this runner's (deleted, made again, taken
+    /// over by another server): stop without saving anything.
+    #[error("the link was deleted, made again or taken over by another server")]
+    Superseded,
+}
+
+/// What one step did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StepOutcome {
+    /// Entries of the source's log examined.
+    pub examined_to: u64,
+    /// Facts stored that the sink did not hold before.
+    pub facts_inserted: u64,
+    /// Whether the bookmark reached the source's head.
+    pub caught_up: bool,
+}
+
+/// Follows one source into one sink.
+pub struct Follower<S, K> {
+    source: S,
+    sink: K,
+    types: Vec<String>,
+    patterns: Vec<Pattern>,
+    options: FollowerOptions,
+    progress: Progress,
+    prefetched: Option<SourcePage>,
+}
+
+impl<S: Source, K: Sink> Follower<S, K> {
+    /// A follower reading the facts whose type matches one of `types`,
+    /// from `progress` on. The patterns must be valid (the server checked
+    /// them when the link was defined); an invalid one selects nothing.
+    pub fn new(
+        source: S,
+        sink: K,
+        types: Vec<String>,
+        progress: Progress,
+        options: FollowerOptions,
+    ) -> Follower<S, K> {
+        let patterns = types
+            .iter()
+            .filter_map(|text| Pattern::parse(text).ok())
+            .collect();
+        Follower {
+            source,
+            sink,
+            types,
+            patterns,
+            options,
+            progress,
+            prefetched: None,
+        }
+    }
+
+    /// Where the follower stands.
+    pub fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    /// The progress, to change what is saved next (a failure to record).
+    pub fn progress_mut(&mut self) -> &mut Progress {
+        &mut self.progress
+    }
+
+    /// The sink, for callers that share it.
+    pub fn sink(&self) -> &K {
+        &self.sink
+    }
+
+    /// Checks that the bookmark fits the source: the same store answers,
+    /// its log still reaches the bookmark, and the anchor fact is still at
+    /// its position. Done before the first step and after every failure,
+    /// since a source that went away may come back restored from a backup.
+    pub async fn verify(&mut self) -> Result<(), LinkError> {
+        self.prefetched = None;
+        let anchor = self.progress.bookmark.anchor;
+        let probe_after = match anchor {
+            Some(anchor) => anchor.seq - 1,
+            None => self.progress.bookmark.after,
+        };
+        let probe = self.source.page(probe_after, &self.types, 1, 0).await?;
+        self.check_identity(&probe)?;
+        if let Some(anchor) = anchor {
+            match probe.entries.first() {
+                Some(entry) if entry.seq == anchor.seq && entry.fact.hash == anchor.hash => {}
+                Some(entry) if entry.seq == anchor.seq => {
+                    return Err(LinkError::BookmarkInvalid(format!(
+                        "the source holds fact {} at seq {}, where this link received {}",
+                        entry.fact.hash, anchor.seq, anchor.hash
+                    )))
+                }
+                _ => {
+                    return Err(LinkError::BookmarkInvalid(format!(
+                        "the source no longer serves fact {} at seq {}",
+                        anchor.hash, anchor.seq
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads one page, stores what it selects (predecessors first), and
+    /// saves the advanced bookmark. `now_ms` stamps when the link was
+    /// caught up.
+    pub async fn step(&mut self, now_ms: u64) -> Result<StepOutcome, LinkError> {
+        let page = match self.prefetched.take() {
+            Some(page) => page,
+            None => {
+                self.source
+                    .page(
+                        self.progress.bookmark.after,
+                        &self.types,
+                        self.options.page_facts_max,
+                        self.options.wait_ms,
+                    )
+                    .await?
+            }
+        };
+        self.check_identity(&page)?;
+        self.check_order(&page)?;
+        let full = page.entries.len() >= self.options.page_facts_max;
+        let next = page.next;
+        let head = page.head;
+        let mut anchor = None;
+        let mut selected = Vec::with_capacity(page.entries.len());
+        for entry in page.entries {
+            if self.selects(&entry.fact) {
+                anchor = Some(Anchor {
+                    seq: entry.seq,
+                    hash: entry.fact.hash,
+                });
+                selected.push(entry.fact);
+            }
+        }
+        // Read the next page while this one is written, when there is
+        // probably more to read (never a long-poll that would hold the
+        // write back).
+        let (written, prefetched) = if full {
+            let read_ahead = self
+                .source
+                .page(next, &self.types, self.options.page_facts_max, 0);
+            let (written, prefetched) =
+                futures_util::future::join(self.write(selected), read_ahead).await;
+            (written, prefetched.ok())
+        } else {
+            (self.write(selected).await, None)
+        };
+        let facts_inserted = written?;
+        self.prefetched = prefetched;
+        let caught_up = next >= head;
+        let progress = &mut self.progress;
+        progress.bookmark.after = next;
+        if anchor.is_some() {
+            progress.bookmark.anchor = anchor;
+        }
+        progress.facts_received += facts_inserted;
+        progress.source_head = head.max(next);
+        if caught_up {
+            progress.caught_up_at_ms = Some(now_ms);
+        }
+        progress.last_error = None;
+        if !self
+            .sink
+            .save(&self.progress)
+            .await
+            .map_err(LinkError::Sink)?
+        {
+            return Err(LinkError::Superseded);
+        }
+        Ok(StepOutcome {
+            examined_to: next,
+            facts_inserted,
+            caught_up,
+        })
+    }
+
+    fn selects(&self, fact: &CanonicalFact) -> bool {
+        cairn_api::access::any_matches(&self.patterns, &fact.fact.type_name)
+    }
+
+    fn check_identity(&mut self, page: &SourcePage) -> Result<(), LinkError> {
+        if page.store == self.sink.store_id() {
+            return Err(LinkError::LinkToSelf {
+                store: page.store.clone(),
+            });
+        }
+        match &self.progress.bookmark.store {
+            Some(store) if *store != page.store => {
+                return Err(LinkError::BookmarkInvalid(format!(
+                    "store {} answers at the source's URL, where this link read store {store}",
+                    page.store
+                )))
+            }
+            Some(_) => {}
+            None => self.progress.bookmark.store = Some(page.store.clone()),
+        }
+        let after = self.progress.bookmark.after;
+        if page.head < after {
+            return Err(LinkError::BookmarkInvalid(format!(
+                "the source's log ends at seq {}, before this link's bookmark {after} (was it restored from an older backup?)",
+                page.head
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_order(&self, page: &SourcePage) -> Result<(), LinkError> {
+        let after = self.progress.bookmark.after;
+        let mut previous = after;
+        for entry in &page.entries {
+            if entry.seq <= previous {
+                return Err(SourceError::Invalid(format!(
+                    "entry at seq {} after seq {previous}: a log page must ascend",
+                    entry.seq
+                ))
+                .into());
+            }
+            previous = entry.seq;
+        }
+        if page.next < previous {
+            return Err(SourceError::Invalid(format!(
+                "next {} is before the page's last entry {previous}",
+                page.next
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Stores `selected`, fetching from the source and writing first any
+    /// predecessor the sink lacks.
+    async fn write(&self, selected: Vec<CanonicalFact>) -> Result<u64, LinkError> {
+        if selected.is_empty() {
+            return Ok(0);
+        }
+        // A page closed under predecessors by itself needs no second
+        // attempt, so it is not copied for one.
+        let in_page: HashSet<Hash> = selected.iter().map(|fact| fact.hash).collect();
+        let self_contained = selected.iter().all(|fact| {
+            fact.fact
+                .all_predecessors()
+                .all(|(_, predecessor)| in_page.contains(predecessor))
+        });
+        if self_contained {
+            return self.sink.put(selected).await.map_err(LinkError::Sink);
+        }
+        let mut fetched: Vec<CanonicalFact> = Vec::new();
+        let mut fetched_hashes: HashSet<Hash> = HashSet::new();
+        loop {
+            let mut batch = predecessors_first(fetched.clone());
+            batch.extend(selected.iter().cloned());
+            let missing = match self.sink.put(batch).await {
+                Ok(inserted) => return Ok(inserted),
+                Err(SinkError::MissingPredecessors(missing)) => missing,
+                Err(error) => return Err(LinkError::Sink(error)),
+            };
+            let to_fetch: Vec<Hash> = missing
+                .into_iter()
+                .filter(|hash| !fetched_hashes.contains(hash))
+                .collect();
+            if to_fetch.is_empty() {
+                return Err(LinkError::Sink(SinkError::Refused(
+                    "the receiving store reports predecessors missing that the batch holds".into(),
+                )));
+            }
+            if fetched.len() + to_fetch.len() > self.options.closure_facts_max {
+                return Err(LinkError::ClosureTooLarge(self.options.closure_facts_max));
+            }
+            let answers: Vec<(Hash, Option<CanonicalFact>)> = stream::iter(to_fetch)
+                .map(|hash| async move {
+                    let fact = self.source.fact(&hash).await?;
+                    Ok::<_, SourceError>((hash, fact))
+                })
+                .buffer_unordered(self.options.fetches_in_flight_max)
+                .try_collect()
+                .await?;
+            for (hash, fact) in answers {
+                let Some(fact) = fact else {
+                    let fact = fetched
+                        .iter()
+                        .chain(selected.iter())
+                        .find(|fact| {
+                            fact.fact
+                                .all_predecessors()
+                                .any(|(_, predecessor)| *predecessor == hash)
+                        })
+                        .map_or(hash, |fact| fact.hash);
+                    return Err(LinkError::PredecessorUnavailable {
+                        fact,
+                        predecessor: hash,
+                    });
+                };
+                fetched_hashes.insert(hash);
+                fetched.push(fact);
+            }
+        }
+    }
+}

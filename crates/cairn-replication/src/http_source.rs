@@ -1,0 +1,265 @@
+//! A source over API v1: `GET /v1/log` (with `types`, long-polling) and
+//! `GET /v1/facts/{hash}` of another Cairn, with the link's access token.
+//! Every fact is verified against its hash — and its bytes checked to be
+//! canonical — before it goes anywhere; an answer that is not a valid
+//! page is refused whole. Answers are read up to a bound, and every
+//! request has a deadline, so neither a flood nor a stalled connection
+//! holds a link forever.
+
+use std::time::Duration;
+
+use cairn_fact::{CanonicalFact, Hash};
+use futures_util::future::BoxFuture;
+use reqwest::{StatusCode, Url};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::limits::{ANSWER_BYTES_MAX, CONNECT_TIMEOUT_MS, REQUEST_TIMEOUT_MS_BEYOND_WAIT};
+use crate::source::{Source, SourceEntry, SourceError, SourcePage};
+
+/// Pages with more facts than this are verified on the blocking pool.
+const INLINE_VERIFY_FACTS_MAX: usize = 32;
+
+/// Another Cairn, read over HTTP.
+#[derive(Clone)]
+pub struct HttpSource {
+    base: Url,
+    token: Option<String>,
+    client: reqwest::Client,
+}
+
+impl std::fmt::Debug for HttpSource {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("HttpSource")
+            .field("base", &self.base.as_str())
+            .field("token", &self.token.as_ref().map(|_| "<not shown>"))
+            .finish()
+    }
+}
+
+/// Checks a source's base URL: `http` or `https`, a host, no user
+/// information (credentials are given apart, never in a URL that may be
+/// logged), no query or fragment. Answers it without a trailing slash.
+pub fn parse_source_url(text: &str) -> Result<Url, String> {
+    let url = Url::parse(text).map_err(|error| format!("not a URL: {error}"))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(format!(
+            "the scheme must be http or https, not {}",
+            url.scheme()
+        ));
+    }
+    if url.host_str().map_or(true, str::is_empty) {
+        return Err("the URL has no host".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("the URL must not carry credentials (give the link a token instead)".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("the URL must not have a query or a fragment".into());
+    }
+    let mut url = url;
+    let trimmed = url.path().trim_end_matches('/').to_string();
+    url.set_path(&trimmed);
+    Ok(url)
+}
+
+impl HttpSource {
+    /// A source at `base` (checked by [`parse_source_url`]), authenticating
+    /// with `token` if given.
+    pub fn new(base: Url, token: Option<String>) -> Result<HttpSource, SourceError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
+            .build()
+            .map_err(|error| {
+                SourceError::Unavailable(format!("cannot make an HTTP client: {error}"))
+            })?;
+        Ok(HttpSource {
+            base,
+            token,
+            client,
+        })
+    }
+
+    fn url(&self, path: &str) -> Url {
+        let mut url = self.base.clone();
+        let joined = format!("{}{path}", self.base.path());
+        url.set_path(&joined);
+        url
+    }
+
+    async fn get(&self, url: Url, timeout_ms: u64) -> Result<(StatusCode, Vec<u8>), SourceError> {
+        let mut request = self
+            .client
+            .get(url)
+            .timeout(Duration::from_millis(timeout_ms));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let mut response = request.send().await.map_err(transport_error)?;
+        let status = response.status();
+        if let Some(length) = response.content_length() {
+            if length > ANSWER_BYTES_MAX as u64 {
+                return Err(SourceError::Invalid(format!(
+                    "an answer of {length} bytes is larger than {ANSWER_BYTES_MAX}"
+                )));
+            }
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+            if body.len() + chunk.len() > ANSWER_BYTES_MAX {
+                return Err(SourceError::Invalid(format!(
+                    "an answer larger than {ANSWER_BYTES_MAX} bytes"
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((status, body))
+    }
+}
+
+fn transport_error(error: reqwest::Error) -> SourceError {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "cannot connect"
+    } else {
+        "connection failed"
+    };
+    // reqwest's message names the URL, never the bearer token.
+    SourceError::Unavailable(format!("{kind}: {error}"))
+}
+
+/// The error an answer other than 200 means.
+fn status_error(status: StatusCode, body: &[u8]) -> SourceError {
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        code: String,
+        message: String,
+    }
+    let detail = match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(error) => format!("{status} {}: {}", error.code, error.message),
+        Err(_) => format!("{status}"),
+    };
+    if status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
+        || status.is_server_error()
+    {
+        SourceError::Unavailable(detail)
+    } else {
+        SourceError::Refused(detail)
+    }
+}
+
+#[derive(Deserialize)]
+struct WirePage<'a> {
+    #[serde(borrow)]
+    facts: Vec<WireFact<'a>>,
+    next: u64,
+    store: Option<String>,
+    head: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct WireFact<'a> {
+    hash: &'a str,
+    seq: u64,
+    #[serde(borrow)]
+    fact: &'a RawValue,
+}
+
+fn verify(hash_text: &str, raw: &RawValue) -> Result<CanonicalFact, SourceError> {
+    let hash = Hash::from_hex(hash_text)
+        .map_err(|error| SourceError::Invalid(format!("hash {hash_text:?}: {error}")))?;
+    CanonicalFact::verify_stored(raw.get().as_bytes(), &hash)
+        .map_err(|error| SourceError::Invalid(format!("fact {hash}: {error}")))
+}
+
+fn parse_page(body: &[u8]) -> Result<SourcePage, SourceError> {
+    let page: WirePage<'_> = serde_json::from_slice(body)
+        .map_err(|error| SourceError::Invalid(format!("not a log page: {error}")))?;
+    let (Some(store), Some(head)) = (page.store, page.head) else {
+        return Err(SourceError::Invalid(
+            "the log page has no `store` and `head`: the source is not a Cairn that serves replication".into(),
+        ));
+    };
+    let entries = page
+        .facts
+        .iter()
+        .map(|wire| {
+            Ok(SourceEntry {
+                seq: wire.seq,
+                fact: verify(wire.hash, wire.fact)?,
+            })
+        })
+        .collect::<Result<Vec<_>, SourceError>>()?;
+    Ok(SourcePage {
+        store,
+        head,
+        entries,
+        next: page.next,
+    })
+}
+
+impl Source for HttpSource {
+    fn page<'a>(
+        &'a self,
+        after: u64,
+        types: &'a [String],
+        limit: usize,
+        wait_ms: u64,
+    ) -> BoxFuture<'a, Result<SourcePage, SourceError>> {
+        Box::pin(async move {
+            let mut url = self.url("/v1/log");
+            {
+                let mut query = url.query_pairs_mut();
+                query
+                    .append_pair("after", &after.to_string())
+                    .append_pair("limit", &limit.to_string())
+                    .append_pair("wait_ms", &wait_ms.to_string());
+                for pattern in types {
+                    query.append_pair("types", pattern);
+                }
+            }
+            let (status, body) = self
+                .get(url, wait_ms + REQUEST_TIMEOUT_MS_BEYOND_WAIT)
+                .await?;
+            if status != StatusCode::OK {
+                return Err(status_error(status, &body));
+            }
+            if body.len() > INLINE_VERIFY_FACTS_MAX * 512 {
+                tokio::task::spawn_blocking(move || parse_page(&body))
+                    .await
+                    .map_err(|error| SourceError::Invalid(format!("verifying failed: {error}")))?
+            } else {
+                parse_page(&body)
+            }
+        })
+    }
+
+    fn fact<'a>(
+        &'a self,
+        hash: &'a Hash,
+    ) -> BoxFuture<'a, Result<Option<CanonicalFact>, SourceError>> {
+        Box::pin(async move {
+            let url = self.url(&format!("/v1/facts/{hash}"));
+            let (status, body) = self.get(url, REQUEST_TIMEOUT_MS_BEYOND_WAIT).await?;
+            if status == StatusCode::NOT_FOUND {
+                return Ok(None);
+            }
+            if status != StatusCode::OK {
+                return Err(status_error(status, &body));
+            }
+            let wire: WireFact<'_> = serde_json::from_slice(&body)
+                .map_err(|error| SourceError::Invalid(format!("not a fact answer: {error}")))?;
+            let fact = verify(wire.hash, wire.fact)?;
+            if fact.hash != *hash {
+                return Err(SourceError::Invalid(format!(
+                    "asked for fact {hash}, answered fact {}",
+                    fact.hash
+                )));
+            }
+            Ok(Some(fact))
+        })
+    }
+}

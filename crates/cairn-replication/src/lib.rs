@@ -1,0 +1,27 @@
+//! Replication between autonomous Cairn stores ("Replication links" in
+//! `docs/api-v1.md`, formats in `docs/design.md`).
+//!
+//! A fact's identity is its content hash, the same on every store, and
+//! facts never change, so stores exchange facts in any order, any number
+//! of times, and converge: a grow-only set, closed under predecessors.
+//! This crate holds what every replicating party shares — the server's
+//! links, the SDK's offline sync and the simulation that checks
+//! convergence — independent of where facts come from and go to:
+//! a `Source` (another store's log) and a `Sink` (this store).
+
+#![forbid(unsafe_code)]
+
+mod closure;
+mod follower;
+mod http_source;
+pub mod limits;
+mod progress;
+mod sink;
+mod source;
+
+pub use closure::predecessors_first;
+pub use follower::{Follower, FollowerOptions, LinkError, StepOutcome};
+pub use http_source::{parse_source_url, HttpSource};
+pub use progress::{Anchor, Bookmark, Progress};
+pub use sink::{Sink, SinkError};
+pub use source::{Source, SourceEntry, SourceError, SourcePage};
