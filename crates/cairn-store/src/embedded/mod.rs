@@ -1,7 +1,7 @@
 //! The embedded store: one data directory, no other process.
 //!
 //! Facts and their indexes live in one fjall keyspace (an LSM tree with a
-//! write-ahead journal), in ten partitions:
+//! write-ahead journal), in twelve partitions:
 //!
 //! | partition    | key                                   | value               |
 //! |--------------|---------------------------------------|---------------------|
@@ -15,6 +15,7 @@
 //! | `authors`    | see `identity.rs`                     | authorship          |
 //! | `coordination` | see `coordination.rs`               | claims, leases      |
 //! | `timers`     | see `timers.rs`                       | durable timers      |
+//! | `links`      | see `links.rs`                        | replication links   |
 //! | `meta`       | `format`, `deployment`                | format version, the deployment's identity |
 //!
 //! All partitions of one group commit go into one atomic batch, so they are
@@ -26,6 +27,7 @@ mod delivery;
 mod identity;
 mod journal_check;
 mod keys;
+mod links;
 mod timers;
 mod watermark;
 mod writer;
@@ -58,7 +60,7 @@ const FORMAT_VERSION: &[u8] = b"1";
 /// queued behind newer work, the oldest journal was never deleted, and fjall
 /// halted all writes for good ("too many journals"). We saw that in several
 /// restarts after heavy writes (`bench/scale.sh`, 1 million facts). The
-/// backlog is at most 8 journals (`journal_bytes_max` / 32 MiB) times 10
+/// backlog is at most 8 journals (`journal_bytes_max` / 32 MiB) times 11
 /// partitions written after creation (all but `meta`), so with 128 one
 /// wake-up flushes all of it.
 const FLUSH_TASKS_PER_WAKEUP: usize = 128;
@@ -147,6 +149,8 @@ struct Shared {
     deployment: String,
     /// Durable timers and their time index (see `timers.rs`).
     timers: PartitionHandle,
+    /// Replication links (see `links.rs`).
+    links: PartitionHandle,
     /// The identity revision of the last durable group.
     identity_revision: AtomicU64,
     /// Timers with an attempt pending (entries of the timers' time index),
@@ -432,6 +436,7 @@ impl EmbeddedStore {
         let authors = keyspace.open_partition("authors", uncompressed)?;
         let coordination = keyspace.open_partition("coordination", unfiltered.clone())?;
         let timers = keyspace.open_partition("timers", unfiltered.clone())?;
+        let links = keyspace.open_partition("links", unfiltered.clone())?;
         let meta = keyspace.open_partition("meta", unfiltered)?;
         let store_dir = dir.join("store");
         let damaged = |error: fjall::Error| open_error(&store_dir, error);
@@ -478,6 +483,7 @@ impl EmbeddedStore {
             coordination,
             deployment,
             timers,
+            links,
             identity_revision: AtomicU64::new(0),
             timers_pending: AtomicU64::new(0),
             durable_seq: AtomicU64::new(last_seq),

@@ -23,7 +23,8 @@
 //! checked against its lease's record the same way, so no grant can come
 //! between the check and the write.
 //!
-//! Timer changes (see `timers.rs`) go into the same batches too.
+//! Timer changes (see `timers.rs`) and link changes (see `links.rs`) go
+//! into the same batches too.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -38,6 +39,7 @@ use super::coordination::{self, CoordinationAnswer, CoordinationOp};
 use super::delivery::{self, DeliveryWrite};
 use super::identity::{self, AuditCursor, IdentityChange};
 use super::keys;
+use super::links::{self as link_records, LinkChange, LinkOutcome};
 use super::timers::{self as timer_records, TimerChange, TimerOutcome};
 use super::watermark::Watermark;
 use super::{Shared, SyncMode, UNSAFE_ACK_AHEAD};
@@ -82,6 +84,11 @@ pub enum WriteRequest {
         change: TimerChange,
         reply: oneshot::Sender<Result<TimerOutcome, WriteError>>,
     },
+    /// A replication link change.
+    Links {
+        change: LinkChange,
+        reply: oneshot::Sender<Result<LinkOutcome, WriteError>>,
+    },
 }
 
 impl WriteRequest {
@@ -91,7 +98,8 @@ impl WriteRequest {
             WriteRequest::Delivery { .. }
             | WriteRequest::Identity { .. }
             | WriteRequest::Coordination { .. }
-            | WriteRequest::Timers { .. } => 1,
+            | WriteRequest::Timers { .. }
+            | WriteRequest::Links { .. } => 1,
         }
     }
 
@@ -114,6 +122,9 @@ impl WriteRequest {
             WriteRequest::Timers { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
+            WriteRequest::Links { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
         }
     }
 }
@@ -134,6 +145,8 @@ struct Group {
     coordination: coordination::Staged,
     /// Timer changes of this group.
     timers: timer_records::Staged,
+    /// Link changes of this group.
+    links: link_records::Staged,
 }
 
 /// A request that passed validation, with the answer to send once durable.
@@ -156,6 +169,10 @@ enum Accepted {
         reply: oneshot::Sender<Result<TimerOutcome, WriteError>>,
         outcome: TimerOutcome,
     },
+    Links {
+        reply: oneshot::Sender<Result<LinkOutcome, WriteError>>,
+        outcome: LinkOutcome,
+    },
 }
 
 impl Accepted {
@@ -176,6 +193,9 @@ impl Accepted {
             Accepted::Timers { reply, outcome } => {
                 let _ = reply.send(Ok(outcome));
             }
+            Accepted::Links { reply, outcome } => {
+                let _ = reply.send(Ok(outcome));
+            }
         }
     }
 
@@ -194,6 +214,9 @@ impl Accepted {
                 let _ = reply.send(Err(error));
             }
             Accepted::Timers { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            Accepted::Links { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
         }
@@ -261,6 +284,7 @@ impl Writer {
             identity: identity::Staged::default(),
             coordination: coordination::Staged::default(),
             timers: timer_records::Staged::default(),
+            links: link_records::Staged::default(),
         };
         let mut accepted = Vec::with_capacity(requests.len());
         let mut n_delivery_writes = 0;
@@ -354,6 +378,19 @@ impl Writer {
                         Ok(outcome) => accepted.push(Accepted::Timers { reply, outcome }),
                     }
                 }
+                WriteRequest::Links { change, reply } => {
+                    match link_records::stage_change(
+                        &self.shared,
+                        &mut group.batch,
+                        &mut group.links,
+                        change,
+                    ) {
+                        Err(error) => {
+                            let _ = reply.send(Err(error));
+                        }
+                        Ok(outcome) => accepted.push(Accepted::Links { reply, outcome }),
+                    }
+                }
                 WriteRequest::Delivery { write, reply } => {
                     match delivery::stage(&self.shared, &mut group.batch, write) {
                         Err(error) => {
@@ -374,11 +411,12 @@ impl Writer {
         identity::write_author_ranges(&self.shared, &mut group.batch, &mut group.identity);
         let n_new_facts = group.new_facts.len() as u64;
         // Entries besides new facts: delivery, identity, authorship,
-        // claims, leases and timers.
+        // claims, leases, timers and links.
         let n_other_writes = n_delivery_writes
             + group.identity.n_writes
             + group.coordination.n_writes
-            + group.timers.n_writes;
+            + group.timers.n_writes
+            + group.links.n_writes;
         if accepted.is_empty() && n_new_facts == 0 && n_other_writes == 0 {
             return;
         }

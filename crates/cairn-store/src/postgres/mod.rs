@@ -30,6 +30,7 @@ mod coordination;
 pub mod delivery;
 mod errors;
 mod identity;
+mod links;
 #[cfg(feature = "test-support")]
 pub mod private_cluster;
 mod schema;

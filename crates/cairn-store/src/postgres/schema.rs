@@ -38,6 +38,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "claim batches",
         include_str!("migrations/0009_claim_batches.sql"),
     ),
+    (10, "links", include_str!("migrations/0010_links.sql")),
 ];
 
 /// The newest schema version this build knows.
