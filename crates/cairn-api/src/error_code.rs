@@ -63,6 +63,7 @@ error_codes! {
     EmptyBatch = "empty_batch", 400, "A batch of facts holds no fact.";
     InvalidRequest = "invalid_request", 400, "The body does not have the shape or the values the endpoint takes.";
     InvalidDefinition = "invalid_definition", 400, "The subscription's name or definition is not acceptable.";
+    InvalidLink = "invalid_link", 400, "The link's name or definition is not acceptable (a malformed URL, an invalid type pattern; the message says which); nothing changed.";
     InvalidTimer = "invalid_timer", 400, "The timer's name, schedule or template fact is not acceptable (the message says which); nothing changed.";
     MissingParameter = "missing_parameter", 400, "A required query parameter is absent.";
     UnknownParameter = "unknown_parameter", 400, "A query parameter is not one the endpoint takes.";
@@ -81,6 +82,7 @@ error_codes! {
     NotFound = "not_found", 404, "No fact, blob or endpoint with that name.";
     UnknownSubscription = "unknown_subscription", 404, "No subscription with that name.";
     UnknownIdentity = "unknown_identity", 404, "No identity with that name (or it was revoked).";
+    UnknownLink = "unknown_link", 404, "No replication link with that name.";
     UnknownTimer = "unknown_timer", 404, "No timer with that name (or the caller may not read its template's type).";
     NotADeadLetter = "not_a_dead_letter", 404, "The message is not a dead letter of this subscription.";
     // 405, 409, 412, 413, 414, 415, 422: the request cannot be done as asked.
@@ -90,6 +92,8 @@ error_codes! {
     NotClaimHolder = "not_claim_holder", 409, "The fact does not hold the claim (the error's `holder` names the fact that does, or is null); nothing changed.";
     LeaseHeld = "lease_held", 409, "Another holder's grant of the lease is current (the error's `holder` and `expires_at` say whose and until when).";
     StaleFence = "stale_fence", 409, "The fence is not the lease's current grant: a later grant exists or it was released (`current` is the current fence, if any); nothing changed.";
+    LinkConflict = "link_conflict", 409, "A link with that name has another source or other types, which cannot change (delete it and create it again).";
+    TooManyLinks = "too_many_links", 409, "The deployment keeps no more replication links.";
     TooManySubscriptions = "too_many_subscriptions", 409, "The server keeps no more subscriptions.";
     RequestTooLarge = "request_too_large", 413, "The request body is larger than the limit.";
     BatchTooLarge = "batch_too_large", 413, "A batch holds more facts than the limit.";
@@ -100,6 +104,7 @@ error_codes! {
     UnsupportedMediaType = "unsupported_media_type", 415, "The body's Content-Type is not one the endpoint takes.";
     GenerationMismatch = "generation_mismatch", 412, "The subscription is not at the generation If-Match names (or does not exist); nothing changed.";
     MissingPredecessors = "missing_predecessors", 422, "Predecessors are neither stored nor earlier in the batch (listed in `missing`).";
+    LinkToSelf = "link_to_self", 422, "The link's source answers with this deployment's own identity: a link to itself.";
     BlobHashMismatch = "blob_hash_mismatch", 422, "The uploaded bytes do not hash to the hash in the path.";
     // 429, 503: try again later; the request changed nothing or is safe to retry.
     RateLimited = "rate_limited", 429, "The identity's request or write rate is above its limit; retry after Retry-After seconds.";

@@ -74,6 +74,15 @@ pub struct FactPage<F = serde_json::Value> {
     /// did not match, or that `without` excluded, are skipped for good); on
     /// an empty page, the `after` that was asked for.
     pub next: u64,
+    /// Of the log only: this store's identity (the deployment's), by which
+    /// a replication link tells the store it follows from another at the
+    /// same URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
+    /// Of the log only: the store's last `seq` when it answered (the lag
+    /// of a reader is `head - next`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<u64>,
 }
 
 /// A query of `GET /v1/facts/{hash}/successors`.

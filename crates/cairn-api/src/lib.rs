@@ -20,6 +20,7 @@ pub mod error_code;
 pub mod facts;
 pub mod hash_text;
 pub mod limits;
+pub mod links;
 pub mod meta;
 #[cfg(feature = "openapi")]
 pub mod openapi;
@@ -39,6 +40,7 @@ pub use coordination::{
 };
 pub use error_code::{ErrorBody, ErrorCode, ErrorObject};
 pub use facts::{FactPage, LogQuery, PutFactsAnswer, PutResult, StoredFact, SuccessorsQuery};
+pub use links::{Anchor, Bookmark, LinkDefinition, LinkList, LinkState, LinkView};
 pub use meta::{BlobStored, Health, Versions};
 pub use precondition::{entity_tag, GenerationPrecondition, MalformedIfMatch};
 pub use request_body::{parse_body, RequestBody};

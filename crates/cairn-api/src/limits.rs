@@ -63,3 +63,14 @@ pub const TIMERS_LIMIT_DEFAULT: usize = 1_000;
 pub const TIMERS_LIMIT_MAX: usize = 10_000;
 
 const _: () = assert!(TIMERS_LIMIT_DEFAULT <= TIMERS_LIMIT_MAX);
+
+/// Longest link name, in bytes.
+pub const LINK_NAME_BYTES_MAX: usize = 128;
+/// Longest source URL of a link, in bytes.
+pub const LINK_SOURCE_BYTES_MAX: usize = 2_048;
+/// Type patterns of one link, at most.
+pub const LINK_TYPES_MAX: usize = 64;
+/// Links one deployment holds, at most (each runs a task and a connection).
+pub const LINKS_MAX: usize = 256;
+/// Longest link definition body, in bytes.
+pub const LINK_BODY_BYTES_MAX: usize = 64 * 1024;

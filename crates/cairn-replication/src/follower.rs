@@ -21,7 +21,9 @@ use cairn_fact::{CanonicalFact, Hash};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use crate::closure::predecessors_first;
-use crate::progress::{Anchor, Progress};
+use cairn_api::links::Anchor;
+
+use crate::progress::Progress;
 use crate::sink::{Sink, SinkError};
 use crate::source::{Source, SourceError, SourcePage};
 

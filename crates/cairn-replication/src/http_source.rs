@@ -40,7 +40,8 @@ impl std::fmt::Debug for HttpSource {
 
 /// Checks a source's base URL: `http` or `https`, a host, no user
 /// information (credentials are given apart, never in a URL that may be
-/// logged), no query or fragment. Answers it without a trailing slash.
+/// logged), no query or fragment. Answers it with its path's trailing
+/// slashes removed (an empty path is `/`, which [`source_text`] leaves out).
 pub fn parse_source_url(text: &str) -> Result<Url, String> {
     let url = Url::parse(text).map_err(|error| format!("not a URL: {error}"))?;
     if url.scheme() != "http" && url.scheme() != "https" {
@@ -64,6 +65,12 @@ pub fn parse_source_url(text: &str) -> Result<Url, String> {
     Ok(url)
 }
 
+/// A checked source URL as text, without a trailing slash: the form a
+/// link's `source` is stored and shown in.
+pub fn source_text(url: &Url) -> String {
+    url.as_str().trim_end_matches('/').to_string()
+}
+
 impl HttpSource {
     /// A source at `base` (checked by [`parse_source_url`]), authenticating
     /// with `token` if given.
@@ -83,7 +90,7 @@ impl HttpSource {
 
     fn url(&self, path: &str) -> Url {
         let mut url = self.base.clone();
-        let joined = format!("{}{path}", self.base.path());
+        let joined = format!("{}{path}", self.base.path().trim_end_matches('/'));
         url.set_path(&joined);
         url
     }

@@ -19,9 +19,12 @@ mod progress;
 mod sink;
 mod source;
 
+pub use cairn_api::links::{Anchor, Bookmark};
 pub use closure::predecessors_first;
 pub use follower::{Follower, FollowerOptions, LinkError, StepOutcome};
-pub use http_source::{parse_source_url, HttpSource};
-pub use progress::{Anchor, Bookmark, Progress};
+pub use http_source::{parse_source_url, source_text, HttpSource};
+pub use progress::Progress;
+/// The URL type of a source's base URL.
+pub use reqwest::Url;
 pub use sink::{Sink, SinkError};
 pub use source::{Source, SourceEntry, SourceError, SourcePage};

@@ -4,38 +4,8 @@
 //! receiver stored). The JSON form is what the store keeps
 //! (`docs/design.md`, "Replication bookmarks").
 
-use cairn_fact::Hash;
+use cairn_api::links::Bookmark;
 use serde::{Deserialize, Serialize};
-
-/// A position in a source's log, and what identifies that log.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Bookmark {
-    /// The source's store identity, learned from its first answer; an
-    /// answer from another store means a different store now answers at
-    /// the link's URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub store: Option<String>,
-    /// Every entry of the source's log up to this `seq` has been examined
-    /// (and what matched is stored here): the next read is `after` it. It
-    /// moves over facts the filter skips.
-    pub after: u64,
-    /// The last fact received and its position in the source's log: a
-    /// source restored from an older backup (which may have reached
-    /// `after` again with other facts) answers another fact there, and is
-    /// detected rather than silently skipped.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub anchor: Option<Anchor>,
-}
-
-/// A fact at a position of the source's log.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Anchor {
-    /// Its `seq` in the source's log.
-    pub seq: u64,
-    /// Its hash.
-    #[serde(with = "cairn_api::hash_text")]
-    pub hash: Hash,
-}
 
 /// A link's progress as saved by its runner.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

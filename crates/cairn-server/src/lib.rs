@@ -12,6 +12,7 @@ pub mod delivery;
 pub mod error;
 mod http_errors;
 pub mod limits;
+pub mod links;
 mod metrics;
 mod node;
 pub mod parsers {
@@ -148,6 +149,21 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
             put(routes::timers::put_timer::<S>)
                 .get(routes::timers::get_timer::<S>)
                 .delete(routes::timers::delete_timer::<S>),
+        )
+        .route("/v1/links", get(routes::links::list_links::<S>))
+        .route(
+            "/v1/links/{name}",
+            put(routes::links::put_link::<S>)
+                .get(routes::links::get_link::<S>)
+                .delete(routes::links::delete_link::<S>),
+        )
+        .route(
+            "/v1/links/{name}/pause",
+            post(routes::links::pause_link::<S>),
+        )
+        .route(
+            "/v1/links/{name}/resume",
+            post(routes::links::resume_link::<S>),
         );
     let blobs = Router::new()
         .route("/v1/blobs", put(routes::blobs::put_blob::<S>))
@@ -204,6 +220,14 @@ fn with_overload_limits<S: Store>(
     )
 }
 
+/// The handles the routes share with the server's background tasks.
+pub struct Background {
+    /// Durable timers, shared with the scheduler.
+    pub timers: Arc<timers::Timers>,
+    /// Replication links, shared with their supervisor.
+    pub links: Arc<links::Links>,
+}
+
 /// Builds the complete application over `store` and its delivery engine
 /// (see [`delivery`]): the router of API v1. `shutdown` ends long-polls and
 /// streams; `clock` judges lease expiry on a store that leaves that to
@@ -217,8 +241,9 @@ pub fn app<S: Store + CoordinationStore>(
     config: ServerConfig,
     shutdown: CancellationToken,
     auth: Option<Arc<auth::Auth>>,
-    timers: Arc<timers::Timers>,
+    background: Background,
 ) -> Router {
+    let Background { timers, links } = background;
     let metrics = Arc::new(HttpMetrics::new());
     timers.register_metrics(&metrics);
     if let Some(auth) = &auth {
@@ -236,5 +261,6 @@ pub fn app<S: Store + CoordinationStore>(
         shutdown,
         auth,
         timers,
+        links,
     })
 }

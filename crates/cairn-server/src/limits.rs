@@ -99,3 +99,24 @@ pub const TIMER_CLAIM_MS: u64 = 5_000;
 pub const TIMER_IDLE_WAKE: Duration = Duration::from_millis(250);
 
 const _: () = assert!(TIMER_CATCH_UP_PER_PASS_MAX * TIMERS_DUE_PER_PASS_MAX <= 1_000_000);
+
+/// A server holds its claim to run a replication link this long (on
+/// PostgreSQL): if it dies, another server takes the link over after at
+/// most this much time.
+pub const LINK_CLAIM_MS: u64 = 6_000;
+/// A link's runner renews its claim this often, and long-polls its source
+/// at most this long, so a claim never lapses while it runs.
+pub const LINK_RENEW_MS: u64 = 1_500;
+const _: () = assert!(LINK_RENEW_MS * 3 <= LINK_CLAIM_MS);
+/// The link supervisor looks at the stored links at least this often
+/// (a link put on another server, a claim to take over).
+pub const LINK_SCAN: Duration = Duration::from_millis(1_000);
+/// A failing link waits this long before its first retry, doubling up to
+/// [`LINK_RETRY_MS_MAX`].
+pub const LINK_RETRY_MS_MIN: u64 = 200;
+/// The longest wait between two attempts of a failing link.
+pub const LINK_RETRY_MS_MAX: u64 = 30_000;
+/// A `PUT` of a link asks its source who it is (to refuse a link to
+/// itself) for at most this long; a source that does not answer in time
+/// is not a bad definition.
+pub const LINK_PROBE_TIMEOUT: Duration = Duration::from_millis(2_000);

@@ -19,7 +19,7 @@ use axum::serve::Listener;
 use axum::Router;
 use cairn_store::{
     BlobError, BlobStore, CoordinationStore, EmbeddedOptions, EmbeddedStore, IdentityStore,
-    PostgresError, PostgresOptions, PostgresStore, ReadError, Store, TimerStore,
+    LinkStore, PostgresError, PostgresOptions, PostgresStore, ReadError, Store, TimerStore,
 };
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -31,6 +31,7 @@ use crate::delivery::memory::{MemoryDeliveries, MemoryOptions};
 use crate::delivery::shared::{SharedDeliveries, SharedOptions};
 use crate::delivery::Deliveries;
 use crate::http_errors::JsonErrorListener;
+use crate::links::{spawn_supervisor, Links};
 use crate::timers::{spawn_scheduler, Timers};
 use crate::tls::ServerTls;
 use crate::{app, limits, ServerConfig};
@@ -146,8 +147,9 @@ impl NodeOptions {
 
 /// The router of the application over `store`, with access control over
 /// the store's identities if `auth_enabled` (kept fresh until `shutdown`),
-/// and the timer scheduler (running until `shutdown`).
-async fn assemble<S: Store + IdentityStore + TimerStore + CoordinationStore>(
+/// the timer scheduler and the replication links' supervisor (running
+/// until `shutdown`).
+async fn assemble<S: Store + IdentityStore + TimerStore + CoordinationStore + LinkStore>(
     store: &Arc<S>,
     blobs: BlobStore,
     deliveries: Arc<dyn Deliveries>,
@@ -169,6 +171,16 @@ async fn assemble<S: Store + IdentityStore + TimerStore + CoordinationStore>(
         config.fact_canonical_bytes_max,
     );
     let scheduler = spawn_scheduler(Arc::clone(store), Arc::clone(&timers), shutdown.clone());
+    let links = Links::new(
+        Arc::clone(store) as Arc<dyn LinkStore>,
+        store.deployment().to_string(),
+    );
+    let supervisor = spawn_supervisor(Arc::clone(store), Arc::clone(&links), shutdown.clone());
+    // Both stop at `shutdown`; the node awaits them before the store closes.
+    let scheduler = tokio::spawn(async move {
+        let _ = scheduler.await;
+        let _ = supervisor.await;
+    });
     let router = app(
         Arc::clone(store),
         Arc::new(blobs),
@@ -176,7 +188,7 @@ async fn assemble<S: Store + IdentityStore + TimerStore + CoordinationStore>(
         config,
         shutdown.clone(),
         auth.clone(),
-        timers,
+        crate::Background { timers, links },
     );
     Ok((router, auth, scheduler))
 }

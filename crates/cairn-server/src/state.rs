@@ -60,6 +60,8 @@ pub struct AppState<S> {
     pub clock: crate::clock::Clock,
     /// Durable timers.
     pub timers: Arc<crate::timers::Timers>,
+    /// Replication links.
+    pub links: Arc<crate::links::Links>,
 }
 
 impl<S> Clone for AppState<S> {
@@ -76,6 +78,7 @@ impl<S> Clone for AppState<S> {
             coordination: Arc::clone(&self.coordination),
             clock: self.clock.clone(),
             timers: Arc::clone(&self.timers),
+            links: Arc::clone(&self.links),
         }
     }
 }

@@ -4,6 +4,7 @@ use axum::body::Body;
 use axum::extract::{Extension, RawQuery, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
+use cairn_api::access::{any_matches, Pattern};
 use cairn_api::facts::{is_reserved_type, RESERVED_TYPE_PREFIX};
 use cairn_api::ErrorCode;
 use cairn_api::{Authorship, FactPage, PutFactsAnswer, PutResult, FENCE_HEADER};
@@ -338,8 +339,12 @@ pub async fn get_log<S: Store>(
     Extension(caller): Extension<Caller>,
     RawQuery(raw_query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw_query.as_deref(), &["after", "limit", "wait_ms"])?;
+    let params = QueryParams::parse(
+        raw_query.as_deref(),
+        &["after", "limit", "wait_ms", "types"],
+    )?;
     let after_seq = params.integer("after", 0, 0, u64::MAX)?;
+    let types = type_patterns(&params)?;
     let limit = params.integer(
         "limit",
         limits::LOG_LIMIT_DEFAULT as u64,
@@ -357,9 +362,11 @@ pub async fn get_log<S: Store>(
         let examined = !page.facts.is_empty();
         // Facts the caller may not read are left out; `next` still moves
         // past them, so a reader never reads them again.
-        page.facts.retain(|fact| readable(&caller, fact));
+        // So are facts of other types than `types` asks for.
+        page.facts
+            .retain(|fact| readable(&caller, fact) && selected(&types, fact));
         if !page.facts.is_empty() {
-            return page_answer(&page);
+            return log_answer(&state, &page);
         }
         if examined {
             // Only unreadable facts: read on past them while the long-poll
@@ -368,11 +375,11 @@ pub async fn get_log<S: Store>(
             if wait_ms > 0 && pages_read < limits::FILTERED_PAGES_MAX && !long_poll.expired() {
                 continue;
             }
-            return page_answer(&page);
+            return log_answer(&state, &page);
         }
         if !long_poll.wait_past(&state, &caller, seen).await {
             caller.ensure_still_valid()?;
-            return page_answer(&page);
+            return log_answer(&state, &page);
         }
     }
 }
@@ -392,15 +399,60 @@ fn stored_fact(fact: &StoredFact) -> Result<cairn_api::StoredFact<&RawValue>, Ap
 }
 
 fn page_answer(page: &Page) -> Result<Response, ApiError> {
+    Ok(json_answer(&fact_page(page)?))
+}
+
+fn fact_page(page: &Page) -> Result<FactPage<&RawValue>, ApiError> {
     let facts = page
         .facts
         .iter()
         .map(stored_fact)
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(json_answer(&FactPage {
+    Ok(FactPage {
         facts,
         next: page.next_seq,
-    }))
+        store: None,
+        head: None,
+    })
+}
+
+/// A page of the log, with the store's identity and head: what a
+/// replication link checks its bookmark against. The head is read after
+/// the page, so it is never below the page's last `seq`.
+fn log_answer<S: Store>(state: &AppState<S>, page: &Page) -> Result<Response, ApiError> {
+    let mut answer = fact_page(page)?;
+    answer.store = Some(state.coordination.deployment().to_string());
+    answer.head = Some((*state.store.watch_last_seq().borrow()).max(page.next_seq));
+    Ok(json_answer(&answer))
+}
+
+/// The `types` patterns of a log query (none: every type).
+fn type_patterns(params: &QueryParams) -> Result<Vec<Pattern>, ApiError> {
+    let texts = params.all("types");
+    if texts.len() > cairn_api::limits::LINK_TYPES_MAX {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            format!(
+                "at most {} types patterns",
+                cairn_api::limits::LINK_TYPES_MAX
+            ),
+        ));
+    }
+    texts
+        .into_iter()
+        .map(|text| {
+            Pattern::parse(text).map_err(|error| {
+                ApiError::new(ErrorCode::InvalidParameter, format!("types: {error}"))
+            })
+        })
+        .collect()
+}
+
+/// Whether a fact's type matches one of `types` (every fact if none).
+fn selected(types: &[Pattern], fact: &StoredFact) -> bool {
+    types.is_empty()
+        || cairn_fact::canonical_type(&fact.canonical)
+            .is_some_and(|type_name| any_matches(types, type_name))
 }
 
 /// Stored canonical bytes as a JSON value to embed in an answer. They were

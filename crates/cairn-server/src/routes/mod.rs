@@ -4,6 +4,7 @@ pub mod blobs;
 pub mod claims;
 pub mod facts;
 pub mod leases;
+pub mod links;
 pub mod meta;
 mod path;
 pub mod stream;

@@ -1,0 +1,163 @@
+//! One link's runner: claims the link (on PostgreSQL, so that one server
+//! runs it at a time), builds its `Follower` from the stored definition
+//! and progress, and steps it until it is stopped — checking the bookmark
+//! against the source before the first step and after every failure,
+//! recording each failure as the link's `last_error`, and retrying with
+//! jittered, doubling backoff.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cairn_replication::{parse_source_url, Follower, FollowerOptions, HttpSource, LinkError};
+use cairn_store::{LinkRecord, Store};
+use tokio_util::sync::CancellationToken;
+
+use super::sink::StoreSink;
+use super::{now_ms, progress_of, Links, StoredDefinition};
+use crate::limits::{LINK_CLAIM_MS, LINK_RENEW_MS, LINK_RETRY_MS_MAX, LINK_RETRY_MS_MIN};
+
+/// Runs the link `record` until `stop` is cancelled, the link is taken
+/// over by another server, or it is deleted or made again.
+pub(super) async fn run<S: Store>(
+    store: Arc<S>,
+    links: Arc<Links>,
+    record: LinkRecord,
+    stop: CancellationToken,
+) {
+    let name = record.name.clone();
+    if !claim_when_free(&links, &record, &stop).await {
+        return;
+    }
+    match follower(store, &links, &record) {
+        Ok(follower) => follow(&links, &record, follower, &stop).await,
+        Err(error) => tracing::error!(link = %name, %error, "cannot run the replication link"),
+    }
+    if let Err(error) = links.store.release_link(&name, &links.runner_name).await {
+        tracing::warn!(link = %name, %error, "cannot release the replication link");
+    }
+}
+
+type LinkFollower<S> = Follower<HttpSource, StoreSink<S>>;
+
+fn follower<S: Store>(
+    store: Arc<S>,
+    links: &Links,
+    record: &LinkRecord,
+) -> Result<LinkFollower<S>, String> {
+    let definition = StoredDefinition::parse(record)?;
+    let progress = progress_of(record)?;
+    let url = parse_source_url(&definition.source)?;
+    let source = HttpSource::new(url, definition.token).map_err(|error| error.to_string())?;
+    let sink = StoreSink {
+        store,
+        links: Arc::clone(&links.store),
+        name: record.name.clone(),
+        incarnation: record.incarnation.clone(),
+        runner: links.runner_name.clone(),
+        deployment: links.deployment.clone(),
+    };
+    let options = FollowerOptions {
+        wait_ms: LINK_RENEW_MS,
+        ..FollowerOptions::default()
+    };
+    Ok(Follower::new(
+        source,
+        sink,
+        definition.types,
+        progress,
+        options,
+    ))
+}
+
+/// Waits until this server holds the link's claim; `false` if stopped
+/// first.
+async fn claim_when_free(links: &Links, record: &LinkRecord, stop: &CancellationToken) -> bool {
+    loop {
+        match claim(links, record).await {
+            Ok(true) => return true,
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(link = %record.name, %error, "cannot claim the replication link")
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return false,
+            () = tokio::time::sleep(Duration::from_millis(LINK_RENEW_MS)) => {}
+        }
+    }
+}
+
+async fn claim(links: &Links, record: &LinkRecord) -> Result<bool, cairn_store::WriteError> {
+    links
+        .store
+        .claim_link(
+            &record.name,
+            &record.incarnation,
+            &links.runner_name,
+            LINK_CLAIM_MS,
+        )
+        .await
+}
+
+async fn follow<S: Store>(
+    links: &Links,
+    record: &LinkRecord,
+    mut follower: LinkFollower<S>,
+    stop: &CancellationToken,
+) {
+    let name = &record.name;
+    let mut claimed_at = Instant::now();
+    let mut verified = false;
+    let mut retry_ms = LINK_RETRY_MS_MIN;
+    loop {
+        if claimed_at.elapsed() >= Duration::from_millis(LINK_RENEW_MS) {
+            match claim(links, record).await {
+                Ok(true) => claimed_at = Instant::now(),
+                Ok(false) => {
+                    tracing::info!(link = %name, "another server runs the replication link now");
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(link = %name, %error, "cannot renew the replication link's claim");
+                    if claimed_at.elapsed() >= Duration::from_millis(LINK_CLAIM_MS) {
+                        return;
+                    }
+                }
+            }
+        }
+        let attempt = async {
+            if !verified {
+                follower.verify().await?;
+            }
+            follower.step(now_ms()).await
+        };
+        let result = tokio::select! {
+            () = stop.cancelled() => return,
+            result = attempt => result,
+        };
+        match result {
+            Ok(_) => {
+                verified = true;
+                retry_ms = LINK_RETRY_MS_MIN;
+            }
+            Err(LinkError::Superseded) => return,
+            Err(error) => {
+                verified = false;
+                let message = error.to_string();
+                tracing::warn!(link = %name, error = %message, retry_ms, "replication link failing");
+                follower.progress_mut().last_error = Some(message);
+                if let Ok(false) =
+                    cairn_replication::Sink::save(follower.sink(), follower.progress()).await
+                {
+                    return;
+                }
+                let jitter_ms = rand::random::<u64>() % (retry_ms / 2 + 1);
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_millis(retry_ms + jitter_ms)) => {}
+                }
+                retry_ms = (retry_ms * 2).min(LINK_RETRY_MS_MAX);
+            }
+        }
+    }
+}
