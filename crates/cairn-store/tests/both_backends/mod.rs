@@ -3,8 +3,9 @@
 //! database per test; skipped where `TestDatabase::create` finds none),
 //! as `embedded::<check>` and `postgres::<check>`. The conformance suites
 //! of the store's traits share it (`conformance.rs`, `identities.rs`,
-//! `coordination.rs`, `timers.rs`, `links.rs`); the including file imports `EmbeddedStore`,
-//! `EmbeddedOptions`, `PostgresStore`, `PostgresOptions` and `TestDatabase`.
+//! `coordination.rs`, `timers.rs`, `links.rs`); the including file imports
+//! `EmbeddedStore`, `EmbeddedOptions`, `PostgresStore`, `PostgresOptions`
+//! and `TestDatabase`.
 
 macro_rules! both_backends {
     ($($check:ident),* $(,)?) => {
