@@ -24,6 +24,7 @@ use crate::coordination::{
 };
 use crate::error_code::ErrorBody;
 use crate::facts::{FactPage, PutFactsAnswer, StoredFact};
+use crate::links::{Anchor, Bookmark, LinkDefinition, LinkList, LinkState, LinkView};
 use crate::meta::{BlobStored, Health, Versions};
 use crate::subscriptions::*;
 use crate::timers::{CatchUp, TimerDefinition, TimerList, TimerView};
@@ -127,6 +128,7 @@ struct UnknownSubscription(ErrorBody);
         create_token, list_tokens, rotate_token, revoke_token, audit,
         claim, get_claim, release_claim, get_lease, acquire_lease, renew_lease, release_lease,
         list_timers, put_timer, get_timer, delete_timer,
+        list_links, put_link, get_link, delete_link, pause_link, resume_link,
     ),
     components(schemas(
         HashText, Predecessor, Fact, PutFactsRequest, ErrorBody, PutFactsAnswer,
@@ -139,6 +141,7 @@ struct UnknownSubscription(ErrorBody);
         IdentityView, IdentityList, Revoked, Authorship, AuditEntry, AuditPage,
         ClaimRequest, ClaimAnswer, ClaimReleased, LeaseAcquireRequest, LeaseGrantRequest,
         LeaseGrant, CatchUp, TimerDefinition, TimerView, TimerList,
+        LinkDefinition, LinkView, LinkList, LinkState, Bookmark, Anchor,
     )),
     tags(
         (name = "facts", description = "Write and read facts"),
@@ -148,6 +151,7 @@ struct UnknownSubscription(ErrorBody);
         (name = "timers", description = "Durable timers that write a fact when due"),
         (name = "access", description = "Identities, access tokens and the audit trail (servers with --auth)"),
         (name = "collaboration", description = "Claims and leases with fencing tokens"),
+        (name = "replication", description = "Replication links from other deployments (admin)"),
     )
 )]
 struct ApiDocument;
@@ -291,9 +295,10 @@ fn get_successors() {}
         ("after" = Option<u64>, Query, minimum = 0, description = "Only facts with a seq above this (default 0)"),
         ("limit" = Option<u64>, Query, minimum = 1, maximum = 10000, description = "Facts at most (default 1000)"),
         ("wait_ms" = Option<u64>, Query, minimum = 0, maximum = 60000, description = "Long-poll until at least one fact or this long"),
+        ("types" = Option<Vec<String>>, Query, explode = true, description = "Only facts whose type matches one of these patterns (repeatable, at most 64; default every type); next still moves past the others"),
     ),
     responses(
-        (status = 200, description = "Facts in seq order", body = FactPage<Fact>),
+        (status = 200, description = "Facts in seq order, with the store's identity (store) and last seq (head)", body = FactPage<Fact>),
         (status = 400, description = "A malformed, repeated, unknown or out-of-range parameter", body = ErrorBody),
         Busy,
     )
@@ -723,6 +728,85 @@ fn get_timer() {}
     )
 )]
 fn delete_timer() {}
+
+/// `unknown_link`: no replication link has that name.
+#[derive(utoipa::IntoResponses)]
+#[response(status = 404)]
+struct UnknownLink(ErrorBody);
+
+#[utoipa::path(
+    get, path = "/v1/links", tag = "replication",
+    responses(
+        (status = 200, description = "Every link of this deployment, by name", body = LinkList),
+        (status = 400, description = "An unknown query parameter", body = ErrorBody),
+        Busy,
+    )
+)]
+fn list_links() {}
+
+#[utoipa::path(
+    put, path = "/v1/links/{name}", tag = "replication",
+    params(("name" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", description = "The link's name")),
+    request_body(content = LinkDefinition, content_type = "application/json", description = "At most 65,536 bytes"),
+    responses(
+        (status = 201, description = "Created: the link starts following its source", body = LinkView),
+        (status = 200, description = "The link existed with the same source and types: its token is replaced (rotated), or nothing changed", body = LinkView),
+        (status = 400, description = "invalid_link (name, URL, type patterns, token), or malformed JSON", body = ErrorBody),
+        (status = 409, description = "link_conflict (another source or other types), too_many_links", body = ErrorBody),
+        (status = 422, description = "link_to_self: the source answers with this deployment's identity", body = ErrorBody),
+        BodyRefused,
+        Busy,
+    )
+)]
+fn put_link() {}
+
+#[utoipa::path(
+    get, path = "/v1/links/{name}", tag = "replication",
+    params(("name" = String, Path, description = "The link's name")),
+    responses(
+        (status = 200, description = "State, bookmark, lag and last error", body = LinkView),
+        (status = 400, description = "invalid_link (the name), or an unknown query parameter", body = ErrorBody),
+        UnknownLink,
+        Busy,
+    )
+)]
+fn get_link() {}
+
+#[utoipa::path(
+    delete, path = "/v1/links/{name}", tag = "replication",
+    params(("name" = String, Path, description = "The link's name")),
+    responses(
+        (status = 200, description = "Deleted: the link stops; the facts it received stay", body = Deleted),
+        (status = 400, description = "invalid_link (the name), or an unknown query parameter", body = ErrorBody),
+        UnknownLink,
+        Busy,
+    )
+)]
+fn delete_link() {}
+
+#[utoipa::path(
+    post, path = "/v1/links/{name}/pause", tag = "replication",
+    params(("name" = String, Path, description = "The link's name")),
+    responses(
+        (status = 200, description = "Paused: it receives nothing until resumed", body = LinkView),
+        (status = 400, description = "invalid_link (the name), or an unknown query parameter", body = ErrorBody),
+        UnknownLink,
+        Busy,
+    )
+)]
+fn pause_link() {}
+
+#[utoipa::path(
+    post, path = "/v1/links/{name}/resume", tag = "replication",
+    params(("name" = String, Path, description = "The link's name")),
+    responses(
+        (status = 200, description = "Resumed: it catches up from its bookmark", body = LinkView),
+        (status = 400, description = "invalid_link (the name), or an unknown query parameter", body = ErrorBody),
+        UnknownLink,
+        Busy,
+    )
+)]
+fn resume_link() {}
 
 #[utoipa::path(
     post, path = "/v1/claims", tag = "collaboration",

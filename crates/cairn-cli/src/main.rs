@@ -1,6 +1,6 @@
 //! The `cairn` command: `serve` runs the server on the embedded store;
 //! `hash` works offline; `put`, `get`, `successors`, `log`, `tail` and
-//! `subs` and `timers` talk to a server through the SDK; `bench` generates load and
+//! `subs`, `timers` and `links` talk to a server through the SDK; `bench` generates load and
 //! reports latency percentiles; `check` runs the reliability checker.
 
 #![forbid(unsafe_code)]
@@ -11,6 +11,7 @@ mod bench_timers;
 mod check;
 mod client;
 mod connection;
+mod links;
 mod sagas;
 mod serve;
 mod subs;
@@ -102,6 +103,9 @@ enum Command {
     /// Durable timers: set (at an instant or on a cron schedule), list,
     /// show, delete.
     Timers(timers::TimersArgs),
+    /// Replication links into this deployment from another: create (or
+    /// rotate the token of), list, show, pause, resume, delete.
+    Links(links::LinksArgs),
     /// Sagas: list (by state, by name), show a saga's journal, and ask the
     /// runner to retry or abort one.
     Sagas(sagas::SagasArgs),
@@ -139,6 +143,7 @@ fn main() -> ExitCode {
             Command::Bench(args) => bench::run(args).await,
             Command::Subs(args) => subs::run(args).await,
             Command::Timers(args) => timers::run(args).await,
+            Command::Links(args) => links::run(args).await,
             Command::Sagas(args) => sagas::run(args).await,
             Command::Tokens(args) => tokens::run(args).await,
             Command::Check(args) => check::run(args).await,

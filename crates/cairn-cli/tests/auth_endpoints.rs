@@ -653,6 +653,16 @@ fn setup() -> (tempfile::TempDir, Ctx) {
             201,
         );
     }
+    // Replication links the rows read, pause, resume and delete (their
+    // source is a closed port: they exist, failing, which is enough).
+    for name in ["get-link", "del-link", "pause-link", "resume-link"] {
+        ctx.root(
+            "PUT",
+            &format!("/v1/links/{name}"),
+            Body::Json(link_body()),
+            201,
+        );
+    }
     // Claims and leases the rows read, renew and release.
     for key in ["held-claim", "release-claim"] {
         let body = json!({"key": key, "fact": ctx.open_hash});
@@ -1279,7 +1289,72 @@ fn table(ctx: &Ctx) -> Vec<Row> {
             .check(|_, _, answer| assert!(answer.json()["entries"].is_array())),
     );
     collaboration_rows(ctx, &mut rows);
+    link_rows(&mut rows);
     rows
+}
+
+/// A link definition whose source nobody listens at.
+fn link_body() -> Value {
+    json!({"source": "http://127.0.0.1:9", "types": ["*"]})
+}
+
+/// The status of `GET /v1/links/{name}` for the setup admin, and whether
+/// the link is paused.
+fn link_observe(name: &'static str) -> impl Fn(&Ctx) -> Value {
+    // Only what a refused request could have changed: whether the link
+    // exists and whether it is paused (its lag and errors move by
+    // themselves).
+    move |ctx: &Ctx| {
+        let observed = ctx.root_answer("GET", &format!("/v1/links/{name}"));
+        json!([observed["status"], observed["answer"]["state"] == "paused"])
+    }
+}
+
+/// The rows of replication links: every operation is an admin's.
+fn link_rows(rows: &mut Vec<Row>) {
+    rows.push(
+        row("GET", "/v1/links", "/v1/links")
+            .admin(200)
+            .check(|_, _, answer| assert!(answer.json()["links"].is_array())),
+    );
+    rows.push(
+        row("PUT", "/v1/links/{name}", "/v1/links/put-link")
+            .body(Body::Json(link_body()))
+            .admin(201)
+            .check(|_, _, answer| assert_eq!(answer.json()["name"], "put-link"))
+            .observe(link_observe("put-link")),
+    );
+    rows.push(
+        row("GET", "/v1/links/{name}", "/v1/links/get-link")
+            .admin(200)
+            .check(|_, _, answer| assert_eq!(answer.json()["name"], "get-link")),
+    );
+    rows.push(
+        row("DELETE", "/v1/links/{name}", "/v1/links/del-link")
+            .admin(200)
+            .check(|_, _, answer| assert_eq!(answer.json()["deleted"], true))
+            .observe(link_observe("del-link")),
+    );
+    rows.push(
+        row(
+            "POST",
+            "/v1/links/{name}/pause",
+            "/v1/links/pause-link/pause",
+        )
+        .admin(200)
+        .check(|_, _, answer| assert_eq!(answer.json()["state"], "paused"))
+        .observe(link_observe("pause-link")),
+    );
+    rows.push(
+        row(
+            "POST",
+            "/v1/links/{name}/resume",
+            "/v1/links/resume-link/resume",
+        )
+        .admin(200)
+        .check(|_, _, answer| assert_ne!(answer.json()["state"], "paused"))
+        .observe(link_observe("resume-link")),
+    );
 }
 
 /// The rows of claims and leases: permissions on the `Cairn.*` type that

@@ -5,6 +5,7 @@
 
 use crate::wire::{AuditPage, IdentityView, TokenCreateRequest, TokenCreated, TokenRotateRequest};
 use crate::wire::{ClaimAnswer, ClaimReleased, LeaseAction, LeaseGrant};
+use crate::wire::{LinkDefinition, LinkView};
 use crate::wire::{TimerDefinition, TimerView};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -254,6 +255,34 @@ impl Client {
     /// there is none).
     pub async fn delete_timer(&self, name: &str) -> Result<()> {
         self.transport.delete_timer(name).await
+    }
+
+    /// Creates the replication link `name` on this deployment (which
+    /// receives), or rotates its token: a link's source and types cannot
+    /// change (`link_conflict`). Admin.
+    pub async fn put_link(&self, name: &str, definition: &LinkDefinition) -> Result<LinkView> {
+        self.transport.put_link(name, definition).await
+    }
+
+    /// The link `name` (state, bookmark, lag), `None` if there is none.
+    pub async fn get_link(&self, name: &str) -> Result<Option<LinkView>> {
+        self.transport.get_link(name).await
+    }
+
+    /// Every link of this deployment, by name.
+    pub async fn list_links(&self) -> Result<Vec<LinkView>> {
+        Ok(self.transport.list_links().await?.links)
+    }
+
+    /// Deletes the link `name` (`unknown_link` if there is none); the
+    /// facts it received stay.
+    pub async fn delete_link(&self, name: &str) -> Result<()> {
+        self.transport.delete_link(name).await
+    }
+
+    /// Pauses (`true`) or resumes (`false`) the link `name`.
+    pub async fn set_link_paused(&self, name: &str, paused: bool) -> Result<LinkView> {
+        self.transport.set_link_paused(name, paused).await
     }
 
     /// Claims `key` for the stored fact `fact`: the first claim of a free

@@ -40,6 +40,7 @@ use crate::wire::{
     SubscriptionView, SuccessorsQuery, TimerDefinition, TimerList, TimerView, TokenResult,
 };
 use crate::wire::{ClaimAnswer, ClaimReleased, LeaseAction, LeaseGrant};
+use crate::wire::{LinkDefinition, LinkList, LinkView};
 use cairn_api::precondition::IF_MATCH_HEADER;
 use cairn_api::{
     ErrorBody, ErrorCode, PullAnswer, PutFactsAnswer, ReplayAnswer, SubscriptionList,
@@ -857,6 +858,55 @@ impl Transport for RemoteTransport {
             let path = ["v1", "timers", name];
             self.execute(self.call(Method::DELETE, &path)).await?;
             Ok(())
+        })
+    }
+
+    fn put_link<'a>(
+        &'a self,
+        name: &'a str,
+        definition: &'a LinkDefinition,
+    ) -> BoxFuture<'a, Result<LinkView>> {
+        Box::pin(async move {
+            let path = ["v1", "links", name];
+            let mut call = self.call(Method::PUT, &path);
+            call.body = Some(json_body(definition)?);
+            self.call_json(call).await
+        })
+    }
+
+    fn get_link<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<LinkView>>> {
+        Box::pin(async move {
+            self.call_optional(self.call(Method::GET, &["v1", "links", name]), |code| {
+                code == ErrorCode::UnknownLink.as_str()
+            })
+            .await
+        })
+    }
+
+    fn list_links(&self) -> BoxFuture<'_, Result<LinkList>> {
+        Box::pin(async move {
+            self.call_json(self.call(Method::GET, &["v1", "links"]))
+                .await
+        })
+    }
+
+    fn delete_link<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            self.execute(self.call(Method::DELETE, &["v1", "links", name]))
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn set_link_paused<'a>(
+        &'a self,
+        name: &'a str,
+        paused: bool,
+    ) -> BoxFuture<'a, Result<LinkView>> {
+        Box::pin(async move {
+            let action = if paused { "pause" } else { "resume" };
+            self.call_json(self.call(Method::POST, &["v1", "links", name, action]))
+                .await
         })
     }
 

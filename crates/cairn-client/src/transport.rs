@@ -20,6 +20,7 @@ use crate::wire::{
 };
 use crate::wire::{AuditPage, IdentityView, TokenCreateRequest, TokenCreated, TokenRotateRequest};
 use crate::wire::{ClaimAnswer, ClaimReleased, LeaseAction, LeaseGrant};
+use crate::wire::{LinkDefinition, LinkList, LinkView};
 use crate::wire::{TimerDefinition, TimerList, TimerView};
 
 /// API v1 as a set of async calls over wire types.
@@ -186,6 +187,29 @@ pub trait Transport: Send + Sync + 'static {
 
     /// Deletes a timer: it never fires again (`DELETE /v1/timers/{name}`).
     fn delete_timer<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>>;
+
+    /// Creates a replication link or rotates its token (`PUT /v1/links/{name}`).
+    fn put_link<'a>(
+        &'a self,
+        name: &'a str,
+        definition: &'a LinkDefinition,
+    ) -> BoxFuture<'a, Result<LinkView>>;
+
+    /// Reads a link, `None` if there is none by that name.
+    fn get_link<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<LinkView>>>;
+
+    /// Every link (`GET /v1/links`).
+    fn list_links(&self) -> BoxFuture<'_, Result<LinkList>>;
+
+    /// Deletes a link (`DELETE /v1/links/{name}`).
+    fn delete_link<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>>;
+
+    /// Pauses or resumes a link (`POST /v1/links/{name}/pause|resume`).
+    fn set_link_paused<'a>(
+        &'a self,
+        name: &'a str,
+        paused: bool,
+    ) -> BoxFuture<'a, Result<LinkView>>;
 
     /// Claims `key` for the stored fact `fact` (`POST /v1/claims`).
     fn claim<'a>(&'a self, key: &'a str, fact: Hash) -> BoxFuture<'a, Result<ClaimAnswer>>;

@@ -13,6 +13,7 @@ pub use cairn_api::{
     TokenCreateRequest, TokenCreated, TokenRotateRequest, TokenView,
 };
 pub use cairn_api::{ClaimAnswer, ClaimReleased, LeaseGrant};
+pub use cairn_api::{LinkDefinition, LinkList, LinkState, LinkView};
 
 /// What to do with a lease (`POST /v1/leases/{name}/…`).
 #[derive(Clone, Debug, PartialEq, Eq)]
