@@ -241,6 +241,7 @@ impl<S: Source, K: Sink> Follower<S, K> {
         let facts_inserted = written?;
         self.prefetched = prefetched;
         let caught_up = next >= head;
+        let before = self.progress.clone();
         let progress = &mut self.progress;
         progress.bookmark.after = next;
         if anchor.is_some() {
@@ -252,11 +253,23 @@ impl<S: Source, K: Sink> Follower<S, K> {
             progress.caught_up_at_ms = Some(now_ms);
         }
         progress.last_error = None;
-        if !self
-            .sink
-            .save(&self.progress)
-            .await
-            .map_err(LinkError::Sink)?
+        // An idle long-poll that moved nothing is not saved: a caught-up
+        // link would otherwise write its unchanged bookmark every wait.
+        let still_caught_up = caught_up && before.caught_up_at_ms.is_some();
+        let unchanged = Progress {
+            caught_up_at_ms: if still_caught_up {
+                before.caught_up_at_ms
+            } else {
+                progress.caught_up_at_ms
+            },
+            ..progress.clone()
+        } == before;
+        if !unchanged
+            && !self
+                .sink
+                .save(&self.progress)
+                .await
+                .map_err(LinkError::Sink)?
         {
             return Err(LinkError::Superseded);
         }

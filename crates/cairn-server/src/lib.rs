@@ -246,6 +246,7 @@ pub fn app<S: Store + CoordinationStore>(
     let Background { timers, links } = background;
     let metrics = Arc::new(HttpMetrics::new());
     timers.register_metrics(&metrics);
+    links.register_metrics(&metrics);
     if let Some(auth) = &auth {
         metrics.register(Box::new(auth.audit.outcomes()));
     }

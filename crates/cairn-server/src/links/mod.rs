@@ -23,6 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use cairn_api::{LinkDefinition, LinkState, LinkView};
 use cairn_replication::Progress;
 use cairn_store::{LinkRecord, LinkStore, Store};
+use prometheus::{IntCounterVec, IntGaugeVec, Opts};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -62,6 +63,44 @@ impl StoredDefinition {
     }
 }
 
+/// The metrics of the links this server runs, by link name.
+struct LinkMetrics {
+    received: IntCounterVec,
+    lag_facts: IntGaugeVec,
+    failing: IntGaugeVec,
+}
+
+impl LinkMetrics {
+    fn new() -> LinkMetrics {
+        LinkMetrics {
+            received: IntCounterVec::new(
+                Opts::new(
+                    "cairn_link_facts_received_total",
+                    "Facts a replication link run by this server stored that were new here",
+                ),
+                &["link"],
+            )
+            .expect("valid counter"),
+            lag_facts: IntGaugeVec::new(
+                Opts::new(
+                    "cairn_link_lag_facts",
+                    "Entries of the source's log after the link's bookmark, as last seen",
+                ),
+                &["link"],
+            )
+            .expect("valid gauge"),
+            failing: IntGaugeVec::new(
+                Opts::new(
+                    "cairn_link_failing",
+                    "1 while the link's last attempt failed (on the server that runs it)",
+                ),
+                &["link"],
+            )
+            .expect("valid gauge"),
+        }
+    }
+}
+
 /// The links of one server, shared by the routes and the supervisor.
 pub struct Links {
     /// Where links are kept.
@@ -71,6 +110,7 @@ pub struct Links {
     /// This server's name as a runner of links (random, per process).
     pub runner_name: String,
     wake: Notify,
+    metrics: LinkMetrics,
 }
 
 impl Links {
@@ -81,7 +121,40 @@ impl Links {
             deployment,
             runner_name: format!("server-{:032x}", rand::random::<u128>()),
             wake: Notify::new(),
+            metrics: LinkMetrics::new(),
         })
+    }
+
+    /// Adds the link metrics to what `/metrics` renders.
+    pub fn register_metrics(&self, metrics: &crate::HttpMetrics) {
+        metrics.register(Box::new(self.metrics.received.clone()));
+        metrics.register(Box::new(self.metrics.lag_facts.clone()));
+        metrics.register(Box::new(self.metrics.failing.clone()));
+    }
+
+    /// Records a step of the link `name` that this server runs.
+    pub(crate) fn record_step(&self, name: &str, facts_inserted: u64, lag_facts: u64) {
+        self.metrics
+            .received
+            .with_label_values(&[name])
+            .inc_by(facts_inserted);
+        self.metrics
+            .lag_facts
+            .with_label_values(&[name])
+            .set(lag_facts as i64);
+        self.metrics.failing.with_label_values(&[name]).set(0);
+    }
+
+    /// Records a failed attempt of the link `name`.
+    pub(crate) fn record_failure(&self, name: &str) {
+        self.metrics.failing.with_label_values(&[name]).set(1);
+    }
+
+    /// Forgets the gauges of the link `name` when this server stops running
+    /// it (paused, deleted, taken over), so they do not linger.
+    pub(crate) fn forget(&self, name: &str) {
+        let _ = self.metrics.lag_facts.remove_label_values(&[name]);
+        let _ = self.metrics.failing.remove_label_values(&[name]);
     }
 
     /// Tells the supervisor that links changed (put, paused, resumed,

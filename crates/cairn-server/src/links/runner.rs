@@ -32,6 +32,7 @@ pub(super) async fn run<S: Store>(
         Ok(follower) => follow(&links, &record, follower, &stop).await,
         Err(error) => tracing::error!(link = %name, %error, "cannot run the replication link"),
     }
+    links.forget(&name);
     if let Err(error) = links.store.release_link(&name, &links.runner_name).await {
         tracing::warn!(link = %name, %error, "cannot release the replication link");
     }
@@ -136,13 +137,19 @@ async fn follow<S: Store>(
             result = attempt => result,
         };
         match result {
-            Ok(_) => {
+            Ok(outcome) => {
                 verified = true;
                 retry_ms = LINK_RETRY_MS_MIN;
+                links.record_step(
+                    name,
+                    outcome.facts_inserted,
+                    follower.progress().lag_facts(),
+                );
             }
             Err(LinkError::Superseded) => return,
             Err(error) => {
                 verified = false;
+                links.record_failure(name);
                 let message = error.to_string();
                 tracing::warn!(link = %name, error = %message, retry_ms, "replication link failing");
                 follower.progress_mut().last_error = Some(message);
