@@ -56,6 +56,10 @@ pub struct ServeArgs {
         requires = "tls_cert"
     )]
     tls_key: Option<PathBuf>,
+    /// Trust the certificate authorities in this PEM file (besides the
+    /// public roots) when replication links read from `https://` sources.
+    #[arg(long, env = "CAIRN_LINK_CA_CERT", value_name = "FILE")]
+    link_ca_cert: Option<PathBuf>,
     /// Canonical bytes of one fact at most.
     #[arg(long, default_value_t = limits::FACT_CANONICAL_BYTES_MAX_DEFAULT)]
     fact_bytes_max: usize,
@@ -219,6 +223,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
         }
     };
+    let link_ca_pem = match &args.link_ca_cert {
+        Some(file) => Some(std::fs::read(file).with_context(|| {
+            format!(
+                "cannot read the link CA certificate file {}",
+                file.display()
+            )
+        })?),
+        None => None,
+    };
     let node = NodeOptions {
         storage,
         blob_bytes_max: args.blob_bytes_max,
@@ -229,6 +242,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
         clock,
         auth: args.auth,
+        link_ca_pem,
     }
     .build()
     .await

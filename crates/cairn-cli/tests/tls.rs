@@ -524,3 +524,73 @@ fn hang_up(server: &Server) {
     let sent = unsafe { libc::kill(server.pid() as libc::pid_t, libc::SIGHUP) };
     assert_eq!(sent, 0);
 }
+
+/// The link named `name` on `server`, as its admin sees it.
+fn link_view(server: &Server, name: &str) -> Value {
+    get_json(server, &format!("/v1/links/{name}")).1
+}
+
+#[test]
+fn a_link_reads_an_https_source_signed_by_a_private_ca_it_is_told_to_trust() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = start_tls(dir.path());
+    let ca = source.ca.certificate.to_str().unwrap();
+    let trusting = Server::start(&dir.path().join("trusting"), &["--link-ca-cert", ca]);
+    let untrusting = Server::start(&dir.path().join("untrusting"), &[]);
+    let definition = json!({"source": source.server.base, "types": ["Tls.*"]});
+    for receiver in [&trusting, &untrusting] {
+        let (status, answer) = json_answer(
+            http()
+                .put(receiver.url("/v1/links/secure"))
+                .json(&definition)
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(status, 201, "{answer}");
+    }
+    let fact_json = r#"{"type":"Tls.Linked","predecessors":{},"fields":{"n":2}}"#;
+    let put = run_cli(
+        &["put", "--server", &source.server.base, "--ca-cert", ca],
+        fact_json,
+    );
+    assert!(put.success, "{}", put.stderr);
+
+    let deadline = Instant::now() + WAIT;
+    while last_seq(&trusting) < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            link_view(&trusting, "secure")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Without the CA the source's certificate is not trusted: the link
+    // fails, says why, and stores nothing.
+    let failing = loop {
+        let view = link_view(&untrusting, "secure");
+        if view["state"] == "failing" {
+            break view;
+        }
+        assert!(Instant::now() < deadline, "{view}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let error = failing["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("cannot connect") && error.contains("--link-ca-cert"),
+        "{error}"
+    );
+    assert_eq!(last_seq(&untrusting), 0);
+
+    // A CA file that holds no certificate stops the server at start.
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "not PEM").unwrap();
+    let refused = Server::try_start(
+        &dir.path().join("refused"),
+        &["--link-ca-cert", not_pem.to_str().unwrap()],
+    );
+    assert!(
+        matches!(&refused, Err(message) if message.contains("no PEM certificate")),
+        "{:?}",
+        refused.err()
+    );
+}

@@ -73,14 +73,22 @@ pub fn source_text(url: &Url) -> String {
 
 impl HttpSource {
     /// A source at `base` (checked by [`parse_source_url`]), authenticating
-    /// with `token` if given.
-    pub fn new(base: Url, token: Option<String>) -> Result<HttpSource, SourceError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
-            .build()
-            .map_err(|error| {
-                SourceError::Unavailable(format!("cannot make an HTTP client: {error}"))
-            })?;
+    /// with `token` if given, and trusting `extra_roots` besides the public
+    /// roots for `https://` (a source whose certificate a private CA
+    /// signed).
+    pub fn new(
+        base: Url,
+        token: Option<String>,
+        extra_roots: &[reqwest::Certificate],
+    ) -> Result<HttpSource, SourceError> {
+        let mut builder =
+            reqwest::Client::builder().connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS));
+        for root in extra_roots {
+            builder = builder.add_root_certificate(root.clone());
+        }
+        let client = builder.build().map_err(|error| {
+            SourceError::Unavailable(format!("cannot make an HTTP client: {error}"))
+        })?;
         Ok(HttpSource {
             base,
             token,
@@ -133,8 +141,20 @@ fn transport_error(error: reqwest::Error) -> SourceError {
     } else {
         "connection failed"
     };
-    // reqwest's message names the URL, never the bearer token.
-    SourceError::Unavailable(format!("{kind}: {error}"))
+    // reqwest's message names the URL, never the bearer token; the TLS
+    // failure itself is deeper in the chain.
+    let mut detail = error.to_string();
+    let mut cause = std::error::Error::source(&error);
+    while let Some(inner) = cause {
+        detail = format!("{detail}: {inner}");
+        cause = inner.source();
+    }
+    if detail.contains("certificate") {
+        detail.push_str(
+            " (a source whose certificate a private CA signed needs `cairn serve --link-ca-cert`)",
+        );
+    }
+    SourceError::Unavailable(format!("{kind}: {detail}"))
 }
 
 /// The error an answer other than 200 means.

@@ -24,7 +24,7 @@ pub use closure::predecessors_first;
 pub use follower::{Follower, FollowerOptions, LinkError, StepOutcome};
 pub use http_source::{parse_source_url, source_text, HttpSource};
 pub use progress::Progress;
-/// The URL type of a source's base URL.
-pub use reqwest::Url;
+/// The URL of a source, and a certificate authority to trust for it.
+pub use reqwest::{Certificate, Url};
 pub use sink::{Sink, SinkError};
 pub use source::{Source, SourceEntry, SourceError, SourcePage};

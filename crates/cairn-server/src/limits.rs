@@ -120,3 +120,7 @@ pub const LINK_RETRY_MS_MAX: u64 = 30_000;
 /// itself) for at most this long; a source that does not answer in time
 /// is not a bad definition.
 pub const LINK_PROBE_TIMEOUT: Duration = Duration::from_millis(2_000);
+/// A log answer whose reader asked for entries after this server's head
+/// waits this long for the head to get there before it answers the lower
+/// head (see `routes/facts.rs`, `log_answer`).
+pub const HEAD_CATCH_UP: Duration = Duration::from_millis(1_000);

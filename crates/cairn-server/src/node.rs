@@ -35,6 +35,7 @@ use crate::links::{spawn_supervisor, Links};
 use crate::timers::{spawn_scheduler, Timers};
 use crate::tls::ServerTls;
 use crate::{app, limits, ServerConfig};
+use cairn_replication::Certificate;
 
 /// Where a node keeps its data.
 pub enum Storage {
@@ -68,6 +69,10 @@ pub struct NodeOptions {
     pub clock: Clock,
     /// Whether requests must carry an access token (`cairn serve --auth`).
     pub auth: bool,
+    /// Certificate authorities (PEM) that replication links trust for
+    /// `https://` sources besides the public roots (`cairn serve
+    /// --link-ca-cert`).
+    pub link_ca_pem: Option<Vec<u8>>,
 }
 
 impl NodeOptions {
@@ -83,6 +88,7 @@ impl NodeOptions {
             server: ServerConfig::default(),
             clock: Clock::system(),
             auth: false,
+            link_ca_pem: None,
         }
     }
 
@@ -91,6 +97,17 @@ impl NodeOptions {
     pub async fn build(self) -> Result<Node, NodeError> {
         let shutdown = CancellationToken::new();
         let clock = self.clock.clone();
+        let link_roots = match &self.link_ca_pem {
+            None => Vec::new(),
+            Some(pem) => Certificate::from_pem_bundle(pem)
+                .ok()
+                .filter(|roots| !roots.is_empty())
+                .ok_or_else(|| {
+                    NodeError::Options(
+                        "the link CA certificate file holds no PEM certificate".into(),
+                    )
+                })?,
+        };
         let (store, router, auth, scheduler) = match self.storage {
             Storage::Embedded { data_dir, options } => {
                 let dir = data_dir.clone();
@@ -102,16 +119,14 @@ impl NodeOptions {
                 let blobs = BlobStore::open(&data_dir.join("blobs"), self.blob_bytes_max)?;
                 let deliveries =
                     MemoryDeliveries::load(Arc::clone(&store), MemoryOptions::new(self.clock))?;
-                let (router, auth, scheduler) = assemble(
-                    &store,
-                    blobs,
-                    Arc::new(deliveries),
-                    self.server,
-                    &shutdown,
-                    self.auth,
+                let settings = Settings {
+                    config: self.server,
+                    auth_enabled: self.auth,
                     clock,
-                )
-                .await?;
+                    link_roots,
+                };
+                let (router, auth, scheduler) =
+                    assemble(&store, blobs, Arc::new(deliveries), settings, &shutdown).await?;
                 (NodeStore::Embedded(store), router, auth, scheduler)
             }
             Storage::Postgres { url, options } => {
@@ -119,18 +134,16 @@ impl NodeOptions {
                 let blobs = BlobStore::postgres(store.pool().clone(), self.blob_bytes_max).await?;
                 let deliveries =
                     SharedDeliveries::new(Arc::clone(&store), SharedOptions::default());
-                let (router, auth, scheduler) = assemble(
-                    &store,
-                    blobs,
-                    Arc::new(deliveries),
-                    self.server,
-                    &shutdown,
-                    self.auth,
+                let settings = Settings {
+                    config: self.server,
+                    auth_enabled: self.auth,
                     // What is due is judged by the database's clock; this
                     // one only stamps lateness and cron checks at PUT.
-                    Clock::system(),
-                )
-                .await?;
+                    clock: Clock::system(),
+                    link_roots,
+                };
+                let (router, auth, scheduler) =
+                    assemble(&store, blobs, Arc::new(deliveries), settings, &shutdown).await?;
                 (NodeStore::Postgres(store), router, auth, scheduler)
             }
         };
@@ -145,6 +158,14 @@ impl NodeOptions {
     }
 }
 
+/// What [`assemble`] needs besides the stores.
+struct Settings {
+    config: ServerConfig,
+    auth_enabled: bool,
+    clock: Clock,
+    link_roots: Vec<Certificate>,
+}
+
 /// The router of the application over `store`, with access control over
 /// the store's identities if `auth_enabled` (kept fresh until `shutdown`),
 /// the timer scheduler and the replication links' supervisor (running
@@ -153,11 +174,15 @@ async fn assemble<S: Store + IdentityStore + TimerStore + CoordinationStore + Li
     store: &Arc<S>,
     blobs: BlobStore,
     deliveries: Arc<dyn Deliveries>,
-    config: ServerConfig,
+    settings: Settings,
     shutdown: &CancellationToken,
-    auth_enabled: bool,
-    clock: Clock,
 ) -> Result<(Router, Option<Arc<Auth>>, JoinHandle<()>), NodeError> {
+    let Settings {
+        config,
+        auth_enabled,
+        clock,
+        link_roots,
+    } = settings;
     let auth = if auth_enabled {
         let auth = Arc::new(Auth::load(Arc::clone(store) as Arc<dyn IdentityStore>).await?);
         auth.spawn_upkeep(shutdown.clone());
@@ -174,6 +199,7 @@ async fn assemble<S: Store + IdentityStore + TimerStore + CoordinationStore + Li
     let links = Links::new(
         Arc::clone(store) as Arc<dyn LinkStore>,
         store.deployment().to_string(),
+        link_roots,
     );
     let supervisor = spawn_supervisor(Arc::clone(store), Arc::clone(&links), shutdown.clone());
     // Both stop at `shutdown`; the node awaits them before the store closes.
@@ -209,6 +235,9 @@ pub enum NodeError {
     /// The subscriptions could not be loaded.
     #[error("cannot load the subscriptions: {0}")]
     Subscriptions(#[from] ReadError),
+    /// An option is not acceptable.
+    #[error("{0}")]
+    Options(String),
 }
 
 /// The store a node owns, closed with it.

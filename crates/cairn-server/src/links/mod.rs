@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cairn_api::{LinkDefinition, LinkState, LinkView};
-use cairn_replication::Progress;
+use cairn_replication::{Certificate, Progress};
 use cairn_store::{LinkRecord, LinkStore, Store};
 use prometheus::{IntCounterVec, IntGaugeVec, Opts};
 use serde::{Deserialize, Serialize};
@@ -109,16 +109,25 @@ pub struct Links {
     pub deployment: String,
     /// This server's name as a runner of links (random, per process).
     pub runner_name: String,
+    /// Certificate authorities trusted for `https://` sources besides the
+    /// public roots (`cairn serve --link-ca-cert`).
+    pub extra_roots: Vec<Certificate>,
     wake: Notify,
     metrics: LinkMetrics,
 }
 
 impl Links {
-    /// The links of the deployment `deployment`, kept in `store`.
-    pub fn new(store: Arc<dyn LinkStore>, deployment: String) -> Arc<Links> {
+    /// The links of the deployment `deployment`, kept in `store`, trusting
+    /// `extra_roots` for their sources.
+    pub fn new(
+        store: Arc<dyn LinkStore>,
+        deployment: String,
+        extra_roots: Vec<Certificate>,
+    ) -> Arc<Links> {
         Arc::new(Links {
             store,
             deployment,
+            extra_roots,
             runner_name: format!("server-{:032x}", rand::random::<u128>()),
             wake: Notify::new(),
             metrics: LinkMetrics::new(),

@@ -48,7 +48,8 @@ fn follower<S: Store>(
     let definition = StoredDefinition::parse(record)?;
     let progress = progress_of(record)?;
     let url = parse_source_url(&definition.source)?;
-    let source = HttpSource::new(url, definition.token).map_err(|error| error.to_string())?;
+    let source = HttpSource::new(url, definition.token, &links.extra_roots)
+        .map_err(|error| error.to_string())?;
     let sink = StoreSink {
         store,
         links: Arc::clone(&links.store),

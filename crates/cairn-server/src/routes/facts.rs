@@ -353,6 +353,7 @@ pub async fn get_log<S: Store>(
     )? as usize;
     let wait_ms = params.integer("wait_ms", 0, 0, limits::WAIT_MS_MAX)?;
     let mut long_poll = LongPoll::new(&state, wait_ms);
+    let requested_after = after_seq;
     let mut after_seq = after_seq;
     let mut pages_read = 0;
     loop {
@@ -366,7 +367,7 @@ pub async fn get_log<S: Store>(
         page.facts
             .retain(|fact| readable(&caller, fact) && selected(&types, fact));
         if !page.facts.is_empty() {
-            return log_answer(&state, &page);
+            return log_answer(&state, &page, requested_after).await;
         }
         if examined {
             // Only unreadable facts: read on past them while the long-poll
@@ -375,11 +376,11 @@ pub async fn get_log<S: Store>(
             if wait_ms > 0 && pages_read < limits::FILTERED_PAGES_MAX && !long_poll.expired() {
                 continue;
             }
-            return log_answer(&state, &page);
+            return log_answer(&state, &page, requested_after).await;
         }
         if !long_poll.wait_past(&state, &caller, seen).await {
             caller.ensure_still_valid()?;
-            return log_answer(&state, &page);
+            return log_answer(&state, &page, requested_after).await;
         }
     }
 }
@@ -417,12 +418,28 @@ fn fact_page(page: &Page) -> Result<FactPage<&RawValue>, ApiError> {
 }
 
 /// A page of the log, with the store's identity and head: what a
-/// replication link checks its bookmark against. The head is read after
-/// the page, so it is never below the page's last `seq`.
-fn log_answer<S: Store>(state: &AppState<S>, page: &Page) -> Result<Response, ApiError> {
+/// replication link checks its bookmark against. The head is the store's
+/// durable last `seq` as this server knows it, read after the page (so
+/// never below the page's last fact). A head below the `after` asked for
+/// means the reader is ahead of this store — a store restored from an
+/// older backup, or, on PostgreSQL, a server whose view of the head lags
+/// another's by a moment: the answer waits for the head to reach `after`
+/// (at most [`limits::HEAD_CATCH_UP`]) before it reports a lower one.
+async fn log_answer<S: Store>(
+    state: &AppState<S>,
+    page: &Page,
+    after_seq: u64,
+) -> Result<Response, ApiError> {
     let mut answer = fact_page(page)?;
     answer.store = Some(state.coordination.deployment().to_string());
-    answer.head = Some((*state.store.watch_last_seq().borrow()).max(page.next_seq));
+    let mut head_watch = state.store.watch_last_seq();
+    let _ = tokio::time::timeout(limits::HEAD_CATCH_UP, async {
+        let _ = head_watch.wait_for(|head| *head >= after_seq).await;
+    })
+    .await;
+    let head = *head_watch.borrow();
+    let last_fact_seq = page.facts.last().map_or(0, |fact| fact.seq);
+    answer.head = Some(head.max(last_fact_seq));
     Ok(json_answer(&answer))
 }
 

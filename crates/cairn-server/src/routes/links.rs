@@ -131,7 +131,7 @@ async fn refuse_link_to_self(
     url: cairn_replication::Url,
     definition: &LinkDefinition,
 ) -> Result<(), ApiError> {
-    let Ok(source) = HttpSource::new(url, definition.token.clone()) else {
+    let Ok(source) = HttpSource::new(url, definition.token.clone(), &links.extra_roots) else {
         return Ok(());
     };
     let probe = source.page(0, &definition.types, 1, 0);
