@@ -75,16 +75,20 @@ impl LinkSource {
         types: &[String],
         limit: usize,
     ) -> Result<SourcePage, SourceError> {
+        world.count("page read");
         let link = &world.links[self.link];
         let source = link.definition.source;
         if link.partitioned {
+            world.count("call into a partition");
             return Err(SourceError::Unavailable("the network is cut".into()));
         }
         if !world.stores[source].is_up() {
+            world.count("call to a crashed source");
             return Err(SourceError::Unavailable("the source is down".into()));
         }
         let faults = world.faults;
         if world.random.chance(faults.source_fails) {
+            world.count("call cut");
             return Err(SourceError::Unavailable("the connection was reset".into()));
         }
         // The server parses the link's patterns as the `types` parameter
@@ -96,11 +100,13 @@ impl LinkSource {
         let head = world.stores[source].head();
         let visible = if world.random.chance(faults.stale_pages) {
             let oldest = world.links[self.link].seen_head.min(head);
+            world.count("stale page");
             world.random.in_range(oldest, head)
         } else {
             head
         };
         let examined_max = if world.random.chance(faults.short_pages) {
+            world.count("short page");
             world.random.in_range(1, limit as u64) as usize
         } else {
             limit
@@ -110,6 +116,7 @@ impl LinkSource {
         link.seen_head = link.seen_head.max(page.head);
         if page.entries.len() >= 2 && world.random.chance(faults.garbled_pages) {
             page.entries.reverse();
+            world.count("garbled page");
             world.inject(self.follower, |injected| injected.garbled = true);
         }
         Ok(page)
@@ -120,21 +127,26 @@ impl LinkSource {
         world: &mut World,
         hash: &Hash,
     ) -> Result<Option<CanonicalFact>, SourceError> {
+        world.count("predecessor fetched");
         let link = &world.links[self.link];
         let source = link.definition.source;
         if link.partitioned {
+            world.count("call into a partition");
             return Err(SourceError::Unavailable("the network is cut".into()));
         }
         if !world.stores[source].is_up() {
+            world.count("call to a crashed source");
             return Err(SourceError::Unavailable("the source is down".into()));
         }
         let faults = world.faults;
         if world.random.chance(faults.source_fails) {
+            world.count("call cut");
             return Err(SourceError::Unavailable("the connection was reset".into()));
         }
         let fact = world.stores[source].fact(hash).cloned();
         if fact.is_some() && world.random.chance(faults.lies) {
             world.inject(self.follower, |injected| injected.lied = true);
+            world.count("source lied");
             return Ok(None);
         }
         Ok(fact)
@@ -172,6 +184,40 @@ impl Source for LinkSource {
     }
 }
 
+/// Counts a call whose effect happened but whose answer never reached
+/// the runner (dropped while the answer was on its way).
+struct Unanswered<'a> {
+    world: &'a SharedWorld,
+    path: &'static str,
+    answered: bool,
+}
+
+impl<'a> Unanswered<'a> {
+    fn new(world: &'a SharedWorld, path: &'static str) -> Unanswered<'a> {
+        Unanswered {
+            world,
+            path,
+            answered: false,
+        }
+    }
+
+    fn answered(mut self) {
+        self.answered = true;
+    }
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        // The scheduler drops attempts without holding the lock; `try_lock`
+        // keeps a mistake there from deadlocking instead of failing.
+        if !self.answered {
+            if let Ok(mut world) = self.world.try_lock() {
+                world.count(self.path);
+            }
+        }
+    }
+}
+
 /// A link's view of its receiving store.
 pub struct LinkSink {
     /// The world.
@@ -193,6 +239,7 @@ impl LinkSink {
         }
         let faults = world.faults;
         if world.random.chance(faults.sink_fails) {
+            world.count("write failed");
             return Err(SinkError::Unavailable("the disk failed the write".into()));
         }
         if world.breakage == Breakage::DropsOneFact && world.dropped.is_none() {
@@ -204,9 +251,15 @@ impl LinkSink {
                 return Ok(inserted + 1);
             }
         }
-        world.stores[target]
-            .put(facts)
-            .map_err(SinkError::MissingPredecessors)
+        let answer = world.stores[target].put(facts);
+        match &answer {
+            Ok(inserted) if (*inserted as usize) < facts.len() => {
+                world.count("batch holding facts stored already");
+            }
+            Ok(_) => world.count("batch stored"),
+            Err(_) => world.count("batch missing predecessors"),
+        }
+        answer.map_err(SinkError::MissingPredecessors)
     }
 
     fn save_progress(&self, world: &mut World, progress: &Progress) -> Result<bool, SinkError> {
@@ -216,11 +269,14 @@ impl LinkSink {
         }
         let faults = world.faults;
         if world.random.chance(faults.sink_fails) {
+            world.count("save failed");
             return Err(SinkError::Unavailable("the disk failed the write".into()));
         }
         if self.generation != world.links[self.link].generation {
+            world.count("zombie's save refused");
             return Ok(false);
         }
+        world.count("progress saved");
         check_bookmark(world, self.link, progress);
         world.stores[definition.target]
             .saved_progress
@@ -303,7 +359,9 @@ impl Sink for LinkSink {
         Box::pin(async move {
             delay(&self.world).await;
             let answer = self.store_facts(&mut lock(&self.world), &facts);
+            let unanswered = Unanswered::new(&self.world, "batch durable, its answer lost");
             delay(&self.world).await;
+            unanswered.answered();
             answer
         })
     }
@@ -312,7 +370,9 @@ impl Sink for LinkSink {
         Box::pin(async move {
             delay(&self.world).await;
             let answer = self.save_progress(&mut lock(&self.world), progress);
+            let unanswered = Unanswered::new(&self.world, "save durable, its answer lost");
             delay(&self.world).await;
+            unanswered.answered();
             answer
         })
     }

@@ -20,10 +20,12 @@
 //!
 //! The heal: faults off, partitions healed, stores up and synced; the
 //! in-flight attempts finish; then every link steps in a seeded order,
-//! round after round, until a whole round moves nothing (a failure counts
-//! as a move: a follower may still hold a garbled page it read ahead
-//! before the heal, and fails once on it). Then the oracle.
+//! round after round, until two whole rounds in a row move nothing (a
+//! follower may still hold a page it read ahead before the heal: the
+//! first round uses it, and a failure on a garbled one counts as a move).
+//! Then the oracle.
 
+use std::collections::BTreeMap;
 use std::task::{Context, Poll};
 
 use cairn_fact::{parse_json, CanonicalFact, JSON_DEPTH_MAX};
@@ -112,6 +114,8 @@ pub struct Report {
     pub logs: Vec<Vec<cairn_fact::Hash>>,
     /// Violations seen while running, then the oracle's findings.
     pub violations: Vec<String>,
+    /// How often each path of the model was taken.
+    pub tally: BTreeMap<&'static str, u64>,
 }
 
 impl Report {
@@ -191,6 +195,7 @@ pub fn run_config(config: Config, random: SplitMix64, breakage: Breakage) -> Rep
             .map(|store| store.log().iter().map(|fact| fact.hash).collect())
             .collect(),
         violations,
+        tally: world.tally.clone(),
     }
 }
 
@@ -496,6 +501,7 @@ impl Simulation {
         let runner = &mut self.runners[link];
         if let Some(follower) = runner.in_flight.take() {
             self.tasks.retain(|task| task.follower != follower);
+            lock(&self.world).count("runner dropped mid-attempt");
         }
         runner.follower = None;
         runner.verified = false;
@@ -526,6 +532,7 @@ impl Simulation {
             }
         }
         let n_links = self.config.links.len();
+        let mut quiet_rounds = 0;
         for round in 1..=HEAL_ROUNDS_MAX {
             self.counters.heal_rounds = round;
             let mut order: Vec<usize> = (0..n_links).collect();
@@ -563,7 +570,11 @@ impl Simulation {
                     }
                 }
             }
-            if !moved {
+            // Two quiet rounds: a step of the first may have used a page
+            // read ahead long before (its head old, so "caught up"), and
+            // such a step reads nothing ahead; the second reads afresh.
+            quiet_rounds = if moved { 0 } else { quiet_rounds + 1 };
+            if quiet_rounds == 2 {
                 return;
             }
         }

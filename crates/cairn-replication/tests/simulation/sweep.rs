@@ -11,6 +11,7 @@
 //! The count of seeds run is written to the terminal directly, past the
 //! test harness's capture, so it shows in a plain `cargo test`.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
@@ -21,6 +22,33 @@ use super::run::{simulate, Report};
 pub const SEEDS_DEFAULT: u64 = 300;
 /// Wall-clock budget unless `CAIRN_REPL_SIM_BUDGET_MS` says otherwise.
 pub const BUDGET_MS_DEFAULT: u64 = 20_000;
+/// A sweep of at least this many seeds must take every path of [`PATHS`].
+pub const COVERAGE_SEEDS_MIN: u64 = 100;
+
+/// The paths of the model a sweep must exercise (names as the world
+/// counts them), so that a change that quietly stops a fault or the
+/// closure fetches fails the sweep rather than weakening it.
+pub const PATHS: [&str; 19] = [
+    "page read",
+    "call into a partition",
+    "call to a crashed source",
+    "call cut",
+    "stale page",
+    "short page",
+    "garbled page",
+    "predecessor fetched",
+    "source lied",
+    "write failed",
+    "batch holding facts stored already",
+    "batch stored",
+    "batch missing predecessors",
+    "save failed",
+    "zombie's save refused",
+    "progress saved",
+    "runner dropped mid-attempt",
+    "batch durable, its answer lost",
+    "save durable, its answer lost",
+];
 
 fn environment_number(name: &str) -> Option<u64> {
     let text = std::env::var(name).ok()?;
@@ -76,10 +104,16 @@ pub fn sweep(test_name: &str) {
     let started = Instant::now();
     let mut n_run = 0;
     let mut facts_replicated = 0;
+    let mut tally: BTreeMap<&'static str, u64> = BTreeMap::new();
     while n_run < n_seeds && started.elapsed() < budget {
         let seed = n_run;
         match check_seed(seed) {
-            Ok(report) => facts_replicated += report.counters.facts_replicated,
+            Ok(report) => {
+                facts_replicated += report.counters.facts_replicated;
+                for (path, count) in report.tally {
+                    *tally.entry(path).or_default() += count;
+                }
+            }
             Err(detail) => fail(seed, detail),
         }
         n_run += 1;
@@ -90,10 +124,21 @@ pub fn sweep(test_name: &str) {
         String::new()
     };
     report_line(&format!(
-        "{test_name}: {n_run} seeds (0..{n_run}) converged, {facts_replicated} facts replicated, in {:.1} s{stopped_by}",
+        "{test_name}: {n_run} seeds (0..{n_run}) converged, {facts_replicated} facts replicated, in {:.1} s{stopped_by}; paths taken: {tally:?}",
         started.elapsed().as_secs_f64()
     ));
     assert!(n_run > 0, "{test_name}: the budget allowed no seed at all");
+    if n_run >= COVERAGE_SEEDS_MIN {
+        let untaken: Vec<&str> = PATHS
+            .iter()
+            .filter(|path| tally.get(*path).copied().unwrap_or(0) == 0)
+            .copied()
+            .collect();
+        assert!(
+            untaken.is_empty(),
+            "{test_name}: {n_run} seeds never took {untaken:?}: the simulation no longer exercises them ({tally:?})"
+        );
+    }
 }
 
 /// Writes a line to the terminal's stderr directly: the test harness

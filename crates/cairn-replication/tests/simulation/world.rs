@@ -320,6 +320,9 @@ pub struct World {
     pub breakage: Breakage,
     /// Whether `Breakage::DropsOneFact` dropped its fact.
     pub dropped: Option<Hash>,
+    /// How often each path of the model was taken (the sweep checks that
+    /// the seeds exercise every one).
+    pub tally: BTreeMap<&'static str, u64>,
 }
 
 /// Violations kept per run, at most (the first ones tell the story).
@@ -355,6 +358,7 @@ impl World {
             violations: Vec::new(),
             breakage,
             dropped: None,
+            tally: BTreeMap::new(),
         }
     }
 
@@ -363,6 +367,11 @@ impl World {
         if self.violations.len() < VIOLATIONS_KEPT_MAX {
             self.violations.push(detail);
         }
+    }
+
+    /// Counts one pass through `path`.
+    pub fn count(&mut self, path: &'static str) {
+        *self.tally.entry(path).or_default() += 1;
     }
 
     /// Marks a fault injected into `follower`'s calls.
