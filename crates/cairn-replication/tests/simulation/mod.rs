@@ -12,8 +12,6 @@
 //! faults, `run` the scheduler and the heal, `oracle` the independent
 //! check, `sweep` the seed loop, `random` the seeded generator.
 
-#![allow(dead_code)]
-
 pub mod network;
 pub mod oracle;
 pub mod random;

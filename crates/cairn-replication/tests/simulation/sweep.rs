@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 
 use super::run::{simulate, Report};
 
-/// Seeds run unless `CAIRN_REPL_SIM_SEEDS` says otherwise.
-pub const SEEDS_DEFAULT: u64 = 300;
+/// Seeds run unless `CAIRN_REPL_SIM_SEEDS` says otherwise: about 10 s in
+/// a debug build on two cores.
+pub const SEEDS_DEFAULT: u64 = 1_000;
 /// Wall-clock budget unless `CAIRN_REPL_SIM_BUDGET_MS` says otherwise.
 pub const BUDGET_MS_DEFAULT: u64 = 20_000;
 /// A sweep of at least this many seeds must take every path of [`PATHS`].
