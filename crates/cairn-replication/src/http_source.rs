@@ -202,7 +202,10 @@ fn verify(hash_text: &str, raw: &RawValue) -> Result<CanonicalFact, SourceError>
         .map_err(|error| SourceError::Invalid(format!("fact {hash}: {error}")))
 }
 
-fn parse_page(body: &[u8]) -> Result<SourcePage, SourceError> {
+/// Decodes a `GET /v1/log` answer of a source into a page: every fact
+/// checked against its hash and to be canonical, `store` and `head`
+/// required. Public for the fuzz target `source_page`.
+pub fn parse_log_page(body: &[u8]) -> Result<SourcePage, SourceError> {
     let page: WirePage<'_> = serde_json::from_slice(body)
         .map_err(|error| SourceError::Invalid(format!("not a log page: {error}")))?;
     let (Some(store), Some(head)) = (page.store, page.head) else {
@@ -226,6 +229,15 @@ fn parse_page(body: &[u8]) -> Result<SourcePage, SourceError> {
         entries,
         next: page.next,
     })
+}
+
+/// Decodes a `GET /v1/facts/{hash}` answer of a source: the fact,
+/// checked against its hash and to be canonical. Public for the fuzz
+/// target `source_page`.
+pub fn parse_fact_answer(body: &[u8]) -> Result<CanonicalFact, SourceError> {
+    let wire: WireFact<'_> = serde_json::from_slice(body)
+        .map_err(|error| SourceError::Invalid(format!("not a fact answer: {error}")))?;
+    verify(wire.hash, wire.fact)
 }
 
 impl Source for HttpSource {
@@ -255,11 +267,11 @@ impl Source for HttpSource {
                 return Err(status_error(status, &body));
             }
             if body.len() > INLINE_VERIFY_FACTS_MAX * 512 {
-                tokio::task::spawn_blocking(move || parse_page(&body))
+                tokio::task::spawn_blocking(move || parse_log_page(&body))
                     .await
                     .map_err(|error| SourceError::Invalid(format!("verifying failed: {error}")))?
             } else {
-                parse_page(&body)
+                parse_log_page(&body)
             }
         })
     }
@@ -277,9 +289,7 @@ impl Source for HttpSource {
             if status != StatusCode::OK {
                 return Err(status_error(status, &body));
             }
-            let wire: WireFact<'_> = serde_json::from_slice(&body)
-                .map_err(|error| SourceError::Invalid(format!("not a fact answer: {error}")))?;
-            let fact = verify(wire.hash, wire.fact)?;
+            let fact = parse_fact_answer(&body)?;
             if fact.hash != *hash {
                 return Err(SourceError::Invalid(format!(
                     "asked for fact {hash}, answered fact {}",
@@ -288,5 +298,73 @@ impl Source for HttpSource {
             }
             Ok(Some(fact))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FACT: &str = r#"{"fields":{"n":1},"predecessors":{},"type":"A"}"#;
+    const HASH: &str = "b867bdbf87492b96c1f3a01a6d7276628cd41b344d3db28fc26898c59ed6f163";
+
+    fn page(hash: &str, fact: &str, tail: &str) -> String {
+        format!(r#"{{"facts":[{{"hash":"{hash}","seq":3,"fact":{fact}}}],"next":3{tail}}}"#)
+    }
+
+    #[test]
+    fn a_valid_page_is_decoded_with_its_store_and_head() {
+        let decoded =
+            parse_log_page(page(HASH, FACT, r#","store":"s","head":9"#).as_bytes()).unwrap();
+        assert_eq!(
+            (decoded.store.as_str(), decoded.head, decoded.next),
+            ("s", 9, 3)
+        );
+        assert_eq!(decoded.entries[0].fact.hash.to_hex(), HASH);
+        assert_eq!(decoded.entries[0].fact.canonical, FACT.as_bytes());
+    }
+
+    #[test]
+    fn a_page_that_is_not_verified_is_refused_whole() {
+        let other_hash = format!("0{}", &HASH[1..]);
+        let not_canonical = r#"{"type":"A","fields":{"n":1},"predecessors":{}}"#;
+        for (body, expected) in [
+            (page(&other_hash, FACT, r#","store":"s","head":9"#), "hash"),
+            (
+                page(
+                    &Hash::of_bytes(not_canonical.as_bytes()).to_hex(),
+                    not_canonical,
+                    r#","store":"s","head":9"#,
+                ),
+                "canonical",
+            ),
+            (page(HASH, FACT, ""), "store"),
+            ("garbage".to_string(), "not a log page"),
+        ] {
+            match parse_log_page(body.as_bytes()) {
+                Err(SourceError::Invalid(message)) => {
+                    assert!(message.contains(expected), "{body}: {message}")
+                }
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn source_urls_are_checked() {
+        let url = parse_source_url("http://127.0.0.1:7710/").unwrap();
+        assert_eq!(source_text(&url), "http://127.0.0.1:7710");
+        let nested = parse_source_url("https://example.com/cairn/").unwrap();
+        assert_eq!(source_text(&nested), "https://example.com/cairn");
+        for (bad, expected) in [
+            ("not a url", "not a URL"),
+            ("ftp://example.com", "scheme"),
+            ("http://user:secret@example.com", "credentials"),
+            ("http://example.com/?a=1", "query"),
+            ("http://example.com/#f", "fragment"),
+        ] {
+            let error = parse_source_url(bad).unwrap_err();
+            assert!(error.contains(expected), "{bad}: {error}");
+        }
     }
 }

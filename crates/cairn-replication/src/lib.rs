@@ -22,7 +22,9 @@ mod source;
 pub use cairn_api::links::{Anchor, Bookmark};
 pub use closure::predecessors_first;
 pub use follower::{Follower, FollowerOptions, LinkError, StepOutcome};
-pub use http_source::{parse_source_url, source_text, HttpSource};
+pub use http_source::{
+    parse_fact_answer, parse_log_page, parse_source_url, source_text, HttpSource,
+};
 pub use progress::Progress;
 /// The URL of a source, and a certificate authority to trust for it.
 pub use reqwest::{Certificate, Url};
