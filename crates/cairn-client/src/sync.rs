@@ -230,7 +230,9 @@ impl Client {
         let url = parse_source_url(remote).map_err(|error| invalid(format!("remote: {error}")))?;
         let remote_text = source_text(&url);
         let link_name = format!("{SYNC_LINK_PREFIX}{}", options.name);
-        validate_link_name(&link_name).map_err(|error| invalid(format!("sync name: {error}")))?;
+        validate_link_name(&options.name)
+            .and_then(|()| validate_link_name(&link_name))
+            .map_err(|error| invalid(format!("sync name: {error}")))?;
         if options.types.is_empty() {
             return Err(invalid("a sync needs at least one type pattern".into()));
         }
@@ -291,7 +293,10 @@ impl Client {
 }
 
 /// A running sync ([`Client::sync_with`]). Dropping it stops the sync as
-/// [`RemoteSync::stop`] does, without waiting.
+/// [`RemoteSync::stop`] does, without waiting for it (so the name may
+/// still be taken for a moment: call `stop` before syncing again under the
+/// same name). Closing the client ends it too; its inbound link then stays
+/// as it was, and runs again when the store is next opened.
 pub struct RemoteSync {
     name: String,
     link_name: String,

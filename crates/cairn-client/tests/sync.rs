@@ -559,11 +559,9 @@ async fn sync_with_refuses_what_it_cannot_do() {
             .sync_with("http://user:secret@example.org", options())
             .await,
     );
-    invalid(
-        local
-            .sync_with(&remote_url, options().name("bad name"))
-            .await,
-    );
+    for name in ["bad name", "", "..", "a/b"] {
+        invalid(local.sync_with(&remote_url, options().name(name)).await);
+    }
     invalid(
         local
             .sync_with(&remote_url, SyncOptions::new(Vec::<String>::new()))
@@ -585,6 +583,60 @@ async fn sync_with_refuses_what_it_cannot_do() {
     assert_ne!(
         sync.status().await.unwrap().inbound.state,
         LinkState::Paused
+    );
+    sync.stop().await;
+
+    // Closing the client with a sync running ends the sync and releases
+    // the data directory.
+    let sync = local.sync_with(&remote_url, options()).await.unwrap();
+    local.close().await;
+    assert!(matches!(sync.status().await, Err(ClientError::Closed)));
+    tokio::time::timeout(Duration::from_secs(30), sync.stop())
+        .await
+        .expect("the sync ends once its node is closed");
+    let reopened = Client::embedded(dir.path()).await.unwrap();
+    reopened.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_killed_while_receiving_a_backlog_gets_all_of_it_once() {
+    const BACKLOG_FACTS: usize = 5_000;
+    let dir = tempfile::tempdir().unwrap();
+    let address = free_address();
+    let local = Client::embedded(dir.path().join("local")).await.unwrap();
+    let backlog = (0..BACKLOG_FACTS)
+        .map(|n| {
+            cairn_client::to_canonical_fact(&Customer {
+                name: format!("backlog-{n}"),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    local.put_facts(backlog).await.unwrap();
+    let sync = local
+        .sync_with(&format!("http://{address}"), options())
+        .await
+        .unwrap();
+
+    let remote_data = dir.path().join("remote");
+    let remote = Remote::start(&remote_data, address);
+    let remote_client = remote.client();
+    let deadline = Instant::now() + CAUGHT_UP_TIMEOUT;
+    while remote_client.log_last_seq().await.unwrap() == 0 {
+        assert!(Instant::now() < deadline, "nothing arrived at the remote");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    remote.kill();
+
+    let remote = Remote::start(&remote_data, address);
+    let remote_client = remote.client();
+    let status = sync.wait_caught_up(CAUGHT_UP_TIMEOUT).await.unwrap();
+    assert!(status.outbound.facts_sent <= BACKLOG_FACTS as u64);
+    let remote_log = log(&remote_client).await;
+    assert_eq!(unique_hashes(&remote_log).len(), BACKLOG_FACTS);
+    assert_eq!(
+        hashes_of(&remote_log, "Shop."),
+        hashes_of(&log(&local).await, "Shop.")
     );
     sync.stop().await;
     local.close().await;
