@@ -10,7 +10,8 @@
 //! port, so that `cairn subs …`, the console or `curl` reach it.
 //!
 //! The node belongs to the client: it lives as long as any clone of the
-//! [`Client`] (a running [`Subscriber`](crate::Subscriber) holds one), so
+//! [`Client`] (a running [`Subscriber`](crate::Subscriber) holds one, and a
+//! running `RemoteSync` holds the node), so
 //! its lifetime cannot be cut short by a handle dropped too early.
 //! [`Client::close`] closes it durably, for every clone at once.
 

@@ -693,8 +693,9 @@ impl ApiReader for LocalLog {
     }
 }
 
-/// The outbound bookmark file, `DATA_DIR/sync/<name>.json`
-/// (`docs/design.md`, "Sync bookmarks").
+/// The outbound bookmark file, `DATA_DIR/sync/<name>.json`: this record as
+/// JSON. A file for another remote or other types, of another version, or
+/// unreadable, is not used (sending starts over, which is safe).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct OutboundRecord {
     /// The format's version: 1.

@@ -537,6 +537,21 @@ async fn types_filter_both_ways_and_predecessors_of_unselected_types_come_along(
     );
     assert!(position(&local_log, remote_account) < position(&local_log, remote_invoice));
     sync.stop().await;
+
+    // Other types under the same name: the sync starts over with them.
+    let widened = SyncOptions::new(["Shop.Invoice", "Hr.*"]).name("invoices");
+    let sync = local.sync_with(&remote.url, widened).await.unwrap();
+    let status = sync.wait_caught_up(CAUGHT_UP_TIMEOUT).await.unwrap();
+    assert_eq!(
+        status.outbound.facts_sent, 1,
+        "the employee; the rest is there"
+    );
+    assert_eq!(status.inbound.facts_received, 1, "the employee");
+    assert!(unique_hashes(&log(&remote_client).await).contains(&local_employee));
+    let local_hashes = unique_hashes(&log(&local).await);
+    assert!(local_hashes.contains(&remote_employee));
+    assert!(!local_hashes.contains(&lone_account));
+    sync.stop().await;
     local.close().await;
 }
 
