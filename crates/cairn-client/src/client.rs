@@ -30,6 +30,9 @@ use crate::wire::{
 #[derive(Clone)]
 pub struct Client {
     transport: Arc<dyn Transport>,
+    /// The node of an embedded client (what `Client::sync_with` runs on).
+    #[cfg(feature = "embedded")]
+    embedded: Option<Arc<crate::embedded::EmbeddedNode>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -49,7 +52,29 @@ impl Client {
     /// A client over any transport (for example a store embedded in the
     /// process).
     pub fn with_transport(transport: Arc<dyn Transport>) -> Client {
-        Client { transport }
+        Client {
+            transport,
+            #[cfg(feature = "embedded")]
+            embedded: None,
+        }
+    }
+
+    /// A client of the embedded node `node`, reached through `transport`.
+    #[cfg(feature = "embedded")]
+    pub(crate) fn with_embedded_node(
+        transport: Arc<dyn Transport>,
+        node: Arc<crate::embedded::EmbeddedNode>,
+    ) -> Client {
+        Client {
+            transport,
+            embedded: Some(node),
+        }
+    }
+
+    /// The node of an embedded client, `None` for any other.
+    #[cfg(feature = "embedded")]
+    pub(crate) fn embedded_node(&self) -> Option<&Arc<crate::embedded::EmbeddedNode>> {
+        self.embedded.as_ref()
     }
 
     /// The transport, for calls at the level of wire types (pull, ack,

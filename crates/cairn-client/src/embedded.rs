@@ -10,7 +10,8 @@
 //! port, so that `cairn subs …`, the console or `curl` reach it.
 //!
 //! The node belongs to the client: it lives as long as any clone of the
-//! [`Client`] (a running [`Subscriber`](crate::Subscriber) holds one), so
+//! [`Client`] (a running [`Subscriber`](crate::Subscriber) holds one, and a
+//! running `RemoteSync` holds the node), so
 //! its lifetime cannot be cut short by a handle dropped too early.
 //! [`Client::close`] closes it durably, for every clone at once.
 
@@ -62,9 +63,65 @@ pub(crate) struct EmbeddedNode {
     /// `None` once closed.
     node: tokio::sync::Mutex<Option<Node>>,
     local_address: Option<SocketAddr>,
+    /// The node's data directory (the offline sync keeps its outbound
+    /// bookmarks under it).
+    data_dir: PathBuf,
+    /// Names of the syncs running now (one task per name).
+    pub(crate) syncs: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl EmbeddedNode {
+    /// The node's data directory.
+    pub(crate) fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
+
+    /// Whether the node was closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.router().is_none()
+    }
+
+    /// Sends one request into the node's router: `path_and_query` such as
+    /// `/v1/links/x`, a JSON body if given; answers the status and at most
+    /// `body_bytes_max` bytes of body. [`ClientError::Closed`] once closed.
+    pub(crate) async fn request(
+        &self,
+        method: axum::http::Method,
+        path_and_query: &str,
+        body: Option<Vec<u8>>,
+        timeout: std::time::Duration,
+        body_bytes_max: usize,
+    ) -> Result<(u16, bytes::Bytes)> {
+        use tower::ServiceExt as _;
+        let router = self.router().ok_or(ClientError::Closed)?;
+        let mut request = axum::http::Request::builder()
+            .method(method)
+            .uri(path_and_query);
+        let body = match body {
+            Some(body) => {
+                request = request.header(axum::http::header::CONTENT_TYPE, "application/json");
+                axum::body::Body::from(body)
+            }
+            None => axum::body::Body::empty(),
+        };
+        let request = request
+            .body(body)
+            .map_err(|error| ClientError::Protocol(error.to_string()))?;
+        let unavailable = |last_error: String| ClientError::Unavailable {
+            attempts: 1,
+            last_error,
+        };
+        let response = tokio::time::timeout(timeout, router.oneshot(request))
+            .await
+            .map_err(|_| unavailable("timed out".to_string()))?
+            .map_err(|error| unavailable(error.to_string()))?;
+        let status = response.status().as_u16();
+        let body = axum::body::to_bytes(response.into_body(), body_bytes_max)
+            .await
+            .map_err(|error| unavailable(error.to_string()))?;
+        Ok((status, body))
+    }
+
     /// The router to send a request into; `None` once closed.
     pub(crate) fn router(&self) -> Option<Router> {
         self.router
@@ -122,6 +179,7 @@ impl Client {
     /// # }
     /// ```
     pub async fn embedded_with(options: EmbeddedOptions) -> Result<Client> {
+        let data_dir = options.data_dir.clone();
         let mut node = NodeOptions::embedded(options.data_dir)
             .build()
             .await
@@ -144,9 +202,11 @@ impl Client {
             router: std::sync::Mutex::new(Some(node.router())),
             node: tokio::sync::Mutex::new(Some(node)),
             local_address,
+            data_dir,
+            syncs: std::sync::Mutex::new(std::collections::HashSet::new()),
         };
-        Ok(Client::with_transport(Arc::new(RemoteTransport::embedded(
-            embedded,
-        ))))
+        let embedded = Arc::new(embedded);
+        let transport = Arc::new(RemoteTransport::embedded(Arc::clone(&embedded)));
+        Ok(Client::with_embedded_node(transport, embedded))
     }
 }

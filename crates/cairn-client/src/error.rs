@@ -124,6 +124,17 @@ pub enum ClientError {
         /// How long the call waited.
         waited_ms: u64,
     },
+    /// A sync with a remote deployment (`RemoteSync::wait_caught_up`) was
+    /// not caught up in both directions in time.
+    #[error("sync {name:?} was not caught up within {waited_ms} ms: {detail}")]
+    NotCaughtUp {
+        /// The sync's name.
+        name: String,
+        /// How long the call waited.
+        waited_ms: u64,
+        /// Where each direction stood, and its last error.
+        detail: String,
+    },
 }
 
 impl ClientError {

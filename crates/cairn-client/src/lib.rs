@@ -7,6 +7,8 @@
 //!   (`Client::embedded`, or `Client::embedded_with` to serve it on a local
 //!   port too), owned by the client, so a service runs against either
 //!   unchanged. [`Client::close`] closes it durably.
+//!   An embedded store syncs with a remote deployment both ways, offline
+//!   first (`Client::sync_with`, feature `embedded`).
 //!   The default features are the remote client only: no server, no store,
 //!   and only the tokio features the SDK uses (`rt`, `time`, `sync`,
 //!   `macros`).
@@ -97,6 +99,8 @@ mod request;
 pub mod saga;
 mod service;
 mod subscriber;
+#[cfg(feature = "embedded")]
+mod sync;
 mod transport;
 mod typed;
 pub mod wire;
@@ -122,6 +126,8 @@ pub use service::{PartError, Service, ServiceError, ServiceReport};
 pub use subscriber::{
     Delivery, HandlerError, HandlerFuture, Subscriber, SubscriberOptions, SubscriberReport,
 };
+#[cfg(feature = "embedded")]
+pub use sync::{InboundStatus, OutboundStatus, RemoteSync, SyncOptions, SyncStatus};
 pub use transport::Transport;
 pub use typed::{to_canonical_fact, PredecessorField, Reply, Typed, TypedFact};
 
@@ -137,6 +143,7 @@ pub mod __private {
     pub use serde_json;
 }
 pub use wire::{format_utc_ms, CatchUp, TimerDefinition, TimerList, TimerView};
+pub use wire::{Anchor, Bookmark, LinkDefinition, LinkList, LinkState, LinkView};
 pub use wire::{
     AppliedSubscription, ApplyOutcome, BackoffDefinition, DeadLetter, DeadLetterPage,
     DeadLetterQuery, FactPage, GenerationPrecondition, LogQuery, Message, NackOptions,

@@ -132,3 +132,20 @@ pub const SAGA_SUBSCRIPTION_BACKOFF_MAX_MS: u64 = 5_000;
 
 const _: () = assert!(SAGA_RUNNER_CONCURRENCY_DEFAULT <= SUBSCRIBER_CONCURRENCY_MAX);
 const _: () = assert!(SAGA_COMPENSATION_ATTEMPTS_DEFAULT <= SAGA_ATTEMPTS_MAX);
+
+/// The name of a sync ([`crate::SyncOptions`]) when none is given.
+pub const SYNC_NAME_DEFAULT: &str = "remote";
+/// The prefix of the embedded node's link that brings a sync's remote
+/// facts in (`sync-<name>`).
+pub const SYNC_LINK_PREFIX: &str = "sync-";
+/// The first wait before a sync retries sending to an unreachable remote.
+pub const SYNC_RETRY_DELAY_MIN: Duration = Duration::from_millis(200);
+/// The longest wait between a sync's retries, by default.
+pub const SYNC_RETRY_DELAY_MAX_DEFAULT: Duration = Duration::from_secs(30);
+/// How often waiting for a sync to catch up looks at its progress.
+pub const SYNC_STATUS_POLL: Duration = Duration::from_millis(20);
+/// A request of the sync to its own embedded node (defining, pausing and
+/// reading its link), at most.
+pub const SYNC_NODE_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes of an answer of the embedded node to such a request, at most.
+pub const SYNC_NODE_ANSWER_BYTES_MAX: usize = 1024 * 1024;

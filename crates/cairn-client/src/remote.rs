@@ -76,7 +76,7 @@ enum Wire {
     /// Into the router of a node that the transport owns: it lives as long
     /// as the transport, and [`Transport::close`] closes it.
     #[cfg(feature = "embedded")]
-    Embedded(crate::embedded::EmbeddedNode),
+    Embedded(std::sync::Arc<crate::embedded::EmbeddedNode>),
 }
 
 /// One HTTP request, described so that it can be sent again.
@@ -167,7 +167,7 @@ impl RemoteTransport {
     /// A transport into `node`, which it owns: the node lives as long as
     /// the transport and closes with it.
     #[cfg(feature = "embedded")]
-    pub(crate) fn embedded(node: crate::embedded::EmbeddedNode) -> RemoteTransport {
+    pub(crate) fn embedded(node: std::sync::Arc<crate::embedded::EmbeddedNode>) -> RemoteTransport {
         RemoteTransport::in_process_over(Wire::Embedded(node))
     }
 
@@ -471,7 +471,7 @@ fn endpoint_url(endpoint: &Url, path: &[&str]) -> Result<Url> {
 }
 
 /// Builds the typed error of an error answer, whatever its body.
-fn api_error(status: u16, body: &[u8]) -> ClientError {
+pub(crate) fn api_error(status: u16, body: &[u8]) -> ClientError {
     match serde_json::from_slice::<ErrorBody>(body) {
         Ok(parsed) => ClientError::Api {
             status,

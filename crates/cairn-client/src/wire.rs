@@ -8,12 +8,12 @@ pub use cairn_api::{
     LogQuery, NackRequest, PredecessorSelector, PullRequest, PutResult, ReplayRequest, Start,
     SubscriptionDefinition, SubscriptionView, SuccessorsQuery, TokenResult, TokenStatus,
 };
+pub use cairn_api::{Anchor, Bookmark, LinkDefinition, LinkList, LinkState, LinkView};
 pub use cairn_api::{
     AuditEntry, AuditPage, Authorship, BlobAccess, IdentityView, Pattern, Permissions,
     TokenCreateRequest, TokenCreated, TokenRotateRequest, TokenView,
 };
 pub use cairn_api::{ClaimAnswer, ClaimReleased, LeaseGrant};
-pub use cairn_api::{LinkDefinition, LinkList, LinkState, LinkView};
 
 /// What to do with a lease (`POST /v1/leases/{name}/…`).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -16,6 +16,7 @@ use cairn_client::{
 };
 use cairn_client::{AuditPage, IdentityView, TokenCreateRequest, TokenCreated, TokenRotateRequest};
 use cairn_client::{ClaimAnswer, ClaimReleased, LeaseAction, LeaseGrant};
+use cairn_client::{LinkDefinition, LinkList, LinkView};
 use cairn_client::{TimerDefinition, TimerList, TimerView};
 use common::{fast_options, Customer, Order, TestServer};
 use futures_util::future::BoxFuture;
@@ -208,6 +209,29 @@ impl Transport for CountingTransport {
     }
     fn delete_timer<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
         self.count().delete_timer(name)
+    }
+    fn put_link<'a>(
+        &'a self,
+        name: &'a str,
+        definition: &'a LinkDefinition,
+    ) -> BoxFuture<'a, Result<LinkView>> {
+        self.count().put_link(name, definition)
+    }
+    fn get_link<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<LinkView>>> {
+        self.count().get_link(name)
+    }
+    fn list_links(&self) -> BoxFuture<'_, Result<LinkList>> {
+        self.count().list_links()
+    }
+    fn delete_link<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
+        self.count().delete_link(name)
+    }
+    fn set_link_paused<'a>(
+        &'a self,
+        name: &'a str,
+        paused: bool,
+    ) -> BoxFuture<'a, Result<LinkView>> {
+        self.count().set_link_paused(name, paused)
     }
 }
 

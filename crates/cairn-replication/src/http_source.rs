@@ -5,6 +5,11 @@
 //! page is refused whole. Answers are read up to a bound, and every
 //! request has a deadline, so neither a flood nor a stalled connection
 //! holds a link forever.
+//!
+//! The requests and the checks of answers are written once, over an
+//! [`ApiReader`] (anything that answers a `GET`): [`HttpSource`] is one
+//! over HTTP, and [`ApiSource`] makes a `Source` of any other (the SDK's
+//! offline sync reads its own embedded node's log through its router).
 
 use std::time::Duration;
 
@@ -96,41 +101,161 @@ impl HttpSource {
         })
     }
 
-    fn url(&self, path: &str) -> Url {
-        let mut url = self.base.clone();
-        let joined = format!("{}{path}", self.base.path().trim_end_matches('/'));
-        url.set_path(&joined);
-        url
+    /// The source's base URL.
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+}
+
+impl ApiReader for HttpSource {
+    fn get(&self, path_and_query: String, timeout_ms: u64) -> BoxFuture<'_, ApiAnswerResult> {
+        Box::pin(async move {
+            let url = join_url(&self.base, &path_and_query);
+            let mut request = self
+                .client
+                .get(url)
+                .timeout(Duration::from_millis(timeout_ms));
+            if let Some(token) = &self.token {
+                request = request.bearer_auth(token);
+            }
+            let mut response = request.send().await.map_err(transport_error)?;
+            let status = response.status().as_u16();
+            if let Some(length) = response.content_length() {
+                if length > ANSWER_BYTES_MAX as u64 {
+                    return Err(SourceError::Invalid(format!(
+                        "an answer of {length} bytes is larger than {ANSWER_BYTES_MAX}"
+                    )));
+                }
+            }
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+                if body.len() + chunk.len() > ANSWER_BYTES_MAX {
+                    return Err(SourceError::Invalid(format!(
+                        "an answer larger than {ANSWER_BYTES_MAX} bytes"
+                    )));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok((status, body))
+        })
+    }
+}
+
+/// `base` with `path_and_query` (`/v1/...?...`) appended to its path.
+pub(crate) fn join_url(base: &Url, path_and_query: &str) -> Url {
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (path_and_query, None),
+    };
+    let mut url = base.clone();
+    let joined = format!("{}{path}", base.path().trim_end_matches('/'));
+    url.set_path(&joined);
+    url.set_query(query);
+    url
+}
+
+/// What an [`ApiReader`] answers: the status and the body of an answer.
+pub type ApiAnswerResult = Result<(u16, Vec<u8>), SourceError>;
+
+/// Something that answers `GET` requests of API v1: another Cairn over
+/// HTTP ([`HttpSource`]), or a node in this process (the SDK's offline
+/// sync reads its own embedded node's log this way). [`ApiSource`] turns
+/// one into a [`Source`], so both are read, verified and bounded alike.
+pub trait ApiReader: Send + Sync {
+    /// `GET path_and_query` (e.g. `/v1/log?after=0`), answering the status
+    /// and the body (at most [`ANSWER_BYTES_MAX`] bytes), within
+    /// `timeout_ms`. A transport failure is [`SourceError::Unavailable`].
+    fn get(&self, path_and_query: String, timeout_ms: u64) -> BoxFuture<'_, ApiAnswerResult>;
+}
+
+/// A [`Source`] over any [`ApiReader`]: `GET /v1/log` and
+/// `GET /v1/facts/{hash}`, every fact verified against its hash.
+#[derive(Clone, Debug)]
+pub struct ApiSource<R>(pub R);
+
+impl<R: ApiReader> Source for ApiSource<R> {
+    fn page<'a>(
+        &'a self,
+        after: u64,
+        types: &'a [String],
+        limit: usize,
+        wait_ms: u64,
+    ) -> BoxFuture<'a, Result<SourcePage, SourceError>> {
+        read_page(&self.0, after, types, limit, wait_ms)
     }
 
-    async fn get(&self, url: Url, timeout_ms: u64) -> Result<(StatusCode, Vec<u8>), SourceError> {
-        let mut request = self
-            .client
-            .get(url)
-            .timeout(Duration::from_millis(timeout_ms));
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        let mut response = request.send().await.map_err(transport_error)?;
-        let status = response.status();
-        if let Some(length) = response.content_length() {
-            if length > ANSWER_BYTES_MAX as u64 {
-                return Err(SourceError::Invalid(format!(
-                    "an answer of {length} bytes is larger than {ANSWER_BYTES_MAX}"
-                )));
-            }
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
-            if body.len() + chunk.len() > ANSWER_BYTES_MAX {
-                return Err(SourceError::Invalid(format!(
-                    "an answer larger than {ANSWER_BYTES_MAX} bytes"
-                )));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok((status, body))
+    fn fact<'a>(
+        &'a self,
+        hash: &'a Hash,
+    ) -> BoxFuture<'a, Result<Option<CanonicalFact>, SourceError>> {
+        read_fact(&self.0, hash)
     }
+}
+
+/// The path and query of a page of the log.
+fn log_path(after: u64, types: &[String], limit: usize, wait_ms: u64) -> String {
+    let mut url = Url::parse("http://source.invalid/v1/log").expect("a valid URL");
+    {
+        let mut query = url.query_pairs_mut();
+        query
+            .append_pair("after", &after.to_string())
+            .append_pair("limit", &limit.to_string())
+            .append_pair("wait_ms", &wait_ms.to_string());
+        for pattern in types {
+            query.append_pair("types", pattern);
+        }
+    }
+    format!("/v1/log?{}", url.query().unwrap_or_default())
+}
+
+fn read_page<'a, R: ApiReader>(
+    reader: &'a R,
+    after: u64,
+    types: &'a [String],
+    limit: usize,
+    wait_ms: u64,
+) -> BoxFuture<'a, Result<SourcePage, SourceError>> {
+    Box::pin(async move {
+        let path = log_path(after, types, limit, wait_ms);
+        let (status, body) = reader
+            .get(path, wait_ms + REQUEST_TIMEOUT_MS_BEYOND_WAIT)
+            .await?;
+        if status != StatusCode::OK.as_u16() {
+            return Err(status_error(status, &body));
+        }
+        if body.len() > INLINE_VERIFY_FACTS_MAX * 512 {
+            tokio::task::spawn_blocking(move || parse_log_page(&body))
+                .await
+                .map_err(|error| SourceError::Invalid(format!("verifying failed: {error}")))?
+        } else {
+            parse_log_page(&body)
+        }
+    })
+}
+
+fn read_fact<'a, R: ApiReader>(
+    reader: &'a R,
+    hash: &'a Hash,
+) -> BoxFuture<'a, Result<Option<CanonicalFact>, SourceError>> {
+    Box::pin(async move {
+        let (status, body) = reader
+            .get(format!("/v1/facts/{hash}"), REQUEST_TIMEOUT_MS_BEYOND_WAIT)
+            .await?;
+        if status == StatusCode::NOT_FOUND.as_u16() {
+            return Ok(None);
+        }
+        if status != StatusCode::OK.as_u16() {
+            return Err(status_error(status, &body));
+        }
+        let fact = parse_fact_answer(&body)?;
+        if fact.hash != *hash {
+            return Err(SourceError::Invalid(format!(
+                "asked for fact {hash}, answered fact {}",
+                fact.hash
+            )));
+        }
+        Ok(Some(fact))
+    })
 }
 
 fn transport_error(error: reqwest::Error) -> SourceError {
@@ -157,17 +282,19 @@ fn transport_error(error: reqwest::Error) -> SourceError {
     SourceError::Unavailable(format!("{kind}: {detail}"))
 }
 
-/// The error an answer other than 200 means.
-fn status_error(status: StatusCode, body: &[u8]) -> SourceError {
-    #[derive(Deserialize)]
-    struct ErrorBody {
-        code: String,
-        message: String,
-    }
-    let detail = match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(error) => format!("{status} {}: {}", error.code, error.message),
+/// `STATUS CODE: MESSAGE` of an error answer of API v1 (the status alone
+/// if the body is not one).
+pub(crate) fn error_detail(status: StatusCode, body: &[u8]) -> String {
+    match serde_json::from_slice::<cairn_api::ErrorBody>(body) {
+        Ok(answer) => format!("{status} {}: {}", answer.error.code, answer.error.message),
         Err(_) => format!("{status}"),
-    };
+    }
+}
+
+/// The error an answer other than 200 means.
+fn status_error(status: u16, body: &[u8]) -> SourceError {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let detail = error_detail(status, body);
     if status == StatusCode::TOO_MANY_REQUESTS
         || status == StatusCode::REQUEST_TIMEOUT
         || status.is_server_error()
@@ -248,56 +375,14 @@ impl Source for HttpSource {
         limit: usize,
         wait_ms: u64,
     ) -> BoxFuture<'a, Result<SourcePage, SourceError>> {
-        Box::pin(async move {
-            let mut url = self.url("/v1/log");
-            {
-                let mut query = url.query_pairs_mut();
-                query
-                    .append_pair("after", &after.to_string())
-                    .append_pair("limit", &limit.to_string())
-                    .append_pair("wait_ms", &wait_ms.to_string());
-                for pattern in types {
-                    query.append_pair("types", pattern);
-                }
-            }
-            let (status, body) = self
-                .get(url, wait_ms + REQUEST_TIMEOUT_MS_BEYOND_WAIT)
-                .await?;
-            if status != StatusCode::OK {
-                return Err(status_error(status, &body));
-            }
-            if body.len() > INLINE_VERIFY_FACTS_MAX * 512 {
-                tokio::task::spawn_blocking(move || parse_log_page(&body))
-                    .await
-                    .map_err(|error| SourceError::Invalid(format!("verifying failed: {error}")))?
-            } else {
-                parse_log_page(&body)
-            }
-        })
+        read_page(self, after, types, limit, wait_ms)
     }
 
     fn fact<'a>(
         &'a self,
         hash: &'a Hash,
     ) -> BoxFuture<'a, Result<Option<CanonicalFact>, SourceError>> {
-        Box::pin(async move {
-            let url = self.url(&format!("/v1/facts/{hash}"));
-            let (status, body) = self.get(url, REQUEST_TIMEOUT_MS_BEYOND_WAIT).await?;
-            if status == StatusCode::NOT_FOUND {
-                return Ok(None);
-            }
-            if status != StatusCode::OK {
-                return Err(status_error(status, &body));
-            }
-            let fact = parse_fact_answer(&body)?;
-            if fact.hash != *hash {
-                return Err(SourceError::Invalid(format!(
-                    "asked for fact {hash}, answered fact {}",
-                    fact.hash
-                )));
-            }
-            Ok(Some(fact))
-        })
+        read_fact(self, hash)
     }
 }
 

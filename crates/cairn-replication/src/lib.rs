@@ -7,12 +7,14 @@
 //! This crate holds what every replicating party shares — the server's
 //! links, the SDK's offline sync and the simulation that checks
 //! convergence — independent of where facts come from and go to:
-//! a `Source` (another store's log) and a `Sink` (this store).
+//! a `Source` (another store's log) and a `Sink` (this store, or another
+//! deployment written over HTTP by the sender: `HttpSink`).
 
 #![forbid(unsafe_code)]
 
 mod closure;
 mod follower;
+mod http_sink;
 mod http_source;
 pub mod limits;
 mod progress;
@@ -22,11 +24,13 @@ mod source;
 pub use cairn_api::links::{Anchor, Bookmark};
 pub use closure::predecessors_first;
 pub use follower::{Follower, FollowerOptions, LinkError, StepOutcome};
+pub use http_sink::HttpSink;
 pub use http_source::{
-    parse_fact_answer, parse_log_page, parse_source_url, source_text, HttpSource,
+    parse_fact_answer, parse_log_page, parse_source_url, source_text, ApiAnswerResult, ApiReader,
+    ApiSource, HttpSource,
 };
 pub use progress::Progress;
 /// The URL of a source, and a certificate authority to trust for it.
 pub use reqwest::{Certificate, Url};
-pub use sink::{Sink, SinkError};
+pub use sink::{ProgressKeeper, Sink, SinkError};
 pub use source::{Source, SourceEntry, SourceError, SourcePage};

@@ -24,3 +24,16 @@ pub const REQUEST_TIMEOUT_MS_BEYOND_WAIT: u64 = 10_000;
 
 /// Connecting to a source, at most.
 pub const CONNECT_TIMEOUT_MS: u64 = 5_000;
+
+/// Facts in one `POST /v1/facts` a sink sends to another deployment, at
+/// most (API v1's batch limit).
+pub const SINK_BATCH_FACTS_MAX: usize = cairn_api::limits::BATCH_FACTS_MAX;
+
+/// Canonical bytes in one `POST /v1/facts` a sink sends, at most (a
+/// server takes bodies of up to 32 MiB by default).
+pub const SINK_BATCH_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+/// A `POST /v1/facts` to another deployment that takes longer than this
+/// is cut off (the batch may or may not be stored; sending it again is a
+/// no-op for what was).
+pub const SINK_REQUEST_TIMEOUT_MS: u64 = 60_000;

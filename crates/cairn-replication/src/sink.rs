@@ -38,3 +38,14 @@ pub trait Sink: Send + Sync {
     /// (deleted, made again, or taken over by another server).
     fn save<'a>(&'a self, progress: &'a Progress) -> BoxFuture<'a, Result<bool, SinkError>>;
 }
+
+/// Where a sender keeps a link's progress when the sink is another
+/// deployment (an [`HttpSink`](crate::HttpSink)): the sending side saves
+/// the bookmark in its own log, after the receiver acknowledged what it
+/// covers — the SDK's offline sync keeps it in the embedded store's data
+/// directory.
+pub trait ProgressKeeper: Send + Sync {
+    /// Saves `progress` durably; answers `false` if the link is no longer
+    /// this sender's to save.
+    fn save<'a>(&'a self, progress: &'a Progress) -> BoxFuture<'a, Result<bool, SinkError>>;
+}
