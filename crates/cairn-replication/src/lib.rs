@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 mod closure;
+pub mod diff;
 mod follower;
 mod http_source;
 pub mod limits;
@@ -21,6 +22,7 @@ mod source;
 
 pub use cairn_api::links::{Anchor, Bookmark};
 pub use closure::predecessors_first;
+pub use diff::{diff, DiffError, DiffOptions, Difference, DigestSource, HttpDigestSource, Side};
 pub use follower::{Follower, FollowerOptions, LinkError, StepOutcome};
 pub use http_source::{
     parse_fact_answer, parse_log_page, parse_source_url, source_text, HttpSource,
