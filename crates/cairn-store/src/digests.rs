@@ -186,7 +186,7 @@ impl std::fmt::Display for HashPrefix {
 /// The digit of `hash` at `position` (0 is the first hexadecimal digit).
 pub fn nibble_at(hash: &Hash, position: usize) -> u8 {
     let byte = hash.as_bytes()[position / 2];
-    if position % 2 == 0 {
+    if position.is_multiple_of(2) {
         byte >> 4
     } else {
         byte & 0x0f
@@ -195,7 +195,7 @@ pub fn nibble_at(hash: &Hash, position: usize) -> u8 {
 
 fn set_nibble(bytes: &mut [u8; 32], position: usize, nibble: u8) {
     let byte = &mut bytes[position / 2];
-    if position % 2 == 0 {
+    if position.is_multiple_of(2) {
         *byte = (*byte & 0x0f) | (nibble << 4);
     } else {
         *byte = (*byte & 0xf0) | nibble;
