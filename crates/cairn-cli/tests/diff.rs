@@ -272,7 +272,12 @@ fn a_token_that_reads_only_shop_sees_only_shop_differences() {
     );
     assert_eq!(as_admins.status, 1);
     assert_eq!(listed(&as_admins.stdout, "A").len(), 2);
-    assert_eq!(listed(&as_admins.stdout, "B").len(), 1, "{}", as_admins.stdout);
+    assert_eq!(
+        listed(&as_admins.stdout, "B").len(),
+        1,
+        "{}",
+        as_admins.stdout
+    );
 
     // CAIRN_TOKEN is the fallback of both.
     let fallback = run_diff(&[&a.base, &a.base], &[("CAIRN_TOKEN", &readers[0])]);

@@ -279,8 +279,7 @@ impl Comparison<'_> {
     async fn run(&self, task: Task) -> Result<Found, DiffError> {
         match task {
             Task::Both(prefix) => {
-                let (a, b) =
-                    tokio::join!(self.ask(Side::A, &prefix), self.ask(Side::B, &prefix));
+                let (a, b) = tokio::join!(self.ask(Side::A, &prefix), self.ask(Side::B, &prefix));
                 let mut found = Found {
                     requests: 2,
                     ..Found::default()
