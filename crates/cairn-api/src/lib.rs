@@ -16,6 +16,7 @@
 
 pub mod access;
 pub mod coordination;
+pub mod digests;
 pub mod error_code;
 pub mod facts;
 pub mod hash_text;
@@ -38,6 +39,7 @@ pub use coordination::{
     ClaimAnswer, ClaimReleased, ClaimRequest, LeaseAcquireRequest, LeaseGrant, LeaseGrantRequest,
     FENCE_HEADER,
 };
+pub use digests::{DigestBucket, DigestsAnswer};
 pub use error_code::{ErrorBody, ErrorCode, ErrorObject};
 pub use facts::{FactPage, LogQuery, PutFactsAnswer, PutResult, StoredFact, SuccessorsQuery};
 pub use links::{Anchor, Bookmark, LinkDefinition, LinkList, LinkState, LinkView};

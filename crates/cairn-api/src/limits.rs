@@ -74,3 +74,14 @@ pub const LINK_TYPES_MAX: usize = 64;
 pub const LINKS_MAX: usize = 256;
 /// Longest link definition body, in bytes.
 pub const LINK_BODY_BYTES_MAX: usize = 64 * 1024;
+
+/// Hexadecimal digits of the longest `prefix` of `GET /v1/digests` (its 16
+/// sub-prefixes are then whole hashes).
+pub const DIGEST_PREFIX_DIGITS_MAX: usize = 63;
+/// `types` patterns of one `GET /v1/digests` at most.
+pub const DIGEST_TYPES_MAX: usize = crate::access::PATTERNS_MAX;
+/// `GET /v1/digests` lists the hashes under a prefix holding at most this many facts.
+pub const DIGEST_HASHES_MAX: usize = 256;
+/// … and only for prefixes of at least this many digits (shorter ones are
+/// answered from maintained digests without reading facts).
+pub const DIGEST_LISTED_PREFIX_DIGITS_MIN: usize = 3;

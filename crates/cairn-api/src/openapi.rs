@@ -22,6 +22,7 @@ use crate::access::{
 use crate::coordination::{
     ClaimAnswer, ClaimReleased, ClaimRequest, LeaseAcquireRequest, LeaseGrant, LeaseGrantRequest,
 };
+use crate::digests::{DigestBucket, DigestsAnswer};
 use crate::error_code::ErrorBody;
 use crate::facts::{FactPage, PutFactsAnswer, StoredFact};
 use crate::links::{Anchor, Bookmark, LinkDefinition, LinkList, LinkState, LinkView};
@@ -119,7 +120,7 @@ struct UnknownSubscription(ErrorBody);
     ),
     servers((url = "http://127.0.0.1:7710", description = "the default address")),
     paths(
-        post_facts, get_fact, get_successors, get_log,
+        post_facts, get_fact, get_successors, get_log, get_digests,
         put_blob, put_blob_with_hash, get_blob, head_blob,
         list_subscriptions, put_subscription, get_subscription, delete_subscription,
         pull, ack, nack, extend, pause, resume, stream,
@@ -142,6 +143,7 @@ struct UnknownSubscription(ErrorBody);
         ClaimRequest, ClaimAnswer, ClaimReleased, LeaseAcquireRequest, LeaseGrantRequest,
         LeaseGrant, CatchUp, TimerDefinition, TimerView, TimerList,
         LinkDefinition, LinkView, LinkList, LinkState, Bookmark, Anchor,
+        DigestsAnswer, DigestBucket,
     )),
     tags(
         (name = "facts", description = "Write and read facts"),
@@ -304,6 +306,20 @@ fn get_successors() {}
     )
 )]
 fn get_log() {}
+
+#[utoipa::path(
+    get, path = "/v1/digests", tag = "facts",
+    params(
+        ("prefix" = Option<String>, Query, pattern = "^[0-9a-f]{0,63}$", description = "A prefix of the hash in lowercase hexadecimal digits (default empty: every fact)"),
+        ("types" = Option<Vec<String>>, Query, description = "Type patterns (repeatable, at most 64; default every type): only facts of matching types are counted, and of those only the ones the caller may read"),
+    ),
+    responses(
+        (status = 200, description = "The digests of the prefix and its 16 sub-prefixes; the hashes when few", body = DigestsAnswer),
+        (status = 400, description = "A malformed, repeated, unknown or out-of-range parameter", body = ErrorBody),
+        Busy,
+    )
+)]
+fn get_digests() {}
 
 #[utoipa::path(
     put, path = "/v1/blobs", tag = "blobs",

@@ -1,6 +1,7 @@
 //! The `cairn` command: `serve` runs the server on the embedded store;
 //! `hash` works offline; `put`, `get`, `successors`, `log`, `tail` and
-//! `subs`, `timers` and `links` talk to a server through the SDK; `bench` generates load and
+//! `subs`, `timers` and `links` talk to a server through the SDK; `diff`
+//! compares two deployments by their digests; `bench` generates load and
 //! reports latency percentiles; `check` runs the reliability checker.
 
 #![forbid(unsafe_code)]
@@ -11,6 +12,7 @@ mod bench_timers;
 mod check;
 mod client;
 mod connection;
+mod diff;
 mod links;
 mod sagas;
 mod serve;
@@ -112,6 +114,10 @@ enum Command {
     /// Identities and access tokens: create (also offline, to bootstrap an
     /// admin), list, rotate, revoke, and the audit trail.
     Tokens(tokens::TokensArgs),
+    /// Compare two deployments by digests over the hash space and list the
+    /// facts each lacks (exit status 0: the same facts, 1: they differ,
+    /// 2: error). Tokens: CAIRN_TOKEN_A, CAIRN_TOKEN_B, else CAIRN_TOKEN.
+    Diff(diff::DiffArgs),
     /// Check Cairn's guarantees under faults: a seeded workload, injected
     /// crashes, pauses, clock jumps, network and disk faults, and an oracle.
     Check(check::CheckArgs),
@@ -126,8 +132,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let command = match cli.command {
+        // Its own exit statuses: 1 means "different", not "failed".
+        Command::Diff(args) => return runtime.block_on(diff::run(args)),
+        command => command,
+    };
     let result = runtime.block_on(async move {
-        match cli.command {
+        match command {
             Command::Serve(args) => serve::run(args).await,
             Command::Migrate { store } => serve::migrate(&store).await,
             Command::Hash { file } => client::hash(file.as_deref()),
@@ -147,6 +158,7 @@ fn main() -> ExitCode {
             Command::Sagas(args) => sagas::run(args).await,
             Command::Tokens(args) => tokens::run(args).await,
             Command::Check(args) => check::run(args).await,
+            Command::Diff(_) => unreachable!("handled above"),
         }
     });
     match result {

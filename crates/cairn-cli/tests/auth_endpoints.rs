@@ -717,6 +717,21 @@ fn check_log(ctx: &Ctx, identity: &str, answer: &Answer) {
     assert!(seen.len() < all.len(), "{identity} had facts left out");
 }
 
+/// `GET /v1/digests` counts exactly the facts the identity may read.
+fn check_digests(ctx: &Ctx, identity: &str, answer: &Answer) {
+    let (all, _) = ctx.log(&ctx.root);
+    let readable = all
+        .iter()
+        .filter(|(_, type_name)| ctx.may(identity, "read", type_name))
+        .count();
+    assert_eq!(
+        answer.json()["count"],
+        readable as u64,
+        "{identity} counts what it may read"
+    );
+    assert!(readable < all.len(), "{identity} had facts left out");
+}
+
 /// The body of a timer far in the future writing a fact of `type_name`.
 fn timer_body(type_name: &str) -> Value {
     json!({
@@ -945,6 +960,13 @@ fn table(ctx: &Ctx) -> Vec<Row> {
             .refused("no-read", Refusal::Filtered)
             .allowed("reader", 200)
             .check(check_log)
+            .observe(last_seq),
+    );
+    rows.push(
+        row("GET", "/v1/digests", "/v1/digests")
+            .refused("no-read", Refusal::Filtered)
+            .allowed("reader", 200)
+            .check(check_digests)
             .observe(last_seq),
     );
 

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 mod closure;
+pub mod diff;
 mod follower;
 mod http_sink;
 mod http_source;
@@ -23,6 +24,7 @@ mod source;
 
 pub use cairn_api::links::{Anchor, Bookmark};
 pub use closure::predecessors_first;
+pub use diff::{diff, DiffError, DiffOptions, Difference, DigestSource, HttpDigestSource, Side};
 pub use follower::{Follower, FollowerOptions, LinkError, StepOutcome};
 pub use http_sink::HttpSink;
 pub use http_source::{

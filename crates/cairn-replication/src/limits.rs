@@ -37,3 +37,17 @@ pub const SINK_BATCH_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// is cut off (the batch may or may not be stored; sending it again is a
 /// no-op for what was).
 pub const SINK_REQUEST_TIMEOUT_MS: u64 = 60_000;
+
+/// Prefixes a comparison (`cairn diff`) asks about at once, at most; each
+/// is one `GET /v1/digests` per deployment.
+pub const DIFF_REQUESTS_IN_FLIGHT_MAX: usize = 16;
+
+/// Differences a comparison keeps at most (32 bytes each) before it fails.
+pub const DIFF_DIFFERENCES_MAX: usize = 10_000_000;
+
+/// The largest digest answer read (one lists at most 256 hashes: about
+/// 20 KiB).
+pub const DIGEST_ANSWER_BYTES_MAX: usize = 1024 * 1024;
+
+/// One digest request, connecting included, at most.
+pub const DIGEST_REQUEST_TIMEOUT_MS: u64 = 30_000;

@@ -44,7 +44,7 @@ use std::sync::Arc;
 use axum::error_handling::HandleErrorLayer;
 use axum::routing::{delete, get, post, put};
 use axum::{middleware, BoxError, Router};
-use cairn_store::{BlobStore, CoordinationStore, Store};
+use cairn_store::{BlobStore, CoordinationStore, DigestStore, Store};
 use delivery::Deliveries;
 use tokio_util::sync::CancellationToken;
 use tower::limit::GlobalConcurrencyLimitLayer;
@@ -66,6 +66,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
             get(routes::facts::get_successors::<S>),
         )
         .route("/v1/log", get(routes::facts::get_log::<S>))
+        .route("/v1/digests", get(routes::digests::get_digests::<S>))
         .route("/v1/health", get(routes::meta::health::<S>))
         .route("/versions", get(routes::meta::versions))
         .route("/v1/openapi.json", get(routes::meta::openapi_document))
@@ -234,7 +235,7 @@ pub struct Background {
 /// the server. A [`Node`] builds it and puts it behind a socket; an embedded client can
 /// dispatch requests into it in-process, with every validation, answer and
 /// error exactly as over the network.
-pub fn app<S: Store + CoordinationStore>(
+pub fn app<S: Store + CoordinationStore + DigestStore>(
     store: Arc<S>,
     blobs: Arc<BlobStore>,
     deliveries: Arc<dyn Deliveries>,
@@ -252,6 +253,7 @@ pub fn app<S: Store + CoordinationStore>(
     }
     router(AppState {
         coordination: Arc::clone(&store) as Arc<dyn CoordinationStore>,
+        digests: Arc::clone(&store) as Arc<dyn DigestStore>,
         clock: timers.clock.clone(),
         store,
         blobs,

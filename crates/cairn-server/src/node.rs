@@ -18,8 +18,9 @@ use std::sync::Arc;
 use axum::serve::Listener;
 use axum::Router;
 use cairn_store::{
-    BlobError, BlobStore, CoordinationStore, EmbeddedOptions, EmbeddedStore, IdentityStore,
-    LinkStore, PostgresError, PostgresOptions, PostgresStore, ReadError, Store, TimerStore,
+    BlobError, BlobStore, CoordinationStore, DigestStore, EmbeddedOptions, EmbeddedStore,
+    IdentityStore, LinkStore, PostgresError, PostgresOptions, PostgresStore, ReadError, Store,
+    TimerStore,
 };
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -170,7 +171,9 @@ struct Settings {
 /// the store's identities if `auth_enabled` (kept fresh until `shutdown`),
 /// the timer scheduler and the replication links' supervisor (running
 /// until `shutdown`).
-async fn assemble<S: Store + IdentityStore + TimerStore + CoordinationStore + LinkStore>(
+async fn assemble<
+    S: Store + IdentityStore + TimerStore + CoordinationStore + LinkStore + DigestStore,
+>(
     store: &Arc<S>,
     blobs: BlobStore,
     deliveries: Arc<dyn Deliveries>,

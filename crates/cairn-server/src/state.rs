@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use cairn_store::{BlobStore, CoordinationStore};
+use cairn_store::{BlobStore, CoordinationStore, DigestStore};
 use tokio_util::sync::CancellationToken;
 
 use crate::delivery::Deliveries;
@@ -56,6 +56,8 @@ pub struct AppState<S> {
     pub auth: Option<Arc<crate::auth::Auth>>,
     /// Claims, leases and fenced writes: the store again, as that trait.
     pub coordination: Arc<dyn CoordinationStore>,
+    /// Digests over the hash space (`/v1/digests`): the store again, as that trait.
+    pub digests: Arc<dyn DigestStore>,
     /// The node's clock (lease expiry on the embedded store).
     pub clock: crate::clock::Clock,
     /// Durable timers.
@@ -76,6 +78,7 @@ impl<S> Clone for AppState<S> {
             shutdown: self.shutdown.clone(),
             auth: self.auth.clone(),
             coordination: Arc::clone(&self.coordination),
+            digests: Arc::clone(&self.digests),
             clock: self.clock.clone(),
             timers: Arc::clone(&self.timers),
             links: Arc::clone(&self.links),

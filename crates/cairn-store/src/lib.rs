@@ -14,6 +14,7 @@
 mod blobs;
 pub mod coordination;
 mod delivery;
+pub mod digests;
 mod embedded;
 mod error;
 mod identity;
@@ -29,6 +30,7 @@ pub use coordination::{
     LeaseRecord, LeaseRequest,
 };
 pub use delivery::{DeliveryStore, MessageSelection, StoredSubscription};
+pub use digests::{DigestAnswer, DigestQuery, DigestStore, HashPrefix};
 pub use embedded::{EmbeddedOptions, EmbeddedStore, SyncMode};
 pub use error::{ReadError, SourceError, WriteError};
 pub use identity::{

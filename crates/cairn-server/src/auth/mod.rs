@@ -256,6 +256,7 @@ pub fn need(method: &Method, route: &str) -> Need {
         ("PUT", "/v1/blobs" | "/v1/blobs/{hash}") => Need::BlobWrite,
         ("POST", "/v1/facts")
         | ("GET", "/v1/facts/{hash}" | "/v1/facts/{hash}/successors" | "/v1/log")
+        | ("GET", "/v1/digests")
         | ("GET", "/v1/timers")
         | ("GET" | "PUT" | "DELETE", "/v1/timers/{name}")
         | ("GET", "/v1/subscriptions")

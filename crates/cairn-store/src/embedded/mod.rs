@@ -1,7 +1,7 @@
 //! The embedded store: one data directory, no other process.
 //!
 //! Facts and their indexes live in one fjall keyspace (an LSM tree with a
-//! write-ahead journal), in twelve partitions:
+//! write-ahead journal), in thirteen partitions:
 //!
 //! | partition    | key                                   | value               |
 //! |--------------|---------------------------------------|---------------------|
@@ -16,6 +16,7 @@
 //! | `coordination` | see `coordination.rs`               | claims, leases      |
 //! | `timers`     | see `timers.rs`                       | durable timers      |
 //! | `links`      | see `links.rs`                        | replication links   |
+//! | `digests`    | see `digests.rs`                      | digest checkpoint   |
 //! | `meta`       | `format`, `deployment`                | format version, the deployment's identity |
 //!
 //! All partitions of one group commit go into one atomic batch, so they are
@@ -24,6 +25,7 @@
 
 mod coordination;
 mod delivery;
+mod digests;
 mod identity;
 mod journal_check;
 mod keys;
@@ -109,6 +111,9 @@ pub struct EmbeddedOptions {
     /// Audit entries kept at most ([`crate::AUDIT_ENTRIES_MAX`]; tests set
     /// fewer to see the oldest go).
     pub audit_entries_max: u64,
+    /// New facts between two checkpoints of the digests at most (see
+    /// `digests.rs`; tests set fewer to see checkpoints and replays).
+    pub digest_checkpoint_facts: u64,
 }
 
 impl Default for EmbeddedOptions {
@@ -123,6 +128,7 @@ impl Default for EmbeddedOptions {
             queued_requests_max: 4096,
             fail_sync_after: None,
             audit_entries_max: crate::AUDIT_ENTRIES_MAX,
+            digest_checkpoint_facts: digests::CHECKPOINT_FACTS,
         }
     }
 }
@@ -151,6 +157,10 @@ struct Shared {
     timers: PartitionHandle,
     /// Replication links (see `links.rs`).
     links: PartitionHandle,
+    /// The checkpoint of the digests (see `digests.rs`).
+    digests_partition: PartitionHandle,
+    /// The digests of the durable facts, kept by the writer.
+    digests: Mutex<digests::DigestState>,
     /// The identity revision of the last durable group.
     identity_revision: AtomicU64,
     /// Timers with an attempt pending (entries of the timers' time index),
@@ -437,6 +447,7 @@ impl EmbeddedStore {
         let coordination = keyspace.open_partition("coordination", unfiltered.clone())?;
         let timers = keyspace.open_partition("timers", unfiltered.clone())?;
         let links = keyspace.open_partition("links", unfiltered.clone())?;
+        let digests_partition = keyspace.open_partition("digests", unfiltered.clone())?;
         let meta = keyspace.open_partition("meta", unfiltered)?;
         let store_dir = dir.join("store");
         let damaged = |error: fjall::Error| open_error(&store_dir, error);
@@ -468,6 +479,7 @@ impl EmbeddedStore {
                  were durable: data files are damaged; restore from a replica or backup"
             )));
         }
+        let digest_state = digests::load(&digests_partition, &facts, last_seq)?;
         let (durable_seq_watch, _) = watch::channel(last_seq);
         let shared = Arc::new(Shared {
             options: options.clone(),
@@ -484,6 +496,8 @@ impl EmbeddedStore {
             deployment,
             timers,
             links,
+            digests_partition,
+            digests: Mutex::new(digest_state),
             identity_revision: AtomicU64::new(0),
             timers_pending: AtomicU64::new(0),
             durable_seq: AtomicU64::new(last_seq),
@@ -572,6 +586,7 @@ impl EmbeddedStore {
             if thread.join().is_err() {
                 tracing::error!("the writer thread panicked");
             }
+            digests::checkpoint(&self.shared);
         }
         if let Err(error) = self.shared.keyspace.persist(fjall::PersistMode::SyncAll) {
             tracing::error!(%error, "final sync at close failed");
@@ -696,6 +711,15 @@ impl EmbeddedStore {
             )));
         }
         Ok(page)
+    }
+}
+
+impl crate::digests::DigestStore for EmbeddedStore {
+    fn digests<'a>(
+        &'a self,
+        query: &'a crate::digests::DigestQuery,
+    ) -> futures_util::future::BoxFuture<'a, Result<crate::digests::DigestAnswer, ReadError>> {
+        Box::pin(std::future::ready(digests::answer(&self.shared, query)))
     }
 }
 

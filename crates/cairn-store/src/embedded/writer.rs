@@ -37,6 +37,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::coordination::{self, CoordinationAnswer, CoordinationOp};
 use super::delivery::{self, DeliveryWrite};
+use super::digests;
 use super::identity::{self, AuditCursor, IdentityChange};
 use super::keys;
 use super::links::{self as link_records, LinkChange, LinkOutcome};
@@ -147,6 +148,8 @@ struct Group {
     timers: timer_records::Staged,
     /// Link changes of this group.
     links: link_records::Staged,
+    /// New facts of this group for the digests.
+    digests: digests::Staged,
 }
 
 /// A request that passed validation, with the answer to send once durable.
@@ -285,6 +288,7 @@ impl Writer {
             coordination: coordination::Staged::default(),
             timers: timer_records::Staged::default(),
             links: link_records::Staged::default(),
+            digests: digests::Staged::default(),
         };
         let mut accepted = Vec::with_capacity(requests.len());
         let mut n_delivery_writes = 0;
@@ -454,6 +458,7 @@ impl Writer {
                     }
                     self.shared
                         .record_commit(n_new_facts, group.n_new_bytes, started.elapsed());
+                    digests::committed(&self.shared, group.digests, self.last_seq);
                     self.shared.publish_durable_seq(self.last_seq);
                 }
                 for request in accepted {
@@ -612,6 +617,7 @@ impl Writer {
                     group.next_seq += 1;
                     self.add_to_batch(&mut group.batch, fact, seq);
                     group.new_facts.insert(fact.hash, seq);
+                    group.digests.add(&fact.fact.type_name, fact.hash);
                     group.n_new_bytes += fact.canonical.len() as u64;
                     (seq, true)
                 }

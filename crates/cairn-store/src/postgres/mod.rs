@@ -28,6 +28,7 @@ pub(crate) mod blobs;
 mod claim_batcher;
 mod coordination;
 pub mod delivery;
+mod digests;
 mod errors;
 mod identity;
 mod links;

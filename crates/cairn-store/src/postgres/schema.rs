@@ -39,6 +39,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/0009_claim_batches.sql"),
     ),
     (10, "links", include_str!("migrations/0010_links.sql")),
+    (11, "digests", include_str!("migrations/0011_digests.sql")),
 ];
 
 /// The newest schema version this build knows.
