@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use cairn_delivery::SplitMix64;
 use cairn_fact::Hash;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::api::{Answer, Api};
@@ -169,21 +170,63 @@ pub async fn create_links(
     Ok(())
 }
 
+/// A link as the last poll saw it, for the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct LinkSummary {
+    /// The server that runs it.
+    pub server_idx: usize,
+    /// Its name.
+    pub name: String,
+    /// Its types, as the server answers them.
+    pub types: Value,
+    /// `running`, `paused` or `failing`.
+    pub state: String,
+    /// Entries of the source's log after its bookmark.
+    pub lag_facts: Option<u64>,
+    /// Facts it stored that its server did not hold before.
+    pub facts_received: Option<u64>,
+    /// Why its last attempt failed, if it did.
+    pub last_error: Value,
+}
+
+impl std::fmt::Display for LinkSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "server {} link {} {}: {}, lag_facts {}, facts_received {}",
+            self.server_idx,
+            self.name,
+            self.types,
+            self.state,
+            self.lag_facts
+                .map_or("?".to_string(), |lag| lag.to_string()),
+            self.facts_received
+                .map_or("?".to_string(), |received| received.to_string()),
+        )?;
+        if !self.last_error.is_null() {
+            write!(f, ", last_error {}", self.last_error)?;
+        }
+        Ok(())
+    }
+}
+
 /// Waits, at most `timeout`, until every link of every server is
 /// `running` and caught up and no log moves; a counterexample of
-/// [`CHECK_CONVERGE`] otherwise. Returns how long it took.
+/// [`CHECK_CONVERGE`] otherwise. Returns how long it took and the links
+/// as last seen.
 pub async fn wait_for_links(
     api: &Api,
     bases: &[String],
     timeout: Duration,
     verdicts: &mut Verdicts,
-) -> Duration {
+) -> (Duration, Vec<LinkSummary>) {
     let started = Instant::now();
     let mut still_polls = 0usize;
     let mut last_heads: Vec<Option<u64>> = Vec::new();
     loop {
         let mut caught_up = true;
         let mut states = Vec::new();
+        let mut summaries = Vec::new();
         let mut heads = Vec::new();
         for (server_idx, base) in bases.iter().enumerate() {
             heads.push(
@@ -195,13 +238,18 @@ pub async fn wait_for_links(
             match api.links(base).await {
                 Answer::Done(answer) => {
                     for view in answer["links"].as_array().into_iter().flatten() {
-                        let running = view["state"] == "running";
-                        let lag_facts = view["lag_facts"].as_u64();
-                        caught_up &= running && lag_facts == Some(0);
-                        states.push(format!(
-                            "server {server_idx} link {}: {} lag_facts {} last_error {}",
-                            view["name"], view["state"], view["lag_facts"], view["last_error"]
-                        ));
+                        let summary = LinkSummary {
+                            server_idx,
+                            name: view["name"].as_str().unwrap_or_default().to_string(),
+                            types: view["types"].clone(),
+                            state: view["state"].as_str().unwrap_or_default().to_string(),
+                            lag_facts: view["lag_facts"].as_u64(),
+                            facts_received: view["facts_received"].as_u64(),
+                            last_error: view["last_error"].clone(),
+                        };
+                        caught_up &= summary.state == "running" && summary.lag_facts == Some(0);
+                        states.push(summary.to_string());
+                        summaries.push(summary);
                     }
                 }
                 other => {
@@ -215,7 +263,7 @@ pub async fn wait_for_links(
         last_heads = heads;
         verdicts.examined(CHECK_CONVERGE, 1);
         if still_polls >= CONVERGE_STILL_POLLS {
-            return started.elapsed();
+            return (started.elapsed(), summaries);
         }
         if started.elapsed() > timeout {
             verdicts.violation(
@@ -227,7 +275,7 @@ pub async fn wait_for_links(
                     last_heads
                 ),
             );
-            return started.elapsed();
+            return (started.elapsed(), summaries);
         }
         tokio::time::sleep(CONVERGE_POLL_INTERVAL).await;
     }
@@ -586,7 +634,13 @@ pub fn judge_logs(
             }
         }
         verdicts.examined(CHECK_DUPLICATES, log.len() as u64);
-        report(verdicts, CHECK_DUPLICATES, server_idx, duplicates);
+        report(
+            verdicts,
+            CHECK_DUPLICATES,
+            server_idx,
+            duplicates,
+            COUNTEREXAMPLES_PER_SERVER_MAX,
+        );
 
         let mut unclosed = Vec::new();
         for entry in log {
@@ -605,7 +659,13 @@ pub fn judge_logs(
             }
         }
         verdicts.examined(CHECK_CLOSED, log.len() as u64);
-        report(verdicts, CHECK_CLOSED, server_idx, unclosed);
+        report(
+            verdicts,
+            CHECK_CLOSED,
+            server_idx,
+            unclosed,
+            COUNTEREXAMPLES_PER_SERVER_MAX,
+        );
 
         let phantoms: Vec<String> = log
             .iter()
@@ -620,7 +680,13 @@ pub fn judge_logs(
             })
             .collect();
         verdicts.examined(CHECK_PHANTOM, log.len() as u64);
-        report(verdicts, CHECK_PHANTOM, server_idx, phantoms);
+        report(
+            verdicts,
+            CHECK_PHANTOM,
+            server_idx,
+            phantoms,
+            COUNTEREXAMPLES_PER_SERVER_MAX,
+        );
 
         let Some(expected) = expected.get(server_idx) else {
             continue;
@@ -635,6 +701,7 @@ pub fn judge_logs(
                 )
             })
             .collect();
+        missing.sort();
         let extra: Vec<String> = log
             .iter()
             .filter(|entry| !expected.contains(&entry.hash))
@@ -645,29 +712,44 @@ pub fn judge_logs(
                 )
             })
             .collect();
-        missing.sort();
-        missing.extend(extra);
         verdicts.examined(CHECK_EQUAL, expected.len() as u64);
-        report(verdicts, CHECK_EQUAL, server_idx, missing);
+        if !missing.is_empty() || !extra.is_empty() {
+            verdicts.violation(
+                CHECK_EQUAL,
+                format!(
+                    "server {server_idx} holds {} facts; the model says {}: {} missing, {} extra",
+                    log.len(),
+                    expected.len(),
+                    missing.len(),
+                    extra.len()
+                ),
+            );
+        }
+        let half = COUNTEREXAMPLES_PER_SERVER_MAX / 2;
+        report(verdicts, CHECK_EQUAL, server_idx, missing, half);
+        report(verdicts, CHECK_EQUAL, server_idx, extra, half);
     }
 }
 
-/// Files a server's counterexamples of `check`, the first few in full and
-/// the count of the rest.
-fn report(verdicts: &mut Verdicts, check: &str, server_idx: usize, counterexamples: Vec<String>) {
+/// Files a server's counterexamples of `check`: the first `shown_max` in
+/// full and the count of the rest.
+fn report(
+    verdicts: &mut Verdicts,
+    check: &str,
+    server_idx: usize,
+    counterexamples: Vec<String>,
+    shown_max: usize,
+) {
     let n_counterexamples = counterexamples.len();
-    for counterexample in counterexamples
-        .into_iter()
-        .take(COUNTEREXAMPLES_PER_SERVER_MAX)
-    {
+    for counterexample in counterexamples.into_iter().take(shown_max) {
         verdicts.violation(check, counterexample);
     }
-    if n_counterexamples > COUNTEREXAMPLES_PER_SERVER_MAX {
+    if n_counterexamples > shown_max {
         verdicts.violation(
             check,
             format!(
-                "server {server_idx}: … and {} more",
-                n_counterexamples - COUNTEREXAMPLES_PER_SERVER_MAX
+                "server {server_idx}: … and {} more like these",
+                n_counterexamples - shown_max
             ),
         );
     }
@@ -847,7 +929,8 @@ mod tests {
         judge_logs(&logs, &model, &links(), &mut verdicts);
         let failed = failures(verdicts);
         assert_eq!(failed.keys().collect::<Vec<_>>(), vec![CHECK_EQUAL]);
-        assert!(failed[CHECK_EQUAL][0].contains("server 1 lacks"));
+        assert!(failed[CHECK_EQUAL][0].contains("1 missing, 0 extra"));
+        assert!(failed[CHECK_EQUAL][1].contains("server 1 lacks"));
 
         let mut logs = converged_logs(&model);
         logs[0].extend(log_of(&model, &[marker(2)]));
@@ -856,7 +939,8 @@ mod tests {
         judge_logs(&logs, &model, &links(), &mut verdicts);
         let failed = failures(verdicts);
         assert_eq!(failed.keys().collect::<Vec<_>>(), vec![CHECK_EQUAL]);
-        assert!(failed[CHECK_EQUAL][0].contains("which no link selects"));
+        assert!(failed[CHECK_EQUAL][0].contains("0 missing, 1 extra"));
+        assert!(failed[CHECK_EQUAL][1].contains("which no link selects"));
 
         let mut logs = converged_logs(&model);
         logs[1][3].seq = 20; // A's key after the item naming it

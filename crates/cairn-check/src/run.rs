@@ -135,6 +135,8 @@ pub async fn run(options: CheckOptions) -> Result<Report, CheckError> {
 
     progress.set_message("healing and settling every message");
     heal(&deployment, &api, &mut verdicts).await;
+    let mut links_caught_up_s = None;
+    let mut links = Vec::new();
     let direct_bases: Vec<String> = deployment
         .nodes
         .iter()
@@ -144,7 +146,9 @@ pub async fn run(options: CheckOptions) -> Result<Report, CheckError> {
         // Every server must hold what its links bring before the
         // subscriptions of the first server are settled.
         progress.set_message("waiting for the links to catch up");
-        ring::wait_for_links(&api, &direct_bases, ring::CONVERGE_TIMEOUT, &mut verdicts).await;
+        let (waited, _) =
+            ring::wait_for_links(&api, &direct_bases, ring::CONVERGE_TIMEOUT, &mut verdicts).await;
+        links_caught_up_s = Some(seconds(waited));
     }
     let clocks_shared = options.clocks_shared();
     workload.history.with(|recorded| {
@@ -173,7 +177,9 @@ pub async fn run(options: CheckOptions) -> Result<Report, CheckError> {
         workload.set_phase(Phase::AfterRestart);
         pull_after_restart(&deployment, &workload, ring).await;
         if ring {
-            ring::wait_for_links(&api, &direct_bases, ring::CONVERGE_TIMEOUT, &mut verdicts).await;
+            (_, links) =
+                ring::wait_for_links(&api, &direct_bases, ring::CONVERGE_TIMEOUT, &mut verdicts)
+                    .await;
         }
     }
 
@@ -231,6 +237,8 @@ pub async fn run(options: CheckOptions) -> Result<Report, CheckError> {
         operations: operation_counts(&recorded, ring),
         faults,
         fault_log,
+        links_caught_up_s,
+        links,
         checks: verdicts.into_results(),
     })
 }
