@@ -283,6 +283,21 @@ impl Api {
         self.send_as(role, request).await
     }
 
+    /// `PUT /v1/links/{name}` (an admin's job).
+    pub async fn put_link(&self, base: &str, name: &str, definition: &Value) -> Answer {
+        let request = self
+            .http
+            .put(format!("{base}/v1/links/{name}"))
+            .json(definition);
+        self.send_as(Role::Admin, request).await
+    }
+
+    /// `GET /v1/links` (an admin's job).
+    pub async fn links(&self, base: &str) -> Answer {
+        let request = self.http.get(format!("{base}/v1/links"));
+        self.send_as(Role::Admin, request).await
+    }
+
     /// One page of `GET /v1/subscriptions/{name}/dead`.
     pub async fn dead_letters(&self, base: &str, name: &str, after: u64) -> Answer {
         let url = format!("{base}/v1/subscriptions/{name}/dead?limit=1000&after={after}");

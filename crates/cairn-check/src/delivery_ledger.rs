@@ -331,7 +331,7 @@ mod tests {
         let mut facts = FactTable::default();
         for fact_byte in 0..n_facts {
             let hash = Hash::of_bytes(&[fact_byte]);
-            facts.register(hash, [], hash, false);
+            facts.register(hash, [], hash, false, 0);
         }
         let spec = SubscriptionSpec {
             name: "subscription".into(),

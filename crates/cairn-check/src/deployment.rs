@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::api::{AccessTokens, Answer, Api};
 use crate::error::CheckError;
 use crate::identities::{self, IdentityStore};
-use crate::options::{CheckOptions, Target};
+use crate::options::{CheckOptions, Target, Topology};
 use crate::postgres::PrivatePostgres;
 use crate::proxy::FaultProxy;
 use crate::server::{free_port, ServerProcess, StartFailure};
@@ -59,6 +59,13 @@ impl Deployment {
         std::fs::create_dir_all(work_dir)
             .map_err(CheckError::io(format!("create {}", work_dir.display())))?;
         let (postgres, store_url, n_servers, description) = match &options.target {
+            Target::Embedded if options.topology == Topology::Ring3 => (
+                None,
+                None,
+                3,
+                "ring3: 3 embedded deployments linked in a ring (B follows A, C follows B, A follows C)"
+                    .to_string(),
+            ),
             Target::Embedded => (None, None, 1, "embedded store, 1 server".to_string()),
             Target::Postgres { servers, store_url } => {
                 let (postgres, url) = match store_url {

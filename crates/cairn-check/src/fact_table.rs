@@ -61,6 +61,10 @@ pub struct WrittenFact {
     pub key: HashRef,
     /// Consumers always fail it, so it must end in the dead letters.
     pub poison: bool,
+    /// The store it was written to: the index of the server whose `seq`
+    /// its acknowledgement and reads at home carry (0 when every server
+    /// shares one store; its writer's server in a ring of deployments).
+    pub store_idx: u8,
     /// The best outcome seen over all attempts (acked beats unknown beats
     /// refused beats pending).
     pub outcome: WriteOutcome,
@@ -83,8 +87,8 @@ pub struct FactTable {
 }
 
 impl FactTable {
-    /// Registers a fact about to be written (as pending) and returns its
-    /// index. Registering a hash again replaces its record in place, as a
+    /// Registers a fact about to be written to store `store_idx` (as
+    /// pending) and returns its index. Registering a hash again replaces its record in place, as a
     /// map keyed by hash would.
     pub fn register(
         &mut self,
@@ -92,6 +96,7 @@ impl FactTable {
         predecessors: impl IntoIterator<Item = Hash>,
         key: Hash,
         poison: bool,
+        store_idx: u8,
     ) -> u32 {
         let start = self.predecessor_refs.len();
         for predecessor in predecessors {
@@ -103,6 +108,7 @@ impl FactTable {
             predecessors: to_u32(start)..to_u32(self.predecessor_refs.len()),
             key: self.hash_ref(key),
             poison,
+            store_idx,
             outcome: WriteOutcome::Pending,
             observed: None,
         };
@@ -220,9 +226,9 @@ mod tests {
         let mut facts = FactTable::default();
         let key = hash(0);
         let missing = hash(9);
-        let first = facts.register(hash(1), [key], key, false);
-        let second = facts.register(hash(2), [key, hash(1)], key, true);
-        let bad = facts.register(hash(3), [key, missing], key, false);
+        let first = facts.register(hash(1), [key], key, false, 0);
+        let second = facts.register(hash(2), [key, hash(1)], key, true, 0);
+        let bad = facts.register(hash(3), [key, missing], key, false, 0);
         assert_eq!((first, second, bad), (0, 1, 2));
         assert_eq!(
             facts.predecessors(facts.get(second))[1],
@@ -240,7 +246,7 @@ mod tests {
         assert_eq!(facts.idx_of_text(&hash(2).to_hex()), Some(second));
         assert_eq!(facts.idx_of_text(&hash(2).to_hex().to_uppercase()), None);
         // A hash referred to before it was written is that fact from then on.
-        let late = facts.register(missing, [key], key, false);
+        let late = facts.register(missing, [key], key, false, 0);
         let missing_ref = facts.predecessors(facts.get(bad))[1];
         assert_eq!(facts.fact_idx_of_ref(missing_ref), Some(late));
     }
@@ -248,14 +254,17 @@ mod tests {
     #[test]
     fn registering_a_hash_again_replaces_its_record_but_keeps_what_reads_saw() {
         let mut facts = FactTable::default();
-        let fact_idx = facts.register(hash(1), [hash(0)], hash(0), false);
+        let fact_idx = facts.register(hash(1), [hash(0)], hash(0), false, 0);
         let fact = facts.get_mut(fact_idx);
         fact.outcome = WriteOutcome::Acked { seq: 4 };
         fact.observed = Some(Observation {
             seq: 4,
             server_idx: 1,
         });
-        assert_eq!(facts.register(hash(1), [hash(0)], hash(0), true), fact_idx);
+        assert_eq!(
+            facts.register(hash(1), [hash(0)], hash(0), true, 0),
+            fact_idx
+        );
         assert_eq!(facts.len(), 1);
         let fact = facts.get(fact_idx);
         assert!(fact.poison);

@@ -82,6 +82,9 @@ pub struct OperationCounts {
     pub nacks_sent: u64,
     /// Deliberately invalid batches that the server refused as it must.
     pub refused_bad_batches: u64,
+    /// Predecessors of served facts read back from the same server at
+    /// once ([`crate::ring`]'s probes, with independent stores).
+    pub closure_probes: u64,
 }
 
 /// One fact of a batch about to be written, as [`Recorded::register_batch`]
@@ -95,6 +98,8 @@ pub struct FactToWrite {
     pub key: Hash,
     /// Consumers always fail it, so it must end in the dead letters.
     pub poison: bool,
+    /// The store it is written to (see [`crate::fact_table::WrittenFact`]).
+    pub store_idx: u8,
 }
 
 /// Everything recorded during a run, shared by the workload's tasks.
@@ -147,8 +152,17 @@ pub struct Recorded {
     /// What the consumers received and acknowledged.
     pub deliveries: DeliveryLedger,
     /// Hashes read back that are not facts of the run (phantoms, reported
-    /// as they are read): each must stay with the seq it was read at.
-    pub observed_unwritten: HashMap<Hash, Observation>,
+    /// as they are read), by hash and store: each must stay with the seq
+    /// it was read at.
+    pub observed_unwritten: HashMap<(Hash, usize), Observation>,
+    /// With independent stores: the first read of a written fact on a
+    /// store other than its own (a replica), by fact index and store.
+    pub observed_replicas: HashMap<(u32, usize), Observation>,
+    /// True when every server has a store of its own (a ring of
+    /// deployments linked by replication): a `seq` then means something
+    /// only on the server that answered it. False when the servers share
+    /// one store (one embedded server, or servers over one PostgreSQL).
+    pub independent_stores: bool,
     /// Claims, lease grants and fenced writes with their answers.
     pub coordination: CoordinationRecords,
     /// Every fault injected, in order.
@@ -171,6 +185,8 @@ impl Recorded {
             acked_order: Vec::new(),
             deliveries: DeliveryLedger::new(subscriptions),
             observed_unwritten: HashMap::new(),
+            observed_replicas: HashMap::new(),
+            independent_stores: false,
             coordination: CoordinationRecords::default(),
             faults: Vec::new(),
             counts: OperationCounts::default(),
@@ -190,9 +206,13 @@ impl Recorded {
     /// for phantoms).
     pub fn register_batch(&mut self, batch: Vec<FactToWrite>) {
         for fact in batch {
-            let fact_idx = self
-                .facts
-                .register(fact.hash, fact.predecessors, fact.key, fact.poison);
+            let fact_idx = self.facts.register(
+                fact.hash,
+                fact.predecessors,
+                fact.key,
+                fact.poison,
+                fact.store_idx,
+            );
             self.batch_fact_idxs.push(fact_idx);
         }
         self.batch_ends.push(
@@ -226,17 +246,35 @@ impl Recorded {
         }
     }
 
+    /// The store that server `server_idx` serves (see
+    /// [`Recorded::independent_stores`]).
+    pub fn store_of(&self, server_idx: usize) -> usize {
+        if self.independent_stores {
+            server_idx
+        } else {
+            0
+        }
+    }
+
     /// Records that server `server_idx` returned `hash` at `seq`; a fact
-    /// read at two different seqs is a violation.
+    /// read at two different seqs of one store is a violation.
     pub fn observe(&mut self, server_idx: usize, hash: &Hash, seq: u64) {
         let seen_now = Observation { seq, server_idx };
+        let store_idx = self.store_of(server_idx);
         let observed = match self.facts.idx_of(hash) {
-            Some(fact_idx) => *self
+            Some(fact_idx) if usize::from(self.facts.get(fact_idx).store_idx) == store_idx => *self
                 .facts
                 .get_mut(fact_idx)
                 .observed
                 .get_or_insert(seen_now),
-            None => *self.observed_unwritten.entry(*hash).or_insert(seen_now),
+            Some(fact_idx) => *self
+                .observed_replicas
+                .entry((fact_idx, store_idx))
+                .or_insert(seen_now),
+            None => *self
+                .observed_unwritten
+                .entry((*hash, store_idx))
+                .or_insert(seen_now),
         };
         if observed.seq != seq {
             let detail = format!(

@@ -27,12 +27,13 @@ pub mod oracle;
 pub mod postgres;
 pub mod proxy;
 pub mod report;
+pub mod ring;
 pub mod run;
 pub mod server;
 pub mod timers;
 pub mod workload;
 
 pub use error::CheckError;
-pub use options::{CheckOptions, FaultKind, Target};
+pub use options::{CheckOptions, FaultKind, Target, Topology};
 pub use report::Report;
 pub use run::run;

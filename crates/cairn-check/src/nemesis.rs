@@ -248,14 +248,19 @@ impl Nemesis {
     /// corruption report are violations.
     async fn probe_damaged(&self, node: &Node, damage: &str) -> String {
         let base = &node.direct_base;
+        // Of the facts acknowledged by this server's store (with
+        // independent stores, the others' may not have reached it).
         let sample: Vec<Hash> = self.workload.history.with(|recorded| {
+            let store_idx = recorded.store_of(node.idx);
             let n_acked = recorded.acked_order.len();
             let step = (n_acked / PROBE_READS_MAX).max(1);
             recorded
                 .acked_order
                 .iter()
                 .step_by(step)
-                .map(|&fact_idx| recorded.facts.get(fact_idx).hash)
+                .map(|&fact_idx| recorded.facts.get(fact_idx))
+                .filter(|fact| usize::from(fact.store_idx) == store_idx)
+                .map(|fact| fact.hash)
                 .collect()
         });
         let mut detected = 0usize;

@@ -24,6 +24,38 @@ pub enum Target {
     Urls(Vec<String>),
 }
 
+/// How the deployments under test are arranged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Topology {
+    /// One deployment: one embedded server, or servers sharing one
+    /// PostgreSQL store, or the servers given by URL.
+    #[default]
+    Single,
+    /// Three embedded deployments, A, B and C, each with a store of its
+    /// own, linked in a ring by replication links that each reach their
+    /// source through its fault proxy: B follows A, C follows B, A follows
+    /// C, with type filters that let different facts through (see
+    /// [`crate::ring`]). Embedded only.
+    Ring3,
+}
+
+impl Topology {
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Topology::Single => "single",
+            Topology::Ring3 => "ring3",
+        }
+    }
+
+    /// Parses a name as printed by [`Topology::name`].
+    pub fn from_name(name: &str) -> Option<Topology> {
+        [Topology::Single, Topology::Ring3]
+            .into_iter()
+            .find(|topology| topology.name() == name)
+    }
+}
+
 /// A kind of fault the nemesis can inject.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FaultKind {
@@ -108,6 +140,12 @@ pub struct CheckOptions {
     pub duration: Duration,
     /// What is checked.
     pub target: Target,
+    /// How the deployments are arranged ([`Topology::Ring3`] needs
+    /// [`Target::Embedded`] and no `auth`).
+    pub topology: Topology,
+    /// The negative control of [`Topology::Ring3`]: one link is defined
+    /// with other types than the oracle expects, so the run must fail.
+    pub ring_misdefined_link: bool,
     /// The `cairn` binary to start servers from.
     pub binary: PathBuf,
     /// Where data directories, server logs and the report go.
@@ -160,6 +198,26 @@ impl CheckOptions {
                 ..
             } => is_local_database(url),
             Target::Urls(_) => false,
+        }
+    }
+
+    /// Why these options cannot run, if they cannot: a ring of
+    /// deployments is made of embedded servers the checker starts itself,
+    /// without `--auth` (its links would need tokens for each other).
+    pub fn topology_problem(&self) -> Option<&'static str> {
+        match (self.topology, &self.target) {
+            (Topology::Single, _) if self.ring_misdefined_link => {
+                Some("the misdefined link is a negative control of --topology ring3")
+            }
+            (Topology::Single, _) => None,
+            (Topology::Ring3, Target::Embedded) if self.auth => {
+                Some("--topology ring3 does not run with --auth yet")
+            }
+            (Topology::Ring3, Target::Embedded) => None,
+            (Topology::Ring3, _) => Some(
+                "--topology ring3 runs three embedded deployments the checker starts \
+                 itself: it needs --backend embedded (not postgres, not --url)",
+            ),
         }
     }
 

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::ring::LinkSummary;
+
 /// Counterexamples quoted per check at most.
 const COUNTEREXAMPLES_SHOWN_MAX: usize = 10;
 
@@ -127,6 +129,12 @@ pub struct Report {
     pub faults: BTreeMap<String, u64>,
     /// Every fault, in order: seconds into the run, kind, server, what.
     pub fault_log: Vec<String>,
+    /// Seconds the ring's links took to catch up after the heal (a ring's;
+    /// none otherwise).
+    pub links_caught_up_s: Option<f64>,
+    /// The replication links as last seen after the heal (a ring's; empty
+    /// otherwise).
+    pub links: Vec<LinkSummary>,
     /// Every check of the oracle, passed or not.
     pub checks: Vec<CheckResult>,
 }
@@ -236,6 +244,18 @@ impl Report {
             &mut text,
             format!("faults: {total_faults} injected — {}", faults.join(", ")),
         );
+        if !self.links.is_empty() {
+            line(
+                &mut text,
+                format!(
+                    "links: caught up {:.1} s after the heal; after the clean restart:",
+                    self.links_caught_up_s.unwrap_or(f64::NAN)
+                ),
+            );
+            for link in &self.links {
+                line(&mut text, format!("  {link}"));
+            }
+        }
         line(&mut text, "checks:".into());
         for check in &self.checks {
             let verdict = if check.passed() { "pass" } else { "FAIL" };

@@ -17,11 +17,11 @@ use crate::error::CheckError;
 use crate::history::{Phase, Recorded};
 use crate::history_file::HistoryFile;
 use crate::nemesis::Nemesis;
-use crate::options::{CheckOptions, FaultKind};
+use crate::options::{CheckOptions, FaultKind, Topology};
 use crate::oracle::{self, Verdicts};
 use crate::report::{seconds, Report, WriteSummary};
 use crate::workload::Workload;
-use crate::{claims, fences, timers};
+use crate::{claims, fences, ring, timers};
 
 /// How long the consumers may take to settle every message once the faults
 /// are healed (longer than the largest clock jump plus a lease).
@@ -32,6 +32,10 @@ const AFTER_RESTART_WAIT_MS: u64 = 2_000;
 
 /// Runs a check and returns its report.
 pub async fn run(options: CheckOptions) -> Result<Report, CheckError> {
+    if let Some(problem) = options.topology_problem() {
+        return Err(CheckError::Setup(problem.to_string()));
+    }
+    let ring = options.topology == Topology::Ring3;
     let started = Instant::now();
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
@@ -55,12 +59,26 @@ pub async fn run(options: CheckOptions) -> Result<Report, CheckError> {
             options.seed,
             api.clone(),
             client_bases,
+            ring,
             options.write_interval,
             HistoryFile::create(&options.work_dir.join("history.tsv")),
             started,
         )
         .await?,
     );
+
+    let mut verdicts = Verdicts::default();
+    if ring {
+        for check in ring::CHECKS {
+            verdicts.examined(check, 0);
+        }
+        ring::create_links(
+            &api,
+            &deployment,
+            &ring::links_defined(options.ring_misdefined_link),
+        )
+        .await?;
+    }
 
     let mut tasks = JoinSet::new();
     let mut consumers = JoinSet::new();
@@ -70,14 +88,24 @@ pub async fn run(options: CheckOptions) -> Result<Report, CheckError> {
     for reader_idx in 0..options.readers {
         tasks.spawn(Arc::clone(&workload).run_reader(reader_idx));
     }
-    for claimer_idx in 0..options.claimers {
-        tasks.spawn(claims::run_claimer(Arc::clone(&workload), claimer_idx));
-    }
-    for writer_idx in 0..options.fenced_writers {
-        tasks.spawn(fences::run_fenced_writer(Arc::clone(&workload), writer_idx));
-    }
-    for setter_idx in 0..options.timer_setters {
-        tasks.spawn(timers::run_timer_setter(Arc::clone(&workload), setter_idx));
+    if ring {
+        // Claims, leases and timers are decided per deployment (see
+        // "Guarantees and their limits" of replication links): their
+        // checks assume one store, so the ring leaves them out and probes
+        // the closure of what each server serves instead.
+        for probe_idx in 0..options.readers {
+            tasks.spawn(ring::run_probe(Arc::clone(&workload), probe_idx));
+        }
+    } else {
+        for claimer_idx in 0..options.claimers {
+            tasks.spawn(claims::run_claimer(Arc::clone(&workload), claimer_idx));
+        }
+        for writer_idx in 0..options.fenced_writers {
+            tasks.spawn(fences::run_fenced_writer(Arc::clone(&workload), writer_idx));
+        }
+        for setter_idx in 0..options.timer_setters {
+            tasks.spawn(timers::run_timer_setter(Arc::clone(&workload), setter_idx));
+        }
     }
     for consumer_idx in 0..options.consumers.max(workload.subscriptions.len()) {
         consumers.spawn(Arc::clone(&workload).run_consumer(consumer_idx));
@@ -106,8 +134,22 @@ pub async fn run(options: CheckOptions) -> Result<Report, CheckError> {
     while tasks.join_next().await.is_some() {}
 
     progress.set_message("healing and settling every message");
-    let mut verdicts = Verdicts::default();
     heal(&deployment, &api, &mut verdicts).await;
+    let mut links_caught_up_s = None;
+    let mut links = Vec::new();
+    let direct_bases: Vec<String> = deployment
+        .nodes
+        .iter()
+        .map(|node| node.direct_base.clone())
+        .collect();
+    if ring {
+        // Every server must hold what its links bring before the
+        // subscriptions of the first server are settled.
+        progress.set_message("waiting for the links to catch up");
+        let (waited, _) =
+            ring::wait_for_links(&api, &direct_bases, ring::CONVERGE_TIMEOUT, &mut verdicts).await;
+        links_caught_up_s = Some(seconds(waited));
+    }
     let clocks_shared = options.clocks_shared();
     workload.history.with(|recorded| {
         let timers = &mut recorded.coordination.timers;
@@ -133,15 +175,16 @@ pub async fn run(options: CheckOptions) -> Result<Report, CheckError> {
         }
         heal(&deployment, &api, &mut verdicts).await;
         workload.set_phase(Phase::AfterRestart);
-        pull_after_restart(&deployment, &workload).await;
+        pull_after_restart(&deployment, &workload, ring).await;
+        if ring {
+            (_, links) =
+                ring::wait_for_links(&api, &direct_bases, ring::CONVERGE_TIMEOUT, &mut verdicts)
+                    .await;
+        }
     }
 
     progress.set_message("checking every server's facts");
-    let bases: Vec<String> = deployment
-        .nodes
-        .iter()
-        .map(|node| node.direct_base.clone())
-        .collect();
+    let bases = direct_bases;
     progress_task.abort();
     let judge_started = Instant::now();
     // Every task that records is done: the history can leave its lock.
@@ -158,6 +201,9 @@ pub async fn run(options: CheckOptions) -> Result<Report, CheckError> {
     }
     let judged =
         oracle::check_facts(&api, &bases, &workload.run_id, &recorded, &mut verdicts).await;
+    if ring {
+        ring::judge(&api, &bases, &workload, &recorded, &mut verdicts).await;
+    }
     let writes = judged.writes;
     let stored_on_first_server = judged.stored_on_first_server;
     for (subscription_idx, spec) in workload.subscriptions.iter().enumerate() {
@@ -188,9 +234,11 @@ pub async fn run(options: CheckOptions) -> Result<Report, CheckError> {
         judge_s: seconds(judge_started.elapsed()),
         writes,
         coordination: judged.coordination,
-        operations: operation_counts(&recorded),
+        operations: operation_counts(&recorded, ring),
         faults,
         fault_log,
+        links_caught_up_s,
+        links,
         checks: verdicts.into_results(),
     })
 }
@@ -268,6 +316,9 @@ fn count_examined(
             recorded.deliveries.n_acks,
         );
     }
+    if recorded.independent_stores {
+        verdicts.examined(ring::CHECK_SERVED, recorded.counts.closure_probes);
+    }
 }
 
 /// Faults injected by kind (every applicable kind listed), and the fault
@@ -298,9 +349,9 @@ fn fault_summary(
 }
 
 /// Operations by name, for the report.
-fn operation_counts(recorded: &Recorded) -> BTreeMap<String, u64> {
+fn operation_counts(recorded: &Recorded, ring: bool) -> BTreeMap<String, u64> {
     let counts = &recorded.counts;
-    BTreeMap::from([
+    let mut operations = BTreeMap::from([
         ("write requests".to_string(), counts.write_batches),
         (
             "bad batches refused".to_string(),
@@ -312,7 +363,11 @@ fn operation_counts(recorded: &Recorded) -> BTreeMap<String, u64> {
         ("deliveries".to_string(), recorded.deliveries.n_deliveries),
         ("acks sent".to_string(), counts.acks_sent),
         ("nacks sent".to_string(), counts.nacks_sent),
-    ])
+    ]);
+    if ring {
+        operations.insert("closure probes".to_string(), counts.closure_probes);
+    }
+    operations
 }
 
 /// Heals every fault: proxies, clocks, and servers that are down.
@@ -391,10 +446,12 @@ async fn replay_all(api: &Api, base: &str, name: &str, verdicts: &mut Verdicts) 
 }
 
 /// After a clean restart nothing is left to deliver: pulls a while from
-/// every server and records whatever comes (the oracle judges it).
-async fn pull_after_restart(deployment: &Deployment, workload: &Arc<Workload>) {
+/// every server (in a ring, the first: the others have no subscriptions)
+/// and records whatever comes (the oracle judges it).
+async fn pull_after_restart(deployment: &Deployment, workload: &Arc<Workload>, ring: bool) {
     let mut pulls = JoinSet::new();
-    for node in &deployment.nodes {
+    let n_nodes = if ring { 1 } else { deployment.nodes.len() };
+    for node in &deployment.nodes[..n_nodes] {
         for (subscription_idx, spec) in workload.subscriptions.iter().enumerate() {
             let workload = Arc::clone(workload);
             let base = node.direct_base.clone();

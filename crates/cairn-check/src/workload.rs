@@ -24,6 +24,10 @@ use crate::history_file::HistoryFile;
 pub const ITEM_TYPE: &str = "check.Item";
 /// The fact type of ordering keys.
 pub const KEY_TYPE: &str = "check.Key";
+/// The fact type of the one fact each store of a ring gets at the start
+/// and nothing names: where it ends up shows what the links' types let
+/// through on their own, without a predecessor pulling it along.
+pub const MARKER_TYPE: &str = "check.Marker";
 /// Ordering keys shared by the writers.
 pub const KEYS: usize = 64;
 /// Attempts of a write before the writer gives up on it (as a client
@@ -85,8 +89,18 @@ pub struct Workload {
     pub client_bases: Vec<String>,
     /// The run's subscriptions.
     pub subscriptions: Vec<SubscriptionSpec>,
-    /// The `check.Key` facts, acknowledged before the start.
-    pub key_hashes: Vec<Hash>,
+    /// The `check.Key` facts of each store, acknowledged before the start
+    /// (one list when the servers share a store; in a ring, each store has
+    /// keys of its own, which its items name).
+    pub key_hashes: Vec<Vec<Hash>>,
+    /// Every fact written to each store before the start (its keys, and in
+    /// a ring its marker), acknowledged.
+    pub setup_facts: Vec<Vec<Hash>>,
+    /// True when every server has a store of its own (see
+    /// [`crate::history::Recorded::independent_stores`]): each writer then
+    /// writes to one server, the home of its chain, and point reads of a
+    /// fact go to the server that acknowledged it.
+    pub independent_stores: bool,
     /// Pause between one writer's batches.
     pub write_interval: Duration,
     /// Writers and readers stop when set.
@@ -97,14 +111,18 @@ pub struct Workload {
 }
 
 impl Workload {
-    /// Prepares the workload: creates the subscriptions and writes the keys
-    /// (retrying through faults until each is acknowledged). The history
-    /// of the run, started at `started`, is streamed to `history_file`.
+    /// Prepares the workload: creates the subscriptions (on the first
+    /// server) and writes the keys (retrying through faults until each is
+    /// acknowledged): to the first server when the servers share a store,
+    /// else each store's own keys and marker to its server. The history of
+    /// the run, started at `started`, is streamed to `history_file`.
+    #[allow(clippy::too_many_arguments)]
     pub async fn prepare(
         run_id: String,
         seed: u64,
         api: Api,
         client_bases: Vec<String>,
+        independent_stores: bool,
         write_interval: Duration,
         history_file: HistoryFile,
         started: Instant,
@@ -117,35 +135,60 @@ impl Workload {
             })
             .await?;
         }
-        let key_facts: Vec<Value> = (0..KEYS)
-            .map(|key_idx| json!({"type": KEY_TYPE, "fields": {"run": run_id, "key": key_idx}, "predecessors": {}}))
-            .collect();
-        let body = retry_until_done("write the ordering keys", || {
-            api.post_facts(&base, &key_facts)
-        })
-        .await?;
-        let key_hashes = body["results"]
-            .as_array()
-            .map(|results| {
-                results
-                    .iter()
-                    .filter_map(|result| Hash::from_hex(result["hash"].as_str()?).ok())
-                    .collect::<Vec<_>>()
+        let n_stores = if independent_stores {
+            client_bases.len()
+        } else {
+            1
+        };
+        let mut key_hashes = Vec::new();
+        let mut setup_facts = Vec::new();
+        for (store_idx, store_base) in client_bases.iter().take(n_stores).enumerate() {
+            let mut facts: Vec<Value> = (0..KEYS)
+                .map(|key_idx| {
+                    let mut fields = json!({"run": run_id, "key": key_idx});
+                    if independent_stores {
+                        fields["store"] = json!(store_idx);
+                    }
+                    json!({"type": KEY_TYPE, "fields": fields, "predecessors": {}})
+                })
+                .collect();
+            if independent_stores {
+                facts.push(json!({"type": MARKER_TYPE,
+                    "fields": {"run": run_id, "store": store_idx}, "predecessors": {}}));
+            }
+            let body = retry_until_done("write the ordering keys", || {
+                api.post_facts(store_base, &facts)
             })
-            .unwrap_or_default();
-        if key_hashes.len() != KEYS {
-            return Err(CheckError::Setup(
-                "the key facts were not all written".to_string(),
-            ));
+            .await?;
+            let hashes = body["results"]
+                .as_array()
+                .map(|results| {
+                    results
+                        .iter()
+                        .filter_map(|result| Hash::from_hex(result["hash"].as_str()?).ok())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            if hashes.len() != facts.len() {
+                return Err(CheckError::Setup(
+                    "the key facts were not all written".to_string(),
+                ));
+            }
+            key_hashes.push(hashes[..KEYS].to_vec());
+            setup_facts.push(hashes);
         }
+        let history = History::new(&subscriptions, history_file, started);
+        history.with(|recorded| recorded.independent_stores = independent_stores);
         Ok(Workload {
             run_id,
             seed,
             api,
-            history: History::new(&subscriptions, history_file, started),
+            history,
             client_bases,
             subscriptions,
             key_hashes,
+            setup_facts,
+            independent_stores,
             write_interval,
             stop_writes: AtomicBool::new(false),
             stop_consumers: AtomicBool::new(false),
@@ -174,9 +217,31 @@ impl Workload {
         &self.client_bases[idx]
     }
 
+    /// The store of writer `writer_idx`'s chain: 0 when the servers share
+    /// one, else one server's, the writers spread over them.
+    fn home_store(&self, writer_idx: usize) -> usize {
+        if self.independent_stores {
+            writer_idx % self.client_bases.len()
+        } else {
+            0
+        }
+    }
+
+    /// Where a write to store `store_idx` goes: any server when they share
+    /// it (drawn by `random`), else the store's own server.
+    fn write_base(&self, store_idx: usize, random: &mut SplitMix64) -> String {
+        if self.independent_stores {
+            self.client_bases[store_idx].clone()
+        } else {
+            self.random_base(random).to_string()
+        }
+    }
+
     /// A new item fact and its canonical form.
+    #[allow(clippy::too_many_arguments)]
     fn item(
         &self,
+        store_idx: usize,
         writer_idx: usize,
         n: u64,
         key_idx: usize,
@@ -188,7 +253,7 @@ impl Workload {
         let pad: String = (0..pad_len)
             .map(|_| char::from(b'a' + random.in_range(0, 25) as u8))
             .collect();
-        let mut predecessors = json!({"key": self.key_hashes[key_idx].to_hex()});
+        let mut predecessors = json!({"key": self.key_hashes[store_idx][key_idx].to_hex()});
         if let Some(prev) = prev {
             predecessors["prev"] = json!(prev);
         }
@@ -204,6 +269,7 @@ impl Workload {
     /// One writer: batches of chained facts until told to stop.
     pub async fn run_writer(self: Arc<Self>, writer_idx: usize) {
         let mut random = SplitMix64::new(self.seed ^ (0x5752_4954 + writer_idx as u64));
+        let store_idx = self.home_store(writer_idx);
         let mut last_acked: Option<String> = None;
         let mut acked_batches: Vec<Vec<Value>> = Vec::new();
         let mut n = 0u64;
@@ -213,13 +279,14 @@ impl Workload {
                 // An idempotent re-send of an acknowledged batch.
                 let idx = random.in_range(0, acked_batches.len() as u64 - 1) as usize;
                 let batch = acked_batches[idx].clone();
-                self.write(&batch, &mut random, false).await;
+                self.write(store_idx, &batch, &mut random, false).await;
             } else if choice < 8 {
                 // A bad batch: a new fact, then one whose predecessor does
                 // not exist. The whole batch must be refused.
                 n += 1;
                 let key_idx = random.in_range(0, KEYS as u64 - 1) as usize;
                 let (good, good_canonical) = self.item(
+                    store_idx,
                     writer_idx,
                     n,
                     key_idx,
@@ -231,10 +298,18 @@ impl Workload {
                     .to_hex()
                     .to_string();
                 n += 1;
-                let (bad, bad_canonical) =
-                    self.item(writer_idx, n, key_idx, Some(&missing), false, &mut random);
-                self.register(&[(&good, &good_canonical), (&bad, &bad_canonical)], key_idx);
-                self.write(&[good, bad], &mut random, true).await;
+                let (bad, bad_canonical) = self.item(
+                    store_idx,
+                    writer_idx,
+                    n,
+                    key_idx,
+                    Some(&missing),
+                    false,
+                    &mut random,
+                );
+                let pairs = [(&good, &good_canonical), (&bad, &bad_canonical)];
+                self.register(store_idx, &pairs, key_idx);
+                self.write(store_idx, &[good, bad], &mut random, true).await;
             } else {
                 let n_facts = random.in_range(1, 4) as usize;
                 let key_idx = random.in_range(0, KEYS as u64 - 1) as usize;
@@ -244,15 +319,22 @@ impl Workload {
                 for _ in 0..n_facts {
                     n += 1;
                     let poison = random.in_range(0, 199) == 0;
-                    let (fact, canonical) =
-                        self.item(writer_idx, n, key_idx, prev.as_deref(), poison, &mut random);
+                    let (fact, canonical) = self.item(
+                        store_idx,
+                        writer_idx,
+                        n,
+                        key_idx,
+                        prev.as_deref(),
+                        poison,
+                        &mut random,
+                    );
                     prev = Some(canonical.hash.to_hex());
                     facts.push(fact);
                     canonicals.push(canonical);
                 }
                 let pairs: Vec<(&Value, &CanonicalFact)> = facts.iter().zip(&canonicals).collect();
-                self.register(&pairs, key_idx);
-                if self.write(&facts, &mut random, false).await {
+                self.register(store_idx, &pairs, key_idx);
+                if self.write(store_idx, &facts, &mut random, false).await {
                     last_acked = prev;
                     acked_batches.push(facts);
                     if acked_batches.len() > 64 {
@@ -266,7 +348,7 @@ impl Workload {
 
     /// Records facts about to be written (before the first attempt, so a
     /// reader that sees them early does not take them for phantoms).
-    fn register(&self, facts: &[(&Value, &CanonicalFact)], key_idx: usize) {
+    fn register(&self, store_idx: usize, facts: &[(&Value, &CanonicalFact)], key_idx: usize) {
         let batch = facts
             .iter()
             .map(|(fact, canonical)| FactToWrite {
@@ -276,22 +358,30 @@ impl Workload {
                     .all_predecessors()
                     .map(|(_, hash)| *hash)
                     .collect(),
-                key: self.key_hashes[key_idx],
+                key: self.key_hashes[store_idx][key_idx],
                 poison: fact["fields"]["poison"] == json!(true),
+                store_idx: u8::try_from(store_idx).expect("fewer than 256 stores"),
             })
             .collect();
         self.history.with(|recorded| recorded.register_batch(batch));
     }
 
-    /// Writes one batch, retrying unknown outcomes; true when acknowledged.
-    async fn write(&self, facts: &[Value], random: &mut SplitMix64, expect_refusal: bool) -> bool {
+    /// Writes one batch to store `store_idx`, retrying unknown outcomes;
+    /// true when acknowledged.
+    async fn write(
+        &self,
+        store_idx: usize,
+        facts: &[Value],
+        random: &mut SplitMix64,
+        expect_refusal: bool,
+    ) -> bool {
         let hashes: Vec<Hash> = facts
             .iter()
             .map(|fact| canonical_of(fact).expect("valid").hash)
             .collect();
         let mut last_overloaded = false;
         for _ in 0..WRITE_ATTEMPTS_MAX {
-            let base = self.random_base(random).to_string();
+            let base = self.write_base(store_idx, random);
             self.history
                 .with(|recorded| recorded.counts.write_batches += 1);
             match self.api.post_facts(&base, facts).await {
@@ -402,7 +492,7 @@ impl Workload {
             let server_idx = random.in_range(0, self.client_bases.len() as u64 - 1) as usize;
             let base = self.client_bases[server_idx].clone();
             if random.in_range(0, 1) == 0 {
-                self.point_read(server_idx, &base, &mut random).await;
+                self.point_read(server_idx, &mut random).await;
             } else {
                 let cursor = &mut log_cursors[server_idx];
                 self.history.with(|recorded| recorded.counts.log_pages += 1);
@@ -415,18 +505,27 @@ impl Workload {
         }
     }
 
-    async fn point_read(&self, server_idx: usize, base: &str, random: &mut SplitMix64) {
-        let Some(hash) = self.history.with(|recorded| {
+    /// Reads an acknowledged fact from server `server_idx` (with
+    /// independent stores, from the server that acknowledged it: the
+    /// others may not hold it yet).
+    async fn point_read(&self, server_idx: usize, random: &mut SplitMix64) {
+        let Some((hash, store_idx)) = self.history.with(|recorded| {
             if recorded.acked_order.is_empty() {
                 return None;
             }
             let idx = random.in_range(0, recorded.acked_order.len() as u64 - 1) as usize;
             let fact = recorded.facts.get(recorded.acked_order[idx]);
             recorded.counts.point_reads += 1;
-            Some(fact.hash)
+            Some((fact.hash, usize::from(fact.store_idx)))
         }) else {
             return;
         };
+        let server_idx = if self.independent_stores {
+            store_idx
+        } else {
+            server_idx
+        };
+        let base = &self.client_bases[server_idx];
         match self.api.get_fact(base, &hash.to_hex()).await {
             Answer::Done(body) => {
                 // Equal hashes are equal canonical bytes: the hash is their
@@ -506,7 +605,14 @@ impl Workload {
         let mut random = SplitMix64::new(self.seed ^ (0x434f_4e53 + consumer_idx as u64));
         let subscription_idx = consumer_idx % self.subscriptions.len();
         let spec = self.subscriptions[subscription_idx].clone();
-        let base = self.client_bases[consumer_idx % self.client_bases.len()].clone();
+        // The subscriptions live on the first server; with independent
+        // stores the others do not have them.
+        let n_bases = if self.independent_stores {
+            1
+        } else {
+            self.client_bases.len()
+        };
+        let base = self.client_bases[consumer_idx % n_bases].clone();
         while !self.stop_consumers.load(Ordering::Acquire) {
             let pull_sent = Instant::now();
             self.history.with(|recorded| recorded.counts.pulls += 1);

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use cairn_check::{CheckOptions, FaultKind, Target};
+use cairn_check::{CheckOptions, FaultKind, Target, Topology};
 
 /// Options of `cairn check`.
 #[derive(clap::Args)]
@@ -22,6 +22,18 @@ pub struct CheckArgs {
     /// servers over one PostgreSQL database.
     #[arg(long, default_value = "embedded", value_parser = ["embedded", "postgres"])]
     backend: String,
+    /// `single`: one deployment (the backend's); `ring3`: three embedded
+    /// deployments linked in a ring by replication links through the
+    /// fault proxies (B follows A, C follows B, A follows C), checked for
+    /// eventual equality of what their links select, closure and
+    /// phantoms. Claimers, fenced writers and timer setters are left out
+    /// of a ring (those are decided per deployment).
+    #[arg(long, default_value = "single", value_parser = ["single", "ring3"])]
+    topology: String,
+    /// The negative control of `--topology ring3`: one link is defined
+    /// with other types than the checker expects, so the run must fail.
+    #[arg(long, hide = true)]
+    ring_misdefined_link: bool,
     /// Servers started on the PostgreSQL backend.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=16))]
     servers: u16,
@@ -106,6 +118,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
             })
             .collect::<anyhow::Result<_>>()?,
     };
+    let topology = Topology::from_name(&args.topology).expect("clap checked the name");
     let target = if !args.urls.is_empty() {
         Target::Urls(args.urls.clone())
     } else if args.backend == "postgres" {
@@ -121,15 +134,12 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
     let work_dir = args.work_dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("cairn-check-{}-{seed}", std::process::id()))
     });
-    anyhow::ensure!(
-        !work_dir.exists() || std::fs::read_dir(&work_dir)?.next().is_none(),
-        "the work directory {} is not empty",
-        work_dir.display()
-    );
     let options = CheckOptions {
         seed,
         duration: args.duration,
         target,
+        topology,
+        ring_misdefined_link: args.ring_misdefined_link,
         binary: std::env::current_exe().context("cannot find the cairn binary")?,
         work_dir: work_dir.clone(),
         writers: usize::from(args.writers),
@@ -145,8 +155,16 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
         auth: args.auth,
         progress: true,
     };
+    if let Some(problem) = options.topology_problem() {
+        anyhow::bail!("{problem}");
+    }
+    anyhow::ensure!(
+        !work_dir.exists() || std::fs::read_dir(&work_dir)?.next().is_none(),
+        "the work directory {} is not empty",
+        work_dir.display()
+    );
     eprintln!(
-        "cairn check: seed {seed}, {} of faults ({}){}, files in {}",
+        "cairn check: seed {seed}, {} of faults ({}){}{}, files in {}",
         humanize(args.duration),
         options
             .applicable_faults()
@@ -155,6 +173,11 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", "),
         if args.auth { ", with --auth" } else { "" },
+        if topology == Topology::Ring3 {
+            ", topology ring3"
+        } else {
+            ""
+        },
         work_dir.display()
     );
     // On Ctrl-C the run is dropped, and with it every server process and

@@ -2,10 +2,10 @@
 //! embedded store and on PostgreSQL (three servers over a private cluster)
 //! must pass with every check having examined something (claims won
 //! again after releases, fenced writes refused as stale, timers fired and
-//! deleted included); the
-//! negative control — a server that acknowledges before writing — must
-//! fail; a
-//! shorter run with `--auth` (the checker's own identities, every request
+//! deleted included); a shorter run of three embedded deployments linked
+//! in a ring (`--topology ring3`) must pass too; the negative controls — a
+//! server that acknowledges before writing, a ring link defined with other
+//! types than the checker expects — must fail; a shorter run with `--auth` (the checker's own identities, every request
 //! with its role's token) must pass on both backends; and bad arguments get
 //! a clear error.
 
@@ -263,6 +263,120 @@ fn the_checker_passes_with_auth_on_postgresql_with_two_servers() {
     );
 }
 
+/// The checks of claims, leases and timers: a ring leaves them out (they
+/// are decided per deployment).
+const COORDINATION_CHECKS: [&str; 10] = [
+    "one winner per claim generation",
+    "claim answers match the log",
+    "claim answers never go back a generation",
+    "lease fences strictly increase",
+    "fenced writes only under the current fence",
+    "stale-fenced writes are not stored",
+    "timer occurrences stored at most once",
+    "no phantom timer occurrences",
+    "timer occurrences stored at least once after heal",
+    "deleted timers do not fire",
+];
+
+/// The check named `name` of `report`.
+fn check_named<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|check| check["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name:?}: {report:#}"))
+}
+
+#[test]
+fn the_checker_passes_on_a_ring_of_three_linked_deployments_under_faults() {
+    let report = passing_run_with_faults(
+        &[
+            "--topology",
+            "ring3",
+            "--seed",
+            "20261215",
+            "--duration",
+            "25s",
+            "--fault-interval",
+            "1s",
+        ],
+        5,
+    );
+    assert!(
+        report["deployment"].as_str().unwrap().starts_with("ring3"),
+        "{report:#}"
+    );
+    // Corruption is drawn rarely in so short a run.
+    let mut not_applicable = COORDINATION_CHECKS.to_vec();
+    not_applicable.extend([
+        "damaged data is never served",
+        "no writes on top of detected corruption",
+    ]);
+    assert_eq!(
+        blind_checks(&report, &not_applicable),
+        Vec::<String>::new(),
+        "{report:#}"
+    );
+    assert!(report["writes"]["acknowledged"].as_u64().unwrap() > 500);
+    // Every link carried facts and is running after the clean restart.
+    let links = report["links"].as_array().unwrap();
+    assert_eq!(links.len(), 3, "{report:#}");
+    for link in links {
+        assert_eq!(link["state"], "running", "{report:#}");
+        assert!(link["facts_received"].as_u64().unwrap() > 100, "{report:#}");
+    }
+    assert!(
+        check_named(&report, "ring: no fact served without its predecessors")["examined"]
+            .as_u64()
+            .unwrap()
+            > 100,
+        "{report:#}"
+    );
+}
+
+#[test]
+fn negative_control_a_ring_link_with_other_types_than_expected_fails() {
+    // A follows C for markers instead of items: A misses the items of B
+    // and C, and holds C's marker, which no expected link brings.
+    let (output, report) = check_alone(&[
+        "--topology",
+        "ring3",
+        "--ring-misdefined-link",
+        "--seed",
+        "8",
+        "--duration",
+        "8s",
+        "--faults",
+        "none",
+    ]);
+    assert!(
+        !output.status.success(),
+        "the misdefined link passed:\n{}",
+        text(&output)
+    );
+    let report = report.expect("a JSON report");
+    let counterexamples = check_named(&report, "ring: each server holds exactly its filtered set")
+        ["counterexamples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|example| example.as_str().unwrap().to_string())
+        .collect::<Vec<_>>();
+    assert!(
+        counterexamples
+            .iter()
+            .any(|example| example.starts_with("server 0 lacks")),
+        "{report:#}"
+    );
+    assert!(
+        counterexamples.iter().any(
+            |example| example.starts_with("server 0 holds") && example.contains("check.Marker")
+        ),
+        "{report:#}"
+    );
+}
+
 #[test]
 fn negative_control_the_checker_fails_a_server_that_acknowledges_before_writing() {
     let (output, report) = check_alone(&[
@@ -298,7 +412,7 @@ fn negative_control_the_checker_fails_a_server_that_acknowledges_before_writing(
 #[test]
 fn bad_arguments_get_a_clear_error_and_start_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 10] = [
+    let cases: [(&[&str], &str); 14] = [
         (
             &["--faults", "kill,earthquake"],
             "unknown fault \"earthquake\"",
@@ -323,6 +437,19 @@ fn bad_arguments_get_a_clear_error_and_start_nothing() {
         (
             &["--auth", "--url", "http://127.0.0.1:1"],
             "cannot be used with",
+        ),
+        (&["--topology", "star"], "invalid value 'star'"),
+        (
+            &["--topology", "ring3", "--backend", "postgres"],
+            "it needs --backend embedded",
+        ),
+        (
+            &["--topology", "ring3", "--auth"],
+            "does not run with --auth",
+        ),
+        (
+            &["--ring-misdefined-link"],
+            "a negative control of --topology ring3",
         ),
     ];
     for (args, expected) in cases {
