@@ -114,6 +114,8 @@ error_codes! {
     StorePoisoned = "store_poisoned", 503, "The store refuses writes after a storage failure until it is restarted.";
     ShuttingDown = "shutting_down", 503, "The server is shutting down; retry on another server or later.";
     StorageFailure = "storage_failure", 503, "The storage failed (the store then refuses writes); nothing was acknowledged.";
+    // 502: another deployment this one asked failed.
+    SourceUnavailable = "source_unavailable", 502, "A replication link's source could not be reached, refused, or answered something invalid (the message says which); nothing that breaks the closure was stored.";
     // 500: the server failed; the request may be retried, and an operator should look.
     CorruptData = "corrupt_data", 500, "Stored data failed its checks and is not served.";
     CorruptFact = "corrupt_fact", 500, "A stored fact does not match its hash.";

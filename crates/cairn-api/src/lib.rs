@@ -42,7 +42,7 @@ pub use coordination::{
 pub use digests::{DigestBucket, DigestsAnswer};
 pub use error_code::{ErrorBody, ErrorCode, ErrorObject};
 pub use facts::{FactPage, LogQuery, PutFactsAnswer, PutResult, StoredFact, SuccessorsQuery};
-pub use links::{Anchor, Bookmark, LinkDefinition, LinkList, LinkState, LinkView};
+pub use links::{Anchor, Bookmark, LinkDefinition, LinkList, LinkRepaired, LinkState, LinkView};
 pub use meta::{BlobStored, Health, Versions};
 pub use precondition::{entity_tag, GenerationPrecondition, MalformedIfMatch};
 pub use request_body::{parse_body, RequestBody};

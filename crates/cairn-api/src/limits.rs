@@ -85,3 +85,5 @@ pub const DIGEST_HASHES_MAX: usize = 256;
 /// … and only for prefixes of at least this many digits (shorter ones are
 /// answered from maintained digests without reading facts).
 pub const DIGEST_LISTED_PREFIX_DIGITS_MIN: usize = 3;
+/// Missing facts one repair of a link fetches at most (the rest: another).
+pub const LINK_REPAIR_FACTS_MAX: usize = 100_000;

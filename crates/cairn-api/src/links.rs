@@ -150,6 +150,31 @@ pub struct LinkView {
     pub runner: Option<String>,
 }
 
+/// The answer of `POST /v1/links/{name}/repair`: what a comparison of the
+/// source's digests with this deployment's found for the link's types,
+/// and what was fetched.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LinkRepaired {
+    /// The link's name.
+    pub name: String,
+    /// The source's store identity.
+    pub source_store: String,
+    /// Facts of the link's types (that its token may read) the source
+    /// holds and this deployment lacked.
+    pub missing: u64,
+    /// Facts stored here by the repair, predecessors fetched for them
+    /// included (fewer than `missing` if some arrived meanwhile).
+    pub stored: u64,
+    /// Missing facts left for another repair (one fetches at most 100,000).
+    pub remaining: u64,
+    /// Facts of the link's types this deployment holds and the source
+    /// does not (written here, or unreadable there): not changed.
+    pub only_here: u64,
+    /// Digest requests the comparison made, both sides together.
+    pub requests: u64,
+}
+
 /// The answer of `GET /v1/links`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -25,7 +25,7 @@ use crate::coordination::{
 use crate::digests::{DigestBucket, DigestsAnswer};
 use crate::error_code::ErrorBody;
 use crate::facts::{FactPage, PutFactsAnswer, StoredFact};
-use crate::links::{Anchor, Bookmark, LinkDefinition, LinkList, LinkState, LinkView};
+use crate::links::{Anchor, Bookmark, LinkDefinition, LinkList, LinkRepaired, LinkState, LinkView};
 use crate::meta::{BlobStored, Health, Versions};
 use crate::subscriptions::*;
 use crate::timers::{CatchUp, TimerDefinition, TimerList, TimerView};
@@ -129,7 +129,7 @@ struct UnknownSubscription(ErrorBody);
         create_token, list_tokens, rotate_token, revoke_token, audit,
         claim, get_claim, release_claim, get_lease, acquire_lease, renew_lease, release_lease,
         list_timers, put_timer, get_timer, delete_timer,
-        list_links, put_link, get_link, delete_link, pause_link, resume_link,
+        list_links, put_link, get_link, delete_link, pause_link, resume_link, repair_link,
     ),
     components(schemas(
         HashText, Predecessor, Fact, PutFactsRequest, ErrorBody, PutFactsAnswer,
@@ -142,7 +142,7 @@ struct UnknownSubscription(ErrorBody);
         IdentityView, IdentityList, Revoked, Authorship, AuditEntry, AuditPage,
         ClaimRequest, ClaimAnswer, ClaimReleased, LeaseAcquireRequest, LeaseGrantRequest,
         LeaseGrant, CatchUp, TimerDefinition, TimerView, TimerList,
-        LinkDefinition, LinkView, LinkList, LinkState, Bookmark, Anchor,
+        LinkDefinition, LinkView, LinkList, LinkState, Bookmark, Anchor, LinkRepaired,
         DigestsAnswer, DigestBucket,
     )),
     tags(
@@ -823,6 +823,20 @@ fn pause_link() {}
     )
 )]
 fn resume_link() {}
+
+#[utoipa::path(
+    post, path = "/v1/links/{name}/repair", tag = "replication",
+    params(("name" = String, Path, description = "The link's name")),
+    responses(
+        (status = 200, description = "Compared by digests; what was missing here is stored (at most 100,000 facts per call: see remaining)", body = LinkRepaired),
+        (status = 400, description = "invalid_link (the name), or an unknown query parameter", body = ErrorBody),
+        UnknownLink,
+        (status = 422, description = "link_to_self", body = ErrorBody),
+        (status = 502, description = "source_unavailable: the source could not be reached, refused, or answered something invalid", body = ErrorBody),
+        Busy,
+    )
+)]
+fn repair_link() {}
 
 #[utoipa::path(
     post, path = "/v1/claims", tag = "collaboration",

@@ -10,7 +10,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use cairn_api::Pattern;
-use cairn_replication::{diff, parse_source_url, DiffOptions, Difference, HttpDigestSource};
+use cairn_replication::{
+    diff, parse_source_url, Certificate, DiffOptions, Difference, HttpDigestSource,
+};
 use serde_json::json;
 
 /// Exit status when the deployments differ.
@@ -33,6 +35,10 @@ pub struct DiffArgs {
     /// Print one JSON object instead of lines.
     #[arg(long)]
     json: bool,
+    /// Trust the certificate authorities in this PEM file (besides the
+    /// public roots) for `https://` deployments.
+    #[arg(long, env = "CAIRN_CA_CERT", value_name = "FILE")]
+    ca_cert: Option<std::path::PathBuf>,
 }
 
 fn token(specific: &str) -> Option<String> {
@@ -42,9 +48,33 @@ fn token(specific: &str) -> Option<String> {
         .find(|value| !value.is_empty())
 }
 
-fn source(url: &str, token_variable: &str) -> Result<HttpDigestSource, String> {
+fn source(
+    url: &str,
+    token_variable: &str,
+    roots: &[Certificate],
+) -> Result<HttpDigestSource, String> {
     let base = parse_source_url(url).map_err(|error| format!("{url}: {error}"))?;
-    HttpDigestSource::new(base, token(token_variable)).map_err(|error| error.to_string())
+    HttpDigestSource::new(base, token(token_variable), roots).map_err(|error| error.to_string())
+}
+
+/// The certificate authorities of `--ca-cert`, if given.
+fn roots(file: Option<&std::path::Path>) -> Result<Vec<Certificate>, String> {
+    let Some(file) = file else {
+        return Ok(Vec::new());
+    };
+    let pem = std::fs::read(file).map_err(|error| {
+        format!(
+            "cannot read the CA certificate file {}: {error}",
+            file.display()
+        )
+    })?;
+    match Certificate::from_pem_bundle(&pem) {
+        Ok(roots) if !roots.is_empty() => Ok(roots),
+        _ => Err(format!(
+            "the CA certificate file {} holds no PEM certificate",
+            file.display()
+        )),
+    }
 }
 
 /// Runs the comparison and prints it; answers the exit status.
@@ -71,8 +101,9 @@ async fn compare(args: &DiffArgs) -> Result<(Difference, f64), String> {
         let pattern = Pattern::parse(text).map_err(|error| format!("--types {text:?}: {error}"))?;
         types.push(pattern.as_str().to_string());
     }
-    let a = source(&args.url_a, "CAIRN_TOKEN_A")?;
-    let b = source(&args.url_b, "CAIRN_TOKEN_B")?;
+    let roots = roots(args.ca_cert.as_deref())?;
+    let a = source(&args.url_a, "CAIRN_TOKEN_A", &roots)?;
+    let b = source(&args.url_b, "CAIRN_TOKEN_B", &roots)?;
     let started = Instant::now();
     let difference = diff(&a, &b, &types, &DiffOptions::default())
         .await

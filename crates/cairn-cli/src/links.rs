@@ -1,5 +1,5 @@
 //! `cairn links`: replication links on the receiving deployment through
-//! the SDK (create, list, show, pause, resume, delete). The token a link
+//! the SDK (create, list, show, pause, resume, delete, repair). The token a link
 //! presents to its source is read from a file or an environment variable,
 //! never from the command line (where `ps` and shell history would show
 //! it), and never printed.
@@ -42,6 +42,9 @@ enum LinksCommand {
     Resume(NameArgs),
     /// Delete a link: it stops; the facts it received stay.
     Delete(NameArgs),
+    /// Compare the link's source with this deployment for the link's
+    /// types (by digests) and fetch what this deployment lacks.
+    Repair(NameArgs),
 }
 
 #[derive(clap::Args)]
@@ -97,6 +100,15 @@ pub async fn run(args: LinksArgs) -> anyhow::Result<()> {
                     anyhow!("{}: no link named {:?}", ErrorCode::UnknownLink, args.name)
                 })?;
             print_pretty(&view)
+        }
+        LinksCommand::Repair(args) => {
+            let repaired = args
+                .server
+                .client()?
+                .repair_link(&args.name)
+                .await
+                .map_err(explain)?;
+            print_pretty(&repaired)
         }
         LinksCommand::Pause(args) => pause(args, true).await,
         LinksCommand::Resume(args) => pause(args, false).await,

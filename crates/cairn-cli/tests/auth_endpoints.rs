@@ -1368,6 +1368,17 @@ fn link_rows(rows: &mut Vec<Row>) {
         .observe(link_observe("pause-link")),
     );
     rows.push(
+        // The source is a closed port: an admin's repair reaches the
+        // handler and is answered 502; anyone else's is refused first.
+        row(
+            "POST",
+            "/v1/links/{name}/repair",
+            "/v1/links/get-link/repair",
+        )
+        .admin(502)
+        .check(|_, _, answer| assert_eq!(answer.code(), "source_unavailable")),
+    );
+    rows.push(
         row(
             "POST",
             "/v1/links/{name}/resume",

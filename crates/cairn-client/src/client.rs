@@ -5,7 +5,7 @@
 
 use crate::wire::{AuditPage, IdentityView, TokenCreateRequest, TokenCreated, TokenRotateRequest};
 use crate::wire::{ClaimAnswer, ClaimReleased, LeaseAction, LeaseGrant};
-use crate::wire::{LinkDefinition, LinkView};
+use crate::wire::{LinkDefinition, LinkRepaired, LinkView};
 use crate::wire::{TimerDefinition, TimerView};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -303,6 +303,13 @@ impl Client {
     /// facts it received stay.
     pub async fn delete_link(&self, name: &str) -> Result<()> {
         self.transport.delete_link(name).await
+    }
+
+    /// Repairs the link `name`: compares its source's digests with this
+    /// deployment's for its types and fetches what is missing
+    /// (predecessors first). Admin.
+    pub async fn repair_link(&self, name: &str) -> Result<LinkRepaired> {
+        self.transport.repair_link(name).await
     }
 
     /// Pauses (`true`) or resumes (`false`) the link `name`.

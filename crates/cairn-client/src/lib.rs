@@ -143,7 +143,7 @@ pub mod __private {
     pub use serde_json;
 }
 pub use wire::{format_utc_ms, CatchUp, TimerDefinition, TimerList, TimerView};
-pub use wire::{Anchor, Bookmark, LinkDefinition, LinkList, LinkState, LinkView};
+pub use wire::{Anchor, Bookmark, LinkDefinition, LinkList, LinkRepaired, LinkState, LinkView};
 pub use wire::{
     AppliedSubscription, ApplyOutcome, BackoffDefinition, DeadLetter, DeadLetterPage,
     DeadLetterQuery, FactPage, GenerationPrecondition, LogQuery, Message, NackOptions,

@@ -40,7 +40,7 @@ use crate::wire::{
     SubscriptionView, SuccessorsQuery, TimerDefinition, TimerList, TimerView, TokenResult,
 };
 use crate::wire::{ClaimAnswer, ClaimReleased, LeaseAction, LeaseGrant};
-use crate::wire::{LinkDefinition, LinkList, LinkView};
+use crate::wire::{LinkDefinition, LinkList, LinkRepaired, LinkView};
 use cairn_api::precondition::IF_MATCH_HEADER;
 use cairn_api::{
     ErrorBody, ErrorCode, PullAnswer, PutFactsAnswer, ReplayAnswer, SubscriptionList,
@@ -895,6 +895,13 @@ impl Transport for RemoteTransport {
             self.execute(self.call(Method::DELETE, &["v1", "links", name]))
                 .await?;
             Ok(())
+        })
+    }
+
+    fn repair_link<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<LinkRepaired>> {
+        Box::pin(async move {
+            let path = ["v1", "links", name, "repair"];
+            self.call_json(self.call(Method::POST, &path)).await
         })
     }
 

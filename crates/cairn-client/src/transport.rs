@@ -20,7 +20,7 @@ use crate::wire::{
 };
 use crate::wire::{AuditPage, IdentityView, TokenCreateRequest, TokenCreated, TokenRotateRequest};
 use crate::wire::{ClaimAnswer, ClaimReleased, LeaseAction, LeaseGrant};
-use crate::wire::{LinkDefinition, LinkList, LinkView};
+use crate::wire::{LinkDefinition, LinkList, LinkRepaired, LinkView};
 use crate::wire::{TimerDefinition, TimerList, TimerView};
 
 /// API v1 as a set of async calls over wire types.
@@ -203,6 +203,10 @@ pub trait Transport: Send + Sync + 'static {
 
     /// Deletes a link (`DELETE /v1/links/{name}`).
     fn delete_link<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>>;
+
+    /// Repairs a link: fetches what its source holds and this deployment
+    /// lacks (`POST /v1/links/{name}/repair`).
+    fn repair_link<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<LinkRepaired>>;
 
     /// Pauses or resumes a link (`POST /v1/links/{name}/pause|resume`).
     fn set_link_paused<'a>(

@@ -8,7 +8,9 @@ pub use cairn_api::{
     LogQuery, NackRequest, PredecessorSelector, PullRequest, PutResult, ReplayRequest, Start,
     SubscriptionDefinition, SubscriptionView, SuccessorsQuery, TokenResult, TokenStatus,
 };
-pub use cairn_api::{Anchor, Bookmark, LinkDefinition, LinkList, LinkState, LinkView};
+pub use cairn_api::{
+    Anchor, Bookmark, LinkDefinition, LinkList, LinkRepaired, LinkState, LinkView,
+};
 pub use cairn_api::{
     AuditEntry, AuditPage, Authorship, BlobAccess, IdentityView, Pattern, Permissions,
     TokenCreateRequest, TokenCreated, TokenRotateRequest, TokenView,

@@ -16,7 +16,7 @@ use cairn_client::{
 };
 use cairn_client::{AuditPage, IdentityView, TokenCreateRequest, TokenCreated, TokenRotateRequest};
 use cairn_client::{ClaimAnswer, ClaimReleased, LeaseAction, LeaseGrant};
-use cairn_client::{LinkDefinition, LinkList, LinkView};
+use cairn_client::{LinkDefinition, LinkList, LinkRepaired, LinkView};
 use cairn_client::{TimerDefinition, TimerList, TimerView};
 use common::{fast_options, Customer, Order, TestServer};
 use futures_util::future::BoxFuture;
@@ -225,6 +225,9 @@ impl Transport for CountingTransport {
     }
     fn delete_link<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
         self.count().delete_link(name)
+    }
+    fn repair_link<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<LinkRepaired>> {
+        self.count().repair_link(name)
     }
     fn set_link_paused<'a>(
         &'a self,

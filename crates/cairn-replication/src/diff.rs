@@ -476,15 +476,22 @@ impl std::fmt::Debug for HttpDigestSource {
 
 impl HttpDigestSource {
     /// The deployment at `base` (checked by
-    /// [`crate::parse_source_url`]), authenticating with `token` if given.
-    pub fn new(base: Url, token: Option<String>) -> Result<HttpDigestSource, SourceError> {
-        let client = reqwest::Client::builder()
+    /// [`crate::parse_source_url`]), authenticating with `token` if given,
+    /// trusting `extra_roots` besides the public roots.
+    pub fn new(
+        base: Url,
+        token: Option<String>,
+        extra_roots: &[reqwest::Certificate],
+    ) -> Result<HttpDigestSource, SourceError> {
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
-            .timeout(Duration::from_millis(DIGEST_REQUEST_TIMEOUT_MS))
-            .build()
-            .map_err(|error| {
-                SourceError::Unavailable(format!("cannot make an HTTP client: {error}"))
-            })?;
+            .timeout(Duration::from_millis(DIGEST_REQUEST_TIMEOUT_MS));
+        for root in extra_roots {
+            builder = builder.add_root_certificate(root.clone());
+        }
+        let client = builder.build().map_err(|error| {
+            SourceError::Unavailable(format!("cannot make an HTTP client: {error}"))
+        })?;
         Ok(HttpDigestSource {
             base,
             token,

@@ -336,69 +336,85 @@ impl<S: Source, K: Sink> Follower<S, K> {
     /// Stores `selected`, fetching from the source and writing first any
     /// predecessor the sink lacks.
     async fn write(&self, selected: Vec<CanonicalFact>) -> Result<u64, LinkError> {
-        if selected.is_empty() {
-            return Ok(0);
+        store_with_predecessors(&self.source, &self.sink, selected, &self.options).await
+    }
+}
+
+/// Stores `selected` in `sink` as one all-or-nothing batch after the
+/// predecessors it lacks: the batch is tried as it is, and each time the
+/// sink names predecessors it does not hold, they are fetched from
+/// `source` (at most `options.closure_facts_max` in all, at most
+/// `options.fetches_in_flight_max` at once) and put first, in predecessor
+/// order. Answers how many facts were new to the sink. `selected` must
+/// list each fact after those of its predecessors it also lists.
+pub async fn store_with_predecessors<S: Source, K: Sink>(
+    source: &S,
+    sink: &K,
+    selected: Vec<CanonicalFact>,
+    options: &FollowerOptions,
+) -> Result<u64, LinkError> {
+    if selected.is_empty() {
+        return Ok(0);
+    }
+    // A page closed under predecessors by itself needs no second
+    // attempt, so it is not copied for one.
+    let in_page: HashSet<Hash> = selected.iter().map(|fact| fact.hash).collect();
+    let self_contained = selected.iter().all(|fact| {
+        fact.fact
+            .all_predecessors()
+            .all(|(_, predecessor)| in_page.contains(predecessor))
+    });
+    if self_contained {
+        return sink.put(selected).await.map_err(LinkError::Sink);
+    }
+    let mut fetched: Vec<CanonicalFact> = Vec::new();
+    let mut fetched_hashes: HashSet<Hash> = HashSet::new();
+    loop {
+        let mut batch = predecessors_first(fetched.clone());
+        batch.extend(selected.iter().cloned());
+        let missing = match sink.put(batch).await {
+            Ok(inserted) => return Ok(inserted),
+            Err(SinkError::MissingPredecessors(missing)) => missing,
+            Err(error) => return Err(LinkError::Sink(error)),
+        };
+        let to_fetch: Vec<Hash> = missing
+            .into_iter()
+            .filter(|hash| !fetched_hashes.contains(hash))
+            .collect();
+        if to_fetch.is_empty() {
+            return Err(LinkError::Sink(SinkError::Refused(
+                "the receiving store reports predecessors missing that the batch holds".into(),
+            )));
         }
-        // A page closed under predecessors by itself needs no second
-        // attempt, so it is not copied for one.
-        let in_page: HashSet<Hash> = selected.iter().map(|fact| fact.hash).collect();
-        let self_contained = selected.iter().all(|fact| {
-            fact.fact
-                .all_predecessors()
-                .all(|(_, predecessor)| in_page.contains(predecessor))
-        });
-        if self_contained {
-            return self.sink.put(selected).await.map_err(LinkError::Sink);
+        if fetched.len() + to_fetch.len() > options.closure_facts_max {
+            return Err(LinkError::ClosureTooLarge(options.closure_facts_max));
         }
-        let mut fetched: Vec<CanonicalFact> = Vec::new();
-        let mut fetched_hashes: HashSet<Hash> = HashSet::new();
-        loop {
-            let mut batch = predecessors_first(fetched.clone());
-            batch.extend(selected.iter().cloned());
-            let missing = match self.sink.put(batch).await {
-                Ok(inserted) => return Ok(inserted),
-                Err(SinkError::MissingPredecessors(missing)) => missing,
-                Err(error) => return Err(LinkError::Sink(error)),
+        let answers: Vec<(Hash, Option<CanonicalFact>)> = stream::iter(to_fetch)
+            .map(|hash| async move {
+                let fact = source.fact(&hash).await?;
+                Ok::<_, SourceError>((hash, fact))
+            })
+            .buffer_unordered(options.fetches_in_flight_max)
+            .try_collect()
+            .await?;
+        for (hash, fact) in answers {
+            let Some(fact) = fact else {
+                let fact = fetched
+                    .iter()
+                    .chain(selected.iter())
+                    .find(|fact| {
+                        fact.fact
+                            .all_predecessors()
+                            .any(|(_, predecessor)| *predecessor == hash)
+                    })
+                    .map_or(hash, |fact| fact.hash);
+                return Err(LinkError::PredecessorUnavailable {
+                    fact,
+                    predecessor: hash,
+                });
             };
-            let to_fetch: Vec<Hash> = missing
-                .into_iter()
-                .filter(|hash| !fetched_hashes.contains(hash))
-                .collect();
-            if to_fetch.is_empty() {
-                return Err(LinkError::Sink(SinkError::Refused(
-                    "the receiving store reports predecessors missing that the batch holds".into(),
-                )));
-            }
-            if fetched.len() + to_fetch.len() > self.options.closure_facts_max {
-                return Err(LinkError::ClosureTooLarge(self.options.closure_facts_max));
-            }
-            let answers: Vec<(Hash, Option<CanonicalFact>)> = stream::iter(to_fetch)
-                .map(|hash| async move {
-                    let fact = self.source.fact(&hash).await?;
-                    Ok::<_, SourceError>((hash, fact))
-                })
-                .buffer_unordered(self.options.fetches_in_flight_max)
-                .try_collect()
-                .await?;
-            for (hash, fact) in answers {
-                let Some(fact) = fact else {
-                    let fact = fetched
-                        .iter()
-                        .chain(selected.iter())
-                        .find(|fact| {
-                            fact.fact
-                                .all_predecessors()
-                                .any(|(_, predecessor)| *predecessor == hash)
-                        })
-                        .map_or(hash, |fact| fact.hash);
-                    return Err(LinkError::PredecessorUnavailable {
-                        fact,
-                        predecessor: hash,
-                    });
-                };
-                fetched_hashes.insert(hash);
-                fetched.push(fact);
-            }
+            fetched_hashes.insert(hash);
+            fetched.push(fact);
         }
     }
 }

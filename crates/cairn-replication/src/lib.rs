@@ -25,7 +25,7 @@ mod source;
 pub use cairn_api::links::{Anchor, Bookmark};
 pub use closure::predecessors_first;
 pub use diff::{diff, DiffError, DiffOptions, Difference, DigestSource, HttpDigestSource, Side};
-pub use follower::{Follower, FollowerOptions, LinkError, StepOutcome};
+pub use follower::{store_with_predecessors, Follower, FollowerOptions, LinkError, StepOutcome};
 pub use http_sink::HttpSink;
 pub use http_source::{
     parse_fact_answer, parse_log_page, parse_source_url, source_text, ApiAnswerResult, ApiReader,

@@ -165,6 +165,10 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route(
             "/v1/links/{name}/resume",
             post(routes::links::resume_link::<S>),
+        )
+        .route(
+            "/v1/links/{name}/repair",
+            post(routes::links::repair_link::<S>),
         );
     let blobs = Router::new()
         .route("/v1/blobs", put(routes::blobs::put_blob::<S>))

@@ -13,6 +13,7 @@
 //! *Invariant:* a link's token is never logged, answered or put in an
 //! error; it lives in the stored definition only.
 
+pub mod repair;
 mod runner;
 mod sink;
 

@@ -12,7 +12,7 @@ use cairn_api::access::any_matches;
 use cairn_api::limits::{DIGEST_HASHES_MAX, DIGEST_TYPES_MAX};
 use cairn_api::{DigestBucket, DigestsAnswer, ErrorCode, Pattern};
 use cairn_store::digests::{DigestQuery, HashPrefix, HashPrefixError, TypeFilter};
-use cairn_store::Store;
+use cairn_store::{DigestStore, ReadError, Store};
 
 use super::facts::json_answer;
 use crate::auth::Caller;
@@ -57,12 +57,31 @@ pub async fn get_digests<S: Store>(
     let types: TypeFilter = Arc::new(move |type_name: &str| {
         (patterns.is_empty() || any_matches(&patterns, type_name)) && reader.may_read(type_name)
     });
+    let answer = digests_answer(
+        state.digests.as_ref(),
+        state.coordination.deployment(),
+        prefix,
+        types,
+    )
+    .await?;
+    Ok(json_answer(&answer))
+}
+
+/// The digests of `deployment` under `prefix` of the facts `types`
+/// accepts, as `GET /v1/digests` answers them (also what a link's repair
+/// compares with its source).
+pub(crate) async fn digests_answer(
+    digests: &dyn DigestStore,
+    deployment: &str,
+    prefix: HashPrefix,
+    types: TypeFilter,
+) -> Result<DigestsAnswer, ReadError> {
     let query = DigestQuery {
         prefix,
         types,
         hashes_max: DIGEST_HASHES_MAX,
     };
-    let answer = state.digests.digests(&query).await?;
+    let answer = digests.digests(&query).await?;
     let buckets = answer
         .buckets
         .iter()
@@ -73,12 +92,12 @@ pub async fn get_digests<S: Store>(
             digest: digest.xor_hex(),
         })
         .collect();
-    Ok(json_answer(&DigestsAnswer {
-        store: state.coordination.deployment().to_string(),
+    Ok(DigestsAnswer {
+        store: deployment.to_string(),
         prefix: query.prefix.to_string(),
         count: answer.total.count,
         digest: answer.total.xor_hex(),
         buckets,
         hashes: answer.hashes,
-    }))
+    })
 }

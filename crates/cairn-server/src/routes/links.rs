@@ -3,6 +3,8 @@
 //! `crate::links`). Every operation needs `admin`: a link writes facts of
 //! any type it selects into this deployment, and holds a credential.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -18,6 +20,7 @@ use super::facts::{json_answer, read_json_body, ContentType};
 use super::ApiPath;
 use crate::error::ApiError;
 use crate::limits::{self, LINK_PROBE_TIMEOUT};
+use crate::links::repair::{repair, RepairError};
 use crate::links::{now_ms, Links, StoredDefinition};
 use crate::query::QueryParams;
 use crate::state::AppState;
@@ -223,4 +226,35 @@ async fn set_paused<S: Store>(
         .ok_or_else(|| unknown(&name))?;
     state.links.wake();
     Ok(json_answer(&view(&state.links, &record)?))
+}
+
+/// `POST /v1/links/{name}/repair`: compares the source's digests with
+/// this deployment's for the link's types and fetches what is missing
+/// (see `crate::links::repair`).
+pub async fn repair_link<S: Store>(
+    State(state): State<AppState<S>>,
+    ApiPath(name): ApiPath<String>,
+    RawQuery(raw_query): RawQuery,
+) -> Result<Response, ApiError> {
+    QueryParams::parse(raw_query.as_deref(), &[])?;
+    let record = existing(&state.links, &name).await?;
+    let repaired = repair(
+        Arc::clone(&state.store),
+        &state.links,
+        Arc::clone(&state.digests),
+        &record,
+    )
+    .await
+    .map_err(|error| match error {
+        RepairError::Source(message) => ApiError::new(ErrorCode::SourceUnavailable, message),
+        RepairError::ToSelf(_) => ApiError::new(ErrorCode::LinkToSelf, error.to_string()),
+        RepairError::Local(message) => ApiError::new(ErrorCode::StoreUnavailable, message),
+    })?;
+    tracing::info!(
+        link = %name,
+        missing = repaired.missing,
+        stored = repaired.stored,
+        "replication link repaired"
+    );
+    Ok(json_answer(&repaired))
 }
