@@ -28,9 +28,18 @@ pub(super) async fn run<S: Store>(
     if !claim_when_free(&links, &record, &stop).await {
         return;
     }
-    match follower(store, &links, &record) {
-        Ok(follower) => follow(&links, &record, follower, &stop).await,
-        Err(error) => tracing::error!(link = %name, %error, "cannot run the replication link"),
+    // Names this server as the runner that `GET /v1/links/{name}` shows,
+    // so an operator (or a test) can tell which server runs the link.
+    tracing::info!(link = %name, runner = %links.runner_name, "running the replication link");
+    match current_record(&links, &record).await {
+        Ok(Some(current)) => match follower(store, &links, &current) {
+            Ok(follower) => follow(&links, &current, follower, &stop).await,
+            Err(error) => tracing::error!(link = %name, %error, "cannot run the replication link"),
+        },
+        // Deleted or changed meanwhile: the supervisor starts a runner for
+        // what is stored now.
+        Ok(None) => {}
+        Err(error) => tracing::warn!(link = %name, %error, "cannot read the replication link"),
     }
     links.forget(&name);
     if let Err(error) = links.store.release_link(&name, &links.runner_name).await {
@@ -39,6 +48,22 @@ pub(super) async fn run<S: Store>(
 }
 
 type LinkFollower<S> = Follower<HttpSource, StoreSink<S>>;
+
+/// The link as stored now, if it is still the incarnation and generation
+/// of `record` (which the supervisor read when it started this runner).
+/// The runner goes on from the progress saved last — on PostgreSQL
+/// possibly by another server while this one waited for the claim — not
+/// from the progress `record` held then, which would send the bookmark
+/// back (a re-read of the source, and the source's identity forgotten)
+/// and lose the counters.
+async fn current_record(
+    links: &Links,
+    record: &LinkRecord,
+) -> Result<Option<LinkRecord>, cairn_store::ReadError> {
+    Ok(links.store.link(&record.name).await?.filter(|current| {
+        current.incarnation == record.incarnation && current.generation == record.generation
+    }))
+}
 
 fn follower<S: Store>(
     store: Arc<S>,
