@@ -829,6 +829,7 @@ fn the_receiver_killed_mid_batch_never_saved_its_bookmark_ahead() {
     wait_link(&receiver, "shop", "copying", CONVERGE_MAX, |view| {
         facts_received(view) >= 1_000
     });
+    let at_kill = link(&receiver, "shop");
     receiver.kill9();
     // The source out of reach, so that the restarted receiver shows the
     // bookmark saved before the kill, not one it moved since.
@@ -837,6 +838,11 @@ fn the_receiver_killed_mid_batch_never_saved_its_bookmark_ahead() {
     let view = link(&receiver, "shop");
     let bookmark = view["bookmark"]["after"].as_u64().expect("bookmark");
     assert!(bookmark > 0, "nothing saved before the kill: {view}");
+    eprintln!(
+        "killed at bookmark {} of source head {}; restarted at bookmark {bookmark}",
+        at_kill["bookmark"]["after"],
+        last_seq(&source)
+    );
     let held = hashes(&full_log(&receiver, None));
     let source_log = full_log(&source, None);
     let selected_before: Vec<&Entry> = source_log
@@ -1041,6 +1047,16 @@ fn hostile_sources_fail_the_link_and_store_nothing() {
     let pages: HashMap<&str, String> = HashMap::from([
         ("garbage", "<html>this is not a log page".to_string()),
         (
+            "out-of-order",
+            page_text(
+                &[
+                    (2, genuine_hash.clone(), canonical(&genuine)),
+                    (1, other_hash.clone(), canonical(&other)),
+                ],
+                Some(("fake-store", 2)),
+            ),
+        ),
+        (
             "bad-hash",
             page_text(&[(1, other_hash.clone(), canonical(&genuine))], identity),
         ),
@@ -1088,6 +1104,7 @@ fn hostile_sources_fail_the_link_and_store_nothing() {
             vec!["invalid page", &parent_hash, &other_hash],
         ),
         ("no-identity", vec!["no `store` and `head`"]),
+        ("out-of-order", vec!["invalid page", "must ascend"]),
     ];
     for (prefix, _) in &cases {
         create_link(&receiver, prefix, &fake.url(prefix), &["Hostile.*"]);
@@ -1432,7 +1449,7 @@ fn on_postgresql_one_server_runs_a_link_and_another_takes_over() {
         tempfile::tempdir().unwrap(),
     );
     let source = Server::start(source_dir.path(), &[]);
-    let mut receivers = vec![
+    let mut receivers = [
         Server::start_with_store(first_dir.path(), &database.url(), &[]),
         Server::start_with_store(second_dir.path(), &database.url(), &[]),
     ];
