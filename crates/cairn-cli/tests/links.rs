@@ -303,10 +303,14 @@ fn wait_failing(receiver: &Server, name: &str, needles: &[&str]) -> Value {
     )
 }
 
-/// Waits until link `name` is running and caught up (no error, no lag).
+/// Waits until link `name` is running and caught up: its source answered
+/// (the bookmark names it), no error, no lag.
 fn wait_caught_up(receiver: &Server, name: &str) -> Value {
     wait_link(receiver, name, "running, caught up", CONVERGE_MAX, |view| {
-        view["state"] == "running" && view["lag_facts"] == 0 && view["last_error"].is_null()
+        view["state"] == "running"
+            && view["lag_facts"] == 0
+            && view["last_error"].is_null()
+            && view["bookmark"]["store"].is_string()
     })
 }
 
@@ -1470,6 +1474,30 @@ fn on_postgresql_one_server_runs_a_link_and_another_takes_over() {
     let runner_idx = running[0];
     assert!(receivers[runner_idx].log_contains(&runner));
 
+    // A rotated token: the link stays with its server, never without one
+    // (for longer than the other server takes to claim a free link).
+    for round in 0..2 {
+        let token = format!("cairn_{round:016x}_{}", "0".repeat(64));
+        let (status, view) = put_link(
+            &receivers[0],
+            "pg",
+            &json!({ "source": source.base, "types": ["Pg.*"], "token": token }),
+        );
+        assert_eq!(status, 200, "{view}");
+        let watch_until = Instant::now() + Duration::from_millis(2_000);
+        while Instant::now() < watch_until {
+            let view = link(&receivers[1 - runner_idx], "pg");
+            assert_eq!(
+                view["runner"].as_str(),
+                Some(runner.as_str()),
+                "rotation {round} moved the link: {view}"
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+    expected.extend(write(&source, None, &docs_of("Pg.Item", "rotated", 10)));
+    wait_holds(&receivers[1 - runner_idx], None, &expected);
+
     receivers[runner_idx].kill9();
     let killed_at = Instant::now();
     let survivor = &receivers[1 - runner_idx];
@@ -1486,7 +1514,7 @@ fn on_postgresql_one_server_runs_a_link_and_another_takes_over() {
     assert!(survivor.log_contains(view["runner"].as_str().unwrap()));
     assert_holds_exactly(survivor, &expected);
     let view = wait_caught_up(survivor, "pg");
-    assert_eq!(facts_received(&view), 100, "{view}");
+    assert_eq!(facts_received(&view), 110, "{view}");
 }
 
 fn docs_of(type_name: &str, label: &str, n_facts: usize) -> Vec<Value> {
