@@ -1497,6 +1497,15 @@ fn on_postgresql_one_server_runs_a_link_and_another_takes_over() {
     }
     expected.extend(write(&source, None, &docs_of("Pg.Item", "rotated", 10)));
     wait_holds(&receivers[1 - runner_idx], None, &expected);
+    // Its progress saved too (a kill between storing facts and saving the
+    // progress would leave them to be read again, and not counted again).
+    wait_link(
+        &receivers[1 - runner_idx],
+        "pg",
+        "60 received",
+        CONVERGE_MAX,
+        |view| facts_received(view) == 60,
+    );
 
     receivers[runner_idx].kill9();
     let killed_at = Instant::now();
