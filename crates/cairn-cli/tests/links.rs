@@ -318,6 +318,25 @@ fn facts_received(view: &Value) -> u64 {
     view["facts_received"].as_u64().expect("facts_received")
 }
 
+/// Waits until link `name` is caught up with `n_facts` received (its
+/// progress, which counts them, is saved after the facts are stored);
+/// fails at once if it counts more.
+fn wait_received(receiver: &Server, name: &str, n_facts: u64) -> Value {
+    wait_link(
+        receiver,
+        name,
+        &format!("caught up with {n_facts} facts received"),
+        CONVERGE_MAX,
+        |view| {
+            assert!(
+                facts_received(view) <= n_facts,
+                "link {name} counts more than {n_facts} facts: {view}"
+            );
+            facts_received(view) == n_facts && view["state"] == "running" && view["lag_facts"] == 0
+        },
+    )
+}
+
 /// What `GET /v1/links` answers, without what moves while links run.
 fn link_definitions(receiver: &Server) -> Vec<Value> {
     let (status, list) = call(receiver, "GET", "/v1/links", None, None);
@@ -419,21 +438,37 @@ fn converge_topology(n_stores: usize, edges: &[(usize, usize)]) {
             .collect();
         (received, log_lengths)
     };
-    let settled = snapshot();
-    for (store_idx, server) in servers.iter().enumerate() {
-        let received_here: u64 = edges
-            .iter()
-            .zip(&settled.0)
-            .filter(|((_, to), _)| *to == store_idx)
-            .map(|(_, received)| received)
-            .sum();
-        assert_eq!(
-            received_here,
-            total - written_here[store_idx],
-            "{}: the links inserted each fact once",
-            server.base
-        );
-    }
+    // Each fact was inserted once on every store that did not write it:
+    // the counters, saved by each link after the facts they count, reach
+    // exactly that, and never pass it.
+    let settled = wait_for(
+        "the links to count each fact once per store",
+        CONVERGE_MAX,
+        || {
+            let state = snapshot();
+            let mut counted = true;
+            for (store_idx, server) in servers.iter().enumerate() {
+                let received_here: u64 = edges
+                    .iter()
+                    .zip(&state.0)
+                    .filter(|((_, to), _)| *to == store_idx)
+                    .map(|(_, received)| received)
+                    .sum();
+                let expected_here = total - written_here[store_idx];
+                assert!(
+                    received_here <= expected_here,
+                    "{}: the links inserted {received_here} facts, more than the {expected_here} written elsewhere",
+                    server.base
+                );
+                counted &= received_here == expected_here;
+            }
+            if counted {
+                Ok(state)
+            } else {
+                Err(format!("{state:?}"))
+            }
+        },
+    );
     // Nothing loops: a fact arriving again changes nothing.
     std::thread::sleep(QUIET);
     assert_eq!(
@@ -471,8 +506,8 @@ fn a_chain_carries_facts_through_the_middle_store_as_ordinary_facts() {
 
     assert_holds_exactly(&b, &expected);
     assert_holds_exactly(&c, &expected);
-    assert_eq!(facts_received(&wait_caught_up(&b, "from-a")), 31);
-    assert_eq!(facts_received(&wait_caught_up(&c, "from-b")), 31);
+    wait_received(&b, "from-a", 31);
+    wait_received(&c, "from-b", 31);
 
     // Successor queries on the last store see the replicated facts.
     let (status, page) = call(
@@ -585,8 +620,7 @@ fn a_filter_brings_the_predecessors_of_what_it_selects_and_nothing_else() {
         .map(|value| fact_hash(value))
         .collect();
     assert_holds_exactly(&receiver, &expected);
-    let view = wait_caught_up(&receiver, "shop");
-    assert_eq!(facts_received(&view), expected.len() as u64, "{view}");
+    wait_received(&receiver, "shop", expected.len() as u64);
     // Nothing else comes afterwards.
     std::thread::sleep(QUIET);
     assert_eq!(hashes(&full_log(&receiver, None)), expected);
@@ -801,8 +835,7 @@ fn the_source_killed_mid_stream_comes_back_and_the_link_converges() {
     let receiver_log = assert_holds_exactly(&receiver, &hashes(&source_log));
     assert_whole(&source, &source_log);
     assert_eq!(receiver_log.len(), 6_000);
-    let view = wait_caught_up(&receiver, "stream");
-    assert_eq!(facts_received(&view), 6_000, "{view}");
+    wait_received(&receiver, "stream", 6_000);
 }
 
 #[test]
@@ -1404,7 +1437,7 @@ fn paused_links_wait_resumed_ones_catch_up_and_deleted_ones_stop() {
     assert_eq!(status, 200, "{view}");
     expected.extend(while_paused);
     assert_holds_exactly(&receiver, &expected);
-    assert_eq!(facts_received(&wait_caught_up(&receiver, "p")), 20);
+    wait_received(&receiver, "p", 20);
 
     let (status, answer) = call(&receiver, "DELETE", "/v1/links/p", None, None);
     assert_eq!(status, 200, "{answer}");
@@ -1522,8 +1555,7 @@ fn on_postgresql_one_server_runs_a_link_and_another_takes_over() {
     );
     assert!(survivor.log_contains(view["runner"].as_str().unwrap()));
     assert_holds_exactly(survivor, &expected);
-    let view = wait_caught_up(survivor, "pg");
-    assert_eq!(facts_received(&view), 110, "{view}");
+    wait_received(survivor, "pg", 110);
 }
 
 fn docs_of(type_name: &str, label: &str, n_facts: usize) -> Vec<Value> {
