@@ -104,9 +104,26 @@ impl Server {
     /// Like [`Server::start`], but a server that exits before listening
     /// yields its standard error.
     pub fn try_start(data: &Path, extra_args: &[&str]) -> Result<Server, String> {
+        Server::try_start_listening(data, "127.0.0.1:0", extra_args)
+    }
+
+    /// Like [`Server::start`], listening on `listen` (`127.0.0.1:PORT`):
+    /// to restart a stopped server where its clients look for it.
+    pub fn start_listening(data: &Path, listen: &str, extra_args: &[&str]) -> Server {
+        Server::try_start_listening(data, listen, extra_args)
+            .unwrap_or_else(|stderr| panic!("the server did not start:\n{stderr}"))
+    }
+
+    /// Like [`Server::start_listening`], but a server that exits before
+    /// listening yields its standard error.
+    pub fn try_start_listening(
+        data: &Path,
+        listen: &str,
+        extra_args: &[&str],
+    ) -> Result<Server, String> {
         let database = database_for(data);
         let store_url = database.as_ref().map(|database| database.url());
-        Server::launch(data, store_url.as_deref(), extra_args, database)
+        Server::launch(data, store_url.as_deref(), listen, extra_args, database)
     }
 
     /// Starts `cairn serve --data DATA --listen 127.0.0.1:0 --store
@@ -114,17 +131,18 @@ impl Server {
     /// that chooses the database itself (and owns it), where
     /// [`Server::start`] would add the `--store` of its data directory.
     pub fn start_with_store(data: &Path, store_url: &str, extra_args: &[&str]) -> Server {
-        Server::launch(data, Some(store_url), extra_args, None)
+        Server::launch(data, Some(store_url), "127.0.0.1:0", extra_args, None)
             .unwrap_or_else(|stderr| panic!("the server did not start:\n{stderr}"))
     }
 
-    /// Spawns the server with `--store STORE_URL` when given (and never
+    /// Spawns the server on `listen` with `--store STORE_URL` when given (and never
     /// `CAIRN_STORE` from the environment: the test chooses the store),
     /// collects its standard error, and waits until it listens; a server
     /// that exits before listening yields its standard error.
     fn launch(
         data: &Path,
         store_url: Option<&str>,
+        listen: &str,
         extra_args: &[&str],
         database: Option<Arc<TestDatabase>>,
     ) -> Result<Server, String> {
@@ -136,7 +154,7 @@ impl Server {
             .arg("serve")
             .arg("--data")
             .arg(data)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .args(store_args)
             .args(extra_args)
             .env_remove("CAIRN_STORE")
@@ -189,6 +207,22 @@ impl Server {
     pub fn log_text(&self) -> String {
         let lines = self.stderr_lines.lock().unwrap();
         lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Whether the server wrote `needle` to standard error so far (any
+    /// line, not only the last ones).
+    pub fn log_contains(&self, needle: &str) -> bool {
+        let lines = self.stderr_lines.lock().unwrap();
+        lines.iter().any(|line| line.contains(needle))
+    }
+
+    /// The address the server listens on (`127.0.0.1:PORT`), to restart it
+    /// there.
+    pub fn listen_address(&self) -> String {
+        self.base
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
+            .to_string()
     }
 
     /// The PID of the server process.

@@ -233,9 +233,10 @@ struct Running {
 /// Starts the supervisor: at least every [`LINK_SCAN`], and whenever
 /// [`Links::wake`] is called, it reads the stored links and makes the
 /// runners match — one per link that is not paused, restarted when the
-/// definition changes (a rotated token), stopped when the link is paused
-/// or deleted. At `shutdown` it stops every runner (which gives up its
-/// claim) and waits for them.
+/// definition changes (a rotated token: the new runner starts once the
+/// old one ended, and keeps the server's claim), stopped when the link is
+/// paused or deleted. At `shutdown` it stops every runner (which gives up
+/// its claim) and waits for them.
 pub fn spawn_supervisor<S: Store>(
     store: Arc<S>,
     links: Arc<Links>,
@@ -273,16 +274,25 @@ fn reconcile<S: Store>(
         .filter(|record| !record.paused)
         .map(|record| (record.name.as_str(), record))
         .collect();
-    running.retain(|name, link| {
-        let current = wanted.get(name.as_str()).is_some_and(|record| {
-            record.incarnation == link.incarnation && record.generation == link.generation
-        });
-        if !current || link.task.is_finished() {
+    let outdated: Vec<String> = running
+        .iter()
+        .filter(|(name, link)| {
+            let current = wanted.get(name.as_str()).is_some_and(|record| {
+                record.incarnation == link.incarnation && record.generation == link.generation
+            });
+            !current || link.task.is_finished()
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    // The runners stopped here, by link: a runner started for the same
+    // link waits for its predecessor to end (see `runner::run`).
+    let mut stopped: HashMap<String, JoinHandle<()>> = HashMap::new();
+    for name in outdated {
+        if let Some(link) = running.remove(&name) {
             link.stop.cancel();
-            return false;
+            stopped.insert(name, link.task);
         }
-        true
-    });
+    }
     for (name, record) in wanted {
         if running.contains_key(name) {
             continue;
@@ -292,7 +302,11 @@ fn reconcile<S: Store>(
             Arc::clone(store),
             Arc::clone(links),
             record.clone(),
-            stop.clone(),
+            runner::Stops {
+                this_runner: stop.clone(),
+                server: shutdown.clone(),
+                predecessor: stopped.remove(name),
+            },
         ));
         running.insert(
             name.to_string(),

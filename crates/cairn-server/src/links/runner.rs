@@ -10,35 +10,92 @@ use std::time::{Duration, Instant};
 
 use cairn_replication::{parse_source_url, Follower, FollowerOptions, HttpSource, LinkError};
 use cairn_store::{LinkRecord, Store};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::sink::StoreSink;
 use super::{now_ms, progress_of, Links, StoredDefinition};
 use crate::limits::{LINK_CLAIM_MS, LINK_RENEW_MS, LINK_RETRY_MS_MAX, LINK_RETRY_MS_MIN};
 
-/// Runs the link `record` until `stop` is cancelled, the link is taken
-/// over by another server, or it is deleted or made again.
+/// What ends a runner, and the runner it replaces.
+pub(super) struct Stops {
+    /// Cancelled when the supervisor stops this runner (the link paused,
+    /// deleted or redefined) or the server shuts down.
+    pub this_runner: CancellationToken,
+    /// Cancelled when the server shuts down.
+    pub server: CancellationToken,
+    /// The runner of the same link this one replaces (stopped already).
+    pub predecessor: Option<JoinHandle<()>>,
+}
+
+/// Runs the link `record` until it is stopped, the link is taken over by
+/// another server, or it is deleted or made again.
 pub(super) async fn run<S: Store>(
     store: Arc<S>,
     links: Arc<Links>,
     record: LinkRecord,
-    stop: CancellationToken,
+    stops: Stops,
 ) {
+    let Stops {
+        this_runner: stop,
+        server: shutdown,
+        predecessor,
+    } = stops;
     let name = record.name.clone();
+    // One runner per link on this server at a time: the one this replaces
+    // (a rotated token) may still be saving its progress.
+    if let Some(predecessor) = predecessor {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = predecessor => {}
+        }
+    }
     if !claim_when_free(&links, &record, &stop).await {
         return;
     }
-    match follower(store, &links, &record) {
-        Ok(follower) => follow(&links, &record, follower, &stop).await,
-        Err(error) => tracing::error!(link = %name, %error, "cannot run the replication link"),
+    // Names this server as the runner that `GET /v1/links/{name}` shows,
+    // so an operator (or a test) can tell which server runs the link.
+    tracing::info!(link = %name, runner = %links.runner_name, "running the replication link");
+    match current_record(&links, &record).await {
+        Ok(Some(current)) => match follower(store, &links, &current) {
+            Ok(follower) => follow(&links, &current, follower, &stop).await,
+            Err(error) => tracing::error!(link = %name, %error, "cannot run the replication link"),
+        },
+        // Deleted or changed meanwhile: the supervisor starts a runner for
+        // what is stored now.
+        Ok(None) => {}
+        Err(error) => tracing::warn!(link = %name, %error, "cannot read the replication link"),
     }
     links.forget(&name);
-    if let Err(error) = links.store.release_link(&name, &links.runner_name).await {
-        tracing::warn!(link = %name, %error, "cannot release the replication link");
+    // Given up when the server shuts down (or the runner ended by itself),
+    // so that another server takes the link over at once; kept when the
+    // supervisor stopped this runner, for its successor on this server
+    // (a rotated token), which renews it with no gap in which another
+    // server would take the link. A paused or deleted link's claim lapses.
+    if shutdown.is_cancelled() || !stop.is_cancelled() {
+        if let Err(error) = links.store.release_link(&name, &links.runner_name).await {
+            tracing::warn!(link = %name, %error, "cannot release the replication link");
+        }
     }
 }
 
 type LinkFollower<S> = Follower<HttpSource, StoreSink<S>>;
+
+/// The link as stored now, if it is still the incarnation and generation
+/// of `record` (which the supervisor read when it started this runner).
+/// The runner goes on from the progress saved last — on PostgreSQL
+/// possibly by another server while this one waited for the claim — not
+/// from the progress `record` held then, which would send the bookmark
+/// back (a re-read of the source, and the source's identity forgotten)
+/// and lose the counters.
+async fn current_record(
+    links: &Links,
+    record: &LinkRecord,
+) -> Result<Option<LinkRecord>, cairn_store::ReadError> {
+    Ok(links.store.link(&record.name).await?.filter(|current| {
+        current.incarnation == record.incarnation && current.generation == record.generation
+    }))
+}
 
 fn follower<S: Store>(
     store: Arc<S>,
