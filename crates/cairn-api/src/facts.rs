@@ -83,6 +83,18 @@ pub struct FactPage<F = serde_json::Value> {
     /// of a reader is `head - next`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head: Option<u64>,
+    /// Of the log only: the hash of the entry at `next`, when this answer
+    /// examined it and the caller may read it (whatever `types` asked
+    /// for). A replication link anchors its bookmark there, so a source
+    /// restored from an older backup is detected even where the link's
+    /// types select nothing.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::hash_text::optional"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::openapi::HashText>))]
+    pub next_hash: Option<Hash>,
 }
 
 /// A query of `GET /v1/facts/{hash}/successors`.

@@ -1218,7 +1218,54 @@ fn a_source_restored_from_an_older_backup_invalidates_the_bookmark() {
     let view = wait_failing(
         &receiver,
         "docs",
-        &["bookmark is invalid", "where this link received"],
+        &["bookmark is invalid", "where this link's bookmark saw"],
+    );
+    assert_eq!(view["bookmark"], before["bookmark"], "{view}");
+    let held = hashes(&full_log(&receiver, None));
+    assert_eq!(held, received, "nothing of the restored source was taken");
+    assert!(unseen.iter().all(|hash| !held.contains(hash)));
+}
+
+#[test]
+fn a_restored_source_is_detected_where_the_link_selected_nothing() {
+    if on_postgres() {
+        return;
+    }
+    let (source_dir, receiver_dir, backup_dir) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let mut source = Server::start(source_dir.path(), &[]);
+    let address = source.listen_address();
+    let receiver = Server::start(receiver_dir.path(), &[]);
+    create_link(&receiver, "docs", &source.base, &["Doc.*"]);
+    let received: BTreeSet<String> = write(&source, None, &docs("first", 5))
+        .into_iter()
+        .collect();
+    wait_holds(&receiver, None, &received);
+
+    // After the backup only facts the link skips are written: its
+    // bookmark moves to 10 while the last fact it received stays at 5.
+    assert!(source.terminate().success());
+    copy_dir(source_dir.path(), backup_dir.path());
+    let mut source = Server::start_listening(source_dir.path(), &address, &[]);
+    write(&source, None, &docs_of("Noise.Item", "skipped", 5));
+    let before = wait_link(&receiver, "docs", "bookmark at 10", CONVERGE_MAX, |view| {
+        view["bookmark"]["after"] == 10 && view["lag_facts"] == 0
+    });
+
+    // Restored, the source writes selected facts at seqs 6 to 13: the
+    // link must not start reading at 11.
+    assert!(source.terminate().success());
+    std::fs::remove_dir_all(source_dir.path()).unwrap();
+    copy_dir(backup_dir.path(), source_dir.path());
+    let source = Server::start_listening(source_dir.path(), &address, &[]);
+    let unseen = write(&source, None, &docs("diverged", 8));
+    let view = wait_failing(
+        &receiver,
+        "docs",
+        &["bookmark is invalid", "where this link's bookmark saw"],
     );
     assert_eq!(view["bookmark"], before["bookmark"], "{view}");
     let held = hashes(&full_log(&receiver, None));

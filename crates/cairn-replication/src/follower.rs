@@ -166,18 +166,23 @@ impl<S: Source, K: Sink> Follower<S, K> {
     pub async fn verify(&mut self) -> Result<(), LinkError> {
         self.prefetched = None;
         let anchor = self.progress.bookmark.anchor;
-        let probe_after = match anchor {
-            Some(anchor) => anchor.seq - 1,
-            None => self.progress.bookmark.after,
+        // The anchor may be of a type the link does not select (the entry
+        // the bookmark stands on): it is read back whatever its type.
+        let probe = match anchor {
+            Some(anchor) => self.source.page(anchor.seq - 1, &[], 1, 0).await?,
+            None => {
+                self.source
+                    .page(self.progress.bookmark.after, &self.types, 1, 0)
+                    .await?
+            }
         };
-        let probe = self.source.page(probe_after, &self.types, 1, 0).await?;
         self.check_identity(&probe)?;
         if let Some(anchor) = anchor {
             match probe.entries.first() {
                 Some(entry) if entry.seq == anchor.seq && entry.fact.hash == anchor.hash => {}
                 Some(entry) if entry.seq == anchor.seq => {
                     return Err(LinkError::BookmarkInvalid(format!(
-                        "the source holds fact {} at seq {}, where this link received {}",
+                        "the source holds fact {} at seq {}, where this link's bookmark saw {}",
                         entry.fact.hash, anchor.seq, anchor.hash
                     )))
                 }
@@ -214,6 +219,9 @@ impl<S: Source, K: Sink> Follower<S, K> {
         let full = page.entries.len() >= self.options.page_facts_max;
         let next = page.next;
         let head = page.head;
+        // The entry the bookmark stands on, when the source tells it;
+        // otherwise the last fact selected.
+        let next_anchor = page.next_hash.map(|hash| Anchor { seq: next, hash });
         let mut anchor = None;
         let mut selected = Vec::with_capacity(page.entries.len());
         for entry in page.entries {
@@ -244,8 +252,8 @@ impl<S: Source, K: Sink> Follower<S, K> {
         let before = self.progress.clone();
         let progress = &mut self.progress;
         progress.bookmark.after = next;
-        if anchor.is_some() {
-            progress.bookmark.anchor = anchor;
+        if let Some(anchor) = next_anchor.or(anchor) {
+            progress.bookmark.anchor = Some(anchor);
         }
         progress.facts_received += facts_inserted;
         progress.source_head = head.max(next);

@@ -312,6 +312,7 @@ struct WirePage<'a> {
     next: u64,
     store: Option<String>,
     head: Option<u64>,
+    next_hash: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -350,11 +351,27 @@ pub fn parse_log_page(body: &[u8]) -> Result<SourcePage, SourceError> {
             })
         })
         .collect::<Result<Vec<_>, SourceError>>()?;
+    let next_hash = page
+        .next_hash
+        .map(|text| {
+            Hash::from_hex(text)
+                .map_err(|error| SourceError::Invalid(format!("next_hash {text:?}: {error}")))
+        })
+        .transpose()?;
+    if let (Some(hash), Some(last)) = (next_hash, entries.last()) {
+        if last.seq == page.next && last.fact.hash != hash {
+            return Err(SourceError::Invalid(format!(
+                "next_hash {hash} is not the page's last fact {} at seq {}",
+                last.fact.hash, last.seq
+            )));
+        }
+    }
     Ok(SourcePage {
         store,
         head,
         entries,
         next: page.next,
+        next_hash,
     })
 }
 

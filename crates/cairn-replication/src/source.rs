@@ -28,6 +28,10 @@ pub struct SourcePage {
     /// Every entry up to this `seq` was examined: the next page starts
     /// after it.
     pub next: u64,
+    /// The hash of the entry at `next`, whatever its type, when the
+    /// source tells it (it examined it in this answer, and the link may
+    /// read it): where the link anchors its bookmark.
+    pub next_hash: Option<Hash>,
 }
 
 /// Why a source could not answer.

@@ -329,7 +329,13 @@ fn check_bookmark(world: &mut World, link: usize, progress: &Progress) {
                 anchor.hash, anchor.seq
             ));
         }
-        if !target.holds(&anchor.hash) {
+        // The anchor is the entry the bookmark stands on: stored here if
+        // the link selects its type.
+        let selected = source
+            .log()
+            .get((anchor.seq as usize).wrapping_sub(1))
+            .is_some_and(|fact| matches_any(&definition.types, &fact.fact.type_name));
+        if selected && !target.holds(&anchor.hash) {
             problems.push(format!("the anchor {} is not stored", anchor.hash));
         }
     }

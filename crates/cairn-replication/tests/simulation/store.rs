@@ -160,8 +160,9 @@ impl MemoryStore {
     /// The page `GET /v1/log?after=…&limit=…&types=…` answers over the
     /// first `visible` entries of the log: the server examines up to
     /// `examined_max` entries after `after`, keeps those whose type
-    /// matches, and answers `next` = the last one examined (`after` when
-    /// none was) and `head` = the log's end, never below `next`.
+    /// matches (every type when `patterns` is empty), and answers `next` =
+    /// the last one examined (`after` when none was), its hash, and
+    /// `head` = the log's end, never below `next`.
     pub fn page(
         &self,
         after: u64,
@@ -175,7 +176,7 @@ impl MemoryStore {
         let entries = self.log[start..examined_to]
             .iter()
             .enumerate()
-            .filter(|(_, fact)| any_matches(patterns, &fact.fact.type_name))
+            .filter(|(_, fact)| patterns.is_empty() || any_matches(patterns, &fact.fact.type_name))
             .map(|(offset, fact)| SourceEntry {
                 seq: (start + offset + 1) as u64,
                 fact: fact.clone(),
@@ -186,11 +187,15 @@ impl MemoryStore {
         } else {
             after
         };
+        // Like `/v1/log`: the hash of the entry at `next` when it was
+        // examined (every reader may read every type here).
+        let next_hash = (examined_to > start).then(|| self.log[examined_to - 1].hash);
         SourcePage {
             store: self.id.clone(),
             head: (end as u64).max(next),
             entries,
             next,
+            next_hash,
         }
     }
 }

@@ -356,18 +356,24 @@ pub async fn get_log<S: Store>(
     let requested_after = after_seq;
     let mut after_seq = after_seq;
     let mut pages_read = 0;
+    let mut next_hash = None;
     loop {
         let seen = long_poll.durable_seq();
         let mut page = state.store.log(after_seq, limit).await?;
         pages_read += 1;
         let examined = !page.facts.is_empty();
+        // The entry at `next`, if the caller may read it: where a link
+        // anchors its bookmark.
+        if let Some(last) = page.facts.last() {
+            next_hash = (last.seq == page.next_seq && readable(&caller, last)).then_some(last.hash);
+        }
         // Facts the caller may not read are left out; `next` still moves
         // past them, so a reader never reads them again.
         // So are facts of other types than `types` asks for.
         page.facts
             .retain(|fact| readable(&caller, fact) && selected(&types, fact));
         if !page.facts.is_empty() {
-            return log_answer(&state, &page, requested_after).await;
+            return log_answer(&state, &page, requested_after, next_hash).await;
         }
         if examined {
             // Only unreadable facts: read on past them while the long-poll
@@ -376,11 +382,11 @@ pub async fn get_log<S: Store>(
             if wait_ms > 0 && pages_read < limits::FILTERED_PAGES_MAX && !long_poll.expired() {
                 continue;
             }
-            return log_answer(&state, &page, requested_after).await;
+            return log_answer(&state, &page, requested_after, next_hash).await;
         }
         if !long_poll.wait_past(&state, &caller, seen).await {
             caller.ensure_still_valid()?;
-            return log_answer(&state, &page, requested_after).await;
+            return log_answer(&state, &page, requested_after, next_hash).await;
         }
     }
 }
@@ -414,6 +420,7 @@ fn fact_page(page: &Page) -> Result<FactPage<&RawValue>, ApiError> {
         next: page.next_seq,
         store: None,
         head: None,
+        next_hash: None,
     })
 }
 
@@ -429,8 +436,10 @@ async fn log_answer<S: Store>(
     state: &AppState<S>,
     page: &Page,
     after_seq: u64,
+    next_hash: Option<Hash>,
 ) -> Result<Response, ApiError> {
     let mut answer = fact_page(page)?;
+    answer.next_hash = next_hash;
     answer.store = Some(state.coordination.deployment().to_string());
     let mut head_watch = state.store.watch_last_seq();
     let _ = tokio::time::timeout(limits::HEAD_CATCH_UP, async {
