@@ -1610,3 +1610,81 @@ fn docs_of(type_name: &str, label: &str, n_facts: usize) -> Vec<Value> {
         .map(|n| item(type_name, &format!("{label}/{n}"), json!({})))
         .collect()
 }
+
+// ---------------------------------------------------------------------------
+// Repair: anti-entropy for what a link missed
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_repair_fetches_what_the_link_lacks_predecessors_first_and_changes_nothing_more() {
+    let (source_dir, receiver_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut source = Server::start(source_dir.path(), &[]);
+    let receiver = Server::start(receiver_dir.path(), &[]);
+    create_link(&receiver, "docs", &source.base, &["Doc.*"]);
+    let (status, paused) = call(&receiver, "POST", "/v1/links/docs/pause", None, None);
+    assert_eq!((status, paused["state"].as_str()), (200, Some("paused")));
+
+    // While the link is paused, documents arrive at the source, each
+    // naming an author of a type the link does not select.
+    let authors = docs_of("Author.Person", "author", 3);
+    let author_hashes = write(&source, None, &authors);
+    let documents: Vec<Value> = (0..40)
+        .map(|n| {
+            item(
+                "Doc.Page",
+                &format!("missed/{n}"),
+                json!({ "author": author_hashes[n % 3] }),
+            )
+        })
+        .collect();
+    let document_hashes = write(&source, None, &documents);
+    let mine = write(&receiver, None, &docs("written here", 2));
+
+    let repaired = run_cli(&["links", "repair", "docs", "--server", &receiver.base], "");
+    assert!(repaired.success, "{}", repaired.stderr);
+    let answer: Value = serde_json::from_str(&repaired.stdout).unwrap();
+    assert_eq!(answer["missing"], 40, "{answer}");
+    assert_eq!(
+        answer["stored"], 43,
+        "the documents and their 3 authors: {answer}"
+    );
+    assert_eq!(answer["remaining"], 0, "{answer}");
+    assert_eq!(answer["only_here"], 2, "{answer}");
+    let log = full_log(&receiver, None);
+    let held = hashes(&log);
+    for hash in document_hashes.iter().chain(&author_hashes).chain(&mine) {
+        assert!(held.contains(hash), "{hash} is held after the repair");
+    }
+    assert_eq!(held.len(), 45, "nothing else was stored");
+    assert_whole(&receiver, &log);
+
+    // The link's bookmark did not move; a second repair finds nothing.
+    let view = link(&receiver, "docs");
+    assert_eq!(view["state"], "paused", "{view}");
+    assert_eq!(view["bookmark"]["after"], 0, "{view}");
+    let (status, again) = call(&receiver, "POST", "/v1/links/docs/repair", None, None);
+    assert_eq!(
+        (status, again["missing"].as_u64()),
+        (200, Some(0)),
+        "{again}"
+    );
+
+    // `cairn diff` agrees for the link's types.
+    let diff = run_cli(
+        &["diff", &source.base, &receiver.base, "--types", "Author.*"],
+        "",
+    );
+    assert!(diff.success, "{} {}", diff.stdout, diff.stderr);
+
+    // An unknown link, and a source that is gone.
+    let (status, answer) = call(&receiver, "POST", "/v1/links/nope/repair", None, None);
+    assert_eq!((status, code(&answer)), (404, "unknown_link"), "{answer}");
+    assert!(source.terminate().success());
+    let (status, answer) = call(&receiver, "POST", "/v1/links/docs/repair", None, None);
+    assert_eq!(
+        (status, code(&answer)),
+        (502, "source_unavailable"),
+        "{answer}"
+    );
+    assert_eq!(hashes(&full_log(&receiver, None)).len(), 45);
+}
