@@ -4,11 +4,14 @@
 # note. An hour of `cairn check` under every fault, first on the embedded
 # store, then on PostgreSQL (servers over a private cluster the checker
 # creates, restarts and removes), each with the whole workload: writers,
-# readers, consumers, claimers, fenced writers and timer setters.
+# readers, consumers, claimers, fenced writers and timer setters. Then
+# three embedded deployments linked in a ring (`--topology ring3`) under
+# the same faults, for CAIRN_LONG_RING_DURATION (default 15m).
 #
 #   CAIRN_LONG_CHECK_DURATION  per backend, default 55m (faults; judging follows)
 #   CAIRN_LONG_CHECK_SEED      default: the current Unix time (printed)
 #   CAIRN_LONG_BACKENDS        default "embedded postgres"
+#   CAIRN_LONG_RING_DURATION   the ring of three, default 15m (0 skips it)
 #
 # Reports: target/long-tier/<backend>-report.json; work directories (server
 # logs, history) under target/long-tier/<backend>/. Fails on any violation.
@@ -29,3 +32,10 @@ for backend in ${CAIRN_LONG_BACKENDS:-embedded postgres}; do
         --seed "$seed" --work-dir "$out/$backend" --report-json "$out/$backend-report.json" \
         2> >(tee "$out/$backend-stderr.log" >&2)
 done
+ring_duration="${CAIRN_LONG_RING_DURATION:-15m}"
+if [ "$ring_duration" != 0 ]; then
+    echo "long tier: cairn check --topology ring3 --duration $ring_duration --seed $seed" >&2
+    /usr/bin/time -v "$out/cairn" check --topology ring3 --duration "$ring_duration" \
+        --seed "$seed" --work-dir "$out/ring3" --report-json "$out/ring3-report.json" \
+        2> >(tee "$out/ring3-stderr.log" >&2)
+fi
