@@ -22,14 +22,14 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use cairn_api::{DigestsAnswer, ErrorBody};
+use cairn_api::DigestsAnswer;
 use cairn_fact::Hash;
 use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use reqwest::{StatusCode, Url};
 
 use crate::limits::{
-    CONNECT_TIMEOUT_MS, DIFF_DIFFERENCES_MAX, DIFF_REQUESTS_IN_FLIGHT_MAX, DIGEST_ANSWER_BYTES_MAX,
+    DIFF_DIFFERENCES_MAX, DIFF_REQUESTS_IN_FLIGHT_MAX, DIGEST_ANSWER_BYTES_MAX,
     DIGEST_REQUEST_TIMEOUT_MS,
 };
 use crate::source::SourceError;
@@ -483,15 +483,10 @@ impl HttpDigestSource {
         token: Option<String>,
         extra_roots: &[reqwest::Certificate],
     ) -> Result<HttpDigestSource, SourceError> {
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
-            .timeout(Duration::from_millis(DIGEST_REQUEST_TIMEOUT_MS));
-        for root in extra_roots {
-            builder = builder.add_root_certificate(root.clone());
-        }
-        let client = builder.build().map_err(|error| {
-            SourceError::Unavailable(format!("cannot make an HTTP client: {error}"))
-        })?;
+        let client = crate::http::client(
+            extra_roots,
+            Some(Duration::from_millis(DIGEST_REQUEST_TIMEOUT_MS)),
+        )?;
         Ok(HttpDigestSource {
             base,
             token,
@@ -510,27 +505,14 @@ impl HttpDigestSource {
                 query.append_pair("types", pattern);
             }
         }
-        let mut request = self.client.get(url);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        let mut response = request.send().await.map_err(transport_error)?;
-        let status = response.status();
-        if response
-            .content_length()
-            .is_some_and(|length| length > DIGEST_ANSWER_BYTES_MAX as u64)
-        {
-            return Err(too_large());
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
-            if body.len() + chunk.len() > DIGEST_ANSWER_BYTES_MAX {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let (status, body) = crate::http::send(
+            self.client.get(url),
+            self.token.as_deref(),
+            DIGEST_ANSWER_BYTES_MAX,
+        )
+        .await?;
         if status != StatusCode::OK {
-            return Err(status_error(status, &body));
+            return Err(crate::http::status_error(status, &body));
         }
         serde_json::from_slice(&body)
             .map_err(|error| SourceError::Invalid(format!("not a digest answer: {error}")))
@@ -544,39 +526,6 @@ impl DigestSource for HttpDigestSource {
         types: &'a [String],
     ) -> BoxFuture<'a, Result<DigestsAnswer, SourceError>> {
         Box::pin(self.get(prefix, types))
-    }
-}
-
-fn too_large() -> SourceError {
-    SourceError::Invalid(format!(
-        "an answer larger than {DIGEST_ANSWER_BYTES_MAX} bytes"
-    ))
-}
-
-fn transport_error(error: reqwest::Error) -> SourceError {
-    let kind = if error.is_timeout() {
-        "timed out"
-    } else if error.is_connect() {
-        "cannot connect"
-    } else {
-        "connection failed"
-    };
-    // reqwest's message names the URL, never the bearer token.
-    SourceError::Unavailable(format!("{kind}: {error}"))
-}
-
-fn status_error(status: StatusCode, body: &[u8]) -> SourceError {
-    let detail = match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(body) => format!("{status} {}: {}", body.error.code, body.error.message),
-        Err(_) => status.to_string(),
-    };
-    if status == StatusCode::TOO_MANY_REQUESTS
-        || status == StatusCode::REQUEST_TIMEOUT
-        || status.is_server_error()
-    {
-        SourceError::Unavailable(detail)
-    } else {
-        SourceError::Refused(detail)
     }
 }
 

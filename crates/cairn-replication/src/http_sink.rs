@@ -22,10 +22,9 @@ use cairn_fact::{CanonicalFact, Hash};
 use futures_util::future::BoxFuture;
 use reqwest::{StatusCode, Url};
 
-use crate::http_source::{error_detail, join_url, HttpSource};
+use crate::http_source::{join_url, HttpSource};
 use crate::limits::{
-    ANSWER_BYTES_MAX, CONNECT_TIMEOUT_MS, SINK_BATCH_BYTES_MAX, SINK_BATCH_FACTS_MAX,
-    SINK_REQUEST_TIMEOUT_MS,
+    ANSWER_BYTES_MAX, SINK_BATCH_BYTES_MAX, SINK_BATCH_FACTS_MAX, SINK_REQUEST_TIMEOUT_MS,
 };
 use crate::progress::Progress;
 use crate::sink::{ProgressKeeper, Sink, SinkError};
@@ -67,14 +66,7 @@ impl<P: ProgressKeeper> HttpSink<P> {
         let probe =
             HttpSource::new(base.clone(), token.clone(), extra_roots).map_err(source_to_sink)?;
         let page = probe.page(0, types, 1, 0).await.map_err(source_to_sink)?;
-        let mut builder =
-            reqwest::Client::builder().connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS));
-        for root in extra_roots {
-            builder = builder.add_root_certificate(root.clone());
-        }
-        let client = builder.build().map_err(|error| {
-            SinkError::Unavailable(format!("cannot make an HTTP client: {error}"))
-        })?;
+        let client = crate::http::client(extra_roots, None).map_err(source_to_sink)?;
         Ok(HttpSink {
             base,
             token,
@@ -101,26 +93,15 @@ impl<P: ProgressKeeper> HttpSink<P> {
             body.extend_from_slice(&fact.canonical);
         }
         body.extend_from_slice(b"]}");
-        let mut request = self
+        let request = self
             .client
             .post(join_url(&self.base, "/v1/facts"))
             .timeout(Duration::from_millis(SINK_REQUEST_TIMEOUT_MS))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        let mut response = request.send().await.map_err(transport_error)?;
-        let status = response.status();
-        let mut answer = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
-            if answer.len() + chunk.len() > ANSWER_BYTES_MAX {
-                return Err(SinkError::Refused(format!(
-                    "an answer larger than {ANSWER_BYTES_MAX} bytes"
-                )));
-            }
-            answer.extend_from_slice(&chunk);
-        }
+        let (status, answer) = crate::http::send(request, self.token.as_deref(), ANSWER_BYTES_MAX)
+            .await
+            .map_err(source_to_sink)?;
         if status != StatusCode::OK {
             return Err(status_error(status, &answer));
         }
@@ -199,18 +180,6 @@ fn source_to_sink(error: SourceError) -> SinkError {
     }
 }
 
-fn transport_error(error: reqwest::Error) -> SinkError {
-    let kind = if error.is_timeout() {
-        "timed out"
-    } else if error.is_connect() {
-        "cannot connect"
-    } else {
-        "connection failed"
-    };
-    // reqwest's message names the URL, never the bearer token.
-    SinkError::Unavailable(format!("{kind}: {error}"))
-}
-
 /// The error an answer other than 200 to a put means.
 fn status_error(status: StatusCode, body: &[u8]) -> SinkError {
     if status == StatusCode::UNPROCESSABLE_ENTITY {
@@ -233,15 +202,7 @@ fn status_error(status: StatusCode, body: &[u8]) -> SinkError {
             }
         }
     }
-    let detail = error_detail(status, body);
-    if status == StatusCode::TOO_MANY_REQUESTS
-        || status == StatusCode::REQUEST_TIMEOUT
-        || status.is_server_error()
-    {
-        SinkError::Unavailable(detail)
-    } else {
-        SinkError::Refused(detail)
-    }
+    source_to_sink(crate::http::status_error(status, body))
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::limits::{ANSWER_BYTES_MAX, CONNECT_TIMEOUT_MS, REQUEST_TIMEOUT_MS_BEYOND_WAIT};
+use crate::limits::{ANSWER_BYTES_MAX, REQUEST_TIMEOUT_MS_BEYOND_WAIT};
 use crate::source::{Source, SourceEntry, SourceError, SourcePage};
 
 /// Pages with more facts than this are verified on the blocking pool.
@@ -86,14 +86,7 @@ impl HttpSource {
         token: Option<String>,
         extra_roots: &[reqwest::Certificate],
     ) -> Result<HttpSource, SourceError> {
-        let mut builder =
-            reqwest::Client::builder().connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS));
-        for root in extra_roots {
-            builder = builder.add_root_certificate(root.clone());
-        }
-        let client = builder.build().map_err(|error| {
-            SourceError::Unavailable(format!("cannot make an HTTP client: {error}"))
-        })?;
+        let client = crate::http::client(extra_roots, None)?;
         Ok(HttpSource {
             base,
             token,
@@ -110,33 +103,13 @@ impl HttpSource {
 impl ApiReader for HttpSource {
     fn get(&self, path_and_query: String, timeout_ms: u64) -> BoxFuture<'_, ApiAnswerResult> {
         Box::pin(async move {
-            let url = join_url(&self.base, &path_and_query);
-            let mut request = self
+            let request = self
                 .client
-                .get(url)
+                .get(join_url(&self.base, &path_and_query))
                 .timeout(Duration::from_millis(timeout_ms));
-            if let Some(token) = &self.token {
-                request = request.bearer_auth(token);
-            }
-            let mut response = request.send().await.map_err(transport_error)?;
-            let status = response.status().as_u16();
-            if let Some(length) = response.content_length() {
-                if length > ANSWER_BYTES_MAX as u64 {
-                    return Err(SourceError::Invalid(format!(
-                        "an answer of {length} bytes is larger than {ANSWER_BYTES_MAX}"
-                    )));
-                }
-            }
-            let mut body = Vec::new();
-            while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
-                if body.len() + chunk.len() > ANSWER_BYTES_MAX {
-                    return Err(SourceError::Invalid(format!(
-                        "an answer larger than {ANSWER_BYTES_MAX} bytes"
-                    )));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok((status, body))
+            let (status, body) =
+                crate::http::send(request, self.token.as_deref(), ANSWER_BYTES_MAX).await?;
+            Ok((status.as_u16(), body))
         })
     }
 }
@@ -221,7 +194,10 @@ fn read_page<'a, R: ApiReader>(
             .get(path, wait_ms + REQUEST_TIMEOUT_MS_BEYOND_WAIT)
             .await?;
         if status != StatusCode::OK.as_u16() {
-            return Err(status_error(status, &body));
+            return Err(crate::http::status_error(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+                &body,
+            ));
         }
         if body.len() > INLINE_VERIFY_FACTS_MAX * 512 {
             tokio::task::spawn_blocking(move || parse_log_page(&body))
@@ -245,7 +221,10 @@ fn read_fact<'a, R: ApiReader>(
             return Ok(None);
         }
         if status != StatusCode::OK.as_u16() {
-            return Err(status_error(status, &body));
+            return Err(crate::http::status_error(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+                &body,
+            ));
         }
         let fact = parse_fact_answer(&body)?;
         if fact.hash != *hash {
@@ -256,53 +235,6 @@ fn read_fact<'a, R: ApiReader>(
         }
         Ok(Some(fact))
     })
-}
-
-fn transport_error(error: reqwest::Error) -> SourceError {
-    let kind = if error.is_timeout() {
-        "timed out"
-    } else if error.is_connect() {
-        "cannot connect"
-    } else {
-        "connection failed"
-    };
-    // reqwest's message names the URL, never the bearer token; the TLS
-    // failure itself is deeper in the chain.
-    let mut detail = error.to_string();
-    let mut cause = std::error::Error::source(&error);
-    while let Some(inner) = cause {
-        detail = format!("{detail}: {inner}");
-        cause = inner.source();
-    }
-    if detail.contains("certificate") {
-        detail.push_str(
-            " (a source whose certificate a private CA signed needs `cairn serve --link-ca-cert`)",
-        );
-    }
-    SourceError::Unavailable(format!("{kind}: {detail}"))
-}
-
-/// `STATUS CODE: MESSAGE` of an error answer of API v1 (the status alone
-/// if the body is not one).
-pub(crate) fn error_detail(status: StatusCode, body: &[u8]) -> String {
-    match serde_json::from_slice::<cairn_api::ErrorBody>(body) {
-        Ok(answer) => format!("{status} {}: {}", answer.error.code, answer.error.message),
-        Err(_) => format!("{status}"),
-    }
-}
-
-/// The error an answer other than 200 means.
-fn status_error(status: u16, body: &[u8]) -> SourceError {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-    let detail = error_detail(status, body);
-    if status == StatusCode::TOO_MANY_REQUESTS
-        || status == StatusCode::REQUEST_TIMEOUT
-        || status.is_server_error()
-    {
-        SourceError::Unavailable(detail)
-    } else {
-        SourceError::Refused(detail)
-    }
 }
 
 #[derive(Deserialize)]

@@ -15,6 +15,7 @@
 mod closure;
 pub mod diff;
 mod follower;
+mod http;
 mod http_sink;
 mod http_source;
 pub mod limits;
