@@ -226,7 +226,12 @@ fn long_polls_wake_up_when_a_matching_fact_arrives() {
     let started = Instant::now();
     let (status, empty) = get_json(&server, "/v1/log?after=100&wait_ms=300");
     assert_eq!(status, 200);
-    assert_eq!(empty, json!({"facts": [], "next": 100}));
+    assert_eq!(empty["facts"], json!([]));
+    assert_eq!(empty["next"], 100);
+    // A reader ahead of the store is told where the store's log ends
+    // (after waiting a moment for it), and that this is its store.
+    assert_eq!(empty["head"], 3, "{empty}");
+    assert!(empty["store"].is_string(), "{empty}");
     assert!(started.elapsed() >= Duration::from_millis(300));
 }
 
