@@ -7,6 +7,7 @@
 
 mod bench;
 mod bench_delivery;
+mod bench_replication;
 mod bench_timers;
 mod check;
 mod client;
