@@ -87,8 +87,6 @@ port_in_use() { [[ -n $(ss -Hltn "sport = :$1" 2>/dev/null) ]]; }
 
 # ---------------------------------------------------------------- Cairn
 
-log "building cairn (release)"
-cargo build --release --quiet -p cairn-cli
 BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/cairn"
 
 # start_cairn NAME PORT: a fresh embedded server; sets LAST_PID.
@@ -136,6 +134,8 @@ replicate() {
 }
 
 run_cairn() {
+  log "building cairn (release)"
+  cargo build --release --quiet -p cairn-cli
   local a="http://127.0.0.1:$CAIRN_PORT" b="http://127.0.0.1:$((CAIRN_PORT + 1))" c="http://127.0.0.1:$((CAIRN_PORT + 2))"
   start_cairn a "$CAIRN_PORT"; local a_pid=$LAST_PID
   log "cairn: loading $FACTS facts into A"

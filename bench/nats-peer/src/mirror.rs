@@ -133,7 +133,11 @@ pub async fn run(args: MirrorArgs) -> Result<(), BoxError> {
             num_replicas: 1,
             mirror: Some(stream::Source {
                 name: "ORIGIN".into(),
-                domain: args.origin_domain.clone(),
+                // The server takes a domain as the external API prefix `$JS.<domain>.API`.
+                external: args.origin_domain.as_ref().map(|domain| stream::External {
+                    api_prefix: format!("$JS.{domain}.API"),
+                    delivery_prefix: None,
+                }),
                 ..Default::default()
             }),
             ..Default::default()
