@@ -11,8 +11,8 @@
 //! saves it. A crash anywhere leaves the saved bookmark at or behind
 //! what is stored, and writing a fact again is a no-op, so a restart
 //! re-reads at most one page. While a page is written, the next one is
-//! read (when the page was full), so the source and the sink work side by
-//! side.
+//! read (when the page was full or ended before the source's head), so
+//! the source and the sink work side by side.
 
 use std::collections::HashSet;
 use std::time::Instant;
@@ -214,9 +214,12 @@ impl<S: Source, K: Sink> Follower<S, K> {
         let read_ms = step_started.elapsed().as_secs_f64() * 1000.0;
         self.check_identity(&page)?;
         self.check_order(&page)?;
-        let full = page.entries.len() >= self.options.page_facts_max;
         let next = page.next;
         let head = page.head;
+        // More to read: a full page, or one that stopped before the head (a
+        // page of a filtered link examines up to the limit of the source's
+        // log, so it is rarely full).
+        let more_to_read = page.entries.len() >= self.options.page_facts_max || next < head;
         let mut anchor = None;
         let mut selected = Vec::with_capacity(page.entries.len());
         for entry in page.entries {
@@ -229,11 +232,10 @@ impl<S: Source, K: Sink> Follower<S, K> {
             }
         }
         // Read the next page while this one is written, when there is
-        // probably more to read (never a long-poll that would hold the
-        // write back).
+        // more to read (never a long-poll that would hold the write back).
         let selected_count = selected.len();
         let write_started = Instant::now();
-        let (written, write_ms, prefetched) = if full {
+        let (written, write_ms, prefetched) = if more_to_read {
             let read_ahead = self
                 .source
                 .page(next, &self.types, self.options.page_facts_max, 0);
