@@ -96,7 +96,13 @@ fn parse_args() -> Args {
             _ => usage(),
         }
     }
-    if a.inflight == 0 || a.max_count == 0 || a.messages == 0 || a.rate == 0 || a.messages > 100_000_000 || a.rate * a.lag_secs > 10_000_000 {
+    if a.inflight == 0
+        || a.max_count == 0
+        || a.messages == 0
+        || a.rate == 0
+        || a.messages > 100_000_000
+        || a.rate * a.lag_secs > 10_000_000
+    {
         usage();
     }
     a
@@ -122,7 +128,10 @@ fn pct(sorted: &[u64], p: f64) -> f64 {
 async fn timed_ack(
     start: Instant,
     fut: PublishAckFuture,
-) -> (Instant, Result<jetstream::publish::PublishAck, jetstream::context::PublishError>) {
+) -> (
+    Instant,
+    Result<jetstream::publish::PublishAck, jetstream::context::PublishError>,
+) {
     let r = fut.await;
     (start, r)
 }
@@ -181,13 +190,21 @@ async fn run_mode(
             },
             Ok(None) => break,
             Err(_) => {
-                eprintln!("nats-peer: hard deadline hit with {} acks outstanding", pending.len());
+                eprintln!(
+                    "nats-peer: hard deadline hit with {} acks outstanding",
+                    pending.len()
+                );
                 errors += pending.len() as u64;
                 break;
             }
         }
     }
-    RunResult { ok, errors, elapsed: t0.elapsed(), lat_ns }
+    RunResult {
+        ok,
+        errors,
+        elapsed: t0.elapsed(),
+        lat_ns,
+    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -233,12 +250,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 
     let payload = Bytes::from(vec![b'x'; args.payload_size]);
     for mode in &args.modes {
-        let r = run_mode(&js, mode, args.inflight, &payload, args.duration, args.max_count).await;
+        let r = run_mode(
+            &js,
+            mode,
+            args.inflight,
+            &payload,
+            args.duration,
+            args.max_count,
+        )
+        .await;
         let mut lat = r.lat_ns;
         lat.sort_unstable();
         let secs = r.elapsed.as_secs_f64();
         let inflight = if mode == "seq" { 1 } else { args.inflight };
-        let label = if args.label.is_empty() { String::new() } else { format!(" {}", args.label) };
+        let label = if args.label.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", args.label)
+        };
         println!(
             "peer=nats mode={mode} inflight={inflight} ops_per_s={:.0} p50_ms={:.3} p99_ms={:.3} acked={} errors={} secs={:.2} payload_bytes={}{label}",
             r.ok as f64 / secs,

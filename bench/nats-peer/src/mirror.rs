@@ -60,7 +60,11 @@ fn nearest_rank(sorted: &[u64], p: f64) -> f64 {
 }
 
 pub async fn run(args: MirrorArgs) -> Result<(), BoxError> {
-    let label = if args.label.is_empty() { String::new() } else { format!(" {}", args.label) };
+    let label = if args.label.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", args.label)
+    };
     let origin_client = async_nats::connect(&args.url).await?;
     let origin = jetstream::ContextBuilder::new()
         .max_ack_inflight(args.inflight.max(64) * 2)
@@ -89,7 +93,10 @@ pub async fn run(args: MirrorArgs) -> Result<(), BoxError> {
     while acked + errors < args.messages {
         while pending.len() < args.inflight && sent < args.messages && Instant::now() < deadline {
             let subject = format!("repl.{}", sent % 16);
-            match origin.publish(subject, payload(sent, args.payload_size)).await {
+            match origin
+                .publish(subject, payload(sent, args.payload_size))
+                .await
+            {
                 Ok(ack) => pending.push(async move { ack.await }),
                 Err(error) => {
                     errors += 1;
@@ -185,7 +192,9 @@ pub async fn run(args: MirrorArgs) -> Result<(), BoxError> {
                     Ok(Some(Ok(message))) => {
                         let now = stamp();
                         if let Some(n) = number_of(&message.payload) {
-                            if let Some(slot) = n.checked_sub(base).and_then(|i| arrived.get(i as usize)) {
+                            if let Some(slot) =
+                                n.checked_sub(base).and_then(|i| arrived.get(i as usize))
+                            {
                                 if slot.swap(now, Ordering::Relaxed) == 0 {
                                     received += 1;
                                 }
@@ -208,8 +217,11 @@ pub async fn run(args: MirrorArgs) -> Result<(), BoxError> {
     for i in 0..n_messages {
         ticker.tick().await;
         let permit = Arc::clone(&in_flight).acquire_owned().await?;
-        let (origin, acknowledged, lag_errors) =
-            (origin.clone(), Arc::clone(&acknowledged), Arc::clone(&lag_errors));
+        let (origin, acknowledged, lag_errors) = (
+            origin.clone(),
+            Arc::clone(&acknowledged),
+            Arc::clone(&lag_errors),
+        );
         let body = payload(args.messages + i, args.payload_size);
         writers.spawn(async move {
             let result = match origin.publish("repl.lag", body).await {
@@ -234,7 +246,10 @@ pub async fn run(args: MirrorArgs) -> Result<(), BoxError> {
     let mut lags: Vec<u64> = Vec::with_capacity(n_messages as usize);
     let mut before_ack = 0u64;
     for (acked_at, arrived_at) in acknowledged.iter().zip(arrived.iter()) {
-        let (acked_at, arrived_at) = (acked_at.load(Ordering::Relaxed), arrived_at.load(Ordering::Relaxed));
+        let (acked_at, arrived_at) = (
+            acked_at.load(Ordering::Relaxed),
+            arrived_at.load(Ordering::Relaxed),
+        );
         if acked_at == 0 || arrived_at == 0 {
             continue;
         }
