@@ -8,6 +8,11 @@
 //!
 //! Every run is bounded both in time (`--duration`) and in count (`--max-count`).
 //! Output: one `key=value` line per mode on stdout; diagnostics go to stderr.
+//!
+//! `--mode mirror` runs the mirroring scenario of `bench/replication.sh` instead (see
+//! `mirror.rs`).
+
+mod mirror;
 
 use std::time::{Duration, Instant};
 
@@ -24,13 +29,21 @@ struct Args {
     payload_size: usize,
     stream_name: String,
     label: String,
+    mirror_url: Option<String>,
+    origin_domain: Option<String>,
+    messages: u64,
+    rate: u64,
+    lag_secs: u64,
+    timeout_secs: u64,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: nats-peer [--url nats://127.0.0.1:54222] [--duration SECS] [--max-count N] \
          [--mode seq|window|both] [--inflight 256] [--payload-size 256] [--stream BENCH] \
-         [--label extra=key-values]"
+         [--label extra=key-values]\n\
+         \x20      nats-peer --mode mirror [--url ORIGIN] [--mirror-url URL] [--origin-domain D] \
+         [--messages 1000000] [--inflight 1024] [--rate 1000] [--lag-secs 30] [--timeout 900]"
     );
     std::process::exit(2);
 }
@@ -45,6 +58,12 @@ fn parse_args() -> Args {
         payload_size: 256,
         stream_name: "BENCH".into(),
         label: String::new(),
+        mirror_url: None,
+        origin_domain: None,
+        messages: 1_000_000,
+        rate: 1_000,
+        lag_secs: 30,
+        timeout_secs: 900,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -59,7 +78,7 @@ fn parse_args() -> Args {
             "--mode" => {
                 a.modes = match v().as_str() {
                     "both" => vec!["seq".into(), "window".into()],
-                    m @ ("seq" | "window") => vec![m.to_string()],
+                    m @ ("seq" | "window" | "mirror") => vec![m.to_string()],
                     _ => usage(),
                 }
             }
@@ -67,11 +86,23 @@ fn parse_args() -> Args {
             "--payload-size" => a.payload_size = v().parse().unwrap_or_else(|_| usage()),
             "--stream" => a.stream_name = v(),
             "--label" => a.label = v(),
+            "--mirror-url" => a.mirror_url = Some(v()),
+            "--origin-domain" => a.origin_domain = Some(v()),
+            "--messages" => a.messages = v().parse().unwrap_or_else(|_| usage()),
+            "--rate" => a.rate = v().parse().unwrap_or_else(|_| usage()),
+            "--lag-secs" => a.lag_secs = v().parse().unwrap_or_else(|_| usage()),
+            "--timeout" => a.timeout_secs = v().parse().unwrap_or_else(|_| usage()),
             "-h" | "--help" => usage(),
             _ => usage(),
         }
     }
-    if a.inflight == 0 || a.max_count == 0 {
+    if a.inflight == 0
+        || a.max_count == 0
+        || a.messages == 0
+        || a.rate == 0
+        || a.messages > 100_000_000
+        || a.rate * a.lag_secs > 10_000_000
+    {
         usage();
     }
     a
@@ -97,7 +128,10 @@ fn pct(sorted: &[u64], p: f64) -> f64 {
 async fn timed_ack(
     start: Instant,
     fut: PublishAckFuture,
-) -> (Instant, Result<jetstream::publish::PublishAck, jetstream::context::PublishError>) {
+) -> (
+    Instant,
+    Result<jetstream::publish::PublishAck, jetstream::context::PublishError>,
+) {
     let r = fut.await;
     (start, r)
 }
@@ -156,18 +190,41 @@ async fn run_mode(
             },
             Ok(None) => break,
             Err(_) => {
-                eprintln!("nats-peer: hard deadline hit with {} acks outstanding", pending.len());
+                eprintln!(
+                    "nats-peer: hard deadline hit with {} acks outstanding",
+                    pending.len()
+                );
                 errors += pending.len() as u64;
                 break;
             }
         }
     }
-    RunResult { ok, errors, elapsed: t0.elapsed(), lat_ns }
+    RunResult {
+        ok,
+        errors,
+        elapsed: t0.elapsed(),
+        lat_ns,
+    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let args = parse_args();
+    if args.modes == ["mirror"] {
+        return mirror::run(mirror::MirrorArgs {
+            mirror_url: args.mirror_url.clone().unwrap_or_else(|| args.url.clone()),
+            url: args.url,
+            origin_domain: args.origin_domain,
+            messages: args.messages,
+            inflight: args.inflight,
+            payload_size: args.payload_size,
+            rate: args.rate,
+            lag_secs: args.lag_secs,
+            timeout: Duration::from_secs(args.timeout_secs),
+            label: args.label,
+        })
+        .await;
+    }
     let client = async_nats::connect(&args.url).await?;
     let js = jetstream::ContextBuilder::new()
         // window of acks is bounded by us; give the client enough permits for it
@@ -193,12 +250,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 
     let payload = Bytes::from(vec![b'x'; args.payload_size]);
     for mode in &args.modes {
-        let r = run_mode(&js, mode, args.inflight, &payload, args.duration, args.max_count).await;
+        let r = run_mode(
+            &js,
+            mode,
+            args.inflight,
+            &payload,
+            args.duration,
+            args.max_count,
+        )
+        .await;
         let mut lat = r.lat_ns;
         lat.sort_unstable();
         let secs = r.elapsed.as_secs_f64();
         let inflight = if mode == "seq" { 1 } else { args.inflight };
-        let label = if args.label.is_empty() { String::new() } else { format!(" {}", args.label) };
+        let label = if args.label.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", args.label)
+        };
         println!(
             "peer=nats mode={mode} inflight={inflight} ops_per_s={:.0} p50_ms={:.3} p99_ms={:.3} acked={} errors={} secs={:.2} payload_bytes={}{label}",
             r.ok as f64 / secs,

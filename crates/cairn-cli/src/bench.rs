@@ -2,7 +2,8 @@
 //! or successors queries against a server over HTTP (or writes against an
 //! embedded store in-process), shows a progress bar, and prints throughput
 //! and latency percentiles from an HDR histogram. The delivery workloads
-//! (`consume`, `latency`) live in `bench_delivery.rs`.
+//! (`consume`, `latency`) live in `bench_delivery.rs`, the timer workloads
+//! in `bench_timers.rs`, and replication lag in `bench_replication.rs`.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -40,6 +41,10 @@ pub enum Workload {
     /// Create up to `--preload` one-shot timers far in the future within
     /// `--duration` (for a memory measurement of the server).
     TimersPending,
+    /// Write single facts at `--rate` per second to `--server` and report
+    /// how long after each write's acknowledgement it appears in the log
+    /// of `--follow` (a server with a replication link from `--server`).
+    ReplicationLag,
 }
 
 /// Options of `cairn bench`.
@@ -88,12 +93,27 @@ pub struct BenchArgs {
     /// subscription and the backlog go through `--server`.
     #[arg(long, value_delimiter = ',')]
     consume_servers: Vec<String>,
+    /// `write`: spread the facts over this many types, `Bench.Item0` …
+    /// (1: every fact is `Bench.Item`).
+    #[arg(long, default_value_t = 1)]
+    types_count: u64,
+    /// `write`: the percentage of facts (after the first of each batch)
+    /// that name one predecessor, an earlier fact of the same batch chosen
+    /// at random.
+    #[arg(long, default_value_t = 0)]
+    predecessors_percent: u64,
+    /// `replication-lag`: the server whose log receives the facts through a
+    /// replication link from `--server`.
+    #[arg(long)]
+    follow: Option<String>,
 }
 
 /// Everything the workers share.
 struct Shared {
     run_id: u64,
     fields_bytes: usize,
+    types_count: u64,
+    predecessors_percent: u64,
     deadline: Instant,
     requests_max: u64,
     requests_started: AtomicU64,
@@ -141,6 +161,57 @@ fn bench_fact_json(run_id: u64, client: usize, n: u64, fields_bytes: usize) -> S
     }
     json.push_str("\"}}");
     json
+}
+
+/// The JSON of the next `batch` facts of `client` (advancing `n`): of
+/// type `Bench.Item`, or spread over `Bench.Item0` … with
+/// `--types-count`; with `--predecessors-percent`, that share of the
+/// facts after the first names one earlier fact of the batch, chosen at
+/// random, as its predecessor `prev` (its hash computed here, as the
+/// server will).
+fn batch_json(
+    shared: &Shared,
+    client: usize,
+    n: &mut u64,
+    batch: usize,
+) -> anyhow::Result<Vec<String>> {
+    let mut facts: Vec<String> = Vec::with_capacity(batch);
+    let mut hashes: Vec<Option<String>> = vec![None; batch];
+    for index in 0..batch {
+        *n += 1;
+        let mut json = bench_fact_json(shared.run_id, client, *n, shared.fields_bytes);
+        if shared.types_count > 1 {
+            json = json.replacen(
+                "\"type\":\"Bench.Item\"",
+                &format!("\"type\":\"Bench.Item{}\"", *n % shared.types_count),
+                1,
+            );
+        }
+        let mut state =
+            shared.run_id ^ ((client as u64) << 32) ^ n.wrapping_mul(0xD1B5_4A32_D192_ED03) | 1;
+        if index > 0 && next_random(&mut state) % 100 < shared.predecessors_percent {
+            let earlier = (next_random(&mut state) % index as u64) as usize;
+            let hash = match &hashes[earlier] {
+                Some(hash) => hash.clone(),
+                None => {
+                    let fact = CanonicalFact::from_json(
+                        facts[earlier].as_bytes(),
+                        FACT_CANONICAL_BYTES_MAX_DEFAULT,
+                    )?;
+                    let hash = fact.hash.to_string();
+                    hashes[earlier] = Some(hash.clone());
+                    hash
+                }
+            };
+            json = json.replacen(
+                "\"predecessors\":{}",
+                &format!("\"predecessors\":{{\"prev\":\"{hash}\"}}"),
+                1,
+            );
+        }
+        facts.push(json);
+    }
+    Ok(facts)
 }
 
 /// The bench's HTTP client: up to `connections` kept open, HTTP/1.1 only
@@ -208,6 +279,24 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             _ => crate::bench_timers::pending(bench).await,
         };
     }
+    if args.workload == Workload::ReplicationLag {
+        let Some(follow) = &args.follow else {
+            bail!("--workload replication-lag needs --follow URL");
+        };
+        return crate::bench_replication::lag(crate::bench_replication::LagBench {
+            http,
+            base,
+            follow: follow.trim_end_matches('/').to_string(),
+            run_id,
+            rate_per_s: args.rate,
+            duration: Duration::from_secs(args.duration),
+            fields_bytes: args.fields_bytes,
+        })
+        .await;
+    }
+    if args.types_count == 0 || args.predecessors_percent > 100 {
+        bail!("--types-count must be positive and --predecessors-percent at most 100");
+    }
     if matches!(args.workload, Workload::Consume | Workload::Latency) {
         if args.embedded.is_some() {
             bail!("--embedded supports only --workload write");
@@ -245,7 +334,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             | Workload::Consume
             | Workload::Latency
             | Workload::Timers
-            | Workload::TimersPending,
+            | Workload::TimersPending
+            | Workload::ReplicationLag,
             _,
         ) => Vec::new(),
         (_, Some(_)) => bail!("--embedded supports only --workload write"),
@@ -263,6 +353,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let shared = Arc::new(Shared {
         run_id,
         fields_bytes: args.fields_bytes,
+        types_count: args.types_count,
+        predecessors_percent: args.predecessors_percent,
         deadline: Instant::now() + Duration::from_secs(args.duration),
         requests_max: args.requests_max,
         requests_started: AtomicU64::new(0),
@@ -322,7 +414,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                         Workload::Consume
                         | Workload::Latency
                         | Workload::Timers
-                        | Workload::TimersPending,
+                        | Workload::TimersPending
+                        | Workload::ReplicationLag,
                         _,
                     ) => {
                         unreachable!("delivery workloads return before the request loop")
@@ -408,9 +501,7 @@ async fn write_embedded(
     batch: usize,
 ) -> anyhow::Result<u64> {
     let mut facts = Vec::with_capacity(batch);
-    for _ in 0..batch {
-        *n += 1;
-        let json = bench_fact_json(shared.run_id, client, *n, shared.fields_bytes);
+    for json in batch_json(shared, client, n, batch)? {
         facts.push(CanonicalFact::from_json(
             json.as_bytes(),
             FACT_CANONICAL_BYTES_MAX_DEFAULT,
@@ -430,17 +521,11 @@ async fn write_http(
 ) -> anyhow::Result<u64> {
     let mut body = String::with_capacity(batch * (shared.fields_bytes + 80) + 16);
     body.push_str("{\"facts\":[");
-    for index in 0..batch {
+    for (index, json) in batch_json(shared, client, n, batch)?.iter().enumerate() {
         if index > 0 {
             body.push(',');
         }
-        *n += 1;
-        body.push_str(&bench_fact_json(
-            shared.run_id,
-            client,
-            *n,
-            shared.fields_bytes,
-        ));
+        body.push_str(json);
     }
     body.push_str("]}");
     let response = http
@@ -577,7 +662,7 @@ async fn get_targets(
 
 /// The seq of the newest durable fact, read from the server's metrics, so
 /// that sampling needs no walk through the whole log.
-async fn last_seq(http: &reqwest::Client, base: &str) -> anyhow::Result<u64> {
+pub(crate) async fn last_seq(http: &reqwest::Client, base: &str) -> anyhow::Result<u64> {
     let text = http
         .get(format!("{base}/metrics"))
         .send()

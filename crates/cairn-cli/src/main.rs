@@ -8,6 +8,7 @@
 
 mod bench;
 mod bench_delivery;
+mod bench_replication;
 mod bench_timers;
 mod check;
 mod client;

@@ -11,10 +11,11 @@
 //! saves it. A crash anywhere leaves the saved bookmark at or behind
 //! what is stored, and writing a fact again is a no-op, so a restart
 //! re-reads at most one page. While a page is written, the next one is
-//! read (when the page was full), so the source and the sink work side by
-//! side.
+//! read (when the page was full or ended before the source's head), so
+//! the source and the sink work side by side.
 
 use std::collections::HashSet;
+use std::time::Instant;
 
 use cairn_api::access::Pattern;
 use cairn_fact::{CanonicalFact, Hash};
@@ -201,6 +202,7 @@ impl<S: Source, K: Sink> Follower<S, K> {
     /// saves the advanced bookmark. `now_ms` stamps when the link was
     /// caught up.
     pub async fn step(&mut self, now_ms: u64) -> Result<StepOutcome, LinkError> {
+        let step_started = Instant::now();
         let page = match self.prefetched.take() {
             Some(page) => page,
             None => {
@@ -214,14 +216,18 @@ impl<S: Source, K: Sink> Follower<S, K> {
                     .await?
             }
         };
+        let read_ms = step_started.elapsed().as_secs_f64() * 1000.0;
         self.check_identity(&page)?;
         self.check_order(&page)?;
-        let full = page.entries.len() >= self.options.page_facts_max;
         let next = page.next;
         let head = page.head;
         // The entry the bookmark stands on, when the source tells it;
         // otherwise the last fact selected.
         let next_anchor = page.next_hash.map(|hash| Anchor { seq: next, hash });
+        // More to read: a full page, or one that stopped before the head (a
+        // page of a filtered link examines up to the limit of the source's
+        // log, so it is rarely full).
+        let more_to_read = page.entries.len() >= self.options.page_facts_max || next < head;
         let mut anchor = None;
         let mut selected = Vec::with_capacity(page.entries.len());
         for entry in page.entries {
@@ -234,18 +240,30 @@ impl<S: Source, K: Sink> Follower<S, K> {
             }
         }
         // Read the next page while this one is written, when there is
-        // probably more to read (never a long-poll that would hold the
-        // write back).
-        let (written, prefetched) = if full {
+        // more to read (never a long-poll that would hold the write back).
+        let selected_count = selected.len();
+        let write_started = Instant::now();
+        let (written, write_ms, prefetched) = if more_to_read {
             let read_ahead = self
                 .source
                 .page(next, &self.types, self.options.page_facts_max, 0);
-            let (written, prefetched) =
-                futures_util::future::join(self.write(selected), read_ahead).await;
-            (written, prefetched.ok())
+            let write = async {
+                let written = self.write(selected).await;
+                (written, write_started.elapsed().as_secs_f64() * 1000.0)
+            };
+            let ((written, write_ms), prefetched) =
+                futures_util::future::join(write, read_ahead).await;
+            (written, write_ms, prefetched.ok())
         } else {
-            (self.write(selected).await, None)
+            let written = self.write(selected).await;
+            (
+                written,
+                write_started.elapsed().as_secs_f64() * 1000.0,
+                None,
+            )
         };
+        // Beyond the write, the time the read-ahead held the step back.
+        let read_ahead_extra_ms = write_started.elapsed().as_secs_f64() * 1000.0 - write_ms;
         let facts_inserted = written?;
         self.prefetched = prefetched;
         let caught_up = next >= head;
@@ -272,6 +290,7 @@ impl<S: Source, K: Sink> Follower<S, K> {
             },
             ..progress.clone()
         } == before;
+        let save_started = Instant::now();
         if !unchanged
             && !self
                 .sink
@@ -281,6 +300,20 @@ impl<S: Source, K: Sink> Follower<S, K> {
         {
             return Err(LinkError::Superseded);
         }
+        // Where a step's time goes (`RUST_LOG=cairn_replication=debug`):
+        // waiting for the page (0 when it was read ahead), writing the
+        // selected facts (predecessor fetches included), waiting for the
+        // read-ahead beyond the write, and saving the bookmark.
+        tracing::debug!(
+            entries = next - before.bookmark.after,
+            selected = selected_count,
+            read_ms,
+            write_ms,
+            read_ahead_extra_ms,
+            save_ms = save_started.elapsed().as_secs_f64() * 1000.0,
+            step_ms = step_started.elapsed().as_secs_f64() * 1000.0,
+            "replication step"
+        );
         Ok(StepOutcome {
             examined_to: next,
             facts_inserted,
