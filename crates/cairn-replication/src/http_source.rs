@@ -11,11 +11,14 @@
 //! over HTTP, and [`ApiSource`] makes a `Source` of any other (the SDK's
 //! offline sync reads its own embedded node's log through its router).
 
+use std::borrow::Cow;
+use std::marker::PhantomData;
 use std::time::Duration;
 
 use cairn_fact::{CanonicalFact, Hash};
 use futures_util::future::BoxFuture;
 use reqwest::{StatusCode, Url};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -237,9 +240,13 @@ fn read_fact<'a, R: ApiReader>(
     })
 }
 
-#[derive(Deserialize)]
+/// A `/v1/log` answer as it arrives. Deserialized by hand, not derived,
+/// because derived structs skip unknown members without checking them
+/// (`serde_json` does not validate the strings it ignores, so a lone
+/// surrogate escape there would pass): here an unknown member — allowed,
+/// so that a newer source may add some — is parsed in full, and a page
+/// that is not valid JSON is refused whole.
 struct WirePage<'a> {
-    #[serde(borrow)]
     facts: Vec<WireFact<'a>>,
     next: u64,
     store: Option<String>,
@@ -247,12 +254,89 @@ struct WirePage<'a> {
     next_hash: Option<&'a str>,
 }
 
-#[derive(Deserialize)]
+/// One entry of a page, or a `/v1/facts/{hash}` answer; unknown members
+/// are checked as in [`WirePage`].
 struct WireFact<'a> {
     hash: &'a str,
     seq: u64,
-    #[serde(borrow)]
     fact: &'a RawValue,
+}
+
+/// Parses an unknown member's value in full, so that invalid JSON inside
+/// it is refused, and drops it.
+fn skip_member<'de, M: MapAccess<'de>>(map: &mut M) -> Result<(), M::Error> {
+    map.next_value::<serde_json::Value>().map(drop)
+}
+
+/// Fails when a member appears twice.
+fn once<T, E: de::Error>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), E> {
+    match slot.replace(value) {
+        None => Ok(()),
+        Some(_) => Err(E::duplicate_field(name)),
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for WirePage<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PageVisitor<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for PageVisitor<'a> {
+            type Value = WirePage<'a>;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a log page")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<WirePage<'a>, M::Error> {
+                let (mut facts, mut next, mut store, mut head, mut next_hash) =
+                    (None, None, None, None, None);
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    match key.as_ref() {
+                        "facts" => once(&mut facts, map.next_value()?, "facts")?,
+                        "next" => once(&mut next, map.next_value()?, "next")?,
+                        "store" => once(&mut store, map.next_value()?, "store")?,
+                        "head" => once(&mut head, map.next_value()?, "head")?,
+                        "next_hash" => once(&mut next_hash, map.next_value()?, "next_hash")?,
+                        _ => skip_member(&mut map)?,
+                    }
+                }
+                Ok(WirePage {
+                    facts: facts.ok_or_else(|| de::Error::missing_field("facts"))?,
+                    next: next.ok_or_else(|| de::Error::missing_field("next"))?,
+                    store: store.flatten(),
+                    head: head.flatten(),
+                    next_hash: next_hash.flatten(),
+                })
+            }
+        }
+        deserializer.deserialize_map(PageVisitor(PhantomData))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for WireFact<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FactVisitor<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for FactVisitor<'a> {
+            type Value = WireFact<'a>;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a log entry or a fact answer")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<WireFact<'a>, M::Error> {
+                let (mut hash, mut seq, mut fact) = (None, None, None);
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    match key.as_ref() {
+                        "hash" => once(&mut hash, map.next_value()?, "hash")?,
+                        "seq" => once(&mut seq, map.next_value()?, "seq")?,
+                        "fact" => once(&mut fact, map.next_value()?, "fact")?,
+                        _ => skip_member(&mut map)?,
+                    }
+                }
+                Ok(WireFact {
+                    hash: hash.ok_or_else(|| de::Error::missing_field("hash"))?,
+                    seq: seq.ok_or_else(|| de::Error::missing_field("seq"))?,
+                    fact: fact.ok_or_else(|| de::Error::missing_field("fact"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(FactVisitor(PhantomData))
+    }
 }
 
 fn verify(hash_text: &str, raw: &RawValue) -> Result<CanonicalFact, SourceError> {
