@@ -16,7 +16,7 @@ use crate::options::FaultKind;
 use crate::postgres::RestartMode;
 use crate::proxy::NetworkFault;
 use crate::timers::{self, ClockJump};
-use crate::workload::{canonical_of, Workload, ITEM_TYPE};
+use crate::workload::{canonical_of, ServedFiles, Workload, ITEM_TYPE};
 
 /// Acknowledged facts a corruption probe reads at most.
 const PROBE_READS_MAX: usize = 300;
@@ -298,7 +298,8 @@ impl Nemesis {
         loop {
             match self.api.log_page(base, cursor, 1_000).await {
                 Answer::Done(page) => {
-                    self.workload.observe_log_page(node.idx, &page);
+                    self.workload
+                        .observe_log_page(node.idx, &page, ServedFiles::Discarded);
                     let next = page["next"].as_u64().unwrap_or(cursor);
                     pages += 1;
                     if next == cursor || pages > 1_000 {

@@ -75,6 +75,21 @@ pub fn subscriptions(run_id: &str) -> Vec<SubscriptionSpec> {
     ]
 }
 
+/// Which files a page was served from, for what its seqs say.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ServedFiles {
+    /// The server's own files, which the run goes on with: a fact read at
+    /// one seq must stay at that seq.
+    Lasting,
+    /// Damaged files that the nemesis replaces with their backup once it
+    /// has probed them. What the server wrote on them meanwhile (in a ring,
+    /// what its own links fetched; facts that the damage cut from the
+    /// journal and the links fetched again, at new seqs) is thrown away
+    /// with them, so their seqs are not the store's history. Their bytes
+    /// are still checked.
+    Discarded,
+}
+
 /// What every task of the workload shares.
 pub struct Workload {
     /// Distinguishes this run's subscriptions and facts from earlier runs'.
@@ -497,7 +512,7 @@ impl Workload {
                 let cursor = &mut log_cursors[server_idx];
                 self.history.with(|recorded| recorded.counts.log_pages += 1);
                 if let Answer::Done(page) = self.api.log_page(&base, *cursor, 500).await {
-                    self.observe_log_page(server_idx, &page);
+                    self.observe_log_page(server_idx, &page, ServedFiles::Lasting);
                     *cursor = page["next"].as_u64().unwrap_or(*cursor);
                 }
             }
@@ -546,8 +561,9 @@ impl Workload {
         }
     }
 
-    /// Checks and records the facts of a log page.
-    pub fn observe_log_page(&self, server_idx: usize, page: &Value) {
+    /// Checks the facts of a log page and, for a page of the server's
+    /// lasting files, records the seq at which each one was read.
+    pub fn observe_log_page(&self, server_idx: usize, page: &Value, files: ServedFiles) {
         for entry in page["facts"].as_array().into_iter().flatten() {
             let hash = entry["hash"].as_str().unwrap_or_default();
             let seq = entry["seq"].as_u64().unwrap_or(0);
@@ -590,7 +606,9 @@ impl Workload {
                 }
                 _ => {}
             }
-            self.observe(server_idx, &canonical.hash, seq);
+            if files == ServedFiles::Lasting {
+                self.observe(server_idx, &canonical.hash, seq);
+            }
         }
     }
 
