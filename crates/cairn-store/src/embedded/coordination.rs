@@ -15,13 +15,11 @@
 //! made when the store is created.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 
 use cairn_fact::{CanonicalFact, Hash};
 use futures_util::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::sync::oneshot;
 
 use super::writer::WriteRequest;
 use super::{EmbeddedStore, Shared};
@@ -146,17 +144,8 @@ pub(super) fn deployment(
 
 impl EmbeddedStore {
     async fn coordinate(&self, op: CoordinationOp) -> Result<CoordinationAnswer, WriteError> {
-        if self.shared.poisoned.load(Ordering::Acquire) {
-            return Err(WriteError::Poisoned);
-        }
-        let sender = self.requests.lock().expect("lock poisoned").clone();
-        let sender = sender.ok_or(WriteError::Closed)?;
-        let (reply, answer) = oneshot::channel();
-        sender
-            .send(WriteRequest::Coordination { op, reply })
+        self.ask_writer(|reply| WriteRequest::Coordination { op, reply })
             .await
-            .map_err(|_| WriteError::Closed)?;
-        answer.await.map_err(|_| WriteError::Closed)?
     }
 
     /// A read through the writer; a failed read is a read error.

@@ -33,7 +33,6 @@ use std::sync::atomic::Ordering;
 use cairn_fact::{CanonicalFact, Hash};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use tokio::sync::oneshot;
 
 use super::writer::WriteRequest;
 use super::{keys, EmbeddedStore, Shared};
@@ -700,21 +699,8 @@ fn stage_token_owner(
 
 impl EmbeddedStore {
     async fn send_identity_change(&self, change: IdentityChange) -> Result<(), IdentityError> {
-        if self.shared.poisoned.load(Ordering::Acquire) {
-            return Err(WriteError::Poisoned.into());
-        }
-        let sender = self
-            .requests
-            .lock()
-            .expect("lock poisoned")
-            .clone()
-            .ok_or(WriteError::Closed)?;
-        let (reply, answer) = oneshot::channel();
-        sender
-            .send(WriteRequest::Identity { change, reply })
+        self.ask_writer(|reply| WriteRequest::Identity { change, reply })
             .await
-            .map_err(|_| WriteError::Closed)?;
-        answer.await.map_err(|_| WriteError::Closed)?
     }
 
     /// An identity change that can only fail to be written.

@@ -15,11 +15,9 @@
 //! granted, so it is answered from the partition without the writer.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use tokio::sync::oneshot;
 
 use super::writer::WriteRequest;
 use super::{EmbeddedStore, Shared};
@@ -248,21 +246,8 @@ pub fn stage_change(
 
 impl EmbeddedStore {
     async fn send_link_change(&self, change: LinkChange) -> Result<LinkOutcome, WriteError> {
-        if self.shared.poisoned.load(Ordering::Acquire) {
-            return Err(WriteError::Poisoned);
-        }
-        let sender = self
-            .requests
-            .lock()
-            .expect("lock poisoned")
-            .clone()
-            .ok_or(WriteError::Closed)?;
-        let (reply, answer) = oneshot::channel();
-        sender
-            .send(WriteRequest::Links { change, reply })
+        self.ask_writer(|reply| WriteRequest::Links { change, reply })
             .await
-            .map_err(|_| WriteError::Closed)?;
-        answer.await.map_err(|_| WriteError::Closed)?
     }
 
     fn read_links(&self, after: Option<&str>, limit: usize) -> Result<Vec<LinkRecord>, ReadError> {

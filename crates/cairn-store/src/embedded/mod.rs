@@ -560,19 +560,29 @@ impl EmbeddedStore {
         if facts.is_empty() {
             return Ok(Vec::new());
         }
+        self.ask_writer(|reply| WriteRequest::Facts {
+            facts,
+            author,
+            fence,
+            reply,
+        })
+        .await
+    }
+
+    /// Sends a request to the writer thread and waits for its answer;
+    /// nothing is sent once the store is poisoned or closed.
+    async fn ask_writer<T, E: From<WriteError>>(
+        &self,
+        request: impl FnOnce(oneshot::Sender<Result<T, E>>) -> WriteRequest,
+    ) -> Result<T, E> {
         if self.shared.poisoned.load(Ordering::Acquire) {
-            return Err(WriteError::Poisoned);
+            return Err(WriteError::Poisoned.into());
         }
         let sender = self.requests.lock().expect("lock poisoned").clone();
         let sender = sender.ok_or(WriteError::Closed)?;
         let (reply, answer) = oneshot::channel();
         sender
-            .send(WriteRequest::Facts {
-                facts,
-                author,
-                fence,
-                reply,
-            })
+            .send(request(reply))
             .await
             .map_err(|_| WriteError::Closed)?;
         answer.await.map_err(|_| WriteError::Closed)?

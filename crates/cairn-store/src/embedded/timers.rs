@@ -20,7 +20,6 @@ use std::sync::atomic::Ordering;
 
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use tokio::sync::oneshot;
 
 use super::writer::WriteRequest;
 use super::{EmbeddedStore, Shared};
@@ -257,21 +256,8 @@ pub fn stage_change(
 
 impl EmbeddedStore {
     async fn send_timer_change(&self, change: TimerChange) -> Result<TimerOutcome, WriteError> {
-        if self.shared.poisoned.load(Ordering::Acquire) {
-            return Err(WriteError::Poisoned);
-        }
-        let sender = self
-            .requests
-            .lock()
-            .expect("lock poisoned")
-            .clone()
-            .ok_or(WriteError::Closed)?;
-        let (reply, answer) = oneshot::channel();
-        sender
-            .send(WriteRequest::Timers { change, reply })
+        self.ask_writer(|reply| WriteRequest::Timers { change, reply })
             .await
-            .map_err(|_| WriteError::Closed)?;
-        answer.await.map_err(|_| WriteError::Closed)?
     }
 
     fn read_timers(
