@@ -143,20 +143,9 @@ impl LinkStore for PostgresStore {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<LinkRecord>, ReadError>> {
         Box::pin(async move {
-            // Names compare byte by byte, as on the embedded store.
             let rows = self
-                .timed(
-                    sqlx::query(&format!(
-                        "SELECT {COLUMNS} FROM cairn_links
-                         WHERE $1::text IS NULL OR name COLLATE \"C\" > $1::text COLLATE \"C\"
-                         ORDER BY name COLLATE \"C\" LIMIT $2"
-                    ))
-                    .bind(after)
-                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                    .fetch_all(self.pool()),
-                )
-                .await
-                .map_err(read_error)?;
+                .rows_by_name("cairn_links", COLUMNS, after, limit)
+                .await?;
             rows.iter().map(record_of).collect()
         })
     }

@@ -237,6 +237,30 @@ impl PostgresStore {
         result
     }
 
+    /// A page of the rows of a table keyed by `name`: `columns` of the
+    /// rows named after `after`, in name order, at most `limit`. Names
+    /// compare byte by byte, as on the embedded store.
+    async fn rows_by_name(
+        &self,
+        table: &str,
+        columns: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<sqlx::postgres::PgRow>, ReadError> {
+        self.timed(
+            sqlx::query(&format!(
+                "SELECT {columns} FROM {table}
+                 WHERE $1::text IS NULL OR name COLLATE \"C\" > $1::text COLLATE \"C\"
+                 ORDER BY name COLLATE \"C\" LIMIT $2"
+            ))
+            .bind(after)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(self.pool()),
+        )
+        .await
+        .map_err(read_error)
+    }
+
     /// [`PostgresStore::timed`] for a transaction of several statements.
     async fn timed_transaction<T>(
         &self,

@@ -227,20 +227,9 @@ impl TimerStore for PostgresStore {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<TimerRecord>, ReadError>> {
         Box::pin(async move {
-            // Names compare byte by byte, as on the embedded store.
             let rows = self
-                .timed(
-                    sqlx::query(&format!(
-                        "SELECT {COLUMNS} FROM cairn_timers
-                         WHERE $1::text IS NULL OR name COLLATE \"C\" > $1::text COLLATE \"C\"
-                         ORDER BY name COLLATE \"C\" LIMIT $2"
-                    ))
-                    .bind(after)
-                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                    .fetch_all(self.pool()),
-                )
-                .await
-                .map_err(read_error)?;
+                .rows_by_name("cairn_timers", COLUMNS, after, limit)
+                .await?;
             rows.iter().map(record_of).collect()
         })
     }
