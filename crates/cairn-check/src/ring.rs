@@ -181,8 +181,11 @@ pub struct LinkSummary {
     pub types: Value,
     /// `running`, `paused` or `failing`.
     pub state: String,
-    /// Entries of the source's log after its bookmark.
+    /// Entries of the source's log after its bookmark, as the link last
+    /// saw the source.
     pub lag_facts: Option<u64>,
+    /// The seq of the source's log up to which the link has examined it.
+    pub bookmark_after: Option<u64>,
     /// Facts it stored that its server did not hold before.
     pub facts_received: Option<u64>,
     /// Why its last attempt failed, if it did.
@@ -193,13 +196,15 @@ impl std::fmt::Display for LinkSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "server {} link {} {}: {}, lag_facts {}, facts_received {}",
+            "server {} link {} {}: {}, lag_facts {}, bookmark {}, facts_received {}",
             self.server_idx,
             self.name,
             self.types,
             self.state,
             self.lag_facts
                 .map_or("?".to_string(), |lag| lag.to_string()),
+            self.bookmark_after
+                .map_or("?".to_string(), |after| after.to_string()),
             self.facts_received
                 .map_or("?".to_string(), |received| received.to_string()),
         )?;
@@ -214,6 +219,12 @@ impl std::fmt::Display for LinkSummary {
 /// `running` and caught up and no log moves; a counterexample of
 /// [`CHECK_CONVERGE`] otherwise. Returns how long it took and the links
 /// as last seen.
+///
+/// A link counts as caught up when its bookmark has reached its source's
+/// head as read *before* the link's view. The link's own `lag_facts` is
+/// not enough: it is the lag as of the link's last answer, so a link whose
+/// request hangs on a connection a network fault left dead (until the
+/// request's deadline) reports 0 while its source holds more.
 pub async fn wait_for_links(
     api: &Api,
     bases: &[String],
@@ -223,18 +234,24 @@ pub async fn wait_for_links(
     let started = Instant::now();
     let mut still_polls = 0usize;
     let mut last_heads: Vec<Option<u64>> = Vec::new();
+    let sources: HashMap<&str, usize> = links()
+        .iter()
+        .map(|link| (link.name, link.source_idx))
+        .collect();
     loop {
         let mut caught_up = true;
         let mut states = Vec::new();
         let mut summaries = Vec::new();
         let mut heads = Vec::new();
-        for (server_idx, base) in bases.iter().enumerate() {
+        for base in bases {
             heads.push(
                 api.log_page(base, 0, 1)
                     .await
                     .done()
                     .and_then(|page| page["head"].as_u64()),
             );
+        }
+        for (server_idx, base) in bases.iter().enumerate() {
             match api.links(base).await {
                 Answer::Done(answer) => {
                     for view in answer["links"].as_array().into_iter().flatten() {
@@ -244,10 +261,20 @@ pub async fn wait_for_links(
                             types: view["types"].clone(),
                             state: view["state"].as_str().unwrap_or_default().to_string(),
                             lag_facts: view["lag_facts"].as_u64(),
+                            bookmark_after: view["bookmark"]["after"].as_u64(),
                             facts_received: view["facts_received"].as_u64(),
                             last_error: view["last_error"].clone(),
                         };
-                        caught_up &= summary.state == "running" && summary.lag_facts == Some(0);
+                        let source_head = sources
+                            .get(summary.name.as_str())
+                            .and_then(|&source_idx| heads[source_idx]);
+                        let reached_head = matches!(
+                            (summary.bookmark_after, source_head),
+                            (Some(after), Some(head)) if after >= head
+                        );
+                        caught_up &= summary.state == "running"
+                            && summary.lag_facts == Some(0)
+                            && reached_head;
                         states.push(summary.to_string());
                         summaries.push(summary);
                     }
