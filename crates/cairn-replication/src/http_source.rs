@@ -469,6 +469,32 @@ mod tests {
     }
 
     #[test]
+    fn unknown_members_are_allowed_only_as_valid_json() {
+        let newer = page(
+            HASH,
+            FACT,
+            r#","store":"s","head":9,"later":{"a":["\u00e9"]}"#,
+        );
+        assert_eq!(parse_log_page(newer.as_bytes()).unwrap().head, 9);
+        for tail in [
+            r#","store":"s","head":9,"later":"\udc00""#,
+            r#","store":"s","head":9,"later":"\ud800x""#,
+            r#","store":"s","head":9,"head":10"#,
+        ] {
+            let body = page(HASH, FACT, tail);
+            match parse_log_page(body.as_bytes()) {
+                Err(SourceError::Invalid(message)) => {
+                    assert!(message.contains("not a log page"), "{body}: {message}")
+                }
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+        let entry_with_bad_member =
+            format!(r#"{{"hash":"{HASH}","seq":3,"fact":{FACT},"x":"\udc00"}}"#);
+        assert!(parse_fact_answer(entry_with_bad_member.as_bytes()).is_err());
+    }
+
+    #[test]
     fn source_urls_are_checked() {
         let url = parse_source_url("http://127.0.0.1:7710/").unwrap();
         assert_eq!(source_text(&url), "http://127.0.0.1:7710");
