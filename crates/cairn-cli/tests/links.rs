@@ -1202,7 +1202,7 @@ fn a_source_restored_from_an_older_backup_invalidates_the_bookmark() {
 
     assert!(source.terminate().success());
     copy_dir(source_dir.path(), backup_dir.path());
-    let mut source = Server::start_listening(source_dir.path(), &address, &[]);
+    let source = Server::start_listening(source_dir.path(), &address, &[]);
     received.extend(write(&source, None, &docs("second", 5)));
     wait_holds(&receiver, None, &received);
     let before = wait_caught_up(&receiver, "docs");
@@ -1210,20 +1210,14 @@ fn a_source_restored_from_an_older_backup_invalidates_the_bookmark() {
 
     // The source comes back from the backup and writes other facts past
     // the link's bookmark.
-    assert!(source.terminate().success());
-    std::fs::remove_dir_all(source_dir.path()).unwrap();
-    copy_dir(backup_dir.path(), source_dir.path());
-    let source = Server::start_listening(source_dir.path(), &address, &[]);
-    let unseen = write(&source, None, &docs("diverged", 8));
-    let view = wait_failing(
+    restore_and_diverge(
+        source,
+        source_dir.path(),
+        backup_dir.path(),
         &receiver,
-        "docs",
-        &["bookmark is invalid", "where this link's bookmark saw"],
+        &before,
+        &received,
     );
-    assert_eq!(view["bookmark"], before["bookmark"], "{view}");
-    let held = hashes(&full_log(&receiver, None));
-    assert_eq!(held, received, "nothing of the restored source was taken");
-    assert!(unseen.iter().all(|hash| !held.contains(hash)));
 }
 
 #[test]
@@ -1249,7 +1243,7 @@ fn a_restored_source_is_detected_where_the_link_selected_nothing() {
     // bookmark moves to 10 while the last fact it received stays at 5.
     assert!(source.terminate().success());
     copy_dir(source_dir.path(), backup_dir.path());
-    let mut source = Server::start_listening(source_dir.path(), &address, &[]);
+    let source = Server::start_listening(source_dir.path(), &address, &[]);
     write(&source, None, &docs_of("Noise.Item", "skipped", 5));
     let before = wait_link(&receiver, "docs", "bookmark at 10", CONVERGE_MAX, |view| {
         view["bookmark"]["after"] == 10 && view["lag_facts"] == 0
@@ -1257,19 +1251,42 @@ fn a_restored_source_is_detected_where_the_link_selected_nothing() {
 
     // Restored, the source writes selected facts at seqs 6 to 13: the
     // link must not start reading at 11.
+    restore_and_diverge(
+        source,
+        source_dir.path(),
+        backup_dir.path(),
+        &receiver,
+        &before,
+        &received,
+    );
+}
+
+/// Stops `source`, puts its backup back, restarts it on the same address
+/// and writes 8 other `Doc.Item` facts: the link "docs" of `receiver`
+/// must stop with its bookmark where it was (`before`) and hold exactly
+/// `received`, nothing of the restored source.
+fn restore_and_diverge(
+    mut source: Server,
+    source_dir: &Path,
+    backup_dir: &Path,
+    receiver: &Server,
+    before: &Value,
+    received: &BTreeSet<String>,
+) {
+    let address = source.listen_address();
     assert!(source.terminate().success());
-    std::fs::remove_dir_all(source_dir.path()).unwrap();
-    copy_dir(backup_dir.path(), source_dir.path());
-    let source = Server::start_listening(source_dir.path(), &address, &[]);
+    std::fs::remove_dir_all(source_dir).unwrap();
+    copy_dir(backup_dir, source_dir);
+    let source = Server::start_listening(source_dir, &address, &[]);
     let unseen = write(&source, None, &docs("diverged", 8));
     let view = wait_failing(
-        &receiver,
+        receiver,
         "docs",
         &["bookmark is invalid", "where this link's bookmark saw"],
     );
     assert_eq!(view["bookmark"], before["bookmark"], "{view}");
-    let held = hashes(&full_log(&receiver, None));
-    assert_eq!(held, received, "nothing of the restored source was taken");
+    let held = hashes(&full_log(receiver, None));
+    assert_eq!(&held, received, "nothing of the restored source was taken");
     assert!(unseen.iter().all(|hash| !held.contains(hash)));
 }
 
