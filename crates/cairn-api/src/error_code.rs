@@ -64,6 +64,7 @@ error_codes! {
     InvalidRequest = "invalid_request", 400, "The body does not have the shape or the values the endpoint takes.";
     InvalidDefinition = "invalid_definition", 400, "The subscription's name or definition is not acceptable.";
     InvalidLink = "invalid_link", 400, "The link's name or definition is not acceptable (a malformed URL, an invalid type pattern; the message says which); nothing changed.";
+    InvalidSchema = "invalid_schema", 400, "The schema registration is not acceptable: not a JSON Schema (draft 2020-12), too large, a reference that is not local, an invalid upcast or predecessor constraint (the message says which); nothing changed.";
     InvalidTimer = "invalid_timer", 400, "The timer's name, schedule or template fact is not acceptable (the message says which); nothing changed.";
     MissingParameter = "missing_parameter", 400, "A required query parameter is absent.";
     UnknownParameter = "unknown_parameter", 400, "A query parameter is not one the endpoint takes.";
@@ -83,6 +84,7 @@ error_codes! {
     UnknownSubscription = "unknown_subscription", 404, "No subscription with that name.";
     UnknownIdentity = "unknown_identity", 404, "No identity with that name (or it was revoked).";
     UnknownLink = "unknown_link", 404, "No replication link with that name.";
+    UnknownSchema = "unknown_schema", 404, "No schema is registered for that type (or at that version).";
     UnknownTimer = "unknown_timer", 404, "No timer with that name (or the caller may not read its template's type).";
     NotADeadLetter = "not_a_dead_letter", 404, "The message is not a dead letter of this subscription.";
     // 405, 409, 412, 413, 414, 415, 422: the request cannot be done as asked.
@@ -93,6 +95,8 @@ error_codes! {
     LeaseHeld = "lease_held", 409, "Another holder's grant of the lease is current (the error's `holder` and `expires_at` say whose and until when).";
     StaleFence = "stale_fence", 409, "The fence is not the lease's current grant: a later grant exists or it was released (`current` is the current fence, if any); nothing changed.";
     LinkConflict = "link_conflict", 409, "A link with that name has another source or other types, which cannot change (delete it and create it again).";
+    IncompatibleSchema = "incompatible_schema", 409, "The new schema version breaks its declared compatibility with earlier versions; `breaking` lists each change, nothing was registered.";
+    SchemaConflict = "schema_conflict", 409, "Another schema is registered at that version, or the version does not follow the latest one; nothing was registered.";
     TooManyLinks = "too_many_links", 409, "The deployment keeps no more replication links.";
     TooManySubscriptions = "too_many_subscriptions", 409, "The server keeps no more subscriptions.";
     RequestTooLarge = "request_too_large", 413, "The request body is larger than the limit.";
@@ -105,6 +109,9 @@ error_codes! {
     GenerationMismatch = "generation_mismatch", 412, "The subscription is not at the generation If-Match names (or does not exist); nothing changed.";
     MissingPredecessors = "missing_predecessors", 422, "Predecessors are neither stored nor earlier in the batch (listed in `missing`).";
     LinkToSelf = "link_to_self", 422, "The link's source answers with this deployment's own identity: a link to itself.";
+    SchemaViolation = "schema_violation", 422, "A fact does not conform to its type's schema; `violations` names each error (at most 20) by JSON pointer and rule, and nothing was stored.";
+    SchemaRequired = "schema_required", 422, "The server runs with --require-schemas and a fact's type has no schema; nothing was stored.";
+    UpcastFailed = "upcast_failed", 422, "A stored fact cannot be read as the version asked for: an upcast operation does not apply to it (the message says which).";
     BlobHashMismatch = "blob_hash_mismatch", 422, "The uploaded bytes do not hash to the hash in the path.";
     // 429, 503: try again later; the request changed nothing or is safe to retry.
     RateLimited = "rate_limited", 429, "The identity's request or write rate is above its limit; retry after Retry-After seconds.";

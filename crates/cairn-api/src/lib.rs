@@ -27,6 +27,7 @@ pub mod meta;
 pub mod openapi;
 pub mod precondition;
 pub mod request_body;
+pub mod schemas;
 pub mod subscriptions;
 pub mod timers;
 
@@ -46,6 +47,10 @@ pub use links::{Anchor, Bookmark, LinkDefinition, LinkList, LinkRepaired, LinkSt
 pub use meta::{BlobStored, Health, Versions};
 pub use precondition::{entity_tag, GenerationPrecondition, MalformedIfMatch};
 pub use request_body::{parse_body, RequestBody};
+pub use schemas::{
+    BreakingChange, Compatibility, RoleConstraint, SchemaList, SchemaRegistration, SchemaTypes,
+    SchemaVersionSummary, SchemaVersionView, UpcastMarker, UpcastOperation, Violation,
+};
 pub use subscriptions::{
     AckRequest, BackoffDefinition, DeadLetter, DeadLetterPage, DeadLetterQuery, Deleted, Discarded,
     EmptyRequest, ExtendRequest, Message, NackRequest, PredecessorSelector, PullAnswer,

@@ -87,3 +87,17 @@ pub const DIGEST_HASHES_MAX: usize = 256;
 pub const DIGEST_LISTED_PREFIX_DIGITS_MIN: usize = 3;
 /// Missing facts one repair of a link fetches at most (the rest: another).
 pub const LINK_REPAIR_FACTS_MAX: usize = 100_000;
+
+/// Highest schema version number.
+pub const SCHEMA_VERSION_MAX: u32 = 1_000_000;
+/// Bytes of a `PUT /v1/schemas/{type}/{version}` body at most: the
+/// registration is stored as one fact, so it must fit in one.
+pub const SCHEMA_BODY_BYTES_MAX: usize = 60 * 1024;
+/// Upcast operations of one version at most.
+pub const SCHEMA_UPCAST_OPERATIONS_MAX: usize = 100;
+/// Predecessor roles one schema constrains at most.
+pub const SCHEMA_PREDECESSOR_ROLES_MAX: usize = 64;
+/// Errors one `422 schema_violation` names at most.
+pub const SCHEMA_VIOLATIONS_MAX: usize = 20;
+/// Breaking changes one `409 incompatible_schema` names at most.
+pub const SCHEMA_BREAKING_CHANGES_MAX: usize = 100;

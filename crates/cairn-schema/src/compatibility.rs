@@ -1,0 +1,1 @@
+//! Placeholder: the compatibility rules between schema versions (being written).

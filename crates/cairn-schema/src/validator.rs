@@ -1,0 +1,1 @@
+//! Placeholder: compiled schemas and the validation of facts (being written).
