@@ -61,6 +61,13 @@ pub struct StoredFact<F = serde_json::Value> {
     /// server that runs with `--auth`, for facts written with a token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<crate::Authorship>,
+    /// Read `as_version` from an older version: the versions (and then
+    /// `fact` is the upcast view, `original` the stored fact).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upcast: Option<crate::UpcastMarker>,
+    /// With `upcast`: the fact as stored, whose hash is `hash`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original: Option<F>,
 }
 
 /// A page of facts (successors or log) with the `seq` to continue after.

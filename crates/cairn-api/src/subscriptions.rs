@@ -95,6 +95,10 @@ pub struct SubscriptionDefinition {
     /// bucket with one second of burst).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit_per_s: Option<u32>,
+    /// Deliver facts written at older schema versions of `type` upcast to
+    /// this version (see "Schemas and upcasting"); the type must have it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_version: Option<u32>,
 }
 
 impl SubscriptionDefinition {
@@ -222,8 +226,16 @@ pub struct Message<F = serde_json::Value> {
     pub seq: u64,
     /// 1 on the first delivery, one more on each redelivery.
     pub attempt: u32,
-    /// The fact itself.
+    /// The fact itself (of a subscription with `as_version`, the view of
+    /// that version).
     pub fact: F,
+    /// Of a subscription with `as_version`, for a fact written at an
+    /// older version: the versions; `original` is then the stored fact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upcast: Option<crate::UpcastMarker>,
+    /// With `upcast`: the fact as stored, whose hash is `hash`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original: Option<F>,
 }
 
 /// The answer of a pull.

@@ -74,6 +74,10 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = limits::WAIT_MS_MAX,
           value_parser = clap::value_parser!(u64).range(0..=limits::WAIT_MS_MAX))]
     long_poll_ms_max: u64,
+    /// Refuse writes of fact types that have no registered schema
+    /// (`422 schema_required`); Cairn's own types are exempt.
+    #[arg(long, env = "CAIRN_REQUIRE_SCHEMAS")]
+    require_schemas: bool,
     /// UNSAFE, for negative-control tests only: acknowledge writes before
     /// they are written or synced, so a crash loses acknowledged writes.
     #[arg(long, hide = true)]
@@ -239,6 +243,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             fact_canonical_bytes_max: args.fact_bytes_max,
             concurrent_requests_max: args.concurrent_requests_max,
             long_poll_ms_max: args.long_poll_ms_max,
+            require_schemas: args.require_schemas,
         },
         clock,
         auth: args.auth,

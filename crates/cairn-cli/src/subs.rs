@@ -149,6 +149,9 @@ struct CreateArgs {
     /// Messages delivered per second at most.
     #[arg(long)]
     rate_limit_per_s: Option<u32>,
+    /// Deliver facts of older schema versions upcast to this version.
+    #[arg(long)]
+    as_version: Option<u32>,
     /// Only if the subscription exists at this generation (If-Match), so
     /// that a definition another deploy changed meanwhile is not
     /// overwritten unseen.
@@ -378,6 +381,7 @@ fn definition(args: &CreateArgs) -> SubscriptionDefinition {
         ordering_key: args.ordering_key.clone(),
         max_in_flight_per_key: args.max_in_flight_per_key,
         rate_limit_per_s: args.rate_limit_per_s,
+        as_version: args.as_version,
     }
 }
 

@@ -38,6 +38,8 @@ pub struct SubscriptionDefinition {
     pub max_in_flight_per_key: Option<u32>,
     /// Messages delivered per second at most, if set.
     pub rate_limit_per_s: Option<u32>,
+    /// The schema version messages are delivered as, if set.
+    pub as_version: Option<u32>,
 }
 
 impl TryFrom<cairn_api::SubscriptionDefinition> for SubscriptionDefinition {
@@ -58,8 +60,8 @@ impl From<SubscriptionDefinition> for cairn_api::SubscriptionDefinition {
 /// subscription *selects* and where it *started* are fixed: its cursor,
 /// messages and dead letters were decided by them, and changing them would
 /// make that state mean something else. How it *delivers* (`lease_ms`,
-/// `max_attempts`, `backoff`, `max_in_flight_per_key`, `rate_limit_per_s`)
-/// may change, and applies from the change on.
+/// `max_attempts`, `backoff`, `max_in_flight_per_key`, `rate_limit_per_s`,
+/// `as_version`) may change, and applies from the change on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DefinitionChange {
     /// The definitions are equal: nothing to do.
@@ -113,6 +115,7 @@ impl SubscriptionDefinition {
             ordering_key: wire.ordering_key,
             max_in_flight_per_key: wire.max_in_flight_per_key,
             rate_limit_per_s: wire.rate_limit_per_s,
+            as_version: wire.as_version,
         };
         definition.normalize()?;
         Ok(definition)
@@ -134,6 +137,7 @@ impl SubscriptionDefinition {
             ordering_key: self.ordering_key.clone(),
             max_in_flight_per_key: self.max_in_flight_per_key,
             rate_limit_per_s: self.rate_limit_per_s,
+            as_version: self.as_version,
         }
     }
 
@@ -195,6 +199,12 @@ impl SubscriptionDefinition {
                     "rate_limit_per_s must be from 1 to {}",
                     limits::RATE_LIMIT_PER_S_MAX
                 ));
+            }
+        }
+        let version_max = cairn_api::limits::SCHEMA_VERSION_MAX;
+        if let Some(version) = self.as_version {
+            if !(1..=version_max).contains(&version) {
+                return invalid(format!("as_version must be from 1 to {version_max}"));
             }
         }
         Ok(())

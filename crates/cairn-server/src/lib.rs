@@ -34,6 +34,7 @@ pub mod parsers {
 /// (`crates/cairn-fuzz-checks`) can drive it as a request would.
 pub mod query;
 mod routes;
+pub mod schemas;
 mod state;
 pub mod timers;
 pub mod tls;
@@ -151,6 +152,15 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
                 .get(routes::timers::get_timer::<S>)
                 .delete(routes::timers::delete_timer::<S>),
         )
+        .route("/v1/schemas", get(routes::schemas::list_types::<S>))
+        .route(
+            "/v1/schemas/{type}",
+            get(routes::schemas::list_versions::<S>),
+        )
+        .route(
+            "/v1/schemas/{type}/{version}",
+            get(routes::schemas::get_schema::<S>).put(routes::schemas::put_schema::<S>),
+        )
         .route("/v1/links", get(routes::links::list_links::<S>))
         .route(
             "/v1/links/{name}",
@@ -231,6 +241,8 @@ pub struct Background {
     pub timers: Arc<timers::Timers>,
     /// Replication links, shared with their supervisor.
     pub links: Arc<links::Links>,
+    /// The schema registry, shared with its refresh task.
+    pub schemas: Arc<schemas::Schemas>,
 }
 
 /// Builds the complete application over `store` and its delivery engine
@@ -248,7 +260,11 @@ pub fn app<S: Store + CoordinationStore + DigestStore>(
     auth: Option<Arc<auth::Auth>>,
     background: Background,
 ) -> Router {
-    let Background { timers, links } = background;
+    let Background {
+        timers,
+        links,
+        schemas,
+    } = background;
     let metrics = Arc::new(HttpMetrics::new());
     timers.register_metrics(&metrics);
     links.register_metrics(&metrics);
@@ -269,5 +285,6 @@ pub fn app<S: Store + CoordinationStore + DigestStore>(
         auth,
         timers,
         links,
+        schemas,
     })
 }

@@ -33,6 +33,7 @@ use crate::delivery::shared::{SharedDeliveries, SharedOptions};
 use crate::delivery::Deliveries;
 use crate::http_errors::JsonErrorListener;
 use crate::links::{spawn_supervisor, Links};
+use crate::schemas::Schemas;
 use crate::timers::{spawn_scheduler, Timers};
 use crate::tls::ServerTls;
 use crate::{app, limits, ServerConfig};
@@ -205,10 +206,13 @@ async fn assemble<
         link_roots,
     );
     let supervisor = spawn_supervisor(Arc::clone(store), Arc::clone(&links), shutdown.clone());
-    // Both stop at `shutdown`; the node awaits them before the store closes.
+    let schemas = Schemas::new(config.require_schemas);
+    let schemas_refresh = schemas.spawn_refresh(Arc::clone(store), shutdown.clone());
+    // They stop at `shutdown`; the node awaits them before the store closes.
     let scheduler = tokio::spawn(async move {
         let _ = scheduler.await;
         let _ = supervisor.await;
+        let _ = schemas_refresh.await;
     });
     let router = app(
         Arc::clone(store),
@@ -217,7 +221,11 @@ async fn assemble<
         config,
         shutdown.clone(),
         auth.clone(),
-        crate::Background { timers, links },
+        crate::Background {
+            timers,
+            links,
+            schemas,
+        },
     );
     Ok((router, auth, scheduler))
 }

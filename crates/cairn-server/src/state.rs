@@ -22,6 +22,9 @@ pub struct ServerConfig {
     /// sooner, as it may anyway. Lowered for test runs that call every
     /// operation with random values (the schemathesis profile).
     pub long_poll_ms_max: u64,
+    /// Refuse writes of types without a schema (`cairn serve
+    /// --require-schemas`).
+    pub require_schemas: bool,
 }
 
 impl Default for ServerConfig {
@@ -30,6 +33,7 @@ impl Default for ServerConfig {
             fact_canonical_bytes_max: crate::limits::FACT_CANONICAL_BYTES_MAX_DEFAULT,
             concurrent_requests_max: crate::limits::CONCURRENT_REQUESTS_MAX,
             long_poll_ms_max: crate::limits::WAIT_MS_MAX,
+            require_schemas: false,
         }
     }
 }
@@ -64,6 +68,8 @@ pub struct AppState<S> {
     pub timers: Arc<crate::timers::Timers>,
     /// Replication links.
     pub links: Arc<crate::links::Links>,
+    /// The schema registry.
+    pub schemas: Arc<crate::schemas::Schemas>,
 }
 
 impl<S> Clone for AppState<S> {
@@ -82,6 +88,7 @@ impl<S> Clone for AppState<S> {
             clock: self.clock.clone(),
             timers: Arc::clone(&self.timers),
             links: Arc::clone(&self.links),
+            schemas: Arc::clone(&self.schemas),
         }
     }
 }

@@ -245,6 +245,8 @@ async fn a_reminder_is_sent_once_per_overdue_loan_and_never_for_a_returned_one(
         seq: stored.seq,
         attempt: 2,
         fact: stored.fact,
+        upcast: None,
+        original: None,
     };
     let handler = reminder_handler(running.database.clone());
     handler(Delivery::new(REMINDERS_SUBSCRIPTION.into(), message))

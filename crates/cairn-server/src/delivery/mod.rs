@@ -218,6 +218,10 @@ pub trait Subscription: Send + Sync + 'static {
     /// change), by which access control authorizes every operation on it.
     fn selection(&self) -> &MessageSelection;
 
+    /// The schema version its messages are delivered as (the definition's
+    /// `as_version`, which may change), if any.
+    fn as_version(&self) -> Answer<'_, Option<u32>>;
+
     /// Leases up to `max` messages, waiting up to `wait_ms` for at least one.
     fn pull<'a>(
         &'a self,

@@ -528,6 +528,10 @@ impl Subscription for SharedSubscription {
         &self.selection
     }
 
+    fn as_version(&self) -> Answer<'_, Option<u32>> {
+        Box::pin(async move { Ok(self.definition().as_version) })
+    }
+
     fn pull<'a>(
         &'a self,
         max: usize,

@@ -17,6 +17,7 @@ use super::wait::LongPoll;
 use super::ApiPath;
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::schemas::UpcastView;
 use crate::limits;
 use crate::query::QueryParams;
 use crate::state::AppState;
@@ -59,6 +60,10 @@ pub async fn post_facts<S: Store>(
         }
         caller.require_write(&fact.fact.type_name)?;
     }
+    state
+        .schemas
+        .validate_batch(state.store.as_ref(), &facts)
+        .await?;
     caller.take_writes(facts.len() as u64)?;
     let outcomes = match fence {
         None => state.store.put_facts_by(facts, caller.author()).await?,
@@ -224,7 +229,8 @@ pub async fn get_fact<S: Store>(
     ApiPath(hash_text): ApiPath<String>,
     RawQuery(raw_query): RawQuery,
 ) -> Result<Response, ApiError> {
-    QueryParams::parse(raw_query.as_deref(), &[])?;
+    let params = QueryParams::parse(raw_query.as_deref(), &["as_version"])?;
+    let as_version = as_version_of(&params)?;
     let hash = parse_hash(&hash_text)?;
     let not_found = || ApiError::not_found(format!("no fact with hash {hash}"));
     let fact = state.store.get_fact(&hash).await?.ok_or_else(not_found)?;
@@ -232,7 +238,16 @@ pub async fn get_fact<S: Store>(
     if !readable(&caller, &fact) {
         return Err(not_found());
     }
-    let mut answer = stored_fact(&fact)?;
+    if let (Some(as_version), Some(type_name)) =
+        (as_version, cairn_fact::canonical_type(&fact.canonical))
+    {
+        state
+            .schemas
+            .require_version(state.store.as_ref(), type_name, as_version)
+            .await?;
+    }
+    let view = view_of(&state, &fact.canonical, as_version)?;
+    let mut answer = stored_fact(&fact, view.as_ref())?;
     if caller.is_admin() {
         if let Some(auth) = &state.auth {
             answer.author = auth
@@ -272,8 +287,9 @@ pub async fn get_successors<S: Store>(
 ) -> Result<Response, ApiError> {
     let params = QueryParams::parse(
         raw_query.as_deref(),
-        &["type", "role", "without", "limit", "after", "wait_ms"],
+        &["type", "role", "without", "limit", "after", "wait_ms", "as_version"],
     )?;
+    let as_version = as_version_of(&params)?;
     let predecessor = parse_hash(&hash_text)?;
     let type_name = params.single("type")?.ok_or_else(|| {
         ApiError::new(
@@ -306,6 +322,12 @@ pub async fn get_successors<S: Store>(
     for without_type in &without_types {
         caller.require_read(without_type)?;
     }
+    if let Some(as_version) = as_version {
+        state
+            .schemas
+            .require_version(state.store.as_ref(), type_name, as_version)
+            .await?;
+    }
     let mut query = SuccessorsQuery {
         predecessor,
         type_name: type_name.to_string(),
@@ -326,7 +348,7 @@ pub async fn get_successors<S: Store>(
         let page = state.store.successors(&query).await?;
         if !page.facts.is_empty() || !long_poll.wait_past(&state, &caller, seen).await {
             caller.ensure_still_valid()?;
-            return page_answer(&page);
+            return page_answer(&state, &page, as_version);
         }
         // Skip what was examined (and excluded) so the next round starts after it.
         query.after_seq = page.next_seq;
@@ -341,8 +363,9 @@ pub async fn get_log<S: Store>(
 ) -> Result<Response, ApiError> {
     let params = QueryParams::parse(
         raw_query.as_deref(),
-        &["after", "limit", "wait_ms", "types"],
+        &["after", "limit", "wait_ms", "types", "as_version"],
     )?;
+    let as_version = as_version_of(&params)?;
     let after_seq = params.integer("after", 0, 0, u64::MAX)?;
     let types = type_patterns(&params)?;
     let limit = params.integer(
@@ -373,7 +396,7 @@ pub async fn get_log<S: Store>(
         page.facts
             .retain(|fact| readable(&caller, fact) && selected(&types, fact));
         if !page.facts.is_empty() {
-            return log_answer(&state, &page, requested_after, next_hash).await;
+            return log_answer(&state, &page, requested_after, next_hash, as_version).await;
         }
         if examined {
             // Only unreadable facts: read on past them while the long-poll
@@ -382,11 +405,11 @@ pub async fn get_log<S: Store>(
             if wait_ms > 0 && pages_read < limits::FILTERED_PAGES_MAX && !long_poll.expired() {
                 continue;
             }
-            return log_answer(&state, &page, requested_after, next_hash).await;
+            return log_answer(&state, &page, requested_after, next_hash, as_version).await;
         }
         if !long_poll.wait_past(&state, &caller, seen).await {
             caller.ensure_still_valid()?;
-            return log_answer(&state, &page, requested_after, next_hash).await;
+            return log_answer(&state, &page, requested_after, next_hash, as_version).await;
         }
     }
 }
@@ -395,25 +418,80 @@ fn parse_hash(text: &str) -> Result<Hash, ApiError> {
     Hash::from_hex(text).map_err(|error| ApiError::new(ErrorCode::InvalidHash, error.to_string()))
 }
 
-/// A stored fact as answered, its canonical bytes embedded as they are.
-fn stored_fact(fact: &StoredFact) -> Result<cairn_api::StoredFact<&RawValue>, ApiError> {
+/// The `as_version` a read asks for, if any.
+pub(super) fn as_version_of(params: &QueryParams) -> Result<Option<u32>, ApiError> {
+    if params.single("as_version")?.is_none() {
+        return Ok(None);
+    }
+    let version = params.integer(
+        "as_version",
+        1,
+        1,
+        u64::from(cairn_api::limits::SCHEMA_VERSION_MAX),
+    )?;
+    Ok(Some(version as u32))
+}
+
+/// A stored fact as a reader of `as_version` sees it: the upcast view, or
+/// `None` to answer it as stored.
+pub(super) fn view_of<S>(
+    state: &AppState<S>,
+    canonical: &[u8],
+    as_version: Option<u32>,
+) -> Result<Option<UpcastView>, ApiError> {
+    match as_version {
+        None => Ok(None),
+        Some(as_version) => state.schemas.read_as(canonical, as_version),
+    }
+}
+
+/// A stored fact as answered, its canonical bytes embedded as they are;
+/// with a view, the view as `fact` and the stored bytes as `original`.
+fn stored_fact<'a>(
+    fact: &'a StoredFact,
+    view: Option<&'a UpcastView>,
+) -> Result<cairn_api::StoredFact<&'a RawValue>, ApiError> {
+    let stored = raw_fact(&fact.canonical)?;
     Ok(cairn_api::StoredFact {
         hash: fact.hash,
         seq: fact.seq,
-        fact: raw_fact(&fact.canonical)?,
+        fact: view.map_or(stored, |view| &*view.fact),
         author: None,
+        upcast: view.map(|view| view.marker),
+        original: view.map(|_| stored),
     })
 }
 
-fn page_answer(page: &Page) -> Result<Response, ApiError> {
-    Ok(json_answer(&fact_page(page)?))
+fn page_answer<S>(
+    state: &AppState<S>,
+    page: &Page,
+    as_version: Option<u32>,
+) -> Result<Response, ApiError> {
+    let views = page_views(state, page, as_version)?;
+    Ok(json_answer(&fact_page(page, &views)?))
 }
 
-fn fact_page(page: &Page) -> Result<FactPage<&RawValue>, ApiError> {
+/// The upcast views of a page's facts, in order.
+fn page_views<S>(
+    state: &AppState<S>,
+    page: &Page,
+    as_version: Option<u32>,
+) -> Result<Vec<Option<UpcastView>>, ApiError> {
+    page.facts
+        .iter()
+        .map(|fact| view_of(state, &fact.canonical, as_version))
+        .collect()
+}
+
+fn fact_page<'a>(
+    page: &'a Page,
+    views: &'a [Option<UpcastView>],
+) -> Result<FactPage<&'a RawValue>, ApiError> {
     let facts = page
         .facts
         .iter()
-        .map(stored_fact)
+        .zip(views)
+        .map(|(fact, view)| stored_fact(fact, view.as_ref()))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(FactPage {
         facts,
@@ -437,8 +515,10 @@ async fn log_answer<S: Store>(
     page: &Page,
     after_seq: u64,
     next_hash: Option<Hash>,
+    as_version: Option<u32>,
 ) -> Result<Response, ApiError> {
-    let mut answer = fact_page(page)?;
+    let views = page_views(state, page, as_version)?;
+    let mut answer = fact_page(page, &views)?;
     answer.next_hash = next_hash;
     answer.store = Some(state.coordination.deployment().to_string());
     let mut head_watch = state.store.watch_last_seq();

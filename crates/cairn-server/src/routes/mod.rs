@@ -9,6 +9,7 @@ pub mod links;
 pub mod meta;
 mod path;
 pub mod stream;
+pub mod schemas;
 pub mod subscriptions;
 pub mod timers;
 pub mod tokens;

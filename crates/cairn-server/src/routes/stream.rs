@@ -61,7 +61,9 @@ use crate::limits::{
     STREAM_PULL_WAIT_MS, STREAM_SEND_BUFFER_MESSAGES, STREAM_SEND_TIMEOUT,
 };
 use crate::query::QueryParams;
+use crate::schemas::{Schemas, UpcastView};
 use crate::state::AppState;
+use super::subscriptions::upcast_views;
 use cairn_api::subscriptions::{check_nack, check_tokens};
 
 /// `GET /v1/subscriptions/{name}/stream`: upgrades to a WebSocket that
@@ -96,11 +98,12 @@ pub async fn subscription_stream<S: Store>(
         )
     })?;
     let stop = state.shutdown.child_token();
+    let schemas = Arc::clone(&state.schemas);
     Ok(upgrade
         .max_message_size(STREAM_CLIENT_FRAME_BYTES_MAX)
         .max_frame_size(STREAM_CLIENT_FRAME_BYTES_MAX)
         .on_upgrade(move |socket| async move {
-            run_connection(socket, subscription, caller, stop).await;
+            run_connection(socket, subscription, schemas, caller, stop).await;
             drop(permit);
         }))
 }
@@ -217,6 +220,7 @@ enum Ending {
 async fn run_connection(
     mut socket: WebSocket,
     subscription: Arc<dyn Subscription>,
+    schemas: Arc<Schemas>,
     caller: Caller,
     stop: CancellationToken,
 ) {
@@ -232,6 +236,7 @@ async fn run_connection(
         let mut connection = Connection {
             socket: &mut socket,
             subscription: subscription.as_ref(),
+            schemas: &schemas,
             caller: &caller,
             credit: &credit,
             stop: &stop,
@@ -300,6 +305,7 @@ async fn run_connection(
 struct Connection<'a> {
     socket: &'a mut WebSocket,
     subscription: &'a dyn Subscription,
+    schemas: &'a Schemas,
     caller: &'a Caller,
     credit: &'a Credit,
     stop: &'a CancellationToken,
@@ -315,7 +321,12 @@ impl Connection<'_> {
                 () = self.stop.cancelled() => return Ending::ShuttingDown,
                 () = self.caller.invalidated() => return Ending::Unauthenticated,
                 pulled = receiver.recv() => match pulled {
-                    Some(Pulled::Message(message)) => self.send(message_frame(&message)).await,
+                    Some(Pulled::Message(message)) => {
+                        match upcast_views(self.subscription, self.schemas, std::slice::from_ref(&message)).await {
+                            Ok(mut views) => self.send(message_frame(&message, views.pop().flatten())).await,
+                            Err(error) => Err(Ending::Failed(error)),
+                        }
+                    }
                     Some(Pulled::Failed(error)) => Err(Ending::Failed(error)),
                     // The pull task ends on its own only after `stop`.
                     None => Err(Ending::ShuttingDown),
@@ -483,8 +494,8 @@ fn close_reason(problem: &str) -> String {
 
 /// `{"message": {...}}` with the fact's canonical JSON spliced in, as the
 /// pull answer does.
-fn message_frame(message: &PulledMessage) -> String {
-    let mut json = String::with_capacity(message.canonical.len() + 200);
+fn message_frame(message: &PulledMessage, view: Option<UpcastView>) -> String {
+    let mut json = String::with_capacity(message.canonical.len() * 2 + 200);
     let _ = write!(
         json,
         "{{\"message\":{{\"token\":{},\"hash\":\"{}\",\"seq\":{},\"attempt\":{},\"fact\":",
@@ -494,7 +505,18 @@ fn message_frame(message: &PulledMessage) -> String {
         message.attempt
     );
     // Canonical JSON is valid UTF-8 JSON by construction.
-    json.push_str(&String::from_utf8_lossy(&message.canonical));
+    let stored = String::from_utf8_lossy(&message.canonical);
+    match view {
+        None => json.push_str(&stored),
+        Some(view) => {
+            let _ = write!(
+                json,
+                "{},\"upcast\":{},\"original\":{stored}",
+                view.fact.get(),
+                json!(view.marker)
+            );
+        }
+    }
     json.push_str("}}");
     json
 }

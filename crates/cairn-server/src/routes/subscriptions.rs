@@ -20,10 +20,11 @@ use serde_json::value::RawValue;
 use super::facts::{json_answer, raw_fact, read_json_body, ContentType};
 use super::ApiPath;
 use crate::auth::Caller;
-use crate::delivery::{Applied, DeadLetter, Subscription, SubscriptionView};
+use crate::delivery::{Applied, DeadLetter, DeliveryError, PulledMessage, Subscription, SubscriptionView};
 use crate::error::ApiError;
 use crate::limits;
 use crate::query::QueryParams;
+use crate::schemas::{Schemas, UpcastView};
 use crate::state::AppState;
 
 type Found = std::sync::Arc<dyn Subscription>;
@@ -120,6 +121,13 @@ pub async fn put_subscription<S: Store>(
     // the stored one, if any, must be one it may consume too.
     caller.require_subscribe(&name)?;
     caller.require_read(&definition.type_name)?;
+    if let Some(as_version) = definition.as_version {
+        state
+            .schemas
+            .require_version(state.store.as_ref(), &definition.type_name, as_version)
+            .await
+            .map_err(|error| ApiError::new(ErrorCode::InvalidDefinition, error.message))?;
+    }
     let (subscription, applied) = state
         .deliveries
         .apply(&name, definition, precondition)
@@ -218,19 +226,53 @@ pub async fn pull<S: Store>(
             }
         }
     };
+    let views = upcast_views(subscription.as_ref(), &state.schemas, &messages).await?;
     let messages = messages
         .iter()
-        .map(|message| {
+        .zip(&views)
+        .map(|(message, view)| {
+            let stored = raw_fact(&message.canonical)?;
             Ok(Message {
                 token: message.token.clone(),
                 hash: message.hash,
                 seq: message.seq,
                 attempt: message.attempt,
-                fact: raw_fact(&message.canonical)?,
+                fact: view.as_ref().map_or(stored, |view| &*view.fact),
+                upcast: view.as_ref().map(|view| view.marker),
+                original: view.as_ref().map(|_| stored),
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
     Ok(json_answer(&PullAnswer { messages }))
+}
+
+/// The views of pulled messages for a subscription with `as_version`
+/// (`None` for one shown as stored). A fact the upcast does not apply to
+/// is delivered as stored, without `upcast`, rather than held back: the
+/// consumer sees its older version and can nack it into the dead letters.
+pub(super) async fn upcast_views(
+    subscription: &dyn Subscription,
+    schemas: &Schemas,
+    messages: &[PulledMessage],
+) -> Result<Vec<Option<UpcastView>>, DeliveryError> {
+    let Some(as_version) = subscription.as_version().await? else {
+        return Ok(messages.iter().map(|_| None).collect());
+    };
+    Ok(messages
+        .iter()
+        .map(|message| match schemas.read_as(&message.canonical, as_version) {
+            Ok(view) => view,
+            Err(error) => {
+                tracing::warn!(
+                    subscription = subscription.name(),
+                    hash = %message.hash,
+                    "delivered as stored: {}",
+                    error.message
+                );
+                None
+            }
+        })
+        .collect())
 }
 
 /// `{"results": [{"token", "status"}, ...]}`: the answer to an ack, nack

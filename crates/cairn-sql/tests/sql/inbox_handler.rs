@@ -84,6 +84,8 @@ async fn run_scenario<F: Fixture>(fixture: F) -> anyhow::Result<()> {
             seq: stored.seq,
             attempt: 2,
             fact: stored.fact,
+            upcast: None,
+            original: None,
         };
         let delivery = Delivery::new(Arc::from("payments"), message);
         handler(delivery)

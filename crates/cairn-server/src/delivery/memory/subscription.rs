@@ -261,6 +261,10 @@ impl<S: Store + DeliveryStore> Subscription for MemorySubscription<S> {
         &self.selection
     }
 
+    fn as_version(&self) -> Answer<'_, Option<u32>> {
+        Box::pin(async move { Ok(self.inner.lock().await.state.definition().as_version) })
+    }
+
     fn pull<'a>(
         &'a self,
         max: usize,
