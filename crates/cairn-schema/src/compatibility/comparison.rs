@@ -14,8 +14,9 @@
 //! route by which a pair was reached.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::LazyLock;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::document::{accepts_everything, escape_token, rejects_everything, Document};
 use super::rules::Rule;
@@ -418,6 +419,16 @@ impl<'d> Comparison<'d> {
         if accepts_everything(reader.schema) || rejects_everything(writer.schema) {
             return Vec::new();
         }
+        if writer.schema == &Value::Bool(true) {
+            // `true` is `{}`: judged as the schema that constrains nothing.
+            static EMPTY_SCHEMA: LazyLock<Value> = LazyLock::new(|| Value::Object(Map::new()));
+            let writer = At {
+                schema: &EMPTY_SCHEMA,
+                location: writer.location.clone(),
+                side: writer.side,
+            };
+            return self.compare_resolved(&writer, reader);
+        }
         if rejects_everything(reader.schema)
             || !writer.schema.is_object()
             || !reader.schema.is_object()
@@ -430,7 +441,11 @@ impl<'d> Comparison<'d> {
             return vec![self.difference(writer, reader, "", Rule::TypeChanged)];
         }
         if self.enumeration_is_read(writer, reader) {
-            return Vec::new();
+            // Every value the writer may write is read; only the
+            // (compatible) change of enumeration is worth recording.
+            let mut differences = Vec::new();
+            self.compare_enumerations(writer, reader, &mut differences);
+            return differences;
         }
         match (pure_combination(writer), pure_combination(reader)) {
             (Some(writers), Some(readers)) => {
