@@ -130,17 +130,16 @@ fn push_breaking(
             _ => (new_version, version),
         };
         let place = if difference.path.is_empty() {
-            "the schema's root".to_string()
+            "the root".to_string()
         } else {
-            format!("{} in version {new_version}'s schema", difference.path)
+            difference.path.clone()
         };
         breaking.push(BreakingChange {
             version,
             direction: direction.to_string(),
             rule: difference.rule.name().to_string(),
             message: format!(
-                "Facts of version {writer_version} read with version {reader_version}'s schema, \
-                 at {place}: {}",
+                "Reader version {reader_version}, writer version {writer_version}, at {place}: {}",
                 difference.rule.explanation()
             ),
             path: difference.path,
