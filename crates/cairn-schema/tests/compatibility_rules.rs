@@ -1142,6 +1142,8 @@ fn the_user_table_names_every_rule_and_its_judgement() {
         "/../../docs/fragments/schema-compatibility.md"
     );
     let text = std::fs::read_to_string(path).expect("the user table");
+    let rows = table();
+    let judgement = |breaks: bool| if breaks { "breaks" } else { "ok" };
     for rule in Rule::ALL {
         let line = text
             .lines()
@@ -1149,14 +1151,29 @@ fn the_user_table_names_every_rule_and_its_judgement() {
             .unwrap_or_else(|| panic!("{} has no row in {path}", rule.name()));
         // Columns: rule | example | backward | forward | full.
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-        let backward_cell = cells[cells.len() - 4];
-        let expected = if rule.is_breaking() { "breaks" } else { "ok" };
+        let (backward, forward, full) = (
+            cells[cells.len() - 4],
+            cells[cells.len() - 3],
+            cells[cells.len() - 2],
+        );
         assert_eq!(
-            backward_cell,
-            expected,
-            "backward column of {}",
+            backward,
+            judgement(rule.is_breaking()),
+            "backward of {}",
             rule.name()
         );
+        // The forward judgement is that of the first row of the test table
+        // for the rule (the user table's example is of the same kind).
+        if let Some(row) = rows.iter().find(|row| row.rule == rule.name()) {
+            assert_eq!(
+                forward,
+                judgement(!row.forward.is_empty()),
+                "forward of {}",
+                rule.name()
+            );
+        }
+        let full_breaks = backward == "breaks" || forward == "breaks";
+        assert_eq!(full, judgement(full_breaks), "full of {}", rule.name());
     }
 }
 
