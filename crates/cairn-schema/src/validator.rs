@@ -119,7 +119,7 @@ impl CompiledSchema {
         // first error without building any.
         if !self.fields_validator.is_valid(&instance) {
             for error in self.fields_validator.iter_errors(&instance) {
-                push_field_violations(&error, &mut violations);
+                push_field_violations(&error, &instance, &mut violations);
             }
         }
         self.role_rules
@@ -214,13 +214,30 @@ fn subschema_at<'a>(schema: &'a Value, tokens: &[String]) -> Option<&'a Value> {
     })
 }
 
+/// Keywords whose value, when it is the schema `false`, is named as the
+/// rule of the error (rather than `false`): they apply it to members or items.
+const FALSE_SCHEMA_KEYWORDS: [&str; 7] = [
+    "additionalProperties",
+    "items",
+    "prefixItems",
+    "unevaluatedItems",
+    "unevaluatedProperties",
+    "contains",
+    "propertyNames",
+];
+
 /// Appends the violations one validation error stands for: one per
 /// missing or unexpected member, naming it, else one at the error's place.
-fn push_field_violations(error: &ValidationError<'_>, violations: &mut Vec<Violation>) {
-    let pointer = format!("/fields{}", error.instance_path().as_str());
-    let rule = error.kind().keyword().to_string();
-    let message = shortened(&error.to_string());
-    let members: Vec<String> = match error.kind() {
+fn push_field_violations(
+    error: &ValidationError<'_>,
+    instance: &Value,
+    violations: &mut Vec<Violation>,
+) {
+    let instance_pointer = error.instance_path().as_str();
+    let pointer = format!("/fields{instance_pointer}");
+    let mut rule = error.kind().keyword().to_string();
+    let mut message = shortened(&error.to_string());
+    let mut members: Vec<String> = match error.kind() {
         ValidationErrorKind::Required { property } => match property {
             Value::String(name) => vec![name.clone()],
             other => vec![other.to_string()],
@@ -229,6 +246,27 @@ fn push_field_violations(error: &ValidationError<'_>, violations: &mut Vec<Viola
         | ValidationErrorKind::UnevaluatedProperties { unexpected } => unexpected.clone(),
         _ => Vec::new(),
     };
+    if let ValidationErrorKind::FalseSchema = error.kind() {
+        let keyword = error
+            .schema_path()
+            .as_str()
+            .rsplit('/')
+            .next()
+            .filter(|keyword| FALSE_SCHEMA_KEYWORDS.contains(keyword));
+        rule = keyword.unwrap_or("false").to_string();
+        // `jsonschema` checks `additionalProperties: false` beside no
+        // `properties` nor `patternProperties` as one error at the object
+        // (every member is unexpected there): name each member instead.
+        if keyword == Some("additionalProperties") {
+            if let Some(Value::Object(object)) = instance.pointer(instance_pointer) {
+                members = object.keys().cloned().collect();
+                message = format!(
+                    "no properties are allowed here ({} were given)",
+                    shortened(&members.join(", "))
+                );
+            }
+        }
+    }
     if members.is_empty() {
         violations.push(Violation {
             pointer,
