@@ -11,12 +11,15 @@
 //! checked first by [`schema_walk`].
 //!
 //! The server compiles each registered version once and keeps the
-//! [`CompiledSchema`] in an `Arc`; validating a fact converts its fields
-//! (without Cairn's `cairn_…` ones) and runs the compiled validator.
+//! [`CompiledSchema`] in an `Arc`; validating a fact runs the compiled
+//! validator on its parsed fields in place (without Cairn's `cairn_…`
+//! ones), through the representation in [`fact_json`].
 
-mod fields_instance;
+mod fact_json;
 mod role_rules;
 mod schema_walk;
+
+use std::sync::Arc;
 
 use cairn_api::limits::{
     SCHEMA_PREDECESSOR_ROLES_MAX, SCHEMA_UPCAST_OPERATIONS_MAX, SCHEMA_VIOLATIONS_MAX,
@@ -24,10 +27,11 @@ use cairn_api::limits::{
 use cairn_api::schemas::{pointer_tokens, SchemaRegistration, UpcastOperation, Violation};
 use cairn_fact::{Fact, Hash};
 use jsonschema::error::ValidationErrorKind;
-use jsonschema::{PatternOptions, ValidationError, ValidationOptions, Validator};
+use jsonschema::json::{Node, SerdeJson};
+use jsonschema::{Draft, PatternOptions, Retrieve, ValidationError, ValidationOptions, Validator};
 use serde_json::Value;
 
-use self::fields_instance::fields_instance;
+use self::fact_json::{FactJson, FactNode};
 use self::role_rules::RoleRules;
 use self::schema_walk::{check_schema, escape_pointer_token, holds_reference};
 
@@ -45,7 +49,7 @@ pub struct SchemaError(pub String);
 /// predecessor rules. Compiled once per version, shared in an `Arc`.
 #[derive(Debug)]
 pub struct CompiledSchema {
-    fields_validator: Validator,
+    fields_validator: Validator<FactJson>,
     role_rules: RoleRules,
 }
 
@@ -72,7 +76,7 @@ impl CompiledSchema {
             ));
         }
         check_schema(schema).map_err(SchemaError)?;
-        let fields_validator = validator_options()
+        let fields_validator = validator_options::<FactJson>()
             .build(schema)
             .map_err(|error| SchemaError(build_error_message(&error)))?;
         check_upcast(&registration.upcast, schema)?;
@@ -113,13 +117,13 @@ impl CompiledSchema {
         fact: &Fact,
         predecessor_type: &dyn Fn(&Hash) -> Option<String>,
     ) -> Vec<Violation> {
-        let instance = fields_instance(&fact.fields);
+        let instance = FactNode::Fields(&fact.fields);
         let mut violations = Vec::new();
         // The fast path: most facts conform, and `is_valid` stops at the
         // first error without building any.
-        if !self.fields_validator.is_valid(&instance) {
-            for error in self.fields_validator.iter_errors(&instance) {
-                push_field_violations(&error, &instance, &mut violations);
+        if !self.fields_validator.is_valid(instance) {
+            for error in self.fields_validator.iter_errors(instance) {
+                push_field_violations(&error, instance, &mut violations);
             }
         }
         self.role_rules
@@ -140,8 +144,10 @@ impl CompiledSchema {
 /// The options every schema is compiled with: draft 2020-12, offline (a
 /// reference not in the schema itself is an error, never a fetch), and the
 /// linear-time regex engine.
-fn validator_options() -> ValidationOptions<'static> {
-    jsonschema::draft202012::options()
+fn validator_options<J: jsonschema::json::Json>() -> ValidationOptions<'static, Arc<dyn Retrieve>, J>
+{
+    jsonschema::options_for::<J>()
+        .with_draft(Draft::Draft202012)
         .offline()
         .with_pattern_options(PatternOptions::regex())
 }
@@ -189,7 +195,7 @@ fn check_upcast(operations: &[UpcastOperation], schema: &Value) -> Result<(), Sc
         if holds_reference(subschema) {
             continue;
         }
-        let Ok(subschema_validator) = validator_options().build(subschema) else {
+        let Ok(subschema_validator) = validator_options::<SerdeJson>().build(subschema) else {
             continue;
         };
         let first_error = subschema_validator
@@ -230,7 +236,7 @@ const FALSE_SCHEMA_KEYWORDS: [&str; 7] = [
 /// missing or unexpected member, naming it, else one at the error's place.
 fn push_field_violations(
     error: &ValidationError<'_>,
-    instance: &Value,
+    instance: FactNode<'_>,
     violations: &mut Vec<Violation>,
 ) {
     let instance_pointer = error.instance_path().as_str();
@@ -258,8 +264,12 @@ fn push_field_violations(
         // `properties` nor `patternProperties` as one error at the object
         // (every member is unexpected there): name each member instead.
         if keyword == Some("additionalProperties") {
-            if let Some(Value::Object(object)) = instance.pointer(instance_pointer) {
-                members = object.keys().cloned().collect();
+            if let Some(object) = instance
+                .at_pointer(instance_pointer)
+                .and_then(|node| node.as_object())
+            {
+                members = object.member_names();
+                members.sort();
                 message = format!(
                     "no properties are allowed here ({} were given)",
                     shortened(&members.join(", "))
