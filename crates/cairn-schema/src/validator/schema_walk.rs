@@ -23,6 +23,13 @@ pub(crate) const DRAFT_2020_12_URI: &str = "https://json-schema.org/draft/2020-1
 /// a `Cairn.Schema` fact, whose values nest at most this deep anyway.
 pub(crate) const SCHEMA_DEPTH_MAX: usize = cairn_fact::JSON_DEPTH_MAX;
 
+/// Schemas applied to one value through one schema at most, counting
+/// every way through same-location keywords (`allOf` of two references to
+/// a definition that is itself such an `allOf`, and so on, doubles at each
+/// step: 24 steps cost a quarter of a second per fact). Generous for
+/// composed schemas written by people.
+pub(crate) const SAME_LOCATION_APPLICATIONS_MAX: u64 = 1_000;
+
 /// Keywords whose value is one subschema applied to the same instance.
 const SAME_LOCATION_SCHEMA_KEYWORDS: [&str; 4] = ["not", "if", "then", "else"];
 /// Keywords whose value is an array of subschemas applied to the same instance.
@@ -227,22 +234,69 @@ impl SchemaWalk {
                     .collect()
             })
             .collect();
-        match find_cycle(&edges) {
-            None => Ok(()),
-            Some(cycle) => {
-                let path: Vec<String> = cycle
-                    .iter()
-                    .map(|&index| shown_pointer(&self.nodes[index].pointer))
-                    .collect();
-                Err(format!(
-                    "the schema refers to itself without moving into the fact (through $ref, \
-                     allOf, anyOf, oneOf, not, if/then/else or dependentSchemas), so it would \
-                     never end: {}",
-                    path.join(" → ")
-                ))
+        if let Some(cycle) = find_cycle(&edges) {
+            let path: Vec<String> = cycle
+                .iter()
+                .map(|&index| shown_pointer(&self.nodes[index].pointer))
+                .collect();
+            return Err(format!(
+                "the schema refers to itself without moving into the fact (through $ref, \
+                 allOf, anyOf, oneOf, not, if/then/else or dependentSchemas), so it would \
+                 never end: {}",
+                path.join(" → ")
+            ));
+        }
+        let applications = same_location_applications(&edges);
+        if let Some((index, &count)) = applications
+            .iter()
+            .enumerate()
+            .find(|(_, &count)| count > SAME_LOCATION_APPLICATIONS_MAX)
+        {
+            return Err(format!(
+                "{} applies {}subschemas to the same value (counting every way through $ref, \
+                 allOf, anyOf, oneOf, not, if/then/else and dependentSchemas), more than the \
+                 {SAME_LOCATION_APPLICATIONS_MAX} allowed: validating a fact would cost too much",
+                shown_pointer(&self.nodes[index].pointer),
+                if count == u64::MAX {
+                    "at least ".to_string()
+                } else {
+                    format!("{count} ")
+                }
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// For each node of an acyclic graph, how many times validating a value
+/// against it applies a schema to that same value: itself, plus what each
+/// of its same-location children applies (saturating). Iterative post-order,
+/// so a long chain cannot overflow the stack.
+fn same_location_applications(edges: &[Vec<usize>]) -> Vec<u64> {
+    const UNKNOWN: u64 = 0;
+    let mut applications = vec![UNKNOWN; edges.len()];
+    for start in 0..edges.len() {
+        if applications[start] != UNKNOWN {
+            continue;
+        }
+        let mut path: Vec<(usize, usize)> = vec![(start, 0)];
+        while let Some(top) = path.last_mut() {
+            let node = top.0;
+            let next_target = edges[node].get(top.1).copied();
+            top.1 += 1;
+            match next_target {
+                Some(target) if applications[target] == UNKNOWN => path.push((target, 0)),
+                Some(_) => {}
+                None => {
+                    applications[node] = edges[node].iter().fold(1_u64, |total, &child| {
+                        total.saturating_add(applications[child])
+                    });
+                    path.pop();
+                }
             }
         }
     }
+    applications
 }
 
 /// The subschemas a keyword holds, with their pointers.
@@ -474,6 +528,55 @@ mod tests {
             .expect("walked");
         let message = walk.refuse_cycles_without_progress().expect_err("a cycle");
         assert!(message.contains("never end"));
+    }
+
+    #[test]
+    fn schemas_that_apply_exponentially_many_subschemas_are_refused() {
+        let doubling = |steps: usize| {
+            let mut definitions = Map::new();
+            definitions.insert("d0".into(), json!({"type": "object"}));
+            for step in 1..=steps {
+                let previous = format!("#/$defs/d{}", step - 1);
+                definitions.insert(
+                    format!("d{step}"),
+                    json!({"allOf": [{"$ref": previous}, {"$ref": previous}]}),
+                );
+            }
+            json!({"$defs": definitions, "properties": {"a": {"$ref": format!("#/$defs/d{steps}")}}})
+        };
+        // Step k applies itself and twice a `$ref` object applying step k - 1:
+        // 2^(k+2) - 3 in all, so 509 at step 7 and 1021 at step 8.
+        check_schema(&doubling(7)).expect("509 applications are accepted");
+        let message = refusal(doubling(8));
+        assert!(
+            message.contains("#/$defs/d8 applies 1021 subschemas"),
+            "{message}"
+        );
+        let message = refusal(doubling(200));
+        assert!(message.contains("more than the 1000 allowed"), "{message}");
+        // Counts saturate rather than overflow.
+        let chain_of_doublings: Vec<Vec<usize>> = (0..100)
+            .map(|node| {
+                if node == 99 {
+                    vec![]
+                } else {
+                    vec![node + 1, node + 1]
+                }
+            })
+            .collect();
+        assert_eq!(same_location_applications(&chain_of_doublings)[0], u64::MAX);
+        // Shared definitions applied at different places do not add up.
+        let mut definitions = Map::new();
+        definitions.insert("leaf".into(), json!({"type": "string"}));
+        let properties: Map<String, Value> = (0..500)
+            .map(|index| {
+                (
+                    format!("p{index}"),
+                    json!({"allOf": [{"$ref": "#/$defs/leaf"}]}),
+                )
+            })
+            .collect();
+        check_schema(&json!({"$defs": definitions, "properties": properties})).expect("accepted");
     }
 
     #[test]
