@@ -27,6 +27,10 @@ use crate::error_code::ErrorBody;
 use crate::facts::{FactPage, PutFactsAnswer, StoredFact};
 use crate::links::{Anchor, Bookmark, LinkDefinition, LinkList, LinkRepaired, LinkState, LinkView};
 use crate::meta::{BlobStored, Health, Versions};
+use crate::schemas::{
+    BreakingChange, Compatibility, RoleConstraint, SchemaList, SchemaRegistration, SchemaTypes,
+    SchemaVersionSummary, SchemaVersionView, UpcastMarker, UpcastOperation, Violation,
+};
 use crate::subscriptions::*;
 use crate::timers::{CatchUp, TimerDefinition, TimerList, TimerView};
 
@@ -130,6 +134,7 @@ struct UnknownSubscription(ErrorBody);
         claim, get_claim, release_claim, get_lease, acquire_lease, renew_lease, release_lease,
         list_timers, put_timer, get_timer, delete_timer,
         list_links, put_link, get_link, delete_link, pause_link, resume_link, repair_link,
+        list_schema_types, list_schema_versions, put_schema, get_schema,
     ),
     components(schemas(
         HashText, Predecessor, Fact, PutFactsRequest, ErrorBody, PutFactsAnswer,
@@ -144,6 +149,8 @@ struct UnknownSubscription(ErrorBody);
         LeaseGrant, CatchUp, TimerDefinition, TimerView, TimerList,
         LinkDefinition, LinkView, LinkList, LinkState, Bookmark, Anchor, LinkRepaired,
         DigestsAnswer, DigestBucket,
+        SchemaRegistration, Compatibility, UpcastOperation, RoleConstraint, SchemaVersionSummary,
+        SchemaList, SchemaTypes, SchemaVersionView, BreakingChange, Violation, UpcastMarker,
     )),
     tags(
         (name = "facts", description = "Write and read facts"),
@@ -154,6 +161,7 @@ struct UnknownSubscription(ErrorBody);
         (name = "access", description = "Identities, access tokens and the audit trail (servers with --auth)"),
         (name = "collaboration", description = "Claims and leases with fencing tokens"),
         (name = "replication", description = "Replication links from other deployments (admin)"),
+        (name = "schemas", description = "Schemas per fact type and version, and upcasting"),
     )
 )]
 struct ApiDocument;
@@ -254,7 +262,7 @@ fn remove_closed_objects(schema: &mut serde_json::Value) {
         (status = 409, description = "stale_fence: a later grant of the lease exists, or it was released; nothing was written", body = ErrorBody),
         (status = 413, description = "Body, batch or fact too large; nothing was written", body = ErrorBody),
         (status = 415, description = "A body that does not declare Content-Type: application/json", body = ErrorBody),
-        (status = 422, description = "missing_predecessors; nothing was written", body = ErrorBody),
+        (status = 422, description = "missing_predecessors; schema_violation (a fact does not conform to its type's schema: violations lists each error); schema_required (--require-schemas and a type without one); nothing was written", body = ErrorBody),
         Busy,
     )
 )]
@@ -262,11 +270,15 @@ fn post_facts() {}
 
 #[utoipa::path(
     get, path = "/v1/facts/{hash}", tag = "facts",
-    params(("hash" = HashText, Path, description = "The fact's hash")),
+    params(
+        ("hash" = HashText, Path, description = "The fact's hash"),
+        ("as_version" = Option<u32>, Query, minimum = 1, maximum = 1000000, description = "Read facts written at older schema versions upcast to this version of their type (see Schemas and upcasting)"),
+    ),
     responses(
-        (status = 200, description = "The fact", body = StoredFact<Fact>),
-        (status = 400, description = "Not a hash, or an unknown query parameter", body = ErrorBody),
-        (status = 404, description = "No such fact", body = ErrorBody),
+        (status = 200, description = "The fact (with as_version, an older one upcast: upcast and original added)", body = StoredFact<Fact>),
+        (status = 400, description = "Not a hash, or an unknown or out-of-range query parameter", body = ErrorBody),
+        (status = 404, description = "not_found: no such fact; unknown_schema: its type has no schema version as_version", body = ErrorBody),
+        (status = 422, description = "upcast_failed: an upcast operation does not apply to this fact", body = ErrorBody),
         Busy,
     )
 )]
@@ -282,10 +294,13 @@ fn get_fact() {}
         ("limit" = Option<u64>, Query, minimum = 1, maximum = 10000, description = "Facts at most (default 1000)"),
         ("after" = Option<u64>, Query, minimum = 0, description = "Only facts with a seq above this"),
         ("wait_ms" = Option<u64>, Query, minimum = 0, maximum = 60000, description = "Long-poll until at least one fact or this long"),
+        ("as_version" = Option<u32>, Query, minimum = 1, maximum = 1000000, description = "Read facts written at older schema versions upcast to this version of their type (see Schemas and upcasting)"),
     ),
     responses(
         (status = 200, description = "Successors in seq order", body = FactPage<Fact>),
         (status = 400, description = "A malformed, missing, repeated, unknown or out-of-range parameter", body = ErrorBody),
+        (status = 404, description = "unknown_schema: the type has no schema version as_version", body = ErrorBody),
+        (status = 422, description = "upcast_failed: an upcast operation does not apply to one of the facts", body = ErrorBody),
         Busy,
     )
 )]
@@ -298,10 +313,12 @@ fn get_successors() {}
         ("limit" = Option<u64>, Query, minimum = 1, maximum = 10000, description = "Facts at most (default 1000)"),
         ("wait_ms" = Option<u64>, Query, minimum = 0, maximum = 60000, description = "Long-poll until at least one fact or this long"),
         ("types" = Option<Vec<String>>, Query, explode = true, description = "Only facts whose type matches one of these patterns (repeatable, at most 64; default every type); next still moves past the others"),
+        ("as_version" = Option<u32>, Query, minimum = 1, maximum = 1000000, description = "Facts of types that have this schema version, written at an older one, are upcast to it; others are as stored"),
     ),
     responses(
         (status = 200, description = "Facts in seq order, with the store's identity (store) and last seq (head)", body = FactPage<Fact>),
         (status = 400, description = "A malformed, repeated, unknown or out-of-range parameter", body = ErrorBody),
+        (status = 422, description = "upcast_failed: an upcast operation does not apply to one of the facts", body = ErrorBody),
         Busy,
     )
 )]
@@ -987,3 +1004,63 @@ mod tests {
         }
     }
 }
+
+/// `unknown_schema`: the type has no schema (at that version).
+#[derive(utoipa::IntoResponses)]
+#[response(status = 404)]
+struct UnknownSchema(ErrorBody);
+
+#[utoipa::path(
+    get, path = "/v1/schemas", tag = "schemas",
+    responses(
+        (status = 200, description = "Every type with a schema that the caller may read, sorted, with its versions", body = SchemaTypes),
+        (status = 400, description = "An unknown query parameter", body = ErrorBody),
+        Busy,
+    )
+)]
+fn list_schema_types() {}
+
+#[utoipa::path(
+    get, path = "/v1/schemas/{type}", tag = "schemas",
+    params(("type" = String, Path, pattern = "^[A-Za-z][A-Za-z0-9_]*(\\.[A-Za-z][A-Za-z0-9_]*)*$", description = "The fact type")),
+    responses(
+        (status = 200, description = "The type's versions, oldest first", body = SchemaList),
+        (status = 400, description = "An invalid type, or an unknown query parameter", body = ErrorBody),
+        UnknownSchema,
+        Busy,
+    )
+)]
+fn list_schema_versions() {}
+
+#[utoipa::path(
+    put, path = "/v1/schemas/{type}/{version}", tag = "schemas",
+    params(
+        ("type" = String, Path, pattern = "^[A-Za-z][A-Za-z0-9_]*(\\.[A-Za-z][A-Za-z0-9_]*)*$", description = "The fact type (not one of Cairn's own, Cairn.*)"),
+        ("version" = u32, Path, minimum = 1, maximum = 1000000, description = "The version: 1, or the latest registered plus one"),
+    ),
+    request_body(content = SchemaRegistration, content_type = "application/json", description = "At most 61,440 bytes"),
+    responses(
+        (status = 201, description = "Registered: stored as a Cairn.Schema fact", body = SchemaVersionView),
+        (status = 200, description = "This very registration was already stored", body = SchemaVersionView),
+        (status = 400, description = "invalid_schema (not a draft 2020-12 schema, a reference that is not local, an invalid upcast or predecessor constraint), reserved_type, an invalid type or version, or malformed JSON", body = ErrorBody),
+        (status = 409, description = "incompatible_schema (breaking lists each breaking change); schema_conflict (another schema at that version, or a version that does not follow the latest)", body = ErrorBody),
+        BodyRefused,
+        Busy,
+    )
+)]
+fn put_schema() {}
+
+#[utoipa::path(
+    get, path = "/v1/schemas/{type}/{version}", tag = "schemas",
+    params(
+        ("type" = String, Path, pattern = "^[A-Za-z][A-Za-z0-9_]*(\\.[A-Za-z][A-Za-z0-9_]*)*$", description = "The fact type"),
+        ("version" = u32, Path, minimum = 1, maximum = 1000000, description = "The version"),
+    ),
+    responses(
+        (status = 200, description = "The registration and the hash of its fact", body = SchemaVersionView),
+        (status = 400, description = "An invalid type or version, or an unknown query parameter", body = ErrorBody),
+        UnknownSchema,
+        Busy,
+    )
+)]
+fn get_schema() {}

@@ -663,6 +663,16 @@ fn setup() -> (tempfile::TempDir, Ctx) {
             201,
         );
     }
+    // Schemas the rows read (accepting every fact, so the other rows'
+    // writes are unaffected).
+    for type_name in [OPEN_TYPE, SECRET_TYPE] {
+        ctx.root(
+            "PUT",
+            &format!("/v1/schemas/{type_name}/1"),
+            Body::Json(json!({"schema": {}, "compatibility": "none"})),
+            201,
+        );
+    }
     // Claims and leases the rows read, renew and release.
     for key in ["held-claim", "release-claim"] {
         let body = json!({"key": key, "fact": ctx.open_hash});
@@ -1312,7 +1322,64 @@ fn table(ctx: &Ctx) -> Vec<Row> {
     );
     collaboration_rows(ctx, &mut rows);
     link_rows(&mut rows);
+    schema_rows(&mut rows);
     rows
+}
+
+/// The rows of schemas: registering is an admin's; reading a type's
+/// schemas needs permission to read the type.
+fn schema_rows(rows: &mut Vec<Row>) {
+    let versions_observe = |ctx: &Ctx| ctx.root_answer("GET", &format!("/v1/schemas/{OPEN_TYPE}"));
+    rows.push(
+        row("GET", "/v1/schemas", "/v1/schemas")
+            .refused("no-read", Refusal::Filtered)
+            .allowed("reader", 200)
+            .check(|ctx, identity, answer| {
+                let types: Vec<String> = answer.json()["types"]
+                    .as_array()
+                    .expect("types")
+                    .iter()
+                    .map(|list| list["type"].as_str().expect("a type").to_string())
+                    .collect();
+                let expected: Vec<String> = [OPEN_TYPE, SECRET_TYPE]
+                    .into_iter()
+                    .filter(|type_name| ctx.may(identity, "read", type_name))
+                    .map(str::to_string)
+                    .collect();
+                assert_eq!(types, expected, "{identity} lists the schemas it may read");
+            }),
+    );
+    rows.push(
+        row(
+            "GET",
+            "/v1/schemas/{type}",
+            format!("/v1/schemas/{OPEN_TYPE}"),
+        )
+        .forbidden("no-read", format!("read on type {OPEN_TYPE}"))
+        .allowed("reader", 200)
+        .check(|_, _, answer| assert_eq!(answer.json()["versions"][0]["version"], 1)),
+    );
+    rows.push(
+        row(
+            "GET",
+            "/v1/schemas/{type}/{version}",
+            format!("/v1/schemas/{OPEN_TYPE}/1"),
+        )
+        .forbidden("no-read", format!("read on type {OPEN_TYPE}"))
+        .allowed("reader", 200)
+        .check(|_, _, answer| assert_eq!(answer.json()["compatibility"], "none")),
+    );
+    rows.push(
+        row(
+            "PUT",
+            "/v1/schemas/{type}/{version}",
+            format!("/v1/schemas/{OPEN_TYPE}/2"),
+        )
+        .body(Body::Json(json!({"schema": {}, "compatibility": "none"})))
+        .admin(201)
+        .check(|_, _, answer| assert_eq!(answer.json()["version"], 2))
+        .observe(versions_observe),
+    );
 }
 
 /// A link definition whose source nobody listens at.

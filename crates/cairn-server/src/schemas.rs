@@ -209,10 +209,7 @@ impl Schemas {
             .cloned()
             .collect();
         names.sort();
-        names
-            .iter()
-            .filter_map(|name| self.list(name))
-            .collect()
+        names.iter().filter_map(|name| self.list(name)).collect()
     }
 
     /// `GET /v1/schemas/{type}/{version}`.
@@ -315,12 +312,14 @@ impl Schemas {
         store: &S,
         facts: &[CanonicalFact],
     ) -> Result<(), ApiError> {
-        if !self.require_schemas && self.read().types.is_empty() {
-            return Ok(());
-        }
         let mut refreshed = false;
         for (index, fact) in facts.iter().enumerate() {
             let type_name = fact.fact.type_name.as_str();
+            let names_version = fact
+                .fact
+                .fields
+                .iter()
+                .any(|(name, _)| name == VERSION_FIELD);
             let version = match version_field(&fact.fact) {
                 Ok(version) => version,
                 Err(message) => {
@@ -340,8 +339,11 @@ impl Schemas {
                 }
             };
             let mut registered = self.version_of(type_name, version);
-            if registered.is_none() && !refreshed {
-                // Registered through another server a moment ago?
+            // A fact that names its version, or a server that requires
+            // schemas, reads what another server may have registered a
+            // moment ago; other facts of types without a schema do not
+            // pay a read each (the registry refreshes every second).
+            if registered.is_none() && !refreshed && (names_version || self.require_schemas) {
                 refreshed = true;
                 self.refresh(store).await?;
                 registered = self.version_of(type_name, version);
@@ -414,7 +416,10 @@ impl Schemas {
                 format!("a stored fact is not JSON: {error}"),
             )
         })?;
-        let Some(fields) = fact.get_mut("fields").and_then(|fields| fields.as_object_mut()) else {
+        let Some(fields) = fact
+            .get_mut("fields")
+            .and_then(|fields| fields.as_object_mut())
+        else {
             return Ok(None);
         };
         let Ok(from) = fact_version(fields) else {
@@ -585,8 +590,7 @@ fn parse_schema_fact(canonical: &[u8]) -> Result<(SchemaFactFields, CompiledSche
         fields: SchemaFactFields,
     }
     let fact: SchemaFact = serde_json::from_slice(canonical).map_err(|error| error.to_string())?;
-    let compiled =
-        CompiledSchema::compile(&fact.fields.registration).map_err(|error| error.0)?;
+    let compiled = CompiledSchema::compile(&fact.fields.registration).map_err(|error| error.0)?;
     Ok((fact.fields, compiled))
 }
 

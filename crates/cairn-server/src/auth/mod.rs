@@ -272,10 +272,7 @@ pub fn need(method: &Method, route: &str) -> Need {
         )
         | ("POST", "/v1/claims" | "/v1/claims/release")
         | ("GET", "/v1/claims/{key}" | "/v1/leases/{name}")
-        | (
-            "GET",
-            "/v1/schemas" | "/v1/schemas/{type}" | "/v1/schemas/{type}/{version}",
-        )
+        | ("GET", "/v1/schemas" | "/v1/schemas/{type}" | "/v1/schemas/{type}/{version}")
         | (
             "POST",
             "/v1/leases/{name}/acquire" | "/v1/leases/{name}/renew" | "/v1/leases/{name}/release",

@@ -17,9 +17,9 @@ use super::wait::LongPoll;
 use super::ApiPath;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::schemas::UpcastView;
 use crate::limits;
 use crate::query::QueryParams;
+use crate::schemas::UpcastView;
 use crate::state::AppState;
 
 /// Bodies larger than this are parsed on the blocking pool, so a big batch
@@ -287,7 +287,15 @@ pub async fn get_successors<S: Store>(
 ) -> Result<Response, ApiError> {
     let params = QueryParams::parse(
         raw_query.as_deref(),
-        &["type", "role", "without", "limit", "after", "wait_ms", "as_version"],
+        &[
+            "type",
+            "role",
+            "without",
+            "limit",
+            "after",
+            "wait_ms",
+            "as_version",
+        ],
     )?;
     let as_version = as_version_of(&params)?;
     let predecessor = parse_hash(&hash_text)?;

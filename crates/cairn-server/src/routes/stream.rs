@@ -51,6 +51,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
+use super::subscriptions::upcast_views;
 use super::ApiPath;
 use crate::auth::Caller;
 use crate::delivery::{DeliveryError, PulledMessage, Subscription};
@@ -63,7 +64,6 @@ use crate::limits::{
 use crate::query::QueryParams;
 use crate::schemas::{Schemas, UpcastView};
 use crate::state::AppState;
-use super::subscriptions::upcast_views;
 use cairn_api::subscriptions::{check_nack, check_tokens};
 
 /// `GET /v1/subscriptions/{name}/stream`: upgrades to a WebSocket that

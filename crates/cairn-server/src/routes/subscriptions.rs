@@ -20,7 +20,9 @@ use serde_json::value::RawValue;
 use super::facts::{json_answer, raw_fact, read_json_body, ContentType};
 use super::ApiPath;
 use crate::auth::Caller;
-use crate::delivery::{Applied, DeadLetter, DeliveryError, PulledMessage, Subscription, SubscriptionView};
+use crate::delivery::{
+    Applied, DeadLetter, DeliveryError, PulledMessage, Subscription, SubscriptionView,
+};
 use crate::error::ApiError;
 use crate::limits;
 use crate::query::QueryParams;
@@ -260,18 +262,20 @@ pub(super) async fn upcast_views(
     };
     Ok(messages
         .iter()
-        .map(|message| match schemas.read_as(&message.canonical, as_version) {
-            Ok(view) => view,
-            Err(error) => {
-                tracing::warn!(
-                    subscription = subscription.name(),
-                    hash = %message.hash,
-                    "delivered as stored: {}",
-                    error.message
-                );
-                None
-            }
-        })
+        .map(
+            |message| match schemas.read_as(&message.canonical, as_version) {
+                Ok(view) => view,
+                Err(error) => {
+                    tracing::warn!(
+                        subscription = subscription.name(),
+                        hash = %message.hash,
+                        "delivered as stored: {}",
+                        error.message
+                    );
+                    None
+                }
+            },
+        )
         .collect())
 }
 
