@@ -30,6 +30,7 @@ pub mod request_body;
 pub mod schemas;
 pub mod subscriptions;
 pub mod timers;
+pub mod versioning;
 
 pub use access::{
     AuditEntry, AuditPage, Authorship, BlobAccess, IdentityList, IdentityView, Pattern,

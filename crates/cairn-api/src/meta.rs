@@ -27,6 +27,10 @@ pub struct Versions {
     pub api: Vec<String>,
     /// The server's version.
     pub server: String,
+    /// *Addition (issue 16):* each API version with its status and its
+    /// deprecated routes.
+    #[serde(default)]
+    pub versions: Vec<crate::versioning::ApiVersion>,
 }
 
 /// The answer of `PUT /v1/blobs` and `PUT /v1/blobs/{hash}`.

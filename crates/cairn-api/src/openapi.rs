@@ -33,6 +33,7 @@ use crate::schemas::{
 };
 use crate::subscriptions::*;
 use crate::timers::{CatchUp, TimerDefinition, TimerList, TimerView};
+use crate::versioning::{ApiVersion, DeprecatedRouteView, VersionStatus};
 
 /// A hash: BLAKE3-256 as 64 lowercase hexadecimal characters.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -151,6 +152,7 @@ struct UnknownSubscription(ErrorBody);
         DigestsAnswer, DigestBucket,
         SchemaRegistration, Compatibility, UpcastOperation, RoleConstraint, SchemaVersionSummary,
         SchemaList, SchemaTypes, SchemaVersionView, BreakingChange, Violation, UpcastMarker,
+        ApiVersion, VersionStatus, DeprecatedRouteView,
     )),
     tags(
         (name = "facts", description = "Write and read facts"),
@@ -177,6 +179,13 @@ pub fn document() -> serde_json::Value {
     remove_closed_objects(&mut document["components"]["schemas"]["SubscriptionView"]["allOf"]);
     remove_closed_objects(&mut document["components"]["schemas"]["TimerView"]["allOf"]);
     add_access_control(&mut document);
+    for deprecated in crate::versioning::DEPRECATED_ROUTES {
+        let operation =
+            &mut document["paths"][deprecated.route][deprecated.method.to_ascii_lowercase()];
+        if operation.is_object() {
+            operation["deprecated"] = serde_json::Value::Bool(true);
+        }
+    }
     document
 }
 
@@ -342,7 +351,7 @@ fn get_digests() {}
     put, path = "/v1/blobs", tag = "blobs",
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses(
-        (status = 200, description = "Stored (idempotent)", body = BlobStored),
+        (status = 200, description = "Stored (idempotent). Deprecated since 2026-12-06, served until 2027-12-06 with Deprecation, Sunset and Link headers: use PUT /v1/blobs/{hash}, which refuses bytes damaged on the way", body = BlobStored),
         (status = 400, description = "The body ended early, or an unknown query parameter", body = ErrorBody),
         (status = 413, description = "Larger than the blob limit", body = ErrorBody),
         Busy,
@@ -614,7 +623,7 @@ fn health() {}
 #[utoipa::path(
     get, path = "/versions", tag = "meta",
     responses(
-        (status = 200, description = "The API versions spoken", body = Versions),
+        (status = 200, description = "The API versions spoken, each with its status and deprecated routes", body = Versions),
         Busy,
     )
 )]

@@ -423,6 +423,83 @@ fn health_versions_and_metrics_answer() {
     }
 }
 
+/// The deprecation mechanism (`cairn_api::versioning`): `/versions` lists
+/// each version with its status and deprecated routes; a deprecated route
+/// is still served, with `Deprecation`, `Sunset` and `Link` headers, beside
+/// its replacement, which has none; the OpenAPI document marks it.
+#[test]
+fn a_deprecated_route_is_served_with_its_headers_beside_its_replacement() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let (status, versions) = get_json(&server, "/versions");
+    assert_eq!(status, 200);
+    let v1 = &versions["versions"][0];
+    assert_eq!(
+        (v1["version"].as_str(), v1["status"].as_str()),
+        (Some("v1"), Some("current"))
+    );
+    assert_eq!(v1["base"], "/v1/");
+    let deprecated = v1["deprecated_routes"]
+        .as_array()
+        .expect("deprecated routes")
+        .iter()
+        .find(|route| route["method"] == "PUT" && route["route"] == "/v1/blobs")
+        .expect("PUT /v1/blobs is deprecated")
+        .clone();
+    assert_eq!(deprecated["replacement"], "/v1/blobs/{hash}");
+    assert_eq!(deprecated["sunset"], "2027-12-06");
+
+    let bytes = b"a blob uploaded the old way".to_vec();
+    let old = http()
+        .put(server.url("/v1/blobs"))
+        .body(bytes.clone())
+        .send()
+        .expect("server answers");
+    assert_eq!(old.status().as_u16(), 200, "still served");
+    let header = |response: &reqwest::blocking::Response, name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|value| value.to_str().unwrap().to_string())
+    };
+    // RFC 9745: `@` and the seconds of 2026-12-06T00:00:00Z; RFC 8594: an
+    // HTTP date.
+    assert_eq!(header(&old, "deprecation").as_deref(), Some("@1796515200"));
+    assert_eq!(
+        header(&old, "sunset").as_deref(),
+        Some("Mon, 06 Dec 2027 00:00:00 GMT")
+    );
+    assert_eq!(
+        header(&old, "link").as_deref(),
+        Some("</v1/blobs/{hash}>; rel=\"successor-version\"")
+    );
+    let hash = old.json::<serde_json::Value>().unwrap()["hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let new = http()
+        .put(server.url(&format!("/v1/blobs/{hash}")))
+        .body(bytes)
+        .send()
+        .expect("server answers");
+    assert_eq!(new.status().as_u16(), 200);
+    for name in ["deprecation", "sunset", "link"] {
+        assert_eq!(
+            header(&new, name),
+            None,
+            "the replacement has no {name} header"
+        );
+    }
+    // Other routes carry none either.
+    let health = http().get(server.url("/v1/health")).send().unwrap();
+    assert_eq!(header(&health, "deprecation"), None);
+    let (_, document) = get_json(&server, "/v1/openapi.json");
+    assert_eq!(document["paths"]["/v1/blobs"]["put"]["deprecated"], true);
+    assert!(document["paths"]["/v1/blobs/{hash}"]["put"]
+        .get("deprecated")
+        .is_none());
+}
+
 #[test]
 fn sigterm_finishes_cleanly_and_data_survives_restart() {
     let dir = tempfile::tempdir().unwrap();

@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod clock;
 pub mod delivery;
+mod deprecation;
 pub mod error;
 mod http_errors;
 pub mod limits;
@@ -203,6 +204,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
             state.auth.clone(),
             auth::authenticate,
         ))
+        .route_layer(middleware::from_fn(deprecation::deprecation_headers))
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&state.metrics),
             metrics::track_requests,

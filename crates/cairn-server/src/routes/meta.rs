@@ -41,6 +41,7 @@ pub async fn versions() -> Response {
     json_answer(&Versions {
         api: vec!["v1".to_string()],
         server: SERVER_VERSION.to_string(),
+        versions: cairn_api::versioning::api_versions(),
     })
 }
 
