@@ -4,7 +4,7 @@
 //! (backward, forward, full, none). Then the cases the table cannot show
 //! in one row: a transitive mode, upcasts (rename, default, map, and a
 //! chain of them), recursive schemas, paths, the comparison's limit, and
-//! the user-facing table in `docs/fragments/schema-compatibility.md`
+//! the user-facing table in `docs/api-v1.md` ("Compatibility between versions")
 //! naming every rule.
 
 use std::collections::BTreeSet;
@@ -1137,10 +1137,7 @@ fn the_table_exercises_every_rule() {
 
 #[test]
 fn the_user_table_names_every_rule_and_its_judgement() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../docs/fragments/schema-compatibility.md"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api-v1.md");
     let text = std::fs::read_to_string(path).expect("the user table");
     let rows = table();
     let judgement = |breaks: bool| if breaks { "breaks" } else { "ok" };
