@@ -638,7 +638,7 @@ fn require_schemas_refuses_types_without_one() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &["--require-schemas"]);
     let order = fact(ORDER, json!({"id": "o-1"}), json!({}));
-    let (status, answer) = post_facts(&server, &[order.clone()]);
+    let (status, answer) = post_facts(&server, std::slice::from_ref(&order));
     assert_eq!(
         (status, answer["error"]["code"].as_str()),
         (422, Some("schema_required")),

@@ -58,7 +58,7 @@ pub fn parse_source_url(text: &str) -> Result<Url, String> {
             url.scheme()
         ));
     }
-    if url.host_str().map_or(true, str::is_empty) {
+    if url.host_str().is_none_or(str::is_empty) {
         return Err("the URL has no host".into());
     }
     if !url.username().is_empty() || url.password().is_some() {

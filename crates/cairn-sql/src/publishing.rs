@@ -174,9 +174,9 @@ impl<DB: CairnDatabase> Publishing<DB> {
     /// Counts pending rows and dead letters for the metrics, if the last
     /// count is old enough (or `now` is set).
     pub async fn count_backlog(&mut self, now: bool) -> Result<(), sqlx::Error> {
-        let due = self.last_count_at.map_or(true, |counted_at| {
-            counted_at.elapsed() >= RELAY_METRICS_REFRESH_INTERVAL
-        });
+        let due = self
+            .last_count_at
+            .is_none_or(|counted_at| counted_at.elapsed() >= RELAY_METRICS_REFRESH_INTERVAL);
         if now || due {
             let n_pending = DB::count_pending(&self.pool).await?;
             let n_dead_letters = DB::count_dead_letters(&self.pool).await?;

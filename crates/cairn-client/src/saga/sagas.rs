@@ -229,7 +229,7 @@ impl Sagas {
             .map(|(started, definition)| self.journal_of(started, definition))
             .buffered(limits::SAGA_READS_CONCURRENT_MAX)
             .try_filter(|journal| {
-                let keep = filter.state.map_or(true, |state| journal.state() == state);
+                let keep = filter.state.is_none_or(|state| journal.state() == state);
                 async move { keep }
             })
             .take(limit)
