@@ -400,7 +400,11 @@ fn take(fields: &mut Map<String, Value>, tokens: &[String]) -> Option<Value> {
     object.remove(last)
 }
 
-fn put(fields: &mut Map<String, Value>, tokens: &[String], value: Value) -> Result<(), UpcastError> {
+fn put(
+    fields: &mut Map<String, Value>,
+    tokens: &[String],
+    value: Value,
+) -> Result<(), UpcastError> {
     let Some((last, parents)) = tokens.split_last() else {
         return Err(UpcastError("an empty pointer".into()));
     };
@@ -573,21 +577,42 @@ mod tests {
         };
         let mut fact = fields(json!({"a": 1}));
         upcast_fields(&mut fact, 1, 3, upcasts).expect("upcasts");
-        assert_eq!(Value::Object(fact), json!({"x": {"b": 1}, "cairn_version": 3}));
+        assert_eq!(
+            Value::Object(fact),
+            json!({"x": {"b": 1}, "cairn_version": 3})
+        );
         let mut fact = fields(json!({"b": 1, "cairn_version": 2}));
         upcast_fields(&mut fact, 2, 3, upcasts).expect("upcasts");
-        assert_eq!(Value::Object(fact), json!({"x": {"b": 1}, "cairn_version": 3}));
+        assert_eq!(
+            Value::Object(fact),
+            json!({"x": {"b": 1}, "cairn_version": 3})
+        );
     }
 
     #[test]
     fn bad_operations_are_refused() {
         for (value, expected) in [
-            (json!({"op": "rename", "from": "/a", "to": "/x/b"}), "parents"),
-            (json!({"op": "rename", "from": "a", "to": "/b"}), "JSON pointer"),
-            (json!({"op": "move", "from": "/a", "to": "/a/b"}), "into itself"),
-            (json!({"op": "default", "path": "/cairn_version", "value": 2}), "Cairn's"),
+            (
+                json!({"op": "rename", "from": "/a", "to": "/x/b"}),
+                "parents",
+            ),
+            (
+                json!({"op": "rename", "from": "a", "to": "/b"}),
+                "JSON pointer",
+            ),
+            (
+                json!({"op": "move", "from": "/a", "to": "/a/b"}),
+                "into itself",
+            ),
+            (
+                json!({"op": "default", "path": "/cairn_version", "value": 2}),
+                "Cairn's",
+            ),
             (json!({"op": "map", "path": "/a~2", "values": {}}), "~"),
-            (json!({"op": "default", "path": "", "value": 1}), "JSON pointer"),
+            (
+                json!({"op": "default", "path": "", "value": 1}),
+                "JSON pointer",
+            ),
         ] {
             let error = operation(value.clone()).check().expect_err("refused");
             assert!(error.0.contains(expected), "{value}: {error}");

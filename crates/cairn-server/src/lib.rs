@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod boundaries;
 pub mod clock;
 pub mod delivery;
 pub mod error;
@@ -169,7 +170,13 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route(
             "/v1/links/{name}/repair",
             post(routes::links::repair_link::<S>),
-        );
+        )
+        .route("/v1/services", get(routes::services::list_services::<S>))
+        .route(
+            "/v1/services/{name}",
+            put(routes::services::put_service::<S>).get(routes::services::get_service::<S>),
+        )
+        .route("/v1/boundaries", get(routes::services::get_boundaries::<S>));
     let blobs = Router::new()
         .route("/v1/blobs", put(routes::blobs::put_blob::<S>))
         .route(
@@ -231,6 +238,8 @@ pub struct Background {
     pub timers: Arc<timers::Timers>,
     /// Replication links, shared with their supervisor.
     pub links: Arc<links::Links>,
+    /// Observed flows, shared with their recorder.
+    pub flows: Arc<boundaries::Flows>,
 }
 
 /// Builds the complete application over `store` and its delivery engine
@@ -248,7 +257,11 @@ pub fn app<S: Store + CoordinationStore + DigestStore>(
     auth: Option<Arc<auth::Auth>>,
     background: Background,
 ) -> Router {
-    let Background { timers, links } = background;
+    let Background {
+        timers,
+        links,
+        flows,
+    } = background;
     let metrics = Arc::new(HttpMetrics::new());
     timers.register_metrics(&metrics);
     links.register_metrics(&metrics);
@@ -269,5 +282,6 @@ pub fn app<S: Store + CoordinationStore + DigestStore>(
         auth,
         timers,
         links,
+        flows,
     })
 }

@@ -205,10 +205,14 @@ async fn assemble<
         link_roots,
     );
     let supervisor = spawn_supervisor(Arc::clone(store), Arc::clone(&links), shutdown.clone());
-    // Both stop at `shutdown`; the node awaits them before the store closes.
+    let flows = crate::boundaries::Flows::new(auth_enabled);
+    let recorder =
+        crate::boundaries::spawn_recorder(Arc::clone(store), Arc::clone(&flows), shutdown.clone());
+    // All stop at `shutdown`; the node awaits them before the store closes.
     let scheduler = tokio::spawn(async move {
         let _ = scheduler.await;
         let _ = supervisor.await;
+        let _ = recorder.await;
     });
     let router = app(
         Arc::clone(store),
@@ -217,7 +221,11 @@ async fn assemble<
         config,
         shutdown.clone(),
         auth.clone(),
-        crate::Background { timers, links },
+        crate::Background {
+            timers,
+            links,
+            flows,
+        },
     );
     Ok((router, auth, scheduler))
 }

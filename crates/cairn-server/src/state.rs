@@ -64,6 +64,8 @@ pub struct AppState<S> {
     pub timers: Arc<crate::timers::Timers>,
     /// Replication links.
     pub links: Arc<crate::links::Links>,
+    /// The flows observed for the service boundaries.
+    pub flows: Arc<crate::boundaries::Flows>,
 }
 
 impl<S> Clone for AppState<S> {
@@ -82,6 +84,7 @@ impl<S> Clone for AppState<S> {
             clock: self.clock.clone(),
             timers: Arc::clone(&self.timers),
             links: Arc::clone(&self.links),
+            flows: Arc::clone(&self.flows),
         }
     }
 }

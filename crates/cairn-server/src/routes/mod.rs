@@ -8,6 +8,7 @@ pub mod leases;
 pub mod links;
 pub mod meta;
 mod path;
+pub mod services;
 pub mod stream;
 pub mod subscriptions;
 pub mod timers;
