@@ -663,6 +663,13 @@ fn setup() -> (tempfile::TempDir, Ctx) {
             201,
         );
     }
+    // A service declaration the row reads.
+    ctx.root(
+        "PUT",
+        "/v1/services/get_svc",
+        Body::Json(json!({"name": "get_svc", "identity": "get-svc"})),
+        201,
+    );
     // Claims and leases the rows read, renew and release.
     for key in ["held-claim", "release-claim"] {
         let body = json!({"key": key, "fact": ctx.open_hash});
@@ -1312,7 +1319,35 @@ fn table(ctx: &Ctx) -> Vec<Row> {
     );
     collaboration_rows(ctx, &mut rows);
     link_rows(&mut rows);
+    service_rows(&mut rows);
     rows
+}
+
+/// The rows of service declarations and the boundaries check: every
+/// operation is an admin's.
+fn service_rows(rows: &mut Vec<Row>) {
+    rows.push(
+        row("GET", "/v1/services", "/v1/services")
+            .admin(200)
+            .check(|_, _, answer| assert!(answer.json()["services"].is_array())),
+    );
+    rows.push(
+        row("PUT", "/v1/services/{name}", "/v1/services/put_svc")
+            .body(Body::Json(json!({"name": "put_svc", "identity": "put-svc"})))
+            .admin(201)
+            .check(|_, _, answer| assert_eq!(answer.json()["declaration"]["name"], "put_svc"))
+            .observe(|ctx| ctx.root_answer("GET", "/v1/services/put_svc")["status"].clone()),
+    );
+    rows.push(
+        row("GET", "/v1/services/{name}", "/v1/services/get_svc")
+            .admin(200)
+            .check(|_, _, answer| assert_eq!(answer.json()["declaration"]["identity"], "get-svc")),
+    );
+    rows.push(
+        row("GET", "/v1/boundaries", "/v1/boundaries")
+            .admin(200)
+            .check(|_, _, answer| assert!(answer.json()["violations"].is_array())),
+    );
 }
 
 /// A link definition whose source nobody listens at.

@@ -144,6 +144,7 @@ pub mod __private {
 }
 pub use wire::{format_utc_ms, CatchUp, TimerDefinition, TimerList, TimerView};
 pub use wire::{Anchor, Bookmark, LinkDefinition, LinkList, LinkRepaired, LinkState, LinkView};
+pub use wire::{BoundariesAnswer, ServiceDeclaration, ServiceList, ServiceView};
 pub use wire::{
     AppliedSubscription, ApplyOutcome, BackoffDefinition, DeadLetter, DeadLetterPage,
     DeadLetterQuery, FactPage, GenerationPrecondition, LogQuery, Message, NackOptions,

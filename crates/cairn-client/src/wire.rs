@@ -10,6 +10,7 @@ pub use cairn_api::{
 };
 pub use cairn_api::{
     Anchor, Bookmark, LinkDefinition, LinkList, LinkRepaired, LinkState, LinkView,
+    BoundariesAnswer, ServiceDeclaration, ServiceList, ServiceView,
 };
 pub use cairn_api::{
     AuditEntry, AuditPage, Authorship, BlobAccess, IdentityView, Pattern, Permissions,
