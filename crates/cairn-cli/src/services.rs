@@ -66,7 +66,10 @@ pub async fn run(args: ServicesArgs) -> anyhow::Result<()> {
             if json {
                 return print_pretty(&ServiceList { services });
             }
-            println!("{:<24} {:<24} {:>5} {:>8} {:>8} {:>7}", "SERVICE", "IDENTITY", "OWNS", "CONSUMES", "REQUESTS", "ANSWERS");
+            println!(
+                "{:<24} {:<24} {:>5} {:>8} {:>8} {:>7}",
+                "SERVICE", "IDENTITY", "OWNS", "CONSUMES", "REQUESTS", "ANSWERS"
+            );
             for view in services {
                 let declaration = &view.declaration;
                 println!(
@@ -144,9 +147,18 @@ mod tests {
     #[test]
     fn bad_toml_declarations_are_refused() {
         for (text, expected) in [
-            ("name = \"shop\"\nidentity = \"s\"\ncolour = 1\n", "unknown field"),
-            ("name = \"shop\"\nidentity = \"s\"\nowns = \"A\"\n", "invalid TOML"),
-            ("name = \"shop\"\nidentity = \"s\"\nowns = [\"a..b\"]\n", "owns:"),
+            (
+                "name = \"shop\"\nidentity = \"s\"\ncolour = 1\n",
+                "unknown field",
+            ),
+            (
+                "name = \"shop\"\nidentity = \"s\"\nowns = \"A\"\n",
+                "invalid TOML",
+            ),
+            (
+                "name = \"shop\"\nidentity = \"s\"\nowns = [\"a..b\"]\n",
+                "owns:",
+            ),
             ("name = \"shop\nidentity", "invalid TOML"),
             ("identity = \"s\"\n", "name"),
         ] {

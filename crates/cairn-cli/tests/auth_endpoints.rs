@@ -1333,7 +1333,9 @@ fn service_rows(rows: &mut Vec<Row>) {
     );
     rows.push(
         row("PUT", "/v1/services/{name}", "/v1/services/put_svc")
-            .body(Body::Json(json!({"name": "put_svc", "identity": "put-svc"})))
+            .body(Body::Json(
+                json!({"name": "put_svc", "identity": "put-svc"}),
+            ))
             .admin(201)
             .check(|_, _, answer| assert_eq!(answer.json()["declaration"]["name"], "put_svc"))
             .observe(|ctx| ctx.root_answer("GET", "/v1/services/put_svc")["status"].clone()),

@@ -4,9 +4,9 @@
 //! reply.
 
 use crate::wire::{AuditPage, IdentityView, TokenCreateRequest, TokenCreated, TokenRotateRequest};
+use crate::wire::{BoundariesAnswer, ServiceDeclaration, ServiceView};
 use crate::wire::{ClaimAnswer, ClaimReleased, LeaseAction, LeaseGrant};
 use crate::wire::{LinkDefinition, LinkRepaired, LinkView};
-use crate::wire::{BoundariesAnswer, ServiceDeclaration, ServiceView};
 use crate::wire::{TimerDefinition, TimerView};
 use std::net::SocketAddr;
 use std::sync::Arc;

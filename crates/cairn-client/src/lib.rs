@@ -144,7 +144,6 @@ pub mod __private {
 }
 pub use wire::{format_utc_ms, CatchUp, TimerDefinition, TimerList, TimerView};
 pub use wire::{Anchor, Bookmark, LinkDefinition, LinkList, LinkRepaired, LinkState, LinkView};
-pub use wire::{BoundariesAnswer, ServiceDeclaration, ServiceList, ServiceView};
 pub use wire::{
     AppliedSubscription, ApplyOutcome, BackoffDefinition, DeadLetter, DeadLetterPage,
     DeadLetterQuery, FactPage, GenerationPrecondition, LogQuery, Message, NackOptions,
@@ -155,4 +154,5 @@ pub use wire::{
     AuditEntry, AuditPage, Authorship, BlobAccess, IdentityView, Pattern, Permissions,
     TokenCreateRequest, TokenCreated, TokenRotateRequest, TokenView,
 };
+pub use wire::{BoundariesAnswer, ServiceDeclaration, ServiceList, ServiceView};
 pub use wire::{ClaimAnswer, ClaimReleased, LeaseAction, LeaseGrant};

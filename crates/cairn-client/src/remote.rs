@@ -39,9 +39,9 @@ use crate::wire::{
     PullOptions, PutResult, RawMessage, ReplaySelection, StoredFact, SubscriptionDefinition,
     SubscriptionView, SuccessorsQuery, TimerDefinition, TimerList, TimerView, TokenResult,
 };
+use crate::wire::{BoundariesAnswer, ServiceDeclaration, ServiceList, ServiceView};
 use crate::wire::{ClaimAnswer, ClaimReleased, LeaseAction, LeaseGrant};
 use crate::wire::{LinkDefinition, LinkList, LinkRepaired, LinkView};
-use crate::wire::{BoundariesAnswer, ServiceDeclaration, ServiceList, ServiceView};
 use cairn_api::precondition::IF_MATCH_HEADER;
 use cairn_api::{
     ErrorBody, ErrorCode, PullAnswer, PutFactsAnswer, ReplayAnswer, SubscriptionList,
@@ -945,7 +945,8 @@ impl Transport for RemoteTransport {
         Box::pin(async move {
             let mut call = self.call(Method::GET, &["v1", "boundaries"]);
             if let Some(unseen_for_ms) = unseen_for_ms {
-                call.query.push(("unseen_for_ms", unseen_for_ms.to_string()));
+                call.query
+                    .push(("unseen_for_ms", unseen_for_ms.to_string()));
             }
             self.call_json(call).await
         })

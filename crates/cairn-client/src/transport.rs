@@ -19,9 +19,9 @@ use crate::wire::{
     TokenResult,
 };
 use crate::wire::{AuditPage, IdentityView, TokenCreateRequest, TokenCreated, TokenRotateRequest};
+use crate::wire::{BoundariesAnswer, ServiceDeclaration, ServiceList, ServiceView};
 use crate::wire::{ClaimAnswer, ClaimReleased, LeaseAction, LeaseGrant};
 use crate::wire::{LinkDefinition, LinkList, LinkRepaired, LinkView};
-use crate::wire::{BoundariesAnswer, ServiceDeclaration, ServiceList, ServiceView};
 use crate::wire::{TimerDefinition, TimerList, TimerView};
 
 /// API v1 as a set of async calls over wire types.
