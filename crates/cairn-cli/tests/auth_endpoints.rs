@@ -864,7 +864,18 @@ fn table(ctx: &Ctx) -> Vec<Row> {
             "rev-target": probe("rev-target"),
         })
     };
-    let last_seq = |ctx: &Ctx| json!(ctx.log(&ctx.root).1);
+    // The facts a refusal could have written. `Cairn.Flow*` facts are left
+    // out: the server records the flows of the service boundaries in the
+    // background after any identity's successful read or write, so they
+    // may land while a later row runs.
+    let last_seq = |ctx: &Ctx| {
+        let (entries, _) = ctx.log(&ctx.root);
+        assert!(entries.len() < 1000, "the log outgrew one page");
+        let written = entries
+            .iter()
+            .filter(|(_, type_name)| !type_name.starts_with("Cairn.Flow"));
+        json!(written.count())
+    };
     let ok_json = |answer: &Answer| {
         assert!(answer.json().is_object(), "{}", answer.describe());
     };
