@@ -104,12 +104,11 @@ fn last_seqs(server: &Server, admin: &str) -> (u64, u64) {
     let last = facts.last().map_or(0, seq);
     let last_written = facts
         .iter()
-        .filter(|stored| {
+        .rfind(|stored| {
             !stored["fact"]["type"]
                 .as_str()
                 .is_some_and(|type_name| type_name.starts_with("Cairn.Flow"))
         })
-        .next_back()
         .map_or(0, seq);
     (last, last_written)
 }

@@ -392,6 +392,10 @@ fn cycles<'a>(graph: &BTreeMap<&'a str, BTreeMap<&'a str, Vec<&'a str>>>) -> Vec
     components
 }
 
+/// The nodes at one end of a type's edges, each with whether it declares
+/// its side of the flow.
+type EdgeEnds = BTreeMap<String, bool>;
+
 /// The map's edges: per type, from each writer (owner, or identity seen
 /// writing) to each consumer (declared, or identity seen consuming), and
 /// each request from sender to answerer.
@@ -421,8 +425,7 @@ fn edges(
         identity.is_some_and(|identity| seen.contains(&(identity, kind, type_name)))
     };
     // type → (writers, consumers), each node with whether it is declared.
-    let mut ends: BTreeMap<&str, (BTreeMap<String, bool>, BTreeMap<String, bool>)> =
-        BTreeMap::new();
+    let mut ends: BTreeMap<&str, (EdgeEnds, EdgeEnds)> = BTreeMap::new();
     for (type_name, names) in owners {
         let entry = ends.entry(type_name).or_default();
         entry
