@@ -66,6 +66,7 @@ error_codes! {
     InvalidLink = "invalid_link", 400, "The link's name or definition is not acceptable (a malformed URL, an invalid type pattern; the message says which); nothing changed.";
     InvalidSchema = "invalid_schema", 400, "The schema registration is not acceptable: not a JSON Schema (draft 2020-12), too large, a reference that is not local, an invalid upcast or predecessor constraint (the message says which); nothing changed.";
     InvalidTimer = "invalid_timer", 400, "The timer's name, schedule or template fact is not acceptable (the message says which); nothing changed.";
+    InvalidService = "invalid_service", 400, "The service declaration is not acceptable: a malformed name, identity or type, a list too long, a name unlike the path's, an unknown member (the message says which); nothing changed.";
     MissingParameter = "missing_parameter", 400, "A required query parameter is absent.";
     UnknownParameter = "unknown_parameter", 400, "A query parameter is not one the endpoint takes.";
     InvalidParameter = "invalid_parameter", 400, "A query parameter is malformed or repeated.";
@@ -86,6 +87,7 @@ error_codes! {
     UnknownLink = "unknown_link", 404, "No replication link with that name.";
     UnknownSchema = "unknown_schema", 404, "No schema is registered for that type (or at that version).";
     UnknownTimer = "unknown_timer", 404, "No timer with that name (or the caller may not read its template's type).";
+    UnknownService = "unknown_service", 404, "No service declaration with that name.";
     NotADeadLetter = "not_a_dead_letter", 404, "The message is not a dead letter of this subscription.";
     // 405, 409, 412, 413, 414, 415, 422: the request cannot be done as asked.
     MethodNotAllowed = "method_not_allowed", 405, "The endpoint exists but not with this method.";
@@ -99,6 +101,7 @@ error_codes! {
     SchemaConflict = "schema_conflict", 409, "Another schema is registered at that version, or the version does not follow the latest one; nothing was registered.";
     TooManyLinks = "too_many_links", 409, "The deployment keeps no more replication links.";
     TooManySubscriptions = "too_many_subscriptions", 409, "The server keeps no more subscriptions.";
+    TooManyServices = "too_many_services", 409, "The deployment keeps no more service declarations.";
     RequestTooLarge = "request_too_large", 413, "The request body is larger than the limit.";
     BatchTooLarge = "batch_too_large", 413, "A batch holds more facts than the limit.";
     FactTooLarge = "fact_too_large", 413, "A fact's canonical form is larger than the limit.";
@@ -111,6 +114,7 @@ error_codes! {
     LinkToSelf = "link_to_self", 422, "The link's source answers with this deployment's own identity: a link to itself.";
     SchemaViolation = "schema_violation", 422, "A fact does not conform to its type's schema; `violations` names each error (at most 20) by JSON pointer and rule, and nothing was stored.";
     SchemaRequired = "schema_required", 422, "The server runs with --require-schemas and a fact's type has no schema; nothing was stored.";
+    UnknownType = "unknown_type", 422, "A service declaration names types this deployment has never seen written nor another service declare (`types` lists them); register with allow_unknown_types=true for a first deployment. Nothing changed.";
     UpcastFailed = "upcast_failed", 422, "A stored fact cannot be read as the version asked for: an upcast operation does not apply to it (the message says which).";
     BlobHashMismatch = "blob_hash_mismatch", 422, "The uploaded bytes do not hash to the hash in the path.";
     // 429, 503: try again later; the request changed nothing or is safe to retry.

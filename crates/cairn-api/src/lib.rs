@@ -28,6 +28,7 @@ pub mod openapi;
 pub mod precondition;
 pub mod request_body;
 pub mod schemas;
+pub mod services;
 pub mod subscriptions;
 pub mod timers;
 pub mod versioning;
@@ -51,6 +52,10 @@ pub use request_body::{parse_body, RequestBody};
 pub use schemas::{
     BreakingChange, Compatibility, RoleConstraint, SchemaList, SchemaRegistration, SchemaTypes,
     SchemaVersionSummary, SchemaVersionView, UpcastMarker, UpcastOperation, Violation,
+};
+pub use services::{
+    BoundariesAnswer, BoundaryRule, BoundaryViolation, EdgeKind, EdgeView, FlowKind, FlowView,
+    ServiceDeclaration, ServiceList, ServiceView,
 };
 pub use subscriptions::{
     AckRequest, BackoffDefinition, DeadLetter, DeadLetterPage, DeadLetterQuery, Deleted, Discarded,

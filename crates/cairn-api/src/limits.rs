@@ -101,3 +101,22 @@ pub const SCHEMA_PREDECESSOR_ROLES_MAX: usize = 64;
 pub const SCHEMA_VIOLATIONS_MAX: usize = 20;
 /// Breaking changes one `409 incompatible_schema` names at most.
 pub const SCHEMA_BREAKING_CHANGES_MAX: usize = 100;
+
+/// Longest service name, in bytes (`[A-Za-z][A-Za-z0-9_]*`).
+pub const SERVICE_NAME_BYTES_MAX: usize = 64;
+/// Types in one list of a service declaration at most.
+pub const SERVICE_TYPES_MAX: usize = 256;
+/// Longest description of a service, in bytes.
+pub const SERVICE_DESCRIPTION_BYTES_MAX: usize = 1_024;
+/// Bytes of a `PUT /v1/services/{name}` body at most: the declaration is
+/// stored as one fact, so it must fit in one.
+pub const SERVICE_BODY_BYTES_MAX: usize = 60 * 1024;
+/// Services one deployment declares at most.
+pub const SERVICES_MAX: usize = 1_000;
+/// Default window of `GET /v1/boundaries` (`unseen_for_ms`): 7 days.
+pub const BOUNDARIES_UNSEEN_FOR_MS_DEFAULT: u64 = 7 * 86_400_000;
+/// Largest window of `GET /v1/boundaries`: 400 days.
+pub const BOUNDARIES_UNSEEN_FOR_MS_MAX: u64 = 400 * 86_400_000;
+
+const _: () = assert!(SERVICE_BODY_BYTES_MAX < 64 * 1024);
+const _: () = assert!(BOUNDARIES_UNSEEN_FOR_MS_DEFAULT <= BOUNDARIES_UNSEEN_FOR_MS_MAX);

@@ -31,6 +31,10 @@ use crate::schemas::{
     BreakingChange, Compatibility, RoleConstraint, SchemaList, SchemaRegistration, SchemaTypes,
     SchemaVersionSummary, SchemaVersionView, UpcastMarker, UpcastOperation, Violation,
 };
+use crate::services::{
+    BoundariesAnswer, BoundaryRule, BoundaryViolation, EdgeKind, EdgeView, FlowKind, FlowView,
+    ServiceDeclaration, ServiceList, ServiceView,
+};
 use crate::subscriptions::*;
 use crate::timers::{CatchUp, TimerDefinition, TimerList, TimerView};
 use crate::versioning::{ApiVersion, DeprecatedRouteView, VersionStatus};
@@ -136,6 +140,7 @@ struct UnknownSubscription(ErrorBody);
         list_timers, put_timer, get_timer, delete_timer,
         list_links, put_link, get_link, delete_link, pause_link, resume_link, repair_link,
         list_schema_types, list_schema_versions, put_schema, get_schema,
+        list_services, put_service, get_service, get_boundaries,
     ),
     components(schemas(
         HashText, Predecessor, Fact, PutFactsRequest, ErrorBody, PutFactsAnswer,
@@ -153,6 +158,8 @@ struct UnknownSubscription(ErrorBody);
         SchemaRegistration, Compatibility, UpcastOperation, RoleConstraint, SchemaVersionSummary,
         SchemaList, SchemaTypes, SchemaVersionView, BreakingChange, Violation, UpcastMarker,
         ApiVersion, VersionStatus, DeprecatedRouteView,
+        ServiceDeclaration, ServiceView, ServiceList, FlowKind, FlowView, EdgeKind, EdgeView,
+        BoundaryRule, BoundaryViolation, BoundariesAnswer,
     )),
     tags(
         (name = "facts", description = "Write and read facts"),
@@ -164,6 +171,7 @@ struct UnknownSubscription(ErrorBody);
         (name = "collaboration", description = "Claims and leases with fencing tokens"),
         (name = "replication", description = "Replication links from other deployments (admin)"),
         (name = "schemas", description = "Schemas per fact type and version, and upcasting"),
+        (name = "boundaries", description = "Service declarations and the observed flow map (admin)"),
     )
 )]
 struct ApiDocument;
@@ -956,6 +964,63 @@ fn renew_lease() {}
     )
 )]
 fn release_lease() {}
+
+/// `unknown_service`: no service declaration has that name.
+#[derive(utoipa::IntoResponses)]
+#[response(status = 404)]
+struct UnknownService(ErrorBody);
+
+#[utoipa::path(
+    get, path = "/v1/services", tag = "boundaries",
+    responses(
+        (status = 200, description = "Every current service declaration, by name", body = ServiceList),
+        (status = 400, description = "An unknown query parameter", body = ErrorBody),
+        Busy,
+    )
+)]
+fn list_services() {}
+
+#[utoipa::path(
+    put, path = "/v1/services/{name}", tag = "boundaries",
+    params(
+        ("name" = String, Path, pattern = "^[A-Za-z][A-Za-z0-9_]{0,63}$", description = "The service's name (the same as the declaration's)"),
+        ("allow_unknown_types" = Option<bool>, Query, description = "Accept types this deployment has never seen written nor another service declare (default false): for a first deployment"),
+    ),
+    request_body(content = ServiceDeclaration, content_type = "application/json", description = "At most 61,440 bytes"),
+    responses(
+        (status = 201, description = "Registered: the first declaration of this service", body = ServiceView),
+        (status = 200, description = "Replaced the current declaration, or the same declaration again (unchanged, keeping its registration time)", body = ServiceView),
+        (status = 400, description = "invalid_service (name, identity, a type, a list too long, a name unlike the path's, an unknown member), malformed JSON, or a bad query parameter; nothing changed", body = ErrorBody),
+        (status = 409, description = "too_many_services", body = ErrorBody),
+        (status = 422, description = "unknown_type: types never seen written nor declared by another service (`types` lists them); nothing changed", body = ErrorBody),
+        BodyRefused,
+        Busy,
+    )
+)]
+fn put_service() {}
+
+#[utoipa::path(
+    get, path = "/v1/services/{name}", tag = "boundaries",
+    params(("name" = String, Path, description = "The service's name")),
+    responses(
+        (status = 200, description = "The current declaration", body = ServiceView),
+        (status = 400, description = "invalid_service (the name), or an unknown query parameter", body = ErrorBody),
+        UnknownService,
+        Busy,
+    )
+)]
+fn get_service() {}
+
+#[utoipa::path(
+    get, path = "/v1/boundaries", tag = "boundaries",
+    params(("unseen_for_ms" = Option<u64>, Query, minimum = 1, maximum = 34560000000u64, description = "The window (default 7 days): flows last seen longer ago do not count, and a declared flow not seen within it is a violation once its declaration is older")),
+    responses(
+        (status = 200, description = "The declarations, the observed flows, the map's edges and every violation", body = BoundariesAnswer),
+        (status = 400, description = "A malformed, repeated, unknown or out-of-range parameter", body = ErrorBody),
+        Busy,
+    )
+)]
+fn get_boundaries() {}
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,7 @@
 //! The `cairn` command: `serve` runs the server on the embedded store;
 //! `hash` works offline; `put`, `get`, `successors`, `log`, `tail` and
-//! `subs`, `timers` and `links` talk to a server through the SDK; `diff`
+//! `subs`, `timers`, `links`, `services` and `boundaries` talk to a server
+//! through the SDK; `diff`
 //! compares two deployments by their digests; `bench` generates load and
 //! reports latency percentiles; `check` runs the reliability checker.
 
@@ -10,6 +11,7 @@ mod bench;
 mod bench_delivery;
 mod bench_replication;
 mod bench_timers;
+mod boundaries;
 mod check;
 mod client;
 mod connection;
@@ -17,6 +19,7 @@ mod diff;
 mod links;
 mod sagas;
 mod serve;
+mod services;
 mod subs;
 mod timers;
 mod tokens;
@@ -109,6 +112,12 @@ enum Command {
     /// Replication links into this deployment from another: create (or
     /// rotate the token of), list, show, pause, resume, delete.
     Links(links::LinksArgs),
+    /// Service declarations: register a service's `cairn-service.toml`
+    /// (what it owns, consumes, requests and answers), list them.
+    Services(services::ServicesArgs),
+    /// The flow map between services, declared against observed (table,
+    /// Mermaid, DOT, JSON); `check` exits 1 on a violation (2: error).
+    Boundaries(boundaries::BoundariesArgs),
     /// Sagas: list (by state, by name), show a saga's journal, and ask the
     /// runner to retry or abort one.
     Sagas(sagas::SagasArgs),
@@ -136,6 +145,8 @@ fn main() -> ExitCode {
     let command = match cli.command {
         // Its own exit statuses: 1 means "different", not "failed".
         Command::Diff(args) => return runtime.block_on(diff::run(args)),
+        // Its own exit statuses: 1 means "violations", 2 "error".
+        Command::Boundaries(args) => return runtime.block_on(boundaries::run(args)),
         command => command,
     };
     let result = runtime.block_on(async move {
@@ -156,10 +167,11 @@ fn main() -> ExitCode {
             Command::Subs(args) => subs::run(args).await,
             Command::Timers(args) => timers::run(args).await,
             Command::Links(args) => links::run(args).await,
+            Command::Services(args) => services::run(args).await,
             Command::Sagas(args) => sagas::run(args).await,
             Command::Tokens(args) => tokens::run(args).await,
             Command::Check(args) => check::run(args).await,
-            Command::Diff(_) => unreachable!("handled above"),
+            Command::Diff(_) | Command::Boundaries(_) => unreachable!("handled above"),
         }
     });
     match result {

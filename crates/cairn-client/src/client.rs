@@ -4,6 +4,7 @@
 //! reply.
 
 use crate::wire::{AuditPage, IdentityView, TokenCreateRequest, TokenCreated, TokenRotateRequest};
+use crate::wire::{BoundariesAnswer, ServiceDeclaration, ServiceView};
 use crate::wire::{ClaimAnswer, ClaimReleased, LeaseAction, LeaseGrant};
 use crate::wire::{LinkDefinition, LinkRepaired, LinkView};
 use crate::wire::{TimerDefinition, TimerView};
@@ -315,6 +316,33 @@ impl Client {
     /// Pauses (`true`) or resumes (`false`) the link `name`.
     pub async fn set_link_paused(&self, name: &str, paused: bool) -> Result<LinkView> {
         self.transport.set_link_paused(name, paused).await
+    }
+
+    /// Registers the service declaration `declaration` (or replaces the
+    /// current one of its name; the same one again changes nothing).
+    /// Types this deployment has never seen written nor another service
+    /// declare are refused (`unknown_type`) unless `allow_unknown_types`,
+    /// which a first deployment needs. Admin.
+    pub async fn register_service(
+        &self,
+        declaration: &ServiceDeclaration,
+        allow_unknown_types: bool,
+    ) -> Result<ServiceView> {
+        self.transport
+            .put_service(declaration, allow_unknown_types)
+            .await
+    }
+
+    /// Every current service declaration, by name. Admin.
+    pub async fn list_services(&self) -> Result<Vec<ServiceView>> {
+        Ok(self.transport.list_services().await?.services)
+    }
+
+    /// The flow map and the boundaries check: declarations, observed
+    /// flows, edges and violations, over the window `unseen_for_ms` (the
+    /// server's default, 7 days, if `None`). Admin.
+    pub async fn boundaries(&self, unseen_for_ms: Option<u64>) -> Result<BoundariesAnswer> {
+        self.transport.boundaries(unseen_for_ms).await
     }
 
     /// Claims `key` for the stored fact `fact`: the first claim of a free

@@ -154,4 +154,5 @@ pub use wire::{
     AuditEntry, AuditPage, Authorship, BlobAccess, IdentityView, Pattern, Permissions,
     TokenCreateRequest, TokenCreated, TokenRotateRequest, TokenView,
 };
+pub use wire::{BoundariesAnswer, ServiceDeclaration, ServiceList, ServiceView};
 pub use wire::{ClaimAnswer, ClaimReleased, LeaseAction, LeaseGrant};

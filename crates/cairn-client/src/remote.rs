@@ -39,6 +39,7 @@ use crate::wire::{
     PullOptions, PutResult, RawMessage, ReplaySelection, StoredFact, SubscriptionDefinition,
     SubscriptionView, SuccessorsQuery, TimerDefinition, TimerList, TimerView, TokenResult,
 };
+use crate::wire::{BoundariesAnswer, ServiceDeclaration, ServiceList, ServiceView};
 use crate::wire::{ClaimAnswer, ClaimReleased, LeaseAction, LeaseGrant};
 use crate::wire::{LinkDefinition, LinkList, LinkRepaired, LinkView};
 use cairn_api::precondition::IF_MATCH_HEADER;
@@ -914,6 +915,40 @@ impl Transport for RemoteTransport {
             let action = if paused { "pause" } else { "resume" };
             self.call_json(self.call(Method::POST, &["v1", "links", name, action]))
                 .await
+        })
+    }
+
+    fn put_service<'a>(
+        &'a self,
+        declaration: &'a ServiceDeclaration,
+        allow_unknown_types: bool,
+    ) -> BoxFuture<'a, Result<ServiceView>> {
+        Box::pin(async move {
+            let path = ["v1", "services", declaration.name.as_str()];
+            let mut call = self.call(Method::PUT, &path);
+            if allow_unknown_types {
+                call.query.push(("allow_unknown_types", "true".to_string()));
+            }
+            call.body = Some(json_body(declaration)?);
+            self.call_json(call).await
+        })
+    }
+
+    fn list_services(&self) -> BoxFuture<'_, Result<ServiceList>> {
+        Box::pin(async move {
+            self.call_json(self.call(Method::GET, &["v1", "services"]))
+                .await
+        })
+    }
+
+    fn boundaries(&self, unseen_for_ms: Option<u64>) -> BoxFuture<'_, Result<BoundariesAnswer>> {
+        Box::pin(async move {
+            let mut call = self.call(Method::GET, &["v1", "boundaries"]);
+            if let Some(unseen_for_ms) = unseen_for_ms {
+                call.query
+                    .push(("unseen_for_ms", unseen_for_ms.to_string()));
+            }
+            self.call_json(call).await
         })
     }
 

@@ -19,6 +19,7 @@ use crate::wire::{
     TokenResult,
 };
 use crate::wire::{AuditPage, IdentityView, TokenCreateRequest, TokenCreated, TokenRotateRequest};
+use crate::wire::{BoundariesAnswer, ServiceDeclaration, ServiceList, ServiceView};
 use crate::wire::{ClaimAnswer, ClaimReleased, LeaseAction, LeaseGrant};
 use crate::wire::{LinkDefinition, LinkList, LinkRepaired, LinkView};
 use crate::wire::{TimerDefinition, TimerList, TimerView};
@@ -214,6 +215,22 @@ pub trait Transport: Send + Sync + 'static {
         name: &'a str,
         paused: bool,
     ) -> BoxFuture<'a, Result<LinkView>>;
+
+    /// Registers or replaces a service declaration
+    /// (`PUT /v1/services/{name}`), refusing unknown types unless
+    /// `allow_unknown_types`.
+    fn put_service<'a>(
+        &'a self,
+        declaration: &'a ServiceDeclaration,
+        allow_unknown_types: bool,
+    ) -> BoxFuture<'a, Result<ServiceView>>;
+
+    /// Every current service declaration (`GET /v1/services`).
+    fn list_services(&self) -> BoxFuture<'_, Result<ServiceList>>;
+
+    /// The boundaries check (`GET /v1/boundaries`), over the window
+    /// `unseen_for_ms` (the server's default if `None`).
+    fn boundaries(&self, unseen_for_ms: Option<u64>) -> BoxFuture<'_, Result<BoundariesAnswer>>;
 
     /// Claims `key` for the stored fact `fact` (`POST /v1/claims`).
     fn claim<'a>(&'a self, key: &'a str, fact: Hash) -> BoxFuture<'a, Result<ClaimAnswer>>;

@@ -9,7 +9,8 @@ pub use cairn_api::{
     SubscriptionDefinition, SubscriptionView, SuccessorsQuery, TokenResult, TokenStatus,
 };
 pub use cairn_api::{
-    Anchor, Bookmark, LinkDefinition, LinkList, LinkRepaired, LinkState, LinkView,
+    Anchor, Bookmark, BoundariesAnswer, LinkDefinition, LinkList, LinkRepaired, LinkState,
+    LinkView, ServiceDeclaration, ServiceList, ServiceView,
 };
 pub use cairn_api::{
     AuditEntry, AuditPage, Authorship, BlobAccess, IdentityView, Pattern, Permissions,

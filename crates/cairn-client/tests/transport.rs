@@ -15,6 +15,7 @@ use cairn_client::{
     SubscriptionView, SuccessorsQuery, TokenResult, Transport,
 };
 use cairn_client::{AuditPage, IdentityView, TokenCreateRequest, TokenCreated, TokenRotateRequest};
+use cairn_client::{BoundariesAnswer, ServiceDeclaration, ServiceList, ServiceView};
 use cairn_client::{ClaimAnswer, ClaimReleased, LeaseAction, LeaseGrant};
 use cairn_client::{LinkDefinition, LinkList, LinkRepaired, LinkView};
 use cairn_client::{TimerDefinition, TimerList, TimerView};
@@ -235,6 +236,19 @@ impl Transport for CountingTransport {
         paused: bool,
     ) -> BoxFuture<'a, Result<LinkView>> {
         self.count().set_link_paused(name, paused)
+    }
+    fn put_service<'a>(
+        &'a self,
+        declaration: &'a ServiceDeclaration,
+        allow_unknown_types: bool,
+    ) -> BoxFuture<'a, Result<ServiceView>> {
+        self.count().put_service(declaration, allow_unknown_types)
+    }
+    fn list_services(&self) -> BoxFuture<'_, Result<ServiceList>> {
+        self.count().list_services()
+    }
+    fn boundaries(&self, unseen_for_ms: Option<u64>) -> BoxFuture<'_, Result<BoundariesAnswer>> {
+        self.count().boundaries(unseen_for_ms)
     }
 }
 

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod boundaries;
 pub mod clock;
 pub mod delivery;
 mod deprecation;
@@ -180,7 +181,13 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route(
             "/v1/links/{name}/repair",
             post(routes::links::repair_link::<S>),
-        );
+        )
+        .route("/v1/services", get(routes::services::list_services::<S>))
+        .route(
+            "/v1/services/{name}",
+            put(routes::services::put_service::<S>).get(routes::services::get_service::<S>),
+        )
+        .route("/v1/boundaries", get(routes::services::get_boundaries::<S>));
     let blobs = Router::new()
         .route("/v1/blobs", put(routes::blobs::put_blob::<S>))
         .route(
@@ -245,6 +252,8 @@ pub struct Background {
     pub links: Arc<links::Links>,
     /// The schema registry, shared with its refresh task.
     pub schemas: Arc<schemas::Schemas>,
+    /// Observed flows, shared with their recorder.
+    pub flows: Arc<boundaries::Flows>,
 }
 
 /// Builds the complete application over `store` and its delivery engine
@@ -266,6 +275,7 @@ pub fn app<S: Store + CoordinationStore + DigestStore>(
         timers,
         links,
         schemas,
+        flows,
     } = background;
     let metrics = Arc::new(HttpMetrics::new());
     timers.register_metrics(&metrics);
@@ -288,5 +298,6 @@ pub fn app<S: Store + CoordinationStore + DigestStore>(
         timers,
         links,
         schemas,
+        flows,
     })
 }

@@ -124,3 +124,18 @@ pub const LINK_PROBE_TIMEOUT: Duration = Duration::from_millis(2_000);
 /// waits this long for the head to get there before it answers the lower
 /// head (see `routes/facts.rs`, `log_answer`).
 pub const HEAD_CATCH_UP: Duration = Duration::from_millis(1_000);
+
+// Service boundaries (`boundaries/`).
+
+/// Observed flows (identity, kind, type) one server keeps at most; more
+/// are counted as dropped and the answer says so.
+pub const FLOWS_MAX: usize = 10_000;
+/// Flow facts waiting to be written at most: observing never waits, so a
+/// full queue leaves the flow to be written at its next observation.
+pub const FLOW_QUEUE_MAX: usize = 1_024;
+/// Flow facts written in one batch at most.
+pub const FLOW_BATCH_MAX: usize = 256;
+/// Pages of flow facts one catch-up reads at most (the rest: the next).
+pub const FLOW_CATCH_UP_PAGES_MAX: usize = 10;
+
+const _: () = assert!(FLOW_BATCH_MAX <= BATCH_FACTS_MAX);

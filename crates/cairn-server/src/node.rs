@@ -208,11 +208,15 @@ async fn assemble<
     let supervisor = spawn_supervisor(Arc::clone(store), Arc::clone(&links), shutdown.clone());
     let schemas = Schemas::new(config.require_schemas);
     let schemas_refresh = schemas.spawn_refresh(Arc::clone(store), shutdown.clone());
-    // They stop at `shutdown`; the node awaits them before the store closes.
+    let flows = crate::boundaries::Flows::new(auth_enabled);
+    let recorder =
+        crate::boundaries::spawn_recorder(Arc::clone(store), Arc::clone(&flows), shutdown.clone());
+    // All stop at `shutdown`; the node awaits them before the store closes.
     let scheduler = tokio::spawn(async move {
         let _ = scheduler.await;
         let _ = supervisor.await;
         let _ = schemas_refresh.await;
+        let _ = recorder.await;
     });
     let router = app(
         Arc::clone(store),
@@ -225,6 +229,7 @@ async fn assemble<
             timers,
             links,
             schemas,
+            flows,
         },
     );
     Ok((router, auth, scheduler))

@@ -70,6 +70,8 @@ pub struct AppState<S> {
     pub links: Arc<crate::links::Links>,
     /// The schema registry.
     pub schemas: Arc<crate::schemas::Schemas>,
+    /// The flows observed for the service boundaries.
+    pub flows: Arc<crate::boundaries::Flows>,
 }
 
 impl<S> Clone for AppState<S> {
@@ -89,6 +91,7 @@ impl<S> Clone for AppState<S> {
             timers: Arc::clone(&self.timers),
             links: Arc::clone(&self.links),
             schemas: Arc::clone(&self.schemas),
+            flows: Arc::clone(&self.flows),
         }
     }
 }

@@ -277,6 +277,10 @@ pub fn need(method: &Method, route: &str) -> Need {
             "POST",
             "/v1/leases/{name}/acquire" | "/v1/leases/{name}/renew" | "/v1/leases/{name}/release",
         ) => Need::Identity,
+        // Service declarations and the flow map of every identity.
+        ("GET" | "PUT", "/v1/services/{name}") | ("GET", "/v1/services" | "/v1/boundaries") => {
+            Need::Admin
+        }
         _ => Need::Admin,
     }
 }

@@ -6,6 +6,7 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use cairn_api::access::{any_matches, Pattern};
 use cairn_api::facts::{is_reserved_type, RESERVED_TYPE_PREFIX};
+use cairn_api::services::FlowKind;
 use cairn_api::ErrorCode;
 use cairn_api::{Authorship, FactPage, PutFactsAnswer, PutResult, FENCE_HEADER};
 use cairn_fact::{parse_json, CanonicalFact, Hash, JsonError};
@@ -65,6 +66,7 @@ pub async fn post_facts<S: Store>(
         .validate_batch(state.store.as_ref(), &facts)
         .await?;
     caller.take_writes(facts.len() as u64)?;
+    let written_types = state.flows.types_written(&caller, &facts);
     let outcomes = match fence {
         None => state.store.put_facts_by(facts, caller.author()).await?,
         Some(fence) => {
@@ -74,6 +76,11 @@ pub async fn post_facts<S: Store>(
                 .await?
         }
     };
+    state.flows.observe(
+        &caller,
+        FlowKind::Writes,
+        written_types.iter().map(String::as_str),
+    );
     let results = outcomes
         .iter()
         .map(|outcome| PutResult {
@@ -336,6 +343,9 @@ pub async fn get_successors<S: Store>(
             .require_version(state.store.as_ref(), type_name, as_version)
             .await?;
     }
+    state
+        .flows
+        .observe(&caller, FlowKind::Consumes, [type_name]);
     let mut query = SuccessorsQuery {
         predecessor,
         type_name: type_name.to_string(),

@@ -9,6 +9,7 @@ pub mod links;
 pub mod meta;
 mod path;
 pub mod schemas;
+pub mod services;
 pub mod stream;
 pub mod subscriptions;
 pub mod timers;

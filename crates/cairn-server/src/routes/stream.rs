@@ -81,6 +81,11 @@ pub async fn subscription_stream<S: Store>(
     caller.require_subscribe(&name)?;
     let subscription = state.deliveries.get(&name).await?;
     caller.require_read(subscription.selection().type_name())?;
+    state.flows.observe(
+        &caller,
+        cairn_api::services::FlowKind::Consumes,
+        [subscription.selection().type_name()],
+    );
     let upgrade = upgrade.map_err(|rejection| {
         ApiError::new(
             ErrorCode::WebsocketRequired,

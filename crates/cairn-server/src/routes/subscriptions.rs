@@ -209,6 +209,11 @@ pub async fn pull<S: Store>(
 ) -> Result<Response, ApiError> {
     let (subscription, body): (_, PullRequest) =
         subscription_and_body(&state, &caller, &name, raw_query, &headers, body).await?;
+    state.flows.observe(
+        &caller,
+        cairn_api::services::FlowKind::Consumes,
+        [subscription.selection().type_name()],
+    );
     let max = body.max.unwrap_or(1);
     let wait_ms = body.wait_ms.unwrap_or(0).min(state.config.long_poll_ms_max);
     // A waiting pull ends when the server stops or the caller's token
