@@ -16,6 +16,11 @@ pub use cairn_api::{
     TokenCreateRequest, TokenCreated, TokenRotateRequest, TokenView,
 };
 pub use cairn_api::{ClaimAnswer, ClaimReleased, LeaseGrant};
+pub use cairn_api::schemas::VERSION_FIELD;
+pub use cairn_api::{
+    BreakingChange, Compatibility, RoleConstraint, SchemaList, SchemaRegistration, SchemaTypes,
+    SchemaVersionSummary, SchemaVersionView, UpcastMarker, UpcastOperation, Violation,
+};
 
 /// What to do with a lease (`POST /v1/leases/{name}/…`).
 #[derive(Clone, Debug, PartialEq, Eq)]
