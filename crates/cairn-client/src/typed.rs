@@ -470,6 +470,100 @@ mod tests {
         assert!(matches!(mismatch, ClientError::TypeMismatch { .. }));
     }
 
+    fn rename_amount(version: u32) -> Vec<UpcastOperation> {
+        match version {
+            2 => vec![UpcastOperation::Rename {
+                from: "/amount".into(),
+                to: "/total".into(),
+            }],
+            _ => Vec::new(),
+        }
+    }
+
+    #[derive(Debug, PartialEq, Fact)]
+    #[fact(type = "Shop.Invoice", version = 2, upcasts = rename_amount)]
+    struct Invoice {
+        total: f64,
+    }
+
+    fn invoice_fact(fields: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({"type": "Shop.Invoice", "fields": fields, "predecessors": {}})
+    }
+
+    #[test]
+    fn a_versioned_value_names_its_version_and_reads_older_facts() {
+        let fact = to_canonical_fact(&Invoice { total: 2.5 }).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&fact.canonical).unwrap();
+        assert_eq!(
+            json["fields"],
+            serde_json::json!({"total": 2.5, "cairn_version": 2})
+        );
+        let hash = Hash([1; 32]);
+        for fields in [
+            serde_json::json!({"amount": 2.0}),
+            serde_json::json!({"total": 2.0, "cairn_version": 2}),
+            // Newer, and still readable: read as it is.
+            serde_json::json!({"total": 2.0, "note": "x", "cairn_version": 3}),
+        ] {
+            let read = Typed::<Invoice>::from_parts(hash, 1, invoice_fact(fields.clone()));
+            assert_eq!(read.unwrap().value, Invoice { total: 2.0 }, "{fields}");
+        }
+        for (fields, expected) in [
+            (serde_json::json!({"sum": 2.0, "cairn_version": 3}), "newer"),
+            (serde_json::json!({"total": 2.0, "cairn_version": 0}), "cairn_version"),
+            (serde_json::json!({"total": 2.0, "cairn_version": "2"}), "cairn_version"),
+        ] {
+            match Typed::<Invoice>::from_parts(hash, 1, invoice_fact(fields.clone())) {
+                Err(ClientError::Deserialize { message, .. }) => {
+                    assert!(message.contains(expected), "{fields}: {message}")
+                }
+                other => panic!("{fields}: unexpected {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_version_out_of_range_or_a_field_named_like_it_is_refused() {
+        #[derive(Serialize, Deserialize)]
+        struct Zero {}
+        impl TypedFact for Zero {
+            const TYPE_NAME: &'static str = "Demo.Zero";
+            const VERSION: u32 = 0;
+            fn fields(&self) -> std::result::Result<serde_json::Value, serde_json::Error> {
+                serde_json::to_value(self)
+            }
+            fn from_fact(
+                fields: serde_json::Value,
+                _predecessors: &Predecessors,
+            ) -> std::result::Result<Self, String> {
+                serde_json::from_value(fields).map_err(|error| error.to_string())
+            }
+        }
+        assert!(matches!(
+            to_canonical_fact(&Zero {}),
+            Err(ClientError::Serialize { .. })
+        ));
+        #[derive(Fact)]
+        #[fact(type = "Demo.Clash", version = 2)]
+        struct Clash {
+            cairn_version: u32,
+        }
+        assert!(matches!(
+            to_canonical_fact(&Clash { cairn_version: 2 }),
+            Err(ClientError::Serialize { .. })
+        ));
+    }
+
+    #[test]
+    fn a_registration_carries_the_types_upcasts() {
+        let registration =
+            schema_registration::<Invoice>(serde_json::json!(true), Compatibility::Backward);
+        assert_eq!(registration.upcast, rename_amount(2));
+        let registration =
+            schema_registration::<Ping>(serde_json::json!(true), Compatibility::None);
+        assert!(registration.upcast.is_empty());
+    }
+
     #[test]
     fn values_that_are_not_objects_or_out_of_range_are_refused() {
         assert!(matches!(
