@@ -1,6 +1,6 @@
 //! The `cairn` command: `serve` runs the server on the embedded store;
 //! `hash` works offline; `put`, `get`, `successors`, `log`, `tail` and
-//! `subs`, `timers` and `links` talk to a server through the SDK; `diff`
+//! `subs`, `timers`, `links` and `schemas` talk to a server through the SDK; `diff`
 //! compares two deployments by their digests; `bench` generates load and
 //! reports latency percentiles; `check` runs the reliability checker.
 
@@ -16,6 +16,7 @@ mod connection;
 mod diff;
 mod links;
 mod sagas;
+mod schemas;
 mod serve;
 mod subs;
 mod timers;
@@ -109,6 +110,9 @@ enum Command {
     /// Replication links into this deployment from another: create (or
     /// rotate the token of), list, show, pause, resume, delete.
     Links(links::LinksArgs),
+    /// Schemas per fact type and version: register (from a JSON body),
+    /// list, show.
+    Schemas(schemas::SchemasArgs),
     /// Sagas: list (by state, by name), show a saga's journal, and ask the
     /// runner to retry or abort one.
     Sagas(sagas::SagasArgs),
@@ -156,6 +160,7 @@ fn main() -> ExitCode {
             Command::Subs(args) => subs::run(args).await,
             Command::Timers(args) => timers::run(args).await,
             Command::Links(args) => links::run(args).await,
+            Command::Schemas(args) => schemas::run(args).await,
             Command::Sagas(args) => sagas::run(args).await,
             Command::Tokens(args) => tokens::run(args).await,
             Command::Check(args) => check::run(args).await,

@@ -5,8 +5,8 @@
 
 use crate::wire::{AuditPage, IdentityView, TokenCreateRequest, TokenCreated, TokenRotateRequest};
 use crate::wire::{ClaimAnswer, ClaimReleased, LeaseAction, LeaseGrant};
-use crate::wire::{LinkDefinition, LinkRepaired, LinkView};
 use crate::wire::{Compatibility, SchemaList, SchemaRegistration, SchemaVersionView};
+use crate::wire::{LinkDefinition, LinkRepaired, LinkView};
 use crate::wire::{TimerDefinition, TimerView};
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -156,9 +156,9 @@ pub use wire::{
     AuditEntry, AuditPage, Authorship, BlobAccess, IdentityView, Pattern, Permissions,
     TokenCreateRequest, TokenCreated, TokenRotateRequest, TokenView,
 };
-pub use wire::{ClaimAnswer, ClaimReleased, LeaseAction, LeaseGrant};
 pub use wire::{
     BreakingChange, Compatibility, RoleConstraint, SchemaList, SchemaRegistration, SchemaTypes,
     SchemaVersionSummary, SchemaVersionView, UpcastMarker, UpcastOperation, Violation,
     VERSION_FIELD,
 };
+pub use wire::{ClaimAnswer, ClaimReleased, LeaseAction, LeaseGrant};

@@ -317,9 +317,8 @@ fn read_as_current<T: TypedFact>(
     let written_version = fact_version(fields)?;
     if written_version < T::VERSION {
         // Each step's operations, collected once: `upcast_fields` borrows them.
-        let steps: Vec<Vec<UpcastOperation>> = (written_version + 1..=T::VERSION)
-            .map(T::upcasts)
-            .collect();
+        let steps: Vec<Vec<UpcastOperation>> =
+            (written_version + 1..=T::VERSION).map(T::upcasts).collect();
         let upcasts = |version: u32| {
             let step_index = version.saturating_sub(written_version + 1) as usize;
             steps.get(step_index).map_or(&[][..], Vec::as_slice)
@@ -510,8 +509,14 @@ mod tests {
         }
         for (fields, expected) in [
             (serde_json::json!({"sum": 2.0, "cairn_version": 3}), "newer"),
-            (serde_json::json!({"total": 2.0, "cairn_version": 0}), "cairn_version"),
-            (serde_json::json!({"total": 2.0, "cairn_version": "2"}), "cairn_version"),
+            (
+                serde_json::json!({"total": 2.0, "cairn_version": 0}),
+                "cairn_version",
+            ),
+            (
+                serde_json::json!({"total": 2.0, "cairn_version": "2"}),
+                "cairn_version",
+            ),
         ] {
             match Typed::<Invoice>::from_parts(hash, 1, invoice_fact(fields.clone())) {
                 Err(ClientError::Deserialize { message, .. }) => {

@@ -150,12 +150,13 @@ async fn register_three_versions(client: &Client) -> anyhow::Result<()> {
         upcast: order_upcasts(2),
         ..schema_registration::<OrderV2>(schema_v2(), Compatibility::Backward)
     };
-    assert_eq!(v2.upcast, OrderV2::upcasts(2), "the helper takes the type's upcasts");
     assert_eq!(
-        client
-            .register_schema(ORDER_TYPE, 2, &v2)
-            .await?
-            .registered,
+        v2.upcast,
+        OrderV2::upcasts(2),
+        "the helper takes the type's upcasts"
+    );
+    assert_eq!(
+        client.register_schema(ORDER_TYPE, 2, &v2).await?.registered,
         Some(true)
     );
     // Version 3 straight from the typed fact: its version and upcasts.
@@ -173,7 +174,11 @@ async fn a_typed_fact_reads_three_versions_as_the_current_type() -> anyhow::Resu
     let client = Client::embedded(dir.path()).await?;
     register_three_versions(&client).await?;
 
-    let v1 = put_raw(&client, json!({"id": "o-1", "amount": 10.5, "state": "new"})).await?;
+    let v1 = put_raw(
+        &client,
+        json!({"id": "o-1", "amount": 10.5, "state": "new"}),
+    )
+    .await?;
     let v2 = put_raw(
         &client,
         json!({"id": "o-2", "total": 20.0, "state": "paid", "cairn_version": 2}),
@@ -222,7 +227,11 @@ async fn a_typed_fact_reads_three_versions_as_the_current_type() -> anyhow::Resu
     let raw = client.get_fact(&stored.hash).await?.expect("stored");
     assert_eq!(raw.fact["fields"]["cairn_version"], json!(3));
     assert_eq!(
-        client.get::<Order>(&stored.hash).await?.expect("stored").value,
+        client
+            .get::<Order>(&stored.hash)
+            .await?
+            .expect("stored")
+            .value,
         order
     );
 
@@ -261,8 +270,15 @@ async fn schemas_are_listed_and_refusals_carry_their_details() -> anyhow::Result
     let client = Client::embedded(dir.path()).await?;
     register_three_versions(&client).await?;
 
-    let list = client.schemas(ORDER_TYPE).await?.expect("Shop.Order has schemas");
-    let versions: Vec<u32> = list.versions.iter().map(|summary| summary.version).collect();
+    let list = client
+        .schemas(ORDER_TYPE)
+        .await?
+        .expect("Shop.Order has schemas");
+    let versions: Vec<u32> = list
+        .versions
+        .iter()
+        .map(|summary| summary.version)
+        .collect();
     assert_eq!(versions, vec![1, 2, 3]);
     let types = client.schema_types().await?;
     assert_eq!(types.len(), 1);
@@ -306,7 +322,10 @@ async fn schemas_are_listed_and_refusals_carry_their_details() -> anyhow::Result
         "{breaking:?}"
     );
     assert!(error.violations().is_empty());
-    assert!(client.schema(ORDER_TYPE, 4).await?.is_none(), "nothing registered");
+    assert!(
+        client.schema(ORDER_TYPE, 4).await?.is_none(),
+        "nothing registered"
+    );
 
     // A write that does not fit its version's schema: the violations name
     // where and which rule.
@@ -334,7 +353,11 @@ async fn an_older_reader_reads_older_facts_and_meets_newer_ones() -> anyhow::Res
     let dir = tempfile::tempdir()?;
     let client = Client::embedded(dir.path()).await?;
     register_three_versions(&client).await?;
-    let v1 = put_raw(&client, json!({"id": "o-1", "amount": 2.5, "state": "paid"})).await?;
+    let v1 = put_raw(
+        &client,
+        json!({"id": "o-1", "amount": 2.5, "state": "paid"}),
+    )
+    .await?;
     let read = client.get::<OrderV2>(&v1).await?.expect("stored");
     assert_eq!(
         read.value,

@@ -139,9 +139,7 @@
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as TokenStream2;
 use quote::{format_ident, quote};
-use syn::{
-    parse_macro_input, Attribute, Data, DeriveInput, Fields, LitInt, LitStr, Path, Type,
-};
+use syn::{parse_macro_input, Attribute, Data, DeriveInput, Fields, LitInt, LitStr, Path, Type};
 
 /// The role a reply names its request in; `Reply` requires it.
 const REQUEST_ROLE: &str = "request";
