@@ -6,7 +6,7 @@
 //! server's to judge, and a refusal prints each breaking change (see
 //! `connection::explain`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context as _};
 use cairn_api::schemas::parse_version;
@@ -102,7 +102,7 @@ pub async fn run(args: SchemasArgs) -> anyhow::Result<()> {
 }
 
 /// Reads and checks the registration body of `file`.
-fn read_registration(file: &PathBuf) -> anyhow::Result<SchemaRegistration> {
+fn read_registration(file: &Path) -> anyhow::Result<SchemaRegistration> {
     let bytes = read_input(Some(file))?;
     let source = if file.as_os_str() == "-" {
         "standard input".to_string()
