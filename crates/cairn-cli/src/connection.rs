@@ -69,19 +69,40 @@ impl ServerArg {
 
 /// An SDK error worded for the terminal: an error answer starts with the
 /// server's stable code (scripts and tests look for it), followed by its
-/// message, status and details; no answer at all is "cannot reach the
-/// server", with the last failure.
+/// message, status and details, the breaking changes of a schema and the
+/// violations of a write one per line; no answer at all is "cannot reach
+/// the server", with the last failure.
 pub fn explain(error: ClientError) -> anyhow::Error {
+    let breaking = error.breaking_changes();
+    let violations = error.violations();
     match error {
         ClientError::Api {
             status,
             code,
             message,
-            details,
+            mut details,
         } => {
             let mut text = format!("{code}: {message} (HTTP {status})");
+            if !breaking.is_empty() {
+                details.remove("breaking");
+            }
+            if !violations.is_empty() {
+                details.remove("violations");
+            }
             if !details.is_empty() {
                 text = format!("{text} {}", serde_json::Value::Object(details));
+            }
+            for change in &breaking {
+                text.push_str(&format!(
+                    "\n  breaks {} compatibility with version {}: {} at {}: {}",
+                    change.direction, change.version, change.rule, change.path, change.message
+                ));
+            }
+            for violation in &violations {
+                text.push_str(&format!(
+                    "\n  {} at {}: {}",
+                    violation.rule, violation.pointer, violation.message
+                ));
             }
             anyhow!(text)
         }

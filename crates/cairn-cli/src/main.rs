@@ -1,7 +1,7 @@
 //! The `cairn` command: `serve` runs the server on the embedded store;
 //! `hash` works offline; `put`, `get`, `successors`, `log`, `tail` and
-//! `subs`, `timers`, `links`, `services` and `boundaries` talk to a server
-//! through the SDK; `diff`
+//! `subs`, `timers`, `links`, `schemas`, `services` and `boundaries` talk to
+//! a server through the SDK; `diff`
 //! compares two deployments by their digests; `bench` generates load and
 //! reports latency percentiles; `check` runs the reliability checker.
 
@@ -18,6 +18,7 @@ mod connection;
 mod diff;
 mod links;
 mod sagas;
+mod schemas;
 mod serve;
 mod services;
 mod subs;
@@ -118,6 +119,9 @@ enum Command {
     /// The flow map between services, declared against observed (table,
     /// Mermaid, DOT, JSON); `check` exits 1 on a violation (2: error).
     Boundaries(boundaries::BoundariesArgs),
+    /// Schemas per fact type and version: register (from a JSON body),
+    /// list, show.
+    Schemas(schemas::SchemasArgs),
     /// Sagas: list (by state, by name), show a saga's journal, and ask the
     /// runner to retry or abort one.
     Sagas(sagas::SagasArgs),
@@ -168,6 +172,7 @@ fn main() -> ExitCode {
             Command::Timers(args) => timers::run(args).await,
             Command::Links(args) => links::run(args).await,
             Command::Services(args) => services::run(args).await,
+            Command::Schemas(args) => schemas::run(args).await,
             Command::Sagas(args) => sagas::run(args).await,
             Command::Tokens(args) => tokens::run(args).await,
             Command::Check(args) => check::run(args).await,

@@ -6,6 +6,7 @@
 use crate::wire::{AuditPage, IdentityView, TokenCreateRequest, TokenCreated, TokenRotateRequest};
 use crate::wire::{BoundariesAnswer, ServiceDeclaration, ServiceView};
 use crate::wire::{ClaimAnswer, ClaimReleased, LeaseAction, LeaseGrant};
+use crate::wire::{Compatibility, SchemaList, SchemaRegistration, SchemaVersionView};
 use crate::wire::{LinkDefinition, LinkRepaired, LinkView};
 use crate::wire::{TimerDefinition, TimerView};
 use std::net::SocketAddr;
@@ -19,7 +20,7 @@ use crate::limits;
 use crate::options::ClientOptions;
 use crate::remote::RemoteTransport;
 use crate::transport::Transport;
-use crate::typed::{to_canonical_fact, Typed, TypedFact};
+use crate::typed::{schema_registration, to_canonical_fact, Typed, TypedFact};
 use crate::wire::{
     AppliedSubscription, DeadLetter, DeadLetterPage, DeadLetterQuery, FactPage,
     GenerationPrecondition, LogQuery, PutResult, ReplaySelection, StoredFact,
@@ -138,6 +139,66 @@ impl Client {
     /// Reads a fact as JSON; `None` if it is not stored.
     pub async fn get_fact(&self, hash: &Hash) -> Result<Option<StoredFact>> {
         self.transport.get_fact(*hash).await
+    }
+
+    /// Reads a fact as a reader of schema `version` of its type sees it:
+    /// a fact written at an older version comes upcast by the server (its
+    /// `upcast` says from which version, `original` is the fact as
+    /// stored, whose hash `hash` stays); one written at that version or a
+    /// newer one comes as stored. `None` if it is not stored; the server's
+    /// `unknown_schema` ([`ClientError::Api`]) if its type has no such
+    /// version. A typed read ([`Client::get`]) needs none of this: it
+    /// upcasts to its own [`TypedFact::VERSION`] on the client.
+    pub async fn get_fact_as(&self, hash: &Hash, version: u32) -> Result<Option<StoredFact>> {
+        self.transport.get_fact_as(*hash, version).await
+    }
+
+    /// Registers schema `version` of the fact type `type_name` (admin): the
+    /// first registration answers the view with `registered: Some(true)`,
+    /// the same registration again `Some(false)` (safe to retry). Refusals
+    /// are [`ClientError::Api`]: `invalid_schema`, `schema_conflict`, and
+    /// `incompatible_schema`, whose changes
+    /// [`ClientError::breaking_changes`] lists.
+    pub async fn register_schema(
+        &self,
+        type_name: &str,
+        version: u32,
+        registration: &SchemaRegistration,
+    ) -> Result<SchemaVersionView> {
+        self.transport
+            .register_schema(type_name, version, registration)
+            .await
+    }
+
+    /// Registers `T`'s version ([`TypedFact::VERSION`]) of its type with
+    /// the JSON Schema `schema` of its fields and `T`'s own upcasts (see
+    /// [`schema_registration`]), as [`Client::register_schema`] does.
+    pub async fn register_typed_schema<T: TypedFact>(
+        &self,
+        schema: serde_json::Value,
+        compatibility: Compatibility,
+    ) -> Result<SchemaVersionView> {
+        let registration = schema_registration::<T>(schema, compatibility);
+        self.register_schema(T::TYPE_NAME, T::VERSION, &registration)
+            .await
+    }
+
+    /// The schema versions of `type_name`, oldest first; `None` if it has
+    /// no schema.
+    pub async fn schemas(&self, type_name: &str) -> Result<Option<SchemaList>> {
+        self.transport.list_schema_versions(type_name).await
+    }
+
+    /// Schema `version` of `type_name` as registered; `None` if there is
+    /// no such version.
+    pub async fn schema(&self, type_name: &str, version: u32) -> Result<Option<SchemaVersionView>> {
+        self.transport.get_schema(type_name, version).await
+    }
+
+    /// Every type with a schema that the caller may read, sorted, each
+    /// with its versions.
+    pub async fn schema_types(&self) -> Result<Vec<SchemaList>> {
+        Ok(self.transport.list_schemas().await?.types)
     }
 
     /// One page of successors, as the query asks.

@@ -154,6 +154,32 @@ impl ClientError {
         }
     }
 
+    /// The breaking changes of a schema registration refused with `409
+    /// incompatible_schema` (its `breaking` details); empty for any other
+    /// error.
+    pub fn breaking_changes(&self) -> Vec<cairn_api::BreakingChange> {
+        self.detail_list("breaking")
+    }
+
+    /// The schema violations of a write refused with `422
+    /// schema_violation` (its `violations` details, each a JSON pointer
+    /// into the fact and the rule it breaks); empty for any other error.
+    pub fn violations(&self) -> Vec<cairn_api::Violation> {
+        self.detail_list("violations")
+    }
+
+    /// The list in the error details under `key`, read as `T`s; empty if
+    /// there is none (or it does not read as such).
+    fn detail_list<T: serde::de::DeserializeOwned>(&self, key: &str) -> Vec<T> {
+        match self {
+            ClientError::Api { details, .. } => details
+                .get(key)
+                .and_then(|list| serde_json::from_value(list.clone()).ok())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Whether trying the same call again later may succeed: the service
     /// was unavailable or overloaded. Input errors are never retryable.
     pub fn is_retryable(&self) -> bool {

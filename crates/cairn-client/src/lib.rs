@@ -129,7 +129,9 @@ pub use subscriber::{
 #[cfg(feature = "embedded")]
 pub use sync::{InboundStatus, OutboundStatus, RemoteSync, SyncOptions, SyncStatus};
 pub use transport::Transport;
-pub use typed::{to_canonical_fact, PredecessorField, Reply, Typed, TypedFact};
+pub use typed::{
+    schema_registration, to_canonical_fact, PredecessorField, Reply, Typed, TypedFact,
+};
 
 /// Derives [`TypedFact`] (and [`Reply`]) for a struct: see the
 /// `cairn-derive` crate.
@@ -155,4 +157,9 @@ pub use wire::{
     TokenCreateRequest, TokenCreated, TokenRotateRequest, TokenView,
 };
 pub use wire::{BoundariesAnswer, ServiceDeclaration, ServiceList, ServiceView};
+pub use wire::{
+    BreakingChange, Compatibility, RoleConstraint, SchemaList, SchemaRegistration, SchemaTypes,
+    SchemaVersionSummary, SchemaVersionView, UpcastMarker, UpcastOperation, Violation,
+    VERSION_FIELD,
+};
 pub use wire::{ClaimAnswer, ClaimReleased, LeaseAction, LeaseGrant};

@@ -14,6 +14,9 @@ pub use cairn_api::limits::{
     LAST_ERROR_BYTES_MAX as NACK_ERROR_BYTES_MAX, PULL_MESSAGES_MAX, WAIT_MS_MAX,
 };
 
+/// The highest schema version (a typed fact's `VERSION` at most).
+pub use cairn_api::limits::SCHEMA_VERSION_MAX;
+
 /// Largest `limit` of one successors page.
 pub const SUCCESSORS_PAGE_FACTS_MAX: u32 = cairn_api::limits::SUCCESSORS_LIMIT_MAX as u32;
 /// Page size of [`crate::Successors::first`]: small, since one match ends

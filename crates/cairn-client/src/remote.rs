@@ -42,6 +42,7 @@ use crate::wire::{
 use crate::wire::{BoundariesAnswer, ServiceDeclaration, ServiceList, ServiceView};
 use crate::wire::{ClaimAnswer, ClaimReleased, LeaseAction, LeaseGrant};
 use crate::wire::{LinkDefinition, LinkList, LinkRepaired, LinkView};
+use crate::wire::{SchemaList, SchemaRegistration, SchemaTypes, SchemaVersionView};
 use cairn_api::precondition::IF_MATCH_HEADER;
 use cairn_api::{
     ErrorBody, ErrorCode, PullAnswer, PutFactsAnswer, ReplayAnswer, SubscriptionList,
@@ -535,6 +536,19 @@ impl Transport for RemoteTransport {
             let hash_text = hash.to_hex();
             let path = ["v1", "facts", hash_text.as_str()];
             self.call_optional(self.call(Method::GET, &path), |_| true)
+                .await
+        })
+    }
+
+    fn get_fact_as(&self, hash: Hash, version: u32) -> BoxFuture<'_, Result<Option<StoredFact>>> {
+        Box::pin(async move {
+            let hash_text = hash.to_hex();
+            let path = ["v1", "facts", hash_text.as_str()];
+            let mut call = self.call(Method::GET, &path);
+            call.query.push(("as_version", version.to_string()));
+            // Only an absent fact is `None`: a type without that version
+            // (`unknown_schema`, also a 404) is the caller's error.
+            self.call_optional(call, |code| code == ErrorCode::NotFound.as_str())
                 .await
         })
     }
@@ -1041,6 +1055,57 @@ impl Transport for RemoteTransport {
         fence: u64,
     ) -> BoxFuture<'a, Result<Vec<PutResult>>> {
         Box::pin(self.put_facts_with(facts, Some(format!("{lease}={fence}"))))
+    }
+
+    fn register_schema<'a>(
+        &'a self,
+        type_name: &'a str,
+        version: u32,
+        registration: &'a SchemaRegistration,
+    ) -> BoxFuture<'a, Result<SchemaVersionView>> {
+        Box::pin(async move {
+            let version_text = version.to_string();
+            let path = ["v1", "schemas", type_name, version_text.as_str()];
+            let mut call = self.call(Method::PUT, &path);
+            call.body = Some(json_body(registration)?);
+            // Idempotent: a retry after a lost answer finds it registered.
+            self.call_json(call).await
+        })
+    }
+
+    fn get_schema<'a>(
+        &'a self,
+        type_name: &'a str,
+        version: u32,
+    ) -> BoxFuture<'a, Result<Option<SchemaVersionView>>> {
+        Box::pin(async move {
+            let version_text = version.to_string();
+            let path = ["v1", "schemas", type_name, version_text.as_str()];
+            self.call_optional(self.call(Method::GET, &path), |code| {
+                code == ErrorCode::UnknownSchema.as_str()
+            })
+            .await
+        })
+    }
+
+    fn list_schema_versions<'a>(
+        &'a self,
+        type_name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<SchemaList>>> {
+        Box::pin(async move {
+            let path = ["v1", "schemas", type_name];
+            self.call_optional(self.call(Method::GET, &path), |code| {
+                code == ErrorCode::UnknownSchema.as_str()
+            })
+            .await
+        })
+    }
+
+    fn list_schemas(&self) -> BoxFuture<'_, Result<SchemaTypes>> {
+        Box::pin(async move {
+            self.call_json(self.call(Method::GET, &["v1", "schemas"]))
+                .await
+        })
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {

@@ -22,6 +22,7 @@ use crate::wire::{AuditPage, IdentityView, TokenCreateRequest, TokenCreated, Tok
 use crate::wire::{BoundariesAnswer, ServiceDeclaration, ServiceList, ServiceView};
 use crate::wire::{ClaimAnswer, ClaimReleased, LeaseAction, LeaseGrant};
 use crate::wire::{LinkDefinition, LinkList, LinkRepaired, LinkView};
+use crate::wire::{SchemaList, SchemaRegistration, SchemaTypes, SchemaVersionView};
 use crate::wire::{TimerDefinition, TimerList, TimerView};
 
 /// API v1 as a set of async calls over wire types.
@@ -45,6 +46,12 @@ pub trait Transport: Send + Sync + 'static {
 
     /// Reads one fact, `None` if it is not stored.
     fn get_fact(&self, hash: Hash) -> BoxFuture<'_, Result<Option<StoredFact>>>;
+
+    /// Reads one fact as a reader of schema `version` of its type sees it
+    /// (`?as_version=`): written at an older version, the upcast view
+    /// (`upcast` and `original` set); `None` if it is not stored. The
+    /// server's `unknown_schema` if its type has no such version.
+    fn get_fact_as(&self, hash: Hash, version: u32) -> BoxFuture<'_, Result<Option<StoredFact>>>;
 
     /// Reads one page of successors of a fact.
     fn successors<'a>(&'a self, query: &'a SuccessorsQuery) -> BoxFuture<'a, Result<FactPage>>;
@@ -260,6 +267,32 @@ pub trait Transport: Send + Sync + 'static {
         lease: &'a str,
         fence: u64,
     ) -> BoxFuture<'a, Result<Vec<PutResult>>>;
+
+    /// Registers schema `version` of `type_name` (`PUT
+    /// /v1/schemas/{type}/{version}`, admin); the same registration again
+    /// answers it with `registered: false`.
+    fn register_schema<'a>(
+        &'a self,
+        type_name: &'a str,
+        version: u32,
+        registration: &'a SchemaRegistration,
+    ) -> BoxFuture<'a, Result<SchemaVersionView>>;
+
+    /// One schema version, `None` if the type has no such version.
+    fn get_schema<'a>(
+        &'a self,
+        type_name: &'a str,
+        version: u32,
+    ) -> BoxFuture<'a, Result<Option<SchemaVersionView>>>;
+
+    /// The schema versions of a type, `None` if it has none.
+    fn list_schema_versions<'a>(
+        &'a self,
+        type_name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<SchemaList>>>;
+
+    /// Every type with a schema the caller may read (`GET /v1/schemas`).
+    fn list_schemas(&self) -> BoxFuture<'_, Result<SchemaTypes>>;
 
     /// Closes the transport for every holder: once it returns, calls fail
     /// with [`crate::ClientError::Closed`], and a store the transport owns

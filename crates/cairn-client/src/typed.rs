@@ -3,9 +3,17 @@
 //! [`TypedFact::predecessors`]. The fact and its hash are built on the
 //! client ([`to_canonical_fact`]), so the caller knows a fact's identity
 //! before the server does and can check that the server agrees.
+//!
+//! A typed fact also names its schema version ([`TypedFact::VERSION`],
+//! written as `cairn_version` beyond version 1) and how each version reads
+//! the one before ([`TypedFact::upcasts`]), so that [`Typed::from_parts`]
+//! reads facts written at older versions as the current type, with the
+//! same upcast operations the server applies for `as_version`.
 
 use std::collections::BTreeSet;
 
+use cairn_api::schemas::{fact_version, upcast_fields, VERSION_FIELD};
+use cairn_api::{Compatibility, SchemaRegistration, UpcastOperation};
 use cairn_fact::{CanonicalFact, Hash};
 
 use crate::error::{ClientError, Result};
@@ -22,9 +30,31 @@ use crate::wire::StoredFact;
 /// `typed_fact!(Ping = "Demo.Ping")` does the same in one line. Numbers
 /// follow the contract: integers beyond ±(2^53−1) are refused (send them as
 /// strings), and serde_json writes non-finite floats as `null`.
+///
+/// A type whose shape changed over time declares its schema version with
+/// `#[fact(version = N)]` and how each version reads the one before with
+/// `#[fact(upcasts = function)]` (see [`TypedFact::upcasts`]): it then
+/// writes `cairn_version: N` into its facts and reads facts of every
+/// earlier version as itself.
 pub trait TypedFact: Sized {
     /// The fact type, for example `"Shop.Order"`.
     const TYPE_NAME: &'static str;
+
+    /// The schema version this type is (1 to
+    /// [`SCHEMA_VERSION_MAX`](crate::limits::SCHEMA_VERSION_MAX)): its
+    /// facts carry it in `fields` as `cairn_version` when it is above 1
+    /// (absent means 1), and it is part of their hash.
+    const VERSION: u32 = 1;
+
+    /// The upcast operations that read a fact of version `version - 1` as
+    /// version `version` (what the schema registration of `version`
+    /// declares as `upcast`), for `version` from 2 to [`Self::VERSION`].
+    /// A fact written at an older version is read through every step up
+    /// to [`Self::VERSION`], in order. The default declares none.
+    fn upcasts(version: u32) -> Vec<UpcastOperation> {
+        let _ = version;
+        Vec::new()
+    }
 
     /// The fact's `fields`: must be a JSON object.
     fn fields(&self) -> std::result::Result<serde_json::Value, serde_json::Error>;
@@ -251,18 +281,78 @@ impl<T: TypedFact> Typed<T> {
         let mut fields = members
             .remove("fields")
             .unwrap_or_else(|| serde_json::Value::Object(serde_json::Map::new()));
-        // What the SDK adds to a request is not the command's own fields.
+        let mut written_version = None;
         if let serde_json::Value::Object(members) = &mut fields {
+            written_version = Some(read_as_current::<T>(members).map_err(deserialize_error)?);
+            // What the SDK adds to a request is not the command's own fields.
             members.remove(crate::request::REQUEST_ID_FIELD);
             members.remove(crate::request::EXPIRES_AT_FIELD);
         }
-        let value = T::from_fact(fields, &predecessors).map_err(deserialize_error)?;
+        let value = T::from_fact(fields, &predecessors).map_err(|message| {
+            deserialize_error(match written_version {
+                Some(version) if version > T::VERSION => format!(
+                    "it was written at schema version {version}, newer than this type's \
+                     version {}, and does not read as it: {message}",
+                    T::VERSION
+                ),
+                _ => message,
+            })
+        })?;
         Ok(Typed {
             hash,
             seq,
             value,
             predecessors,
         })
+    }
+}
+
+/// Brings a fact's `fields` to `T`'s version: applies `T`'s upcasts to a
+/// fact of an older version, leaves a newer one as it is (it reads as `T`
+/// if its fields still fit), and removes [`VERSION_FIELD`], which is not
+/// one of `T`'s own fields. Answers the version the fact was written at.
+fn read_as_current<T: TypedFact>(
+    fields: &mut serde_json::Map<String, serde_json::Value>,
+) -> std::result::Result<u32, String> {
+    let written_version = fact_version(fields)?;
+    if written_version < T::VERSION {
+        // Each step's operations, collected once: `upcast_fields` borrows them.
+        let steps: Vec<Vec<UpcastOperation>> =
+            (written_version + 1..=T::VERSION).map(T::upcasts).collect();
+        let upcasts = |version: u32| {
+            let step_index = version.saturating_sub(written_version + 1) as usize;
+            steps.get(step_index).map_or(&[][..], Vec::as_slice)
+        };
+        upcast_fields(fields, written_version, T::VERSION, upcasts).map_err(|error| {
+            format!(
+                "it was written at schema version {written_version} and cannot be read as \
+                 version {}: {error}",
+                T::VERSION
+            )
+        })?;
+    }
+    fields.remove(VERSION_FIELD);
+    Ok(written_version)
+}
+
+/// The registration of `T`'s version ([`TypedFact::VERSION`]) with the
+/// JSON Schema `schema` of its fields: its upcasts are `T`'s own
+/// ([`TypedFact::upcasts`]), so that the server's `as_version` reads what
+/// the SDK reads. Register it with [`crate::Client::register_typed_schema`],
+/// or add predecessor constraints first.
+pub fn schema_registration<T: TypedFact>(
+    schema: serde_json::Value,
+    compatibility: Compatibility,
+) -> SchemaRegistration {
+    SchemaRegistration {
+        schema,
+        compatibility,
+        upcast: if T::VERSION > 1 {
+            T::upcasts(T::VERSION)
+        } else {
+            Vec::new()
+        },
+        predecessors: None,
     }
 }
 
@@ -283,6 +373,17 @@ pub(crate) fn fact_with_extra_fields<T: TypedFact>(
         type_name: T::TYPE_NAME,
         message,
     };
+    if !(1..=limits::SCHEMA_VERSION_MAX).contains(&T::VERSION) {
+        return Err(serialize_error(format!(
+            "its VERSION is {}, but a schema version is from 1 to {}",
+            T::VERSION,
+            limits::SCHEMA_VERSION_MAX
+        )));
+    }
+    let mut extra = extra;
+    if T::VERSION > 1 {
+        extra.insert(VERSION_FIELD.to_string(), T::VERSION.into());
+    }
     let fields = value
         .fields()
         .map_err(|error| serialize_error(error.to_string()))?;
@@ -366,6 +467,106 @@ mod tests {
         assert_eq!(typed.predecessors.first("customer"), Some(customer));
         let mismatch = Typed::<Ping>::from_parts(fact.hash, 1, json).unwrap_err();
         assert!(matches!(mismatch, ClientError::TypeMismatch { .. }));
+    }
+
+    fn rename_amount(version: u32) -> Vec<UpcastOperation> {
+        match version {
+            2 => vec![UpcastOperation::Rename {
+                from: "/amount".into(),
+                to: "/total".into(),
+            }],
+            _ => Vec::new(),
+        }
+    }
+
+    #[derive(Debug, PartialEq, Fact)]
+    #[fact(type = "Shop.Invoice", version = 2, upcasts = rename_amount)]
+    struct Invoice {
+        total: f64,
+    }
+
+    fn invoice_fact(fields: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({"type": "Shop.Invoice", "fields": fields, "predecessors": {}})
+    }
+
+    #[test]
+    fn a_versioned_value_names_its_version_and_reads_older_facts() {
+        let fact = to_canonical_fact(&Invoice { total: 2.5 }).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&fact.canonical).unwrap();
+        assert_eq!(
+            json["fields"],
+            serde_json::json!({"total": 2.5, "cairn_version": 2})
+        );
+        let hash = Hash([1; 32]);
+        for fields in [
+            serde_json::json!({"amount": 2.0}),
+            serde_json::json!({"total": 2.0, "cairn_version": 2}),
+            // Newer, and still readable: read as it is.
+            serde_json::json!({"total": 2.0, "note": "x", "cairn_version": 3}),
+        ] {
+            let read = Typed::<Invoice>::from_parts(hash, 1, invoice_fact(fields.clone()));
+            assert_eq!(read.unwrap().value, Invoice { total: 2.0 }, "{fields}");
+        }
+        for (fields, expected) in [
+            (serde_json::json!({"sum": 2.0, "cairn_version": 3}), "newer"),
+            (
+                serde_json::json!({"total": 2.0, "cairn_version": 0}),
+                "cairn_version",
+            ),
+            (
+                serde_json::json!({"total": 2.0, "cairn_version": "2"}),
+                "cairn_version",
+            ),
+        ] {
+            match Typed::<Invoice>::from_parts(hash, 1, invoice_fact(fields.clone())) {
+                Err(ClientError::Deserialize { message, .. }) => {
+                    assert!(message.contains(expected), "{fields}: {message}")
+                }
+                other => panic!("{fields}: unexpected {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_version_out_of_range_or_a_field_named_like_it_is_refused() {
+        #[derive(Serialize, Deserialize)]
+        struct Zero {}
+        impl TypedFact for Zero {
+            const TYPE_NAME: &'static str = "Demo.Zero";
+            const VERSION: u32 = 0;
+            fn fields(&self) -> std::result::Result<serde_json::Value, serde_json::Error> {
+                serde_json::to_value(self)
+            }
+            fn from_fact(
+                fields: serde_json::Value,
+                _predecessors: &Predecessors,
+            ) -> std::result::Result<Self, String> {
+                serde_json::from_value(fields).map_err(|error| error.to_string())
+            }
+        }
+        assert!(matches!(
+            to_canonical_fact(&Zero {}),
+            Err(ClientError::Serialize { .. })
+        ));
+        #[derive(Fact)]
+        #[fact(type = "Demo.Clash", version = 2)]
+        struct Clash {
+            cairn_version: u32,
+        }
+        assert!(matches!(
+            to_canonical_fact(&Clash { cairn_version: 2 }),
+            Err(ClientError::Serialize { .. })
+        ));
+    }
+
+    #[test]
+    fn a_registration_carries_the_types_upcasts() {
+        let registration =
+            schema_registration::<Invoice>(serde_json::json!(true), Compatibility::Backward);
+        assert_eq!(registration.upcast, rename_amount(2));
+        let registration =
+            schema_registration::<Ping>(serde_json::json!(true), Compatibility::None);
+        assert!(registration.upcast.is_empty());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! (re-exported here), and the few option types of the SDK's own calls are
 //! defined here with their translation into the protocol's request bodies.
 
+pub use cairn_api::schemas::VERSION_FIELD;
 pub use cairn_api::{format_utc_ms, CatchUp, TimerDefinition, TimerList, TimerView};
 pub use cairn_api::{
     AckRequest, BackoffDefinition, DeadLetterQuery, ExtendRequest, GenerationPrecondition,
@@ -15,6 +16,10 @@ pub use cairn_api::{
 pub use cairn_api::{
     AuditEntry, AuditPage, Authorship, BlobAccess, IdentityView, Pattern, Permissions,
     TokenCreateRequest, TokenCreated, TokenRotateRequest, TokenView,
+};
+pub use cairn_api::{
+    BreakingChange, Compatibility, RoleConstraint, SchemaList, SchemaRegistration, SchemaTypes,
+    SchemaVersionSummary, SchemaVersionView, UpcastMarker, UpcastOperation, Violation,
 };
 pub use cairn_api::{ClaimAnswer, ClaimReleased, LeaseGrant};
 

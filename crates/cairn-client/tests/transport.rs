@@ -18,6 +18,7 @@ use cairn_client::{AuditPage, IdentityView, TokenCreateRequest, TokenCreated, To
 use cairn_client::{BoundariesAnswer, ServiceDeclaration, ServiceList, ServiceView};
 use cairn_client::{ClaimAnswer, ClaimReleased, LeaseAction, LeaseGrant};
 use cairn_client::{LinkDefinition, LinkList, LinkRepaired, LinkView};
+use cairn_client::{SchemaList, SchemaRegistration, SchemaTypes, SchemaVersionView};
 use cairn_client::{TimerDefinition, TimerList, TimerView};
 use common::{fast_options, Customer, Order, TestServer};
 use futures_util::future::BoxFuture;
@@ -182,6 +183,34 @@ impl Transport for CountingTransport {
     }
     fn get_lease<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<LeaseGrant>>> {
         self.count().get_lease(name)
+    }
+    fn get_fact_as(&self, hash: Hash, version: u32) -> BoxFuture<'_, Result<Option<StoredFact>>> {
+        self.count().get_fact_as(hash, version)
+    }
+    fn register_schema<'a>(
+        &'a self,
+        type_name: &'a str,
+        version: u32,
+        registration: &'a SchemaRegistration,
+    ) -> BoxFuture<'a, Result<SchemaVersionView>> {
+        self.count()
+            .register_schema(type_name, version, registration)
+    }
+    fn get_schema<'a>(
+        &'a self,
+        type_name: &'a str,
+        version: u32,
+    ) -> BoxFuture<'a, Result<Option<SchemaVersionView>>> {
+        self.count().get_schema(type_name, version)
+    }
+    fn list_schema_versions<'a>(
+        &'a self,
+        type_name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<SchemaList>>> {
+        self.count().list_schema_versions(type_name)
+    }
+    fn list_schemas(&self) -> BoxFuture<'_, Result<SchemaTypes>> {
+        self.count().list_schemas()
     }
     fn put_facts_fenced<'a>(
         &'a self,

@@ -38,6 +38,45 @@
 //! of a `Command` can only await replies of types that say so — the link is
 //! checked at compile time.
 //!
+//! `#[fact(type = "…", version = N, upcasts = function)]` declares the
+//! schema version the struct is (`TypedFact::VERSION`, 1 if absent) and the
+//! function (`fn(u32) -> Vec<UpcastOperation>`) that answers, for each
+//! version from 2 to `N`, the operations reading a fact of the version
+//! before as that version — the `upcast` of its schema registration. A
+//! value is written with `cairn_version: N` in its fields; a fact written
+//! at an older version is read through every step up to `N`:
+//!
+//! ```
+//! use cairn_client::{to_canonical_fact, Fact, Hash, Typed, UpcastOperation};
+//!
+//! /// Version 2 renamed `amount` to `total`; version 3 added a currency.
+//! fn order_upcasts(version: u32) -> Vec<UpcastOperation> {
+//!     match version {
+//!         2 => vec![UpcastOperation::Rename { from: "/amount".into(), to: "/total".into() }],
+//!         3 => vec![UpcastOperation::Default { path: "/currency".into(), value: "EUR".into() }],
+//!         _ => Vec::new(),
+//!     }
+//! }
+//!
+//! #[derive(Debug, PartialEq, Fact)]
+//! #[fact(type = "Shop.Order", version = 3, upcasts = order_upcasts)]
+//! struct Order { id: String, total: f64, currency: String }
+//!
+//! let order = Order { id: "o-1".into(), total: 4.5, currency: "CHF".into() };
+//! let fact = to_canonical_fact(&order).unwrap();
+//! let json: serde_json::Value = serde_json::from_slice(&fact.canonical).unwrap();
+//! assert_eq!(json["fields"]["cairn_version"], 3);
+//!
+//! // Written at version 1 (no `cairn_version`), read as version 3:
+//! let old = serde_json::json!({
+//!     "type": "Shop.Order",
+//!     "fields": { "id": "o-0", "amount": 2.0 },
+//!     "predecessors": {},
+//! });
+//! let read: Typed<Order> = Typed::from_parts(Hash::of_bytes(b"o-0"), 1, old).unwrap();
+//! assert_eq!(read.value, Order { id: "o-0".into(), total: 2.0, currency: "EUR".into() });
+//! ```
+//!
 //! Mistakes are compile errors with a message saying what to write
 //! instead — a missing type:
 //!
@@ -76,13 +115,31 @@
 //! struct Loan { #[predecessor] book: String }
 //! ```
 //!
+//! a version that is not one (versions start at 1), or upcasts without a
+//! version they could lead to:
+//!
+//! ```compile_fail
+//! # use cairn_client::Fact;
+//! #[derive(Fact)]
+//! #[fact(type = "Shop.Order", version = 0)]
+//! struct Order { id: String }
+//! ```
+//!
+//! ```compile_fail
+//! # use cairn_client::{Fact, UpcastOperation};
+//! # fn order_upcasts(_: u32) -> Vec<UpcastOperation> { Vec::new() }
+//! #[derive(Fact)]
+//! #[fact(type = "Shop.Order", upcasts = order_upcasts)]
+//! struct Order { id: String }
+//! ```
+//!
 //! The macro is written by hand (with `syn` and `quote`) because it is part
 //! of the product's API; it has no other logic than the mapping above.
 
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as TokenStream2;
 use quote::{format_ident, quote};
-use syn::{parse_macro_input, Attribute, Data, DeriveInput, Fields, LitStr, Path, Type};
+use syn::{parse_macro_input, Attribute, Data, DeriveInput, Fields, LitInt, LitStr, Path, Type};
 
 /// The role a reply names its request in; `Reply` requires it.
 const REQUEST_ROLE: &str = "request";
@@ -102,6 +159,10 @@ pub fn derive_fact(input: TokenStream) -> TokenStream {
 struct FactAttributes {
     type_name: LitStr,
     reply_to: Option<Path>,
+    /// `version = N`: the schema version, checked to be at least 1.
+    version: Option<LitInt>,
+    /// `upcasts = function`: only with a version above 1.
+    upcasts: Option<Path>,
 }
 
 /// One field of the struct, sorted into predecessor or plain field.
@@ -169,10 +230,13 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
         Some(request_type) => reply_impl(name, request_type, &plans)?,
         None => TokenStream2::new(),
     };
+    let versioning = versioning_items(&attributes);
 
     Ok(quote! {
         impl ::cairn_client::TypedFact for #name {
             const TYPE_NAME: &'static str = #type_name;
+
+            #versioning
 
             fn fields(&self) -> ::std::result::Result<
                 ::cairn_client::__private::serde_json::Value,
@@ -233,10 +297,38 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
     })
 }
 
-/// Reads `#[fact(type = "…", reply_to = Path)]`.
+/// `VERSION` and `upcasts` of the `TypedFact` impl, where declared (the
+/// trait's defaults otherwise). The upper bound of a version is the SDK's
+/// constant, checked where the impl compiles.
+fn versioning_items(attributes: &FactAttributes) -> TokenStream2 {
+    let mut items = TokenStream2::new();
+    if let Some(version) = &attributes.version {
+        items.extend(quote! {
+            const VERSION: u32 = {
+                ::std::assert!(
+                    #version <= ::cairn_client::limits::SCHEMA_VERSION_MAX,
+                    "a schema version is at most cairn_client::limits::SCHEMA_VERSION_MAX",
+                );
+                #version
+            };
+        });
+    }
+    if let Some(upcasts) = &attributes.upcasts {
+        items.extend(quote! {
+            fn upcasts(version: u32) -> ::std::vec::Vec<::cairn_client::UpcastOperation> {
+                #upcasts(version)
+            }
+        });
+    }
+    items
+}
+
+/// Reads `#[fact(type = "…", reply_to = Path, version = N, upcasts = Path)]`.
 fn fact_attributes(input: &DeriveInput) -> syn::Result<FactAttributes> {
     let mut type_name = None;
     let mut reply_to = None;
+    let mut version = None;
+    let mut upcasts = None;
     for attribute in input.attrs.iter().filter(|a| a.path().is_ident("fact")) {
         attribute.parse_nested_meta(|meta| {
             if meta.path.is_ident("type") {
@@ -245,9 +337,23 @@ fn fact_attributes(input: &DeriveInput) -> syn::Result<FactAttributes> {
             } else if meta.path.is_ident("reply_to") {
                 reply_to = Some(meta.value()?.parse::<Path>()?);
                 Ok(())
+            } else if meta.path.is_ident("version") {
+                let literal = meta.value()?.parse::<LitInt>()?;
+                if literal.base10_parse::<u32>()? == 0 {
+                    return Err(syn::Error::new_spanned(
+                        &literal,
+                        "schema versions start at 1 (a fact without cairn_version is version 1)",
+                    ));
+                }
+                version = Some(literal);
+                Ok(())
+            } else if meta.path.is_ident("upcasts") {
+                upcasts = Some(meta.value()?.parse::<Path>()?);
+                Ok(())
             } else {
                 Err(meta.error(
-                    "unknown #[fact] attribute: expected `type = \"…\"` or `reply_to = Type`",
+                    "unknown #[fact] attribute: expected `type = \"…\"`, `reply_to = Type`, \
+                     `version = N` or `upcasts = function`",
                 ))
             }
         })?;
@@ -264,9 +370,21 @@ fn fact_attributes(input: &DeriveInput) -> syn::Result<FactAttributes> {
             "the fact type must not be empty",
         ));
     }
+    let version_number = match &version {
+        Some(literal) => literal.base10_parse::<u32>()?,
+        None => 1,
+    };
+    if let (Some(upcasts), 1) = (&upcasts, version_number) {
+        return Err(syn::Error::new_spanned(
+            upcasts,
+            "upcasts lead from one version to the next, so they need `version = N` with N of 2 or more",
+        ));
+    }
     Ok(FactAttributes {
         type_name,
         reply_to,
+        version,
+        upcasts,
     })
 }
 
