@@ -109,17 +109,22 @@ pub async fn put_service<S: Store>(
                     .map(str::to_string),
             );
         }
+        // A type with a registered schema is known too.
         let unknown: Vec<&str> = declaration
             .named_types()
             .into_iter()
-            .filter(|type_name| !is_reserved_type(type_name) && !known.contains(*type_name))
+            .filter(|type_name| {
+                !is_reserved_type(type_name)
+                    && !known.contains(*type_name)
+                    && state.schemas.list(type_name).is_none()
+            })
             .collect();
         if !unknown.is_empty() {
             return Err(ApiError::new(
                 ErrorCode::UnknownType,
                 format!(
-                    "service {name} names types this deployment has never seen written nor another \
-                     service declare: {}; check their spelling, or register with \
+                    "service {name} names types this deployment has never seen written, nor another \
+                     service declare, nor has a schema for: {}; check their spelling, or register with \
                      allow_unknown_types=true (--allow-unknown-types) for a first deployment; \
                      nothing changed",
                     unknown.join(", ")
