@@ -25,7 +25,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cairn_client::{
-    AccessToken, Client, ClientOptions, Pattern, Permissions, TokenCreateRequest, TypedFact,
+    AccessToken, Client, ClientOptions, Pattern, Permissions, ServiceDeclaration,
+    TokenCreateRequest, TypedFact,
 };
 use cairn_example_shop::facts::{OrderPlaced, PaymentFailed, PaymentSucceeded};
 use cairn_example_shop::limits::{
@@ -287,6 +288,42 @@ struct Shop {
 }
 
 impl Shop {
+    /// Registers both services' declarations (`src/*/cairn-service.json`)
+    /// and checks the flow map: every observed write is by the owner, every
+    /// consumed type has one, and both services were seen in their flows.
+    async fn check_boundaries(&self) -> anyhow::Result<()> {
+        let admin = Client::remote(ClientOptions {
+            access_token: Some(AccessToken::new(self.admin_token.clone())),
+            ..ClientOptions::new([self.cairn_url.as_str()])
+        })?;
+        for file in [
+            concat!(env!("CARGO_MANIFEST_DIR"), "/src/orders/cairn-service.json"),
+            concat!(env!("CARGO_MANIFEST_DIR"), "/src/billing/cairn-service.json"),
+        ] {
+            let declaration: ServiceDeclaration =
+                serde_json::from_slice(&std::fs::read(file)?).context(file)?;
+            // Every type it names was written or declared by now.
+            admin.register_service(&declaration, false).await?;
+        }
+        let map = admin.boundaries(None).await?;
+        assert!(map.violations.is_empty(), "violations: {:?}", map.violations);
+        for (identity, kind, type_name) in [
+            ("orders", "writes", OrderPlaced::TYPE_NAME),
+            ("billing", "consumes", OrderPlaced::TYPE_NAME),
+            ("billing", "writes", PaymentSucceeded::TYPE_NAME),
+            ("orders", "consumes", PaymentSucceeded::TYPE_NAME),
+        ] {
+            let flows = serde_json::to_value(&map.flows)?;
+            assert!(
+                flows.as_array().into_iter().flatten().any(|flow| flow["identity"] == identity
+                    && flow["kind"] == kind
+                    && flow["type"] == type_name),
+                "{identity} {kind} {type_name} was observed: {flows}"
+            );
+        }
+        Ok(())
+    }
+
     /// `POST /orders`; answers the status, the `Idempotent-Replayed`
     /// header and the body.
     async fn place(
@@ -529,7 +566,10 @@ async fn scenario(shop: &Shop, billing: &mut Service) -> anyhow::Result<()> {
         .filter(|fact| fact["fact"]["type"] == OrderPlaced::TYPE_NAME)
         .count();
     assert_eq!(placed, 3, "the refused order fact was stored");
-    Ok(())
+
+    // The declared boundaries hold: what `cairn services register` and
+    // `cairn boundaries check` do at deploy time, through the SDK.
+    shop.check_boundaries().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
