@@ -211,7 +211,7 @@ fn order_fact_json(run_id: u64, client: usize, n: u64) -> String {
     let customer = next_random(&mut state) % 1_000_000;
     let total_cents = next_random(&mut state) % 1_000_000;
     let items_count = 1 + next_random(&mut state) % 20;
-    let express = next_random(&mut state) % 2 == 0;
+    let express = next_random(&mut state) & 1 == 1;
     let street_number = 1 + next_random(&mut state) % 200;
     let postal_code = 10_000 + next_random(&mut state) % 90_000;
     let seconds_of_day = next_random(&mut state) % 86_400;
