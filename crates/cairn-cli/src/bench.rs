@@ -4,6 +4,12 @@
 //! and latency percentiles from an HDR histogram. The delivery workloads
 //! (`consume`, `latency`) live in `bench_delivery.rs`, the timer workloads
 //! in `bench_timers.rs`, and replication lag in `bench_replication.rs`.
+//!
+//! The `write` workload writes facts of one of two shapes (`--fact-shape`):
+//! `item`, an opaque random payload of `--fields-bytes`, or `order`, a
+//! realistic business fact (`Bench.Order`: ten fields, a nested object,
+//! enums, patterned strings) for measuring what schema validation costs
+//! (`bench/schema_validation.sh`).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -45,6 +51,20 @@ pub enum Workload {
     /// how long after each write's acknowledgement it appears in the log
     /// of `--follow` (a server with a replication link from `--server`).
     ReplicationLag,
+}
+
+/// The shape of the facts the `write` workload writes.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FactShape {
+    /// `Bench.Item`: `run`, `client`, `n` and a random `payload` filling
+    /// `--fields-bytes`.
+    Item,
+    /// `Bench.Order`: ten fields of an order (an `order_id` unique per fact
+    /// matching `^ORD-[0-9]+-[0-9]+-[0-9]+$`, patterned `customer_id` and
+    /// `placed_at`, enums `status` and `currency`, integers, a boolean, a
+    /// note, and a nested `shipping_address` of four strings), about 330
+    /// bytes of fields; `--fields-bytes` does not apply.
+    Order,
 }
 
 /// Options of `cairn bench`.
@@ -102,6 +122,9 @@ pub struct BenchArgs {
     /// at random.
     #[arg(long, default_value_t = 0)]
     predecessors_percent: u64,
+    /// `write`: the shape of the facts written.
+    #[arg(long, value_enum, default_value_t = FactShape::Item)]
+    fact_shape: FactShape,
     /// `replication-lag`: the server whose log receives the facts through a
     /// replication link from `--server`.
     #[arg(long)]
@@ -112,6 +135,7 @@ pub struct BenchArgs {
 struct Shared {
     run_id: u64,
     fields_bytes: usize,
+    fact_shape: FactShape,
     types_count: u64,
     predecessors_percent: u64,
     deadline: Instant,
@@ -163,9 +187,58 @@ fn bench_fact_json(run_id: u64, client: usize, n: u64, fields_bytes: usize) -> S
     json
 }
 
+/// Values of `status` in an order fact: the enum of its schema.
+const ORDER_STATUSES: [&str; 5] = ["pending", "paid", "packed", "shipped", "delivered"];
+
+/// Values of `currency` in an order fact: the enum of its schema.
+const ORDER_CURRENCIES: [&str; 4] = ["EUR", "USD", "GBP", "JPY"];
+
+/// Cities of an order's `shipping_address`, with their country codes.
+const ORDER_CITIES: [(&str, &str); 4] = [
+    ("Lyon", "FR"),
+    ("Rotterdam", "NL"),
+    ("Leipzig", "DE"),
+    ("Porto", "PT"),
+];
+
+/// Builds the JSON of a unique `Bench.Order` fact (see
+/// [`FactShape::Order`]); the values vary with `n` and `client`.
+fn order_fact_json(run_id: u64, client: usize, n: u64) -> String {
+    let mut state = run_id ^ ((client as u64) << 40) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let status = ORDER_STATUSES[(next_random(&mut state) % 5) as usize];
+    let currency = ORDER_CURRENCIES[(next_random(&mut state) % 4) as usize];
+    let (city, country) = ORDER_CITIES[(next_random(&mut state) % 4) as usize];
+    let customer = next_random(&mut state) % 1_000_000;
+    let total_cents = next_random(&mut state) % 1_000_000;
+    let items_count = 1 + next_random(&mut state) % 20;
+    let express = next_random(&mut state) & 1 == 1;
+    let street_number = 1 + next_random(&mut state) % 200;
+    let postal_code = 10_000 + next_random(&mut state) % 90_000;
+    let seconds_of_day = next_random(&mut state) % 86_400;
+    let (hour, minute, second) = (
+        seconds_of_day / 3600,
+        seconds_of_day / 60 % 60,
+        seconds_of_day % 60,
+    );
+    format!(
+        "{{\"type\":\"Bench.Order\",\"predecessors\":{{}},\"fields\":{{\
+         \"order_id\":\"ORD-{run_id}-{client}-{n}\",\
+         \"customer_id\":\"CUST-{customer:06}\",\
+         \"status\":\"{status}\",\
+         \"currency\":\"{currency}\",\
+         \"total_cents\":{total_cents},\
+         \"items_count\":{items_count},\
+         \"express\":{express},\
+         \"placed_at\":\"2026-11-01T{hour:02}:{minute:02}:{second:02}Z\",\
+         \"note\":\"leave at the door if nobody answers\",\
+         \"shipping_address\":{{\"street\":\"{street_number} Harbour Road\",\
+         \"city\":\"{city}\",\"postal_code\":\"{postal_code}\",\"country\":\"{country}\"}}}}}}"
+    )
+}
+
 /// The JSON of the next `batch` facts of `client` (advancing `n`): of
-/// type `Bench.Item`, or spread over `Bench.Item0` … with
-/// `--types-count`; with `--predecessors-percent`, that share of the
+/// type `Bench.Item` (or `Bench.Order` with `--fact-shape order`), or
+/// spread over `Bench.Item0` … with `--types-count`; with `--predecessors-percent`, that share of the
 /// facts after the first names one earlier fact of the batch, chosen at
 /// random, as its predecessor `prev` (its hash computed here, as the
 /// server will).
@@ -179,11 +252,18 @@ fn batch_json(
     let mut hashes: Vec<Option<String>> = vec![None; batch];
     for index in 0..batch {
         *n += 1;
-        let mut json = bench_fact_json(shared.run_id, client, *n, shared.fields_bytes);
+        let mut json = match shared.fact_shape {
+            FactShape::Item => bench_fact_json(shared.run_id, client, *n, shared.fields_bytes),
+            FactShape::Order => order_fact_json(shared.run_id, client, *n),
+        };
         if shared.types_count > 1 {
+            let type_name = match shared.fact_shape {
+                FactShape::Item => "Bench.Item",
+                FactShape::Order => "Bench.Order",
+            };
             json = json.replacen(
-                "\"type\":\"Bench.Item\"",
-                &format!("\"type\":\"Bench.Item{}\"", *n % shared.types_count),
+                &format!("\"type\":\"{type_name}\""),
+                &format!("\"type\":\"{type_name}{}\"", *n % shared.types_count),
                 1,
             );
         }
@@ -255,6 +335,9 @@ pub fn http_client(
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.clients == 0 || args.batch == 0 || args.batch > 10_000 {
         bail!("--clients must be positive and --batch between 1 and 10000");
+    }
+    if args.fact_shape != FactShape::Item && args.workload != Workload::Write {
+        bail!("--fact-shape applies to --workload write only");
     }
     let run_id =
         SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() as u64 & 0x1F_FFFF_FFFF_FFFF;
@@ -353,6 +436,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let shared = Arc::new(Shared {
         run_id,
         fields_bytes: args.fields_bytes,
+        fact_shape: args.fact_shape,
         types_count: args.types_count,
         predecessors_percent: args.predecessors_percent,
         deadline: Instant::now() + Duration::from_secs(args.duration),
@@ -729,4 +813,38 @@ async fn preload_successors(
         post_batch(http, base, chunk).await?;
     }
     Ok(parent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Order facts are valid facts of ten fields with the nested address,
+    /// and unique per client and `n` (so every write inserts).
+    #[test]
+    fn order_facts_are_valid_unique_and_have_ten_fields() {
+        let mut hashes = std::collections::HashSet::new();
+        for client in 0..3 {
+            for n in 1..=50 {
+                let json = order_fact_json(12_345, client, n);
+                let fact =
+                    CanonicalFact::from_json(json.as_bytes(), FACT_CANONICAL_BYTES_MAX_DEFAULT)
+                        .expect("an order fact is a valid fact");
+                assert!(hashes.insert(fact.hash), "a duplicate order fact");
+                let value: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+                assert_eq!(value["type"], "Bench.Order");
+                let fields = value["fields"].as_object().expect("fields");
+                assert_eq!(fields.len(), 10, "{json}");
+                assert_eq!(fields["order_id"], format!("ORD-12345-{client}-{n}"));
+                assert_eq!(
+                    value["fields"]["shipping_address"]
+                        .as_object()
+                        .expect("address")
+                        .len(),
+                    4
+                );
+                assert!(ORDER_STATUSES.contains(&fields["status"].as_str().expect("status")));
+            }
+        }
+    }
 }
