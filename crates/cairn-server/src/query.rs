@@ -53,6 +53,18 @@ impl QueryParams {
         }
     }
 
+    /// A parameter `true` or `false`, false when absent.
+    pub fn boolean(&self, name: &str) -> Result<bool, ApiError> {
+        match self.single(name)? {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(other) => Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                format!("query parameter {name:?} must be true or false, got {other:?}"),
+            )),
+        }
+    }
+
     /// An integer parameter within `min..=max`, or `default` when absent.
     pub fn integer(&self, name: &str, default: u64, min: u64, max: u64) -> Result<u64, ApiError> {
         let Some(text) = self.single(name)? else {

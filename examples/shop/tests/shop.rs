@@ -298,7 +298,10 @@ impl Shop {
         })?;
         for file in [
             concat!(env!("CARGO_MANIFEST_DIR"), "/src/orders/cairn-service.json"),
-            concat!(env!("CARGO_MANIFEST_DIR"), "/src/billing/cairn-service.json"),
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/src/billing/cairn-service.json"
+            ),
         ] {
             let declaration: ServiceDeclaration =
                 serde_json::from_slice(&std::fs::read(file)?).context(file)?;
@@ -306,7 +309,11 @@ impl Shop {
             admin.register_service(&declaration, false).await?;
         }
         let map = admin.boundaries(None).await?;
-        assert!(map.violations.is_empty(), "violations: {:?}", map.violations);
+        assert!(
+            map.violations.is_empty(),
+            "violations: {:?}",
+            map.violations
+        );
         for (identity, kind, type_name) in [
             ("orders", "writes", OrderPlaced::TYPE_NAME),
             ("billing", "consumes", OrderPlaced::TYPE_NAME),
@@ -315,9 +322,13 @@ impl Shop {
         ] {
             let flows = serde_json::to_value(&map.flows)?;
             assert!(
-                flows.as_array().into_iter().flatten().any(|flow| flow["identity"] == identity
-                    && flow["kind"] == kind
-                    && flow["type"] == type_name),
+                flows
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|flow| flow["identity"] == identity
+                        && flow["kind"] == kind
+                        && flow["type"] == type_name),
                 "{identity} {kind} {type_name} was observed: {flows}"
             );
         }

@@ -151,6 +151,35 @@ pub(super) async fn read_json_body(
     read_body(headers, body).await
 }
 
+/// Reads the JSON body of a definition (a timer, a link, a schema, a
+/// service): at most `bytes_max` bytes (`413 request_too_large` naming
+/// `what`), checked by the strict parser — duplicate keys, lone
+/// surrogates and integers a double cannot hold are refused as in a fact —
+/// before its type parses it.
+pub(super) async fn read_definition_body(
+    headers: &HeaderMap,
+    body: Body,
+    bytes_max: usize,
+    what: &str,
+) -> Result<bytes::Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            ErrorCode::RequestTooLarge,
+            format!("{what} is at most {bytes_max} bytes"),
+        )
+    };
+    if super::declared_content_length(headers).is_some_and(|length| length > bytes_max as u64) {
+        return Err(too_large());
+    }
+    let bytes = read_json_body(headers, body, ContentType::Optional).await?;
+    if bytes.len() > bytes_max {
+        return Err(too_large());
+    }
+    parse_json(&bytes, limits::REQUEST_JSON_DEPTH_MAX)
+        .map_err(|error| ApiError::from(cairn_fact::FactError::Json(error)))?;
+    Ok(bytes)
+}
+
 async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, ApiError> {
     let too_large = || {
         ApiError::new(

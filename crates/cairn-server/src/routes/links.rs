@@ -12,14 +12,13 @@ use axum::response::{IntoResponse, Response};
 use cairn_api::limits::{LINKS_MAX, LINK_BODY_BYTES_MAX};
 use cairn_api::links::validate_link_name;
 use cairn_api::{Deleted, ErrorCode, LinkDefinition, LinkList, LinkView};
-use cairn_fact::parse_json;
 use cairn_replication::{parse_source_url, source_text, HttpSource, Source};
 use cairn_store::{LinkPut, LinkRecord, Store};
 
-use super::facts::{json_answer, read_json_body, ContentType};
+use super::facts::{json_answer, read_definition_body};
 use super::ApiPath;
 use crate::error::ApiError;
-use crate::limits::{self, LINK_PROBE_TIMEOUT};
+use crate::limits::LINK_PROBE_TIMEOUT;
 use crate::links::repair::{repair, RepairError};
 use crate::links::{now_ms, Links, StoredDefinition};
 use crate::query::QueryParams;
@@ -55,23 +54,7 @@ pub async fn put_link<S: Store>(
 ) -> Result<Response, ApiError> {
     QueryParams::parse(raw_query.as_deref(), &[])?;
     validate_link_name(&name).map_err(invalid)?;
-    let too_large = || {
-        ApiError::new(
-            ErrorCode::RequestTooLarge,
-            format!("a link's body is at most {LINK_BODY_BYTES_MAX} bytes"),
-        )
-    };
-    if super::declared_content_length(&headers)
-        .is_some_and(|length| length > LINK_BODY_BYTES_MAX as u64)
-    {
-        return Err(too_large());
-    }
-    let bytes = read_json_body(&headers, body, ContentType::Optional).await?;
-    if bytes.len() > LINK_BODY_BYTES_MAX {
-        return Err(too_large());
-    }
-    parse_json(&bytes, limits::REQUEST_JSON_DEPTH_MAX)
-        .map_err(|error| ApiError::from(cairn_fact::FactError::Json(error)))?;
+    let bytes = read_definition_body(&headers, body, LINK_BODY_BYTES_MAX, "a link's body").await?;
     let mut definition: LinkDefinition = cairn_api::parse_body(&bytes).map_err(invalid)?;
     let url = parse_source_url(&definition.source)
         .map_err(|error| invalid(format!("source: {error}")))?;

@@ -10,14 +10,12 @@ use axum::response::{IntoResponse, Response};
 use cairn_api::limits::SCHEMA_BODY_BYTES_MAX;
 use cairn_api::schemas::parse_version;
 use cairn_api::{ErrorCode, SchemaRegistration, SchemaTypes};
-use cairn_fact::parse_json;
 use cairn_store::Store;
 
-use super::facts::{json_answer, read_json_body, ContentType};
+use super::facts::{json_answer, read_definition_body};
 use super::ApiPath;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::limits;
 use crate::query::QueryParams;
 use crate::state::AppState;
 
@@ -58,25 +56,13 @@ pub async fn put_schema<S: Store>(
             format!("{type_name} is one of Cairn's own types; its shape is Cairn's"),
         ));
     }
-    let too_large = || {
-        ApiError::new(
-            ErrorCode::RequestTooLarge,
-            format!("a schema registration is at most {SCHEMA_BODY_BYTES_MAX} bytes"),
-        )
-    };
-    if super::declared_content_length(&headers)
-        .is_some_and(|length| length > SCHEMA_BODY_BYTES_MAX as u64)
-    {
-        return Err(too_large());
-    }
-    let bytes = read_json_body(&headers, body, ContentType::Optional).await?;
-    if bytes.len() > SCHEMA_BODY_BYTES_MAX {
-        return Err(too_large());
-    }
-    // Strict JSON first (duplicate keys, lone surrogates, numbers beyond
-    // 2^53): the registration is stored as a fact.
-    parse_json(&bytes, limits::REQUEST_JSON_DEPTH_MAX)
-        .map_err(|error| ApiError::from(cairn_fact::FactError::Json(error)))?;
+    let bytes = read_definition_body(
+        &headers,
+        body,
+        SCHEMA_BODY_BYTES_MAX,
+        "a schema registration",
+    )
+    .await?;
     let registration: SchemaRegistration = cairn_api::parse_body(&bytes).map_err(invalid)?;
     let view = state
         .schemas

@@ -14,16 +14,14 @@ use cairn_api::limits::{
 };
 use cairn_api::services::validate_service_name;
 use cairn_api::{BoundariesAnswer, ErrorCode, ServiceDeclaration, ServiceList};
-use cairn_fact::parse_json;
 use cairn_store::Store;
 
-use super::facts::{json_answer, read_json_body, ContentType};
+use super::facts::{json_answer, read_definition_body};
 use super::ApiPath;
 use crate::auth::{unix_ms, Caller};
 use crate::boundaries::check::{check, CheckInput};
 use crate::boundaries::services::{current_services, service_fact, service_registry_anchor};
 use crate::error::ApiError;
-use crate::limits;
 use crate::query::QueryParams;
 use crate::state::AppState;
 
@@ -44,35 +42,15 @@ pub async fn put_service<S: Store>(
     body: Body,
 ) -> Result<Response, ApiError> {
     let params = QueryParams::parse(raw_query.as_deref(), &["allow_unknown_types"])?;
-    let allow_unknown_types = match params.single("allow_unknown_types")? {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(other) => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidParameter,
-                format!("allow_unknown_types is true or false, not {other:?}"),
-            ))
-        }
-    };
+    let allow_unknown_types = params.boolean("allow_unknown_types")?;
     validate_service_name(&name).map_err(invalid)?;
-    let too_large = || {
-        ApiError::new(
-            ErrorCode::RequestTooLarge,
-            format!("a service declaration is at most {SERVICE_BODY_BYTES_MAX} bytes"),
-        )
-    };
-    if super::declared_content_length(&headers)
-        .is_some_and(|length| length > SERVICE_BODY_BYTES_MAX as u64)
-    {
-        return Err(too_large());
-    }
-    let bytes = read_json_body(&headers, body, ContentType::Optional).await?;
-    if bytes.len() > SERVICE_BODY_BYTES_MAX {
-        return Err(too_large());
-    }
-    // Duplicate keys, depth and the JSON grammar, as for any body.
-    parse_json(&bytes, limits::REQUEST_JSON_DEPTH_MAX)
-        .map_err(|error| ApiError::from(cairn_fact::FactError::Json(error)))?;
+    let bytes = read_definition_body(
+        &headers,
+        body,
+        SERVICE_BODY_BYTES_MAX,
+        "a service declaration",
+    )
+    .await?;
     let declaration: ServiceDeclaration = cairn_api::parse_body(&bytes).map_err(invalid)?;
     if declaration.name != name {
         return Err(invalid(format!(

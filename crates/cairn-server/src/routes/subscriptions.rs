@@ -426,16 +426,7 @@ pub async fn list_dead<S: Store>(
         limits::DEAD_LETTERS_LIMIT_MAX as u64,
     )? as usize;
     let after = query.integer("after", 0, 0, u64::MAX)?;
-    let discarded = match query.single("discarded")? {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(other) => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidParameter,
-                format!("discarded must be true or false, not {other:?}"),
-            ))
-        }
-    };
+    let discarded = query.boolean("discarded")?;
     let subscription = find(&state, &caller, &name).await?;
     let letters = subscription.dead_letters(discarded, after, limit).await?;
     let next = letters.last().map_or(after, |letter| letter.seq);

@@ -13,14 +13,12 @@ use axum::response::{IntoResponse, Response};
 use cairn_api::limits::{TIMERS_LIMIT_DEFAULT, TIMERS_LIMIT_MAX, TIMER_BODY_BYTES_MAX};
 use cairn_api::timers::validate_timer_name;
 use cairn_api::{Deleted, ErrorCode, TimerDefinition, TimerList, TimerView};
-use cairn_fact::parse_json;
 use cairn_store::{Store, TimerPut, TimerRecord};
 
-use super::facts::{json_answer, read_json_body, ContentType};
+use super::facts::{json_answer, read_definition_body};
 use super::ApiPath;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::limits;
 use crate::query::QueryParams;
 use crate::state::AppState;
 use crate::timers::Timers;
@@ -72,25 +70,8 @@ pub async fn put_timer<S: Store>(
 ) -> Result<Response, ApiError> {
     QueryParams::parse(raw_query.as_deref(), &[])?;
     check_name(&name)?;
-    let too_large = || {
-        ApiError::new(
-            ErrorCode::RequestTooLarge,
-            format!("a timer's body is at most {TIMER_BODY_BYTES_MAX} bytes"),
-        )
-    };
-    if super::declared_content_length(&headers)
-        .is_some_and(|length| length > TIMER_BODY_BYTES_MAX as u64)
-    {
-        return Err(too_large());
-    }
-    let bytes = read_json_body(&headers, body, ContentType::Optional).await?;
-    if bytes.len() > TIMER_BODY_BYTES_MAX {
-        return Err(too_large());
-    }
-    // The strict parser first: duplicate keys, lone surrogates and
-    // integers a double cannot hold are refused as in a fact.
-    parse_json(&bytes, limits::REQUEST_JSON_DEPTH_MAX)
-        .map_err(|error| ApiError::from(cairn_fact::FactError::Json(error)))?;
+    let bytes =
+        read_definition_body(&headers, body, TIMER_BODY_BYTES_MAX, "a timer's body").await?;
     let definition: TimerDefinition = cairn_api::parse_body(&bytes).map_err(invalid)?;
     let type_name = definition
         .type_name()
