@@ -186,6 +186,19 @@ pub fn document() -> serde_json::Value {
     // view's own members, so the view's copy is opened again.
     remove_closed_objects(&mut document["components"]["schemas"]["SubscriptionView"]["allOf"]);
     remove_closed_objects(&mut document["components"]["schemas"]["TimerView"]["allOf"]);
+    // The schema view flattens the registration, a component of its own:
+    // its copy is inlined and opened the same way.
+    let registration = document["components"]["schemas"]["SchemaRegistration"].clone();
+    for part in document["components"]["schemas"]["SchemaVersionView"]["allOf"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+    {
+        if part["$ref"] == "#/components/schemas/SchemaRegistration" {
+            *part = registration.clone();
+        }
+    }
+    remove_closed_objects(&mut document["components"]["schemas"]["SchemaVersionView"]["allOf"]);
     add_access_control(&mut document);
     for deprecated in crate::versioning::DEPRECATED_ROUTES {
         let operation =
