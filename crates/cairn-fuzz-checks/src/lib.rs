@@ -18,6 +18,7 @@ mod fact_json;
 mod hash_hex;
 mod lease_token;
 mod query_params;
+mod schema_registration;
 mod source_page;
 mod stream_frame;
 mod subscription_definition;
@@ -31,6 +32,7 @@ pub use fact_json::check_fact_json;
 pub use hash_hex::check_hash_hex;
 pub use lease_token::check_lease_token;
 pub use query_params::check_query_params;
+pub use schema_registration::check_schema_registration;
 pub use source_page::check_source_page;
 pub use stream_frame::check_stream_frame;
 pub use subscription_definition::check_subscription_definition;
@@ -41,7 +43,7 @@ pub type Check = fn(&[u8]);
 
 /// Every fuzz target by name with its check. The name is the target's
 /// binary in `fuzz/Cargo.toml` and its folder in `fuzz/regressions/`.
-pub const TARGETS: [(&str, Check); 12] = [
+pub const TARGETS: [(&str, Check); 13] = [
     ("access", check_access),
     ("canonical_json", check_canonical_json),
     ("collaboration", check_collaboration),
@@ -50,6 +52,7 @@ pub const TARGETS: [(&str, Check); 12] = [
     ("hash_hex", check_hash_hex),
     ("lease_token", check_lease_token),
     ("query_params", check_query_params),
+    ("schema_registration", check_schema_registration),
     ("source_page", check_source_page),
     ("stream_frame", check_stream_frame),
     ("subscription_definition", check_subscription_definition),

@@ -33,7 +33,10 @@ use serde_json::Value;
 
 use self::fact_json::{FactJson, FactNode};
 use self::role_rules::RoleRules;
-use self::schema_walk::{check_schema, escape_pointer_token, holds_reference};
+use self::schema_walk::{
+    check_schema, count_patterns, escape_pointer_token, holds_reference, PATTERNS_MAX,
+    PATTERN_COMPILED_BYTES_MAX,
+};
 
 /// Characters of a violation's message at most: a message quotes the
 /// offending value, which may be large.
@@ -143,13 +146,14 @@ impl CompiledSchema {
 
 /// The options every schema is compiled with: draft 2020-12, offline (a
 /// reference not in the schema itself is an error, never a fetch), and the
-/// linear-time regex engine.
-fn validator_options<J: jsonschema::json::Json>() -> ValidationOptions<'static, Arc<dyn Retrieve>, J>
-{
+/// linear-time regex engine, each expression at most
+/// [`PATTERN_COMPILED_BYTES_MAX`] compiled.
+pub(crate) fn validator_options<J: jsonschema::json::Json>(
+) -> ValidationOptions<'static, Arc<dyn Retrieve>, J> {
     jsonschema::options_for::<J>()
         .with_draft(Draft::Draft202012)
         .offline()
-        .with_pattern_options(PatternOptions::regex())
+        .with_pattern_options(PatternOptions::regex().size_limit(PATTERN_COMPILED_BYTES_MAX))
 }
 
 /// A sentence for a compile error: where in the schema, and what.
@@ -159,6 +163,14 @@ fn build_error_message(error: &ValidationError<'_>) -> String {
         ValidationErrorKind::Referencing(reference_error) => format!(
             "the schema's references do not resolve locally ({reference_error}); only \
              references within the schema (starting with #) resolve, nothing is ever fetched"
+        ),
+        ValidationErrorKind::Format { format } if format == "regex" => format!(
+            "the schema is not a valid JSON Schema (draft 2020-12) at #{location}: {} is not a \
+             regular expression Cairn accepts: it must suit a linear-time engine (no lookaround, no backreferences) and \
+             compile to at most {} KiB (a long repetition of . or of a Unicode class, such as \
+             .{{999}}, is larger)",
+            shortened(&error.instance().to_string()),
+            PATTERN_COMPILED_BYTES_MAX / 1024
         ),
         _ if location.is_empty() => {
             format!("the schema is not a valid JSON Schema (draft 2020-12): {error}")
@@ -178,6 +190,11 @@ fn check_upcast(operations: &[UpcastOperation], schema: &Value) -> Result<(), Sc
             operations.len()
         )));
     }
+    // Judging a default compiles the subschema at its path again, its
+    // regular expressions with it: past this budget, the remaining defaults
+    // whose subschema holds any are not judged, so that a hundred defaults
+    // into one pattern-heavy subschema cannot multiply the compile time.
+    let mut patterns_to_compile_left = PATTERNS_MAX;
     for (index, operation) in operations.iter().enumerate() {
         operation
             .check()
@@ -195,6 +212,11 @@ fn check_upcast(operations: &[UpcastOperation], schema: &Value) -> Result<(), Sc
         if holds_reference(subschema) {
             continue;
         }
+        let Some(patterns_left) = patterns_to_compile_left.checked_sub(count_patterns(subschema))
+        else {
+            continue;
+        };
+        patterns_to_compile_left = patterns_left;
         let Ok(subschema_validator) = validator_options::<SerdeJson>().build(subschema) else {
             continue;
         };

@@ -299,12 +299,21 @@ fn invalid_schemas_are_refused_with_what_is_wrong() {
         (json!({"required": "a"}), vec!["#/required"]),
         (
             json!({"properties": {"a": {"pattern": "("}}}),
-            vec!["not a valid JSON Schema"],
+            vec![
+                "not a valid JSON Schema",
+                "#/properties/a/pattern",
+                "not a regular expression",
+            ],
         ),
         // Lookaround needs a backtracking engine; Cairn's is linear-time.
         (
             json!({"pattern": "^(?=a)a$"}),
-            vec!["not a valid JSON Schema"],
+            vec!["not a valid JSON Schema", "no lookaround"],
+        ),
+        // Compiled, it would take megabytes (and tens of milliseconds).
+        (
+            json!({"patternProperties": {".{999}": {}}}),
+            vec!["#/patternProperties/.{999}", "at most 512 KiB"],
         ),
         (
             json!({"$ref": "#/$defs/missing"}),
@@ -393,6 +402,74 @@ fn huge_schemas_are_refused() {
         .collect();
     let message = schema_refusal(json!({"properties": properties}));
     assert!(message.contains("bytes"), "{message}");
+}
+
+/// A schema can hold many regular expressions only up to a bound, so that
+/// compiling a 60 KiB registration stays cheap (each expression may cost
+/// milliseconds). Found by the `schema_registration` fuzz target's
+/// hostile inputs: 2,500 patterns such as `.{999}7` took 20 s to compile.
+#[test]
+fn regular_expressions_are_bounded_in_number_and_size() {
+    let pattern_properties = |n_patterns: usize| -> serde_json::Map<String, Value> {
+        (0..n_patterns)
+            .map(|index| (format!("^.{{300}}{index}$"), json!({"type": "string"})))
+            .collect()
+    };
+    CompiledSchema::compile(&registration(
+        json!({"patternProperties": pattern_properties(100)}),
+    ))
+    .expect("100 patterns compile");
+    let message = schema_refusal(json!({"patternProperties": pattern_properties(101)}));
+    assert!(
+        message.contains("holds 101 regular expressions") && message.contains("100 allowed"),
+        "{message}"
+    );
+    // Schemas people write stay well within the size of one expression.
+    for pattern in [
+        "^[A-Z]{3}-[0-9]{6}$",
+        "^[\\p{L} '-]{1,100}$",
+        "^\\w{1,64}$",
+        "^.{1,256}$",
+        "^\\S+@\\S+\\.\\S+$",
+        ".{300}",
+    ] {
+        compiled(json!({"properties": {"a": {"type": "string", "pattern": pattern}}}));
+    }
+}
+
+/// Judging a `default` upcast compiles the subschema at its path again:
+/// past a budget of regular expressions, further defaults into
+/// pattern-heavy subschemas are not judged rather than compiled again.
+#[test]
+fn defaults_are_judged_within_a_budget_of_regular_expressions() {
+    let schema = json!({"properties": {
+        "a": {"type": "string", "allOf": [{"pattern": "^o"}, {"pattern": "k$"}]},
+        "b": {"type": "string", "maxLength": 2}
+    }});
+    let with_upcasts = |upcast: Vec<Value>| -> SchemaRegistration {
+        serde_json::from_value(
+            json!({"schema": schema, "compatibility": "backward", "upcast": upcast}),
+        )
+        .expect("a registration")
+    };
+    let bad_default = json!({"op": "default", "path": "/a", "value": "bad"});
+    let message = CompiledSchema::compile(&with_upcasts(vec![bad_default.clone()]))
+        .expect_err("judged and refused");
+    assert!(
+        message.0.contains("upcast[0]: the default value \"bad\""),
+        "{message}"
+    );
+    // Fifty defaults of two expressions each spend the budget of 100: the
+    // fifty-first into that subschema is not judged, one into a subschema
+    // without expressions still is.
+    let mut upcast: Vec<Value> = (0..50)
+        .map(|_| json!({"op": "default", "path": "/a", "value": "ok"}))
+        .collect();
+    upcast.push(bad_default);
+    CompiledSchema::compile(&with_upcasts(upcast.clone())).expect("the last default is not judged");
+    upcast.push(json!({"op": "default", "path": "/b", "value": "too long"}));
+    let message = CompiledSchema::compile(&with_upcasts(upcast)).expect_err("judged and refused");
+    assert!(message.0.contains("upcast[51]"), "{message}");
 }
 
 #[test]

@@ -16,6 +16,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::LazyLock;
 
+use jsonschema::json::SerdeJson;
 use serde_json::{Map, Value};
 
 use super::document::{accepts_everything, escape_token, rejects_everything, Document};
@@ -469,7 +470,8 @@ impl<'d> Comparison<'d> {
 
     /// Whether the writer enumerates its values and the reader accepts
     /// every one (checked by validating them, when the reader's schema has
-    /// no reference that would need its document).
+    /// no reference that would need its document; compiled with the
+    /// validator's options, so its patterns cost what they cost to register).
     fn enumeration_is_read(&mut self, writer: &At<'d>, reader: &At<'d>) -> bool {
         let Some(values) = enumerated(writer.schema) else {
             return false;
@@ -479,7 +481,9 @@ impl<'d> Comparison<'d> {
             if contains_reference(reader.schema) {
                 None
             } else {
-                jsonschema::draft202012::new(reader.schema).ok()
+                crate::validator::validator_options::<SerdeJson>()
+                    .build(reader.schema)
+                    .ok()
             }
         });
         match validator {
@@ -489,11 +493,15 @@ impl<'d> Comparison<'d> {
     }
 
     /// Whether an ECMA-262 `pattern` (as JSON Schema uses) matches `name`,
-    /// with the validator's own regular expressions; a pattern that does
+    /// with the validator's own regular expressions, compiled with the
+    /// same options (the linear-time engine and its size limit, so that a
+    /// pattern costs here what it cost to register); a pattern that does
     /// not compile matches nothing.
     pub(super) fn pattern_matches(&mut self, pattern: &str, name: &str) -> bool {
         let validator = self.patterns.entry(pattern.to_string()).or_insert_with(|| {
-            jsonschema::draft202012::new(&serde_json::json!({ "pattern": pattern })).ok()
+            crate::validator::validator_options::<SerdeJson>()
+                .build(&serde_json::json!({ "pattern": pattern }))
+                .ok()
         });
         validator
             .as_ref()

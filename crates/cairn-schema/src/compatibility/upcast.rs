@@ -19,6 +19,15 @@ use super::document::Document;
 /// reader's document into the writer's (deeper, the copy is `{}`).
 const INLINE_DEPTH_MAX: usize = 8;
 
+/// JSON values one copied sub-schema holds at most, its references
+/// inlined; beyond, the whole copy is `{}` (anything), as beyond
+/// [`INLINE_DEPTH_MAX`]. Without it, a definition naming the next one from
+/// ten properties, nine deep, inlines into 10^8 copies: found by the
+/// `schema_registration` fuzz target's hostile inputs (fan-out 6 already
+/// took over a second per judgement). A 60 KiB schema holds about 15,000
+/// values, and a recursive tree inlined eight deep a few thousand.
+const INLINED_VALUES_MAX: usize = 10_000;
+
 /// The schema of older facts as read after `operations`. `reader` is the
 /// schema of the version that declares them (where `default` takes a
 /// member's schema from).
@@ -250,7 +259,10 @@ fn reader_member(reader: &Document, tokens: &[String]) -> Option<Value> {
         node = resolve_reference(reader, node)?;
         node = node.get("properties")?.get(token)?;
     }
-    Some(inline_references(reader, node, 0))
+    // A copy over the budget is `{}`, not a partial copy: cutting an
+    // `enum` or `const` short would change what it allows.
+    let mut values_left = INLINED_VALUES_MAX;
+    Some(inline_references(reader, node, 0, &mut values_left).unwrap_or_else(|| json!({})))
 }
 
 fn resolve_reference<'a>(document: &'a Document, mut node: &'a Value) -> Option<&'a Value> {
@@ -263,37 +275,49 @@ fn resolve_reference<'a>(document: &'a Document, mut node: &'a Value) -> Option<
     None
 }
 
-fn inline_references(document: &Document, node: &Value, depth: usize) -> Value {
+/// A copy of `node` with its references inlined, `{}` below
+/// [`INLINE_DEPTH_MAX`] references; `None` once the copy would hold more
+/// than `values_left` values.
+fn inline_references(
+    document: &Document,
+    node: &Value,
+    depth: usize,
+    values_left: &mut usize,
+) -> Option<Value> {
     if depth >= INLINE_DEPTH_MAX {
-        return json!({});
+        return Some(json!({}));
     }
+    *values_left = values_left.checked_sub(1)?;
     match node {
         Value::Object(members) => {
             if let Some(reference) = members.get("$ref").and_then(Value::as_str) {
                 return match document.resolve(reference) {
-                    Some((_, target)) => inline_references(document, target, depth + 1),
-                    None => node.clone(),
+                    Some((_, target)) => {
+                        inline_references(document, target, depth + 1, values_left)
+                    }
+                    None => Some(node.clone()),
                 };
             }
-            Value::Object(
-                members
-                    .iter()
-                    .filter(|(keyword, _)| {
-                        keyword.as_str() != "$defs" && keyword.as_str() != "definitions"
-                    })
-                    .map(|(keyword, value)| {
-                        (keyword.clone(), inline_references(document, value, depth))
-                    })
-                    .collect(),
-            )
-        }
-        Value::Array(items) => Value::Array(
-            items
+            members
                 .iter()
-                .map(|item| inline_references(document, item, depth))
-                .collect(),
-        ),
-        other => other.clone(),
+                .filter(|(keyword, _)| {
+                    keyword.as_str() != "$defs" && keyword.as_str() != "definitions"
+                })
+                .map(|(keyword, value)| {
+                    Some((
+                        keyword.clone(),
+                        inline_references(document, value, depth, values_left)?,
+                    ))
+                })
+                .collect::<Option<Map<String, Value>>>()
+                .map(Value::Object)
+        }
+        Value::Array(items) => items
+            .iter()
+            .map(|item| inline_references(document, item, depth, values_left))
+            .collect::<Option<Vec<Value>>>()
+            .map(Value::Array),
+        other => Some(other.clone()),
     }
 }
 
@@ -368,6 +392,50 @@ mod tests {
 
     fn operations(value: Value) -> Vec<UpcastOperation> {
         serde_json::from_value(value).expect("operations")
+    }
+
+    /// A reader whose definition `d{level}` names `d{level + 1}` from
+    /// `fan_out` properties, nine levels: inlined, `fan_out^8` copies.
+    fn fanned_out_reader(fan_out: usize) -> Value {
+        let mut definitions = Map::new();
+        for level in 0..9 {
+            let properties: Map<String, Value> = (0..fan_out)
+                .map(|index| {
+                    (
+                        format!("p{index}"),
+                        json!({"$ref": format!("#/$defs/d{}", level + 1)}),
+                    )
+                })
+                .collect();
+            definitions.insert(
+                format!("d{level}"),
+                json!({"type": "object", "properties": properties}),
+            );
+        }
+        definitions.insert("d9".into(), json!({"type": "string"}));
+        json!({"properties": {"z": {"$ref": "#/$defs/d0"}}, "$defs": definitions})
+    }
+
+    #[test]
+    fn a_default_copies_a_bounded_schema_from_the_reader() {
+        let default_z = operations(json!([{"op": "default", "path": "/z", "value": {}}]));
+        // Fan-out 2: 2^7 copies of `d6` fit, so the copy is whole down to
+        // `d7`, eight references from `z` and so `{}`.
+        let upcast = upcast_schema(&json!({}), &default_z, &fanned_out_reader(2));
+        let copied = &upcast["properties"]["z"];
+        assert_eq!(copied["type"], json!("object"));
+        let mut innermost = copied;
+        for _ in 0..6 {
+            innermost = &innermost["properties"]["p1"];
+        }
+        assert_eq!(innermost["type"], json!("object"));
+        assert_eq!(innermost["properties"]["p0"], json!({}));
+        // Fan-out 10 would be 10^8 copies: over the budget, the member is
+        // `{}` as a whole (and the call ends at once rather than after
+        // minutes and gigabytes).
+        let upcast = upcast_schema(&json!({}), &default_z, &fanned_out_reader(10));
+        assert_eq!(upcast["properties"]["z"], json!({}));
+        assert_eq!(upcast["required"], json!(["z"]));
     }
 
     #[test]

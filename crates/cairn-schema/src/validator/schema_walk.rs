@@ -30,6 +30,24 @@ pub(crate) const SCHEMA_DEPTH_MAX: usize = cairn_fact::JSON_DEPTH_MAX;
 /// composed schemas written by people.
 pub(crate) const SAME_LOCATION_APPLICATIONS_MAX: u64 = 1_000;
 
+/// Regular expressions (`pattern` values and `patternProperties` names)
+/// one schema holds at most. Each costs up to a few milliseconds to
+/// compile even within [`PATTERN_COMPILED_BYTES_MAX`] (measured: about
+/// 2 ms for one that reaches the limit), and a registration compiles them
+/// more than once (the schema, the subschemas that judge `default`
+/// upcasts, again when the server loads its registry), so thousands of
+/// them in a 60 KiB body would stall the server for seconds. Generous for
+/// schemas written by people.
+pub(crate) const PATTERNS_MAX: usize = 100;
+
+/// Bytes one compiled regular expression may take at most (the `regex`
+/// crate's size limit, 10 MiB by default): compiling is linear in this
+/// size, about 2 ms at 512 KiB against 90 ms at the default. Enough for
+/// every pattern of a person's schema (`^[A-Z]{3}-[0-9]{6}$`,
+/// `^[\p{L} '-]{1,100}$`, `.{300}`); what it refuses is a large bounded
+/// repetition of `.` or a Unicode class (`.{999}`, `\p{L}{100}`).
+pub(crate) const PATTERN_COMPILED_BYTES_MAX: usize = 512 * 1024;
+
 /// Keywords whose value is one subschema applied to the same instance.
 const SAME_LOCATION_SCHEMA_KEYWORDS: [&str; 4] = ["not", "if", "then", "else"];
 /// Keywords whose value is an array of subschemas applied to the same instance.
@@ -64,9 +82,39 @@ pub(crate) fn check_schema(schema: &Value) -> Result<(), String> {
              a schema may hold"
         ));
     }
+    let n_patterns = count_patterns(schema);
+    if n_patterns > PATTERNS_MAX {
+        return Err(format!(
+            "the schema holds {n_patterns} regular expressions (pattern values and \
+             patternProperties names), more than the {PATTERNS_MAX} allowed: compiling them \
+             would cost too much"
+        ));
+    }
     let mut walk = SchemaWalk::default();
     walk.visit(schema, String::new(), String::new())?;
     walk.refuse_cycles_without_progress()
+}
+
+/// How many regular expressions a schema holds, counted wherever they are
+/// (every string `pattern` member and every name of a `patternProperties`
+/// object, also inside values such as `enum`): an upper bound of what the
+/// compiler compiles, whichever keywords it descends into.
+pub(crate) fn count_patterns(value: &Value) -> usize {
+    match value {
+        Value::Object(members) => members
+            .iter()
+            .map(|(name, member)| {
+                let here = match (name.as_str(), member) {
+                    ("pattern", Value::String(_)) => 1,
+                    ("patternProperties", Value::Object(patterns)) => patterns.len(),
+                    _ => 0,
+                };
+                here + count_patterns(member)
+            })
+            .sum(),
+        Value::Array(items) => items.iter().map(count_patterns).sum(),
+        _ => 0,
+    }
 }
 
 /// Whether a schema holds a reference anywhere (a `$ref` or `$dynamicRef`
@@ -588,6 +636,35 @@ mod tests {
         assert!(refusal(deep).contains("levels deep"));
         let huge = json!({"enum": vec!["x".repeat(1000); 100]});
         assert!(refusal(huge).contains("bytes"));
+    }
+
+    #[test]
+    fn the_number_of_regular_expressions_is_bounded() {
+        let properties = |n_properties: usize| -> Map<String, Value> {
+            (0..n_properties)
+                .map(|index| {
+                    (
+                        format!("p{index}"),
+                        json!({"pattern": format!("^{index}$")}),
+                    )
+                })
+                .collect()
+        };
+        check_schema(&json!({"properties": properties(PATTERNS_MAX)})).expect("accepted");
+        let message = refusal(json!({"properties": properties(PATTERNS_MAX + 1)}));
+        assert!(
+            message.contains("holds 101 regular expressions"),
+            "{message}"
+        );
+        // `patternProperties` names count, wherever they are; a property
+        // named `pattern` or a `pattern` member that is not a string does not.
+        let schema = json!({
+            "patternProperties": {"^a": {}, "^b": {"pattern": "c"}},
+            "properties": {"pattern": {"type": "string"}},
+            "items": {"patternProperties": {"^d": true}},
+            "enum": [{"pattern": 5}]
+        });
+        assert_eq!(count_patterns(&schema), 4);
     }
 
     #[test]
