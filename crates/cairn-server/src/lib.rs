@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod boundaries;
 pub mod clock;
+pub mod console;
 pub mod delivery;
 mod deprecation;
 pub mod error;
@@ -203,6 +204,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
             limits::BLOB_TIMEOUT,
             in_progress,
         ))
+        .merge(console::router())
         .method_not_allowed_fallback(routes::meta::method_not_allowed)
         .fallback(routes::meta::unknown_route)
         // Layers run outside in: metrics see every answer, the refusals of

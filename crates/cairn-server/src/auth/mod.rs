@@ -224,7 +224,7 @@ pub fn rate_limited(retry_after_s: u64) -> ApiError {
 /// What a route needs before its handler runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Need {
-    /// Nothing: health, versions, the OpenAPI document.
+    /// Nothing: health, versions, the OpenAPI document, the console's page.
     Open,
     /// A valid token; the handler checks each object.
     Identity,
@@ -251,6 +251,9 @@ pub fn need(method: &Method, route: &str) -> Need {
     };
     match (method, route) {
         (_, "/v1/health" | "/versions" | "/v1/openapi.json") => Need::Open,
+        // The console's page and assets carry no data: the page asks API v1
+        // for everything it shows, with the token it was given.
+        ("GET", "/ui" | "/ui/" | "/ui/assets/{name}" | "/ui/{*path}") => Need::Open,
         (_, "/metrics") => Need::Metrics,
         ("GET", "/v1/blobs/{hash}") => Need::BlobRead,
         ("PUT", "/v1/blobs" | "/v1/blobs/{hash}") => Need::BlobWrite,
