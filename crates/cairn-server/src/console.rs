@@ -9,10 +9,17 @@
 //! v1 with the token the person signs in with — these routes are open and
 //! carry no data.
 //!
+//! For work on the console itself, `CAIRN_CONSOLE_DIR=crates/cairn-server/console`
+//! makes the server read these same files from that directory at every
+//! request instead (only the names listed here, so nothing else there is
+//! served), so a rebuilt page shows without rebuilding the server.
+//!
 //! Every answer carries a strict Content-Security-Policy: scripts, styles,
 //! images and connections from this origin only, no inline script or
 //! style, no frames. The page may hold an admin's token, so nothing from
 //! another origin may ever run in it.
+
+use std::borrow::Cow;
 
 use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -27,6 +34,8 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 
 /// One built file of the console.
 struct Asset {
+    /// The path below the console's directory.
+    path: &'static str,
     name: &'static str,
     content_type: &'static str,
     bytes: &'static [u8],
@@ -34,6 +43,7 @@ struct Asset {
 
 /// The page every console URL answers.
 const INDEX: Asset = Asset {
+    path: "index.html",
     name: "index.html",
     content_type: "text/html; charset=utf-8",
     bytes: include_bytes!("../console/index.html"),
@@ -42,16 +52,19 @@ const INDEX: Asset = Asset {
 /// The files under `/ui/assets/`.
 const ASSETS: &[Asset] = &[
     Asset {
+        path: "assets/app.js",
         name: "app.js",
         content_type: "text/javascript; charset=utf-8",
         bytes: include_bytes!("../console/assets/app.js"),
     },
     Asset {
+        path: "assets/app.css",
         name: "app.css",
         content_type: "text/css; charset=utf-8",
         bytes: include_bytes!("../console/assets/app.css"),
     },
     Asset {
+        path: "assets/icon.svg",
         name: "icon.svg",
         content_type: "image/svg+xml",
         bytes: include_bytes!("../console/assets/icon.svg"),
@@ -89,7 +102,17 @@ async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
 /// the entity tag is the BLAKE3 hash of the bytes, so a new build is
 /// fetched at once and an unchanged one is never sent twice.
 fn answer(asset: &Asset, headers: &HeaderMap) -> Response {
-    let entity_tag = format!("\"{}\"", &blake3::hash(asset.bytes).to_hex()[..32]);
+    let bytes = match std::env::var_os("CAIRN_CONSOLE_DIR") {
+        Some(directory) => match std::fs::read(std::path::Path::new(&directory).join(asset.path)) {
+            Ok(bytes) => Cow::Owned(bytes),
+            Err(error) => {
+                tracing::warn!(%error, path = asset.path, "CAIRN_CONSOLE_DIR: cannot read");
+                return with_policy(StatusCode::NOT_FOUND.into_response());
+            }
+        },
+        None => Cow::Borrowed(asset.bytes),
+    };
+    let entity_tag = format!("\"{}\"", &blake3::hash(&bytes).to_hex()[..32]);
     let unchanged = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|value| value.to_str().ok())
