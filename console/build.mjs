@@ -2,11 +2,14 @@
 // server compiles into its binary: index.html, assets/app.js (every module
 // of src/ and uPlot, bundled and minified), assets/app.css, assets/icon.svg.
 // The output depends only on the sources and the locked tool versions, so
-// CI rebuilds it and fails if it differs from what is committed.
+// CI rebuilds it (into the directory given as the first argument) and
+// fails if it differs from what is committed.
 import * as esbuild from "esbuild";
 import { copyFileSync, mkdirSync } from "node:fs";
 
-const out = new URL("../crates/cairn-server/console/", import.meta.url).pathname;
+const out = process.argv[2]
+  ? `${process.argv[2].replace(/\/$/, "")}/`
+  : new URL("../crates/cairn-server/console/", import.meta.url).pathname;
 mkdirSync(`${out}assets`, { recursive: true });
 await esbuild.build({
   entryPoints: { app: "src/main.js" },

@@ -6,7 +6,7 @@
 # its database features alone, all tests of the workspace
 # (among them the deterministic simulation suite and bounded `cairn check`
 # runs on both backends), schemathesis against a live server and its
-# OpenAPI document, the
+# OpenAPI document, the web console's build check and browser tests, the
 # end-to-end tests of the server again on the PostgreSQL backend (the same
 # tests, each server on a fresh database) plus the multi-server tests, and
 # a bounded fuzzing run of every network-facing parser
@@ -38,6 +38,9 @@ cargo test --workspace --locked
 # The live API against its OpenAPI document (schemathesis, pinned; installed
 # into target/ on first use).
 ./scripts/api-conformance.sh
+# The web console: its committed build matches its sources, and the browser
+# tests on both backends (Debian's Chromium, playwright-core).
+./scripts/console.sh
 fuzz_seconds="${CAIRN_FUZZ_SECONDS:-20}"
 if [ "$fuzz_seconds" != 0 ]; then
     ./scripts/fuzz.sh "$fuzz_seconds"

@@ -642,3 +642,67 @@ fn cli_tail_follows_the_log() {
     tail.kill().unwrap();
     tail.wait().unwrap();
 }
+
+/// The web console at `/ui` (issue 17): its page answers every console
+/// URL, its assets are served with their types, anything else under
+/// `/ui/assets/` is a 404, every answer carries the strict policy, a
+/// browser holding the current build gets `304`, and the routes are open
+/// on a server with `--auth` (they carry no data).
+#[test]
+fn the_console_is_served_with_a_strict_content_security_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--auth"]);
+    let client = common::http();
+    let policy = "default-src 'none'; script-src 'self'";
+    for (path, status, content_type) in [
+        ("/ui", 200, "text/html"),
+        ("/ui/", 200, "text/html"),
+        ("/ui/facts", 200, "text/html"),
+        (&format!("/ui/facts/{}", "ab".repeat(32)), 200, "text/html"),
+        ("/ui/subscriptions/a%3Cb%3E/dead", 200, "text/html"),
+        ("/ui/assets/app.js", 200, "text/javascript"),
+        ("/ui/assets/app.css", 200, "text/css"),
+        ("/ui/assets/icon.svg", 200, "image/svg+xml"),
+        ("/ui/assets/missing.js", 404, "text/plain"),
+        ("/ui/assets/..%2Findex.html", 404, "text/plain"),
+    ] {
+        let answer = client.get(server.url(path)).send().unwrap();
+        assert_eq!(answer.status().as_u16(), status, "{path}");
+        let header = |name: &str| {
+            answer
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert!(header("content-type").starts_with(content_type), "{path}");
+        assert!(
+            header("content-security-policy").starts_with(policy),
+            "{path}"
+        );
+        assert!(
+            !header("content-security-policy").contains("unsafe"),
+            "{path}"
+        );
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        if status == 200 {
+            let tag = header("etag");
+            let again = client
+                .get(server.url(path))
+                .header("if-none-match", &tag)
+                .send()
+                .unwrap();
+            assert_eq!(again.status().as_u16(), 304, "{path}");
+        }
+    }
+    let page = client
+        .get(server.url("/ui/"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(page.contains("/ui/assets/app.js"));
+    let refused = client.post(server.url("/ui/facts")).send().unwrap();
+    assert_eq!(refused.status().as_u16(), 405);
+}

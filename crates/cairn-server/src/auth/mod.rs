@@ -253,7 +253,7 @@ pub fn need(method: &Method, route: &str) -> Need {
         (_, "/v1/health" | "/versions" | "/v1/openapi.json") => Need::Open,
         // The console's page and assets carry no data: the page asks API v1
         // for everything it shows, with the token it was given.
-        ("GET", "/ui" | "/ui/" | "/ui/assets/{name}" | "/ui/{*path}") => Need::Open,
+        (_, "/ui" | "/ui/" | "/ui/assets/{name}" | "/ui/{*path}") => Need::Open,
         (_, "/metrics") => Need::Metrics,
         ("GET", "/v1/blobs/{hash}") => Need::BlobRead,
         ("PUT", "/v1/blobs" | "/v1/blobs/{hash}") => Need::BlobWrite,
