@@ -120,7 +120,11 @@ fn answer(asset: &Asset, headers: &HeaderMap) -> Response {
     let response = if unchanged {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        ([(header::CONTENT_TYPE, asset.content_type)], asset.bytes).into_response()
+        let body = match bytes {
+            Cow::Borrowed(bytes) => axum::body::Body::from(bytes),
+            Cow::Owned(bytes) => axum::body::Body::from(bytes),
+        };
+        ([(header::CONTENT_TYPE, asset.content_type)], body).into_response()
     };
     let mut response = with_policy(response);
     let headers = response.headers_mut();
