@@ -1,5 +1,6 @@
 //! Facts over the wire: the answer of `POST /v1/facts`, stored facts, pages
-//! of the log and of successors, and the queries that read them.
+//! of the log and of successors, the types of a fact's successors, and the
+//! queries that read them.
 //!
 //! The request body of `POST /v1/facts` is `{"facts": [fact, ...]}`; its
 //! facts are parsed by `cairn_fact` (strict JSON: duplicate keys, depth,
@@ -68,6 +69,11 @@ pub struct StoredFact<F = serde_json::Value> {
     /// With `upcast`: the fact as stored, whose hash is `hash`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub original: Option<F>,
+    /// Of `GET /v1/facts/{hash}` only (addition, issue 17): the length in
+    /// bytes of the fact's canonical JSON as stored, the bytes its hash is
+    /// computed from (absent from older servers and from pages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
 }
 
 /// A page of facts (successors or log) with the `seq` to continue after.
@@ -102,6 +108,24 @@ pub struct FactPage<F = serde_json::Value> {
     )]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::openapi::HashText>))]
     pub next_hash: Option<Hash>,
+}
+
+/// The answer of `GET /v1/facts/{hash}/successor-types` (addition, issue
+/// 17): the distinct types of the facts that name `hash` as a predecessor
+/// in any role, those the caller may read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SuccessorTypes {
+    /// The fact asked about (it need not be stored).
+    #[serde(with = "crate::hash_text")]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HashText))]
+    pub hash: Hash,
+    /// The types, sorted by bytes, each once, at most 256
+    /// (`SUCCESSOR_TYPES_MAX`).
+    pub types: Vec<String>,
+    /// `false` when the fact has more successor types (that the caller
+    /// may read) than `types` lists.
+    pub complete: bool,
 }
 
 /// A query of `GET /v1/facts/{hash}/successors`.

@@ -44,7 +44,9 @@ pub use coordination::{
 };
 pub use digests::{DigestBucket, DigestsAnswer};
 pub use error_code::{ErrorBody, ErrorCode, ErrorObject};
-pub use facts::{FactPage, LogQuery, PutFactsAnswer, PutResult, StoredFact, SuccessorsQuery};
+pub use facts::{
+    FactPage, LogQuery, PutFactsAnswer, PutResult, StoredFact, SuccessorTypes, SuccessorsQuery,
+};
 pub use links::{Anchor, Bookmark, LinkDefinition, LinkList, LinkRepaired, LinkState, LinkView};
 pub use meta::{BlobStored, Health, Versions};
 pub use precondition::{entity_tag, GenerationPrecondition, MalformedIfMatch};

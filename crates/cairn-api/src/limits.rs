@@ -12,6 +12,9 @@ pub const LOG_LIMIT_MAX: usize = 10_000;
 pub const SUCCESSORS_LIMIT_DEFAULT: usize = 1_000;
 /// Largest `limit` of a successors query.
 pub const SUCCESSORS_LIMIT_MAX: usize = 10_000;
+/// Types one answer of `GET /v1/facts/{hash}/successor-types` lists at
+/// most (addition, issue 17); `complete: false` says there are more.
+pub const SUCCESSOR_TYPES_MAX: usize = 256;
 /// `without` parameters of one successors query at most.
 pub const WITHOUT_TYPES_MAX: usize = 16;
 /// Longest long-poll a client may ask for (`wait_ms`).

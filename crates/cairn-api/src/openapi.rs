@@ -24,7 +24,7 @@ use crate::coordination::{
 };
 use crate::digests::{DigestBucket, DigestsAnswer};
 use crate::error_code::ErrorBody;
-use crate::facts::{FactPage, PutFactsAnswer, StoredFact};
+use crate::facts::{FactPage, PutFactsAnswer, StoredFact, SuccessorTypes};
 use crate::links::{Anchor, Bookmark, LinkDefinition, LinkList, LinkRepaired, LinkState, LinkView};
 use crate::meta::{BlobStored, Health, Versions};
 use crate::schemas::{
@@ -129,7 +129,7 @@ struct UnknownSubscription(ErrorBody);
     ),
     servers((url = "http://127.0.0.1:7710", description = "the default address")),
     paths(
-        post_facts, get_fact, get_successors, get_log, get_digests,
+        post_facts, get_fact, get_successors, get_successor_types, get_log, get_digests,
         put_blob, put_blob_with_hash, get_blob, head_blob,
         list_subscriptions, put_subscription, get_subscription, delete_subscription,
         pull, ack, nack, extend, pause, resume, stream,
@@ -144,7 +144,7 @@ struct UnknownSubscription(ErrorBody);
     ),
     components(schemas(
         HashText, Predecessor, Fact, PutFactsRequest, ErrorBody, PutFactsAnswer,
-        StoredFact<Fact>, FactPage<Fact>, BlobStored, Health, Versions,
+        StoredFact<Fact>, FactPage<Fact>, SuccessorTypes, BlobStored, Health, Versions,
         SubscriptionDefinition, SubscriptionView, SubscriptionPutAnswer, SubscriptionList, Deleted,
         PullRequest, PullAnswer<Fact>, Message<Fact>, AckRequest, NackRequest, ExtendRequest,
         EmptyRequest, TokenStatus, TokenResult, TokenResults, DeadLetter<Fact>,
@@ -305,7 +305,7 @@ fn post_facts() {}
         ("as_version" = Option<u32>, Query, minimum = 1, maximum = 1000000, description = "Read facts written at older schema versions upcast to this version of their type (see Schemas and upcasting)"),
     ),
     responses(
-        (status = 200, description = "The fact (with as_version, an older one upcast: upcast and original added)", body = StoredFact<Fact>),
+        (status = 200, description = "The fact (with as_version, an older one upcast: upcast and original added); size is the length in bytes of its canonical JSON as stored", body = StoredFact<Fact>),
         (status = 400, description = "Not a hash, or an unknown or out-of-range query parameter", body = ErrorBody),
         (status = 404, description = "not_found: no such fact; unknown_schema: its type has no schema version as_version", body = ErrorBody),
         (status = 422, description = "upcast_failed: an upcast operation does not apply to this fact", body = ErrorBody),
@@ -335,6 +335,20 @@ fn get_fact() {}
     )
 )]
 fn get_successors() {}
+
+/// Addition (issue 17).
+#[utoipa::path(
+    get, path = "/v1/facts/{hash}/successor-types", tag = "facts",
+    params(
+        ("hash" = HashText, Path, description = "The predecessor (need not be stored: then the list is empty)"),
+    ),
+    responses(
+        (status = 200, description = "The distinct types of the facts naming the fact as a predecessor in any role, sorted by bytes, at most 256 (complete: false if there are more); with --auth only the types the caller may read, the others left out silently", body = SuccessorTypes),
+        (status = 400, description = "Not a hash, or a query parameter (this operation takes none)", body = ErrorBody),
+        Busy,
+    )
+)]
+fn get_successor_types() {}
 
 #[utoipa::path(
     get, path = "/v1/log", tag = "facts",

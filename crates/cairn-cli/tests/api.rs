@@ -1,6 +1,6 @@
 //! End-to-end tests of HTTP API v1 against the real `cairn serve` binary:
-//! writes, reads, successors patterns, the log, blobs, metadata endpoints,
-//! and the CLI client commands.
+//! writes, reads, successors patterns, the types of a fact's successors,
+//! the log, blobs, metadata endpoints, and the CLI client commands.
 
 mod common;
 
@@ -173,6 +173,279 @@ fn successors_support_tombstones_mutable_properties_and_paging() {
         ),
     );
     let _ = get_json(&server, &path("type=Todo.Name"));
+}
+
+/// GETs `path` with a bearer token; answers status and JSON body.
+fn get_json_as(server: &Server, path: &str, token: &str) -> (u16, serde_json::Value) {
+    json_answer(
+        http()
+            .get(server.url(path))
+            .bearer_auth(token)
+            .send()
+            .expect("server answers"),
+    )
+}
+
+/// The hashes of a page's facts, in order.
+fn page_hashes(page: &serde_json::Value) -> Vec<String> {
+    page["facts"]
+        .as_array()
+        .expect("facts")
+        .iter()
+        .map(|fact| fact["hash"].as_str().expect("hash").to_string())
+        .collect()
+}
+
+/// Addition (issue 17): `GET /v1/facts/{hash}/successor-types` and the
+/// `size` of `GET /v1/facts/{hash}`.
+#[test]
+fn successor_types_are_listed_once_sorted_and_bad_requests_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let order = put_one(&server, fact("Shop.Order", json!({"n": 1}), json!({})));
+    for n in 0..5 {
+        put_one(
+            &server,
+            fact("Shop.Line", json!({"n": n}), json!({"order": order})),
+        );
+    }
+    // In two roles at once, and types that sort apart by bytes: '.' < 'A'
+    // < '_' < 'a'.
+    let note = put_one(
+        &server,
+        fact(
+            "Shop_Note",
+            json!({}),
+            json!({"order": order, "about": [order]}),
+        ),
+    );
+    put_one(&server, fact("Shop.a", json!({}), json!({"order": order})));
+    put_one(&server, fact("Shop.Audit", json!({}), json!({"of": order})));
+    // A successor of a successor is not the order's.
+    put_one(
+        &server,
+        fact("Shop.Reply", json!({}), json!({"note": note})),
+    );
+
+    let path = format!("/v1/facts/{order}/successor-types");
+    let (status, answer) = get_json(&server, &path);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer,
+        json!({
+            "hash": order,
+            "types": ["Shop.Audit", "Shop.Line", "Shop.a", "Shop_Note"],
+            "complete": true,
+        })
+    );
+    assert_eq!(
+        get_json(&server, &format!("/v1/facts/{note}/successor-types")).1["types"],
+        json!(["Shop.Reply"])
+    );
+    // Every type listed has successors to read, in any role.
+    for type_name in ["Shop.Audit", "Shop.Line", "Shop.a", "Shop_Note"] {
+        let (_, page) = get_json(
+            &server,
+            &format!("/v1/facts/{order}/successors?type={type_name}"),
+        );
+        assert!(!page_hashes(&page).is_empty(), "{type_name}");
+    }
+
+    // A fact that is not stored, or has no successors: an empty list.
+    let unknown = "ab".repeat(32);
+    assert_eq!(
+        get_json(&server, &format!("/v1/facts/{unknown}/successor-types")),
+        (200, json!({"hash": unknown, "types": [], "complete": true}))
+    );
+    let line_hash = {
+        let (_, page) = get_json(
+            &server,
+            &format!("/v1/facts/{order}/successors?type=Shop.Line&limit=1"),
+        );
+        page_hashes(&page).remove(0)
+    };
+    assert_eq!(
+        get_json(&server, &format!("/v1/facts/{line_hash}/successor-types")).1["types"],
+        json!([])
+    );
+
+    // Malformed hashes and query parameters: refused as on the other
+    // fact routes, and nothing changes.
+    let before = last_seq(&server);
+    for bad in ["xyz", "AB", &"ab".repeat(33), &"AB".repeat(32), "%FF"] {
+        let (status, refused) = get_json(&server, &format!("/v1/facts/{bad}/successor-types"));
+        let (other_status, other) = get_json(&server, &format!("/v1/facts/{bad}"));
+        assert_eq!(status, 400, "{bad}: {refused}");
+        assert_eq!(
+            (status, &refused["error"]["code"]),
+            (other_status, &other["error"]["code"]),
+            "{bad}"
+        );
+    }
+    for query in ["type=Shop.Line", "limit=10", "after=Shop.A", "bogus"] {
+        let (status, refused) = get_json(&server, &format!("{path}?{query}"));
+        let (other_status, other) = get_json(&server, &format!("/v1/facts/{order}?{query}"));
+        assert_eq!(status, 400, "{query}: {refused}");
+        assert_eq!(
+            (status, &refused["error"]["code"]),
+            (other_status, &other["error"]["code"]),
+            "{query}"
+        );
+    }
+    assert_eq!(http().post(server.url(&path)).send().unwrap().status(), 405);
+    assert_eq!(last_seq(&server), before, "refusals write nothing");
+
+    // The size of a fact is the length of the canonical bytes its hash is
+    // computed from: those the answer embeds as `fact`.
+    let (status, stored) = get_json(&server, &format!("/v1/facts/{note}"));
+    assert_eq!(status, 200, "{stored}");
+    let raw = http()
+        .get(server.url(&format!("/v1/facts/{note}")))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let canonical_start = raw.find(r#""fact":"#).expect("fact") + r#""fact":"#.len();
+    let canonical_end = raw.rfind(r#","size":"#).expect("size last");
+    let canonical = &raw[canonical_start..canonical_end];
+    assert_eq!(stored["size"], json!(canonical.len()), "{raw}");
+    assert_eq!(
+        cairn_hash(canonical),
+        note,
+        "the size counts the hashed bytes"
+    );
+    // Pages carry no size.
+    let (_, page) = get_json(
+        &server,
+        &format!("/v1/facts/{order}/successors?type=Shop_Note"),
+    );
+    assert!(page["facts"][0].get("size").is_none(), "{page}");
+}
+
+/// With `--auth`, types the caller may not read are left out silently: the
+/// store is read on past them, so neither the list nor `complete` shows
+/// that they exist.
+#[test]
+fn successor_types_leave_out_what_the_caller_may_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["tokens".to_string(), "create".to_string()];
+    args.extend(offline_store_args(dir.path()));
+    args.extend(["--name", "admin", "--admin"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = run_cli(&args, "");
+    assert!(output.success, "{}", output.stderr);
+    let admin = output.stdout.lines().last().unwrap().to_string();
+    let server = Server::start(dir.path(), &["--auth"]);
+    let create = |name: &str, extra: &[&str]| {
+        let mut args = vec![
+            "tokens",
+            "create",
+            "--server",
+            &server.base,
+            "--token",
+            &admin,
+            "--name",
+            name,
+        ];
+        args.extend(extra);
+        let output = run_cli(&args, "");
+        assert!(output.success, "{}", output.stderr);
+        output.stdout.lines().last().unwrap().to_string()
+    };
+    let reader = create("reader", &["--read", "Shop.*"]);
+    let nobody = create("nobody", &[]);
+
+    let post = |facts: &[serde_json::Value]| -> Vec<String> {
+        let (status, answer) = json_answer(
+            http()
+                .post(server.url("/v1/facts"))
+                .bearer_auth(&admin)
+                .json(&json!({ "facts": facts }))
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(status, 200, "{answer}");
+        answer["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|result| result["hash"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let order = post(&[fact("Shop.Order", json!({}), json!({}))]).remove(0);
+    // 257 unreadable types that sort before the readable ones ("Secret" <
+    // "Shop"): more than one answer holds.
+    let mut successors: Vec<serde_json::Value> = (0..257)
+        .map(|n| {
+            fact(
+                &format!("Secret.T{n:03}"),
+                json!({}),
+                json!({"order": order}),
+            )
+        })
+        .collect();
+    successors.push(fact("Shop.Line", json!({}), json!({"order": order})));
+    successors.push(fact("Shop.Payment", json!({}), json!({"order": order})));
+    post(&successors);
+
+    let path = format!("/v1/facts/{order}/successor-types");
+    let (status, answer) = get_json_as(&server, &path, &reader);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer,
+        json!({"hash": order, "types": ["Shop.Line", "Shop.Payment"], "complete": true})
+    );
+    let (status, answer) = get_json_as(&server, &path, &nobody);
+    assert_eq!(
+        (status, answer),
+        (200, json!({"hash": order, "types": [], "complete": true}))
+    );
+    // An admin reads every type: the first 256, and more to come.
+    let (status, answer) = get_json_as(&server, &path, &admin);
+    assert_eq!(status, 200, "{answer}");
+    let types: Vec<&str> = answer["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|type_name| type_name.as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (0..256).map(|n| format!("Secret.T{n:03}")).collect();
+    assert_eq!(types, expected);
+    assert_eq!(answer["complete"], false);
+
+    // As the successors endpoint, it needs no permission on the fact
+    // itself: a reader of Shop.* sees the Shop.* successors of a fact it
+    // may not read, as `successors?type=Shop.Line` shows them.
+    let secret = post(&[fact("Secret.Root", json!({}), json!({}))]).remove(0);
+    post(&[
+        fact(
+            "Shop.Line",
+            json!({"of": "secret"}),
+            json!({"root": secret}),
+        ),
+        fact("Secret.Line", json!({}), json!({"root": secret})),
+    ]);
+    assert_eq!(
+        get_json_as(&server, &format!("/v1/facts/{secret}"), &reader).0,
+        404
+    );
+    assert_eq!(
+        get_json_as(
+            &server,
+            &format!("/v1/facts/{secret}/successor-types"),
+            &reader
+        )
+        .1["types"],
+        json!(["Shop.Line"])
+    );
+    let (_, page) = get_json_as(
+        &server,
+        &format!("/v1/facts/{secret}/successors?type=Shop.Line"),
+        &reader,
+    );
+    assert_eq!(page_hashes(&page).len(), 1);
+    // Without a token: 401, as every fact route.
+    assert_eq!(get_json(&server, &path).0, 401);
 }
 
 #[test]

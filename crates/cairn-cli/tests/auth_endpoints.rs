@@ -595,6 +595,16 @@ fn setup() -> (tempfile::TempDir, Ctx) {
         fact(OPEN_TYPE, "child", json!({"parent": ctx.open_hash})),
     );
     ctx.secret_hash = write(&ctx, fact(SECRET_TYPE, "secret", json!({})));
+    // A successor of the open fact that readers of OPEN_TYPE may not read:
+    // its type is left out of their successor types.
+    write(
+        &ctx,
+        fact(
+            SECRET_TYPE,
+            "secret child",
+            json!({"parent": ctx.open_hash}),
+        ),
+    );
     write(&ctx, fact(OTHER_TYPE, "other", json!({})));
 
     // Subscriptions: one per row that changes one, each over the two facts
@@ -979,6 +989,32 @@ fn table(ctx: &Ctx) -> Vec<Row> {
             .check(move |_, _, answer| {
                 let (seen, _) = log_entries(&answer.json());
                 assert_eq!(seen, [(child.clone(), OPEN_TYPE.to_string())]);
+            })
+            .observe(last_seq),
+        );
+    }
+    {
+        let open = open.clone();
+        rows.push(
+            row(
+                "GET",
+                "/v1/facts/{hash}/successor-types",
+                format!("/v1/facts/{open}/successor-types"),
+            )
+            .refused("no-read", Refusal::Filtered)
+            .allowed("reader", 200)
+            .check(move |ctx, identity, answer| {
+                // Unreadable types are left out silently: nothing tells
+                // that there are any.
+                let readable: Vec<&str> = [OPEN_TYPE, SECRET_TYPE]
+                    .into_iter()
+                    .filter(|type_name| ctx.may(identity, "read", type_name))
+                    .collect();
+                assert_eq!(
+                    answer.json(),
+                    json!({"hash": open, "types": readable, "complete": true}),
+                    "{identity}"
+                );
             })
             .observe(last_seq),
         );

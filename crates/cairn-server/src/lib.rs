@@ -69,6 +69,10 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
             "/v1/facts/{hash}/successors",
             get(routes::facts::get_successors::<S>),
         )
+        .route(
+            "/v1/facts/{hash}/successor-types",
+            get(routes::facts::get_successor_types::<S>),
+        )
         .route("/v1/log", get(routes::facts::get_log::<S>))
         .route("/v1/digests", get(routes::digests::get_digests::<S>))
         .route("/v1/health", get(routes::meta::health::<S>))

@@ -7,7 +7,7 @@ use std::time::Duration;
 pub use cairn_api::limits::{
     ACK_TOKENS_MAX, BATCH_FACTS_MAX, DEAD_LETTERS_LIMIT_DEFAULT, DEAD_LETTERS_LIMIT_MAX,
     LOG_LIMIT_DEFAULT, LOG_LIMIT_MAX, PULL_MESSAGES_MAX, SUCCESSORS_LIMIT_DEFAULT,
-    SUCCESSORS_LIMIT_MAX, WAIT_MS_MAX, WITHOUT_TYPES_MAX,
+    SUCCESSORS_LIMIT_MAX, SUCCESSOR_TYPES_MAX, WAIT_MS_MAX, WITHOUT_TYPES_MAX,
 };
 
 /// Bytes of a request body at most (blobs excepted).
@@ -67,6 +67,15 @@ const _: () = assert!(STREAM_BAD_FRAMES_MAX >= 1);
 /// may read none of their facts, before it answers an empty page with
 /// `next` moved on.
 pub const FILTERED_PAGES_MAX: u32 = 16;
+
+/// Pages of [`SUCCESSOR_TYPES_MAX`] + 1 types one `GET
+/// /v1/facts/{hash}/successor-types` reads from the store at most (addition,
+/// issue 17). A caller who may read every type needs one; one who may read
+/// some types reads on past the others until it has a full answer, and
+/// past this bound it gets what it has with `complete: false`, so one
+/// request never reads more than about 4,000 types.
+pub const SUCCESSOR_TYPES_PAGES_MAX: u32 = 16;
+const _: () = assert!(SUCCESSOR_TYPES_PAGES_MAX >= 1 && SUCCESSOR_TYPES_MAX >= 1);
 // TLS (`tls.rs`).
 
 /// Time a client gets to complete the TLS handshake after connecting; a

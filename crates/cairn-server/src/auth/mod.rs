@@ -258,7 +258,13 @@ pub fn need(method: &Method, route: &str) -> Need {
         ("GET", "/v1/blobs/{hash}") => Need::BlobRead,
         ("PUT", "/v1/blobs" | "/v1/blobs/{hash}") => Need::BlobWrite,
         ("POST", "/v1/facts")
-        | ("GET", "/v1/facts/{hash}" | "/v1/facts/{hash}/successors" | "/v1/log")
+        | (
+            "GET",
+            "/v1/facts/{hash}"
+            | "/v1/facts/{hash}/successors"
+            | "/v1/facts/{hash}/successor-types"
+            | "/v1/log",
+        )
         | ("GET", "/v1/digests")
         | ("GET", "/v1/timers")
         | ("GET" | "PUT" | "DELETE", "/v1/timers/{name}")

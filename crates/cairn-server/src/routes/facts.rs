@@ -1,4 +1,5 @@
-//! `/v1/facts`, `/v1/facts/{hash}`, `/v1/facts/{hash}/successors` and `/v1/log`.
+//! `/v1/facts`, `/v1/facts/{hash}`, `/v1/facts/{hash}/successors`,
+//! `/v1/facts/{hash}/successor-types` and `/v1/log`.
 
 use axum::body::Body;
 use axum::extract::{Extension, RawQuery, State};
@@ -8,7 +9,7 @@ use cairn_api::access::{any_matches, Pattern};
 use cairn_api::facts::{is_reserved_type, RESERVED_TYPE_PREFIX};
 use cairn_api::services::FlowKind;
 use cairn_api::ErrorCode;
-use cairn_api::{Authorship, FactPage, PutFactsAnswer, PutResult, FENCE_HEADER};
+use cairn_api::{Authorship, FactPage, PutFactsAnswer, PutResult, SuccessorTypes, FENCE_HEADER};
 use cairn_fact::{parse_json, CanonicalFact, Hash, JsonError};
 use cairn_store::{Fence, Page, Store, StoredFact, SuccessorsQuery};
 use serde::Serialize;
@@ -284,6 +285,7 @@ pub async fn get_fact<S: Store>(
     }
     let view = view_of(&state, &fact.canonical, as_version)?;
     let mut answer = stored_fact(&fact, view.as_ref())?;
+    answer.size = Some(fact.canonical.len() as u64);
     if caller.is_admin() {
         if let Some(auth) = &state.auth {
             answer.author = auth
@@ -402,6 +404,54 @@ pub async fn get_successors<S: Store>(
     }
 }
 
+/// `GET /v1/facts/{hash}/successor-types` (addition, issue 17): the
+/// distinct types of the facts naming `hash`, those the caller may read.
+///
+/// Filtered, not refused: a type the caller may not read is left out, and
+/// the store is read on past it, so neither the list nor `complete` tells
+/// that unreadable types exist. What the answer shows is what the caller
+/// could learn by asking the successors of each type it may read, which
+/// needs no permission on the fact itself either.
+pub async fn get_successor_types<S: Store>(
+    State(state): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(hash_text): ApiPath<String>,
+    RawQuery(raw_query): RawQuery,
+) -> Result<Response, ApiError> {
+    QueryParams::parse(raw_query.as_deref(), &[])?;
+    let predecessor = parse_hash(&hash_text)?;
+    // One type more than an answer holds tells whether there are more.
+    let page_types_max = limits::SUCCESSOR_TYPES_MAX + 1;
+    let mut types = Vec::new();
+    let mut after_type: Option<String> = None;
+    let mut complete = false;
+    for _ in 0..limits::SUCCESSOR_TYPES_PAGES_MAX {
+        let page = state
+            .store
+            .successor_types(&predecessor, after_type.as_deref(), page_types_max)
+            .await?;
+        let exhausted = page.len() < page_types_max;
+        after_type = page.last().cloned();
+        types.extend(
+            page.into_iter()
+                .filter(|type_name| caller.may_read(type_name)),
+        );
+        if types.len() > limits::SUCCESSOR_TYPES_MAX {
+            break;
+        }
+        if exhausted {
+            complete = true;
+            break;
+        }
+    }
+    types.truncate(limits::SUCCESSOR_TYPES_MAX);
+    Ok(json_answer(&SuccessorTypes {
+        hash: predecessor,
+        types,
+        complete,
+    }))
+}
+
 /// `GET /v1/log`.
 pub async fn get_log<S: Store>(
     State(state): State<AppState<S>>,
@@ -506,6 +556,7 @@ fn stored_fact<'a>(
         author: None,
         upcast: view.map(|view| view.marker),
         original: view.map(|_| stored),
+        size: None,
     })
 }
 
