@@ -376,6 +376,9 @@ struct Row {
     open: bool,
     /// The WebSocket stream: refused before the upgrade, upgraded on success.
     websocket: bool,
+    /// Any valid token may call it (`/v1/whoami`): refused only without
+    /// one, so it has no insufficient identity.
+    any_identity: bool,
     /// Identities lacking exactly what the row needs, and their answer.
     insufficient: Vec<(&'static str, Refusal)>,
     /// The narrowest identity that may do it.
@@ -395,6 +398,7 @@ fn row(method: &'static str, template: &'static str, path: impl Into<String>) ->
         body: Body::None,
         open: false,
         websocket: false,
+        any_identity: false,
         insufficient: Vec::new(),
         least: String::new(),
         success: 200,
@@ -411,6 +415,11 @@ impl Row {
 
     fn open(mut self) -> Row {
         self.open = true;
+        self
+    }
+
+    fn any_identity(mut self) -> Row {
+        self.any_identity = true;
         self
     }
 
@@ -1398,7 +1407,8 @@ fn table(ctx: &Ctx) -> Vec<Row> {
     // Addition (issue 17): any valid token learns its own permissions.
     rows.push(
         row("GET", "/v1/whoami", "/v1/whoami")
-            .allowed("nothing", 200)
+            .any_identity()
+            .allowed("c-get-sub", 200)
             .check(|ctx, identity, answer| {
                 let answer = answer.json();
                 assert_eq!(answer["auth"], true, "{answer}");
@@ -1861,6 +1871,15 @@ fn run_row(ctx: &Ctx, row: &Row, forged: &str, revoked: &str) {
             "as nothing: {}",
             answer.describe()
         );
+    } else if row.any_identity {
+        let answer = attempt(ctx, row, Some(ctx.token("nothing")));
+        assert_eq!(
+            answer.status,
+            row.success,
+            "as nothing: {}",
+            answer.describe()
+        );
+        (row.check)(ctx, "nothing", &answer);
     } else {
         assert!(!row.insufficient.is_empty(), "no insufficient identity");
     }
