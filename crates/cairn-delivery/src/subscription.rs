@@ -909,3 +909,63 @@ pub fn truncate_error(error: &str) -> String {
     }
     error[..end].to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(seq: u64) -> AdmittedMessage {
+        AdmittedMessage {
+            seq,
+            hash: Hash::of_bytes(&seq.to_be_bytes()),
+            attributes: MessageAttributes::default(),
+        }
+    }
+
+    #[test]
+    fn tracked_detail_reads_without_changing_and_the_start_is_recorded() {
+        let definition = SubscriptionDefinition::from_json(br#"{"type":"T"}"#).unwrap();
+        let mut state =
+            SubscriptionState::new(1, "s".into(), definition, 4, 1_000, TokenKey::new([7; 32]));
+        assert_eq!(state.start_seq(), Some(4));
+        assert_eq!(state.record().start_seq, Some(4));
+        state.admit(&[message(5), message(6)], 6, 1_000);
+        let untouched = state.tracked_detail(5, 1_000).unwrap();
+        assert_eq!(
+            untouched,
+            TrackedDetail {
+                attempts: 0,
+                leased: false,
+                last_error: None,
+                not_before_ms: None
+            }
+        );
+        let counters = state.counters(1_000);
+        let (leases, _) = state.pull(1, None, 1_000);
+        assert_eq!(state.tracked_detail(5, 1_000).unwrap().attempts, 1);
+        assert!(state.tracked_detail(5, 1_000).unwrap().leased);
+        let token = leases[0].token.to_string();
+        state.nack(&[token], Some(500), Some("boom"), 1_100);
+        assert_eq!(
+            state.tracked_detail(5, 1_100).unwrap(),
+            TrackedDetail {
+                attempts: 1,
+                leased: false,
+                last_error: Some("boom".into()),
+                not_before_ms: Some(1_600)
+            }
+        );
+        // Reading counted nothing.
+        assert_eq!(state.counters(1_100).delivered, counters.delivered + 1);
+        assert!(state.tracked_detail(7, 1_100).is_none());
+        let restored = SubscriptionState::restore(
+            state.record(),
+            Vec::new(),
+            0,
+            0,
+            1_200,
+            TokenKey::new([8; 32]),
+        );
+        assert_eq!(restored.start_seq(), Some(4));
+    }
+}

@@ -1,5 +1,6 @@
-//! Delivery state in PostgreSQL (schema in `migrations/0002_delivery.sql`, `0012_subscription_start.sql`,
-//! `0004_delivery_tokens.sql` and `0005_subscription_generation.sql`): the statements of the shared delivery
+//! Delivery state in PostgreSQL (schema in `migrations/0002_delivery.sql`,
+//! `0004_delivery_tokens.sql`, `0005_subscription_generation.sql` and
+//! `0012_subscription_start.sql`): the statements of the shared delivery
 //! engine, each one round trip (a short transaction where a row lock must
 //! be held across statements). The decisions they carry out are
 //! `cairn-delivery`'s, the same functions the in-memory engine runs:
