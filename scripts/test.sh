@@ -54,7 +54,7 @@ CAIRN_TEST_BACKEND=postgres cargo test --locked -p cairn-cli \
     --test delivery_faults --test multi_server_reads --test multi_server_consumers \
     --test multi_server_kill --test multi_server_outage --test auth --test auth_endpoints \
     --test timers --test collaboration --test links --test diff --test schemas \
-    --test schemas_cli --test boundaries
+    --test schemas_cli --test boundaries --test console_api
 # The saga crash loop on PostgreSQL (about two minutes).
 CAIRN_TEST_BACKEND=postgres cargo test --locked -p cairn-example-checkout --test checkout
 # Test databases still there belong to test processes that have ended.

@@ -376,6 +376,9 @@ struct Row {
     open: bool,
     /// The WebSocket stream: refused before the upgrade, upgraded on success.
     websocket: bool,
+    /// Any valid token may call it (`/v1/whoami`): refused only without
+    /// one, so it has no insufficient identity.
+    any_identity: bool,
     /// Identities lacking exactly what the row needs, and their answer.
     insufficient: Vec<(&'static str, Refusal)>,
     /// The narrowest identity that may do it.
@@ -395,6 +398,7 @@ fn row(method: &'static str, template: &'static str, path: impl Into<String>) ->
         body: Body::None,
         open: false,
         websocket: false,
+        any_identity: false,
         insufficient: Vec::new(),
         least: String::new(),
         success: 200,
@@ -411,6 +415,11 @@ impl Row {
 
     fn open(mut self) -> Row {
         self.open = true;
+        self
+    }
+
+    fn any_identity(mut self) -> Row {
+        self.any_identity = true;
         self
     }
 
@@ -977,6 +986,51 @@ fn table(ctx: &Ctx) -> Vec<Row> {
         );
     }
     {
+        // Addition (issue 17): a fact's deliveries list only the
+        // subscriptions the caller may consume, of a fact it may read.
+        let absent = "0".repeat(64);
+        let path = format!("/v1/facts/{open}/deliveries");
+        let all_path = path.clone();
+        rows.push(
+            row("GET", "/v1/facts/{hash}/deliveries", path)
+                .refused("no-read", Refusal::NotFound)
+                .refused("no-subscribe", Refusal::Filtered)
+                .allowed("c-dead-sub", 200)
+                .check(move |ctx, identity, answer| {
+                    if answer.status == 404 {
+                        let absent = ctx.send(
+                            "GET",
+                            &format!("/v1/facts/{absent}/deliveries"),
+                            Some(ctx.token(identity)),
+                            &Body::None,
+                        );
+                        assert_eq!((absent.status, absent.code()), (404, answer.code()));
+                        return;
+                    }
+                    let names = |answer: &Value| -> Vec<String> {
+                        answer["deliveries"]
+                            .as_array()
+                            .unwrap_or_else(|| panic!("deliveries: {answer}"))
+                            .iter()
+                            .map(|delivery| delivery["subscription"].as_str().unwrap().to_string())
+                            .collect()
+                    };
+                    let all = names(&ctx.root("GET", &all_path, Body::None, 200));
+                    let expected: Vec<String> = all
+                        .iter()
+                        .filter(|name| ctx.may(identity, "subscribe", name))
+                        .cloned()
+                        .collect();
+                    let seen = names(&answer.json());
+                    assert_eq!(seen, expected, "{identity} sees what it may consume");
+                    assert!(!seen.is_empty(), "{identity} sees something");
+                    assert!(seen.len() < all.len(), "{identity} had some left out");
+                    assert!(!all.contains(&"other-type-sub".to_string()));
+                })
+                .observe(|ctx| ctx.subscription("ack-sub")),
+        );
+    }
+    {
         let child = child.clone();
         rows.push(
             row(
@@ -1228,6 +1282,23 @@ fn table(ctx: &Ctx) -> Vec<Row> {
             assert_eq!(answer.json()["messages"].as_array().map(Vec::len), Some(2));
         }),
     );
+    rows.push(
+        row(
+            "GET",
+            "/v1/subscriptions/{name}/dead/causes",
+            "/v1/subscriptions/dead-sub/dead/causes",
+        )
+        .consumer("dead-sub", 200)
+        .check(|_, _, answer| {
+            let answer = answer.json();
+            assert_eq!(
+                answer["causes"][0]["cause"], "made dead by the test",
+                "{answer}"
+            );
+            assert_eq!(answer["causes"][0]["count"], 2, "{answer}");
+            assert_eq!(answer["exact"], true, "{answer}");
+        }),
+    );
     {
         let open = open.clone();
         rows.push(
@@ -1368,6 +1439,19 @@ fn table(ctx: &Ctx) -> Vec<Row> {
                 wait_refused(ctx, ctx.token("rev-target"));
             })
             .observe(tokens_observe),
+    );
+    // Addition (issue 17): any valid token learns its own permissions.
+    rows.push(
+        row("GET", "/v1/whoami", "/v1/whoami")
+            .any_identity()
+            .allowed("c-get-sub", 200)
+            .check(|ctx, identity, answer| {
+                let answer = answer.json();
+                assert_eq!(answer["auth"], true, "{answer}");
+                assert_eq!(answer["identity"], identity, "{answer}");
+                assert_eq!(answer["permissions"], ctx.permissions[identity], "{answer}");
+                assert!(!answer.to_string().contains("cairn_"), "no token: {answer}");
+            }),
     );
     rows.push(
         row("GET", "/v1/audit", "/v1/audit")
@@ -1823,6 +1907,15 @@ fn run_row(ctx: &Ctx, row: &Row, forged: &str, revoked: &str) {
             "as nothing: {}",
             answer.describe()
         );
+    } else if row.any_identity {
+        let answer = attempt(ctx, row, Some(ctx.token("nothing")));
+        assert_eq!(
+            answer.status,
+            row.success,
+            "as nothing: {}",
+            answer.describe()
+        );
+        (row.check)(ctx, "nothing", &answer);
     } else {
         assert!(!row.insufficient.is_empty(), "no insufficient identity");
     }

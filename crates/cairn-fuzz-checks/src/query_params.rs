@@ -9,7 +9,7 @@ use cairn_server::query::QueryParams;
 
 /// The parameter names a fuzzed query may use (a mix of real ones), and a
 /// name that is never allowed.
-const ALLOWED_NAMES: [&str; 5] = ["after", "limit", "wait_ms", "without", "a b"];
+const ALLOWED_NAMES: [&str; 6] = ["after", "limit", "wait_ms", "without", "cause", "a b"];
 const NEVER_ALLOWED_NAME: &str = "surprise";
 
 /// The first byte of the input chooses the call; these are its bits.
