@@ -3,6 +3,7 @@
 //! and exits 1 if an invariant fails; `demo-service` runs one of its
 //! services (the demo starts each as a process of this same binary).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -25,7 +26,7 @@ pub struct DemoArgs {
     seed: u64,
     /// Where Cairn listens (the console is at http://ADDR/ui/).
     #[arg(long, default_value = LISTEN_DEFAULT)]
-    listen: String,
+    listen: SocketAddr,
     /// Keep Cairn's and the services' data and logs here (default: a new
     /// temporary directory, removed after a run that passes).
     #[arg(long)]
@@ -67,7 +68,7 @@ pub async fn run(args: DemoArgs) -> ExitCode {
     let options = DemoOptions {
         duration: args.duration,
         seed: args.seed,
-        listen: args.listen,
+        listen: args.listen.to_string(),
         data: args.data,
         schedule_only: args.schedule_only,
         executable,
@@ -90,6 +91,7 @@ pub async fn run_service(args: DemoServiceArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(false)
         .init();
     let stop = services::stop_signal()?;
     let options = ServiceOptions {

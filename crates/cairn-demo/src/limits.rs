@@ -26,7 +26,7 @@ pub const ORDER_REPLY_TIMEOUT: Duration = Duration::from_secs(8);
 /// When the orders service stops answering an order request.
 pub const ORDER_REQUEST_EXPIRY: Duration = Duration::from_secs(600);
 /// How often customers read the menu again.
-pub const MENU_REFRESH_INTERVAL: Duration = Duration::from_secs(2);
+pub const MENU_REFRESH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// How long a card-provider call may take, each attempt.
 pub const PROVIDER_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(800);
@@ -36,6 +36,10 @@ pub const PROVIDER_CALL_TIMEOUT: Duration = Duration::from_millis(1_500);
 pub const PROVIDER_ATTEMPTS_MAX: u32 = 3;
 /// Share of card-provider calls that fail outside an outage, in percent.
 pub const PROVIDER_FLAKY_PERCENT: u64 = 15;
+/// How long the circuit to the card provider stays open before a probe.
+pub const PROVIDER_CIRCUIT_OPEN_DURATION: Duration = Duration::from_secs(1);
+/// The longest outage of the card provider.
+pub const PROVIDER_OUTAGE_MAX: Duration = Duration::from_secs(20);
 /// Answers the card provider keeps for idempotent replays at most.
 pub const PROVIDER_KEYS_MAX: usize = 100_000;
 
@@ -75,6 +79,8 @@ pub const RESTART_DELAY: Duration = Duration::from_millis(1_000);
 /// How long the demo waits after the customers stop for the last orders to
 /// settle, at most.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the progress line waits for the log (Cairn may be down).
+pub const PROGRESS_READ_TIMEOUT: Duration = Duration::from_millis(700);
 /// How often the progress line and the drain look at the facts.
 pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 /// Facts per page when the demo reads the log.

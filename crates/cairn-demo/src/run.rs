@@ -30,7 +30,7 @@ use crate::facts::{
 use crate::invariants::{self, report_lines};
 use crate::limits::{
     CAIRN_START_TIMEOUT, DRAIN_TIMEOUT, DURATION_MAX, DURATION_MIN, ORDERS_PER_S,
-    PROGRESS_INTERVAL, RESTART_DELAY,
+    PROGRESS_INTERVAL, PROGRESS_READ_TIMEOUT, RESTART_DELAY,
 };
 use crate::observer::Observer;
 use crate::processes::{Children, ServiceLaunch};
@@ -294,9 +294,11 @@ async fn run_cafe(
     let shutdown = CancellationToken::new();
     let _stop_provider = shutdown.clone().drop_guard();
     let provider = CardProvider::start(options.seed, shutdown.clone()).await?;
-    // Croissants for about half the run's croissant orders: they sell out.
+    // Croissants for about a quarter of the run's croissant orders: they
+    // sell out early, and customers who read the menu before still order
+    // them (to be refunded).
     let expected_orders = options.duration.as_secs() * ORDERS_PER_S;
-    let croissants = (expected_orders / 10).max(3);
+    let croissants = (expected_orders / 20).max(2);
     for service in SERVICES {
         let created = admin
             .create_token(&TokenCreateRequest {
@@ -401,7 +403,7 @@ async fn run_cafe(
         }
         if now >= last_line_at + PROGRESS_INTERVAL {
             last_line_at = now;
-            let _ = tokio::time::timeout(Duration::from_secs(2), observer.read()).await;
+            let _ = tokio::time::timeout(PROGRESS_READ_TIMEOUT, observer.read()).await;
             let line = progress_line(started, &observer, &counts, &provider);
             if terminal {
                 print!("\r\x1b[2K{line}");

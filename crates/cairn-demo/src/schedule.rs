@@ -11,6 +11,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::limits::PROVIDER_OUTAGE_MAX;
 use crate::random::SeededRandom;
 
 /// The services, by the name their process runs under.
@@ -86,7 +87,8 @@ impl Schedule {
         let outage_at = at(&mut random, slices[1]);
         // Long enough to exhaust some orders' deliveries, ending before
         // the slice of the next fault.
-        let outage_length = Duration::from_millis((duration_ms / 1_000 * 100).max(3_000));
+        let outage_length = Duration::from_millis((duration_ms / 1_000 * 100).max(3_000))
+            .min(PROVIDER_OUTAGE_MAX);
         let cairn_at = at(&mut random, slices[2]);
         let second_kill_at = at(&mut random, slices[3]);
         Schedule {

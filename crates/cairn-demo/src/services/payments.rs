@@ -17,7 +17,7 @@
 use std::future::Future;
 
 use cairn_client::{Delivery, HandlerError, Service, TypedFact};
-use cairn_resilient::{ResilientClient, ResilientOptions};
+use cairn_resilient::{CircuitBreakerOptions, ResilientClient, ResilientOptions};
 use cairn_sql::{Inbox, InboxError, Outbox, RelayHandle};
 use sqlx::SqlitePool;
 
@@ -25,7 +25,7 @@ use crate::error::DemoError;
 use crate::facts::{OrderPlaced, OutOfStock, PaymentCaptured, PaymentFailed, PaymentRefunded};
 use crate::limits::{
     ATTEMPTS_MAX, PAYMENT_ATTEMPTS_MAX, PROVIDER_ATTEMPTS_MAX, PROVIDER_ATTEMPT_TIMEOUT,
-    PROVIDER_CALL_TIMEOUT,
+    PROVIDER_CALL_TIMEOUT, PROVIDER_CIRCUIT_OPEN_DURATION,
 };
 use crate::provider::{ChargeRequest, ProviderAnswer, RefundRequest};
 use crate::services::{
@@ -56,6 +56,11 @@ pub async fn run(options: ServiceOptions, stop: impl Future<Output = ()>) -> Res
         attempt_timeout: PROVIDER_ATTEMPT_TIMEOUT,
         call_timeout: PROVIDER_CALL_TIMEOUT,
         attempts_max: PROVIDER_ATTEMPTS_MAX,
+        // Open for a short while: a café tries the card again soon.
+        circuit_breaker: CircuitBreakerOptions {
+            open_duration: PROVIDER_CIRCUIT_OPEN_DURATION,
+            ..CircuitBreakerOptions::default()
+        },
         ..ResilientOptions::default()
     })?;
     let payments = Payments {
