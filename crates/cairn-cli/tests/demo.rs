@@ -137,7 +137,10 @@ fn bad_flags_fail_clearly_and_start_nothing() {
             stderr.contains(expected),
             "{arguments:?}: {expected:?} not in {stderr}"
         );
-        assert!(!data_dir.exists(), "{arguments:?} created the data directory");
+        assert!(
+            !data_dir.exists(),
+            "{arguments:?} created the data directory"
+        );
         assert!(processes_using(&data_dir).is_empty());
     }
 }

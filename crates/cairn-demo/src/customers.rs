@@ -44,12 +44,7 @@ pub struct CustomerCounts {
 
 /// Orders at [`ORDERS_PER_S`] through `client` until `stop`, then waits
 /// for the orders in flight.
-pub async fn run(
-    client: Client,
-    seed: u64,
-    stop: CancellationToken,
-    counts: Arc<CustomerCounts>,
-) {
+pub async fn run(client: Client, seed: u64, stop: CancellationToken, counts: Arc<CustomerCounts>) {
     let mut random = SeededRandom::new(seed ^ 0xC0FF_EE00);
     let in_flight = Arc::new(Semaphore::new(ORDERS_IN_FLIGHT_MAX));
     let mut orders = JoinSet::new();
@@ -64,10 +59,11 @@ pub async fn run(
         }
         while orders.try_join_next().is_some() {}
         if menu_read_at.is_none_or(|read_at| read_at.elapsed() >= MENU_REFRESH_INTERVAL) {
-            if let Some(items) = read_menu(&client).await {
+            // Until the menu is up, read it at every tick.
+            if let Some(items) = read_menu(&client).await.filter(|items| !items.is_empty()) {
                 menu_items = items;
+                menu_read_at = Some(Instant::now());
             }
-            menu_read_at = Some(Instant::now());
         }
         if menu_items.is_empty() {
             continue;

@@ -284,7 +284,10 @@ fn every_customer_told(stories: &BTreeMap<String, OrderStory>) -> InvariantOutco
                 .then(|| format!("{order_id} {end}, customer not told"))
         })
         .collect();
-    let ended = stories.values().filter(|story| story.end().is_some()).count();
+    let ended = stories
+        .values()
+        .filter(|story| story.end().is_some())
+        .count();
     outcome(
         "every customer told how the order ended",
         offenders,
@@ -313,7 +316,10 @@ fn dead_letters_explained(
                 "{} in {}: {}",
                 dead_letter.fact.hash,
                 dead_letter.subscription,
-                dead_letter.last_error.as_deref().unwrap_or("no error given")
+                dead_letter
+                    .last_error
+                    .as_deref()
+                    .unwrap_or("no error given")
             ));
         }
     }

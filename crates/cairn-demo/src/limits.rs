@@ -26,7 +26,7 @@ pub const ORDER_REPLY_TIMEOUT: Duration = Duration::from_secs(8);
 /// When the orders service stops answering an order request.
 pub const ORDER_REQUEST_EXPIRY: Duration = Duration::from_secs(600);
 /// How often customers read the menu again.
-pub const MENU_REFRESH_INTERVAL: Duration = Duration::from_secs(5);
+pub const MENU_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How long a card-provider call may take, each attempt.
 pub const PROVIDER_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(800);

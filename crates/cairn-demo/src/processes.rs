@@ -161,7 +161,9 @@ impl Children {
     /// Starts the service `name` again, as it was first started.
     pub fn restart_service(&mut self, name: &'static str) -> Result<u32, DemoError> {
         let Some(launch) = self.launches.get(name).cloned() else {
-            return Err(DemoError::InvalidArgument(format!("{name} was never started")));
+            return Err(DemoError::InvalidArgument(format!(
+                "{name} was never started"
+            )));
         };
         let log = self.log_file(name)?;
         let mut child = Command::new(&self.executable)
@@ -179,8 +181,7 @@ impl Children {
             })?;
         let pid = child.id();
         let stdin = child.stdin.take();
-        self.services
-            .insert(name, ServiceProcess { child, stdin });
+        self.services.insert(name, ServiceProcess { child, stdin });
         Ok(pid)
     }
 

@@ -52,7 +52,10 @@ mod tests {
         let mut first = SeededRandom::new(7);
         let mut second = SeededRandom::new(7);
         let numbers: Vec<u64> = (0..5).map(|_| first.next_u64()).collect();
-        assert_eq!(numbers, (0..5).map(|_| second.next_u64()).collect::<Vec<_>>());
+        assert_eq!(
+            numbers,
+            (0..5).map(|_| second.next_u64()).collect::<Vec<_>>()
+        );
         // The published first output of SplitMix64 for seed 0.
         assert_eq!(SeededRandom::new(0).next_u64(), 0xE220_A839_7B1D_CDAF);
     }

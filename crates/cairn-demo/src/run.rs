@@ -85,12 +85,11 @@ pub async fn run(options: DemoOptions) -> Result<bool, DemoError> {
         return Ok(true);
     }
     // An occupied port is refused before anything starts.
-    let listener = std::net::TcpListener::bind(&options.listen).map_err(|source| {
-        DemoError::AddressInUse {
+    let listener =
+        std::net::TcpListener::bind(&options.listen).map_err(|source| DemoError::AddressInUse {
             address: options.listen.clone(),
             source,
-        }
-    })?;
+        })?;
     drop(listener);
 
     let (data_dir, temporary) = match &options.data {
@@ -158,7 +157,11 @@ async fn run_with_children(
 }
 
 /// Permissions reading and writing these types, subscribing these names.
-fn permissions(read: &[&str], write: &[&str], subscribe: &[&str]) -> Result<Permissions, DemoError> {
+fn permissions(
+    read: &[&str],
+    write: &[&str],
+    subscribe: &[&str],
+) -> Result<Permissions, DemoError> {
     let patterns = |names: &[&str]| {
         names
             .iter()
@@ -337,8 +340,15 @@ async fn run_cafe(
         })
         .await?
         .token;
-    println!("watch it: http://{}/ui/  (admin token: {admin_token})", options.listen);
-    println!("services: {}; logs in {}", SERVICES.join(", "), children.logs_dir().display());
+    println!(
+        "watch it: http://{}/ui/  (admin token: {admin_token})",
+        options.listen
+    );
+    println!(
+        "services: {}; logs in {}",
+        SERVICES.join(", "),
+        children.logs_dir().display()
+    );
 
     let counts = Arc::new(CustomerCounts::default());
     let customers_stop = CancellationToken::new();
@@ -386,7 +396,14 @@ async fn run_cafe(
             };
             finish_line(&format!("{} fault: {what}", elapsed_text(started)));
         }
-        run_pending(&mut pending, now, children, &provider, started, &finish_line)?;
+        run_pending(
+            &mut pending,
+            now,
+            children,
+            &provider,
+            started,
+            &finish_line,
+        )?;
         for (service, status) in children.exited_services() {
             restarts_unplanned += 1;
             finish_line(&format!(
@@ -458,7 +475,10 @@ async fn run_cafe(
         counts.walked_away.load(Ordering::Relaxed),
         counts.unanswered.load(Ordering::Relaxed),
     );
-    println!("report, checked from {} facts in Cairn:", observer.facts().len());
+    println!(
+        "report, checked from {} facts in Cairn:",
+        observer.facts().len()
+    );
     let lines = report_lines(&outcomes);
     for line in &lines {
         println!("{line}");

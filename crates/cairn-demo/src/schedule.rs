@@ -81,14 +81,14 @@ impl Schedule {
             Duration::from_millis(duration_ms / 1_000 * random.between(start, middle))
         };
         let first_victim = random.below(SERVICES.len() as u64) as usize;
-        let second_victim = (first_victim + 1 + random.below(SERVICES.len() as u64 - 1) as usize)
-            % SERVICES.len();
+        let second_victim =
+            (first_victim + 1 + random.below(SERVICES.len() as u64 - 1) as usize) % SERVICES.len();
         let kill_at = at(&mut random, slices[0]);
         let outage_at = at(&mut random, slices[1]);
         // Long enough to exhaust some orders' deliveries, ending before
         // the slice of the next fault.
-        let outage_length = Duration::from_millis((duration_ms / 1_000 * 100).max(3_000))
-            .min(PROVIDER_OUTAGE_MAX);
+        let outage_length =
+            Duration::from_millis((duration_ms / 1_000 * 100).max(3_000)).min(PROVIDER_OUTAGE_MAX);
         let cairn_at = at(&mut random, slices[2]);
         let second_kill_at = at(&mut random, slices[3]);
         Schedule {

@@ -16,8 +16,7 @@ use crate::error::DemoError;
 use crate::facts::{OrderAccepted, OrderPlaced, PlaceOrder};
 use crate::limits::ATTEMPTS_MAX;
 use crate::services::{
-    definition, drain_relay, handler_error, open_database, start_relay, subscriber,
-    ServiceOptions,
+    definition, drain_relay, handler_error, open_database, start_relay, subscriber, ServiceOptions,
 };
 
 /// The subscription of order requests.

@@ -29,8 +29,7 @@ use crate::limits::{
 };
 use crate::provider::{ChargeRequest, ProviderAnswer, RefundRequest};
 use crate::services::{
-    definition, drain_relay, handler_error, open_database, start_relay, subscriber,
-    ServiceOptions,
+    definition, drain_relay, handler_error, open_database, start_relay, subscriber, ServiceOptions,
 };
 
 /// The subscription of orders to charge.

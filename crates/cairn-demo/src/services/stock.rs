@@ -13,9 +13,7 @@ use cairn_client::{to_canonical_fact, Service, TypedFact};
 use cairn_sql::{with_inbox, Outbox};
 
 use crate::error::DemoError;
-use crate::facts::{
-    menu, MenuItem, MenuItemWithdrawn, OutOfStock, PaymentCaptured, StockReserved,
-};
+use crate::facts::{menu, MenuItem, MenuItemWithdrawn, OutOfStock, PaymentCaptured, StockReserved};
 use crate::limits::ATTEMPTS_MAX;
 use crate::services::{
     definition, drain_relay, open_database, start_relay, subscriber, ServiceOptions,
