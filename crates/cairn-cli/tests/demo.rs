@@ -71,7 +71,7 @@ fn the_demo_survives_every_fault_and_every_invariant_holds() {
         "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
         output.status
     );
-    let last_line = stdout.lines().filter(|line| !line.starts_with('(')).last();
+    let last_line = stdout.lines().next_back();
     assert_eq!(
         last_line,
         Some("invariants: 6 passed, 0 failed"),
@@ -168,4 +168,44 @@ fn an_occupied_port_fails_clearly_and_leaves_nothing() {
     assert!(!data_dir.exists(), "nothing was set up");
     assert!(processes_using(&data_dir).is_empty());
     drop(occupied);
+}
+
+#[test]
+fn sigterm_stops_the_demo_and_every_process_it_started() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let data = tempfile::tempdir().expect("a temporary directory");
+    let data_dir = data.path().join("run");
+    let address = free_address();
+    let mut demo = Command::new(CAIRN)
+        .args(["demo", "--duration", "60s", "--listen", &address, "--data"])
+        .arg(&data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cairn demo starts");
+    // Wait (bounded by the demo's own start-up timeouts) until the services
+    // run: the line with the console's URL comes after they are started.
+    let stdout = demo.stdout.take().expect("its stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let started = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|line| line.starts_with("services:"));
+    assert!(started, "the demo did not get to start its services");
+    assert!(!processes_using(&data_dir).is_empty(), "its children run");
+    let killed = Command::new("kill")
+        .args(["-TERM", &demo.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let status = demo.wait().expect("the demo ends");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut demo.stderr.take().expect("stderr"), &mut stderr)
+        .expect("its stderr");
+    assert!(!status.success());
+    assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
+    let left = processes_using(&data_dir);
+    assert!(left.is_empty(), "processes left behind: {left:?}");
 }

@@ -232,6 +232,18 @@ impl Children {
         }
     }
 
+    /// SIGKILL of every child still running, each reaped.
+    pub fn kill_all(&mut self) {
+        for (_, mut process) in std::mem::take(&mut self.services) {
+            let _ = process.child.kill();
+            let _ = process.child.wait();
+        }
+        if let Some(mut child) = self.cairn.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// The PIDs of every running child.
     pub fn pids(&self) -> Vec<u32> {
         let services = self.services.values().map(|process| process.child.id());
@@ -259,13 +271,6 @@ async fn wait_until(child: &mut Child, deadline: Instant) {
 
 impl Drop for Children {
     fn drop(&mut self) {
-        for process in self.services.values_mut() {
-            let _ = process.child.kill();
-            let _ = process.child.wait();
-        }
-        if let Some(child) = self.cairn.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.kill_all();
     }
 }

@@ -110,7 +110,12 @@ pub async fn run(options: DemoOptions) -> Result<bool, DemoError> {
         path: logs_dir.clone(),
         source,
     })?;
-    println!("data and logs: {}", data_dir.display());
+    let kept = if temporary.is_some() {
+        "a new temporary directory, removed if every invariant holds; keep it with --data DIR"
+    } else {
+        "kept"
+    };
+    println!("data and logs: {} ({kept})", data_dir.display());
 
     let mut children = Children::new(
         options.executable.clone(),
@@ -119,16 +124,21 @@ pub async fn run(options: DemoOptions) -> Result<bool, DemoError> {
         options.listen.clone(),
     );
     let outcome = run_with_children(&options, &schedule, &data_dir, &mut children).await;
-    children.stop_all().await;
+    if outcome.is_ok() {
+        children.stop_all().await;
+    } else {
+        // Interrupted or failed: stop at once (a Ctrl-C reached the
+        // children too, and Cairn may be gone, so a graceful stop would
+        // only wait). Every service is crash-safe by design.
+        children.kill_all();
+    }
     let passed = outcome?;
+    // The report's last line stays the last line of standard output.
     match temporary {
-        Some(temporary) if passed => {
-            drop(temporary);
-            println!("(removed {}; keep it with --data DIR)", data_dir.display());
-        }
+        Some(temporary) if passed => drop(temporary),
         Some(temporary) => {
             let kept = temporary.keep();
-            println!("(kept {} for its logs)", kept.display());
+            eprintln!("kept {} for its logs", kept.display());
         }
         None => {}
     }
