@@ -214,7 +214,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
 }
 
 /// Parses `90`, `90s`, `500ms`, `5m` or `1h`.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
         .find(|character: char| !character.is_ascii_digit())

@@ -3,7 +3,9 @@
 //! `subs`, `timers`, `links`, `schemas`, `services` and `boundaries` talk to
 //! a server through the SDK; `diff`
 //! compares two deployments by their digests; `bench` generates load and
-//! reports latency percentiles; `check` runs the reliability checker.
+//! reports latency percentiles; `check` runs the reliability checker;
+//! `demo` runs a coffee shop of services under faults and checks its
+//! business invariants (its services run as the hidden `demo-service`).
 
 #![forbid(unsafe_code)]
 
@@ -15,6 +17,7 @@ mod boundaries;
 mod check;
 mod client;
 mod connection;
+mod demo;
 mod diff;
 mod links;
 mod sagas;
@@ -55,6 +58,13 @@ struct Cli {
 enum Command {
     /// Run the server (embedded store by default, or PostgreSQL).
     Serve(serve::ServeArgs),
+    /// A coffee shop of five services on Cairn, run under faults (services
+    /// and Cairn killed, a card provider down), ending with a report of
+    /// business invariants checked from the facts (exit 1 if one fails).
+    Demo(demo::DemoArgs),
+    /// One service of `cairn demo` (started by it, not by hand).
+    #[command(hide = true)]
+    DemoService(demo::DemoServiceArgs),
     /// Apply the PostgreSQL schema migrations (servers also do at start).
     Migrate {
         /// The database: `postgres://user@host:5432/db`.
@@ -151,6 +161,8 @@ fn main() -> ExitCode {
         Command::Diff(args) => return runtime.block_on(diff::run(args)),
         // Its own exit statuses: 1 means "violations", 2 "error".
         Command::Boundaries(args) => return runtime.block_on(boundaries::run(args)),
+        // Prints its own report; 1 when an invariant fails.
+        Command::Demo(args) => return runtime.block_on(demo::run(args)),
         command => command,
     };
     let result = runtime.block_on(async move {
@@ -176,7 +188,10 @@ fn main() -> ExitCode {
             Command::Sagas(args) => sagas::run(args).await,
             Command::Tokens(args) => tokens::run(args).await,
             Command::Check(args) => check::run(args).await,
-            Command::Diff(_) | Command::Boundaries(_) => unreachable!("handled above"),
+            Command::DemoService(args) => demo::run_service(args).await,
+            Command::Diff(_) | Command::Boundaries(_) | Command::Demo(_) => {
+                unreachable!("handled above")
+            }
         }
     });
     match result {

@@ -1,0 +1,521 @@
+//! The business invariants, checked from the facts in Cairn and the dead
+//! letters of the demo's subscriptions alone — never from the services'
+//! memory or tables. Pure: the facts go in, the outcomes come out, so a
+//! test can feed it a double charge and see it fail.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use cairn_client::{Hash, TypedFact};
+
+use crate::facts::{
+    NotificationSent, OrderAccepted, OrderPlaced, OrderServed, PaymentCaptured, PaymentFailed,
+    PaymentRefunded, PlaceOrder,
+};
+
+/// Offending orders named in a failed invariant's detail at most.
+const EXAMPLES_MAX: usize = 5;
+
+/// A fact as read from the log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FactRecord {
+    /// Its hash.
+    pub hash: Hash,
+    /// Its type.
+    pub type_name: String,
+    /// Its fields.
+    pub fields: serde_json::Value,
+}
+
+impl FactRecord {
+    /// A record of a stored fact's JSON (`type`, `fields`, `predecessors`).
+    pub fn from_json(hash: Hash, fact: &serde_json::Value) -> FactRecord {
+        FactRecord {
+            hash,
+            type_name: fact
+                .get("type")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            fields: fact.get("fields").cloned().unwrap_or_default(),
+        }
+    }
+
+    fn text(&self, name: &str) -> String {
+        self.fields
+            .get(name)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+/// A dead letter of one of the demo's subscriptions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeadLetterRecord {
+    /// The subscription.
+    pub subscription: String,
+    /// The message's fact.
+    pub fact: FactRecord,
+    /// The last error a handler gave, if any.
+    pub last_error: Option<String>,
+}
+
+/// One invariant's verdict.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvariantOutcome {
+    /// What is promised.
+    pub name: &'static str,
+    /// Whether it holds.
+    pub passed: bool,
+    /// Counts when it holds, the first offenders when it does not.
+    pub detail: String,
+}
+
+/// What the facts say about one order.
+#[derive(Clone, Debug, Default)]
+pub struct OrderStory {
+    /// A customer asked for it.
+    pub requested: bool,
+    /// The orders service answered a request for it.
+    pub accepted: bool,
+    /// Its `Cafe.OrderPlaced`.
+    pub placed: bool,
+    /// Ids of the charges of it.
+    pub charges: BTreeSet<String>,
+    /// Payments gave up on it.
+    pub payment_failed: bool,
+    /// Ids of the charges refunded.
+    pub refunds: BTreeSet<String>,
+    /// `Cafe.OrderServed` facts of it.
+    pub served: usize,
+    /// Notifications sent, by kind.
+    pub notifications: BTreeMap<String, usize>,
+}
+
+impl OrderStory {
+    /// How the order ended, if it did: `served`, `refunded` or
+    /// `payment_failed` (the notification kinds).
+    pub fn end(&self) -> Option<&'static str> {
+        if self.served > 0 {
+            Some("served")
+        } else if !self.refunds.is_empty() {
+            Some("refunded")
+        } else if self.payment_failed && self.charges.is_empty() {
+            Some("payment_failed")
+        } else {
+            None
+        }
+    }
+
+    /// Whether nothing more will happen to it: ended and its customer told.
+    pub fn is_settled(&self) -> bool {
+        self.end()
+            .is_some_and(|end| self.notifications.contains_key(end))
+    }
+}
+
+/// Every order's story, by order id, from the facts.
+pub fn stories(facts: &[FactRecord]) -> BTreeMap<String, OrderStory> {
+    let mut stories: BTreeMap<String, OrderStory> = BTreeMap::new();
+    for fact in facts {
+        let order_id = fact.text("order_id");
+        if order_id.is_empty() {
+            continue;
+        }
+        let type_name = fact.type_name.as_str();
+        let story = stories.entry(order_id).or_default();
+        if type_name == PlaceOrder::TYPE_NAME {
+            story.requested = true;
+        } else if type_name == OrderAccepted::TYPE_NAME {
+            story.accepted = true;
+        } else if type_name == OrderPlaced::TYPE_NAME {
+            story.placed = true;
+        } else if type_name == PaymentCaptured::TYPE_NAME {
+            story.charges.insert(fact.text("charge_id"));
+        } else if type_name == PaymentFailed::TYPE_NAME {
+            story.payment_failed = true;
+        } else if type_name == PaymentRefunded::TYPE_NAME {
+            story.refunds.insert(fact.text("charge_id"));
+        } else if type_name == OrderServed::TYPE_NAME {
+            story.served += 1;
+        } else if type_name == NotificationSent::TYPE_NAME {
+            *story.notifications.entry(fact.text("kind")).or_default() += 1;
+        }
+    }
+    stories
+}
+
+/// Checks every invariant.
+pub fn check(facts: &[FactRecord], dead_letters: &[DeadLetterRecord]) -> Vec<InvariantOutcome> {
+    let stories = stories(facts);
+    vec![
+        charged_at_most_once(&stories),
+        served_or_refunded(&stories),
+        none_lost(&stories),
+        no_notification_twice(&stories),
+        every_customer_told(&stories),
+        dead_letters_explained(&stories, dead_letters),
+    ]
+}
+
+/// An outcome from the offending order ids (and why), with `summary` when
+/// there are none.
+fn outcome(name: &'static str, offenders: Vec<String>, summary: String) -> InvariantOutcome {
+    if offenders.is_empty() {
+        return InvariantOutcome {
+            name,
+            passed: true,
+            detail: summary,
+        };
+    }
+    let mut detail = format!("{} offending: ", offenders.len());
+    for (index, offender) in offenders.iter().take(EXAMPLES_MAX).enumerate() {
+        if index > 0 {
+            detail.push_str("; ");
+        }
+        detail.push_str(offender);
+    }
+    if offenders.len() > EXAMPLES_MAX {
+        let _ = write!(detail, "; …");
+    }
+    InvariantOutcome {
+        name,
+        passed: false,
+        detail,
+    }
+}
+
+fn charged_at_most_once(stories: &BTreeMap<String, OrderStory>) -> InvariantOutcome {
+    let offenders = stories
+        .iter()
+        .filter(|(_, story)| story.charges.len() > 1)
+        .map(|(order_id, story)| format!("{order_id} charged {} times", story.charges.len()))
+        .collect();
+    let charged = stories.values().filter(|s| !s.charges.is_empty()).count();
+    outcome(
+        "every order charged at most once",
+        offenders,
+        format!("{charged} orders charged, each once"),
+    )
+}
+
+fn served_or_refunded(stories: &BTreeMap<String, OrderStory>) -> InvariantOutcome {
+    let mut offenders = Vec::new();
+    let (mut served, mut refunded, mut never_charged) = (0, 0, 0);
+    for (order_id, story) in stories.iter().filter(|(_, story)| story.placed) {
+        let unrefunded: Vec<&String> = story.charges.difference(&story.refunds).collect();
+        let problem = match story.end() {
+            None if story.charges.is_empty() => Some("neither paid nor given up"),
+            None => Some("charged, but neither served nor refunded"),
+            Some("served") if !story.refunds.is_empty() => Some("served and refunded"),
+            Some("served") if story.charges.is_empty() => Some("served without a charge"),
+            Some("served") if story.served > 1 => Some("served more than once"),
+            Some("refunded") if !unrefunded.is_empty() => Some("a charge left unrefunded"),
+            Some("served") => {
+                served += 1;
+                None
+            }
+            Some("refunded") => {
+                refunded += 1;
+                None
+            }
+            Some(_) => {
+                never_charged += 1;
+                None
+            }
+        };
+        if let Some(problem) = problem {
+            offenders.push(format!("{order_id}: {problem}"));
+        }
+    }
+    outcome(
+        "every order served or its money back",
+        offenders,
+        format!("{served} served, {refunded} refunded, {never_charged} declined and never charged"),
+    )
+}
+
+fn none_lost(stories: &BTreeMap<String, OrderStory>) -> InvariantOutcome {
+    let offenders = stories
+        .iter()
+        .filter(|(_, story)| (story.requested || story.accepted) && !story.placed)
+        .map(|(order_id, story)| {
+            let asked = if story.accepted {
+                "accepted"
+            } else {
+                "requested"
+            };
+            format!("{order_id} {asked} but never placed")
+        })
+        .collect();
+    let requested = stories.values().filter(|story| story.requested).count();
+    outcome(
+        "no order lost",
+        offenders,
+        format!("{requested} orders requested, each placed"),
+    )
+}
+
+fn no_notification_twice(stories: &BTreeMap<String, OrderStory>) -> InvariantOutcome {
+    let mut offenders = Vec::new();
+    let mut sent = 0;
+    for (order_id, story) in stories {
+        for (kind, count) in &story.notifications {
+            sent += count;
+            if *count > 1 {
+                offenders.push(format!("{order_id}: {kind} sent {count} times"));
+            }
+        }
+    }
+    outcome(
+        "no notification sent twice",
+        offenders,
+        format!("{sent} notifications, none twice"),
+    )
+}
+
+fn every_customer_told(stories: &BTreeMap<String, OrderStory>) -> InvariantOutcome {
+    let offenders = stories
+        .iter()
+        .filter_map(|(order_id, story)| {
+            let end = story.end()?;
+            (!story.notifications.contains_key(end))
+                .then(|| format!("{order_id} {end}, customer not told"))
+        })
+        .collect();
+    let ended = stories
+        .values()
+        .filter(|story| story.end().is_some())
+        .count();
+    outcome(
+        "every customer told how the order ended",
+        offenders,
+        format!("{ended} customers told"),
+    )
+}
+
+fn dead_letters_explained(
+    stories: &BTreeMap<String, OrderStory>,
+    dead_letters: &[DeadLetterRecord],
+) -> InvariantOutcome {
+    let mut offenders = Vec::new();
+    for dead_letter in dead_letters {
+        let order_id = dead_letter.fact.text("order_id");
+        let explained = dead_letter.subscription == crate::services::payments::SUBSCRIPTION
+            && dead_letter.fact.type_name == OrderPlaced::TYPE_NAME
+            && dead_letter
+                .last_error
+                .as_deref()
+                .is_some_and(|error| !error.is_empty())
+            && stories
+                .get(&order_id)
+                .is_some_and(|story| story.payment_failed && story.charges.is_empty());
+        if !explained {
+            offenders.push(format!(
+                "{} in {}: {}",
+                dead_letter.fact.hash,
+                dead_letter.subscription,
+                dead_letter
+                    .last_error
+                    .as_deref()
+                    .unwrap_or("no error given")
+            ));
+        }
+    }
+    outcome(
+        "dead letters explained",
+        offenders,
+        format!(
+            "{} dead letters, each a declined payment with its reason and its Cafe.PaymentFailed",
+            dead_letters.len()
+        ),
+    )
+}
+
+/// The report's lines: one per invariant, then `invariants: N passed, M
+/// failed` last.
+pub fn report_lines(outcomes: &[InvariantOutcome]) -> Vec<String> {
+    let mut lines: Vec<String> = outcomes
+        .iter()
+        .map(|outcome| {
+            let verdict = if outcome.passed { "PASS" } else { "FAIL" };
+            format!("  {verdict}  {}: {}", outcome.name, outcome.detail)
+        })
+        .collect();
+    let passed = outcomes.iter().filter(|outcome| outcome.passed).count();
+    lines.push(format!(
+        "invariants: {passed} passed, {} failed",
+        outcomes.len() - passed
+    ));
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_client::to_canonical_fact;
+
+    fn record<T: TypedFact>(value: &T) -> FactRecord {
+        let fact = to_canonical_fact(value).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&fact.canonical).unwrap();
+        FactRecord::from_json(fact.hash, &json)
+    }
+
+    fn placed(order_id: &str) -> (OrderPlaced, Hash) {
+        let order = OrderPlaced {
+            order_id: order_id.to_owned(),
+            customer: "ada".to_owned(),
+            item: "espresso".to_owned(),
+            price_cents: 250,
+        };
+        let hash = record(&order).hash;
+        (order, hash)
+    }
+
+    /// A served order's facts, notification included.
+    fn served_order(order_id: &str) -> Vec<FactRecord> {
+        let (order, hash) = placed(order_id);
+        vec![
+            record(&PlaceOrder {
+                order_id: order_id.to_owned(),
+                customer: "ada".to_owned(),
+                item: "espresso".to_owned(),
+                price_cents: 250,
+            }),
+            record(&order),
+            record(&PaymentCaptured {
+                order_id: order_id.to_owned(),
+                charge_id: format!("ch-{order_id}"),
+                amount_cents: 250,
+                item: "espresso".to_owned(),
+                order: hash,
+            }),
+            record(&OrderServed {
+                order_id: order_id.to_owned(),
+                item: "espresso".to_owned(),
+                order: hash,
+            }),
+            record(&NotificationSent {
+                order_id: order_id.to_owned(),
+                kind: "served".to_owned(),
+                text: "enjoy".to_owned(),
+                send_id: format!("n-{order_id}"),
+                order: hash,
+            }),
+        ]
+    }
+
+    fn failed(outcomes: &[InvariantOutcome]) -> Vec<&'static str> {
+        outcomes
+            .iter()
+            .filter(|outcome| !outcome.passed)
+            .map(|outcome| outcome.name)
+            .collect()
+    }
+
+    #[test]
+    fn a_clean_run_passes_every_invariant() {
+        let mut facts = served_order("o-1");
+        facts.extend(served_order("o-2"));
+        let outcomes = check(&facts, &[]);
+        assert_eq!(failed(&outcomes), Vec::<&str>::new());
+        assert_eq!(
+            report_lines(&outcomes).last().unwrap(),
+            "invariants: 6 passed, 0 failed"
+        );
+    }
+
+    #[test]
+    fn a_double_charge_fails() {
+        let mut facts = served_order("o-1");
+        let (_, hash) = placed("o-1");
+        facts.push(record(&PaymentCaptured {
+            order_id: "o-1".to_owned(),
+            charge_id: "ch-second".to_owned(),
+            amount_cents: 250,
+            item: "espresso".to_owned(),
+            order: hash,
+        }));
+        let outcomes = check(&facts, &[]);
+        assert_eq!(failed(&outcomes), vec!["every order charged at most once"]);
+        assert_eq!(
+            report_lines(&outcomes).last().unwrap(),
+            "invariants: 5 passed, 1 failed"
+        );
+    }
+
+    #[test]
+    fn a_notification_sent_twice_fails() {
+        let mut facts = served_order("o-1");
+        let (_, hash) = placed("o-1");
+        facts.push(record(&NotificationSent {
+            order_id: "o-1".to_owned(),
+            kind: "served".to_owned(),
+            text: "enjoy".to_owned(),
+            send_id: "n-again".to_owned(),
+            order: hash,
+        }));
+        assert_eq!(
+            failed(&check(&facts, &[])),
+            vec!["no notification sent twice"]
+        );
+    }
+
+    #[test]
+    fn a_charged_order_never_served_nor_refunded_fails() {
+        let facts: Vec<FactRecord> = served_order("o-1")
+            .into_iter()
+            .filter(|fact| {
+                fact.type_name != OrderServed::TYPE_NAME
+                    && fact.type_name != NotificationSent::TYPE_NAME
+            })
+            .collect();
+        assert_eq!(
+            failed(&check(&facts, &[])),
+            vec!["every order served or its money back"]
+        );
+    }
+
+    #[test]
+    fn a_request_without_an_order_is_lost() {
+        let facts = vec![served_order("o-1").remove(0)];
+        assert_eq!(failed(&check(&facts, &[])), vec!["no order lost"]);
+    }
+
+    #[test]
+    fn a_declined_order_with_its_failure_is_an_explained_dead_letter() {
+        let (order, hash) = placed("o-9");
+        let facts = vec![
+            record(&order),
+            record(&PaymentFailed {
+                order_id: "o-9".to_owned(),
+                reason: "503".to_owned(),
+                attempts: 3,
+                order: hash,
+            }),
+            record(&NotificationSent {
+                order_id: "o-9".to_owned(),
+                kind: "payment_failed".to_owned(),
+                text: "sorry".to_owned(),
+                send_id: "n-9".to_owned(),
+                order: hash,
+            }),
+        ];
+        let dead_letter = DeadLetterRecord {
+            subscription: crate::services::payments::SUBSCRIPTION.to_owned(),
+            fact: record(&order),
+            last_error: Some("card provider: 503".to_owned()),
+        };
+        let outcomes = check(&facts, std::slice::from_ref(&dead_letter));
+        assert_eq!(failed(&outcomes), Vec::<&str>::new());
+        let unexplained = DeadLetterRecord {
+            subscription: "kitchen".to_owned(),
+            ..dead_letter
+        };
+        assert_eq!(
+            failed(&check(&facts, &[unexplained])),
+            vec!["dead letters explained"]
+        );
+    }
+}

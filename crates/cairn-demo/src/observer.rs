@@ -1,0 +1,142 @@
+//! The demo's view of the café: it reads Cairn's log (with the admin
+//! token, over the public HTTP API) page by page from where it stopped, and
+//! keeps every `Cafe.*` fact; the progress line, the drain and the
+//! invariants are all computed from these facts and the subscriptions'
+//! dead letters, never from what the services hold in memory.
+
+use cairn_client::{Client, DeadLetterQuery, LogQuery};
+
+use crate::error::DemoError;
+use crate::invariants::{stories, DeadLetterRecord, FactRecord};
+use crate::limits::{DEAD_LETTERS_MAX, LOG_PAGES_PER_READ_MAX, LOG_PAGE_FACTS};
+use crate::services::{kitchen, notifications, orders, payments, stock};
+
+/// Every subscription of the café.
+pub fn subscriptions() -> Vec<&'static str> {
+    let mut names = vec![
+        orders::SUBSCRIPTION,
+        payments::SUBSCRIPTION,
+        payments::REFUNDS_SUBSCRIPTION,
+        stock::SUBSCRIPTION,
+        kitchen::SUBSCRIPTION,
+    ];
+    names.extend(notifications::SUBSCRIPTIONS.iter().map(|(name, _)| *name));
+    names
+}
+
+/// The facts read so far and where the next read starts.
+pub struct Observer {
+    client: Client,
+    after: u64,
+    facts: Vec<FactRecord>,
+}
+
+/// Counts for the progress line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Orders requested by customers.
+    pub requested: usize,
+    /// Orders placed.
+    pub placed: usize,
+    /// Orders served.
+    pub served: usize,
+    /// Orders refunded.
+    pub refunded: usize,
+    /// Orders declined.
+    pub declined: usize,
+    /// Orders that ended and whose customer was told.
+    pub settled: usize,
+}
+
+impl Observer {
+    /// An observer reading through `client` (an admin's).
+    pub fn new(client: Client) -> Observer {
+        Observer {
+            client,
+            after: 0,
+            facts: Vec::new(),
+        }
+    }
+
+    /// Reads what was added to the log since the last read.
+    pub async fn read(&mut self) -> Result<(), DemoError> {
+        for _ in 0..LOG_PAGES_PER_READ_MAX {
+            let page = self
+                .client
+                .log(LogQuery {
+                    after: Some(self.after),
+                    limit: Some(LOG_PAGE_FACTS),
+                    wait_ms: None,
+                })
+                .await?;
+            let read = page.facts.len();
+            for stored in page.facts {
+                let record = FactRecord::from_json(stored.hash, &stored.fact);
+                if record.type_name.starts_with("Cafe.") {
+                    self.facts.push(record);
+                }
+            }
+            self.after = self.after.max(page.next);
+            if read < LOG_PAGE_FACTS as usize {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The facts read.
+    pub fn facts(&self) -> &[FactRecord] {
+        &self.facts
+    }
+
+    /// The counts of the progress line.
+    pub fn progress(&self) -> Progress {
+        let mut progress = Progress::default();
+        for story in stories(&self.facts).values() {
+            progress.requested += usize::from(story.requested);
+            progress.placed += usize::from(story.placed);
+            match story.end() {
+                Some("served") => progress.served += 1,
+                Some("refunded") => progress.refunded += 1,
+                Some(_) => progress.declined += 1,
+                None => {}
+            }
+            progress.settled += usize::from(story.is_settled());
+        }
+        progress
+    }
+
+    /// Every dead letter of the café's subscriptions.
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetterRecord>, DemoError> {
+        let mut dead_letters = Vec::new();
+        for subscription in subscriptions() {
+            let mut after = 0;
+            loop {
+                let page = self
+                    .client
+                    .dead_letters(
+                        subscription,
+                        DeadLetterQuery {
+                            limit: Some(1_000),
+                            after: Some(after),
+                            discarded: false,
+                        },
+                    )
+                    .await?;
+                let read = page.messages.len();
+                for message in page.messages {
+                    after = after.max(message.seq);
+                    dead_letters.push(DeadLetterRecord {
+                        subscription: subscription.to_owned(),
+                        fact: FactRecord::from_json(message.hash, &message.fact),
+                        last_error: message.last_error,
+                    });
+                }
+                if read < 1_000 || dead_letters.len() >= DEAD_LETTERS_MAX as usize {
+                    break;
+                }
+            }
+        }
+        Ok(dead_letters)
+    }
+}
