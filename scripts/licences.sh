@@ -9,7 +9,9 @@
 # It reads `cargo metadata`, offline when the registry cache already holds
 # every package (as it does after a build), online otherwise. The fuzz and
 # bench crates are separate workspaces and not checked: they are not
-# shipped.
+# shipped. The web console's npm packages (console/package-lock.json,
+# every one, the build and test tools included) are checked against the
+# same list: uPlot is compiled into the binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 platform="$(rustc -vV | sed -n 's/^host: //p')"
@@ -19,14 +21,14 @@ metadata_args=(metadata --format-version 1 --locked --filter-platform "$platform
 cargo "${metadata_args[@]}" --offline >"$metadata" 2>/dev/null ||
     cargo "${metadata_args[@]}" >"$metadata"
 
-python3 - "$metadata" scripts/licences-allowed.txt scripts/licences-exceptions.txt <<'PYTHON'
+python3 - "$metadata" scripts/licences-allowed.txt scripts/licences-exceptions.txt console/package-lock.json <<'PYTHON'
 import json
 import re
 import sys
 
 OWN_LICENCE = "MIT OR Apache-2.0"
 
-metadata_path, allowed_path, exceptions_path = sys.argv[1:4]
+metadata_path, allowed_path, exceptions_path, npm_lock_path = sys.argv[1:5]
 
 
 def entries(path):
@@ -134,6 +136,19 @@ for package in sorted(metadata["packages"], key=lambda p: (p["name"], p["version
             violations.append(f"{where}: {licence!r} is not satisfiable with scripts/licences-allowed.txt")
     except ValueError as error:
         violations.append(f"{where}: cannot parse the licence expression {licence!r}: {error}")
+with open(npm_lock_path, encoding="utf-8") as file:
+    npm_packages = json.load(file)["packages"]
+for path, package in sorted(npm_packages.items()):
+    if path == "":
+        if package.get("license") != OWN_LICENCE:
+            violations.append(f"console: the console's own package is {OWN_LICENCE!r}")
+        continue
+    where = f"npm {path.removeprefix('node_modules/')} {package.get('version')}"
+    try:
+        if not satisfiable(package.get("license") or "(none)"):
+            violations.append(f"{where}: {package.get('license')!r} is not satisfiable with scripts/licences-allowed.txt")
+    except ValueError as error:
+        violations.append(f"{where}: cannot parse the licence expression {package.get('license')!r}: {error}")
 for name in sorted(set(exceptions) - names):
     violations.append(f"{name}: listed in scripts/licences-exceptions.txt but not a dependency; remove it there")
 
@@ -142,5 +157,5 @@ for violation in violations:
 if violations:
     print(f"licence check: {len(violations)} violation(s)", file=sys.stderr)
     sys.exit(1)
-print(f"licence check: {len(metadata['packages'])} packages, all allowed")
+print(f"licence check: {len(metadata['packages'])} crates and {len(npm_packages) - 1} npm packages, all allowed")
 PYTHON
