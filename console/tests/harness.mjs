@@ -31,7 +31,9 @@ export async function startServer({ auth = false, args = [] } = {}) {
   }
   let adminToken = null;
   if (auth) {
-    const made = spawnSync(CAIRN, ["tokens", "create", "--data", data, ...storeArgs, "--name", "admin", "--admin"], { encoding: "utf8" });
+    // Offline, on the store the server will open (`--store` or `--data`).
+    const where = storeArgs.length ? storeArgs : ["--data", data];
+    const made = spawnSync(CAIRN, ["tokens", "create", ...where, "--name", "admin", "--admin"], { encoding: "utf8" });
     if (made.status !== 0) throw new Error(`cairn tokens create failed: ${made.stderr}`);
     adminToken = made.stdout.trim().split("\n").at(-1).trim();
   }
