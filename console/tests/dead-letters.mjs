@@ -10,7 +10,8 @@ export async function subscribe(server, name, type, extra = {}, options) {
 
 /**
  * Writes one fact of `type` for each text of `errors` and makes each a dead
- * letter of `subscription` whose last error is that text; answers the hashes.
+ * letter of `subscription` whose last error is that text (null: none);
+ * answers the hashes.
  */
 export async function makeDeadLetters(server, subscription, type, errors, options) {
   const tag = `${Date.now()}-${Math.random()}`;
@@ -19,8 +20,8 @@ export async function makeDeadLetters(server, subscription, type, errors, option
   while (pending.size > 0) {
     const { messages } = await server.api("POST", `/v1/subscriptions/${subscription}/pull`, { max: 1000, wait_ms: 2000 }, options);
     for (const message of messages) {
+      if (!pending.has(message.hash)) continue;
       const error = pending.get(message.hash);
-      if (error === undefined) continue;
       await server.api("POST", `/v1/subscriptions/${subscription}/nack`, { tokens: [message.token], error }, options);
       pending.delete(message.hash);
     }

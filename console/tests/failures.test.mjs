@@ -30,7 +30,7 @@ test("dead letters are grouped by cause, and a hostile error text is only text",
   const hostile = "<img src=x onerror=\"window.hacked=1\"><script>window.hacked=2</script>";
   await subscribe(server, "billing", "Bill.Invoice");
   await makeDeadLetters(server, "billing", "Bill.Invoice",
-    ["timeout after 3000 ms", "timeout after 4500 ms", "timeout after 120 ms", hostile]);
+    ["timeout after 3000 ms", "timeout after 4500 ms", "timeout after 120 ms", hostile, null]);
   const page = await openPage(browser);
   await page.goto(`${server.base}/ui/failures`);
   const timeouts = groupRow(page, "billing", "timeout after <n> ms");
@@ -49,9 +49,14 @@ test("dead letters are grouped by cause, and a hostile error text is only text",
   assert.equal(await page.locator("#dead-list tbody tr").count(), 3);
   assert.equal(await page.textContent("#cause-filter"), "timeout after <n> ms");
 
+  // Letters without an error text have a cause of their own.
+  await page.click("#dead-causes a:text-is('(no error text)')");
+  await page.waitForFunction(() => document.querySelectorAll("#dead-list tbody tr").length === 1, null, LONG);
+  assert.equal(await page.textContent("#cause-filter"), "(no error text)");
+
   // The hostile letter, listed and inspected.
   await page.click("text=all causes");
-  await page.waitForFunction(() => document.querySelectorAll("#dead-list tbody tr").length === 4, null, LONG);
+  await page.waitForFunction(() => document.querySelectorAll("#dead-list tbody tr").length === 5, null, LONG);
   await page.locator("#dead-list tbody tr").filter({ hasText: "<script>" }).locator("a").click();
   await page.waitForSelector("#letter-error");
   assert.equal(await page.textContent("#letter-error"), hostile);
