@@ -110,9 +110,21 @@ test("a bad value is refused with the API's message, and nothing is created", as
   await page.fill("input[name=lease_ms]", "");
   await page.fill("input[name=max_attempts]", "many");
   await page.click("#subscription-form button[type=submit]");
-  await page.waitForFunction(() => /max_attempts/.test(document.querySelector("#form-result .problem")?.textContent ?? ""), null, LONG);
+  await page.waitForFunction(() => /"many"/.test(document.querySelector("#form-result .problem")?.textContent ?? ""), null, LONG);
   assert.equal(await text(page, "#form-result .problem code"), "invalid_definition");
   assert.equal(page.url(), `${server.base}/ui/subscriptions/new`);
+
+  // A bad name, and none at all.
+  await page.fill("input[name=max_attempts]", "");
+  await page.fill("input[name=name]", "-starts-with-a-dash");
+  await page.click("#subscription-form button[type=submit]");
+  await page.waitForFunction(() => /subscription name/.test(document.querySelector("#form-result .problem")?.textContent ?? ""), null, LONG);
+  const badName = await server.api("PUT", "/v1/subscriptions/-starts-with-a-dash", { type: "Shop.Order" }, { raw: true });
+  assert.equal(await text(page, "#form-result .problem"), `invalid_definition ${(await badName.json()).error.message}`);
+  await page.fill("input[name=name]", "");
+  await page.click("#subscription-form button[type=submit]");
+  await page.waitForSelector("#form-result .problem", LONG);
+  assert.match(await text(page, "#form-result .problem"), /^invalid_definition a subscription name is 1 to 128/);
 
   for (const name of ["bad-lease", "reference"]) {
     const answer = await server.api("GET", `/v1/subscriptions/${name}`, undefined, { raw: true });

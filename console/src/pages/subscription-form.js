@@ -9,6 +9,7 @@ import { h, link, problem, replace } from "../dom.js";
 import { go, page } from "../router.js";
 
 const INTEGER = /^-?\d+$/;
+const NAME_RULE = "a subscription name is 1 to 128 characters of [A-Za-z0-9_.-], starting with a letter or digit";
 
 /** A typed number as a number, anything else as the text (for the API to refuse). */
 function number(text) {
@@ -74,13 +75,18 @@ page("/ui/subscriptions/new", (main, _params, { signal }) => {
     const name = fields.name.value.trim();
     const definition = definitionOf(fields);
     replace(result);
+    if (!name) {
+      // No path to ask the API with: its own refusal of a bad name, word for word.
+      replace(result, problem({ code: "invalid_definition", message: NAME_RULE }));
+      return;
+    }
     try {
       // A PUT over an existing subscription would change it: this form only creates.
       const existing = await get(`/v1/subscriptions/${segment(name)}`, {}, { signal }).catch((error) => {
         if (error instanceof ApiError && (error.status === 404 || error.status === 400)) return null;
         throw error;
       });
-      if (existing && name) {
+      if (existing) {
         replace(result, problem({ code: "subscription_exists", message: `a subscription named ${name} already exists; this form only creates` }),
           link(`/ui/subscriptions/${segment(name)}`, `Open ${name}`));
         return;
