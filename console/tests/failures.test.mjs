@@ -134,3 +134,22 @@ test("a selection of dead letters is replayed from the list", async () => {
   assert.equal((await view("picked")).discarded, 1);
   assert.deepEqual(page.problems, []);
 });
+
+test("one dead letter is inspected and discarded after a confirm step", async () => {
+  await subscribe(server, "single", "One.Off");
+  const [hash] = await makeDeadLetters(server, "single", "One.Off", ["schema mismatch in field 'total'"]);
+  const page = await openPage(browser);
+  await page.goto(`${server.base}/ui/subscriptions/single/dead/${hash}`);
+  await page.waitForSelector("#letter-error");
+  assert.equal(await page.textContent("#letter-error"), "schema mismatch in field 'total'");
+  assert.match(await page.textContent("#letter-fields"), /"index": 0/);
+  await page.click("#discard-letter");
+  assert.equal((await view("single")).dead, 1, "nothing happens before the confirm");
+  await page.click("#confirm-discard");
+  await page.waitForURL(`${server.base}/ui/subscriptions/single/dead`);
+  await page.waitForSelector("text=No dead letters here.", LONG);
+  const after = await view("single");
+  assert.equal(after.dead, 0);
+  assert.equal(after.discarded, 1);
+  assert.deepEqual(page.problems, []);
+});
