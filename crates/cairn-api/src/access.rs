@@ -487,3 +487,16 @@ mod tests {
         assert!(serde_json::from_str::<Permissions>(r#"{"read":["a b"]}"#).is_err());
     }
 }
+
+/// Addition (issue 17): the answer of `GET /v1/whoami`: the caller's own
+/// identity and permissions (never a token or a secret).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Whoami {
+    /// Whether the server checks access (`cairn serve --auth`).
+    pub auth: bool,
+    /// The identity's name; `null` on a server without `--auth`.
+    pub identity: Option<String>,
+    /// What it may do; everything (`{"admin": true}`) without `--auth`.
+    pub permissions: Permissions,
+}

@@ -16,6 +16,7 @@
 
 pub mod access;
 pub mod coordination;
+pub mod dead_letter_cause;
 pub mod digests;
 pub mod error_code;
 pub mod facts;
@@ -36,12 +37,13 @@ pub mod versioning;
 pub use access::{
     AuditEntry, AuditPage, Authorship, BlobAccess, IdentityList, IdentityView, Pattern,
     PatternError, Permissions, Revoked, TokenCreateRequest, TokenCreated, TokenRotateRequest,
-    TokenView,
+    TokenView, Whoami,
 };
 pub use coordination::{
     ClaimAnswer, ClaimReleased, ClaimRequest, LeaseAcquireRequest, LeaseGrant, LeaseGrantRequest,
     FENCE_HEADER,
 };
+pub use dead_letter_cause::dead_letter_cause;
 pub use digests::{DigestBucket, DigestsAnswer};
 pub use error_code::{ErrorBody, ErrorCode, ErrorObject};
 pub use facts::{FactPage, LogQuery, PutFactsAnswer, PutResult, StoredFact, SuccessorsQuery};
@@ -58,8 +60,9 @@ pub use services::{
     ServiceDeclaration, ServiceList, ServiceView,
 };
 pub use subscriptions::{
-    AckRequest, BackoffDefinition, DeadLetter, DeadLetterPage, DeadLetterQuery, Deleted, Discarded,
-    EmptyRequest, ExtendRequest, Message, NackRequest, PredecessorSelector, PullAnswer,
+    AckRequest, BackoffDefinition, DeadLetter, DeadLetterCause, DeadLetterCauses, DeadLetterPage,
+    DeadLetterQuery, Deleted, DeliveryState, Discarded, EmptyRequest, ExtendRequest,
+    FactDeliveries, FactDelivery, Message, NackRequest, PredecessorSelector, PullAnswer,
     PullRequest, ReplayAnswer, ReplayRequest, Start, SubscriptionDefinition, SubscriptionList,
     SubscriptionPutAnswer, SubscriptionView, TokenResult, TokenResults, TokenStatus,
 };

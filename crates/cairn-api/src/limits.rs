@@ -120,3 +120,20 @@ pub const BOUNDARIES_UNSEEN_FOR_MS_MAX: u64 = 400 * 86_400_000;
 
 const _: () = assert!(SERVICE_BODY_BYTES_MAX < 64 * 1024);
 const _: () = assert!(BOUNDARIES_UNSEEN_FOR_MS_DEFAULT <= BOUNDARIES_UNSEEN_FOR_MS_MAX);
+
+/// Longest dead-letter cause (`dead_letter_cause`), in characters; also the
+/// longest `cause` a dead-letter listing accepts (addition, issue 17).
+pub const DEAD_LETTER_CAUSE_CHARS_MAX: usize = 200;
+/// Dead letters `GET …/dead/causes` (and one `GET …/dead?cause=`) examine
+/// at most (addition, issue 17).
+pub const DEAD_LETTERS_EXAMINED_MAX: usize = 100_000;
+/// Distinct causes `GET …/dead/causes` tracks at most while it examines;
+/// dead letters of further causes are not counted (`exact: false`).
+pub const DEAD_LETTER_CAUSES_TRACKED_MAX: usize = 10_000;
+/// Causes `GET …/dead/causes` lists at most (the most frequent).
+pub const DEAD_LETTER_CAUSES_LISTED_MAX: usize = 1_000;
+/// Bytes of a cause's `sample_error` kept at most.
+pub const DEAD_LETTER_SAMPLE_ERROR_BYTES_MAX: usize = 1_024;
+
+const _: () = assert!(DEAD_LETTER_CAUSES_LISTED_MAX <= DEAD_LETTER_CAUSES_TRACKED_MAX);
+const _: () = assert!(DEAD_LETTER_SAMPLE_ERROR_BYTES_MAX <= LAST_ERROR_BYTES_MAX);

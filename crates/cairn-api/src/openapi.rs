@@ -17,7 +17,7 @@ use utoipa::OpenApi;
 
 use crate::access::{
     AuditEntry, AuditPage, Authorship, BlobAccess, IdentityList, IdentityView, Permissions,
-    Revoked, TokenCreateRequest, TokenCreated, TokenRotateRequest, TokenView,
+    Revoked, TokenCreateRequest, TokenCreated, TokenRotateRequest, TokenView, Whoami,
 };
 use crate::coordination::{
     ClaimAnswer, ClaimReleased, ClaimRequest, LeaseAcquireRequest, LeaseGrant, LeaseGrantRequest,
@@ -129,13 +129,13 @@ struct UnknownSubscription(ErrorBody);
     ),
     servers((url = "http://127.0.0.1:7710", description = "the default address")),
     paths(
-        post_facts, get_fact, get_successors, get_log, get_digests,
+        post_facts, get_fact, get_fact_deliveries, get_successors, get_log, get_digests,
         put_blob, put_blob_with_hash, get_blob, head_blob,
         list_subscriptions, put_subscription, get_subscription, delete_subscription,
         pull, ack, nack, extend, pause, resume, stream,
-        list_dead, get_dead, replay, discard,
+        list_dead, list_dead_causes, get_dead, replay, discard,
         health, versions, metrics, openapi_document,
-        create_token, list_tokens, rotate_token, revoke_token, audit,
+        create_token, list_tokens, rotate_token, revoke_token, audit, whoami,
         claim, get_claim, release_claim, get_lease, acquire_lease, renew_lease, release_lease,
         list_timers, put_timer, get_timer, delete_timer,
         list_links, put_link, get_link, delete_link, pause_link, resume_link, repair_link,
@@ -149,6 +149,7 @@ struct UnknownSubscription(ErrorBody);
         PullRequest, PullAnswer<Fact>, Message<Fact>, AckRequest, NackRequest, ExtendRequest,
         EmptyRequest, TokenStatus, TokenResult, TokenResults, DeadLetter<Fact>,
         DeadLetterPage<Fact>, ReplayRequest, ReplayAnswer, Discarded,
+        DeadLetterCause, DeadLetterCauses, DeliveryState, FactDelivery, FactDeliveries, Whoami,
         Permissions, BlobAccess, TokenCreateRequest, TokenRotateRequest, TokenCreated, TokenView,
         IdentityView, IdentityList, Revoked, Authorship, AuditEntry, AuditPage,
         ClaimRequest, ClaimAnswer, ClaimReleased, LeaseAcquireRequest, LeaseGrantRequest,
@@ -313,6 +314,18 @@ fn post_facts() {}
     )
 )]
 fn get_fact() {}
+
+#[utoipa::path(
+    get, path = "/v1/facts/{hash}/deliveries", tag = "facts",
+    params(("hash" = HashText, Path, description = "The fact's hash")),
+    responses(
+        (status = 200, description = "Addition (issue 17): how each subscription that selects the fact, and that the caller may consume, has carried it, by name; reading changes nothing", body = FactDeliveries),
+        (status = 400, description = "Not a hash, or an unknown query parameter", body = ErrorBody),
+        (status = 404, description = "not_found: no such fact (or one the caller may not read)", body = ErrorBody),
+        Busy,
+    )
+)]
+fn get_fact_deliveries() {}
 
 #[utoipa::path(
     get, path = "/v1/facts/{hash}/successors", tag = "facts",
@@ -578,15 +591,28 @@ fn stream() {}
         ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "Entries at most (default 100)"),
         ("after" = Option<u64>, Query, minimum = 0, description = "Only entries with a seq above this"),
         ("discarded" = Option<bool>, Query, description = "List the discarded dead letters instead"),
+        ("cause" = Option<String>, Query, max_length = 200, description = "Addition (issue 17): only the dead letters with exactly this cause; next is then the highest seq examined (at most 100,000 per request), and a page may hold fewer than limit entries"),
     ),
     responses(
         (status = 200, description = "Dead letters in seq order", body = DeadLetterPage<Fact>),
-        (status = 400, description = "A malformed, repeated, unknown or out-of-range parameter", body = ErrorBody),
+        (status = 400, description = "A malformed, repeated, unknown or out-of-range parameter (a cause over 200 characters)", body = ErrorBody),
         UnknownSubscription,
         Busy,
     )
 )]
 fn list_dead() {}
+
+#[utoipa::path(
+    get, path = "/v1/subscriptions/{name}/dead/causes", tag = "subscriptions",
+    params(("name" = String, Path, description = "The subscription's name")),
+    responses(
+        (status = 200, description = "Addition (issue 17): the dead letters grouped by cause, most frequent first (at most 100,000 examined, 1,000 causes listed)", body = DeadLetterCauses),
+        (status = 400, description = "An unknown query parameter", body = ErrorBody),
+        UnknownSubscription,
+        Busy,
+    )
+)]
+fn list_dead_causes() {}
 
 #[utoipa::path(
     get, path = "/v1/subscriptions/{name}/dead/{hash}", tag = "subscriptions",
@@ -681,6 +707,17 @@ fn openapi_document() {}
     )
 )]
 fn create_token() {}
+
+#[utoipa::path(
+    get, path = "/v1/whoami", tag = "access",
+    responses(
+        (status = 200, description = "Addition (issue 17): the caller's identity and permissions (never a token); without --auth, auth false and every permission", body = Whoami),
+        (status = 400, description = "An unknown query parameter", body = ErrorBody),
+        (status = 401, description = "unauthenticated: no valid access token (servers with --auth)", body = ErrorBody),
+        Busy,
+    )
+)]
+fn whoami() {}
 
 #[utoipa::path(
     get, path = "/v1/tokens", tag = "access",

@@ -381,6 +381,12 @@ pub struct DeadLetter<F = serde_json::Value> {
     pub last_error: Option<String>,
     /// When the message died, in milliseconds since the Unix epoch.
     pub dead_at_ms: u64,
+    /// Addition (issue 17): `last_error` normalised by
+    /// [`crate::dead_letter_cause::dead_letter_cause`] (`""` without error text; clients
+    /// show it as "(no error text)"). Absent from answers of older
+    /// servers, read as `""`.
+    #[serde(default)]
+    pub cause: String,
     /// The fact itself.
     pub fact: F,
 }
@@ -479,4 +485,108 @@ pub fn check_nack(delay_ms: Option<u64>, error: Option<&str>) -> Result<(), Stri
         ));
     }
     Ok(())
+}
+
+/// Addition (issue 17): one cause of a subscription's dead letters, in
+/// the answer of `GET /v1/subscriptions/{name}/dead/causes`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeadLetterCause {
+    /// The cause ([`crate::dead_letter_cause::dead_letter_cause`]); `""` for dead letters
+    /// without error text.
+    pub cause: String,
+    /// Dead letters examined with this cause.
+    pub count: u64,
+    /// When the first of them died (ms since the Unix epoch).
+    pub first_dead_at_ms: u64,
+    /// When the last of them died (ms since the Unix epoch).
+    pub last_dead_at_ms: u64,
+    /// The hash of one of them (the first in `seq` order).
+    #[serde(with = "crate::hash_text")]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HashText))]
+    pub sample_hash: Hash,
+    /// Its error text as recorded (at most 1 KiB of it), absent if it has
+    /// none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_error: Option<String>,
+}
+
+/// Addition (issue 17): the answer of
+/// `GET /v1/subscriptions/{name}/dead/causes`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeadLetterCauses {
+    /// The subscription's name.
+    pub subscription: String,
+    /// The type it selects.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// The causes, most frequent first (ties by cause).
+    pub causes: Vec<DeadLetterCause>,
+    /// Dead letters examined (at most 100,000, in `seq` order).
+    pub examined: u64,
+    /// True when every dead letter was examined, counted and its cause
+    /// listed.
+    pub exact: bool,
+}
+
+/// Addition (issue 17): how one subscription has carried one fact, in the
+/// answer of `GET /v1/facts/{hash}/deliveries`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Not delivered yet, or waiting for its retry (`attempts` > 0: it
+    /// was tried).
+    Pending,
+    /// Leased to a consumer now.
+    InFlight,
+    /// Acknowledged.
+    Acked,
+    /// A dead letter.
+    Dead,
+    /// A dead letter that was discarded.
+    Discarded,
+    /// The subscription started (`start: "now"`) after the fact was
+    /// stored: it is not one of its messages.
+    NotSelectedBeforeStart,
+}
+
+/// Addition (issue 17): one subscription's delivery of a fact.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FactDelivery {
+    /// The subscription's name.
+    pub subscription: String,
+    /// Where the message stands.
+    pub state: DeliveryState,
+    /// Deliveries made in its current round (0 where none is recorded:
+    /// not delivered yet, acknowledged, or not selected).
+    pub attempts: u32,
+    /// The error of its last failed attempt, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When it died (`dead` and `discarded`), ms since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_at_ms: Option<u64>,
+    /// `pending` only: not delivered before this time (its retry's
+    /// backoff, a nack's delay or its `cairn_not_before`), when that lies
+    /// ahead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before_ms: Option<u64>,
+}
+
+/// Addition (issue 17): the answer of `GET /v1/facts/{hash}/deliveries`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FactDeliveries {
+    /// The fact's hash.
+    #[serde(with = "crate::hash_text")]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HashText))]
+    pub hash: Hash,
+    /// Its position in the server's log.
+    pub seq: u64,
+    /// Every subscription that selects the fact and that the caller may
+    /// consume, by name.
+    pub deliveries: Vec<FactDelivery>,
 }

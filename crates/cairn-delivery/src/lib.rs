@@ -43,6 +43,6 @@ pub use record::{
 };
 pub use subscription::{
     truncate_error, AdmittedMessage, Change, Counters, Lease, SubscriptionState, TokenOutcome,
-    TokenStatus, LEASE_EXPIRED_ERROR,
+    TokenStatus, TrackedDetail, LEASE_EXPIRED_ERROR,
 };
 pub use token::{lease_number, match_token, LeaseToken, MessageLease, TokenKey, TokenMatch};

@@ -36,6 +36,11 @@ pub struct SubscriptionRecord {
     /// as generation 1.
     #[serde(default = "first_generation")]
     pub generation: u64,
+    /// The cursor it was created with (addition, issue 17): facts at or
+    /// below it were never its messages (0 for `start: "beginning"`).
+    /// Absent from records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_seq: Option<u64>,
 }
 
 /// The generation of a subscription as created.
@@ -232,6 +237,7 @@ mod tests {
             cursor_seq: 9,
             created_at_ms: 5,
             generation: 4,
+            start_seq: Some(2),
         };
         assert_eq!(
             SubscriptionRecord::decode(&record.encode()).unwrap(),

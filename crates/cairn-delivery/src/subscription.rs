@@ -93,6 +93,20 @@ pub struct TokenOutcome {
     pub status: TokenStatus,
 }
 
+/// Where one tracked message stands (see
+/// [`SubscriptionState::tracked_detail`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackedDetail {
+    /// Deliveries in its current round, the running lease included.
+    pub attempts: u32,
+    /// Leased now.
+    pub leased: bool,
+    /// The error of its last failed attempt, if any.
+    pub last_error: Option<String>,
+    /// Not leased, and not delivered before this time, which lies ahead.
+    pub not_before_ms: Option<u64>,
+}
+
 /// Counters for observability.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
@@ -160,6 +174,8 @@ pub struct SubscriptionState {
     generation: u64,
     paused: bool,
     cursor_seq: u64,
+    /// The cursor it was created with, if recorded.
+    start_seq: Option<u64>,
     created_at_ms: u64,
     tracked: BTreeMap<u64, Tracked>,
     ready: BTreeSet<u64>,
@@ -192,6 +208,7 @@ impl SubscriptionState {
             generation: FIRST_GENERATION,
             paused: false,
             cursor_seq,
+            start_seq: Some(cursor_seq),
             created_at_ms: now_ms,
             tracked: BTreeMap::new(),
             ready: BTreeSet::new(),
@@ -228,6 +245,7 @@ impl SubscriptionState {
         state.paused = record.paused;
         state.created_at_ms = record.created_at_ms;
         state.generation = record.generation;
+        state.start_seq = record.start_seq;
         state.counters.dead = dead;
         state.counters.discarded = discarded;
         for (seq, message) in pending {
@@ -289,7 +307,15 @@ impl SubscriptionState {
             cursor_seq: self.cursor_seq,
             created_at_ms: self.created_at_ms,
             generation: self.generation,
+            start_seq: self.start_seq,
         }
+    }
+
+    /// The cursor it was created with: facts at or below it were never
+    /// its messages. `None` for a subscription recorded before the start
+    /// was kept.
+    pub fn start_seq(&self) -> Option<u64> {
+        self.start_seq
     }
 
     /// How many more messages the window can take now.
@@ -636,6 +662,23 @@ impl SubscriptionState {
             .min()
             .map_or(0, |first| now_ms.saturating_sub(first));
         counters
+    }
+
+    /// Where the tracked message at `seq` stands, read without changing
+    /// anything (`None` if it is not tracked: not admitted yet, acked, dead
+    /// or discarded). Call [`SubscriptionState::advance`] first for an
+    /// answer that is exact at `now_ms`.
+    pub fn tracked_detail(&self, seq: u64, now_ms: u64) -> Option<TrackedDetail> {
+        self.tracked.get(&seq).map(|tracked| {
+            let leased = matches!(tracked.slot, Slot::Leased { .. });
+            TrackedDetail {
+                attempts: tracked.attempts,
+                leased,
+                last_error: tracked.last_error.clone(),
+                not_before_ms: (!leased && tracked.available_at_ms > now_ms)
+                    .then_some(tracked.available_at_ms),
+            }
+        })
     }
 
     /// The tracked message at `seq`, for checks in tests and simulations:

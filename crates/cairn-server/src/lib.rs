@@ -69,6 +69,10 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
             "/v1/facts/{hash}/successors",
             get(routes::facts::get_successors::<S>),
         )
+        .route(
+            "/v1/facts/{hash}/deliveries",
+            get(routes::deliveries::get_fact_deliveries::<S>),
+        )
         .route("/v1/log", get(routes::facts::get_log::<S>))
         .route("/v1/digests", get(routes::digests::get_digests::<S>))
         .route("/v1/health", get(routes::meta::health::<S>))
@@ -118,6 +122,10 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
             get(routes::subscriptions::list_dead::<S>),
         )
         .route(
+            "/v1/subscriptions/{name}/dead/causes",
+            get(routes::subscriptions::list_dead_causes::<S>),
+        )
+        .route(
             "/v1/subscriptions/{name}/dead/replay",
             post(routes::subscriptions::replay::<S>),
         )
@@ -135,6 +143,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
             post(routes::tokens::rotate::<S>),
         )
         .route("/v1/audit", get(routes::tokens::audit::<S>))
+        .route("/v1/whoami", get(routes::tokens::whoami::<S>))
         .route("/v1/claims", post(routes::claims::claim::<S>))
         .route("/v1/claims/release", post(routes::claims::release::<S>))
         .route("/v1/claims/{key}", get(routes::claims::get_claim::<S>))

@@ -154,6 +154,32 @@ pub trait Store: Send + Sync + 'static {
         query: &SuccessorsQuery,
     ) -> impl Future<Output = Result<Page, ReadError>> + Send;
 
+    /// Lists the distinct types of the durable facts that name
+    /// `predecessor` as a predecessor, in any role: the types whose
+    /// [`Store::successors`] query (without `role` and `without_types`)
+    /// would list at least one fact.
+    ///
+    /// * **Sorted** by byte order (the order of `str`), each type once,
+    ///   only types after `after_type` (exclusive) if it is given, at most
+    ///   `limit`; fewer than `limit` means there are no more. The caller
+    ///   pages with the last type of one answer as the next `after_type`.
+    /// * **Bounded work**: the cost grows with the number of types
+    ///   returned, never with the number of successors of one type (a
+    ///   store steps from one type to the next through its successors
+    ///   index instead of reading every entry).
+    /// * A fact that has no successors, or is not stored, has no types
+    ///   (`Ok` and empty, like [`Store::successors`]).
+    /// * A store whose index can be damaged without its storage engine
+    ///   noticing (the embedded one) checks each type against a fact of
+    ///   that type that names `predecessor`: a damaged index is
+    ///   `ReadError::Corrupt`, never a type without such a fact.
+    fn successor_types(
+        &self,
+        predecessor: &Hash,
+        after_type: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<String>, ReadError>> + Send;
+
     /// Lists the log: facts with `seq > after_seq`, ascending, at most `limit`.
     fn log(
         &self,

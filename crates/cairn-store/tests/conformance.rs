@@ -1,7 +1,8 @@
 //! The `Store` contract, checked through the trait alone so that every
 //! backend can run the same suite: durable writes with dense sequence
 //! numbers, idempotence, all-or-nothing batches with predecessors first,
-//! successors with role, `without` and paging, the log, the durable-seq
+//! successors with role, `without` and paging, the distinct types of a
+//! fact's successors, the log, the durable-seq
 //! watch, concurrent writers with a following reader, and (embedded only)
 //! poisoning after a failed sync. The `both_backends!` macro runs every check
 //! against the embedded store and against PostgreSQL (a fresh database per
@@ -266,13 +267,152 @@ async fn single_fact_writes_race_and_check_predecessors<S: Store>(store: &S) {
     );
 }
 
+async fn successor_types_are_distinct_sorted_paged_and_bounded<S: Store>(store: &S) {
+    let root = fact("Types.Root", r#"{"root":1}"#, &[]);
+    let other_root = fact("Types.Root", r#"{"root":2}"#, &[]);
+    store
+        .put_facts(vec![root.clone(), other_root.clone()])
+        .await
+        .unwrap();
+    // Many successors of one type, so that a store reading every entry
+    // would show; written in batches that interleave with the others.
+    let many: Vec<CanonicalFact> = (0..600)
+        .map(|n| {
+            fact(
+                "Types.Many",
+                &format!(r#"{{"n":{n}}}"#),
+                &[("parent", &root.hash)],
+            )
+        })
+        .collect();
+    store.put_facts(many[..300].to_vec()).await.unwrap();
+    let few = vec![
+        fact(
+            "Types.Z",
+            "{}",
+            &[("parent", &root.hash), ("again", &root.hash)],
+        ),
+        fact("Types.Many.Sub", "{}", &[("parent", &root.hash)]),
+        fact("Types.a", "{}", &[("first", &root.hash)]),
+        fact("Types_", "{}", &[("parent", &root.hash)]),
+        fact("Types.A", "{}", &[("parent", &root.hash)]),
+        fact("Types.Elsewhere", "{}", &[("parent", &other_root.hash)]),
+    ];
+    store.put_facts(few.clone()).await.unwrap();
+    store.put_facts(many[300..].to_vec()).await.unwrap();
+    // Successors of a successor are not the root's.
+    let grandchild = fact("Types.Grandchild", "{}", &[("parent", &few[0].hash)]);
+    store.put_facts(vec![grandchild]).await.unwrap();
+
+    let all = store.successor_types(&root.hash, None, 100).await.unwrap();
+    // Byte order: '.' < 'A'..'Z' < '_' < 'a'..'z'.
+    let expected = [
+        "Types.A",
+        "Types.Many",
+        "Types.Many.Sub",
+        "Types.Z",
+        "Types.a",
+        "Types_",
+    ];
+    assert_eq!(all, expected);
+    assert_eq!(
+        store
+            .successor_types(&root.hash, Some("Types.Many"), 2)
+            .await
+            .unwrap(),
+        ["Types.Many.Sub", "Types.Z"],
+        "pages start after the type given"
+    );
+    assert_eq!(
+        store
+            .successor_types(&root.hash, Some("Types.M"), 1)
+            .await
+            .unwrap(),
+        ["Types.Many"],
+        "after a type that is not listed"
+    );
+    assert!(store
+        .successor_types(&root.hash, Some("Types_"), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .successor_types(&root.hash, None, 0)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .successor_types(&other_root.hash, None, 10)
+            .await
+            .unwrap(),
+        ["Types.Elsewhere"]
+    );
+    assert_eq!(
+        store.successor_types(&few[0].hash, None, 10).await.unwrap(),
+        ["Types.Grandchild"]
+    );
+    assert!(
+        store
+            .successor_types(&Hash([9; 32]), None, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a fact that is not stored has no successor types"
+    );
+    assert!(store
+        .successor_types(&many[0].hash, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // More types than one answer holds: the first `limit`, then the rest.
+    let wide = fact("Types.Wide", "{}", &[]);
+    store.put_facts(vec![wide.clone()]).await.unwrap();
+    let n_types = 257;
+    let mut wide_types: Vec<String> = (0..n_types).map(|n| format!("Wide.T{n}")).collect();
+    let successors: Vec<CanonicalFact> = wide_types
+        .iter()
+        .map(|type_name| fact(type_name, "{}", &[("of", &wide.hash)]))
+        .collect();
+    store.put_facts(successors).await.unwrap();
+    wide_types.sort();
+    let first = store.successor_types(&wide.hash, None, 256).await.unwrap();
+    assert_eq!(first, wide_types[..256]);
+    let rest = store
+        .successor_types(&wide.hash, first.last().map(String::as_str), 256)
+        .await
+        .unwrap();
+    assert_eq!(rest, wide_types[256..]);
+}
+
 both_backends!(
+    successor_types_are_distinct_sorted_paged_and_bounded,
     writes_are_dense_idempotent_and_read_back,
     a_batch_with_a_missing_predecessor_stores_nothing,
     successors_filter_by_type_role_and_without_and_page,
     concurrent_writers_leave_a_gap_free_log_that_readers_follow,
     single_fact_writes_race_and_check_predecessors,
 );
+
+/// The successor types are listed by bytes on a database whose collation
+/// sorts text otherwise (ICU's English: lower case before upper case, `_`
+/// before `.`), where the index's order is not the contract's.
+#[tokio::test]
+async fn postgres_lists_successor_types_by_bytes_under_a_natural_language_collation() {
+    let Some(database) = TestDatabase::create_with(
+        "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'",
+    )
+    .await
+    else {
+        return;
+    };
+    let store = PostgresStore::connect(&database.url(), PostgresOptions::default())
+        .await
+        .unwrap();
+    successor_types_are_distinct_sorted_paged_and_bounded(&store).await;
+    store.close();
+}
 
 fn open_embedded(dir: &std::path::Path, options: EmbeddedOptions) -> EmbeddedStore {
     EmbeddedStore::open(dir, options).unwrap()

@@ -105,6 +105,14 @@ impl Caller {
         }
     }
 
+    /// What it may do, as `/v1/whoami` answers it: everything
+    /// (`admin`) without `--auth`.
+    pub fn granted(&self) -> Permissions {
+        self.permissions()
+            .cloned()
+            .unwrap_or_else(Permissions::admin)
+    }
+
     /// The identity's name, if there is one.
     pub fn name(&self) -> Option<&Arc<str>> {
         match self {
@@ -259,13 +267,21 @@ pub fn need(method: &Method, route: &str) -> Need {
         ("PUT", "/v1/blobs" | "/v1/blobs/{hash}") => Need::BlobWrite,
         ("POST", "/v1/facts")
         | ("GET", "/v1/facts/{hash}" | "/v1/facts/{hash}/successors" | "/v1/log")
+        // Addition (issue 17): the handler lists only what the caller may
+        // consume, of a fact it may read; whoami answers the caller itself.
+        | ("GET", "/v1/facts/{hash}/deliveries" | "/v1/whoami")
         | ("GET", "/v1/digests")
         | ("GET", "/v1/timers")
         | ("GET" | "PUT" | "DELETE", "/v1/timers/{name}")
         | ("GET", "/v1/subscriptions")
         | ("GET" | "PUT", "/v1/subscriptions/{name}")
         | ("GET", "/v1/subscriptions/{name}/stream")
-        | ("GET", "/v1/subscriptions/{name}/dead" | "/v1/subscriptions/{name}/dead/{hash}")
+        | (
+            "GET",
+            "/v1/subscriptions/{name}/dead"
+            | "/v1/subscriptions/{name}/dead/causes"
+            | "/v1/subscriptions/{name}/dead/{hash}",
+        )
         | (
             "POST",
             "/v1/subscriptions/{name}/pull"

@@ -21,8 +21,10 @@ pub mod shared;
 
 use std::sync::{Arc, Mutex};
 
-use cairn_api::GenerationPrecondition;
-use cairn_delivery::{MessageRecord, SplitMix64, SubscriptionDefinition, TokenKey, TokenOutcome};
+use cairn_api::{DeliveryState, GenerationPrecondition};
+use cairn_delivery::{
+    MessageRecord, MessageStatus, SplitMix64, SubscriptionDefinition, TokenKey, TokenOutcome,
+};
 use cairn_fact::Hash;
 use cairn_store::{MessageSelection, ReadError, WriteError};
 use futures_util::future::BoxFuture;
@@ -161,6 +163,89 @@ pub struct DeadLetter {
     pub canonical: Vec<u8>,
 }
 
+/// How one subscription has carried one fact (addition, issue 17: `GET
+/// /v1/facts/{hash}/deliveries`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageDelivery {
+    /// Where the message stands.
+    pub state: DeliveryState,
+    /// Deliveries in its current round (0 where none is recorded).
+    pub attempts: u32,
+    /// The error of its last failed attempt, if any.
+    pub last_error: Option<String>,
+    /// When it died (dead and discarded letters).
+    pub dead_at_ms: Option<u64>,
+    /// A pending message's next delivery time, when that lies ahead.
+    pub not_before_ms: Option<u64>,
+}
+
+impl MessageDelivery {
+    /// A message that has no record, decided by where it lies: at or below
+    /// the start (`start_seq`, 0 when not recorded) it was never a message;
+    /// beyond the admission cursor it is not admitted yet (pending, not
+    /// before its own `cairn_not_before` if that lies ahead); in between,
+    /// its record was removed by its ack. Both engines decide with this.
+    pub fn unrecorded(
+        seq: u64,
+        start_seq: u64,
+        cursor_seq: u64,
+        fact_not_before_ms: Option<u64>,
+        now_ms: u64,
+    ) -> MessageDelivery {
+        let (state, not_before_ms) = if seq <= start_seq {
+            (DeliveryState::NotSelectedBeforeStart, None)
+        } else if seq > cursor_seq {
+            let ahead = fact_not_before_ms.filter(|&not_before| not_before > now_ms);
+            (DeliveryState::Pending, ahead)
+        } else {
+            (DeliveryState::Acked, None)
+        };
+        MessageDelivery {
+            state,
+            attempts: 0,
+            last_error: None,
+            dead_at_ms: None,
+            not_before_ms,
+        }
+    }
+
+    /// A dead or discarded letter, from its record.
+    pub fn settled(record: &MessageRecord) -> MessageDelivery {
+        let state = match record.status {
+            MessageStatus::Discarded => DeliveryState::Discarded,
+            MessageStatus::Dead | MessageStatus::Pending => DeliveryState::Dead,
+        };
+        MessageDelivery {
+            state,
+            attempts: record.attempts,
+            last_error: record.last_error.clone(),
+            dead_at_ms: record.dead_at_ms,
+            not_before_ms: None,
+        }
+    }
+
+    /// A tracked message: leased now, or pending (waiting until
+    /// `not_before_ms` if that lies ahead).
+    pub fn tracked(
+        leased: bool,
+        attempts: u32,
+        last_error: Option<String>,
+        not_before_ms: Option<u64>,
+    ) -> MessageDelivery {
+        MessageDelivery {
+            state: if leased {
+                DeliveryState::InFlight
+            } else {
+                DeliveryState::Pending
+            },
+            attempts,
+            last_error,
+            dead_at_ms: None,
+            not_before_ms: if leased { None } else { not_before_ms },
+        }
+    }
+}
+
 /// The subscription view of the API: definition and counters, flat.
 pub use cairn_api::SubscriptionView;
 
@@ -273,4 +358,14 @@ pub trait Subscription: Send + Sync + 'static {
     /// Discards one dead letter, keeping its record. False if the fact is
     /// not a dead letter of this subscription.
     fn discard<'a>(&'a self, hash: &'a Hash) -> Answer<'a, bool>;
+
+    /// How this subscription has carried the fact at `seq`, which the
+    /// caller has checked it selects (addition, issue 17);
+    /// `fact_not_before_ms` is the fact's own `cairn_not_before`. Exact
+    /// at the time of the answer: leases that ran out by then are ended
+    /// first (as every read of a subscription does), and the message's
+    /// record and the subscription's cursor are read together. Leases
+    /// nothing, counts nothing, admits nothing.
+    fn delivery_of(&self, seq: u64, fact_not_before_ms: Option<u64>)
+        -> Answer<'_, MessageDelivery>;
 }

@@ -32,8 +32,8 @@ use cairn_delivery::{
 };
 use cairn_fact::Hash;
 use cairn_store::postgres::delivery::{
-    Admission, CreateOutcome, DeliveryRules, LeaseRequest, LeasedMessage, SubscriptionRow,
-    UpdateOutcome,
+    Admission, CreateOutcome, DeliveryRules, LeaseRequest, LeasedMessage, MessageState,
+    SubscriptionRow, UpdateOutcome,
 };
 use cairn_store::{MessageSelection, PostgresStore, Store};
 use tokio::sync::{watch, Notify};
@@ -41,8 +41,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    selection_of, Answer, Applied, DeadLetter, Deliveries, DeliveryError, PulledMessage,
-    Subscription, SubscriptionView, TokenSecrets, SUBSCRIPTIONS_MAX,
+    selection_of, Answer, Applied, DeadLetter, Deliveries, DeliveryError, MessageDelivery,
+    PulledMessage, Subscription, SubscriptionView, TokenSecrets, SUBSCRIPTIONS_MAX,
 };
 use crate::clock::Clock;
 
@@ -736,6 +736,76 @@ impl Subscription for SharedSubscription {
                 .await?;
             self.changed.notify_waiters();
             Ok(n_replayed as usize)
+        })
+    }
+
+    fn delivery_of(
+        &self,
+        seq: u64,
+        fact_not_before_ms: Option<u64>,
+    ) -> Answer<'_, MessageDelivery> {
+        Box::pin(async move {
+            self.check_open()?;
+            let definition = self.definition();
+            // Leases that ran out end first (as before every read; one
+            // statement ends at most a batch of them, so this goes on while
+            // this message's lease is one that ran out). Nothing is
+            // admitted, nothing leased.
+            let mut rounds_left = TRACKED_MESSAGES_MAX / 1_000 + 2;
+            let state = loop {
+                self.store
+                    .expire_leases(self.id, self.rules(&definition), self.now_ms())
+                    .await?;
+                let state: MessageState = self
+                    .store
+                    .message_state(self.id, seq, self.now_ms())
+                    .await?
+                    .ok_or_else(|| DeliveryError::UnknownSubscription(self.name.clone()))?;
+                let lease_ran_out = state.message.as_ref().is_some_and(|message| {
+                    message.status == MessageStatus::Pending
+                        && message
+                            .leased_until_ms
+                            .is_some_and(|until| until <= state.now_ms)
+                });
+                rounds_left -= 1;
+                if !lease_ran_out || rounds_left == 0 {
+                    break state;
+                }
+            };
+            let start_seq = state.start_seq.unwrap_or(0);
+            Ok(match state.message {
+                None => MessageDelivery::unrecorded(
+                    seq,
+                    start_seq,
+                    state.cursor_seq,
+                    fact_not_before_ms,
+                    state.now_ms,
+                ),
+                Some(message) if message.status == MessageStatus::Pending => {
+                    let leased = message
+                        .leased_until_ms
+                        .is_some_and(|until| until > state.now_ms);
+                    let not_before_ms =
+                        (message.available_at_ms > state.now_ms).then_some(message.available_at_ms);
+                    MessageDelivery::tracked(
+                        leased,
+                        message.attempts,
+                        message.last_error,
+                        not_before_ms,
+                    )
+                }
+                Some(message) => MessageDelivery {
+                    state: if message.status == MessageStatus::Discarded {
+                        cairn_api::DeliveryState::Discarded
+                    } else {
+                        cairn_api::DeliveryState::Dead
+                    },
+                    attempts: message.attempts,
+                    last_error: message.last_error,
+                    dead_at_ms: message.dead_at_ms,
+                    not_before_ms: None,
+                },
+            })
         })
     }
 

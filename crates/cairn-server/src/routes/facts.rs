@@ -301,7 +301,7 @@ pub async fn get_fact<S: Store>(
 }
 
 /// Whether `caller` may read the stored fact `fact` (by its own type).
-fn readable(caller: &Caller, fact: &StoredFact) -> bool {
+pub(super) fn readable(caller: &Caller, fact: &StoredFact) -> bool {
     if caller.is_admin() {
         // Anyone (no --auth) and admins read everything: no type to find.
         return true;
@@ -461,7 +461,7 @@ pub async fn get_log<S: Store>(
     }
 }
 
-fn parse_hash(text: &str) -> Result<Hash, ApiError> {
+pub(super) fn parse_hash(text: &str) -> Result<Hash, ApiError> {
     Hash::from_hex(text).map_err(|error| ApiError::new(ErrorCode::InvalidHash, error.to_string()))
 }
 

@@ -2,6 +2,7 @@
 
 pub mod blobs;
 pub mod claims;
+pub mod deliveries;
 pub mod digests;
 pub mod facts;
 pub mod leases;

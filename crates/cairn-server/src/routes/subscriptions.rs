@@ -1,15 +1,22 @@
 //! `/v1/subscriptions/...`: durable consumer groups with pull, leases,
 //! acks, nacks, dead letters, pause and resume (see `docs/api-v1.md`).
 
+use std::collections::HashMap;
+
 use axum::body::Body;
 use axum::extract::{Extension, RawQuery, State};
 use axum::http::header::{ETAG, IF_MATCH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use cairn_api::limits::{
+    DEAD_LETTERS_EXAMINED_MAX, DEAD_LETTER_CAUSES_LISTED_MAX, DEAD_LETTER_CAUSES_TRACKED_MAX,
+    DEAD_LETTER_CAUSE_CHARS_MAX, DEAD_LETTER_SAMPLE_ERROR_BYTES_MAX,
+};
 use cairn_api::{
-    entity_tag, AckRequest, Deleted, Discarded, EmptyRequest, ErrorCode, ExtendRequest,
-    GenerationPrecondition, Message, NackRequest, PullAnswer, PullRequest, ReplayAnswer,
-    ReplayRequest, RequestBody, SubscriptionList, SubscriptionPutAnswer, TokenResult, TokenResults,
+    dead_letter_cause, entity_tag, AckRequest, DeadLetterCauses, Deleted, Discarded, EmptyRequest,
+    ErrorCode, ExtendRequest, GenerationPrecondition, Message, NackRequest, PullAnswer,
+    PullRequest, ReplayAnswer, ReplayRequest, RequestBody, SubscriptionList, SubscriptionPutAnswer,
+    TokenResult, TokenResults,
 };
 use cairn_delivery::{SubscriptionDefinition, TokenOutcome};
 use cairn_fact::Hash;
@@ -398,6 +405,7 @@ fn dead_letter(letter: &DeadLetter) -> Result<cairn_api::DeadLetter<&RawValue>, 
         attempts: record.attempts,
         last_error: record.last_error.clone(),
         dead_at_ms: record.dead_at_ms.unwrap_or(0),
+        cause: dead_letter_cause(record.last_error.as_deref()),
         fact: raw_fact(&letter.canonical)?,
     })
 }
@@ -411,14 +419,72 @@ fn parse_hash(text: &str) -> Result<Hash, ApiError> {
     })
 }
 
-/// `GET /v1/subscriptions/{name}/dead`: dead letters in `seq` order.
+/// The `cause` a dead-letter listing filters on, if any: at most
+/// `DEAD_LETTER_CAUSE_CHARS_MAX` characters, as no cause is longer.
+fn cause_of(query: &QueryParams) -> Result<Option<String>, ApiError> {
+    let Some(cause) = query.single("cause")? else {
+        return Ok(None);
+    };
+    if cause.chars().count() > DEAD_LETTER_CAUSE_CHARS_MAX {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            format!(
+                "query parameter \"cause\" is at most {DEAD_LETTER_CAUSE_CHARS_MAX} characters \
+                 (no cause is longer)"
+            ),
+        ));
+    }
+    Ok(Some(cause.to_string()))
+}
+
+/// Up to `limit` dead (or discarded) letters with `seq > after` whose cause
+/// is `cause`, examining at most `DEAD_LETTERS_EXAMINED_MAX` of them;
+/// also the highest `seq` examined.
+async fn dead_letters_with_cause(
+    subscription: &dyn Subscription,
+    discarded: bool,
+    after: u64,
+    limit: usize,
+    cause: &str,
+) -> Result<(Vec<DeadLetter>, u64), ApiError> {
+    let mut matched = Vec::new();
+    let mut next = after;
+    let mut n_examined = 0;
+    while n_examined < DEAD_LETTERS_EXAMINED_MAX {
+        let page_limit = limits::DEAD_LETTERS_LIMIT_MAX.min(DEAD_LETTERS_EXAMINED_MAX - n_examined);
+        let page = subscription
+            .dead_letters(discarded, next, page_limit)
+            .await?;
+        let n_read = page.len();
+        for letter in page {
+            n_examined += 1;
+            next = letter.seq;
+            if dead_letter_cause(letter.record.last_error.as_deref()) == cause {
+                matched.push(letter);
+                if matched.len() == limit {
+                    return Ok((matched, next));
+                }
+            }
+        }
+        if n_read < page_limit {
+            break;
+        }
+    }
+    Ok((matched, next))
+}
+
+/// `GET /v1/subscriptions/{name}/dead`: dead letters in `seq` order
+/// (addition, issue 17: only those of one `cause`).
 pub async fn list_dead<S: Store>(
     State(state): State<AppState<S>>,
     Extension(caller): Extension<Caller>,
     ApiPath(name): ApiPath<String>,
     RawQuery(raw_query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let query = QueryParams::parse(raw_query.as_deref(), &["limit", "after", "discarded"])?;
+    let query = QueryParams::parse(
+        raw_query.as_deref(),
+        &["limit", "after", "discarded", "cause"],
+    )?;
     let limit = query.integer(
         "limit",
         limits::DEAD_LETTERS_LIMIT_DEFAULT as u64,
@@ -427,14 +493,120 @@ pub async fn list_dead<S: Store>(
     )? as usize;
     let after = query.integer("after", 0, 0, u64::MAX)?;
     let discarded = query.boolean("discarded")?;
+    let cause = cause_of(&query)?;
     let subscription = find(&state, &caller, &name).await?;
-    let letters = subscription.dead_letters(discarded, after, limit).await?;
-    let next = letters.last().map_or(after, |letter| letter.seq);
+    let (letters, next) = match cause {
+        None => {
+            let letters = subscription.dead_letters(discarded, after, limit).await?;
+            let next = letters.last().map_or(after, |letter| letter.seq);
+            (letters, next)
+        }
+        Some(cause) => {
+            dead_letters_with_cause(subscription.as_ref(), discarded, after, limit, &cause).await?
+        }
+    };
     let messages = letters
         .iter()
         .map(dead_letter)
         .collect::<Result<Vec<_>, ApiError>>()?;
     Ok(json_answer(&cairn_api::DeadLetterPage { messages, next }))
+}
+
+/// One cause while dead letters are grouped.
+struct CauseGroup {
+    count: u64,
+    first_dead_at_ms: u64,
+    last_dead_at_ms: u64,
+    sample_hash: Hash,
+    sample_error: Option<String>,
+}
+
+/// `GET /v1/subscriptions/{name}/dead/causes` (addition, issue 17): the
+/// dead letters grouped by cause, most frequent first, examining at most
+/// `DEAD_LETTERS_EXAMINED_MAX` of them in `seq` order, tracking at most
+/// `DEAD_LETTER_CAUSES_TRACKED_MAX` causes and listing at most
+/// `DEAD_LETTER_CAUSES_LISTED_MAX`; `exact` is false when any of these
+/// bounds left something out.
+pub async fn list_dead_causes<S: Store>(
+    State(state): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(name): ApiPath<String>,
+    RawQuery(raw_query): RawQuery,
+) -> Result<Response, ApiError> {
+    QueryParams::parse(raw_query.as_deref(), &[])?;
+    let subscription = find(&state, &caller, &name).await?;
+    let mut groups: HashMap<String, CauseGroup> = HashMap::new();
+    let mut exact = true;
+    let mut after = 0;
+    let mut n_examined = 0;
+    loop {
+        let page_limit = limits::DEAD_LETTERS_LIMIT_MAX.min(DEAD_LETTERS_EXAMINED_MAX - n_examined);
+        if page_limit == 0 {
+            // Examined as many as allowed: are there more?
+            exact &= subscription.dead_letters(false, after, 1).await?.is_empty();
+            break;
+        }
+        let page = subscription.dead_letters(false, after, page_limit).await?;
+        let n_read = page.len();
+        for letter in page {
+            n_examined += 1;
+            after = letter.seq;
+            let record = &letter.record;
+            let dead_at_ms = record.dead_at_ms.unwrap_or(0);
+            let cause = dead_letter_cause(record.last_error.as_deref());
+            if let Some(group) = groups.get_mut(&cause) {
+                group.count += 1;
+                group.first_dead_at_ms = group.first_dead_at_ms.min(dead_at_ms);
+                group.last_dead_at_ms = group.last_dead_at_ms.max(dead_at_ms);
+            } else if groups.len() < DEAD_LETTER_CAUSES_TRACKED_MAX {
+                let sample_error = record.last_error.as_deref().map(|error| {
+                    let mut end = error.len().min(DEAD_LETTER_SAMPLE_ERROR_BYTES_MAX);
+                    while !error.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    error[..end].to_string()
+                });
+                groups.insert(
+                    cause,
+                    CauseGroup {
+                        count: 1,
+                        first_dead_at_ms: dead_at_ms,
+                        last_dead_at_ms: dead_at_ms,
+                        sample_hash: record.hash,
+                        sample_error,
+                    },
+                );
+            } else {
+                exact = false;
+            }
+        }
+        if n_read < page_limit {
+            break;
+        }
+    }
+    let mut causes: Vec<cairn_api::DeadLetterCause> = groups
+        .into_iter()
+        .map(|(cause, group)| cairn_api::DeadLetterCause {
+            cause,
+            count: group.count,
+            first_dead_at_ms: group.first_dead_at_ms,
+            last_dead_at_ms: group.last_dead_at_ms,
+            sample_hash: group.sample_hash,
+            sample_error: group.sample_error,
+        })
+        .collect();
+    causes.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.cause.cmp(&b.cause)));
+    if causes.len() > DEAD_LETTER_CAUSES_LISTED_MAX {
+        causes.truncate(DEAD_LETTER_CAUSES_LISTED_MAX);
+        exact = false;
+    }
+    Ok(json_answer(&DeadLetterCauses {
+        subscription: subscription.name().to_string(),
+        type_name: subscription.selection().type_name().to_string(),
+        causes,
+        examined: n_examined as u64,
+        exact,
+    }))
 }
 
 /// `GET /v1/subscriptions/{name}/dead/{hash}`: one dead letter.

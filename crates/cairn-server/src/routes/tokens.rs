@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cairn_api::{
     AuditEntry, AuditPage, IdentityList, IdentityView, Permissions, Revoked, TokenCreateRequest,
-    TokenCreated, TokenRotateRequest, TokenView,
+    TokenCreated, TokenRotateRequest, TokenView, Whoami,
 };
 use cairn_store::Store;
 
@@ -202,6 +202,22 @@ pub async fn list<S: Store>(
     }
     identities.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(json_answer(&IdentityList { identities }))
+}
+
+/// `GET /v1/whoami` (addition, issue 17): the caller's own identity and
+/// permissions — never a token or a secret. Any valid token may ask; a
+/// server without `--auth` answers that everything is allowed.
+pub async fn whoami<S: Store>(
+    State(state): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(raw_query): RawQuery,
+) -> Result<Response, ApiError> {
+    QueryParams::parse(raw_query.as_deref(), &[])?;
+    Ok(json_answer(&Whoami {
+        auth: state.auth.is_some(),
+        identity: caller.name().map(|name| name.to_string()),
+        permissions: caller.granted(),
+    }))
 }
 
 /// `GET /v1/audit?after=&limit=`: the audit trail, oldest first.

@@ -76,6 +76,17 @@ pub fn split_successor_suffix(suffix: &[u8]) -> Option<(u64, &[u8])> {
     Some((decode_seq(seq_bytes)?, role))
 }
 
+/// Splits the part of a `successors` key after its predecessor into the
+/// successor's type and the rest (seq and role); `None` if it holds no
+/// separator or the type is not UTF-8.
+pub fn split_successor_type(after_predecessor: &[u8]) -> Option<(&str, &[u8])> {
+    let separator_idx = after_predecessor
+        .iter()
+        .position(|&byte| byte == SEPARATOR)?;
+    let type_name = std::str::from_utf8(&after_predecessor[..separator_idx]).ok()?;
+    Some((type_name, &after_predecessor[separator_idx + 1..]))
+}
+
 /// `by_type` key: type name, separator, seq.
 pub fn type_key(type_name: &str, seq: u64) -> Vec<u8> {
     let mut key = Vec::with_capacity(type_name.len() + 1 + SEQ_BYTES);
@@ -100,6 +111,15 @@ mod tests {
         // A longer type name sharing a prefix must not fall inside the range.
         let other_type = successor_key(&predecessor, "A.BC", 1, "r");
         assert!(other_type >= successor_prefix_end(&predecessor, "A.B"));
+    }
+
+    #[test]
+    fn successor_type_splits_off_after_the_predecessor() {
+        let key = successor_key(&Hash([1; 32]), "A.B", 42, "role");
+        let (type_name, rest) = split_successor_type(&key[HASH_BYTES..]).unwrap();
+        assert_eq!(type_name, "A.B");
+        assert_eq!(split_successor_suffix(rest), Some((42, &b"role"[..])));
+        assert_eq!(split_successor_type(b"no separator"), None);
     }
 
     #[test]

@@ -686,6 +686,47 @@ impl EmbeddedStore {
         Ok(page)
     }
 
+    /// Steps through the `successors` index one type at a time: the first
+    /// entry of a type is its lowest seq, so it alone tells whether the
+    /// type has a durable successor (which it checks), and the next seek
+    /// starts past [`keys::successor_prefix_end`] of that type, never
+    /// reading the other entries of a type.
+    fn read_successor_types(
+        &self,
+        predecessor: &Hash,
+        after_type: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, ReadError> {
+        let shared = &self.shared;
+        let durable = shared.durable_seq();
+        let mut start = match after_type {
+            Some(after_type) => keys::successor_prefix_end(predecessor, after_type),
+            None => predecessor.as_bytes().to_vec(),
+        };
+        let mut types = Vec::new();
+        while types.len() < limit {
+            let Some(entry) = shared.successors.range(start..).next() else {
+                break;
+            };
+            let (key, _) = entry.map_err(|error| shared.engine_error(error))?;
+            let Some(after_predecessor) = key.strip_prefix(predecessor.as_bytes()) else {
+                break;
+            };
+            let malformed = || shared.corrupt("malformed successor index key".into());
+            let (type_name, suffix) =
+                keys::split_successor_type(after_predecessor).ok_or_else(malformed)?;
+            let (seq, role) = keys::split_successor_suffix(suffix).ok_or_else(malformed)?;
+            // Later entries of this type have higher seqs: none is durable.
+            if seq <= durable {
+                let fact = shared.fact_at(seq)?;
+                shared.check_successor(&fact, predecessor, type_name, role)?;
+                types.push(type_name.to_string());
+            }
+            start = keys::successor_prefix_end(predecessor, type_name);
+        }
+        Ok(types)
+    }
+
     fn read_log(&self, after_seq: u64, limit: usize) -> Result<Page, ReadError> {
         let shared = &self.shared;
         let durable = shared.durable_seq();
@@ -754,6 +795,15 @@ impl Store for EmbeddedStore {
         query: &SuccessorsQuery,
     ) -> impl Future<Output = Result<Page, ReadError>> + Send {
         std::future::ready(self.read_successors(query))
+    }
+
+    fn successor_types(
+        &self,
+        predecessor: &Hash,
+        after_type: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<String>, ReadError>> + Send {
+        std::future::ready(self.read_successor_types(predecessor, after_type, limit))
     }
 
     fn log(

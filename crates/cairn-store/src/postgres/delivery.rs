@@ -164,6 +164,37 @@ pub struct DeliveryCounts {
     pub now_ms: u64,
 }
 
+/// Where one message of a subscription stands (`message_state`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageState {
+    /// The subscription's admission cursor.
+    pub cursor_seq: u64,
+    /// The cursor it was created with (`None` if created before it was
+    /// kept).
+    pub start_seq: Option<u64>,
+    /// The time the state was read at.
+    pub now_ms: u64,
+    /// The message's row, if it has one.
+    pub message: Option<MessageStateRow>,
+}
+
+/// The columns of a message row that say where it stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageStateRow {
+    /// Pending, dead or discarded.
+    pub status: MessageStatus,
+    /// Deliveries in its current round.
+    pub attempts: u32,
+    /// Not delivered before this time.
+    pub available_at_ms: u64,
+    /// The end of its lease, while (or if still marked) leased.
+    pub leased_until_ms: Option<u64>,
+    /// The error of its last failed attempt.
+    pub last_error: Option<String>,
+    /// When it died.
+    pub dead_at_ms: Option<u64>,
+}
+
 /// The rules of a subscription that its statements carry out.
 #[derive(Clone, Copy, Debug)]
 pub struct DeliveryRules<'a> {
@@ -456,10 +487,11 @@ impl PostgresStore {
             .timed(
                 sqlx::query(
                     "INSERT INTO cairn_subscriptions
-                         (name, definition, cursor_seq, created_at_ms, token_secret)
-                     SELECT $1, $2,
-                            CASE WHEN $3 THEN (SELECT last_seq FROM cairn_log_head) ELSE 0 END,
+                         (name, definition, cursor_seq, start_seq, created_at_ms, token_secret)
+                     SELECT $1, $2, start.seq, start.seq,
                             coalesce($6::bigint, cairn_now_ms()), $5
+                     FROM (SELECT CASE WHEN $3 THEN (SELECT last_seq FROM cairn_log_head)
+                                       ELSE 0 END AS seq) start
                      WHERE (SELECT count(*) FROM cairn_subscriptions) < $4
                      ON CONFLICT (name) DO NOTHING
                      RETURNING *",
@@ -1207,6 +1239,68 @@ impl PostgresStore {
             .await
             .map_err(read_error)?;
         Ok((count as u64, first.map(|seq| seq as u64)))
+    }
+
+    /// Where the message at `seq` of subscription `id` stands, read in one
+    /// statement with the subscription's cursor and start (addition,
+    /// issue 17); `None` if the subscription is gone. Changes nothing.
+    pub async fn message_state(
+        &self,
+        id: u64,
+        seq: u64,
+        now_ms: Option<u64>,
+    ) -> Result<Option<MessageState>, ReadError> {
+        let row = self
+            .timed(
+                sqlx::query(
+                    "SELECT s.cursor_seq, s.start_seq, now.ms AS now_ms, m.status, m.attempts,
+                            m.available_at_ms, m.leased_until_ms, m.last_error, m.dead_at_ms
+                     FROM cairn_subscriptions s
+                     CROSS JOIN (SELECT coalesce($3::bigint, cairn_now_ms()) AS ms) now
+                     LEFT JOIN cairn_messages m ON m.subscription_id = s.id AND m.seq = $2
+                     WHERE s.id = $1",
+                )
+                .bind(id as i64)
+                .bind(seq as i64)
+                .bind(now_ms.map(|now| now as i64))
+                .fetch_optional(self.pool()),
+            )
+            .await
+            .map_err(read_error)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let optional = |name: &str| -> Result<Option<u64>, ReadError> {
+            Ok(row
+                .try_get::<Option<i64>, _>(name)
+                .map_err(read_error)?
+                .map(|value| value as u64))
+        };
+        let status: Option<i16> = row.try_get("status").map_err(read_error)?;
+        let message = match status {
+            None => None,
+            Some(status) => Some(MessageStateRow {
+                status: match status {
+                    0 => MessageStatus::Pending,
+                    1 => MessageStatus::Dead,
+                    _ => MessageStatus::Discarded,
+                },
+                attempts: row
+                    .try_get::<Option<i32>, _>("attempts")
+                    .map_err(read_error)?
+                    .unwrap_or(0) as u32,
+                available_at_ms: optional("available_at_ms")?.unwrap_or(0),
+                leased_until_ms: optional("leased_until_ms")?,
+                last_error: row.try_get("last_error").map_err(read_error)?,
+                dead_at_ms: optional("dead_at_ms")?,
+            }),
+        };
+        Ok(Some(MessageState {
+            cursor_seq: optional("cursor_seq")?.unwrap_or(0),
+            start_seq: optional("start_seq")?,
+            now_ms: optional("now_ms")?.unwrap_or(0),
+            message,
+        }))
     }
 
     /// Dead letters (status `Dead` or `Discarded`) with `seq > after_seq`,

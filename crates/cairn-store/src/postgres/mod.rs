@@ -35,6 +35,7 @@ mod links;
 #[cfg(feature = "test-support")]
 pub mod private_cluster;
 mod schema;
+mod successor_types;
 #[cfg(feature = "test-support")]
 pub mod testing;
 mod timers;
@@ -144,6 +145,9 @@ pub struct PostgresStore {
     claims: ClaimBatcherHandle,
     /// Stops the claim batcher (at [`Store::close`]).
     claim_batcher_shutdown: CancellationToken,
+    /// Whether the database's collation sorts type names as bytes do
+    /// (see `successor_types.rs`).
+    type_names_sort_as_bytes: bool,
 }
 
 impl PostgresStore {
@@ -161,6 +165,15 @@ impl PostgresStore {
             .fetch_one(&pool)
             .await
             .map_err(PostgresError::Connect)?;
+        let type_names_sort_as_bytes = successor_types::sorts_type_names_as_bytes(&pool)
+            .await
+            .map_err(PostgresError::Connect)?;
+        if !type_names_sort_as_bytes {
+            tracing::info!(
+                "the database's collation does not sort type names by bytes; \
+                 listing a fact's successor types reads all of its types"
+            );
+        }
         let (last_seq, _) = watch::channel(head);
         let counters = Arc::new(Counters::default());
         let operation_timeout =
@@ -187,6 +200,7 @@ impl PostgresStore {
             deployment,
             claims,
             claim_batcher_shutdown,
+            type_names_sort_as_bytes,
         };
         let task = tokio::spawn(follow_head(
             store.pool.clone(),
@@ -703,6 +717,23 @@ impl Store for PostgresStore {
             }
         }
         Ok(page)
+    }
+
+    async fn successor_types(
+        &self,
+        predecessor: &Hash,
+        after_type: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, ReadError> {
+        self.timed(successor_types::successor_types(
+            &self.pool,
+            self.type_names_sort_as_bytes,
+            predecessor,
+            after_type,
+            limit,
+        ))
+        .await
+        .map_err(read_error)
     }
 
     async fn log(&self, after_seq: u64, limit: usize) -> Result<Page, ReadError> {

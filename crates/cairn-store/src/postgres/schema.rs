@@ -40,6 +40,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (10, "links", include_str!("migrations/0010_links.sql")),
     (11, "digests", include_str!("migrations/0011_digests.sql")),
+    (
+        12,
+        "subscription start",
+        include_str!("migrations/0012_subscription_start.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.

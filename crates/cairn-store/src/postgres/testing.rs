@@ -31,6 +31,12 @@ impl TestDatabase {
     /// `CAIRN_TEST_POSTGRES=skip`. Panics with a clear message if
     /// PostgreSQL is unreachable otherwise.
     pub async fn create() -> Option<TestDatabase> {
+        TestDatabase::create_with("").await
+    }
+
+    /// [`TestDatabase::create`] with `options` appended to `CREATE
+    /// DATABASE` (for example a template and a collation).
+    pub async fn create_with(options: &str) -> Option<TestDatabase> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let url = admin_url()?;
         let admin: PgConnectOptions = url
@@ -51,7 +57,7 @@ impl TestDatabase {
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
-        sqlx::query(&format!("CREATE DATABASE {name}"))
+        sqlx::query(&format!("CREATE DATABASE {name} {options}"))
             .execute(&mut connection)
             .await
             .expect("create the test database");

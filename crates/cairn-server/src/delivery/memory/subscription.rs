@@ -21,8 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::delivery::{
-    selection_of, Answer, Applied, DeadLetter, DeliveryError, PulledMessage, Subscription,
-    SubscriptionView,
+    selection_of, Answer, Applied, DeadLetter, DeliveryError, MessageDelivery, PulledMessage,
+    Subscription, SubscriptionView,
 };
 
 /// Matching facts admitted into a subscription's window per step.
@@ -500,6 +500,58 @@ impl<S: Store + DeliveryStore> Subscription for MemorySubscription<S> {
             self.barrier().await?;
             self.changed.notify_waiters();
             Ok(n_replayed)
+        })
+    }
+
+    fn delivery_of(
+        &self,
+        seq: u64,
+        fact_not_before_ms: Option<u64>,
+    ) -> Answer<'_, MessageDelivery> {
+        Box::pin(async move {
+            self.check_open()?;
+            let mut inner = self.inner.lock().await;
+            let now = self.clock.now_ms();
+            // Leases that ran out end now, as before every read; nothing
+            // is admitted and nothing leased.
+            let changes = inner.state.advance(now);
+            self.queue(changes).await?;
+            if let Some(detail) = inner.state.tracked_detail(seq, now) {
+                return Ok(MessageDelivery::tracked(
+                    detail.leased,
+                    detail.attempts,
+                    detail.last_error,
+                    detail.not_before_ms,
+                ));
+            }
+            let start_seq = inner.state.start_seq().unwrap_or(0);
+            let cursor_seq = inner.state.cursor_seq();
+            if seq <= start_seq || seq > cursor_seq {
+                return Ok(MessageDelivery::unrecorded(
+                    seq,
+                    start_seq,
+                    cursor_seq,
+                    fact_not_before_ms,
+                    now,
+                ));
+            }
+            // Not tracked, within the cursor: dead, discarded, or acked
+            // (acked messages have no record). The lock keeps the state
+            // still while what was queued becomes readable.
+            self.barrier().await?;
+            for status in [MessageStatus::Dead, MessageStatus::Discarded] {
+                let found = self.store.message_records(self.id, status, seq - 1, 1)?;
+                if let Some((_, record)) = found.into_iter().find(|(found, _)| *found == seq) {
+                    return Ok(MessageDelivery::settled(&record));
+                }
+            }
+            Ok(MessageDelivery::unrecorded(
+                seq,
+                start_seq,
+                cursor_seq,
+                fact_not_before_ms,
+                now,
+            ))
         })
     }
 
