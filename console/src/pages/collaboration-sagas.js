@@ -9,7 +9,7 @@ import { h, link, problem, replace, section, table } from "../dom.js";
 import { count, pretty, short, time } from "../format.js";
 import { every, page } from "../router.js";
 import { factLink } from "./facts.js";
-import { clipped, newestPager } from "./collaboration-log.js";
+import { clipped, logHead, newestPager, tailFacts } from "./collaboration-log.js";
 
 /**
  * The hash of `{"type": "Saga.Registry", "fields": {}, "predecessors": {}}`:
@@ -155,16 +155,24 @@ export function sagasSection(signal, me) {
   const recent = newestPager(["Saga.Started"], {
     want: 10, signal, label: "instances",
     render: async (body, entries) => {
-      replace(body, h("p", { class: "muted" }, "reading journals…"));
       replace(body, table(["Saga", "Definition", "State", "Transitions", "Last move"], await instanceRows(entries, signal),
         { empty: "No saga instances in the part of the log read." }));
       body.id = "saga-instances";
     },
     onError: (error) => replace(recent.element, problem(error)),
   });
-  recent.first();
+  // A new instance marks the list stale; the states of the shown ones are
+  // read again from their journals every five seconds.
+  let stale = false;
+  recent.first().then(() => logHead(signal)).then((head) => tailFacts(["Saga.Started"], head, signal, () => { stale = true; }),
+    (error) => error.name !== "AbortError" && replace(recent.element, problem(error)));
   every(5000, signal, async () => {
-    if (recent.onFirstPage()) await recent.reload();
+    if (stale && recent.onFirstPage()) {
+      stale = false;
+      await recent.reload();
+    } else {
+      await recent.redraw();
+    }
   });
   return section("Sagas",
     h("h3", {}, "Definitions"), defined, h("div", { class: "row" }, more, status),

@@ -48,18 +48,25 @@ function decisionsSection(signal, me) {
   const leases = may(me.permissions, "read", "Cairn.LeaseGranted") ? decisionList("Cairn.LeaseGranted", "lease grants", leaseRows, signal) : null;
   const live = h("span", { class: "muted" });
   if (claims || leases) {
+    // New decisions mark the lists stale; they are read again at most
+    // every two seconds, however fast decisions arrive.
+    let stale = false;
     logHead(signal).then((head) => {
       replace(live, "live");
-      tailFacts(DECISION_TYPES, head, signal, () => {
-        if (claims?.pager.onFirstPage()) claims.pager.reload();
-        if (leases?.pager.onFirstPage()) leases.pager.reload();
-      }, (error) => replace(live, problem(error)));
+      tailFacts(DECISION_TYPES, head, signal, () => { stale = true; }, (error) => replace(live, problem(error)));
     }, (error) => error.name !== "AbortError" && replace(live, problem(error)));
     // Whether each shown claim and lease still holds changes without a fact
     // (a lease expires), so the rows shown are checked again now and then.
-    every(5000, signal, async () => {
-      await claims?.pager.redraw();
-      await leases?.pager.redraw();
+    let tick = 0;
+    every(2000, signal, async () => {
+      tick += 1;
+      const reread = stale;
+      stale = false;
+      for (const list of [claims, leases]) {
+        if (!list) continue;
+        if (reread && list.pager.onFirstPage()) await list.pager.reload();
+        else if (tick % 3 === 0) await list.pager.redraw();
+      }
     });
   }
   return section("Claims and leases",
