@@ -34,11 +34,11 @@ async function successors(hash, type, role, { after = 0, limit, signal }) {
   const facts = [];
   let next = after;
   while (facts.length < limit) {
-    const answer = await get(`/v1/facts/${hash}/successors`, { type, role, after: next, limit: Math.min(JOURNAL_PAGE, limit - facts.length) }, { signal });
+    const asked = Math.min(JOURNAL_PAGE, limit - facts.length);
+    const answer = await get(`/v1/facts/${hash}/successors`, { type, role, after: next, limit: asked }, { signal });
     facts.push(...answer.facts);
-    const moved = answer.next > next;
     next = answer.next;
-    if (answer.facts.length === 0 || !moved) return { facts, next, complete: true };
+    if (answer.facts.length < asked) return { facts, next, complete: true };
   }
   return { facts, next, complete: false };
 }
@@ -63,7 +63,8 @@ export function chainOf(startedHash, transitions) {
     chain.push(transition);
     current = transition.hash;
   }
-  const superseded = transitions.filter((transition) => !chain.includes(transition));
+  const chained = new Set(chain.map((transition) => transition.hash));
+  const superseded = transitions.filter((transition) => !chained.has(transition.hash));
   return { chain, superseded };
 }
 
@@ -152,6 +153,7 @@ export function sagasSection(signal, me) {
   more.addEventListener("click", loadDefinitions);
   loadDefinitions();
 
+  const recentMessage = h("div");
   const recent = newestPager(["Saga.Started"], {
     want: 10, signal, label: "instances",
     render: async (body, entries) => {
@@ -159,13 +161,13 @@ export function sagasSection(signal, me) {
         { empty: "No saga instances in the part of the log read." }));
       body.id = "saga-instances";
     },
-    onError: (error) => replace(recent.element, problem(error)),
+    onError: (error) => replace(recentMessage, problem(error)),
   });
   // A new instance marks the list stale; the states of the shown ones are
   // read again from their journals every five seconds.
   let stale = false;
   recent.first().then(() => logHead(signal)).then((head) => tailFacts(["Saga.Started"], head, signal, () => { stale = true; }),
-    (error) => error.name !== "AbortError" && replace(recent.element, problem(error)));
+    (error) => error.name !== "AbortError" && replace(recentMessage, problem(error)));
   every(5000, signal, async () => {
     if (stale && recent.onFirstPage()) {
       stale = false;
@@ -177,7 +179,7 @@ export function sagasSection(signal, me) {
   return section("Sagas",
     h("h3", {}, "Definitions"), defined, h("div", { class: "row" }, more, status),
     h("h3", {}, "Recent instances"),
-    may(me.permissions, "read", "Saga.Started") ? recent.element : h("p", { class: "muted" }, "This identity may not read Saga.Started."));
+    may(me.permissions, "read", "Saga.Started") ? h("div", {}, recentMessage, recent.element) : h("p", { class: "muted" }, "This identity may not read Saga.Started."));
 }
 
 page("/ui/sagas/:hash", async (main, { hash }, context) => {
