@@ -69,7 +69,7 @@ export function newestPager(types, { want = 10, signal, render, label, onError =
   const body = h("div");
   const newer = h("button", { type: "button", class: "quiet" }, "Newest");
   const older = h("button", { type: "button", class: "quiet" }, "Older");
-  let start = null;
+  let start = null; // null: the newest page
   let next = null;
   let shown = [];
   const show = async (before) => {
@@ -78,7 +78,7 @@ export function newestPager(types, { want = 10, signal, render, label, onError =
       const head = await logHead(signal);
       const from = before ?? head + 1;
       const answer = await newestFacts(types, { before: from, want, signal });
-      start = from;
+      start = before ?? null;
       next = answer.before;
       shown = answer.facts;
       await render(body, shown);
@@ -95,7 +95,7 @@ export function newestPager(types, { want = 10, signal, render, label, onError =
   older.addEventListener("click", () => show(next));
   return {
     element: h("div", {}, body, h("div", { class: "row" }, newer, older, status)),
-    reload: () => show(start === null ? null : start),
+    reload: () => show(start),
     first: () => show(null),
     onFirstPage: () => newer.disabled,
     /** Draws the rows shown again (their live state), without reading the log. */
