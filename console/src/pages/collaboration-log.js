@@ -4,7 +4,7 @@
 // the API pages by cursor. Every read is bounded, so a store of ten
 // million facts costs a page of requests, never a scan of the log.
 import { get } from "../api.js";
-import { h, replace } from "../dom.js";
+import { h, replace, table } from "../dom.js";
 import { count } from "../format.js";
 import { sleep } from "../router.js";
 
