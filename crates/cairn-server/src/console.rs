@@ -120,7 +120,11 @@ fn answer(asset: &Asset, headers: &HeaderMap) -> Response {
     let response = if unchanged {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        ([(header::CONTENT_TYPE, asset.content_type)], bytes.into_owned()).into_response()
+        (
+            [(header::CONTENT_TYPE, asset.content_type)],
+            bytes.into_owned(),
+        )
+            .into_response()
     };
     let mut response = with_policy(response);
     let headers = response.headers_mut();
