@@ -1,7 +1,5 @@
-// Placeholder, replaced by the pages of this part of the console.
-import { h } from "../dom.js";
-import { page } from "../router.js";
-
-page("/ui/system", (main) => {
-  main.append(h("h1", {}, "system"));
-});
+// The system pages: replication links, schemas, and the services with
+// their flow map. Each lives in its own module; this one loads them.
+import "./system-links.js";
+import "./system-schemas.js";
+import "./system-services.js";
