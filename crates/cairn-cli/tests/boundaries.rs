@@ -331,9 +331,29 @@ fn three_services_pass_the_check_until_one_writes_another_s_type() {
     assert_eq!(passed.code, Some(0), "{}{}", passed.stdout, passed.stderr);
     assert_eq!(passed.stdout, "no violations\n");
 
+    // An operator looking around (a successors query, as the console
+    // does) is not a consumer: admins' reads are not observed.
+    let root = "ab".repeat(32);
+    let (status, _) = send(
+        &server,
+        "GET",
+        &format!("/v1/facts/{root}/successors?type=Billing.Invoice"),
+        &admin,
+        None,
+    );
+    assert_eq!(status, 200);
+
     // The map: every declared flow was seen.
     let (status, map) = send(&server, "GET", "/v1/boundaries", &admin, None);
     assert_eq!(status, 200, "{map}");
+    assert!(
+        !map["flows"]
+            .as_array()
+            .expect("flows")
+            .iter()
+            .any(|f| f["identity"] == "admin"),
+        "{map}"
+    );
     assert_eq!(map["observing"], true);
     assert_eq!(map["violations"], json!([]));
     let edges = map["edges"].as_array().expect("edges");

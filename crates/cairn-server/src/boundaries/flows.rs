@@ -147,8 +147,8 @@ impl Flows {
         types.into_iter().map(str::to_string).collect()
     }
 
-    /// Records that `caller` did `kind` with each of `types` now. Never
-    /// waits: see the module documentation.
+    /// Records that `caller` did `kind` with each of `types` now (reads by
+    /// admins excepted). Never waits: see the module documentation.
     pub fn observe<'a>(
         &self,
         caller: &Caller,
@@ -158,6 +158,12 @@ impl Flows {
         let Some(identity) = caller.name().filter(|_| self.observing) else {
             return;
         };
+        // An admin reading is an operator looking (the console, the CLI),
+        // not a service consuming: recording it would draw the operator
+        // into the flow map and make browsing write facts.
+        if kind == FlowKind::Consumes && caller.is_admin() {
+            return;
+        }
         let now_ms = unix_ms();
         let today = day_of(now_ms);
         let mut table = self.table();
