@@ -43,44 +43,43 @@ export async function successorsOf(hash, { limit = 50, perType = 20, signal } = 
 }
 
 /**
- * The facts around `hash`: ancestors and descendants up to `depth` steps,
- * at most `factsMax` in all. Each entry is the stored fact with `relation`
- * ("ancestor", "self", "descendant") and `distance`.
+ * The facts around `hash`: everything reachable in up to `depth` steps
+ * along predecessors and successors (so the other branches of a process
+ * are found through a shared ancestor), at most `factsMax` in all. Each
+ * entry is the stored fact with `relation` — "self", "ancestor" (reached
+ * through predecessors only), "descendant" (through successors only) or
+ * "related" — and `distance`, in log order.
  */
 export async function neighbourhood(hash, { depth = 3, factsMax = 120, signal } = {}) {
-  const seen = new Map();
   const self = await readFact(hash, signal);
   if (!self) return { facts: [], complete: true };
-  seen.set(hash, { ...self, relation: "self", distance: 0 });
+  const seen = new Map([[hash, { ...self, relation: "self", distance: 0 }]]);
   let complete = true;
-  let frontier = [self];
+  let frontier = [seen.get(hash)];
+  const relationOf = (from, edge) => {
+    if ((from.relation === "self" || from.relation === "ancestor") && edge === "predecessor") return "ancestor";
+    if ((from.relation === "self" || from.relation === "descendant") && edge === "successor") return "descendant";
+    return "related";
+  };
   for (let step = 1; step <= depth && frontier.length > 0; step += 1) {
     const next = [];
-    for (const stored of frontier) {
-      for (const { hash: predecessor } of predecessorsOf(stored.fact)) {
-        if (seen.has(predecessor)) continue;
-        if (seen.size >= factsMax) { complete = false; break; }
-        const fact = await readFact(predecessor, signal);
-        if (!fact) continue;
-        const entry = { ...fact, relation: "ancestor", distance: step };
-        seen.set(predecessor, entry);
-        next.push(entry);
-      }
-    }
-    frontier = next;
-  }
-  frontier = [seen.get(hash)];
-  for (let step = 1; step <= depth && frontier.length > 0; step += 1) {
-    const next = [];
-    for (const stored of frontier) {
-      if (seen.size >= factsMax) { complete = false; break; }
-      const { successors, complete: all } = await successorsOf(stored.hash, { limit: 30, signal });
+    for (const from of frontier) {
+      const { successors, complete: all } = await successorsOf(from.hash, { limit: 30, signal });
       complete &&= all;
-      for (const successor of successors) {
-        if (seen.has(successor.hash)) continue;
-        if (seen.size >= factsMax) { complete = false; break; }
-        const entry = { ...successor, relation: "descendant", distance: step };
-        seen.set(successor.hash, entry);
+      const neighbours = [
+        ...predecessorsOf(from.fact).map(({ hash: predecessor }) => ({ hash: predecessor, edge: "predecessor" })),
+        ...successors.map((successor) => ({ hash: successor.hash, stored: successor, edge: "successor" })),
+      ];
+      for (const neighbour of neighbours) {
+        if (seen.has(neighbour.hash)) continue;
+        if (seen.size >= factsMax) {
+          complete = false;
+          break;
+        }
+        const stored = neighbour.stored ?? (await readFact(neighbour.hash, signal));
+        if (!stored) continue;
+        const entry = { ...stored, relation: relationOf(from, neighbour.edge), distance: step };
+        seen.set(neighbour.hash, entry);
         next.push(entry);
       }
     }

@@ -26,7 +26,7 @@ page("/ui/facts/:hash/timeline", async (main, { hash }, { signal }) => {
       replace(status, problem({ code: "not_found", message: "no fact with this hash is stored here (or you may not read its type)" }));
       return;
     }
-    replace(status, `${count(facts.length)} facts, three steps before and after${complete ? "" : " (bounded: more exist further out)"}.`);
+    replace(status, `${count(facts.length)} facts within three steps along predecessors and successors${complete ? "" : " (bounded: more exist further out)"}.`);
     const items = facts.map((entry) => {
       const deliveries = h("div");
       const item = h("li", { class: entry.relation === "self" ? "self" : "" },
