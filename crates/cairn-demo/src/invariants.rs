@@ -41,6 +41,19 @@ impl FactRecord {
         }
     }
 
+    fn flag(&self, name: &str) -> Option<bool> {
+        self.fields.get(name).and_then(serde_json::Value::as_bool)
+    }
+
+    /// The schema version the fact was written at (`cairn_version`, 1 if
+    /// absent).
+    pub fn version(&self) -> u64 {
+        self.fields
+            .get("cairn_version")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(1)
+    }
+
     fn text(&self, name: &str) -> String {
         self.fields
             .get(name)
@@ -91,6 +104,13 @@ pub struct OrderStory {
     pub served: usize,
     /// Notifications sent, by kind.
     pub notifications: BTreeMap<String, usize>,
+    /// The schema versions its requests were written at.
+    pub request_versions: BTreeSet<u64>,
+    /// The `takeaway` a request said, read as version 2 (`false` for a
+    /// version-1 request, as its upcast says).
+    pub requested_takeaway: Option<bool>,
+    /// The `takeaway` of its `Cafe.OrderPlaced`.
+    pub placed_takeaway: Option<bool>,
 }
 
 impl OrderStory {
@@ -127,10 +147,21 @@ pub fn stories(facts: &[FactRecord]) -> BTreeMap<String, OrderStory> {
         let story = stories.entry(order_id).or_default();
         if type_name == PlaceOrder::TYPE_NAME {
             story.requested = true;
+            let version = fact.version();
+            story.request_versions.insert(version);
+            // What a reader of version 2 must see: the upcast's default for
+            // version 1.
+            let takeaway = if version >= 2 {
+                fact.flag("takeaway")
+            } else {
+                Some(false)
+            };
+            story.requested_takeaway = story.requested_takeaway.or(takeaway);
         } else if type_name == OrderAccepted::TYPE_NAME {
             story.accepted = true;
         } else if type_name == OrderPlaced::TYPE_NAME {
             story.placed = true;
+            story.placed_takeaway = fact.flag("takeaway");
         } else if type_name == PaymentCaptured::TYPE_NAME {
             story.charges.insert(fact.text("charge_id"));
         } else if type_name == PaymentFailed::TYPE_NAME {
@@ -156,6 +187,7 @@ pub fn check(facts: &[FactRecord], dead_letters: &[DeadLetterRecord]) -> Vec<Inv
         no_notification_twice(&stories),
         every_customer_told(&stories),
         dead_letters_explained(&stories, dead_letters),
+        requests_read_upcast(&stories),
     ]
 }
 
@@ -333,6 +365,33 @@ fn dead_letters_explained(
     )
 }
 
+fn requests_read_upcast(stories: &BTreeMap<String, OrderStory>) -> InvariantOutcome {
+    let mut offenders = Vec::new();
+    let (mut version_one, mut version_two) = (0, 0);
+    for (order_id, story) in stories.iter().filter(|(_, story)| story.placed) {
+        if story.request_versions.contains(&1) {
+            version_one += 1;
+        }
+        if story.request_versions.iter().any(|version| *version >= 2) {
+            version_two += 1;
+        }
+        let Some(requested) = story.requested_takeaway else {
+            continue;
+        };
+        if story.placed_takeaway != Some(requested) {
+            offenders.push(format!(
+                "{order_id}: asked takeaway {requested} (version {:?}), placed with {:?}",
+                story.request_versions, story.placed_takeaway
+            ));
+        }
+    }
+    outcome(
+        "every request read at schema version 2",
+        offenders,
+        format!("{version_one} orders from version-1 requests (read upcast), {version_two} from version 2"),
+    )
+}
+
 /// The report's lines: one per invariant, then `invariants: N passed, M
 /// failed` last.
 pub fn report_lines(outcomes: &[InvariantOutcome]) -> Vec<String> {
@@ -368,6 +427,7 @@ mod tests {
             customer: "ada".to_owned(),
             item: "espresso".to_owned(),
             price_cents: 250,
+            takeaway: true,
         };
         let hash = record(&order).hash;
         (order, hash)
@@ -382,6 +442,7 @@ mod tests {
                 customer: "ada".to_owned(),
                 item: "espresso".to_owned(),
                 price_cents: 250,
+                takeaway: true,
             }),
             record(&order),
             record(&PaymentCaptured {
@@ -422,7 +483,7 @@ mod tests {
         assert_eq!(failed(&outcomes), Vec::<&str>::new());
         assert_eq!(
             report_lines(&outcomes).last().unwrap(),
-            "invariants: 6 passed, 0 failed"
+            "invariants: 7 passed, 0 failed"
         );
     }
 
@@ -441,7 +502,7 @@ mod tests {
         assert_eq!(failed(&outcomes), vec!["every order charged at most once"]);
         assert_eq!(
             report_lines(&outcomes).last().unwrap(),
-            "invariants: 5 passed, 1 failed"
+            "invariants: 6 passed, 1 failed"
         );
     }
 
@@ -474,6 +535,23 @@ mod tests {
         assert_eq!(
             failed(&check(&facts, &[])),
             vec!["every order served or its money back"]
+        );
+    }
+
+    #[test]
+    fn a_version_one_request_placed_as_a_takeaway_fails() {
+        // The old app's request cannot say takeaway: read at version 2 it is
+        // not one, so an order placed as a takeaway misread it.
+        let mut facts = served_order("o-1");
+        facts[0] = record(&crate::facts::PlaceOrderV1 {
+            order_id: "o-1".to_owned(),
+            customer: "ada".to_owned(),
+            item: "espresso".to_owned(),
+            price_cents: 250,
+        });
+        assert_eq!(
+            failed(&check(&facts, &[])),
+            vec!["every request read at schema version 2"]
         );
     }
 

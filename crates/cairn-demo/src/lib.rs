@@ -31,6 +31,7 @@ pub mod provider;
 pub mod random;
 pub mod run;
 pub mod schedule;
+pub mod schemas;
 pub mod services;
 
 pub use error::DemoError;

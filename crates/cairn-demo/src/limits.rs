@@ -25,6 +25,9 @@ pub const ORDER_ASKS_MAX: u32 = 3;
 pub const ORDER_REPLY_TIMEOUT: Duration = Duration::from_secs(8);
 /// When the orders service stops answering an order request.
 pub const ORDER_REQUEST_EXPIRY: Duration = Duration::from_secs(600);
+/// One order in this many comes from the café's old app, which writes
+/// `Cafe.PlaceOrder` at schema version 1.
+pub const ORDERS_OLD_APP_EVERY: u64 = 3;
 /// How often customers read the menu again.
 pub const MENU_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
 

@@ -303,6 +303,7 @@ async fn run_cafe(
     children.start_cairn()?;
     let admin = client_with(&url, &admin_token)?;
     wait_for_cairn(&admin, children).await?;
+    crate::schemas::register(&admin).await?;
 
     let shutdown = CancellationToken::new();
     let _stop_provider = shutdown.clone().drop_guard();
