@@ -39,7 +39,7 @@ pub struct DemoArgs {
 /// Options of `cairn demo-service` (started by `cairn demo` only).
 #[derive(clap::Args)]
 pub struct DemoServiceArgs {
-    /// The service: orders, payments, stock, kitchen or notifications.
+    /// The service: orders, payments, stock, kitchen-1, kitchen-2 or notifications.
     name: String,
     /// Cairn's base URL.
     #[arg(long)]

@@ -193,6 +193,22 @@ pub struct PaymentRefunded {
     pub order: Hash,
 }
 
+/// `Cafe.PreparationClaimed`: a cook's bid to make an order. Both cooks
+/// see every order; each stores its bid and claims the key
+/// `prepare.<order id>` with it ([`cairn_client::Client::claim`]): the
+/// first bid wins, the other cook leaves the order alone.
+#[derive(Clone, Debug, PartialEq, Eq, Fact)]
+#[fact(type = "Cafe.PreparationClaimed")]
+pub struct PreparationClaimed {
+    /// The order's id.
+    pub order_id: String,
+    /// The cook (the kitchen worker's service name).
+    pub worker: String,
+    /// The order.
+    #[predecessor(role = "order")]
+    pub order: Hash,
+}
+
 /// `Cafe.OrderServed`: the kitchen handed the order over.
 #[derive(Clone, Debug, PartialEq, Eq, Fact)]
 #[fact(type = "Cafe.OrderServed")]
@@ -201,6 +217,8 @@ pub struct OrderServed {
     pub order_id: String,
     /// The item.
     pub item: String,
+    /// The cook who made it (who won the order's claim).
+    pub worker: String,
     /// The order.
     #[predecessor(role = "order")]
     pub order: Hash,

@@ -10,8 +10,11 @@ use cairn_client::{Hash, TypedFact};
 
 use crate::facts::{
     NotificationSent, OrderAccepted, OrderPlaced, OrderServed, PaymentCaptured, PaymentFailed,
-    PaymentRefunded, PlaceOrder,
+    PaymentRefunded, PlaceOrder, PreparationClaimed,
 };
+
+/// The type of Cairn's record of a won claim.
+pub const CLAIMED_TYPE: &str = "Cairn.Claimed";
 
 /// Offending orders named in a failed invariant's detail at most.
 const EXAMPLES_MAX: usize = 5;
@@ -25,6 +28,8 @@ pub struct FactRecord {
     pub type_name: String,
     /// Its fields.
     pub fields: serde_json::Value,
+    /// Its predecessors, by role.
+    pub predecessors: serde_json::Value,
 }
 
 impl FactRecord {
@@ -38,7 +43,16 @@ impl FactRecord {
                 .unwrap_or_default()
                 .to_owned(),
             fields: fact.get("fields").cloned().unwrap_or_default(),
+            predecessors: fact.get("predecessors").cloned().unwrap_or_default(),
         }
+    }
+
+    /// The hash it names in `role` (one hash), as text.
+    pub fn predecessor(&self, role: &str) -> Option<String> {
+        self.predecessors
+            .get(role)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
     }
 
     fn flag(&self, name: &str) -> Option<bool> {
@@ -188,6 +202,7 @@ pub fn check(facts: &[FactRecord], dead_letters: &[DeadLetterRecord]) -> Vec<Inv
         every_customer_told(&stories),
         dead_letters_explained(&stories, dead_letters),
         requests_read_upcast(&stories),
+        prepared_once_by_its_claimant(facts),
     ]
 }
 
@@ -392,6 +407,70 @@ fn requests_read_upcast(stories: &BTreeMap<String, OrderStory>) -> InvariantOutc
     )
 }
 
+/// No order made twice, and each by the cook whose bid won its claim:
+/// from the `Cafe.OrderServed` facts (naming the cook), the bids
+/// (`Cafe.PreparationClaimed`) and Cairn's `Cairn.Claimed` decisions.
+fn prepared_once_by_its_claimant(facts: &[FactRecord]) -> InvariantOutcome {
+    let bids: BTreeMap<String, String> = facts
+        .iter()
+        .filter(|fact| fact.type_name == PreparationClaimed::TYPE_NAME)
+        .map(|fact| (fact.hash.to_string(), fact.text("worker")))
+        .collect();
+    let mut winners: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for claimed in facts.iter().filter(|fact| fact.type_name == CLAIMED_TYPE) {
+        let key = claimed.text("key");
+        let Some(order_id) = key.strip_prefix("prepare.") else {
+            continue;
+        };
+        let worker = claimed
+            .predecessor("fact")
+            .and_then(|bid| bids.get(&bid).cloned())
+            .unwrap_or_else(|| "an unknown bid".to_owned());
+        winners
+            .entry(order_id.to_owned())
+            .or_default()
+            .insert(worker);
+    }
+    let mut servings: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for served in facts
+        .iter()
+        .filter(|fact| fact.type_name == OrderServed::TYPE_NAME)
+    {
+        servings
+            .entry(served.text("order_id"))
+            .or_default()
+            .push(served.text("worker"));
+    }
+    let mut offenders = Vec::new();
+    let mut by_worker: BTreeMap<&str, usize> = BTreeMap::new();
+    for (order_id, workers) in &servings {
+        let winner = winners.get(order_id);
+        if workers.len() > 1 {
+            offenders.push(format!(
+                "{order_id} made {} times: {workers:?}",
+                workers.len()
+            ));
+        } else if winner.is_none_or(|winner| winner.len() != 1 || !winner.contains(&workers[0])) {
+            offenders.push(format!(
+                "{order_id} made by {} but its claim was won by {:?}",
+                workers[0],
+                winner.cloned().unwrap_or_default()
+            ));
+        } else {
+            *by_worker.entry(workers[0].as_str()).or_default() += 1;
+        }
+    }
+    let split: Vec<String> = by_worker
+        .iter()
+        .map(|(worker, count)| format!("{count} by {worker}"))
+        .collect();
+    outcome(
+        "no order prepared twice, each by the cook that won its claim",
+        offenders,
+        format!("{} orders made, {}", servings.len(), split.join(", ")),
+    )
+}
+
 /// The report's lines: one per invariant, then `invariants: N passed, M
 /// failed` last.
 pub fn report_lines(outcomes: &[InvariantOutcome]) -> Vec<String> {
@@ -433,9 +512,31 @@ mod tests {
         (order, hash)
     }
 
+    /// A cook's bid for an order.
+    fn bid(order_id: &str, worker: &str) -> FactRecord {
+        record(&PreparationClaimed {
+            order_id: order_id.to_owned(),
+            worker: worker.to_owned(),
+            order: placed(order_id).1,
+        })
+    }
+
+    /// Cairn's record that `bid` won the order's claim.
+    fn claimed(order_id: &str, bid: &FactRecord) -> FactRecord {
+        FactRecord::from_json(
+            Hash([7; 32]),
+            &serde_json::json!({
+                "type": CLAIMED_TYPE,
+                "fields": {"key": format!("prepare.{order_id}"), "generation": 1},
+                "predecessors": {"fact": bid.hash.to_string()}
+            }),
+        )
+    }
+
     /// A served order's facts, notification included.
     fn served_order(order_id: &str) -> Vec<FactRecord> {
         let (order, hash) = placed(order_id);
+        let bid = bid(order_id, "kitchen-1");
         vec![
             record(&PlaceOrder {
                 order_id: order_id.to_owned(),
@@ -452,9 +553,12 @@ mod tests {
                 item: "espresso".to_owned(),
                 order: hash,
             }),
+            bid.clone(),
+            claimed(order_id, &bid),
             record(&OrderServed {
                 order_id: order_id.to_owned(),
                 item: "espresso".to_owned(),
+                worker: "kitchen-1".to_owned(),
                 order: hash,
             }),
             record(&NotificationSent {
@@ -483,7 +587,7 @@ mod tests {
         assert_eq!(failed(&outcomes), Vec::<&str>::new());
         assert_eq!(
             report_lines(&outcomes).last().unwrap(),
-            "invariants: 7 passed, 0 failed"
+            "invariants: 8 passed, 0 failed"
         );
     }
 
@@ -502,7 +606,7 @@ mod tests {
         assert_eq!(failed(&outcomes), vec!["every order charged at most once"]);
         assert_eq!(
             report_lines(&outcomes).last().unwrap(),
-            "invariants: 6 passed, 1 failed"
+            "invariants: 7 passed, 1 failed"
         );
     }
 
@@ -552,6 +656,35 @@ mod tests {
         assert_eq!(
             failed(&check(&facts, &[])),
             vec!["every request read at schema version 2"]
+        );
+    }
+
+    #[test]
+    fn an_order_made_by_both_cooks_or_by_the_loser_fails() {
+        let (_, hash) = placed("o-1");
+        let served_by = |worker: &str| {
+            record(&OrderServed {
+                order_id: "o-1".to_owned(),
+                item: "espresso".to_owned(),
+                worker: worker.to_owned(),
+                order: hash,
+            })
+        };
+        let mut twice = served_order("o-1");
+        twice.push(bid("o-1", "kitchen-2"));
+        twice.push(served_by("kitchen-2"));
+        assert!(failed(&check(&twice, &[]))
+            .contains(&"no order prepared twice, each by the cook that won its claim"));
+        // Made once, but by the cook whose bid lost.
+        let mut by_the_loser: Vec<FactRecord> = served_order("o-1")
+            .into_iter()
+            .filter(|fact| fact.type_name != OrderServed::TYPE_NAME)
+            .collect();
+        by_the_loser.push(bid("o-1", "kitchen-2"));
+        by_the_loser.push(served_by("kitchen-2"));
+        assert_eq!(
+            failed(&check(&by_the_loser, &[])),
+            vec!["no order prepared twice, each by the cook that won its claim"]
         );
     }
 

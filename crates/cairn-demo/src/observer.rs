@@ -1,13 +1,13 @@
 //! The demo's view of the café: it reads Cairn's log (with the admin
 //! token, over the public HTTP API) page by page from where it stopped, and
-//! keeps every `Cafe.*` fact; the progress line, the drain and the
+//! keeps every `Cafe.*` fact and Cairn's `Cairn.Claimed`; the progress line, the drain and the
 //! invariants are all computed from these facts and the subscriptions'
 //! dead letters, never from what the services hold in memory.
 
 use cairn_client::{Client, DeadLetterQuery, LogQuery};
 
 use crate::error::DemoError;
-use crate::invariants::{stories, DeadLetterRecord, FactRecord};
+use crate::invariants::{stories, DeadLetterRecord, FactRecord, CLAIMED_TYPE};
 use crate::limits::{DEAD_LETTERS_MAX, LOG_PAGES_PER_READ_MAX, LOG_PAGE_FACTS};
 use crate::services::{kitchen, notifications, orders, payments, stock};
 
@@ -18,10 +18,16 @@ pub fn subscriptions() -> Vec<&'static str> {
         payments::SUBSCRIPTION,
         payments::REFUNDS_SUBSCRIPTION,
         stock::SUBSCRIPTION,
-        kitchen::SUBSCRIPTION,
     ];
+    names.extend(kitchen::WORKERS);
     names.extend(notifications::SUBSCRIPTIONS.iter().map(|(name, _)| *name));
     names
+}
+
+/// Whether the report needs facts of this type: the café's own, and
+/// Cairn's records of the decisions the café asked for (claims).
+fn is_cafe_fact(type_name: &str) -> bool {
+    type_name.starts_with("Cafe.") || type_name == CLAIMED_TYPE
 }
 
 /// The facts read so far and where the next read starts.
@@ -72,7 +78,7 @@ impl Observer {
             let read = page.facts.len();
             for stored in page.facts {
                 let record = FactRecord::from_json(stored.hash, &stored.fact);
-                if record.type_name.starts_with("Cafe.") {
+                if is_cafe_fact(&record.type_name) {
                     self.facts.push(record);
                 }
             }

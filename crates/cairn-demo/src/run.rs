@@ -25,9 +25,10 @@ use crate::customers::{self, CustomerCounts};
 use crate::error::DemoError;
 use crate::facts::{
     Menu, MenuItem, MenuItemWithdrawn, NotificationSent, OrderAccepted, OrderPlaced, OrderServed,
-    OutOfStock, PaymentCaptured, PaymentFailed, PaymentRefunded, PlaceOrder, StockReserved,
+    OutOfStock, PaymentCaptured, PaymentFailed, PaymentRefunded, PlaceOrder, PreparationClaimed,
+    StockReserved,
 };
-use crate::invariants::{self, report_lines};
+use crate::invariants::{self, report_lines, CLAIMED_TYPE};
 use crate::limits::{
     CAIRN_START_TIMEOUT, DRAIN_TIMEOUT, DURATION_MAX, DURATION_MIN, ORDERS_PER_S,
     PROGRESS_INTERVAL, PROGRESS_READ_TIMEOUT, RESTART_DELAY,
@@ -36,7 +37,7 @@ use crate::observer::Observer;
 use crate::processes::{Children, ServiceLaunch};
 use crate::provider::CardProvider;
 use crate::schedule::{Fault, Schedule, SERVICES};
-use crate::services::{kitchen, notifications, orders, payments, stock};
+use crate::services::{notifications, orders, payments, stock};
 
 /// How to run the demo.
 #[derive(Clone, Debug)]
@@ -73,7 +74,8 @@ pub async fn run(options: DemoOptions) -> Result<bool, DemoError> {
     }
     let schedule = Schedule::new(options.seed, options.duration);
     println!(
-        "cairn demo: a coffee shop of 5 services on Cairn, {} s, seed {}",
+        "cairn demo: a coffee shop of {} services on Cairn, {} s, seed {}",
+        SERVICES.len(),
         options.duration.as_secs(),
         options.seed
     );
@@ -214,10 +216,15 @@ fn service_permissions(service: &str) -> Result<Permissions, DemoError> {
             ],
             &[stock::SUBSCRIPTION],
         ),
-        "kitchen" => permissions(
-            &[StockReserved::TYPE_NAME],
-            &[OrderServed::TYPE_NAME],
-            &[kitchen::SUBSCRIPTION],
+        "kitchen-1" | "kitchen-2" => permissions(
+            // A claim names the bid, which the cook must be able to read.
+            &[StockReserved::TYPE_NAME, PreparationClaimed::TYPE_NAME],
+            &[
+                PreparationClaimed::TYPE_NAME,
+                OrderServed::TYPE_NAME,
+                CLAIMED_TYPE,
+            ],
+            &[service],
         ),
         _ => {
             let subscriptions: Vec<&str> = notifications::SUBSCRIPTIONS

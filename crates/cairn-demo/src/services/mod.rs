@@ -1,4 +1,4 @@
-//! The café's five services, each run as its own OS process
+//! The café's services (two of them cooks), each run as its own OS process
 //! (`cairn demo-service NAME`), each written only against the public SDK:
 //! typed facts, subscribers, request/reply, the outbox and inbox of
 //! `cairn-sql` in its own SQLite file, and resilient calls.
@@ -70,7 +70,8 @@ pub async fn run(
         "orders" => orders::run(options, stop).await,
         "payments" => payments::run(options, stop).await,
         "stock" => stock::run(options, stop).await,
-        "kitchen" => kitchen::run(options, stop).await,
+        "kitchen-1" => kitchen::run(kitchen::WORKERS[0], options, stop).await,
+        "kitchen-2" => kitchen::run(kitchen::WORKERS[1], options, stop).await,
         "notifications" => notifications::run(options, stop).await,
         other => Err(DemoError::InvalidArgument(format!(
             "no service named {other:?} (one of: {})",
