@@ -16,6 +16,13 @@ use crate::facts::{
 /// The type of Cairn's record of a won claim.
 pub const CLAIMED_TYPE: &str = "Cairn.Claimed";
 
+/// The type of a saga instance's start (its hash is the saga's id).
+pub const SAGA_STARTED_TYPE: &str = "Saga.Started";
+/// The type of a saga journal's transitions.
+pub const SAGA_TRANSITION_TYPE: &str = "Saga.Transition";
+/// The transitions that end a saga.
+const SAGA_ENDS: [&str; 4] = ["completed", "compensated", "aborted", "failed"];
+
 /// Offending orders named in a failed invariant's detail at most.
 const EXAMPLES_MAX: usize = 5;
 
@@ -125,6 +132,11 @@ pub struct OrderStory {
     pub requested_takeaway: Option<bool>,
     /// The `takeaway` of its `Cafe.OrderPlaced`.
     pub placed_takeaway: Option<bool>,
+    /// Its fulfilment saga was started.
+    pub saga_started: bool,
+    /// The ends its saga's journal reached (`completed`, `compensated`,
+    /// `aborted`, `failed`): one, once it ended.
+    pub saga_ends: BTreeSet<String>,
 }
 
 impl OrderStory {
@@ -142,17 +154,40 @@ impl OrderStory {
         }
     }
 
-    /// Whether nothing more will happen to it: ended and its customer told.
+    /// Whether nothing more will happen to it: ended, its customer told,
+    /// and its saga (if it has one) ended.
     pub fn is_settled(&self) -> bool {
         self.end()
             .is_some_and(|end| self.notifications.contains_key(end))
+            && (!self.saga_started || !self.saga_ends.is_empty())
     }
 }
 
 /// Every order's story, by order id, from the facts.
 pub fn stories(facts: &[FactRecord]) -> BTreeMap<String, OrderStory> {
     let mut stories: BTreeMap<String, OrderStory> = BTreeMap::new();
+    // A saga's id is its `Saga.Started`'s hash; the instance's own id is
+    // the order's.
+    let sagas: BTreeMap<String, String> = facts
+        .iter()
+        .filter(|fact| fact.type_name == SAGA_STARTED_TYPE)
+        .map(|fact| (fact.hash.to_string(), fact.text("id")))
+        .collect();
     for fact in facts {
+        if fact.type_name == SAGA_STARTED_TYPE {
+            stories.entry(fact.text("id")).or_default().saga_started = true;
+            continue;
+        }
+        if fact.type_name == SAGA_TRANSITION_TYPE {
+            let kind = fact.text("kind");
+            let order_id = fact
+                .predecessor("saga")
+                .and_then(|saga| sagas.get(&saga).cloned());
+            if let (true, Some(order_id)) = (SAGA_ENDS.contains(&kind.as_str()), order_id) {
+                stories.entry(order_id).or_default().saga_ends.insert(kind);
+            }
+            continue;
+        }
         let order_id = fact.text("order_id");
         if order_id.is_empty() {
             continue;
@@ -203,6 +238,7 @@ pub fn check(facts: &[FactRecord], dead_letters: &[DeadLetterRecord]) -> Vec<Inv
         dead_letters_explained(&stories, dead_letters),
         requests_read_upcast(&stories),
         prepared_once_by_its_claimant(facts),
+        every_saga_ended(&stories),
     ]
 }
 
@@ -471,6 +507,40 @@ fn prepared_once_by_its_claimant(facts: &[FactRecord]) -> InvariantOutcome {
     )
 }
 
+/// Every charged order's fulfilment saga ended: `completed` when stock
+/// set the item aside, `compensated` — the charge refunded — when it ran
+/// out; never `failed` (a refund given up) nor two ends.
+fn every_saga_ended(stories: &BTreeMap<String, OrderStory>) -> InvariantOutcome {
+    let mut offenders = Vec::new();
+    let (mut completed, mut compensated) = (0, 0);
+    for (order_id, story) in stories {
+        if !story.charges.is_empty() && !story.saga_started {
+            offenders.push(format!("{order_id}: charged without a saga"));
+            continue;
+        }
+        if !story.saga_started {
+            continue;
+        }
+        let ends: Vec<&str> = story.saga_ends.iter().map(String::as_str).collect();
+        let refunded = !story.refunds.is_empty();
+        match ends.as_slice() {
+            ["completed"] if !refunded => completed += 1,
+            ["compensated"] if refunded => compensated += 1,
+            [] => offenders.push(format!("{order_id}: its saga never ended")),
+            [end] => offenders.push(format!(
+                "{order_id}: its saga ended {end} but the order was {}",
+                if refunded { "refunded" } else { "not refunded" }
+            )),
+            ends => offenders.push(format!("{order_id}: its saga ended {ends:?}")),
+        }
+    }
+    outcome(
+        "every fulfilment saga ended: completed, or compensated with a refund",
+        offenders,
+        format!("{completed} completed, {compensated} compensated (refunded)"),
+    )
+}
+
 /// The report's lines: one per invariant, then `invariants: N passed, M
 /// failed` last.
 pub fn report_lines(outcomes: &[InvariantOutcome]) -> Vec<String> {
@@ -533,10 +603,32 @@ mod tests {
         )
     }
 
+    /// The start of an order's fulfilment saga.
+    fn saga_started(order_id: &str) -> FactRecord {
+        record(&cairn_client::saga::facts::StartedFact {
+            definition: Hash([3; 32]),
+            id: order_id.to_owned(),
+            input: serde_json::json!({}),
+        })
+    }
+
+    /// A transition of `kind` in the journal of the saga `started`.
+    fn saga_transition(started: &FactRecord, kind: &str) -> FactRecord {
+        FactRecord::from_json(
+            Hash([9; 32]),
+            &serde_json::json!({
+                "type": SAGA_TRANSITION_TYPE,
+                "fields": {"kind": kind},
+                "predecessors": {"saga": started.hash.to_string()}
+            }),
+        )
+    }
+
     /// A served order's facts, notification included.
     fn served_order(order_id: &str) -> Vec<FactRecord> {
         let (order, hash) = placed(order_id);
         let bid = bid(order_id, "kitchen-1");
+        let saga = saga_started(order_id);
         vec![
             record(&PlaceOrder {
                 order_id: order_id.to_owned(),
@@ -553,6 +645,8 @@ mod tests {
                 item: "espresso".to_owned(),
                 order: hash,
             }),
+            saga_transition(&saga, "completed"),
+            saga,
             bid.clone(),
             claimed(order_id, &bid),
             record(&OrderServed {
@@ -587,7 +681,7 @@ mod tests {
         assert_eq!(failed(&outcomes), Vec::<&str>::new());
         assert_eq!(
             report_lines(&outcomes).last().unwrap(),
-            "invariants: 8 passed, 0 failed"
+            "invariants: 9 passed, 0 failed"
         );
     }
 
@@ -606,7 +700,7 @@ mod tests {
         assert_eq!(failed(&outcomes), vec!["every order charged at most once"]);
         assert_eq!(
             report_lines(&outcomes).last().unwrap(),
-            "invariants: 7 passed, 1 failed"
+            "invariants: 8 passed, 1 failed"
         );
     }
 
@@ -686,6 +780,27 @@ mod tests {
             failed(&check(&by_the_loser, &[])),
             vec!["no order prepared twice, each by the cook that won its claim"]
         );
+    }
+
+    #[test]
+    fn a_saga_that_never_ended_or_ended_wrong_fails() {
+        let saga_rule = "every fulfilment saga ended: completed, or compensated with a refund";
+        let unended: Vec<FactRecord> = served_order("o-1")
+            .into_iter()
+            .filter(|fact| fact.type_name != SAGA_TRANSITION_TYPE)
+            .collect();
+        let outcomes = check(&unended, &[]);
+        assert_eq!(failed(&outcomes), vec![saga_rule]);
+        // Compensated, yet nobody got the money back.
+        let mut compensated = unended.clone();
+        compensated.push(saga_transition(&saga_started("o-1"), "compensated"));
+        assert_eq!(failed(&check(&compensated, &[])), vec![saga_rule]);
+        // Charged, and no saga took the order over.
+        let without_saga: Vec<FactRecord> = unended
+            .into_iter()
+            .filter(|fact| fact.type_name != SAGA_STARTED_TYPE)
+            .collect();
+        assert_eq!(failed(&check(&without_saga, &[])), vec![saga_rule]);
     }
 
     #[test]

@@ -63,6 +63,23 @@ pub const SUBSCRIBER_CONCURRENCY: usize = 4;
 pub const SUBSCRIBER_WAIT_MS: u64 = 2_000;
 /// How long a stopping subscriber waits for its handlers.
 pub const SUBSCRIBER_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Attempts of a fulfilment saga's refund (its compensation) per round;
+/// each attempt is itself patient ([`REFUND_PATIENCE`]).
+pub const SAGA_COMPENSATION_ATTEMPTS_MAX: u32 = 10;
+/// How long one refund attempt keeps asking the card provider: longer
+/// than its longest outage, so a refund waits the outage out.
+pub const REFUND_PATIENCE: Duration = Duration::from_secs(30);
+/// Pause between two asks of one refund attempt.
+pub const REFUND_RETRY_INTERVAL: Duration = Duration::from_millis(500);
+/// Attempts of the saga's wait for stock's answer (each
+/// [`STOCK_ANSWER_WAIT`] long): minutes, more than any fault lasts.
+pub const SAGA_STOCK_ATTEMPTS_MAX: u32 = 60;
+/// How long one attempt waits for stock's answer about an order.
+pub const STOCK_ANSWER_WAIT: Duration = Duration::from_secs(5);
+/// How often the wait looks for stock's answer.
+pub const STOCK_ANSWER_POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// How long payments tries to store the saga's definition at its start.
+pub const SAGA_REGISTER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the kitchen takes to make one order at most.
 pub const KITCHEN_PREPARATION_MS_MAX: u64 = 150;
 
@@ -94,3 +111,5 @@ pub const LOG_PAGES_PER_READ_MAX: u32 = 1_000;
 pub const DEAD_LETTERS_MAX: u32 = 10_000;
 /// How long a service process may take to stop after its stdin closes.
 pub const SERVICE_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+const _: () = assert!(REFUND_PATIENCE.as_secs() > PROVIDER_OUTAGE_MAX.as_secs());

@@ -37,7 +37,7 @@ use crate::observer::Observer;
 use crate::processes::{Children, ServiceLaunch};
 use crate::provider::CardProvider;
 use crate::schedule::{Fault, Schedule, SERVICES};
-use crate::services::{notifications, orders, payments, stock};
+use crate::services::{fulfilment, notifications, orders, payments, stock};
 
 /// How to run the demo.
 #[derive(Clone, Debug)]
@@ -196,15 +196,31 @@ fn service_permissions(service: &str) -> Result<Permissions, DemoError> {
             &[OrderAccepted::TYPE_NAME, OrderPlaced::TYPE_NAME],
             &[orders::SUBSCRIPTION],
         ),
-        "payments" => permissions(
-            &[OrderPlaced::TYPE_NAME, OutOfStock::TYPE_NAME],
-            &[
+        "payments" => {
+            // The fulfilment saga: its runner reads every `Saga.*` type it
+            // subscribes to, and writes the journal.
+            let saga_subscriptions = format!(
+                "saga.{}.v{}.*",
+                fulfilment::SAGA_NAME,
+                fulfilment::SAGA_VERSION
+            );
+            let mut write = vec![
                 PaymentCaptured::TYPE_NAME,
                 PaymentFailed::TYPE_NAME,
                 PaymentRefunded::TYPE_NAME,
-            ],
-            &[payments::SUBSCRIPTION, payments::REFUNDS_SUBSCRIPTION],
-        ),
+            ];
+            write.extend(fulfilment::saga_types());
+            permissions(
+                &[
+                    OrderPlaced::TYPE_NAME,
+                    StockReserved::TYPE_NAME,
+                    OutOfStock::TYPE_NAME,
+                    "Saga.*",
+                ],
+                &write,
+                &[payments::SUBSCRIPTION, &saga_subscriptions],
+            )
+        }
         "stock" => permissions(
             &[PaymentCaptured::TYPE_NAME],
             &[

@@ -8,6 +8,7 @@
 //! stop signal (SIGINT, SIGTERM, or the demo closing the service's
 //! standard input — so a service never outlives the demo).
 
+pub mod fulfilment;
 pub mod kitchen;
 pub mod notifications;
 pub mod orders;

@@ -1,5 +1,6 @@
 //! The payments service: charges each `Cafe.OrderPlaced` at the flaky card
-//! provider and refunds each `Cafe.OutOfStock`.
+//! provider and runs the [`fulfilment`] saga of every charged order, whose
+//! compensation refunds the charge when stock runs out.
 //!
 //! - The provider call is a resilient call ([`ResilientClient`]: a timeout
 //!   per attempt, retries within a budget, a circuit breaker) keyed by the
@@ -13,37 +14,40 @@
 //!   letter of `payments`, and the handler publishes `Cafe.PaymentFailed`
 //!   with the reason, so the dead letter is explained and the customer is
 //!   told.
+//! - A charge starts its order's fulfilment saga in the same transaction
+//!   (`Saga.Started` goes through the outbox with `Cafe.PaymentCaptured`);
+//!   the saga's runner runs in this process too.
 
 use std::future::Future;
 
-use cairn_client::{Delivery, HandlerError, Service, TypedFact};
+use cairn_client::{Delivery, HandlerError, Hash, Service, TypedFact};
 use cairn_resilient::{CircuitBreakerOptions, ResilientClient, ResilientOptions};
 use cairn_sql::{Inbox, InboxError, Outbox, RelayHandle};
 use sqlx::SqlitePool;
 
 use crate::error::DemoError;
-use crate::facts::{OrderPlaced, OutOfStock, PaymentCaptured, PaymentFailed, PaymentRefunded};
+use crate::facts::{OrderPlaced, PaymentCaptured, PaymentFailed};
 use crate::limits::{
-    ATTEMPTS_MAX, PAYMENT_ATTEMPTS_MAX, PROVIDER_ATTEMPTS_MAX, PROVIDER_ATTEMPT_TIMEOUT,
-    PROVIDER_CALL_TIMEOUT, PROVIDER_CIRCUIT_OPEN_DURATION,
+    PAYMENT_ATTEMPTS_MAX, PROVIDER_ATTEMPTS_MAX, PROVIDER_ATTEMPT_TIMEOUT, PROVIDER_CALL_TIMEOUT,
+    PROVIDER_CIRCUIT_OPEN_DURATION, SAGA_REGISTER_TIMEOUT,
 };
-use crate::provider::{ChargeRequest, ProviderAnswer, RefundRequest};
+use crate::provider::{ChargeRequest, ProviderAnswer};
+use crate::services::fulfilment::{self, Fulfilment, FulfilmentServices};
 use crate::services::{
     definition, drain_relay, handler_error, open_database, start_relay, subscriber, ServiceOptions,
 };
 
 /// The subscription of orders to charge.
 pub const SUBSCRIPTION: &str = "payments";
-/// The subscription of orders to refund.
-pub const REFUNDS_SUBSCRIPTION: &str = "payments-refunds";
-
-/// What both handlers need.
+/// What the charging handler needs.
 #[derive(Clone)]
 struct Payments {
     pool: SqlitePool,
     relay: RelayHandle,
     provider: ResilientClient,
     provider_url: String,
+    /// The hash of the fulfilment saga's definition.
+    saga_definition: Hash,
 }
 
 /// Runs the payments service until `stop`.
@@ -62,27 +66,31 @@ pub async fn run(options: ServiceOptions, stop: impl Future<Output = ()>) -> Res
         },
         ..ResilientOptions::default()
     })?;
+    let provider_url = options.provider_url.trim_end_matches('/').to_owned();
+    let saga_services = FulfilmentServices {
+        client: client.clone(),
+        provider: provider.clone(),
+        provider_url: provider_url.clone(),
+    };
+    // The definition is stored before any charge can start a saga under
+    // it (the outbox publishes a `Saga.Started` only if it is).
+    register_saga(&client, &saga_services).await?;
     let payments = Payments {
         pool,
         relay: relay.handle(),
         provider,
-        provider_url: options.provider_url.trim_end_matches('/').to_owned(),
+        provider_url,
+        saga_definition: fulfilment::definition_hash(&saga_services)?,
     };
-    let charging = payments.clone();
-    let refunding = payments;
+    let runner = fulfilment::runner(&saga_services);
     Service::new("payments")
         .subscriber(subscriber(
             &client,
             SUBSCRIPTION,
             definition(OrderPlaced::TYPE_NAME, PAYMENT_ATTEMPTS_MAX),
-            move |delivery| charging.clone().charge(delivery),
+            move |delivery| payments.clone().charge(delivery),
         ))
-        .subscriber(subscriber(
-            &client,
-            REFUNDS_SUBSCRIPTION,
-            definition(OutOfStock::TYPE_NAME, ATTEMPTS_MAX),
-            move |delivery| refunding.clone().refund(delivery),
-        ))
+        .task("fulfilment saga runner", |shutdown| runner.run(shutdown))
         .task("outbox relay", |shutdown| async move {
             shutdown.cancelled().await;
             drain_relay(relay).await
@@ -124,6 +132,13 @@ impl Payments {
                 return Err(HandlerError::new(reason));
             }
         };
+        let fulfilment = Fulfilment {
+            order_id: order.value.order_id.clone(),
+            order: order.hash.to_string(),
+            charge_id: charge.id.clone(),
+        };
+        let started =
+            fulfilment::started(self.saga_definition, &fulfilment).map_err(handler_error)?;
         let captured = PaymentCaptured {
             order_id: order.value.order_id,
             charge_id: charge.id,
@@ -131,44 +146,23 @@ impl Payments {
             item: order.value.item,
             order: order.hash,
         };
-        self.once(&delivery, captured).await
+        self.once(&delivery, captured, started).await
     }
 
-    /// Refunds one order that ran out of stock.
-    async fn refund(self, delivery: Delivery) -> Result<(), HandlerError> {
-        let out = delivery.fact_as::<OutOfStock>()?;
-        let request = RefundRequest {
-            order_id: out.value.order_id.clone(),
-            charge_id: out.value.charge_id.clone(),
-        };
-        let refund = self
-            .provider
-            .post_json(&format!("{}/refunds", self.provider_url), &request)
-            .idempotency_key(format!("refund-{}", out.value.order_id))
-            .send()
-            .await
-            .and_then(|answer| answer.json::<ProviderAnswer>())
-            .map_err(|error| handler_error(format!("card provider: {error}")))?;
-        let refunded = PaymentRefunded {
-            order_id: out.value.order_id,
-            charge_id: out.value.charge_id,
-            refund_id: refund.id,
-            order: out.value.order,
-        };
-        self.once(&delivery, refunded).await
-    }
-
-    /// Enqueues `fact` in the inbox's transaction of `delivery`: once per
-    /// delivered message, however often it is delivered.
-    async fn once<T: TypedFact + Send + Sync + 'static>(
-        &self,
-        delivery: &Delivery,
-        fact: T,
-    ) -> Result<(), HandlerError> {
+    /// Enqueues `fact` and then `then` in the inbox's transaction of
+    /// `delivery`: once per delivered message, however often it is
+    /// delivered.
+    async fn once<T, U>(&self, delivery: &Delivery, fact: T, then: U) -> Result<(), HandlerError>
+    where
+        T: TypedFact + Send + Sync + 'static,
+        U: TypedFact + Send + Sync + 'static,
+    {
         let processed = Inbox::new(delivery.subscription())
             .process(&self.pool, &delivery.hash(), move |transaction| {
                 Box::pin(async move {
-                    Outbox::new().enqueue_value(transaction, &fact).await?;
+                    let outbox = Outbox::new();
+                    outbox.enqueue_value(transaction, &fact).await?;
+                    outbox.enqueue_value(transaction, &then).await?;
                     Ok::<(), HandlerError>(())
                 })
             })
@@ -190,5 +184,26 @@ impl Payments {
         transaction.commit().await?;
         self.relay.notify();
         Ok(())
+    }
+}
+
+/// Stores the saga's definition, trying again while Cairn does not answer
+/// (it may be restarting), for a bounded time.
+async fn register_saga(
+    client: &cairn_client::Client,
+    services: &FulfilmentServices,
+) -> Result<(), DemoError> {
+    let deadline = tokio::time::Instant::now() + SAGA_REGISTER_TIMEOUT;
+    let definition = fulfilment::definition(services);
+    loop {
+        match client.sagas().register(&definition).await {
+            Ok(_) => return Ok(()),
+            Err(error) if tokio::time::Instant::now() >= deadline => {
+                return Err(DemoError::Cairn(format!(
+                    "cannot store the fulfilment saga: {error}"
+                )))
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+        }
     }
 }
