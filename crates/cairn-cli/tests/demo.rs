@@ -74,7 +74,7 @@ fn the_demo_survives_every_fault_and_every_invariant_holds() {
     let last_line = stdout.lines().next_back();
     assert_eq!(
         last_line,
-        Some("invariants: 9 passed, 0 failed"),
+        Some("invariants: 10 passed, 0 failed"),
         "stdout:\n{stdout}"
     );
     for happened in [

@@ -150,6 +150,22 @@ pub struct PaymentFailed {
     pub order: Hash,
 }
 
+/// `Cafe.RestockDue`: the croissant delivery came. Written by Cairn, not
+/// by a service: it is the template of stock's one-shot durable timer
+/// `restock.<item>`, set when the item sold out, and the fired fact
+/// carries `cairn_timer` (the timer's name and due instant) besides.
+#[derive(Clone, Debug, PartialEq, Eq, Fact)]
+#[fact(type = "Cafe.RestockDue")]
+pub struct RestockDue {
+    /// The item delivered.
+    pub item: String,
+    /// Its price from the delivery on, in cents.
+    pub price_cents: i64,
+    /// The tombstone that took it off the menu.
+    #[predecessor(role = "withdrawn")]
+    pub withdrawn: Hash,
+}
+
 /// `Cafe.StockReserved`: stock set one item aside for a paid order.
 #[derive(Clone, Debug, PartialEq, Eq, Fact)]
 #[fact(type = "Cafe.StockReserved")]

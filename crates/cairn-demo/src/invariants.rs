@@ -9,9 +9,11 @@ use std::fmt::Write as _;
 use cairn_client::{Hash, TypedFact};
 
 use crate::facts::{
-    NotificationSent, OrderAccepted, OrderPlaced, OrderServed, PaymentCaptured, PaymentFailed,
-    PaymentRefunded, PlaceOrder, PreparationClaimed,
+    MenuItem, MenuItemWithdrawn, NotificationSent, OrderAccepted, OrderPlaced, OrderServed,
+    PaymentCaptured, PaymentFailed, PaymentRefunded, PlaceOrder, PreparationClaimed, RestockDue,
 };
+use crate::limits::RESTOCK_PRICE_CENTS;
+use crate::services::stock::{menu_item, MENU, SCARCE_ITEM};
 
 /// The type of Cairn's record of a won claim.
 pub const CLAIMED_TYPE: &str = "Cairn.Claimed";
@@ -239,6 +241,7 @@ pub fn check(facts: &[FactRecord], dead_letters: &[DeadLetterRecord]) -> Vec<Inv
         requests_read_upcast(&stories),
         prepared_once_by_its_claimant(facts),
         every_saga_ended(&stories),
+        restocked_by_its_timer(facts),
     ]
 }
 
@@ -541,6 +544,107 @@ fn every_saga_ended(stories: &BTreeMap<String, OrderStory>) -> InvariantOutcome 
     )
 }
 
+/// The hash of a typed value's fact, as text.
+fn hash_text<T: TypedFact>(value: &T) -> Option<String> {
+    cairn_client::to_canonical_fact(value)
+        .ok()
+        .map(|fact| fact.hash.to_string())
+}
+
+/// What the facts say about the croissant delivery: the tombstone of the
+/// first batch (if it sold out), the restock timer's facts for it, and
+/// whether the new batch is on the menu.
+struct Restock {
+    withdrawn: Option<String>,
+    fired: Vec<FactRecord>,
+    back_on_menu: bool,
+}
+
+fn restock(facts: &[FactRecord]) -> Restock {
+    let first_price = MENU
+        .iter()
+        .find(|(item, _)| *item == SCARCE_ITEM)
+        .map_or(0, |(_, price)| *price);
+    let first_batch = menu_item(SCARCE_ITEM, first_price)
+        .ok()
+        .and_then(|item| hash_text(&item));
+    let new_batch = menu_item(SCARCE_ITEM, RESTOCK_PRICE_CENTS)
+        .ok()
+        .and_then(|item| hash_text(&item));
+    let withdrawn = facts
+        .iter()
+        .find(|fact| {
+            fact.type_name == MenuItemWithdrawn::TYPE_NAME
+                && first_batch.is_some()
+                && fact.predecessor("item") == first_batch
+        })
+        .map(|fact| fact.hash.to_string());
+    let fired = facts
+        .iter()
+        .filter(|fact| {
+            fact.type_name == RestockDue::TYPE_NAME
+                && withdrawn.is_some()
+                && fact.predecessor("withdrawn") == withdrawn
+        })
+        .cloned()
+        .collect();
+    let back_on_menu = facts.iter().any(|fact| {
+        fact.type_name == MenuItem::TYPE_NAME && Some(fact.hash.to_string()) == new_batch
+    });
+    Restock {
+        withdrawn,
+        fired,
+        back_on_menu,
+    }
+}
+
+/// Whether the croissants sold out and their delivery has not yet put
+/// them back on the menu (the drain waits for it).
+pub fn restock_pending(facts: &[FactRecord]) -> bool {
+    let restock = restock(facts);
+    restock.withdrawn.is_some() && !restock.back_on_menu
+}
+
+/// The sold-out croissants came back: their restock timer fired once
+/// (its `Cafe.RestockDue`, written by Cairn with `cairn_timer`) and the
+/// new batch is on the menu.
+fn restocked_by_its_timer(facts: &[FactRecord]) -> InvariantOutcome {
+    let restock = restock(facts);
+    let name = "the sold-out croissants restocked by their durable timer";
+    let Some(_) = restock.withdrawn else {
+        return outcome(
+            name,
+            Vec::new(),
+            "croissants never sold out: no delivery due".to_owned(),
+        );
+    };
+    let mut offenders = Vec::new();
+    match restock.fired.as_slice() {
+        [] => offenders.push("sold out, but the restock timer never fired".to_owned()),
+        [due] if due.fields.get("cairn_timer").is_none() => {
+            offenders.push("the delivery was not written by the timer".to_owned())
+        }
+        [_] => {}
+        more => offenders.push(format!("the restock timer fired {} facts", more.len())),
+    }
+    if !restock.back_on_menu {
+        offenders.push("the new batch never came back on the menu".to_owned());
+    }
+    let due = restock
+        .fired
+        .first()
+        .and_then(|due| due.fields.get("cairn_timer"))
+        .and_then(|timer| timer.get("due"))
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    outcome(
+        name,
+        offenders,
+        format!("sold out, the timer fired once (due {due}), back on the menu"),
+    )
+}
+
 /// The report's lines: one per invariant, then `invariants: N passed, M
 /// failed` last.
 pub fn report_lines(outcomes: &[InvariantOutcome]) -> Vec<String> {
@@ -681,7 +785,7 @@ mod tests {
         assert_eq!(failed(&outcomes), Vec::<&str>::new());
         assert_eq!(
             report_lines(&outcomes).last().unwrap(),
-            "invariants: 9 passed, 0 failed"
+            "invariants: 10 passed, 0 failed"
         );
     }
 
@@ -700,7 +804,7 @@ mod tests {
         assert_eq!(failed(&outcomes), vec!["every order charged at most once"]);
         assert_eq!(
             report_lines(&outcomes).last().unwrap(),
-            "invariants: 8 passed, 1 failed"
+            "invariants: 9 passed, 1 failed"
         );
     }
 
@@ -801,6 +905,49 @@ mod tests {
             .filter(|fact| fact.type_name != SAGA_STARTED_TYPE)
             .collect();
         assert_eq!(failed(&check(&without_saga, &[])), vec![saga_rule]);
+    }
+
+    #[test]
+    fn sold_out_croissants_need_their_timer_and_the_new_batch() {
+        let rule = "the sold-out croissants restocked by their durable timer";
+        let sold_out = crate::services::stock::sold_out(SCARCE_ITEM, 280).unwrap();
+        let mut facts = served_order("o-1");
+        facts.push(record(&sold_out));
+        assert_eq!(failed(&check(&facts, &[])), vec![rule]);
+        assert!(restock_pending(&facts));
+        // The timer's fact, as Cairn writes it: the template plus
+        // `cairn_timer`.
+        let due = RestockDue {
+            item: SCARCE_ITEM.to_owned(),
+            price_cents: RESTOCK_PRICE_CENTS,
+            withdrawn: record(&sold_out).hash,
+        };
+        let mut fired: serde_json::Value =
+            serde_json::from_slice(&cairn_client::to_canonical_fact(&due).unwrap().canonical)
+                .unwrap();
+        fired["fields"]["cairn_timer"] =
+            serde_json::json!({"name": "restock.croissant", "due": "2026-12-07T03:00:00.000Z"});
+        // The stock service reads the fired fact as its type.
+        let typed =
+            cairn_client::Typed::<RestockDue>::from_parts(Hash([5; 32]), 1, fired.clone()).unwrap();
+        assert_eq!(typed.value, due);
+        facts.push(FactRecord::from_json(Hash([5; 32]), &fired));
+        assert_eq!(
+            failed(&check(&facts, &[])),
+            vec![rule],
+            "not back on the menu"
+        );
+        facts.push(record(
+            &menu_item(SCARCE_ITEM, RESTOCK_PRICE_CENTS).unwrap(),
+        ));
+        assert_eq!(failed(&check(&facts, &[])), Vec::<&str>::new());
+        assert!(!restock_pending(&facts));
+        // Back on the menu without the timer: a delivery nobody scheduled.
+        let untimed: Vec<FactRecord> = facts
+            .into_iter()
+            .filter(|fact| fact.type_name != RestockDue::TYPE_NAME)
+            .collect();
+        assert_eq!(failed(&check(&untimed, &[])), vec![rule]);
     }
 
     #[test]

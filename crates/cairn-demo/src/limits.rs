@@ -80,6 +80,13 @@ pub const STOCK_ANSWER_WAIT: Duration = Duration::from_secs(5);
 pub const STOCK_ANSWER_POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// How long payments tries to store the saga's definition at its start.
 pub const SAGA_REGISTER_TIMEOUT: Duration = Duration::from_secs(30);
+/// When the croissant delivery comes, in per mille of the run: after
+/// the schedule's `kill -9` of Cairn (which starts by 625 ‰), so the
+/// restock timer, set when croissants sell out, is pending across it.
+pub const RESTOCK_AT_PER_MILLE: u64 = 700;
+/// The croissants' price from the delivery on (the new batch is dearer,
+/// which also makes it a new menu item, not the withdrawn one).
+pub const RESTOCK_PRICE_CENTS: i64 = 300;
 /// How long the kitchen takes to make one order at most.
 pub const KITCHEN_PREPARATION_MS_MAX: u64 = 150;
 

@@ -19,6 +19,7 @@ pub fn subscriptions() -> Vec<String> {
         orders::SUBSCRIPTION,
         payments::SUBSCRIPTION,
         stock::SUBSCRIPTION,
+        stock::RESTOCK_SUBSCRIPTION,
     ];
     names.extend(kitchen::WORKERS);
     names.extend(notifications::SUBSCRIPTIONS.iter().map(|(name, _)| *name));

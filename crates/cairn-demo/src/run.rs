@@ -26,12 +26,12 @@ use crate::error::DemoError;
 use crate::facts::{
     Menu, MenuItem, MenuItemWithdrawn, NotificationSent, OrderAccepted, OrderPlaced, OrderServed,
     OutOfStock, PaymentCaptured, PaymentFailed, PaymentRefunded, PlaceOrder, PreparationClaimed,
-    StockReserved,
+    RestockDue, StockReserved,
 };
 use crate::invariants::{self, report_lines, CLAIMED_TYPE};
 use crate::limits::{
     CAIRN_START_TIMEOUT, DRAIN_TIMEOUT, DURATION_MAX, DURATION_MIN, ORDERS_PER_S,
-    PROGRESS_INTERVAL, PROGRESS_READ_TIMEOUT, RESTART_DELAY,
+    PROGRESS_INTERVAL, PROGRESS_READ_TIMEOUT, RESTART_DELAY, RESTOCK_AT_PER_MILLE,
 };
 use crate::observer::Observer;
 use crate::processes::{Children, ServiceLaunch};
@@ -222,15 +222,17 @@ fn service_permissions(service: &str) -> Result<Permissions, DemoError> {
             )
         }
         "stock" => permissions(
-            &[PaymentCaptured::TYPE_NAME],
+            &[PaymentCaptured::TYPE_NAME, RestockDue::TYPE_NAME],
             &[
                 Menu::TYPE_NAME,
                 MenuItem::TYPE_NAME,
                 MenuItemWithdrawn::TYPE_NAME,
                 StockReserved::TYPE_NAME,
                 OutOfStock::TYPE_NAME,
+                // Setting a timer needs write on the type it will write.
+                RestockDue::TYPE_NAME,
             ],
-            &[stock::SUBSCRIPTION],
+            &[stock::SUBSCRIPTION, stock::RESTOCK_SUBSCRIPTION],
         ),
         "kitchen-1" | "kitchen-2" => permissions(
             // A claim names the bid, which the cook must be able to read.
@@ -336,6 +338,14 @@ async fn run_cafe(
     // them (to be refunded).
     let expected_orders = options.duration.as_secs() * ORDERS_PER_S;
     let croissants = (expected_orders / 20).max(2);
+    // The croissant delivery: the instant of stock's restock timer.
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let restock_at_ms = u64::try_from(
+        (since_epoch + options.duration * RESTOCK_AT_PER_MILLE as u32 / 1_000).as_millis(),
+    )
+    .unwrap_or(u64::MAX);
     for service in SERVICES {
         let created = admin
             .create_token(&TokenCreateRequest {
@@ -355,6 +365,8 @@ async fn run_cafe(
             provider.url(),
             "--croissants".to_owned(),
             croissants.to_string(),
+            "--restock-at-ms".to_owned(),
+            restock_at_ms.to_string(),
         ];
         children.start_service(
             service,
@@ -486,6 +498,7 @@ async fn run_cafe(
         if progress.requested > 0
             && progress.settled == progress.placed
             && progress.placed >= progress.requested
+            && !invariants::restock_pending(observer.facts())
         {
             break;
         }

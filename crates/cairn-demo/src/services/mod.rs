@@ -47,8 +47,12 @@ pub struct ServiceOptions {
     pub provider_url: String,
     /// The service's own access token (least privilege).
     pub access_token: Option<AccessToken>,
-    /// Croissants in stock at the start (stock only).
+    /// Croissants in stock at the start, and again at the restock (stock
+    /// only).
     pub croissants: i64,
+    /// When the croissant delivery comes, in ms since the Unix epoch: the
+    /// instant of stock's durable restock timer (stock only).
+    pub restock_at_ms: u64,
 }
 
 impl ServiceOptions {
