@@ -983,7 +983,7 @@ mod tests {
         let outcomes = check(&facts, std::slice::from_ref(&dead_letter));
         assert_eq!(failed(&outcomes), Vec::<&str>::new());
         let unexplained = DeadLetterRecord {
-            subscription: "kitchen".to_owned(),
+            subscription: "kitchen-1".to_owned(),
             ..dead_letter
         };
         assert_eq!(
