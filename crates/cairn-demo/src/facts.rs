@@ -179,7 +179,8 @@ pub struct StockReserved {
     pub order: Hash,
 }
 
-/// `Cafe.OutOfStock`: a paid order's item ran out; payments refunds it.
+/// `Cafe.OutOfStock`: a paid order's item ran out; the order's fulfilment
+/// saga refunds it (its `reserve_stock` step fails for good).
 #[derive(Clone, Debug, PartialEq, Eq, Fact)]
 #[fact(type = "Cafe.OutOfStock")]
 pub struct OutOfStock {
