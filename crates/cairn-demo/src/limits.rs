@@ -48,6 +48,11 @@ pub const PROVIDER_KEYS_MAX: usize = 100_000;
 
 /// Deliveries of an order to payments before it becomes a dead letter.
 pub const PAYMENT_ATTEMPTS_MAX: u32 = 3;
+/// Deliveries of an order to payments beyond [`PAYMENT_ATTEMPTS_MAX`]
+/// before it becomes a dead letter: room for deliveries cut short by a
+/// SIGKILL of payments (each counts as an attempt), so that the delivery
+/// that gives up and explains the dead letter always runs.
+pub const PAYMENT_CRASH_ATTEMPTS: u32 = 2;
 /// Deliveries of a message to the other subscriptions before it becomes a
 /// dead letter (only a bug gets there).
 pub const ATTEMPTS_MAX: u32 = 10;

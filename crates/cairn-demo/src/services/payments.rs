@@ -10,10 +10,15 @@
 //! - The charge's fact goes into the outbox in the inbox's transaction
 //!   ([`cairn_sql::Inbox`]), so a redelivered order adds nothing.
 //! - When the provider keeps failing, the handler fails; Cairn redelivers
-//!   with backoff and after the last attempt keeps the order as a dead
-//!   letter of `payments`, and the handler publishes `Cafe.PaymentFailed`
-//!   with the reason, so the dead letter is explained and the customer is
-//!   told.
+//!   with backoff. On its [`PAYMENT_ATTEMPTS_MAX`]th delivery the handler
+//!   gives up: it records the refusal and publishes `Cafe.PaymentFailed`
+//!   with the reason (one transaction), and fails every later delivery at
+//!   once, so the order becomes a dead letter of `payments` that is
+//!   explained, and the customer is told. The subscription allows
+//!   [`PAYMENT_CRASH_ATTEMPTS`] deliveries more than that: a delivery cut
+//!   short by a SIGKILL counts as an attempt (its lease expires), and
+//!   without the slack a kill during the deciding delivery would leave a
+//!   dead letter that nobody explained and a customer never told.
 //! - A charge starts its order's fulfilment saga in the same transaction
 //!   (`Saga.Started` goes through the outbox with `Cafe.PaymentCaptured`);
 //!   the saga's runner runs in this process too.
@@ -28,8 +33,8 @@ use sqlx::SqlitePool;
 use crate::error::DemoError;
 use crate::facts::{OrderPlaced, PaymentCaptured, PaymentFailed};
 use crate::limits::{
-    PAYMENT_ATTEMPTS_MAX, PROVIDER_ATTEMPTS_MAX, PROVIDER_ATTEMPT_TIMEOUT, PROVIDER_CALL_TIMEOUT,
-    PROVIDER_CIRCUIT_OPEN_DURATION, SAGA_REGISTER_TIMEOUT,
+    PAYMENT_ATTEMPTS_MAX, PAYMENT_CRASH_ATTEMPTS, PROVIDER_ATTEMPTS_MAX, PROVIDER_ATTEMPT_TIMEOUT,
+    PROVIDER_CALL_TIMEOUT, PROVIDER_CIRCUIT_OPEN_DURATION, SAGA_REGISTER_TIMEOUT,
 };
 use crate::provider::{ChargeRequest, ProviderAnswer};
 use crate::services::fulfilment::{self, Fulfilment, FulfilmentServices};
@@ -39,6 +44,13 @@ use crate::services::{
 
 /// The subscription of orders to charge.
 pub const SUBSCRIPTION: &str = "payments";
+/// The orders payments gave up on: once an order's `Cafe.PaymentFailed`
+/// is committed, it is never charged.
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS payment_failures (
+    order_id TEXT PRIMARY KEY,
+    reason TEXT NOT NULL
+)";
+
 /// What the charging handler needs.
 #[derive(Clone)]
 struct Payments {
@@ -53,6 +65,7 @@ struct Payments {
 /// Runs the payments service until `stop`.
 pub async fn run(options: ServiceOptions, stop: impl Future<Output = ()>) -> Result<(), DemoError> {
     let pool = open_database(&options.data_dir, "payments").await?;
+    sqlx::query(SCHEMA).execute(&pool).await?;
     let client = options.client()?;
     let relay = start_relay(&pool, &client);
     let provider = ResilientClient::new(ResilientOptions {
@@ -87,7 +100,10 @@ pub async fn run(options: ServiceOptions, stop: impl Future<Output = ()>) -> Res
         .subscriber(subscriber(
             &client,
             SUBSCRIPTION,
-            definition(OrderPlaced::TYPE_NAME, PAYMENT_ATTEMPTS_MAX),
+            definition(
+                OrderPlaced::TYPE_NAME,
+                PAYMENT_ATTEMPTS_MAX + PAYMENT_CRASH_ATTEMPTS,
+            ),
             move |delivery| payments.clone().charge(delivery),
         ))
         .task("fulfilment saga runner", |shutdown| runner.run(shutdown))
@@ -104,6 +120,16 @@ impl Payments {
     /// Charges one delivered order.
     async fn charge(self, delivery: Delivery) -> Result<(), HandlerError> {
         let order = delivery.fact_as::<OrderPlaced>()?;
+        // Given up already (this process was killed after deciding, before
+        // its ack): fail again at once, never charge after a refusal.
+        let given_up: Option<(String,)> =
+            sqlx::query_as("SELECT reason FROM payment_failures WHERE order_id = $1")
+                .bind(&order.value.order_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        if let Some((reason,)) = given_up {
+            return Err(HandlerError::new(reason));
+        }
         let request = ChargeRequest {
             order_id: order.value.order_id.clone(),
             amount_cents: order.value.price_cents,
@@ -126,8 +152,8 @@ impl Payments {
                         attempts: delivery.attempt(),
                         order: order.hash,
                     };
-                    self.publish(&failed).await?;
-                    tracing::warn!(order_id = %order.value.order_id, "{reason}; last attempt: a dead letter, Cafe.PaymentFailed published");
+                    self.give_up(&failed).await?;
+                    tracing::warn!(order_id = %order.value.order_id, "{reason}; given up: a dead letter, Cafe.PaymentFailed published");
                 }
                 return Err(HandlerError::new(reason));
             }
@@ -177,10 +203,24 @@ impl Payments {
         }
     }
 
-    /// Enqueues one fact in its own transaction.
-    async fn publish<T: TypedFact>(&self, fact: &T) -> Result<(), HandlerError> {
+    /// Records that payments gave up on the order and enqueues its
+    /// `Cafe.PaymentFailed`, in one transaction, once per order.
+    async fn give_up(&self, failed: &PaymentFailed) -> Result<(), HandlerError> {
         let mut transaction = self.pool.begin().await?;
-        Outbox::new().enqueue_value(&mut transaction, fact).await?;
+        let inserted = sqlx::query(
+            "INSERT OR IGNORE INTO payment_failures (order_id, reason) VALUES ($1, $2)",
+        )
+        .bind(&failed.order_id)
+        .bind(&failed.reason)
+        .execute(&mut *transaction)
+        .await?
+        .rows_affected()
+            == 1;
+        if inserted {
+            Outbox::new()
+                .enqueue_value(&mut transaction, failed)
+                .await?;
+        }
         transaction.commit().await?;
         self.relay.notify();
         Ok(())
