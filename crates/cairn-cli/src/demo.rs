@@ -39,7 +39,7 @@ pub struct DemoArgs {
 /// Options of `cairn demo-service` (started by `cairn demo` only).
 #[derive(clap::Args)]
 pub struct DemoServiceArgs {
-    /// The service: orders, payments, stock, kitchen or notifications.
+    /// The service: orders, payments, stock, kitchen-1, kitchen-2 or notifications.
     name: String,
     /// Cairn's base URL.
     #[arg(long)]
@@ -53,6 +53,10 @@ pub struct DemoServiceArgs {
     /// Croissants in stock at the first start.
     #[arg(long, default_value_t = 10)]
     croissants: i64,
+    /// When the croissant delivery comes, in ms since the Unix epoch (0:
+    /// as soon as they sell out).
+    #[arg(long, default_value_t = 0)]
+    restock_at_ms: u64,
 }
 
 /// Runs `cairn demo`: exit 0 when every invariant holds, 1 otherwise or
@@ -101,6 +105,7 @@ pub async fn run_service(args: DemoServiceArgs) -> anyhow::Result<()> {
         // The service's own identity (least privilege), from CAIRN_TOKEN.
         access_token: AccessToken::from_env(),
         croissants: args.croissants,
+        restock_at_ms: args.restock_at_ms,
     };
     services::run(&args.name, options, stop).await?;
     Ok(())

@@ -58,7 +58,7 @@ struct Cli {
 enum Command {
     /// Run the server (embedded store by default, or PostgreSQL).
     Serve(serve::ServeArgs),
-    /// A coffee shop of five services on Cairn, run under faults (services
+    /// A coffee shop of six services on Cairn, run under faults (services
     /// and Cairn killed, a card provider down), ending with a report of
     /// business invariants checked from the facts (exit 1 if one fails).
     Demo(demo::DemoArgs),

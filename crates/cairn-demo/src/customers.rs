@@ -6,6 +6,11 @@
 //! what just sold out. At most [`ORDERS_IN_FLIGHT_MAX`] orders wait at
 //! once: a customer who finds the café full walks away (back-pressure, not
 //! a growing queue).
+//!
+//! Every third order comes from the café's old app, which still writes
+//! `Cafe.PlaceOrder` at schema version 1 ([`PlaceOrderV1`], no
+//! `takeaway`); the others from the new app, at version 2. Both kinds of
+//! request live side by side in the log.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,10 +21,10 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use crate::facts::{menu, MenuItem, MenuItemWithdrawn, OrderAccepted, PlaceOrder};
+use crate::facts::{menu, MenuItem, MenuItemWithdrawn, OrderAccepted, PlaceOrder, PlaceOrderV1};
 use crate::limits::{
-    MENU_REFRESH_INTERVAL, ORDERS_IN_FLIGHT_MAX, ORDERS_MAX, ORDERS_PER_S, ORDER_ASKS_MAX,
-    ORDER_REPLY_TIMEOUT, ORDER_REQUEST_EXPIRY,
+    MENU_REFRESH_INTERVAL, ORDERS_IN_FLIGHT_MAX, ORDERS_MAX, ORDERS_OLD_APP_EVERY, ORDERS_PER_S,
+    ORDER_ASKS_MAX, ORDER_REPLY_TIMEOUT, ORDER_REQUEST_EXPIRY,
 };
 use crate::random::SeededRandom;
 
@@ -78,12 +83,14 @@ pub async fn run(client: Client, seed: u64, stop: CancellationToken, counts: Arc
             customer: NAMES[random.below(NAMES.len() as u64) as usize].to_owned(),
             item: item.item.clone(),
             price_cents: item.price_cents,
+            takeaway: random.below(2) == 1,
         };
+        let old_app = order_index % ORDERS_OLD_APP_EVERY == 0;
         counts.ordered.fetch_add(1, Ordering::Relaxed);
         let client = client.clone();
         let counts = Arc::clone(&counts);
         orders.spawn(async move {
-            place(&client, &command, &counts).await;
+            place(&client, &command, old_app, &counts).await;
             drop(permit);
         });
     }
@@ -93,18 +100,32 @@ pub async fn run(client: Client, seed: u64, stop: CancellationToken, counts: Arc
 
 /// Asks for one order until it is accepted, at most [`ORDER_ASKS_MAX`]
 /// times. Each ask is a new request (a new request id), the order id the
-/// same: the orders service takes the order once.
-async fn place(client: &Client, command: &PlaceOrder, counts: &CustomerCounts) {
+/// same: the orders service takes the order once. The old app sends it at
+/// version 1, without `takeaway`.
+async fn place(client: &Client, command: &PlaceOrder, old_app: bool, counts: &CustomerCounts) {
     for ask in 1..=ORDER_ASKS_MAX {
         if ask > 1 {
             counts.asked_again.fetch_add(1, Ordering::Relaxed);
         }
-        let Ok(request) = Request::expiring_in(command, ORDER_REQUEST_EXPIRY) else {
-            break;
-        };
         let answered = async {
-            let pending = client.send_request(&request).await?;
-            pending.reply::<OrderAccepted>(ORDER_REPLY_TIMEOUT).await
+            let request_hash = if old_app {
+                let old = PlaceOrderV1 {
+                    order_id: command.order_id.clone(),
+                    customer: command.customer.clone(),
+                    item: command.item.clone(),
+                    price_cents: command.price_cents,
+                };
+                let request = Request::expiring_in(&old, ORDER_REQUEST_EXPIRY)?;
+                client.send_request(&request).await?.hash()
+            } else {
+                let request = Request::expiring_in(command, ORDER_REQUEST_EXPIRY)?;
+                client.send_request(&request).await?.hash()
+            };
+            // The reply answers the request, whichever version it was.
+            client
+                .pending_request::<PlaceOrder>(request_hash)
+                .reply::<OrderAccepted>(ORDER_REPLY_TIMEOUT)
+                .await
         };
         match answered.await {
             Ok(_) => {

@@ -3,7 +3,7 @@
 //! one successor query reads an order's whole story; facts whose every
 //! occurrence matters (a notification) carry an id of their own.
 
-use cairn_client::{Fact, Hash};
+use cairn_client::{Fact, Hash, UpcastOperation};
 
 /// `Cafe.Menu`: the menu's anchor, the same fact everywhere (content
 /// addressing: anyone computes its hash offline).
@@ -39,12 +39,43 @@ pub struct MenuItemWithdrawn {
     pub item: Hash,
 }
 
-/// `Cafe.PlaceOrder`: a customer's request (sent with the SDK's request id
-/// and expiry). The order id is made by the customer, once, so asking
-/// again is the same order.
+/// `Cafe.PlaceOrder`, version 2: a customer's request (sent with the
+/// SDK's request id and expiry). The order id is made by the customer,
+/// once, so asking again is the same order. Version 2 (the café's new
+/// app) added `takeaway`; the old app still writes version 1
+/// ([`PlaceOrderV1`]), and the orders service reads those as version 2
+/// through [`place_order_upcasts`]: not a takeaway.
+#[derive(Clone, Debug, PartialEq, Eq, Fact)]
+#[fact(type = "Cafe.PlaceOrder", version = 2, upcasts = place_order_upcasts)]
+pub struct PlaceOrder {
+    /// The client-side id of the order.
+    pub order_id: String,
+    /// Who orders.
+    pub customer: String,
+    /// What.
+    pub item: String,
+    /// The price the customer saw, in cents.
+    pub price_cents: i64,
+    /// Whether to take it away (version 2).
+    pub takeaway: bool,
+}
+
+/// How a version-1 `Cafe.PlaceOrder` reads as version 2: an order of the
+/// old app, which could not say takeaway, is drunk in the café.
+pub fn place_order_upcasts(version: u32) -> Vec<UpcastOperation> {
+    match version {
+        2 => vec![UpcastOperation::Default {
+            path: "/takeaway".to_owned(),
+            value: serde_json::Value::Bool(false),
+        }],
+        _ => Vec::new(),
+    }
+}
+
+/// `Cafe.PlaceOrder`, version 1, as the old app still writes it.
 #[derive(Clone, Debug, PartialEq, Eq, Fact)]
 #[fact(type = "Cafe.PlaceOrder")]
-pub struct PlaceOrder {
+pub struct PlaceOrderV1 {
     /// The client-side id of the order.
     pub order_id: String,
     /// Who orders.
@@ -80,6 +111,9 @@ pub struct OrderPlaced {
     pub item: String,
     /// What to charge, in cents.
     pub price_cents: i64,
+    /// Whether to take it away (from a version-2 request; `false` for the
+    /// old app's version-1 requests, read upcast).
+    pub takeaway: bool,
 }
 
 /// `Cafe.PaymentCaptured`: the card provider charged the order.
@@ -116,6 +150,22 @@ pub struct PaymentFailed {
     pub order: Hash,
 }
 
+/// `Cafe.RestockDue`: the croissant delivery came. Written by Cairn, not
+/// by a service: it is the template of stock's one-shot durable timer
+/// `restock.<item>`, set when the item sold out, and the fired fact
+/// carries `cairn_timer` (the timer's name and due instant) besides.
+#[derive(Clone, Debug, PartialEq, Eq, Fact)]
+#[fact(type = "Cafe.RestockDue")]
+pub struct RestockDue {
+    /// The item delivered.
+    pub item: String,
+    /// Its price from the delivery on, in cents.
+    pub price_cents: i64,
+    /// The tombstone that took it off the menu.
+    #[predecessor(role = "withdrawn")]
+    pub withdrawn: Hash,
+}
+
 /// `Cafe.StockReserved`: stock set one item aside for a paid order.
 #[derive(Clone, Debug, PartialEq, Eq, Fact)]
 #[fact(type = "Cafe.StockReserved")]
@@ -129,7 +179,8 @@ pub struct StockReserved {
     pub order: Hash,
 }
 
-/// `Cafe.OutOfStock`: a paid order's item ran out; payments refunds it.
+/// `Cafe.OutOfStock`: a paid order's item ran out; the order's fulfilment
+/// saga refunds it (its `reserve_stock` step fails for good).
 #[derive(Clone, Debug, PartialEq, Eq, Fact)]
 #[fact(type = "Cafe.OutOfStock")]
 pub struct OutOfStock {
@@ -159,6 +210,22 @@ pub struct PaymentRefunded {
     pub order: Hash,
 }
 
+/// `Cafe.PreparationClaimed`: a cook's bid to make an order. Both cooks
+/// see every order; each stores its bid and claims the key
+/// `prepare.<order id>` with it ([`cairn_client::Client::claim`]): the
+/// first bid wins, the other cook leaves the order alone.
+#[derive(Clone, Debug, PartialEq, Eq, Fact)]
+#[fact(type = "Cafe.PreparationClaimed")]
+pub struct PreparationClaimed {
+    /// The order's id.
+    pub order_id: String,
+    /// The cook (the kitchen worker's service name).
+    pub worker: String,
+    /// The order.
+    #[predecessor(role = "order")]
+    pub order: Hash,
+}
+
 /// `Cafe.OrderServed`: the kitchen handed the order over.
 #[derive(Clone, Debug, PartialEq, Eq, Fact)]
 #[fact(type = "Cafe.OrderServed")]
@@ -167,6 +234,8 @@ pub struct OrderServed {
     pub order_id: String,
     /// The item.
     pub item: String,
+    /// The cook who made it (who won the order's claim).
+    pub worker: String,
     /// The order.
     #[predecessor(role = "order")]
     pub order: Hash,

@@ -25,6 +25,9 @@ pub const ORDER_ASKS_MAX: u32 = 3;
 pub const ORDER_REPLY_TIMEOUT: Duration = Duration::from_secs(8);
 /// When the orders service stops answering an order request.
 pub const ORDER_REQUEST_EXPIRY: Duration = Duration::from_secs(600);
+/// One order in this many comes from the café's old app, which writes
+/// `Cafe.PlaceOrder` at schema version 1.
+pub const ORDERS_OLD_APP_EVERY: u64 = 3;
 /// How often customers read the menu again.
 pub const MENU_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -45,6 +48,11 @@ pub const PROVIDER_KEYS_MAX: usize = 100_000;
 
 /// Deliveries of an order to payments before it becomes a dead letter.
 pub const PAYMENT_ATTEMPTS_MAX: u32 = 3;
+/// Deliveries of an order to payments beyond [`PAYMENT_ATTEMPTS_MAX`]
+/// before it becomes a dead letter: room for deliveries cut short by a
+/// SIGKILL of payments (each counts as an attempt), so that the delivery
+/// that gives up and explains the dead letter always runs.
+pub const PAYMENT_CRASH_ATTEMPTS: u32 = 2;
 /// Deliveries of a message to the other subscriptions before it becomes a
 /// dead letter (only a bug gets there).
 pub const ATTEMPTS_MAX: u32 = 10;
@@ -60,6 +68,30 @@ pub const SUBSCRIBER_CONCURRENCY: usize = 4;
 pub const SUBSCRIBER_WAIT_MS: u64 = 2_000;
 /// How long a stopping subscriber waits for its handlers.
 pub const SUBSCRIBER_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Attempts of a fulfilment saga's refund (its compensation) per round;
+/// each attempt is itself patient ([`REFUND_PATIENCE`]).
+pub const SAGA_COMPENSATION_ATTEMPTS_MAX: u32 = 10;
+/// How long one refund attempt keeps asking the card provider: longer
+/// than its longest outage, so a refund waits the outage out.
+pub const REFUND_PATIENCE: Duration = Duration::from_secs(30);
+/// Pause between two asks of one refund attempt.
+pub const REFUND_RETRY_INTERVAL: Duration = Duration::from_millis(500);
+/// Attempts of the saga's wait for stock's answer (each
+/// [`STOCK_ANSWER_WAIT`] long): minutes, more than any fault lasts.
+pub const SAGA_STOCK_ATTEMPTS_MAX: u32 = 60;
+/// How long one attempt waits for stock's answer about an order.
+pub const STOCK_ANSWER_WAIT: Duration = Duration::from_secs(5);
+/// How often the wait looks for stock's answer.
+pub const STOCK_ANSWER_POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// How long payments tries to store the saga's definition at its start.
+pub const SAGA_REGISTER_TIMEOUT: Duration = Duration::from_secs(30);
+/// When the croissant delivery comes, in per mille of the run: after
+/// the schedule's `kill -9` of Cairn (which starts by 625 ‰), so the
+/// restock timer, set when croissants sell out, is pending across it.
+pub const RESTOCK_AT_PER_MILLE: u64 = 700;
+/// The croissants' price from the delivery on (the new batch is dearer,
+/// which also makes it a new menu item, not the withdrawn one).
+pub const RESTOCK_PRICE_CENTS: i64 = 300;
 /// How long the kitchen takes to make one order at most.
 pub const KITCHEN_PREPARATION_MS_MAX: u64 = 150;
 
@@ -91,3 +123,5 @@ pub const LOG_PAGES_PER_READ_MAX: u32 = 1_000;
 pub const DEAD_LETTERS_MAX: u32 = 10_000;
 /// How long a service process may take to stop after its stdin closes.
 pub const SERVICE_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+const _: () = assert!(REFUND_PATIENCE.as_secs() > PROVIDER_OUTAGE_MAX.as_secs());

@@ -1,27 +1,44 @@
 //! The demo's view of the café: it reads Cairn's log (with the admin
 //! token, over the public HTTP API) page by page from where it stopped, and
-//! keeps every `Cafe.*` fact; the progress line, the drain and the
+//! keeps every `Cafe.*` fact, Cairn's `Cairn.Claimed` and the sagas' journals; the progress line, the drain and the
 //! invariants are all computed from these facts and the subscriptions'
 //! dead letters, never from what the services hold in memory.
 
-use cairn_client::{Client, DeadLetterQuery, LogQuery};
+use cairn_client::{Client, DeadLetterQuery, LogQuery, SagaRunner};
 
 use crate::error::DemoError;
-use crate::invariants::{stories, DeadLetterRecord, FactRecord};
+use crate::invariants::{
+    stories, DeadLetterRecord, FactRecord, CLAIMED_TYPE, SAGA_STARTED_TYPE, SAGA_TRANSITION_TYPE,
+};
 use crate::limits::{DEAD_LETTERS_MAX, LOG_PAGES_PER_READ_MAX, LOG_PAGE_FACTS};
-use crate::services::{kitchen, notifications, orders, payments, stock};
+use crate::services::{fulfilment, kitchen, notifications, orders, payments, stock};
 
 /// Every subscription of the café.
-pub fn subscriptions() -> Vec<&'static str> {
+pub fn subscriptions() -> Vec<String> {
     let mut names = vec![
         orders::SUBSCRIPTION,
         payments::SUBSCRIPTION,
-        payments::REFUNDS_SUBSCRIPTION,
         stock::SUBSCRIPTION,
-        kitchen::SUBSCRIPTION,
+        stock::RESTOCK_SUBSCRIPTION,
     ];
+    names.extend(kitchen::WORKERS);
     names.extend(notifications::SUBSCRIPTIONS.iter().map(|(name, _)| *name));
+    let mut names: Vec<String> = names.into_iter().map(str::to_owned).collect();
+    names.extend(SagaRunner::subscription_names(
+        fulfilment::SAGA_NAME,
+        fulfilment::SAGA_VERSION,
+    ));
     names
+}
+
+/// Whether the report needs facts of this type: the café's own, and
+/// Cairn's records of the decisions the café asked for (claims), and
+/// the fulfilment sagas' journals.
+fn is_cafe_fact(type_name: &str) -> bool {
+    type_name.starts_with("Cafe.")
+        || type_name == CLAIMED_TYPE
+        || type_name == SAGA_STARTED_TYPE
+        || type_name == SAGA_TRANSITION_TYPE
 }
 
 /// The facts read so far and where the next read starts.
@@ -72,7 +89,7 @@ impl Observer {
             let read = page.facts.len();
             for stored in page.facts {
                 let record = FactRecord::from_json(stored.hash, &stored.fact);
-                if record.type_name.starts_with("Cafe.") {
+                if is_cafe_fact(&record.type_name) {
                     self.facts.push(record);
                 }
             }
@@ -115,7 +132,7 @@ impl Observer {
                 let page = self
                     .client
                     .dead_letters(
-                        subscription,
+                        &subscription,
                         DeadLetterQuery {
                             limit: Some(1_000),
                             after: Some(after),
@@ -127,7 +144,7 @@ impl Observer {
                 for message in page.messages {
                     after = after.max(message.seq);
                     dead_letters.push(DeadLetterRecord {
-                        subscription: subscription.to_owned(),
+                        subscription: subscription.clone(),
                         fact: FactRecord::from_json(message.hash, &message.fact),
                         last_error: message.last_error,
                     });

@@ -25,18 +25,19 @@ use crate::customers::{self, CustomerCounts};
 use crate::error::DemoError;
 use crate::facts::{
     Menu, MenuItem, MenuItemWithdrawn, NotificationSent, OrderAccepted, OrderPlaced, OrderServed,
-    OutOfStock, PaymentCaptured, PaymentFailed, PaymentRefunded, PlaceOrder, StockReserved,
+    OutOfStock, PaymentCaptured, PaymentFailed, PaymentRefunded, PlaceOrder, PreparationClaimed,
+    RestockDue, StockReserved,
 };
-use crate::invariants::{self, report_lines};
+use crate::invariants::{self, report_lines, CLAIMED_TYPE};
 use crate::limits::{
     CAIRN_START_TIMEOUT, DRAIN_TIMEOUT, DURATION_MAX, DURATION_MIN, ORDERS_PER_S,
-    PROGRESS_INTERVAL, PROGRESS_READ_TIMEOUT, RESTART_DELAY,
+    PROGRESS_INTERVAL, PROGRESS_READ_TIMEOUT, RESTART_DELAY, RESTOCK_AT_PER_MILLE,
 };
 use crate::observer::Observer;
 use crate::processes::{Children, ServiceLaunch};
 use crate::provider::CardProvider;
 use crate::schedule::{Fault, Schedule, SERVICES};
-use crate::services::{kitchen, notifications, orders, payments, stock};
+use crate::services::{fulfilment, notifications, orders, payments, stock};
 
 /// How to run the demo.
 #[derive(Clone, Debug)]
@@ -73,7 +74,8 @@ pub async fn run(options: DemoOptions) -> Result<bool, DemoError> {
     }
     let schedule = Schedule::new(options.seed, options.duration);
     println!(
-        "cairn demo: a coffee shop of 5 services on Cairn, {} s, seed {}",
+        "cairn demo: a coffee shop of {} services on Cairn, {} s, seed {}",
+        SERVICES.len(),
         options.duration.as_secs(),
         options.seed
     );
@@ -194,30 +196,53 @@ fn service_permissions(service: &str) -> Result<Permissions, DemoError> {
             &[OrderAccepted::TYPE_NAME, OrderPlaced::TYPE_NAME],
             &[orders::SUBSCRIPTION],
         ),
-        "payments" => permissions(
-            &[OrderPlaced::TYPE_NAME, OutOfStock::TYPE_NAME],
-            &[
+        "payments" => {
+            // The fulfilment saga: its runner reads every `Saga.*` type it
+            // subscribes to, and writes the journal.
+            let saga_subscriptions = format!(
+                "saga.{}.v{}.*",
+                fulfilment::SAGA_NAME,
+                fulfilment::SAGA_VERSION
+            );
+            let mut write = vec![
                 PaymentCaptured::TYPE_NAME,
                 PaymentFailed::TYPE_NAME,
                 PaymentRefunded::TYPE_NAME,
-            ],
-            &[payments::SUBSCRIPTION, payments::REFUNDS_SUBSCRIPTION],
-        ),
+            ];
+            write.extend(fulfilment::saga_types());
+            permissions(
+                &[
+                    OrderPlaced::TYPE_NAME,
+                    StockReserved::TYPE_NAME,
+                    OutOfStock::TYPE_NAME,
+                    "Saga.*",
+                ],
+                &write,
+                &[payments::SUBSCRIPTION, &saga_subscriptions],
+            )
+        }
         "stock" => permissions(
-            &[PaymentCaptured::TYPE_NAME],
+            &[PaymentCaptured::TYPE_NAME, RestockDue::TYPE_NAME],
             &[
                 Menu::TYPE_NAME,
                 MenuItem::TYPE_NAME,
                 MenuItemWithdrawn::TYPE_NAME,
                 StockReserved::TYPE_NAME,
                 OutOfStock::TYPE_NAME,
+                // Setting a timer needs write on the type it will write.
+                RestockDue::TYPE_NAME,
             ],
-            &[stock::SUBSCRIPTION],
+            &[stock::SUBSCRIPTION, stock::RESTOCK_SUBSCRIPTION],
         ),
-        "kitchen" => permissions(
-            &[StockReserved::TYPE_NAME],
-            &[OrderServed::TYPE_NAME],
-            &[kitchen::SUBSCRIPTION],
+        "kitchen-1" | "kitchen-2" => permissions(
+            // A claim names the bid, which the cook must be able to read.
+            &[StockReserved::TYPE_NAME, PreparationClaimed::TYPE_NAME],
+            &[
+                PreparationClaimed::TYPE_NAME,
+                OrderServed::TYPE_NAME,
+                CLAIMED_TYPE,
+            ],
+            &[service],
         ),
         _ => {
             let subscriptions: Vec<&str> = notifications::SUBSCRIPTIONS
@@ -303,6 +328,7 @@ async fn run_cafe(
     children.start_cairn()?;
     let admin = client_with(&url, &admin_token)?;
     wait_for_cairn(&admin, children).await?;
+    crate::schemas::register(&admin).await?;
 
     let shutdown = CancellationToken::new();
     let _stop_provider = shutdown.clone().drop_guard();
@@ -312,6 +338,14 @@ async fn run_cafe(
     // them (to be refunded).
     let expected_orders = options.duration.as_secs() * ORDERS_PER_S;
     let croissants = (expected_orders / 20).max(2);
+    // The croissant delivery: the instant of stock's restock timer.
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let restock_at_ms = u64::try_from(
+        (since_epoch + options.duration * RESTOCK_AT_PER_MILLE as u32 / 1_000).as_millis(),
+    )
+    .unwrap_or(u64::MAX);
     for service in SERVICES {
         let created = admin
             .create_token(&TokenCreateRequest {
@@ -331,6 +365,8 @@ async fn run_cafe(
             provider.url(),
             "--croissants".to_owned(),
             croissants.to_string(),
+            "--restock-at-ms".to_owned(),
+            restock_at_ms.to_string(),
         ];
         children.start_service(
             service,
@@ -462,6 +498,7 @@ async fn run_cafe(
         if progress.requested > 0
             && progress.settled == progress.placed
             && progress.placed >= progress.requested
+            && !invariants::restock_pending(observer.facts())
         {
             break;
         }

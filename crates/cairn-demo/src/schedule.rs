@@ -15,7 +15,14 @@ use crate::limits::PROVIDER_OUTAGE_MAX;
 use crate::random::SeededRandom;
 
 /// The services, by the name their process runs under.
-pub const SERVICES: [&str; 5] = ["orders", "payments", "stock", "kitchen", "notifications"];
+pub const SERVICES: [&str; 6] = [
+    "orders",
+    "payments",
+    "stock",
+    "kitchen-1",
+    "kitchen-2",
+    "notifications",
+];
 
 /// One kind of fault.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! The café's five services, each run as its own OS process
+//! The café's services (two of them cooks), each run as its own OS process
 //! (`cairn demo-service NAME`), each written only against the public SDK:
 //! typed facts, subscribers, request/reply, the outbox and inbox of
 //! `cairn-sql` in its own SQLite file, and resilient calls.
@@ -8,6 +8,7 @@
 //! stop signal (SIGINT, SIGTERM, or the demo closing the service's
 //! standard input — so a service never outlives the demo).
 
+pub mod fulfilment;
 pub mod kitchen;
 pub mod notifications;
 pub mod orders;
@@ -46,8 +47,12 @@ pub struct ServiceOptions {
     pub provider_url: String,
     /// The service's own access token (least privilege).
     pub access_token: Option<AccessToken>,
-    /// Croissants in stock at the start (stock only).
+    /// Croissants in stock at the start, and again at the restock (stock
+    /// only).
     pub croissants: i64,
+    /// When the croissant delivery comes, in ms since the Unix epoch: the
+    /// instant of stock's durable restock timer (stock only).
+    pub restock_at_ms: u64,
 }
 
 impl ServiceOptions {
@@ -70,7 +75,8 @@ pub async fn run(
         "orders" => orders::run(options, stop).await,
         "payments" => payments::run(options, stop).await,
         "stock" => stock::run(options, stop).await,
-        "kitchen" => kitchen::run(options, stop).await,
+        "kitchen-1" => kitchen::run(kitchen::WORKERS[0], options, stop).await,
+        "kitchen-2" => kitchen::run(kitchen::WORKERS[1], options, stop).await,
         "notifications" => notifications::run(options, stop).await,
         other => Err(DemoError::InvalidArgument(format!(
             "no service named {other:?} (one of: {})",

@@ -5,6 +5,12 @@
 //! outbox; the relay publishes it. A customer who asks again (a new
 //! request after a timeout) finds the order already there: one order,
 //! one fact.
+//!
+//! Schema evolution: `Cafe.PlaceOrder` is at version 2 (it added
+//! `takeaway`), but the café's old app still sends version 1. The
+//! responder reads every request as [`PlaceOrder`] (version 2): the SDK
+//! upcasts a version-1 fact with the type's own upcasts (the same
+//! operations registered with Cairn), so both versions are taken alike.
 
 use std::future::Future;
 
@@ -26,7 +32,8 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS orders (
     order_id TEXT PRIMARY KEY,
     customer TEXT NOT NULL,
     item TEXT NOT NULL,
-    price_cents INTEGER NOT NULL
+    price_cents INTEGER NOT NULL,
+    takeaway INTEGER NOT NULL
 )";
 
 /// Runs the orders service until `stop`.
@@ -74,13 +81,14 @@ async fn take_order(
 ) -> Result<(), DemoError> {
     let mut transaction = pool.begin().await?;
     let inserted = sqlx::query(
-        "INSERT OR IGNORE INTO orders (order_id, customer, item, price_cents)
-         VALUES ($1, $2, $3, $4)",
+        "INSERT OR IGNORE INTO orders (order_id, customer, item, price_cents, takeaway)
+         VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(&command.order_id)
     .bind(&command.customer)
     .bind(&command.item)
     .bind(command.price_cents)
+    .bind(command.takeaway)
     .execute(&mut *transaction)
     .await?
     .rows_affected()
@@ -91,6 +99,7 @@ async fn take_order(
             customer: command.customer.clone(),
             item: command.item.clone(),
             price_cents: command.price_cents,
+            takeaway: command.takeaway,
         };
         Outbox::new()
             .enqueue_value(&mut transaction, &placed)
