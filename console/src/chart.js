@@ -3,6 +3,9 @@
 import uPlot from "uplot";
 
 const POINTS_MAX = 180;
+// The time axis spans at least a minute, so that a chart with one reading
+// does not stretch it over years.
+const WINDOW_S_MIN = 60;
 const COLOURS = ["#2f6fb0", "#c0392b", "#1e7a3b", "#8a5a00", "#7b3fa0"];
 
 /** A chart of `labels.length` series that grows as readings are pushed. */
@@ -18,7 +21,7 @@ export class LiveChart {
       height,
       legend: { show: true },
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: true }, y: { range: (_u, min, max) => [Math.min(0, min), Math.max(1, max * 1.1)] } },
+      scales: { x: { time: true, range: (_u, min, max) => [Math.min(min, max - WINDOW_S_MIN), max] }, y: { range: (_u, min, max) => [Math.min(0, min), Math.max(1, max * 1.1)] } },
       axes: [{ stroke: "currentColor", grid: { stroke: "rgba(128,128,128,.2)" } },
         { stroke: "currentColor", grid: { stroke: "rgba(128,128,128,.2)" }, size: 55 }],
       series: [{}, ...labels.map((label, index) => ({ label, stroke: COLOURS[index % COLOURS.length], width: 2 }))],
