@@ -56,6 +56,13 @@ pub struct StoredFact<F = serde_json::Value> {
     pub hash: Hash,
     /// The fact's position in the server's log.
     pub seq: u64,
+    /// Of `GET /v1/facts/{hash}` only (addition, issue 17): the length in
+    /// bytes of the fact's canonical JSON as stored, the bytes its hash is
+    /// computed from (absent from older servers and from pages). Written
+    /// before `fact`, so that an answer without `author` or `upcast` still
+    /// ends with the fact's canonical bytes, as it always has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
     /// The fact itself: `{"type", "fields", "predecessors"}`.
     pub fact: F,
     /// Who wrote it: only in `GET /v1/facts/{hash}` for an admin of a
@@ -69,11 +76,6 @@ pub struct StoredFact<F = serde_json::Value> {
     /// With `upcast`: the fact as stored, whose hash is `hash`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub original: Option<F>,
-    /// Of `GET /v1/facts/{hash}` only (addition, issue 17): the length in
-    /// bytes of the fact's canonical JSON as stored, the bytes its hash is
-    /// computed from (absent from older servers and from pages).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub size: Option<u64>,
 }
 
 /// A page of facts (successors or log) with the `seq` to continue after.
