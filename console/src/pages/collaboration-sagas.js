@@ -286,16 +286,26 @@ function showInstance(main, started, { signal, me }) {
     drawActions(state, chain, answered);
   };
 
+  // What the actions were drawn for: a refresh that allows the same
+  // actions keeps the form as it is, with what the person typed in it and
+  // the answer to their last request.
+  let drawnFor = null;
+  let retryAfter = null;
+  // The answer to the last request, kept across redraws.
+  const message = h("div");
   const drawActions = (state, chain, answered) => {
     const pendingAbort = asked.abort.some((request) => !answered.has(request.hash));
     const canRetry = state === "failed" && may(me.permissions, "write", "Saga.RetryRequested");
     const canAbort = state === "running" && !pendingAbort && may(me.permissions, "write", "Saga.AbortRequested");
+    retryAfter = chain.at(-1)?.hash;
+    const key = `${canRetry} ${canAbort} ${pendingAbort} ${state}`;
+    if (key === drawnFor) return;
+    drawnFor = key;
     if (!canRetry && !canAbort) {
-      replace(actions, pendingAbort && state === "running" ? h("p", { class: "muted" }, "An abort was asked for; the runner accepts it at the next step boundary.") : null);
+      replace(actions, pendingAbort && state === "running" ? h("p", { class: "muted" }, "An abort was asked for; the runner accepts it at the next step boundary.") : null, message);
       return;
     }
     const reason = h("input", { type: "text", name: "reason", size: 40, maxLength: 1000, placeholder: "why (kept in the request fact)", "aria-label": "Reason" });
-    const message = h("div");
     const ask = async (type, extra) => {
       for (const button of actions.querySelectorAll("button")) button.disabled = true;
       try {
@@ -316,7 +326,7 @@ function showInstance(main, started, { signal, me }) {
       h("div", { class: "row" },
         h("label", {}, "Reason ", reason),
         canRetry ? h("button", { type: "button", id: "saga-retry", title: "Ask the runner to go on with fresh compensation attempts",
-          onclick: () => ask("Saga.RetryRequested", { after: chain.at(-1).hash }) }, "Retry") : null,
+          onclick: () => ask("Saga.RetryRequested", { after: retryAfter }) }, "Retry") : null,
         canAbort ? h("button", { type: "button", class: "danger", id: "saga-abort", title: "Ask the runner to compensate the completed steps and end the saga",
           onclick: () => { if (confirm("Abort this saga? Its completed steps will be compensated.")) ask("Saga.AbortRequested", {}); } }, "Abort") : null),
       message);
