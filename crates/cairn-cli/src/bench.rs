@@ -129,6 +129,11 @@ pub struct BenchArgs {
     /// replication link from `--server`.
     #[arg(long)]
     follow: Option<String>,
+    /// `write`, `get`, `successors`, `claim`: write every request's start
+    /// (seconds since the run began), latency (ms) and facts to this CSV
+    /// file, for a latency-over-time plot (`bench/plot_latency.py`).
+    #[arg(long, value_name = "FILE")]
+    latency_log: Option<PathBuf>,
 }
 
 /// Everything the workers share.
@@ -145,6 +150,17 @@ struct Shared {
     failed: AtomicU64,
     stop: AtomicBool,
     histogram: Mutex<Histogram<u64>>,
+    /// When the run began, the origin of the latency log's times.
+    started: Instant,
+    /// Every request's sample when `--latency-log` is given.
+    latency_log: Option<Mutex<Vec<LatencySample>>>,
+}
+
+/// One request in the latency log.
+struct LatencySample {
+    started_s: f64,
+    latency: Duration,
+    n_facts: u64,
 }
 
 impl Shared {
@@ -339,6 +355,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.fact_shape != FactShape::Item && args.workload != Workload::Write {
         bail!("--fact-shape applies to --workload write only");
     }
+    if args.latency_log.is_some()
+        && !matches!(
+            args.workload,
+            Workload::Write | Workload::Get | Workload::Successors | Workload::Claim
+        )
+    {
+        bail!("--latency-log applies to --workload write, get, successors and claim only");
+    }
     let run_id =
         SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() as u64 & 0x1F_FFFF_FFFF_FFFF;
     let http = http_client(
@@ -446,6 +470,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         failed: AtomicU64::new(0),
         stop: AtomicBool::new(false),
         histogram: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?),
+        started: Instant::now(),
+        latency_log: args.latency_log.as_ref().map(|_| Mutex::new(Vec::new())),
     });
     let embedded = match &args.embedded {
         Some(dir) => Some(Arc::new(EmbeddedStore::open(
@@ -469,6 +495,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let (workload, batch) = (args.workload, args.batch);
         workers.push(tokio::spawn(async move {
             let mut histogram = Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+            let mut samples = Vec::new();
             let mut n = 0u64;
             while shared.next_request() {
                 let request_started = Instant::now();
@@ -507,7 +534,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 };
                 match result {
                     Ok(n_facts) => {
-                        shared.record(request_started.elapsed(), n_facts, &mut histogram)
+                        let latency = request_started.elapsed();
+                        shared.record(latency, n_facts, &mut histogram);
+                        if shared.latency_log.is_some() {
+                            samples.push(LatencySample {
+                                started_s: (request_started - shared.started).as_secs_f64(),
+                                latency,
+                                n_facts,
+                            });
+                        }
                     }
                     Err(error) => {
                         if shared.failed.fetch_add(1, Ordering::Relaxed) < 5 {
@@ -522,6 +557,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 .expect("lock")
                 .add(&histogram)
                 .expect("same bounds");
+            if let Some(log) = &shared.latency_log {
+                log.lock().expect("lock").append(&mut samples);
+            }
         }));
     }
     let ticker_shared = Arc::clone(&shared);
@@ -546,6 +584,31 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         store.close();
     }
     report(&args, &shared, elapsed);
+    if let (Some(path), Some(log)) = (&args.latency_log, &shared.latency_log) {
+        write_latency_log(path, &mut log.lock().expect("lock"))?;
+    }
+    Ok(())
+}
+
+/// Writes the latency log as CSV, in the order the requests started.
+fn write_latency_log(path: &std::path::Path, samples: &mut [LatencySample]) -> anyhow::Result<()> {
+    use std::io::Write;
+    samples.sort_by(|a, b| a.started_s.total_cmp(&b.started_s));
+    let file = std::fs::File::create(path)
+        .with_context(|| format!("cannot create the latency log {}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    writeln!(out, "started_s,latency_ms,facts")?;
+    for sample in samples.iter() {
+        writeln!(
+            out,
+            "{:.6},{:.3},{}",
+            sample.started_s,
+            sample.latency.as_secs_f64() * 1000.0,
+            sample.n_facts
+        )?;
+    }
+    out.flush()
+        .with_context(|| format!("cannot write the latency log {}", path.display()))?;
     Ok(())
 }
 

@@ -123,6 +123,12 @@ fn render_store(text: &mut String, stats: &StoreStats) {
         format!("{}", stats.sync_seconds),
     );
     metric(
+        "cairn_write_paced_seconds_total",
+        "counter",
+        "Time the writer paused so that flushes of the storage engine could catch up",
+        format!("{}", stats.paced_seconds),
+    );
+    metric(
         "cairn_store_disk_bytes",
         "gauge",
         "Bytes the store occupies on disk",

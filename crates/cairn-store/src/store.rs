@@ -73,6 +73,9 @@ pub struct StoreStats {
     pub syncs: u64,
     /// Total seconds spent in those syncs.
     pub sync_seconds: f64,
+    /// Total seconds the writer paused so that the storage engine's
+    /// flushes could catch up with the writes (0 where nothing paces).
+    pub paced_seconds: f64,
     /// Histogram of facts per sync: `(upper_bound, cumulative_count)`.
     pub facts_per_sync_buckets: Vec<(u64, u64)>,
     /// Bytes the store occupies on disk.

@@ -62,10 +62,21 @@ const FORMAT_VERSION: &[u8] = b"1";
 /// queued behind newer work, the oldest journal was never deleted, and fjall
 /// halted all writes for good ("too many journals"). We saw that in several
 /// restarts after heavy writes (`bench/scale.sh`, 1 million facts). The
-/// backlog is at most 8 journals (`journal_bytes_max` / 32 MiB) times 11
-/// partitions written after creation (all but `meta`), so with 128 one
-/// wake-up flushes all of it.
-const FLUSH_TASKS_PER_WAKEUP: usize = 128;
+/// backlog is at most 32 journals (the default `journal_bytes_max` / 32 MiB)
+/// times 12 partitions written after creation (all but `meta`), so with 512
+/// one wake-up flushes all of it.
+const FLUSH_TASKS_PER_WAKEUP: usize = 512;
+const _: () =
+    assert!(FLUSH_TASKS_PER_WAKEUP as u64 >= JOURNAL_BYTES_MAX_DEFAULT / (32 * 1024 * 1024) * 12);
+/// The default journal budget. fjall counts every journal at its
+/// preallocated 32 MiB, while one holds what the writes of one memtable
+/// rotation left (6–10 MiB of real bytes under bulk ingest): 1 GiB is 32
+/// journals. The index partitions' memtables fill several times more slowly
+/// than `facts`' and keep older journals alive until they are flushed, so
+/// with 256 MiB (8 journals) bulk ingest reached fjall's journal stall
+/// (500 ms sleeps, then a halt) every second or two. Recovery after a crash
+/// replays only the real bytes; `bench/scale.sh` measures the restart.
+const JOURNAL_BYTES_MAX_DEFAULT: u64 = 1024 * 1024 * 1024;
 /// Upper bounds of the facts-per-sync histogram buckets.
 const FACTS_PER_SYNC_BUCKETS: [u64; 12] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, 16384];
 /// Successor index entries examined per query at most, so that a query whose
@@ -123,7 +134,7 @@ impl Default for EmbeddedOptions {
             cache_bytes: 16 * 1024 * 1024,
             write_buffer_bytes: 32 * 1024 * 1024,
             memtable_bytes: 8 * 1024 * 1024,
-            journal_bytes_max: 256 * 1024 * 1024,
+            journal_bytes_max: JOURNAL_BYTES_MAX_DEFAULT,
             group_facts_max: 20_000,
             queued_requests_max: 4096,
             fail_sync_after: None,
@@ -175,6 +186,8 @@ struct Shared {
     bytes_inserted: AtomicU64,
     syncs: AtomicU64,
     sync_nanos: AtomicU64,
+    /// Time the writer paused for flushes to catch up (see `writer.rs`).
+    paced_nanos: AtomicU64,
     facts_per_sync: [AtomicU64; FACTS_PER_SYNC_BUCKETS.len() + 1],
 }
 
@@ -507,6 +520,7 @@ impl EmbeddedStore {
             bytes_inserted: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
             sync_nanos: AtomicU64::new(0),
+            paced_nanos: AtomicU64::new(0),
             facts_per_sync: Default::default(),
         });
         if last_seq > 0 {
@@ -841,6 +855,7 @@ impl Store for EmbeddedStore {
             bytes_inserted: shared.bytes_inserted.load(Ordering::Relaxed),
             syncs: shared.syncs.load(Ordering::Relaxed),
             sync_seconds: shared.sync_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+            paced_seconds: shared.paced_nanos.load(Ordering::Relaxed) as f64 / 1e9,
             facts_per_sync_buckets,
             disk_bytes: shared.keyspace.disk_space(),
             poisoned: shared.poisoned.load(Ordering::Acquire),

@@ -29,7 +29,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cairn_fact::{CanonicalFact, Hash};
 use fjall::PersistMode;
@@ -252,6 +252,7 @@ pub fn run(
                 Err(_) => break,
             }
         }
+        writer.pace_for_flushes();
         writer.commit_group(group);
     }
     if !writer.shared.poisoned.load(Ordering::Acquire) {
@@ -271,7 +272,54 @@ struct Writer {
     audit: AuditCursor,
 }
 
+/// The share of fjall's memtable and journal budgets (`write_buffer_bytes`,
+/// `journal_bytes_max`) above which the writer paces itself.
+const PACING_PRESSURE_FROM: f64 = 0.6;
+/// The share at which pacing reaches [`PACING_DELAY_MAX`]. fjall itself
+/// reacts from 0.9 on, by sleeping 100 ms (memtables) or 500 ms (journals)
+/// inside a commit, and then by halting writes: stalls that every waiting
+/// writer sees. Pacing earlier, in short steps, slows writes down smoothly
+/// so that flushes catch up before fjall's thresholds are reached.
+const PACING_PRESSURE_FULL: f64 = 0.85;
+/// The longest pause before one group.
+const PACING_DELAY_MAX: Duration = Duration::from_millis(10);
+const _: () = assert!(PACING_PRESSURE_FROM < PACING_PRESSURE_FULL && PACING_PRESSURE_FULL < 0.9);
+
+/// The pause before a group at `pressure`, the fuller share of fjall's
+/// two budgets: none up to [`PACING_PRESSURE_FROM`], growing linearly to
+/// [`PACING_DELAY_MAX`] at [`PACING_PRESSURE_FULL`] and staying there.
+fn pacing_delay(pressure: f64) -> Duration {
+    if pressure.is_nan() || pressure <= PACING_PRESSURE_FROM {
+        return Duration::ZERO;
+    }
+    let share = ((pressure - PACING_PRESSURE_FROM) / (PACING_PRESSURE_FULL - PACING_PRESSURE_FROM))
+        .min(1.0);
+    PACING_DELAY_MAX.mul_f64(share)
+}
+
 impl Writer {
+    /// Pauses before the next group while flushes lag behind the writes
+    /// (see [`PACING_PRESSURE_FROM`]): the pause grows from nothing to
+    /// [`PACING_DELAY_MAX`] with the fuller of the two budgets. Requests
+    /// queue meanwhile and the next group takes more of them, so the
+    /// throughput bends instead of stopping.
+    fn pace_for_flushes(&self) {
+        let options = &self.shared.options;
+        let keyspace = &self.shared.keyspace;
+        let pressure = f64::max(
+            keyspace.write_buffer_size() as f64 / options.write_buffer_bytes as f64,
+            keyspace.journal_disk_space() as f64 / options.journal_bytes_max as f64,
+        );
+        let delay = pacing_delay(pressure);
+        if delay.is_zero() {
+            return;
+        }
+        std::thread::sleep(delay);
+        self.shared
+            .paced_nanos
+            .fetch_add(delay.as_nanos() as u64, Ordering::Relaxed);
+    }
+
     fn commit_group(&mut self, requests: Vec<WriteRequest>) {
         if self.shared.poisoned.load(Ordering::Acquire) {
             for request in requests {
@@ -720,5 +768,28 @@ impl Writer {
             SyncMode::Data => self.shared.keyspace.persist(PersistMode::SyncData),
             SyncMode::UnsafeAckBeforeWrite => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pacing starts at its threshold, grows with the pressure, never
+    /// exceeds its maximum, and reaches it before fjall's own stalls (0.9).
+    #[test]
+    fn pacing_grows_with_pressure_and_is_bounded() {
+        assert_eq!(pacing_delay(0.0), Duration::ZERO);
+        assert_eq!(pacing_delay(PACING_PRESSURE_FROM), Duration::ZERO);
+        assert_eq!(pacing_delay(f64::NAN), Duration::ZERO);
+        let mut previous = Duration::ZERO;
+        for step in 0..=100 {
+            let delay = pacing_delay(PACING_PRESSURE_FROM + step as f64 * 0.005);
+            assert!(delay >= previous, "pacing shrank at step {step}");
+            assert!(delay <= PACING_DELAY_MAX);
+            previous = delay;
+        }
+        assert_eq!(pacing_delay(0.9), PACING_DELAY_MAX);
+        assert_eq!(pacing_delay(5.0), PACING_DELAY_MAX);
     }
 }

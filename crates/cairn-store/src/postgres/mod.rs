@@ -805,6 +805,7 @@ impl Store for PostgresStore {
             bytes_inserted: counters.bytes_inserted.load(Ordering::Relaxed),
             syncs: counters.commits.load(Ordering::Relaxed),
             sync_seconds: counters.commit_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+            paced_seconds: 0.0,
             facts_per_sync_buckets,
             disk_bytes: counters.disk_bytes.load(Ordering::Relaxed),
             poisoned: false,
