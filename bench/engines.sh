@@ -12,7 +12,7 @@ set -euo pipefail
 
 FACTS=2000000
 REPEATS=2
-ONLY="fjall2 fjall3 log-fjall2 log-fjall3 redb"
+ONLY="fjall2 fjall3 log-fjall2 log-fjall3 redb"  # also: fjall3-defaults
 TAIL=100000
 READ_SECS=5
 RUN_TIME_LIMIT_S=900

@@ -18,22 +18,37 @@ pub struct Fjall3 {
     successors: Keyspace,
 }
 
-fn base_options() -> KeyspaceCreateOptions {
-    KeyspaceCreateOptions::default()
+/// fjall 3 with Cairn's memory settings, or with fjall 3's own (64 MiB memtables, no write
+/// buffer cap) to tell the engine from the settings.
+#[derive(Clone, Copy)]
+pub enum Settings {
+    Cairn,
+    Fjall3Defaults,
+}
+
+fn base_options(settings: Settings) -> KeyspaceCreateOptions {
+    let options = KeyspaceCreateOptions::default()
         .manual_journal_persist(true)
-        .max_memtable_size(8 * 1024 * 1024)
-        .data_block_compression_policy(CompressionPolicy::disabled())
+        .data_block_compression_policy(CompressionPolicy::disabled());
+    match settings {
+        Settings::Cairn => options.max_memtable_size(8 * 1024 * 1024),
+        Settings::Fjall3Defaults => options,
+    }
 }
 
 impl Fjall3 {
     #[allow(deprecated)] // max_write_buffer_size is hidden in fjall 3 but still honoured
-    pub fn open(dir: &Path) -> anyhow::Result<Fjall3> {
-        let database = Database::builder(dir.join("store"))
+    pub fn open(dir: &Path, settings: Settings) -> anyhow::Result<Fjall3> {
+        let builder = Database::builder(dir.join("store"))
             .manual_journal_persist(true)
             .cache_size(16 * 1024 * 1024)
-            .max_write_buffer_size(Some(32 * 1024 * 1024))
-            .max_journaling_size(1024 * 1024 * 1024)
-            .open()?;
+            .max_journaling_size(1024 * 1024 * 1024);
+        let database = match settings {
+            Settings::Cairn => builder.max_write_buffer_size(Some(32 * 1024 * 1024)),
+            Settings::Fjall3Defaults => builder,
+        }
+        .open()?;
+        let base_options = || base_options(settings);
         let facts = database.keyspace("facts", || {
             base_options()
                 .data_block_compression_policy(CompressionPolicy::all(CompressionType::Lz4))

@@ -25,6 +25,7 @@ use engine::Engine;
 enum EngineName {
     Fjall2,
     Fjall3,
+    Fjall3Defaults,
     LogFjall2,
     LogFjall3,
     Redb,
@@ -65,7 +66,14 @@ struct Arguments {
 fn open_engine(name: EngineName, dir: &Path) -> anyhow::Result<Box<dyn Engine>> {
     Ok(match name {
         EngineName::Fjall2 => Box::new(fjall2_engine::Fjall2::open(dir)?),
-        EngineName::Fjall3 => Box::new(fjall3_engine::Fjall3::open(dir)?),
+        EngineName::Fjall3 => Box::new(fjall3_engine::Fjall3::open(
+            dir,
+            fjall3_engine::Settings::Cairn,
+        )?),
+        EngineName::Fjall3Defaults => Box::new(fjall3_engine::Fjall3::open(
+            dir,
+            fjall3_engine::Settings::Fjall3Defaults,
+        )?),
         EngineName::LogFjall2 => Box::new(segment_log::SegmentLog::open(
             dir,
             Box::new(index_kv::Fjall2Index::open(&dir.join("index"))?),
@@ -193,7 +201,7 @@ fn main() -> anyhow::Result<()> {
             std::thread::spawn(move || -> anyhow::Result<u64> {
                 let mut random = rand::rngs::SmallRng::seed_from_u64(thread_index as u64);
                 let mut reads = 0u64;
-                while reads < reads_max && (reads % 256 != 0 || Instant::now() < read_deadline) {
+                while reads < reads_max && ((reads & 0xff) != 0 || Instant::now() < read_deadline) {
                     let index = random.gen_range(0..written);
                     let body = engine.get(&workload::hash_of(index))?;
                     anyhow::ensure!(body.is_some_and(|body| body.len() > 200), "{index} missing");
