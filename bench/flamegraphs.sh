@@ -47,7 +47,7 @@ profile() {
     -- sleep "$SECONDS_SAMPLED" 2>/dev/null
   wait "$bench_pid"
   perf script -i "$TMP/$name.data" 2>/dev/null | inferno-collapse-perf \
-    | inferno-flamegraph --title "cairn serve: $name ($(tr '\n' ' ' < "$TMP/$name.txt" | cut -c1-120))" \
+    | inferno-flamegraph --minwidth 0.5 --title "cairn serve: $name ($(tr '\n' ' ' < "$TMP/$name.txt" | cut -c1-120))" \
     > "$OUT_DIR/flame-$name.svg"
   echo "flame $name svg=$OUT_DIR/flame-$name.svg $(tr '\n' ' ' < "$TMP/$name.txt")"
 }
