@@ -19,7 +19,7 @@
 #   bench/instructions.sh --update         # rewrite the baseline (median of five runs each)
 #   bench/instructions.sh --only delivery  # one path
 #
-# CAIRN_INSTRUCTIONS_THRESHOLD_PERCENT (default 10) is the growth allowed.
+# CAIRN_INSTRUCTIONS_THRESHOLD_PERCENT (default 5) is the growth allowed.
 # Counts depend on the compiler, the dependencies' versions (Cargo.lock)
 # and valgrind's version: after changing one of them, run --update and
 # commit the new baseline with the change.
@@ -27,7 +27,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 baseline=bench/instructions-baseline.txt
-threshold_percent="${CAIRN_INSTRUCTIONS_THRESHOLD_PERCENT:-10}"
+threshold_percent="${CAIRN_INSTRUCTIONS_THRESHOLD_PERCENT:-5}"
 runs=""
 update=0
 only=""

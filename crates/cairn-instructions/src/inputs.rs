@@ -15,7 +15,7 @@ use cairn_delivery::SplitMix64;
 use cairn_fact::{CanonicalFact, Hash};
 
 /// Facts in the data set.
-pub const FACTS: usize = 10_000;
+pub const FACTS: usize = 5_000;
 /// Orders among them (the first facts); lines name them in turn.
 pub const ORDERS: usize = 10;
 /// Every this many lines, the line is returned (a `Bench.Return` fact
