@@ -5,7 +5,9 @@
 # SDK also with its default features alone), cairn-sql built with each of
 # its database features alone, all tests of the workspace
 # (among them the deterministic simulation suite and bounded `cairn check`
-# runs on both backends), schemathesis against a live server and its
+# runs on both backends), the instruction-count guard of the core paths
+# (bench/instructions.sh: callgrind against a committed baseline),
+# schemathesis against a live server and its
 # OpenAPI document, the web console's build check and browser tests, the
 # end-to-end tests of the server again on the PostgreSQL backend (the same
 # tests, each server on a fresh database) plus the multi-server tests, and
@@ -35,6 +37,10 @@ cargo clippy -p cairn-client --lib --locked -- -D warnings
 cargo check -p cairn-sql --lib --locked --no-default-features --features sqlite
 cargo check -p cairn-sql --lib --locked --no-default-features --features postgres
 cargo test --workspace --locked
+# The core paths' instruction counts (callgrind, a release build) against
+# bench/instructions-baseline.txt: fails on more than +5% (under a minute
+# of valgrind after the build).
+./bench/instructions.sh
 # The live API against its OpenAPI document (schemathesis, pinned; installed
 # into target/ on first use).
 ./scripts/api-conformance.sh
