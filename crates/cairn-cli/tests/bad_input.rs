@@ -486,6 +486,26 @@ fn cli_commands_refuse_bad_input_with_a_clear_message() {
         !ok && stderr.contains("cannot reach the server"),
         "{stderr}"
     );
+    // `cairn bench --latency-log` applies to the request workloads only,
+    // and is refused before any load is sent.
+    let log = dir.path().join("latency.csv");
+    let (ok, stderr) = run(
+        &[
+            "bench",
+            "--workload",
+            "consume",
+            "--latency-log",
+            log.to_str().unwrap(),
+            "--server",
+            &server.base,
+        ],
+        "",
+    );
+    assert!(
+        !ok && stderr.contains("--latency-log applies to --workload write"),
+        "{stderr}"
+    );
+    assert!(!log.exists());
     assert_eq!(last_seq(&server), 0);
 }
 
