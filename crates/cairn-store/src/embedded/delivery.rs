@@ -344,17 +344,13 @@ impl DeliveryStore for EmbeddedStore {
         limit: usize,
     ) -> Result<Page, ReadError> {
         let durable = self.shared.durable_seq();
-        let mut facts = Vec::new();
         let mut seqs = Vec::new();
         let searched_through = self.scan_matching(selection, after_seq, durable, |seq| {
             seqs.push(seq);
             seqs.len() < limit
         })?;
-        for seq in seqs {
-            facts.push(self.shared.fact_at(seq)?);
-        }
         Ok(Page {
-            facts,
+            facts: self.shared.facts_at(&seqs)?,
             next_seq: searched_through,
         })
     }
