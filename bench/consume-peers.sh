@@ -352,9 +352,49 @@ run_postgres() {
     local url="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
     run_tool postgres "$url" --postgres-two-step --postgres-wakeup "$PG_WAKEUP"
     ack_check postgres "$url" "$PEER_PID"
+    run_pgbench_queue "$dir"
     log "postgres: stopping pid $PEER_PID"
     stop_pid "$PEER_PID" INT
     PEER_PID=
+}
+
+# The at-least-once queue of PEERS.md driven by pgbench itself (issue 18 names it so): each
+# pgbench transaction script is one consumer step of two commits, a lease of up to
+# PGBENCH_LEASE_ROWS rows (`FOR UPDATE SKIP LOCKED … RETURNING`) and the ack (`DELETE … WHERE
+# lease = me`); the lease id comes from a sequence, so no two steps share one. Every consumer
+# count gets a fresh backlog of $MESSAGES messages; the rate is the messages gone over pgbench's
+# wall time, and the rows left are checked (0 expected).
+PGBENCH_LEASE_ROWS=1000
+run_pgbench_queue() {
+    local dir=$1 c psql=("$PG_BIN/psql" -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -At -v ON_ERROR_STOP=1)
+    cat >"$dir/queue-step.sql" <<SQL
+SELECT nextval('pgq_lease_ids') AS me \\gset
+UPDATE pgq SET lease = :me, leased_until = now() + interval '30 s'
+ WHERE id IN (SELECT id FROM pgq WHERE leased_until IS NULL OR leased_until < now()
+              ORDER BY id LIMIT $PGBENCH_LEASE_ROWS FOR UPDATE SKIP LOCKED)
+ RETURNING id, payload;
+DELETE FROM pgq WHERE lease = :me;
+SQL
+    IFS=, read -ra counts <<<"$CONSUMERS"
+    for c in "${counts[@]}"; do
+        "${psql[@]}" -c "DROP TABLE IF EXISTS pgq; DROP SEQUENCE IF EXISTS pgq_lease_ids;
+            CREATE TABLE pgq (id bigserial PRIMARY KEY, payload text NOT NULL, lease bigint, leased_until timestamptz);
+            CREATE INDEX pgq_lease ON pgq (lease); CREATE SEQUENCE pgq_lease_ids;
+            INSERT INTO pgq (payload) SELECT repeat('x', 256) FROM generate_series(1, $MESSAGES);" \
+            -c "VACUUM ANALYZE pgq" >&2
+        # Enough steps for every consumer to find the queue empty at least once.
+        local steps=$(( MESSAGES / PGBENCH_LEASE_ROWS / c + 2 )) started elapsed_ms left
+        started=$(date +%s%N)
+        timeout --foreground "$TOOL_TIMEOUT_S" "$PG_BIN/pgbench" -n -h 127.0.0.1 -p "$PG_PORT" -U postgres \
+            -c "$c" -j "$c" -t "$steps" -f "$dir/queue-step.sql" postgres >"$dir/pgbench-queue-$c.log" 2>&1 \
+            || { tail -5 "$dir/pgbench-queue-$c.log" >&2; emit "postgres_pgbench_error_$c=pgbench_failed"; continue; }
+        elapsed_ms=$(( ($(date +%s%N) - started) / 1000000 ))
+        left=$("${psql[@]}" -c "SELECT count(*) FROM pgq")
+        emit "postgres_pgbench_consume_$c=$(( (MESSAGES - left) * 1000 / (elapsed_ms > 0 ? elapsed_ms : 1) ))"
+        emit "postgres_pgbench_consume_${c}_secs=$(awk -v ms="$elapsed_ms" 'BEGIN { printf "%.3f", ms / 1000 }')"
+        emit "postgres_pgbench_consume_${c}_left=$left"
+    done
+    emit "postgres_pgbench_settings=two_commits_per_step,lease_rows=$PGBENCH_LEASE_ROWS,for_update_skip_locked,lease_index"
 }
 
 # ---------------------------------------------------------------- main

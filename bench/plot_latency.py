@@ -6,7 +6,7 @@
 # A stall shows as a column of slow requests; a smooth run as a flat band.
 #
 # usage: bench/plot_latency.py OUT.png LABEL=FILE.csv [LABEL=FILE.csv ...]
-# needs matplotlib (`pip install matplotlib`; bench/round2.sh installs it).
+# needs matplotlib (`pip install matplotlib`; bench/stalls.sh and bench/curve.sh install it).
 import csv
 import math
 import sys
