@@ -6,11 +6,17 @@
 //! error, not a stack overflow).
 //!
 //! It works on bytes with an index, validates UTF-8 once up front, and keeps
-//! the open arrays and objects on an explicit heap stack.
+//! the open arrays and objects on an explicit heap stack. It is on the path
+//! of every fact written, so it avoids work that the result does not need:
+//! strings are scanned a word at a time ([`crate::scan`]), containers are
+//! filled in place on the stack, integer literals are converted from the
+//! digits already checked, and duplicate keys of small objects are found
+//! without allocating.
 
 use crate::canonical_number::is_beyond_safe_integer_notation;
 use crate::excerpt::excerpt;
 use crate::limits::INTEGER_LITERAL_MAGNITUDE_MAX;
+use crate::scan::find_special_string_byte;
 use crate::{JsonError, Value};
 
 /// Longest excerpt of a rejected integer literal quoted back in an error.
@@ -100,28 +106,28 @@ impl Parser<'_> {
                 }
                 _ => self.parse_scalar()?,
             };
-            // A value is complete: hand it to its container, closing every
-            // container that ends right after it.
+            // A value is complete: hand it to its container (which stays in
+            // place on the stack), closing every container that ends right
+            // after it.
             loop {
                 self.skip_whitespace();
-                let Some(container) = open_containers.pop() else {
+                let Some(container) = open_containers.last_mut() else {
                     if self.position != self.bytes.len() {
                         return Err(self.syntax_error("unexpected text after the JSON value"));
                     }
                     return Ok(value);
                 };
                 match container {
-                    OpenContainer::Array(mut items) => {
+                    OpenContainer::Array(items) => {
                         items.push(value);
                         match self.peek() {
                             Some(b',') => {
                                 self.position += 1;
-                                open_containers.push(OpenContainer::Array(items));
                                 continue 'next_value;
                             }
                             Some(b']') => {
                                 self.position += 1;
-                                value = Value::Array(items);
+                                value = Value::Array(std::mem::take(items));
                             }
                             _ => {
                                 return Err(
@@ -131,25 +137,21 @@ impl Parser<'_> {
                         }
                     }
                     OpenContainer::Object {
-                        mut members,
+                        members,
                         pending_key,
                     } => {
-                        members.push((pending_key, value));
+                        members.push((std::mem::take(pending_key), value));
                         match self.peek() {
                             Some(b',') => {
                                 self.position += 1;
                                 self.skip_whitespace();
-                                let pending_key = self.parse_member_key()?;
-                                open_containers.push(OpenContainer::Object {
-                                    members,
-                                    pending_key,
-                                });
+                                *pending_key = self.parse_member_key()?;
                                 continue 'next_value;
                             }
                             Some(b'}') => {
                                 self.position += 1;
-                                reject_duplicate_keys(&members)?;
-                                value = Value::Object(members);
+                                reject_duplicate_keys(members)?;
+                                value = Value::Object(std::mem::take(members));
                             }
                             _ => {
                                 return Err(
@@ -159,6 +161,7 @@ impl Parser<'_> {
                         }
                     }
                 }
+                open_containers.pop();
             }
         }
     }
@@ -222,9 +225,7 @@ impl Parser<'_> {
         let mut decoded = String::new();
         let mut run_start = self.position;
         loop {
-            let run_length = self.bytes[self.position..]
-                .iter()
-                .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20);
+            let run_length = find_special_string_byte(&self.bytes[self.position..]);
             let Some(run_length) = run_length else {
                 self.position = self.bytes.len();
                 return Err(self.syntax_error("unterminated string"));
@@ -381,11 +382,23 @@ impl Parser<'_> {
             }
         }
         let literal = &self.text[start..self.position];
-        if is_integer_literal && integer_literal_is_out_of_range(literal) {
-            return Err(JsonError::IntegerOutOfRange {
-                offset: start,
-                literal: excerpt(literal, LITERAL_EXCERPT_CHARS_MAX),
-            });
+        if is_integer_literal {
+            let Some(magnitude) = integer_literal_magnitude(literal) else {
+                return Err(JsonError::IntegerOutOfRange {
+                    offset: start,
+                    literal: excerpt(literal, LITERAL_EXCERPT_CHARS_MAX),
+                });
+            };
+            // Exact: the magnitude is below 2^53. `-0` gives -0.0, as the
+            // standard library's parser does.
+            #[allow(clippy::cast_precision_loss)]
+            let magnitude = magnitude as f64;
+            let number = if literal.starts_with('-') {
+                -magnitude
+            } else {
+                magnitude
+            };
+            return Ok(Value::Number(number));
         }
         let number: f64 = literal.parse().map_err(|_| JsonError::Syntax {
             offset: start,
@@ -443,28 +456,52 @@ impl Parser<'_> {
     }
 }
 
-/// Tells whether an integer literal (optional `-`, then digits without
-/// leading zeros) lies beyond ±(2^53−1).
-fn integer_literal_is_out_of_range(literal: &str) -> bool {
+/// Returns the magnitude of an integer literal (optional `-`, then digits
+/// without leading zeros), or `None` when it lies beyond ±(2^53−1).
+fn integer_literal_magnitude(literal: &str) -> Option<u64> {
     let digits = literal.strip_prefix('-').unwrap_or(literal);
     if digits.len() > INTEGER_LITERAL_DIGITS_MAX {
-        return true;
+        return None;
     }
-    digits
-        .parse::<u64>()
-        .map_or(true, |magnitude| magnitude > INTEGER_LITERAL_MAGNITUDE_MAX)
+    // At most 16 digits: no overflow of a u64.
+    let magnitude = digits
+        .bytes()
+        .fold(0u64, |magnitude, digit| magnitude * 10 + u64::from(digit - b'0'));
+    (magnitude <= INTEGER_LITERAL_MAGNITUDE_MAX).then_some(magnitude)
 }
 
-/// Refuses an object in which two members share a key.
+/// Objects with at most this many members are checked for duplicate keys
+/// by comparing every pair, which for small objects is cheaper than
+/// sorting a list of the keys.
+const PAIRWISE_DUPLICATE_CHECK_MEMBERS_MAX: usize = 16;
+
+/// Refuses an object in which two members share a key, naming the smallest
+/// such key (in byte order) when there are several.
 fn reject_duplicate_keys(members: &[(String, Value)]) -> Result<(), JsonError> {
     if members.len() < 2 {
         return Ok(());
     }
-    let mut keys: Vec<&str> = members.iter().map(|(key, _)| key.as_str()).collect();
-    keys.sort_unstable();
-    match keys.windows(2).find(|pair| pair[0] == pair[1]) {
-        Some(pair) => Err(JsonError::DuplicateKey {
-            key: pair[0].to_string(),
+    let smallest_duplicate = if members.len() <= PAIRWISE_DUPLICATE_CHECK_MEMBERS_MAX {
+        let mut smallest_duplicate: Option<&str> = None;
+        for (member_idx, (key, _)) in members.iter().enumerate() {
+            let repeats_an_earlier_key = members[..member_idx]
+                .iter()
+                .any(|(earlier_key, _)| earlier_key == key);
+            if repeats_an_earlier_key && smallest_duplicate.is_none_or(|smallest| key.as_str() < smallest) {
+                smallest_duplicate = Some(key);
+            }
+        }
+        smallest_duplicate
+    } else {
+        let mut keys: Vec<&str> = members.iter().map(|(key, _)| key.as_str()).collect();
+        keys.sort_unstable();
+        keys.windows(2)
+            .find(|pair| pair[0] == pair[1])
+            .map(|pair| pair[0])
+    };
+    match smallest_duplicate {
+        Some(key) => Err(JsonError::DuplicateKey {
+            key: key.to_string(),
         }),
         None => Ok(()),
     }
