@@ -227,6 +227,122 @@ mod tests {
         assert_eq!(value.as_object().unwrap()[0].0, "z");
     }
 
+    /// The obvious UTF-16 order: convert both strings and compare.
+    fn reference_utf16_order(left: &str, right: &str) -> Ordering {
+        left.encode_utf16().cmp(right.encode_utf16())
+    }
+
+    /// The obvious escaping: one byte at a time.
+    fn reference_canonical_string(text: &str) -> Vec<u8> {
+        let mut out = vec![b'"'];
+        for &byte in text.as_bytes() {
+            match byte {
+                b'"' => out.extend_from_slice(b"\\\""),
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                0x08 => out.extend_from_slice(b"\\b"),
+                0x0c => out.extend_from_slice(b"\\f"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                0x00..=0x1f => out.extend_from_slice(format!("\\u{byte:04x}").as_bytes()),
+                _ => out.push(byte),
+            }
+        }
+        out.push(b'"');
+        out
+    }
+
+    /// Text drawn from characters at the edges that matter: escapes,
+    /// ASCII, two- and three-byte characters on both sides of U+E000, and
+    /// characters above U+FFFF.
+    fn edge_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            prop::collection::vec(any::<char>(), 0..20).prop_map(String::from_iter),
+            prop::collection::vec(
+                prop::sample::select(vec![
+                    'a',
+                    'b',
+                    '"',
+                    '\\',
+                    '\u{0}',
+                    '\u{1f}',
+                    '\n',
+                    '\u{7f}',
+                    '\u{80}',
+                    'é',
+                    '\u{7ff}',
+                    '\u{800}',
+                    '\u{d7ff}',
+                    '\u{e000}',
+                    '\u{efff}',
+                    '\u{f000}',
+                    '\u{ffff}',
+                    '\u{10000}',
+                    '😀',
+                    '\u{10ffff}',
+                ]),
+                0..20,
+            )
+            .prop_map(String::from_iter),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 2048,
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        #[test]
+        fn utf16_order_matches_the_reference(left in edge_text(), right in edge_text()) {
+            proptest::prop_assert_eq!(
+                compare_utf16_code_units(&left, &right),
+                reference_utf16_order(&left, &right)
+            );
+            // Shared prefixes put the difference anywhere in the strings.
+            let (prefixed_left, prefixed_right) = (format!("{right}{left}"), format!("{right}{right}"));
+            proptest::prop_assert_eq!(
+                compare_utf16_code_units(&prefixed_left, &prefixed_right),
+                reference_utf16_order(&prefixed_left, &prefixed_right)
+            );
+        }
+
+        #[test]
+        fn string_escaping_matches_the_reference(text in edge_text()) {
+            let mut out = Vec::new();
+            write_canonical_string(&text, &mut out);
+            proptest::prop_assert_eq!(out, reference_canonical_string(&text));
+        }
+
+        #[test]
+        fn members_are_sorted_as_the_reference_sorts_them(
+            keys in proptest::collection::vec(edge_text(), 0..40)
+        ) {
+            // Objects up to 16 members sort on the stack, larger ones on the
+            // heap; both must give the order of a stable sort by UTF-16.
+            let mut members: Vec<(String, Value)> = Vec::new();
+            for key in keys {
+                if !members.iter().any(|(existing, _)| *existing == key) {
+                    members.push((key, Value::Null));
+                }
+            }
+            let mut expected_keys: Vec<&str> = members.iter().map(|(key, _)| key.as_str()).collect();
+            expected_keys.sort_by(|left, right| reference_utf16_order(left, right));
+            let mut expected = b"{".to_vec();
+            for (key_idx, key) in expected_keys.iter().enumerate() {
+                if key_idx > 0 {
+                    expected.push(b',');
+                }
+                expected.extend_from_slice(&reference_canonical_string(key));
+                expected.extend_from_slice(b":null");
+            }
+            expected.push(b'}');
+            proptest::prop_assert_eq!(to_canonical(&Value::Object(members)), expected);
+        }
+    }
+
     #[test]
     fn appends_to_existing_output() {
         let mut out = b"prefix:".to_vec();

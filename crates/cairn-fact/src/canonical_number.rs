@@ -490,6 +490,72 @@ mod tests {
         }
     }
 
+    /// The general route alone: Rust's shortest digits, the tie rule and
+    /// the layout, as written before the fast paths existed.
+    fn general_route(number: f64) -> String {
+        let mut out = Vec::new();
+        if number < 0.0 {
+            out.push(b'-');
+        }
+        let magnitude = number.abs();
+        let (significand, digits_n, exponent) = shortest_significand(magnitude);
+        let significand =
+            prefer_even_significand_on_tie(magnitude, significand, digits_n, exponent);
+        let digits = significand.to_string();
+        write_ecmascript_layout(digits.trim_end_matches('0').as_bytes(), exponent, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn fast_paths_agree_with_the_general_route() {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut short_decimals_n = 0;
+        for _ in 0..200_000 {
+            let random = next();
+            // Any double, short decimals of every size, and neighbours of
+            // short decimals (which are not short themselves).
+            let decimal = (random % 10u64.pow(1 + (random >> 59) as u32 % 16)) as f64
+                / 10f64.powi(((random >> 32) % 25) as i32);
+            for number in [
+                f64::from_bits(random),
+                decimal,
+                f64::from_bits(decimal.to_bits() + 1),
+                f64::from_bits(decimal.to_bits().saturating_sub(1)),
+            ] {
+                if !number.is_finite() || number == 0.0 || number.fract() == 0.0 {
+                    continue;
+                }
+                if let Some((significand, exponent)) = short_decimal_digits(number.abs()) {
+                    short_decimals_n += 1;
+                    let mut out = Vec::new();
+                    if number < 0.0 {
+                        out.push(b'-');
+                    }
+                    write_ecmascript_layout(significand.to_string().as_bytes(), exponent, &mut out);
+                    assert_eq!(
+                        String::from_utf8(out).unwrap(),
+                        general_route(number),
+                        "{:x}",
+                        number.to_bits()
+                    );
+                }
+                assert_eq!(
+                    canonical(number),
+                    general_route(number),
+                    "{:x}",
+                    number.to_bits()
+                );
+            }
+        }
+        assert!(short_decimals_n > 50_000, "{short_decimals_n}");
+    }
+
     #[test]
     fn recognizes_exact_decimals() {
         assert!(is_exactly_decimal(0.25, 25, -2));

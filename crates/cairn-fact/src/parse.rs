@@ -125,10 +125,7 @@ impl Parser<'_> {
                                 self.position += 1;
                                 continue 'next_value;
                             }
-                            Some(b']') => {
-                                self.position += 1;
-                                value = Value::Array(std::mem::take(items));
-                            }
+                            Some(b']') => self.position += 1,
                             _ => {
                                 return Err(
                                     self.syntax_error("expected ',' or ']' after an array item")
@@ -151,7 +148,6 @@ impl Parser<'_> {
                             Some(b'}') => {
                                 self.position += 1;
                                 reject_duplicate_keys(members)?;
-                                value = Value::Object(std::mem::take(members));
                             }
                             _ => {
                                 return Err(
@@ -161,7 +157,12 @@ impl Parser<'_> {
                         }
                     }
                 }
-                open_containers.pop();
+                // The container just closed becomes the completed value.
+                value = match open_containers.pop() {
+                    Some(OpenContainer::Array(items)) => Value::Array(items),
+                    Some(OpenContainer::Object { members, .. }) => Value::Object(members),
+                    None => unreachable!("a container was open"),
+                };
             }
         }
     }
@@ -400,10 +401,13 @@ impl Parser<'_> {
             };
             return Ok(Value::Number(number));
         }
-        let number: f64 = literal.parse().map_err(|_| JsonError::Syntax {
-            offset: start,
-            message: "invalid number".to_string(),
-        })?;
+        let number = match short_decimal_value(literal) {
+            Some(number) => number,
+            None => literal.parse().map_err(|_| JsonError::Syntax {
+                offset: start,
+                message: "invalid number".to_string(),
+            })?,
+        };
         if !number.is_finite() {
             return Err(JsonError::NonFinite { offset: start });
         }
@@ -464,10 +468,80 @@ fn integer_literal_magnitude(literal: &str) -> Option<u64> {
         return None;
     }
     // At most 16 digits: no overflow of a u64.
-    let magnitude = digits
-        .bytes()
-        .fold(0u64, |magnitude, digit| magnitude * 10 + u64::from(digit - b'0'));
+    let magnitude = digits.bytes().fold(0u64, |magnitude, digit| {
+        magnitude * 10 + u64::from(digit - b'0')
+    });
     (magnitude <= INTEGER_LITERAL_MAGNITUDE_MAX).then_some(magnitude)
+}
+
+/// Exact powers of ten as doubles: 10^0 to 10^22, the largest that a
+/// double holds exactly.
+const EXACT_POWERS_OF_TEN: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// Most digits (integer and fraction parts together) of a literal that
+/// [`short_decimal_value`] converts: their value stays below 10^15 < 2^53.
+const SHORT_DECIMAL_DIGITS_MAX: usize = 15;
+
+/// Most digits of an exponent that [`short_decimal_value`] reads.
+const SHORT_DECIMAL_EXPONENT_DIGITS_MAX: usize = 4;
+
+/// Converts a number literal that the grammar accepted, when it is short:
+/// at most 15 digits in all and a power of ten, after moving the decimal
+/// point, of at most ±22. Then the digits `m` and `10^k` are exact doubles,
+/// and `m × 10^k` or `m / 10^k`, correctly rounded by IEEE-754, is the
+/// double nearest to the literal (Clinger's fast path), which is also what
+/// the standard library's parser returns. `None` for any other literal.
+fn short_decimal_value(literal: &str) -> Option<f64> {
+    let (is_negative, unsigned) = match literal.strip_prefix('-') {
+        Some(unsigned) => (true, unsigned),
+        None => (false, literal),
+    };
+    let (mantissa, exponent_text) = match unsigned.find(['e', 'E']) {
+        Some(marker) => (&unsigned[..marker], Some(&unsigned[marker + 1..])),
+        None => (unsigned, None),
+    };
+    let (integer_digits, fraction_digits) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if integer_digits.len() + fraction_digits.len() > SHORT_DECIMAL_DIGITS_MAX {
+        return None;
+    }
+    let significand = integer_digits
+        .bytes()
+        .chain(fraction_digits.bytes())
+        .fold(0u64, |significand, digit| {
+            significand * 10 + u64::from(digit - b'0')
+        });
+    let mut exponent = 0i64;
+    if let Some(exponent_text) = exponent_text {
+        let (is_exponent_negative, exponent_digits) = match exponent_text.as_bytes().first() {
+            Some(b'-') => (true, &exponent_text[1..]),
+            Some(b'+') => (false, &exponent_text[1..]),
+            _ => (false, exponent_text),
+        };
+        if exponent_digits.len() > SHORT_DECIMAL_EXPONENT_DIGITS_MAX {
+            return None;
+        }
+        let exponent_magnitude = exponent_digits.bytes().fold(0i64, |exponent, digit| {
+            exponent * 10 + i64::from(digit - b'0')
+        });
+        exponent = if is_exponent_negative {
+            -exponent_magnitude
+        } else {
+            exponent_magnitude
+        };
+    }
+    exponent -= i64::try_from(fraction_digits.len()).ok()?;
+    let power_of_ten = *EXACT_POWERS_OF_TEN.get(usize::try_from(exponent.unsigned_abs()).ok()?)?;
+    #[allow(clippy::cast_precision_loss)]
+    let significand = significand as f64;
+    let magnitude = if exponent < 0 {
+        significand / power_of_ten
+    } else {
+        significand * power_of_ten
+    };
+    Some(if is_negative { -magnitude } else { magnitude })
 }
 
 /// Objects with at most this many members are checked for duplicate keys
@@ -487,7 +561,9 @@ fn reject_duplicate_keys(members: &[(String, Value)]) -> Result<(), JsonError> {
             let repeats_an_earlier_key = members[..member_idx]
                 .iter()
                 .any(|(earlier_key, _)| earlier_key == key);
-            if repeats_an_earlier_key && smallest_duplicate.is_none_or(|smallest| key.as_str() < smallest) {
+            if repeats_an_earlier_key
+                && smallest_duplicate.is_none_or(|smallest| key.as_str() < smallest)
+            {
                 smallest_duplicate = Some(key);
             }
         }
@@ -764,6 +840,104 @@ mod tests {
         assert_eq!(number("1.7976931348623157e308"), f64::MAX);
         assert_eq!(number("9007199254740990.5"), 9_007_199_254_740_990.0);
         assert_eq!(number("12345678901234567890e3"), 1.2345678901234567e22);
+    }
+
+    #[test]
+    fn short_decimals_read_as_the_standard_parser_reads_them() {
+        let mut literals: Vec<String> = [
+            "0.0",
+            "-0.0",
+            "0.5",
+            "4.50",
+            "1E30",
+            "1e22",
+            "1e23",
+            "1e-22",
+            "1e-23",
+            "123456e-3",
+            "-1.5e-7",
+            "0.1",
+            "0.30000000000000004",
+            "999999999999999.9",
+            "99999999999999.9",
+            "123456789012345",
+            "1.7976931348623157e308",
+            "5e-324",
+            "12.34e+5",
+            "0.000001",
+            "1E0",
+            "7e+0022",
+            "7e-0022",
+            "1.0000000000000002",
+        ]
+        .iter()
+        .map(|literal| literal.to_string())
+        .collect();
+        // A fixed xorshift sequence of digits, points and exponents.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..50_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let digits = (state % 10u64.pow(1 + (state >> 60) as u32 % 17)).to_string();
+            let point = (state >> 40) as usize % (digits.len() + 1);
+            let mut literal = digits[..point.max(1)].to_string();
+            if point > 0 && point < digits.len() {
+                literal = format!("{}.{}", &digits[..point], &digits[point..]);
+            }
+            if (state >> 20) % 2 == 0 {
+                literal = format!("{literal}e{}", ((state >> 24) % 60) as i64 - 30);
+            }
+            literals.push(literal);
+        }
+        for literal in literals {
+            if let Some(number) = short_decimal_value(&literal) {
+                assert_eq!(
+                    number.to_bits(),
+                    literal.parse::<f64>().unwrap().to_bits(),
+                    "{literal}"
+                );
+            }
+            let negative = format!("-{}", literal.trim_start_matches('-'));
+            if let Some(number) = short_decimal_value(&negative) {
+                assert_eq!(
+                    number.to_bits(),
+                    negative.parse::<f64>().unwrap().to_bits(),
+                    "{negative}"
+                );
+            }
+        }
+        assert_eq!(short_decimal_value("0.5"), Some(0.5));
+        assert_eq!(short_decimal_value("1e23"), None);
+        assert_eq!(short_decimal_value("1234567890123456.5"), None);
+    }
+
+    #[test]
+    fn names_the_smallest_duplicate_key_whatever_the_object_size() {
+        assert_eq!(
+            parse(r#"{"b":1,"a":1,"b":2,"a":2}"#),
+            Err(JsonError::DuplicateKey {
+                key: "a".to_string()
+            })
+        );
+        let members: Vec<String> = (0..40)
+            .map(|member_idx| format!("\"k{}\":{member_idx}", 39 - member_idx % 20))
+            .collect();
+        assert_eq!(
+            parse(&format!("{{{}}}", members.join(","))),
+            Err(JsonError::DuplicateKey {
+                key: "k20".to_string()
+            })
+        );
+        let members: Vec<String> = (0..12)
+            .map(|member_idx| format!("\"k{}\":{member_idx}", 19 - member_idx % 6))
+            .collect();
+        assert_eq!(
+            parse(&format!("{{{}}}", members.join(","))),
+            Err(JsonError::DuplicateKey {
+                key: "k14".to_string()
+            })
+        );
     }
 
     #[test]
