@@ -3,11 +3,22 @@
 //! keys, strings escaped as ECMAScript's `JSON.stringify` escapes them, and
 //! numbers written as ECMAScript writes them. A fact's hash is taken over
 //! these bytes, so every client must produce them byte for byte.
+//!
+//! Every fact written goes through here, so the writer avoids needless
+//! work: plain runs of strings are found a word at a time and copied whole,
+//! small objects are sorted on the stack, and keys are compared in UTF-16
+//! order without converting them. The tests hold the obvious versions of
+//! the sort order and the escaping and check the fast ones against them.
 
 use std::cmp::Ordering;
 
 use crate::canonical_number::write_canonical_number;
+use crate::scan::find_special_string_byte;
 use crate::Value;
+
+/// Objects with at most this many members are sorted in a buffer on the
+/// stack; larger ones in a list on the heap.
+const STACK_SORTED_MEMBERS_MAX: usize = 16;
 
 const HEX_DIGITS_LOWERCASE: &[u8; 16] = b"0123456789abcdef";
 
@@ -48,29 +59,69 @@ pub fn to_canonical(value: &Value) -> Vec<u8> {
 /// Appends the canonical form of an object with these members, sorting
 /// them by key without moving them.
 pub(crate) fn write_canonical_object(members: &[(String, Value)], out: &mut Vec<u8>) {
-    let mut sorted_members: Vec<&(String, Value)> = members.iter().collect();
-    sorted_members.sort_by(|left, right| compare_utf16_code_units(&left.0, &right.0));
     out.push(b'{');
-    for (member_idx, (key, member_value)) in sorted_members.into_iter().enumerate() {
-        if member_idx > 0 {
-            out.push(b',');
+    if members.len() <= STACK_SORTED_MEMBERS_MAX {
+        // Insertion sort of member indices: stable, and cheap for the few
+        // members of a typical object.
+        let mut order = [0u8; STACK_SORTED_MEMBERS_MAX];
+        for member_idx in 1..members.len() {
+            let key = &members[member_idx].0;
+            let mut slot = member_idx;
+            while slot > 0
+                && compare_utf16_code_units(&members[usize::from(order[slot - 1])].0, key)
+                    == Ordering::Greater
+            {
+                order[slot] = order[slot - 1];
+                slot -= 1;
+            }
+            order[slot] = u8::try_from(member_idx).expect("at most 16 members here");
         }
-        write_canonical_string(key, out);
-        out.push(b':');
-        write_canonical(member_value, out);
+        for (sorted_idx, &member_idx) in order[..members.len()].iter().enumerate() {
+            write_member(sorted_idx, &members[usize::from(member_idx)], out);
+        }
+    } else {
+        let mut sorted_members: Vec<&(String, Value)> = members.iter().collect();
+        sorted_members.sort_by(|left, right| compare_utf16_code_units(&left.0, &right.0));
+        for (sorted_idx, member) in sorted_members.into_iter().enumerate() {
+            write_member(sorted_idx, member, out);
+        }
     }
     out.push(b'}');
 }
 
-/// Orders strings by their UTF-16 code units, as RFC 8785 requires. This
-/// differs from UTF-8 byte order (which is code point order) only between
-/// characters above U+FFFF, whose surrogates start at 0xD800, and characters
-/// U+E000 to U+FFFF.
-pub(crate) fn compare_utf16_code_units(left: &str, right: &str) -> Ordering {
-    if left.is_ascii() && right.is_ascii() {
-        return left.as_bytes().cmp(right.as_bytes());
+/// Appends one member of an object, after a comma unless it is the first.
+fn write_member(sorted_idx: usize, (key, member_value): &(String, Value), out: &mut Vec<u8>) {
+    if sorted_idx > 0 {
+        out.push(b',');
     }
-    left.encode_utf16().cmp(right.encode_utf16())
+    write_canonical_string(key, out);
+    out.push(b':');
+    write_canonical(member_value, out);
+}
+
+/// Orders strings by their UTF-16 code units, as RFC 8785 requires.
+///
+/// This differs from UTF-8 byte order (which is code point order) only
+/// between characters U+E000 to U+FFFF and characters above U+FFFF, whose
+/// surrogates (0xD800 to 0xDFFF) sort before them. So the strings are
+/// compared as bytes, and only when their first differing bytes are the
+/// lead bytes of two such characters (0xEE or 0xEF against 0xF0 to 0xF4) is
+/// the byte order reversed. A difference in a continuation byte lies within
+/// two characters with the same lead byte, where both orders agree.
+pub(crate) fn compare_utf16_code_units(left: &str, right: &str) -> Ordering {
+    let (left_bytes, right_bytes) = (left.as_bytes(), right.as_bytes());
+    let Some(mismatch) = left_bytes
+        .iter()
+        .zip(right_bytes)
+        .position(|(left_byte, right_byte)| left_byte != right_byte)
+    else {
+        return left_bytes.len().cmp(&right_bytes.len());
+    };
+    match (left_bytes[mismatch], right_bytes[mismatch]) {
+        (0xee..=0xef, 0xf0..) => Ordering::Greater,
+        (0xf0.., 0xee..=0xef) => Ordering::Less,
+        (left_byte, right_byte) => left_byte.cmp(&right_byte),
+    }
 }
 
 /// Appends `text` as a canonical JSON string: `"` and `\` escaped with a
@@ -78,33 +129,36 @@ pub(crate) fn compare_utf16_code_units(left: &str, right: &str) -> Ordering {
 /// and `\u00xx` (lowercase hex) otherwise, and every other character as its
 /// UTF-8 bytes.
 pub(crate) fn write_canonical_string(text: &str, out: &mut Vec<u8>) {
+    out.reserve(text.len() + 2);
     out.push(b'"');
-    let bytes = text.as_bytes();
-    let mut run_start = 0;
-    for (byte_idx, &byte) in bytes.iter().enumerate() {
-        let short_escape: &[u8] = match byte {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x00..=0x1f => &[],
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[run_start..byte_idx]);
-        run_start = byte_idx + 1;
-        if short_escape.is_empty() {
+    let mut rest = text.as_bytes();
+    while let Some(special_idx) = find_special_string_byte(rest) {
+        out.extend_from_slice(&rest[..special_idx]);
+        write_escape(rest[special_idx], out);
+        rest = &rest[special_idx + 1..];
+    }
+    out.extend_from_slice(rest);
+    out.push(b'"');
+}
+
+/// Appends the escape of a quote, backslash or control character.
+fn write_escape(byte: u8, out: &mut Vec<u8>) {
+    let short_escape: &[u8] = match byte {
+        b'"' => b"\\\"",
+        b'\\' => b"\\\\",
+        0x08 => b"\\b",
+        0x0c => b"\\f",
+        b'\n' => b"\\n",
+        b'\r' => b"\\r",
+        b'\t' => b"\\t",
+        _ => {
             out.extend_from_slice(b"\\u00");
             out.push(HEX_DIGITS_LOWERCASE[usize::from(byte >> 4)]);
             out.push(HEX_DIGITS_LOWERCASE[usize::from(byte & 0x0f)]);
-        } else {
-            out.extend_from_slice(short_escape);
+            return;
         }
-    }
-    out.extend_from_slice(&bytes[run_start..]);
-    out.push(b'"');
+    };
+    out.extend_from_slice(short_escape);
 }
 
 #[cfg(test)]
@@ -171,6 +225,122 @@ mod tests {
         let value = parse_json(br#"{"z":1,"a":2}"#, JSON_DEPTH_MAX).unwrap();
         assert_eq!(to_canonical(&value), br#"{"a":2,"z":1}"#);
         assert_eq!(value.as_object().unwrap()[0].0, "z");
+    }
+
+    /// The obvious UTF-16 order: convert both strings and compare.
+    fn reference_utf16_order(left: &str, right: &str) -> Ordering {
+        left.encode_utf16().cmp(right.encode_utf16())
+    }
+
+    /// The obvious escaping: one byte at a time.
+    fn reference_canonical_string(text: &str) -> Vec<u8> {
+        let mut out = vec![b'"'];
+        for &byte in text.as_bytes() {
+            match byte {
+                b'"' => out.extend_from_slice(b"\\\""),
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                0x08 => out.extend_from_slice(b"\\b"),
+                0x0c => out.extend_from_slice(b"\\f"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                0x00..=0x1f => out.extend_from_slice(format!("\\u{byte:04x}").as_bytes()),
+                _ => out.push(byte),
+            }
+        }
+        out.push(b'"');
+        out
+    }
+
+    /// Text drawn from characters at the edges that matter: escapes,
+    /// ASCII, two- and three-byte characters on both sides of U+E000, and
+    /// characters above U+FFFF.
+    fn edge_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            prop::collection::vec(any::<char>(), 0..20).prop_map(String::from_iter),
+            prop::collection::vec(
+                prop::sample::select(vec![
+                    'a',
+                    'b',
+                    '"',
+                    '\\',
+                    '\u{0}',
+                    '\u{1f}',
+                    '\n',
+                    '\u{7f}',
+                    '\u{80}',
+                    'é',
+                    '\u{7ff}',
+                    '\u{800}',
+                    '\u{d7ff}',
+                    '\u{e000}',
+                    '\u{efff}',
+                    '\u{f000}',
+                    '\u{ffff}',
+                    '\u{10000}',
+                    '😀',
+                    '\u{10ffff}',
+                ]),
+                0..20,
+            )
+            .prop_map(String::from_iter),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 2048,
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        #[test]
+        fn utf16_order_matches_the_reference(left in edge_text(), right in edge_text()) {
+            proptest::prop_assert_eq!(
+                compare_utf16_code_units(&left, &right),
+                reference_utf16_order(&left, &right)
+            );
+            // Shared prefixes put the difference anywhere in the strings.
+            let (prefixed_left, prefixed_right) = (format!("{right}{left}"), format!("{right}{right}"));
+            proptest::prop_assert_eq!(
+                compare_utf16_code_units(&prefixed_left, &prefixed_right),
+                reference_utf16_order(&prefixed_left, &prefixed_right)
+            );
+        }
+
+        #[test]
+        fn string_escaping_matches_the_reference(text in edge_text()) {
+            let mut out = Vec::new();
+            write_canonical_string(&text, &mut out);
+            proptest::prop_assert_eq!(out, reference_canonical_string(&text));
+        }
+
+        #[test]
+        fn members_are_sorted_as_the_reference_sorts_them(
+            keys in proptest::collection::vec(edge_text(), 0..40)
+        ) {
+            // Objects up to 16 members sort on the stack, larger ones on the
+            // heap; both must give the order of a stable sort by UTF-16.
+            let mut members: Vec<(String, Value)> = Vec::new();
+            for key in keys {
+                if !members.iter().any(|(existing, _)| *existing == key) {
+                    members.push((key, Value::Null));
+                }
+            }
+            let mut expected_keys: Vec<&str> = members.iter().map(|(key, _)| key.as_str()).collect();
+            expected_keys.sort_by(|left, right| reference_utf16_order(left, right));
+            let mut expected = b"{".to_vec();
+            for (key_idx, key) in expected_keys.iter().enumerate() {
+                if key_idx > 0 {
+                    expected.push(b',');
+                }
+                expected.extend_from_slice(&reference_canonical_string(key));
+                expected.extend_from_slice(b":null");
+            }
+            expected.push(b'}');
+            proptest::prop_assert_eq!(to_canonical(&Value::Object(members)), expected);
+        }
     }
 
     #[test]

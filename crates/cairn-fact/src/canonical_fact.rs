@@ -5,6 +5,10 @@
 use crate::limits::JSON_DEPTH_MAX;
 use crate::{parse_json, Fact, FactError, Hash, Value};
 
+/// Bytes reserved for the canonical form beyond the length of the text it
+/// is made from.
+const CANONICAL_SLACK_BYTES: usize = 64;
+
 /// A validated fact, its canonical form and its hash.
 ///
 /// Invariants: `canonical` is the RFC 8785 form of `fact.to_value()`, and
@@ -28,7 +32,29 @@ impl CanonicalFact {
         canonical_bytes_max: usize,
     ) -> Result<CanonicalFact, FactError> {
         let fact = Fact::from_value(value)?;
-        let mut canonical = Vec::new();
+        CanonicalFact::from_fact(fact, Vec::new(), canonical_bytes_max)
+    }
+
+    /// Parses a fact from JSON text (nesting at most [`JSON_DEPTH_MAX`]
+    /// deep), then proceeds as [`CanonicalFact::from_value`].
+    pub fn from_json(bytes: &[u8], canonical_bytes_max: usize) -> Result<CanonicalFact, FactError> {
+        let value = parse_json(bytes, JSON_DEPTH_MAX)?;
+        let fact = Fact::from_parsed_value(value)?;
+        // The canonical form is rarely much longer than the text (only
+        // numbers such as `1E2` grow), so this usually avoids regrowing.
+        let canonical = Vec::with_capacity(bytes.len().saturating_add(CANONICAL_SLACK_BYTES));
+        CanonicalFact::from_fact(fact, canonical, canonical_bytes_max)
+    }
+
+    /// Writes the canonical form of a validated fact into the empty
+    /// `canonical` (given so that the caller can choose its capacity),
+    /// refuses it when longer than `canonical_bytes_max` bytes, and hashes
+    /// it.
+    fn from_fact(
+        fact: Fact,
+        mut canonical: Vec<u8>,
+        canonical_bytes_max: usize,
+    ) -> Result<CanonicalFact, FactError> {
         fact.write_canonical(&mut canonical);
         if canonical.len() > canonical_bytes_max {
             return Err(FactError::TooLarge {
@@ -42,13 +68,6 @@ impl CanonicalFact {
             canonical,
             hash,
         })
-    }
-
-    /// Parses a fact from JSON text (nesting at most [`JSON_DEPTH_MAX`]
-    /// deep), then proceeds as [`CanonicalFact::from_value`].
-    pub fn from_json(bytes: &[u8], canonical_bytes_max: usize) -> Result<CanonicalFact, FactError> {
-        let value = parse_json(bytes, JSON_DEPTH_MAX)?;
-        CanonicalFact::from_value(&value, canonical_bytes_max)
     }
 
     /// Re-validates stored canonical bytes read back from disk: checks that
@@ -69,7 +88,7 @@ impl CanonicalFact {
             });
         }
         let value = parse_json(canonical, JSON_DEPTH_MAX)?;
-        let fact = Fact::from_value(&value)?;
+        let fact = Fact::from_parsed_value(value)?;
         let mut recanonicalized = Vec::with_capacity(canonical.len());
         fact.write_canonical(&mut recanonicalized);
         if recanonicalized != canonical {

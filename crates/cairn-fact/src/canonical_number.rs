@@ -5,6 +5,12 @@
 //! towards the even one as ECMAScript does (Rust rounds them up), and lays
 //! the digits out the way ECMAScript does. It also says which numbers would
 //! be written as integers beyond ±(2^53−1), which facts refuse.
+//!
+//! Two fast paths spare the common numbers that general route: integers
+//! below 2^53 are written from their digits, and a number that some decimal
+//! of at most 15 significant digits reads back as is found by scaling with
+//! exact powers of ten (see [`short_decimal_digits`]); such a decimal is
+//! the only one of its length that reads back, so no tie can arise.
 
 use std::fmt::{self, Write as _};
 
@@ -44,21 +50,30 @@ pub(crate) fn write_canonical_number(number: f64, out: &mut Vec<u8>) {
         out.push(b'0');
         return;
     }
-    if number.fract() == 0.0 && number.abs() < PLAIN_INTEGER_MAGNITUDE_LIMIT {
-        // The conversion is exact: the number is an integer below 2^53.
-        let mut text = NumberText::new();
-        write!(text, "{}", number as i64).expect("an i64 fits in the number buffer");
-        out.extend_from_slice(text.as_bytes());
-        return;
-    }
     if number < 0.0 {
         out.push(b'-');
     }
     let magnitude = number.abs();
-    let (significand, digits_n, exponent) = shortest_significand(magnitude);
-    let significand = prefer_even_significand_on_tie(magnitude, significand, digits_n, exponent);
-    let mut digits = NumberText::new();
-    write!(digits, "{significand}").expect("a significand fits in the number buffer");
+    if magnitude.fract() == 0.0 && magnitude < PLAIN_INTEGER_MAGNITUDE_LIMIT {
+        // The conversion is exact: the number is an integer below 2^53.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        write_decimal_digits(magnitude as u64, out);
+        return;
+    }
+    let mut digits = DecimalDigits::new();
+    let exponent = match short_decimal_digits(magnitude) {
+        Some((significand, exponent)) => {
+            digits.set(significand);
+            exponent
+        }
+        None => {
+            let (significand, digits_n, exponent) = shortest_significand(magnitude);
+            let significand =
+                prefer_even_significand_on_tie(magnitude, significand, digits_n, exponent);
+            digits.set(significand);
+            exponent
+        }
+    };
     let digits = digits.as_bytes();
     let trailing_zeros_n = digits
         .iter()
@@ -66,6 +81,113 @@ pub(crate) fn write_canonical_number(number: f64, out: &mut Vec<u8>) {
         .take_while(|&&digit| digit == b'0')
         .count();
     write_ecmascript_layout(&digits[..digits.len() - trailing_zeros_n], exponent, out);
+}
+
+/// Exact powers of ten as doubles: 10^0 to 10^22, the largest that a
+/// double holds exactly.
+const EXACT_POWERS_OF_TEN: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// Significands of the fast path stay below this: 15 digits.
+const SHORT_SIGNIFICAND_LIMIT: f64 = 1e15;
+
+/// The fast path for a positive finite `magnitude` that is not an integer:
+/// the shortest decimal `significand × 10^-scale` (with `scale` from 1 to
+/// 22 and at most 15 digits) that reads back as `magnitude`, as the
+/// significand and the decimal exponent of its first digit; `None` when
+/// there is none, and the general route must be taken.
+///
+/// Why this is exact: for each scale, `significand` is the rounded product
+/// `magnitude × 10^scale`. Below 10^15 (< 2^50) that product is off by at
+/// most 1/8, and a decimal of this scale that reads back as `magnitude` is
+/// closer than 1/8 to the exact product, so rounding finds it if it exists.
+/// Whether it reads back is tested exactly: `significand` and `10^scale`
+/// are exact doubles, so their quotient, correctly rounded, is the double
+/// nearest to the decimal, which is what reading it gives. The smallest
+/// scale that works gives the fewest significant digits; and two decimals
+/// of at most 15 digits with the same scale lie at least 10^-15 apart
+/// relative to `magnitude`, more than the 2^-52 that reads back as one
+/// double, so the decimal found is the only candidate of its length.
+fn short_decimal_digits(magnitude: f64) -> Option<(u64, i32)> {
+    if magnitude.fract() == 0.0 {
+        return None;
+    }
+    for (scale, &power_of_ten) in EXACT_POWERS_OF_TEN.iter().enumerate().skip(1) {
+        let scaled = magnitude * power_of_ten;
+        if scaled >= SHORT_SIGNIFICAND_LIMIT {
+            return None;
+        }
+        let significand = scaled.round();
+        if significand != 0.0
+            && significand < SHORT_SIGNIFICAND_LIMIT
+            && significand / power_of_ten == magnitude
+        {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let significand = significand as u64;
+            let digits_n = i32::try_from(decimal_digits_n(significand)).expect("at most 15");
+            let scale = i32::try_from(scale).expect("at most 22");
+            return Some((significand, digits_n - scale - 1));
+        }
+    }
+    None
+}
+
+/// Number of decimal digits of `number` (1 for 0).
+fn decimal_digits_n(number: u64) -> usize {
+    let mut digits_n = 1;
+    let mut rest = number / 10;
+    while rest > 0 {
+        digits_n += 1;
+        rest /= 10;
+    }
+    digits_n
+}
+
+/// Appends the decimal digits of `number`.
+fn write_decimal_digits(number: u64, out: &mut Vec<u8>) {
+    let mut digits = DecimalDigits::new();
+    digits.set(number);
+    out.extend_from_slice(digits.as_bytes());
+}
+
+/// The decimal digits of a `u64`, in a buffer on the stack.
+struct DecimalDigits {
+    /// The digits, right-aligned.
+    bytes: [u8; DECIMAL_DIGITS_MAX],
+    /// Index of the first digit in `bytes`.
+    start: usize,
+}
+
+/// Digits of the largest `u64`.
+const DECIMAL_DIGITS_MAX: usize = 20;
+
+impl DecimalDigits {
+    fn new() -> DecimalDigits {
+        DecimalDigits {
+            bytes: [b'0'; DECIMAL_DIGITS_MAX],
+            start: DECIMAL_DIGITS_MAX - 1,
+        }
+    }
+
+    /// Holds the digits of `number` from now on.
+    fn set(&mut self, mut number: u64) {
+        let mut start = DECIMAL_DIGITS_MAX;
+        loop {
+            start -= 1;
+            self.bytes[start] = b'0' + u8::try_from(number % 10).expect("a digit");
+            number /= 10;
+            if number == 0 {
+                break;
+            }
+        }
+        self.start = start;
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[self.start..]
+    }
 }
 
 /// Returns the shortest significand that reads back as the positive finite
@@ -229,10 +351,7 @@ fn write_ecmascript_layout(digits: &[u8], exponent: i32, out: &mut Vec<u8>) {
         }
         out.push(b'e');
         out.push(if exponent < 0 { b'-' } else { b'+' });
-        let mut exponent_text = NumberText::new();
-        write!(exponent_text, "{}", exponent.unsigned_abs())
-            .expect("an exponent fits in the number buffer");
-        out.extend_from_slice(exponent_text.as_bytes());
+        write_decimal_digits(u64::from(exponent.unsigned_abs()), out);
     }
 }
 
@@ -369,6 +488,72 @@ mod tests {
             assert_eq!(quarter, format!("{}.2", integer as i64));
             assert_eq!(three_quarters, format!("{}.8", integer as i64));
         }
+    }
+
+    /// The general route alone: Rust's shortest digits, the tie rule and
+    /// the layout, as written before the fast paths existed.
+    fn general_route(number: f64) -> String {
+        let mut out = Vec::new();
+        if number < 0.0 {
+            out.push(b'-');
+        }
+        let magnitude = number.abs();
+        let (significand, digits_n, exponent) = shortest_significand(magnitude);
+        let significand =
+            prefer_even_significand_on_tie(magnitude, significand, digits_n, exponent);
+        let digits = significand.to_string();
+        write_ecmascript_layout(digits.trim_end_matches('0').as_bytes(), exponent, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn fast_paths_agree_with_the_general_route() {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut short_decimals_n = 0;
+        for _ in 0..200_000 {
+            let random = next();
+            // Any double, short decimals of every size, and neighbours of
+            // short decimals (which are not short themselves).
+            let decimal = (random % 10u64.pow(1 + (random >> 59) as u32 % 16)) as f64
+                / 10f64.powi(((random >> 32) % 25) as i32);
+            for number in [
+                f64::from_bits(random),
+                decimal,
+                f64::from_bits(decimal.to_bits() + 1),
+                f64::from_bits(decimal.to_bits().saturating_sub(1)),
+            ] {
+                if !number.is_finite() || number == 0.0 || number.fract() == 0.0 {
+                    continue;
+                }
+                if let Some((significand, exponent)) = short_decimal_digits(number.abs()) {
+                    short_decimals_n += 1;
+                    let mut out = Vec::new();
+                    if number < 0.0 {
+                        out.push(b'-');
+                    }
+                    write_ecmascript_layout(significand.to_string().as_bytes(), exponent, &mut out);
+                    assert_eq!(
+                        String::from_utf8(out).unwrap(),
+                        general_route(number),
+                        "{:x}",
+                        number.to_bits()
+                    );
+                }
+                assert_eq!(
+                    canonical(number),
+                    general_route(number),
+                    "{:x}",
+                    number.to_bits()
+                );
+            }
+        }
+        assert!(short_decimals_n > 50_000, "{short_decimals_n}");
     }
 
     #[test]

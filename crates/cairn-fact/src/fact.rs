@@ -38,42 +38,62 @@ impl Fact {
     /// Validates a fact given as a JSON value: an object with exactly the
     /// members `type`, `fields` and `predecessors`.
     pub fn from_value(value: &Value) -> Result<Fact, FactError> {
-        let members = value.as_object().ok_or(FactError::NotAnObject)?;
-        let mut type_value = None;
-        let mut fields_value = None;
-        let mut predecessors_value = None;
-        for (name, member_value) in members {
-            let slot = match name.as_str() {
-                "type" => &mut type_value,
-                "fields" => &mut fields_value,
-                "predecessors" => &mut predecessors_value,
-                _ => {
-                    return Err(FactError::UnknownMember {
-                        name: excerpt(name, EXCERPT_CHARS_MAX),
-                    })
-                }
-            };
-            if slot.replace(member_value).is_some() {
-                return Err(JsonError::DuplicateKey { key: name.clone() }.into());
-            }
-        }
-        let missing = |name: &str| FactError::MissingMember {
-            name: name.to_string(),
-        };
-        let type_value = type_value.ok_or_else(|| missing("type"))?;
-        let fields_value = fields_value.ok_or_else(|| missing("fields"))?;
-        let predecessors_value = predecessors_value.ok_or_else(|| missing("predecessors"))?;
-
-        let type_name = type_name_of(type_value)?;
-        let fields = fields_value.as_object().ok_or(FactError::FieldsNotObject)?;
+        let members = fact_members(value)?;
+        let fields = members
+            .fields
+            .as_object()
+            .ok_or(FactError::FieldsNotObject)?;
+        // Values built in code may break rules the parser enforces.
         check_unique_keys(fields)?;
         for (_, field_value) in fields {
             check_canonicalizable(field_value, FIELD_VALUE_DEPTH)?;
         }
-        let predecessors = validate_predecessors(predecessors_value)?;
+        let predecessors = validate_predecessors(members.predecessors)?;
+        Ok(Fact {
+            type_name: members.type_name.to_string(),
+            fields: fields.to_vec(),
+            predecessors,
+        })
+    }
+
+    /// Validates a fact as [`Fact::from_value`] does, from a value that
+    /// [`parse_json`](crate::parse_json) returned with a depth limit of at
+    /// most [`JSON_DEPTH_MAX`], taking its fields and type name over rather
+    /// than copying them.
+    ///
+    /// Such a value already has unique keys, only numbers that can be
+    /// canonicalized, and nesting within [`JSON_DEPTH_MAX`] counted from
+    /// the fact, so the checks of [`check_canonicalizable`] cannot fail and
+    /// are skipped (debug builds still run them); every other check, and
+    /// so every error, is that of [`Fact::from_value`].
+    pub(crate) fn from_parsed_value(value: Value) -> Result<Fact, FactError> {
+        let members = fact_members(&value)?;
+        if !matches!(members.fields, Value::Object(_)) {
+            return Err(FactError::FieldsNotObject);
+        }
+        debug_assert!(members
+            .fields
+            .as_object()
+            .is_some_and(|fields| check_unique_keys(fields).is_ok()
+                && fields.iter().all(|(_, field_value)| {
+                    check_canonicalizable(field_value, FIELD_VALUE_DEPTH).is_ok()
+                })));
+        let predecessors = validate_predecessors(members.predecessors)?;
+        let Value::Object(members) = value else {
+            unreachable!("fact_members accepted only an object");
+        };
+        let mut type_name = String::new();
+        let mut fields = Vec::new();
+        for (name, member_value) in members {
+            match (name.as_str(), member_value) {
+                ("type", Value::String(text)) => type_name = text,
+                ("fields", Value::Object(field_members)) => fields = field_members,
+                _ => {}
+            }
+        }
         Ok(Fact {
             type_name,
-            fields: fields.to_vec(),
+            fields,
             predecessors,
         })
     }
@@ -148,13 +168,57 @@ impl Fact {
 
 fn write_hash(hash: &Hash, out: &mut Vec<u8>) {
     out.push(b'"');
-    out.extend_from_slice(hash.to_hex().as_bytes());
+    hash.write_hex(out);
     out.push(b'"');
+}
+
+/// The three members of a fact object, found and checked for presence, and
+/// the type name checked; the first error in the order the API contract
+/// gives them otherwise.
+struct FactMembers<'value> {
+    type_name: &'value str,
+    fields: &'value Value,
+    predecessors: &'value Value,
+}
+
+/// Finds the members of a fact object: refuses anything but an object with
+/// exactly `type`, `fields` and `predecessors`, and an invalid type name.
+fn fact_members(value: &Value) -> Result<FactMembers<'_>, FactError> {
+    let members = value.as_object().ok_or(FactError::NotAnObject)?;
+    let mut type_value = None;
+    let mut fields_value = None;
+    let mut predecessors_value = None;
+    for (name, member_value) in members {
+        let slot = match name.as_str() {
+            "type" => &mut type_value,
+            "fields" => &mut fields_value,
+            "predecessors" => &mut predecessors_value,
+            _ => {
+                return Err(FactError::UnknownMember {
+                    name: excerpt(name, EXCERPT_CHARS_MAX),
+                })
+            }
+        };
+        if slot.replace(member_value).is_some() {
+            return Err(JsonError::DuplicateKey { key: name.clone() }.into());
+        }
+    }
+    let missing = |name: &str| FactError::MissingMember {
+        name: name.to_string(),
+    };
+    let type_value = type_value.ok_or_else(|| missing("type"))?;
+    let fields = fields_value.ok_or_else(|| missing("fields"))?;
+    let predecessors = predecessors_value.ok_or_else(|| missing("predecessors"))?;
+    Ok(FactMembers {
+        type_name: type_name_of(type_value)?,
+        fields,
+        predecessors,
+    })
 }
 
 /// Checks the fact's `type` member: it must be a string that is a valid
 /// type name (see [`validate_type_name`]).
-fn type_name_of(value: &Value) -> Result<String, FactError> {
+fn type_name_of(value: &Value) -> Result<&str, FactError> {
     let Value::String(type_name) = value else {
         return Err(FactError::InvalidType {
             type_name: excerpt(
@@ -165,7 +229,7 @@ fn type_name_of(value: &Value) -> Result<String, FactError> {
         });
     };
     validate_type_name(type_name)?;
-    Ok(type_name.clone())
+    Ok(type_name)
 }
 
 /// Checks a type name: 1 to [`TYPE_NAME_CHARS_MAX`] characters,
@@ -179,7 +243,7 @@ pub fn validate_type_name(type_name: &str) -> Result<(), FactError> {
     if type_name.is_empty() {
         return Err(invalid("it is empty".to_string()));
     }
-    if !type_name.split('.').all(is_name) {
+    if !is_dotted_name(type_name) {
         return Err(invalid(
             "it must be one or more names separated by dots, each a letter followed by \
              letters, digits or underscores"
@@ -206,6 +270,25 @@ pub fn validate_role(role: &str) -> Result<(), FactError> {
             role: excerpt(role, EXCERPT_CHARS_MAX),
         })
     }
+}
+
+/// Tells whether `text` is one or more names (see [`is_name`]) separated
+/// by dots, in one pass over its bytes; the same as
+/// `text.split('.').all(is_name)`.
+fn is_dotted_name(text: &str) -> bool {
+    let mut at_name_start = true;
+    for byte in text.bytes() {
+        let is_valid = if at_name_start {
+            byte.is_ascii_alphabetic()
+        } else {
+            byte == b'.' || byte.is_ascii_alphanumeric() || byte == b'_'
+        };
+        if !is_valid {
+            return false;
+        }
+        at_name_start = byte == b'.';
+    }
+    !at_name_start
 }
 
 /// Tells whether `text` is a letter followed by letters, digits or
@@ -451,6 +534,38 @@ mod tests {
             ))
             .unwrap();
             assert_eq!(fact.type_name, valid);
+        }
+    }
+
+    #[test]
+    fn dotted_names_are_the_names_split_by_dots() {
+        let texts = [
+            "",
+            "A",
+            "a.b",
+            "a..b",
+            ".a",
+            "a.",
+            "A1.b2.C3_",
+            "Shop.Order",
+            "_a",
+            "a._",
+            "1a",
+            "a.1",
+            "a b",
+            "é",
+            "a.é",
+            "a-b",
+            ".",
+            "..",
+            "ab_.c9",
+        ];
+        for text in texts {
+            assert_eq!(
+                is_dotted_name(text),
+                text.split('.').all(is_name),
+                "{text:?}"
+            );
         }
     }
 

@@ -33,12 +33,19 @@ impl Hash {
 
     /// Returns the hash as 64 lowercase hexadecimal characters.
     pub fn to_hex(&self) -> String {
-        let mut text = String::with_capacity(HASH_HEX_CHARS);
-        for byte in self.0 {
-            text.push(char::from(HEX_DIGITS_LOWERCASE[usize::from(byte >> 4)]));
-            text.push(char::from(HEX_DIGITS_LOWERCASE[usize::from(byte & 0x0f)]));
+        let mut text = Vec::with_capacity(HASH_HEX_CHARS);
+        self.write_hex(&mut text);
+        String::from_utf8(text).expect("hexadecimal digits are ASCII")
+    }
+
+    /// Appends the 64 lowercase hexadecimal characters of the hash to `out`.
+    pub(crate) fn write_hex(&self, out: &mut Vec<u8>) {
+        let mut text = [0u8; HASH_HEX_CHARS];
+        for (pair, byte) in text.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = HEX_DIGITS_LOWERCASE[usize::from(byte >> 4)];
+            pair[1] = HEX_DIGITS_LOWERCASE[usize::from(byte & 0x0f)];
         }
-        text
+        out.extend_from_slice(&text);
     }
 
     /// Parses the text form of a hash. Accepts only exactly 64 lowercase
@@ -50,26 +57,36 @@ impl Hash {
             return Err(HashParseError::new(text));
         }
         let mut bytes = [0u8; HASH_BYTES];
+        // Any byte that is not a lowercase digit maps to a value with high
+        // bits set, so one test per pair finds them all.
+        let mut stray_bits = 0u8;
         for (byte, pair) in bytes.iter_mut().zip(text_bytes.chunks_exact(2)) {
-            let high =
-                lowercase_hex_digit_value(pair[0]).ok_or_else(|| HashParseError::new(text))?;
-            let low =
-                lowercase_hex_digit_value(pair[1]).ok_or_else(|| HashParseError::new(text))?;
-            *byte = (high << 4) | low;
+            let high = LOWERCASE_HEX_DIGIT_VALUES[usize::from(pair[0])];
+            let low = LOWERCASE_HEX_DIGIT_VALUES[usize::from(pair[1])];
+            stray_bits |= (high | low) & NOT_A_DIGIT;
+            *byte = (high << 4) | (low & 0x0f);
+        }
+        if stray_bits != 0 {
+            return Err(HashParseError::new(text));
         }
         Ok(Hash(bytes))
     }
 }
 
-/// Returns the value of one lowercase hexadecimal digit, or `None` for any
-/// other byte (including uppercase digits).
-fn lowercase_hex_digit_value(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        _ => None,
+/// Marks a byte of [`LOWERCASE_HEX_DIGIT_VALUES`] that is not a digit.
+const NOT_A_DIGIT: u8 = 0xf0;
+
+/// The value of every byte read as a lowercase hexadecimal digit, or
+/// [`NOT_A_DIGIT`] for any other byte (including uppercase digits).
+const LOWERCASE_HEX_DIGIT_VALUES: [u8; 256] = {
+    let mut values = [NOT_A_DIGIT; 256];
+    let mut digit_value = 0;
+    while digit_value < 16 {
+        values[HEX_DIGITS_LOWERCASE[digit_value] as usize] = digit_value as u8;
+        digit_value += 1;
     }
-}
+    values
+};
 
 impl fmt::Display for Hash {
     /// Writes the 64 lowercase hexadecimal characters of the hash.
@@ -143,6 +160,24 @@ mod tests {
             assert!(error
                 .to_string()
                 .starts_with("a hash is 64 lowercase hexadecimal characters, got"));
+        }
+    }
+
+    #[test]
+    fn reads_exactly_the_lowercase_digits() {
+        for byte in 0..=255u8 {
+            let text = format!("{}{}", char::from(byte), "0".repeat(63));
+            let expected = match byte {
+                b'0'..=b'9' => Some(byte - b'0'),
+                b'a'..=b'f' => Some(byte - b'a' + 10),
+                _ => None,
+            };
+            // Not ASCII: the text is 65 bytes, refused for its length.
+            let parsed = Hash::from_hex(&text).ok().map(|hash| hash.0[0] >> 4);
+            assert_eq!(parsed, expected, "{byte:#x}");
+            let text = format!("{}{}", "0".repeat(63), char::from(byte));
+            let parsed = Hash::from_hex(&text).ok().map(|hash| hash.0[31]);
+            assert_eq!(parsed, expected, "{byte:#x}");
         }
     }
 

@@ -26,6 +26,7 @@ mod json_error;
 mod limits;
 mod parse;
 mod predecessors;
+mod scan;
 mod value;
 
 pub use canonical::{to_canonical, write_canonical};

@@ -6,11 +6,17 @@
 //! error, not a stack overflow).
 //!
 //! It works on bytes with an index, validates UTF-8 once up front, and keeps
-//! the open arrays and objects on an explicit heap stack.
+//! the open arrays and objects on an explicit heap stack. It is on the path
+//! of every fact written, so it avoids work that the result does not need:
+//! strings are scanned a word at a time ([`crate::scan`]), containers are
+//! filled in place on the stack, integer literals are converted from the
+//! digits already checked, and duplicate keys of small objects are found
+//! without allocating.
 
 use crate::canonical_number::is_beyond_safe_integer_notation;
 use crate::excerpt::excerpt;
 use crate::limits::INTEGER_LITERAL_MAGNITUDE_MAX;
+use crate::scan::find_special_string_byte;
 use crate::{JsonError, Value};
 
 /// Longest excerpt of a rejected integer literal quoted back in an error.
@@ -100,29 +106,26 @@ impl Parser<'_> {
                 }
                 _ => self.parse_scalar()?,
             };
-            // A value is complete: hand it to its container, closing every
-            // container that ends right after it.
+            // A value is complete: hand it to its container (which stays in
+            // place on the stack), closing every container that ends right
+            // after it.
             loop {
                 self.skip_whitespace();
-                let Some(container) = open_containers.pop() else {
+                let Some(container) = open_containers.last_mut() else {
                     if self.position != self.bytes.len() {
                         return Err(self.syntax_error("unexpected text after the JSON value"));
                     }
                     return Ok(value);
                 };
                 match container {
-                    OpenContainer::Array(mut items) => {
+                    OpenContainer::Array(items) => {
                         items.push(value);
                         match self.peek() {
                             Some(b',') => {
                                 self.position += 1;
-                                open_containers.push(OpenContainer::Array(items));
                                 continue 'next_value;
                             }
-                            Some(b']') => {
-                                self.position += 1;
-                                value = Value::Array(items);
-                            }
+                            Some(b']') => self.position += 1,
                             _ => {
                                 return Err(
                                     self.syntax_error("expected ',' or ']' after an array item")
@@ -131,25 +134,20 @@ impl Parser<'_> {
                         }
                     }
                     OpenContainer::Object {
-                        mut members,
+                        members,
                         pending_key,
                     } => {
-                        members.push((pending_key, value));
+                        members.push((std::mem::take(pending_key), value));
                         match self.peek() {
                             Some(b',') => {
                                 self.position += 1;
                                 self.skip_whitespace();
-                                let pending_key = self.parse_member_key()?;
-                                open_containers.push(OpenContainer::Object {
-                                    members,
-                                    pending_key,
-                                });
+                                *pending_key = self.parse_member_key()?;
                                 continue 'next_value;
                             }
                             Some(b'}') => {
                                 self.position += 1;
-                                reject_duplicate_keys(&members)?;
-                                value = Value::Object(members);
+                                reject_duplicate_keys(members)?;
                             }
                             _ => {
                                 return Err(
@@ -159,6 +157,12 @@ impl Parser<'_> {
                         }
                     }
                 }
+                // The container just closed becomes the completed value.
+                value = match open_containers.pop() {
+                    Some(OpenContainer::Array(items)) => Value::Array(items),
+                    Some(OpenContainer::Object { members, .. }) => Value::Object(members),
+                    None => unreachable!("a container was open"),
+                };
             }
         }
     }
@@ -222,9 +226,7 @@ impl Parser<'_> {
         let mut decoded = String::new();
         let mut run_start = self.position;
         loop {
-            let run_length = self.bytes[self.position..]
-                .iter()
-                .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20);
+            let run_length = find_special_string_byte(&self.bytes[self.position..]);
             let Some(run_length) = run_length else {
                 self.position = self.bytes.len();
                 return Err(self.syntax_error("unterminated string"));
@@ -381,16 +383,31 @@ impl Parser<'_> {
             }
         }
         let literal = &self.text[start..self.position];
-        if is_integer_literal && integer_literal_is_out_of_range(literal) {
-            return Err(JsonError::IntegerOutOfRange {
-                offset: start,
-                literal: excerpt(literal, LITERAL_EXCERPT_CHARS_MAX),
-            });
+        if is_integer_literal {
+            let Some(magnitude) = integer_literal_magnitude(literal) else {
+                return Err(JsonError::IntegerOutOfRange {
+                    offset: start,
+                    literal: excerpt(literal, LITERAL_EXCERPT_CHARS_MAX),
+                });
+            };
+            // Exact: the magnitude is below 2^53. `-0` gives -0.0, as the
+            // standard library's parser does.
+            #[allow(clippy::cast_precision_loss)]
+            let magnitude = magnitude as f64;
+            let number = if literal.starts_with('-') {
+                -magnitude
+            } else {
+                magnitude
+            };
+            return Ok(Value::Number(number));
         }
-        let number: f64 = literal.parse().map_err(|_| JsonError::Syntax {
-            offset: start,
-            message: "invalid number".to_string(),
-        })?;
+        let number = match short_decimal_value(literal) {
+            Some(number) => number,
+            None => literal.parse().map_err(|_| JsonError::Syntax {
+                offset: start,
+                message: "invalid number".to_string(),
+            })?,
+        };
         if !number.is_finite() {
             return Err(JsonError::NonFinite { offset: start });
         }
@@ -443,28 +460,124 @@ impl Parser<'_> {
     }
 }
 
-/// Tells whether an integer literal (optional `-`, then digits without
-/// leading zeros) lies beyond ±(2^53−1).
-fn integer_literal_is_out_of_range(literal: &str) -> bool {
+/// Returns the magnitude of an integer literal (optional `-`, then digits
+/// without leading zeros), or `None` when it lies beyond ±(2^53−1).
+fn integer_literal_magnitude(literal: &str) -> Option<u64> {
     let digits = literal.strip_prefix('-').unwrap_or(literal);
     if digits.len() > INTEGER_LITERAL_DIGITS_MAX {
-        return true;
+        return None;
     }
-    digits
-        .parse::<u64>()
-        .map_or(true, |magnitude| magnitude > INTEGER_LITERAL_MAGNITUDE_MAX)
+    // At most 16 digits: no overflow of a u64.
+    let magnitude = digits.bytes().fold(0u64, |magnitude, digit| {
+        magnitude * 10 + u64::from(digit - b'0')
+    });
+    (magnitude <= INTEGER_LITERAL_MAGNITUDE_MAX).then_some(magnitude)
 }
 
-/// Refuses an object in which two members share a key.
+/// Exact powers of ten as doubles: 10^0 to 10^22, the largest that a
+/// double holds exactly.
+const EXACT_POWERS_OF_TEN: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// Most digits (integer and fraction parts together) of a literal that
+/// [`short_decimal_value`] converts: their value stays below 10^15 < 2^53.
+const SHORT_DECIMAL_DIGITS_MAX: usize = 15;
+
+/// Most digits of an exponent that [`short_decimal_value`] reads.
+const SHORT_DECIMAL_EXPONENT_DIGITS_MAX: usize = 4;
+
+/// Converts a number literal that the grammar accepted, when it is short:
+/// at most 15 digits in all and a power of ten, after moving the decimal
+/// point, of at most ±22. Then the digits `m` and `10^k` are exact doubles,
+/// and `m × 10^k` or `m / 10^k`, correctly rounded by IEEE-754, is the
+/// double nearest to the literal (Clinger's fast path), which is also what
+/// the standard library's parser returns. `None` for any other literal.
+fn short_decimal_value(literal: &str) -> Option<f64> {
+    let (is_negative, unsigned) = match literal.strip_prefix('-') {
+        Some(unsigned) => (true, unsigned),
+        None => (false, literal),
+    };
+    let (mantissa, exponent_text) = match unsigned.find(['e', 'E']) {
+        Some(marker) => (&unsigned[..marker], Some(&unsigned[marker + 1..])),
+        None => (unsigned, None),
+    };
+    let (integer_digits, fraction_digits) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if integer_digits.len() + fraction_digits.len() > SHORT_DECIMAL_DIGITS_MAX {
+        return None;
+    }
+    let significand = integer_digits
+        .bytes()
+        .chain(fraction_digits.bytes())
+        .fold(0u64, |significand, digit| {
+            significand * 10 + u64::from(digit - b'0')
+        });
+    let mut exponent = 0i64;
+    if let Some(exponent_text) = exponent_text {
+        let (is_exponent_negative, exponent_digits) = match exponent_text.as_bytes().first() {
+            Some(b'-') => (true, &exponent_text[1..]),
+            Some(b'+') => (false, &exponent_text[1..]),
+            _ => (false, exponent_text),
+        };
+        if exponent_digits.len() > SHORT_DECIMAL_EXPONENT_DIGITS_MAX {
+            return None;
+        }
+        let exponent_magnitude = exponent_digits.bytes().fold(0i64, |exponent, digit| {
+            exponent * 10 + i64::from(digit - b'0')
+        });
+        exponent = if is_exponent_negative {
+            -exponent_magnitude
+        } else {
+            exponent_magnitude
+        };
+    }
+    exponent -= i64::try_from(fraction_digits.len()).ok()?;
+    let power_of_ten = *EXACT_POWERS_OF_TEN.get(usize::try_from(exponent.unsigned_abs()).ok()?)?;
+    #[allow(clippy::cast_precision_loss)]
+    let significand = significand as f64;
+    let magnitude = if exponent < 0 {
+        significand / power_of_ten
+    } else {
+        significand * power_of_ten
+    };
+    Some(if is_negative { -magnitude } else { magnitude })
+}
+
+/// Objects with at most this many members are checked for duplicate keys
+/// by comparing every pair, which for small objects is cheaper than
+/// sorting a list of the keys.
+const PAIRWISE_DUPLICATE_CHECK_MEMBERS_MAX: usize = 16;
+
+/// Refuses an object in which two members share a key, naming the smallest
+/// such key (in byte order) when there are several.
 fn reject_duplicate_keys(members: &[(String, Value)]) -> Result<(), JsonError> {
     if members.len() < 2 {
         return Ok(());
     }
-    let mut keys: Vec<&str> = members.iter().map(|(key, _)| key.as_str()).collect();
-    keys.sort_unstable();
-    match keys.windows(2).find(|pair| pair[0] == pair[1]) {
-        Some(pair) => Err(JsonError::DuplicateKey {
-            key: pair[0].to_string(),
+    let smallest_duplicate = if members.len() <= PAIRWISE_DUPLICATE_CHECK_MEMBERS_MAX {
+        let mut smallest_duplicate: Option<&str> = None;
+        for (member_idx, (key, _)) in members.iter().enumerate() {
+            let repeats_an_earlier_key = members[..member_idx]
+                .iter()
+                .any(|(earlier_key, _)| earlier_key == key);
+            if repeats_an_earlier_key
+                && smallest_duplicate.is_none_or(|smallest| key.as_str() < smallest)
+            {
+                smallest_duplicate = Some(key);
+            }
+        }
+        smallest_duplicate
+    } else {
+        let mut keys: Vec<&str> = members.iter().map(|(key, _)| key.as_str()).collect();
+        keys.sort_unstable();
+        keys.windows(2)
+            .find(|pair| pair[0] == pair[1])
+            .map(|pair| pair[0])
+    };
+    match smallest_duplicate {
+        Some(key) => Err(JsonError::DuplicateKey {
+            key: key.to_string(),
         }),
         None => Ok(()),
     }
@@ -727,6 +840,104 @@ mod tests {
         assert_eq!(number("1.7976931348623157e308"), f64::MAX);
         assert_eq!(number("9007199254740990.5"), 9_007_199_254_740_990.0);
         assert_eq!(number("12345678901234567890e3"), 1.2345678901234567e22);
+    }
+
+    #[test]
+    fn short_decimals_read_as_the_standard_parser_reads_them() {
+        let mut literals: Vec<String> = [
+            "0.0",
+            "-0.0",
+            "0.5",
+            "4.50",
+            "1E30",
+            "1e22",
+            "1e23",
+            "1e-22",
+            "1e-23",
+            "123456e-3",
+            "-1.5e-7",
+            "0.1",
+            "0.30000000000000004",
+            "999999999999999.9",
+            "99999999999999.9",
+            "123456789012345",
+            "1.7976931348623157e308",
+            "5e-324",
+            "12.34e+5",
+            "0.000001",
+            "1E0",
+            "7e+0022",
+            "7e-0022",
+            "1.0000000000000002",
+        ]
+        .iter()
+        .map(|literal| literal.to_string())
+        .collect();
+        // A fixed xorshift sequence of digits, points and exponents.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..50_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let digits = (state % 10u64.pow(1 + (state >> 60) as u32 % 17)).to_string();
+            let point = (state >> 40) as usize % (digits.len() + 1);
+            let mut literal = digits[..point.max(1)].to_string();
+            if point > 0 && point < digits.len() {
+                literal = format!("{}.{}", &digits[..point], &digits[point..]);
+            }
+            if (state >> 20) % 2 == 0 {
+                literal = format!("{literal}e{}", ((state >> 24) % 60) as i64 - 30);
+            }
+            literals.push(literal);
+        }
+        for literal in literals {
+            if let Some(number) = short_decimal_value(&literal) {
+                assert_eq!(
+                    number.to_bits(),
+                    literal.parse::<f64>().unwrap().to_bits(),
+                    "{literal}"
+                );
+            }
+            let negative = format!("-{}", literal.trim_start_matches('-'));
+            if let Some(number) = short_decimal_value(&negative) {
+                assert_eq!(
+                    number.to_bits(),
+                    negative.parse::<f64>().unwrap().to_bits(),
+                    "{negative}"
+                );
+            }
+        }
+        assert_eq!(short_decimal_value("0.5"), Some(0.5));
+        assert_eq!(short_decimal_value("1e23"), None);
+        assert_eq!(short_decimal_value("1234567890123456.5"), None);
+    }
+
+    #[test]
+    fn names_the_smallest_duplicate_key_whatever_the_object_size() {
+        assert_eq!(
+            parse(r#"{"b":1,"a":1,"b":2,"a":2}"#),
+            Err(JsonError::DuplicateKey {
+                key: "a".to_string()
+            })
+        );
+        let members: Vec<String> = (0..40)
+            .map(|member_idx| format!("\"k{}\":{member_idx}", 39 - member_idx % 20))
+            .collect();
+        assert_eq!(
+            parse(&format!("{{{}}}", members.join(","))),
+            Err(JsonError::DuplicateKey {
+                key: "k20".to_string()
+            })
+        );
+        let members: Vec<String> = (0..12)
+            .map(|member_idx| format!("\"k{}\":{member_idx}", 19 - member_idx % 6))
+            .collect();
+        assert_eq!(
+            parse(&format!("{{{}}}", members.join(","))),
+            Err(JsonError::DuplicateKey {
+                key: "k14".to_string()
+            })
+        );
     }
 
     #[test]
