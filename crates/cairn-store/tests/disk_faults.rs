@@ -897,28 +897,51 @@ fn a_damaged_successors_entry_does_not_serve_another_fact() {
             pair.append(&mut child);
             write_batch(&store, &pair).await;
         }
-        store.close();
-        drop(store);
-
         // The first entry of the root in a successors table: the root's
         // hash, the type, a zero byte, then the child's seq (3) big-endian.
         let mut entry_prefix = root.as_bytes().to_vec();
         entry_prefix.extend_from_slice(FACT_TYPE.as_bytes());
         entry_prefix.push(0);
-        let tables = table_files(&data_dir);
-        let (table, entry_at) = tables
-            .iter()
-            .filter(|table| partition_of(table).ends_with("successors"))
-            .find_map(|table| {
-                let bytes = std::fs::read(table).expect("a table");
-                let at = bytes
-                    .windows(entry_prefix.len())
-                    .position(|window| window == entry_prefix)?;
-                Some((table.clone(), (at + entry_prefix.len()) as u64))
-            })
-            .unwrap_or_else(|| panic!("no successors table holds the root's entries: {tables:?}"));
-        // Seq 3 becomes seq 2, a fact without parent.
-        flip_bit(&table, entry_at + 7, 0);
+        // Each copy of the entry in a successors table, with the offset of
+        // the seq after it.
+        let copies = |data_dir: &Path| -> Vec<(PathBuf, u64)> {
+            table_files(data_dir)
+                .iter()
+                .filter(|table| partition_of(table).ends_with("successors"))
+                .filter_map(|table| {
+                    let bytes = std::fs::read(table).ok()?;
+                    let at = bytes
+                        .windows(entry_prefix.len())
+                        .position(|window| window == entry_prefix)?;
+                    Some((table.clone(), (at + entry_prefix.len()) as u64))
+                })
+                .collect()
+        };
+        // Memtables are flushed in the background, and closing does not
+        // flush them: wait (bounded) until the entry is in a table, so a
+        // slow machine cannot leave it in the journal alone.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while copies(&data_dir).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "the successors memtable was not flushed within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        store.close();
+        drop(store);
+
+        // Every copy is damaged (a table compacted away may still be on
+        // disk beside the one that replaced it): seq 3 becomes seq 2, a
+        // fact without parent.
+        let damaged = copies(&data_dir);
+        assert!(
+            !damaged.is_empty(),
+            "no successors table holds the root's entries"
+        );
+        for (table, entry_at) in &damaged {
+            flip_bit(table, entry_at + 7, 0);
+        }
 
         let store = open(&data_dir, options);
         let page = store.successors(&successors_query(root)).await;
