@@ -90,9 +90,13 @@ SUMMARY="bench/results/$STAMP-postgres-summary.txt"
 : >"$SUMMARY"
 TOOL_MANIFEST=bench/pg-direct/Cargo.toml
 TOOL=bench/pg-direct/target/release/pg-direct
-MIGRATION=crates/cairn-store/src/postgres/migrations/0001_facts.sql
+MIGRATIONS_DIR=crates/cairn-store/src/postgres/migrations
 BIN="$PWD/target/release/cairn"
 WORK="$(mktemp -d /tmp/cairn-bench-postgres.XXXXXX)"
+# The direct function runs get the facts tables and today's cairn_put_facts: migration 1 and
+# the log tickets of migration 13, which redefine it.
+MIGRATION="$WORK/cairn-put-facts.sql"
+cat "$MIGRATIONS_DIR/0001_facts.sql" "$MIGRATIONS_DIR/0013_log_tickets.sql" >"$MIGRATION"
 
 log() { echo "[postgres.sh $(date +%H:%M:%S)] $*" >&2; }
 emit() { echo "$*" | tee -a "$RAW"; }
