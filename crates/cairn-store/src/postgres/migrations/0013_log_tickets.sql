@@ -120,6 +120,7 @@ DECLARE
     got bigint[];
     m int;
     seqs bigint[];
+    fresh int[];
     renumbered boolean := false;
     given_back_before bigint;
     give_back bigint;
@@ -146,15 +147,19 @@ BEGIN
         END IF;
         n := 1;
     ELSE
-        SELECT count(*) INTO n
-        FROM unnest(hashes) AS b(h)
-        WHERE NOT EXISTS (SELECT 1 FROM cairn_facts f WHERE f.hash = b.h);
+        -- One lookup per fact: the seqs of those stored (NULL for the
+        -- others) and the positions of the others, in batch order.
+        SELECT array_agg(f.seq ORDER BY b.o),
+               coalesce(array_agg(b.o::int ORDER BY b.o) FILTER (WHERE f.seq IS NULL), '{}')
+            INTO seqs, fresh
+        FROM unnest(hashes) WITH ORDINALITY AS b(h, o)
+        LEFT JOIN cairn_facts f ON f.hash = b.h;
+        n := cardinality(fresh);
         IF n = 0 THEN
             RETURN QUERY
-                SELECT b.o::int, f.seq, false, NULL::bytea
-                FROM unnest(hashes) WITH ORDINALITY AS b(h, o)
-                JOIN cairn_facts f ON f.hash = b.h
-                ORDER BY b.o;
+                SELECT a.o::int, a.s, false, NULL::bytea
+                FROM unnest(seqs) WITH ORDINALITY AS a(s, o)
+                ORDER BY a.o;
             RETURN;
         END IF;
     END IF;
@@ -194,18 +199,11 @@ BEGIN
                 got := '{}';
             END IF;
         ELSE
-            WITH fresh AS (
-                SELECT b.o::int AS position, b.h, b.t, b.c,
-                       start - 1 + row_number() OVER (ORDER BY b.o) AS new_seq
-                FROM unnest(hashes, type_names, canonicals) WITH ORDINALITY AS b(h, t, c, o)
-                WHERE NOT EXISTS (SELECT 1 FROM cairn_facts f WHERE f.hash = b.h)
-                ORDER BY b.o
-                LIMIT n
-            ),
-            written AS (
+            WITH written AS (
                 INSERT INTO cairn_facts (seq, hash, type_name, canonical)
-                SELECT fresh.new_seq, fresh.h, fresh.t, fresh.c FROM fresh
-                ORDER BY fresh.new_seq
+                SELECT start - 1 + x.k, hashes[x.p], type_names[x.p], canonicals[x.p]
+                FROM unnest(fresh) WITH ORDINALITY AS x(p, k)
+                ORDER BY x.k
                 ON CONFLICT (hash) DO NOTHING
                 RETURNING seq
             )
@@ -214,9 +212,9 @@ BEGIN
             IF cardinality(got) > 0 THEN
                 INSERT INTO cairn_predecessors (predecessor, successor_type, successor_seq, role)
                     SELECT DISTINCT e.p, type_names[e.i], g.s, e.r
-                    FROM unnest(edge_facts, edge_roles, edge_predecessors) AS e(i, r, p)
-                    JOIN cairn_facts f ON f.hash = hashes[e.i]
-                    JOIN unnest(got) AS g(s) ON g.s = f.seq;
+                    FROM unnest(got) AS g(s)
+                    JOIN unnest(edge_facts, edge_roles, edge_predecessors) AS e(i, r, p)
+                      ON e.i = fresh[(g.s - start + 1)::int];
             END IF;
         END IF;
         PERFORM set_config('lock_timeout', saved_lock_timeout, true);
@@ -234,10 +232,11 @@ BEGIN
             USING ERRCODE = 'serialization_failure';
     END;
     m := cardinality(got);
-    -- Every fact's seq, provisional for those inserted here (at least
-    -- `start`; every other one was committed below it), looked up before
-    -- the head is taken.
-    IF cardinality(hashes) > 1 THEN
+    -- Some facts were committed by concurrent writers meanwhile (rare):
+    -- every fact's seq again, provisional for those inserted here (at
+    -- least `start`; every other one was committed below it), looked up
+    -- before the head is taken.
+    IF cardinality(hashes) > 1 AND m < n THEN
         SELECT array_agg(f.seq ORDER BY b.o) INTO seqs
         FROM unnest(hashes) WITH ORDINALITY AS b(h, o)
         JOIN cairn_facts f ON f.hash = b.h;
@@ -288,7 +287,14 @@ BEGIN
         END IF;
         RETURN;
     END IF;
-    IF renumbered THEN
+    IF m = n THEN
+        -- Every fresh fact inserted here: the k-th of them is head + k.
+        RETURN QUERY
+            SELECT a.o::int, coalesce(a.s, head + x.k), a.s IS NULL, NULL::bytea
+            FROM unnest(seqs) WITH ORDINALITY AS a(s, o)
+            LEFT JOIN unnest(fresh) WITH ORDINALITY AS x(p, k) ON x.p = a.o
+            ORDER BY a.o;
+    ELSIF renumbered THEN
         RETURN QUERY
             SELECT a.o::int, coalesce(head + r.k, a.s), r.k IS NOT NULL, NULL::bytea
             FROM unnest(seqs) WITH ORDINALITY AS a(s, o)
