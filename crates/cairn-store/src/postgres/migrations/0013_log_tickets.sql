@@ -6,10 +6,10 @@
 -- after another. Now a writer:
 --
 -- 1. reserves, in a short step under the session advisory lock
---    (RESERVE_CLASS, -1), the next ticket (cairn_log_tickets) and a block
+--    (reserve_class, -1), the next ticket (cairn_log_tickets) and a block
 --    of provisional seqs, one per fact it has not found stored
 --    (cairn_log_reserved, the last seq reserved), and takes the
---    transaction-level advisory lock (TICKET_CLASS, ticket) before letting
+--    transaction-level advisory lock (ticket_class, ticket) before letting
 --    the next writer reserve; sequences are not transactional, so nothing
 --    here waits for a commit;
 -- 2. inserts its facts with their provisional seqs, concurrently with the
@@ -41,20 +41,22 @@
 -- block may overlap the provisional tail of a block reserved before the
 -- give-back and not yet published; that one publishes at least that much
 -- lower (the slots given back are below it), so an insert meeting its row
--- waits for its commit (its row is renumbered away then) and never
--- conflicts with a final seq.
+-- waits for its commit (its row is renumbered away then; or the wait runs
+-- out and the writer gives way, below) and never conflicts with a final
+-- seq.
 --
--- Why provisional seqs never collide with final ones: blocks are disjoint and above every
--- published seq (each publisher's head + m is at most its own block's end,
--- as every earlier ticket's publisher's was); a publisher's final seqs lie
--- at or below its own block's end and above the head, where only its own
--- rows and rows of ended transactions (committed with final seqs at most
--- the head, or rolled back) can be, because every earlier ticket has ended.
+-- Why provisional seqs never collide with final ones: every block lies
+-- above the head when reserved, and a publisher's final seqs, head + 1 ..
+-- head + m, end at or below its own block's end minus every slot left
+-- unused below its block (all of which have ended by then); in that range
+-- there are only its own rows and rows of ended transactions (committed
+-- with final seqs at most the head, or rolled back), because every earlier
+-- ticket has ended. Blocks overlap only through a give-back, as above.
 --
 -- Waits and cycles: ticket waits point to earlier tickets. A writer's
 -- insert waits for a concurrent writer of the same fact, possibly a later
 -- ticket (which waits for it: a cycle). That wait is bounded by
--- lock_timeout (INSERT_LOCK_TIMEOUT); on timeout the writer rolls its
+-- lock_timeout (insert_lock_timeout, 200 ms); on timeout the writer rolls its
 -- inserts back, waits for its own previous ticket (so ticket order is kept)
 -- and fails with serialization_failure (40001), which callers retry; the
 -- later writer publishes the fact. If a transaction ends without waiting
