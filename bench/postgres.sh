@@ -21,11 +21,15 @@
 # usage: bench/postgres.sh [--facts N] [--batch B] [--ingest-clients I] [--samples K]
 #                          [--consume-messages M] [--consume-clients C] [--consume-batch CB]
 #                          [--consume-processes yes|no] [--only all|direct|cairn]
+#                          [--put-facts current|migration1]
 #        defaults: 200000 facts, batches of 1000, 4 concurrent ingest clients, 10000 samples,
 #        300000 messages, 6 consumers (a multiple of 3: 2 per server with three servers), 1000
 #        messages per pull, and the older consume variant too (`--consume-processes no` skips
 #        it): three bench processes with a subscription each (M/3 messages, C/3 consumers
 #        each), on one server and on three servers (one process per server).
+#        --put-facts migration1: the "before" of issue 18 target 7 with the same binary —
+#        every Cairn database gets migration 1's cairn_put_facts back (the head's lock held
+#        through the inserts) once its servers migrated it, and the direct function runs use it.
 # stdout: key=value lines (raw results, then `summary …` lines with the ratios); progress on
 # stderr. Both result sets are kept in bench/results/<UTC time>-postgres-raw.txt and
 # …-postgres-summary.txt.
@@ -43,6 +47,7 @@ CONSUME_CLIENTS=6
 CONSUME_BATCH=1000
 CONSUME_PROCESSES=yes
 ONLY=all
+PUT_FACTS=current
 usage() {
     sed -n '2,/^set -euo/p' "$0" | sed '$d' | cut -c3- >&2
     exit 2
@@ -60,6 +65,7 @@ while [[ $# -gt 0 ]]; do
         --consume-batch) CONSUME_BATCH=$2 ;;
         --consume-processes) CONSUME_PROCESSES=$2 ;;
         --only) ONLY=$2 ;;
+        --put-facts) PUT_FACTS=$2 ;;
         *) usage ;;
     esac
     shift 2
@@ -75,6 +81,7 @@ is_count "$CONSUME_MESSAGES" 10000000 && [[ $CONSUME_PROCESSES == no || $((CONSU
 is_count "$CONSUME_CLIENTS" 255 && ((CONSUME_CLIENTS % 3 == 0)) || { echo "--consume-clients must be a multiple of 3, at most 255" >&2; exit 2; }
 is_count "$CONSUME_BATCH" 10000 || { echo "--consume-batch must be 1..10000" >&2; exit 2; }
 case "$ONLY" in all|direct|cairn) ;; *) usage ;; esac
+case "$PUT_FACTS" in current|migration1) ;; *) usage ;; esac
 
 PGHOST=${PGHOST:-127.0.0.1}
 PGPORT=${PGPORT:-5432}
@@ -90,9 +97,25 @@ SUMMARY="bench/results/$STAMP-postgres-summary.txt"
 : >"$SUMMARY"
 TOOL_MANIFEST=bench/pg-direct/Cargo.toml
 TOOL=bench/pg-direct/target/release/pg-direct
-MIGRATION=crates/cairn-store/src/postgres/migrations/0001_facts.sql
+MIGRATIONS_DIR=crates/cairn-store/src/postgres/migrations
 BIN="$PWD/target/release/cairn"
 WORK="$(mktemp -d /tmp/cairn-bench-postgres.XXXXXX)"
+# The direct function runs get the facts tables and today's cairn_put_facts: migration 1 and
+# the log tickets of migration 13, which redefine it.
+# With --put-facts migration1, migration 1's function, as the Cairn databases get it back.
+MIGRATION="$WORK/cairn-put-facts.sql"
+OLD_PUT_FACTS="$WORK/put-facts-migration1.sql"
+sed -n '/^CREATE FUNCTION cairn_put_facts(/,/^\$\$;/p' "$MIGRATIONS_DIR/0001_facts.sql" |
+    sed 's/^CREATE FUNCTION/CREATE OR REPLACE FUNCTION/' >"$OLD_PUT_FACTS"
+cat >>"$OLD_PUT_FACTS" <<'SQL'
+ALTER FUNCTION cairn_put_facts(bytea[], text[], bytea[], bytea[], int[], text[], bytea[]) SET enable_seqscan = off;
+ALTER FUNCTION cairn_put_facts(bytea[], text[], bytea[], bytea[], int[], text[], bytea[]) SET jit = off;
+SQL
+if [[ $PUT_FACTS == migration1 ]]; then
+    cp "$MIGRATIONS_DIR/0001_facts.sql" "$MIGRATION"
+else
+    cat "$MIGRATIONS_DIR/0001_facts.sql" "$MIGRATIONS_DIR/0013_log_tickets.sql" >"$MIGRATION"
+fi
 
 log() { echo "[postgres.sh $(date +%H:%M:%S)] $*" >&2; }
 emit() { echo "$*" | tee -a "$RAW"; }
@@ -269,6 +292,9 @@ start_servers() {
         drop_db "$DB"
         return 1
     done
+    if [[ $PUT_FACTS == migration1 ]]; then
+        psql_db "$DB" -f "$OLD_PUT_FACTS" >/dev/null
+    fi
 }
 
 # consume_shared LABEL SERVERS : ONE `cairn bench --workload consume` process with
@@ -389,7 +415,7 @@ run_cairn() {
 
 # ------------------------------------------------------------------ main
 
-emit "bench=postgres date=$(date -u +%FT%TZ) host_cpus=$(nproc) loadavg_1m_start=$(loadavg) facts=$FACTS batch=$BATCH ingest_clients=$INGEST_CLIENTS samples=$SAMPLES consume_messages=$CONSUME_MESSAGES consume_clients=$CONSUME_CLIENTS consume_batch=$CONSUME_BATCH consume_processes=$CONSUME_PROCESSES postgres=$PGHOST:$PGPORT"
+emit "bench=postgres date=$(date -u +%FT%TZ) host_cpus=$(nproc) loadavg_1m_start=$(loadavg) facts=$FACTS batch=$BATCH ingest_clients=$INGEST_CLIENTS samples=$SAMPLES consume_messages=$CONSUME_MESSAGES consume_clients=$CONSUME_CLIENTS consume_batch=$CONSUME_BATCH consume_processes=$CONSUME_PROCESSES put_facts=$PUT_FACTS postgres=$PGHOST:$PGPORT"
 overall=0
 if [[ $ONLY != cairn ]]; then run_direct || overall=1; fi
 if [[ $ONLY != direct ]]; then run_cairn || overall=1; fi

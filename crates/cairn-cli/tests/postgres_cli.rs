@@ -57,7 +57,7 @@ fn migrate_run_by_three_processes_at_once_applies_each_migration_once() {
         .collect();
     assert_eq!(applied.len(), 1, "exactly one process applies: {stdouts:?}");
     assert!(
-        applied[0].contains("[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]"),
+        applied[0].contains("[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]"),
         "{}",
         applied[0]
     );

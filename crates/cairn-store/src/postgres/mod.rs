@@ -2,10 +2,36 @@
 //!
 //! Facts live in `cairn_facts`, their predecessor edges in
 //! `cairn_predecessors`; a batch is written by one call of the
-//! `cairn_put_facts` function (one round trip, one transaction), which
-//! assigns sequence numbers under the lock of the `cairn_log_head` row, so
-//! sequence numbers are dense and become visible in order on every server
-//! (see `migrations/0001_facts.sql`). Durability is PostgreSQL's: a batch is
+//! `cairn_put_facts` function (one round trip, one transaction). Since
+//! migration 13 (`migrations/0013_log_tickets.sql`, where the full argument
+//! is) batches insert concurrently and only publishing is serialized:
+//!
+//! 1. under a short session advisory lock, the writer takes the next
+//!    ticket (a sequence) and a block of provisional seqs (another
+//!    sequence), and locks its ticket (a transaction advisory lock);
+//! 2. it inserts its facts with the provisional seqs, concurrently with
+//!    other writers (a fact a concurrent writer committed first is skipped
+//!    and gets that writer's seq);
+//! 3. it waits for the previous ticket's transaction to end, takes the
+//!    `cairn_log_head` row (held until commit, as before migration 13) and
+//!    numbers what it inserted head + 1 .. head + m — usually the
+//!    provisional seqs themselves; after a skipped fact or an unused block
+//!    (a writer that aborted or found everything stored) it renumbers its
+//!    own, still invisible rows;
+//! 4. it moves the head, notifies and commits.
+//!
+//! Seqs become final only under the head's row lock, from the head
+//! upwards, and that lock is held until commit: the log is dense and
+//! gap-free whatever happens to reserved blocks, every snapshot sees a
+//! prefix of it, and a reader paging by seq never skips a fact that commits
+//! later. Commits follow ticket order. A writer waiting for a concurrent
+//! writer of the same fact (possibly a later ticket waiting for it) gives
+//! way after a bounded wait: it rolls its inserts back, waits for its
+//! previous ticket, and fails with serialization_failure, which
+//! [`Store::put_facts_by`] retries (and other callers report as
+//! unavailable, to be retried). A crash at any step leaves nothing of an
+//! uncommitted batch; its block stays unused and is never a gap.
+//! Durability is PostgreSQL's: a batch is
 //! acknowledged after its commit returns, with `synchronous_commit` at least
 //! `on` (the store refuses to run with it `off`).
 //!
@@ -377,7 +403,18 @@ async fn check_durability(pool: &PgPool) -> Result<(), PostgresError> {
     Ok(())
 }
 
-/// Moves a view of the head of the log forward (never back).
+/// How many times a batch is written when `cairn_put_facts` gives way to
+/// a concurrent writer of the same fact (migration 13).
+const GAVE_WAY_ATTEMPTS_MAX: u32 = 4;
+
+/// Whether `cairn_put_facts` gave way to a concurrent writer of the same
+/// fact (serialization_failure), having written nothing.
+fn gave_way(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(database)
+        if database.code().as_deref() == Some("40001")
+            && database.message().starts_with("cairn_put_facts"))
+}
+
 /// What one `cairn_put_facts` call answered: for each distinct fact of
 /// the batch (by position), its seq and whether it was inserted.
 pub(crate) type Written = Vec<(u64, bool)>;
@@ -659,10 +696,19 @@ impl Store for PostgresStore {
             return Ok(Vec::new());
         }
         let started = Instant::now();
-        let written = self
-            .timed(write_facts(&self.pool, &facts, author.as_deref()))
-            .await
-            .map_err(write_error)?;
+        // A writer that gave way to a concurrent writer of the same fact
+        // (migration 13) wrote nothing and committed nothing: write again;
+        // the facts the other one stored are then found stored.
+        let mut attempt = 1;
+        let written = loop {
+            match self
+                .timed(write_facts(&self.pool, &facts, author.as_deref()))
+                .await
+            {
+                Err(error) if attempt < GAVE_WAY_ATTEMPTS_MAX && gave_way(&error) => attempt += 1,
+                result => break result.map_err(write_error)?,
+            }
+        };
         self.record_written(&facts, written?, started)
     }
 

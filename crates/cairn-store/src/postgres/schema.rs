@@ -45,6 +45,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "subscription start",
         include_str!("migrations/0012_subscription_start.sql"),
     ),
+    (
+        13,
+        "log tickets",
+        include_str!("migrations/0013_log_tickets.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.
