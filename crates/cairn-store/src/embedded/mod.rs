@@ -968,7 +968,10 @@ mod tests {
             "{in_run:?}"
         );
         let at_run_end = shared.facts_at(&[1, 2, 3]);
-        assert!(matches!(at_run_end, Err(ReadError::Corrupt { .. })), "{at_run_end:?}");
+        assert!(
+            matches!(at_run_end, Err(ReadError::Corrupt { .. })),
+            "{at_run_end:?}"
+        );
         let alone = shared.facts_at(&[1, 3, 5]);
         assert!(matches!(alone, Err(ReadError::Corrupt { .. })), "{alone:?}");
     }
