@@ -7,11 +7,8 @@ use crate::canonical::{write_canonical_object, write_canonical_string};
 use crate::canonical_number::is_beyond_safe_integer_notation;
 use crate::excerpt::{excerpt, EXCERPT_CHARS_MAX};
 use crate::limits::{JSON_DEPTH_MAX, ROLE_NAME_CHARS_MAX, TYPE_NAME_CHARS_MAX};
+use crate::parse::reject_duplicate_keys;
 use crate::{to_canonical, FactError, Hash, JsonError, PredecessorRef, Value};
-
-/// Objects with at most this many members are checked for duplicate keys
-/// by comparing every pair, which is faster than sorting for small objects.
-const PAIRWISE_DUPLICATE_CHECK_MEMBERS_MAX: usize = 16;
 
 /// Nesting depth of the values of `fields`: the fact object is depth 1 and
 /// its `fields` object depth 2.
@@ -44,7 +41,7 @@ impl Fact {
             .as_object()
             .ok_or(FactError::FieldsNotObject)?;
         // Values built in code may break rules the parser enforces.
-        check_unique_keys(fields)?;
+        reject_duplicate_keys(fields)?;
         for (_, field_value) in fields {
             check_canonicalizable(field_value, FIELD_VALUE_DEPTH)?;
         }
@@ -74,7 +71,7 @@ impl Fact {
         debug_assert!(members
             .fields
             .as_object()
-            .is_some_and(|fields| check_unique_keys(fields).is_ok()
+            .is_some_and(|fields| reject_duplicate_keys(fields).is_ok()
                 && fields.iter().all(|(_, field_value)| {
                     check_canonicalizable(field_value, FIELD_VALUE_DEPTH).is_ok()
                 })));
@@ -344,7 +341,7 @@ fn check_canonicalizable(value: &Value, depth: usize) -> Result<(), JsonError> {
         }
         Value::Object(members) => {
             check_depth(depth)?;
-            check_unique_keys(members)?;
+            reject_duplicate_keys(members)?;
             members
                 .iter()
                 .try_for_each(|(_, member_value)| check_canonicalizable(member_value, depth + 1))
@@ -359,32 +356,6 @@ fn check_depth(depth: usize) -> Result<(), JsonError> {
         });
     }
     Ok(())
-}
-
-fn check_unique_keys(members: &[(String, Value)]) -> Result<(), JsonError> {
-    let duplicate = if members.len() <= PAIRWISE_DUPLICATE_CHECK_MEMBERS_MAX {
-        members
-            .iter()
-            .enumerate()
-            .find_map(|(member_idx, (key, _))| {
-                members[..member_idx]
-                    .iter()
-                    .any(|(earlier_key, _)| earlier_key == key)
-                    .then_some(key.as_str())
-            })
-    } else {
-        let mut keys: Vec<&str> = members.iter().map(|(key, _)| key.as_str()).collect();
-        keys.sort_unstable();
-        keys.windows(2)
-            .find(|pair| pair[0] == pair[1])
-            .map(|pair| pair[0])
-    };
-    match duplicate {
-        Some(key) => Err(JsonError::DuplicateKey {
-            key: key.to_string(),
-        }),
-        None => Ok(()),
-    }
 }
 
 #[cfg(test)]
@@ -673,6 +644,19 @@ mod tests {
             Fact::from_value(&nested_duplicate).unwrap_err(),
             FactError::Json(JsonError::DuplicateKey {
                 key: "k0".to_string()
+            })
+        );
+        // A small object names the smallest duplicate key too, as the parser does.
+        let small_duplicates = fact_with_fields(
+            ["b", "a", "b", "a"]
+                .into_iter()
+                .map(|key| (key.to_string(), Value::Null))
+                .collect(),
+        );
+        assert_eq!(
+            Fact::from_value(&small_duplicates).unwrap_err(),
+            FactError::Json(JsonError::DuplicateKey {
+                key: "a".to_string()
             })
         );
         let mut deep = Value::Null;

@@ -551,7 +551,7 @@ const PAIRWISE_DUPLICATE_CHECK_MEMBERS_MAX: usize = 16;
 
 /// Refuses an object in which two members share a key, naming the smallest
 /// such key (in byte order) when there are several.
-fn reject_duplicate_keys(members: &[(String, Value)]) -> Result<(), JsonError> {
+pub(crate) fn reject_duplicate_keys(members: &[(String, Value)]) -> Result<(), JsonError> {
     if members.len() < 2 {
         return Ok(());
     }
