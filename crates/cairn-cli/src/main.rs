@@ -7,8 +7,9 @@
 //! `demo` runs a coffee shop of services under faults and checks its
 //! business invariants (its services run as the hidden `demo-service`).
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
+mod allocator;
 mod bench;
 mod bench_delivery;
 mod bench_replication;
@@ -34,11 +35,6 @@ use std::process::ExitCode;
 use cairn_fact::Hash;
 use clap::{Parser, Subcommand};
 use connection::ServerArg;
-
-/// mimalloc: with the system allocator, ingest was 30 % slower (see
-/// ARCHITECTURE.md, dependencies).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Default address of a Cairn server.
 const DEFAULT_SERVER: &str = "http://127.0.0.1:7710";
@@ -148,6 +144,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    allocator::configure();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

@@ -279,6 +279,8 @@ impl TornWrite {
 struct CrashSource {
     /// Facts acknowledged in an earlier session (closed cleanly).
     earlier_session: Vec<AcknowledgedFact>,
+    /// The tables the earlier session left, relative to the data directory.
+    earlier_tables: Vec<PathBuf>,
     /// The batches of the last session.
     batches: Vec<Vec<AcknowledgedFact>>,
     /// `written_ends[i]`: the journal's written end after `i` batches of the last session.
@@ -294,25 +296,41 @@ fn durable_seq_file(data_dir: &Path) -> PathBuf {
 }
 
 /// The only journal of the store in `data_dir`. The crash model needs one
-/// journal and no table files: the batches only append to that journal.
-fn only_journal(data_dir: &Path) -> PathBuf {
+/// journal and no table files but the earlier session's (a clean close
+/// writes its memtables to tables): the batches only append to that
+/// journal.
+fn only_journal(data_dir: &Path, earlier_tables: &[PathBuf]) -> PathBuf {
     let journals = journal_files(data_dir);
     assert_eq!(journals.len(), 1, "one journal: {journals:?}");
     assert_eq!(
-        table_files(data_dir),
-        Vec::<PathBuf>::new(),
-        "no table files"
+        relative_table_files(data_dir),
+        earlier_tables,
+        "no table files but the earlier session's"
     );
     journals[0].clone()
+}
+
+/// The table files of the store in `data_dir`, relative to it, so that
+/// those of a copy compare equal.
+fn relative_table_files(data_dir: &Path) -> Vec<PathBuf> {
+    table_files(data_dir)
+        .into_iter()
+        .map(|table| {
+            table
+                .strip_prefix(data_dir)
+                .expect("a table in the data directory")
+                .to_path_buf()
+        })
+        .collect()
 }
 
 async fn write_crash_source(rng: &mut SeededRng, facts: &mut FactSource) -> CrashSource {
     let source = tempfile::tempdir().expect("a temporary directory");
     let data_dir = source.path().join("data");
     let mut earlier_session: Vec<AcknowledgedFact> = Vec::new();
-    // After an earlier session, the journal was read back at open (it is
-    // no longer pre-allocated) and the watermark holds that session's last
-    // seq; without one, the journal is pre-allocated and the watermark 0.
+    // After an earlier session, its facts are in tables (a clean close
+    // writes the memtables out) and the watermark holds its last seq;
+    // without one, there are no tables and the watermark is 0.
     if rng.one_in(2) {
         let store = open(&data_dir, EmbeddedOptions::default());
         for _ in 0..rng.in_range(0, 4) {
@@ -321,8 +339,13 @@ async fn write_crash_source(rng: &mut SeededRng, facts: &mut FactSource) -> Cras
         }
         store.close();
     }
+    let earlier_tables = if data_dir.exists() {
+        relative_table_files(&data_dir)
+    } else {
+        Vec::new()
+    };
     let store = open(&data_dir, EmbeddedOptions::default());
-    let journal = only_journal(&data_dir);
+    let journal = only_journal(&data_dir, &earlier_tables);
     let read_watermark = || std::fs::read(durable_seq_file(&data_dir)).expect("the watermark");
     let mut written_ends = vec![journal_written_end(&journal, 0)];
     let mut watermarks = vec![read_watermark()];
@@ -333,7 +356,7 @@ async fn write_crash_source(rng: &mut SeededRng, facts: &mut FactSource) -> Cras
         let written = write_batch(&store, &batch).await;
         stored_hashes.extend(hashes(&written));
         batches.push(written);
-        assert_eq!(only_journal(&data_dir), journal);
+        assert_eq!(only_journal(&data_dir, &earlier_tables), journal);
         let previous_end = *written_ends.last().expect("an end");
         written_ends.push(journal_written_end(&journal, previous_end));
         watermarks.push(read_watermark());
@@ -343,6 +366,7 @@ async fn write_crash_source(rng: &mut SeededRng, facts: &mut FactSource) -> Cras
     store.close();
     CrashSource {
         earlier_session,
+        earlier_tables,
         batches,
         written_ends,
         watermarks,
@@ -367,7 +391,7 @@ async fn crash_case(seed: u64) -> CrashOutcome {
     let start = source.written_ends[in_flight];
     let end = source.written_ends[in_flight + 1];
     let data_dir = source.image.path().join("data");
-    let journal = only_journal(&data_dir);
+    let journal = only_journal(&data_dir, &source.earlier_tables);
     let copied_length = length(&journal);
     let preallocated = copied_length > *source.written_ends.last().expect("an end");
     set_length(&journal, end);

@@ -1,11 +1,17 @@
-//! A store reopened after heavy writes keeps accepting writes: the
-//! memtables recovered from its journals get flushed and the journals
-//! deleted, instead of the engine halting writes for good.
+//! A store reopened after heavy writes and a crash keeps accepting writes:
+//! the memtables recovered from its journals get flushed and the journals
+//! deleted, instead of the engine halting writes for good. A store closed
+//! cleanly leaves nothing to replay.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use cairn_fact::CanonicalFact;
 use cairn_store::{EmbeddedOptions, EmbeddedStore, Store};
+
+#[allow(dead_code)]
+#[path = "common/data_files.rs"]
+mod data_files;
 
 const ROUNDS: usize = 3;
 const BATCHES_PER_ROUND: usize = 80;
@@ -30,10 +36,15 @@ fn big_fact(round: usize, batch: usize, index: usize) -> CanonicalFact {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_go_on_after_reopening_a_store_with_several_journals() {
-    let dir = tempfile::tempdir().unwrap();
+    // Each round reopens a copy of the data directory taken while the
+    // store was open (what a crash leaves, with the journals the flushes
+    // had not yet deleted: usually several), since a clean close writes
+    // every memtable out and would leave no journal to recover.
+    let dirs: Vec<tempfile::TempDir> = (0..ROUNDS).map(|_| tempfile::tempdir().unwrap()).collect();
+    let data_dir = |round: usize| -> PathBuf { dirs[round].path().join("data") };
     let mut expected_last_seq = 0;
     for round in 0..ROUNDS {
-        let store = EmbeddedStore::open(dir.path(), options()).unwrap();
+        let store = EmbeddedStore::open(&data_dir(round), options()).unwrap();
         assert_eq!(
             store.watch_last_seq().borrow().to_owned(),
             expected_last_seq
@@ -49,8 +60,51 @@ async fn writes_go_on_after_reopening_a_store_with_several_journals() {
             assert!(outcomes.iter().all(|outcome| outcome.inserted));
             expected_last_seq += FACTS_PER_BATCH as u64;
         }
+        if round + 1 < ROUNDS {
+            data_files::copy_data_dir(&data_dir(round), &data_dir(round + 1));
+        }
         tokio::task::spawn_blocking(move || store.close())
             .await
             .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_close_writes_every_memtable_out_and_leaves_no_journal_to_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path(), options()).unwrap();
+    let facts: Vec<CanonicalFact> = (0..FACTS_PER_BATCH)
+        .map(|index| big_fact(0, 0, index))
+        .collect();
+    let outcomes = store.put_facts(facts).await.unwrap();
+    tokio::task::spawn_blocking(move || store.close())
+        .await
+        .unwrap();
+
+    let journals = data_files::journal_files(dir.path());
+    assert_eq!(
+        journals.len(),
+        1,
+        "only the active journal is left: {journals:?}"
+    );
+    assert_eq!(
+        data_files::journal_written_end(&journals[0], 0),
+        0,
+        "the active journal holds no batch"
+    );
+    assert!(!data_files::table_files(dir.path()).is_empty());
+    let store = EmbeddedStore::open(dir.path(), options()).unwrap();
+    assert_eq!(
+        store.watch_last_seq().borrow().to_owned(),
+        FACTS_PER_BATCH as u64
+    );
+    for outcome in &outcomes {
+        let stored = store.get_fact(&outcome.hash).await.unwrap();
+        assert_eq!(
+            stored.map(|fact| fact.seq),
+            Some(outcome.seq),
+            "{} is kept",
+            outcome.hash
+        );
     }
 }

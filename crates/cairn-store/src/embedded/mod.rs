@@ -40,7 +40,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cairn_fact::{parse_json, CanonicalFact, Fact, Hash, JSON_DEPTH_MAX};
 use fjall::{Config, Keyspace, PartitionCreateOptions, PartitionHandle};
@@ -77,6 +77,11 @@ const _: () =
 /// (500 ms sleeps, then a halt) every second or two. Recovery after a crash
 /// replays only the real bytes; `bench/scale.sh` measures the restart.
 const JOURNAL_BYTES_MAX_DEFAULT: u64 = 1024 * 1024 * 1024;
+/// How long a clean close waits for the memtables to be written to tables.
+const CLOSE_FLUSH_WAIT_MAX: Duration = Duration::from_secs(60);
+/// Target size of the tables of the partitions with a bloom filter
+/// (`by_hash`, `authors`): see where they are opened.
+const FILTERED_TABLE_BYTES: u32 = 16 * 1024 * 1024;
 /// Upper bounds of the facts-per-sync histogram buckets.
 const FACTS_PER_SYNC_BUCKETS: [u64; 12] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, 16384];
 /// Successor index entries examined per query at most, so that a query whose
@@ -192,6 +197,39 @@ struct Shared {
 }
 
 impl Shared {
+    /// Writes every partition's memtable to a table at a clean close, and
+    /// waits until fjall has deleted every journal but the active, empty
+    /// one: the next open then replays nothing. Without it, a restart
+    /// rebuilt up to the whole write buffer from the journals, which took
+    /// time and kept the rebuilt memtables in memory until they filled and
+    /// were flushed (`bench/heap.sh`, restart). fjall has no public call
+    /// for this; `rotate_memtable` is its own (doc-hidden) way to seal a
+    /// partition's memtable and queue its flush, and a sealed journal is
+    /// deleted only once every partition has flushed what it holds, so one
+    /// journal left means everything is in tables. Opening an open
+    /// partition returns its handle and ignores the options. Past
+    /// [`CLOSE_FLUSH_WAIT_MAX`] the close goes on: the next open replays
+    /// what is left, as after a crash.
+    fn flush_memtables(&self) -> fjall::Result<()> {
+        for name in self.keyspace.list_partitions() {
+            self.keyspace
+                .open_partition(&name, PartitionCreateOptions::default())?
+                .rotate_memtable()?;
+        }
+        let deadline = Instant::now() + CLOSE_FLUSH_WAIT_MAX;
+        while self.keyspace.journal_count() > 1 {
+            if Instant::now() > deadline {
+                tracing::warn!(
+                    journals = self.keyspace.journal_count(),
+                    "memtables not yet flushed at close; the next open replays their journals"
+                );
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
+    }
+
     fn record_commit(&self, n_facts: u64, n_bytes: u64, sync_time: Duration) {
         self.facts_inserted.fetch_add(n_facts, Ordering::Relaxed);
         self.bytes_inserted.fetch_add(n_bytes, Ordering::Relaxed);
@@ -488,8 +526,21 @@ impl EmbeddedStore {
             .max_memtable_size(options.memtable_bytes);
         let uncompressed = compressed.clone().compression(fjall::CompressionType::None);
         let unfiltered = uncompressed.clone().bloom_filter_bits(None);
+        // While fjall writes a table of a filtered partition, it keeps 16
+        // bytes per key in one growing vector to build the filter at the
+        // end: with its default 64 MiB tables of `by_hash` (1.5 million
+        // keys) that vector reached 32 MiB, and 48 MiB while it grew — the
+        // largest single item of the ingest's heap profile
+        // (`bench/heap.sh`). Smaller tables bound it (fjall keeps an
+        // existing partition's recorded settings).
+        let filtered = uncompressed.compaction_strategy(fjall::compaction::Strategy::Leveled(
+            fjall::compaction::Leveled {
+                target_size: FILTERED_TABLE_BYTES,
+                ..Default::default()
+            },
+        ));
         let facts = keyspace.open_partition("facts", compressed.bloom_filter_bits(None))?;
-        let by_hash = keyspace.open_partition("by_hash", uncompressed.clone())?;
+        let by_hash = keyspace.open_partition("by_hash", filtered.clone())?;
         let successors = keyspace.open_partition("successors", unfiltered.clone())?;
         let by_type = keyspace.open_partition("by_type", unfiltered.clone())?;
         let delivery = keyspace.open_partition("delivery", unfiltered.clone())?;
@@ -498,7 +549,7 @@ impl EmbeddedStore {
         // up there, and most facts have no authorship record.
         let identities = keyspace.open_partition("identities", unfiltered.clone())?;
         let audit = keyspace.open_partition("audit", unfiltered.clone())?;
-        let authors = keyspace.open_partition("authors", uncompressed)?;
+        let authors = keyspace.open_partition("authors", filtered)?;
         let coordination = keyspace.open_partition("coordination", unfiltered.clone())?;
         let timers = keyspace.open_partition("timers", unfiltered.clone())?;
         let links = keyspace.open_partition("links", unfiltered.clone())?;
@@ -653,6 +704,11 @@ impl EmbeddedStore {
                 tracing::error!("the writer thread panicked");
             }
             digests::checkpoint(&self.shared);
+            if !self.shared.poisoned.load(Ordering::Acquire) {
+                if let Err(error) = self.shared.flush_memtables() {
+                    tracing::error!(%error, "cannot write the memtables to tables at close");
+                }
+            }
         }
         if let Err(error) = self.shared.keyspace.persist(fjall::PersistMode::SyncAll) {
             tracing::error!(%error, "final sync at close failed");
