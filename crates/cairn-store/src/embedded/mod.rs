@@ -124,6 +124,10 @@ pub struct EmbeddedOptions {
     pub queued_requests_max: usize,
     /// Test-only fault injection: every sync after this many fails.
     pub fail_sync_after: Option<u64>,
+    /// Whether a clean close writes every memtable to a table (the
+    /// default), so that the next open replays no journal. Tests turn it
+    /// off to leave the journals as a crash leaves them.
+    pub flush_memtables_at_close: bool,
     /// Audit entries kept at most ([`crate::AUDIT_ENTRIES_MAX`]; tests set
     /// fewer to see the oldest go).
     pub audit_entries_max: u64,
@@ -143,6 +147,7 @@ impl Default for EmbeddedOptions {
             group_facts_max: 20_000,
             queued_requests_max: 4096,
             fail_sync_after: None,
+            flush_memtables_at_close: true,
             audit_entries_max: crate::AUDIT_ENTRIES_MAX,
             digest_checkpoint_facts: digests::CHECKPOINT_FACTS,
         }
@@ -704,7 +709,9 @@ impl EmbeddedStore {
                 tracing::error!("the writer thread panicked");
             }
             digests::checkpoint(&self.shared);
-            if !self.shared.poisoned.load(Ordering::Acquire) {
+            let flush = self.shared.options.flush_memtables_at_close
+                && !self.shared.poisoned.load(Ordering::Acquire);
+            if flush {
                 if let Err(error) = self.shared.flush_memtables() {
                     tracing::error!(%error, "cannot write the memtables to tables at close");
                 }
