@@ -131,7 +131,8 @@ pub struct BenchArgs {
     follow: Option<String>,
     /// `write`, `get`, `successors`, `claim`: write every request's start
     /// (seconds since the run began), latency (ms) and facts to this CSV
-    /// file, for a latency-over-time plot (`bench/plot_latency.py`).
+    /// file, for a latency-over-time plot (`bench/plot_latency.py`);
+    /// `consume`: every cycle's (pull, then its ack durable) and messages.
     #[arg(long, value_name = "FILE")]
     latency_log: Option<PathBuf>,
 }
@@ -157,10 +158,10 @@ struct Shared {
 }
 
 /// One request in the latency log.
-struct LatencySample {
-    started_s: f64,
-    latency: Duration,
-    n_facts: u64,
+pub(crate) struct LatencySample {
+    pub(crate) started_s: f64,
+    pub(crate) latency: Duration,
+    pub(crate) n_facts: u64,
 }
 
 impl Shared {
@@ -358,10 +359,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.latency_log.is_some()
         && !matches!(
             args.workload,
-            Workload::Write | Workload::Get | Workload::Successors | Workload::Claim
+            Workload::Write
+                | Workload::Get
+                | Workload::Successors
+                | Workload::Claim
+                | Workload::Consume
         )
     {
-        bail!("--latency-log applies to --workload write, get, successors and claim only");
+        bail!("--latency-log applies to --workload write, get, successors, claim and consume only");
     }
     let run_id =
         SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() as u64 & 0x1F_FFFF_FFFF_FFFF;
@@ -428,6 +433,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             fields_bytes: args.fields_bytes,
             ca_cert: args.ca_cert.clone(),
             token: args.token.clone(),
+            latency_log: args.latency_log.clone(),
         };
         return match args.workload {
             Workload::Consume => crate::bench_delivery::consume(bench).await,
@@ -591,7 +597,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 /// Writes the latency log as CSV, in the order the requests started.
-fn write_latency_log(path: &std::path::Path, samples: &mut [LatencySample]) -> anyhow::Result<()> {
+pub(crate) fn write_latency_log(
+    path: &std::path::Path,
+    samples: &mut [LatencySample],
+) -> anyhow::Result<()> {
     use std::io::Write;
     samples.sort_by(|a, b| a.started_s.total_cmp(&b.started_s));
     let file = std::fs::File::create(path)

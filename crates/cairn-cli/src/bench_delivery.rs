@@ -22,6 +22,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
+use crate::bench::{write_latency_log, LatencySample};
+
 /// What a delivery benchmark needs from the command line.
 pub struct DeliveryBench {
     /// Base URL of the server.
@@ -48,6 +50,9 @@ pub struct DeliveryBench {
     pub ca_cert: Option<std::path::PathBuf>,
     /// Access token for servers that run with `--auth`.
     pub token: Option<String>,
+    /// Where to write every consume cycle's start, latency and messages
+    /// (`consume`), as `cairn bench --latency-log` does for requests.
+    pub latency_log: Option<std::path::PathBuf>,
 }
 
 impl DeliveryBench {
@@ -225,34 +230,52 @@ pub async fn consume(bench: DeliveryBench) -> anyhow::Result<()> {
     let histogram = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
         1, 60_000_000, 3,
     )?));
+    let cycle_log: Arc<Mutex<Vec<LatencySample>>> = Arc::default();
     let started = Instant::now();
     let deadline = started + bench.duration;
     let mut consumers = Vec::new();
     for consumer in 0..bench.clients {
         let base = bench.consume_bases[consumer % bench.consume_bases.len()].clone();
-        let (bench, http, consumed, histogram) = (
+        let (bench, http, consumed, histogram, cycle_log) = (
             Arc::clone(&bench),
             http.clone(),
             Arc::clone(&consumed),
             Arc::clone(&histogram),
+            Arc::clone(&cycle_log),
         );
         consumers.push(tokio::spawn(async move {
             let mut local =
                 Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+            let mut cycles: Vec<LatencySample> = Vec::new();
+            let log_cycles = bench.latency_log.is_some();
             // One ack in flight per consumer, beside the next pull, as the
             // SDK's subscriber does; a message counts once its ack is durable.
-            let mut pending_ack: Option<tokio::task::JoinHandle<anyhow::Result<(u64, Instant)>>> =
-                None;
-            let settle =
-                |result: Result<anyhow::Result<(u64, Instant)>, tokio::task::JoinError>,
-                 local: &mut Histogram<u64>| match result {
-                    Ok(Ok((n_messages, cycle_started))) => {
-                        let _ = local.record(cycle_started.elapsed().as_micros().max(1) as u64);
-                        consumed.fetch_add(n_messages, Ordering::Relaxed);
+            // A cycle lasts from its pull to its durable ack, measured in
+            // the ack's task: when the consumer settles it, its next pull
+            // may have long-polled meanwhile (the last one waits out
+            // `wait_ms` on an empty backlog), which is not the cycle's time.
+            let mut pending_ack: Option<tokio::task::JoinHandle<anyhow::Result<AckedCycle>>> = None;
+            let settle = |result: Result<anyhow::Result<AckedCycle>, tokio::task::JoinError>,
+                          local: &mut Histogram<u64>,
+                          cycles: &mut Vec<LatencySample>| match result {
+                Ok(Ok(AckedCycle {
+                    n_messages,
+                    cycle_started,
+                    latency,
+                })) => {
+                    let _ = local.record(latency.as_micros().max(1) as u64);
+                    consumed.fetch_add(n_messages, Ordering::Relaxed);
+                    if log_cycles {
+                        cycles.push(LatencySample {
+                            started_s: (cycle_started - started).as_secs_f64(),
+                            latency,
+                            n_facts: n_messages,
+                        });
                     }
-                    Ok(Err(error)) => eprintln!("consumer ack: {error:#}"),
-                    Err(error) => eprintln!("consumer ack task: {error}"),
-                };
+                }
+                Ok(Err(error)) => eprintln!("consumer ack: {error:#}"),
+                Err(error) => eprintln!("consumer ack task: {error}"),
+            };
             while Instant::now() < deadline && consumed.load(Ordering::Relaxed) < bench.preload {
                 let cycle_started = Instant::now();
                 let messages = match bench.pull(&http, &base, 200).await {
@@ -263,7 +286,7 @@ pub async fn consume(bench: DeliveryBench) -> anyhow::Result<()> {
                     }
                 };
                 if let Some(previous) = pending_ack.take() {
-                    settle(previous.await, &mut local);
+                    settle(previous.await, &mut local, &mut cycles);
                 }
                 if messages.is_empty() {
                     continue;
@@ -271,17 +294,22 @@ pub async fn consume(bench: DeliveryBench) -> anyhow::Result<()> {
                 let (bench, http, base) = (Arc::clone(&bench), http.clone(), base.clone());
                 pending_ack = Some(tokio::spawn(async move {
                     bench.ack(&http, &base, &messages).await?;
-                    Ok((messages.len() as u64, cycle_started))
+                    Ok(AckedCycle {
+                        n_messages: messages.len() as u64,
+                        cycle_started,
+                        latency: cycle_started.elapsed(),
+                    })
                 }));
             }
             if let Some(previous) = pending_ack.take() {
-                settle(previous.await, &mut local);
+                settle(previous.await, &mut local, &mut cycles);
             }
             histogram
                 .lock()
                 .expect("lock")
                 .add(&local)
                 .expect("same bounds");
+            cycle_log.lock().expect("lock").append(&mut cycles);
         }));
     }
     for consumer in consumers {
@@ -308,7 +336,18 @@ pub async fn consume(bench: DeliveryBench) -> anyhow::Result<()> {
         ms(0.99),
         histogram.max() as f64 / 1000.0
     );
+    if let Some(path) = &bench.latency_log {
+        write_latency_log(path, &mut cycle_log.lock().expect("lock"))?;
+    }
     Ok(())
+}
+
+/// One consume cycle whose ack is durable.
+struct AckedCycle {
+    n_messages: u64,
+    cycle_started: Instant,
+    /// From the pull's start to the ack's answer.
+    latency: Duration,
 }
 
 /// The `latency` workload.

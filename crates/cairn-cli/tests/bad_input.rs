@@ -486,14 +486,14 @@ fn cli_commands_refuse_bad_input_with_a_clear_message() {
         !ok && stderr.contains("cannot reach the server"),
         "{stderr}"
     );
-    // `cairn bench --latency-log` applies to the request workloads only,
-    // and is refused before any load is sent.
+    // `cairn bench --latency-log` applies to the request workloads and
+    // consume only, and is refused before any load is sent.
     let log = dir.path().join("latency.csv");
     let (ok, stderr) = run(
         &[
             "bench",
             "--workload",
-            "consume",
+            "latency",
             "--latency-log",
             log.to_str().unwrap(),
             "--server",
