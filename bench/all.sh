@@ -18,8 +18,9 @@
 # usage: bench/all.sh [--duration SECONDS] [--facts N] [--sizes LIST] [--quick]
 #        defaults 20 s, 10000000 facts, sizes 1000000,10000000,50000000;
 #        --quick is a smoke run of every script (minutes, numbers meaningless).
-# Takes about 50 minutes with the defaults (49 on 2026-12-07, the 50 M-fact curve included); run it on a quiet machine (the
-# load average is recorded at the start and end of every script).
+# Takes about 50 minutes with the defaults (49 on 2026-12-07, the 50 M-fact
+# curve included); run it on a quiet machine (the load average is recorded
+# at the start and end of every script).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=20
