@@ -119,6 +119,36 @@ fn bad_store_arguments_fail_with_a_clear_message() {
         &["migrate", "--store", "not a url"],
         "invalid PostgreSQL URL",
     );
+    // Multi-host URLs (libpq's convention): a malformed host list, a kind
+    // of session Cairn cannot write through, and hosts none of which is up.
+    for (url, expected) in [
+        (
+            "postgres://postgres@127.0.0.1:5432,,127.0.0.1:5433/test",
+            "host 2 of the host list is empty",
+        ),
+        (
+            "postgres://postgres@127.0.0.1:5432,127.0.0.1:70000/test",
+            "the port must be a number from 1 to 65535",
+        ),
+        (
+            "postgres://postgres@127.0.0.1:5432,127.0.0.1:5433/test?target_session_attrs=any",
+            "takes read-write or primary",
+        ),
+    ] {
+        refused(&["serve", "--data", data, "--store", url], expected);
+    }
+    refused(
+        &[
+            "serve",
+            "--data",
+            data,
+            "--store",
+            "postgres://postgres@127.0.0.1:1,127.0.0.1:2/none?target_session_attrs=read-write",
+            "--pg-acquire-timeout-ms",
+            "1000",
+        ],
+        "no writable PostgreSQL primary among 127.0.0.1:1, 127.0.0.1:2: 127.0.0.1:1:",
+    );
     refused(
         &[
             "serve",

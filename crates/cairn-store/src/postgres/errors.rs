@@ -20,6 +20,14 @@ pub enum PostgresError {
     /// The database could not be reached.
     #[error("cannot connect to PostgreSQL: {0}")]
     Connect(#[source] sqlx::Error),
+    /// None of the URL's hosts accepts writes (all down, or standbys).
+    #[error("no writable PostgreSQL primary among {hosts}: {reasons}")]
+    NoPrimary {
+        /// The hosts tried, in order.
+        hosts: String,
+        /// Why each was passed over.
+        reasons: String,
+    },
     /// A schema migration failed.
     #[error("schema migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

@@ -56,8 +56,10 @@ mod coordination;
 pub mod delivery;
 mod digests;
 mod errors;
+mod hosts;
 mod identity;
 mod links;
+mod primary;
 #[cfg(feature = "test-support")]
 pub mod private_cluster;
 mod schema;
@@ -73,7 +75,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cairn_fact::{CanonicalFact, Hash};
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::{ConnectOptions, Executor, PgPool, Row};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -89,6 +91,8 @@ pub use schema::SCHEMA_VERSION;
 
 use claim_batcher::{ClaimBatcher, ClaimBatcherHandle, ClaimBatcherParts};
 use errors::{read_error, write_error};
+use hosts::HostList;
+use primary::PrimaryTracker;
 
 /// The channel `cairn_put_facts` notifies with the new head of the log.
 const FACTS_CHANNEL: &str = "cairn_facts";
@@ -163,6 +167,10 @@ pub struct PostgresStore {
     last_seq: watch::Sender<u64>,
     counters: Arc<Counters>,
     listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// With several hosts: which one is the writable primary (see
+    /// `primary.rs`), and the task that follows it.
+    primary: Option<Arc<PrimaryTracker>>,
+    primary_follower: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Audit entries kept at most (see [`PostgresStore::with_audit_entries_max`]).
     audit_entries_max: u64,
     /// The deployment's identity (see [`crate::CoordinationStore::deployment`]).
@@ -180,7 +188,7 @@ impl PostgresStore {
     /// Connects, applies missing migrations and starts listening for other
     /// servers' writes. Must run inside a tokio runtime.
     pub async fn connect(url: &str, options: PostgresOptions) -> Result<Self, PostgresError> {
-        let pool = connect_pool(url, &options).await?;
+        let (pool, primary) = connect_pool(url, &options).await?;
         check_durability(&pool).await?;
         let applied = schema::migrate(&pool).await?;
         if !applied.is_empty() {
@@ -222,6 +230,8 @@ impl PostgresStore {
             last_seq,
             counters,
             listener: Mutex::new(None),
+            primary,
+            primary_follower: Mutex::new(None),
             audit_entries_max: crate::AUDIT_ENTRIES_MAX,
             deployment,
             claims,
@@ -234,6 +244,12 @@ impl PostgresStore {
             Arc::clone(&store.counters),
         ));
         *store.listener.lock().expect("lock poisoned") = Some(task);
+        if let Some(primary) = &store.primary {
+            let (primary, pool) = (Arc::clone(primary), store.pool.clone());
+            let timeout = options.acquire_timeout;
+            let follower = tokio::spawn(async move { primary.follow(pool, timeout).await });
+            *store.primary_follower.lock().expect("lock poisoned") = Some(follower);
+        }
         tracing::info!(last_seq = head, "connected to PostgreSQL");
         Ok(store)
     }
@@ -241,7 +257,7 @@ impl PostgresStore {
     /// Applies missing migrations (for `cairn migrate`) and returns the
     /// versions applied.
     pub async fn migrate(url: &str) -> Result<Vec<i64>, PostgresError> {
-        let pool = connect_pool(url, &PostgresOptions::default()).await?;
+        let (pool, _) = connect_pool(url, &PostgresOptions::default()).await?;
         let applied = schema::migrate(&pool).await?;
         pool.close().await;
         Ok(applied)
@@ -357,32 +373,59 @@ impl PostgresStore {
     }
 }
 
-async fn connect_pool(url: &str, options: &PostgresOptions) -> Result<PgPool, PostgresError> {
-    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-        return Err(PostgresError::Url {
-            message: "expected postgres://user@host:port/database".into(),
-            source: None,
-        });
-    }
-    let connect: PgConnectOptions =
-        url.parse()
-            .map_err(|error: sqlx::Error| PostgresError::Url {
-                message: error.to_string(),
-                source: Some(error),
-            })?;
-    let connect = connect
-        .options([(
-            "statement_timeout",
-            format!("{}", options.statement_timeout.as_millis()),
-        )])
-        .application_name("cairn")
-        .log_statements(tracing::log::LevelFilter::Trace);
-    PgPoolOptions::new()
+/// Opens the pool. With one host and no `target_session_attrs` it is the
+/// URL's host, as it always was; otherwise the first writable host of the
+/// list, followed by the returned tracker (see `primary.rs`).
+async fn connect_pool(
+    url: &str,
+    options: &PostgresOptions,
+) -> Result<(PgPool, Option<Arc<PrimaryTracker>>), PostgresError> {
+    let statement_timeout_ms = options.statement_timeout.as_millis().to_string();
+    let hosts = HostList::parse(url)?.map_options(|connect| {
+        connect
+            .options([("statement_timeout", statement_timeout_ms.as_str())])
+            .application_name("cairn")
+            .log_statements(tracing::log::LevelFilter::Trace)
+    });
+    let pool_options = PgPoolOptions::new()
         .max_connections(options.pool_max)
-        .acquire_timeout(options.acquire_timeout)
-        .connect_with(connect)
+        .acquire_timeout(options.acquire_timeout);
+    if !hosts.primary_required {
+        let connect = hosts.hosts[0].options.clone();
+        let pool = pool_options
+            .connect_with(connect)
+            .await
+            .map_err(PostgresError::Connect)?;
+        return Ok((pool, None));
+    }
+    let first = hosts
+        .select_primary(options.acquire_timeout)
         .await
-        .map_err(PostgresError::Connect)
+        .map_err(|reasons| PostgresError::NoPrimary {
+            hosts: hosts.names(),
+            reasons,
+        })?;
+    let tracker = Arc::new(PrimaryTracker::new(hosts, first));
+    let keeps = Arc::clone(&tracker);
+    let pool = pool_options
+        .after_connect(|connection, _| {
+            Box::pin(async move {
+                match hosts::role_of(connection).await? {
+                    hosts::HostRole::Primary => Ok(()),
+                    hosts::HostRole::ReadOnly => Err(sqlx::Error::Io(std::io::Error::other(
+                        "the host is now a standby or read-only; looking for the primary",
+                    ))),
+                }
+            })
+        })
+        .before_acquire(move |_, metadata| {
+            let keep = keeps.keeps(&metadata);
+            Box::pin(async move { Ok(keep) })
+        })
+        .connect_with(tracker.current_options())
+        .await
+        .map_err(PostgresError::Connect)?;
+    Ok((pool, Some(tracker)))
 }
 
 /// Refuses a database that acknowledges commits before they are durable.
@@ -818,6 +861,12 @@ impl Store for PostgresStore {
     }
 
     async fn ping(&self) -> Result<(), ReadError> {
+        if let Some(missing) = self.primary.as_ref().and_then(|primary| primary.missing()) {
+            return Err(ReadError::Unavailable {
+                message: missing,
+                source: None,
+            });
+        }
         self.timed(self.pool.execute("SELECT 1"))
             .await
             .map(|_| ())
@@ -866,8 +915,10 @@ impl Store for PostgresStore {
     }
 
     fn close(&self) {
-        if let Some(task) = self.listener.lock().expect("lock poisoned").take() {
-            task.abort();
+        for task in [&self.listener, &self.primary_follower] {
+            if let Some(task) = task.lock().expect("lock poisoned").take() {
+                task.abort();
+            }
         }
         // The batch under way finishes; claims still waiting are answered
         // `Closed`.

@@ -52,6 +52,52 @@ impl PrivateCluster {
     /// Creates a cluster (`initdb`, trust authentication for the
     /// `postgres` user) in a new temporary directory, not yet started.
     pub fn init(bin_dir: &Path) -> Result<PrivateCluster, String> {
+        let cluster = PrivateCluster::empty(bin_dir)?;
+        cluster.run_checked(
+            "initdb",
+            &[
+                "-D",
+                path_text(&cluster.data_dir)?,
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-instructions",
+            ],
+        )?;
+        Ok(cluster)
+    }
+
+    /// Creates a streaming standby of the running `primary`
+    /// (`pg_basebackup -R`) in a new temporary directory, not yet started.
+    /// It connects to the primary as `application_name = name`, the name
+    /// the primary's `synchronous_standby_names` can list.
+    pub fn standby_of(primary: &PrivateCluster, name: &str) -> Result<PrivateCluster, String> {
+        let standby = PrivateCluster::empty(&primary.bin_dir)?;
+        let source = format!(
+            "host=127.0.0.1 port={} user=postgres application_name={name}",
+            primary.port
+        );
+        standby.run_checked(
+            "pg_basebackup",
+            &[
+                "-d",
+                &source,
+                "-D",
+                path_text(&standby.data_dir)?,
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+            ],
+        )?;
+        Ok(standby)
+    }
+
+    /// A new temporary directory for a cluster, with a free port; dropping
+    /// the value deletes the directory.
+    fn empty(bin_dir: &Path) -> Result<PrivateCluster, String> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
             "cairn-pg-{}-{}",
@@ -78,19 +124,46 @@ impl PrivateCluster {
         };
         // From here on, dropping `cluster` deletes the directory.
         cluster.give_away(&cluster.dir, 0o700)?;
-        cluster.run_checked(
-            "initdb",
-            &[
-                "-D",
-                path_text(&cluster.data_dir)?,
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "--no-instructions",
-            ],
-        )?;
         Ok(cluster)
+    }
+
+    /// Promotes a standby to primary (`pg_ctl promote`) and waits until it
+    /// accepts writes.
+    pub fn promote(&self) -> Result<(), String> {
+        let data_dir = path_text(&self.data_dir)?.to_string();
+        self.run_checked("pg_ctl", &["-D", &data_dir, "-w", "-t", "60", "promote"])
+    }
+
+    /// Kills the postmaster with SIGKILL, as a crash of its machine would
+    /// end it (its backends notice and exit), and waits until the port
+    /// refuses connections.
+    pub fn kill_postmaster(&mut self) -> Result<(), String> {
+        let pid_path = self.data_dir.join("postmaster.pid");
+        let pid_file = std::fs::read_to_string(&pid_path)
+            .map_err(|error| format!("cannot read {}: {error}", pid_path.display()))?;
+        let pid = pid_file
+            .lines()
+            .next()
+            .and_then(|line| line.trim().parse::<u32>().ok())
+            .ok_or_else(|| format!("{} names no process", pid_path.display()))?;
+        let status = Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .map_err(|error| format!("cannot run kill: {error}"))?;
+        if !status.success() {
+            return Err(format!("kill -9 {pid} failed ({status})"));
+        }
+        self.running = false;
+        for _ in 0..600 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        Err(format!(
+            "port {} still answers after kill -9 {pid}",
+            self.port
+        ))
     }
 
     /// The loopback port it listens on once started.
