@@ -26,43 +26,50 @@ cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--long" ]; then
     exec ./scripts/test-long.sh
 fi
-cargo fmt --all -- --check
-./scripts/licences.sh
-cargo clippy --workspace --all-targets --locked -- -D warnings
+# Each phase's wall time goes to stderr, so that a slow CI run shows where
+# its time went.
+phase() {
+    local started=$SECONDS
+    "$@"
+    echo "[test.sh] $((SECONDS - started)) s: $*" >&2
+}
+phase cargo fmt --all -- --check
+phase ./scripts/licences.sh
+phase cargo clippy --workspace --all-targets --locked -- -D warnings
 # The SDK as applications get it by default (the workspace build above
 # always turns on its `embedded` feature, which its own tests use).
-cargo clippy -p cairn-client --lib --locked -- -D warnings
+phase cargo clippy -p cairn-client --lib --locked -- -D warnings
 # cairn-sql with each database driver alone (the workspace build above
 # turns both on, and its tests need both).
-cargo check -p cairn-sql --lib --locked --no-default-features --features sqlite
-cargo check -p cairn-sql --lib --locked --no-default-features --features postgres
-cargo test --workspace --locked
+phase cargo check -p cairn-sql --lib --locked --no-default-features --features sqlite
+phase cargo check -p cairn-sql --lib --locked --no-default-features --features postgres
+phase cargo test --workspace --locked
 # The core paths' instruction counts (callgrind, a release build) against
 # bench/instructions-baseline.txt: fails on more than +5% (under a minute
 # of valgrind after the build).
-./bench/instructions.sh
+phase ./bench/instructions.sh
 # The live API against its OpenAPI document (schemathesis, pinned; installed
 # into target/ on first use).
-./scripts/api-conformance.sh
+phase ./scripts/api-conformance.sh
 # The web console: its committed build matches its sources, and the browser
 # tests on both backends (Debian's Chromium, playwright-core).
-./scripts/console.sh
+phase ./scripts/console.sh
 fuzz_seconds="${CAIRN_FUZZ_SECONDS:-20}"
 if [ "$fuzz_seconds" != 0 ]; then
-    ./scripts/fuzz.sh "$fuzz_seconds"
+    phase ./scripts/fuzz.sh "$fuzz_seconds"
 fi
 if [ "${CAIRN_TEST_POSTGRES:-}" = "skip" ]; then
     echo "CAIRN_TEST_POSTGRES=skip: the PostgreSQL backend's end-to-end tests were skipped" >&2
     exit 0
 fi
-CAIRN_TEST_BACKEND=postgres cargo test --locked -p cairn-cli \
+CAIRN_TEST_BACKEND=postgres phase cargo test --locked -p cairn-cli \
     --test api --test bad_input --test subscriptions --test stream --test cli_subs --test cli_sagas \
     --test delivery_faults --test multi_server_reads --test multi_server_consumers \
     --test multi_server_kill --test multi_server_outage --test auth --test auth_endpoints \
     --test timers --test collaboration --test links --test diff --test schemas \
     --test schemas_cli --test boundaries --test console_api
 # The saga crash loop on PostgreSQL (about two minutes).
-CAIRN_TEST_BACKEND=postgres cargo test --locked -p cairn-example-checkout --test checkout
+CAIRN_TEST_BACKEND=postgres phase cargo test --locked -p cairn-example-checkout --test checkout
 # Test databases still there belong to test processes that have ended.
 psql "${CAIRN_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/test}" -qtAc \
     "SELECT datname FROM pg_database WHERE datname LIKE 'cairn\_test\_%'" |

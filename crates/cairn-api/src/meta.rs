@@ -17,6 +17,11 @@ pub struct Health {
     pub status: String,
     /// The server's version.
     pub version: String,
+    /// *Addition (issue 19):* what the server serves despite, in words,
+    /// e.g. that its PostgreSQL primary acknowledges commits without a
+    /// synchronous standby. Left out when there is nothing to say.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// The answer of `GET /versions`.

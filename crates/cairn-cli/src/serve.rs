@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use cairn_server::clock::Clock;
 use cairn_server::tls::{ServerTls, TlsFiles};
-use cairn_server::{limits, NodeOptions, ServerConfig, Storage};
+use cairn_server::{limits, NodeOptions, ServeError, ServerConfig, Storage};
 use cairn_store::{EmbeddedOptions, PostgresOptions, PostgresStore, SyncMode, SCHEMA_VERSION};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -236,7 +236,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         })?),
         None => None,
     };
-    let node = NodeOptions {
+    let options = NodeOptions {
         storage,
         blob_bytes_max: args.blob_bytes_max,
         server: ServerConfig {
@@ -248,23 +248,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         clock,
         auth: args.auth,
         link_ca_pem,
-    }
-    .build()
-    .await
-    .with_context(|| match &args.store {
-        Some(_) => "cannot start on the PostgreSQL store".to_string(),
-        None => format!("cannot start on the data in {}", args.data.display()),
-    })?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    };
+    cairn_server::serve(options, args.listen, tls.as_ref(), shutdown_signal()?)
         .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!("listening on {scheme}://{}", listener.local_addr()?);
-    match &tls {
-        Some(tls) => node.run_tls(listener, tls, shutdown_signal()?).await,
-        None => node.run(listener, shutdown_signal()?).await,
-    }
-    .context("the server failed")
+        .map_err(|error| match error {
+            ServeError::Build(error) => anyhow::Error::new(error).context(match &args.store {
+                Some(_) => "cannot start on the PostgreSQL store".to_string(),
+                None => format!("cannot start on the data in {}", args.data.display()),
+            }),
+            other => other.into(),
+        })
 }
 
 fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {

@@ -91,6 +91,58 @@ fn three_servers_starting_at_once_on_a_fresh_database_all_serve() {
     }
 }
 
+/// A database that cannot be reached when `cairn serve` starts is a state
+/// that passes (started together, a failover under way): the server
+/// listens, answers 503 with the reason and retries. A database that
+/// refuses the server for good (here: it does not exist) stops it.
+#[test]
+fn a_database_that_cannot_be_reached_at_start_answers_503_until_it_can() {
+    let Some(database) = fresh_database() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for (url, expected) in [
+        (
+            "postgres://postgres@127.0.0.1:1,127.0.0.1:2/none?target_session_attrs=read-write",
+            "no writable PostgreSQL primary among 127.0.0.1:1, 127.0.0.1:2: 127.0.0.1:1:",
+        ),
+        (
+            "postgres://postgres@127.0.0.1:1/none",
+            "cannot connect to PostgreSQL",
+        ),
+    ] {
+        let server =
+            Server::start_with_store(dir.path(), url, &["--pg-acquire-timeout-ms", "1000"]);
+        for path in ["/v1/health", "/v1/log"] {
+            let (status, answer) = get_json(&server, path);
+            assert_eq!(status, 503, "{url} {path}: {answer}");
+            assert_eq!(answer["error"]["code"], "store_unavailable");
+            let message = answer["error"]["message"].as_str().unwrap();
+            assert!(message.contains(expected), "{url}: {message}");
+        }
+        assert!(server.log_contains("retrying"), "{}", server.log_text());
+    }
+    let no_such_database = database
+        .url()
+        .replace(database.name(), "cairn_no_such_database");
+    let output = run_cli(
+        &[
+            "serve",
+            "--data",
+            dir.path().to_str().unwrap(),
+            "--store",
+            &no_such_database,
+        ],
+        "",
+    );
+    assert!(!output.success);
+    assert!(
+        output.stderr.contains("does not exist"),
+        "{}",
+        output.stderr
+    );
+}
+
 #[test]
 fn bad_store_arguments_fail_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
@@ -137,28 +189,19 @@ fn bad_store_arguments_fail_with_a_clear_message() {
     ] {
         refused(&["serve", "--data", data, "--store", url], expected);
     }
+    // `cairn migrate` is a one-shot command: a database it cannot reach
+    // fails it at once (`cairn serve` waits for it; see
+    // a_database_that_cannot_be_reached_at_start_answers_503_until_it_can).
     refused(
         &[
-            "serve",
-            "--data",
-            data,
+            "migrate",
             "--store",
             "postgres://postgres@127.0.0.1:1,127.0.0.1:2/none?target_session_attrs=read-write",
-            "--pg-acquire-timeout-ms",
-            "1000",
         ],
         "no writable PostgreSQL primary among 127.0.0.1:1, 127.0.0.1:2: 127.0.0.1:1:",
     );
     refused(
-        &[
-            "serve",
-            "--data",
-            data,
-            "--store",
-            "postgres://postgres@127.0.0.1:1/none",
-            "--pg-acquire-timeout-ms",
-            "1000",
-        ],
+        &["migrate", "--store", "postgres://postgres@127.0.0.1:1/none"],
         "cannot connect to PostgreSQL",
     );
     refused(

@@ -103,7 +103,15 @@ fn a_multi_host_url_finds_the_primary_and_follows_it_through_a_failover() {
     );
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_with_store(dir.path(), &url, &["--pg-acquire-timeout-ms", "2000"]);
-    assert_eq!(get_json(&server, "/v1/health").0, 200);
+    // Commits wait for the synchronous standby: no warning, and the metric
+    // counts it.
+    wait_until("the standby in the metrics", || {
+        metrics_text(&server).contains("cairn_db_standbys{synchronous=\"true\"} 1")
+    });
+    let (status, health) = get_json(&server, "/v1/health");
+    assert_eq!(status, 200);
+    assert!(health.get("warnings").is_none(), "{health}");
+    assert!(metrics_text(&server).contains("cairn_db_commits_unprotected 0"));
 
     // Facts and a subscription with one acked and one pending message,
     // all acknowledged while the standby was synchronous.
@@ -160,7 +168,24 @@ fn a_multi_host_url_finds_the_primary_and_follows_it_through_a_failover() {
     wait_until("the log saying that the primary moved", || {
         server.log_contains("the writable primary moved")
     });
-    assert_eq!(get_json(&server, "/v1/health").0, 200);
+    // The new primary of a two-node cluster has no standby: it takes
+    // writes, and says that they are not protected by one.
+    let mut health = json!(null);
+    wait_until(
+        "health warning of commits without a synchronous standby",
+        || {
+            let (status, answer) = get_json(&server, "/v1/health");
+            health = answer;
+            status == 200 && health.get("warnings").is_some()
+        },
+    );
+    let warning = health["warnings"][0].as_str().unwrap();
+    assert!(
+        warning.contains("without a synchronous standby"),
+        "{warning}"
+    );
+    assert!(metrics_text(&server).contains("cairn_db_commits_unprotected 1"));
+    assert!(server.log_contains("commits are acknowledged without a synchronous standby"));
 
     // Nothing acknowledged before the failover is lost, and delivery state
     // holds: the acked messages never come back, the others and the new
@@ -185,7 +210,7 @@ fn a_multi_host_url_finds_the_primary_and_follows_it_through_a_failover() {
 }
 
 #[test]
-fn a_url_whose_only_reachable_host_is_a_standby_says_so() {
+fn a_url_whose_only_reachable_host_is_a_standby_answers_503_until_it_is_promoted() {
     let Some(bin_dir) = PrivateCluster::find_bin_dir() else {
         eprintln!("skipped: PostgreSQL's programs (initdb, pg_ctl) are not installed");
         return;
@@ -197,26 +222,141 @@ fn a_url_whose_only_reachable_host_is_a_standby_says_so() {
         standby.port(),
         primary.port()
     );
+    // The server starts listening although no host takes writes, as it
+    // would during a failover: it answers 503 with the reason and retries.
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().to_str().unwrap();
-    let output = run_cli(
-        &[
-            "serve",
-            "--data",
-            data,
-            "--store",
-            &url,
-            "--pg-acquire-timeout-ms",
-            "2000",
-        ],
-        "",
-    );
-    assert!(!output.success);
-    let expected = format!("127.0.0.1:{} is a standby or read-only", standby.port());
-    assert!(output.stderr.contains(&expected), "{}", output.stderr);
+    let server = Server::start_with_store(dir.path(), &url, &["--pg-acquire-timeout-ms", "2000"]);
+    let (status, answer) = get_json(&server, "/v1/health");
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(answer["error"]["code"], "store_unavailable");
+    let message = answer["error"]["message"].as_str().unwrap();
+    let standby_reason = format!("127.0.0.1:{} is a standby or read-only", standby.port());
+    assert!(message.contains("the server is starting"), "{message}");
     assert!(
-        output.stderr.contains("no writable PostgreSQL primary"),
-        "{}",
-        output.stderr
+        message.contains("no writable PostgreSQL primary"),
+        "{message}"
     );
+    assert!(message.contains(&standby_reason), "{message}");
+    let (status, refused) = post_facts(&server, &[fact("Standby.Only", json!({}), json!({}))]);
+    assert_eq!(status, 503, "{refused}");
+    assert_eq!(refused["error"]["code"], "store_unavailable");
+    wait_until("the log saying why and that it retries", || {
+        server.log_contains(&standby_reason) && server.log_contains("retrying")
+    });
+
+    // Promotion ends it, without a restart.
+    standby.promote().unwrap();
+    wait_until("health after the promotion", || {
+        get_json(&server, "/v1/health").0 == 200
+    });
+    let (status, answer) = post_facts(&server, &[fact("Standby.Only", json!({}), json!({}))]);
+    assert_eq!(status, 200, "{answer}");
+    assert!(server.log_contains("the store is open; serving"));
+}
+
+/// A commit that waits for a synchronous standby is never cut short into
+/// a false success (PostgreSQL answers a cancelled wait with success and a
+/// warning): a statement timeout far shorter than the wait passes, and the
+/// write and the changed subscription stay unacknowledged (503), their commits
+/// still waiting for the standby, until one confirms.
+#[test]
+fn a_commit_waiting_for_a_synchronous_standby_is_not_acknowledged_early() {
+    let Some(bin_dir) = PrivateCluster::find_bin_dir() else {
+        eprintln!("skipped: PostgreSQL's programs (initdb, pg_ctl) are not installed");
+        return;
+    };
+    let mut cluster = PrivateCluster::init(&bin_dir).unwrap();
+    cluster.start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_store(
+        dir.path(),
+        &cluster.url(),
+        &[
+            "--pg-statement-timeout-ms",
+            "200",
+            "--pg-acquire-timeout-ms",
+            "1000",
+        ],
+    );
+    let definition = json!({"type": "Sync.Waiting"});
+    assert_eq!(put_subscription(&server, "waiting", definition).0, 201);
+    // From now on every commit waits for a standby that does not exist.
+    sql(
+        &cluster,
+        "ALTER SYSTEM SET synchronous_standby_names = 'nobody'",
+    );
+    sql(&cluster, "SELECT pg_reload_conf()");
+    let mut health = json!(null);
+    wait_until("health warning of commits waiting for a standby", || {
+        let (status, answer) = get_json(&server, "/v1/health");
+        health = answer;
+        status == 200 && health.get("warnings").is_some()
+    });
+    let warning = health["warnings"][0].as_str().unwrap();
+    assert!(warning.contains("commits wait until one is"), "{warning}");
+
+    // A single-statement write (implicit commit) and a transaction of
+    // several statements (explicit COMMIT): a changed subscription.
+    let waiting_fact = fact("Sync.Waiting", json!({}), json!({}));
+    let (status, answer) = post_facts(&server, std::slice::from_ref(&waiting_fact));
+    assert_eq!(status, 503, "acknowledged without the standby: {answer}");
+    let changed = json!({"type": "Sync.Waiting", "lease_ms": 5000});
+    let (status, answer) = put_subscription(&server, "waiting", changed);
+    assert_eq!(status, 503, "acknowledged without the standby: {answer}");
+    // Both commits are still waiting, long after the statement timeout.
+    let waiting = |statement: &str| {
+        sql(
+            &cluster,
+            &format!(
+                "SELECT count(*) > 0 FROM pg_stat_activity
+                 WHERE application_name = 'cairn' AND wait_event = 'SyncRep'
+                 AND query LIKE '{statement}'"
+            ),
+        )
+    };
+    assert_eq!(waiting("%cairn_put_facts%"), "t");
+    assert_eq!(waiting("COMMIT"), "t");
+
+    // Once commits no longer wait, the writes are there whole: a retry
+    // of the same fact finds it stored.
+    sql(&cluster, "ALTER SYSTEM SET synchronous_standby_names = ''");
+    sql(&cluster, "SELECT pg_reload_conf()");
+    let mut answer = json!(null);
+    wait_until("the retried write", || {
+        let (status, answered) = post_facts(&server, std::slice::from_ref(&waiting_fact));
+        answer = answered;
+        status == 200
+    });
+    assert_eq!(answer["results"][0]["inserted"], false, "{answer}");
+}
+
+/// Started before its database (both hosts of its URL down), the server
+/// listens, answers 503 with why, and serves once a host comes up.
+#[test]
+fn a_server_started_before_its_database_serves_once_the_database_is_up() {
+    let Some(bin_dir) = PrivateCluster::find_bin_dir() else {
+        eprintln!("skipped: PostgreSQL's programs (initdb, pg_ctl) are not installed");
+        return;
+    };
+    let mut cluster = PrivateCluster::init(&bin_dir).unwrap();
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{},127.0.0.1:1/postgres",
+        cluster.port()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_store(dir.path(), &url, &["--pg-acquire-timeout-ms", "1000"]);
+    let (status, answer) = get_json(&server, "/v1/health");
+    assert_eq!(status, 503, "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("127.0.0.1:{}:", cluster.port())),
+        "{message}"
+    );
+
+    cluster.start().unwrap();
+    wait_until("health once the database is up", || {
+        get_json(&server, "/v1/health").0 == 200
+    });
+    let hash = put_one(&server, fact("Late.Database", json!({}), json!({})));
+    assert_eq!(get_json(&server, &format!("/v1/facts/{hash}")).0, 200);
 }

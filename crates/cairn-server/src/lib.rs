@@ -38,6 +38,7 @@ pub mod parsers {
 pub mod query;
 mod routes;
 pub mod schemas;
+mod startup;
 mod state;
 pub mod timers;
 pub mod tls;
@@ -58,6 +59,7 @@ pub use error::ApiError;
 pub use metrics::HttpMetrics;
 pub use node::{Node, NodeError, NodeOptions, Storage};
 pub use routes::meta::SERVER_VERSION;
+pub use startup::{serve, ServeError};
 pub use state::{AppState, ServerConfig};
 
 /// Builds the router of API v1 with its limits, timeouts and metrics.

@@ -195,6 +195,27 @@ fn render_database(text: &mut String, database: &DatabaseStats) {
             }),
         database.query_seconds_sum.to_string(),
     );
+    if let Some(replication) = &database.replication {
+        let name = "cairn_db_standbys";
+        let _ = writeln!(
+            text,
+            "# HELP {name} Standbys streaming from the primary, by whether commits wait for them\n# TYPE {name} gauge"
+        );
+        let asynchronous = replication
+            .standbys
+            .saturating_sub(replication.synchronous_standbys);
+        let _ = writeln!(
+            text,
+            "{name}{{synchronous=\"true\"}} {}\n{name}{{synchronous=\"false\"}} {asynchronous}",
+            replication.synchronous_standbys
+        );
+        let name = "cairn_db_commits_unprotected";
+        let _ = writeln!(
+            text,
+            "# HELP {name} 1 while the replicated cluster acknowledges commits without a synchronous standby (or has none connected)\n# TYPE {name} gauge\n{name} {}",
+            u8::from(replication.warning.is_some())
+        );
+    }
 }
 
 /// One histogram from cumulative `(bound, count)` buckets, the last +Inf.

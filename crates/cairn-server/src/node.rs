@@ -40,6 +40,7 @@ use crate::{app, limits, ServerConfig};
 use cairn_replication::Certificate;
 
 /// Where a node keeps its data.
+#[derive(Clone)]
 pub enum Storage {
     /// One data directory, owned by this process (the default).
     Embedded {
@@ -58,6 +59,7 @@ pub enum Storage {
 }
 
 /// What a node is built from.
+#[derive(Clone)]
 pub struct NodeOptions {
     /// Where the data lives.
     pub storage: Storage,
@@ -256,6 +258,18 @@ pub enum NodeError {
     Options(String),
 }
 
+impl NodeError {
+    /// Whether building the node again later may succeed: its database
+    /// cannot be reached yet, or has no writable primary yet.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            NodeError::Postgres(error) => error.is_transient(),
+            NodeError::Subscriptions(error) => matches!(error, ReadError::Unavailable { .. }),
+            NodeError::Store(_) | NodeError::Blobs(_) | NodeError::Options(_) => false,
+        }
+    }
+}
+
 /// The store a node owns, closed with it.
 #[derive(Clone)]
 enum NodeStore {
@@ -316,25 +330,41 @@ impl Node {
         L: Listener,
         L::Addr: std::fmt::Debug,
     {
+        let stop = stop_on(shutdown);
+        let server = spawn_server(listener, self.router.clone(), stop.clone());
+        self.finish(server, stop).await
+    }
+
+    /// Once `stop` is cancelled: ends long-polls and streams, gives
+    /// `server` (which stops accepting at `stop`) up to
+    /// [`limits::SHUTDOWN_GRACE`] to finish its in-flight requests, and
+    /// closes the node, so every acknowledged write is durable.
+    pub(crate) async fn finish(
+        self,
+        server: JoinHandle<std::io::Result<()>>,
+        stop: CancellationToken,
+    ) -> std::io::Result<()> {
         let cancel = self.shutdown.clone();
-        let server =
-            axum::serve(listener, self.router.clone()).with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down: finishing in-flight requests");
-                cancel.cancel();
-            });
-        let server = tokio::spawn(std::future::IntoFuture::into_future(server));
+        let ending = tokio::spawn(async move {
+            stop.cancelled().await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            cancel.cancel();
+        });
         let cancel = self.shutdown.clone();
-        tokio::select! {
-            result = server => result.map_err(std::io::Error::other)??,
+        let served = tokio::select! {
+            result = server => result.map_err(std::io::Error::other).and_then(|served| served),
             () = async {
                 cancel.cancelled().await;
                 tokio::time::sleep(limits::SHUTDOWN_GRACE).await;
-            } => tracing::warn!("in-flight requests did not finish within the grace period"),
-        }
+            } => {
+                tracing::warn!("in-flight requests did not finish within the grace period");
+                Ok(())
+            }
+        };
+        ending.abort();
         self.close().await;
         tracing::info!("store closed; bye");
-        Ok(())
+        served
     }
 
     /// Also serves API v1 on `address` (`host:port`; port 0 picks a free
@@ -347,10 +377,12 @@ impl Node {
     pub async fn listen_in_background(&mut self, address: &str) -> std::io::Result<SocketAddr> {
         let listener = TcpListener::bind(address).await?;
         let bound = listener.local_addr()?;
-        let server = axum::serve(JsonErrorListener(listener), self.router.clone())
-            .with_graceful_shutdown(self.shutdown.clone().cancelled_owned());
-        self.background_servers
-            .push(tokio::spawn(std::future::IntoFuture::into_future(server)));
+        let server = spawn_server(
+            JsonErrorListener(listener),
+            self.router.clone(),
+            self.shutdown.clone(),
+        );
+        self.background_servers.push(server);
         Ok(bound)
     }
 
@@ -396,6 +428,32 @@ impl Node {
             tracing::error!("closing the store panicked");
         }
     }
+}
+
+/// Serves `router` on `listener` in a task until `stop` is cancelled, when
+/// it stops accepting and lets the requests under way finish.
+pub(crate) fn spawn_server<L>(
+    listener: JsonErrorListener<L>,
+    router: Router,
+    stop: CancellationToken,
+) -> JoinHandle<std::io::Result<()>>
+where
+    L: Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let server = axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned());
+    tokio::spawn(std::future::IntoFuture::into_future(server))
+}
+
+/// A token cancelled when `shutdown` completes.
+pub(crate) fn stop_on(shutdown: impl Future<Output = ()> + Send + 'static) -> CancellationToken {
+    let stop = CancellationToken::new();
+    let stopping = stop.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopping.cancel();
+    });
+    stop
 }
 
 impl Drop for Node {

@@ -38,6 +38,8 @@ pub use identity::{
     AUDIT_ENTRIES_MAX, AUTHORS_AGAIN_MAX,
 };
 pub use links::{LinkPut, LinkRecord, LinkStore};
-pub use postgres::{PostgresError, PostgresOptions, PostgresStore, SCHEMA_VERSION};
+pub use postgres::{
+    PostgresError, PostgresOptions, PostgresStore, ReplicationStats, SCHEMA_VERSION,
+};
 pub use store::{DatabaseStats, Page, PutOutcome, Store, StoreStats, StoredFact, SuccessorsQuery};
 pub use timers::{DueTimers, TimerProgress, TimerPut, TimerRecord, TimerStore};

@@ -99,6 +99,9 @@ pub struct DatabaseStats {
     pub query_seconds_buckets: Vec<(f64, u64)>,
     /// Total seconds spent in queries.
     pub query_seconds_sum: f64,
+    /// Whether commits wait for a synchronous standby, as last read
+    /// (`None` if unknown).
+    pub replication: Option<crate::postgres::ReplicationStats>,
 }
 
 /// The storage contract every backend keeps.

@@ -16,9 +16,10 @@ use crate::state::AppState;
 /// The server's version, reported by `/v1/health` and `/versions`.
 pub const SERVER_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// `GET /v1/health`: 200 while the store accepts writes; 503 once it is
-/// poisoned, or while its database cannot be reached (it recovers by
-/// itself when the database returns).
+/// `GET /v1/health`: 200 while the store accepts writes (with `warnings`
+/// about what it serves despite, such as commits acknowledged without a
+/// synchronous standby); 503 once it is poisoned, or while its database
+/// cannot be reached (it recovers by itself when the database returns).
 pub async fn health<S: Store>(State(state): State<AppState<S>>) -> Response {
     if state.store.stats().poisoned {
         let error = ApiError::new(
@@ -30,9 +31,18 @@ pub async fn health<S: Store>(State(state): State<AppState<S>>) -> Response {
     if let Err(error) = state.store.ping().await {
         return ApiError::new(ErrorCode::StoreUnavailable, error.to_string()).into_response();
     }
+    let warnings = state
+        .store
+        .stats()
+        .database
+        .and_then(|database| database.replication)
+        .and_then(|replication| replication.warning)
+        .into_iter()
+        .collect();
     json_answer(&Health {
         status: "ok".to_string(),
         version: SERVER_VERSION.to_string(),
+        warnings,
     })
 }
 

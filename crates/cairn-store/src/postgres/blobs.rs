@@ -17,7 +17,7 @@ use futures_util::Stream;
 use sqlx::{PgPool, Row};
 
 use super::errors::read_error;
-use super::transaction::TransactionConnection;
+use super::transaction::{self, TransactionConnection};
 use crate::blobs::BlobError;
 use crate::error::ReadError;
 
@@ -246,7 +246,7 @@ impl PostgresBlobWriter {
                 .await
                 .map_err(blob_error)?;
         }
-        transaction.commit().await.map_err(blob_error)
+        transaction::commit(transaction).await.map_err(blob_error)
     }
 }
 
@@ -282,7 +282,7 @@ async fn remove_upload(pool: &PgPool, upload_id: i64) -> Result<(), sqlx::Error>
         .execute(&mut *transaction)
         .await?;
     delete_unreferenced_chunks(&mut transaction, &[upload_id]).await?;
-    transaction.commit().await
+    transaction::commit(transaction).await
 }
 
 /// Deletes the chunks of these uploads unless a blob references them. A
@@ -330,7 +330,7 @@ pub(crate) async fn remove_abandoned_uploads(
         delete_unreferenced_chunks(&mut transaction, &upload_ids)
             .await
             .map_err(blob_error)?;
-        transaction.commit().await.map_err(blob_error)?;
+        transaction::commit(transaction).await.map_err(blob_error)?;
         n_removed += upload_ids.len() as u64;
         if (upload_ids.len() as i64) < ABANDONED_UPLOADS_PER_BATCH {
             break;

@@ -59,7 +59,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::errors::write_error;
-use super::transaction::TransactionConnection;
+use super::transaction::{self, TransactionConnection};
 use super::{advance_head, BatchArrays, Counters};
 use crate::coordination::{
     decide_claim, decide_claim_release, ClaimDecision, ClaimHolder, ClaimOutcome, ClaimRecord,
@@ -371,7 +371,9 @@ impl ClaimBatcherParts {
                 "claim batch: a locked record changed under its lock",
             ));
         };
-        transaction.commit().await.map_err(write_error)?;
+        transaction::commit(transaction)
+            .await
+            .map_err(write_error)?;
         Ok(answered(answers, &seqs))
     }
 

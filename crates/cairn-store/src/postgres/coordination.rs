@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 use sqlx::{Postgres, Transaction};
 
 use super::errors::{read_error, write_error};
-use super::transaction::TransactionConnection;
+use super::transaction::{self, TransactionConnection};
 use super::{write_facts, PostgresStore};
 use crate::coordination::{
     check_fence, decide_lease, ClaimOutcome, ClaimRecord, ClaimReleaseOutcome, CoordinationStore,
@@ -112,7 +112,9 @@ impl PostgresStore {
                 .map_err(write_error)?;
             let mut transaction = connection.begin().await.map_err(write_error)?;
             let (answer, fact_seq) = body(&mut transaction).await?;
-            transaction.commit().await.map_err(write_error)?;
+            transaction::commit(transaction)
+                .await
+                .map_err(write_error)?;
             Ok((answer, fact_seq))
         };
         let (answer, fact_seq) = self.timed_transaction(transaction).await?;
@@ -235,7 +237,9 @@ impl CoordinationStore for PostgresStore {
                 let written = write_facts(&mut *transaction, &facts, author.as_deref())
                     .await
                     .map_err(write_error)??;
-                transaction.commit().await.map_err(write_error)?;
+                transaction::commit(transaction)
+                    .await
+                    .map_err(write_error)?;
                 Ok(written)
             };
             let written = self.timed_transaction(transaction).await?;

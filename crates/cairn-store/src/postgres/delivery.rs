@@ -26,7 +26,7 @@ use sqlx::postgres::PgRow;
 use sqlx::Row;
 
 use super::errors::{read_error, write_error};
-use super::transaction::TransactionConnection;
+use super::transaction::{self, TransactionConnection};
 use super::PostgresStore;
 use crate::delivery::MessageSelection;
 use crate::error::{ReadError, WriteError};
@@ -626,7 +626,9 @@ impl PostgresStore {
         .await
         .map_err(write_error)?;
         let updated = subscription_row(&updated).map_err(write_error)?;
-        transaction.commit().await.map_err(write_error)?;
+        transaction::commit(transaction)
+            .await
+            .map_err(write_error)?;
         Ok(UpdateOutcome::Updated(updated))
     }
 
@@ -905,7 +907,9 @@ impl PostgresStore {
             }
             _ => Vec::new(),
         };
-        transaction.commit().await.map_err(write_error)?;
+        transaction::commit(transaction)
+            .await
+            .map_err(write_error)?;
         let leased = leased
             .iter()
             .map(leased_message)
@@ -999,7 +1003,9 @@ impl PostgresStore {
         .execute(&mut *transaction)
         .await
         .map_err(write_error)?;
-        transaction.commit().await.map_err(write_error)?;
+        transaction::commit(transaction)
+            .await
+            .map_err(write_error)?;
         Ok(rows)
     }
 

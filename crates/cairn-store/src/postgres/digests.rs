@@ -21,7 +21,7 @@ use futures_util::future::BoxFuture;
 use sqlx::{PgPool, Row};
 
 use super::errors::read_error;
-use super::transaction::TransactionConnection;
+use super::transaction::{self, TransactionConnection};
 use super::PostgresStore;
 use crate::digests::{
     maintained_bucket, Digest, DigestAnswer, DigestQuery, DigestStore, MAINTAINED_DIGITS,
@@ -97,7 +97,7 @@ async fn catch_up_once(pool: &PgPool, target: i64) -> Result<bool, ReadError> {
         .await
         .map_err(read_error)?;
     if covered >= target {
-        transaction.commit().await.map_err(read_error)?;
+        transaction::commit(transaction).await.map_err(read_error)?;
         return Ok(true);
     }
     let up_to = target.min(covered + CATCH_UP_FACTS_MAX);
@@ -168,7 +168,7 @@ async fn catch_up_once(pool: &PgPool, target: i64) -> Result<bool, ReadError> {
         .execute(&mut *transaction)
         .await
         .map_err(read_error)?;
-    transaction.commit().await.map_err(read_error)?;
+    transaction::commit(transaction).await.map_err(read_error)?;
     Ok(up_to >= target)
 }
 

@@ -36,6 +36,29 @@ pub enum PostgresError {
     NotDurable(String),
 }
 
+impl PostgresError {
+    /// Whether trying again later may succeed: the database cannot be
+    /// reached yet, or none of the hosts accepts writes yet (a failover
+    /// under way). A bad URL, a refused certificate or login, a failed
+    /// migration and an unsafe setting stay as they are until someone
+    /// changes them.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PostgresError::NoPrimary { .. } => true,
+            PostgresError::Connect(error) => match error {
+                // A refused TLS handshake (the certificate) surfaces as
+                // invalid data; it stays refused.
+                sqlx::Error::Io(io) => io.kind() != std::io::ErrorKind::InvalidData,
+                sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => false,
+                other => is_unavailable(other),
+            },
+            PostgresError::Url { .. }
+            | PostgresError::Migrate(_)
+            | PostgresError::NotDurable(_) => false,
+        }
+    }
+}
+
 /// Whether the error means the database is unreachable, shutting down,
 /// overloaded or too slow, rather than a problem with the statement.
 fn is_unavailable(error: &sqlx::Error) -> bool {

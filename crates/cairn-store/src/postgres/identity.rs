@@ -18,7 +18,7 @@ use futures_util::future::BoxFuture;
 use sqlx::{Postgres, Row, Transaction};
 
 use super::errors::{read_error, write_error};
-use super::transaction::TransactionConnection;
+use super::transaction::{self, TransactionConnection};
 use super::PostgresStore;
 use crate::error::{ReadError, WriteError};
 use crate::identity::{
@@ -138,7 +138,7 @@ impl PostgresStore {
                 .await
                 .map_err(|error| change_error(error, &identity.name, &[token.id.as_str()]))?;
         }
-        transaction.commit().await.map_err(failed)
+        transaction::commit(transaction).await.map_err(failed)
     }
 
     async fn rotate_in_transaction(
@@ -175,7 +175,7 @@ impl PostgresStore {
         insert_token(&mut transaction, name, &token)
             .await
             .map_err(failed)?;
-        transaction.commit().await.map_err(failed)
+        transaction::commit(transaction).await.map_err(failed)
     }
 
     async fn revoke_in_transaction(&self, name: &str) -> Result<(), IdentityError> {
@@ -195,7 +195,7 @@ impl PostgresStore {
             // Rolled back on drop: the revision does not move.
             return Err(IdentityError::Unknown(name.to_string()));
         }
-        transaction.commit().await.map_err(failed)
+        transaction::commit(transaction).await.map_err(failed)
     }
 
     async fn read_identities(&self) -> Result<Vec<IdentityRecord>, ReadError> {

@@ -62,6 +62,7 @@ mod links;
 mod primary;
 #[cfg(feature = "test-support")]
 pub mod private_cluster;
+mod replication;
 mod schema;
 mod successor_types;
 #[cfg(feature = "test-support")]
@@ -87,12 +88,14 @@ use crate::store::{
 
 pub use claim_batcher::ClaimBatcherOptions;
 pub use errors::PostgresError;
+pub use replication::ReplicationStats;
 pub use schema::SCHEMA_VERSION;
 
 use claim_batcher::{ClaimBatcher, ClaimBatcherHandle, ClaimBatcherParts};
 use errors::{read_error, write_error};
 use hosts::HostList;
 use primary::PrimaryTracker;
+use replication::ReplicationWatch;
 
 /// The channel `cairn_put_facts` notifies with the new head of the log.
 const FACTS_CHANNEL: &str = "cairn_facts";
@@ -166,11 +169,14 @@ pub struct PostgresStore {
     operation_timeout: Duration,
     last_seq: watch::Sender<u64>,
     counters: Arc<Counters>,
-    listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// With several hosts: which one is the writable primary (see
-    /// `primary.rs`), and the task that follows it.
+    /// `primary.rs`).
     primary: Option<Arc<PrimaryTracker>>,
-    primary_follower: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Whether commits wait for a synchronous standby (`replication.rs`).
+    replication: Arc<ReplicationWatch>,
+    /// The tasks that follow the log's head, the primary and the
+    /// replication state, aborted at close.
+    background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Audit entries kept at most (see [`PostgresStore::with_audit_entries_max`]).
     audit_entries_max: u64,
     /// The deployment's identity (see [`crate::CoordinationStore::deployment`]).
@@ -224,32 +230,37 @@ impl PostgresStore {
         );
         let claim_batcher_shutdown = CancellationToken::new();
         tokio::spawn(claim_batcher.run(claim_batcher_shutdown.clone()));
+        let mut background = vec![tokio::spawn(follow_head(
+            pool.clone(),
+            last_seq.clone(),
+            Arc::clone(&counters),
+        ))];
+        let replication = Arc::new(ReplicationWatch::new(primary.is_some()));
+        let (watch, watched_pool) = (Arc::clone(&replication), pool.clone());
+        let timeout = options.acquire_timeout;
+        background.push(tokio::spawn(async move {
+            watch.follow(watched_pool, timeout).await
+        }));
+        if let Some(primary) = &primary {
+            let (primary, pool) = (Arc::clone(primary), pool.clone());
+            background.push(tokio::spawn(
+                async move { primary.follow(pool, timeout).await },
+            ));
+        }
         let store = PostgresStore {
             pool,
             operation_timeout,
             last_seq,
             counters,
-            listener: Mutex::new(None),
             primary,
-            primary_follower: Mutex::new(None),
+            replication,
+            background: Mutex::new(background),
             audit_entries_max: crate::AUDIT_ENTRIES_MAX,
             deployment,
             claims,
             claim_batcher_shutdown,
             type_names_sort_as_bytes,
         };
-        let task = tokio::spawn(follow_head(
-            store.pool.clone(),
-            store.last_seq.clone(),
-            Arc::clone(&store.counters),
-        ));
-        *store.listener.lock().expect("lock poisoned") = Some(task);
-        if let Some(primary) = &store.primary {
-            let (primary, pool) = (Arc::clone(primary), store.pool.clone());
-            let timeout = options.acquire_timeout;
-            let follower = tokio::spawn(async move { primary.follow(pool, timeout).await });
-            *store.primary_follower.lock().expect("lock poisoned") = Some(follower);
-        }
         tracing::info!(last_seq = head, "connected to PostgreSQL");
         Ok(store)
     }
@@ -910,15 +921,14 @@ impl Store for PostgresStore {
                 pool_max: max,
                 query_seconds_buckets,
                 query_seconds_sum: counters.query_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+                replication: self.replication.stats(),
             }),
         }
     }
 
     fn close(&self) {
-        for task in [&self.listener, &self.primary_follower] {
-            if let Some(task) = task.lock().expect("lock poisoned").take() {
-                task.abort();
-            }
+        for task in self.background.lock().expect("lock poisoned").drain(..) {
+            task.abort();
         }
         // The batch under way finishes; claims still waiting are answered
         // `Closed`.

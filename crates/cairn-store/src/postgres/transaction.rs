@@ -12,6 +12,19 @@
 //! and a crash would lose them. A connection whose `BEGIN` was not answered
 //! is therefore closed, never returned to the pool; PostgreSQL rolls back
 //! what it held.
+//!
+//! Every transaction ends through [`commit`], which turns the statement
+//! timeout off first. A `COMMIT` that waits for a synchronous standby and
+//! is cancelled answers *success*, with only a warning ("canceling wait for
+//! synchronous replication"), although the standby may never have received
+//! it: the write would be acknowledged on the primary alone, and lost with
+//! it at a failover. PostgreSQL itself switches the statement timeout off
+//! before it commits (`finish_xact_command`, checked on 15 by
+//! `postgres_failover.rs`), so this is a second lock on the same door, for
+//! settings or versions that might time the commit out. The
+//! implicit commit of a single statement (`cairn_put_facts` on the pool)
+//! has only PostgreSQL's. Cairn itself never sends a cancel request: its
+//! own deadline drops the request, which is then not acknowledged.
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Acquire, PgPool, Postgres, Transaction};
@@ -39,6 +52,16 @@ impl TransactionConnection {
         self.begun = true;
         Ok(transaction)
     }
+}
+
+/// Commits `transaction` with the statement timeout off, so that no timeout
+/// can cut the wait for a synchronous standby short into a false success
+/// (see the module documentation).
+pub(crate) async fn commit(mut transaction: Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
+    sqlx::query("SET LOCAL statement_timeout = 0")
+        .execute(&mut *transaction)
+        .await?;
+    transaction.commit().await
 }
 
 impl Drop for TransactionConnection {
