@@ -1,6 +1,7 @@
 //! The deployment under test, as the checker sees it: server nodes (each a
 //! process the checker may own, with a fault-injecting proxy in front for
-//! the clients), an optional private PostgreSQL, and the files through
+//! the clients), an optional private PostgreSQL (or a replicated one:
+//! a primary and its standby), and the files through
 //! which it moves the servers' clocks.
 
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use crate::identities::{self, IdentityStore};
 use crate::options::{CheckOptions, Target, Topology};
 use crate::postgres::PrivatePostgres;
 use crate::proxy::FaultProxy;
+use crate::replicated_postgres::ReplicatedPostgres;
 use crate::server::{free_port, ServerProcess, StartFailure};
 
 /// One server of the deployment.
@@ -39,6 +41,9 @@ pub struct Deployment {
     pub nodes: Vec<Node>,
     /// The private PostgreSQL cluster, when the checker runs one.
     pub postgres: Option<PrivatePostgres>,
+    /// The replicated PostgreSQL (a primary and its standby), when the
+    /// checker runs one.
+    pub replicated: Option<ReplicatedPostgres>,
     /// A short description for the report.
     pub description: String,
     /// The tokens of the checker's identities, when the servers run with
@@ -58,6 +63,7 @@ impl Deployment {
         let work_dir = &options.work_dir;
         std::fs::create_dir_all(work_dir)
             .map_err(CheckError::io(format!("create {}", work_dir.display())))?;
+        let mut replicated = None;
         let (postgres, store_url, n_servers, description) = match &options.target {
             Target::Embedded if options.topology == Topology::Ring3 => (
                 None,
@@ -87,6 +93,21 @@ impl Deployment {
                 );
                 (postgres, Some(url), *servers, description)
             }
+            Target::PostgresReplicated {
+                servers,
+                commits_wait_for_standby,
+            } => {
+                let pair = ReplicatedPostgres::create(*commits_wait_for_standby)
+                    .await
+                    .map_err(CheckError::PrivatePostgres)?;
+                let url = pair.url();
+                let description = format!(
+                    "replicated PostgreSQL store ({}), {servers} servers",
+                    pair.description()
+                );
+                replicated = Some(pair);
+                (None, Some(url), *servers, description)
+            }
             Target::Urls(_) if options.auth => {
                 return Err(CheckError::Setup(
                     "--auth starts the servers with --auth and creates the checker's identities \
@@ -115,6 +136,7 @@ impl Deployment {
                 return Ok(Deployment {
                     nodes,
                     postgres: None,
+                    replicated: None,
                     description,
                     tokens: None,
                 });
@@ -195,6 +217,7 @@ impl Deployment {
         Ok(Deployment {
             nodes,
             postgres,
+            replicated,
             description,
             tokens,
         })

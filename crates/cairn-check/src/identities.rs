@@ -23,7 +23,7 @@ use crate::claims::{CLAIMANT_TYPE, CLAIMED_TYPE, CLAIM_RELEASED_TYPE};
 use crate::error::CheckError;
 use crate::fences::{FENCED_TYPE, LEASE_GRANTED_TYPE, LEASE_RELEASED_TYPE};
 use crate::timers::TIMER_TYPE;
-use crate::workload::{ITEM_TYPE, KEY_TYPE};
+use crate::workload::{ITEM_TYPE, KEY_TYPE, PROBE_TYPE};
 
 /// Every type the workload writes or the servers decide, which the writer
 /// and the reader read.
@@ -41,9 +41,10 @@ const READ_TYPES: [&str; 9] = [
 /// The types the writer writes: its facts, and (for claims and leases)
 /// the server's decision types, whose write permission governs them; and
 /// the timers' template type (setting and deleting a timer need write on
-/// it).
-const WRITE_TYPES: [&str; 7] = [
+/// it); and the failover probes.
+const WRITE_TYPES: [&str; 8] = [
     ITEM_TYPE,
+    PROBE_TYPE,
     KEY_TYPE,
     CLAIMANT_TYPE,
     FENCED_TYPE,

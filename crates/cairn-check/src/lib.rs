@@ -26,6 +26,7 @@ pub mod options;
 pub mod oracle;
 pub mod postgres;
 pub mod proxy;
+pub mod replicated_postgres;
 pub mod report;
 pub mod ring;
 pub mod run;

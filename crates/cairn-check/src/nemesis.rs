@@ -16,7 +16,7 @@ use crate::options::FaultKind;
 use crate::postgres::RestartMode;
 use crate::proxy::NetworkFault;
 use crate::timers::{self, ClockJump};
-use crate::workload::{canonical_of, ServedFiles, Workload, ITEM_TYPE};
+use crate::workload::{canonical_of, ServedFiles, Workload, ITEM_TYPE, PROBE_TYPE};
 
 /// Acknowledged facts a corruption probe reads at most.
 const PROBE_READS_MAX: usize = 300;
@@ -145,6 +145,7 @@ impl Nemesis {
                 format!("{} for {hold_ms} ms", describe(fault))
             }
             (FaultKind::PostgresRestart, _) => self.restart_postgres(random).await,
+            (FaultKind::Failover, _) => self.fail_over(random).await,
             (FaultKind::TornWrite, Some(process)) => {
                 process.kill();
                 let detail = match &node.data_dir {
@@ -176,6 +177,69 @@ impl Nemesis {
             // Keep trying, so the rest of the run still exercises it.
             let _ = process.start(&self.api).await;
         }
+    }
+
+    /// Fails the replicated PostgreSQL over (see
+    /// `replicated_postgres.rs`), replication cut for 300–1,000 ms first
+    /// while the workload writes; measures how long the servers take to
+    /// acknowledge a write again; then rebuilds the old primary as the new
+    /// one's synchronous standby.
+    async fn fail_over(&self, random: &mut SplitMix64) -> String {
+        let Some(replicated) = &self.deployment.replicated else {
+            return "no replicated PostgreSQL".into();
+        };
+        let failed = |step: &str, error: String| {
+            self.workload.history.violation(
+                "PostgreSQL fails over",
+                format!("the {step} did not complete: {error}"),
+            );
+            format!("{step} failed: {error}")
+        };
+        let cut_ms = random.in_range(300, 1_000);
+        let (killed_at, failed_over) = match replicated.fail_over(cut_ms).await {
+            Ok(done) => done,
+            Err(error) => return failed("failover", error),
+        };
+        let resumed = self.writes_resumed(killed_at).await;
+        match replicated.rejoin().await {
+            Ok(rejoined) => format!("{failed_over}; {resumed}; {rejoined}"),
+            Err(error) => failed("rejoin", error),
+        }
+    }
+
+    /// Writes a probe fact to every server until each acknowledges one,
+    /// and says how long after `since` the last did.
+    async fn writes_resumed(&self, since: Instant) -> String {
+        const RESUME_WAIT: Duration = Duration::from_secs(60);
+        let mut resumed_ms = Vec::new();
+        for node in &self.deployment.nodes {
+            let mut attempt = 0u64;
+            loop {
+                let probe = serde_json::json!({
+                    "type": PROBE_TYPE,
+                    "predecessors": {},
+                    "fields": {"at_ms": self.started.elapsed().as_millis() as u64, "attempt": attempt}
+                });
+                attempt += 1;
+                let answer = self.api.post_facts(&node.direct_base, &[probe]).await;
+                if matches!(answer, Answer::Done(_)) {
+                    resumed_ms.push(since.elapsed().as_millis());
+                    break;
+                }
+                if since.elapsed() > RESUME_WAIT {
+                    self.workload.history.violation(
+                        "writes resume after a failover",
+                        format!("server {} took no write within {RESUME_WAIT:?}", node.idx),
+                    );
+                    return "writes did not resume".into();
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        format!(
+            "every server took a write {} ms after the kill",
+            resumed_ms.iter().max().copied().unwrap_or(0)
+        )
     }
 
     async fn restart_postgres(&self, random: &mut SplitMix64) -> String {

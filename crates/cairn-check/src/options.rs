@@ -19,6 +19,18 @@ pub enum Target {
         /// An existing database, which the checker never restarts.
         store_url: Option<String>,
     },
+    /// `servers` servers the checker starts over a replicated PostgreSQL
+    /// it creates: a primary and a streaming standby (see
+    /// [`crate::replicated_postgres`]), which the nemesis fails over
+    /// ([`FaultKind::Failover`]). The servers get both hosts in their URL.
+    PostgresReplicated {
+        /// How many servers to start.
+        servers: usize,
+        /// Whether commits wait for the standby (`synchronous_commit =
+        /// on`, the guarantee), or only for the primary's disk (`local`:
+        /// the negative control, which must lose acknowledged writes).
+        commits_wait_for_standby: bool,
+    },
     /// Servers someone else runs: the checker cannot kill, pause or corrupt
     /// them, so it injects only network faults (through its proxies).
     Urls(Vec<String>),
@@ -74,6 +86,10 @@ pub enum FaultKind {
     Network,
     /// An immediate (crash) or fast restart of the private PostgreSQL.
     PostgresRestart,
+    /// The replicated PostgreSQL's primary is cut off from its standby,
+    /// killed (`kill -9` of its postmaster), the standby promoted, and the
+    /// old primary rebuilt as the new primary's synchronous standby.
+    Failover,
     /// `kill -9`, then a torn last write: garbage after the journal's last
     /// record, as a write cut by power loss leaves it (embedded).
     TornWrite,
@@ -85,7 +101,7 @@ pub enum FaultKind {
 
 impl FaultKind {
     /// Every kind, in report order.
-    pub const ALL: [FaultKind; 9] = [
+    pub const ALL: [FaultKind; 10] = [
         FaultKind::Kill,
         FaultKind::Pause,
         FaultKind::RestartLoop,
@@ -93,6 +109,7 @@ impl FaultKind {
         FaultKind::ClockJump,
         FaultKind::Network,
         FaultKind::PostgresRestart,
+        FaultKind::Failover,
         FaultKind::TornWrite,
         FaultKind::Corruption,
     ];
@@ -107,6 +124,7 @@ impl FaultKind {
             FaultKind::ClockJump => "clock-jump",
             FaultKind::Network => "network",
             FaultKind::PostgresRestart => "postgres-restart",
+            FaultKind::Failover => "failover",
             FaultKind::TornWrite => "torn-write",
             FaultKind::Corruption => "corruption",
         }
@@ -192,7 +210,8 @@ impl CheckOptions {
             Target::Embedded
             | Target::Postgres {
                 store_url: None, ..
-            } => true,
+            }
+            | Target::PostgresReplicated { .. } => true,
             Target::Postgres {
                 store_url: Some(url),
                 ..
@@ -228,10 +247,16 @@ impl CheckOptions {
             .iter()
             .copied()
             .filter(|kind| match &self.target {
-                Target::Embedded => *kind != FaultKind::PostgresRestart,
+                Target::Embedded => {
+                    !matches!(kind, FaultKind::PostgresRestart | FaultKind::Failover)
+                }
                 Target::Postgres { store_url, .. } => {
                     !kind.embedded_only()
+                        && *kind != FaultKind::Failover
                         && (*kind != FaultKind::PostgresRestart || store_url.is_none())
+                }
+                Target::PostgresReplicated { .. } => {
+                    !kind.embedded_only() && *kind != FaultKind::PostgresRestart
                 }
                 Target::Urls(_) => !kind.needs_processes(),
             })

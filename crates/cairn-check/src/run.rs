@@ -335,7 +335,7 @@ fn fault_summary(
     for event in &recorded.faults {
         *faults.entry(event.kind.name().to_string()).or_insert(0) += 1;
         let target = match event.kind {
-            FaultKind::PostgresRestart => "PostgreSQL".to_string(),
+            FaultKind::PostgresRestart | FaultKind::Failover => "PostgreSQL".to_string(),
             _ => format!("server {}", event.server_idx),
         };
         fault_log.push(format!(

@@ -24,6 +24,9 @@ use crate::history_file::HistoryFile;
 pub const ITEM_TYPE: &str = "check.Item";
 /// The fact type of ordering keys.
 pub const KEY_TYPE: &str = "check.Key";
+/// The fact type of the nemesis's probes after a PostgreSQL failover (no
+/// subscription selects it; the oracle leaves it alone).
+pub const PROBE_TYPE: &str = "check.FailoverProbe";
 /// The fact type of the one fact each store of a ring gets at the start
 /// and nothing names: where it ends up shows what the links' types let
 /// through on their own, without a predecessor pulling it along.

@@ -19,9 +19,16 @@ pub struct CheckArgs {
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     duration: Duration,
     /// `embedded`: one server on the embedded store; `postgres`: several
-    /// servers over one PostgreSQL database.
-    #[arg(long, default_value = "embedded", value_parser = ["embedded", "postgres"])]
+    /// servers over one PostgreSQL database; `postgres-replicated`: several
+    /// servers over a primary and its synchronous standby that the checker
+    /// creates and fails over (fault `failover`).
+    #[arg(long, default_value = "embedded", value_parser = ["embedded", "postgres", "postgres-replicated"])]
     backend: String,
+    /// The negative control of `--backend postgres-replicated`: commits
+    /// wait for the primary's disk only (`synchronous_commit = local`), so
+    /// failovers lose acknowledged writes and the run must fail.
+    #[arg(long, hide = true)]
+    replicated_commits_local: bool,
     /// `single`: one deployment (the backend's); `ring3`: three embedded
     /// deployments linked in a ring by replication links through the
     /// fault proxies (B follows A, C follows B, A follows C), checked for
@@ -47,7 +54,7 @@ pub struct CheckArgs {
     urls: Vec<String>,
     /// Fault kinds to inject, comma-separated, or `none` (default: all
     /// that apply): kill, pause, restart-loop, clean-restart, clock-jump,
-    /// network, postgres-restart, torn-write, corruption.
+    /// network, postgres-restart, failover, torn-write, corruption.
     #[arg(long, value_delimiter = ',')]
     faults: Vec<String>,
     /// Mean time between faults, e.g. `3s`.
@@ -118,6 +125,10 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
             })
             .collect::<anyhow::Result<_>>()?,
     };
+    anyhow::ensure!(
+        !args.replicated_commits_local || args.backend == "postgres-replicated",
+        "--replicated-commits-local is a negative control of --backend postgres-replicated"
+    );
     let topology = Topology::from_name(&args.topology).expect("clap checked the name");
     let target = if !args.urls.is_empty() {
         Target::Urls(args.urls.clone())
@@ -125,6 +136,15 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
         Target::Postgres {
             servers: usize::from(args.servers),
             store_url: args.store.clone(),
+        }
+    } else if args.backend == "postgres-replicated" {
+        anyhow::ensure!(
+            args.store.is_none(),
+            "--backend postgres-replicated creates its own primary and standby; --store needs --backend postgres"
+        );
+        Target::PostgresReplicated {
+            servers: usize::from(args.servers),
+            commits_wait_for_standby: !args.replicated_commits_local,
         }
     } else {
         anyhow::ensure!(args.store.is_none(), "--store needs --backend postgres");

@@ -2,7 +2,10 @@
 //! embedded store and on PostgreSQL (three servers over a private cluster)
 //! must pass with every check having examined something (claims won
 //! again after releases, fenced writes refused as stale, timers fired and
-//! deleted included); a shorter run of three embedded deployments linked
+//! deleted included); a run over a replicated PostgreSQL (a primary and
+//! its synchronous standby, failed over again and again) must pass, and
+//! its negative control (`synchronous_commit = local`) must lose
+//! acknowledged writes; a shorter run of three embedded deployments linked
 //! in a ring (`--topology ring3`) must pass too; the negative controls — a
 //! server that acknowledges before writing, a ring link defined with other
 //! types than the checker expects — must fail; a shorter run with `--auth` (the checker's own identities, every request
@@ -186,6 +189,81 @@ fn the_checker_passes_on_postgresql_with_three_servers_under_every_fault() {
         "{report:#}"
     );
     assert_coordination_exercised(&report);
+}
+
+/// Whether PostgreSQL's programs are here for `--backend
+/// postgres-replicated` (it needs no running server).
+fn postgres_programs_installed() -> bool {
+    let installed =
+        cairn_store::postgres::private_cluster::PrivateCluster::find_bin_dir().is_some();
+    if !installed {
+        eprintln!(
+            "skipped: PostgreSQL's programs (initdb, pg_ctl, pg_basebackup) are not installed"
+        );
+    }
+    installed
+}
+
+#[test]
+fn the_checker_passes_on_a_replicated_postgresql_through_failovers() {
+    if !postgres_programs_installed() {
+        return;
+    }
+    let report = passing_run_with_faults(
+        &[
+            "--backend",
+            "postgres-replicated",
+            "--servers",
+            "2",
+            "--seed",
+            "20261208",
+            "--duration",
+            "30s",
+            "--faults",
+            "failover,kill",
+            "--fault-interval",
+            "3s",
+        ],
+        4,
+    );
+    assert!(
+        report["faults"]["failover"].as_u64().unwrap() >= 2,
+        "fewer than two failovers: {report:#}"
+    );
+    assert!(report["writes"]["acknowledged"].as_u64().unwrap() > 1_000);
+}
+
+#[test]
+fn negative_control_failovers_lose_writes_acknowledged_without_the_standby() {
+    if !postgres_programs_installed() {
+        return;
+    }
+    let (output, report) = check_alone(&[
+        "--backend",
+        "postgres-replicated",
+        "--replicated-commits-local",
+        "--servers",
+        "2",
+        "--seed",
+        "8",
+        "--duration",
+        "15s",
+        "--faults",
+        "failover",
+        "--fault-interval",
+        "5s",
+    ]);
+    assert!(
+        !output.status.success(),
+        "failovers without a synchronous standby lost nothing:\n{}",
+        text(&output)
+    );
+    let report = report.expect("a JSON report");
+    let durable = check_named(&report, "acknowledged writes are durable");
+    assert!(
+        !durable["counterexamples"].as_array().unwrap().is_empty(),
+        "the lost writes went unnoticed: {report:#}"
+    );
 }
 
 #[test]
@@ -412,7 +490,7 @@ fn negative_control_the_checker_fails_a_server_that_acknowledges_before_writing(
 #[test]
 fn bad_arguments_get_a_clear_error_and_start_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 14] = [
+    let cases: [(&[&str], &str); 16] = [
         (
             &["--faults", "kill,earthquake"],
             "unknown fault \"earthquake\"",
@@ -424,6 +502,19 @@ fn bad_arguments_get_a_clear_error_and_start_nothing() {
             "--store needs --backend postgres",
         ),
         (&["--backend", "oracle"], "invalid value"),
+        (
+            &[
+                "--backend",
+                "postgres-replicated",
+                "--store",
+                "postgres://x",
+            ],
+            "creates its own primary and standby",
+        ),
+        (
+            &["--replicated-commits-local"],
+            "a negative control of --backend postgres-replicated",
+        ),
         (&["--claimers", "65"], "65 is not in 0..=64"),
         (&["--timer-setters", "65"], "65 is not in 0..=64"),
         (

@@ -53,26 +53,9 @@ fn primary_and_standby(bin_dir: &std::path::Path) -> (PrivateCluster, PrivateClu
     (primary, standby)
 }
 
-/// One value of a query through `psql` on `cluster`.
+/// One value of a query on `cluster`.
 fn sql(cluster: &PrivateCluster, query: &str) -> String {
-    let port = cluster.port().to_string();
-    let output = cluster
-        .run_program(
-            "psql",
-            &[
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-U",
-                "postgres",
-                "-At",
-                "-c",
-                query,
-            ],
-        )
-        .unwrap();
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
+    cluster.sql(query).unwrap()
 }
 
 /// Waits until `probe` holds, panicking with `what` after [`RECOVERY_WAIT`];

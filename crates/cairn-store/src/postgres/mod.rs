@@ -60,7 +60,7 @@ mod hosts;
 mod identity;
 mod links;
 mod primary;
-#[cfg(feature = "test-support")]
+#[cfg(feature = "private-cluster")]
 pub mod private_cluster;
 mod replication;
 mod schema;

@@ -31,6 +31,10 @@ use super::hosts::{role_of, HostList, HostRole};
 
 /// How often the current host is asked whether it still accepts writes.
 pub(crate) const PRIMARY_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// How long that question may take before the hosts are tried: a dead
+/// primary should cost about a second, not the pool's acquire timeout
+/// (a live but busy one is then found again, and nothing moves).
+const PRIMARY_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Which host of a [`HostList`] the pool uses, and since when.
 pub(crate) struct PrimaryTracker {
@@ -80,11 +84,12 @@ impl PrimaryTracker {
 
     /// Checks the current host every [`PRIMARY_CHECK_INTERVAL`] and moves
     /// `pool` to another host when it stops accepting writes; runs until
-    /// aborted. Each check is bounded by `timeout`.
+    /// aborted. Each check takes at most [`PRIMARY_CHECK_TIMEOUT`] (and
+    /// `timeout`), each probe of the hosts after it `timeout`.
     pub(crate) async fn follow(&self, pool: PgPool, timeout: Duration) {
         loop {
             tokio::time::sleep(PRIMARY_CHECK_INTERVAL).await;
-            let still_primary = tokio::time::timeout(timeout, async {
+            let still_primary = tokio::time::timeout(PRIMARY_CHECK_TIMEOUT.min(timeout), async {
                 let mut connection = pool.acquire().await?;
                 role_of(&mut connection).await
             })

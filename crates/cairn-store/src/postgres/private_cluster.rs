@@ -1,10 +1,13 @@
-//! Test support (feature `test-support`): a PostgreSQL cluster of the
-//! test's own — `initdb` in a fresh temporary directory, configured by the
-//! test (TLS, `pg_hba.conf`, replication settings), started on a free
-//! loopback port, stopped and deleted when dropped, also when the test
-//! fails. For what the shared server of [`super::testing::TestDatabase`]
-//! cannot do: server settings (`ssl = on`), restarts, several clusters
-//! (a primary and its standby).
+//! Test support (feature `private-cluster`, part of `test-support`): a
+//! PostgreSQL cluster of the test's own — `initdb` in a fresh temporary
+//! directory, configured by the test (TLS, `pg_hba.conf`, replication
+//! settings), started on a free loopback port, stopped and deleted when
+//! dropped, also when the test fails. For what the shared server of
+//! `testing::TestDatabase` cannot do: server settings (`ssl = on`),
+//! restarts, several clusters (a primary and its streaming standbys, a
+//! failover by `kill -9` and promotion, a failed primary rebuilt as a
+//! standby). The failover tests and `cairn check --backend postgres-ha`
+//! both run on it.
 //!
 //! PostgreSQL refuses to run as root; when the tests run as root, every
 //! PostgreSQL program runs as the `postgres` user through `runuser`, and
@@ -73,26 +76,85 @@ impl PrivateCluster {
     /// It connects to the primary as `application_name = name`, the name
     /// the primary's `synchronous_standby_names` can list.
     pub fn standby_of(primary: &PrivateCluster, name: &str) -> Result<PrivateCluster, String> {
+        PrivateCluster::standby_through(primary, primary.port, name)
+    }
+
+    /// [`PrivateCluster::standby_of`], streaming from the primary through
+    /// `port` on loopback (a proxy in front of it, so that replication can
+    /// be cut) instead of its own port.
+    pub fn standby_through(
+        primary: &PrivateCluster,
+        port: u16,
+        name: &str,
+    ) -> Result<PrivateCluster, String> {
         let standby = PrivateCluster::empty(&primary.bin_dir)?;
-        let source = format!(
-            "host=127.0.0.1 port={} user=postgres application_name={name}",
-            primary.port
-        );
-        standby.run_checked(
+        standby.base_backup(port, name)?;
+        Ok(standby)
+    }
+
+    /// Throws this cluster's data away and makes it a streaming standby of
+    /// the primary reached at `port` on loopback, as `name`, keeping its own
+    /// port: how a failed primary rejoins after a failover (a fresh base
+    /// backup; `pg_rewind` would need `wal_log_hints`). Stops it first if it
+    /// runs; not started.
+    pub fn rebuild_as_standby(&mut self, port: u16, name: &str) -> Result<(), String> {
+        self.stop()?;
+        std::fs::remove_dir_all(&self.data_dir)
+            .map_err(|error| format!("cannot remove {}: {error}", self.data_dir.display()))?;
+        self.base_backup(port, name)
+    }
+
+    /// `pg_basebackup -R` from the server at `port` into the (absent) data
+    /// directory, connecting as `application_name = name`.
+    fn base_backup(&self, port: u16, name: &str) -> Result<(), String> {
+        let source = format!("host=127.0.0.1 port={port} user=postgres application_name={name}");
+        self.run_checked(
             "pg_basebackup",
             &[
                 "-d",
                 &source,
                 "-D",
-                path_text(&standby.data_dir)?,
+                path_text(&self.data_dir)?,
                 "-R",
                 "-X",
                 "stream",
                 "-c",
                 "fast",
             ],
+        )
+    }
+
+    /// Runs `query` through `psql` on the running server and returns what
+    /// it printed (unaligned, tuples only: one value per line, `|` between
+    /// columns), or why it failed.
+    pub fn sql(&self, query: &str) -> Result<String, String> {
+        let port = self.port.to_string();
+        let output = self.run_program(
+            "psql",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                query,
+            ],
         )?;
-        Ok(standby)
+        if !output.status.success() {
+            return Err(format!(
+                "psql -c {query:?} failed ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
     }
 
     /// A new temporary directory for a cluster, with a free port; dropping
