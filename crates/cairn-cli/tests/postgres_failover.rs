@@ -6,7 +6,12 @@
 //! standby is up after `kill -9` of the primary's postmaster, and take
 //! writes and pulls again, without a restart, once the standby is
 //! promoted — with every fact and ack acknowledged before the failover
-//! still there.
+//! still there; health warns that the new primary of two nodes has no
+//! synchronous standby. Three nodes (`ANY 1 (s1, s2)`) keep one through
+//! the failover. Also: a server started before its database or with only
+//! a standby reachable answers 503 and serves once a primary is there, and
+//! a commit waiting for a synchronous standby is never acknowledged early
+//! (the statement timeout passes, the commit keeps waiting).
 //!
 //! It needs PostgreSQL's programs (`initdb`, `pg_ctl`, `pg_basebackup`),
 //! not a running server; it skips, saying so, only where they are not
@@ -342,4 +347,122 @@ fn a_server_started_before_its_database_serves_once_the_database_is_up() {
     });
     let hash = put_one(&server, fact("Late.Database", json!({}), json!({})));
     assert_eq!(get_json(&server, &format!("/v1/facts/{hash}")).0, 200);
+}
+
+/// Three nodes, `synchronous_standby_names = 'ANY 1 (s1, s2)'` on each:
+/// after the primary's loss, the standby that received the most is
+/// promoted, the other follows it, and the new primary again has a
+/// synchronous standby — so, unlike two nodes, no commit is ever
+/// acknowledged without one (a commit waits until the other follows).
+#[test]
+fn three_nodes_keep_a_synchronous_standby_through_a_failover() {
+    let Some(bin_dir) = PrivateCluster::find_bin_dir() else {
+        eprintln!("skipped: PostgreSQL's programs (initdb, pg_ctl) are not installed");
+        return;
+    };
+    let quorum = [("synchronous_standby_names", "'ANY 1 (s1, s2)'")];
+    let mut primary = PrivateCluster::init(&bin_dir).unwrap();
+    primary.configure(&quorum).unwrap();
+    primary.start().unwrap();
+    let mut standbys: Vec<PrivateCluster> = ["s1", "s2"]
+        .iter()
+        .map(|name| {
+            let mut standby = PrivateCluster::standby_of(&primary, name).unwrap();
+            standby.start().unwrap();
+            standby
+        })
+        .collect();
+    wait_until("both standbys in the quorum", || {
+        sql(
+            &primary,
+            "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'quorum'",
+        ) == "2"
+    });
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{},127.0.0.1:{},127.0.0.1:{}/postgres",
+        primary.port(),
+        standbys[0].port(),
+        standbys[1].port()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_store(dir.path(), &url, &["--pg-acquire-timeout-ms", "2000"]);
+    wait_until("both standbys in the metrics", || {
+        metrics_text(&server).contains("cairn_db_standbys{synchronous=\"true\"} 2")
+    });
+    let definition = json!({"type": "Quorum.Order", "lease_ms": 1000});
+    assert_eq!(put_subscription(&server, "orders", definition).0, 201);
+    let before: Vec<String> = (0..20)
+        .map(|n| put_one(&server, fact("Quorum.Order", json!({"n": n}), json!({}))))
+        .collect();
+    let messages = pull(&server, "orders", 10, 1000);
+    assert_eq!(messages.len(), 10);
+    assert_eq!(
+        settle(&server, "orders", "ack", &messages, json!({})),
+        vec!["acked"; 10]
+    );
+    let acked: Vec<String> = messages.iter().map(message_hash).collect();
+
+    primary.kill_postmaster().unwrap();
+    // As Patroni does: promote the standby that received the most WAL,
+    // so that the other can follow it.
+    let received: Vec<String> = standbys
+        .iter()
+        .map(|standby| sql(standby, "SELECT pg_last_wal_receive_lsn()"))
+        .collect();
+    let second_is_ahead = sql(
+        &standbys[0],
+        &format!(
+            "SELECT '{}'::pg_lsn > '{}'::pg_lsn",
+            received[1], received[0]
+        ),
+    ) == "t";
+    if second_is_ahead {
+        standbys.swap(0, 1);
+    }
+    let (promoted, follower) = (&standbys[0], &standbys[1]);
+    promoted.promote().unwrap();
+    let follower_name = if second_is_ahead { "s1" } else { "s2" };
+    follower.follow(promoted.port(), follower_name).unwrap();
+
+    let mut after = String::new();
+    let took = wait_until("a write after the promotion", || {
+        let (status, answer) = post_facts(
+            &server,
+            &[fact("Quorum.Order", json!({"n": 20}), json!({}))],
+        );
+        if status == 200 {
+            after = answer["results"][0]["hash"].as_str().unwrap().to_string();
+        }
+        status == 200
+    });
+    eprintln!("first write acknowledged {took:?} after the promotion");
+    // The write waited for the follower: the new primary streams to it
+    // synchronously, and health has nothing to warn about.
+    let follower_state = format!(
+        "SELECT sync_state FROM pg_stat_replication WHERE application_name = '{follower_name}'"
+    );
+    assert_eq!(sql(promoted, &follower_state), "quorum");
+    wait_until("the metrics after the failover", || {
+        metrics_text(&server).contains("cairn_db_standbys{synchronous=\"true\"} 1")
+    });
+    let (status, health) = get_json(&server, "/v1/health");
+    assert_eq!(status, 200);
+    assert!(health.get("warnings").is_none(), "{health}");
+
+    for hash in before.iter().chain([&after]) {
+        assert_eq!(
+            get_json(&server, &format!("/v1/facts/{hash}")).0,
+            200,
+            "{hash}"
+        );
+    }
+    let mut delivered = Vec::new();
+    wait_until("the unacked messages after the failover", || {
+        delivered.extend(pull(&server, "orders", 100, 200).iter().map(message_hash));
+        delivered.len() >= 11
+    });
+    assert!(
+        delivered.iter().all(|hash| !acked.contains(hash)),
+        "an acked message came back"
+    );
 }

@@ -104,6 +104,27 @@ impl PrivateCluster {
         self.base_backup(port, name)
     }
 
+    /// Points this running standby at the primary reached at `port` on
+    /// loopback, as `name` (`primary_conninfo`, reloaded: PostgreSQL 13 and
+    /// later restart the WAL receiver without a restart), as a standby
+    /// does after another one was promoted. It follows the new primary's
+    /// timeline if it has not received WAL beyond the fork.
+    pub fn follow(&self, port: u16, name: &str) -> Result<(), String> {
+        use std::io::Write;
+        // `pg_basebackup -R` wrote the setting here; a later line wins.
+        let path = self.data_dir.join("postgresql.auto.conf");
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|error| format!("cannot open {}: {error}", path.display()))?;
+        writeln!(
+            file,
+            "primary_conninfo = 'host=127.0.0.1 port={port} user=postgres application_name={name}'"
+        )
+        .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+        self.sql("SELECT pg_reload_conf()").map(|_| ())
+    }
+
     /// `pg_basebackup -R` from the server at `port` into the (absent) data
     /// directory, connecting as `application_name = name`.
     fn base_backup(&self, port: u16, name: &str) -> Result<(), String> {
