@@ -3,14 +3,16 @@
 # time budget, run before an issue is closed and reported in its closing
 # note. An hour of `cairn check` under every fault, first on the embedded
 # store, then on PostgreSQL (servers over a private cluster the checker
-# creates, restarts and removes), each with the whole workload: writers,
+# creates, restarts and removes), then on a replicated PostgreSQL (a
+# primary and its synchronous standby the checker creates and fails over,
+# `--backend postgres-replicated`), each with the whole workload: writers,
 # readers, consumers, claimers, fenced writers and timer setters. Then
 # three embedded deployments linked in a ring (`--topology ring3`) under
 # the same faults, for CAIRN_LONG_RING_DURATION (default 15m).
 #
 #   CAIRN_LONG_CHECK_DURATION  per backend, default 55m (faults; judging follows)
 #   CAIRN_LONG_CHECK_SEED      default: the current Unix time (printed)
-#   CAIRN_LONG_BACKENDS        default "embedded postgres"
+#   CAIRN_LONG_BACKENDS        default "embedded postgres postgres-replicated"
 #   CAIRN_LONG_RING_DURATION   the ring of three, default 15m (0 skips it)
 #
 # Reports: target/long-tier/<backend>-report.json; work directories (server
@@ -26,7 +28,7 @@ rm -rf "$out"
 mkdir -p "$out"
 # A copy, so that a build during the run cannot change the servers' binary.
 cp "$target/release/cairn" "$out/cairn"
-for backend in ${CAIRN_LONG_BACKENDS:-embedded postgres}; do
+for backend in ${CAIRN_LONG_BACKENDS:-embedded postgres postgres-replicated}; do
     echo "long tier: cairn check --backend $backend --duration $duration --seed $seed" >&2
     /usr/bin/time -v "$out/cairn" check --backend "$backend" --duration "$duration" \
         --seed "$seed" --work-dir "$out/$backend" --report-json "$out/$backend-report.json" \
