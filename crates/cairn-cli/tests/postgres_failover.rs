@@ -77,6 +77,34 @@ fn wait_until(what: &str, mut probe: impl FnMut() -> bool) -> Duration {
     started.elapsed()
 }
 
+/// Every fact of `before` and `after` is readable, and pulling the
+/// subscription `orders` delivers its 11 unacked messages but none of
+/// `acked`; answers what was delivered.
+fn assert_nothing_lost(
+    server: &Server,
+    before: &[String],
+    after: &String,
+    acked: &[String],
+) -> Vec<String> {
+    for hash in before.iter().chain([after]) {
+        assert_eq!(
+            get_json(server, &format!("/v1/facts/{hash}")).0,
+            200,
+            "{hash}"
+        );
+    }
+    let mut delivered = Vec::new();
+    wait_until("the unacked messages after the failover", || {
+        delivered.extend(pull(server, "orders", 100, 200).iter().map(message_hash));
+        delivered.len() >= 11
+    });
+    assert!(
+        delivered.iter().all(|hash| !acked.contains(hash)),
+        "an acked message came back"
+    );
+    delivered
+}
+
 #[test]
 fn a_multi_host_url_finds_the_primary_and_follows_it_through_a_failover() {
     let Some(bin_dir) = PrivateCluster::find_bin_dir() else {
@@ -178,22 +206,7 @@ fn a_multi_host_url_finds_the_primary_and_follows_it_through_a_failover() {
     // Nothing acknowledged before the failover is lost, and delivery state
     // holds: the acked messages never come back, the others and the new
     // fact do.
-    for hash in before.iter().chain([&after]) {
-        assert_eq!(
-            get_json(&server, &format!("/v1/facts/{hash}")).0,
-            200,
-            "{hash}"
-        );
-    }
-    let mut delivered = Vec::new();
-    wait_until("the unacked messages after the failover", || {
-        delivered.extend(pull(&server, "orders", 100, 200).iter().map(message_hash));
-        delivered.len() >= 11
-    });
-    assert!(
-        delivered.iter().all(|hash| !acked.contains(hash)),
-        "an acked message came back"
-    );
+    let delivered = assert_nothing_lost(&server, &before, &after, &acked);
     assert!(delivered.contains(&after));
 }
 
@@ -449,20 +462,5 @@ fn three_nodes_keep_a_synchronous_standby_through_a_failover() {
     assert_eq!(status, 200);
     assert!(health.get("warnings").is_none(), "{health}");
 
-    for hash in before.iter().chain([&after]) {
-        assert_eq!(
-            get_json(&server, &format!("/v1/facts/{hash}")).0,
-            200,
-            "{hash}"
-        );
-    }
-    let mut delivered = Vec::new();
-    wait_until("the unacked messages after the failover", || {
-        delivered.extend(pull(&server, "orders", 100, 200).iter().map(message_hash));
-        delivered.len() >= 11
-    });
-    assert!(
-        delivered.iter().all(|hash| !acked.contains(hash)),
-        "an acked message came back"
-    );
+    assert_nothing_lost(&server, &before, &after, &acked);
 }
